@@ -1,0 +1,59 @@
+"""The Backend protocol: a loaded model that answers batches of requests."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from medbench.prompts import Messages
+
+
+@dataclass(frozen=True)
+class Request:
+    """One generation request: the content key and what the model sees."""
+
+    key: str
+    messages: Messages
+    options: tuple[str, ...] = ()
+    """The answers the prompt offered (used by baselines only)."""
+    positive_options: tuple[str, ...] = ()
+    """Options that mean the finding is present (used by baselines only)."""
+    majority_option: str | None = None
+    """The most frequent true answer in the evaluated data (used by the majority baseline)."""
+
+
+@dataclass(frozen=True)
+class Output:
+    """A model's answer to one request, or the reason it has none."""
+
+    text: str | None
+    error: str | None = None
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class BackendContext:
+    """Run-wide settings a backend needs to load: device, batch size, where checkpoints live."""
+
+    device: str = "auto"
+    """`auto` (CUDA if present, else CPU), `cpu`, `cuda`, `cuda:N`."""
+    batch_size: int | None = None
+    """None = the backend's own default."""
+    checkpoint_dir: Path | None = None
+    """For `path:` and `tiny:` models: the resolved local checkpoint folder."""
+    decode_threads: int = 2
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+class Backend(Protocol):
+    """A loaded model. Outputs must not depend on how requests are batched."""
+
+    def generate(self, requests: Sequence[Request]) -> list[Output]:
+        """Answer each request, in order; a per-request failure is an Output with `error`."""
+        ...
+
+    def close(self) -> None:
+        """Free the model (GPU memory, threads, connections)."""
+        ...

@@ -1,0 +1,140 @@
+"""Render a prompt variant for a task and an image into chat messages (sandboxed Jinja2)."""
+
+from __future__ import annotations
+
+import string
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+from jinja2 import StrictUndefined, TemplateError
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+from medbench.specs import PromptFamilySpec, TaskSpec, VariantSpec
+
+TEMPLATE_VARIABLES = (
+    "question",
+    "modality",
+    "finding",
+    "title",
+    "options",
+    "labels",
+    "lettered_options",
+    "positive",
+    "signs",
+    "label_signs",
+    "description",
+)
+"""Names a template may use; `description` is only set for text-only diagnose prompts."""
+
+
+@dataclass(frozen=True)
+class ImageRef:
+    """An image by path (to read it) and by content (to key it)."""
+
+    path: str
+    sha256: str
+
+
+@dataclass(frozen=True)
+class Messages:
+    """One chat turn: an optional system prompt, the user text and its images."""
+
+    system: str | None
+    text: str
+    images: tuple[ImageRef, ...] = ()
+
+    def key_payload(self) -> dict[str, Any]:
+        """What of the messages changes the answer: texts and image hashes, never paths."""
+        return {
+            "system": self.system,
+            "text": self.text,
+            "images": [image.sha256 for image in self.images],
+        }
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """A rendered variant: the messages and the answer options in the order offered."""
+
+    messages: Messages
+    options: tuple[str, ...]
+    lettered: bool
+
+
+@lru_cache(maxsize=1)
+def environment() -> ImmutableSandboxedEnvironment:
+    """The one Jinja environment for prompts: sandboxed, strict, no autoescape (plain text)."""
+    return ImmutableSandboxedEnvironment(
+        undefined=StrictUndefined, autoescape=False, keep_trailing_newline=False
+    )
+
+
+def offered_options(task: TaskSpec, variant: VariantSpec, family: PromptFamilySpec) -> tuple[str, ...]:
+    """The answers a variant offers: label names (in its order) or yes/no."""
+    if family.answer == "yes_no":
+        return ("yes", "no")
+    if family.answer == "text":
+        return ()
+    names = tuple(label.name for label in task.labels)
+    return names[::-1] if variant.option_order == "reversed" else names
+
+
+def template_context(
+    task: TaskSpec, options: tuple[str, ...], description: str | None = None
+) -> dict[str, Any]:
+    """The variables a template sees for a task."""
+    letters = string.ascii_uppercase
+    positive = [label for label in task.labels if label.positive]
+    return {
+        "question": task.question,
+        "modality": task.modality,
+        "finding": task.finding,
+        "title": task.title,
+        "options": list(options),
+        "labels": list(options),
+        "lettered_options": [f"{letters[i]}. {o}" for i, o in enumerate(options)],
+        "positive": [label.name for label in positive],
+        "signs": [sign for label in positive for sign in label.signs],
+        "label_signs": [{"name": label.name, "signs": list(label.signs)} for label in task.labels],
+        "description": description if description is not None else "",
+    }
+
+
+@lru_cache(maxsize=4096)
+def _compile(source: str) -> Any:
+    return environment().from_string(source)
+
+
+def render_text(source: str, context: dict[str, Any]) -> str:
+    """Render one template string; raises jinja2.TemplateError on any problem."""
+    return str(_compile(source).render(context)).strip()
+
+
+def render(
+    family: PromptFamilySpec,
+    variant: VariantSpec,
+    task: TaskSpec,
+    images: tuple[ImageRef, ...],
+    description: str | None = None,
+) -> Rendered:
+    """Render a variant for a task and its image(s) into messages."""
+    options = offered_options(task, variant, family)
+    context = template_context(task, options, description)
+    text = render_text(variant.template, context)
+    system = render_text(variant.system, context) if variant.system else None
+    return Rendered(Messages(system, text, images), options, variant.lettered)
+
+
+__all__ = [
+    "TEMPLATE_VARIABLES",
+    "ImageRef",
+    "Messages",
+    "Rendered",
+    "TemplateError",
+    "environment",
+    "offered_options",
+    "render",
+    "render_text",
+    "template_context",
+]

@@ -1,0 +1,279 @@
+"""Spec models: what a YAML file under `specs/` may say, validated by pydantic."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+SCHEMA_VERSION = 1
+ID_PATTERN = r"^[a-z0-9][a-z0-9._-]*$"
+
+Id = Annotated[str, Field(pattern=ID_PATTERN, max_length=80)]
+Text = Annotated[str, Field(min_length=1, max_length=4000)]
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, use_attribute_docstrings=True, str_strip_whitespace=True
+    )
+
+
+class LabelSpec(_Spec):
+    """One class of a task."""
+
+    id: Id
+    """Stable identifier of the class, as in the dataset folder names."""
+    name: Text
+    """Display name shown to the model in prompts, e.g. `no tumor`."""
+    aliases: tuple[Text, ...] = ()
+    """Extra words the answer parser accepts for this class."""
+    positive: bool = False
+    """True for a class that counts as the finding being present (yes/no prompts)."""
+    signs: tuple[Text, ...] = ()
+    """Clinical signs of this class, offered by `guided` prompt variants."""
+
+
+class DataSourceSpec(_Spec):
+    """Where a task's images live and how labels are read."""
+
+    format: Literal["imagefolder", "csv"]
+    """`imagefolder`: `<path>/<label folder>/<image>`; `csv`: a manifest with `path` and `label` columns."""
+    path: Text
+    """Folder (imagefolder) or manifest file (csv), relative to the repository's data root, or
+    starting with `${MEDBENCH_DATA}`."""
+    label_map: dict[str, Id] = {}
+    """Folder or manifest label -> task label id, where the dataset names classes differently."""
+    task_column: str | None = None
+    """For csv manifests that hold several tasks: the column naming the task; rows of other tasks are skipped."""
+    homepage: str | None = None
+    """Where users download the dataset."""
+    license: str | None = None
+    """The dataset's licence, in words."""
+    layout: str | None = None
+    """The folder layout users must arrange after downloading."""
+
+
+class TaskSpec(_Spec):
+    """A closed-form classification task on medical images."""
+
+    schema_version: Literal[1]
+    kind: Literal["task"]
+    id: Id
+    title: Text
+    description: str = ""
+    modality: Text
+    """Imaging modality in words, e.g. `chest X-ray`; available to templates."""
+    difficulty: int = Field(ge=1, le=10)
+    """Rank by difficulty, 1 = easiest."""
+    question: Text
+    """The diagnostic question, e.g. `Does this chest X-ray show pneumonia?`."""
+    finding: Text
+    """The positive finding in words, used by yes/no prompts, e.g. `pneumonia`."""
+    labels: tuple[LabelSpec, ...] = Field(min_length=2)
+    data: dict[Literal["sample", "full"], DataSourceSpec]
+
+    @model_validator(mode="after")
+    def _labels_consistent(self) -> TaskSpec:
+        ids = [label.id for label in self.labels]
+        dupes = sorted({i for i in ids if ids.count(i) > 1})
+        if dupes:
+            raise ValueError(f"duplicate label id {dupes[0]!r}")
+        names = [n.lower() for label in self.labels for n in (label.name, *label.aliases)]
+        clash = sorted({n for n in names if names.count(n) > 1})
+        if clash:
+            raise ValueError(f"label name or alias {clash[0]!r} is used by two labels")
+        if not any(label.positive for label in self.labels):
+            raise ValueError("no label has `positive: true`; mark the finding's class(es)")
+        if all(label.positive for label in self.labels):
+            raise ValueError("every label is positive; at least one must be negative")
+        return self
+
+
+VariantKind = Literal[
+    "wording", "guided", "persona", "format", "terse", "option_order", "lettered", "reasoning"
+]
+
+
+class VariantSpec(_Spec):
+    """One wording of a prompt family."""
+
+    id: Id
+    kind: VariantKind
+    """What this variant changes against the reference."""
+    system: str | None = None
+    """Optional system prompt (folded into the first user turn for models without a system role)."""
+    template: Text
+    """Jinja2 template of the user text (sandboxed; see the README for its variables)."""
+    option_order: Literal["spec", "reversed"] = "spec"
+    """Order the answer options are offered in."""
+    lettered: bool = False
+    """Offer options as `A. ...`, `B. ...` and accept letters as answers."""
+
+
+class PromptFamilySpec(_Spec):
+    """A set of prompt variants asking the same question in different ways."""
+
+    schema_version: Literal[1]
+    kind: Literal["prompt_family"]
+    id: Id
+    title: Text
+    description: str = ""
+    answer: Literal["label", "yes_no", "text"]
+    """`label`: one of the task's classes; `yes_no`: is the finding present; `text`: free description."""
+    reference: Id
+    """The variant the others are compared against."""
+    variants: tuple[VariantSpec, ...] = Field(min_length=2)
+
+    @model_validator(mode="after")
+    def _variants_consistent(self) -> PromptFamilySpec:
+        ids = [v.id for v in self.variants]
+        dupes = sorted({i for i in ids if ids.count(i) > 1})
+        if dupes:
+            raise ValueError(f"duplicate variant id {dupes[0]!r}")
+        if self.reference not in ids:
+            raise ValueError(
+                f"reference variant {self.reference!r} is not among the variants ({', '.join(ids)})"
+            )
+        return self
+
+
+class GenerationSpec(_Spec):
+    """Decoding parameters: part of the cache key."""
+
+    max_new_tokens: int = Field(default=128, ge=1, le=8192)
+    do_sample: bool = False
+    temperature: float | None = Field(default=None, ge=0.0, le=2.0)
+    top_p: float | None = Field(default=None, gt=0.0, le=1.0)
+    seed: int | None = None
+    """Sampling seed; only meaningful with `do_sample: true`."""
+
+
+class TinySpec(_Spec):
+    """A small local model medbench builds on first use (tests and the quickstart)."""
+
+    arch: Literal["llava", "llava_next", "gemma3", "text"]
+    seed: int = 0
+    train: bool = False
+    """Fine-tune on the sample images so the model answers in words (a demonstration model)."""
+    train_variants: tuple[Id, ...] = ()
+    """Prompt variants (`family/variant`) the demonstration model is trained on."""
+    steps: int = Field(default=300, ge=0, le=5000)
+
+
+class OpenAISpec(_Spec):
+    """An OpenAI-compatible chat-completions endpoint."""
+
+    base_url: Text
+    model: Text
+    api_key_env: str | None = Field(default=None, pattern=r"^[A-Z_][A-Z0-9_]*$")
+    """Name of the environment variable holding the key (never the key itself)."""
+    timeout_s: float = Field(default=60.0, gt=0, le=3600)
+    max_concurrency: int = Field(default=4, ge=1, le=256)
+    max_retries: int = Field(default=5, ge=0, le=20)
+
+
+class ModelSpec(_Spec):
+    """A model to evaluate, and how to load it."""
+
+    schema_version: Literal[1]
+    kind: Literal["model"]
+    id: Id
+    title: Text
+    description: str = ""
+    backend: Literal["hf", "baseline", "openai"]
+    family: Id
+    """Architecture family, e.g. `gemma3`, `llava`."""
+    base: Id | None = None
+    """The general model this one was fine-tuned from: the two form a pair."""
+    medical: bool = False
+    """Fine-tuned for medicine."""
+    repo: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
+    """Hugging Face repository id."""
+    revision: str = Field(default="main", pattern=r"^[A-Za-z0-9_.\-/]+$")
+    """Branch, tag or commit; the cache key and records use the resolved commit sha."""
+    path: str | None = None
+    """Local checkpoint folder instead of a repository (relative to the data root or `${MEDBENCH_DATA}`)."""
+    checkpoint_format: Literal["hf", "llava_original"] = "hf"
+    """`llava_original`: the original LLaVA code's layout, which must be converted first."""
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    generation: GenerationSpec = GenerationSpec()
+    trust_remote_code: bool = False
+    """Refused unless the model id is on `specs/allow_remote_code.txt`."""
+    baseline: Literal["chance", "majority", "always_positive"] | None = None
+    tiny: TinySpec | None = None
+    openai: OpenAISpec | None = None
+    test_model: bool = False
+    """Random or demonstration weights: never published as a real result."""
+    text_only: bool = False
+    """A text-only language model (a diagnoser in the describe pipeline)."""
+
+    @model_validator(mode="after")
+    def _backend_fields(self) -> ModelSpec:
+        if self.backend == "baseline" and self.baseline is None:
+            raise ValueError("backend `baseline` needs `baseline: chance|majority|always_positive`")
+        if self.backend != "baseline" and self.baseline is not None:
+            raise ValueError("`baseline` is only allowed with `backend: baseline`")
+        if self.backend == "openai" and self.openai is None:
+            raise ValueError("backend `openai` needs an `openai:` block (base_url, model)")
+        if self.backend == "hf" and sum(x is not None for x in (self.repo, self.path, self.tiny)) != 1:
+            raise ValueError("backend `hf` needs exactly one of `repo`, `path` or `tiny`")
+        if self.tiny is not None and not self.test_model:
+            raise ValueError("a `tiny` model must be marked `test_model: true`")
+        if self.base == self.id:
+            raise ValueError("`base` names the model itself")
+        return self
+
+
+class DescribeStage(_Spec):
+    """VLM writes a description; text-only diagnosers answer from the description alone."""
+
+    family: Id
+    """A prompt family with `answer: text`."""
+    diagnosers: tuple[Id, ...] = Field(min_length=1)
+    diagnose_families: tuple[Id, ...] = Field(min_length=1)
+
+
+class ProbeStage(_Spec):
+    """Linear probes on the models' vision-encoder embeddings."""
+
+    embeddings: tuple[Literal["vision", "projected"], ...] = ("vision", "projected")
+    folds: int | None = Field(default=None, ge=2, le=20)
+    seed: int = 0
+
+
+class SuiteSpec(_Spec):
+    """Which tasks x prompt families x models to run, on which data."""
+
+    schema_version: Literal[1]
+    kind: Literal["suite"]
+    id: Id
+    title: Text
+    description: str = ""
+    data: Literal["sample", "full"]
+    tasks: tuple[Id, ...] = Field(min_length=1)
+    prompt_families: tuple[Id, ...] = Field(min_length=1)
+    models: tuple[Id, ...] = Field(min_length=1)
+    limit_per_class: int | None = Field(default=None, ge=1)
+    """Subsample at most this many images per class (seeded)."""
+    seed: int = 0
+    describe: DescribeStage | None = None
+    probe: ProbeStage | None = None
+
+    @model_validator(mode="after")
+    def _no_repeats(self) -> SuiteSpec:
+        for name in ("tasks", "prompt_families", "models"):
+            items: tuple[str, ...] = getattr(self, name)
+            dupes = sorted({i for i in items if items.count(i) > 1})
+            if dupes:
+                raise ValueError(f"{name} lists {dupes[0]!r} twice")
+        return self
+
+
+Spec = Annotated[TaskSpec | PromptFamilySpec | ModelSpec | SuiteSpec, Field(discriminator="kind")]
+SPEC_KINDS: dict[str, type[_Spec]] = {
+    "task": TaskSpec,
+    "prompt_family": PromptFamilySpec,
+    "model": ModelSpec,
+    "suite": SuiteSpec,
+}
