@@ -70,7 +70,9 @@ def environment() -> ImmutableSandboxedEnvironment:
     )
 
 
-def offered_options(task: TaskSpec, variant: VariantSpec, family: PromptFamilySpec) -> tuple[str, ...]:
+def offered_options(
+    task: TaskSpec, variant: VariantSpec, family: PromptFamilySpec
+) -> tuple[str, ...]:
     """The answers a variant offers: label names (in its order) or yes/no."""
     if family.answer == "yes_no":
         return ("yes", "no")
@@ -96,7 +98,9 @@ def template_context(
         "lettered_options": [f"{letters[i]}. {o}" for i, o in enumerate(options)],
         "positive": [label.name for label in positive],
         "signs": [sign for label in positive for sign in label.signs],
-        "label_signs": [{"name": label.name, "signs": list(label.signs)} for label in task.labels],
+        "label_signs": [
+            {"name": label.name, "signs": list(label.signs)} for label in task.labels
+        ],
         "description": description if description is not None else "",
     }
 

@@ -1,0 +1,164 @@
+"""Dataset sources -> samples: each image with an id, a path, a label and its content hash."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import os
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from medbench.errors import DataError
+from medbench.specs import DataSourceSpec, TaskSpec
+
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"})
+DATA_ENV = "MEDBENCH_DATA"
+DATA_PREFIX = "${MEDBENCH_DATA}"
+
+Hasher = Callable[[Path], str]
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One evaluated image."""
+
+    id: str
+    """Stable id within the task: the path below the source root, without suffix."""
+    path: Path
+    label: str
+    """The task label id."""
+    sha256: str
+
+
+def sha256_file(path: Path) -> str:
+    """The sha256 of a file's bytes, streamed."""
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def resolve_data_path(raw: str, root: Path) -> Path:
+    """A spec's data path as a real path: `${MEDBENCH_DATA}/...` or relative to the project root."""
+    if raw.startswith(DATA_PREFIX):
+        base = os.environ.get(DATA_ENV)
+        if not base:
+            raise DataError(
+                f"{raw}: the environment variable {DATA_ENV} is not set. "
+                f"Set it to the folder holding the downloaded datasets."
+            )
+        return Path(base) / raw[len(DATA_PREFIX) :].lstrip("/")
+    return root / raw
+
+
+def _label_for(task: TaskSpec, source: DataSourceSpec, raw: str, where: str) -> str:
+    label = source.label_map.get(raw, raw)
+    ids = [label.id for label in task.labels]
+    if label not in ids:
+        raise DataError(
+            f"{where}: label {raw!r} is not a label of task {task.id!r} ({', '.join(ids)}). "
+            f"Add it to the source's `label_map` or fix the data."
+        )
+    return label
+
+
+def _imagefolder(
+    task: TaskSpec, source: DataSourceSpec, base: Path
+) -> list[tuple[str, Path, str]]:
+    if not base.is_dir():
+        raise DataError(
+            f"{base}: task {task.id!r}: image folder not found. {source.layout or ''}".strip()
+        )
+    rows = []
+    for folder in sorted(p for p in base.iterdir() if p.is_dir()):
+        if folder.name in source.exclude:
+            continue
+        label = _label_for(task, source, folder.name, str(folder))
+        for path in sorted(folder.rglob("*")):
+            if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES:
+                sample_id = path.relative_to(base).with_suffix("").as_posix()
+                rows.append((sample_id, path, label))
+    return rows
+
+
+def _manifest(
+    task: TaskSpec, source: DataSourceSpec, base: Path
+) -> list[tuple[str, Path, str]]:
+    if not base.is_file():
+        raise DataError(f"{base}: task {task.id!r}: manifest not found.")
+    rows = []
+    with base.open(newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f)
+        missing = {"path", "label"} - set(reader.fieldnames or ())
+        if missing:
+            raise DataError(
+                f"{base}: manifest lacks column(s) {', '.join(sorted(missing))}."
+            )
+        for line, row in enumerate(reader, start=2):
+            if source.task_column and row.get(source.task_column) != task.id:
+                continue
+            if row["label"] in source.exclude:
+                continue
+            rel = Path(row["path"])
+            if rel.is_absolute() or ".." in rel.parts:
+                raise DataError(
+                    f"{base}:{line}: path {row['path']!r} must be relative, without '..'."
+                )
+            label = _label_for(task, source, row["label"], f"{base}:{line}")
+            rows.append((rel.with_suffix("").as_posix(), base.parent / rel, label))
+    return rows
+
+
+def _subsample(
+    rows: list[tuple[str, Path, str]], limit_per_class: int | None, seed: int
+) -> list[tuple[str, Path, str]]:
+    if limit_per_class is None:
+        return rows
+    kept: list[tuple[str, Path, str]] = []
+    for label in sorted({r[2] for r in rows}):
+        of_label = [r for r in rows if r[2] == label]
+        rng = random.Random(f"{seed}:{label}")
+        kept.extend(rng.sample(of_label, min(limit_per_class, len(of_label))))
+    return sorted(kept)
+
+
+def load_samples(
+    task: TaskSpec,
+    source_name: str,
+    root: Path,
+    *,
+    limit_per_class: int | None = None,
+    seed: int = 0,
+    hasher: Hasher = sha256_file,
+) -> list[Sample]:
+    """Read a task's data source into samples, sorted by id, each with its image hash."""
+    source = task.data.get(source_name)  # type: ignore[call-overload]
+    if source is None:
+        raise DataError(f"task {task.id!r} has no {source_name!r} data source.")
+    base = resolve_data_path(source.path, root)
+    rows = (
+        _imagefolder(task, source, base)
+        if source.format == "imagefolder"
+        else _manifest(task, source, base)
+    )
+    if not rows:
+        raise DataError(f"{base}: task {task.id!r}: no images found.")
+    ids = [r[0] for r in rows]
+    if len(set(ids)) != len(ids):
+        dupe = sorted(i for i in set(ids) if ids.count(i) > 1)[0]
+        raise DataError(f"{base}: two images share the sample id {dupe!r}.")
+    rows = _subsample(sorted(rows), limit_per_class, seed)
+    return [
+        Sample(sample_id, path, label, hasher(path)) for sample_id, path, label in rows
+    ]
+
+
+def fingerprint(samples: list[Sample]) -> str:
+    """A dataset fingerprint: the hash of the sorted (image sha256, label) pairs."""
+    digest = hashlib.sha256()
+    for sha, label in sorted((s.sha256, s.label) for s in samples):
+        digest.update(f"{sha}\t{label}\n".encode())
+    return digest.hexdigest()
