@@ -148,7 +148,7 @@ def load_samples(
         raise DataError(f"{base}: task {task.id!r}: no images found.")
     ids = [r[0] for r in rows]
     if len(set(ids)) != len(ids):
-        dupe = sorted(i for i in set(ids) if ids.count(i) > 1)[0]
+        dupe = min(i for i in set(ids) if ids.count(i) > 1)
         raise DataError(f"{base}: two images share the sample id {dupe!r}.")
     rows = _subsample(sorted(rows), limit_per_class, seed)
     return [

@@ -41,7 +41,7 @@ class DataSourceSpec(_Spec):
     """Where a task's images live and how labels are read."""
 
     format: Literal["imagefolder", "csv"]
-    """`imagefolder`: `<path>/<label folder>/<image>`; `csv`: a manifest with `path` and `label` columns."""
+    """`imagefolder`: `<path>/<label folder>/<image>`; `csv`: a `path,label` manifest."""
     path: Text
     """Folder (imagefolder) or manifest file (csv), relative to the repository's data root, or
     starting with `${MEDBENCH_DATA}`."""
@@ -50,7 +50,7 @@ class DataSourceSpec(_Spec):
     exclude: tuple[str, ...] = ()
     """Folder or manifest labels to skip (classes the task leaves out)."""
     task_column: str | None = None
-    """For csv manifests that hold several tasks: the column naming the task; rows of other tasks are skipped."""
+    """For csv manifests of several tasks: the column naming the task (other rows are skipped)."""
     homepage: str | None = None
     """Where users download the dataset."""
     license: str | None = None
@@ -136,7 +136,7 @@ class PromptFamilySpec(_Spec):
     title: Text
     description: str = ""
     answer: Literal["label", "yes_no", "text"]
-    """`label`: one of the task's classes; `yes_no`: is the finding present; `text`: free description."""
+    """`label`: one of the task's classes; `yes_no`: is the finding present; `text`: free text."""
     reference: Id
     """The variant the others are compared against."""
     variants: tuple[VariantSpec, ...] = Field(min_length=2)
@@ -209,7 +209,7 @@ class ModelSpec(_Spec):
     revision: str = Field(default="main", pattern=r"^[A-Za-z0-9_.\-/]+$")
     """Branch, tag or commit; the cache key and records use the resolved commit sha."""
     path: str | None = None
-    """Local checkpoint folder instead of a repository (relative to the data root or `${MEDBENCH_DATA}`)."""
+    """Local checkpoint folder instead of a repository (in the data root or `${MEDBENCH_DATA}`)."""
     checkpoint_format: Literal["hf", "llava_original"] = "hf"
     """`llava_original`: the original LLaVA code's layout, which must be converted first."""
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
