@@ -1,0 +1,233 @@
+"""The content-addressed answer store: SQLite in WAL mode, one row per content key."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from medbench import __version__
+from medbench.errors import CacheError
+
+CACHE_FORMAT = 1
+"""Part of every content key and of the database: bump when either changes meaning."""
+CACHE_ENV = "MEDBENCH_CACHE"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS answers (
+    key TEXT PRIMARY KEY,
+    model TEXT NOT NULL,
+    task TEXT NOT NULL,
+    family TEXT NOT NULL,
+    variant TEXT NOT NULL,
+    sample TEXT NOT NULL,
+    prompt TEXT NOT NULL,
+    output TEXT,
+    error TEXT,
+    seconds REAL NOT NULL,
+    medbench_version TEXT NOT NULL,
+    created TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS file_hashes (
+    path TEXT PRIMARY KEY,
+    size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    sha256 TEXT NOT NULL
+);
+"""
+
+# A finished answer is never replaced; a failed one is replaced by a later try.
+_UPSERT = """
+INSERT INTO answers (key, model, task, family, variant, sample, prompt, output, error, seconds,
+                     medbench_version, created)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT(key) DO UPDATE SET
+    output = excluded.output, error = excluded.error, seconds = excluded.seconds,
+    medbench_version = excluded.medbench_version, created = excluded.created
+WHERE answers.error IS NOT NULL
+"""
+
+
+def canonical_json(value: Any) -> str:
+    """JSON with sorted keys and no whitespace: the bytes content keys are hashed from."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def content_key(payload: dict[str, Any]) -> str:
+    """The sha256 of a payload's canonical JSON, with the cache format folded in."""
+    return hashlib.sha256(canonical_json({"v": CACHE_FORMAT, **payload}).encode()).hexdigest()
+
+
+def default_cache_path() -> Path:
+    """`$MEDBENCH_CACHE` if set, else `answers.sqlite` in the user cache folder."""
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV])
+    from platformdirs import user_cache_dir
+
+    return Path(user_cache_dir("medbench")) / "answers.sqlite"
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One stored row."""
+
+    key: str
+    model: str
+    task: str
+    family: str
+    variant: str
+    sample: str
+    prompt: str
+    output: str | None
+    error: str | None
+    seconds: float
+    medbench_version: str
+    created: str
+
+
+class Cache:
+    """The answer store. Safe for several processes at once (WAL, busy timeout, upserts)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._known_hashes: dict[str, tuple[int, int, str]] | None = None
+        self._new_hashes: list[tuple[str, int, int, str]] = []
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(path, timeout=60.0, isolation_level=None)
+            self._db.execute("PRAGMA busy_timeout = 60000")
+            self._db.execute("PRAGMA journal_mode = WAL")
+            self._db.execute("PRAGMA synchronous = NORMAL")
+            with self.transaction():
+                for statement in _SCHEMA.split(";"):
+                    if statement.strip():
+                        self._db.execute(statement)
+                self._check_format()
+        except sqlite3.Error as e:
+            raise CacheError(
+                f"{path}: cannot open the answer cache ({e}). Pass another file with --cache "
+                f"or set {CACHE_ENV}."
+            ) from e
+
+    def _check_format(self) -> None:
+        row = self._db.execute("SELECT value FROM meta WHERE name = 'format'").fetchone()
+        if row is None:
+            self._db.execute("INSERT INTO meta VALUES ('format', ?)", (str(CACHE_FORMAT),))
+        elif row[0] != str(CACHE_FORMAT):
+            raise CacheError(
+                f"{self.path}: cache format {row[0]}, this medbench uses {CACHE_FORMAT}. "
+                f"Use a new cache file (--cache) or delete this one."
+            )
+
+    def transaction(self) -> _Transaction:
+        """A write transaction taken eagerly (BEGIN IMMEDIATE), committed on exit."""
+        return _Transaction(self._db)
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> Cache:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # answers
+
+    def finished_keys(self) -> set[str]:
+        """Keys of every answer stored without error."""
+        return {row[0] for row in self._db.execute("SELECT key FROM answers WHERE error IS NULL")}
+
+    def put_many(self, rows: Iterable[tuple[Any, ...]]) -> None:
+        """Store rows (key, model, task, family, variant, sample, prompt, output, error, seconds)
+        in one transaction: the unit that survives a crash."""
+        created = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        values = [(*row, __version__, created) for row in rows]
+        with self.transaction():
+            self._db.executemany(_UPSERT, values)
+
+    def get_many(self, keys: Iterable[str]) -> dict[str, Answer]:
+        """The stored rows for these keys (missing keys are absent)."""
+        found: dict[str, Answer] = {}
+        unique = sorted(set(keys))
+        for start in range(0, len(unique), 500):
+            chunk = unique[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            for row in self._db.execute(f"SELECT * FROM answers WHERE key IN ({marks})", chunk):
+                found[row[0]] = Answer(*row)
+        return found
+
+    def iter_answers(self) -> Iterator[Answer]:
+        """Every stored row, ordered by key."""
+        for row in self._db.execute("SELECT * FROM answers ORDER BY key"):
+            yield Answer(*row)
+
+    def stats(self) -> dict[str, Any]:
+        """Counts per model: answers, failures, seconds spent."""
+        rows = self._db.execute(
+            "SELECT model, COUNT(*), SUM(error IS NOT NULL), SUM(seconds) FROM answers "
+            "GROUP BY model ORDER BY model"
+        ).fetchall()
+        return {
+            "path": str(self.path),
+            "bytes": self.path.stat().st_size if self.path.exists() else 0,
+            "models": [
+                {"model": m, "answers": n - int(f), "failed": int(f), "seconds": round(s or 0.0, 3)}
+                for m, n, f, s in rows
+            ],
+        }
+
+    # file hashes
+
+    def hash_file(self, path: Path) -> str:
+        """A file's sha256, computed once per (path, size, mtime) and remembered
+        (call `flush_hashes` to store new ones)."""
+        from medbench.data import sha256_file
+
+        if self._known_hashes is None:
+            rows = self._db.execute("SELECT path, size, mtime_ns, sha256 FROM file_hashes")
+            self._known_hashes = {p: (size, mtime, sha) for p, size, mtime, sha in rows}
+        stat = path.stat()
+        resolved = str(path.resolve())
+        known = self._known_hashes.get(resolved)
+        if known is not None and known[:2] == (stat.st_size, stat.st_mtime_ns):
+            return known[2]
+        digest = sha256_file(path)
+        self._known_hashes[resolved] = (stat.st_size, stat.st_mtime_ns, digest)
+        self._new_hashes.append((resolved, stat.st_size, stat.st_mtime_ns, digest))
+        return digest
+
+    def flush_hashes(self) -> None:
+        """Store the file hashes computed since the last flush, in one transaction."""
+        if self._new_hashes:
+            with self.transaction():
+                self._db.executemany(
+                    "INSERT OR REPLACE INTO file_hashes VALUES (?, ?, ?, ?)", self._new_hashes
+                )
+            self._new_hashes = []
+
+
+class _Transaction:
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+
+    def __enter__(self) -> None:
+        for attempt in range(50):
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as e:
+                if "locked" not in str(e) or attempt == 49:
+                    raise
+                time.sleep(0.1)
+
+    def __exit__(self, exc_type: object, *rest: object) -> None:
+        self._db.execute("ROLLBACK" if exc_type else "COMMIT")

@@ -1,0 +1,135 @@
+"""A model's identity for the content key: backend, weights (resolved revision), dtype, decoding.
+
+Resolving never imports torch: a pinned sha is used as is, a branch or tag is looked up in
+the local Hugging Face cache first and on the hub only when that is allowed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from medbench.data import resolve_data_path, sha256_file
+from medbench.errors import BackendError
+from medbench.specs import ModelSpec
+
+TINY_RECIPE_VERSION = 1
+"""Bump when the tiny-model builder changes what it writes for the same spec."""
+SHA_RE = re.compile(r"^[0-9a-f]{40}$")
+CHECKPOINT_SUFFIXES = (".json", ".safetensors", ".bin", ".model", ".txt", ".jinja", ".py")
+
+
+@dataclass(frozen=True)
+class ModelIdentity:
+    """What of a model changes its answers, plus where its checkpoint lives (not in the key)."""
+
+    payload: dict[str, Any]
+    """Canonical description hashed into every content key of this model."""
+    revision: str
+    """The resolved revision: a commit sha, a checkpoint hash, or the backend's own name."""
+    checkpoint_dir: Path | None = None
+
+
+def _version(package: str) -> str:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return "absent"
+
+
+def hf_cache_dir() -> Path:
+    """The Hugging Face hub cache folder, as huggingface_hub would choose it."""
+    if os.environ.get("HF_HUB_CACHE"):
+        return Path(os.environ["HF_HUB_CACHE"])
+    home = os.environ.get("HF_HOME") or str(Path.home() / ".cache" / "huggingface")
+    return Path(home) / "hub"
+
+
+def resolve_hub_revision(repo: str, revision: str) -> str:
+    """A repository revision as a commit sha: pinned, from the local cache, or from the hub."""
+    if SHA_RE.match(revision):
+        return revision
+    ref = hf_cache_dir() / f"models--{repo.replace('/', '--')}" / "refs" / revision
+    if ref.is_file():
+        return ref.read_text().strip()
+    if os.environ.get("HF_HUB_OFFLINE") in {"1", "true", "TRUE", "yes"}:
+        raise BackendError(
+            f"{repo}@{revision}: cannot resolve the revision offline (no local copy). "
+            f"Download the model first, or pin `revision:` to a 40-character commit sha."
+        )
+    try:
+        from huggingface_hub import HfApi
+
+        sha = HfApi().model_info(repo, revision=revision).sha
+    except Exception as e:  # any hub failure: network, auth, missing repo
+        raise BackendError(
+            f"{repo}@{revision}: cannot resolve the revision on the Hugging Face hub ({e}). "
+            f"Check the network and HF_TOKEN (gated models), or pin `revision:` to a commit sha."
+        ) from e
+    if not sha:
+        raise BackendError(f"{repo}@{revision}: the hub reported no commit sha.")
+    return str(sha)
+
+
+def checkpoint_hash(folder: Path, hasher: Callable[[Path], str] = sha256_file) -> str:
+    """A hash over a local checkpoint's files (names and contents)."""
+    if not folder.is_dir():
+        raise BackendError(f"{folder}: checkpoint folder not found.")
+    digest = hashlib.sha256()
+    for path in sorted(folder.rglob("*")):
+        if path.is_file() and path.suffix in CHECKPOINT_SUFFIXES:
+            digest.update(f"{path.relative_to(folder).as_posix()}\t{hasher(path)}\n".encode())
+    return digest.hexdigest()
+
+
+def tiny_checkpoint_dir(spec: ModelSpec, models_dir: Path) -> Path:
+    """Where a tiny model is built: named by the spec's id and a hash of its recipe."""
+    assert spec.tiny is not None
+    digest = hashlib.sha256(spec.tiny.model_dump_json().encode()).hexdigest()[:12]
+    return models_dir / f"{spec.id}-{digest}-r{TINY_RECIPE_VERSION}"
+
+
+def _payload(spec: ModelSpec, weights: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "backend": spec.backend,
+        "weights": weights,
+        "dtype": spec.dtype,
+        "generation": spec.generation.model_dump(mode="json"),
+    }
+
+
+def resolve_identity(
+    spec: ModelSpec,
+    root: Path,
+    models_dir: Path,
+    hasher: Callable[[Path], str] = sha256_file,
+) -> ModelIdentity:
+    """Resolve a model spec to its identity, without importing torch or loading weights."""
+    if spec.backend == "baseline":
+        return ModelIdentity({"backend": "baseline", "baseline": spec.baseline}, f"baseline:{spec.baseline}")
+    if spec.backend == "openai":
+        assert spec.openai is not None
+        weights = {"base_url": spec.openai.base_url, "model": spec.openai.model}
+        return ModelIdentity(_payload(spec, weights), spec.openai.model)
+    if spec.tiny is not None:
+        folder = tiny_checkpoint_dir(spec, models_dir)
+        weights = {
+            "tiny": spec.tiny.model_dump(mode="json"),
+            "recipe": TINY_RECIPE_VERSION,
+            "torch": _version("torch"),
+            "transformers": _version("transformers"),
+        }
+        return ModelIdentity(_payload(spec, weights), f"tiny-r{TINY_RECIPE_VERSION}", folder)
+    if spec.path is not None:
+        folder = resolve_data_path(spec.path, root)
+        digest = checkpoint_hash(folder, hasher)
+        return ModelIdentity(_payload(spec, {"checkpoint": digest}), f"local:{digest}", folder)
+    assert spec.repo is not None
+    sha = resolve_hub_revision(spec.repo, spec.revision)
+    return ModelIdentity(_payload(spec, {"repo": spec.repo, "revision": sha}), sha)

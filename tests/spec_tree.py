@@ -1,0 +1,33 @@
+"""Helpers for tests: a copy of the shipped specs and sample data in a temporary project."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def make_project(
+    tmp: Path,
+    *,
+    tasks: tuple[str, ...] = ("pneumonia_cxr",),
+    families: tuple[str, ...] = ("closed_diagnosis",),
+    models: tuple[str, ...] = ("baseline-chance",),
+    limit_per_class: int | None = 2,
+) -> Path:
+    """A project folder with the repo's specs, the sample data of `tasks` and a suite `t`."""
+    project = tmp / "project"
+    shutil.copytree(REPO / "specs", project / "specs")
+    for task in tasks:
+        shutil.copytree(REPO / "data" / "sample" / task, project / "data" / "sample" / task)
+    limit = f"limit_per_class: {limit_per_class}\n" if limit_per_class else ""
+    (project / "specs" / "suites" / "t.yaml").write_text(
+        "schema_version: 1\nkind: suite\nid: t\ntitle: test suite\ndata: sample\n"
+        f"{limit}tasks: [{', '.join(tasks)}]\nprompt_families: [{', '.join(families)}]\n"
+        f"models: [{', '.join(models)}]\n"
+    )
+    # The other suites name tasks whose data is not copied: drop them.
+    for suite in ("paper", "quickstart"):
+        (project / "specs" / "suites" / f"{suite}.yaml").unlink()
+    return project

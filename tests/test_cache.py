@@ -1,0 +1,103 @@
+import sqlite3
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from medbench.cache import CACHE_FORMAT, Cache, canonical_json, content_key
+from medbench.errors import CacheError
+
+
+def _row(key: str, output: str | None = "yes", error: str | None = None) -> tuple[object, ...]:
+    return (key, "m", "t", "f", "v", "s", "{}", output, error, 0.1)
+
+
+def test_canonical_json_is_independent_of_key_order() -> None:
+    assert canonical_json({"b": 1, "a": [1, {"d": 2, "c": 3}]}) == '{"a":[1,{"c":3,"d":2}],"b":1}'
+
+
+def test_content_key_includes_the_cache_format() -> None:
+    payload = {"model": {"repo": "x"}, "messages": {"text": "hi"}}
+    assert content_key(payload) == content_key(dict(reversed(list(payload.items()))))
+    assert content_key(payload) != content_key({**payload, "v": CACHE_FORMAT + 1})
+
+
+def test_cache_never_replaces_a_finished_answer(tmp_path: Path) -> None:
+    with Cache(tmp_path / "c.sqlite") as cache:
+        cache.put_many([_row("k1", "first")])
+        cache.put_many([_row("k1", "second")])
+        assert cache.get_many(["k1"])["k1"].output == "first"
+
+
+def test_cache_replaces_a_failed_answer_by_a_later_try(tmp_path: Path) -> None:
+    with Cache(tmp_path / "c.sqlite") as cache:
+        cache.put_many([_row("k1", None, "ImageError: truncated")])
+        assert cache.finished_keys() == set()
+        cache.put_many([_row("k1", "no")])
+        answer = cache.get_many(["k1"])["k1"]
+        assert (answer.output, answer.error) == ("no", None)
+        assert cache.finished_keys() == {"k1"}
+
+
+def test_cache_uses_wal_mode(tmp_path: Path) -> None:
+    Cache(tmp_path / "c.sqlite").close()
+    db = sqlite3.connect(tmp_path / "c.sqlite")
+    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_cache_of_another_format_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "c.sqlite"
+    Cache(path).close()
+    db = sqlite3.connect(path)
+    db.execute("UPDATE meta SET value = '999' WHERE name = 'format'")
+    db.commit()
+    db.close()
+    with pytest.raises(CacheError, match=r"cache format 999, this medbench uses 1\. Use a new"):
+        Cache(path)
+
+
+def test_hash_file_is_reused_until_the_file_changes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    image = tmp_path / "a.jpg"
+    image.write_bytes(b"one")
+    calls: list[Path] = []
+    import medbench.data
+
+    real = medbench.data.sha256_file
+
+    def counting(path: Path) -> str:
+        calls.append(path)
+        return real(path)
+
+    monkeypatch.setattr(medbench.data, "sha256_file", counting)
+    with Cache(tmp_path / "c.sqlite") as cache:
+        first = cache.hash_file(image)
+        cache.flush_hashes()
+    with Cache(tmp_path / "c.sqlite") as cache:
+        assert cache.hash_file(image) == first
+        assert len(calls) == 1
+        image.write_bytes(b"two!")
+        assert cache.hash_file(image) != first
+        assert len(calls) == 2
+
+
+def test_cache_two_processes_writing_at_once_keep_one_row_per_key(tmp_path: Path) -> None:
+    path = tmp_path / "c.sqlite"
+    script = textwrap.dedent(
+        f"""
+        import sys
+        from pathlib import Path
+        from medbench.cache import Cache
+        tag = sys.argv[1]
+        with Cache(Path({str(path)!r})) as cache:
+            for batch in range(40):
+                cache.put_many([("k%d" % i, "m", "t", "f", "v", "s", "{{}}", tag, None, 0.0)
+                                for i in range(batch * 5, batch * 5 + 10)])
+        """
+    )
+    procs = [subprocess.Popen([sys.executable, "-c", script, tag]) for tag in ("a", "b")]
+    assert [p.wait(timeout=120) for p in procs] == [0, 0]
+    db = sqlite3.connect(path)
+    assert db.execute("SELECT COUNT(*), COUNT(DISTINCT key) FROM answers").fetchone() == (205, 205)
+    assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"

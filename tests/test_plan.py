@@ -1,0 +1,107 @@
+import shutil
+from pathlib import Path
+
+import pytest
+
+from medbench.cache import content_key
+from medbench.errors import MedbenchError
+from medbench.loading import load_specs
+from medbench.plan import Plan, limit_samples, make_plan
+from tests.spec_tree import make_project
+
+
+def _plan(project: Path, **kwargs: object) -> Plan:
+    return make_plan(load_specs(project / "specs"), "t", models_dir=project / "models", **kwargs)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    return make_project(tmp_path, models=("baseline-chance", "tiny-llava"))
+
+
+def test_make_plan_expands_every_axis_in_sorted_order(project: Path) -> None:
+    plan = _plan(project)
+    # 2 models x 1 task x 7 variants x 4 images (2 per class)
+    assert len(plan.jobs) == 2 * 7 * 4
+    order = [(j.model, j.task, j.family, j.variant, j.sample) for j in plan.jobs]
+    assert order == sorted(order)
+    assert [j.key for j in _plan(project).jobs] == [j.key for j in plan.jobs]
+
+
+def test_plan_key_is_the_content_key_of_the_job_payload(project: Path) -> None:
+    plan = _plan(project)
+    job = next(j for j in plan.jobs if j.model == "tiny-llava")
+    request = plan.request(job)
+    payload = {
+        "model": plan.identities["tiny-llava"].payload,
+        "messages": request.messages.key_payload(),
+    }
+    assert job.key == content_key(payload)
+
+
+def test_plan_keys_ignore_paths_and_ids_but_not_image_bytes(project: Path, tmp_path: Path) -> None:
+    before = {(j.model, j.variant, j.sample): j.key for j in _plan(project).jobs}
+    moved = tmp_path / "moved"
+    shutil.copytree(project, moved)
+    shutil.rmtree(project)
+    assert {(j.model, j.variant, j.sample): j.key for j in _plan(moved).jobs} == before
+    sample = _plan(moved).samples["pneumonia_cxr"][0]
+    image = sample.path
+    image.write_bytes(image.read_bytes() + b"\0")
+    after = {(j.model, j.variant, j.sample): j.key for j in _plan(moved).jobs}
+    changed = {k[2] for k in before if before[k] != after[k]}
+    assert changed == {sample.id}
+
+
+def test_plan_variants_rendering_the_same_messages_share_one_key(project: Path) -> None:
+    plan = _plan(project)
+    # `plain` and `persona` differ (system prompt); `plain` and `reversed` differ (order);
+    # a copy of `plain` under another id renders the same messages: the same key.
+    family = project / "specs/prompts/closed_diagnosis.yaml"
+    text = family.read_text()
+    family.write_text(
+        text + '  - id: plain-copy\n    kind: wording\n'
+        "    template: \"{{ question }} Answer with one of: {{ options | join(', ') }}.\"\n"
+    )
+    plan = _plan(project)
+    keys = {(j.model, j.variant, j.sample): j.key for j in plan.jobs}
+    for (model, variant, sample), key in keys.items():
+        if variant == "plain":
+            assert keys[(model, "plain-copy", sample)] == key
+            assert keys[(model, "persona", sample)] != key
+
+
+def test_plan_key_changes_with_generation_parameters(project: Path) -> None:
+    before = {j.key for j in _plan(project).jobs if j.model == "tiny-llava"}
+    spec = project / "specs/models/tiny-llava.yaml"
+    spec.write_text(spec.read_text().replace("max_new_tokens: 12", "max_new_tokens: 13"))
+    after = {j.key for j in _plan(project).jobs if j.model == "tiny-llava"}
+    assert before.isdisjoint(after)
+
+
+def test_plan_limit_keeps_every_class(project: Path) -> None:
+    plan = _plan(project, limit=2)
+    samples = plan.samples["pneumonia_cxr"]
+    assert sorted(s.label for s in samples) == ["normal", "pneumonia"]
+    assert limit_samples(samples, None) == samples
+
+
+def test_plan_unknown_model_names_the_choices(project: Path) -> None:
+    with pytest.raises(MedbenchError, match=r"^suite t: 'nope' is not a model of this suite\. Choose from: baseline-chance, tiny-llava\.$"):
+        _plan(project, models=["nope"])
+
+
+def test_plan_baseline_keys_hold_the_baseline_hints(project: Path) -> None:
+    plan = _plan(project)
+    job = next(j for j in plan.jobs if j.model == "baseline-chance")
+    request = plan.request(job)
+    payload = {
+        "model": plan.identities["baseline-chance"].payload,
+        "messages": request.messages.key_payload(),
+        "baseline": {
+            "options": list(request.options),
+            "positive": list(request.positive_options),
+            "majority": request.majority_option,
+        },
+    }
+    assert job.key == content_key(payload)
