@@ -65,9 +65,7 @@ def _label_for(task: TaskSpec, source: DataSourceSpec, raw: str, where: str) -> 
     return label
 
 
-def _imagefolder(
-    task: TaskSpec, source: DataSourceSpec, base: Path
-) -> list[tuple[str, Path, str]]:
+def _imagefolder(task: TaskSpec, source: DataSourceSpec, base: Path) -> list[tuple[str, Path, str]]:
     if not base.is_dir():
         raise DataError(
             f"{base}: task {task.id!r}: image folder not found. {source.layout or ''}".strip()
@@ -84,9 +82,7 @@ def _imagefolder(
     return rows
 
 
-def _manifest(
-    task: TaskSpec, source: DataSourceSpec, base: Path
-) -> list[tuple[str, Path, str]]:
+def _manifest(task: TaskSpec, source: DataSourceSpec, base: Path) -> list[tuple[str, Path, str]]:
     if not base.is_file():
         raise DataError(f"{base}: task {task.id!r}: manifest not found.")
     rows = []
@@ -94,9 +90,7 @@ def _manifest(
         reader = csv.DictReader(f)
         missing = {"path", "label"} - set(reader.fieldnames or ())
         if missing:
-            raise DataError(
-                f"{base}: manifest lacks column(s) {', '.join(sorted(missing))}."
-            )
+            raise DataError(f"{base}: manifest lacks column(s) {', '.join(sorted(missing))}.")
         for line, row in enumerate(reader, start=2):
             if source.task_column and row.get(source.task_column) != task.id:
                 continue
@@ -151,9 +145,7 @@ def load_samples(
         dupe = min(i for i in set(ids) if ids.count(i) > 1)
         raise DataError(f"{base}: two images share the sample id {dupe!r}.")
     rows = _subsample(sorted(rows), limit_per_class, seed)
-    return [
-        Sample(sample_id, path, label, hasher(path)) for sample_id, path, label in rows
-    ]
+    return [Sample(sample_id, path, label, hasher(path)) for sample_id, path, label in rows]
 
 
 def fingerprint(samples: list[Sample]) -> str:

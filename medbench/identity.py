@@ -112,14 +112,16 @@ def resolve_identity(
 ) -> ModelIdentity:
     """Resolve a model spec to its identity, without importing torch or loading weights."""
     if spec.backend == "baseline":
-        return ModelIdentity({"backend": "baseline", "baseline": spec.baseline}, f"baseline:{spec.baseline}")
+        return ModelIdentity(
+            {"backend": "baseline", "baseline": spec.baseline}, f"baseline:{spec.baseline}"
+        )
     if spec.backend == "openai":
         assert spec.openai is not None
-        weights = {"base_url": spec.openai.base_url, "model": spec.openai.model}
-        return ModelIdentity(_payload(spec, weights), spec.openai.model)
+        endpoint = {"base_url": spec.openai.base_url, "model": spec.openai.model}
+        return ModelIdentity(_payload(spec, endpoint), spec.openai.model)
     if spec.tiny is not None:
         folder = tiny_checkpoint_dir(spec, models_dir)
-        weights = {
+        weights: dict[str, Any] = {
             "tiny": spec.tiny.model_dump(mode="json"),
             "recipe": TINY_RECIPE_VERSION,
             "torch": _version("torch"),

@@ -118,9 +118,7 @@ def _baseline_hints(
     return positive, names[majority]
 
 
-def _key_parts(
-    identity: ModelIdentity, prompt: Prompt, baseline: bool
-) -> tuple[bytes, bytes]:
+def _key_parts(identity: ModelIdentity, prompt: Prompt, baseline: bool) -> tuple[bytes, bytes]:
     """Canonical JSON of a job's payload split around its image hash, so keys cost one hash."""
     messages = prompt.rendered.messages
     payload: dict[str, Any] = {
@@ -168,7 +166,9 @@ def make_plan(
         )
         for t in task_ids
     }
-    identities = {m: resolve_identity(specs.models[m], specs.root, models_dir, hasher) for m in model_ids}
+    identities = {
+        m: resolve_identity(specs.models[m], specs.root, models_dir, hasher) for m in model_ids
+    }
     prompts: dict[tuple[str, str, str], Prompt] = {}
     for f in family_ids:
         family = specs.families[f]
@@ -185,11 +185,11 @@ def make_plan(
         baseline = specs.models[m].backend == "baseline"
         for t in task_ids:
             for f in family_ids:
-                for variant in sorted(v.id for v in specs.families[f].variants):
-                    head, tail = _key_parts(identity, prompts[(f, variant, t)], baseline)
+                for v in sorted(v.id for v in specs.families[f].variants):
+                    head, tail = _key_parts(identity, prompts[(f, v, t)], baseline)
                     for s in samples[t]:
                         key = sha256(head + b'"' + s.sha256.encode() + b'"' + tail).hexdigest()
-                        jobs.append(Job(key, m, t, f, variant, s.id, s.label))
+                        jobs.append(Job(key, m, t, f, v, s.id, s.label))
     return Plan(suite, jobs, samples, identities, prompts)
 
 

@@ -60,7 +60,7 @@ def test_plan_variants_rendering_the_same_messages_share_one_key(project: Path) 
     family = project / "specs/prompts/closed_diagnosis.yaml"
     text = family.read_text()
     family.write_text(
-        text + '  - id: plain-copy\n    kind: wording\n'
+        text + "  - id: plain-copy\n    kind: wording\n"
         "    template: \"{{ question }} Answer with one of: {{ options | join(', ') }}.\"\n"
     )
     plan = _plan(project)
@@ -87,7 +87,11 @@ def test_plan_limit_keeps_every_class(project: Path) -> None:
 
 
 def test_plan_unknown_model_names_the_choices(project: Path) -> None:
-    with pytest.raises(MedbenchError, match=r"^suite t: 'nope' is not a model of this suite\. Choose from: baseline-chance, tiny-llava\.$"):
+    with pytest.raises(
+        MedbenchError,
+        match=r"^suite t: 'nope' is not a model of this suite\. "
+        r"Choose from: baseline-chance, tiny-llava\.$",
+    ):
         _plan(project, models=["nope"])
 
 

@@ -1,0 +1,120 @@
+"""`medbench score`: parse and score a suite's cached answers (no GPU, no model import)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from medbench.commands.common import CacheOpt, SpecsArg, SuiteOpt, open_cache
+from medbench.loading import SpecSet
+from medbench.plan import Plan
+
+ResultsOpt = Annotated[Path, typer.Option("--results", help="Folder for score outputs.")]
+
+
+def _fmt(row: dict[str, Any], name: str) -> str:
+    value = row.get(name)
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    lo, hi = row.get(f"{name}_lo"), row.get(f"{name}_hi")
+    if lo is None or hi is None or (isinstance(lo, float) and math.isnan(lo)):
+        return f"{value:.2f}"
+    return f"{value:.2f} [{lo:.2f}-{hi:.2f}]"
+
+
+def print_table(specs: SpecSet, plan: Plan, tables: Any, console: Console) -> None:
+    """Models x tasks: f1_all of the reference closed-choice variant, fragility, refusals."""
+    families = [
+        f for f in sorted(plan.suite.prompt_families) if specs.families[f].answer == "label"
+    ]
+    tasks = sorted(plan.samples)
+    scores = tables.scores
+    family = families[0] if families else None
+    ref = specs.families[family].reference if family else None
+    title = f"suite {plan.suite.id}: f1_all with 95% CI ({family}/{ref}); fragility index"
+    table = Table(title=title)
+    table.add_column("model")
+    for t in tasks:
+        table.add_column(t.replace("_", " "), justify="right")
+    table.add_column("fragility", justify="right")
+    table.add_column("refusals", justify="right")
+    chance: dict[str, str] = {}
+
+    def cell(model: str, task: str) -> str:
+        if family is None or not len(scores):
+            return "-"
+        hit = scores[
+            (scores.model == model)
+            & (scores.task == task)
+            & (scores.family == family)
+            & (scores.variant == ref)
+            & (scores.pipeline == "direct")
+        ]
+        if not len(hit):
+            return "-"
+        row = hit.iloc[0].to_dict()
+        chance[task] = f"{row['chance_f1']:.2f}"
+        return _fmt(row, "f1_all")
+
+    for model in sorted(plan.identities):
+        cells = [model + (" (test)" if specs.models[model].test_model else "")]
+        cells.extend(cell(model, t) for t in tasks)
+        m = tables.models[(tables.models.model == model) & (tables.models.pipeline == "direct")]
+        cells.append(_fmt(m.iloc[0].to_dict(), "fragility_index") if len(m) else "-")
+        mine = scores[scores.model == model] if len(scores) else scores
+        refusal = mine["refusal_rate"].mean() if len(mine) else float("nan")
+        cells.append("-" if math.isnan(refusal) else f"{refusal:.2f}")
+        table.add_row(*cells)
+    table.add_row("chance", *(chance.get(t, "-") for t in tasks), "", "", style="dim")
+    console.print(table)
+
+
+def score_and_report(
+    specs: SpecSet, plan: Plan, cache: Any, results: Path, console: Console
+) -> Path:
+    """Score a plan's cached answers, write `results/<suite>/`, print the compact table."""
+    from medbench.results import write_results
+    from medbench.scoring import collect_answers, make_layout, score_answers
+
+    answers = collect_answers(specs, plan, cache)
+    missing = len({(j.model, j.task, j.family, j.variant, j.sample) for j in plan.jobs}) - len(
+        answers
+    )
+    layout = make_layout(specs, plan)
+    tables = score_answers(answers, layout)
+    out = results / plan.suite.id
+    test_models = [m for m in plan.identities if specs.models[m].test_model]
+    write_results(out, plan.suite.id, answers, tables, layout, test_models)
+    print_table(specs, plan, tables, console)
+    if missing > 0:
+        console.print(f"[yellow]{missing} planned answers are not in the cache yet: run the suite.")
+    console.print(f"Scores written to {out}/")
+    return out
+
+
+def build_local_site(specs: SpecSet, suite: str, results: Path, console: Console) -> None:
+    """Build `_site/` from the suite's fresh results (test models allowed, marked as such)."""
+    from medbench.localsite import build_local
+
+    index = build_local(specs, suite, results, Path("_site"))
+    console.print(f"Site built: open {index}")
+
+
+def score(
+    specs: SpecsArg = Path("specs"),
+    suite: SuiteOpt = "quickstart",
+    cache: CacheOpt = None,
+    results: ResultsOpt = Path("results"),
+) -> None:
+    """Parse and score the suite's cached answers into results/<suite>/ (no GPU needed)."""
+    from medbench.commands.runner import build_plan
+
+    console = Console(stderr=True)
+    with open_cache(cache) as store:
+        spec_set, plan = build_plan(specs, suite, store, None, None, None)
+        score_and_report(spec_set, plan, store, results, console)

@@ -1,0 +1,166 @@
+import filecmp
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from rich.console import Console
+from sklearn.metrics import f1_score
+
+from medbench.cache import Cache
+from medbench.commands.scoring import score_and_report
+from medbench.loading import load_specs
+from medbench.plan import make_plan
+from medbench.run import run_plan
+from medbench.scoring import ScoringLayout, collect_answers, make_layout, score_answers
+from tests.spec_tree import make_project
+
+
+@pytest.fixture
+def scored(tmp_path: Path) -> tuple[Path, Path]:
+    project = make_project(
+        tmp_path,
+        tasks=("pneumonia_cxr", "skin_lesion"),
+        families=("closed_diagnosis", "finding_present"),
+        models=("baseline-chance", "baseline-majority"),
+        limit_per_class=4,
+    )
+    specs = load_specs(project / "specs")
+    with Cache(tmp_path / "c.sqlite") as cache:
+        plan = make_plan(specs, "t", models_dir=tmp_path / "models")
+        run_plan(plan, specs, cache, progress=False)
+        score_and_report(specs, plan, cache, tmp_path / "results", Console(quiet=True))
+    return project, tmp_path / "results" / "t"
+
+
+def test_score_writes_every_result_file(scored: tuple[Path, Path]) -> None:
+    _, out = scored
+    names = sorted(p.name for p in out.iterdir())
+    assert names == sorted(
+        [
+            "answers.parquet",
+            "scores.csv",
+            "fragility.csv",
+            "pairs.csv",
+            "models.csv",
+            "layout.json",
+            "summary.json",
+        ]
+    )
+    answers = pd.read_parquet(out / "answers.parquet")
+    # 2 models x 2 tasks x (7 + 5 variants) x 8 images
+    assert len(answers) == 2 * 2 * 12 * 8
+    assert set(answers["status"]) == {"answer"}
+
+
+def test_score_twice_gives_byte_identical_files(scored: tuple[Path, Path], tmp_path: Path) -> None:
+    project, out = scored
+    specs = load_specs(project / "specs")
+    with Cache(tmp_path / "c.sqlite") as cache:
+        plan = make_plan(specs, "t", models_dir=tmp_path / "models")
+        score_and_report(specs, plan, cache, tmp_path / "again", Console(quiet=True))
+    again = tmp_path / "again" / "t"
+    names = sorted(p.name for p in out.iterdir())
+    match, mismatch, errors = filecmp.cmpfiles(out, again, names, shallow=False)
+    assert (mismatch, errors) == ([], [])
+
+
+def test_score_majority_baseline_never_flips(scored: tuple[Path, Path]) -> None:
+    _, out = scored
+    fragility = pd.read_csv(out / "fragility.csv")
+    majority = fragility[fragility.model == "baseline-majority"]
+    assert (majority["disagreement"] == 0).all()
+    chance = fragility[fragility.model == "baseline-chance"]
+    assert (chance["disagreement"] > 0).all()
+
+
+def test_score_f1_all_matches_sklearn_on_the_stored_answers(scored: tuple[Path, Path]) -> None:
+    _, out = scored
+    answers = pd.read_parquet(out / "answers.parquet")
+    scores = pd.read_csv(out / "scores.csv")
+    row = scores[
+        (scores.model == "baseline-chance")
+        & (scores.task == "skin_lesion")
+        & (scores.family == "closed_diagnosis")
+        & (scores.variant == "plain")
+    ].iloc[0]
+    sub = answers[
+        (answers.model == "baseline-chance")
+        & (answers.task == "skin_lesion")
+        & (answers.family == "closed_diagnosis")
+        & (answers.variant == "plain")
+    ]
+    expected = f1_score(
+        sub.truth,
+        sub.parsed.fillna("none"),
+        labels=["malignant", "benign"],
+        average="macro",
+        zero_division=0,
+    )
+    assert row.f1_all == pytest.approx(expected, abs=1e-9)
+
+
+def test_score_answers_counts_refusals_as_wrong_and_skips_failed_jobs() -> None:
+    layout = ScoringLayout(
+        classes={"t": {"f": ["a", "b"]}},
+        variants={"f": ["v1", "v2"]},
+        references={"f": "v1"},
+        answer_kinds={"f": "label"},
+        n_boot=50,
+    )
+    rows = []
+    statuses = {
+        "s1": ("answer", "a"),
+        "s2": ("refusal", None),
+        "s3": ("answer", "b"),
+        "s4": ("error", None),
+    }
+    for variant in ("v1", "v2"):
+        for sample, (status, parsed) in statuses.items():
+            truth = "a" if sample in {"s1", "s2"} else "b"
+            rows.append(
+                (
+                    "m",
+                    "t",
+                    "f",
+                    variant,
+                    "direct",
+                    sample,
+                    truth,
+                    truth,
+                    "x",
+                    None,
+                    status,
+                    parsed,
+                    "r",
+                    parsed == truth,
+                )
+            )
+    from medbench.scoring import ANSWER_COLUMNS
+
+    tables = score_answers(pd.DataFrame(rows, columns=ANSWER_COLUMNS), layout)
+    v1 = tables.scores[tables.scores.variant == "v1"].iloc[0]
+    assert (v1.n, v1.n_failed) == (3, 1)
+    assert v1.refusal_rate == pytest.approx(1 / 3)
+    expected = f1_score(["a", "a", "b"], ["a", "none", "b"], labels=["a", "b"], average="macro")
+    assert v1.f1_all == pytest.approx(expected)
+    family = tables.fragility.iloc[0]
+    assert family.n_images == 3 and family.disagreement == 0
+
+
+def test_make_layout_pairs_only_models_present_together(tmp_path: Path) -> None:
+    project = make_project(tmp_path, models=("baseline-chance",))
+    specs = load_specs(project / "specs")
+    plan = make_plan(specs, "t", models_dir=tmp_path / "m")
+    layout = make_layout(specs, plan)
+    assert layout.pairs == []
+    assert layout.classes == {"pneumonia_cxr": {"closed_diagnosis": ["pneumonia", "normal"]}}
+    assert np.array_equal(ScoringLayout.from_json(layout.to_json()).to_json()["pairs"], [])
+
+
+def test_collect_answers_leaves_out_jobs_not_yet_run(tmp_path: Path) -> None:
+    project = make_project(tmp_path)
+    specs = load_specs(project / "specs")
+    with Cache(tmp_path / "c.sqlite") as cache:
+        plan = make_plan(specs, "t", models_dir=tmp_path / "m")
+        assert len(collect_answers(specs, plan, cache)) == 0
