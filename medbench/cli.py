@@ -1,0 +1,60 @@
+"""The `medbench` command line: each command a thin call into the modules."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from medbench import __version__
+from medbench.commands import cache, runner, scoring, validate
+from medbench.commands import parse as parse_cmd
+from medbench.errors import MedbenchError, SpecError
+
+app = typer.Typer(
+    name="medbench",
+    help="Measure how fragile vision-language models are on medical images.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"medbench {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Show the version and exit."
+    ),
+) -> None:
+    """Measure how fragile vision-language models are on medical images."""
+
+
+app.command()(validate.validate)
+app.command()(validate.schema)
+app.command()(runner.plan)
+app.command()(runner.run)
+app.command()(scoring.score)
+app.command("tiny-model")(runner.tiny_model)
+app.add_typer(runner.check_app, name="check")
+app.add_typer(cache.app, name="cache")
+
+
+app.command()(parse_cmd.parse)
+
+
+def main() -> None:
+    """Entry point: user errors print their message and exit 2 (specs) or 1, with no traceback."""
+    try:
+        app()
+    except SpecError as e:
+        print(e, file=sys.stderr)
+        sys.exit(2)
+    except MedbenchError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(1)

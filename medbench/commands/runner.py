@@ -1,0 +1,201 @@
+"""`medbench plan`, `run`, `check batch-invariance` and `tiny-model`: the engine's commands."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import replace
+from pathlib import Path
+from typing import Annotated, Literal
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from medbench.backends.base import BackendContext
+from medbench.cache import Cache
+from medbench.commands.common import (
+    CacheOpt,
+    LimitOpt,
+    ModelsOpt,
+    SpecsArg,
+    SuiteOpt,
+    TasksOpt,
+    models_dir,
+    open_cache,
+)
+from medbench.loading import SpecSet, load_specs
+from medbench.plan import Plan, make_plan
+
+BatchOpt = Annotated[
+    str,
+    typer.Option(
+        "--batch-size", "-b", help="Requests per batch, or `auto` (the backend's default)."
+    ),
+]
+DeviceOpt = Annotated[str, typer.Option("--device", help="`auto`, `cpu`, `cuda` or `cuda:N`.")]
+ExecutorOpt = Annotated[
+    str, typer.Option("--executor", help="`local` (in-process) or `ray` (needs medbench[ray]).")
+]
+
+
+def parse_batch_size(value: str) -> int | None:
+    if value == "auto":
+        return None
+    if not value.isdigit() or int(value) < 1:
+        raise typer.BadParameter(f"expected a positive integer or `auto`, got {value!r}")
+    return int(value)
+
+
+def build_plan(
+    specs_path: Path,
+    suite: str,
+    cache: Cache,
+    models: list[str] | None,
+    tasks: list[str] | None,
+    limit: int | None,
+) -> tuple[SpecSet, Plan]:
+    specs = load_specs(specs_path)
+    plan = make_plan(
+        specs,
+        suite,
+        models_dir=models_dir(cache),
+        models=models,
+        tasks=tasks,
+        limit=limit,
+        hasher=cache.hash_file,
+    )
+    cache.flush_hashes()
+    return specs, plan
+
+
+def plan(
+    specs: SpecsArg = Path("specs"),
+    suite: SuiteOpt = "quickstart",
+    model: ModelsOpt = None,
+    task: TasksOpt = None,
+    limit: LimitOpt = None,
+    cache: CacheOpt = None,
+) -> None:
+    """Show the jobs a run would do, per model and task, and how many are already cached."""
+    with open_cache(cache) as store:
+        spec_set, the_plan = build_plan(specs, suite, store, model, task, limit)
+        done = store.finished_keys()
+    total: Counter[tuple[str, str]] = Counter()
+    cached: Counter[tuple[str, str]] = Counter()
+    for job in the_plan.jobs:
+        total[(job.model, job.task)] += 1
+        cached[(job.model, job.task)] += job.key in done
+    table = Table(title=f"suite {suite}: {len(the_plan.jobs)} jobs")
+    for column in ("model", "revision", "task", "jobs", "cached", "to run"):
+        table.add_column(
+            column, justify="right" if column in {"jobs", "cached", "to run"} else "left"
+        )
+    for (m, t), n in sorted(total.items()):
+        revision = the_plan.identities[m].revision[:16]
+        table.add_row(m, revision, t, str(n), str(cached[(m, t)]), str(n - cached[(m, t)]))
+    Console().print(table)
+    unique = len({job.key for job in the_plan.jobs if job.key not in done})
+    typer.echo(f"{sum(cached.values())} cached; {unique} distinct answers to compute.")
+
+
+def run(
+    specs: SpecsArg = Path("specs"),
+    suite: SuiteOpt = "quickstart",
+    model: ModelsOpt = None,
+    task: TasksOpt = None,
+    limit: LimitOpt = None,
+    batch_size: BatchOpt = "auto",
+    device: DeviceOpt = "auto",
+    executor: ExecutorOpt = "local",
+    cache: CacheOpt = None,
+    score: Annotated[bool, typer.Option(help="Score the suite after the run.")] = True,
+    site: Annotated[bool, typer.Option(help="Build the local site after scoring.")] = True,
+    results: Annotated[Path, typer.Option(help="Folder for score outputs.")] = Path("results"),
+) -> None:
+    """Run a suite: compute the answers the cache lacks, then score them and build the site."""
+    from medbench.run import run_plan
+
+    context = BackendContext(device=device, batch_size=parse_batch_size(batch_size))
+    console = Console(stderr=True)
+    with open_cache(cache) as store:
+        spec_set, the_plan = build_plan(specs, suite, store, model, task, limit)
+        summary = run_plan(
+            the_plan, spec_set, store, context=context, executor=executor, console=console
+        )
+        for line in summary.lines():
+            console.print(line)
+        if summary.interrupted:
+            raise typer.Exit(130)
+        if score:
+            from medbench.commands.scoring import score_and_report
+
+            score_and_report(spec_set, the_plan, store, results, console)
+    if score and site:
+        from medbench.commands.scoring import build_local_site
+
+        build_local_site(spec_set, suite, results, console)
+
+
+check_app = typer.Typer(help="Self-checks of a model's behaviour.", no_args_is_help=True)
+
+
+@check_app.command("batch-invariance")
+def batch_invariance(
+    model: Annotated[str, typer.Option("--model", "-m", help="Model id to check.")],
+    specs: SpecsArg = Path("specs"),
+    suite: SuiteOpt = "quickstart",
+    n: Annotated[int, typer.Option("--n", min=1, help="Number of jobs to compare.")] = 32,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=2, help="The batched size.")] = 8,
+    device: DeviceOpt = "auto",
+    cache: CacheOpt = None,
+) -> None:
+    """Answer the same jobs at batch size 1 and N (no cache) and report every difference."""
+    from medbench.backends import load_backend
+    from medbench.executors import ModelWork
+    from medbench.executors.local import prepare_checkpoint
+
+    with open_cache(cache) as store:
+        spec_set, the_plan = build_plan(specs, suite, store, [model], None, None)
+    jobs = list({job.key: job for job in the_plan.jobs}.values())
+    step = max(1, len(jobs) // n)
+    requests = [the_plan.request(job) for job in jobs[::step][:n]]
+    work = ModelWork(spec_set.models[model], the_plan.identities[model], requests)
+    prepare_checkpoint(work)
+    context = BackendContext(device=device, checkpoint_dir=work.identity.checkpoint_dir)
+    outputs: dict[int, list[str | None]] = {}
+    for size in (1, batch_size):
+        backend = load_backend(work.spec, replace(context, batch_size=size))
+        try:
+            answers: list[str | None] = []
+            for start in range(0, len(requests), size):
+                answers.extend(o.text for o in backend.generate(requests[start : start + size]))
+            outputs[size] = answers
+        finally:
+            backend.close()
+    flips = [
+        i for i, (a, b) in enumerate(zip(outputs[1], outputs[batch_size], strict=True)) if a != b
+    ]
+    for i in flips:
+        typer.echo(
+            f"FLIP {requests[i].key[:12]}: batch 1 {outputs[1][i]!r} != batch {batch_size} "
+            f"{outputs[batch_size][i]!r}"
+        )
+    typer.echo(f"{len(requests)} jobs, {len(flips)} differ between batch 1 and batch {batch_size}.")
+    if flips:
+        raise typer.Exit(1)
+
+
+def tiny_model(
+    arch: Annotated[
+        Literal["llava", "llava_next", "gemma3", "text"], typer.Argument(help="Architecture.")
+    ],
+    out: Annotated[Path, typer.Argument(help="Folder to write the checkpoint into.")],
+    seed: Annotated[
+        int, typer.Option(help="Random seed: the same seed gives the same weights.")
+    ] = 0,
+) -> None:
+    """Build a tiny RANDOM-WEIGHT test model of a real architecture (for tests and demos)."""
+    from medbench.tiny import build_tiny_model
+
+    path = build_tiny_model(arch, out, seed=seed)
+    typer.echo(f"Tiny {arch} test model (random weights) written to {path}")

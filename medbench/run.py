@@ -1,0 +1,199 @@
+"""Run a plan: find the cache misses, execute them batch by batch, store every answer at once."""
+
+from __future__ import annotations
+
+import importlib
+import signal
+import time
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from medbench.backends.base import BackendContext, Output, Request
+from medbench.cache import Cache, canonical_json
+from medbench.errors import MedbenchError
+from medbench.executors import EXECUTORS, Executor, ModelWork
+from medbench.loading import SpecSet
+from medbench.plan import Job, Plan
+
+
+@dataclass
+class RunSummary:
+    """What a run did."""
+
+    planned: int
+    cached: int = 0
+    ran: int = 0
+    failed: int = 0
+    failures: Counter[str] = field(default_factory=Counter)
+    seconds: float = 0.0
+    interrupted: bool = False
+
+    @property
+    def complete(self) -> bool:
+        return not self.interrupted and self.failed == 0
+
+    def lines(self) -> list[str]:
+        """A human summary: ran, cached, failed with the most frequent reasons."""
+        out = [
+            f"{self.planned} jobs planned: {self.cached} cached, {self.ran} ran, "
+            f"{self.failed} failed ({self.seconds:.1f} s)."
+        ]
+        for reason, count in self.failures.most_common(5):
+            out.append(f"  {count} x {reason}")
+        if self.interrupted:
+            out.append("Interrupted: finished answers are stored; rerun to resume.")
+        return out
+
+
+def load_executor(name: str) -> Executor:
+    """The executor named `name` (imported lazily: Ray is optional)."""
+    target = EXECUTORS.get(name)
+    if target is None:
+        raise MedbenchError(f"unknown executor {name!r}. Choose from: {', '.join(EXECUTORS)}.")
+    module_name, class_name = target.split(":")
+    executor: Executor = getattr(importlib.import_module(module_name), class_name)()
+    return executor
+
+
+def pending_work(
+    plan: Plan, specs: SpecSet, cache: Cache
+) -> tuple[list[ModelWork], list[Job], int]:
+    """Cache misses grouped by model, one request per distinct key; and the jobs per key."""
+    done = cache.finished_keys()
+    work: dict[str, list[Request]] = {}
+    first_job: dict[str, Job] = {}
+    cached = 0
+    for job in plan.jobs:
+        if job.key in done:
+            cached += 1
+            continue
+        if job.key in first_job:
+            continue
+        first_job[job.key] = job
+        work.setdefault(job.model, []).append(plan.request(job))
+    groups = [ModelWork(specs.models[m], plan.identities[m], reqs) for m, reqs in work.items()]
+    return groups, list(first_job.values()), cached
+
+
+class _StopFlag:
+    """First Ctrl-C: finish the batch in flight, then stop. Second Ctrl-C: stop now."""
+
+    def __init__(self, console: Console) -> None:
+        self.stop = False
+        self._console = console
+
+    def __call__(self) -> bool:
+        return self.stop
+
+    @contextmanager
+    def installed(self) -> Iterator[None]:
+        def handler(signum: int, frame: Any) -> None:
+            if self.stop:
+                raise KeyboardInterrupt
+            self.stop = True
+            self._console.print(
+                "[yellow]Stopping after the batch in flight (Ctrl-C again to abort)."
+            )
+
+        try:
+            previous = signal.signal(signal.SIGINT, handler)
+        except ValueError:  # not the main thread: leave signals alone
+            yield
+            return
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, previous)
+
+
+def _progress(console: Console, enabled: bool) -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TaskProgressColumn(),
+        TextColumn("{task.fields[hits]} cached, {task.fields[failed]} failed"),
+        TextColumn("{task.fields[rate]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        disable=not enabled,
+        transient=False,
+    )
+
+
+def run_plan(
+    plan: Plan,
+    specs: SpecSet,
+    cache: Cache,
+    *,
+    context: BackendContext | None = None,
+    executor: str = "local",
+    console: Console | None = None,
+    progress: bool = True,
+) -> RunSummary:
+    """Answer every job of the plan that the cache lacks; store each batch as it finishes."""
+    console = console or Console(stderr=True)
+    context = context or BackendContext()
+    started = time.perf_counter()
+    work, jobs, cached = pending_work(plan, specs, cache)
+    job_of = {job.key: job for job in jobs}
+    summary = RunSummary(planned=len(plan.jobs), cached=cached)
+    todo = sum(len(w.requests) for w in work)
+    stop = _StopFlag(console)
+    with _progress(console, progress) as bar, stop.installed():
+        task = bar.add_task(f"suite {plan.suite.id}", total=todo, hits=cached, failed=0, rate="")
+
+        def sink(requests: Sequence[Request], outputs: Sequence[Output]) -> None:
+            rows = []
+            for request, output in zip(requests, outputs, strict=True):
+                job = job_of[request.key]
+                prompt = canonical_json(
+                    {
+                        **request.messages.key_payload(),
+                        "paths": [i.path for i in request.messages.images],
+                    }
+                )
+                rows.append(
+                    (
+                        job.key,
+                        job.model,
+                        job.task,
+                        job.family,
+                        job.variant,
+                        job.sample,
+                        prompt,
+                        output.text,
+                        output.error,
+                        output.seconds,
+                    )
+                )
+                if output.error is not None:
+                    summary.failed += 1
+                    summary.failures[output.error.split(":")[0][:120]] += 1
+                else:
+                    summary.ran += 1
+            cache.put_many(rows)
+            elapsed = time.perf_counter() - started
+            rate = f"{(summary.ran + summary.failed) / elapsed:.1f} jobs/s" if elapsed > 0 else ""
+            bar.update(task, advance=len(rows), failed=summary.failed, rate=rate)
+
+        if work:
+            load_executor(executor).execute(work, context, sink, stop)
+    summary.interrupted = stop.stop
+    summary.seconds = time.perf_counter() - started
+    return summary

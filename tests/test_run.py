@@ -1,0 +1,171 @@
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from medbench.backends.base import BackendContext
+from medbench.cache import Cache
+from medbench.loading import load_specs
+from medbench.plan import Plan, make_plan
+from medbench.run import run_plan
+from tests.spec_tree import make_project
+
+
+def _plan(project: Path, cache: Cache) -> Plan:
+    specs = load_specs(project / "specs")
+    return make_plan(specs, "t", models_dir=cache.path.parent / "models", hasher=cache.hash_file)
+
+
+def _run(project: Path, cache: Cache, **kwargs: object) -> tuple[Plan, object]:
+    specs = load_specs(project / "specs")
+    plan = make_plan(specs, "t", models_dir=cache.path.parent / "models", hasher=cache.hash_file)
+    return plan, run_plan(plan, specs, cache, progress=False, **kwargs)  # type: ignore[arg-type]
+
+
+def _cli(project: Path, cache: Path, *args: str) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "medbench",
+        *args,
+        str(project / "specs"),
+        "--suite",
+        "t",
+        "--cache",
+        str(cache),
+    ]
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    return make_project(tmp_path, models=("tiny-llava", "baseline-chance"))
+
+
+def test_run_then_rerun_computes_nothing(project: Path, tmp_path: Path) -> None:
+    with Cache(tmp_path / "c.sqlite") as cache:
+        plan, first = _run(project, cache)
+        assert (first.ran, first.failed, first.cached) == (len(plan.jobs), 0, 0)  # type: ignore[attr-defined]
+        _, second = _run(project, cache)
+        assert (second.ran, second.cached) == (0, len(plan.jobs))  # type: ignore[attr-defined]
+
+
+def test_run_cached_rerun_does_not_import_torch(project: Path, tmp_path: Path) -> None:
+    cache = tmp_path / "c.sqlite"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    subprocess.run(
+        _cli(project, cache, "run") + ["--no-score"], check=True, env=env, capture_output=True
+    )
+    probe = (
+        "import sys, runpy\n"
+        f"sys.argv = {['medbench', 'run', str(project / 'specs'), '--suite', 't', '--cache', str(cache), '--no-score']!r}\n"
+        "try:\n    runpy.run_module('medbench', run_name='__main__')\nexcept SystemExit:\n    pass\n"
+        "print('TORCH' if 'torch' in sys.modules or 'transformers' in sys.modules else 'CLEAN')\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], check=True, env=env, capture_output=True, text=True
+    )
+    assert out.stdout.strip().splitlines()[-1] == "CLEAN"
+    assert "0 ran" in out.stderr
+
+
+def test_run_changed_template_reruns_only_that_variant(project: Path, tmp_path: Path) -> None:
+    with Cache(tmp_path / "c.sqlite") as cache:
+        _run(project, cache)
+        family = project / "specs/prompts/closed_diagnosis.yaml"
+        family.write_text(family.read_text().replace("Diagnosis? ", "Your diagnosis? "))
+        plan, summary = _run(project, cache)
+    terse = [j for j in plan.jobs if j.variant == "terse"]
+    assert summary.ran == len(terse) > 0  # type: ignore[attr-defined]
+    assert summary.cached == len(plan.jobs) - len(terse)  # type: ignore[attr-defined]
+
+
+def test_run_corrupt_images_fail_only_their_jobs(project: Path, tmp_path: Path) -> None:
+    folder = project / "data/sample/pneumonia_cxr/normal"
+    (folder / "zz_text.jpg").write_text("not an image")
+    good = next(folder.glob("*.jpg")).read_bytes()
+    (folder / "zz_cut.jpg").write_bytes(good[: len(good) // 2])
+    Image.new("CMYK", (40, 30), (10, 20, 30, 0)).save(folder / "zz_cmyk.jpg")
+    Image.new("I;16", (40, 30), 40000).save(folder / "zz_16bit.png")
+    suite = project / "specs/suites/t.yaml"
+    suite.write_text(suite.read_text().replace("limit_per_class: 2\n", ""))
+    with Cache(tmp_path / "c.sqlite") as cache:
+        plan, summary = _run(project, cache)
+        stored = cache.get_many(j.key for j in plan.jobs)
+    by_sample = {}
+    for job in plan.jobs:
+        if job.model == "tiny-llava":
+            by_sample.setdefault(job.sample, set()).add(stored[job.key].error is None)
+    assert by_sample["normal/zz_text"] == {False}
+    assert by_sample["normal/zz_cut"] == {False}
+    assert by_sample["normal/zz_cmyk"] == {True}
+    assert by_sample["normal/zz_16bit"] == {True}
+    ok = [s for s in by_sample if not s.startswith("normal/zz_")]
+    assert all(by_sample[s] == {True} for s in ok)
+    assert summary.failed == 2 * 7  # type: ignore[attr-defined]
+
+
+@pytest.mark.slow
+def test_run_killed_mid_run_resumes_with_one_answer_per_job(project: Path, tmp_path: Path) -> None:
+    suite = project / "specs/suites/t.yaml"
+    suite.write_text(suite.read_text().replace("limit_per_class: 2", "limit_per_class: 8"))
+    cache = tmp_path / "c.sqlite"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    cmd = _cli(project, cache, "run") + ["--no-score", "--batch-size", "2", "--model", "tiny-llava"]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    stored = 0
+    while time.monotonic() < deadline and stored < 20:
+        time.sleep(0.2)
+        if cache.exists():
+            try:
+                stored = (
+                    sqlite3.connect(cache).execute("SELECT COUNT(*) FROM answers").fetchone()[0]
+                )
+            except sqlite3.OperationalError:
+                stored = 0
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert 0 < stored < 112, "the run should be killed part-way"
+    subprocess.run(cmd, check=True, env=env, capture_output=True)
+    with Cache(cache) as store:
+        plan = _plan(project, store)
+        keys = {j.key for j in plan.jobs if j.model == "tiny-llava"}
+        assert store.finished_keys() == keys
+    rows = (
+        sqlite3.connect(cache)
+        .execute("SELECT COUNT(*), COUNT(DISTINCT key) FROM answers")
+        .fetchone()
+    )
+    assert rows == (len(keys), len(keys))
+
+
+@pytest.mark.slow
+def test_run_two_concurrent_runs_on_one_cache_both_finish(project: Path, tmp_path: Path) -> None:
+    cache = tmp_path / "c.sqlite"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    cmd = _cli(project, cache, "run") + ["--no-score", "--batch-size", "2"]
+    procs = [subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE) for _ in range(2)]
+    results = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [r[1][-2000:] for r in results]
+    with Cache(cache) as store:
+        keys = {j.key for j in _plan(project, store).jobs}
+        assert store.finished_keys() == keys
+    db = sqlite3.connect(cache)
+    assert db.execute("SELECT COUNT(*) FROM answers").fetchone()[0] == len(keys)
+    assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def test_run_batch_size_does_not_change_answers(project: Path, tmp_path: Path) -> None:
+    answers = []
+    for size in (1, 8):
+        with Cache(tmp_path / f"c{size}.sqlite") as cache:
+            plan, _ = _run(project, cache, context=BackendContext(batch_size=size))
+            stored = cache.get_many(j.key for j in plan.jobs)
+            answers.append([stored[j.key].output for j in plan.jobs])
+    assert answers[0] == answers[1]
