@@ -61,11 +61,18 @@ def test_run_cached_rerun_does_not_import_torch(project: Path, tmp_path: Path) -
     subprocess.run(
         _cli(project, cache, "run") + ["--no-score"], check=True, env=env, capture_output=True
     )
-    probe = (
-        "import sys, runpy\n"
-        f"sys.argv = {['medbench', 'run', str(project / 'specs'), '--suite', 't', '--cache', str(cache), '--no-score']!r}\n"
-        "try:\n    runpy.run_module('medbench', run_name='__main__')\nexcept SystemExit:\n    pass\n"
-        "print('TORCH' if 'torch' in sys.modules or 'transformers' in sys.modules else 'CLEAN')\n"
+    argv = ["medbench", "run", str(project / "specs"), "--suite", "t", "--cache", str(cache)]
+    probe = "\n".join(
+        [
+            "import sys, runpy",
+            f"sys.argv = {argv + ['--no-score']!r}",
+            "try:",
+            "    runpy.run_module('medbench', run_name='__main__')",
+            "except SystemExit:",
+            "    pass",
+            "heavy = 'torch' in sys.modules or 'transformers' in sys.modules",
+            "print('TORCH' if heavy else 'CLEAN')",
+        ]
     )
     out = subprocess.run(
         [sys.executable, "-c", probe], check=True, env=env, capture_output=True, text=True
