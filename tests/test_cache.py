@@ -58,7 +58,9 @@ def test_cache_of_another_format_is_refused(tmp_path: Path) -> None:
         Cache(path)
 
 
-def test_hash_file_is_reused_until_the_file_changes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_hash_file_is_reused_until_the_file_changes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     image = tmp_path / "a.jpg"
     image.write_bytes(b"one")
     calls: list[Path] = []
