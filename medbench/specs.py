@@ -11,6 +11,10 @@ ID_PATTERN = r"^[a-z0-9][a-z0-9._-]*$"
 
 Id = Annotated[str, Field(pattern=ID_PATTERN, max_length=80)]
 Text = Annotated[str, Field(min_length=1, max_length=4000)]
+VariantRef = Annotated[
+    str, Field(pattern=r"^[a-z0-9][a-z0-9._-]*/[a-z0-9][a-z0-9._-]*$", max_length=161)
+]
+"""A variant of a prompt family, written `family/variant`."""
 
 
 class _Spec(BaseModel):
@@ -172,7 +176,7 @@ class TinySpec(_Spec):
     seed: int = 0
     train: bool = False
     """Fine-tune on the sample images so the model answers in words (a demonstration model)."""
-    train_variants: tuple[Id, ...] = ()
+    train_variants: tuple[VariantRef, ...] = ()
     """Prompt variants (`family/variant`) the demonstration model is trained on."""
     steps: int = Field(default=300, ge=0, le=5000)
 
