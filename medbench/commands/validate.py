@@ -1,0 +1,83 @@
+"""`medbench validate` and `medbench schema`: check spec files, publish their JSON Schemas."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from pydantic import TypeAdapter
+
+from medbench.errors import SpecError
+from medbench.loading import load_specs
+from medbench.specs import SPEC_KINDS, Spec
+
+SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
+
+
+def validate(
+    path: Annotated[
+        Path, typer.Argument(help="Spec folder (searched recursively) or a single spec file.")
+    ] = Path("specs"),
+) -> None:
+    """Check every spec file: schema, references, templates. Exit 2 listing all problems."""
+    try:
+        specs = load_specs(path)
+    except SpecError as e:
+        for issue in e.issues:
+            typer.echo(str(issue), err=True)
+        raise typer.Exit(2) from None
+    variants = sum(len(family.variants) for family in specs.families.values())
+    counts = [
+        _count(len(specs.tasks), "task"),
+        f"{_count(len(specs.families), 'prompt family', 'prompt families')} "
+        f"({_count(variants, 'variant')})",
+        _count(len(specs.models), "model"),
+        _count(len(specs.suites), "suite"),
+    ]
+    typer.echo(f"{', '.join(counts)}: all valid")
+
+
+def schema(
+    kind: Annotated[
+        str | None,
+        typer.Argument(help=f"One of {', '.join(SPEC_KINDS)}; all kinds at once if left out."),
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", "-o", help="Write `<kind>.schema.json` files into this folder."),
+    ] = None,
+) -> None:
+    """Print or write the JSON Schema of spec files, for editors' YAML language servers."""
+    if kind is not None and kind not in SPEC_KINDS:
+        typer.echo(f"unknown kind '{kind}'. Valid kinds: {', '.join(SPEC_KINDS)}.", err=True)
+        raise typer.Exit(2)
+    kinds = [kind] if kind is not None else list(SPEC_KINDS)
+    if out is None:
+        document = json_schema(kind) if kind is not None else json_schema(None)
+        typer.echo(_dumps(document))
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    for name in kinds:
+        target = out / f"{name}.schema.json"
+        target.write_text(_dumps(json_schema(name)) + "\n", encoding="utf-8")
+        typer.echo(f"wrote {target}")
+
+
+def json_schema(kind: str | None) -> dict[str, Any]:
+    """The JSON Schema of one kind of spec, or of any spec (a union on `kind`) for None."""
+    if kind is None:
+        document = TypeAdapter(Spec).json_schema()
+        document["title"] = "medbench spec"
+    else:
+        document = SPEC_KINDS[kind].model_json_schema()
+    return {"$schema": SCHEMA_DIALECT, **document}
+
+
+def _dumps(document: dict[str, Any]) -> str:
+    return json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False)
+
+
+def _count(n: int, singular: str, plural: str = "") -> str:
+    return f"{n} {singular if n == 1 else plural or singular + 's'}"
