@@ -1,0 +1,185 @@
+"""Tests of medbench.images: every file gives an RGB image or an ImageError."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from medbench.errors import MedbenchError
+from medbench.images import ImageError, load_image, sha256_file
+
+RED = (255, 0, 0)
+BLUE = (0, 0, 255)
+WHITE = (255, 255, 255)
+
+
+def noise(size: int = 64) -> Image.Image:
+    rng = np.random.default_rng(0)
+    return Image.fromarray(rng.integers(0, 256, (size, size, 3), dtype=np.uint8))
+
+
+def cut_in_half(path: Path) -> Path:
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    return path
+
+
+def error_for(path: Path, reason: str) -> str:
+    return f"^{re.escape(f'{path}: {reason}')}$"
+
+
+def close_to(actual: tuple[int, ...], expected: tuple[int, ...], tolerance: int = 8) -> bool:
+    return all(abs(a - e) <= tolerance for a, e in zip(actual, expected, strict=True))
+
+
+def test_load_image_rgb_jpeg_is_returned_unchanged(tmp_path: Path) -> None:
+    path = tmp_path / "noise.png"
+    noise().save(path)
+    image = load_image(path)
+    assert image.mode == "RGB"
+    assert image.size == (64, 64)
+    assert np.array_equal(np.asarray(image), np.asarray(noise()))
+
+
+def test_load_image_corrupt_jpeg_is_truncated(tmp_path: Path) -> None:
+    path = tmp_path / "corrupt.jpg"
+    noise().save(path, quality=90)
+    cut_in_half(path)
+    with pytest.raises(ImageError, match=error_for(path, "truncated")):
+        load_image(path)
+
+
+def test_load_image_truncated_png_is_truncated(tmp_path: Path) -> None:
+    path = tmp_path / "truncated.png"
+    noise().save(path)
+    cut_in_half(path)
+    with pytest.raises(ImageError, match=error_for(path, "truncated")):
+        load_image(path)
+
+
+def test_load_image_text_file_is_not_an_image(tmp_path: Path) -> None:
+    path = tmp_path / "notes.jpg"
+    path.write_text("this is a radiology report, not a picture\n")
+    with pytest.raises(ImageError, match=error_for(path, "not an image")):
+        load_image(path)
+
+
+def test_load_image_missing_file_says_so(tmp_path: Path) -> None:
+    path = tmp_path / "missing.jpg"
+    with pytest.raises(ImageError, match=error_for(path, "no such file")):
+        load_image(path)
+
+
+def test_load_image_over_pixel_limit_is_refused_before_decoding(tmp_path: Path) -> None:
+    path = tmp_path / "large.png"
+    noise(64).save(path)
+    with pytest.raises(ImageError, match=error_for(path, "over the pixel limit (64 x 64 > 4000)")):
+        load_image(path, max_pixels=4000)
+
+
+def test_load_image_over_pil_bomb_limit_raises_no_warning(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "bomb.png"
+    Image.new("L", (100, 100)).save(path)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
+    with pytest.raises(
+        ImageError, match=error_for(path, "over the pixel limit (100 x 100 > 5000)")
+    ):
+        load_image(path, max_pixels=5000)
+    assert load_image(path, max_pixels=10_000).size == (100, 100)
+
+
+def test_load_image_error_is_a_medbench_error() -> None:
+    assert issubclass(ImageError, MedbenchError)
+
+
+def test_load_image_sixteen_bit_png_is_scaled_not_clipped(tmp_path: Path) -> None:
+    path = tmp_path / "grey16.png"
+    values = np.array([[0, 1000, 257 * 100, 65535]], dtype=np.uint16)
+    Image.fromarray(values).save(path)
+    image = load_image(path)
+    assert image.mode == "RGB"
+    assert np.asarray(image)[0, :, 0].tolist() == [0, 4, 100, 255]
+
+
+def test_load_image_cmyk_jpeg_keeps_its_colour(tmp_path: Path) -> None:
+    path = tmp_path / "cmyk.jpg"
+    Image.new("CMYK", (16, 16), (0, 255, 255, 0)).save(path, quality=95)
+    image = load_image(path)
+    assert image.mode == "RGB"
+    assert close_to(image.getpixel((8, 8)), RED)  # type: ignore[arg-type]
+
+
+def test_load_image_palette_transparency_becomes_white(tmp_path: Path) -> None:
+    path = tmp_path / "palette.png"
+    image = Image.new("P", (8, 8), 0)
+    image.putpalette([0, 0, 0, 255, 0, 0])
+    image.paste(1, (0, 0, 4, 8))
+    image.save(path, transparency=0)
+    loaded = load_image(path)
+    assert loaded.mode == "RGB"
+    assert loaded.getpixel((1, 1)) == RED
+    assert loaded.getpixel((6, 1)) == WHITE
+
+
+@pytest.mark.parametrize(
+    ("mode", "colour", "expected"),
+    [
+        ("RGBA", (255, 0, 0, 0), WHITE),
+        ("RGBA", (255, 0, 0, 255), RED),
+        ("RGBA", (0, 0, 0, 128), (127, 127, 127)),
+        ("LA", (0, 0), WHITE),
+        ("LA", (0, 255), (0, 0, 0)),
+        ("L", 200, (200, 200, 200)),
+        ("1", 1, WHITE),
+    ],
+)
+def test_load_image_mode_converts_to_rgb(
+    tmp_path: Path, mode: str, colour: int | tuple[int, ...], expected: tuple[int, int, int]
+) -> None:
+    path = tmp_path / f"{mode}.png"
+    Image.new(mode, (4, 4), colour).save(path)
+    image = load_image(path)
+    assert image.mode == "RGB"
+    assert close_to(image.getpixel((0, 0)), expected, tolerance=1)  # type: ignore[arg-type]
+
+
+def test_load_image_exif_orientation_is_applied(tmp_path: Path) -> None:
+    path = tmp_path / "rotated.jpg"
+    image = Image.new("RGB", (40, 20), RED)
+    image.paste(BLUE, (20, 0, 40, 20))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # orientation: the camera was turned; display rotated 90 degrees clockwise
+    image.save(path, exif=exif, quality=95)
+    loaded = load_image(path)
+    assert loaded.size == (20, 40)
+    assert close_to(loaded.getpixel((10, 5)), RED)  # type: ignore[arg-type]
+    assert close_to(loaded.getpixel((10, 35)), BLUE)  # type: ignore[arg-type]
+
+
+def test_load_image_sample_images_all_decode(sample_images: list[Path]) -> None:
+    for path in sample_images[::8]:
+        assert load_image(path).mode == "RGB"
+
+
+def test_sha256_file_matches_hashlib(tmp_path: Path) -> None:
+    path = tmp_path / "bytes.bin"
+    data = bytes(range(256)) * 10_000
+    path.write_bytes(data)
+    assert sha256_file(path, chunk_size=1000) == hashlib.sha256(data).hexdigest()
+
+    empty = tmp_path / "empty.bin"
+    empty.write_bytes(b"")
+    assert sha256_file(empty) == hashlib.sha256(b"").hexdigest()
+
+
+def test_load_image_float_tiff_is_stretched_over_its_range(tmp_path: Path) -> None:
+    path = tmp_path / "float.tiff"
+    Image.fromarray(np.array([[-1.0, 0.0, 1.0]], dtype=np.float32)).save(path)
+    assert np.asarray(load_image(path))[0, :, 0].tolist() == [0, 128, 255]
