@@ -1,8 +1,14 @@
-"""Shared fixtures.
+"""Shared fixtures: the sample images, and tiny random-weight models built once per session.
 
 Fixtures any test may use:
 
 - `sample_images`: every `data/sample/<task>/<label>/*.jpg`, as a sorted list of Paths.
+- `tiny_llava_dir`, `tiny_llava_next_dir`, `tiny_gemma3_dir`, `tiny_text_dir`: a folder holding a
+  tiny checkpoint of that architecture (seed 0), loadable with `from_pretrained` offline. Built on
+  first use (about 0.1 s each once transformers is imported) and shared by the whole session:
+  treat it as read-only (copy it to change it).
+- `tiny_models_dir`: the session folder the tiny models live in; asking for it also sets torch
+  to one thread.
 
 Tests never reach the network (`HF_HUB_OFFLINE=1`), and torch runs on one thread: on a busy
 2-core machine two threads were 5-15x slower.
@@ -29,3 +35,38 @@ def sample_images() -> list[Path]:
     if not images:
         pytest.fail(f"no sample images under {SAMPLE_DIR}; copy them from ../shared/data/sample")
     return images
+
+
+@pytest.fixture(scope="session")
+def tiny_models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    import torch
+
+    torch.set_num_threads(1)
+    return tmp_path_factory.mktemp("tiny-models")
+
+
+def _tiny(root: Path, arch: str) -> Path:
+    from medbench.specs import TinySpec
+    from medbench.tiny import ensure_tiny_model
+
+    return ensure_tiny_model(TinySpec.model_validate({"arch": arch}), root / arch)
+
+
+@pytest.fixture(scope="session")
+def tiny_llava_dir(tiny_models_dir: Path) -> Path:
+    return _tiny(tiny_models_dir, "llava")
+
+
+@pytest.fixture(scope="session")
+def tiny_llava_next_dir(tiny_models_dir: Path) -> Path:
+    return _tiny(tiny_models_dir, "llava_next")
+
+
+@pytest.fixture(scope="session")
+def tiny_gemma3_dir(tiny_models_dir: Path) -> Path:
+    return _tiny(tiny_models_dir, "gemma3")
+
+
+@pytest.fixture(scope="session")
+def tiny_text_dir(tiny_models_dir: Path) -> Path:
+    return _tiny(tiny_models_dir, "text")
