@@ -1,0 +1,259 @@
+"""HFBackend: batched, left-padded generation with images decoded ahead of the model."""
+
+from __future__ import annotations
+
+import copy
+import gc
+import threading
+from collections import deque
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from time import perf_counter
+from typing import Any
+
+# This package is the backend that needs torch; load_backend imports it only when it is used.
+import torch  # noqa: TID253
+
+from medbench.backends.base import BackendContext, Output, Request
+from medbench.backends.hf.chat import Conversation, conversation, supports_system_role
+from medbench.backends.hf.loading import load
+from medbench.images import ImageError, load_image
+from medbench.prompts import Messages
+from medbench.specs import GenerationSpec, ModelSpec
+
+DEFAULT_BATCH_SIZE = 8
+
+Inputs = dict[str, torch.Tensor]
+
+
+@dataclass
+class _Row:
+    """A request whose images decoded: its position in the call and its conversation."""
+
+    index: int
+    conversation: Conversation
+
+
+@dataclass
+class _Batch:
+    """A chunk of requests prepared off the main thread: encoded rows and per-request failures."""
+
+    rows: list[_Row]
+    inputs: Inputs | None
+    """None when the rows could not be encoded together (they are then encoded one by one)."""
+    failures: dict[int, str] = field(default_factory=dict)
+
+
+class HFBackend:
+    """A transformers model answering requests in batches; outputs do not depend on batch size."""
+
+    def __init__(self, spec: ModelSpec, context: BackendContext) -> None:
+        self.spec = spec
+        self.batch_size = context.batch_size or DEFAULT_BATCH_SIZE
+        self._loaded = load(spec, context)
+        self._text_only = spec.text_only
+        self._generation = generation_config(
+            self._loaded.model, spec.generation, self._loaded.tokenizer
+        )
+        self._system_role = supports_system_role(self._render, text_only=self._text_only)
+        self._prefetch = max(1, context.decode_threads)
+        self._pool: ThreadPoolExecutor | None = ThreadPoolExecutor(
+            max_workers=self._prefetch, thread_name_prefix="medbench-decode"
+        )
+        # Tokenizers keep their padding settings as mutable state: one encode or decode at a time.
+        self._processor_lock = threading.Lock()
+
+    @property
+    def system_role(self) -> bool:
+        """Whether system prompts go in a system turn (else they are folded into the user text)."""
+        return self._system_role
+
+    def prompt(self, messages: Messages) -> str:
+        """The text the chat template makes of `messages`, images left as their placeholders."""
+        turns = conversation(
+            messages.system,
+            messages.text,
+            [None] * len(messages.images),
+            system_role=self._system_role,
+            text_only=self._text_only,
+        )
+        return self._render(turns)
+
+    def generate(self, requests: Sequence[Request]) -> list[Output]:
+        """Answer each request in order; while one batch generates, the next ones are decoded."""
+        if self._pool is None:
+            raise RuntimeError("HFBackend.generate called after close()")
+        pool = self._pool
+        chunks: Iterator[range] = (
+            range(start, min(start + self.batch_size, len(requests)))
+            for start in range(0, len(requests), self.batch_size)
+        )
+        pending: deque[Future[_Batch]] = deque()
+
+        def submit_next() -> None:
+            chunk = next(chunks, None)
+            if chunk is not None:
+                pending.append(pool.submit(self._prepare, requests, chunk))
+
+        for _ in range(self._prefetch):
+            submit_next()
+        outputs: dict[int, Output] = {}
+        while pending:
+            start = perf_counter()
+            batch = pending.popleft().result()
+            submit_next()
+            answers = self._answer(batch)
+            share = (perf_counter() - start) / max(1, len(batch.rows))
+            outputs.update({i: replace(o, seconds=share) for i, o in answers.items()})
+            outputs.update(
+                {i: Output(text=None, error=reason) for i, reason in batch.failures.items()}
+            )
+        return [outputs[i] for i in range(len(requests))]
+
+    def close(self) -> None:
+        """Stop the decode threads and free the model; the backend cannot be used afterwards."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+        if hasattr(self, "_loaded"):
+            device = self._loaded.device
+            del self._loaded
+            if device.type == "cuda":
+                gc.collect()
+                torch.cuda.empty_cache()
+
+    def _render(self, turns: Conversation) -> str:
+        rendered = self._loaded.processor.apply_chat_template(
+            turns, add_generation_prompt=True, tokenize=False
+        )
+        return str(rendered)
+
+    def _prepare(self, requests: Sequence[Request], chunk: range) -> _Batch:
+        """Decode the images of a chunk and encode it (runs in a decode thread)."""
+        rows: list[_Row] = []
+        failures: dict[int, str] = {}
+        for index in chunk:
+            messages = requests[index].messages
+            if messages.images and self._text_only:
+                failures[index] = f"model {self.spec.id} is text-only and cannot read images"
+                continue
+            try:
+                images = [load_image(image.path) for image in messages.images]
+            except ImageError as e:
+                failures[index] = f"image {e}"
+                continue
+            turns = conversation(
+                messages.system,
+                messages.text,
+                images,
+                system_role=self._system_role,
+                text_only=self._text_only,
+            )
+            rows.append(_Row(index, turns))
+        try:
+            inputs = self._encode(rows) if rows else None
+        except Exception:  # one bad row spoils the batch; _answer encodes rows alone to find it
+            inputs = None
+        return _Batch(rows, inputs, failures)
+
+    def _encode(self, rows: Sequence[_Row]) -> Inputs:
+        conversations = [row.conversation for row in rows]
+        with self._processor_lock:
+            if self._text_only:
+                encoded = self._loaded.processor.apply_chat_template(
+                    conversations,
+                    add_generation_prompt=True,
+                    tokenize=True,
+                    return_dict=True,
+                    return_tensors="pt",
+                    padding=True,
+                )
+            else:
+                encoded = self._loaded.processor.apply_chat_template(
+                    conversations,
+                    add_generation_prompt=True,
+                    tokenize=True,
+                    return_dict=True,
+                    return_tensors="pt",
+                    processor_kwargs={"padding": True},
+                )
+        inputs: Inputs = dict(encoded)
+        if self._text_only:
+            inputs.pop("token_type_ids", None)
+        return inputs
+
+    def _answer(self, batch: _Batch) -> dict[int, Output]:
+        if batch.inputs is not None:
+            return self._generate_splitting(batch.rows, batch.inputs)
+        answers: dict[int, Output] = {}
+        for row in batch.rows:
+            try:
+                inputs = self._encode([row])
+            except Exception as e:  # the processor rejects this request alone: record why
+                answers[row.index] = Output(
+                    text=None, error=f"preprocessing failed: {type(e).__name__}: {e}"
+                )
+                continue
+            answers.update(self._generate_splitting([row], inputs))
+        return answers
+
+    def _generate_splitting(self, rows: Sequence[_Row], inputs: Inputs) -> dict[int, Output]:
+        """Generate for the rows; on CUDA out-of-memory, halve the batch and retry, down to one."""
+        try:
+            texts = self._generate(inputs)
+        except torch.OutOfMemoryError as e:
+            del inputs
+            self._release_memory()
+            if len(rows) == 1:
+                return {
+                    rows[0].index: Output(text=None, error=f"out of memory at batch size 1: {e}")
+                }
+            half = len(rows) // 2
+            answers: dict[int, Output] = {}
+            for part in (rows[:half], rows[half:]):
+                answers.update(self._generate_splitting(part, self._encode(part)))
+            return answers
+        return {row.index: Output(text=text) for row, text in zip(rows, texts, strict=True)}
+
+    def _generate(self, inputs: Inputs) -> list[str]:
+        loaded = self._loaded
+        on_device = {
+            name: value.to(loaded.device, loaded.dtype)
+            if value.is_floating_point()
+            else value.to(loaded.device)
+            for name, value in inputs.items()
+        }
+        if self._generation.do_sample:
+            torch.manual_seed(self.spec.generation.seed or 0)
+        with torch.inference_mode():
+            generated = loaded.model.generate(**on_device, generation_config=self._generation)
+        new_tokens = generated[:, on_device["input_ids"].shape[1] :].cpu()
+        with self._processor_lock:
+            texts = loaded.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
+        return [str(text).strip() for text in texts]
+
+    def _release_memory(self) -> None:
+        if self._loaded.device.type == "cuda":
+            gc.collect()
+            torch.cuda.empty_cache()
+
+
+def generation_config(model: Any, spec: GenerationSpec, tokenizer: Any) -> Any:
+    """The model's own generation config with the spec's decoding parameters laid over it."""
+    config = copy.deepcopy(model.generation_config)
+    config.max_new_tokens = spec.max_new_tokens
+    config.do_sample = spec.do_sample
+    if spec.do_sample:
+        if spec.temperature is not None:
+            config.temperature = spec.temperature
+        if spec.top_p is not None:
+            config.top_p = spec.top_p
+    else:
+        # Sampling settings from the checkpoint would only draw warnings under greedy decoding.
+        config.temperature = None
+        config.top_p = None
+        config.top_k = None
+    if config.pad_token_id is None:
+        config.pad_token_id = tokenizer.pad_token_id
+    return config

@@ -1,0 +1,59 @@
+"""Chat conversations in the transformers format, the system prompt where the template allows."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from PIL import Image
+
+Conversation = list[dict[str, Any]]
+
+SYSTEM_PROBE = "medbench-system-probe"
+
+
+def conversation(
+    system: str | None,
+    text: str,
+    images: Sequence[Image.Image | None] = (),
+    *,
+    system_role: bool = True,
+    text_only: bool = False,
+) -> Conversation:
+    """One user turn (images first, then text), after an optional system turn.
+
+    Without `system_role` the system prompt is folded into the start of the user text.
+    Text-only models get plain string contents, which every tokenizer template accepts.
+    An image given as None is a placeholder: the template renders it, nothing decodes it.
+    """
+    if system and not system_role:
+        text = f"{system}\n\n{text}"
+        system = None
+    turns: Conversation = []
+    if system:
+        turns.append({"role": "system", "content": system if text_only else [_text(system)]})
+    content: Any = text if text_only else [*map(_image, images), _text(text)]
+    turns.append({"role": "user", "content": content})
+    return turns
+
+
+def _text(text: str) -> dict[str, str]:
+    return {"type": "text", "text": text}
+
+
+def _image(image: Image.Image | None) -> dict[str, Any]:
+    return {"type": "image"} if image is None else {"type": "image", "image": image}
+
+
+def supports_system_role(render: Callable[[Conversation], str], *, text_only: bool = False) -> bool:
+    """Whether a chat template keeps a system turn: it renders one, and the system text shows.
+
+    A template that folds the system turn into the first user turn itself (Gemma 3) counts as
+    supporting it; one that raises on a system role (Mistral v0.1) or drops it does not.
+    """
+    probe = conversation(SYSTEM_PROBE, "hello", text_only=text_only)
+    try:
+        rendered = render(probe)
+    except Exception:  # templates signal an unsupported role with raise_exception or any error
+        return False
+    return SYSTEM_PROBE in rendered

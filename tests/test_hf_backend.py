@@ -1,0 +1,300 @@
+"""Tests of the transformers backend on tiny random-weight models and real sample images."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from medbench.backends import load_backend
+from medbench.backends.base import BackendContext, Output, Request
+from medbench.backends.hf import HFBackend
+from medbench.errors import BackendError
+from medbench.images import sha256_file
+from medbench.prompts import ImageRef, Messages
+from medbench.specs import ModelSpec
+
+QUESTION = "Does this image show a tumour? Answer with one of: glioma, meningioma, no tumor."
+PROMPTS = (QUESTION, "Is this normal or pneumonia? Answer yes or no.")
+SYSTEM = "You are an expert radiologist."
+# A Mistral v0.1 style template: it refuses a system turn, so the backend must fold it.
+NO_SYSTEM_TEMPLATE = (
+    "{{- bos_token -}}{%- for message in messages -%}"
+    "{%- if message['role'] == 'system' -%}"
+    "{{- raise_exception('Conversation roles must alternate user/assistant/user/assistant') -}}"
+    "{%- elif message['role'] == 'user' -%}{{- '[INST] ' -}}"
+    "{%- for part in message['content'] -%}"
+    "{%- if part['type'] == 'image' -%}{{- '<image>\n' -}}"
+    "{%- else -%}{{- part['text'] -}}{%- endif -%}"
+    "{%- endfor -%}{{- ' [/INST]' -}}{%- endif -%}{%- endfor -%}"
+)
+
+
+def model_spec(arch: str, **fields: Any) -> ModelSpec:
+    data: dict[str, Any] = {
+        "schema_version": 1,
+        "kind": "model",
+        "id": f"tiny-{arch.replace('_', '-')}",
+        "title": f"Tiny {arch}",
+        "backend": "hf",
+        "family": "gemma3" if arch == "gemma3" else "llava",
+        "tiny": {"arch": arch},
+        "test_model": True,
+        "text_only": arch == "text",
+        "generation": {"max_new_tokens": 8},
+    }
+    return ModelSpec.model_validate({**data, **fields})
+
+
+def make_request(text: str, images: tuple[Path, ...] = (), system: str | None = None) -> Request:
+    refs = tuple(ImageRef(str(path), sha256_file(path) if path.exists() else "") for path in images)
+    return Request(key=f"{system}|{text}|{images}", messages=Messages(system, text, refs))
+
+
+def texts(outputs: list[Output]) -> list[str | None]:
+    return [output.text for output in outputs]
+
+
+@pytest.fixture
+def open_backend() -> Iterator[Any]:
+    """Open HFBackends from a folder; each is closed after the test."""
+    opened: list[HFBackend] = []
+
+    def open_(arch: str, folder: Path, batch_size: int = 8, **fields: Any) -> HFBackend:
+        context = BackendContext(device="cpu", batch_size=batch_size, checkpoint_dir=folder)
+        backend = HFBackend(model_spec(arch, **fields), context)
+        opened.append(backend)
+        return backend
+
+    yield open_
+    for backend in opened:
+        backend.close()
+
+
+@pytest.fixture
+def images(sample_images: list[Path]) -> list[Path]:
+    """Eight sample images spread over the four tasks."""
+    step = len(sample_images) // 8
+    return sample_images[::step][:8]
+
+
+@pytest.mark.parametrize("arch", ["llava", "llava_next", "gemma3"])
+def test_hf_backend_answers_requests_about_sample_images(
+    request: pytest.FixtureRequest, open_backend: Any, images: list[Path], arch: str
+) -> None:
+    folder: Path = request.getfixturevalue(f"tiny_{arch}_dir")
+    backend = open_backend(arch, folder)
+    outputs = backend.generate([request_for(images[i], i) for i in (0, 2, 4, 6)])
+    assert [output.error for output in outputs] == [None] * 4
+    assert all(isinstance(output.text, str) for output in outputs)
+    assert all(output.seconds > 0 for output in outputs)
+
+
+def request_for(path: Path, index: int) -> Request:
+    return make_request(PROMPTS[index % 2], (path,), SYSTEM if index % 3 == 0 else None)
+
+
+def test_hf_backend_text_only_model_answers_and_refuses_images(
+    tiny_text_dir: Path, open_backend: Any, images: list[Path]
+) -> None:
+    backend = open_backend("text", tiny_text_dir)
+    requests = [
+        make_request(f"The report says {word}. Diagnosis?")
+        for word in ("mass", "clear", "effusion")
+    ]
+    outputs = backend.generate([*requests, make_request(QUESTION, (images[0],))])
+    assert all(isinstance(output.text, str) for output in outputs[:3])
+    assert outputs[3] == Output(
+        text=None, error="model tiny-text is text-only and cannot read images"
+    )
+    assert backend.generate(requests[:1] * 3)[2].text == outputs[0].text
+
+
+@pytest.mark.parametrize(
+    "arch", ["llava", "gemma3", pytest.param("llava_next", marks=pytest.mark.slow)]
+)
+def test_hf_backend_outputs_do_not_depend_on_batch_size(
+    request: pytest.FixtureRequest, open_backend: Any, images: list[Path], arch: str
+) -> None:
+    folder: Path = request.getfixturevalue(f"tiny_{arch}_dir")
+    requests = [request_for(path, i) for path in images for i in range(2)]
+    one_by_one = texts(open_backend(arch, folder, batch_size=1).generate(requests))
+    batched = texts(open_backend(arch, folder, batch_size=8).generate(requests))
+    uneven = texts(open_backend(arch, folder, batch_size=5).generate(requests))
+    assert None not in one_by_one
+    assert batched == one_by_one
+    assert uneven == one_by_one
+    assert len(set(one_by_one)) > 2, "the tiny model should answer different images differently"
+
+
+def test_hf_backend_corrupt_image_fails_only_its_request(
+    tiny_llava_dir: Path, open_backend: Any, images: list[Path], tmp_path: Path
+) -> None:
+    corrupt = tmp_path / "corrupt.jpg"
+    data = images[1].read_bytes()
+    corrupt.write_bytes(data[: len(data) // 2])
+    missing = tmp_path / "missing.jpg"
+    backend = open_backend("llava", tiny_llava_dir)
+    good = [request_for(images[i], i) for i in range(4)]
+    mixed = [
+        good[0],
+        make_request(QUESTION, (corrupt,)),
+        good[1],
+        make_request(QUESTION, (missing,)),
+        *good[2:],
+    ]
+    outputs = backend.generate(mixed)
+    assert outputs[1] == Output(text=None, error=f"image {corrupt}: truncated")
+    assert outputs[3] == Output(text=None, error=f"image {missing}: no such file")
+    clean = texts(backend.generate(good))
+    assert texts([outputs[0], outputs[2], outputs[4], outputs[5]]) == clean
+
+
+def test_hf_backend_system_turn_where_the_template_has_one(
+    tiny_llava_dir: Path, open_backend: Any, images: list[Path]
+) -> None:
+    backend = open_backend("llava", tiny_llava_dir)
+    assert backend.system_role
+    messages = Messages(SYSTEM, "Is it normal?", (ImageRef(str(images[0]), "x"),))
+    assert backend.prompt(messages) == f"<s>{SYSTEM}\n\nUSER: <image>\nIs it normal? ASSISTANT:"
+
+
+def test_hf_backend_gemma3_template_folds_the_system_turn(
+    tiny_gemma3_dir: Path, open_backend: Any, images: list[Path]
+) -> None:
+    backend = open_backend("gemma3", tiny_gemma3_dir)
+    assert backend.system_role
+    messages = Messages(SYSTEM, "Is it normal?", (ImageRef(str(images[0]), "x"),))
+    assert backend.prompt(messages) == (
+        f"<bos><start_of_turn>user\n{SYSTEM}\n\n<start_of_image>Is it normal?<end_of_turn>\n"
+        "<start_of_turn>model\n"
+    )
+    with_system = backend.generate([make_request("Is it normal?", (images[0],), SYSTEM)])
+    assert isinstance(with_system[0].text, str)
+
+
+def test_hf_backend_folds_the_system_prompt_when_the_template_refuses_it(
+    tiny_llava_dir: Path, open_backend: Any, images: list[Path], tmp_path: Path
+) -> None:
+    folder = tmp_path / "no-system"
+    shutil.copytree(tiny_llava_dir, folder)
+    (folder / "chat_template.jinja").write_text(NO_SYSTEM_TEMPLATE)
+    backend = open_backend("llava", folder)
+    assert not backend.system_role
+    messages = Messages(SYSTEM, "Is it normal?", (ImageRef(str(images[0]), "x"),))
+    assert backend.prompt(messages) == f"<s>[INST] <image>\n{SYSTEM}\n\nIs it normal? [/INST]"
+    folded, inline = backend.generate(
+        [
+            make_request("Is it normal?", (images[0],), SYSTEM),
+            make_request(f"{SYSTEM}\n\nIs it normal?", (images[0],)),
+        ]
+    )
+    assert folded.error is None
+    assert folded.text == inline.text
+
+
+def test_hf_backend_halves_the_batch_on_out_of_memory(
+    tiny_llava_dir: Path, open_backend: Any, images: list[Path]
+) -> None:
+    backend = open_backend("llava", tiny_llava_dir)
+    requests = [request_for(path, i) for i, path in enumerate(images)]
+    expected = texts(backend.generate(requests))
+    model = backend._loaded.model
+    real_generate = model.generate
+    sizes: list[int] = []
+
+    def generate_at_most_two(**inputs: Any) -> Any:
+        sizes.append(int(inputs["input_ids"].shape[0]))
+        if sizes[-1] > 2:
+            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+        return real_generate(**inputs)
+
+    model.generate = generate_at_most_two
+    assert texts(backend.generate(requests)) == expected
+    assert sizes == [8, 4, 2, 2, 4, 2, 2]
+
+
+def test_hf_backend_records_out_of_memory_at_batch_size_one(
+    tiny_llava_dir: Path, open_backend: Any, images: list[Path]
+) -> None:
+    backend = open_backend("llava", tiny_llava_dir, batch_size=2)
+
+    def always_out_of_memory(**inputs: Any) -> Any:
+        raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+
+    backend._loaded.model.generate = always_out_of_memory
+    outputs = backend.generate([request_for(path, i) for i, path in enumerate(images[:3])])
+    error = "out of memory at batch size 1: CUDA out of memory (simulated)"
+    assert [(output.text, output.error) for output in outputs] == [(None, error)] * 3
+
+
+def test_hf_backend_refuses_original_llava_checkpoints() -> None:
+    spec = model_spec(
+        "llava",
+        tiny=None,
+        test_model=False,
+        id="llava-med",
+        repo="microsoft/llava-med-v1.5-mistral-7b",
+        checkpoint_format="llava_original",
+    )
+    message = (
+        "model llava-med: `checkpoint_format: llava_original` is the original LLaVA code's "
+        "layout, which transformers cannot load. Convert it first with `medbench convert "
+        "llava-med SRC DST`, then point `path:` at DST (with `checkpoint_format: hf`)."
+    )
+    with pytest.raises(BackendError, match=f"^{re.escape(message)}$"):
+        HFBackend(spec, BackendContext(device="cpu"))
+
+
+def test_hf_backend_refuses_a_llava_mistral_folder(tmp_path: Path) -> None:
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "llava_mistral"}))
+    spec = model_spec("llava", tiny=None, path="llava-med")
+    message = (
+        f"model tiny-llava: {tmp_path} holds a `llava_mistral` checkpoint (the original LLaVA-Med "
+        "code's layout), which transformers cannot load. Convert it first with `medbench convert "
+        "llava-med SRC DST`, then point `path:` at DST (with `checkpoint_format: hf`)."
+    )
+    with pytest.raises(BackendError, match=f"^{re.escape(message)}$"):
+        HFBackend(spec, BackendContext(device="cpu", checkpoint_dir=tmp_path))
+
+
+def test_hf_backend_needs_a_checkpoint_folder_for_tiny_models() -> None:
+    message = (
+        "model tiny-llava: a `path:` or `tiny:` model needs its checkpoint folder resolved before "
+        "loading, but BackendContext.checkpoint_dir is not set"
+    )
+    with pytest.raises(BackendError, match=f"^{re.escape(message)}$"):
+        HFBackend(model_spec("llava"), BackendContext(device="cpu"))
+
+
+def test_hf_backend_reports_an_unloadable_folder(tmp_path: Path) -> None:
+    with pytest.raises(
+        BackendError, match=rf"^model tiny-llava: cannot load {re.escape(str(tmp_path))}: "
+    ):
+        HFBackend(model_spec("llava"), BackendContext(device="cpu", checkpoint_dir=tmp_path))
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA is present")
+def test_hf_backend_cuda_without_cuda_is_an_error(tiny_llava_dir: Path) -> None:
+    message = "device 'cuda' was asked for, but CUDA is not available here"
+    with pytest.raises(BackendError, match=f"^{re.escape(message)}$"):
+        HFBackend(model_spec("llava"), BackendContext(device="cuda", checkpoint_dir=tiny_llava_dir))
+
+
+def test_hf_backend_loads_through_the_registry_and_closes(
+    tiny_gemma3_dir: Path, images: list[Path]
+) -> None:
+    context = BackendContext(device="cpu", checkpoint_dir=tiny_gemma3_dir)
+    backend = load_backend(model_spec("gemma3"), context)
+    assert isinstance(backend, HFBackend)
+    assert backend.batch_size == 8
+    backend.close()
+    backend.close()
+    with pytest.raises(RuntimeError, match=r"^HFBackend.generate called after close\(\)$"):
+        backend.generate([make_request(QUESTION, (images[0],))])
