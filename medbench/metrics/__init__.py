@@ -1,0 +1,87 @@
+"""Metrics: scores with bootstrap intervals, fragility across prompt variants, paired tests.
+
+Answers are integer codes: a class index ``0..K-1``, ``REFUSAL`` (-1) or ``UNPARSEABLE``
+(-2); truth is a class index. Every function is pure: arrays (or lists) in, floats or
+frozen dataclasses out. Conventions:
+
+- Macro averages run over all K classes, as scikit-learn's ``labels=range(K)``,
+  ``zero_division=0``: a class absent from both truth and prediction scores F1 = 0.
+- ``f1_all``: a refusal or unparseable answer matches no class, a false negative for
+  the true class and a false positive for none. ``balanced_accuracy`` averages recall
+  over the classes present in truth, refusals counting as wrong.
+- Across variants codes are compared as-is: refusal and unparseable are answers.
+  ``refusal_flip_rate`` counts an unparseable answer as not refused. Fleiss' kappa
+  uses the codes as categories (unused ones change nothing).
+- Intervals are 95% percentile bootstraps over images, from
+  ``np.random.default_rng(seed)`` with ``n_boot`` resamples (0: NaN intervals). All
+  metrics of one call share the resamples, which keep each image's answers together
+  (variants, or the two models of a pair). Resamples where a metric is undefined are
+  left out of its interval. Intervals depend only on the set of (truth, answers) rows,
+  not on their order.
+- Per model, tasks weigh equally and each task's images are resampled within it.
+"""
+
+from medbench.metrics._bootstrap import CONFIDENCE, Estimate
+from medbench.metrics._classification import (
+    VariantScores,
+    accuracy,
+    balanced_accuracy,
+    chance_f1,
+    f1_all,
+    f1_answered,
+    refusal_rate,
+    score_variant,
+    unparseable_rate,
+)
+from medbench.metrics._codes import REFUSAL, UNPARSEABLE
+from medbench.metrics._family import (
+    FamilyScores,
+    disagreement,
+    fleiss_kappa,
+    flip_rate,
+    pdr,
+    refusal_flip_rate,
+    score_family,
+    spread,
+    worst_f1,
+)
+from medbench.metrics._model import TaskAnswers, fragility_index, mean_f1_all, worse_than_chance
+from medbench.metrics._paired import (
+    McNemarResult,
+    mcnemar_exact,
+    paired_disagreement_difference,
+    paired_f1_difference,
+)
+
+__all__ = [
+    "CONFIDENCE",
+    "REFUSAL",
+    "UNPARSEABLE",
+    "Estimate",
+    "FamilyScores",
+    "McNemarResult",
+    "TaskAnswers",
+    "VariantScores",
+    "accuracy",
+    "balanced_accuracy",
+    "chance_f1",
+    "disagreement",
+    "f1_all",
+    "f1_answered",
+    "fleiss_kappa",
+    "flip_rate",
+    "fragility_index",
+    "mcnemar_exact",
+    "mean_f1_all",
+    "paired_disagreement_difference",
+    "paired_f1_difference",
+    "pdr",
+    "refusal_flip_rate",
+    "refusal_rate",
+    "score_family",
+    "score_variant",
+    "spread",
+    "unparseable_rate",
+    "worse_than_chance",
+    "worst_f1",
+]

@@ -1,0 +1,232 @@
+"""Classification metrics of one prompt variant: F1, accuracy, refusal rates and chance."""
+
+# Each metric is a formula on column sums of per-image features, one block of 4K + 2
+# columns per prediction vector, so the bootstrap can reuse it on resampled sums:
+# S (one-hot truth), TP (one-hot truth where right), P (one-hot prediction, answered
+# only), A (one-hot truth where answered), R (refused), U (unparseable).
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from medbench.metrics._bootstrap import Estimate, bootstrap_summary, divide, group_rows
+from medbench.metrics._codes import (
+    REFUSAL,
+    UNPARSEABLE,
+    FloatArray,
+    IntArray,
+    as_predictions,
+    as_truth,
+    check_n_boot,
+    check_same_images,
+)
+
+
+def block_width(n_classes: int) -> int:
+    """Number of feature columns per prediction vector."""
+    return 4 * n_classes + 2
+
+
+def class_features(truth: IntArray, pred: IntArray, n_classes: int) -> FloatArray:
+    """Per-image features (N, 4K+2) of one prediction vector: S, TP, P, A, R, U."""
+    classes = np.arange(n_classes)
+    is_true = truth[:, None] == classes
+    is_pred = pred[:, None] == classes
+    answered = (pred >= 0)[:, None]
+    return np.hstack(
+        [
+            is_true,
+            is_true & is_pred,
+            is_pred,
+            is_true & answered,
+            (pred == REFUSAL)[:, None],
+            (pred == UNPARSEABLE)[:, None],
+        ]
+    ).astype(np.float64)
+
+
+def _split(sums: FloatArray, k: int) -> tuple[FloatArray, ...]:
+    return (
+        sums[..., 0:k],
+        sums[..., k : 2 * k],
+        sums[..., 2 * k : 3 * k],
+        sums[..., 3 * k : 4 * k],
+        sums[..., 4 * k],
+        sums[..., 4 * k + 1],
+    )
+
+
+def f1_all_from(sums: FloatArray, n_classes: int) -> FloatArray:
+    """``mean_k 2 TP_k / (S_k + P_k)``, a class term 0 when ``S_k + P_k = 0``."""
+    support, tp, predicted, _, _, _ = _split(sums, n_classes)
+    f1 = divide(2.0 * tp, support + predicted, 0.0)
+    return np.asarray(f1.mean(axis=-1), dtype=np.float64)
+
+
+def f1_answered_from(sums: FloatArray, n_classes: int) -> FloatArray:
+    """``mean_k 2 TP_k / (A_k + P_k)`` over answered images, NaN when none is answered."""
+    _, tp, predicted, answered, _, _ = _split(sums, n_classes)
+    f1 = divide(2.0 * tp, answered + predicted, 0.0).mean(axis=-1)
+    return np.where(answered.sum(axis=-1) > 0, f1, np.nan)
+
+
+def accuracy_from(sums: FloatArray, n_classes: int) -> FloatArray:
+    """``sum_k TP_k / N``."""
+    support, tp, _, _, _, _ = _split(sums, n_classes)
+    return divide(tp.sum(axis=-1), support.sum(axis=-1), np.nan)
+
+
+def balanced_accuracy_from(sums: FloatArray, n_classes: int) -> FloatArray:
+    """``mean over {k: S_k > 0} of TP_k / S_k``."""
+    support, tp, _, _, _, _ = _split(sums, n_classes)
+    present = support > 0
+    recall_sum = divide(tp, support, 0.0).sum(axis=-1)
+    return divide(recall_sum, present.sum(axis=-1).astype(np.float64), np.nan)
+
+
+def refusal_rate_from(sums: FloatArray, n_classes: int) -> FloatArray:
+    """``R / N``."""
+    support, _, _, _, refused, _ = _split(sums, n_classes)
+    return divide(refused, support.sum(axis=-1), np.nan)
+
+
+def unparseable_rate_from(sums: FloatArray, n_classes: int) -> FloatArray:
+    """``U / N``."""
+    support, _, _, _, _, unparsed = _split(sums, n_classes)
+    return divide(unparsed, support.sum(axis=-1), np.nan)
+
+
+def _observed(truth: npt.ArrayLike, pred: npt.ArrayLike, n_classes: int) -> FloatArray:
+    truth_ = as_truth(truth, n_classes)
+    pred_ = as_predictions(pred, n_classes)
+    check_same_images(len(truth_), len(pred_), "pred")
+    return np.asarray(class_features(truth_, pred_, n_classes).sum(axis=0), dtype=np.float64)
+
+
+def f1_all(truth: npt.ArrayLike, pred: npt.ArrayLike, n_classes: int) -> float:
+    """Macro-F1 over the K classes counting refusal and unparseable as wrong answers.
+
+    ``F1_all = (1/K) sum_k 2 TP_k / (2 TP_k + FP_k + FN_k)`` where a refusal or an
+    unparseable answer adds to ``FN`` of the true class only; a class with
+    ``TP + FP + FN = 0`` scores 0 (scikit-learn's ``zero_division=0``).
+    """
+    return float(f1_all_from(_observed(truth, pred, n_classes), n_classes))
+
+
+def f1_answered(truth: npt.ArrayLike, pred: npt.ArrayLike, n_classes: int) -> float:
+    """Macro-F1 over the K classes on the answered images only; NaN when none is answered.
+
+    The ``F1_all`` formula restricted to images whose prediction is a class index.
+    """
+    return float(f1_answered_from(_observed(truth, pred, n_classes), n_classes))
+
+
+def accuracy(truth: npt.ArrayLike, pred: npt.ArrayLike, n_classes: int) -> float:
+    """Share of images predicted right: ``(1/N) sum_i [pred_i = truth_i]``."""
+    return float(accuracy_from(_observed(truth, pred, n_classes), n_classes))
+
+
+def balanced_accuracy(truth: npt.ArrayLike, pred: npt.ArrayLike, n_classes: int) -> float:
+    """Mean recall over the classes present in truth: ``mean_{k: n_k > 0} TP_k / n_k``.
+
+    A refusal or unparseable answer counts as wrong.
+    """
+    return float(balanced_accuracy_from(_observed(truth, pred, n_classes), n_classes))
+
+
+def refusal_rate(truth: npt.ArrayLike, pred: npt.ArrayLike, n_classes: int) -> float:
+    """Share of images refused: ``(1/N) sum_i [pred_i = REFUSAL]``."""
+    return float(refusal_rate_from(_observed(truth, pred, n_classes), n_classes))
+
+
+def unparseable_rate(truth: npt.ArrayLike, pred: npt.ArrayLike, n_classes: int) -> float:
+    """Share of images with an unparseable answer: ``(1/N) sum_i [pred_i = UNPARSEABLE]``."""
+    return float(unparseable_rate_from(_observed(truth, pred, n_classes), n_classes))
+
+
+def chance_f1(class_counts: npt.ArrayLike) -> float:
+    """Expected ``f1_all`` of a guesser that picks one of the K classes uniformly at random.
+
+    With prevalences ``p_k = n_k / N``, for large N the guesser's expected counts are
+    ``TP_k = N p_k / K``, ``TP_k + FN_k = N p_k`` and ``TP_k + FP_k = N / K``, hence
+    ``chance_f1 = (1/K) sum_k 2 p_k / (K p_k + 1)``: ``1/K`` for balanced classes, and 0
+    for a class absent from truth, as in ``f1_all``.
+    """
+    counts = np.asarray(class_counts, dtype=np.float64)
+    if counts.ndim != 1 or counts.size == 0:
+        raise ValueError(f"class_counts must be a non-empty vector, got shape {counts.shape}")
+    if (counts < 0).any() or counts.sum() <= 0:
+        raise ValueError(f"class_counts must be non-negative with a positive sum, got {counts}")
+    k = counts.size
+    p = counts / counts.sum()
+    return float(np.mean(2.0 * p / (k * p + 1.0)))
+
+
+@dataclass(frozen=True)
+class VariantScores:
+    """Metrics of one (model, task, prompt variant) over its images, with 95% CIs."""
+
+    n: int
+    """Number of images."""
+    n_answered: int
+    """Number of images answered with a class (neither refused nor unparseable)."""
+    f1_all: Estimate
+    """Macro-F1 with refusal and unparseable counted as wrong."""
+    f1_answered: Estimate
+    """Macro-F1 over answered images (NaN when none)."""
+    accuracy: Estimate
+    """Share of images predicted right."""
+    balanced_accuracy: Estimate
+    """Mean recall over the classes present in truth."""
+    refusal_rate: Estimate
+    """Share of images refused."""
+    unparseable_rate: Estimate
+    """Share of images with an unparseable answer."""
+
+
+def score_variant(
+    truth: npt.ArrayLike,
+    pred: npt.ArrayLike,
+    n_classes: int,
+    *,
+    seed: int = 0,
+    n_boot: int = 1000,
+) -> VariantScores:
+    """All metrics of one prediction vector, each with a percentile bootstrap CI over images.
+
+    The ``n_boot`` resamples (drawn from ``np.random.default_rng(seed)``) are shared by
+    all metrics; resamples where a metric is undefined (``f1_answered`` with no
+    answered image) are left out of its interval.
+    """
+    truth_ = as_truth(truth, n_classes)
+    pred_ = as_predictions(pred, n_classes)
+    check_same_images(len(truth_), len(pred_), "pred")
+    check_n_boot(n_boot)
+    rows, sizes = group_rows(np.column_stack([truth_, pred_]))
+    features = class_features(rows[:, 0], rows[:, 1], n_classes)
+    k = n_classes
+
+    def summarise(sums: FloatArray) -> dict[str, FloatArray]:
+        return {
+            "f1_all": f1_all_from(sums, k),
+            "f1_answered": f1_answered_from(sums, k),
+            "accuracy": accuracy_from(sums, k),
+            "balanced_accuracy": balanced_accuracy_from(sums, k),
+            "refusal_rate": refusal_rate_from(sums, k),
+            "unparseable_rate": unparseable_rate_from(sums, k),
+        }
+
+    found = bootstrap_summary(features, sizes, summarise, n_boot, np.random.default_rng(seed))
+    return VariantScores(
+        n=len(truth_),
+        n_answered=int((pred_ >= 0).sum()),
+        f1_all=found["f1_all"][0],
+        f1_answered=found["f1_answered"][0],
+        accuracy=found["accuracy"][0],
+        balanced_accuracy=found["balanced_accuracy"][0],
+        refusal_rate=found["refusal_rate"][0],
+        unparseable_rate=found["unparseable_rate"][0],
+    )

@@ -1,0 +1,110 @@
+"""Per-model summaries over tasks: the fragility index, mean F1 and the chance check."""
+
+# The bootstrap is stratified: each resample draws every task's images within that
+# task, and averages the per-task metrics with equal weight, as the point value does.
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import NamedTuple
+
+import numpy as np
+import numpy.typing as npt
+
+from medbench.metrics._bootstrap import Estimate, bootstrap_sums, estimates, group_rows
+from medbench.metrics._codes import (
+    FloatArray,
+    as_answers,
+    as_answers_for,
+    as_truth,
+    check_n_boot,
+    check_same_images,
+)
+from medbench.metrics._family import (
+    agreement_features,
+    disagreement_from,
+    variant_f1_from,
+    variant_features,
+)
+
+
+class TaskAnswers(NamedTuple):
+    """One task's answers for one model: (N, V) codes, their truth and class count."""
+
+    answers: npt.ArrayLike
+    """(N images, V variants) answer codes; V may be 1."""
+    truth: npt.ArrayLike
+    """Class index of each image."""
+    n_classes: int
+    """Number of task classes K."""
+
+
+def _check_tasks(n_tasks: int, n_boot: int) -> None:
+    if n_tasks == 0:
+        raise ValueError("needs at least one task, got none")
+    check_n_boot(n_boot)
+
+
+def _mean_over_tasks(per_task: list[tuple[float, FloatArray]]) -> Estimate:
+    value = np.mean([point for point, _ in per_task], keepdims=True)
+    samples = np.mean([samples for _, samples in per_task], axis=0)
+    return estimates(value, samples[:, None])[0]
+
+
+def fragility_index(
+    answers: Sequence[npt.ArrayLike], *, seed: int = 0, n_boot: int = 1000
+) -> Estimate:
+    """Mean over tasks of the per-task ``disagreement``, with a stratified bootstrap CI.
+
+    ``FI = (1/T) sum_t disagreement(answers_t)``; ``answers`` holds one
+    (N_t images, V_t >= 2 variants) matrix per task.
+    """
+    _check_tasks(len(answers), n_boot)
+    rng = np.random.default_rng(seed)
+    per_task = []
+    for t, matrix in enumerate(answers):
+        answers_ = as_answers(matrix, name=f"answers[{t}]")
+        rows, sizes = group_rows(answers_)
+        observed, resampled = bootstrap_sums(agreement_features(rows), sizes, n_boot, rng)
+        n_variants = answers_.shape[1]
+        per_task.append(
+            (
+                float(disagreement_from(observed, n_variants)),
+                disagreement_from(resampled, n_variants),
+            )
+        )
+    return _mean_over_tasks(per_task)
+
+
+def mean_f1_all(tasks: Sequence[TaskAnswers], *, seed: int = 0, n_boot: int = 1000) -> Estimate:
+    """Mean over tasks of the task's mean ``f1_all`` over its variants, with a stratified CI.
+
+    ``(1/T) sum_t (1/V_t) sum_v f1_all(truth_t, answers_t[:, v])``.
+    """
+    _check_tasks(len(tasks), n_boot)
+    rng = np.random.default_rng(seed)
+    per_task = []
+    for t, (answers, truth, n_classes) in enumerate(tasks):
+        truth_ = as_truth(truth, n_classes)
+        answers_ = as_answers_for(answers, n_classes, name=f"tasks[{t}].answers")
+        check_same_images(len(truth_), len(answers_), f"tasks[{t}].answers")
+        rows, sizes = group_rows(np.column_stack([truth_, answers_]))
+        features = variant_features(rows[:, 0], rows[:, 1:], n_classes)
+        observed, resampled = bootstrap_sums(features, sizes, n_boot, rng)
+        n_variants = answers_.shape[1]
+        per_task.append(
+            (
+                float(variant_f1_from(observed, n_classes, n_variants).mean()),
+                variant_f1_from(resampled, n_classes, n_variants).mean(axis=-1),
+            )
+        )
+    return _mean_over_tasks(per_task)
+
+
+def worse_than_chance(ci_hi: float, chance: float) -> bool:
+    """Whether a score is credibly below chance: its CI's upper end is under it.
+
+    False when ``ci_hi`` is NaN (no interval, no claim).
+    """
+    return not math.isnan(ci_hi) and ci_hi < chance

@@ -1,0 +1,123 @@
+"""Paired comparison of two models on the same images: F1 and fragility differences, McNemar."""
+
+# Paired bootstrap: each resample draws the same images for both models (their answers
+# are grouped jointly), so the interval reflects the per-image pairing.
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+import numpy.typing as npt
+
+from medbench.metrics._bootstrap import Estimate, bootstrap_sums, estimates, group_rows
+from medbench.metrics._classification import block_width, class_features, f1_all_from
+from medbench.metrics._codes import (
+    as_answers,
+    as_predictions,
+    as_truth,
+    check_n_boot,
+    check_same_images,
+)
+from medbench.metrics._family import agreement_features, disagreement_from
+
+
+def paired_f1_difference(
+    truth: npt.ArrayLike,
+    pred_a: npt.ArrayLike,
+    pred_b: npt.ArrayLike,
+    n_classes: int,
+    *,
+    seed: int = 0,
+    n_boot: int = 1000,
+) -> Estimate:
+    """``f1_all(a) - f1_all(b)`` with a paired percentile bootstrap CI over images."""
+    truth_ = as_truth(truth, n_classes)
+    a = as_predictions(pred_a, n_classes, name="pred_a")
+    b = as_predictions(pred_b, n_classes, name="pred_b")
+    check_same_images(len(truth_), len(a), "pred_a")
+    check_same_images(len(truth_), len(b), "pred_b")
+    check_n_boot(n_boot)
+    rows, sizes = group_rows(np.column_stack([truth_, a, b]))
+    features = np.hstack(
+        [
+            class_features(rows[:, 0], rows[:, 1], n_classes),
+            class_features(rows[:, 0], rows[:, 2], n_classes),
+        ]
+    )
+    observed, resampled = bootstrap_sums(features, sizes, n_boot, np.random.default_rng(seed))
+    width = block_width(n_classes)
+
+    def difference(sums: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+        return f1_all_from(sums[..., :width], n_classes) - f1_all_from(sums[..., width:], n_classes)
+
+    return estimates(difference(observed[None, :]), difference(resampled)[:, None])[0]
+
+
+def paired_disagreement_difference(
+    answers_a: npt.ArrayLike,
+    answers_b: npt.ArrayLike,
+    *,
+    seed: int = 0,
+    n_boot: int = 1000,
+) -> Estimate:
+    """``disagreement(a) - disagreement(b)`` (the fragility difference), paired bootstrap CI.
+
+    Both matrices have one row per image, in the same order; their variant counts may
+    differ.
+    """
+    a = as_answers(answers_a, name="answers_a")
+    b = as_answers(answers_b, name="answers_b")
+    check_same_images(len(a), len(b), "answers_b")
+    check_n_boot(n_boot)
+    rows, sizes = group_rows(np.hstack([a, b]))
+    n_a, n_b = a.shape[1], b.shape[1]
+    features_a = agreement_features(rows[:, :n_a])
+    features = np.hstack([features_a, agreement_features(rows[:, n_a:])])
+    observed, resampled = bootstrap_sums(features, sizes, n_boot, np.random.default_rng(seed))
+    split = features_a.shape[1]
+
+    def difference(sums: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+        return disagreement_from(sums[..., :split], n_a) - disagreement_from(sums[..., split:], n_b)
+
+    return estimates(difference(observed[None, :]), difference(resampled)[:, None])[0]
+
+
+class McNemarResult(NamedTuple):
+    """McNemar's exact test on paired correctness."""
+
+    statistic: float
+    """``min(n01, n10)``, the binomial test statistic."""
+    p_value: float
+    """Two-sided exact binomial p-value of ``n01`` vs ``n10`` under p = 1/2."""
+    n01: int
+    """Images model a got wrong and model b right."""
+    n10: int
+    """Images model a got right and model b wrong."""
+
+
+def mcnemar_exact(correct_a: npt.ArrayLike, correct_b: npt.ArrayLike) -> McNemarResult:
+    """McNemar's exact test of whether two models on the same images differ in accuracy.
+
+    Only discordant images count: under the null each is equally likely to favour
+    either model, so ``n01 ~ Binomial(n01 + n10, 1/2)``; p is 1 when there are none.
+    Computed with statsmodels' ``mcnemar(table, exact=True)``.
+    """
+    from statsmodels.stats.contingency_tables import mcnemar  # type: ignore[import-untyped, unused-ignore]
+
+    a = np.asarray(correct_a)
+    b = np.asarray(correct_b)
+    if a.ndim != 1 or a.shape != b.shape:
+        raise ValueError(
+            f"correct_a and correct_b must be vectors of one length, got {a.shape} and {b.shape}"
+        )
+    if a.dtype != np.bool_ or b.dtype != np.bool_:
+        raise ValueError(f"correct_a and correct_b must be boolean, got {a.dtype} and {b.dtype}")
+    n11 = int((a & b).sum())
+    n10 = int((a & ~b).sum())
+    n01 = int((~a & b).sum())
+    n00 = int((~a & ~b).sum())
+    result = mcnemar(np.array([[n11, n10], [n01, n00]]), exact=True)
+    return McNemarResult(
+        statistic=float(result.statistic), p_value=float(result.pvalue), n01=n01, n10=n10
+    )

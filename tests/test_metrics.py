@@ -1,0 +1,531 @@
+"""Tests of the metric functions: properties by name, agreement with independent code."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+from scipy.stats import binomtest
+from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score
+from statsmodels.stats.contingency_tables import mcnemar
+from statsmodels.stats.inter_rater import aggregate_raters
+from statsmodels.stats.inter_rater import fleiss_kappa as statsmodels_fleiss_kappa
+
+from medbench import metrics
+from medbench.metrics import REFUSAL, UNPARSEABLE, Estimate, TaskAnswers, _bootstrap
+
+K = 4
+N = 240
+V = 5
+
+
+@pytest.fixture(params=[0, 1, 7, 42])
+def seed(request: pytest.FixtureRequest) -> int:
+    return int(request.param)
+
+
+def make_case(seed: int, n: int = N, v: int = V, k: int = K) -> tuple[np.ndarray, np.ndarray]:
+    """Truth and an (n, v) answer matrix: a per-image answer most variants keep, some noise."""
+    rng = np.random.default_rng(seed)
+    truth = rng.integers(0, k, n)
+    base = np.where(rng.random(n) < 0.5, truth, rng.integers(0, k, n))
+    noise = rng.integers(UNPARSEABLE, k, (n, v))
+    return truth, np.where(rng.random((n, v)) < 0.7, base[:, None], noise)
+
+
+# Every metric as (truth, answers a, answers b, n_classes) -> float; single-vector metrics
+# read column 0 of a, family metrics all of a, paired metrics a and b.
+Metric = Callable[[np.ndarray, np.ndarray, np.ndarray, int], float]
+
+
+def _first(answers: np.ndarray | list[list[int]]) -> np.ndarray | list[int]:
+    """Column 0 of an answer matrix, kept a list when given a list."""
+    if isinstance(answers, list):
+        return [row[0] for row in answers]
+    return answers[:, 0]
+
+
+def _variant(fn: Callable[..., float]) -> Metric:
+    return lambda t, a, b, k: fn(t, _first(a), k)
+
+
+VARIANT_METRICS: dict[str, Metric] = {
+    "f1_all": _variant(metrics.f1_all),
+    "f1_answered": _variant(metrics.f1_answered),
+    "accuracy": _variant(metrics.accuracy),
+    "balanced_accuracy": _variant(metrics.balanced_accuracy),
+    "refusal_rate": _variant(metrics.refusal_rate),
+    "unparseable_rate": _variant(metrics.unparseable_rate),
+}
+FAMILY_METRICS: dict[str, Metric] = {
+    "disagreement": lambda t, a, b, k: metrics.disagreement(a),
+    "flip_rate": lambda t, a, b, k: metrics.flip_rate(a),
+    "refusal_flip_rate": lambda t, a, b, k: metrics.refusal_flip_rate(a),
+    "fleiss_kappa": lambda t, a, b, k: metrics.fleiss_kappa(a),
+    "spread": lambda t, a, b, k: metrics.spread(a, t, k),
+    "worst_f1": lambda t, a, b, k: metrics.worst_f1(a, t, k),
+}
+PAIRED_METRICS: dict[str, Metric] = {
+    "paired_f1_difference": lambda t, a, b, k: (
+        metrics.paired_f1_difference(t, _first(a), _first(b), k, n_boot=0).value
+    ),
+    "paired_disagreement_difference": lambda t, a, b, k: (
+        metrics.paired_disagreement_difference(a, b, n_boot=0).value
+    ),
+}
+ALL_METRICS = {**VARIANT_METRICS, **FAMILY_METRICS, **PAIRED_METRICS}
+
+BOUNDED_0_1 = {
+    "f1_all",
+    "f1_answered",
+    "accuracy",
+    "balanced_accuracy",
+    "refusal_rate",
+    "unparseable_rate",
+    "disagreement",
+    "flip_rate",
+    "refusal_flip_rate",
+    "spread",
+    "worst_f1",
+}
+BOUNDED_MINUS_1_1 = {"fleiss_kappa", "paired_f1_difference", "paired_disagreement_difference"}
+INVARIANT_TO_SAMPLE_ORDER = set(ALL_METRICS)
+INVARIANT_TO_CLASS_RELABELLING = set(ALL_METRICS)
+LIST_OR_ARRAY = set(ALL_METRICS)
+SYMMETRIC_IN_VARIANTS = set(FAMILY_METRICS)
+ANTISYMMETRIC_IN_MODELS = set(PAIRED_METRICS)
+
+PROPERTY_SETS = {
+    "BOUNDED_0_1": BOUNDED_0_1,
+    "BOUNDED_MINUS_1_1": BOUNDED_MINUS_1_1,
+    "INVARIANT_TO_SAMPLE_ORDER": INVARIANT_TO_SAMPLE_ORDER,
+    "INVARIANT_TO_CLASS_RELABELLING": INVARIANT_TO_CLASS_RELABELLING,
+    "LIST_OR_ARRAY": LIST_OR_ARRAY,
+    "SYMMETRIC_IN_VARIANTS": SYMMETRIC_IN_VARIANTS,
+    "ANTISYMMETRIC_IN_MODELS": ANTISYMMETRIC_IN_MODELS,
+}
+
+
+def _call(name: str, truth: np.ndarray, a: np.ndarray, b: np.ndarray) -> float:
+    return ALL_METRICS[name](truth, a, b, K)
+
+
+def _pair(seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    truth, a = make_case(seed)
+    _, b = make_case(seed + 1000)
+    return truth, a, b
+
+
+NOT_REGISTERED = {
+    "chance_f1",
+    "fragility_index",
+    "mcnemar_exact",
+    "mean_f1_all",
+    "pdr",
+    "score_family",
+    "score_variant",
+    "worse_than_chance",
+}
+"""Public functions that are not a metric of answers: tested on their own below."""
+
+
+def test_every_metric_is_in_a_property_set_and_every_member_exists() -> None:
+    for name in ALL_METRICS:
+        assert any(name in members for members in PROPERTY_SETS.values()), name
+    for set_name, members in PROPERTY_SETS.items():
+        assert members <= set(ALL_METRICS), set_name
+
+
+def test_every_metric_has_a_known_range() -> None:
+    assert set(ALL_METRICS) == BOUNDED_0_1 | BOUNDED_MINUS_1_1
+    assert not BOUNDED_0_1 & BOUNDED_MINUS_1_1
+
+
+def test_every_public_function_is_registered_or_tested_alone() -> None:
+    functions = {name for name in metrics.__all__ if name[0].islower()}
+    assert functions - NOT_REGISTERED == set(ALL_METRICS)
+
+
+@pytest.mark.parametrize("name", sorted(BOUNDED_0_1))
+def test_metric_is_bounded_0_1(name: str, seed: int) -> None:
+    value = _call(name, *_pair(seed))
+    assert 0.0 <= value <= 1.0
+
+
+@pytest.mark.parametrize("name", sorted(BOUNDED_MINUS_1_1))
+def test_metric_is_bounded_minus_1_1(name: str, seed: int) -> None:
+    value = _call(name, *_pair(seed))
+    assert -1.0 <= value <= 1.0
+
+
+@pytest.mark.parametrize("name", sorted(INVARIANT_TO_SAMPLE_ORDER))
+def test_metric_is_invariant_to_sample_order(name: str, seed: int) -> None:
+    truth, a, b = _pair(seed)
+    order = np.random.default_rng(seed).permutation(len(truth))
+    assert _call(name, truth[order], a[order], b[order]) == pytest.approx(
+        _call(name, truth, a, b), abs=1e-12
+    )
+
+
+@pytest.mark.parametrize("name", sorted(INVARIANT_TO_CLASS_RELABELLING))
+def test_metric_is_invariant_to_class_relabelling(name: str, seed: int) -> None:
+    truth, a, b = _pair(seed)
+    relabel = np.random.default_rng(seed).permutation(K)
+
+    def apply(codes: np.ndarray) -> np.ndarray:
+        return np.where(codes >= 0, relabel[np.maximum(codes, 0)], codes)
+
+    assert _call(name, apply(truth), apply(a), apply(b)) == pytest.approx(
+        _call(name, truth, a, b), abs=1e-12
+    )
+
+
+@pytest.mark.parametrize("name", sorted(LIST_OR_ARRAY))
+def test_metric_accepts_lists_or_arrays(name: str) -> None:
+    truth, a, b = _pair(3)
+    as_lists = ALL_METRICS[name](truth.tolist(), a.tolist(), b.tolist(), K)
+    assert as_lists == _call(name, truth, a, b)
+
+
+@pytest.mark.parametrize("name", sorted(SYMMETRIC_IN_VARIANTS))
+def test_metric_is_symmetric_in_variants(name: str, seed: int) -> None:
+    truth, a, b = _pair(seed)
+    columns = np.random.default_rng(seed).permutation(a.shape[1])
+    assert _call(name, truth, a[:, columns], b) == pytest.approx(
+        _call(name, truth, a, b), abs=1e-12
+    )
+
+
+@pytest.mark.parametrize("name", sorted(ANTISYMMETRIC_IN_MODELS))
+def test_metric_is_antisymmetric_in_models(name: str, seed: int) -> None:
+    truth, a, b = _pair(seed)
+    assert _call(name, truth, b, a) == pytest.approx(-_call(name, truth, a, b), abs=1e-12)
+
+
+# Agreement with independent computations.
+
+OUTSIDE = K  # refusal and unparseable as a label outside range(K) for scikit-learn
+
+
+def _sklearn_f1(truth: np.ndarray, pred: np.ndarray) -> float:
+    mapped = np.where(pred >= 0, pred, OUTSIDE)
+    return float(f1_score(truth, mapped, labels=range(K), average="macro", zero_division=0))
+
+
+def test_f1_all_matches_sklearn(seed: int) -> None:
+    truth, answers = make_case(seed)
+    for v in range(V):
+        assert metrics.f1_all(truth, answers[:, v], K) == pytest.approx(
+            _sklearn_f1(truth, answers[:, v]), abs=1e-9
+        )
+
+
+def test_f1_answered_matches_sklearn_on_answered_images(seed: int) -> None:
+    truth, answers = make_case(seed)
+    pred = answers[:, 0]
+    answered = pred >= 0
+    expected = f1_score(
+        truth[answered], pred[answered], labels=range(K), average="macro", zero_division=0
+    )
+    assert metrics.f1_answered(truth, pred, K) == pytest.approx(expected, abs=1e-9)
+
+
+def test_f1_all_counts_a_class_absent_from_truth_and_prediction_as_zero() -> None:
+    assert metrics.f1_all([0, 0, 1], [0, 0, REFUSAL], 3) == pytest.approx(1 / 3)
+
+
+def test_f1_answered_is_nan_when_nothing_is_answered() -> None:
+    assert np.isnan(metrics.f1_answered([0, 1], [REFUSAL, UNPARSEABLE], 2))
+
+
+def test_accuracy_matches_sklearn(seed: int) -> None:
+    truth, answers = make_case(seed)
+    expected = accuracy_score(truth, np.where(answers[:, 0] >= 0, answers[:, 0], OUTSIDE))
+    assert metrics.accuracy(truth, answers[:, 0], K) == pytest.approx(expected, abs=1e-9)
+
+
+@pytest.mark.filterwarnings("ignore:y_pred contains classes not in y_true:UserWarning")
+def test_balanced_accuracy_matches_sklearn(seed: int) -> None:
+    truth, answers = make_case(seed, k=6)
+    truth = np.where(truth == 5, 0, truth)  # class 5 never occurs in truth
+    pred = answers[:, 0]
+    expected = balanced_accuracy_score(truth, np.where(pred >= 0, pred, 6))
+    assert metrics.balanced_accuracy(truth, pred, 6) == pytest.approx(expected, abs=1e-9)
+
+
+def test_refusal_and_unparseable_rates_are_shares_of_images(seed: int) -> None:
+    truth, answers = make_case(seed)
+    pred = answers[:, 0]
+    assert metrics.refusal_rate(truth, pred, K) == pytest.approx(np.mean(pred == REFUSAL))
+    assert metrics.unparseable_rate(truth, pred, K) == pytest.approx(np.mean(pred == UNPARSEABLE))
+
+
+def test_disagreement_matches_a_loop_over_variant_pairs(seed: int) -> None:
+    _, answers = make_case(seed)
+    rows = answers.tolist()
+    pairs = list(itertools.combinations(range(V), 2))
+    expected = sum(sum(r[u] != r[v] for r in rows) / len(rows) for u, v in pairs) / len(pairs)
+    assert metrics.disagreement(answers) == pytest.approx(expected, abs=1e-9)
+
+
+def test_flip_rate_matches_a_loop_over_images(seed: int) -> None:
+    _, answers = make_case(seed)
+    expected = sum(len(set(row)) > 1 for row in answers.tolist()) / len(answers)
+    assert metrics.flip_rate(answers) == pytest.approx(expected, abs=1e-9)
+
+
+def test_refusal_flip_rate_matches_a_loop_over_images(seed: int) -> None:
+    _, answers = make_case(seed)
+    rows = answers.tolist()
+    expected = sum(
+        any(c == REFUSAL for c in row) and any(c != REFUSAL for c in row) for row in rows
+    ) / len(rows)
+    assert metrics.refusal_flip_rate(answers) == pytest.approx(expected, abs=1e-9)
+
+
+def test_fleiss_kappa_matches_statsmodels(seed: int) -> None:
+    _, answers = make_case(seed)
+    table, _ = aggregate_raters(answers)
+    expected = statsmodels_fleiss_kappa(table, method="fleiss")
+    assert metrics.fleiss_kappa(answers) == pytest.approx(expected, abs=1e-9)
+
+
+def test_fleiss_kappa_is_nan_when_every_answer_is_the_same() -> None:
+    assert np.isnan(metrics.fleiss_kappa(np.full((5, 3), REFUSAL)))
+
+
+def test_spread_worst_f1_and_pdr_match_sklearn_per_variant(seed: int) -> None:
+    truth, answers = make_case(seed)
+    f1 = np.array([_sklearn_f1(truth, answers[:, v]) for v in range(V)])
+    assert metrics.spread(answers, truth, K) == pytest.approx(f1.max() - f1.min(), abs=1e-9)
+    assert metrics.worst_f1(answers, truth, K) == pytest.approx(f1.min(), abs=1e-9)
+    np.testing.assert_allclose(metrics.pdr(answers, truth, K, 2), (f1[2] - f1) / f1[2], atol=1e-9)
+
+
+def test_pdr_is_nan_when_the_reference_scores_zero() -> None:
+    truth = np.array([0, 1, 0, 1])
+    answers = np.array([[1, 0], [0, 1], [1, 0], [0, 1]])
+    assert np.isnan(metrics.pdr(answers, truth, 2, 0)).all()
+
+
+def test_mcnemar_exact_matches_statsmodels_and_a_binomial_test(seed: int) -> None:
+    truth, a, b = _pair(seed)
+    correct_a, correct_b = a[:, 0] == truth, b[:, 0] == truth
+    result = metrics.mcnemar_exact(correct_a, correct_b)
+    n01 = int(np.sum(~correct_a & correct_b))
+    n10 = int(np.sum(correct_a & ~correct_b))
+    table = [[np.sum(correct_a & correct_b), n10], [n01, np.sum(~correct_a & ~correct_b)]]
+    reference = mcnemar(np.array(table), exact=True)
+    assert (result.n01, result.n10) == (n01, n10)
+    assert result.statistic == reference.statistic == min(n01, n10)
+    assert result.p_value == pytest.approx(reference.pvalue, abs=1e-12)
+    assert result.p_value == pytest.approx(binomtest(n01, n01 + n10).pvalue, abs=1e-9)
+
+
+def test_mcnemar_exact_without_discordant_images_has_p_value_1() -> None:
+    same = np.array([True, False, True])
+    assert metrics.mcnemar_exact(same, same) == (0.0, 1.0, 0, 0)
+
+
+def test_paired_differences_are_differences_of_the_metrics(seed: int) -> None:
+    truth, a, b = _pair(seed)
+    f1 = metrics.paired_f1_difference(truth, a[:, 1], b[:, 1], K, seed=seed, n_boot=200)
+    expected = _sklearn_f1(truth, a[:, 1]) - _sklearn_f1(truth, b[:, 1])
+    assert f1.value == pytest.approx(expected, abs=1e-9)
+    fragility = metrics.paired_disagreement_difference(a, b[:, :3], seed=seed, n_boot=200)
+    expected = metrics.disagreement(a) - metrics.disagreement(b[:, :3])
+    assert fragility.value == pytest.approx(expected, abs=1e-9)
+    assert f1.lo <= f1.value <= f1.hi
+    assert fragility.lo <= fragility.value <= fragility.hi
+
+
+def test_chance_f1_is_one_over_k_for_balanced_classes() -> None:
+    assert metrics.chance_f1([10, 10, 10, 10]) == pytest.approx(0.25)
+
+
+def test_chance_f1_matches_uniform_random_guessers(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    counts = np.array([3000, 1200, 500, 300])
+    truth = np.repeat(np.arange(K), counts)
+    guesses = rng.integers(0, K, (200, len(truth)))
+    empirical = np.mean([metrics.f1_all(truth, g, K) for g in guesses])
+    assert metrics.chance_f1(counts) == pytest.approx(empirical, abs=0.01)
+
+
+def test_worse_than_chance_needs_the_whole_interval_below_chance() -> None:
+    assert metrics.worse_than_chance(0.2, 0.25)
+    assert not metrics.worse_than_chance(0.25, 0.25)
+    assert not metrics.worse_than_chance(float("nan"), 0.25)
+
+
+# Scores with bootstrap intervals.
+
+
+def test_score_variant_values_equal_the_point_functions(seed: int) -> None:
+    truth, answers = make_case(seed)
+    pred = answers[:, 0]
+    scores = metrics.score_variant(truth, pred, K, seed=seed, n_boot=300)
+    assert scores.n == N
+    assert scores.n_answered == int(np.sum(pred >= 0))
+    for name in VARIANT_METRICS:
+        found: Estimate = getattr(scores, name)
+        assert found.value == pytest.approx(getattr(metrics, name)(truth, pred, K), abs=1e-12)
+        assert found.lo <= found.value <= found.hi
+
+
+def test_score_family_values_equal_the_point_functions(seed: int) -> None:
+    truth, answers = make_case(seed)
+    scores = metrics.score_family(answers, truth, K, 1, seed=seed, n_boot=300)
+    assert (scores.n_images, scores.n_variants, scores.reference) == (N, V, 1)
+    for name, metric in FAMILY_METRICS.items():
+        found: Estimate = getattr(scores, name)
+        assert found.value == pytest.approx(metric(truth, answers, answers, K), abs=1e-12)
+        if name != "worst_f1":  # the minimum of noisy F1s is biased low in resamples
+            assert found.lo <= found.value <= found.hi
+    f1 = [_sklearn_f1(truth, answers[:, v]) for v in range(V)]
+    assert [e.value for e in scores.f1_all] == pytest.approx(f1, abs=1e-9)
+    assert [e.value for e in scores.pdr] == pytest.approx(
+        metrics.pdr(answers, truth, K, 1).tolist(), abs=1e-12
+    )
+    assert scores.pdr[1] == Estimate(0.0, 0.0, 0.0)
+
+
+def test_scores_are_reproducible_with_a_seed(seed: int) -> None:
+    truth, answers = make_case(seed)
+    first = metrics.score_family(answers, truth, K, 0, seed=seed, n_boot=200)
+    assert metrics.score_family(answers, truth, K, 0, seed=seed, n_boot=200) == first
+    other = metrics.score_family(answers, truth, K, 0, seed=seed + 1, n_boot=200)
+    assert other.disagreement.value == first.disagreement.value
+    assert other.disagreement.lo != first.disagreement.lo
+
+
+def test_score_variant_interval_is_invariant_to_sample_order(seed: int) -> None:
+    truth, answers = make_case(seed)
+    order = np.random.default_rng(seed).permutation(N)
+    scores = metrics.score_variant(truth, answers[:, 0], K, seed=seed, n_boot=200)
+    shuffled = metrics.score_variant(truth[order], answers[order, 0], K, seed=seed, n_boot=200)
+    assert shuffled == scores
+
+
+def test_no_resample_gives_nan_intervals() -> None:
+    truth, answers = make_case(0)
+    scores = metrics.score_variant(truth, answers[:, 0], K, n_boot=0)
+    assert np.isnan(scores.f1_all.lo) and np.isnan(scores.f1_all.hi)
+    assert not np.isnan(scores.f1_all.value)
+
+
+def test_interval_leaves_out_resamples_where_the_metric_is_undefined() -> None:
+    truth = np.zeros(30, dtype=np.int64)
+    pred = np.full(30, REFUSAL)
+    pred[0] = 0  # one answered image: most resamples have none answered... or a few
+    scores = metrics.score_variant(truth, pred, 2, seed=0, n_boot=500)
+    assert scores.f1_answered.value == pytest.approx(0.5)
+    assert scores.f1_answered.lo == scores.f1_answered.hi == pytest.approx(0.5)
+    nothing = metrics.score_variant(truth, np.full(30, REFUSAL), 2, n_boot=100)
+    assert np.isnan([nothing.f1_answered.value, nothing.f1_answered.lo]).all()
+
+
+def test_interval_matches_a_naive_bootstrap_loop() -> None:
+    truth, answers = make_case(5, n=400)
+    pred = answers[:, 0]
+    rng = np.random.default_rng(123)
+    mapped = np.where(pred >= 0, pred, OUTSIDE)
+    naive = []
+    for _ in range(2000):
+        idx = rng.integers(0, len(truth), len(truth))
+        confusion = np.zeros((K, K + 1))
+        np.add.at(confusion, (truth[idx], mapped[idx]), 1)
+        tp = np.diag(confusion)
+        denominator = confusion.sum(axis=1) + confusion[:, :K].sum(axis=0)
+        naive.append(np.mean(np.where(denominator > 0, 2 * tp / np.maximum(denominator, 1), 0)))
+    lo, hi = np.percentile(naive, [2.5, 97.5])
+    found = metrics.score_variant(truth, pred, K, seed=0, n_boot=2000).f1_all
+    assert found.lo == pytest.approx(lo, abs=0.01)
+    assert found.hi == pytest.approx(hi, abs=0.01)
+
+
+@pytest.mark.parametrize("sizes", [[3, 1, 6], [1] * 50, [400, 250, 1, 9]])
+def test_resample_counts_follow_the_multinomial_distribution(sizes: list[int]) -> None:
+    sizes_ = np.array(sizes, dtype=np.int64)
+    n = int(sizes_.sum())
+    counts = np.vstack(list(_bootstrap.resample_counts(sizes_, 20000, np.random.default_rng(0))))
+    assert counts.shape == (20000, len(sizes))
+    assert (counts.sum(axis=1) == n).all()
+    p = sizes_ / n
+    mean, variance = n * p, n * p * (1 - p)
+    # 20,000 draws: the sample mean is within 5 standard errors, the variance within 6%
+    assert (np.abs(counts.mean(axis=0) - mean) <= 5 * np.sqrt(variance / 20000)).all()
+    np.testing.assert_allclose(counts.var(axis=0), variance, rtol=0.06)
+
+
+def test_resample_counts_come_in_chunks_of_bounded_size(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_bootstrap, "_CHUNK_ELEMENTS", 1000)
+    sizes = np.ones(300, dtype=np.int64)
+    chunks = list(_bootstrap.resample_counts(sizes, 25, np.random.default_rng(0)))
+    assert [len(c) for c in chunks] == [3] * 8 + [1]
+    assert all(c.size <= 1000 for c in chunks)
+
+
+def test_fragility_index_and_mean_f1_all_average_over_tasks(seed: int) -> None:
+    cases = [make_case(seed + t, n=100 + 50 * t, v=3 + t) for t in range(3)]
+    index = metrics.fragility_index([a for _, a in cases], seed=seed, n_boot=300)
+    assert index.value == pytest.approx(np.mean([metrics.disagreement(a) for _, a in cases]))
+    assert index.lo <= index.value <= index.hi
+    tasks = [TaskAnswers(a, t, K) for t, a in cases]
+    mean = metrics.mean_f1_all(tasks, seed=seed, n_boot=300)
+    expected = np.mean(
+        [np.mean([_sklearn_f1(t, a[:, v]) for v in range(a.shape[1])]) for t, a in cases]
+    )
+    assert mean.value == pytest.approx(expected, abs=1e-9)
+    assert mean.lo <= mean.value <= mean.hi
+
+
+# Input validation: whole messages.
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda: metrics.f1_all([0, 4], [0, 1], 4), "truth must hold codes in 0..3, got 4 at 1"),
+        (lambda: metrics.f1_all([0, 1], [0, -3], 4), "pred must hold codes in -2..3, got -3 at 1"),
+        (lambda: metrics.f1_all([0, 1], [0], 4), "pred must cover the 2 images of truth, got 1"),
+        (lambda: metrics.f1_all([], [], 4), "truth must hold at least one image, got none"),
+        (
+            lambda: metrics.f1_all([0.0, 1.0], [0, 1], 4),
+            "truth must hold integer codes, got dtype float64",
+        ),
+        (lambda: metrics.f1_all([0], [0], 0), "n_classes must be at least 1, got 0"),
+        (
+            lambda: metrics.disagreement([[0], [1]]),
+            "answers must have at least 2 variant columns, got 1",
+        ),
+        (
+            lambda: metrics.disagreement([0, 1]),
+            r"answers must be 2-dimensional, got shape \(2,\)",
+        ),
+        (
+            lambda: metrics.score_family([[0, 1]], [0], 2, 2),
+            "reference must be a variant column in 0..1, got 2",
+        ),
+        (
+            lambda: metrics.score_variant([0], [0], 2, n_boot=-1),
+            r"n_boot must be 0 \(no interval\) or more, got -1",
+        ),
+        (lambda: metrics.fragility_index([]), "needs at least one task, got none"),
+        (
+            lambda: metrics.chance_f1([0, 0]),
+            r"class_counts must be non-negative with a positive sum, got \[0. 0.\]",
+        ),
+        (
+            lambda: metrics.mcnemar_exact([1, 0], [True, False]),
+            "correct_a and correct_b must be boolean, got int64 and bool",
+        ),
+    ],
+)
+def test_invalid_input_is_rejected_with_a_clear_message(
+    call: Callable[[], object], message: str
+) -> None:
+    with pytest.raises(ValueError, match=rf"^{message}$"):
+        call()
