@@ -31,9 +31,7 @@ class SpecError(MedbenchError):
     """One or more problems in spec files, all reported at once."""
 
     def __init__(self, issues: list[Issue]) -> None:
-        self.issues = sorted(
-            issues, key=lambda i: (i.path, i.line, i.col, i.field, i.problem)
-        )
+        self.issues = sorted(issues, key=lambda i: (i.path, i.line, i.col, i.field, i.problem))
         super().__init__("\n".join(str(i) for i in self.issues))
 
 

@@ -8,6 +8,7 @@ from functools import lru_cache
 from typing import Any
 
 from jinja2 import StrictUndefined, TemplateError
+from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from medbench.specs import PromptFamilySpec, TaskSpec, VariantSpec
@@ -62,10 +63,38 @@ class Rendered:
     lettered: bool
 
 
+MAX_RENDERED = 100_000
+"""Largest value a template may build with `*` or `+`: a guard against memory bombs."""
+
+
+def _built_size(operator: str, left: Any, right: Any) -> int:
+    sized = (str, list, tuple)
+    if operator == "*" and isinstance(left, int) and isinstance(right, sized):
+        return left * len(right)
+    if operator == "*" and isinstance(left, sized) and isinstance(right, int):
+        return len(left) * right
+    if operator == "+" and isinstance(left, sized) and isinstance(right, sized):
+        return len(left) + len(right)
+    return 0
+
+
+class PromptEnvironment(ImmutableSandboxedEnvironment):
+    """The sandbox, with arithmetic bounded: specs come from strangers' pull requests."""
+
+    intercepted_binops = frozenset({"*", "**", "+"})
+
+    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        if operator == "**" and isinstance(right, int) and abs(right) > 64:
+            raise SecurityError(f"exponent {right} is too large for a prompt template")
+        if _built_size(operator, left, right) > MAX_RENDERED:
+            raise SecurityError(f"a template builds a value over {MAX_RENDERED} items")
+        return super().call_binop(context, operator, left, right)
+
+
 @lru_cache(maxsize=1)
-def environment() -> ImmutableSandboxedEnvironment:
+def environment() -> PromptEnvironment:
     """The one Jinja environment for prompts: sandboxed, strict, no autoescape (plain text)."""
-    return ImmutableSandboxedEnvironment(
+    return PromptEnvironment(
         undefined=StrictUndefined, autoescape=False, keep_trailing_newline=False
     )
 
@@ -98,9 +127,7 @@ def template_context(
         "lettered_options": [f"{letters[i]}. {o}" for i, o in enumerate(options)],
         "positive": [label.name for label in positive],
         "signs": [sign for label in positive for sign in label.signs],
-        "label_signs": [
-            {"name": label.name, "signs": list(label.signs)} for label in task.labels
-        ],
+        "label_signs": [{"name": label.name, "signs": list(label.signs)} for label in task.labels],
         "description": description if description is not None else "",
     }
 

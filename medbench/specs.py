@@ -88,16 +88,12 @@ class TaskSpec(_Spec):
         dupes = sorted({i for i in ids if ids.count(i) > 1})
         if dupes:
             raise ValueError(f"duplicate label id {dupes[0]!r}")
-        names = [
-            n.lower() for label in self.labels for n in (label.name, *label.aliases)
-        ]
+        names = [n.lower() for label in self.labels for n in (label.name, *label.aliases)]
         clash = sorted({n for n in names if names.count(n) > 1})
         if clash:
             raise ValueError(f"label name or alias {clash[0]!r} is used by two labels")
         if not any(label.positive for label in self.labels):
-            raise ValueError(
-                "no label has `positive: true`; mark the finding's class(es)"
-            )
+            raise ValueError("no label has `positive: true`; mark the finding's class(es)")
         if all(label.positive for label in self.labels):
             raise ValueError("every label is positive; at least one must be negative")
         return self
@@ -231,22 +227,16 @@ class ModelSpec(_Spec):
     @model_validator(mode="after")
     def _backend_fields(self) -> ModelSpec:
         if self.backend == "baseline" and self.baseline is None:
-            raise ValueError(
-                "backend `baseline` needs `baseline: chance|majority|always_positive`"
-            )
+            raise ValueError("backend `baseline` needs `baseline: chance|majority|always_positive`")
         if self.backend != "baseline" and self.baseline is not None:
             raise ValueError("`baseline` is only allowed with `backend: baseline`")
         if self.backend == "openai" and self.openai is None:
-            raise ValueError(
-                "backend `openai` needs an `openai:` block (base_url, model)"
-            )
+            raise ValueError("backend `openai` needs an `openai:` block (base_url, model)")
         if (
             self.backend == "hf"
             and sum(x is not None for x in (self.repo, self.path, self.tiny)) != 1
         ):
-            raise ValueError(
-                "backend `hf` needs exactly one of `repo`, `path` or `tiny`"
-            )
+            raise ValueError("backend `hf` needs exactly one of `repo`, `path` or `tiny`")
         if self.tiny is not None and not self.test_model:
             raise ValueError("a `tiny` model must be marked `test_model: true`")
         if self.base == self.id:
@@ -299,9 +289,7 @@ class SuiteSpec(_Spec):
         return self
 
 
-Spec = Annotated[
-    TaskSpec | PromptFamilySpec | ModelSpec | SuiteSpec, Field(discriminator="kind")
-]
+Spec = Annotated[TaskSpec | PromptFamilySpec | ModelSpec | SuiteSpec, Field(discriminator="kind")]
 SPEC_KINDS: dict[str, type[_Spec]] = {
     "task": TaskSpec,
     "prompt_family": PromptFamilySpec,
