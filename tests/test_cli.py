@@ -1,0 +1,89 @@
+import filecmp
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from medbench.cli import app
+
+REPO = Path(__file__).resolve().parent.parent
+runner = CliRunner()
+
+
+def test_cli_validate_accepts_the_shipped_specs() -> None:
+    result = runner.invoke(app, ["validate", str(REPO / "specs")])
+    assert result.exit_code == 0, result.output
+    assert result.output.endswith(": all valid\n")
+
+
+def test_cli_committed_schemas_are_up_to_date(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["schema", "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    names = sorted(p.name for p in (REPO / "schemas").iterdir())
+    assert names == sorted(p.name for p in tmp_path.iterdir())
+    _, mismatch, errors = filecmp.cmpfiles(REPO / "schemas", tmp_path, names, shallow=False)
+    assert (mismatch, errors) == ([], []), "run `medbench schema --out schemas` and commit"
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        [],
+        ["validate"],
+        ["schema"],
+        ["plan"],
+        ["run"],
+        ["score"],
+        ["parse"],
+        ["cache", "stats"],
+        ["cache", "export"],
+        ["check", "batch-invariance"],
+        ["tiny-model"],
+    ],
+)
+def test_cli_every_command_has_help(command: list[str]) -> None:
+    result = runner.invoke(app, [*command, "--help"])
+    assert result.exit_code == 0, result.output
+    assert "Usage:" in result.output
+
+
+def test_cli_plan_shows_jobs_and_cached_counts(tmp_path: Path) -> None:
+    result = runner.invoke(
+        app,
+        [
+            "plan",
+            str(REPO / "specs"),
+            "--suite",
+            "quickstart",
+            "--model",
+            "baseline-chance",
+            "--cache",
+            str(tmp_path / "c.sqlite"),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    # 4 tasks x 8 images per class (2-4 classes) = 88 images; 12 variants
+    assert "0 cached; 1056 distinct answers to compute." in result.output
+
+
+def test_cli_unknown_suite_exits_2_without_traceback(tmp_path: Path) -> None:
+    import sys
+
+    from medbench.cli import main
+
+    argv = sys.argv
+    sys.argv = [
+        "medbench",
+        "plan",
+        str(REPO / "specs"),
+        "--suite",
+        "quickstrat",
+        "--cache",
+        str(tmp_path / "c.sqlite"),
+    ]
+    try:
+        with pytest.raises(SystemExit) as exit_info:
+            main()
+    finally:
+        sys.argv = argv
+    assert exit_info.value.code == 2
