@@ -15,6 +15,7 @@ from transformers import (  # noqa: TID253
     AutoProcessor,
     AutoTokenizer,
 )
+from transformers.utils import logging as hf_logging  # noqa: TID253
 
 from medbench.backends.base import BackendContext
 from medbench.errors import BackendError
@@ -106,6 +107,8 @@ def _llava_mistral_message(spec: ModelSpec, source: str) -> str:
 
 def load(spec: ModelSpec, context: BackendContext) -> Loaded:
     """Load the processor (or tokenizer) and the model, in eval mode on the resolved device."""
+    # medbench draws its own progress; transformers' per-load bars would interleave with it.
+    hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
     source, revision = checkpoint_source(spec, context)
     check_format(spec, source)
     device = resolve_device(context.device)
