@@ -468,6 +468,18 @@ def test_resample_counts_come_in_chunks_of_bounded_size(monkeypatch: pytest.Monk
     assert all(c.size <= 1000 for c in chunks)
 
 
+@pytest.mark.parametrize("n_images", [1000, 400_000])
+def test_bootstrap_sums_are_exact_integer_sums(n_images: int) -> None:
+    rng = np.random.default_rng(0)
+    sizes = rng.multinomial(n_images, np.full(50, 1 / 50)).astype(np.int64)
+    features = rng.integers(0, 46, (50, 7)).astype(np.float32)
+    observed, resampled = _bootstrap.bootstrap_sums(features, sizes, 30, np.random.default_rng(1))
+    counts = np.vstack(list(_bootstrap.resample_counts(sizes, 30, np.random.default_rng(1))))
+    exact = features.astype(np.int64)
+    np.testing.assert_array_equal(observed, sizes @ exact)
+    np.testing.assert_array_equal(resampled, counts @ exact)
+
+
 def test_fragility_index_and_mean_f1_all_average_over_tasks(seed: int) -> None:
     cases = [make_case(seed + t, n=100 + 50 * t, v=3 + t) for t in range(3)]
     index = metrics.fragility_index([a for _, a in cases], seed=seed, n_boot=300)

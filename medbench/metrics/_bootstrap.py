@@ -17,13 +17,16 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from medbench.metrics._codes import FloatArray, IntArray
+from medbench.metrics._codes import FeatureArray, FloatArray, IntArray
 
 CONFIDENCE = 0.95
 """Coverage of every bootstrap interval (2.5th to 97.5th percentile)."""
 
-_CHUNK_ELEMENTS = 1 << 23
-"""Most resample-by-row cells held at once (8 Mi: 32 MiB as int32, 64 MiB as float64)."""
+_CHUNK_ELEMENTS = 1 << 22
+"""Most resample-by-image cells held at once (4 Mi: 32 MiB per int64 array)."""
+
+_ROWS_PER_SUM = 1 << 16
+"""Rows of features cast to float64 at once for exact observed sums."""
 
 _MULTINOMIAL_ROW_COST = 150
 """Fixed cost of one multinomial row, in units of one image index draw (about 20 ns)."""
@@ -74,31 +77,41 @@ def resample_counts(sizes: IntArray, n_boot: int, rng: np.random.Generator) -> I
             b = min(step, n_boot - start)
             yield rng.multinomial(n_images, pvals, size=b).astype(np.int64, copy=False)
         return
-    # int32 halves memory traffic; chunks keep b * G and b * N below 2**31 unless N is.
-    index = np.int32 if n_images < 2**31 else np.int64
-    group_of = np.repeat(np.arange(n_groups, dtype=index), sizes)
+    group_of = np.repeat(np.arange(n_groups, dtype=np.intp), sizes)
     step = max(1, _CHUNK_ELEMENTS // n_images)
     for start in range(0, n_boot, step):
         b = min(step, n_boot - start)
-        draws = group_of[rng.integers(0, n_images, size=(b, n_images), dtype=index)]
-        draws += (np.arange(b, dtype=index) * n_groups)[:, None]
+        draws = group_of[rng.integers(0, n_images, size=(b, n_images), dtype=np.intp)]
+        draws += (np.arange(b, dtype=np.intp) * n_groups)[:, None]
         flat = np.bincount(draws.ravel(), minlength=b * n_groups)
         yield flat.reshape(b, n_groups).astype(np.int64, copy=False)
 
 
+def feature_sums(features: FeatureArray, weights: IntArray | None = None) -> FloatArray:
+    """Exact float64 column sums of (N, D) features, each row counted ``weights`` times."""
+    sums = np.zeros(features.shape[1], dtype=np.float64)
+    for start in range(0, len(features), _ROWS_PER_SUM):
+        block = features[start : start + _ROWS_PER_SUM].astype(np.float64)
+        if weights is None:
+            sums += block.sum(axis=0)
+        else:
+            sums += weights[start : start + _ROWS_PER_SUM].astype(np.float64) @ block
+    return sums
+
+
 def bootstrap_sums(
-    features: FloatArray, sizes: IntArray, n_boot: int, rng: np.random.Generator
+    features: FeatureArray, sizes: IntArray, n_boot: int, rng: np.random.Generator
 ) -> tuple[FloatArray, FloatArray]:
     """Column sums of per-group ``features`` (G, D): observed (D,) and per resample (B, D).
 
     Features are small non-negative integers, so the sums are exact: in float32 while
     every sum stays below 2**24, in float64 otherwise.
     """
-    observed = sizes.astype(np.float64) @ features
+    observed = feature_sums(features, sizes)
     resampled = np.empty((n_boot, features.shape[1]), dtype=np.float64)
     exact_in_float32 = float(sizes.sum()) * float(features.max(initial=0.0)) < 2**24
     dtype = np.float32 if exact_in_float32 else np.float64
-    matrix: npt.NDArray[Any] = features.astype(dtype)
+    matrix: npt.NDArray[Any] = features.astype(dtype, copy=False)
     start = 0
     # The interleaved numpy work runs on one core; multithreaded BLAS workers spinning
     # between the small products starve it (4x slower on two cores), so use one thread.
@@ -158,7 +171,7 @@ Summary = Callable[[FloatArray], dict[str, FloatArray]]
 
 
 def bootstrap_summary(
-    features: FloatArray,
+    features: FeatureArray,
     sizes: IntArray,
     summarise: Summary,
     n_boot: int,

@@ -12,10 +12,17 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from medbench.metrics._bootstrap import Estimate, bootstrap_summary, divide, group_rows
+from medbench.metrics._bootstrap import (
+    Estimate,
+    bootstrap_summary,
+    divide,
+    feature_sums,
+    group_rows,
+)
 from medbench.metrics._codes import (
     REFUSAL,
     UNPARSEABLE,
+    FeatureArray,
     FloatArray,
     IntArray,
     as_predictions,
@@ -30,7 +37,7 @@ def block_width(n_classes: int) -> int:
     return 4 * n_classes + 2
 
 
-def class_features(truth: IntArray, pred: IntArray, n_classes: int) -> FloatArray:
+def class_features(truth: IntArray, pred: IntArray, n_classes: int) -> FeatureArray:
     """Per-image features (N, 4K+2) of one prediction vector: S, TP, P, A, R, U."""
     classes = np.arange(n_classes)
     is_true = truth[:, None] == classes
@@ -45,7 +52,7 @@ def class_features(truth: IntArray, pred: IntArray, n_classes: int) -> FloatArra
             (pred == REFUSAL)[:, None],
             (pred == UNPARSEABLE)[:, None],
         ]
-    ).astype(np.float64)
+    ).astype(np.float32)
 
 
 def _split(sums: FloatArray, k: int) -> tuple[FloatArray, ...]:
@@ -103,7 +110,7 @@ def _observed(truth: npt.ArrayLike, pred: npt.ArrayLike, n_classes: int) -> Floa
     truth_ = as_truth(truth, n_classes)
     pred_ = as_predictions(pred, n_classes)
     check_same_images(len(truth_), len(pred_), "pred")
-    return np.asarray(class_features(truth_, pred_, n_classes).sum(axis=0), dtype=np.float64)
+    return feature_sums(class_features(truth_, pred_, n_classes))
 
 
 def f1_all(truth: npt.ArrayLike, pred: npt.ArrayLike, n_classes: int) -> float:

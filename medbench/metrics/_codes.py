@@ -7,6 +7,8 @@ import numpy.typing as npt
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
+FeatureArray = npt.NDArray[np.float32]
+"""Per-image features: small non-negative integers, exact in float32 at half the memory."""
 
 REFUSAL = -1
 """Prediction code for an answer in which the model declines to diagnose."""

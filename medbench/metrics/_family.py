@@ -12,10 +12,17 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from medbench.metrics._bootstrap import Estimate, bootstrap_summary, divide, group_rows
+from medbench.metrics._bootstrap import (
+    Estimate,
+    bootstrap_summary,
+    divide,
+    feature_sums,
+    group_rows,
+)
 from medbench.metrics._classification import block_width, class_features, f1_all_from
 from medbench.metrics._codes import (
     REFUSAL,
+    FeatureArray,
     FloatArray,
     IntArray,
     as_answers,
@@ -28,7 +35,7 @@ from medbench.metrics._codes import (
 _ONES, _AGREEING, _FLIPPED, _REFUSAL_FLIPPED, _COUNTS = 0, 1, 2, 3, 4
 
 
-def agreement_features(answers: IntArray) -> FloatArray:
+def agreement_features(answers: IntArray) -> FeatureArray:
     """Per-image features (N, 4 + C): 1, agreeing pairs, flipped, refusal-flipped, counts.
 
     The last C columns count, per distinct code in ``answers``, the variants giving it.
@@ -48,7 +55,7 @@ def agreement_features(answers: IntArray) -> FloatArray:
             refused.any(axis=1) & ~refused.all(axis=1),
             counts,
         ]
-    ).astype(np.float64)
+    ).astype(np.float32)
 
 
 def disagreement_from(sums: FloatArray, n_variants: int) -> FloatArray:
@@ -85,13 +92,13 @@ def disagreement(answers: npt.ArrayLike) -> float:
     distinct variants, drawn at random, give an image different answers.
     """
     answers_ = as_answers(answers)
-    sums = agreement_features(answers_).sum(axis=0)
+    sums = feature_sums(agreement_features(answers_))
     return float(disagreement_from(sums, answers_.shape[1]))
 
 
 def flip_rate(answers: npt.ArrayLike) -> float:
     """Share of images whose answer is not identical under every variant."""
-    return float(flip_rate_from(agreement_features(as_answers(answers)).sum(axis=0)))
+    return float(flip_rate_from(feature_sums(agreement_features(as_answers(answers)))))
 
 
 def refusal_flip_rate(answers: npt.ArrayLike) -> float:
@@ -99,7 +106,7 @@ def refusal_flip_rate(answers: npt.ArrayLike) -> float:
 
     An unparseable answer counts as not refused.
     """
-    return float(refusal_flip_rate_from(agreement_features(as_answers(answers)).sum(axis=0)))
+    return float(refusal_flip_rate_from(feature_sums(agreement_features(as_answers(answers)))))
 
 
 def fleiss_kappa(answers: npt.ArrayLike) -> float:
@@ -111,7 +118,7 @@ def fleiss_kappa(answers: npt.ArrayLike) -> float:
     NaN when every answer falls in one category (``P_e = 1``).
     """
     answers_ = as_answers(answers)
-    sums = agreement_features(answers_).sum(axis=0)
+    sums = feature_sums(agreement_features(answers_))
     return float(fleiss_kappa_from(sums, answers_.shape[1]))
 
 
@@ -124,11 +131,23 @@ def _family_inputs(
     return answers_, truth_
 
 
-def variant_features(truth: IntArray, answers: IntArray, n_classes: int) -> FloatArray:
-    """Per-image classification features of every variant column, side by side."""
-    return np.hstack(
-        [class_features(truth, answers[:, v], n_classes) for v in range(answers.shape[1])]
-    )
+def variant_features(
+    truth: IntArray, answers: IntArray, n_classes: int, lead: FeatureArray | None = None
+) -> FeatureArray:
+    """Per-image classification features of every variant column, side by side.
+
+    ``lead`` columns, when given, come first; filling one array in place keeps the
+    peak memory at one copy of the features.
+    """
+    lead_ = np.empty((len(truth), 0), dtype=np.float32) if lead is None else lead
+    width = block_width(n_classes)
+    start = lead_.shape[1]
+    features = np.empty((len(truth), start + width * answers.shape[1]), dtype=np.float32)
+    features[:, :start] = lead_
+    for v in range(answers.shape[1]):
+        block = slice(start + v * width, start + (v + 1) * width)
+        features[:, block] = class_features(truth, answers[:, v], n_classes)
+    return features
 
 
 def variant_f1_from(sums: FloatArray, n_classes: int, n_variants: int) -> FloatArray:
@@ -147,7 +166,7 @@ def _pdr(f1: FloatArray, reference: int) -> FloatArray:
 
 def _variant_f1(answers: npt.ArrayLike, truth: npt.ArrayLike, n_classes: int) -> FloatArray:
     answers_, truth_ = _family_inputs(answers, truth, n_classes)
-    sums = variant_features(truth_, answers_, n_classes).sum(axis=0)
+    sums = feature_sums(variant_features(truth_, answers_, n_classes))
     return variant_f1_from(sums, n_classes, answers_.shape[1])
 
 
@@ -230,7 +249,7 @@ def score_family(
     check_n_boot(n_boot)
     rows, sizes = group_rows(np.column_stack([truth_, answers_]))
     agreement = agreement_features(rows[:, 1:])
-    features = np.hstack([agreement, variant_features(rows[:, 0], rows[:, 1:], n_classes)])
+    features = variant_features(rows[:, 0], rows[:, 1:], n_classes, lead=agreement)
     offset = agreement.shape[1]
 
     def summarise(sums: FloatArray) -> dict[str, FloatArray]:

@@ -11,7 +11,7 @@ import numpy as np
 import numpy.typing as npt
 
 from medbench.metrics._bootstrap import Estimate, bootstrap_sums, estimates, group_rows
-from medbench.metrics._classification import block_width, class_features, f1_all_from
+from medbench.metrics._classification import block_width, f1_all_from
 from medbench.metrics._codes import (
     as_answers,
     as_predictions,
@@ -19,7 +19,7 @@ from medbench.metrics._codes import (
     check_n_boot,
     check_same_images,
 )
-from medbench.metrics._family import agreement_features, disagreement_from
+from medbench.metrics._family import agreement_features, disagreement_from, variant_features
 
 
 def paired_f1_difference(
@@ -39,12 +39,7 @@ def paired_f1_difference(
     check_same_images(len(truth_), len(b), "pred_b")
     check_n_boot(n_boot)
     rows, sizes = group_rows(np.column_stack([truth_, a, b]))
-    features = np.hstack(
-        [
-            class_features(rows[:, 0], rows[:, 1], n_classes),
-            class_features(rows[:, 0], rows[:, 2], n_classes),
-        ]
-    )
+    features = variant_features(rows[:, 0], rows[:, 1:], n_classes)
     observed, resampled = bootstrap_sums(features, sizes, n_boot, np.random.default_rng(seed))
     width = block_width(n_classes)
 
