@@ -1,0 +1,266 @@
+"""Tests for the answer parser and the `medbench parse` command."""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+import typer
+from ruamel.yaml import YAML
+from typer.testing import CliRunner
+
+from medbench import parsing
+from medbench.commands.parse import parse
+from medbench.parsing import RULES, ParsedAnswer, parse_answer
+
+CASES_DIR = Path(__file__).parent / "cases" / "parsing"
+CASE_FILES = ("yes_no", "closed", "lettered", "refusals", "unparseable", "negations")
+CASE_KEYS = {"text", "options", "lettered", "aliases", "status", "label", "rule", "note"}
+DOCUMENTED_RULES = {
+    "empty",
+    "final_answer",
+    "leading_yes_no",
+    "letter",
+    "conflict",
+    "option_text",
+    "negated_option",
+    "repetition",
+    "refusal",
+    "multiple_options",
+    "no_option",
+}
+BRAIN = ["glioma", "meningioma", "no tumor", "pituitary tumor"]
+
+
+def _load_cases() -> list[tuple[str, dict[str, Any]]]:
+    yaml = YAML(typ="safe")
+    cases = []
+    for name in CASE_FILES:
+        loaded = yaml.load((CASES_DIR / f"{name}.yaml").read_text(encoding="utf-8"))
+        cases += [(f"{name}[{i}]", case) for i, case in enumerate(loaded)]
+    return cases
+
+
+CASES = _load_cases()
+
+
+def _parse_case(case: Mapping[str, Any], text: str | None = None) -> ParsedAnswer:
+    return parse_answer(
+        case["text"] if text is None else text,
+        case["options"],
+        lettered=case.get("lettered", False),
+        aliases=case.get("aliases"),
+    )
+
+
+@pytest.mark.parametrize("case", [c for _, c in CASES], ids=[i for i, _ in CASES])
+def test_parse_answer_matches_golden_case(case: dict[str, Any]) -> None:
+    parsed = _parse_case(case)
+    assert (parsed.status, parsed.label) == (case["status"], case["label"])
+    if "rule" in case:
+        assert parsed.rule == case["rule"]
+
+
+def test_golden_cases_have_known_fields_and_consistent_labels() -> None:
+    for case_id, case in CASES:
+        assert set(case) <= CASE_KEYS, case_id
+        assert {"text", "options", "status", "label"} <= set(case), case_id
+        assert (case["label"] is None) == (case["status"] != "answer"), case_id
+        assert case["label"] is None or case["label"] in case["options"], case_id
+
+
+def test_golden_cases_number_at_least_200_and_cover_every_rule() -> None:
+    assert len(CASES) >= 200
+    assert {_parse_case(case).rule for _, case in CASES} == RULES
+
+
+def test_rules_are_the_documented_set() -> None:
+    assert RULES == DOCUMENTED_RULES
+    documented = {
+        line.split("`")[1]
+        for line in (parsing.__doc__ or "").splitlines()
+        if line.startswith("- `")
+    }
+    assert documented == DOCUMENTED_RULES
+
+
+def _fuzz_texts(seed: int, n: int) -> list[str]:
+    """Replies stitched from golden-case fragments: messy but deterministic."""
+    rng = random.Random(seed)
+    words = [w for _, case in CASES for w in case["text"].split()]
+    return [" ".join(rng.choices(words, k=rng.randrange(0, 30))) for _ in range(n)]
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_parse_answer_label_is_an_option_or_none(seed: int) -> None:
+    options_sets: list[Sequence[str]] = [BRAIN, ["normal", "pneumonia"], ["yes", "no"]]
+    for text in _fuzz_texts(seed, 300):
+        for options in options_sets:
+            for lettered in (False, True):
+                parsed = parse_answer(text, options, lettered=lettered)
+                assert parsed.rule in RULES
+                assert (parsed.label is None) == (parsed.status != "answer")
+                assert parsed.label is None or parsed.label in options
+
+
+@pytest.mark.parametrize(
+    "transform",
+    [str.upper, str.lower, lambda t: f"**{t}**", lambda t: f"__{t}__", lambda t: f"`{t}`"],
+    ids=["upper", "lower", "bold", "underscore-bold", "code"],
+)
+def test_parse_answer_ignores_case_and_surrounding_markdown(transform: Any) -> None:
+    for case_id, case in CASES:
+        assert _parse_case(case, transform(case["text"])) == _parse_case(case), case_id
+
+
+@pytest.mark.parametrize("text", ["", " ", "\n\t ", "**", "  ***  "])
+@pytest.mark.parametrize("options", [BRAIN, ["yes", "no"]])
+def test_parse_answer_empty_text_is_unparseable(text: str, options: list[str]) -> None:
+    assert parse_answer(text, options) == ParsedAnswer("unparseable", None, "empty")
+
+
+def test_parse_answer_returns_alias_option_verbatim() -> None:
+    parsed = parse_answer("Nevus.", ["Benign", "Malignant"], aliases={"Benign": ["nevus"]})
+    assert parsed == ParsedAnswer("answer", "Benign", "option_text")
+
+
+def test_parse_answer_accepts_a_single_string_alias() -> None:
+    parsed = parse_answer("Nevus.", ["benign", "malignant"], aliases={"benign": "nevus"})
+    assert parsed == ParsedAnswer("answer", "benign", "option_text")
+
+
+def test_parse_answer_rejects_alias_of_unknown_option() -> None:
+    message = "alias key 'tumour' is not one of the options " + repr(BRAIN)
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        parse_answer("glioma", BRAIN, aliases={"tumour": ["mass"]})
+
+
+def test_parse_answer_with_no_options_is_unparseable() -> None:
+    assert parse_answer("A glioma.", []) == ParsedAnswer("unparseable", None, "no_option")
+
+
+class _AlwaysOverlaps(frozenset[str]):
+    """A hint set that never lets the word prefilter skip a regex."""
+
+    def isdisjoint(self, other: Any) -> bool:
+        return False
+
+
+@pytest.fixture
+def fresh_cache() -> Iterator[None]:
+    parsing._parse.cache_clear()
+    yield
+    parsing._parse.cache_clear()
+
+
+def test_parse_answer_word_prefilter_changes_no_result(
+    monkeypatch: pytest.MonkeyPatch, fresh_cache: None
+) -> None:
+    texts = [(case["text"], case["options"], case.get("lettered", False)) for _, case in CASES]
+    texts += [(t, BRAIN, lettered) for t in _fuzz_texts(7, 200) for lettered in (False, True)]
+    expected = [parse_answer(t, o, lettered=lettered) for t, o, lettered in texts]
+    monkeypatch.setattr(parsing, "_COMMIT_HINTS", _AlwaysOverlaps())
+    monkeypatch.setattr(parsing, "_CUE_HINTS", _AlwaysOverlaps())
+    parsing._parse.cache_clear()
+    assert [parse_answer(t, o, lettered=lettered) for t, o, lettered in texts] == expected
+
+
+def test_parse_answer_is_deterministic_across_calls() -> None:
+    first = [_parse_case(case) for _, case in CASES]
+    assert [_parse_case(case) for _, case in CASES] == first
+
+
+# The CLI command.
+
+
+def _write_jsonl(path: Path, records: list[Any]) -> Path:
+    lines = [r if isinstance(r, str) else json.dumps(r) for r in records]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def _app() -> typer.Typer:
+    app = typer.Typer()
+    app.command()(parse)
+    return app
+
+
+def test_parse_command_writes_output_keeping_input_fields(tmp_path: Path) -> None:
+    source = _write_jsonl(
+        tmp_path / "in.jsonl",
+        [
+            {"id": 1, "response": "Yes.", "options": ["yes", "no"]},
+            {"id": 2, "response": "B", "options": BRAIN, "lettered": True},
+            {
+                "id": 3,
+                "response": "Nevus",
+                "options": ["benign", "malignant"],
+                "aliases": {"benign": ["nevus"]},
+            },
+        ],
+    )
+    parse(source, tmp_path / "out.jsonl")
+    out = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
+    assert [(r["id"], r["status"], r["label"], r["rule"]) for r in out] == [
+        (1, "answer", "yes", "leading_yes_no"),
+        (2, "answer", "meningioma", "letter"),
+        (3, "answer", "benign", "option_text"),
+    ]
+    assert out[1]["lettered"] is True and out[1]["options"] == BRAIN
+
+
+def test_parse_command_writes_stdout_through_cli(tmp_path: Path) -> None:
+    source = _write_jsonl(
+        tmp_path / "in.jsonl", [{"response": "I'm sorry, I can't.", "options": BRAIN}, ""]
+    )
+    result = CliRunner().invoke(_app(), [str(source)])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == {
+        "label": None,
+        "options": BRAIN,
+        "response": "I'm sorry, I can't.",
+        "rule": "refusal",
+        "status": "refusal",
+    }
+
+
+def test_parse_command_reports_every_malformed_line(tmp_path: Path) -> None:
+    source = _write_jsonl(
+        tmp_path / "in.jsonl",
+        [
+            {"response": "ok", "options": ["yes", "no"]},
+            "{not json",
+            {"options": ["yes", "no"]},
+            {"response": 3, "options": ["yes", "no"]},
+            {"response": "x", "options": "yes"},
+            {"response": "x", "options": ["yes", "no"], "lettered": "yes"},
+            {"response": "x", "options": ["a"], "aliases": {"b": ["c"]}},
+            [1, 2],
+        ],
+    )
+    out = tmp_path / "out.jsonl"
+    result = CliRunner().invoke(_app(), [str(source), "--output", str(out)])
+    assert result.exit_code == 2
+    assert result.stderr.splitlines() == [
+        f"{source}:2: invalid JSON: Expecting property name enclosed in double quotes (column 2)",
+        f"{source}:3: missing field 'response'",
+        f"{source}:4: field 'response': expected a string, got int",
+        f"{source}:5: field 'options': expected a list of strings, got \"yes\"",
+        f"{source}:6: field 'lettered': expected true or false, got \"yes\"",
+        f"{source}:7: field 'aliases': key 'b' is not one of the options ['a']",
+        f"{source}:8: expected a JSON object, got list",
+    ]
+    assert "Traceback" not in result.output
+    assert not out.exists()
+
+
+def test_parse_command_raises_exit_when_called_directly(tmp_path: Path) -> None:
+    source = _write_jsonl(tmp_path / "in.jsonl", ["[]"])
+    with pytest.raises(typer.Exit) as info:
+        parse(source)
+    assert info.value.exit_code == 2
