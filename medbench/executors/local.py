@@ -39,6 +39,14 @@ class LocalExecutor:
                 item.spec, replace(context, checkpoint_dir=item.identity.checkpoint_dir)
             )
             try:
+                stream = getattr(backend, "stream", None)
+                if stream is not None:
+                    # The backend batches and decodes ahead itself; store each batch on arrival.
+                    for indices, outputs in stream(item.requests):
+                        sink([item.requests[i] for i in indices], outputs)
+                        if should_stop():
+                            return
+                    continue
                 preferred = int(getattr(backend, "preferred_batch", DEFAULT_BATCH))
                 size = context.batch_size or preferred
                 for start in range(0, len(item.requests), size):

@@ -84,6 +84,16 @@ class HFBackend:
         """Answer each request in order; while one batch generates, the next ones are decoded."""
         if self._pool is None:
             raise RuntimeError("HFBackend.generate called after close()")
+        outputs: dict[int, Output] = {}
+        for indices, answers in self.stream(requests):
+            outputs.update(zip(indices, answers, strict=True))
+        return [outputs[i] for i in range(len(requests))]
+
+    def stream(self, requests: Sequence[Request]) -> Iterator[tuple[list[int], list[Output]]]:
+        """Yield each batch's (request indices, outputs) as soon as it is generated, so that
+        the caller can store it while the next batches are decoded in the background."""
+        if self._pool is None:
+            raise RuntimeError("HFBackend.stream called after close()")
         pool = self._pool
         chunks: Iterator[range] = (
             range(start, min(start + self.batch_size, len(requests)))
@@ -96,20 +106,24 @@ class HFBackend:
             if chunk is not None:
                 pending.append(pool.submit(self._prepare, requests, chunk))
 
-        for _ in range(self._prefetch):
-            submit_next()
-        outputs: dict[int, Output] = {}
-        while pending:
-            start = perf_counter()
-            batch = pending.popleft().result()
-            submit_next()
-            answers = self._answer(batch)
-            share = (perf_counter() - start) / max(1, len(batch.rows))
-            outputs.update({i: replace(o, seconds=share) for i, o in answers.items()})
-            outputs.update(
-                {i: Output(text=None, error=reason) for i, reason in batch.failures.items()}
-            )
-        return [outputs[i] for i in range(len(requests))]
+        try:
+            for _ in range(self._prefetch):
+                submit_next()
+            while pending:
+                start = perf_counter()
+                batch = pending.popleft().result()
+                submit_next()
+                answers = self._answer(batch)
+                share = (perf_counter() - start) / max(1, len(batch.rows))
+                outputs = {i: replace(o, seconds=share) for i, o in answers.items()}
+                outputs.update(
+                    {i: Output(text=None, error=reason) for i, reason in batch.failures.items()}
+                )
+                indices = sorted(outputs)
+                yield indices, [outputs[i] for i in indices]
+        finally:
+            for future in pending:
+                future.cancel()
 
     def close(self) -> None:
         """Stop the decode threads and free the model; the backend cannot be used afterwards."""
