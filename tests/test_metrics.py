@@ -527,6 +527,14 @@ def test_fragility_index_and_mean_f1_all_average_over_tasks(seed: int) -> None:
         ),
         (lambda: metrics.fragility_index([]), "needs at least one task, got none"),
         (
+            lambda: metrics.mean_f1_all([TaskAnswers([[0, 1]], [0, 1], 2)]),
+            r"tasks\[0\]\.answers must cover the 2 images of tasks\[0\]\.truth, got 1",
+        ),
+        (
+            lambda: metrics.paired_disagreement_difference([[0, 1]], [[0, 1], [1, 1]]),
+            "answers_b must cover the 1 images of answers_a, got 2",
+        ),
+        (
             lambda: metrics.chance_f1([0, 0]),
             r"class_counts must be non-negative with a positive sum, got \[0. 0.\]",
         ),

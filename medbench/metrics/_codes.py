@@ -50,11 +50,11 @@ def _check_range(array: IntArray, name: str, low: int, high: int) -> None:
         )
 
 
-def as_truth(truth: npt.ArrayLike, n_classes: int) -> IntArray:
+def as_truth(truth: npt.ArrayLike, n_classes: int, name: str = "truth") -> IntArray:
     """Validate a truth vector of class indices in ``0..n_classes-1``."""
     check_n_classes(n_classes)
-    array = _as_int_array(truth, "truth", 1)
-    _check_range(array, "truth", 0, n_classes - 1)
+    array = _as_int_array(truth, name, 1)
+    _check_range(array, name, 0, n_classes - 1)
     return array
 
 
@@ -87,7 +87,7 @@ def as_answers_for(answers: npt.ArrayLike, n_classes: int, name: str = "answers"
     return array
 
 
-def check_same_images(n_truth: int, n_other: int, name: str) -> None:
+def check_same_images(n_truth: int, n_other: int, name: str, truth: str = "truth") -> None:
     """Reject a prediction vector or answer matrix whose image count differs from truth."""
     if n_truth != n_other:
-        raise ValueError(f"{name} must cover the {n_truth} images of truth, got {n_other}")
+        raise ValueError(f"{name} must cover the {n_truth} images of {truth}, got {n_other}")

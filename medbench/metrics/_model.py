@@ -86,9 +86,9 @@ def mean_f1_all(tasks: Sequence[TaskAnswers], *, seed: int = 0, n_boot: int = 10
     rng = np.random.default_rng(seed)
     per_task = []
     for t, (answers, truth, n_classes) in enumerate(tasks):
-        truth_ = as_truth(truth, n_classes)
+        truth_ = as_truth(truth, n_classes, name=f"tasks[{t}].truth")
         answers_ = as_answers_for(answers, n_classes, name=f"tasks[{t}].answers")
-        check_same_images(len(truth_), len(answers_), f"tasks[{t}].answers")
+        check_same_images(len(truth_), len(answers_), f"tasks[{t}].answers", f"tasks[{t}].truth")
         rows, sizes = group_rows(np.column_stack([truth_, answers_]))
         features = variant_features(rows[:, 0], rows[:, 1:], n_classes)
         observed, resampled = bootstrap_sums(features, sizes, n_boot, rng)

@@ -63,7 +63,7 @@ def paired_disagreement_difference(
     """
     a = as_answers(answers_a, name="answers_a")
     b = as_answers(answers_b, name="answers_b")
-    check_same_images(len(a), len(b), "answers_b")
+    check_same_images(len(a), len(b), "answers_b", "answers_a")
     check_n_boot(n_boot)
     rows, sizes = group_rows(np.hstack([a, b]))
     n_a, n_b = a.shape[1], b.shape[1]
