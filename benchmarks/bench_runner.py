@@ -1,0 +1,192 @@
+"""Runner performance, measured side by side in one run (ratios, not absolute times).
+
+1. batched vs one-by-one generation, tiny LLaVA and tiny Gemma 3, 64 sample images;
+2. `run_plan` vs a bare loop calling `generate` on the same batches (decoding included);
+3. warm rerun vs cold run of a suite (plan + run);
+4. make_plan + cache lookup on 1,000,000 synthetic jobs (see bench_plan.py).
+
+Run: HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/bench_runner.py [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks import bench_plan  # noqa: E402
+from medbench.backends.base import BackendContext  # noqa: E402
+from medbench.backends.hf import HFBackend  # noqa: E402
+from medbench.cache import Cache  # noqa: E402
+from medbench.images import load_image  # noqa: E402
+from medbench.loading import load_specs  # noqa: E402
+from medbench.plan import make_plan  # noqa: E402
+from medbench.run import run_plan  # noqa: E402
+from medbench.tiny import build_tiny_model  # noqa: E402
+from tests.spec_tree import make_project  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def timed(fn: Callable[[], object], repeat: int = 3) -> float:
+    """Best wall time of `repeat` calls (the least disturbed by other work on the machine)."""
+    best = float("inf")
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def project_for(tmp: Path, model: str) -> Path:
+    # 64 images: 16 per class of brain_tumor_mri; the closed family cut to `plain` and a copy of
+    # it, which renders the same messages and so shares its 64 answers.
+    project = make_project(
+        tmp / model, tasks=("brain_tumor_mri",), models=(model,), limit_per_class=16
+    )
+    family = project / "specs/prompts/closed_diagnosis.yaml"
+    text = family.read_text()
+    plain = text[text.index("  - id: plain") : text.index("  - id: guided")]
+    family.write_text(
+        text[: text.index("  - id: guided")] + plain.replace("id: plain", "id: again")
+    )
+    return project
+
+
+def bench_generation(tmp: Path, model: str) -> None:
+    project = project_for(tmp, model)
+    specs = load_specs(project / "specs")
+    with Cache(tmp / f"{model}-plan.sqlite") as cache:
+        plan = make_plan(specs, "t", models_dir=tmp / "models", hasher=cache.hash_file)
+    requests = [plan.request(job) for job in plan.jobs if job.variant == "plain"]
+    identity = plan.identities[model]
+    assert identity.checkpoint_dir is not None and specs.models[model].tiny is not None
+    build_tiny_model(specs.models[model].tiny.arch, identity.checkpoint_dir, seed=0)
+    spec = specs.models[model]
+
+    def generate(size: int) -> Callable[[], object]:
+        backend = HFBackend(
+            spec,
+            BackendContext(device="cpu", batch_size=size, checkpoint_dir=identity.checkpoint_dir),
+        )
+        return lambda: backend.generate(requests)
+
+    one, batched = timed(generate(1), 2), timed(generate(8), 2)
+    print(
+        f"[1] {model}: {len(requests)} images, one by one {one:.2f} s, batch 8 {batched:.2f} s: "
+        f"batched is {one / batched:.1f}x faster (target >= 4x)"
+    )
+
+    # 2. run_plan (cold cache each time) vs a bare loop over the same batches of 8; both load
+    # the model from disk, decode the JPEGs and generate.
+    loaded = HFBackend(
+        spec, BackendContext(device="cpu", batch_size=8, checkpoint_dir=identity.checkpoint_dir)
+    )
+    generation = loaded._generation
+    loaded.close()
+
+    def bare() -> None:
+        from transformers import AutoModelForImageTextToText, AutoProcessor
+
+        processor = AutoProcessor.from_pretrained(identity.checkpoint_dir)
+        net = AutoModelForImageTextToText.from_pretrained(identity.checkpoint_dir).eval()
+        for start in range(0, len(requests), 8):
+            chunk = requests[start : start + 8]
+            conversations = []
+            for r in chunk:
+                image = load_image(r.messages.images[0].path)
+                conversations.append(
+                    [
+                        {
+                            "role": "user",
+                            "content": [
+                                {"type": "image", "image": image},
+                                {"type": "text", "text": r.messages.text},
+                            ],
+                        }
+                    ]
+                )
+            inputs = processor.apply_chat_template(
+                conversations,
+                add_generation_prompt=True,
+                tokenize=True,
+                return_dict=True,
+                return_tensors="pt",
+                processor_kwargs={"padding": True},
+            )
+            with torch.inference_mode():
+                out = net.generate(**inputs, generation_config=generation)
+            processor.batch_decode(out[:, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
+
+    counter = iter(range(1000))
+
+    def medbench_run() -> None:
+        with Cache(tmp / f"{model}-run-{next(counter)}.sqlite") as cache:
+            fresh = make_plan(specs, "t", models_dir=tmp / "models", hasher=cache.hash_file)
+            run_plan(
+                fresh,
+                specs,
+                cache,
+                context=BackendContext(device="cpu", batch_size=8),
+                progress=False,
+            )
+
+    bare_s, run_s = timed(bare, 3), timed(medbench_run, 3)
+    print(
+        f"[2] {model}: bare generate loop {bare_s:.2f} s, medbench run {run_s:.2f} s: "
+        f"ratio {run_s / bare_s:.2f} (target <= 1.15)"
+    )
+
+
+def bench_warm_rerun(tmp: Path, suite: str) -> None:
+    specs = load_specs(REPO / "specs")
+    cache_path = tmp / "warm.sqlite"
+
+    def once() -> float:
+        start = time.perf_counter()
+        with Cache(cache_path) as cache:
+            plan = make_plan(specs, suite, models_dir=tmp / "suite-models", hasher=cache.hash_file)
+            cache.flush_hashes()
+            run_plan(plan, specs, cache, context=BackendContext(device="cpu"), progress=False)
+        return time.perf_counter() - start
+
+    cold = once()
+    warm = min(once() for _ in range(3))
+    print(
+        f"[3] suite {suite}: cold run {cold:.2f} s, warm rerun {warm:.2f} s: "
+        f"ratio {warm / cold:.3f} (target <= 0.05)"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--suite", default="quickstart")
+    parser.add_argument(
+        "--skip-plan", action="store_true", help="Skip the 1,000,000-job benchmark."
+    )
+    args = parser.parse_args()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    torch.set_num_threads(1)
+    tmp = Path(tempfile.mkdtemp(prefix="medbench-bench-"))
+    try:
+        for model in ("tiny-llava", "tiny-gemma3"):
+            bench_generation(tmp, model)
+        bench_warm_rerun(tmp, args.suite)
+        if not args.skip_plan:
+            print("[4] ", end="")
+            bench_plan.main()
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
