@@ -1,0 +1,675 @@
+"""The static leaderboard: gather and validate records, clean the output folder, render pages.
+
+Every file is rendered into memory first, so a bad record or a template error leaves an
+existing output folder untouched. Builds are byte-reproducible: sorted inputs, no
+timestamp but one build date (the newest record's date), SVG charts with a fixed hash salt
+and no date. Each table is a list of plain rows (also its CSV and JSON download) and a list
+of columns saying how to show them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import html
+import http.server
+import io
+import json
+import os
+import re
+import shutil
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+
+from medbench import __version__
+from medbench.errors import MedbenchError
+from medbench.loading import SpecSet
+from medbench.records import Record, Scalar, load_records
+
+SITE_DIR = Path(__file__).resolve().parent.parent / "site"
+"""The repository's `site/` folder: `templates/` (Jinja2) and `static/` (CSS, JS, icon)."""
+Data = list[dict[str, Scalar]]
+FAMILY_METRICS = (
+    "disagreement",
+    "flip_rate",
+    "refusal_flip_rate",
+    "fleiss_kappa",
+    "spread",
+    "worst_f1",
+)
+
+
+@dataclass(frozen=True)
+class Col:
+    """How to show one column: `text`, `int`, `num`, `est` (value [lo, hi]), `model` or `head`."""
+
+    label: str
+    key: str
+    kind: str = "num"
+    task: str | None = None
+    """The task of a per-task column (the index's task filter hides it)."""
+
+    @property
+    def numeric(self) -> bool:
+        return self.kind in ("int", "num", "est")
+
+
+@dataclass(frozen=True)
+class Cell:
+    text: str
+    sort: str | None = None
+    ci: str | None = None
+    href: str | None = None
+    badge: str | None = None
+    header: bool = False
+    task: str | None = None
+
+
+@dataclass(frozen=True)
+class Table:
+    """A server-side sorted table with its caption and its CSV and JSON downloads."""
+
+    id: str
+    caption: str
+    columns: list[Col]
+    rows: list[tuple[str | None, list[Cell]]]
+    """(task of the row for the filter, cells)."""
+    sorted_by: int
+    order: str
+    csv: str
+    json: str
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Section:
+    """One suite's part of a page."""
+
+    suite: str
+    tables: list[Table]
+    facts: list[tuple[str, str]] = field(default_factory=list)
+    chart: str | None = None
+    chart_alt: str = ""
+    test_models: bool = False
+
+
+@dataclass(frozen=True)
+class Page:
+    """What every template sees as `page`; subclasses add their own fields."""
+
+    title: str
+    root: str
+    """The relative path back to the site root: `` or `../`."""
+    build_date: str
+    version: str
+    sections: list[Section]
+
+
+@dataclass(frozen=True)
+class IndexPage(Page):
+    tasks: list[tuple[str, str]]
+    """(id, title) of every task: the task filter and the task links."""
+
+
+@dataclass(frozen=True)
+class ModelPage(Page):
+    test_model: bool
+    description: str
+    facts: list[tuple[str, str]]
+
+
+@dataclass(frozen=True)
+class TaskPage(Page):
+    facts: list[tuple[str, str]]
+
+
+@dataclass(frozen=True)
+class MethodsPage(Page):
+    n_boot: list[int]
+
+
+def num(value: Scalar, digits: int = 3) -> str:
+    if value is None or isinstance(value, bool | str):
+        return "–" if value is None else str(value)
+    return f"{value:.{digits}f}"
+
+
+def mean(values: Iterable[Scalar]) -> float | None:
+    numbers = [float(v) for v in values if isinstance(v, int | float) and not isinstance(v, bool)]
+    return sum(numbers) / len(numbers) if numbers else None
+
+
+def title_of(record: Record) -> str:
+    title = record.model.get("title")
+    return title if isinstance(title, str) and title else record.model_id
+
+
+class _Site:
+    """The output being assembled in memory (relative path -> bytes) and what pages share."""
+
+    def __init__(self, records: list[Record], specs: SpecSet | None) -> None:
+        self.records, self.specs = records, specs
+        self.models = {r.model_id: r for r in records}
+        self.build_date = max((r.date for r in records), default="no records")
+        self.files: dict[str, bytes] = {}
+        self.env = Environment(
+            loader=FileSystemLoader(SITE_DIR / "templates"),
+            autoescape=True,
+            undefined=StrictUndefined,
+            trim_blocks=True,
+            lstrip_blocks=True,
+        )
+        info = {t: i for r in records for t, i in r.tasks.items()}
+        self.tasks = sorted(info, key=lambda t: (info[t].difficulty, t))
+
+    def page(self, path: str, template: str, page: Page) -> None:
+        self.files[path] = self.env.get_template(template).render(page=page).encode("utf-8")
+
+    def task_title(self, task: str) -> str:
+        if self.specs is not None and task in self.specs.tasks:
+            return self.specs.tasks[task].title
+        return next((r.tasks[task].title for r in self.records if task in r.tasks), task)
+
+    def cell(self, col: Col, row: dict[str, Scalar], root: str) -> Cell:
+        v = row.get(col.key)
+        if col.kind == "model":
+            record = self.models.get(str(v))
+            pipeline = row.get("pipeline", "direct")
+            text = (title_of(record) if record else str(v)) + (
+                f" ({pipeline})" if pipeline != "direct" else ""
+            )
+            href = f"{root}models/{v}.html" if record else None
+            badge = "test model" if record and record.test_model else None
+            return Cell(text, None, None, href, badge, header=col.key == "model", task=col.task)
+        if not col.numeric:
+            return Cell("–" if v is None else str(v), header=col.kind == "head", task=col.task)
+        sort = "" if v is None or isinstance(v, bool | str) else f"{v:.9g}"
+        lo, hi = row.get(f"{col.key}_lo"), row.get(f"{col.key}_hi")
+        ci = (
+            f"[{num(lo)}, {num(hi)}]"
+            if col.kind == "est" and lo is not None and hi is not None
+            else None
+        )
+        return Cell(num(v, 0 if col.kind == "int" else 3), sort, ci, task=col.task)
+
+    def table(
+        self,
+        name: str,
+        root: str,
+        caption: str,
+        columns: list[Col],
+        data: Data,
+        *,
+        sorted_by: int = 0,
+        order: str = "ascending",
+        note: str = "",
+        row_task: bool = False,
+    ) -> Table:
+        """A table of `data` rows, written beside the pages as `data/<name>.csv` and `.json`."""
+        keys = list(dict.fromkeys(k for row in data for k in row))
+        text = io.StringIO()
+        writer = csv.DictWriter(text, keys, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows({k: "" if v is None else v for k, v in row.items()} for row in data)
+        self.files[f"data/{name}.csv"] = text.getvalue().encode("utf-8")
+        self.files[f"data/{name}.json"] = (
+            json.dumps(data, sort_keys=True, indent=1) + "\n"
+        ).encode()
+        rows = [
+            (str(row["task"]) if row_task else None, [self.cell(c, row, root) for c in columns])
+            for row in data
+        ]
+        csv_href, json_href = f"{root}data/{name}.csv", f"{root}data/{name}.json"
+        return Table(name, caption, columns, rows, sorted_by, order, csv_href, json_href, note)
+
+
+def _key(*names: str) -> Callable[[dict[str, Scalar]], tuple[str, ...]]:
+    return lambda row: tuple(str(row.get(n)) for n in names)
+
+
+def _per_task(record: Record, table: str, name: str, pipeline: Scalar, task: str) -> float | None:
+    """The mean of `name` over a task's rows of a table (label families only for `scores`)."""
+    kinds = record.layout.answer_kinds
+    return mean(
+        row.get(name)
+        for row in getattr(record, table)
+        if row.get("task") == task
+        and row.get("pipeline") == pipeline
+        and (table != "scores" or kinds.get(str(row.get("family"))) == "label")
+    )
+
+
+def _ranking(site: _Site, suite: str, records: list[Record], tasks: list[str], by: str) -> Table:
+    """Models ranked by fragility index (lowest first) or by mean `f1_all` (highest first)."""
+    first, second = ["fragility_index", "mean_f1_all"][:: 1 if by == "fragility" else -1]
+    table, metric = ("fragility", "disagreement") if by == "fragility" else ("scores", "f1_all")
+    sign = 1.0 if by == "fragility" else -1.0
+    data: Data = []
+    for record in records:
+        for row in record.models:
+            p = row.get("pipeline")
+            data.append(
+                {
+                    "model": record.model_id,
+                    "pipeline": p,
+                    "title": title_of(record),
+                    "test_model": record.test_model,
+                    **{k: row.get(k) for k in _triple(first) + _triple(second)},
+                    **{f"{metric}.{t}": _per_task(record, table, metric, p, t) for t in tasks},
+                }
+            )
+
+    def rank_key(row: dict[str, Scalar]) -> tuple[bool, float, float, str, str]:
+        a, b = row.get(first), row.get(second)
+        a_ = sign * a if isinstance(a, float | int) else 0.0
+        b_ = -sign * b if isinstance(b, float | int) else 0.0
+        return a is None, a_, b_, str(row["model"]), str(row["pipeline"])
+
+    data = [{"rank": i, **row} for i, row in enumerate(sorted(data, key=rank_key), start=1)]
+    labels = {"fragility_index": "Fragility index [95% CI]", "mean_f1_all": "Mean f1_all [95% CI]"}
+    columns = [Col("Rank", "rank", "int"), Col("Model", "model", "model")]
+    columns += [Col(labels[first], first, "est"), Col(labels[second], second, "est")]
+    columns += [Col(f"{site.task_title(t)}: {metric}", f"{metric}.{t}", task=t) for t in tasks]
+    if by == "fragility":
+        caption = (
+            f"{suite}: models ranked by fragility index, lowest first "
+            "(per task: mean disagreement over prompt families)"
+        )
+    else:
+        caption = (
+            f"{suite}: models ranked by mean f1_all over tasks, highest first "
+            "(per task: mean f1_all over the variants of label families)"
+        )
+    order = "ascending" if by == "fragility" else "descending"
+    return site.table(f"{suite}.ranking-{by}", "", caption, columns, data, sorted_by=2, order=order)
+
+
+def _triple(name: str) -> list[str]:
+    return [name, f"{name}_lo", f"{name}_hi"]
+
+
+def _pairs(site: _Site, name: str, root: str, suite: str, model: str | None = None) -> Table | None:
+    """Medical model minus its base: reference variant's F1 difference, fragility difference."""
+    data: Data = []
+    for record in site.records:
+        if record.suite != suite:
+            continue
+        whole = {
+            (r.get("task"), r.get("family"), r.get("pipeline")): r
+            for r in record.pairs
+            if r.get("variant") == "*"
+        }
+        for row in record.pairs:
+            family = row.get("family")
+            if row.get("variant") != record.layout.references.get(str(family)):
+                continue
+            if model is not None and model not in (row.get("model"), row.get("base")):
+                continue
+            family_row = whole.get((row.get("task"), family, row.get("pipeline")), {})
+            data.append({**row, **{k: family_row.get(k) for k in _triple("fragility_diff")}})
+    if not data:
+        return None
+    data.sort(key=_key("model", "base", "task", "family", "pipeline"))
+    columns = [
+        Col("Medical model", "model", "model"),
+        Col("Base model", "base", "model"),
+        Col("Task", "task", "text"),
+        Col("Prompt family", "family", "text"),
+        Col("Reference variant", "variant", "text"),
+        Col("f1_all difference [95% CI]", "f1_diff", "est"),
+        Col("McNemar p", "mcnemar_p"),
+        Col("Fragility difference [95% CI]", "fragility_diff", "est"),
+    ]
+    caption = (
+        f"{suite}: medical model minus its base, per task and prompt family "
+        "(paired bootstrap CIs, McNemar's exact test)"
+    )
+    return site.table(name, root, caption, columns, data, row_task=True)
+
+
+def _index(site: _Site, suites: dict[str, list[Record]]) -> None:
+    sections = []
+    for suite, records in suites.items():
+        tasks = [t for t in site.tasks if any(t in r.tasks for r in records)]
+        tables = [
+            _ranking(site, suite, records, tasks, "fragility"),
+            _ranking(site, suite, records, tasks, "f1"),
+        ]
+        pairs = _pairs(site, f"{suite}.pairs", "", suite)
+        tables += [pairs] if pairs else []
+        sections.append(Section(suite, tables, test_models=any(r.test_model for r in records)))
+    titles = [(t, site.task_title(t)) for t in site.tasks]
+    site.page(
+        "index.html",
+        "index.html",
+        IndexPage("Leaderboard", "", site.build_date, __version__, sections, titles),
+    )
+
+
+def _provenance(record: Record) -> list[tuple[str, str]]:
+    env, images = record.environment, record.dataset.n_images
+    return [
+        ("Revision", record.revision),
+        ("Date", record.date),
+        (
+            "Images",
+            f"{record.dataset.source}: " + ", ".join(f"{t} {n}" for t, n in sorted(images.items())),
+        ),
+        ("Dataset fingerprint", record.dataset.fingerprint),
+        (
+            "medbench",
+            f"{record.medbench.version}, commit {record.medbench.git_commit or 'unknown'}",
+        ),
+        (
+            "Environment",
+            f"Python {env.python}, {env.platform}, torch {env.torch or '–'}, "
+            f"transformers {env.transformers or '–'}, GPU {env.gpu_name or 'none'} "
+            f"(driver {env.gpu_driver or '–'})",
+        ),
+        ("Spec hashes", "; ".join(f"{k} {v[:12]}" for k, v in sorted(record.spec_hashes.items()))),
+        ("Bootstrap", f"{record.layout.n_boot} resamples, seed {record.layout.seed}"),
+    ]
+
+
+def _variants(record: Record) -> list[tuple[str, str]]:
+    return [(f, v) for f in sorted(record.layout.variants) for v in record.layout.variants[f]]
+
+
+def _model_section(site: _Site, record: Record) -> Section:
+    suite, model, root = record.suite, record.model_id, "../"
+    name = f"{suite}.{model}"
+    scores = sorted(record.scores, key=_key("task", "family", "variant", "pipeline"))
+    columns = [
+        Col("Task", "task", "head"),
+        Col("Prompt family", "family", "text"),
+        Col("Variant", "variant", "text"),
+        Col("Pipeline", "pipeline", "text"),
+        Col("n", "n", "int"),
+        Col("f1_all [95% CI]", "f1_all", "est"),
+        Col("f1_answered", "f1_answered", "est"),
+        Col("Accuracy", "accuracy", "est"),
+        Col("Refusal rate", "refusal_rate", "est"),
+        Col("Unparseable rate", "unparseable_rate", "est"),
+        Col("Chance f1_all", "chance_f1"),
+        Col("Below chance", "worse_than_chance", "text"),
+    ]
+    tables = [
+        site.table(
+            f"{name}.scores", root, f"{suite}: scores per task and prompt variant", columns, scores
+        )
+    ]
+    fragility = sorted(record.fragility, key=_key("task", "family", "pipeline"))
+    columns = [
+        Col("Task", "task", "head"),
+        Col("Prompt family", "family", "text"),
+        Col("Pipeline", "pipeline", "text"),
+        Col("Images", "n_images", "int"),
+    ]
+    columns += [
+        Col(m.replace("_", " ").capitalize() + " [95% CI]", m, "est") for m in FAMILY_METRICS
+    ]
+    caption = f"{suite}: fragility across the variants of each prompt family"
+    tables.append(site.table(f"{name}.fragility", root, caption, columns, fragility))
+    pairs = _pairs(site, f"{name}.pairs", root, suite, model)
+    tables += [pairs] if pairs else []
+    if record.ladder:
+        keys = ["task", *sorted({k for r in record.ladder for k in r} - {"task"})]
+        columns = [Col(k.replace("_", " "), k, "head" if k == "task" else "num") for k in keys]
+        caption = f"{suite}: knowledge ladder (closed, describe then diagnose, probe, chance)"
+        tables.append(site.table(f"{name}.ladder", root, caption, columns, list(record.ladder)))
+    tasks = sorted({str(r.get("task")) for r in record.scores}, key=site.tasks.index)
+    by_cell = {
+        (r.get("task"), r.get("family"), r.get("variant")): r.get("f1_all")
+        for r in record.scores
+        if r.get("pipeline") == "direct"
+    }
+    grid = [[by_cell.get((t, f, v)) for f, v in _variants(record)] for t in tasks]
+    alt = (
+        f"Heatmap of f1_all of {title_of(record)} on suite {suite}: "
+        "tasks by prompt variants (numbers in the scores table)"
+    )
+    chart = f"charts/{name}.svg"
+    site.files[chart] = heatmap_svg(grid, tasks, [f"{f}/{v}" for f, v in _variants(record)], alt)
+    return Section(suite, tables, _provenance(record), root + chart, alt, record.test_model)
+
+
+def _model_pages(site: _Site) -> None:
+    for model, first in sorted(site.models.items()):
+        spec = first.model
+        facts = [
+            ("Model id", model),
+            ("Architecture family", str(spec.get("family", "–"))),
+            ("Medical fine-tune", "yes" if spec.get("medical") else "no"),
+            ("Base model", str(spec.get("base") or "–")),
+        ]
+        sections = [_model_section(site, r) for r in site.records if r.model_id == model]
+        page = ModelPage(
+            title_of(first),
+            "../",
+            site.build_date,
+            __version__,
+            sections,
+            first.test_model,
+            str(spec.get("description") or ""),
+            facts,
+        )
+        site.page(f"models/{model}.html", "model.html", page)
+
+
+def _task_facts(site: _Site, task: str) -> list[tuple[str, str]]:
+    record = next(r for r in site.records if task in r.tasks)
+    info, source = record.tasks[task], record.dataset.source
+    modality, difficulty, homepage, licence = (
+        info.modality,
+        info.difficulty,
+        info.homepage,
+        info.license,
+    )
+    if site.specs is not None and task in site.specs.tasks:
+        spec = site.specs.tasks[task]
+        modality, difficulty = spec.modality, spec.difficulty
+        data = spec.data.get(source)
+        homepage, licence = (
+            (data.homepage, data.license) if data is not None else (homepage, licence)
+        )
+    return [
+        ("Task id", task),
+        ("Modality", modality),
+        ("Difficulty", f"{difficulty} (1 = easiest)"),
+        ("Data source", source),
+        ("Dataset homepage", homepage or "–"),
+        ("Licence", licence or "–"),
+    ]
+
+
+def _task_section(site: _Site, suite: str, task: str, records: list[Record]) -> Section:
+    variants = _variants(records[0])
+    data: Data = []
+    for record in records:
+        scores = {
+            (r.get("family"), r.get("variant"), r.get("pipeline")): r
+            for r in record.scores
+            if r.get("task") == task
+        }
+        for row in record.models:
+            p = row.get("pipeline")
+            cells = {f"{f}/{v}": scores.get((f, v, p), {}) for f, v in variants}
+            data.append(
+                {
+                    "model": record.model_id,
+                    "pipeline": p,
+                    "mean_f1_all": _per_task(record, "scores", "f1_all", p, task),
+                    "disagreement": _per_task(record, "fragility", "disagreement", p, task),
+                    **{
+                        f"{k}{s}": c.get(f"f1_all{s}")
+                        for k, c in cells.items()
+                        for s in ("", "_lo", "_hi")
+                    },
+                }
+            )
+    data.sort(
+        key=lambda r: (r["mean_f1_all"] is None, -float(r["mean_f1_all"] or 0.0), str(r["model"]))
+    )
+    columns = [
+        Col("Model", "model", "model"),
+        Col("Mean f1_all (label families)", "mean_f1_all"),
+        Col("Mean disagreement", "disagreement"),
+    ]
+    columns += [Col(f"{f}/{v}: f1_all [95% CI]", f"{f}/{v}", "est") for f, v in variants]
+    chance = sorted(
+        {
+            (str(s.get("family")), num(s.get("chance_f1")))
+            for r in records
+            for s in r.scores
+            if s.get("task") == task
+        }
+    )
+    note = "Chance f1_all: " + ", ".join(f"{f} {c}" for f, c in chance) + "."
+    caption = f"{suite}: models by prompt variant, f1_all with 95% CI"
+    table = site.table(
+        f"{suite}.task-{task}",
+        "../",
+        caption,
+        columns,
+        data,
+        sorted_by=1,
+        order="descending",
+        note=note,
+    )
+    return Section(suite, [table], test_models=any(r.test_model for r in records))
+
+
+def _task_pages(site: _Site, suites: dict[str, list[Record]]) -> None:
+    for task in site.tasks:
+        sections = [
+            _task_section(site, suite, task, members)
+            for suite, records in suites.items()
+            if (members := [r for r in records if task in r.tasks])
+        ]
+        page = TaskPage(
+            site.task_title(task),
+            "../",
+            site.build_date,
+            __version__,
+            sections,
+            _task_facts(site, task),
+        )
+        site.page(f"tasks/{task}.html", "task.html", page)
+
+
+def heatmap_svg(grid: list[list[Scalar]], rows: list[str], columns: list[str], title: str) -> bytes:
+    """A heatmap of values in [0, 1] as reproducible SVG (vector, no date) with a `<title>`."""
+    import matplotlib
+    import numpy as np
+    from matplotlib.figure import Figure
+
+    values = np.array([[np.nan if v is None else v for v in r] for r in grid], dtype=float)
+    # Fixed margins from the label lengths (inches): a layout engine costs 3x the drawing.
+    left = 0.25 + 0.06 * max(map(len, rows), default=1)
+    bottom = 0.25 + 0.04 * max(map(len, columns), default=1)
+    width, height = left + 0.75 * len(columns) + 1.1, bottom + 0.4 * len(rows) + 0.15
+    with matplotlib.rc_context(
+        {"svg.hashsalt": "medbench", "svg.fonttype": "none", "font.size": 8}
+    ):
+        figure = Figure(figsize=(width, height))
+        right = (width - 1.0) / width
+        figure.subplots_adjust(left / width, bottom / height, right, 1 - 0.15 / height)
+        axes = figure.add_subplot()
+        mesh = axes.pcolormesh(np.ma.masked_invalid(values), cmap="viridis", vmin=0.0, vmax=1.0)
+        for (i, j), v in np.ndenumerate(values):
+            text = "–" if np.isnan(v) else f"{v:.2f}"
+            colour = "black" if v > 0.6 else "white"
+            axes.text(j + 0.5, i + 0.5, text, ha="center", va="center", color=colour)
+        axes.set_xticks(np.arange(len(columns)) + 0.5, columns, rotation=35, ha="right")
+        axes.set_yticks(np.arange(len(rows)) + 0.5, rows)
+        axes.invert_yaxis()
+        colorbar = figure.add_axes(
+            (right + 0.25 / width, bottom / height, 0.12 / width, 0.4 * len(rows) / height)
+        )
+        figure.colorbar(mesh, cax=colorbar, label="f1_all")
+        buffer = io.StringIO()
+        figure.savefig(
+            buffer,
+            format="svg",
+            metadata={"Date": None, "Creator": None, "Format": None, "Type": None},
+        )
+    svg = re.sub(r"<!DOCTYPE[^>]*>\n?", "", buffer.getvalue())  # its DTD address is never needed
+    svg = re.sub(
+        r"(<svg[^>]*>)",
+        lambda m: f"{m.group(1)}\n <title>{html.escape(title)}</title>",
+        svg,
+        count=1,
+    )
+    return svg.encode("utf-8")
+
+
+def _check_out(out: Path, leaderboard: Path) -> None:
+    target = Path(os.path.abspath(out))
+    kept = [Path.cwd(), Path.home(), Path(os.path.abspath(leaderboard)), SITE_DIR]
+    if any(target == p or target in p.parents for p in kept):
+        raise MedbenchError(
+            f"{out}: refusing to replace this folder; build into a folder of its own, e.g. _site."
+        )
+    if target.exists() and not target.is_dir():
+        raise MedbenchError(f"{out}: exists and is not a folder.")
+
+
+def build_site(leaderboard: Path, out: Path, *, specs: SpecSet | None = None) -> list[Path]:
+    """Validate every record, render the site in memory, then replace `out` with it."""
+    records = [r for _, r in load_records(leaderboard)] if leaderboard.is_dir() else []
+    _check_out(out, leaderboard)
+    if not (SITE_DIR / "templates").is_dir():
+        raise MedbenchError(f"{SITE_DIR / 'templates'}: the site templates are missing.")
+    records.sort(key=lambda r: (r.suite, r.model_id))
+    site = _Site(records, specs)
+    suites: dict[str, list[Record]] = {}
+    for record in records:
+        suites.setdefault(record.suite, []).append(record)
+    _index(site, suites)
+    _model_pages(site)
+    _task_pages(site, suites)
+    n_boot = sorted({r.layout.n_boot for r in records})
+    site.page(
+        "methods.html",
+        "methods.html",
+        MethodsPage("Methods", "", site.build_date, __version__, [], n_boot),
+    )
+    for path in sorted((SITE_DIR / "static").iterdir()):
+        if path.is_file():
+            site.files[f"static/{path.name}"] = path.read_bytes()
+    if out.exists():
+        shutil.rmtree(out)
+    for name in sorted(site.files):
+        (out / name).parent.mkdir(parents=True, exist_ok=True)
+        (out / name).write_bytes(site.files[name])
+    return [out / name for name in sorted(site.files)]
+
+
+class _Handler(http.server.SimpleHTTPRequestHandler):
+    quiet = False
+
+    def log_message(self, format: str, *args: object) -> None:
+        if not self.quiet:
+            super().log_message(format, *args)
+
+
+def make_server(
+    out: Path, host: str = "127.0.0.1", port: int = 8000, *, quiet: bool = False
+) -> http.server.ThreadingHTTPServer:
+    """An HTTP server of a built site (port 0: any free port); call `serve_forever()` on it."""
+    if not (out / "index.html").is_file():
+        raise MedbenchError(f"{out}: no index.html; build the site first: `medbench site build`.")
+    handler = type("Handler", (_Handler,), {"quiet": quiet})
+    return http.server.ThreadingHTTPServer((host, port), partial(handler, directory=str(out)))
+
+
+def serve(out: Path, host: str = "127.0.0.1", port: int = 8000) -> None:
+    """Serve a built site with Python's `http.server` until interrupted."""
+    with make_server(out, host, port) as server:
+        print(f"Serving {out} at http://{host}:{server.server_address[1]}/ (Ctrl-C to stop)")
+        with contextlib.suppress(KeyboardInterrupt):
+            server.serve_forever()

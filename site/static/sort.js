@@ -1,0 +1,48 @@
+// Sortable tables: each header becomes a button that sorts the rows (click, Enter or Space)
+// and sets aria-sort. Without JavaScript the tables keep their server-side order.
+(function () {
+  "use strict";
+
+  function key(cell, numeric) {
+    var raw = cell.getAttribute("data-sort");
+    if (raw === null) raw = cell.textContent.trim();
+    if (!numeric) return raw.toLowerCase();
+    return raw === "" ? null : parseFloat(raw);
+  }
+
+  function sortBy(table, index, numeric, header) {
+    var order = header.getAttribute("aria-sort") === "ascending" ? "descending" : "ascending";
+    var sign = order === "ascending" ? 1 : -1;
+    var body = table.tBodies[0];
+    var rows = Array.prototype.slice.call(body.rows).map(function (row, position) {
+      return { row: row, key: key(row.cells[index], numeric), position: position };
+    });
+    rows.sort(function (a, b) {
+      if (a.key === null || b.key === null) {
+        if (a.key === b.key) return a.position - b.position;
+        return a.key === null ? 1 : -1; // missing values last in either order
+      }
+      if (a.key < b.key) return -sign;
+      if (a.key > b.key) return sign;
+      return a.position - b.position;
+    });
+    rows.forEach(function (item) { body.appendChild(item.row); });
+    Array.prototype.forEach.call(table.tHead.rows[0].cells, function (th) {
+      th.removeAttribute("aria-sort");
+    });
+    header.setAttribute("aria-sort", order);
+  }
+
+  function enhance(table) {
+    Array.prototype.forEach.call(table.tHead.rows[0].cells, function (header, index) {
+      var button = document.createElement("button");
+      button.type = "button";
+      while (header.firstChild) button.appendChild(header.firstChild);
+      header.appendChild(button);
+      var numeric = header.getAttribute("data-type") === "number";
+      button.addEventListener("click", function () { sortBy(table, index, numeric, header); });
+    });
+  }
+
+  document.querySelectorAll("table.sortable").forEach(enhance);
+})();
