@@ -1,0 +1,283 @@
+"""Tests of medbench.records and `medbench publish` / `verify`: records re-derive from sidecars."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+import typer
+from rich.console import Console
+from typer.testing import CliRunner
+
+from medbench.cache import Cache
+from medbench.commands.leaderboard import publish, verify
+from medbench.commands.scoring import score_and_report
+from medbench.errors import RecordError
+from medbench.loading import load_specs
+from medbench.plan import make_plan
+from medbench.records import read_record, verify_records, write_record
+from medbench.run import run_plan
+from medbench.scoring import score_answers
+from tests.leaderboard_data import (
+    make_answers,
+    make_layout,
+    model_spec,
+    provenance,
+    publish_synthetic,
+)
+from tests.spec_tree import make_project
+
+TASKS = ["brain_tumor_mri", "pneumonia_cxr"]
+SPECS = [
+    model_spec("gen"),
+    model_spec("med", base="gen", medical=True),
+    model_spec("tiny", test_model=True),
+]
+
+
+@pytest.fixture(scope="module")
+def published_once(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("published") / "leaderboard"
+    publish_synthetic(folder, SPECS, TASKS)
+    return folder
+
+
+@pytest.fixture
+def board(published_once: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh copy of the three published records in `leaderboard/`, the working directory."""
+    shutil.copytree(published_once, tmp_path / "leaderboard")
+    monkeypatch.chdir(tmp_path)
+    return Path("leaderboard")
+
+
+def load(path: Path) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(path.read_text())
+    return data
+
+
+def save(path: Path, data: dict[str, Any]) -> None:
+    path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def test_verify_records_published_records_pass(board: Path) -> None:
+    assert sorted(p.name for p in (board / "quickstart").iterdir()) == [
+        "gen.answers.csv.gz", "gen.json", "med.answers.csv.gz", "med.json",
+        "tiny.answers.csv.gz", "tiny.json",
+    ]  # fmt: skip
+    assert verify_records(board) == []
+
+
+def test_write_record_holds_only_its_model_and_provenance(board: Path) -> None:
+    record = read_record(board / "quickstart" / "med.json")
+    assert record.model_id == "med" and record.model["base"] == "gen"
+    assert {r["model"] for r in record.scores + record.fragility + record.models} == {"med"}
+    assert {(r["model"], r["base"]) for r in record.pairs} == {("med", "gen")}
+    assert {r["variant"] for r in record.pairs} == {"plain", "guided", "persona", "terse", "*"}
+    assert record.sidecar.path == "med.answers.csv.gz"
+    assert record.dataset.n_images == {"brain_tumor_mri": 30, "pneumonia_cxr": 30}
+    sidecar = pd.read_csv(board / "quickstart" / "med.answers.csv.gz")
+    assert set(sidecar["model"]) == {"med"} and len(sidecar) == 2 * 30 * 5
+    text = (board / "quickstart" / "med.json").read_text()
+    assert text.endswith("}\n") and "NaN" not in text
+    assert list(json.loads(text)) == sorted(json.loads(text))
+
+
+def test_write_record_twice_gives_identical_bytes(board: Path, tmp_path: Path) -> None:
+    publish_synthetic(tmp_path / "again", SPECS, TASKS)
+    for path in sorted((board / "quickstart").iterdir()):
+        assert path.read_bytes() == (tmp_path / "again" / "quickstart" / path.name).read_bytes()
+
+
+def test_verify_records_edited_number_names_file_and_field(board: Path) -> None:
+    path = board / "quickstart" / "med.json"
+    data = load(path)
+    derived = data["scores"][3]["f1_all"]
+    data["scores"][3]["f1_all"] = 0.61
+    save(path, data)
+    assert verify_records(board) == [
+        f"leaderboard/quickstart/med.json: scores[3].f1_all: recorded 0.61, re-derived {derived!r}"
+    ]
+
+
+def test_verify_records_tolerates_rounding_below_1e_9(board: Path) -> None:
+    path = board / "quickstart" / "gen.json"
+    data = load(path)
+    data["models"][0]["fragility_index"] += 5e-10
+    save(path, data)
+    assert verify_records(board) == []
+
+
+def test_verify_records_edited_sidecar_is_a_hash_mismatch(board: Path) -> None:
+    sidecar = board / "quickstart" / "tiny.answers.csv.gz"
+    recorded = hashlib.sha256(sidecar.read_bytes()).hexdigest()
+    text = gzip.decompress(sidecar.read_bytes()).decode().replace(",refusal,", ",answer,", 1)
+    sidecar.write_bytes(gzip.compress(text.encode(), mtime=0))
+    actual = hashlib.sha256(sidecar.read_bytes()).hexdigest()
+    assert verify_records(board) == [
+        f"leaderboard/quickstart/tiny.json: sidecar.sha256: recorded {recorded}, "
+        f"the file tiny.answers.csv.gz has {actual}"
+    ]
+
+
+def test_verify_records_pairs_need_the_base_sidecar(board: Path) -> None:
+    (board / "quickstart" / "gen.answers.csv.gz").unlink()
+    problems = verify_records(board)
+    assert problems[0].startswith(
+        "leaderboard/quickstart/gen.json: sidecar.path: cannot read gen.answers.csv.gz"
+    )
+    assert problems[1].startswith(
+        "leaderboard/quickstart/med.json: pairs: cannot use the base's sidecar gen.answers.csv.gz"
+    )
+    assert len(problems) == 2
+
+
+@pytest.mark.parametrize(
+    ("edit", "problem"),
+    [
+        (lambda d: d["dataset"].pop("fingerprint"), "dataset.fingerprint: field required"),
+        (lambda d: d.pop("sidecar"), "sidecar: field required"),
+        (
+            lambda d: d.update(test_model="yes"),
+            'test_model: input should be a valid boolean, got "yes"',
+        ),
+        (
+            lambda d: d["scores"][2].update(f1_all=[0.5]),
+            "scores[2].f1_all: expected a number, a string, true, false or null, got [0.5]",
+        ),
+        (
+            lambda d: d["dataset"]["n_images"].update(pneumonia_cxr="30"),
+            'dataset.n_images.pneumonia_cxr: input should be a valid integer, got "30"',
+        ),
+        (lambda d: d.update(schema_version=2), "schema_version: input should be 1, got 2"),
+        (lambda d: d.update(score=1), "score: extra inputs are not permitted, got 1"),
+    ],
+)
+def test_verify_records_malformed_record_names_file_and_field(
+    board: Path, edit: Any, problem: str
+) -> None:
+    path = board / "quickstart" / "tiny.json"
+    data = load(path)
+    edit(data)
+    save(path, data)
+    assert verify_records(board) == [f"leaderboard/quickstart/tiny.json: {problem}"]
+    with pytest.raises(
+        RecordError, match=f"^{re.escape(f'leaderboard/quickstart/tiny.json: {problem}')}$"
+    ):
+        read_record(path)
+
+
+def test_verify_records_invalid_json_names_the_file(board: Path) -> None:
+    (board / "quickstart" / "gen.json").write_text("{not json")
+    problems = verify_records(board)
+    assert problems == [
+        "leaderboard/quickstart/gen.json: invalid JSON: key must be a string at line 1 column 2"
+    ]
+
+
+def test_verify_records_moved_record_is_reported(board: Path) -> None:
+    (board / "quickstart" / "gen.json").rename(board / "quickstart" / "general.json")
+    assert verify_records(board) == [
+        "leaderboard/quickstart/general.json: model_id: 'gen' is not its file name"
+    ]
+
+
+def test_write_record_test_model_is_refused_without_the_flag(tmp_path: Path) -> None:
+    answers = make_answers(["tiny"], TASKS, n_images=6)
+    layout = make_layout(TASKS, [], n_boot=10)
+    message = (
+        "model 'tiny' is a test model (random or demonstration weights): its numbers are not a "
+        "real result. Pass --allow-test-models to publish it anyway."
+    )
+    with pytest.raises(RecordError, match=f"^{re.escape(message)}$"):
+        write_record(
+            tmp_path, suite="quickstart", spec=SPECS[2], answers=answers,
+            tables=score_answers(answers, layout), layout=layout, provenance=provenance(TASKS),
+        )  # fmt: skip
+    assert not any(tmp_path.iterdir())
+
+
+def cli(*commands: Any) -> typer.Typer:
+    app = typer.Typer()
+    for command in commands:
+        app.command()(command)
+    return app
+
+
+def test_verify_command_counts_records_and_fails_on_problems(board: Path) -> None:
+    app = cli(verify, publish)
+    result = CliRunner().invoke(app, ["verify", "leaderboard"])
+    assert (result.exit_code, result.output) == (0, "3 records verified\n")
+    (board / "quickstart" / "tiny.json").write_text("[]")
+    result = CliRunner().invoke(app, ["verify", "leaderboard"])
+    assert result.exit_code == 1
+    assert result.output == "leaderboard/quickstart/tiny.json: input should be an object, got []\n"
+
+
+@pytest.fixture
+def scored_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A project whose suite `t` (two baselines, two tasks) is run and scored into results/t."""
+    project = make_project(
+        tmp_path,
+        tasks=("pneumonia_cxr", "skin_lesion"),
+        families=("closed_diagnosis", "finding_present"),
+        models=("baseline-chance", "baseline-majority"),
+        limit_per_class=3,
+    )
+    monkeypatch.chdir(project)
+    specs = load_specs(Path("specs"))
+    with Cache(tmp_path / "c.sqlite") as cache:
+        plan = make_plan(specs, "t", models_dir=tmp_path / "models")
+        run_plan(plan, specs, cache, progress=False)
+        score_and_report(specs, plan, cache, Path("results"), Console(quiet=True))
+    return project
+
+
+def test_publish_writes_records_that_verify(scored_project: Path) -> None:
+    app = cli(publish, verify)
+    result = CliRunner().invoke(app, ["publish", "--suite", "t"])
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[:2] == [
+        "wrote leaderboard/t/baseline-chance.json",
+        "wrote leaderboard/t/baseline-majority.json",
+    ]
+    assert verify_records(Path("leaderboard")) == []
+    record = read_record(Path("leaderboard/t/baseline-chance.json"))
+    specs = load_specs(Path("specs"))
+    assert record.revision == "baseline:chance"
+    assert record.dataset.n_images == {"pneumonia_cxr": 6, "skin_lesion": 6}
+    assert record.spec_hashes == {
+        f"{kind}/{spec_id}": specs.files[(kind, spec_id)].sha256
+        for kind, spec_id in [
+            ("model", "baseline-chance"), ("prompt_family", "closed_diagnosis"),
+            ("prompt_family", "finding_present"), ("suite", "t"),
+            ("task", "pneumonia_cxr"), ("task", "skin_lesion"),
+        ]
+    }  # fmt: skip
+    assert record.tasks["pneumonia_cxr"].title == specs.tasks["pneumonia_cxr"].title
+    results = pd.read_csv("results/t/models.csv")
+    chance = results[results["model"] == "baseline-chance"].iloc[0]
+    assert record.models[0]["fragility_index"] == pytest.approx(chance["fragility_index"])
+
+
+def test_publish_test_model_needs_the_flag(scored_project: Path) -> None:
+    spec = Path("specs/models/baseline-chance.yaml")
+    spec.write_text(spec.read_text() + "test_model: true\n")
+    app = cli(publish, verify)
+    result = CliRunner().invoke(app, ["publish", "--suite", "t"])
+    assert result.exit_code == 1
+    assert isinstance(result.exception, RecordError)
+    assert str(result.exception) == (
+        "baseline-chance: test model(s) (random or demonstration weights): their numbers are not "
+        "a real result. Pass --allow-test-models to publish them anyway."
+    )
+    assert not Path("leaderboard").exists()
+    result = CliRunner().invoke(app, ["publish", "--suite", "t", "--allow-test-models"])
+    assert result.exit_code == 0, result.output
+    assert read_record(Path("leaderboard/t/baseline-chance.json")).test_model is True
