@@ -1,0 +1,313 @@
+"""Tests of medbench.site: reproducible, escaped, self-contained and accessible static pages."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from html.parser import HTMLParser
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+
+from medbench.errors import MedbenchError, RecordError
+from medbench.loading import load_specs
+from medbench.records import read_record, write_record
+from medbench.scoring import score_answers
+from medbench.site import build_site
+from tests.leaderboard_data import (
+    TASKS,
+    make_answers,
+    make_layout,
+    model_spec,
+    provenance,
+    publish_many,
+    publish_synthetic,
+)
+
+REPO = Path(__file__).resolve().parent.parent
+SCRIPT = "<script>alert(1)</script>"
+ATTRIBUTE = '"><img src=x onerror=alert(1)>'
+TWO_TASKS = ["brain_tumor_mri", "pneumonia_cxr"]
+
+
+class Page(HTMLParser):
+    """Tags with their attributes, the text of every element, tables and their headers."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__(convert_charrefs=True)
+        self.tags: list[tuple[str, dict[str, str | None]]] = []
+        self.text: list[str] = []
+        self.feed(text)
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append((tag, dict(attrs)))
+
+    def handle_data(self, data: str) -> None:
+        self.text.append(data)
+
+    def links(self) -> list[str]:
+        return [v for _, a in self.tags for k, v in a.items() if k in ("href", "src") and v]
+
+
+@pytest.fixture(scope="module")
+def board(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Three records (a pair and a test model whose title tries to inject a script)."""
+    folder = tmp_path_factory.mktemp("board") / "leaderboard"
+    specs = [
+        model_spec("gen", title="General 4B"),
+        model_spec("med", title="Medical 4B", base="gen", medical=True),
+        model_spec("tiny", title=SCRIPT, test_model=True),
+    ]
+    dates = {"gen": "2026-01-15", "med": "2026-02-01", "tiny": "2026-01-20"}
+    publish_synthetic(
+        folder, specs, TWO_TASKS, dates=dates, task_titles={"pneumonia_cxr": ATTRIBUTE}
+    )
+    return folder
+
+
+@pytest.fixture(scope="module")
+def site(board: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("site") / "_site"
+    build_site(board, out)
+    return out
+
+
+def tree(folder: Path) -> dict[str, bytes]:
+    return {
+        p.relative_to(folder).as_posix(): p.read_bytes()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+def pages(folder: Path) -> dict[str, Page]:
+    return {
+        p.relative_to(folder).as_posix(): Page(p.read_text())
+        for p in sorted(folder.rglob("*.html"))
+    }
+
+
+def test_build_site_writes_every_page(site: Path) -> None:
+    assert sorted(pages(site)) == [
+        "index.html", "methods.html", "models/gen.html", "models/med.html", "models/tiny.html",
+        "tasks/brain_tumor_mri.html", "tasks/pneumonia_cxr.html",
+    ]  # fmt: skip
+    assert sorted(p.name for p in (site / "static").iterdir()) == [
+        "favicon.svg",
+        "filter.js",
+        "sort.js",
+        "style.css",
+    ]
+    assert sorted(p.name for p in (site / "charts").iterdir()) == [
+        "quickstart.gen.svg",
+        "quickstart.med.svg",
+        "quickstart.tiny.svg",
+    ]
+
+
+def test_build_site_twice_gives_byte_identical_trees(
+    board: Path, site: Path, tmp_path: Path
+) -> None:
+    build_site(board, tmp_path / "again")
+    assert tree(tmp_path / "again") == tree(site)
+
+
+def test_build_site_build_date_is_the_newest_record_date(site: Path) -> None:
+    assert "records of 2026-02-01 with medbench" in (site / "index.html").read_text()
+
+
+def test_build_site_titles_render_as_text(site: Path) -> None:
+    for name, page in pages(site).items():
+        assert not any(tag == "script" and "src" not in attrs for tag, attrs in page.tags), name
+        assert not any("onerror" in attrs for _, attrs in page.tags), name
+        assert not any(tag == "img" and attrs.get("src") == "x" for tag, attrs in page.tags), name
+    index = (site / "index.html").read_text()
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in index
+    assert "&#34;&gt;&lt;img src=x onerror=alert(1)&gt;" in index
+    assert SCRIPT in "".join(Page(index).text) and ATTRIBUTE in "".join(Page(index).text)
+    task = (site / "tasks" / "pneumonia_cxr.html").read_text()
+    assert f"<h1>{ATTRIBUTE}</h1>" not in task and "<h1>&#34;&gt;&lt;img" in task
+    model = (site / "models" / "tiny.html").read_text()
+    assert "<h1>&lt;script&gt;alert(1)&lt;/script&gt;</h1>" in model
+    svg = (site / "charts" / "quickstart.tiny.svg").read_text()
+    assert "<script" not in svg and "&lt;script&gt;alert(1)&lt;/script&gt;" in svg
+
+
+def test_build_site_every_link_resolves_to_a_file(site: Path) -> None:
+    for name, page in pages(site).items():
+        for link in page.links():
+            parts = urlsplit(link)
+            assert not parts.scheme and not parts.netloc and not link.startswith("/"), (name, link)
+            if parts.path:
+                target = (site / name).parent / parts.path
+                assert target.resolve().is_file(), (name, link)
+
+
+def test_build_site_makes_no_external_reference(site: Path) -> None:
+    homepages = {f"https://example.org/{t}" for t in TWO_TASKS}
+    for name, page in pages(site).items():
+        attributes = [v or "" for _, attrs in page.tags for v in attrs.values()]
+        assert not [v for v in attributes if "http" in v or v.startswith("//")], name
+        text = (site / name).read_text()
+        # The only addresses are dataset homepages, shown as text for people to copy.
+        assert set(re.findall(r"https?://[^\s<\"']+", text)) <= homepages, name
+    for path in [*site.glob("static/*.js"), *site.glob("static/*.css")]:
+        assert not re.search(r"https?:|['\"(]//", path.read_text()), path
+    for path in site.rglob("*.svg"):  # an SVG names its XML namespace by address: no request
+        links = re.findall(r"(?:href|src)=\"([^\"]*)\"", path.read_text())
+        assert all(link.startswith(("#", "data:")) for link in links), path
+
+
+def test_build_site_tables_have_captions_scopes_and_downloads(site: Path) -> None:
+    for name, page in pages(site).items():
+        tags = [tag for tag, _ in page.tags]
+        assert tags.count("table") == tags.count("caption"), name
+        assert all(
+            attrs.get("scope") in ("col", "row") for tag, attrs in page.tags if tag == "th"
+        ), name
+        downloads = [link for link in page.links() if "/data/" in f"/{link}"]
+        assert len(downloads) == 2 * tags.count("table"), name
+    index = Page((site / "index.html").read_text())
+    assert [a.get("aria-sort") for t, a in index.tags if t == "th" and a.get("aria-sort")] == [
+        "ascending",
+        "descending",
+        "ascending",
+    ]
+
+
+def test_build_site_index_ranks_by_fragility_index(board: Path, site: Path) -> None:
+    records = [read_record(p) for p in sorted(board.glob("*/*.json"))]
+    expected = sorted(records, key=lambda r: r.models[0]["fragility_index"])  # type: ignore[arg-type, return-value]
+    rows = json.loads((site / "data" / "quickstart.ranking-fragility.json").read_text())
+    assert [row["model"] for row in rows] == [r.model_id for r in expected]
+    assert [row["rank"] for row in rows] == [1, 2, 3]
+    index = (site / "index.html").read_text()
+    table = index[index.index('id="quickstart.ranking-fragility"') :].split("</table>")[0]
+    linked = re.findall(r'href="models/([^"]+)\.html"', table)
+    assert linked == [r.model_id for r in expected]
+
+
+def test_build_site_marks_test_models(site: Path) -> None:
+    note = "test model: random or demonstration weights, not a real result"
+    assert note in (site / "index.html").read_text()
+    assert note in (site / "models" / "tiny.html").read_text()
+    assert note not in (site / "models" / "gen.html").read_text()
+    rows = json.loads((site / "data" / "quickstart.ranking-f1.json").read_text())
+    assert {row["model"]: row["test_model"] for row in rows} == {
+        "gen": False,
+        "med": False,
+        "tiny": True,
+    }
+
+
+def test_build_site_model_page_shows_heatmap_pairs_and_rates(site: Path) -> None:
+    page = (site / "models" / "med.html").read_text()
+    assert '<img src="../charts/quickstart.med.svg" alt="Heatmap of f1_all of Medical 4B' in page
+    for caption in (
+        "scores per task and prompt variant",
+        "fragility across the variants",
+        "medical model minus its base",
+    ):
+        assert caption in page
+    assert "Refusal rate" in page and "Unparseable rate" in page
+    svg = (site / "charts" / "quickstart.med.svg").read_text()
+    assert "<title>Heatmap of f1_all of Medical 4B" in svg
+    assert "dc:date" not in svg and "<!DOCTYPE" not in svg
+    assert "medical model minus its base" in (site / "models" / "gen.html").read_text()
+
+
+def test_build_site_task_page_uses_specs_when_given(board: Path, tmp_path: Path) -> None:
+    specs = load_specs(REPO / "specs")
+    build_site(board, tmp_path / "out", specs=specs)
+    page = (tmp_path / "out" / "tasks" / "brain_tumor_mri.html").read_text()
+    task = specs.tasks["brain_tumor_mri"]
+    assert f"<h1>{task.title}</h1>" in page
+    assert f"<dt>Difficulty</dt><dd>{task.difficulty} (1 = easiest)</dd>" in page
+    sample = task.data["sample"]
+    assert f"<dt>Licence</dt><dd>{sample.license or '–'}</dd>" in page.replace("&#39;", "'")
+
+
+def test_build_site_task_page_without_specs_uses_the_records(site: Path) -> None:
+    page = (site / "tasks" / "brain_tumor_mri.html").read_text()
+    assert "<h1>Brain tumor mri</h1>" in page
+    assert "<dt>Licence</dt><dd>CC BY 4.0</dd>" in page
+    assert "<dt>Dataset homepage</dt><dd>https://example.org/brain_tumor_mri</dd>" in page
+
+
+def test_build_site_shows_the_knowledge_ladder_when_recorded(tmp_path: Path) -> None:
+    answers = make_answers(["gen"], TWO_TASKS, n_images=6)
+    layout = make_layout(TWO_TASKS, [], n_boot=10)
+    ladder = [
+        {
+            "task": t,
+            "closed_f1_all": 0.5,
+            "describe_f1_all": 0.55,
+            "probe_f1": 0.8,
+            "chance_f1": 0.4,
+        }
+        for t in TWO_TASKS
+    ]
+    write_record(
+        tmp_path / "board", suite="quickstart", spec=model_spec("gen"), answers=answers,
+        tables=score_answers(answers, layout), layout=layout, provenance=provenance(TWO_TASKS),
+        ladder=ladder,
+    )  # fmt: skip
+    build_site(tmp_path / "board", tmp_path / "out")
+    page = (tmp_path / "out" / "models" / "gen.html").read_text()
+    assert "quickstart: knowledge ladder" in page and "probe f1" in page
+    assert "knowledge ladder" not in (tmp_path / "out" / "index.html").read_text()
+
+
+def test_build_site_malformed_record_fails_and_leaves_out_untouched(
+    board: Path, site: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shutil.copytree(board, tmp_path / "leaderboard")
+    shutil.copytree(site, tmp_path / "_site")
+    monkeypatch.chdir(tmp_path)
+    path = Path("leaderboard/quickstart/tiny.json")
+    data = json.loads(path.read_text())
+    del data["dataset"]["fingerprint"]
+    data["date"] = 20260115
+    path.write_text(json.dumps(data))
+    before = tree(Path("_site"))
+    message = (
+        "leaderboard/quickstart/tiny.json: dataset.fingerprint: field required\n"
+        "leaderboard/quickstart/tiny.json: date: input should be a valid string, got 20260115"
+    )
+    with pytest.raises(RecordError, match=f"^{re.escape(message)}$"):
+        build_site(Path("leaderboard"), Path("_site"))
+    assert tree(Path("_site")) == before
+
+
+def test_build_site_refuses_to_replace_the_working_directory(
+    board: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "keep.txt").write_text("keep")
+    message = ".: refusing to replace this folder; build into a folder of its own, e.g. _site."
+    with pytest.raises(MedbenchError, match=f"^{re.escape(message)}$"):
+        build_site(board, Path("."))
+    assert (tmp_path / "keep.txt").read_text() == "keep"
+
+
+def test_build_site_empty_leaderboard_explains_how_to_submit(tmp_path: Path) -> None:
+    (tmp_path / "leaderboard").mkdir()
+    build_site(tmp_path / "leaderboard", tmp_path / "out")
+    index = (tmp_path / "out" / "index.html").read_text()
+    assert "No results yet" in index
+    assert "medbench publish --suite paper --model YOUR-MODEL" in index
+    assert "pull request" in index
+    assert "<table" not in index
+
+
+@pytest.mark.slow
+def test_build_site_index_is_under_200_kb_for_50_models_and_4_tasks(tmp_path: Path) -> None:
+    publish_many(tmp_path / "board", 25, list(TASKS))
+    build_site(tmp_path / "board", tmp_path / "out")
+    size = (tmp_path / "out" / "index.html").stat().st_size
+    print(f"index.html for 50 models x 4 tasks: {size} bytes")
+    assert size < 200_000
+    rows = json.loads((tmp_path / "out" / "data" / "quickstart.ranking-fragility.json").read_text())
+    assert len(rows) == 50
