@@ -373,3 +373,15 @@ def test_repo_specs_are_valid() -> None:
         pytest.skip("the repository ships no specs/ yet")
     specs = load_specs(REPO / "specs")
     assert specs.root == REPO
+
+
+def test_load_specs_folded_scalars_read_as_yaml_defines_them() -> None:
+    from ruamel.yaml import YAML
+
+    from medbench.loading._document import _scalar
+
+    source = "a: >-\n  one\n  two\n\n  three\nb: |-\n  x\n  y\n"
+    expected = YAML(typ="safe").load(source)
+    node = YAML().compose(source)
+    values = {k.value: _scalar(v) for k, v in node.value}
+    assert values == expected

@@ -209,6 +209,9 @@ def _to_data(node: Any, loc: Loc) -> Any:
 def _scalar(node: Any) -> Any:
     kind = str(node.tag).rsplit(":", 1)[-1]
     text: str = node.value
+    if node.style == ">":
+        # ruamel's round-trip composer marks each fold of a folded scalar with a BEL.
+        text = text.replace("\a", "")
     try:
         if kind == "null":
             return None
