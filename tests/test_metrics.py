@@ -126,6 +126,7 @@ NOT_REGISTERED = {
     "pdr",
     "score_family",
     "score_variant",
+    "score_variants",
     "worse_than_chance",
 }
 """Public functions that are not a metric of answers: tested on their own below."""
@@ -373,6 +374,20 @@ def test_score_variant_values_equal_the_point_functions(seed: int) -> None:
         found: Estimate = getattr(scores, name)
         assert found.value == pytest.approx(getattr(metrics, name)(truth, pred, K), abs=1e-12)
         assert found.lo <= found.value <= found.hi
+
+
+def test_score_variants_matches_score_variant_per_column(seed: int) -> None:
+    truth, answers = make_case(seed)
+    together = metrics.score_variants(truth, answers, K, seed=seed, n_boot=1000)
+    assert len(together) == V
+    for v, scores in enumerate(together):
+        alone = metrics.score_variant(truth, answers[:, v], K, seed=seed, n_boot=1000)
+        assert (scores.n, scores.n_answered) == (alone.n, alone.n_answered)
+        for name in VARIANT_METRICS:
+            found, expected = getattr(scores, name), getattr(alone, name)
+            assert found.value == expected.value
+            assert found.lo == pytest.approx(expected.lo, abs=0.025)
+            assert found.hi == pytest.approx(expected.hi, abs=0.025)
 
 
 def test_score_family_values_equal_the_point_functions(seed: int) -> None:

@@ -31,6 +31,7 @@ from medbench.metrics._classification import (
     f1_answered,
     refusal_rate,
     score_variant,
+    score_variants,
     unparseable_rate,
 )
 from medbench.metrics._codes import REFUSAL, UNPARSEABLE
@@ -80,6 +81,7 @@ __all__ = [
     "refusal_rate",
     "score_family",
     "score_variant",
+    "score_variants",
     "spread",
     "unparseable_rate",
     "worse_than_chance",

@@ -19,7 +19,7 @@ from medbench.metrics._bootstrap import (
     feature_sums,
     group_rows,
 )
-from medbench.metrics._classification import block_width, class_features, f1_all_from
+from medbench.metrics._classification import variant_f1_from, variant_features
 from medbench.metrics._codes import (
     REFUSAL,
     FeatureArray,
@@ -129,34 +129,6 @@ def _family_inputs(
     answers_ = as_answers_for(answers, n_classes)
     check_same_images(len(truth_), len(answers_), "answers")
     return answers_, truth_
-
-
-def variant_features(
-    truth: IntArray, answers: IntArray, n_classes: int, lead: FeatureArray | None = None
-) -> FeatureArray:
-    """Per-image classification features of every variant column, side by side.
-
-    ``lead`` columns, when given, come first; filling one array in place keeps the
-    peak memory at one copy of the features.
-    """
-    lead_ = np.empty((len(truth), 0), dtype=np.float32) if lead is None else lead
-    width = block_width(n_classes)
-    start = lead_.shape[1]
-    features = np.empty((len(truth), start + width * answers.shape[1]), dtype=np.float32)
-    features[:, :start] = lead_
-    for v in range(answers.shape[1]):
-        block = slice(start + v * width, start + (v + 1) * width)
-        features[:, block] = class_features(truth, answers[:, v], n_classes)
-    return features
-
-
-def variant_f1_from(sums: FloatArray, n_classes: int, n_variants: int) -> FloatArray:
-    """``f1_all`` of each variant (..., V) from side-by-side feature sums."""
-    width = block_width(n_classes)
-    return np.stack(
-        [f1_all_from(sums[..., v * width : (v + 1) * width], n_classes) for v in range(n_variants)],
-        axis=-1,
-    )
 
 
 def _pdr(f1: FloatArray, reference: int) -> FloatArray:

@@ -13,6 +13,7 @@ import numpy as np
 import numpy.typing as npt
 
 from medbench.metrics._bootstrap import Estimate, bootstrap_sums, estimates, group_rows
+from medbench.metrics._classification import variant_f1_from, variant_features
 from medbench.metrics._codes import (
     FloatArray,
     as_answers,
@@ -21,12 +22,7 @@ from medbench.metrics._codes import (
     check_n_boot,
     check_same_images,
 )
-from medbench.metrics._family import (
-    agreement_features,
-    disagreement_from,
-    variant_f1_from,
-    variant_features,
-)
+from medbench.metrics._family import agreement_features, disagreement_from
 
 
 class TaskAnswers(NamedTuple):

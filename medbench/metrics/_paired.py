@@ -11,7 +11,7 @@ import numpy as np
 import numpy.typing as npt
 
 from medbench.metrics._bootstrap import Estimate, bootstrap_sums, estimates, group_rows
-from medbench.metrics._classification import block_width, f1_all_from
+from medbench.metrics._classification import block_width, f1_all_from, variant_features
 from medbench.metrics._codes import (
     as_answers,
     as_predictions,
@@ -19,7 +19,7 @@ from medbench.metrics._codes import (
     check_n_boot,
     check_same_images,
 )
-from medbench.metrics._family import agreement_features, disagreement_from, variant_features
+from medbench.metrics._family import agreement_features, disagreement_from
 
 
 def paired_f1_difference(
