@@ -1,4 +1,10 @@
-"""Expand a suite into jobs, each with the content key of its answer."""
+"""Expand a suite into jobs, each with the content key of its answer.
+
+Direct jobs ask a model about an image. A suite's describe stage adds two chained kinds:
+`describe` jobs (a VLM writes a description of the image) and, once those are answered,
+`diagnose` jobs (a text-only model answers the closed question from the description alone,
+keyed by the description's text, so a changed description reruns only its diagnoses).
+"""
 
 from __future__ import annotations
 
@@ -10,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from medbench.backends.base import Request
-from medbench.cache import CACHE_FORMAT, canonical_json
+from medbench.cache import CACHE_FORMAT, canonical_json, content_key
 from medbench.data import Sample, load_samples, sha256_file
 from medbench.errors import MedbenchError
 from medbench.identity import ModelIdentity, resolve_identity
@@ -18,6 +24,7 @@ from medbench.prompts import ImageRef, Messages, Rendered, render
 from medbench.specs import PromptFamilySpec, SuiteSpec, TaskSpec
 
 if TYPE_CHECKING:
+    from medbench.cache import Cache
     from medbench.loading import SpecSet
 
 _IMAGE_SLOT = "\u0000image\u0000"
@@ -35,6 +42,19 @@ class Job:
     sample: str
     label: str
     """The true label id of the sample."""
+    pipeline: str = "direct"
+    """`direct`, `describe`, or `described/<describe variant>/<diagnoser>` for a diagnosis."""
+    subject: str = ""
+    """The evaluated model: `model` itself, or for a diagnosis the model that described."""
+
+    @property
+    def evaluated(self) -> str:
+        """The model whose answer this is, for scoring."""
+        return self.subject or self.model
+
+
+DESCRIBED_FRAME = 'Here is a description of a {modality}: "{description}"\n\n'
+"""Put before a diagnose prompt whose template does not place `{{ description }}` itself."""
 
 
 @dataclass(frozen=True)
@@ -58,10 +78,22 @@ class Plan:
     identities: dict[str, ModelIdentity]
     prompts: dict[tuple[str, str, str], Prompt] = field(default_factory=dict)
     """(family, variant, task) -> the rendered prompt (images filled in per job)."""
+    models: list[str] = field(default_factory=list)
+    """The suite's models in this plan (identities also holds the diagnosers)."""
+    diagnoses: dict[str, Messages] = field(default_factory=dict)
+    """Content key of a diagnose job -> its text-only messages."""
 
     def request(self, job: Job) -> Request:
-        """The backend request of a job: messages with the sample's image."""
+        """The backend request of a job: messages with the sample's image, or the description."""
         prompt = self.prompts[(job.family, job.variant, job.task)]
+        if job.key in self.diagnoses:
+            return Request(
+                job.key,
+                self.diagnoses[job.key],
+                prompt.rendered.options,
+                prompt.positive_options,
+                prompt.majority_option,
+            )
         sample = self._sample(job.task, job.sample)
         base = prompt.rendered.messages
         messages = Messages(base.system, base.text, (ImageRef(str(sample.path), sample.sha256),))
@@ -166,11 +198,17 @@ def make_plan(
         )
         for t in task_ids
     }
+    stage = suite.describe
+    diagnosers = sorted(stage.diagnosers) if stage is not None else []
     identities = {
-        m: resolve_identity(specs.models[m], specs.root, models_dir, hasher) for m in model_ids
+        m: resolve_identity(specs.models[m], specs.root, models_dir, hasher)
+        for m in [*model_ids, *diagnosers]
     }
+    scored = list(family_ids)
+    if stage is not None:
+        scored += [stage.family, *stage.diagnose_families]
     prompts: dict[tuple[str, str, str], Prompt] = {}
-    for f in family_ids:
+    for f in sorted(set(scored)):
         family = specs.families[f]
         for variant in family.variants:
             for t in task_ids:
@@ -182,15 +220,79 @@ def make_plan(
     sha256 = hashlib.sha256
     for m in model_ids:
         identity = identities[m]
-        baseline = specs.models[m].backend == "baseline"
+        spec = specs.models[m]
+        baseline = spec.backend == "baseline"
+        kinds = [(f, "direct") for f in family_ids]
+        if stage is not None and not baseline and not spec.text_only:
+            kinds.append((stage.family, "describe"))
         for t in task_ids:
-            for f in family_ids:
+            for f, pipeline in sorted(kinds):
                 for v in sorted(v.id for v in specs.families[f].variants):
                     head, tail = _key_parts(identity, prompts[(f, v, t)], baseline)
                     for s in samples[t]:
                         key = sha256(head + b'"' + s.sha256.encode() + b'"' + tail).hexdigest()
-                        jobs.append(Job(key, m, t, f, v, s.id, s.label))
-    return Plan(suite, jobs, samples, identities, prompts)
+                        jobs.append(Job(key, m, t, f, v, s.id, s.label, pipeline))
+    return Plan(suite, jobs, samples, identities, prompts, models=model_ids)
+
+
+def diagnose_messages(
+    prompt: Prompt, task: TaskSpec, family: PromptFamilySpec, variant: str, description: str
+) -> Messages:
+    """A diagnose prompt: the variant rendered with the description, as text only."""
+    spec = next(v for v in family.variants if v.id == variant)
+    rendered = render(family, spec, task, (), description=description)
+    text = rendered.messages.text
+    if "description" not in spec.template:
+        text = DESCRIBED_FRAME.format(modality=task.modality, description=description) + text
+    return Messages(rendered.messages.system, text, ())
+
+
+def add_diagnose_jobs(plan: Plan, specs: SpecSet, descriptions: dict[str, str]) -> int:
+    """Append the diagnose jobs of every answered describe job; returns how many were added.
+
+    `descriptions` maps a describe job's key to its stored text (finished answers only).
+    """
+    stage = plan.suite.describe
+    if stage is None:
+        return 0
+    known = {(j.key, j.pipeline, j.subject) for j in plan.jobs if j.key in plan.diagnoses}
+    added: list[Job] = []
+    for job in plan.jobs:
+        if job.pipeline != "describe" or job.key not in descriptions:
+            continue
+        task = specs.tasks[job.task]
+        for diagnoser in sorted(stage.diagnosers):
+            identity = plan.identities[diagnoser]
+            for f in sorted(stage.diagnose_families):
+                family = specs.families[f]
+                for v in sorted(v.id for v in family.variants):
+                    prompt = plan.prompts[(f, v, job.task)]
+                    messages = diagnose_messages(prompt, task, family, v, descriptions[job.key])
+                    key = content_key(
+                        {"model": identity.payload, "messages": messages.key_payload()}
+                    )
+                    pipeline = f"described/{job.variant}/{diagnoser}"
+                    new = Job(
+                        key, diagnoser, job.task, f, v, job.sample, job.label, pipeline, job.model
+                    )
+                    if (key, pipeline, job.model) in known:
+                        continue
+                    known.add((key, pipeline, job.model))
+                    plan.diagnoses[key] = messages
+                    added.append(new)
+    plan.jobs.extend(added)
+    return len(added)
+
+
+def attach_diagnoses(plan: Plan, specs: SpecSet, cache: Cache) -> int:
+    """Add the diagnose jobs of every describe job whose description is in the cache."""
+    stored = cache.get_many(job.key for job in plan.jobs if job.pipeline == "describe")
+    descriptions = {
+        key: answer.output
+        for key, answer in stored.items()
+        if answer.error is None and answer.output is not None
+    }
+    return add_diagnose_jobs(plan, specs, descriptions)
 
 
 def _select(

@@ -136,6 +136,36 @@ def _progress(console: Console, enabled: bool) -> Progress:
     )
 
 
+def run_suite(
+    plan: Plan,
+    specs: SpecSet,
+    cache: Cache,
+    *,
+    context: BackendContext | None = None,
+    executor: str = "local",
+    console: Console | None = None,
+    progress: bool = True,
+) -> RunSummary:
+    """Run a plan; with a describe stage, then run the diagnoses of the new descriptions."""
+    summary = run_plan(
+        plan, specs, cache, context=context, executor=executor, console=console, progress=progress
+    )
+    if plan.suite.describe is None or summary.interrupted:
+        return summary
+    from medbench.plan import attach_diagnoses
+
+    attach_diagnoses(plan, specs, cache)
+    second = run_plan(
+        plan, specs, cache, context=context, executor=executor, console=console, progress=progress
+    )
+    second.failures.update(summary.failures)
+    second.ran += summary.ran
+    second.failed += summary.failed
+    second.cached -= summary.ran + summary.failed
+    second.seconds += summary.seconds
+    return second
+
+
 def run_plan(
     plan: Plan,
     specs: SpecSet,

@@ -114,7 +114,7 @@ def make_layout(specs: SpecSet, plan: Plan) -> ScoringLayout:
             task = specs.tasks[t]
             labels = [label.id for label in task.labels]
             classes.setdefault(t, {})[f] = ["yes", "no"] if family.answer == "yes_no" else labels
-    models = set(plan.identities)
+    models = set(plan.models)
     pairs = sorted(
         (m, specs.models[m].base or "")
         for m in models
@@ -125,6 +125,9 @@ def make_layout(specs: SpecSet, plan: Plan) -> ScoringLayout:
 
 def collect_answers(specs: SpecSet, plan: Plan, cache: Cache) -> pd.DataFrame:
     """One row per job of the plan with its stored answer parsed (missing jobs are left out)."""
+    from medbench.plan import attach_diagnoses
+
+    attach_diagnoses(plan, specs, cache)
     stored = cache.get_many(job.key for job in plan.jobs)
     rows = []
     for job in plan.jobs:
@@ -154,11 +157,11 @@ def collect_answers(specs: SpecSet, plan: Plan, cache: Cache) -> pd.DataFrame:
             parsed = by_option[result.label] if result.label is not None else None
         rows.append(
             (
-                job.model,
+                job.evaluated,
                 job.task,
                 job.family,
                 job.variant,
-                "direct",
+                job.pipeline,
                 job.sample,
                 job.label,
                 truth,

@@ -113,13 +113,13 @@ def run(
     results: Annotated[Path, typer.Option(help="Folder for score outputs.")] = Path("results"),
 ) -> None:
     """Run a suite: compute the answers the cache lacks, then score them and build the site."""
-    from medbench.run import run_plan
+    from medbench.run import run_suite
 
     context = BackendContext(device=device, batch_size=parse_batch_size(batch_size))
     console = Console(stderr=True)
     with open_cache(cache) as store:
         spec_set, the_plan = build_plan(specs, suite, store, model, task, limit)
-        summary = run_plan(
+        summary = run_suite(
             the_plan, spec_set, store, context=context, executor=executor, console=console
         )
         for line in summary.lines():

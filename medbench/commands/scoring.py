@@ -61,7 +61,7 @@ def print_table(specs: SpecSet, plan: Plan, tables: Any, console: Console) -> No
         chance[task] = f"{row['chance_f1']:.2f}"
         return _fmt(row, "f1_all")
 
-    for model in sorted(plan.identities):
+    for model in sorted(plan.models):
         cells = [model + (" (test)" if specs.models[model].test_model else "")]
         cells.extend(cell(model, t) for t in tasks)
         m = tables.models[(tables.models.model == model) & (tables.models.pipeline == "direct")]
@@ -88,7 +88,7 @@ def score_and_report(
     layout = make_layout(specs, plan)
     tables = score_answers(answers, layout)
     out = results / plan.suite.id
-    test_models = [m for m in plan.identities if specs.models[m].test_model]
+    test_models = [m for m in plan.models if specs.models[m].test_model]
     write_results(out, plan.suite.id, answers, tables, layout, test_models)
     print_table(specs, plan, tables, console)
     if missing > 0:
