@@ -7,7 +7,7 @@ import sys
 import typer
 
 from medbench import __version__
-from medbench.commands import cache, runner, scoring, validate
+from medbench.commands import cache, leaderboard, runner, scoring, validate
 from medbench.commands import parse as parse_cmd
 from medbench.errors import MedbenchError, SpecError
 
@@ -43,6 +43,9 @@ app.command()(scoring.score)
 app.command("tiny-model")(runner.tiny_model)
 app.add_typer(runner.check_app, name="check")
 app.add_typer(cache.app, name="cache")
+app.command()(leaderboard.publish)
+app.command()(leaderboard.verify)
+app.add_typer(leaderboard.site_app, name="site")
 
 
 app.command()(parse_cmd.parse)

@@ -133,7 +133,7 @@ def run(
     if score and site:
         from medbench.commands.scoring import build_local_site
 
-        build_local_site(spec_set, suite, results, console)
+        build_local_site(specs, suite, results, console)
 
 
 check_app = typer.Typer(help="Self-checks of a model's behaviour.", no_args_is_help=True)

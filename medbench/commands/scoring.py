@@ -97,12 +97,26 @@ def score_and_report(
     return out
 
 
-def build_local_site(specs: SpecSet, suite: str, results: Path, console: Console) -> None:
-    """Build `_site/` from the suite's fresh results (test models allowed, marked as such)."""
-    from medbench.localsite import build_local
+def build_local_site(specs_path: Path, suite: str, results: Path, console: Console) -> Path:
+    """Publish the suite's fresh results into `results/<suite>/leaderboard/` (test models
+    allowed: the site marks them) and build `_site/` from them."""
+    import contextlib
+    import io
+    import shutil
 
-    index = build_local(specs, suite, results, Path("_site"))
-    console.print(f"Site built: open {index}")
+    from medbench.commands.leaderboard import publish
+    from medbench.loading import load_specs
+    from medbench.site import build_site
+
+    records = results / suite / "leaderboard"
+    shutil.rmtree(records, ignore_errors=True)
+    with contextlib.redirect_stdout(io.StringIO()):  # publish's advice on pull requests
+        publish(suite, None, results, specs_path, records, allow_test_models=True)
+    out = Path("_site")
+    build_site(records, out, specs=load_specs(specs_path))
+    index = out / "index.html"
+    console.print(f"Site built: open {index} (or run `medbench site serve`).")
+    return index
 
 
 def score(
