@@ -8,6 +8,7 @@ import typer
 
 from medbench import __version__
 from medbench.commands import cache, leaderboard, runner, scoring, validate
+from medbench.commands.convert import convert_app
 from medbench.commands import parse as parse_cmd
 from medbench.errors import MedbenchError, SpecError
 
@@ -46,6 +47,7 @@ app.add_typer(cache.app, name="cache")
 app.command()(leaderboard.publish)
 app.command()(leaderboard.verify)
 app.add_typer(leaderboard.site_app, name="site")
+app.add_typer(convert_app, name="convert")
 
 
 app.command()(parse_cmd.parse)
