@@ -1,0 +1,36 @@
+"""Linear probes on vision-encoder embeddings, t-SNE maps, and the knowledge ladder.
+
+Where is a diagnosis lost: absent from what the model's vision encoder sees, or lost between
+seeing and answering? Extraction needs torch and imports it only when a vector is missing.
+"""
+
+from __future__ import annotations
+
+from medbench.probe.classifier import ProbeResult, pixel_features, probe
+from medbench.probe.embeddings import (
+    EMBED_FORMAT,
+    KINDS,
+    Embeddings,
+    EmbeddingStore,
+    can_embed,
+    embedding_key,
+    get_embeddings,
+    store_path,
+)
+from medbench.probe.tsne import MARKS, tsne_svg
+
+__all__ = [
+    "EMBED_FORMAT",
+    "KINDS",
+    "MARKS",
+    "EmbeddingStore",
+    "Embeddings",
+    "ProbeResult",
+    "can_embed",
+    "embedding_key",
+    "get_embeddings",
+    "pixel_features",
+    "probe",
+    "store_path",
+    "tsne_svg",
+]

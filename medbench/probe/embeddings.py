@@ -1,0 +1,251 @@
+"""Image embeddings of the evaluated models, content-addressed in their own SQLite store.
+
+A vector is keyed by what changes it: the embedding kind, the model's identity (less its
+decoding parameters, which the vision tower never sees) and the image's sha256. It is stored
+as float16 bytes and always read back through float16, so that a first run and a cached rerun
+return the same numbers. Extraction needs torch; this module imports it only when a vector is
+missing.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from medbench.backends.base import BackendContext
+from medbench.cache import content_key
+from medbench.data import Sample
+from medbench.errors import CacheError
+from medbench.identity import ModelIdentity
+from medbench.specs import ModelSpec
+
+EMBED_FORMAT = 1
+"""Part of every embedding key and of the store: bump when either changes meaning."""
+STORE_NAME = "embeddings.sqlite"
+KINDS = ("vision", "projected")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS embeddings (
+    key TEXT PRIMARY KEY,
+    model TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    image_sha256 TEXT NOT NULL,
+    dim INTEGER NOT NULL,
+    dtype TEXT NOT NULL,
+    data BLOB NOT NULL,
+    created TEXT NOT NULL
+);
+"""
+
+
+def store_path(cache_path: Path) -> Path:
+    """The embedding store beside an answer cache."""
+    return cache_path.parent / STORE_NAME
+
+
+def embedding_key(kind: str, identity: ModelIdentity, image_sha256: str) -> str:
+    """The content key of one image's embedding of one kind by one model."""
+    model = {k: v for k, v in identity.payload.items() if k != "generation"}
+    return content_key(
+        {"embedding": kind, "model": model, "image": image_sha256, "embed_format": EMBED_FORMAT}
+    )
+
+
+@contextmanager
+def _transaction(db: sqlite3.Connection) -> Iterator[None]:
+    """A write transaction taken eagerly (BEGIN IMMEDIATE), committed on success."""
+    for attempt in range(50):
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            break
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) or attempt == 49:
+                raise
+            time.sleep(0.1)
+    try:
+        yield
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
+
+
+class EmbeddingStore:
+    """Embedding vectors as float16 blobs; safe for several processes (WAL, busy timeout)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(path, timeout=60.0, isolation_level=None)
+            self._db.execute("PRAGMA busy_timeout = 60000")
+            self._db.execute("PRAGMA journal_mode = WAL")
+            self._db.execute("PRAGMA synchronous = NORMAL")
+            with _transaction(self._db):
+                for statement in _SCHEMA.split(";"):
+                    if statement.strip():
+                        self._db.execute(statement)
+                self._check_format()
+        except sqlite3.Error as e:
+            raise CacheError(f"{path}: cannot open the embedding store ({e}).") from e
+
+    def _check_format(self) -> None:
+        row = self._db.execute("SELECT value FROM meta WHERE name = 'format'").fetchone()
+        if row is None:
+            self._db.execute("INSERT INTO meta VALUES ('format', ?)", (str(EMBED_FORMAT),))
+        elif row[0] != str(EMBED_FORMAT):
+            raise CacheError(
+                f"{self.path}: embedding store format {row[0]}, this medbench uses "
+                f"{EMBED_FORMAT}. Delete this file; embeddings are extracted again."
+            )
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> EmbeddingStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def get_many(self, keys: Iterable[str]) -> dict[str, np.ndarray]:
+        """The stored vectors (float32, read through float16) of these keys; missing are absent."""
+        found: dict[str, np.ndarray] = {}
+        unique = sorted(set(keys))
+        for start in range(0, len(unique), 500):
+            chunk = unique[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            query = f"SELECT key, dim, data FROM embeddings WHERE key IN ({marks})"
+            for key, dim, data in self._db.execute(query, chunk):
+                vector: np.ndarray = np.frombuffer(data, dtype="<f2", count=dim)
+                found[key] = vector.astype(np.float32)
+        return found
+
+    def put_many(self, rows: Iterable[tuple[str, str, str, str, np.ndarray]]) -> int:
+        """Store (key, model, kind, image sha256, vector) rows in one transaction; a key
+        already stored is kept. Returns how many rows were given."""
+        created = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        values = [
+            (key, model, kind, sha, int(v.size), "float16", as_float16(v).tobytes(), created)
+            for key, model, kind, sha, v in rows
+        ]
+        with _transaction(self._db):
+            self._db.executemany(
+                "INSERT OR IGNORE INTO embeddings VALUES (?, ?, ?, ?, ?, ?, ?, ?)", values
+            )
+        return len(values)
+
+    def count(self) -> int:
+        """How many vectors are stored."""
+        return int(self._db.execute("SELECT COUNT(*) FROM embeddings").fetchone()[0])
+
+
+def as_float16(vector: np.ndarray) -> np.ndarray:
+    """A vector as little-endian float16, the stored form (values beyond its range saturate)."""
+    finfo = np.finfo(np.float16)
+    clipped: np.ndarray = np.clip(vector, finfo.min, finfo.max)
+    return clipped.astype("<f2")
+
+
+@dataclass(frozen=True)
+class Embeddings:
+    """One model's embeddings of a list of samples."""
+
+    arrays: dict[str, np.ndarray]
+    """kind -> (samples, dim) float32, in sample order; NaN rows for undecodable images."""
+    extracted: int
+    """Images this call ran through the model (0 when every vector was stored)."""
+
+
+def can_embed(spec: ModelSpec) -> bool:
+    """Whether medbench can extract image embeddings from this model (a local hf VLM)."""
+    return spec.backend == "hf" and not spec.text_only and spec.checkpoint_format == "hf"
+
+
+def get_embeddings(
+    store: EmbeddingStore,
+    spec: ModelSpec,
+    identity: ModelIdentity,
+    samples: Sequence[Sample],
+    kinds: Sequence[str] = KINDS,
+    *,
+    context: BackendContext,
+) -> Embeddings:
+    """Every sample's embeddings of each kind: stored ones read, missing ones extracted
+    (the model loaded once, images batched) and stored."""
+    unknown = sorted(set(kinds) - set(KINDS))
+    if unknown:
+        raise ValueError(
+            f"unknown embedding kind {unknown[0]!r}; expected one of vision, projected"
+        )
+    if not can_embed(spec):
+        raise ValueError(f"model {spec.id}: only local hf vision-language models have embeddings")
+    keys = {(k, s.sha256): embedding_key(k, identity, s.sha256) for k in kinds for s in samples}
+    stored = store.get_many(keys.values())
+    path_of = {s.sha256: s.path for s in samples}
+    missing = {sha: path_of[sha] for (_, sha), key in sorted(keys.items()) if key not in stored}
+    if missing:
+        needed = [k for k in kinds if any(keys[(k, s.sha256)] not in stored for s in samples)]
+        stored.update(_extract(store, spec, identity, missing, needed, context, keys))
+    arrays = {kind: _stack([stored.get(keys[(kind, s.sha256)]) for s in samples]) for kind in kinds}
+    return Embeddings(arrays, len(missing))
+
+
+def _extract(
+    store: EmbeddingStore,
+    spec: ModelSpec,
+    identity: ModelIdentity,
+    missing: dict[str, Path],
+    kinds: Sequence[str],
+    context: BackendContext,
+    keys: dict[tuple[str, str], str],
+) -> dict[str, np.ndarray]:
+    from medbench.backends.hf.embed import extract
+    from medbench.executors import ModelWork
+    from medbench.executors.local import prepare_checkpoint
+
+    prepare_checkpoint(ModelWork(spec, identity, []))
+    if identity.checkpoint_dir is not None:
+        context = replace(context, checkpoint_dir=identity.checkpoint_dir)
+    shas = sorted(missing)
+    vectors = extract(spec, context, [missing[sha] for sha in shas], kinds)
+    rows: list[tuple[str, str, str, str, np.ndarray]] = []
+    for kind in kinds:
+        for sha, vector in zip(shas, vectors[kind], strict=True):
+            if np.isfinite(vector).all() and vector.size:
+                rows.append((keys[(kind, sha)], spec.id, kind, sha, vector))
+    store.put_many(rows)
+    return {key: as_float16(vector).astype(np.float32) for key, _, _, _, vector in rows}
+
+
+def _stack(vectors: list[Any]) -> np.ndarray:
+    """Rows in order; a missing vector (an undecodable image) is a row of NaN."""
+    dim = next((v.size for v in vectors if v is not None), 0)
+    out = np.full((len(vectors), dim), np.nan, dtype=np.float32)
+    for i, vector in enumerate(vectors):
+        if vector is not None:
+            out[i] = vector
+    return out
+
+
+__all__ = [
+    "EMBED_FORMAT",
+    "KINDS",
+    "STORE_NAME",
+    "EmbeddingStore",
+    "Embeddings",
+    "as_float16",
+    "can_embed",
+    "embedding_key",
+    "get_embeddings",
+    "store_path",
+]

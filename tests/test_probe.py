@@ -1,0 +1,337 @@
+"""Tests of image embeddings (tiny models, sample images), the embedding store, the linear probe
+and the t-SNE map."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from threadpoolctl import threadpool_limits  # type: ignore[import-untyped, unused-ignore]
+
+from medbench.backends.base import BackendContext
+from medbench.data import Sample
+from medbench.identity import ModelIdentity
+from medbench.images import sha256_file
+from medbench.metrics import chance_f1
+from medbench.probe import (
+    EmbeddingStore,
+    can_embed,
+    embedding_key,
+    get_embeddings,
+    pixel_features,
+    probe,
+    tsne_svg,
+)
+from medbench.specs import ModelSpec
+
+ARCHS = ("llava", "llava_next", "gemma3")
+TINY_DIM = 32
+"""Hidden size of the tiny models' vision towers and language models."""
+
+
+@pytest.fixture(autouse=True)
+def one_thread() -> Iterator[None]:
+    with threadpool_limits(limits=1):
+        yield
+
+
+def model_spec(arch: str, **fields: Any) -> ModelSpec:
+    data: dict[str, Any] = {
+        "schema_version": 1,
+        "kind": "model",
+        "id": f"tiny-{arch.replace('_', '-')}",
+        "title": f"Tiny {arch}",
+        "backend": "hf",
+        "family": "gemma3" if arch == "gemma3" else "llava",
+        "tiny": {"arch": arch},
+        "test_model": True,
+        "dtype": "float32",
+    }
+    return ModelSpec.model_validate({**data, **fields})
+
+
+@pytest.fixture
+def tiny_dirs(tiny_llava_dir: Path, tiny_llava_next_dir: Path, tiny_gemma3_dir: Path) -> Any:
+    return {"llava": tiny_llava_dir, "llava_next": tiny_llava_next_dir, "gemma3": tiny_gemma3_dir}
+
+
+def loaded_model(arch: str, folder: Path) -> Any:
+    from medbench.backends.hf.loading import load
+
+    return load(model_spec(arch), BackendContext(device="cpu", checkpoint_dir=folder))
+
+
+def samples_of(paths: list[Path]) -> list[Sample]:
+    return [Sample(p.stem, p, p.parent.name, sha256_file(p)) for p in paths]
+
+
+# embeddings
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_embed_images_gives_one_vector_per_image_and_kind(
+    arch: str, tiny_dirs: dict[str, Path], sample_images: list[Path]
+) -> None:
+    from medbench.backends.hf.embed import embed_images
+
+    images = sample_images[:5]
+    out = embed_images(loaded_model(arch, tiny_dirs[arch]), images, ["vision", "projected"], 4)
+    assert {k: (v.shape, str(v.dtype)) for k, v in out.items()} == {
+        "vision": ((5, TINY_DIM), "float32"),
+        "projected": ((5, TINY_DIM), "float32"),
+    }
+    assert np.isfinite(out["vision"]).all() and np.isfinite(out["projected"]).all()
+    assert not np.allclose(out["vision"], out["projected"])
+    assert not np.allclose(out["vision"][0], out["vision"][1])
+
+
+@pytest.mark.parametrize(("arch", "pooled"), [("llava", "cls"), ("gemma3", "mean")])
+def test_embed_images_vision_is_cls_for_clip_and_mean_of_patches_for_siglip(
+    arch: str, pooled: str, tiny_dirs: dict[str, Path], sample_images: list[Path]
+) -> None:
+    import torch
+
+    from medbench.backends.hf.embed import embed_images, vision_tower
+    from medbench.images import load_image
+
+    loaded = loaded_model(arch, tiny_dirs[arch])
+    images = sample_images[:2]
+    pixels = loaded.processor.image_processor(
+        images=[load_image(p) for p in images], return_tensors="pt"
+    )["pixel_values"]
+    with torch.inference_mode():
+        out = vision_tower(loaded.model)(pixel_values=pixels)
+    expected = out.pooler_output if pooled == "cls" else out.last_hidden_state.mean(dim=1)
+    got = embed_images(loaded, images, ["vision"])["vision"]
+    np.testing.assert_allclose(got, expected.numpy(), rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_embed_images_is_deterministic_and_does_not_depend_on_batch_size(
+    arch: str, tiny_dirs: dict[str, Path], sample_images: list[Path]
+) -> None:
+    from medbench.backends.hf.embed import embed_images
+
+    loaded = loaded_model(arch, tiny_dirs[arch])
+    images = sample_images[::40][:5]
+    first = embed_images(loaded, images, ["vision", "projected"], 5)
+    again = embed_images(loaded, images, ["vision", "projected"], 5)
+    one_by_one = embed_images(loaded, images, ["vision", "projected"], 1)
+    for kind in first:
+        assert np.array_equal(first[kind], again[kind])
+        np.testing.assert_allclose(first[kind], one_by_one[kind], rtol=0, atol=1e-5)
+
+
+def test_embed_images_gives_nan_rows_for_undecodable_images(
+    tiny_llava_dir: Path, sample_images: list[Path], tmp_path: Path
+) -> None:
+    from medbench.backends.hf.embed import embed_images
+
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"not an image")
+    out = embed_images(
+        loaded_model("llava", tiny_llava_dir), [sample_images[0], broken], ["vision"], 8
+    )
+    assert np.isfinite(out["vision"][0]).all() and np.isnan(out["vision"][1]).all()
+
+
+def test_embed_images_rejects_an_unknown_kind(tiny_llava_dir: Path) -> None:
+    from medbench.backends.hf.embed import embed_images
+
+    with pytest.raises(
+        ValueError, match=r"^unknown embedding kind 'cls'; expected one of vision, projected$"
+    ):
+        embed_images(loaded_model("llava", tiny_llava_dir), [], ["cls"])
+
+
+def test_get_embeddings_rerun_extracts_nothing(
+    tiny_llava_dir: Path, sample_images: list[Path], tmp_path: Path
+) -> None:
+    spec = model_spec("llava")
+    identity = ModelIdentity({"backend": "hf", "weights": "tiny-llava"}, "r", tiny_llava_dir)
+    samples = samples_of(sample_images[:4])
+    context = BackendContext(device="cpu")
+    with EmbeddingStore(tmp_path / "embeddings.sqlite") as store:
+        first = get_embeddings(store, spec, identity, samples, ["vision"], context=context)
+        both = get_embeddings(store, spec, identity, samples, context=context)
+        again = get_embeddings(store, spec, identity, samples, context=context)
+        assert (first.extracted, both.extracted, again.extracted) == (4, 4, 0)
+        assert store.count() == 8
+    with EmbeddingStore(tmp_path / "embeddings.sqlite") as reopened:
+        cold = get_embeddings(reopened, spec, identity, samples, context=context)
+    assert cold.extracted == 0
+    for kind in ("vision", "projected"):
+        assert cold.arrays[kind].shape == (4, TINY_DIM)
+        assert np.array_equal(both.arrays[kind], cold.arrays[kind])
+    assert np.array_equal(first.arrays["vision"], cold.arrays["vision"])
+
+
+def test_get_embeddings_reads_repeated_images_once(
+    tiny_llava_dir: Path, sample_images: list[Path], tmp_path: Path
+) -> None:
+    spec = model_spec("llava")
+    identity = ModelIdentity({"backend": "hf", "weights": "tiny-llava"}, "r", tiny_llava_dir)
+    samples = samples_of(sample_images[:2])
+    twice = [*samples, Sample("copy", samples[0].path, samples[0].label, samples[0].sha256)]
+    with EmbeddingStore(tmp_path / "e.sqlite") as store:
+        got = get_embeddings(store, spec, identity, twice, context=BackendContext(device="cpu"))
+    assert got.extracted == 2
+    assert np.array_equal(got.arrays["vision"][0], got.arrays["vision"][2])
+
+
+def test_embedding_key_changes_with_kind_weights_and_image_but_not_decoding() -> None:
+    def identity(weights: str, max_new_tokens: int) -> ModelIdentity:
+        payload = {
+            "backend": "hf",
+            "weights": weights,
+            "dtype": "auto",
+            "generation": {"max_new_tokens": max_new_tokens},
+        }
+        return ModelIdentity(payload, "r")
+
+    base = embedding_key("vision", identity("a", 8), "0" * 64)
+    assert embedding_key("vision", identity("a", 128), "0" * 64) == base
+    assert embedding_key("projected", identity("a", 8), "0" * 64) != base
+    assert embedding_key("vision", identity("b", 8), "0" * 64) != base
+    assert embedding_key("vision", identity("a", 8), "1" * 64) != base
+
+
+def test_embedding_store_keeps_vectors_as_float16(tmp_path: Path) -> None:
+    vector = np.array([0.1, -2.5, 1e6], dtype=np.float32)
+    with EmbeddingStore(tmp_path / "e.sqlite") as store:
+        store.put_many([("k", "m", "vision", "0" * 64, vector)])
+        got = store.get_many(["k", "absent"])
+    assert list(got) == ["k"]
+    expected = np.array([0.1, -2.5, 65504.0], dtype=np.float16).astype(np.float32)
+    assert got["k"].dtype == np.float32 and np.array_equal(got["k"], expected)
+
+
+def test_can_embed_only_local_vision_language_models() -> None:
+    assert can_embed(model_spec("llava"))
+    assert not can_embed(model_spec("text", text_only=True, family="llama"))
+    baseline = {"backend": "baseline", "baseline": "chance", "tiny": None, "family": "baseline"}
+    assert not can_embed(model_spec("llava", **baseline))
+
+
+# the probe
+
+
+def blobs(seed: int, n_per_class: int = 100, dim: int = 16, spread: float = 4.0) -> Any:
+    rng = np.random.default_rng(seed)
+    labels = np.repeat(["a", "b", "c"], n_per_class)
+    centres = rng.normal(size=(3, dim)) * spread
+    x = centres[np.searchsorted(["a", "b", "c"], labels)] + rng.normal(size=(len(labels), dim))
+    return x, labels
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_probe_separates_well_separated_classes(seed: int) -> None:
+    x, y = blobs(seed, n_per_class=20)
+    result = probe(x, y, seed=seed)
+    assert result.f1 >= 0.95 and result.f1_lo <= result.f1 <= result.f1_hi
+    assert (result.k, result.n, result.n_classes) == (5, 60, 3)
+    assert abs(result.permutation_f1 - chance_f1([20, 20, 20])) <= 0.1
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3, 4])
+def test_probe_on_shuffled_labels_stays_within_chance(seed: int) -> None:
+    x, y = blobs(seed)
+    shuffled = np.random.default_rng(100 + seed).permutation(y)
+    result = probe(x, shuffled, seed=seed, permutations=1)
+    assert abs(result.f1 - chance_f1([100, 100, 100])) <= 0.1
+
+
+def test_probe_is_deterministic_for_a_seed() -> None:
+    x, y = blobs(0, n_per_class=10, spread=0.5)
+    assert probe(x, y, seed=3) == probe(x, y, seed=3)
+
+
+@pytest.mark.parametrize(
+    ("counts", "folds", "k"),
+    [((3, 10), None, 3), ((8, 9), None, 5), ((8, 9), 2, 2), ((2, 2), 10, 2), ((1, 10), None, 0)],
+)
+def test_probe_takes_k_from_the_smallest_class(
+    counts: tuple[int, int], folds: int | None, k: int
+) -> None:
+    y = np.array(["a"] * counts[0] + ["b"] * counts[1])
+    x = np.random.default_rng(0).normal(size=(len(y), 4)) + (y == "a")[:, None] * 3.0
+    result = probe(x, y, folds=folds, permutations=1)
+    assert result.k == k
+    assert np.isnan(result.f1) == (k == 0)
+
+
+def test_probe_leaves_out_rows_with_non_finite_features() -> None:
+    x, y = blobs(0, n_per_class=10)
+    x[[0, 15]] = np.nan
+    assert probe(x, y, permutations=1).n == 28
+
+
+def test_probe_rejects_mismatched_labels() -> None:
+    with pytest.raises(
+        ValueError,
+        match=r"^expected features of shape \(n, dim\) and n labels; got \(3, 2\) and 2 labels$",
+    ):
+        probe(np.zeros((3, 2)), ["a", "b"])
+
+
+def test_pixel_features_are_downsampled_rgb_in_unit_range(
+    sample_images: list[Path], tmp_path: Path
+) -> None:
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"nope")
+    x = pixel_features([sample_images[0], broken], size=8)
+    assert x.shape == (2, 8 * 8 * 3) and x.dtype == np.float32
+    assert x[0].min() >= 0.0 and x[0].max() <= 1.0 and np.isnan(x[1]).all()
+
+
+# the t-SNE map
+
+MARK_CYCLE = ["right", "wrong", "refused", "flipped", "unknown"]
+
+
+def tsne_input() -> tuple[np.ndarray, list[str], list[str]]:
+    x, y = blobs(7, n_per_class=10, dim=8)
+    return x, [str(v) for v in y], [MARK_CYCLE[i % 5] for i in range(len(y))]
+
+
+def test_tsne_svg_is_byte_identical_across_runs() -> None:
+    x, labels, marks = tsne_input()
+    first = tsne_svg(x, labels, marks, "tiny-llava on pneumonia_cxr", seed=0)
+    assert first == tsne_svg(x, labels, marks, "tiny-llava on pneumonia_cxr", seed=0)
+    assert "<title>tiny-llava on pneumonia_cxr</title>" in first
+    assert "Date" not in first and "right, flips" in first
+
+
+@pytest.mark.slow
+def test_tsne_svg_is_byte_identical_across_processes() -> None:
+    script = (
+        "import sys; sys.path.insert(0, 'tests'); from test_probe import tsne_input; "
+        "from medbench.probe import tsne_svg; x, l, m = tsne_input(); "
+        "sys.stdout.write(tsne_svg(x, l, m, 'map'))"
+    )
+    root = Path(__file__).resolve().parent.parent
+    runs = [
+        subprocess.run(
+            [sys.executable, "-c", script], cwd=root, check=True, capture_output=True, text=True
+        ).stdout
+        for _ in range(2)
+    ]
+    assert runs[0] == runs[1] and runs[0].startswith("<?xml")
+
+
+def test_tsne_svg_draws_a_few_points_without_tsne() -> None:
+    svg = tsne_svg(np.ones((2, 3)), ["a", "b"], ["right", "wrong"], "two <images>")
+    assert "<title>two &lt;images&gt;</title>" in svg
+
+
+def test_tsne_svg_rejects_an_unknown_mark() -> None:
+    with pytest.raises(
+        ValueError,
+        match=r"^unknown mark 'odd'; expected one of right, wrong, refused, flipped, unknown$",
+    ):
+        tsne_svg(np.zeros((1, 2)), ["a"], ["odd"], "t")
