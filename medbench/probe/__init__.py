@@ -17,20 +17,34 @@ from medbench.probe.embeddings import (
     get_embeddings,
     store_path,
 )
+from medbench.probe.ladder import (
+    LADDER_COLUMNS,
+    PROBE_COLUMNS,
+    answer_marks,
+    ladder_rows,
+    reading,
+    run_probe_stage,
+)
 from medbench.probe.tsne import MARKS, tsne_svg
 
 __all__ = [
     "EMBED_FORMAT",
     "KINDS",
+    "LADDER_COLUMNS",
     "MARKS",
+    "PROBE_COLUMNS",
     "EmbeddingStore",
     "Embeddings",
     "ProbeResult",
+    "answer_marks",
     "can_embed",
     "embedding_key",
     "get_embeddings",
+    "ladder_rows",
     "pixel_features",
     "probe",
+    "reading",
+    "run_probe_stage",
     "store_path",
     "tsne_svg",
 ]
