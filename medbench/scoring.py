@@ -176,68 +176,96 @@ def collect_answers(specs: SpecSet, plan: Plan, cache: Cache) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=ANSWER_COLUMNS)
 
 
-def _codes(frame: pd.DataFrame, classes: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    index = {c: i for i, c in enumerate(classes)}
-    truth = frame["truth"].map(index).to_numpy(dtype=np.int64)
-    pred = np.where(
-        frame["status"] == "refusal",
-        metrics.REFUSAL,
-        np.where(
-            frame["status"] == "answer", frame["parsed"].map(index).fillna(-2), metrics.UNPARSEABLE
-        ),
-    ).astype(np.int64)
-    return truth, pred
+def _groups(frame: pd.DataFrame, keys: list[str]) -> dict[tuple[str, ...], np.ndarray]:
+    if frame.empty:
+        return {}
+    found: dict[Any, Any] = frame.groupby(keys, sort=True).indices
+    return {tuple(str(k) for k in key): np.asarray(index) for key, index in found.items()}
+
+
+def _encode(answers: pd.DataFrame, layout: ScoringLayout) -> pd.DataFrame:
+    """The scored rows (failed jobs left out) with integer codes: `_t` truth, `_p` answer
+    (a class index, REFUSAL or UNPARSEABLE), computed once per (task, family)."""
+    ok = answers[answers["status"] != "error"].reset_index(drop=True)
+    truth = np.zeros(len(ok), dtype=np.int64)
+    pred = np.full(len(ok), metrics.UNPARSEABLE, dtype=np.int64)
+    status = ok["status"].to_numpy()
+    for (task, family), index in _groups(ok, ["task", "family"]).items():
+        classes = layout.classes[task][family]
+        truth[index] = pd.Categorical(ok["truth"].to_numpy()[index], categories=classes).codes
+        parsed = pd.Categorical(ok["parsed"].to_numpy()[index], categories=classes).codes
+        pred[index] = np.where(
+            status[index] == "refusal",
+            metrics.REFUSAL,
+            np.where((status[index] == "answer") & (parsed >= 0), parsed, metrics.UNPARSEABLE),
+        )
+    return ok.assign(_t=truth, _p=pred)
 
 
 def _est(prefix: str, e: metrics.Estimate) -> dict[str, float]:
     return {prefix: e.value, f"{prefix}_lo": e.lo, f"{prefix}_hi": e.hi}
 
 
-def _matrix(
-    frame: pd.DataFrame, classes: list[str], variants: list[str]
-) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """(images x variants) answer codes over the images answered under every variant."""
-    ok = frame[frame["status"] != "error"]
-    counts = ok.groupby("sample")["variant"].nunique()
-    complete = sorted(counts[counts == len(variants)].index)
-    ok = ok[ok["sample"].isin(complete)].sort_values(["sample", "variant"])
-    truth_all, pred_all = _codes(ok, classes)
-    position = {v: i for i, v in enumerate(variants)}
-    matrix = np.full((len(complete), len(variants)), metrics.UNPARSEABLE, dtype=np.int64)
-    row_of = {s: i for i, s in enumerate(complete)}
-    truth = np.zeros(len(complete), dtype=np.int64)
-    for sample, variant, t, p in zip(ok["sample"], ok["variant"], truth_all, pred_all, strict=True):
-        matrix[row_of[sample], position[variant]] = p
-        truth[row_of[sample]] = t
-    return matrix, truth, complete
+def _matrix(frame: pd.DataFrame, variants: list[str]) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """(images x variants) answer codes over the images answered under every variant,
+    rows sorted by sample id; `frame` holds encoded rows of one (model, task, family)."""
+    samples, sample_index = np.unique(frame["sample"].to_numpy(dtype=str), return_inverse=True)
+    column = pd.Categorical(frame["variant"].to_numpy(), categories=variants).codes
+    matrix = np.full((len(samples), len(variants)), metrics.UNPARSEABLE, dtype=np.int64)
+    seen = np.zeros((len(samples), len(variants)), dtype=bool)
+    matrix[sample_index, column] = frame["_p"].to_numpy()
+    seen[sample_index, column] = True
+    truth = np.zeros(len(samples), dtype=np.int64)
+    truth[sample_index] = frame["_t"].to_numpy()
+    complete = seen.all(axis=1)
+    return matrix[complete], truth[complete], [str(s) for s in samples[complete]]
 
 
-def _score_variants(answers: pd.DataFrame, layout: ScoringLayout) -> pd.DataFrame:
-    rows = []
+Group = tuple[str, str, str, str]
+"""(model, task, family, pipeline)."""
+Matrix = tuple[np.ndarray, np.ndarray, list[str]]
+"""Answer codes (images x variants), truth codes, sample ids: complete images only."""
+VARIANT_METRICS = (
+    "f1_all",
+    "f1_answered",
+    "accuracy",
+    "balanced_accuracy",
+    "refusal_rate",
+    "unparseable_rate",
+)
+FAMILY_METRICS = (
+    "disagreement",
+    "flip_rate",
+    "refusal_flip_rate",
+    "fleiss_kappa",
+    "spread",
+    "worst_f1",
+)
+
+
+def _score_variants(
+    answers: pd.DataFrame, encoded: pd.DataFrame, layout: ScoringLayout
+) -> pd.DataFrame:
     keys = ["model", "task", "family", "variant", "pipeline"]
-    for group, frame in answers.groupby(keys, sort=True):
-        model, task, family, variant, pipeline = (str(g) for g in group)
+    scored = _groups(encoded, keys)
+    truth_all, pred_all = encoded["_t"].to_numpy(), encoded["_p"].to_numpy()
+    rows = []
+    for group, index in _groups(answers, keys).items():
+        model, task, family, variant, pipeline = group
         classes = layout.classes[task][family]
-        ok = frame[frame["status"] != "error"]
-        row: dict[str, Any] = dict(zip(keys, (model, task, family, variant, pipeline), strict=True))
-        row["n"], row["n_failed"] = len(ok), len(frame) - len(ok)
-        if len(ok) == 0:
+        mine = scored.get(group, np.zeros(0, dtype=np.int64))
+        row: dict[str, Any] = dict(zip(keys, group, strict=True))
+        row["n"], row["n_failed"] = len(mine), len(index) - len(mine)
+        if len(mine) == 0:
             rows.append(row)
             continue
-        truth, pred = _codes(ok, classes)
+        truth, pred = truth_all[mine], pred_all[mine]
         scores = metrics.score_variant(
             truth, pred, len(classes), seed=layout.seed, n_boot=layout.n_boot
         )
         chance = metrics.chance_f1(np.bincount(truth, minlength=len(classes)))
         row["chance_f1"] = chance
-        for name in (
-            "f1_all",
-            "f1_answered",
-            "accuracy",
-            "balanced_accuracy",
-            "refusal_rate",
-            "unparseable_rate",
-        ):
+        for name in VARIANT_METRICS:
             row.update(_est(name, getattr(scores, name)))
         row["worse_than_chance"] = bool(metrics.worse_than_chance(scores.f1_all.hi, chance))
         rows.append(row)
@@ -245,102 +273,77 @@ def _score_variants(answers: pd.DataFrame, layout: ScoringLayout) -> pd.DataFram
 
 
 def _score_families(
-    answers: pd.DataFrame, layout: ScoringLayout
-) -> tuple[pd.DataFrame, dict[tuple[str, str], list[np.ndarray]]]:
+    answers: pd.DataFrame, matrices: dict[Group, Matrix], layout: ScoringLayout
+) -> pd.DataFrame:
     rows = []
-    per_model: dict[tuple[str, str], list[np.ndarray]] = {}
     keys = ["model", "task", "family", "pipeline"]
-    for group, frame in answers.groupby(keys, sort=True):
-        model, task, family, pipeline = (str(g) for g in group)
+    for group in _groups(answers, keys):
+        model, task, family, pipeline = group
         classes, variants = layout.classes[task][family], layout.variants[family]
-        matrix, truth, images = _matrix(frame, classes, variants)
-        row: dict[str, Any] = dict(zip(keys, (model, task, family, pipeline), strict=True))
+        matrix, truth, images = matrices.get(group, (np.zeros((0, 0)), np.zeros(0), []))  # type: ignore[arg-type]
+        row: dict[str, Any] = dict(zip(keys, group, strict=True))
         row["n_images"], row["n_variants"] = len(images), len(variants)
         if len(images) == 0 or len(variants) < 2:
             rows.append(row)
             continue
-        per_model.setdefault((model, pipeline), []).append(matrix)
+        reference = variants.index(layout.references[family])
         scores = metrics.score_family(
-            matrix,
-            truth,
-            len(classes),
-            variants.index(layout.references[family]),
-            seed=layout.seed,
-            n_boot=layout.n_boot,
+            matrix, truth, len(classes), reference, seed=layout.seed, n_boot=layout.n_boot
         )
-        for name in (
-            "disagreement",
-            "flip_rate",
-            "refusal_flip_rate",
-            "fleiss_kappa",
-            "spread",
-            "worst_f1",
-        ):
+        for name in FAMILY_METRICS:
             row.update(_est(name, getattr(scores, name)))
         for variant, pdr in zip(variants, scores.pdr, strict=True):
             row[f"pdr.{variant}"] = pdr.value
         rows.append(row)
-    return pd.DataFrame(rows), per_model
+    return pd.DataFrame(rows)
 
 
 def _score_models(
-    answers: pd.DataFrame, layout: ScoringLayout, matrices: dict[tuple[str, str], list[np.ndarray]]
+    answers: pd.DataFrame, matrices: dict[Group, Matrix], layout: ScoringLayout
 ) -> pd.DataFrame:
     rows = []
-    for group, frame in answers.groupby(["model", "pipeline"], sort=True):
-        model, pipeline = (str(g) for g in group)
+    for model, pipeline in _groups(answers, ["model", "pipeline"]):
         row: dict[str, Any] = {"model": model, "pipeline": pipeline}
-        if matrices.get((model, pipeline)):
-            fi = metrics.fragility_index(
-                matrices[(model, pipeline)], seed=layout.seed, n_boot=layout.n_boot
-            )
+        mine = sorted(
+            (g, m) for g, m in matrices.items() if (g[0], g[3]) == (model, pipeline) and len(m[2])
+        )
+        fragile = [m[0] for g, m in mine if len(layout.variants[g[2]]) >= 2]
+        if fragile:
+            fi = metrics.fragility_index(fragile, seed=layout.seed, n_boot=layout.n_boot)
             row.update(_est("fragility_index", fi))
-        tasks = []
-        for pair, sub in frame.groupby(["task", "family"], sort=True):
-            task, family = (str(g) for g in pair)
-            if layout.answer_kinds[family] != "label":
-                continue
-            classes, variants = layout.classes[task][family], layout.variants[family]
-            matrix, truth, images = _matrix(sub, classes, variants)
-            if len(images):
-                tasks.append(metrics.TaskAnswers(matrix, truth, len(classes)))
+        tasks = [
+            metrics.TaskAnswers(m[0], m[1], len(layout.classes[g[1]][g[2]]))
+            for g, m in mine
+            if layout.answer_kinds[g[2]] == "label"
+        ]
         if tasks:
-            row.update(
-                _est(
-                    "mean_f1_all",
-                    metrics.mean_f1_all(tasks, seed=layout.seed, n_boot=layout.n_boot),
-                )
-            )
+            f1 = metrics.mean_f1_all(tasks, seed=layout.seed, n_boot=layout.n_boot)
+            row.update(_est("mean_f1_all", f1))
             row["n_tasks"] = len(tasks)
         rows.append(row)
     return pd.DataFrame(rows)
 
 
-def _score_pairs(answers: pd.DataFrame, layout: ScoringLayout) -> pd.DataFrame:
+def _pair(a: Matrix, b: Matrix) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The two models' answer matrices and the truth over the images both answered."""
+    common, ia, ib = np.intersect1d(np.array(a[2]), np.array(b[2]), return_indices=True)
+    return a[0][ia], b[0][ib], a[1][ia]
+
+
+def _score_pairs(matrices: dict[Group, Matrix], layout: ScoringLayout) -> pd.DataFrame:
     rows = []
-    ok = answers[answers["status"] != "error"]
     for model, base in layout.pairs:
-        mine = ok[ok["model"].isin([model, base])]
-        for group, frame in mine.groupby(["task", "family", "pipeline"], sort=True):
-            task, family, pipeline = (str(g) for g in group)
-            classes, variants = layout.classes[task][family], layout.variants[family]
-            a = frame[frame["model"] == model]
-            b = frame[frame["model"] == base]
-            ma, truth_a, images_a = _matrix(a, classes, variants)
-            mb, _, images_b = _matrix(b, classes, variants)
-            common = sorted(set(images_a) & set(images_b))
-            if not common:
+        for group in sorted(g for g in matrices if g[0] == model):
+            _, task, family, pipeline = group
+            other = matrices.get((base, task, family, pipeline))
+            if other is None:
                 continue
-            ia = [images_a.index(s) for s in common]
-            ib = [images_b.index(s) for s in common]
-            ma, mb, truth = ma[ia], mb[ib], truth_a[ia]
-            base_row = {
-                "model": model,
-                "base": base,
-                "task": task,
-                "family": family,
-                "pipeline": pipeline,
-            }
+            ma, mb, truth = _pair(matrices[group], other)
+            if len(truth) == 0:
+                continue
+            classes, variants = layout.classes[task][family], layout.variants[family]
+            base_row: dict[str, Any] = {"model": model, "base": base, "task": task}
+            base_row |= {"family": family, "pipeline": pipeline, "n": len(truth)}
             for j, variant in enumerate(variants):
                 diff = metrics.paired_f1_difference(
                     truth, ma[:, j], mb[:, j], len(classes), seed=layout.seed, n_boot=layout.n_boot
@@ -350,7 +353,6 @@ def _score_pairs(answers: pd.DataFrame, layout: ScoringLayout) -> pd.DataFrame:
                     {
                         **base_row,
                         "variant": variant,
-                        "n": len(common),
                         **_est("f1_diff", diff),
                         "mcnemar_p": test.p_value,
                         "n01": test.n01,
@@ -361,19 +363,25 @@ def _score_pairs(answers: pd.DataFrame, layout: ScoringLayout) -> pd.DataFrame:
                 frag = metrics.paired_disagreement_difference(
                     ma, mb, seed=layout.seed, n_boot=layout.n_boot
                 )
-                rows.append(
-                    {**base_row, "variant": "*", "n": len(common), **_est("fragility_diff", frag)}
-                )
+                rows.append({**base_row, "variant": "*", **_est("fragility_diff", frag)})
     return pd.DataFrame(rows)
 
 
 def score_answers(answers: pd.DataFrame, layout: ScoringLayout) -> ScoreTables:
     """Every published table from parsed answers; deterministic for the layout's seed."""
-    scores = _score_variants(answers, layout)
-    fragility, matrices = _score_families(answers, layout)
-    models = _score_models(answers, layout, matrices)
-    pairs = _score_pairs(answers, layout)
-    return ScoreTables(scores, fragility, models, pairs)
+    encoded = _encode(answers, layout)
+    matrices: dict[Group, Matrix] = {}
+    for group, index in _groups(encoded, ["model", "task", "family", "pipeline"]).items():
+        model, task, family, pipeline = group
+        matrices[(model, task, family, pipeline)] = _matrix(
+            encoded.iloc[index], layout.variants[family]
+        )
+    return ScoreTables(
+        scores=_score_variants(answers, encoded, layout),
+        fragility=_score_families(answers, matrices, layout),
+        models=_score_models(answers, matrices, layout),
+        pairs=_score_pairs(matrices, layout),
+    )
 
 
 def finite(value: Any) -> Any:
