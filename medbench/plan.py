@@ -201,7 +201,7 @@ def make_plan(
     stage = suite.describe
     diagnosers = sorted(stage.diagnosers) if stage is not None else []
     identities = {
-        m: resolve_identity(specs.models[m], specs.root, models_dir, hasher)
+        m: resolve_identity(specs.models[m], specs.root, models_dir, hasher, specs=specs)
         for m in [*model_ids, *diagnosers]
     }
     scored = list(family_ids)

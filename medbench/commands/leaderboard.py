@@ -170,7 +170,7 @@ def publish(
     models_dir = default_cache_path().parent / "models"
     for model_id in chosen:
         spec = spec_set.model(model_id)
-        identity = resolve_identity(spec, spec_set.root, models_dir)
+        identity = resolve_identity(spec, spec_set.root, models_dir, specs=spec_set)
         provenance = Provenance(
             revision=identity.revision,
             spec_hashes=_spec_hashes(spec_set, suite_spec, model_id),

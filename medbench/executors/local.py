@@ -18,7 +18,7 @@ def prepare_checkpoint(work: ModelWork) -> None:
     if spec.tiny is not None and folder is not None:
         from medbench.tiny import ensure_tiny_model
 
-        ensure_tiny_model(spec.tiny, folder)
+        ensure_tiny_model(spec.tiny, folder, training=work.identity.training)
 
 
 class LocalExecutor:
