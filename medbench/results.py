@@ -19,6 +19,8 @@ RESULT_FILES = (
     "layout.json",
     "summary.json",
 )
+PROBE_FILES = ("probe.csv", "ladder.csv", "tsne/")
+"""Written by the probe stage (`medbench run` on a suite with `probe:`)."""
 
 
 def _csv(frame: pd.DataFrame, path: Path) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -46,6 +46,19 @@ def _read_results(folder: Path) -> tuple[pd.DataFrame, dict[str, object]]:
         )
     answers = pd.read_parquet(folder / "answers.parquet")
     return answers, json.loads((folder / "layout.json").read_text(encoding="utf-8"))
+
+
+def _ladder(folder: Path, model: str) -> list[dict[str, Any]] | None:
+    """This model's knowledge-ladder rows, when the suite's probe stage wrote them."""
+    import pandas as pd
+
+    path = folder / "ladder.csv"
+    if not path.is_file():
+        return None
+    ladder = pd.read_csv(path, keep_default_na=False, na_values=[""])
+    rows = ladder[ladder["model"] == model].drop(columns="model")
+    plain = rows.astype(object).where(rows.notna(), None).to_dict("records")
+    return [{str(k): v for k, v in row.items()} for row in plain] or None
 
 
 def _dataset(specs: SpecSet, suite: SuiteSpec, answers: pd.DataFrame) -> DatasetInfo:
@@ -186,6 +199,7 @@ def publish(
             layout=layout,
             provenance=provenance,
             allow_test_models=allow_test_models,
+            ladder=_ladder(results / suite, model_id),
         )
         typer.echo(f"wrote {path}")
     typer.echo(f"Commit {out / suite}/ and open a pull request; CI runs `medbench verify`.")

@@ -110,6 +110,9 @@ def run(
     cache: CacheOpt = None,
     score: Annotated[bool, typer.Option(help="Score the suite after the run.")] = True,
     site: Annotated[bool, typer.Option(help="Build the local site after scoring.")] = True,
+    probe: Annotated[
+        bool, typer.Option(help="Run the suite's probe stage (vision-encoder embeddings).")
+    ] = True,
     results: Annotated[Path, typer.Option(help="Folder for score outputs.")] = Path("results"),
 ) -> None:
     """Run a suite: compute the answers the cache lacks, then score them and build the site."""
@@ -129,7 +132,8 @@ def run(
         if score:
             from medbench.commands.scoring import score_and_report
 
-            score_and_report(spec_set, the_plan, store, results, console)
+            probe_context = context if probe else None
+            score_and_report(spec_set, the_plan, store, results, console, probe_context)
     if score and site:
         from medbench.commands.scoring import build_local_site
 

@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from medbench.backends.base import BackendContext
 from medbench.commands.common import CacheOpt, SpecsArg, SuiteOpt, open_cache
 from medbench.loading import SpecSet
 from medbench.plan import Plan
@@ -74,10 +75,49 @@ def print_table(specs: SpecSet, plan: Plan, tables: Any, console: Console) -> No
     console.print(table)
 
 
+def print_ladder(ladder: Any, console: Console) -> None:
+    """The knowledge ladder's one-line readings, per model and task."""
+    shown = ladder[ladder["reading"].fillna("") != ""]
+    table = Table(title="knowledge ladder: where is the knowledge lost?")
+    for column in ("model", "task", "chance", "answers", "probe", "pixels", "reading"):
+        table.add_column(
+            column, justify="left" if column in {"model", "task", "reading"} else "right"
+        )
+
+    def num(value: Any) -> str:
+        return "-" if value is None or value != value else f"{value:.2f}"
+
+    for row in shown.to_dict("records"):
+        probe = max(
+            (
+                row.get(k)
+                for k in ("probe_vision_f1", "probe_projected_f1")
+                if row.get(k) == row.get(k)
+            ),
+            default=None,
+        )
+        table.add_row(
+            row["model"],
+            row["task"],
+            num(row["chance_f1"]),
+            num(row["direct_f1_mean"]),
+            num(probe),
+            num(row.get("pixel_f1")),
+            row["reading"],
+        )
+    console.print(table)
+
+
 def score_and_report(
-    specs: SpecSet, plan: Plan, cache: Any, results: Path, console: Console
+    specs: SpecSet,
+    plan: Plan,
+    cache: Any,
+    results: Path,
+    console: Console,
+    probe_context: BackendContext | None = None,
 ) -> Path:
-    """Score a plan's cached answers, write `results/<suite>/`, print the compact table."""
+    """Score a plan's cached answers, write `results/<suite>/`, print the compact table;
+    with `probe_context`, also run the suite's probe stage (it may load the models)."""
     from medbench.results import write_results
     from medbench.scoring import collect_answers, make_layout, score_answers
 
@@ -91,6 +131,13 @@ def score_and_report(
     test_models = [m for m in plan.models if specs.models[m].test_model]
     write_results(out, plan.suite.id, answers, tables, layout, test_models)
     print_table(specs, plan, tables, console)
+    if probe_context is not None and plan.suite.probe is not None:
+        from medbench.probe.ladder import run_probe_stage
+
+        ladder = run_probe_stage(
+            specs, plan, cache.path, answers, tables.scores, out, probe_context
+        )
+        print_ladder(ladder, console)
     if missing > 0:
         console.print(f"[yellow]{missing} planned answers are not in the cache yet: run the suite.")
     console.print(f"Scores written to {out}/")
