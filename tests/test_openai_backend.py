@@ -523,6 +523,7 @@ def test_backoff_is_full_jitter_under_an_exponential_bound(seed: int) -> None:
 
 
 def write_model(project: Path, url: str, **endpoint: Any) -> None:
+    endpoint.setdefault("snapshot", SNAPSHOT)  # pinned: planning asks the server nothing
     fields = "".join(f"  {name}: {value}\n" for name, value in endpoint.items())
     (project / "specs" / "models" / "fake-api.yaml").write_text(
         "schema_version: 1\nkind: model\nid: fake-api\ntitle: Fake API\nbackend: openai\n"
@@ -585,3 +586,25 @@ def test_run_with_an_unreachable_endpoint_stops_before_any_job(tmp_path: Path) -
         with pytest.raises(BackendError, match=r"^model fake-api: cannot reach the endpoint "):
             run(project, cache)
         assert cache.finished_keys() == set()
+
+
+def test_identity_asks_the_endpoint_for_its_snapshot_unless_pinned(
+    server: FakeServer, tmp_path: Path
+) -> None:
+    from medbench.identity import resolve_identity
+
+    project = make_project(tmp_path, models=("fake-api",))
+    write_model(project, server.url, snapshot=None)
+    (project / "specs/models/fake-api.yaml").write_text(
+        (project / "specs/models/fake-api.yaml").read_text().replace("  snapshot: None\n", "")
+    )
+    server.responder = lambda body: completion("ok", model="fake-model-2026-01-01")
+    spec = load_specs(project / "specs").models["fake-api"]
+    asked = resolve_identity(spec, project, tmp_path / "models")
+    assert asked.payload["weights"]["snapshot"] == "fake-model-2026-01-01"
+    assert asked.revision == "fake-model-2026-01-01"
+    pinned = spec.model_copy(update={"openai": spec.openai.model_copy(update={"snapshot": MODEL})})  # type: ignore[union-attr]
+    assert (
+        resolve_identity(pinned, project, tmp_path / "models").payload["weights"]["snapshot"]
+        is None
+    )
