@@ -8,8 +8,8 @@ import typer
 
 from medbench import __version__
 from medbench.commands import cache, leaderboard, runner, scoring, validate
-from medbench.commands.convert import convert_app
 from medbench.commands import parse as parse_cmd
+from medbench.commands.convert import convert_app
 from medbench.errors import MedbenchError, SpecError
 
 app = typer.Typer(
