@@ -114,11 +114,27 @@ def run(
         bool, typer.Option(help="Run the suite's probe stage (vision-encoder embeddings).")
     ] = True,
     results: Annotated[Path, typer.Option(help="Folder for score outputs.")] = Path("results"),
+    address: Annotated[
+        str | None,
+        typer.Option(
+            help="Ray cluster address for --executor ray (default: $RAY_ADDRESS or a "
+            "local Ray on 127.0.0.1)."
+        ),
+    ] = None,
+    ray_actors: Annotated[
+        int | None,
+        typer.Option(min=1, help="Ray actors (default: one per GPU, else 2 CPU actors)."),
+    ] = None,
 ) -> None:
     """Run a suite: compute the answers the cache lacks, then score them and build the site."""
     from medbench.run import run_suite
 
-    context = BackendContext(device=device, batch_size=parse_batch_size(batch_size))
+    extra = {"ray_address": address or "", "ray_actors": str(ray_actors or "")}
+    context = BackendContext(
+        device=device,
+        batch_size=parse_batch_size(batch_size),
+        extra={k: v for k, v in extra.items() if v},
+    )
     console = Console(stderr=True)
     with open_cache(cache) as store:
         spec_set, the_plan = build_plan(specs, suite, store, model, task, limit)
