@@ -13,11 +13,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from medbench.data import resolve_data_path, sha256_file
 from medbench.errors import BackendError
 from medbench.specs import ModelSpec
+from medbench.tiny.train import TrainingData, training_data
+
+if TYPE_CHECKING:
+    from medbench.loading import SpecSet
 
 TINY_RECIPE_VERSION = 1
 """Bump when the tiny-model builder changes what it writes for the same spec."""
@@ -34,6 +38,8 @@ class ModelIdentity:
     revision: str
     """The resolved revision: a commit sha, a checkpoint hash, or the backend's own name."""
     checkpoint_dir: Path | None = None
+    training: TrainingData | None = None
+    """For a trained tiny model: what it is fine-tuned on (the key holds its fingerprint)."""
 
 
 def _version(package: str) -> str:
@@ -109,8 +115,13 @@ def resolve_identity(
     root: Path,
     models_dir: Path,
     hasher: Callable[[Path], str] = sha256_file,
+    *,
+    specs: SpecSet | None = None,
 ) -> ModelIdentity:
-    """Resolve a model spec to its identity, without importing torch or loading weights."""
+    """Resolve a model spec to its identity, without importing torch or loading weights.
+
+    A trained tiny model needs `specs`: its training prompts and images are part of its identity.
+    """
     if spec.backend == "baseline":
         return ModelIdentity(
             {"backend": "baseline", "baseline": spec.baseline}, f"baseline:{spec.baseline}"
@@ -127,7 +138,19 @@ def resolve_identity(
             "torch": _version("torch"),
             "transformers": _version("transformers"),
         }
-        return ModelIdentity(_payload(spec, weights), f"tiny-r{TINY_RECIPE_VERSION}", folder)
+        training = None
+        if spec.tiny.train:
+            if specs is None:
+                raise BackendError(
+                    f"model {spec.id}: a trained tiny model's identity needs the spec set "
+                    "(its training data): pass `specs=` to resolve_identity"
+                )
+            training = training_data(
+                specs, spec, lambda model: tiny_checkpoint_dir(model, models_dir), hasher
+            )
+            weights["training"] = training.payload()
+        revision = f"tiny-r{TINY_RECIPE_VERSION}"
+        return ModelIdentity(_payload(spec, weights), revision, folder, training)
     if spec.path is not None:
         folder = resolve_data_path(spec.path, root)
         digest = checkpoint_hash(folder, hasher)

@@ -175,6 +175,21 @@ class TinySpec(_Spec):
     train_variants: tuple[VariantRef, ...] = ()
     """Prompt variants (`family/variant`) the demonstration model is trained on."""
     steps: int = Field(default=300, ge=0, le=5000)
+    """Optimizer steps of the fine-tuning."""
+    lr: float = Field(default=3e-3, gt=0.0, le=1.0)
+    """Peak AdamW learning rate (linear warm-up over the first tenth of the steps, then decay)."""
+    batch_size: int = Field(default=16, ge=1, le=256)
+    """Training examples per step."""
+    init_from: Id | None = None
+    """A trained tiny model of the same architecture whose weights this one starts from."""
+
+    @model_validator(mode="after")
+    def _training_fields(self) -> TinySpec:
+        if self.train and not self.train_variants:
+            raise ValueError("`train: true` needs `train_variants` (the wordings to learn)")
+        if self.init_from is not None and not self.train:
+            raise ValueError("`init_from` needs `train: true`")
+        return self
 
 
 class OpenAISpec(_Spec):

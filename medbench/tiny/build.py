@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from medbench.errors import BackendError
 from medbench.tiny.tokenizer import CHAT_TEMPLATES, GEMMA_SPECIALS, llama_tokenizer, train_tokenizer
+from medbench.tiny.train import TrainingData, train_tiny_model
 
 if TYPE_CHECKING:
     from medbench.specs import TinySpec
@@ -51,21 +52,73 @@ def marker(arch: Arch, seed: int) -> dict[str, Any]:
     }
 
 
-def ensure_tiny_model(spec: TinySpec, out_dir: Path) -> Path:
-    """Build the tiny model `spec` names into `out_dir` unless the folder already holds it."""
-    if spec.train:
-        raise BackendError("training tiny models is not implemented yet")
-    expected = marker(spec.arch, spec.seed)
-    if _read_marker(out_dir) == expected:
+def trained_marker(spec: TinySpec, training: TrainingData) -> dict[str, Any]:
+    """What `medbench_tiny.json` holds for a trained model, less its training log."""
+    return {
+        "arch": spec.arch,
+        "builder_version": BUILDER_VERSION,
+        "note": "demonstration weights: fine-tuned on the bundled sample images",
+        "schema_version": 1,
+        "seed": spec.seed,
+        "test_model": True,
+        "tiny": spec.model_dump(mode="json"),
+        "training": training.payload(),
+    }
+
+
+LOG_KEY = "log"
+"""The marker's training log (steps, loss curve): written down, not compared."""
+
+
+def ensure_tiny_model(
+    spec: TinySpec, out_dir: Path, *, training: TrainingData | None = None
+) -> Path:
+    """Build the tiny model `spec` names into `out_dir` unless the folder already holds it.
+
+    A trained model (`spec.train`) needs its `training` data, which the model's identity
+    carries; with `init_from`, the model it starts from is ensured first, in its own folder.
+    """
+    if spec.train and training is None:
+        raise BackendError(
+            "a trained tiny model needs its training data: resolve the model's identity with "
+            "the spec set and pass `training=identity.training`"
+        )
+    if not spec.train and training is not None:
+        raise BackendError("a random-weight tiny model (`train: false`) takes no training data")
+    expected = marker(spec.arch, spec.seed) if training is None else trained_marker(spec, training)
+    if _holds(out_dir, expected):
         return out_dir
+    if training is not None and training.start is not None:
+        start = training.start
+        ensure_tiny_model(start.spec, start.folder, training=start.training)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = out_dir.parent / f".{out_dir.name}.building-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     try:
-        build_tiny_model(spec.arch, staging, seed=spec.seed)
+        if training is None:
+            build_tiny_model(spec.arch, staging, seed=spec.seed)
+        else:
+            _train(spec, training, staging, expected)
         _replace_dir(staging, out_dir, expected)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return out_dir
+
+
+def _train(spec: TinySpec, training: TrainingData, staging: Path, expected: dict[str, Any]) -> None:
+    """Fine-tune from the start model (or a fresh random one) into `staging`, then mark it."""
+    from transformers.utils import logging as hf_logging
+
+    # medbench draws its own progress; transformers' per-save bars would interleave with it.
+    hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
+    if training.start is None:
+        build_tiny_model(spec.arch, staging, seed=spec.seed)
+        start_dir = staging
+    else:
+        start_dir = training.start.folder
+        staging.mkdir(parents=True)
+    log = train_tiny_model(start_dir, staging, spec, training.examples)
+    text = json.dumps({**expected, LOG_KEY: log.summary()}, sort_keys=True, indent=2)
+    (staging / MARKER).write_text(text + "\n")
 
 
 def _read_marker(folder: Path) -> Any:
@@ -73,6 +126,12 @@ def _read_marker(folder: Path) -> Any:
         return json.loads((folder / MARKER).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
+
+
+def _holds(folder: Path, expected: dict[str, Any]) -> bool:
+    """Whether `folder` holds the build `expected` describes (its training log aside)."""
+    found = _read_marker(folder)
+    return isinstance(found, dict) and {k: v for k, v in found.items() if k != LOG_KEY} == expected
 
 
 def _replace_dir(staging: Path, out_dir: Path, expected: dict[str, Any]) -> None:
@@ -85,7 +144,7 @@ def _replace_dir(staging: Path, out_dir: Path, expected: dict[str, Any]) -> None
         os.replace(staging, out_dir)
     except OSError:
         # Another process finished the same build first: keep its folder if it is the one we want.
-        if _read_marker(out_dir) != expected:
+        if not _holds(out_dir, expected):
             raise
 
 

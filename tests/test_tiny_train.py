@@ -1,0 +1,310 @@
+"""Tests of medbench.tiny.train: demonstration models fine-tuned on the sample images.
+
+The slow tests train the shipped quickstart pair with the shipped settings and measure what the
+quickstart shows: answers that parse on the trained wording, drift on the others, and a
+specialised model less fragile than its base.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from medbench.backends.base import BackendContext, Request
+from medbench.data import load_samples
+from medbench.errors import BackendError
+from medbench.identity import resolve_identity, tiny_checkpoint_dir
+from medbench.loading import SpecSet, load_specs
+from medbench.parsing import parse_answer
+from medbench.prompts import ImageRef, render
+from medbench.specs import ModelSpec, TinySpec
+from medbench.tiny import MARKER, TRAIN_RECIPE_VERSION, ensure_tiny_model, training_data
+from medbench.tiny import build as tiny_build
+from medbench.tiny.train import training_examples
+
+REPO = Path(__file__).resolve().parent.parent
+GENERAL, MED = "tiny-gemma3-general", "tiny-gemma3-med"
+SAMPLE_IMAGES = 176
+"""Sample images of the four tasks (16 per class)."""
+
+
+@pytest.fixture(scope="module")
+def specs() -> SpecSet:
+    return load_specs(REPO / "specs")
+
+
+def with_tiny(specs: SpecSet, model_id: str, **changes: Any) -> SpecSet:
+    """The spec set with one model's `tiny` block changed."""
+    model = specs.models[model_id]
+    assert model.tiny is not None
+    tiny = TinySpec.model_validate({**model.tiny.model_dump(), **changes})
+    return replace(
+        specs, models={**specs.models, model_id: model.model_copy(update={"tiny": tiny})}
+    )
+
+
+def folder_of(root: Path) -> Any:
+    return lambda model: tiny_checkpoint_dir(model, root)
+
+
+def test_training_examples_ask_every_sample_image_in_each_variant(specs: SpecSet) -> None:
+    tiny = specs.models[GENERAL].tiny
+    assert tiny is not None
+    examples = training_examples(specs, tiny)
+    assert len(examples) == SAMPLE_IMAGES * len(tiny.train_variants)
+    closed, finding = examples[:SAMPLE_IMAGES], examples[SAMPLE_IMAGES:]
+    names = {label.name for task in specs.tasks.values() for label in task.labels}
+    assert {e.target for e in closed} == names
+    assert {e.target for e in finding} == {"yes", "no"}
+    assert all(len(e.messages.images) == 1 for e in examples)
+    first = closed[0]
+    assert first.messages.text.startswith("What does this brain MRI show? Answer with one of:")
+    assert first.target == "glioma"
+
+
+def test_training_examples_refuse_a_lettered_variant(specs: SpecSet) -> None:
+    tiny = TinySpec(arch="gemma3", train=True, train_variants=("closed_diagnosis/lettered",))
+    message = (
+        "train variant closed_diagnosis/lettered: its answers are letters or free text; train "
+        "on variants answered with a label's name or yes/no"
+    )
+    with pytest.raises(BackendError, match=f"^{re.escape(message)}$"):
+        training_examples(specs, tiny)
+
+
+def test_tiny_spec_training_fields_are_checked_together() -> None:
+    with pytest.raises(ValueError, match=r"`train: true` needs `train_variants`"):
+        TinySpec(arch="gemma3", train=True)
+    with pytest.raises(ValueError, match=r"`init_from` needs `train: true`"):
+        TinySpec(arch="gemma3", init_from="tiny-gemma3-general")
+
+
+def test_training_data_starts_from_the_init_from_model(specs: SpecSet, tmp_path: Path) -> None:
+    data = training_data(specs, specs.models[MED], folder_of(tmp_path))
+    assert data.start is not None
+    assert data.start.spec == specs.models[GENERAL].tiny
+    assert data.start.folder == tiny_checkpoint_dir(specs.models[GENERAL], tmp_path)
+    assert data.start.training.start is None
+    assert len(data.examples) == SAMPLE_IMAGES * 11
+    payload = data.payload()
+    assert payload["recipe"] == TRAIN_RECIPE_VERSION
+    assert payload["start"]["training"] == data.start.training.payload()
+
+
+def test_training_data_refuses_an_init_from_loop(specs: SpecSet, tmp_path: Path) -> None:
+    looped = with_tiny(specs, GENERAL, init_from=MED)
+    message = f"model {MED}: `init_from` loops: {MED} -> {GENERAL} -> {MED}"
+    with pytest.raises(BackendError, match=f"^{re.escape(message)}$"):
+        training_data(looped, looped.models[MED], folder_of(tmp_path))
+
+
+def test_training_data_refuses_an_untrained_start(specs: SpecSet, tmp_path: Path) -> None:
+    odd = with_tiny(specs, MED, init_from="tiny-gemma3")
+    message = f"model {MED}: `init_from: tiny-gemma3` must name a trained tiny gemma3 model"
+    with pytest.raises(BackendError, match=f"^{re.escape(message)}$"):
+        training_data(odd, odd.models[MED], folder_of(tmp_path))
+
+
+def weights(specs: SpecSet, model_id: str, root: Path) -> Any:
+    return resolve_identity(specs.models[model_id], specs.root, root, specs=specs).payload[
+        "weights"
+    ]
+
+
+def test_identity_of_a_trained_model_holds_its_data_and_its_start(
+    specs: SpecSet, tmp_path: Path
+) -> None:
+    base = weights(specs, MED, tmp_path)
+    assert base["training"]["start"]["tiny"]["steps"] == 300
+    # What the start model learns changes the specialised model's weights, hence its identity.
+    assert weights(with_tiny(specs, GENERAL, steps=299), MED, tmp_path) != base
+    assert weights(with_tiny(specs, GENERAL, lr=0.002), MED, tmp_path) != base
+    family = specs.families["closed_diagnosis"]
+    variants = tuple(
+        v.model_copy(update={"template": v.template + " Be brief."}) if v.id == "plain" else v
+        for v in family.variants
+    )
+    reworded = replace(
+        specs,
+        families={**specs.families, family.id: family.model_copy(update={"variants": variants})},
+    )
+    assert weights(reworded, MED, tmp_path)["training"]["start"] != base["training"]["start"]
+    assert weights(specs, MED, tmp_path) == base
+
+
+def test_identity_of_a_trained_model_needs_the_spec_set(specs: SpecSet, tmp_path: Path) -> None:
+    message = (
+        f"model {GENERAL}: a trained tiny model's identity needs the spec set (its training "
+        "data): pass `specs=` to resolve_identity"
+    )
+    with pytest.raises(BackendError, match=f"^{re.escape(message)}$"):
+        resolve_identity(specs.models[GENERAL], specs.root, tmp_path)
+
+
+def test_ensure_tiny_model_needs_the_training_data(tmp_path: Path) -> None:
+    spec = TinySpec(arch="gemma3", train=True, train_variants=("closed_diagnosis/plain",))
+    message = (
+        "a trained tiny model needs its training data: resolve the model's identity with the "
+        "spec set and pass `training=identity.training`"
+    )
+    with pytest.raises(BackendError, match=f"^{re.escape(message)}$"):
+        ensure_tiny_model(spec, tmp_path / "trained")
+    assert list(tmp_path.iterdir()) == []
+
+
+def ensure(specs: SpecSet, model_id: str, root: Path) -> Path:
+    model = specs.models[model_id]
+    identity = resolve_identity(model, specs.root, root, specs=specs)
+    assert model.tiny is not None and identity.checkpoint_dir is not None
+    return ensure_tiny_model(model.tiny, identity.checkpoint_dir, training=identity.training)
+
+
+def test_ensure_trains_the_start_model_first_and_once(
+    specs: SpecSet, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tiny_models_dir: Path
+) -> None:
+    short = with_tiny(with_tiny(specs, GENERAL, steps=3), MED, steps=2)
+    folder = ensure(short, MED, tmp_path)
+    general = tiny_checkpoint_dir(short.models[GENERAL], tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([folder.name, general.name])
+    marker = json.loads((folder / MARKER).read_text())
+    assert marker["log"]["steps"] == 2
+    assert marker["training"]["start"]["tiny"]["steps"] == 3
+    assert json.loads((general / MARKER).read_text())["log"]["steps"] == 3
+
+    def fail(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("trained again")
+
+    monkeypatch.setattr(tiny_build, "train_tiny_model", fail)
+    assert ensure(short, MED, tmp_path) == folder
+
+
+def test_training_is_byte_identical_for_a_seed(
+    specs: SpecSet, tmp_path: Path, tiny_models_dir: Path
+) -> None:
+    short = with_tiny(specs, GENERAL, steps=20)
+    first = ensure(short, GENERAL, tmp_path / "a")
+    second = ensure(short, GENERAL, tmp_path / "b")
+    other = ensure(with_tiny(short, GENERAL, seed=1), GENERAL, tmp_path / "c")
+    names = sorted(p.name for p in first.iterdir())
+    assert names == sorted(p.name for p in second.iterdir())
+    for name in names:
+        assert (first / name).read_bytes() == (second / name).read_bytes(), name
+    weights_file = "model.safetensors"
+    assert (first / weights_file).read_bytes() != (other / weights_file).read_bytes()
+
+
+# The shipped pair, trained once with the shipped settings, answering every sample image.
+
+
+@pytest.fixture(scope="module")
+def shipped(specs: SpecSet, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    import torch
+
+    torch.set_num_threads(1)
+    root = tmp_path_factory.mktemp("trained")
+    return {model_id: ensure(specs, model_id, root) for model_id in (GENERAL, MED)}
+
+
+Answers = dict[str, dict[str, list[str]]]
+"""family -> variant -> answers (a label name, yes/no, refusal or unparseable), task by task."""
+
+
+def answers(specs: SpecSet, model: ModelSpec, folder: Path) -> tuple[Answers, Answers]:
+    """Every sample image asked in every variant: parsed answers and the true answers."""
+    from medbench.backends.hf import HFBackend
+
+    backend = HFBackend(model, BackendContext(device="cpu", batch_size=16, checkpoint_dir=folder))
+    parsed: Answers = {}
+    truth: Answers = {}
+    try:
+        for family in (specs.families["closed_diagnosis"], specs.families["finding_present"]):
+            for task in (specs.tasks[t] for t in sorted(specs.tasks)):
+                samples = load_samples(task, "sample", specs.root)
+                aliases = {label.name: label.aliases for label in task.labels}
+                for variant in family.variants:
+                    rendered = [
+                        render(family, variant, task, (ImageRef(str(s.path), s.sha256),))
+                        for s in samples
+                    ]
+                    outputs = backend.generate(
+                        [Request(str(i), r.messages) for i, r in enumerate(rendered)]
+                    )
+                    for r, s, out in zip(rendered, samples, outputs, strict=True):
+                        label = next(x for x in task.labels if x.id == s.label)
+                        right = label.name
+                        if family.answer == "yes_no":
+                            right = "yes" if label.positive else "no"
+                        got = parse_answer(
+                            out.text or "",
+                            r.options,
+                            lettered=r.lettered,
+                            aliases=aliases if family.answer == "label" else None,
+                        )
+                        answer = got.label if got.status == "answer" else got.status
+                        parsed.setdefault(family.id, {}).setdefault(variant.id, []).append(
+                            str(answer)
+                        )
+                        truth.setdefault(family.id, {}).setdefault(variant.id, []).append(right)
+    finally:
+        backend.close()
+    return parsed, truth
+
+
+def share(values: list[bool]) -> float:
+    return sum(values) / len(values)
+
+
+def disagreement(by_variant: dict[str, list[str]]) -> float:
+    """Mean over variant pairs of the share of images answered differently."""
+    pairs = list(itertools.combinations(sorted(by_variant), 2))
+    return sum(
+        share([a != b for a, b in zip(by_variant[x], by_variant[y], strict=True)]) for x, y in pairs
+    ) / len(pairs)
+
+
+@pytest.mark.slow
+def test_trained_general_model_learns_its_wording_and_drifts_on_others(
+    specs: SpecSet, shipped: dict[str, Path]
+) -> None:
+    log = json.loads((shipped[GENERAL] / MARKER).read_text())["log"]
+    assert log["steps"] == 300
+    assert log["loss_curve"][-1] < log["loss_curve"][0] / 10
+    parsed, truth = answers(specs, specs.models[GENERAL], shipped[GENERAL])
+    closed = parsed["closed_diagnosis"]
+    invalid = {"refusal", "unparseable"}
+    # Measured on the 176 sample images: 100% of the answers to the trained wording are a
+    # label, 70% the right one (chance is 25-50%).
+    assert share([a not in invalid for a in closed["plain"]]) >= 0.9
+    assert (
+        share(
+            [
+                a == t
+                for a, t in zip(closed["plain"], truth["closed_diagnosis"]["plain"], strict=True)
+            ]
+        )
+        >= 0.5
+    )
+    # Measured: 18% (guided) and 7% (terse) of the answers are a label; disagreement 0.61
+    # (closed diagnosis) and 0.42 (yes/no).
+    assert share([a not in invalid for a in closed["guided"]]) < 0.5
+    assert disagreement(closed) > 0.3
+    assert disagreement(parsed["finding_present"]) > 0.1
+
+
+@pytest.mark.slow
+def test_trained_specialised_model_is_less_fragile_than_its_base(
+    specs: SpecSet, shipped: dict[str, Path]
+) -> None:
+    general, _ = answers(specs, specs.models[GENERAL], shipped[GENERAL])
+    med, truth = answers(specs, specs.models[MED], shipped[MED])
+    for family in ("closed_diagnosis", "finding_present"):
+        # Measured: closed diagnosis 0.61 -> 0.12, yes/no 0.42 -> 0.05.
+        assert disagreement(med[family]) < disagreement(general[family]) / 2
+    closed, right = med["closed_diagnosis"], truth["closed_diagnosis"]
+    assert share([a == t for a, t in zip(closed["guided"], right["guided"], strict=True)]) > 0.6
