@@ -94,6 +94,26 @@ def checkpoint_hash(folder: Path, hasher: Callable[[Path], str] = sha256_file) -
     return digest.hexdigest()
 
 
+_SNAPSHOTS: dict[tuple[str, str], str | None] = {}
+
+
+def served_snapshot(spec: ModelSpec) -> str | None:
+    """The model name an OpenAI-compatible endpoint reports for `spec` (one 1-token request,
+    remembered for the process). Pin `openai.snapshot` to plan without the endpoint."""
+    assert spec.openai is not None
+    where = (spec.openai.base_url, spec.openai.model)
+    if where not in _SNAPSHOTS:
+        from medbench.backends.base import BackendContext
+        from medbench.backends.openai_api import OpenAIBackend
+
+        backend = OpenAIBackend(spec, BackendContext())
+        try:
+            _SNAPSHOTS[where] = backend.probe()
+        finally:
+            backend.close()
+    return _SNAPSHOTS[where]
+
+
 def tiny_checkpoint_dir(spec: ModelSpec, models_dir: Path) -> Path:
     """Where a tiny model is built: named by the spec's id and a hash of its recipe."""
     assert spec.tiny is not None
@@ -128,8 +148,14 @@ def resolve_identity(
         )
     if spec.backend == "openai":
         assert spec.openai is not None
-        endpoint = {"base_url": spec.openai.base_url, "model": spec.openai.model}
-        return ModelIdentity(_payload(spec, endpoint), spec.openai.model)
+        snapshot = spec.openai.snapshot or served_snapshot(spec)
+        endpoint = {
+            "base_url": spec.openai.base_url,
+            "model": spec.openai.model,
+            # the name the server reports, when it differs: a new snapshot is a new model
+            "snapshot": snapshot if snapshot != spec.openai.model else None,
+        }
+        return ModelIdentity(_payload(spec, endpoint), snapshot or spec.openai.model)
     if spec.tiny is not None:
         folder = tiny_checkpoint_dir(spec, models_dir)
         weights: dict[str, Any] = {

@@ -202,6 +202,9 @@ class OpenAISpec(_Spec):
     timeout_s: float = Field(default=60.0, gt=0, le=3600)
     max_concurrency: int = Field(default=4, ge=1, le=256)
     max_retries: int = Field(default=5, ge=0, le=20)
+    snapshot: str | None = Field(default=None, min_length=1, max_length=200)
+    """The model snapshot the server reports (e.g. a dated name). Pinned here, it goes into
+    the cache key as is; left out, medbench asks the endpoint for it before planning."""
 
 
 class ModelSpec(_Spec):

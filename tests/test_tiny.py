@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 import torch
 
-from medbench.errors import BackendError
 from medbench.specs import TinySpec
 from medbench.tiny import (
     CHAT_TEMPLATES,
@@ -226,12 +225,6 @@ def test_ensure_tiny_model_keeps_an_old_folder_when_a_rebuild_crashes(
         ensure_tiny_model(TinySpec(arch="text", seed=5), folder)
     assert json.loads((folder / MARKER).read_text())["seed"] == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["text"]
-
-
-def test_ensure_tiny_model_training_is_not_implemented(tmp_path: Path) -> None:
-    with pytest.raises(BackendError, match=r"^training tiny models is not implemented yet$"):
-        ensure_tiny_model(TinySpec(arch="llava", train=True), tmp_path / "trained")
-    assert list(tmp_path.iterdir()) == []
 
 
 def test_import_medbench_tiny_does_not_import_torch() -> None:
