@@ -76,36 +76,21 @@ def print_table(specs: SpecSet, plan: Plan, tables: Any, console: Console) -> No
 
 
 def print_ladder(ladder: Any, console: Console) -> None:
-    """The knowledge ladder's one-line readings, per model and task."""
-    shown = ladder[ladder["reading"].fillna("") != ""]
-    table = Table(title="knowledge ladder: where is the knowledge lost?")
-    for column in ("model", "task", "chance", "answers", "probe", "pixels", "reading"):
-        table.add_column(
-            column, justify="left" if column in {"model", "task", "reading"} else "right"
-        )
+    """The knowledge ladder of each probed model and task, with its one-line reading."""
 
     def num(value: Any) -> str:
         return "-" if value is None or value != value else f"{value:.2f}"
 
-    for row in shown.to_dict("records"):
-        probe = max(
-            (
-                row.get(k)
-                for k in ("probe_vision_f1", "probe_projected_f1")
-                if row.get(k) == row.get(k)
-            ),
-            default=None,
+    console.print("[bold]Knowledge ladder[/] (macro-F1: chance, answers, best probe, pixels)")
+    probed = ladder[ladder["probe_vision_f1"].notna() | ladder["probe_projected_f1"].notna()]
+    for row in probed.to_dict("records"):
+        probes = [row[k] for k in ("probe_vision_f1", "probe_projected_f1") if row[k] == row[k]]
+        console.print(
+            f"  {row['model']} / {row['task']}: chance {num(row['chance_f1'])}, "
+            f"answers {num(row['direct_f1_mean'])}, probe {num(max(probes))}, "
+            f"pixels {num(row['pixel_f1'])}: {row['reading']}",
+            highlight=False,
         )
-        table.add_row(
-            row["model"],
-            row["task"],
-            num(row["chance_f1"]),
-            num(row["direct_f1_mean"]),
-            num(probe),
-            num(row.get("pixel_f1")),
-            row["reading"],
-        )
-    console.print(table)
 
 
 def score_and_report(
@@ -122,9 +107,12 @@ def score_and_report(
     from medbench.scoring import collect_answers, make_layout, score_answers
 
     answers = collect_answers(specs, plan, cache)
-    missing = len({(j.model, j.task, j.family, j.variant, j.sample) for j in plan.jobs}) - len(
-        answers
-    )
+    planned = {
+        (j.evaluated, j.task, j.family, j.variant, j.pipeline, j.sample)
+        for j in plan.jobs
+        if specs.families[j.family].answer != "text"
+    }
+    missing = len(planned) - len(answers)
     layout = make_layout(specs, plan)
     tables = score_answers(answers, layout)
     out = results / plan.suite.id
