@@ -53,6 +53,8 @@ def project_for(tmp: Path, model: str) -> Path:
     project = make_project(
         tmp / model, tasks=("brain_tumor_mri",), models=(model,), limit_per_class=16
     )
+    for trained in (project / "specs/models").glob("tiny-gemma3-*.yaml"):
+        trained.unlink()  # they train on variants this cut-down family no longer has
     family = project / "specs/prompts/closed_diagnosis.yaml"
     text = family.read_text()
     plain = text[text.index("  - id: plain") : text.index("  - id: guided")]
