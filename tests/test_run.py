@@ -176,3 +176,30 @@ def test_run_batch_size_does_not_change_answers(project: Path, tmp_path: Path) -
             stored = cache.get_many(j.key for j in plan.jobs)
             answers.append([stored[j.key].output for j in plan.jobs])
     assert answers[0] == answers[1]
+
+
+def test_check_batch_invariance_reports_no_flip_for_greedy_decoding(
+    project: Path, tmp_path: Path
+) -> None:
+    from typer.testing import CliRunner
+
+    from medbench.cli import app
+
+    result = CliRunner().invoke(
+        app,
+        [
+            "check",
+            "batch-invariance",
+            "--model",
+            "tiny-llava",
+            "--suite",
+            "t",
+            "--n",
+            "12",
+            "--cache",
+            str(tmp_path / "c.sqlite"),
+            str(project / "specs"),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert result.output.strip().endswith("12 jobs, 0 differ between batch 1 and batch 8.")
