@@ -5,23 +5,21 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import sqlite3
-import time
 from collections.abc import Iterable, Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from medbench import __version__
-from medbench.errors import CacheError
+from medbench.store import open_store, transaction
 
 CACHE_FORMAT = 1
 """Part of every content key and of the database: bump when either changes meaning."""
 CACHE_ENV = "MEDBENCH_CACHE"
 
 _SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS answers (
     key TEXT PRIMARY KEY,
     model TEXT NOT NULL,
@@ -100,36 +98,17 @@ class Cache:
         self.path = path
         self._known_hashes: dict[str, tuple[int, int, str]] | None = None
         self._new_hashes: list[tuple[str, int, int, str]] = []
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(path, timeout=60.0, isolation_level=None)
-            self._db.execute("PRAGMA busy_timeout = 60000")
-            self._db.execute("PRAGMA journal_mode = WAL")
-            self._db.execute("PRAGMA synchronous = NORMAL")
-            with self.transaction():
-                for statement in _SCHEMA.split(";"):
-                    if statement.strip():
-                        self._db.execute(statement)
-                self._check_format()
-        except sqlite3.Error as e:
-            raise CacheError(
-                f"{path}: cannot open the answer cache ({e}). Pass another file with --cache "
-                f"or set {CACHE_ENV}."
-            ) from e
+        self._db = open_store(
+            path,
+            _SCHEMA,
+            CACHE_FORMAT,
+            "answer cache",
+            f"Use a new cache file (--cache) or set {CACHE_ENV}; or delete this one.",
+        )
 
-    def _check_format(self) -> None:
-        row = self._db.execute("SELECT value FROM meta WHERE name = 'format'").fetchone()
-        if row is None:
-            self._db.execute("INSERT INTO meta VALUES ('format', ?)", (str(CACHE_FORMAT),))
-        elif row[0] != str(CACHE_FORMAT):
-            raise CacheError(
-                f"{self.path}: cache format {row[0]}, this medbench uses {CACHE_FORMAT}. "
-                f"Use a new cache file (--cache) or delete this one."
-            )
-
-    def transaction(self) -> _Transaction:
+    def transaction(self) -> AbstractContextManager[None]:
         """A write transaction taken eagerly (BEGIN IMMEDIATE), committed on exit."""
-        return _Transaction(self._db)
+        return transaction(self._db)
 
     def close(self) -> None:
         self._db.close()
@@ -213,21 +192,3 @@ class Cache:
                     "INSERT OR REPLACE INTO file_hashes VALUES (?, ?, ?, ?)", self._new_hashes
                 )
             self._new_hashes = []
-
-
-class _Transaction:
-    def __init__(self, db: sqlite3.Connection) -> None:
-        self._db = db
-
-    def __enter__(self) -> None:
-        for attempt in range(50):
-            try:
-                self._db.execute("BEGIN IMMEDIATE")
-                return
-            except sqlite3.OperationalError as e:
-                if "locked" not in str(e) or attempt == 49:
-                    raise
-                time.sleep(0.1)
-
-    def __exit__(self, exc_type: object, *rest: object) -> None:
-        self._db.execute("ROLLBACK" if exc_type else "COMMIT")

@@ -9,10 +9,7 @@ missing.
 
 from __future__ import annotations
 
-import sqlite3
-import time
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -23,9 +20,9 @@ import numpy as np
 from medbench.backends.base import BackendContext
 from medbench.cache import content_key
 from medbench.data import Sample
-from medbench.errors import CacheError
 from medbench.identity import ModelIdentity
 from medbench.specs import ModelSpec
+from medbench.store import open_store, transaction
 
 EMBED_FORMAT = 1
 """Part of every embedding key and of the store: bump when either changes meaning."""
@@ -33,7 +30,6 @@ STORE_NAME = "embeddings.sqlite"
 KINDS = ("vision", "projected")
 
 _SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS embeddings (
     key TEXT PRIMARY KEY,
     model TEXT NOT NULL,
@@ -60,53 +56,18 @@ def embedding_key(kind: str, identity: ModelIdentity, image_sha256: str) -> str:
     )
 
 
-@contextmanager
-def _transaction(db: sqlite3.Connection) -> Iterator[None]:
-    """A write transaction taken eagerly (BEGIN IMMEDIATE), committed on success."""
-    for attempt in range(50):
-        try:
-            db.execute("BEGIN IMMEDIATE")
-            break
-        except sqlite3.OperationalError as e:
-            if "locked" not in str(e) or attempt == 49:
-                raise
-            time.sleep(0.1)
-    try:
-        yield
-    except BaseException:
-        db.execute("ROLLBACK")
-        raise
-    db.execute("COMMIT")
-
-
 class EmbeddingStore:
     """Embedding vectors as float16 blobs; safe for several processes (WAL, busy timeout)."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(path, timeout=60.0, isolation_level=None)
-            self._db.execute("PRAGMA busy_timeout = 60000")
-            self._db.execute("PRAGMA journal_mode = WAL")
-            self._db.execute("PRAGMA synchronous = NORMAL")
-            with _transaction(self._db):
-                for statement in _SCHEMA.split(";"):
-                    if statement.strip():
-                        self._db.execute(statement)
-                self._check_format()
-        except sqlite3.Error as e:
-            raise CacheError(f"{path}: cannot open the embedding store ({e}).") from e
-
-    def _check_format(self) -> None:
-        row = self._db.execute("SELECT value FROM meta WHERE name = 'format'").fetchone()
-        if row is None:
-            self._db.execute("INSERT INTO meta VALUES ('format', ?)", (str(EMBED_FORMAT),))
-        elif row[0] != str(EMBED_FORMAT):
-            raise CacheError(
-                f"{self.path}: embedding store format {row[0]}, this medbench uses "
-                f"{EMBED_FORMAT}. Delete this file; embeddings are extracted again."
-            )
+        self._db = open_store(
+            path,
+            _SCHEMA,
+            EMBED_FORMAT,
+            "embedding store",
+            "Delete this file; embeddings are extracted again.",
+        )
 
     def close(self) -> None:
         self._db.close()
@@ -138,7 +99,7 @@ class EmbeddingStore:
             (key, model, kind, sha, int(v.size), "float16", as_float16(v).tobytes(), created)
             for key, model, kind, sha, v in rows
         ]
-        with _transaction(self._db):
+        with transaction(self._db):
             self._db.executemany(
                 "INSERT OR IGNORE INTO embeddings VALUES (?, ?, ?, ?, ?, ?, ?, ?)", values
             )
