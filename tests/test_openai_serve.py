@@ -133,3 +133,52 @@ def test_openai_backend_answers_through_transformers_serve(
     assert all(isinstance(output.text, str) for output in outputs)
     assert outputs[0].text == outputs[2].text  # greedy decoding: the same question, the same answer
     assert served_model == f"{model}@main"  # the server names the checkpoint and its revision
+
+
+@pytest.mark.parametrize("served", ["text"], indirect=True)
+def test_describe_pipeline_diagnoses_through_transformers_serve(
+    served: tuple[str, Path], tmp_path: Path
+) -> None:
+    from rich.console import Console
+
+    from medbench.cache import Cache
+    from medbench.commands.scoring import score_and_report
+    from medbench.loading import load_specs
+    from medbench.plan import make_plan
+    from medbench.run import run_suite
+    from tests.spec_tree import make_project
+
+    url, model = served
+    project = make_project(tmp_path, models=("tiny-llava",), limit_per_class=1)
+    (project / "specs/models/served-text.yaml").write_text(
+        "schema_version: 1\nkind: model\nid: served-text\ntitle: Served tiny text model\n"
+        "backend: openai\nfamily: llama\ntext_only: true\n"
+        f"openai: {{base_url: '{url}', model: '{model}', timeout_s: 120, max_concurrency: 2}}\n"
+        "generation: {max_new_tokens: 6}\n"
+    )
+    suite = project / "specs/suites/t.yaml"
+    suite.write_text(
+        suite.read_text() + "describe:\n  family: describe_findings\n"
+        "  diagnosers: [served-text]\n  diagnose_families: [closed_diagnosis]\n"
+    )
+    specs = load_specs(project / "specs")
+    with Cache(tmp_path / "c.sqlite") as cache:
+        plan = make_plan(specs, "t", models_dir=tmp_path / "models", hasher=cache.hash_file)
+        first = run_suite(plan, specs, cache, progress=False)
+        diagnoses = [j for j in plan.jobs if j.model == "served-text"]
+        assert len(diagnoses) == 2 * 2 * 7  # images x describe variants x closed variants
+        assert first.failed == 0
+        out = score_and_report(specs, plan, cache, tmp_path / "results", Console(quiet=True))
+        again = run_suite(
+            make_plan(specs, "t", models_dir=tmp_path / "models", hasher=cache.hash_file),
+            specs,
+            cache,
+            progress=False,
+        )
+    import pandas as pd
+
+    answers = pd.read_parquet(out / "answers.parquet")
+    described = answers[answers.pipeline.str.startswith("described/")]
+    assert len(described) == len(diagnoses)
+    assert set(described.model) == {"tiny-llava"}
+    assert (again.ran, again.failed) == (0, 0)  # a second run makes no request
