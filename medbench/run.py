@@ -70,14 +70,15 @@ def load_executor(name: str) -> Executor:
 
 
 def pending_work(
-    plan: Plan, specs: SpecSet, cache: Cache
+    plan: Plan, specs: SpecSet, cache: Cache, jobs: Sequence[Job] | None = None
 ) -> tuple[list[ModelWork], list[Job], int]:
-    """Cache misses grouped by model, one request per distinct key; and the jobs per key."""
+    """Cache misses of `jobs` (default: the whole plan) grouped by model, one request per
+    distinct key; the first job of each key; and how many jobs were cached."""
     done = cache.finished_keys()
     work: dict[str, list[Request]] = {}
     first_job: dict[str, Job] = {}
     cached = 0
-    for job in plan.jobs:
+    for job in plan.jobs if jobs is None else jobs:
         if job.key in done:
             cached += 1
             continue
@@ -147,23 +148,28 @@ def run_suite(
     progress: bool = True,
 ) -> RunSummary:
     """Run a plan; with a describe stage, then run the diagnoses of the new descriptions."""
-    summary = run_plan(
-        plan, specs, cache, context=context, executor=executor, console=console, progress=progress
-    )
+    options: dict[str, Any] = {
+        "context": context,
+        "executor": executor,
+        "console": console,
+        "progress": progress,
+    }
+    summary = run_plan(plan, specs, cache, **options)
     if plan.suite.describe is None or summary.interrupted:
         return summary
     from medbench.plan import attach_diagnoses
 
+    before = len(plan.jobs)
     attach_diagnoses(plan, specs, cache)
-    second = run_plan(
-        plan, specs, cache, context=context, executor=executor, console=console, progress=progress
-    )
-    second.failures.update(summary.failures)
-    second.ran += summary.ran
-    second.failed += summary.failed
-    second.cached -= summary.ran + summary.failed
-    second.seconds += summary.seconds
-    return second
+    second = run_plan(plan, specs, cache, jobs=plan.jobs[before:], **options)
+    summary.planned = len(plan.jobs)
+    summary.cached += second.cached
+    summary.ran += second.ran
+    summary.failed += second.failed
+    summary.failures.update(second.failures)
+    summary.seconds += second.seconds
+    summary.interrupted = second.interrupted
+    return summary
 
 
 def run_plan(
@@ -175,14 +181,17 @@ def run_plan(
     executor: str = "local",
     console: Console | None = None,
     progress: bool = True,
+    jobs: Sequence[Job] | None = None,
 ) -> RunSummary:
-    """Answer every job of the plan that the cache lacks; store each batch as it finishes."""
+    """Answer every job of the plan (or of `jobs`) that the cache lacks; store each batch
+    as it finishes."""
     console = console or Console(stderr=True)
     context = context or BackendContext()
     started = time.perf_counter()
-    work, jobs, cached = pending_work(plan, specs, cache)
-    job_of = {job.key: job for job in jobs}
-    summary = RunSummary(planned=len(plan.jobs), cached=cached)
+    chosen = plan.jobs if jobs is None else jobs
+    work, first_jobs, cached = pending_work(plan, specs, cache, chosen)
+    job_of = {job.key: job for job in first_jobs}
+    summary = RunSummary(planned=len(chosen), cached=cached)
     todo = sum(len(w.requests) for w in work)
     stop = _StopFlag(console)
     with _progress(console, progress) as bar, stop.installed():
