@@ -129,6 +129,9 @@ def _check_model(
 ) -> Iterator[Issue]:
     if model.base is not None and model.base not in known["model"]:
         yield _unknown(doc, ("base",), "model", model.base, known["model"])
+    start = model.tiny.init_from if model.tiny else None
+    if start is not None and start not in known["model"]:
+        yield _unknown(doc, ("tiny", "init_from"), "model", start, known["model"])
     for i, ref in enumerate(model.tiny.train_variants if model.tiny else ()):
         family_id, variant_id = ref.split("/")
         loc = ("tiny", "train_variants", i)
