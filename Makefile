@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# Extra pip arguments for torch, e.g. a CPU-only wheel index on hosted CI runners.
+TORCH_PIP_ARGS ?=
 export HF_HUB_OFFLINE ?= 1
 export TRANSFORMERS_NO_ADVISORY_WARNINGS ?= 1
 
@@ -12,7 +14,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	# The CPU build of torch first, pinned, so that no resolver pulls a multi-GB CUDA build.
-	$(BIN)/pip install --quiet "torch==2.13.0"
+	$(BIN)/pip install --quiet "torch==2.13.0" $(TORCH_PIP_ARGS)
 	$(BIN)/pip install --quiet -e ".[dev,ray]"
 	touch $(STAMP)
 
