@@ -82,6 +82,7 @@ class Plan:
     """The suite's models in this plan (identities also holds the diagnosers)."""
     diagnoses: dict[str, Messages] = field(default_factory=dict)
     """Content key of a diagnose job -> its text-only messages."""
+    _by_id: dict[tuple[str, str], Sample] = field(default_factory=dict, repr=False)
 
     def request(self, job: Job) -> Request:
         """The backend request of a job: messages with the sample's image, or the description."""
@@ -106,13 +107,11 @@ class Plan:
         )
 
     def _sample(self, task: str, sample_id: str) -> Sample:
-        index = self.__dict__.setdefault("_index", {})
-        if not index:
-            for task_id, samples in self.samples.items():
-                for s in samples:
-                    index[(task_id, s.id)] = s
-        found: Sample = index[(task, sample_id)]
-        return found
+        if not self._by_id:
+            self._by_id.update(
+                ((task_id, s.id), s) for task_id, samples in self.samples.items() for s in samples
+            )
+        return self._by_id[(task, sample_id)]
 
 
 def limit_samples(samples: list[Sample], limit: int | None) -> list[Sample]:
