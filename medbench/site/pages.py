@@ -1,154 +1,37 @@
-"""The static leaderboard: gather and validate records, clean the output folder, render pages.
-
-Every file is rendered into memory first, so a bad record or a template error leaves an
-existing output folder untouched. Builds are byte-reproducible: sorted inputs, no
-timestamp but one build date (the newest record's date), SVG charts with a fixed hash salt
-and no date. Each table is a list of plain rows (also its CSV and JSON download) and a list
-of columns saying how to show them.
-"""
+"""Page builders: rankings, model, task and methods pages from the records."""
 
 from __future__ import annotations
 
-import contextlib
 import csv
-import html
-import http.server
 import io
 import json
-import os
-import re
-import shutil
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
-from functools import partial
-from pathlib import Path
+from collections.abc import Callable
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from medbench import __version__
-from medbench.errors import MedbenchError
 from medbench.loading import SpecSet
-from medbench.records import Record, Scalar, load_records
-
-SITE_DIR = Path(__file__).resolve().parent.parent / "site"
-"""The repository's `site/` folder: `templates/` (Jinja2) and `static/` (CSS, JS, icon)."""
-Data = list[dict[str, Scalar]]
-FAMILY_METRICS = (
-    "disagreement",
-    "flip_rate",
-    "refusal_flip_rate",
-    "fleiss_kappa",
-    "spread",
-    "worst_f1",
+from medbench.records import Record, Scalar
+from medbench.site.charts import heatmap_svg
+from medbench.site.layout import (
+    FAMILY_METRICS,
+    SITE_DIR,
+    Cell,
+    Col,
+    Data,
+    IndexPage,
+    ModelPage,
+    Page,
+    Section,
+    Table,
+    TaskPage,
+    mean,
+    num,
+    title_of,
 )
 
 
-@dataclass(frozen=True)
-class Col:
-    """How to show one column: `text`, `int`, `num`, `est` (value [lo, hi]), `model` or `head`."""
-
-    label: str
-    key: str
-    kind: str = "num"
-    task: str | None = None
-    """The task of a per-task column (the index's task filter hides it)."""
-
-    @property
-    def numeric(self) -> bool:
-        return self.kind in ("int", "num", "est")
-
-
-@dataclass(frozen=True)
-class Cell:
-    text: str
-    sort: str | None = None
-    ci: str | None = None
-    href: str | None = None
-    badge: str | None = None
-    header: bool = False
-    task: str | None = None
-
-
-@dataclass(frozen=True)
-class Table:
-    """A server-side sorted table with its caption and its CSV and JSON downloads."""
-
-    id: str
-    caption: str
-    columns: list[Col]
-    rows: list[tuple[str | None, list[Cell]]]
-    """(task of the row for the filter, cells)."""
-    sorted_by: int
-    order: str
-    csv: str
-    json: str
-    note: str = ""
-
-
-@dataclass(frozen=True)
-class Section:
-    """One suite's part of a page."""
-
-    suite: str
-    tables: list[Table]
-    facts: list[tuple[str, str]] = field(default_factory=list)
-    chart: str | None = None
-    chart_alt: str = ""
-    test_models: bool = False
-
-
-@dataclass(frozen=True)
-class Page:
-    """What every template sees as `page`; subclasses add their own fields."""
-
-    title: str
-    root: str
-    """The relative path back to the site root: `` or `../`."""
-    build_date: str
-    version: str
-    sections: list[Section]
-
-
-@dataclass(frozen=True)
-class IndexPage(Page):
-    tasks: list[tuple[str, str]]
-    """(id, title) of every task: the task filter and the task links."""
-
-
-@dataclass(frozen=True)
-class ModelPage(Page):
-    test_model: bool
-    description: str
-    facts: list[tuple[str, str]]
-
-
-@dataclass(frozen=True)
-class TaskPage(Page):
-    facts: list[tuple[str, str]]
-
-
-@dataclass(frozen=True)
-class MethodsPage(Page):
-    n_boot: list[int]
-
-
-def num(value: Scalar, digits: int = 3) -> str:
-    if value is None or isinstance(value, bool | str):
-        return "–" if value is None else str(value)
-    return f"{value:.{digits}f}"
-
-
-def mean(values: Iterable[Scalar]) -> float | None:
-    numbers = [float(v) for v in values if isinstance(v, int | float) and not isinstance(v, bool)]
-    return sum(numbers) / len(numbers) if numbers else None
-
-
-def title_of(record: Record) -> str:
-    title = record.model.get("title")
-    return title if isinstance(title, str) and title else record.model_id
-
-
-class _Site:
+class Site:
     """The output being assembled in memory (relative path -> bytes) and what pages share."""
 
     def __init__(self, records: list[Record], specs: SpecSet | None) -> None:
@@ -243,7 +126,7 @@ def _per_task(record: Record, table: str, name: str, pipeline: Scalar, task: str
     )
 
 
-def _ranking(site: _Site, suite: str, records: list[Record], tasks: list[str], by: str) -> Table:
+def _ranking(site: Site, suite: str, records: list[Record], tasks: list[str], by: str) -> Table:
     """Models ranked by fragility index (lowest first) or by mean `f1_all` (highest first)."""
     first, second = ["fragility_index", "mean_f1_all"][:: 1 if by == "fragility" else -1]
     table, metric = ("fragility", "disagreement") if by == "fragility" else ("scores", "f1_all")
@@ -292,7 +175,7 @@ def _triple(name: str) -> list[str]:
     return [name, f"{name}_lo", f"{name}_hi"]
 
 
-def _pairs(site: _Site, name: str, root: str, suite: str, model: str | None = None) -> Table | None:
+def _pairs(site: Site, name: str, root: str, suite: str, model: str | None = None) -> Table | None:
     """Medical model minus its base: reference variant's F1 difference, fragility difference."""
     data: Data = []
     for record in site.records:
@@ -331,7 +214,7 @@ def _pairs(site: _Site, name: str, root: str, suite: str, model: str | None = No
     return site.table(name, root, caption, columns, data, row_task=True)
 
 
-def _index(site: _Site, suites: dict[str, list[Record]]) -> None:
+def index_page(site: Site, suites: dict[str, list[Record]]) -> None:
     sections = []
     for suite, records in suites.items():
         tasks = [t for t in site.tasks if any(t in r.tasks for r in records)]
@@ -379,7 +262,7 @@ def _variants(record: Record) -> list[tuple[str, str]]:
     return [(f, v) for f in sorted(record.layout.variants) for v in record.layout.variants[f]]
 
 
-def _model_section(site: _Site, record: Record) -> Section:
+def _model_section(site: Site, record: Record) -> Section:
     suite, model, root = record.suite, record.model_id, "../"
     name = f"{suite}.{model}"
     scores = sorted(record.scores, key=_key("task", "family", "variant", "pipeline"))
@@ -437,7 +320,7 @@ def _model_section(site: _Site, record: Record) -> Section:
     return Section(suite, tables, _provenance(record), root + chart, alt, record.test_model)
 
 
-def _model_pages(site: _Site) -> None:
+def model_pages(site: Site) -> None:
     for model, first in sorted(site.models.items()):
         spec = first.model
         facts = [
@@ -460,7 +343,7 @@ def _model_pages(site: _Site) -> None:
         site.page(f"models/{model}.html", "model.html", page)
 
 
-def _task_facts(site: _Site, task: str) -> list[tuple[str, str]]:
+def _task_facts(site: Site, task: str) -> list[tuple[str, str]]:
     record = next(r for r in site.records if task in r.tasks)
     info, source = record.tasks[task], record.dataset.source
     modality, difficulty, homepage, licence = (
@@ -486,7 +369,7 @@ def _task_facts(site: _Site, task: str) -> list[tuple[str, str]]:
     ]
 
 
-def _task_section(site: _Site, suite: str, task: str, records: list[Record]) -> Section:
+def _task_section(site: Site, suite: str, task: str, records: list[Record]) -> Section:
     variants = _variants(records[0])
     data: Data = []
     for record in records:
@@ -543,7 +426,7 @@ def _task_section(site: _Site, suite: str, task: str, records: list[Record]) -> 
     return Section(suite, [table], test_models=any(r.test_model for r in records))
 
 
-def _task_pages(site: _Site, suites: dict[str, list[Record]]) -> None:
+def task_pages(site: Site, suites: dict[str, list[Record]]) -> None:
     for task in site.tasks:
         sections = [
             _task_section(site, suite, task, members)
@@ -559,117 +442,3 @@ def _task_pages(site: _Site, suites: dict[str, list[Record]]) -> None:
             _task_facts(site, task),
         )
         site.page(f"tasks/{task}.html", "task.html", page)
-
-
-def heatmap_svg(grid: list[list[Scalar]], rows: list[str], columns: list[str], title: str) -> bytes:
-    """A heatmap of values in [0, 1] as reproducible SVG (vector, no date) with a `<title>`."""
-    import matplotlib
-    import numpy as np
-    from matplotlib.figure import Figure
-
-    values = np.array([[np.nan if v is None else v for v in r] for r in grid], dtype=float)
-    # Fixed margins from the label lengths (inches): a layout engine costs 3x the drawing.
-    left = 0.25 + 0.06 * max(map(len, rows), default=1)
-    bottom = 0.25 + 0.04 * max(map(len, columns), default=1)
-    width, height = left + 0.75 * len(columns) + 1.1, bottom + 0.4 * len(rows) + 0.15
-    with matplotlib.rc_context(
-        {"svg.hashsalt": "medbench", "svg.fonttype": "none", "font.size": 8}
-    ):
-        figure = Figure(figsize=(width, height))
-        right = (width - 1.0) / width
-        figure.subplots_adjust(left / width, bottom / height, right, 1 - 0.15 / height)
-        axes = figure.add_subplot()
-        mesh = axes.pcolormesh(np.ma.masked_invalid(values), cmap="viridis", vmin=0.0, vmax=1.0)
-        for (i, j), v in np.ndenumerate(values):
-            text = "–" if np.isnan(v) else f"{v:.2f}"
-            colour = "black" if v > 0.6 else "white"
-            axes.text(j + 0.5, i + 0.5, text, ha="center", va="center", color=colour)
-        axes.set_xticks(np.arange(len(columns)) + 0.5, columns, rotation=35, ha="right")
-        axes.set_yticks(np.arange(len(rows)) + 0.5, rows)
-        axes.invert_yaxis()
-        colorbar = figure.add_axes(
-            (right + 0.25 / width, bottom / height, 0.12 / width, 0.4 * len(rows) / height)
-        )
-        figure.colorbar(mesh, cax=colorbar, label="f1_all")
-        buffer = io.StringIO()
-        figure.savefig(
-            buffer,
-            format="svg",
-            metadata={"Date": None, "Creator": None, "Format": None, "Type": None},
-        )
-    svg = re.sub(r"<!DOCTYPE[^>]*>\n?", "", buffer.getvalue())  # its DTD address is never needed
-    svg = re.sub(
-        r"(<svg[^>]*>)",
-        lambda m: f"{m.group(1)}\n <title>{html.escape(title)}</title>",
-        svg,
-        count=1,
-    )
-    return svg.encode("utf-8")
-
-
-def _check_out(out: Path, leaderboard: Path) -> None:
-    target = Path(os.path.abspath(out))
-    kept = [Path.cwd(), Path.home(), Path(os.path.abspath(leaderboard)), SITE_DIR]
-    if any(target == p or target in p.parents for p in kept):
-        raise MedbenchError(
-            f"{out}: refusing to replace this folder; build into a folder of its own, e.g. _site."
-        )
-    if target.exists() and not target.is_dir():
-        raise MedbenchError(f"{out}: exists and is not a folder.")
-
-
-def build_site(leaderboard: Path, out: Path, *, specs: SpecSet | None = None) -> list[Path]:
-    """Validate every record, render the site in memory, then replace `out` with it."""
-    records = [r for _, r in load_records(leaderboard)] if leaderboard.is_dir() else []
-    _check_out(out, leaderboard)
-    if not (SITE_DIR / "templates").is_dir():
-        raise MedbenchError(f"{SITE_DIR / 'templates'}: the site templates are missing.")
-    records.sort(key=lambda r: (r.suite, r.model_id))
-    site = _Site(records, specs)
-    suites: dict[str, list[Record]] = {}
-    for record in records:
-        suites.setdefault(record.suite, []).append(record)
-    _index(site, suites)
-    _model_pages(site)
-    _task_pages(site, suites)
-    n_boot = sorted({r.layout.n_boot for r in records})
-    site.page(
-        "methods.html",
-        "methods.html",
-        MethodsPage("Methods", "", site.build_date, __version__, [], n_boot),
-    )
-    for path in sorted((SITE_DIR / "static").iterdir()):
-        if path.is_file():
-            site.files[f"static/{path.name}"] = path.read_bytes()
-    if out.exists():
-        shutil.rmtree(out)
-    for name in sorted(site.files):
-        (out / name).parent.mkdir(parents=True, exist_ok=True)
-        (out / name).write_bytes(site.files[name])
-    return [out / name for name in sorted(site.files)]
-
-
-class _Handler(http.server.SimpleHTTPRequestHandler):
-    quiet = False
-
-    def log_message(self, format: str, *args: object) -> None:
-        if not self.quiet:
-            super().log_message(format, *args)
-
-
-def make_server(
-    out: Path, host: str = "127.0.0.1", port: int = 8000, *, quiet: bool = False
-) -> http.server.ThreadingHTTPServer:
-    """An HTTP server of a built site (port 0: any free port); call `serve_forever()` on it."""
-    if not (out / "index.html").is_file():
-        raise MedbenchError(f"{out}: no index.html; build the site first: `medbench site build`.")
-    handler = type("Handler", (_Handler,), {"quiet": quiet})
-    return http.server.ThreadingHTTPServer((host, port), partial(handler, directory=str(out)))
-
-
-def serve(out: Path, host: str = "127.0.0.1", port: int = 8000) -> None:
-    """Serve a built site with Python's `http.server` until interrupted."""
-    with make_server(out, host, port) as server:
-        print(f"Serving {out} at http://{host}:{server.server_address[1]}/ (Ctrl-C to stop)")
-        with contextlib.suppress(KeyboardInterrupt):
-            server.serve_forever()

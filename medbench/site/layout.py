@@ -1,0 +1,126 @@
+"""The site's typed page model: columns, cells, tables, sections and pages, and formatting."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from medbench.records import Record, Scalar
+
+SITE_DIR = Path(__file__).resolve().parent.parent.parent / "site"
+"""The repository's `site/` folder: `templates/` (Jinja2) and `static/` (CSS, JS, icon)."""
+Data = list[dict[str, Scalar]]
+FAMILY_METRICS = (
+    "disagreement",
+    "flip_rate",
+    "refusal_flip_rate",
+    "fleiss_kappa",
+    "spread",
+    "worst_f1",
+)
+
+
+@dataclass(frozen=True)
+class Col:
+    """How to show one column: `text`, `int`, `num`, `est` (value [lo, hi]), `model` or `head`."""
+
+    label: str
+    key: str
+    kind: str = "num"
+    task: str | None = None
+    """The task of a per-task column (the index's task filter hides it)."""
+
+    @property
+    def numeric(self) -> bool:
+        return self.kind in ("int", "num", "est")
+
+
+@dataclass(frozen=True)
+class Cell:
+    text: str
+    sort: str | None = None
+    ci: str | None = None
+    href: str | None = None
+    badge: str | None = None
+    header: bool = False
+    task: str | None = None
+
+
+@dataclass(frozen=True)
+class Table:
+    """A server-side sorted table with its caption and its CSV and JSON downloads."""
+
+    id: str
+    caption: str
+    columns: list[Col]
+    rows: list[tuple[str | None, list[Cell]]]
+    """(task of the row for the filter, cells)."""
+    sorted_by: int
+    order: str
+    csv: str
+    json: str
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Section:
+    """One suite's part of a page."""
+
+    suite: str
+    tables: list[Table]
+    facts: list[tuple[str, str]] = field(default_factory=list)
+    chart: str | None = None
+    chart_alt: str = ""
+    test_models: bool = False
+
+
+@dataclass(frozen=True)
+class Page:
+    """What every template sees as `page`; subclasses add their own fields."""
+
+    title: str
+    root: str
+    """The relative path back to the site root: `` or `../`."""
+    build_date: str
+    version: str
+    sections: list[Section]
+
+
+@dataclass(frozen=True)
+class IndexPage(Page):
+    tasks: list[tuple[str, str]]
+    """(id, title) of every task: the task filter and the task links."""
+
+
+@dataclass(frozen=True)
+class ModelPage(Page):
+    test_model: bool
+    description: str
+    facts: list[tuple[str, str]]
+
+
+@dataclass(frozen=True)
+class TaskPage(Page):
+    facts: list[tuple[str, str]]
+
+
+@dataclass(frozen=True)
+class MethodsPage(Page):
+    n_boot: list[int]
+
+
+def num(value: Scalar, digits: int = 3) -> str:
+    if value is None or isinstance(value, bool | str):
+        return "–" if value is None else str(value)
+    return f"{value:.{digits}f}"
+
+
+def mean(values: Iterable[Scalar]) -> float | None:
+    numbers = [float(v) for v in values if isinstance(v, int | float) and not isinstance(v, bool)]
+    return sum(numbers) / len(numbers) if numbers else None
+
+
+def title_of(record: Record) -> str:
+    title = record.model.get("title")
+    return title if isinstance(title, str) and title else record.model_id
