@@ -202,4 +202,4 @@ def test_check_batch_invariance_reports_no_flip_for_greedy_decoding(
         ],
     )
     assert result.exit_code == 0, result.output
-    assert result.output.strip().endswith("12 jobs, 0 differ between batch 1 and batch 8.")
+    assert result.stdout.strip().endswith("12 jobs, 0 differ between batch 1 and batch 8.")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 
@@ -16,8 +17,11 @@ def prepare_checkpoint(work: ModelWork) -> None:
     """Build a tiny model on first use (the backend then loads it from checkpoint_dir)."""
     spec, folder = work.spec, work.identity.checkpoint_dir
     if spec.tiny is not None and folder is not None:
-        from medbench.tiny import ensure_tiny_model
+        from medbench.tiny import MARKER, ensure_tiny_model
 
+        if not (folder / MARKER).is_file():
+            what = "fine-tuning it on the sample" if spec.tiny.train else "random weights"
+            print(f"Building tiny model {spec.id} ({what}), once.", file=sys.stderr)
         ensure_tiny_model(spec.tiny, folder, training=work.identity.training)
 
 
