@@ -15,6 +15,7 @@ import json
 import math
 import os
 import platform
+import re
 import shutil
 import subprocess
 from datetime import datetime, timezone
@@ -354,6 +355,28 @@ def read_record(path: Path) -> Record:
             where = f"{_field(error['loc'])}: " if error["loc"] else ""
             lines.append(f"{display}: {where}{message}")
         raise RecordError("\n".join(lines)) from e
+
+
+MAPS_SUFFIX = ".tsne"
+"""`<suite>/<model>.tsne/<task>.svg`: the probe stage's t-SNE maps published beside a record."""
+_UNSAFE_SVG = re.compile(
+    rb"<script|<foreignObject|javascript:|\bon[a-z]+\s*=|href\s*=\s*[\"'](?!#|data:image/png;)"
+    rb"|https?://(?!www\.w3\.org/)",
+    re.I,
+)
+
+
+def read_maps(record_path: Path) -> dict[str, bytes]:
+    """The t-SNE maps published beside a record (task -> SVG bytes), refusing any SVG that
+    could run script or load from elsewhere."""
+    folder = record_path.with_name(record_path.stem + MAPS_SUFFIX)
+    maps: dict[str, bytes] = {}
+    for path in sorted(folder.glob("*.svg")) if folder.is_dir() else []:
+        data = path.read_bytes()
+        if _UNSAFE_SVG.search(data):
+            raise RecordError(f"{_display(path)}: refusing an SVG with script or external links")
+        maps[path.stem] = data
+    return maps
 
 
 def record_paths(folder: Path) -> list[Path]:

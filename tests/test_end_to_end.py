@@ -53,6 +53,8 @@ def test_run_end_to_end_writes_results_ladder_records_and_site(tmp_path: Path) -
     assert verify_records(results / "leaderboard") == []
     page = (project / "_site" / "models" / "tiny-llava.html").read_text()
     assert "knowledge ladder" in page
+    assert (results / "leaderboard" / "t" / "tiny-llava.tsne" / "skin_lesion.svg").is_file()
+    assert 'src="../charts/t.tiny-llava.tsne.skin_lesion.svg"' in page
     assert "Site built: open _site/index.html" in done.stderr
 
     again = subprocess.run(

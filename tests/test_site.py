@@ -91,9 +91,14 @@ def pages(folder: Path) -> dict[str, Page]:
 
 def test_build_site_writes_every_page(site: Path) -> None:
     assert sorted(pages(site)) == [
-        "index.html", "methods.html", "models/gen.html", "models/med.html", "models/tiny.html",
-        "tasks/brain_tumor_mri.html", "tasks/pneumonia_cxr.html",
-    ]  # fmt: skip
+        "index.html",
+        "methods.html",
+        "models/gen.html",
+        "models/med.html",
+        "models/tiny.html",
+        "tasks/brain_tumor_mri.html",
+        "tasks/pneumonia_cxr.html",
+    ]
     assert sorted(p.name for p in (site / "static").iterdir()) == [
         "favicon.svg",
         "filter.js",
@@ -250,10 +255,15 @@ def test_build_site_shows_the_knowledge_ladder_when_recorded(tmp_path: Path) -> 
         for t in TWO_TASKS
     ]
     write_record(
-        tmp_path / "board", suite="quickstart", spec=model_spec("gen"), answers=answers,
-        tables=score_answers(answers, layout), layout=layout, provenance=provenance(TWO_TASKS),
+        tmp_path / "board",
+        suite="quickstart",
+        spec=model_spec("gen"),
+        answers=answers,
+        tables=score_answers(answers, layout),
+        layout=layout,
+        provenance=provenance(TWO_TASKS),
         ladder=ladder,
-    )  # fmt: skip
+    )
     build_site(tmp_path / "board", tmp_path / "out")
     page = (tmp_path / "out" / "models" / "gen.html").read_text()
     assert "quickstart: knowledge ladder" in page and "probe f1" in page
@@ -311,3 +321,55 @@ def test_build_site_index_is_under_200_kb_for_50_models_and_4_tasks(tmp_path: Pa
     assert size < 200_000
     rows = json.loads((tmp_path / "out" / "data" / "quickstart.ranking-fragility.json").read_text())
     assert len(rows) == 50
+
+
+SAFE_MAP = (
+    b'<?xml version="1.0"?>\n<svg xmlns="http://www.w3.org/2000/svg" '
+    b'xmlns:xlink="http://www.w3.org/1999/xlink"><title>map</title>'
+    b'<use xlink:href="#m0"/></svg>\n'
+)
+
+
+def _record_with_maps(tmp_path: Path, svg: bytes) -> Path:
+    answers = make_answers(["gen"], TWO_TASKS, n_images=6)
+    layout = make_layout(TWO_TASKS, [], n_boot=10)
+    record = write_record(
+        tmp_path / "board",
+        suite="quickstart",
+        spec=model_spec("gen"),
+        answers=answers,
+        tables=score_answers(answers, layout),
+        layout=layout,
+        provenance=provenance(TWO_TASKS),
+    )
+    maps = record.with_name("gen.tsne")
+    maps.mkdir()
+    (maps / "pneumonia_cxr.svg").write_bytes(svg)
+    return record
+
+
+def test_build_site_shows_published_tsne_maps_on_the_model_page(tmp_path: Path) -> None:
+    _record_with_maps(tmp_path, SAFE_MAP)
+    build_site(tmp_path / "board", tmp_path / "out")
+    page = Page((tmp_path / "out" / "models" / "gen.html").read_text())
+    maps = [a["src"] for tag, a in page.tags if tag == "img" and "tsne" in (a.get("src") or "")]
+    assert maps == ["../charts/quickstart.gen.tsne.pneumonia_cxr.svg"]
+    assert (
+        tmp_path / "out" / "charts" / "quickstart.gen.tsne.pneumonia_cxr.svg"
+    ).read_bytes() == SAFE_MAP
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        b"<script>alert(1)</script>",
+        b'<image href="https://example.org/x.png"/>',
+        b'<rect onload="alert(1)"/>',
+        b'<a xlink:href="javascript:alert(1)">x</a>',
+    ],
+)
+def test_build_site_refuses_a_map_that_could_run_script(tmp_path: Path, payload: bytes) -> None:
+    _record_with_maps(tmp_path, SAFE_MAP.replace(b"<title>", payload + b"<title>"))
+    with pytest.raises(RecordError, match=r"gen\.tsne/pneumonia_cxr\.svg: refusing an SVG"):
+        build_site(tmp_path / "board", tmp_path / "out")
+    assert not (tmp_path / "out").exists()

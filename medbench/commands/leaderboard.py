@@ -48,6 +48,20 @@ def _read_results(folder: Path) -> tuple[pd.DataFrame, dict[str, object]]:
     return answers, json.loads((folder / "layout.json").read_text(encoding="utf-8"))
 
 
+def _copy_maps(source: Path, record: Path) -> None:
+    """Publish the probe stage's t-SNE maps of this model beside its record."""
+    import shutil
+
+    from medbench.records import MAPS_SUFFIX
+
+    target = record.with_name(record.stem + MAPS_SUFFIX)
+    shutil.rmtree(target, ignore_errors=True)
+    if source.is_dir() and any(source.glob("*.svg")):
+        target.mkdir(parents=True)
+        for svg in sorted(source.glob("*.svg")):
+            shutil.copyfile(svg, target / svg.name)
+
+
 def _ladder(folder: Path, model: str) -> list[dict[str, Any]] | None:
     """This model's knowledge-ladder rows, when the suite's probe stage wrote them."""
     import pandas as pd
@@ -201,6 +215,7 @@ def publish(
             allow_test_models=allow_test_models,
             ladder=_ladder(results / suite, model_id),
         )
+        _copy_maps(results / suite / "tsne" / model_id, path)
         typer.echo(f"wrote {path}")
     typer.echo(f"Commit {out / suite}/ and open a pull request; CI runs `medbench verify`.")
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from medbench import __version__
 from medbench.errors import MedbenchError
 from medbench.loading import SpecSet
-from medbench.records import Record, load_records
+from medbench.records import Record, load_records, read_maps
 from medbench.site.layout import SITE_DIR, MethodsPage
 from medbench.site.pages import Site, index_page, model_pages, task_pages
 
@@ -27,12 +27,14 @@ def _check_out(out: Path, leaderboard: Path) -> None:
 
 def build_site(leaderboard: Path, out: Path, *, specs: SpecSet | None = None) -> list[Path]:
     """Validate every record, render the site in memory, then replace `out` with it."""
-    records = [r for _, r in load_records(leaderboard)] if leaderboard.is_dir() else []
+    found = load_records(leaderboard) if leaderboard.is_dir() else []
+    records = [r for _, r in found]
+    maps = {(r.suite, r.model_id): read_maps(path) for path, r in found}
     _check_out(out, leaderboard)
     if not (SITE_DIR / "templates").is_dir():
         raise MedbenchError(f"{SITE_DIR / 'templates'}: the site templates are missing.")
     records.sort(key=lambda r: (r.suite, r.model_id))
-    site = Site(records, specs)
+    site = Site(records, specs, maps)
     suites: dict[str, list[Record]] = {}
     for record in records:
         suites.setdefault(record.suite, []).append(record)

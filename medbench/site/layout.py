@@ -73,6 +73,8 @@ class Section:
     chart: str | None = None
     chart_alt: str = ""
     test_models: bool = False
+    maps: list[tuple[str, str, str]] = field(default_factory=list)
+    """t-SNE maps: (src, alt, task title)."""
 
 
 @dataclass(frozen=True)

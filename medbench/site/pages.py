@@ -6,6 +6,7 @@ import csv
 import io
 import json
 from collections.abc import Callable
+from dataclasses import replace
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
@@ -34,8 +35,15 @@ from medbench.site.layout import (
 class Site:
     """The output being assembled in memory (relative path -> bytes) and what pages share."""
 
-    def __init__(self, records: list[Record], specs: SpecSet | None) -> None:
+    def __init__(
+        self,
+        records: list[Record],
+        specs: SpecSet | None,
+        maps: dict[tuple[str, str], dict[str, bytes]] | None = None,
+    ) -> None:
         self.records, self.specs = records, specs
+        self.maps = maps or {}
+        """(suite, model) -> task -> t-SNE map SVG, published beside the record."""
         self.models = {r.model_id: r for r in records}
         self.build_date = max((r.date for r in records), default="no records")
         self.files: dict[str, bytes] = {}
@@ -317,7 +325,17 @@ def _model_section(site: Site, record: Record) -> Section:
     )
     chart = f"charts/{name}.svg"
     site.files[chart] = heatmap_svg(grid, tasks, [f"{f}/{v}" for f, v in _variants(record)], alt)
-    return Section(suite, tables, _provenance(record), root + chart, alt, record.test_model)
+    maps = []
+    for task, svg in sorted(site.maps.get((suite, record.model_id), {}).items()):
+        path = f"charts/{name}.tsne.{task}.svg"
+        site.files[path] = svg
+        alt_map = (
+            f"t-SNE map of {title_of(record)}'s vision embeddings on {site.task_title(task)}: "
+            "colour is the true label, the marker shows right, wrong, refused or flipped answers"
+        )
+        maps.append((root + path, alt_map, site.task_title(task)))
+    section = Section(suite, tables, _provenance(record), root + chart, alt, record.test_model)
+    return replace(section, maps=maps)
 
 
 def model_pages(site: Site) -> None:
