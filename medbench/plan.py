@@ -254,7 +254,13 @@ def add_diagnose_jobs(plan: Plan, specs: SpecSet, descriptions: dict[str, str]) 
     stage = plan.suite.describe
     if stage is None:
         return 0
-    known = {(j.key, j.pipeline, j.subject) for j in plan.jobs if j.key in plan.diagnoses}
+    # A diagnosis is one (pipeline, subject, task, family, variant, sample); its key may be
+    # shared with others (two images described alike): the answer is, the job is not.
+    known = {
+        (j.pipeline, j.subject, j.task, j.family, j.variant, j.sample)
+        for j in plan.jobs
+        if j.pipeline.startswith("described/")
+    }
     added: list[Job] = []
     for job in plan.jobs:
         if job.pipeline != "describe" or job.key not in descriptions:
@@ -274,9 +280,10 @@ def add_diagnose_jobs(plan: Plan, specs: SpecSet, descriptions: dict[str, str]) 
                     new = Job(
                         key, diagnoser, job.task, f, v, job.sample, job.label, pipeline, job.model
                     )
-                    if (key, pipeline, job.model) in known:
+                    slot = (pipeline, job.model, job.task, f, v, job.sample)
+                    if slot in known:
                         continue
-                    known.add((key, pipeline, job.model))
+                    known.add(slot)
                     plan.diagnoses[key] = messages
                     added.append(new)
     plan.jobs.extend(added)

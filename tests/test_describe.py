@@ -115,3 +115,19 @@ def test_describe_failed_description_is_tried_once_per_run(project: Path, tmp_pa
     assert len(broken) == 7 + 2
     assert summary.failed == len(broken)
     assert not any(j.sample == "normal/zz_broken" for j in plan.jobs if j.model == "tiny-text")
+
+
+def test_describe_identical_descriptions_keep_one_diagnosis_per_image(
+    project: Path, tmp_path: Path
+) -> None:
+    from medbench.plan import add_diagnose_jobs
+
+    specs = load_specs(project / "specs")
+    plan = make_plan(specs, "t", models_dir=tmp_path / "models")
+    describe = [j for j in plan.jobs if j.pipeline == "describe"]
+    # every image described with the same words: the diagnoses share keys, not jobs
+    added = add_diagnose_jobs(plan, specs, {j.key: "a grey image" for j in describe})
+    assert added == len(describe) * 7
+    assert add_diagnose_jobs(plan, specs, {j.key: "a grey image" for j in describe}) == 0
+    diagnoses = [j for j in plan.jobs if j.pipeline.startswith("described/")]
+    assert len({j.key for j in diagnoses}) == 7  # one answer per closed variant, shared by all
