@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import Any
+
+from medbench.specs import ModelSpec
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -31,3 +34,18 @@ def make_project(
     for suite in ("paper", "quickstart"):
         (project / "specs" / "suites" / f"{suite}.yaml").unlink()
     return project
+
+
+def tiny_model_spec(arch: str, **fields: Any) -> ModelSpec:
+    """A tiny random-weight model spec of `arch`; `fields` add to or override its fields."""
+    data: dict[str, Any] = {
+        "schema_version": 1,
+        "kind": "model",
+        "id": f"tiny-{arch.replace('_', '-')}",
+        "title": f"Tiny {arch}",
+        "backend": "hf",
+        "family": "gemma3" if arch == "gemma3" else "llava",
+        "tiny": {"arch": arch},
+        "test_model": True,
+    }
+    return ModelSpec.model_validate({**data, **fields})

@@ -19,6 +19,7 @@ from medbench.errors import BackendError
 from medbench.images import sha256_file
 from medbench.prompts import ImageRef, Messages
 from medbench.specs import ModelSpec
+from tests.spec_tree import tiny_model_spec
 
 QUESTION = "Does this image show a tumour? Answer with one of: glioma, meningioma, no tumor."
 PROMPTS = (QUESTION, "Is this normal or pneumonia? Answer yes or no.")
@@ -37,19 +38,8 @@ NO_SYSTEM_TEMPLATE = (
 
 
 def model_spec(arch: str, **fields: Any) -> ModelSpec:
-    data: dict[str, Any] = {
-        "schema_version": 1,
-        "kind": "model",
-        "id": f"tiny-{arch.replace('_', '-')}",
-        "title": f"Tiny {arch}",
-        "backend": "hf",
-        "family": "gemma3" if arch == "gemma3" else "llava",
-        "tiny": {"arch": arch},
-        "test_model": True,
-        "text_only": arch == "text",
-        "generation": {"max_new_tokens": 8},
-    }
-    return ModelSpec.model_validate({**data, **fields})
+    extra = {"text_only": arch == "text", "generation": {"max_new_tokens": 8}}
+    return tiny_model_spec(arch, **{**extra, **fields})
 
 
 def make_request(text: str, images: tuple[Path, ...] = (), system: str | None = None) -> Request:

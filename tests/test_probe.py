@@ -28,6 +28,7 @@ from medbench.probe import (
     tsne_svg,
 )
 from medbench.specs import ModelSpec
+from tests.spec_tree import tiny_model_spec
 
 ARCHS = ("llava", "llava_next", "gemma3")
 TINY_DIM = 32
@@ -41,18 +42,7 @@ def one_thread() -> Iterator[None]:
 
 
 def model_spec(arch: str, **fields: Any) -> ModelSpec:
-    data: dict[str, Any] = {
-        "schema_version": 1,
-        "kind": "model",
-        "id": f"tiny-{arch.replace('_', '-')}",
-        "title": f"Tiny {arch}",
-        "backend": "hf",
-        "family": "gemma3" if arch == "gemma3" else "llava",
-        "tiny": {"arch": arch},
-        "test_model": True,
-        "dtype": "float32",
-    }
-    return ModelSpec.model_validate({**data, **fields})
+    return tiny_model_spec(arch, **{"dtype": "float32", **fields})
 
 
 @pytest.fixture
