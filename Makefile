@@ -8,17 +8,34 @@ TORCH_PIP_ARGS ?=
 export HF_HUB_OFFLINE ?= 1
 export TRANSFORMERS_NO_ADVISORY_WARNINGS ?= 1
 
-.PHONY: venv demo test test-fast check lint format site clean
+LOCK := requirements/lock.txt
+TORCH_VERSION := 2.13.0
+UV_VERSION := 0.13.9
 
-$(STAMP): pyproject.toml
+.PHONY: venv lock check-lock demo test test-fast check lint format site clean
+
+# Everything from the lock, nothing resolved: --no-deps installs exactly the pinned set, so no
+# resolver can pull a newer release or torch's multi-GB CUDA build. torch (the CPU build) first.
+$(STAMP): $(LOCK) pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	# The CPU build of torch first, pinned, so that no resolver pulls a multi-GB CUDA build.
-	$(BIN)/pip install --quiet "torch==2.13.0" $(TORCH_PIP_ARGS)
-	$(BIN)/pip install --quiet -e ".[dev,ray]"
+	$(BIN)/pip install --quiet --no-deps "torch==$(TORCH_VERSION)+cpu" $(TORCH_PIP_ARGS)
+	$(BIN)/pip install --quiet --no-deps -r $(LOCK)
+	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
+	$(BIN)/pip check
 	touch $(STAMP)
 
 venv: $(STAMP)
+
+## Regenerate the lock from pyproject.toml's ranges (keeps today's pins; UPGRADE=1 moves all).
+lock:
+	$(PYTHON) -m venv .lock-tools
+	.lock-tools/bin/pip install --quiet "uv==$(UV_VERSION)"
+	.lock-tools/bin/python scripts/lock.py --uv .lock-tools/bin/uv --torch $(TORCH_VERSION) \
+		$(if $(UPGRADE),--upgrade,)
+
+## Check that .venv holds exactly the lock's pins.
+check-lock: $(STAMP)
+	$(BIN)/python scripts/check_lock.py
 
 ## The main job: run the quickstart suite on the bundled sample, score it, build the site.
 demo: $(STAMP)
@@ -45,4 +62,4 @@ site: $(STAMP)
 	$(BIN)/medbench site build --out _site
 
 clean:
-	rm -rf _site results .cache .pytest_cache .mypy_cache .ruff_cache
+	rm -rf _site results .cache .pytest_cache .mypy_cache .ruff_cache .lock-tools
