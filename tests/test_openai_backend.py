@@ -189,6 +189,21 @@ def test_openai_records_the_served_model_snapshot(
     assert server.received[-1]["max_tokens"] == 1
 
 
+@pytest.mark.parametrize(
+    ("served", "snapshot"),
+    [(MODEL, None), (f"{MODEL}@main", None), (f"{MODEL}@v2", f"{MODEL}@v2"), ("other", "other")],
+)
+def test_openai_snapshot_ignores_the_default_revision_suffix(
+    server: FakeServer,
+    open_backend: Callable[..., OpenAIBackend],
+    served: str,
+    snapshot: str | None,
+) -> None:
+    server.add(completion("OK", model=served))
+    backend = open_backend(server.url)
+    assert (backend.probe(), backend.snapshot) == (served, snapshot)
+
+
 def test_openai_generate_keeps_request_order_under_concurrency(
     server: FakeServer, open_backend: Callable[..., OpenAIBackend]
 ) -> None:

@@ -69,9 +69,16 @@ class OpenAIBackend:
 
     @property
     def snapshot(self) -> str | None:
-        """The served model name when it differs from the requested one, else None."""
+        """The served model name when it names another model than the requested one, else None.
+
+        Servers differ in how they echo the requested name: `transformers serve` answered
+        `NAME@main` up to 5.2x and `NAME` since; both name the requested checkpoint at its
+        default revision, so neither is a new snapshot.
+        """
         served = self.served_model
-        return served if served is not None and served != self.endpoint.model else None
+        if served is None or served in (self.endpoint.model, f"{self.endpoint.model}@main"):
+            return None
+        return served
 
     def preflight(self) -> None:
         """Check the key variable and `GET {base_url}/models`: one clear BackendError if the
