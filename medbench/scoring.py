@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+from numpy.typing import NDArray
 
 from medbench import metrics
 from medbench.parsing import parse_answer
@@ -176,7 +177,7 @@ def collect_answers(specs: SpecSet, plan: Plan, cache: Cache) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=ANSWER_COLUMNS)
 
 
-def _groups(frame: pd.DataFrame, keys: list[str]) -> dict[tuple[str, ...], np.ndarray]:
+def _groups(frame: pd.DataFrame, keys: list[str]) -> dict[tuple[str, ...], NDArray[Any]]:
     if frame.empty:
         return {}
     found: dict[Any, Any] = frame.groupby(keys, sort=True).indices
@@ -206,7 +207,7 @@ def _est(prefix: str, e: metrics.Estimate) -> dict[str, float]:
     return {prefix: e.value, f"{prefix}_lo": e.lo, f"{prefix}_hi": e.hi}
 
 
-def _matrix(frame: pd.DataFrame, variants: list[str]) -> tuple[np.ndarray, np.ndarray, list[str]]:
+def _matrix(frame: pd.DataFrame, variants: list[str]) -> Matrix:
     """(images x variants) answer codes over the images answered under every variant,
     rows sorted by sample id; `frame` holds encoded rows of one (model, task, family)."""
     samples, sample_index = np.unique(frame["sample"].to_numpy(dtype=str), return_inverse=True)
@@ -223,7 +224,7 @@ def _matrix(frame: pd.DataFrame, variants: list[str]) -> tuple[np.ndarray, np.nd
 
 Group = tuple[str, str, str, str]
 """(model, task, family, pipeline)."""
-Matrix = tuple[np.ndarray, np.ndarray, list[str]]
+Matrix = tuple[NDArray[Any], NDArray[Any], list[str]]
 """Answer codes (images x variants), truth codes, sample ids: complete images only."""
 VARIANT_METRICS = (
     "f1_all",
@@ -324,7 +325,7 @@ def _score_models(
     return pd.DataFrame(rows)
 
 
-def _pair(a: Matrix, b: Matrix) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _pair(a: Matrix, b: Matrix) -> tuple[NDArray[Any], NDArray[Any], NDArray[Any]]:
     """The two models' answer matrices and the truth over the images both answered."""
     common, ia, ib = np.intersect1d(np.array(a[2]), np.array(b[2]), return_indices=True)
     return a[0][ia], b[0][ib], a[1][ia]

@@ -71,8 +71,8 @@ def _ladder(folder: Path, model: str) -> list[dict[str, Any]] | None:
         return None
     ladder = pd.read_csv(path, keep_default_na=False, na_values=[""])
     rows = ladder[ladder["model"] == model].drop(columns="model")
-    plain = rows.astype(object).where(rows.notna(), None).to_dict("records")
-    return [{str(k): v for k, v in row.items()} for row in plain] or None
+    plain = rows.to_dict("records")
+    return [{str(k): (None if pd.isna(v) else v) for k, v in row.items()} for row in plain] or None
 
 
 def _dataset(specs: SpecSet, suite: SuiteSpec, answers: pd.DataFrame) -> DatasetInfo:
@@ -176,7 +176,7 @@ def publish(
     allow_test_models: AllowTestOpt = False,
 ) -> None:
     """Write leaderboard records (with per-image sidecars) for a scored suite's models."""
-    from medbench.cache import default_cache_path
+    from medbench.cache import cache_file, default_cache_path
     from medbench.identity import resolve_identity
     from medbench.loading import load_specs
     from medbench.records import Provenance, answers_csv, read_answers_csv, write_record
@@ -194,7 +194,7 @@ def publish(
     tables = score_answers(rows, layout)
     dataset = _dataset(spec_set, suite_spec, answers)
     tasks = _tasks(spec_set, suite_spec, sorted(set(answers["task"])))
-    models_dir = default_cache_path().parent / "models"
+    models_dir = cache_file(default_cache_path()).parent / "models"
     for model_id in chosen:
         spec = spec_set.model(model_id)
         identity = resolve_identity(spec, spec_set.root, models_dir, specs=spec_set)

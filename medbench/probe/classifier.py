@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 from PIL import Image
 
 from medbench.images import ImageError, load_image
@@ -51,7 +52,7 @@ def _pipeline(seed: int) -> Any:
     return make_pipeline(StandardScaler(), LogisticRegression(max_iter=MAX_ITER, random_state=seed))
 
 
-def _cross_validate(x: np.ndarray, y: np.ndarray, k: int, seed: int) -> np.ndarray:
+def _cross_validate(x: NDArray[Any], y: NDArray[Any], k: int, seed: int) -> NDArray[Any]:
     """Macro-F1 of each of k stratified folds (shuffled with `seed`)."""
     from sklearn.base import clone
     from sklearn.exceptions import ConvergenceWarning
@@ -74,7 +75,7 @@ def _cross_validate(x: np.ndarray, y: np.ndarray, k: int, seed: int) -> np.ndarr
     return np.asarray(scores, dtype=np.float64)
 
 
-def _t_interval(scores: np.ndarray) -> tuple[float, float]:
+def _t_interval(scores: NDArray[Any]) -> tuple[float, float]:
     """A 95% t-interval of the mean over folds (folds share training data: a rough interval)."""
     from scipy import stats
 
@@ -85,8 +86,8 @@ def _t_interval(scores: np.ndarray) -> tuple[float, float]:
 
 
 def probe(
-    x: np.ndarray,
-    y: Sequence[str] | np.ndarray,
+    x: NDArray[Any],
+    y: Sequence[str] | NDArray[Any],
     *,
     seed: int = 0,
     folds: int | None = None,
@@ -124,7 +125,7 @@ def probe(
     return ProbeResult(float(scores.mean()), lo, hi, permutation_f1, k, len(labels), len(counts))
 
 
-def pixel_features(paths: Sequence[Path], size: int = PIXEL_SIZE) -> np.ndarray:
+def pixel_features(paths: Sequence[Path], size: int = PIXEL_SIZE) -> NDArray[Any]:
     """Each image as RGB downsampled to size x size, flattened to [0, 1] floats (NaN rows for
     images that cannot be decoded): the model-free reference the probes are compared with."""
     out = np.full((len(paths), size * size * 3), np.nan, dtype=np.float32)

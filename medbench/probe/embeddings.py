@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from medbench.backends.base import BackendContext
 from medbench.cache import content_key
@@ -78,20 +79,20 @@ class EmbeddingStore:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def get_many(self, keys: Iterable[str]) -> dict[str, np.ndarray]:
+    def get_many(self, keys: Iterable[str]) -> dict[str, NDArray[Any]]:
         """The stored vectors (float32, read through float16) of these keys; missing are absent."""
-        found: dict[str, np.ndarray] = {}
+        found: dict[str, NDArray[Any]] = {}
         unique = sorted(set(keys))
         for start in range(0, len(unique), 500):
             chunk = unique[start : start + 500]
             marks = ",".join("?" * len(chunk))
             query = f"SELECT key, dim, data FROM embeddings WHERE key IN ({marks})"
             for key, dim, data in self._db.execute(query, chunk):
-                vector: np.ndarray = np.frombuffer(data, dtype="<f2", count=dim)
+                vector: NDArray[Any] = np.frombuffer(data, dtype="<f2", count=dim)
                 found[key] = vector.astype(np.float32)
         return found
 
-    def put_many(self, rows: Iterable[tuple[str, str, str, str, np.ndarray]]) -> int:
+    def put_many(self, rows: Iterable[tuple[str, str, str, str, NDArray[Any]]]) -> int:
         """Store (key, model, kind, image sha256, vector) rows in one transaction; a key
         already stored is kept. Returns how many rows were given."""
         created = datetime.now(timezone.utc).isoformat(timespec="seconds")
@@ -110,10 +111,10 @@ class EmbeddingStore:
         return int(self._db.execute("SELECT COUNT(*) FROM embeddings").fetchone()[0])
 
 
-def as_float16(vector: np.ndarray) -> np.ndarray:
+def as_float16(vector: NDArray[Any]) -> NDArray[Any]:
     """A vector as little-endian float16, the stored form (values beyond its range saturate)."""
     finfo = np.finfo(np.float16)
-    clipped: np.ndarray = np.clip(vector, finfo.min, finfo.max)
+    clipped: NDArray[Any] = np.clip(vector, finfo.min, finfo.max)
     return clipped.astype("<f2")
 
 
@@ -121,7 +122,7 @@ def as_float16(vector: np.ndarray) -> np.ndarray:
 class Embeddings:
     """One model's embeddings of a list of samples."""
 
-    arrays: dict[str, np.ndarray]
+    arrays: dict[str, NDArray[Any]]
     """kind -> (samples, dim) float32, in sample order; NaN rows for undecodable images."""
     extracted: int
     """Images this call ran through the model (0 when every vector was stored)."""
@@ -169,7 +170,7 @@ def _extract(
     kinds: Sequence[str],
     context: BackendContext,
     keys: dict[tuple[str, str], str],
-) -> dict[str, np.ndarray]:
+) -> dict[str, NDArray[Any]]:
     from medbench.backends.hf.embed import extract
     from medbench.executors import ModelWork
     from medbench.executors.local import prepare_checkpoint
@@ -179,7 +180,7 @@ def _extract(
         context = replace(context, checkpoint_dir=identity.checkpoint_dir)
     shas = sorted(missing)
     vectors = extract(spec, context, [missing[sha] for sha in shas], kinds)
-    rows: list[tuple[str, str, str, str, np.ndarray]] = []
+    rows: list[tuple[str, str, str, str, NDArray[Any]]] = []
     for kind in kinds:
         for sha, vector in zip(shas, vectors[kind], strict=True):
             if np.isfinite(vector).all() and vector.size:
@@ -188,7 +189,7 @@ def _extract(
     return {key: as_float16(vector).astype(np.float32) for key, _, _, _, vector in rows}
 
 
-def _stack(vectors: list[Any]) -> np.ndarray:
+def _stack(vectors: list[Any]) -> NDArray[Any]:
     """Rows in order; a missing vector (an undecodable image) is a row of NaN."""
     dim = next((v.size for v in vectors if v is not None), 0)
     out = np.full((len(vectors), dim), np.nan, dtype=np.float32)

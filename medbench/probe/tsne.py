@@ -9,8 +9,10 @@ import html
 import io
 import re
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 MARKS: dict[str, tuple[str, str]] = {
     "right": ("o", "right"),
@@ -34,7 +36,7 @@ MIN_TSNE_POINTS = 4
 """Fewer points are laid out on a line: t-SNE needs more points than its perplexity."""
 
 
-def tsne_positions(x: np.ndarray, seed: int = 0) -> np.ndarray:
+def tsne_positions(x: NDArray[Any], seed: int = 0) -> NDArray[Any]:
     """2-D t-SNE of standardised rows (PCA start, fixed seed, one thread: reproducible)."""
     from sklearn.manifold import TSNE
     from sklearn.preprocessing import StandardScaler
@@ -55,12 +57,12 @@ def tsne_positions(x: np.ndarray, seed: int = 0) -> np.ndarray:
             random_state=seed,
             n_jobs=1,
         )
-        positions: np.ndarray = tsne.fit_transform(scaled)
+        positions: NDArray[Any] = tsne.fit_transform(scaled)
     return positions
 
 
 def tsne_svg(
-    x: np.ndarray,
+    x: NDArray[Any],
     labels: Sequence[str],
     marks: Sequence[str],
     title: str,
@@ -87,7 +89,7 @@ def tsne_svg(
     return _draw(positions, kept_labels, kept_marks, title)
 
 
-def _draw(positions: np.ndarray, labels: list[str], marks: list[str], title: str) -> str:
+def _draw(positions: NDArray[Any], labels: list[str], marks: list[str], title: str) -> str:
     import matplotlib
     from matplotlib.figure import Figure
     from matplotlib.lines import Line2D

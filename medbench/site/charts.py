@@ -27,7 +27,8 @@ def heatmap_svg(grid: list[list[Scalar]], rows: list[str], columns: list[str], t
         right = (width - 1.0) / width
         figure.subplots_adjust(left / width, bottom / height, right, 1 - 0.15 / height)
         axes = figure.add_subplot()
-        mesh = axes.pcolormesh(np.ma.masked_invalid(values), cmap="viridis", vmin=0.0, vmax=1.0)
+        masked = np.ma.masked_invalid(values)  # type: ignore[no-untyped-call,unused-ignore]
+        mesh = axes.pcolormesh(masked, cmap="viridis", vmin=0.0, vmax=1.0)
         for (i, j), v in np.ndenumerate(values):
             text = "–" if np.isnan(v) else f"{v:.2f}"
             colour = "black" if v > 0.6 else "white"

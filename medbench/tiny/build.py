@@ -324,5 +324,6 @@ def _text() -> tuple[Any, Any]:
     from transformers import LlamaConfig, LlamaForCausalLM
 
     tokenizer = llama_tokenizer(CHAT_TEMPLATES["vicuna"])
-    model = LlamaForCausalLM(LlamaConfig(**_TEXT_SIZES, **_token_ids(tokenizer)))
+    config = LlamaConfig(**_TEXT_SIZES, **_token_ids(tokenizer))
+    model = LlamaForCausalLM(config)  # type: ignore[no-untyped-call,unused-ignore]
     return model, tokenizer

@@ -27,6 +27,7 @@ import numpy as np
 
 # This module is the hf backend's embedding half; medbench.probe imports it only when extracting.
 import torch  # noqa: TID253
+from numpy.typing import NDArray
 
 from medbench.backends.base import BackendContext
 from medbench.backends.hf.loading import Loaded, load
@@ -109,14 +110,14 @@ def embed_images(
     paths: Sequence[Path],
     kinds: Sequence[str],
     batch_size: int = DEFAULT_EMBED_BATCH,
-) -> dict[str, np.ndarray]:
+) -> dict[str, NDArray[Any]]:
     """Embed each image: kind -> (len(paths), dim) float32, NaN rows for undecodable images."""
     unknown = sorted(set(kinds) - set(EMBEDDING_KINDS))
     if unknown:
         raise ValueError(
             f"unknown embedding kind {unknown[0]!r}; expected one of vision, projected"
         )
-    parts: dict[str, list[np.ndarray]] = {kind: [] for kind in kinds}
+    parts: dict[str, list[NDArray[Any]]] = {kind: [] for kind in kinds}
     failed: list[int] = []
     for start in range(0, len(paths), batch_size):
         images, rows = [], []
@@ -137,7 +138,7 @@ def embed_images(
                     vectors = _projected(loaded.model, inputs, len(images))
                 parts[kind].append(vectors.float().cpu().numpy())
     decoded = np.setdiff1d(np.arange(len(paths)), np.array(failed, dtype=np.int64))
-    result: dict[str, np.ndarray] = {}
+    result: dict[str, NDArray[Any]] = {}
     for kind in kinds:
         done = np.concatenate(parts[kind]) if parts[kind] else np.zeros((0, 0), np.float32)
         full = np.full((len(paths), done.shape[1]), np.nan, dtype=np.float32)
@@ -151,7 +152,7 @@ def extract(
     context: BackendContext,
     paths: Sequence[Path],
     kinds: Sequence[str],
-) -> dict[str, np.ndarray]:
+) -> dict[str, NDArray[Any]]:
     """Load the model once (as generation does), embed every image, and free the model."""
     loaded = load(spec, context)
     try:
