@@ -93,6 +93,13 @@ class EnvironmentInfo(_Model):
     platform: str
     torch: str | None
     transformers: str | None
+    tokenizers: str | None = None
+    pillow: str | None = None
+    numpy: str | None = None
+    accelerate: str | None = None
+    packages_sha256: Sha256 | None = None
+    """sha256 of every installed distribution's sorted `name==version` lines: equal for two
+    records made in the same locked environment (`make venv`)."""
     gpu_name: str | None
     gpu_driver: str | None
 
@@ -157,6 +164,16 @@ def _gpu() -> tuple[str | None, str | None]:
     return name, driver
 
 
+def installed_packages_sha256() -> str:
+    """sha256 of the sorted `name==version` lines of every installed distribution."""
+    names = {
+        f"{d.metadata['Name'].lower().replace('_', '-')}=={d.version}"
+        for d in metadata.distributions()
+    }
+    lines = sorted(names)
+    return hashlib.sha256("\n".join(lines).encode()).hexdigest()
+
+
 def collect_environment() -> EnvironmentInfo:
     """Versions and GPU of this machine (package metadata only: torch is never imported)."""
     gpu_name, gpu_driver = _gpu()
@@ -165,6 +182,11 @@ def collect_environment() -> EnvironmentInfo:
         platform=platform.platform(),
         torch=_package("torch"),
         transformers=_package("transformers"),
+        tokenizers=_package("tokenizers"),
+        pillow=_package("pillow"),
+        numpy=_package("numpy"),
+        accelerate=_package("accelerate"),
+        packages_sha256=installed_packages_sha256(),
         gpu_name=gpu_name,
         gpu_driver=gpu_driver,
     )

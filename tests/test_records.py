@@ -281,3 +281,15 @@ def test_publish_test_model_needs_the_flag(scored_project: Path) -> None:
     result = CliRunner().invoke(app, ["publish", "--suite", "t", "--allow-test-models"])
     assert result.exit_code == 0, result.output
     assert read_record(Path("leaderboard/t/baseline-chance.json")).test_model is True
+
+
+def test_collect_environment_names_every_package_that_changes_numbers() -> None:
+    from importlib import metadata
+
+    from medbench.records import collect_environment
+
+    env = collect_environment()
+    for name in ("torch", "transformers", "tokenizers", "pillow", "numpy", "accelerate"):
+        assert getattr(env, name) == metadata.version(name)
+    assert env.packages_sha256 is not None
+    assert collect_environment().packages_sha256 == env.packages_sha256
