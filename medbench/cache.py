@@ -64,13 +64,21 @@ def content_key(payload: dict[str, Any]) -> str:
     return hashlib.sha256(canonical_json({"v": CACHE_FORMAT, **payload}).encode()).hexdigest()
 
 
+CACHE_FILE = "answers.sqlite"
+
+
 def default_cache_path() -> Path:
     """`$MEDBENCH_CACHE` if set, else `answers.sqlite` in the user cache folder."""
     if os.environ.get(CACHE_ENV):
         return Path(os.environ[CACHE_ENV])
     from platformdirs import user_cache_dir
 
-    return Path(user_cache_dir("medbench")) / "answers.sqlite"
+    return Path(user_cache_dir("medbench")) / CACHE_FILE
+
+
+def cache_file(path: Path) -> Path:
+    """The SQLite file for a cache path: `answers.sqlite` inside it when it is a folder."""
+    return path / CACHE_FILE if path.is_dir() else path
 
 
 @dataclass(frozen=True)
@@ -95,6 +103,7 @@ class Cache:
     """The answer store. Safe for several processes at once (WAL, busy timeout, upserts)."""
 
     def __init__(self, path: Path) -> None:
+        path = cache_file(path)
         self.path = path
         self._known_hashes: dict[str, tuple[int, int, str]] | None = None
         self._new_hashes: list[tuple[str, int, int, str]] = []

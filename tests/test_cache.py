@@ -103,3 +103,24 @@ def test_cache_two_processes_writing_at_once_keep_one_row_per_key(tmp_path: Path
     db = sqlite3.connect(path)
     assert db.execute("SELECT COUNT(*), COUNT(DISTINCT key) FROM answers").fetchone() == (205, 205)
     assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def test_cache_in_a_folder_uses_answers_sqlite_inside_it(tmp_path: Path) -> None:
+    folder = tmp_path / "cache"
+    folder.mkdir()
+    cache = Cache(folder)
+    assert cache.path == folder / "answers.sqlite"
+    assert (folder / "answers.sqlite").is_file()
+
+
+def test_cache_env_naming_a_folder_works_from_the_cli(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from medbench.cli import app
+
+    monkeypatch.setenv("MEDBENCH_CACHE", str(tmp_path))
+    result = CliRunner().invoke(app, ["cache", "stats"])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "answers.sqlite").is_file()

@@ -15,7 +15,10 @@ CacheOpt = Annotated[
     Path | None,
     typer.Option(
         "--cache",
-        help="Answer cache (SQLite). Default: $MEDBENCH_CACHE or the user cache folder.",
+        help=(
+            "Answer cache: a SQLite file, or a folder to hold answers.sqlite. "
+            "Default: $MEDBENCH_CACHE or the user cache folder."
+        ),
         show_default=False,
     ),
 ]
