@@ -12,7 +12,7 @@ LOCK := requirements/lock.txt
 TORCH_VERSION := 2.13.0
 UV_VERSION := 0.13.9
 
-.PHONY: venv lock check-lock demo test test-fast check lint format site clean
+.PHONY: venv lock check-lock test-latest demo test test-fast check lint format site clean
 
 # Everything from the lock, nothing resolved: --no-deps installs exactly the pinned set, so no
 # resolver can pull a newer release or torch's multi-GB CUDA build. torch (the CPU build) first.
@@ -32,6 +32,15 @@ lock:
 	.lock-tools/bin/pip install --quiet "uv==$(UV_VERSION)"
 	.lock-tools/bin/python scripts/lock.py --uv .lock-tools/bin/uv --torch $(TORCH_VERSION) \
 		$(if $(UPGRADE),--upgrade,)
+
+## The tests against the newest releases, unlocked (the weekly drift check), in .venv-latest.
+test-latest:
+	$(PYTHON) -m venv .venv-latest
+	.venv-latest/bin/pip install --quiet --upgrade pip
+	.venv-latest/bin/pip install --quiet "torch>=$(TORCH_VERSION)" $(TORCH_PIP_ARGS)
+	.venv-latest/bin/pip install --quiet --upgrade -e ".[dev,ray]"
+	.venv-latest/bin/pip list --format=freeze
+	.venv-latest/bin/pytest -q
 
 ## Check that .venv holds exactly the lock's pins.
 check-lock: $(STAMP)
@@ -62,4 +71,4 @@ site: $(STAMP)
 	$(BIN)/medbench site build --out _site
 
 clean:
-	rm -rf _site results .cache .pytest_cache .mypy_cache .ruff_cache .lock-tools
+	rm -rf _site results .cache .pytest_cache .mypy_cache .ruff_cache .lock-tools .venv-latest

@@ -50,7 +50,8 @@ def main() -> int:
     for problem in problems:
         print(f"{LOCK.name}: {problem}", file=sys.stderr)
     if problems:
-        print("run `make venv` again (or `make lock` if you changed pyproject.toml)", file=sys.stderr)
+        hint = "run `make venv` again (or `make lock` if you changed pyproject.toml)"
+        print(hint, file=sys.stderr)
         return 1
     print(f"environment matches {LOCK.name}: {len(pins)} pins")
     return 0
