@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from medbench.backends.base import Request
 from medbench.cache import CACHE_FORMAT, canonical_json, content_key
 from medbench.data import Sample, load_samples, sha256_file
-from medbench.errors import MedbenchError
+from medbench.errors import BackendError, DataError, MedbenchError
 from medbench.identity import ModelIdentity, resolve_identity
 from medbench.prompts import ImageRef, Messages, Rendered, render
 from medbench.specs import PromptFamilySpec, SuiteSpec, TaskSpec
@@ -82,6 +82,9 @@ class Plan:
     """The suite's models in this plan (identities also holds the diagnosers)."""
     diagnoses: dict[str, Messages] = field(default_factory=dict)
     """Content key of a diagnose job -> its text-only messages."""
+    unavailable: dict[str, str] = field(default_factory=dict)
+    """Models of the suite whose identity could not be resolved (e.g. a hub revision offline),
+    with the reason: they have no jobs; the others are planned all the same."""
     _by_id: dict[tuple[str, str], Sample] = field(default_factory=dict, repr=False)
 
     def request(self, job: Job) -> Request:
@@ -199,10 +202,16 @@ def make_plan(
     }
     stage = suite.describe
     diagnosers = sorted(stage.diagnosers) if stage is not None else []
-    identities = {
-        m: resolve_identity(specs.models[m], specs.root, models_dir, hasher, specs=specs)
-        for m in [*model_ids, *diagnosers]
-    }
+    identities: dict[str, ModelIdentity] = {}
+    unavailable: dict[str, str] = {}
+    for m in [*model_ids, *diagnosers]:
+        try:
+            identities[m] = resolve_identity(
+                specs.models[m], specs.root, models_dir, hasher, specs=specs
+            )
+        except (BackendError, DataError) as e:  # this model cannot run; the others can
+            unavailable[m] = str(e)
+    model_ids = [m for m in model_ids if m in identities]
     scored = list(family_ids)
     if stage is not None:
         scored += [stage.family, *stage.diagnose_families]
@@ -231,7 +240,9 @@ def make_plan(
                     for s in samples[t]:
                         key = sha256(head + b'"' + s.sha256.encode() + b'"' + tail).hexdigest()
                         jobs.append(Job(key, m, t, f, v, s.id, s.label, pipeline))
-    return Plan(suite, jobs, samples, identities, prompts, models=model_ids)
+    return Plan(
+        suite, jobs, samples, identities, prompts, models=model_ids, unavailable=unavailable
+    )
 
 
 def diagnose_messages(
@@ -266,7 +277,7 @@ def add_diagnose_jobs(plan: Plan, specs: SpecSet, descriptions: dict[str, str]) 
         if job.pipeline != "describe" or job.key not in descriptions:
             continue
         task = specs.tasks[job.task]
-        for diagnoser in sorted(stage.diagnosers):
+        for diagnoser in sorted(d for d in stage.diagnosers if d in plan.identities):
             identity = plan.identities[diagnoser]
             for f in sorted(stage.diagnose_families):
                 family = specs.families[f]

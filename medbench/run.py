@@ -25,7 +25,7 @@ from rich.progress import (
 from medbench.backends.base import BackendContext, Output, Request
 from medbench.cache import Cache, canonical_json
 from medbench.errors import MedbenchError
-from medbench.executors import EXECUTORS, Executor, ModelWork
+from medbench.executors import EXECUTORS, MODEL_FAILED, Executor, ModelWork
 from medbench.loading import SpecSet
 from medbench.plan import Job, Plan
 
@@ -41,10 +41,12 @@ class RunSummary:
     failures: Counter[str] = field(default_factory=Counter)
     seconds: float = 0.0
     interrupted: bool = False
+    failed_models: dict[str, str] = field(default_factory=dict)
+    """Models that could not be resolved, built or loaded (or stopped answering): the reason."""
 
     @property
     def complete(self) -> bool:
-        return not self.interrupted and self.failed == 0
+        return not self.interrupted and self.failed == 0 and not self.failed_models
 
     def lines(self) -> list[str]:
         """A human summary: ran, cached, failed with the most frequent reasons."""
@@ -54,6 +56,9 @@ class RunSummary:
         ]
         for reason, count in self.failures.most_common(5):
             out.append(f"  {count} x {reason}")
+        if self.failed_models:
+            out.append(f"{len(self.failed_models)} models failed (the others ran):")
+            out.extend(f"  {m}: {why}" for m, why in sorted(self.failed_models.items()))
         if self.interrupted:
             out.append("Interrupted: finished answers are stored; rerun to resume.")
         return out
@@ -167,6 +172,7 @@ def run_suite(
     summary.ran += second.ran
     summary.failed += second.failed
     summary.failures.update(second.failures)
+    summary.failed_models.update(second.failed_models)
     summary.seconds += second.seconds
     summary.interrupted = second.interrupted
     return summary
@@ -192,6 +198,7 @@ def run_plan(
     work, first_jobs, cached = pending_work(plan, specs, cache, chosen)
     job_of = {job.key: job for job in first_jobs}
     summary = RunSummary(planned=len(chosen), cached=cached)
+    summary.failed_models.update(plan.unavailable)
     todo = sum(len(w.requests) for w in work)
     stop = _StopFlag(console)
     with _progress(console, progress) as bar, stop.installed():
@@ -224,6 +231,10 @@ def run_plan(
                 if output.error is not None:
                     summary.failed += 1
                     summary.failures[output.error.split(":")[0][:120]] += 1
+                    if output.error.startswith(f"{MODEL_FAILED}: "):
+                        summary.failed_models.setdefault(
+                            job.model, output.error[len(MODEL_FAILED) + 2 :]
+                        )
                 else:
                     summary.ran += 1
             cache.put_many(rows)

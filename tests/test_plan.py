@@ -109,3 +109,17 @@ def test_plan_baseline_keys_hold_the_baseline_hints(project: Path) -> None:
         },
     }
     assert job.key == content_key(payload)
+
+
+def test_plan_model_whose_revision_cannot_resolve_is_unavailable_not_fatal(
+    project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-hub"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    suite = project / "specs/suites/t.yaml"
+    suite.write_text(suite.read_text().replace("tiny-llava]", "tiny-llava, gemma-3-4b-it]"))
+    plan = _plan(project)
+    assert sorted(plan.unavailable) == ["gemma-3-4b-it"]
+    assert plan.unavailable["gemma-3-4b-it"].startswith("google/gemma-3-4b-it@main: cannot resolve")
+    assert plan.models == ["baseline-chance", "tiny-llava"]
+    assert {j.model for j in plan.jobs} == {"baseline-chance", "tiny-llava"}

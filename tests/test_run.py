@@ -203,3 +203,64 @@ def test_check_batch_invariance_reports_no_flip_for_greedy_decoding(
     )
     assert result.exit_code == 0, result.output
     assert result.stdout.strip().endswith("12 jobs, 0 differ between batch 1 and batch 8.")
+
+
+BROKEN_MODEL = (
+    "schema_version: 1\nkind: model\nid: broken-llava-med\ntitle: LLaVA-Med, not converted\n"
+    "backend: hf\nfamily: llava\nrepo: microsoft/llava-med-v1.5-mistral-7b\n"
+    f"revision: {'a' * 40}\ncheckpoint_format: llava_original\n"
+)
+NOT_CONVERTED = (
+    "model broken-llava-med: `checkpoint_format: llava_original` is the original LLaVA code's "
+    "layout, which transformers cannot load. Convert it first with `medbench convert llava-med "
+    "SRC DST`, then point `path:` at DST (with `checkpoint_format: hf`)."
+)
+
+
+def test_run_model_that_cannot_load_fails_only_its_jobs(project: Path, tmp_path: Path) -> None:
+    (project / "data/empty").mkdir()
+    spec = project / "specs/models/tiny-llava.yaml"
+    spec.write_text(spec.read_text().replace("tiny: {arch: llava, seed: 0}", "path: data/empty"))
+    with Cache(tmp_path / "c.sqlite") as cache:
+        plan, summary = _run(project, cache)
+        broken = {j.key for j in plan.jobs if j.model == "tiny-llava"}
+        errors = {a.error for a in cache.get_many(broken).values()}
+        assert broken and cache.finished_keys() == {j.key for j in plan.jobs} - broken
+        _, again = _run(project, cache)
+    assert (summary.ran, summary.failed) == (len(plan.jobs) - len(broken), len(broken))  # type: ignore[attr-defined]
+    reason = summary.failed_models["tiny-llava"]  # type: ignore[attr-defined]
+    assert reason.startswith(f"model tiny-llava: cannot load {project / 'data/empty'}: ")
+    assert errors == {f"model failed: {reason}"}
+    assert summary.lines()[1:] == [  # type: ignore[attr-defined]
+        f"  {len(broken)} x model failed",
+        "1 models failed (the others ran):",
+        f"  tiny-llava: {reason}",
+    ]
+    # A failed load is not an answer: the next run tries the model again.
+    assert (again.ran, again.failed, again.cached) == (0, len(broken), len(plan.jobs) - len(broken))  # type: ignore[attr-defined]
+
+
+def test_run_suite_with_a_broken_model_scores_the_others_and_exits_1(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from medbench.cli import app
+
+    project = make_project(
+        tmp_path, models=("baseline-chance", "broken-llava-med", "baseline-majority")
+    )
+    (project / "specs/models/broken-llava-med.yaml").write_text(BROKEN_MODEL)
+    results = tmp_path / "results"
+    args = ["run", str(project / "specs"), "--suite", "t", "--cache", str(tmp_path / "c.sqlite")]
+    options = ["--no-site", "--results", str(results)]
+    result = CliRunner().invoke(app, [*args, *options], env={"COLUMNS": "1000"})
+    assert result.exit_code == 1, result.output
+    lines = result.output.splitlines()
+    assert "1 models failed (the others ran):" in lines
+    assert f"  broken-llava-med: {NOT_CONVERTED}" in lines
+    assert lines[-1] == "Failed models: broken-llava-med (see above); the others were scored."
+    import pandas as pd
+
+    scores = pd.read_csv(results / "t" / "scores.csv")
+    answered = scores[scores.n > 0]
+    assert sorted(set(answered.model)) == ["baseline-chance", "baseline-majority"]
+    assert set(scores[scores.model == "broken-llava-med"].n) == {0}

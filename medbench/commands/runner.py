@@ -96,6 +96,10 @@ def plan(
     Console().print(table)
     unique = len({job.key for job in the_plan.jobs if job.key not in done})
     typer.echo(f"{sum(cached.values())} cached; {unique} distinct answers to compute.")
+    for m, why in sorted(the_plan.unavailable.items()):
+        typer.echo(f"unavailable: {m}: {why}")
+    if the_plan.unavailable:
+        raise typer.Exit(1)
 
 
 def run(
@@ -154,6 +158,10 @@ def run(
         from medbench.commands.scoring import build_local_site
 
         build_local_site(specs, suite, results, console)
+    if summary.failed_models:
+        failed = ", ".join(sorted(summary.failed_models))
+        console.print(f"[red]Failed models: {failed} (see above); the others were scored.")
+        raise typer.Exit(1)
 
 
 check_app = typer.Typer(help="Self-checks of a model's behaviour.", no_args_is_help=True)

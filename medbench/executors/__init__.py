@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from medbench.backends.base import BackendContext, Output, Request
+from medbench.errors import MedbenchError
 from medbench.identity import ModelIdentity
 from medbench.specs import ModelSpec
 
@@ -33,6 +34,17 @@ class Executor(Protocol):
         sink: Sink,
         should_stop: Callable[[], bool],
     ) -> None: ...
+
+
+MODEL_FAILED = "model failed"
+"""The reason prefix of every job of a model that could not be loaded or stopped answering:
+the run records it for those jobs, goes on with the other models and names it at the end."""
+
+
+def model_failure(error: BaseException) -> str:
+    """The stored reason of a model's failure: `model failed: <what went wrong>`."""
+    detail = str(error) if isinstance(error, MedbenchError) else f"{type(error).__name__}: {error}"
+    return f"{MODEL_FAILED}: {' '.join(detail.split())}"
 
 
 EXECUTORS: dict[str, str] = {

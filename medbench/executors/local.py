@@ -7,8 +7,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 
 from medbench.backends import load_backend
-from medbench.backends.base import BackendContext
-from medbench.executors import ModelWork, Sink
+from medbench.backends.base import Backend, BackendContext, Output
+from medbench.executors import ModelWork, Sink, model_failure
 
 DEFAULT_BATCH = 8
 
@@ -26,7 +26,11 @@ def prepare_checkpoint(work: ModelWork) -> None:
 
 
 class LocalExecutor:
-    """In-process execution: models one after another, batches in order."""
+    """In-process execution: models one after another, batches in order.
+
+    A model that cannot be built or loaded, or whose backend raises part-way, fails its
+    remaining jobs with the reason (`model failed: ...`); the next model runs all the same.
+    """
 
     def execute(
         self,
@@ -38,25 +42,61 @@ class LocalExecutor:
         for item in work:
             if should_stop():
                 return
-            prepare_checkpoint(item)
-            backend = load_backend(
-                item.spec, replace(context, checkpoint_dir=item.identity.checkpoint_dir)
-            )
-            try:
-                stream = getattr(backend, "stream", None)
-                if stream is not None:
-                    # The backend batches and decodes ahead itself; store each batch on arrival.
-                    for indices, outputs in stream(item.requests):
-                        sink([item.requests[i] for i in indices], outputs)
-                        if should_stop():
-                            return
-                    continue
-                preferred = int(getattr(backend, "preferred_batch", DEFAULT_BATCH))
-                size = context.batch_size or preferred
-                for start in range(0, len(item.requests), size):
-                    batch = item.requests[start : start + size]
-                    sink(batch, backend.generate(batch))
-                    if should_stop():
-                        return
-            finally:
-                backend.close()
+            run_model(item, context, sink, should_stop)
+
+
+def run_model(
+    item: ModelWork, context: BackendContext, sink: Sink, should_stop: Callable[[], bool]
+) -> None:
+    """Answer one model's requests; if it fails, record why for those it has not answered."""
+    answered: set[int] = set()
+
+    def store(indices: Sequence[int], outputs: Sequence[Output]) -> None:
+        sink([item.requests[i] for i in indices], outputs)
+        answered.update(indices)
+
+    try:
+        prepare_checkpoint(item)
+        backend = load_backend(
+            item.spec, replace(context, checkpoint_dir=item.identity.checkpoint_dir)
+        )
+    except Exception as e:  # this model is out; the others still run
+        fail_remaining(item, answered, model_failure(e), sink)
+        return
+    try:
+        _answer_all(backend, item, context, store, should_stop)
+    except Exception as e:
+        fail_remaining(item, answered, model_failure(e), sink)
+    finally:
+        backend.close()
+
+
+def _answer_all(
+    backend: Backend,
+    item: ModelWork,
+    context: BackendContext,
+    store: Callable[[Sequence[int], Sequence[Output]], None],
+    should_stop: Callable[[], bool],
+) -> None:
+    stream = getattr(backend, "stream", None)
+    if stream is not None:
+        # The backend batches and decodes ahead itself; store each batch on arrival.
+        for indices, outputs in stream(item.requests):
+            store(indices, outputs)
+            if should_stop():
+                return
+        return
+    preferred = int(getattr(backend, "preferred_batch", DEFAULT_BATCH))
+    size = context.batch_size or preferred
+    for start in range(0, len(item.requests), size):
+        indices = range(start, min(start + size, len(item.requests)))
+        store(indices, backend.generate([item.requests[i] for i in indices]))
+        if should_stop():
+            return
+
+
+def fail_remaining(item: ModelWork, answered: set[int], reason: str, sink: Sink) -> None:
+    """Record `reason` for every request of `item` that has no answer yet."""
+    left = [r for i, r in enumerate(item.requests) if i not in answered]
+    if left:
+        sink(left, [Output(text=None, error=reason)] * len(left))

@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any
 from medbench.backends import BACKENDS, load_backend
 from medbench.backends.base import Backend, BackendContext, Output, Request
 from medbench.errors import BackendError
-from medbench.executors import ModelWork, Sink
-from medbench.executors.local import DEFAULT_BATCH, prepare_checkpoint
+from medbench.executors import MODEL_FAILED, ModelWork, Sink, model_failure
+from medbench.executors.local import DEFAULT_BATCH, fail_remaining, prepare_checkpoint
 from medbench.specs import ModelSpec
 
 if TYPE_CHECKING:
@@ -233,7 +233,11 @@ class RayExecutor:
                     if should_stop():
                         return
                     # Built here, before dispatch: actors only load it (from a shared disk).
-                    prepare_checkpoint(item)
+                    try:
+                        prepare_checkpoint(item)
+                    except Exception as e:  # this model is out; the others still run
+                        fail_remaining(item, set(), model_failure(e), sink)
+                        continue
                     run_model(ray, item, context, placement, sink, should_stop)
         finally:
             if started:
@@ -285,6 +289,7 @@ def run_model(
         num_cpus=None if placement.gpus else 1,
     )
     pending = set(range(len(item.requests)))
+    reason = LOST
     batches = iter(dataset.iter_batches(batch_size=None, batch_format="pandas"))
     try:
         for frame in batches:
@@ -297,10 +302,10 @@ def run_model(
     except ray.exceptions.RayActorError as e:
         if not e.actor_init_failed:
             raise
-        # As in-process, a model that cannot load stops the run; the message's last line is
-        # the constructor's exception (the whole traceback is in the Ray Data log).
-        reason = str(e).strip().splitlines()[-1]
-        raise BackendError(f"model {item.spec.id}: its Ray actor could not start: {reason}") from e
+        # As in-process, a model that cannot load fails its jobs and the run goes on; the
+        # message's last line is the constructor's exception (the traceback is in the Ray log).
+        cause = str(e).strip().splitlines()[-1]
+        reason = f"{MODEL_FAILED}: model {item.spec.id}: its Ray actor could not start: {cause}"
     finally:
         close = getattr(batches, "close", None)
         if close is not None:
@@ -309,4 +314,4 @@ def run_model(
     lost = sorted(pending)
     for start in range(0, len(lost), size):
         chunk = lost[start : start + size]
-        sink([item.requests[i] for i in chunk], [Output(None, error=LOST)] * len(chunk))
+        sink([item.requests[i] for i in chunk], [Output(None, error=reason)] * len(chunk))
