@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import shutil
@@ -224,6 +225,106 @@ def test_hf_backend_records_out_of_memory_at_batch_size_one(
     assert [(output.text, output.error) for output in outputs] == [(None, error)] * 3
 
 
+class FakeGPU:
+    """Device memory that stays allocated while anything refers to it, as CUDA tensors do: a
+    failed call's activations live on in its frames for as long as its traceback does."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self.live = 0
+
+    def allocate(self, units: int) -> Any:
+        gpu = self
+
+        class Block:
+            def __init__(self) -> None:
+                gpu.live += units
+
+            def __del__(self) -> None:
+                gpu.live -= units
+
+        return Block()
+
+
+def on_fake_gpu(backend: HFBackend, capacity: int) -> tuple[FakeGPU, list[int]]:
+    """Make the backend's model allocate one unit per row and run out of memory past
+    `capacity` units; returns the fake GPU and the batch sizes that reached the model."""
+    gpu, sizes = FakeGPU(capacity), []
+    model = backend._loaded.model
+    real_generate = model.generate
+
+    def generate(**inputs: Any) -> Any:
+        sizes.append(int(inputs["input_ids"].shape[0]))
+        activations = gpu.allocate(sizes[-1])  # held by this frame until it returns
+        if gpu.live > gpu.capacity:
+            raise torch.OutOfMemoryError("CUDA out of memory (fake)")
+        del activations
+        return real_generate(**inputs)
+
+    model.generate = generate
+    return gpu, sizes
+
+
+def test_hf_backend_retries_halves_after_the_failed_batch_memory_is_released(
+    tiny_llava_dir: Path, open_backend: Any, images: list[Path]
+) -> None:
+    backend = open_backend("llava", tiny_llava_dir, batch_size=4)
+    requests = [request_for(path, i) for i, path in enumerate(images[:4])]
+    expected = texts(backend.generate(requests))
+    gpu, sizes = on_fake_gpu(backend, capacity=2)
+    outputs = backend.generate(requests)
+    assert [o.error for o in outputs] == [None] * 4
+    assert texts(outputs) == expected
+    assert sizes == [4, 2, 2]
+    assert gpu.live == 0
+
+
+def auto_backend(folder: Path, state: Path) -> HFBackend:
+    context = BackendContext(device="cpu", checkpoint_dir=folder, state_dir=state)
+    return HFBackend(model_spec("llava"), context)
+
+
+def test_hf_backend_auto_batch_grows_from_one_halves_on_oom_and_is_remembered(
+    tiny_llava_dir: Path,
+    open_backend: Any,
+    images: list[Path],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    requests = [request_for(images[i % len(images)], i) for i in range(16)]
+    expected = texts(open_backend("llava", tiny_llava_dir, batch_size=1).generate(requests))
+    backend = auto_backend(tiny_llava_dir, tmp_path)
+    try:
+        _, sizes = on_fake_gpu(backend, capacity=3)
+        assert texts(backend.generate(requests)) == expected
+        # Two batches are prepared ahead, so each size is cut before the last one finished.
+        assert sizes == [1, 1, 1, 2, 2, 2, 4, 2, 2, 3]
+        assert (backend.batch_size, backend.sizer.out_of_memory_at) == (2, 4)
+    finally:
+        backend.close()
+    memory = tmp_path / "batch_sizes.json"
+    spec_hash = hashlib.sha256(model_spec("llava").model_dump_json().encode()).hexdigest()
+    key = f"tiny-llava@{spec_hash[:12]}"
+    assert json.loads(memory.read_text()) == {
+        "schema_version": 1,
+        "sizes": [{"model": key, "device": "cpu float32", "batch_size": 2}],
+    }
+    assert capsys.readouterr().err == (
+        f"tiny-llava on cpu float32: auto batch size 2 (out of memory at 4, remembered in "
+        f"{memory})\n"
+    )
+    again = auto_backend(tiny_llava_dir, tmp_path)
+    try:
+        _, sizes = on_fake_gpu(again, capacity=3)
+        assert texts(again.generate(requests[:6])) == expected[:6]
+        assert sizes == [2, 2, 2]
+    finally:
+        again.close()
+    assert capsys.readouterr().err == (
+        f"tiny-llava on cpu float32: auto batch size 2 (remembered in {memory})\n"
+    )
+
+
 def test_hf_backend_refuses_original_llava_checkpoints() -> None:
     spec = model_spec(
         "llava",
@@ -283,7 +384,7 @@ def test_hf_backend_loads_through_the_registry_and_closes(
     context = BackendContext(device="cpu", checkpoint_dir=tiny_gemma3_dir)
     backend = load_backend(model_spec("gemma3"), context)
     assert isinstance(backend, HFBackend)
-    assert backend.batch_size == 8
+    assert backend.batch_size == 1  # auto: grows from 1 while batches fit
     backend.close()
     backend.close()
     with pytest.raises(RuntimeError, match=r"^HFBackend.generate called after close\(\)$"):

@@ -40,10 +40,13 @@ class BackendContext:
     device: str = "auto"
     """`auto` (CUDA if present, else CPU), `cpu`, `cuda`, `cuda:N`."""
     batch_size: int | None = None
-    """None = the backend's own default."""
+    """None = `auto`: the backend's own choice (the HF backend finds the largest that fits)."""
     checkpoint_dir: Path | None = None
     """For `path:` and `tiny:` models: the resolved local checkpoint folder."""
     decode_threads: int = 2
+    state_dir: Path | None = None
+    """Where backends remember what they learn about this machine (the auto batch sizes):
+    the answer cache's folder. None: nothing is remembered."""
     extra: dict[str, str] = field(default_factory=dict)
 
 

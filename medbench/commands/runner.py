@@ -29,7 +29,10 @@ from medbench.plan import Plan, make_plan
 BatchOpt = Annotated[
     str,
     typer.Option(
-        "--batch-size", "-b", help="Requests per batch, or `auto` (the backend's default)."
+        "--batch-size",
+        "-b",
+        help="Requests per batch, or `auto`: the HF backend grows batches from 1 and halves "
+        "on out-of-memory, and remembers the size per model and device beside the cache.",
     ),
 ]
 DeviceOpt = Annotated[str, typer.Option("--device", help="`auto`, `cpu`, `cuda` or `cuda:N`.")]
@@ -134,13 +137,14 @@ def run(
     from medbench.run import run_suite
 
     extra = {"ray_address": address or "", "ray_actors": str(ray_actors or "")}
-    context = BackendContext(
-        device=device,
-        batch_size=parse_batch_size(batch_size),
-        extra={k: v for k, v in extra.items() if v},
-    )
     console = Console(stderr=True)
     with open_cache(cache) as store:
+        context = BackendContext(
+            device=device,
+            batch_size=parse_batch_size(batch_size),
+            extra={k: v for k, v in extra.items() if v},
+            state_dir=store.path.parent,
+        )
         spec_set, the_plan = build_plan(specs, suite, store, model, task, limit)
         summary = run_suite(
             the_plan, spec_set, store, context=context, executor=executor, console=console

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from medbench.backends.hf.backend import DEFAULT_BATCH_SIZE, HFBackend
+from medbench.backends.hf.backend import HFBackend
 from medbench.backends.hf.chat import conversation, supports_system_role
 from medbench.backends.hf.loading import load, resolve_device, resolve_dtype
 
 __all__ = [
-    "DEFAULT_BATCH_SIZE",
     "HFBackend",
     "conversation",
     "load",

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import copy
 import gc
+import hashlib
+import sys
 import threading
 from collections import deque
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from time import perf_counter
 from typing import Any
 
@@ -17,12 +20,11 @@ import torch  # noqa: TID253
 
 from medbench.backends.base import BackendContext, Output, Request
 from medbench.backends.hf.chat import Conversation, conversation, supports_system_role
-from medbench.backends.hf.loading import load
+from medbench.backends.hf.loading import Loaded, load
+from medbench.batching import MAX_AUTO_BATCH, BatchMemory, BatchSizer
 from medbench.images import ImageError, load_image
 from medbench.prompts import Messages
 from medbench.specs import GenerationSpec, ModelSpec
-
-DEFAULT_BATCH_SIZE = 8
 
 Inputs = dict[str, torch.Tensor]
 
@@ -50,8 +52,18 @@ class HFBackend:
 
     def __init__(self, spec: ModelSpec, context: BackendContext) -> None:
         self.spec = spec
-        self.batch_size = context.batch_size or DEFAULT_BATCH_SIZE
         self._loaded = load(spec, context)
+        self._memory = BatchMemory(context.state_dir) if context.state_dir is not None else None
+        self._memory_key = (memory_model_key(spec), device_key(self._loaded))
+        self._remembered: int | None = None
+        if context.batch_size is not None:
+            self._sizer = BatchSizer.fixed(context.batch_size)
+        else:
+            if self._memory is not None:
+                self._remembered = self._memory.get(*self._memory_key)
+            self._sizer = BatchSizer.automatic(self._remembered)
+            if self._remembered is not None:
+                self._say(f"auto batch size {self._remembered} (remembered in {self._memory_path})")
         self._text_only = spec.text_only
         self._generation = generation_config(
             self._loaded.model, spec.generation, self._loaded.tokenizer
@@ -63,6 +75,16 @@ class HFBackend:
         )
         # Tokenizers keep their padding settings as mutable state: one encode or decode at a time.
         self._processor_lock = threading.Lock()
+
+    @property
+    def batch_size(self) -> int:
+        """The size the next batch is cut at (it changes while an automatic size is found)."""
+        return self._sizer.size
+
+    @property
+    def sizer(self) -> BatchSizer:
+        """How the batch size was found: the largest batch that fit, the one that did not."""
+        return self._sizer
 
     @property
     def system_role(self) -> bool:
@@ -95,15 +117,15 @@ class HFBackend:
         if self._pool is None:
             raise RuntimeError("HFBackend.stream called after close()")
         pool = self._pool
-        chunks: Iterator[range] = (
-            range(start, min(start + self.batch_size, len(requests)))
-            for start in range(0, len(requests), self.batch_size)
-        )
+        cursor = 0
         pending: deque[Future[_Batch]] = deque()
 
         def submit_next() -> None:
-            chunk = next(chunks, None)
-            if chunk is not None:
+            # Cut when submitted: an automatic size grows (or shrinks) as batches finish.
+            nonlocal cursor
+            if cursor < len(requests):
+                chunk = range(cursor, min(cursor + self._sizer.size, len(requests)))
+                cursor = chunk.stop
                 pending.append(pool.submit(self._prepare, requests, chunk))
 
         try:
@@ -130,12 +152,45 @@ class HFBackend:
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
+            self._report_batch_size()
         if hasattr(self, "_loaded"):
             device = self._loaded.device
             del self._loaded
             if device.type == "cuda":
                 gc.collect()
                 torch.cuda.empty_cache()
+
+    @property
+    def _memory_path(self) -> Path | None:
+        return self._memory.path if self._memory is not None else None
+
+    def _say(self, message: str) -> None:
+        model, device = self._memory_key
+        print(f"{self.spec.id} on {device}: {message}", file=sys.stderr)
+
+    def _report_batch_size(self) -> None:
+        """Say what automatic batching found, and remember it once it is known."""
+        sizer = self._sizer
+        if not sizer.auto or sizer.largest_fit == 0:
+            return
+        if not sizer.settled:
+            self._say(
+                f"auto batch size: batches of up to {sizer.largest_fit} fit; too few requests "
+                "to find the limit, nothing remembered"
+            )
+            return
+        if sizer.size == self._remembered:
+            return
+        where = ""
+        if self._memory is not None:
+            self._memory.put(*self._memory_key, sizer.size)
+            where = f", remembered in {self._memory.path}"
+        limit = (
+            f"out of memory at {sizer.out_of_memory_at}"
+            if sizer.out_of_memory_at is not None
+            else f"the most medbench tries is {MAX_AUTO_BATCH}"
+        )
+        self._say(f"auto batch size {sizer.size} ({limit}{where})")
 
     def _render(self, turns: Conversation) -> str:
         rendered = self._loaded.processor.apply_chat_template(
@@ -213,22 +268,31 @@ class HFBackend:
         return answers
 
     def _generate_splitting(self, rows: Sequence[_Row], inputs: Inputs) -> dict[int, Output]:
-        """Generate for the rows; on CUDA out-of-memory, halve the batch and retry, down to one."""
+        """Generate for the rows; on CUDA out-of-memory, halve the batch and retry, down to one.
+
+        The retry happens after the `except` block: inside it, the exception's traceback still
+        holds the frames of the failed call, and with them its tensors on the GPU.
+        """
+        failure: str | None = None
         try:
             texts = self._generate(inputs)
         except torch.OutOfMemoryError as e:
-            del inputs
-            self._release_memory()
-            if len(rows) == 1:
-                return {
-                    rows[0].index: Output(text=None, error=f"out of memory at batch size 1: {e}")
-                }
-            half = len(rows) // 2
-            answers: dict[int, Output] = {}
-            for part in (rows[:half], rows[half:]):
-                answers.update(self._generate_splitting(part, self._encode(part)))
-            return answers
-        return {row.index: Output(text=text) for row, text in zip(rows, texts, strict=True)}
+            failure = str(e)
+        del inputs
+        if failure is None:
+            self._sizer.fitted(len(rows))
+            return {row.index: Output(text=text) for row, text in zip(rows, texts, strict=True)}
+        self._release_memory()
+        self._sizer.out_of_memory(len(rows))
+        if len(rows) == 1:
+            return {
+                rows[0].index: Output(text=None, error=f"out of memory at batch size 1: {failure}")
+            }
+        half = len(rows) // 2
+        answers: dict[int, Output] = {}
+        for part in (rows[:half], rows[half:]):
+            answers.update(self._generate_splitting(part, self._encode(part)))
+        return answers
 
     def _generate(self, inputs: Inputs) -> list[str]:
         loaded = self._loaded
@@ -271,3 +335,21 @@ def generation_config(model: Any, spec: GenerationSpec, tokenizer: Any) -> Any:
     if config.pad_token_id is None:
         config.pad_token_id = tokenizer.pad_token_id
     return config
+
+
+def memory_model_key(spec: ModelSpec) -> str:
+    """The model part of a remembered batch size: its id and a hash of its spec (weights,
+    dtype and decoding all change how much memory a batch takes)."""
+    digest = hashlib.sha256(spec.model_dump_json().encode()).hexdigest()[:12]
+    return f"{spec.id}@{digest}"
+
+
+def device_key(loaded: Loaded) -> str:
+    """The device part of a remembered batch size: which GPU (and its memory) and the dtype."""
+    dtype = str(loaded.dtype).removeprefix("torch.")
+    device = loaded.device
+    if device.type != "cuda":
+        return f"{device.type} {dtype}"
+    index = device.index if device.index is not None else torch.cuda.current_device()
+    properties = torch.cuda.get_device_properties(index)
+    return f"cuda:{index} {properties.name} {properties.total_memory // 2**20} MiB {dtype}"
