@@ -99,7 +99,7 @@ _SNAPSHOTS: dict[tuple[str, str], str | None] = {}
 
 def served_snapshot(spec: ModelSpec) -> str | None:
     """The model name an OpenAI-compatible endpoint reports for `spec` (one 1-token request,
-    remembered for the process). Pin `openai.snapshot` to plan without the endpoint."""
+    remembered for the process; needs the key). Only `medbench run` asks (`served.Probing`)."""
     assert spec.openai is not None
     where = (spec.openai.base_url, spec.openai.model)
     if where not in _SNAPSHOTS:
@@ -112,6 +112,18 @@ def served_snapshot(spec: ModelSpec) -> str | None:
         finally:
             backend.close()
     return _SNAPSHOTS[where]
+
+
+def openai_identity(spec: ModelSpec, snapshot: str | None) -> ModelIdentity:
+    """The identity of an `openai` model answered by `snapshot` (None: not known)."""
+    assert spec.openai is not None
+    endpoint: dict[str, Any] = {
+        "base_url": spec.openai.base_url,
+        "model": spec.openai.model,
+        # the name the server reports, when it differs: a new snapshot is a new model
+        "snapshot": snapshot if snapshot != spec.openai.model else None,
+    }
+    return ModelIdentity(_payload(spec, endpoint), snapshot or spec.openai.model)
 
 
 def tiny_checkpoint_dir(spec: ModelSpec, models_dir: Path) -> Path:
@@ -137,10 +149,14 @@ def resolve_identity(
     hasher: Callable[[Path], str] = sha256_file,
     *,
     specs: SpecSet | None = None,
+    snapshots: Callable[[ModelSpec], str | None] | None = None,
 ) -> ModelIdentity:
     """Resolve a model spec to its identity, without importing torch or loading weights.
 
     A trained tiny model needs `specs`: its training prompts and images are part of its identity.
+    An `openai` model without a pinned `snapshot` asks `snapshots` for the one it is served as
+    (`medbench.served`: recorded by a run, or probed); without it, the snapshot is unknown and
+    the key holds the requested model name only. Nothing here contacts an endpoint itself.
     """
     if spec.backend == "baseline":
         return ModelIdentity(
@@ -148,14 +164,10 @@ def resolve_identity(
         )
     if spec.backend == "openai":
         assert spec.openai is not None
-        snapshot = spec.openai.snapshot or served_snapshot(spec)
-        endpoint = {
-            "base_url": spec.openai.base_url,
-            "model": spec.openai.model,
-            # the name the server reports, when it differs: a new snapshot is a new model
-            "snapshot": snapshot if snapshot != spec.openai.model else None,
-        }
-        return ModelIdentity(_payload(spec, endpoint), snapshot or spec.openai.model)
+        snapshot = spec.openai.snapshot
+        if snapshot is None and snapshots is not None:
+            snapshot = snapshots(spec)
+        return openai_identity(spec, snapshot)
     if spec.tiny is not None:
         folder = tiny_checkpoint_dir(spec, models_dir)
         weights: dict[str, Any] = {

@@ -21,7 +21,7 @@ from medbench.data import Sample, load_samples, sha256_file
 from medbench.errors import BackendError, DataError, MedbenchError
 from medbench.identity import ModelIdentity, resolve_identity
 from medbench.prompts import ImageRef, Messages, Rendered, render
-from medbench.specs import PromptFamilySpec, SuiteSpec, TaskSpec
+from medbench.specs import ModelSpec, PromptFamilySpec, SuiteSpec, TaskSpec
 
 if TYPE_CHECKING:
     from medbench.cache import Cache
@@ -180,8 +180,12 @@ def make_plan(
     tasks: Sequence[str] | None = None,
     limit: int | None = None,
     hasher: Callable[[Path], str] = sha256_file,
+    snapshots: Callable[[ModelSpec], str | None] | None = None,
 ) -> Plan:
-    """Expand suite x tasks x families x variants x samples x models into sorted jobs."""
+    """Expand suite x tasks x families x variants x samples x models into sorted jobs.
+
+    `snapshots` gives the served snapshot of `openai` models without a pinned one (see
+    `medbench.served`); planning itself never contacts an endpoint."""
     suite = specs.suite(suite_id)
     model_ids = sorted(_select(suite.models, models, "model", suite.id))
     task_ids = sorted(_select(suite.tasks, tasks, "task", suite.id))
@@ -207,7 +211,7 @@ def make_plan(
     for m in [*model_ids, *diagnosers]:
         try:
             identities[m] = resolve_identity(
-                specs.models[m], specs.root, models_dir, hasher, specs=specs
+                specs.models[m], specs.root, models_dir, hasher, specs=specs, snapshots=snapshots
             )
         except (BackendError, DataError) as e:  # this model cannot run; the others can
             unavailable[m] = str(e)

@@ -28,6 +28,10 @@ from medbench.errors import MedbenchError
 from medbench.executors import EXECUTORS, MODEL_FAILED, Executor, ModelWork
 from medbench.loading import SpecSet
 from medbench.plan import Job, Plan
+from medbench.served import Change, stale_diagnoses
+
+STALE_SHOWN = 10
+"""How many stale diagnoses a run names (then it counts the rest)."""
 
 
 @dataclass
@@ -151,8 +155,12 @@ def run_suite(
     executor: str = "local",
     console: Console | None = None,
     progress: bool = True,
+    snapshot_changes: Sequence[Change] = (),
 ) -> RunSummary:
-    """Run a plan; with a describe stage, then run the diagnoses of the new descriptions."""
+    """Run a plan; with a describe stage, then run the diagnoses of the new descriptions.
+
+    `snapshot_changes`: hosted models now served as another snapshot than the cache recorded;
+    the diagnoses answered under the old one are named before they are answered again."""
     options: dict[str, Any] = {
         "context": context,
         "executor": executor,
@@ -166,6 +174,7 @@ def run_suite(
 
     before = len(plan.jobs)
     attach_diagnoses(plan, specs, cache)
+    say_stale_diagnoses(plan, specs, cache, snapshot_changes, console or Console(stderr=True))
     second = run_plan(plan, specs, cache, jobs=plan.jobs[before:], **options)
     summary.planned = len(plan.jobs)
     summary.cached += second.cached
@@ -176,6 +185,26 @@ def run_suite(
     summary.seconds += second.seconds
     summary.interrupted = second.interrupted
     return summary
+
+
+def say_stale_diagnoses(
+    plan: Plan, specs: SpecSet, cache: Cache, changes: Sequence[Change], console: Console
+) -> None:
+    """Name the cached diagnoses that no longer match because the served snapshot changed."""
+    for change in changes:
+        stale = stale_diagnoses(plan, cache, change, specs.models[change.model])
+        if not stale:
+            continue
+        console.print(
+            f"[yellow]{change.model}: the endpoint now serves {change.now!r}, the cache recorded "
+            f"{change.before!r}: {len(stale)} cached diagnoses were answered by {change.before!r} "
+            "and no longer match; they stay in the cache and are answered again now:",
+            highlight=False,
+        )
+        for line in stale[:STALE_SHOWN]:
+            console.print(f"  {line}", highlight=False)
+        if len(stale) > STALE_SHOWN:
+            console.print(f"  ... and {len(stale) - STALE_SHOWN} more", highlight=False)
 
 
 def run_plan(

@@ -49,3 +49,33 @@ def tiny_model_spec(arch: str, **fields: Any) -> ModelSpec:
         "test_model": True,
     }
     return ModelSpec.model_validate({**data, **fields})
+
+
+def full_data_tree(root: Path, per_class: int = 2) -> Path:
+    """A `$MEDBENCH_DATA` folder laid out as each shipped task's `full` source expects (the
+    dataset's own folder names), holding `per_class` sample images per class."""
+    from medbench.loading import load_specs
+
+    for task in load_specs(REPO / "specs").tasks.values():
+        source = task.data["full"]
+        folder = root / source.path.removeprefix("${MEDBENCH_DATA}/")
+        raw_names = {label: raw for raw, label in reversed(list(source.label_map.items()))}
+        for label_dir in sorted((REPO / "data" / "sample" / task.id).iterdir()):
+            target = folder / raw_names.get(label_dir.name, label_dir.name)
+            target.mkdir(parents=True)
+            for image in sorted(label_dir.iterdir())[:per_class]:
+                shutil.copy(image, target / image.name)
+    return root
+
+
+def hub_refs(cache: Path, revision: str = "0" * 40) -> Path:
+    """A Hugging Face cache folder whose `refs/main` names `revision` for every shipped hub
+    model, as a download leaves it (so that revisions resolve offline)."""
+    from medbench.loading import load_specs
+
+    for spec in load_specs(REPO / "specs").models.values():
+        if spec.repo is not None:
+            refs = cache / f"models--{spec.repo.replace('/', '--')}" / "refs"
+            refs.mkdir(parents=True, exist_ok=True)
+            (refs / spec.revision).write_text(revision)
+    return cache

@@ -92,3 +92,20 @@ def test_cli_unknown_suite_exits_2_without_traceback(tmp_path: Path) -> None:
     finally:
         sys.argv = argv
     assert exit_info.value.code == 2
+
+
+def test_cli_plan_paper_needs_neither_the_openai_key_nor_the_network(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.spec_tree import full_data_tree, hub_refs
+
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_CACHE", str(hub_refs(tmp_path / "hub")))
+    monkeypatch.setenv("MEDBENCH_DATA", str(full_data_tree(tmp_path / "data")))
+    args = ["plan", str(REPO / "specs"), "--suite", "paper", "--cache", str(tmp_path / "c.sqlite")]
+    result = runner.invoke(app, args, env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "OPENAI_API_KEY" not in result.output
+    # 22 images: 5 VLMs x 14 variants (12 + 2 describe) and 3 baselines x 12 variants
+    assert result.output.splitlines()[-1] == "0 cached; 2332 distinct answers to compute."

@@ -594,19 +594,25 @@ def test_run_after_the_server_died_resumes_on_a_restarted_server(tmp_path: Path)
         assert cache.finished_keys() == {j.key for j in plan.jobs}
 
 
-def test_run_with_an_unreachable_endpoint_stops_before_any_job(tmp_path: Path) -> None:
+def test_run_with_an_unreachable_endpoint_fails_the_model_before_any_job(
+    tmp_path: Path,
+) -> None:
     project = make_project(tmp_path, models=("fake-api",))
     write_model(project, f"http://127.0.0.1:{closed_port()}/v1")
     with Cache(tmp_path / "c.sqlite") as cache:
-        with pytest.raises(BackendError, match=r"^model fake-api: cannot reach the endpoint "):
-            run(project, cache)
+        plan, summary = run(project, cache)
         assert cache.finished_keys() == set()
+    assert summary.failed == len(plan.jobs)
+    assert re.match(
+        r"^model fake-api: cannot reach the endpoint ", summary.failed_models["fake-api"]
+    )
 
 
-def test_identity_asks_the_endpoint_for_its_snapshot_unless_pinned(
+def test_identity_asks_the_endpoint_only_through_a_probing_source_unless_pinned(
     server: FakeServer, tmp_path: Path
 ) -> None:
     from medbench.identity import resolve_identity
+    from medbench.served import Probing, SnapshotLog, recorded
 
     project = make_project(tmp_path, models=("fake-api",))
     write_model(project, server.url, snapshot=None)
@@ -615,11 +621,23 @@ def test_identity_asks_the_endpoint_for_its_snapshot_unless_pinned(
     )
     server.responder = lambda body: completion("ok", model="fake-model-2026-01-01")
     spec = load_specs(project / "specs").models["fake-api"]
-    asked = resolve_identity(spec, project, tmp_path / "models")
+    models, state = tmp_path / "models", tmp_path / "state"
+    unknown = resolve_identity(spec, project, models, snapshots=recorded(state))
+    assert (unknown.payload["weights"]["snapshot"], unknown.revision) == (None, MODEL)
+    assert (len(server.received), server.model_requests) == (0, 0)
+    asked = resolve_identity(spec, project, models, snapshots=Probing(state))
     assert asked.payload["weights"]["snapshot"] == "fake-model-2026-01-01"
     assert asked.revision == "fake-model-2026-01-01"
+    assert SnapshotLog(state).history(spec) == ["fake-model-2026-01-01"]
+    asked_requests = len(server.received)
+    again = resolve_identity(spec, project, models, snapshots=recorded(state))
+    assert again == asked
+    assert len(server.received) == asked_requests
     pinned = spec.model_copy(update={"openai": spec.openai.model_copy(update={"snapshot": MODEL})})  # type: ignore[union-attr]
     assert (
-        resolve_identity(pinned, project, tmp_path / "models").payload["weights"]["snapshot"]
+        resolve_identity(pinned, project, models, snapshots=Probing(state)).payload["weights"][
+            "snapshot"
+        ]
         is None
     )
+    assert len(server.received) == asked_requests

@@ -181,6 +181,7 @@ def publish(
     from medbench.loading import load_specs
     from medbench.records import Provenance, answers_csv, read_answers_csv, write_record
     from medbench.scoring import ScoringLayout, score_answers
+    from medbench.served import recorded
 
     spec_set = load_specs(specs)
     suite_spec = spec_set.suite(suite)
@@ -197,7 +198,9 @@ def publish(
     models_dir = cache_file(default_cache_path()).parent / "models"
     for model_id in chosen:
         spec = spec_set.model(model_id)
-        identity = resolve_identity(spec, spec_set.root, models_dir, specs=spec_set)
+        identity = resolve_identity(
+            spec, spec_set.root, models_dir, specs=spec_set, snapshots=recorded(models_dir.parent)
+        )
         provenance = Provenance(
             revision=identity.revision,
             spec_hashes=_spec_hashes(spec_set, suite_spec, model_id),

@@ -25,6 +25,7 @@ from medbench.commands.common import (
 )
 from medbench.loading import SpecSet, load_specs
 from medbench.plan import Plan, make_plan
+from medbench.served import Probing, SnapshotSource, recorded
 
 BatchOpt = Annotated[
     str,
@@ -56,7 +57,10 @@ def build_plan(
     models: list[str] | None,
     tasks: list[str] | None,
     limit: int | None,
+    snapshots: SnapshotSource | None = None,
 ) -> tuple[SpecSet, Plan]:
+    """The suite's plan; hosted models' snapshots come from what runs recorded beside the
+    cache unless `snapshots` says otherwise (only `run` asks the endpoint)."""
     specs = load_specs(specs_path)
     plan = make_plan(
         specs,
@@ -66,6 +70,7 @@ def build_plan(
         tasks=tasks,
         limit=limit,
         hasher=cache.hash_file,
+        snapshots=snapshots or recorded(cache.path.parent),
     )
     cache.flush_hashes()
     return specs, plan
@@ -145,9 +150,16 @@ def run(
             extra={k: v for k, v in extra.items() if v},
             state_dir=store.path.parent,
         )
-        spec_set, the_plan = build_plan(specs, suite, store, model, task, limit)
+        probing = Probing(store.path.parent)
+        spec_set, the_plan = build_plan(specs, suite, store, model, task, limit, probing)
         summary = run_suite(
-            the_plan, spec_set, store, context=context, executor=executor, console=console
+            the_plan,
+            spec_set,
+            store,
+            context=context,
+            executor=executor,
+            console=console,
+            snapshot_changes=probing.changes,
         )
         for line in summary.lines():
             console.print(line)
