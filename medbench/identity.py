@@ -123,6 +123,11 @@ def openai_identity(spec: ModelSpec, snapshot: str | None) -> ModelIdentity:
         # the name the server reports, when it differs: a new snapshot is a new model
         "snapshot": snapshot if snapshot != spec.openai.model else None,
     }
+    # Decoding settings of reasoning models change the answer; absent, old keys stay valid.
+    for name in ("reasoning_effort", "max_completion_tokens"):
+        value = getattr(spec.openai, name)
+        if value is not None:
+            endpoint[name] = value
     return ModelIdentity(_payload(spec, endpoint), snapshot or spec.openai.model)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, model_validator
 
 SCHEMA_VERSION = 1
 ID_PATTERN = r"^[a-z0-9][a-z0-9._-]*$"
@@ -204,7 +204,16 @@ class OpenAISpec(_Spec):
     max_retries: int = Field(default=5, ge=0, le=20)
     snapshot: str | None = Field(default=None, min_length=1, max_length=200)
     """The model snapshot the server reports (e.g. a dated name). Pinned here, it goes into
-    the cache key as is; left out, medbench asks the endpoint for it before planning."""
+    the cache key as is and every answer served under another name fails; left out,
+    `medbench run` asks the endpoint and records it beside the cache, and `plan`, `score`
+    and `check` use the recorded one (they never contact the endpoint)."""
+    reasoning_effort: Literal["none", "minimal", "low", "medium", "high"] | None = None
+    """For reasoning models: how much hidden reasoning to spend (sent as `reasoning_effort`;
+    part of the cache key). Left out, the provider's default (GPT-5.1: `none`)."""
+    max_completion_tokens: StrictInt | None = Field(default=None, ge=1, le=128000)
+    """For reasoning models: the token budget of hidden reasoning plus the visible answer,
+    sent as `max_completion_tokens` instead of `generation.max_new_tokens` (part of the
+    cache key). An answer left empty because the budget ran out is a failed job."""
 
 
 class ModelSpec(_Spec):

@@ -641,3 +641,141 @@ def test_identity_asks_the_endpoint_only_through_a_probing_source_unless_pinned(
         is None
     )
     assert len(server.received) == asked_requests
+
+
+# Answers that are not answers, and refusals that are not rate limits
+
+
+def finished(text: str, reason: str, model: str = SNAPSHOT) -> Reply:
+    reply = completion(text, model=model)
+    reply.body["choices"][0]["finish_reason"] = reason
+    return reply
+
+
+@pytest.mark.parametrize(
+    ("reply", "expected"),
+    [
+        (
+            finished("", "length"),
+            "openai finish_reason length: the answer is empty, the limit of 16 tokens ran out "
+            "first (a reasoning model spends it on hidden reasoning: raise "
+            "`openai.max_completion_tokens` or lower `openai.reasoning_effort`)",
+        ),
+        (
+            finished("", "content_filter"),
+            "openai finish_reason content_filter: the provider's content filter withheld the "
+            "answer",
+        ),
+        (
+            finished("Pneumo", "content_filter"),
+            "openai finish_reason content_filter: the provider's content filter withheld the "
+            "answer",
+        ),
+    ],
+)
+def test_openai_empty_or_filtered_answer_is_a_failure_with_its_reason(
+    server: FakeServer, open_backend: Callable[..., OpenAIBackend], reply: Reply, expected: str
+) -> None:
+    server.add(reply)
+    assert one(open_backend(server.url)).error == expected
+    assert len(server.received) == 1  # the same request would end the same way: not retried
+
+
+def test_openai_answer_cut_by_the_length_limit_is_kept(
+    server: FakeServer, open_backend: Callable[..., OpenAIBackend]
+) -> None:
+    server.add(finished("Pneumonia, because the", "length"))
+    output = one(open_backend(server.url))
+    assert (output.text, output.error) == ("Pneumonia, because the", None)
+
+
+def test_openai_answer_served_by_another_snapshot_than_pinned_fails(
+    server: FakeServer, open_backend: Callable[..., OpenAIBackend]
+) -> None:
+    server.add(completion("pneumonia", model="fake-model-2026-06-01"))
+    assert one(open_backend(server.url, snapshot=SNAPSHOT)).error == (
+        "openai snapshot mismatch: the endpoint answered as 'fake-model-2026-06-01', but the "
+        f"spec pins `openai.snapshot: {SNAPSHOT}`; the answer would be filed under the wrong "
+        "model. Pin the new snapshot (a new model) or request the dated name."
+    )
+    server.add(completion("pneumonia", model=SNAPSHOT))
+    assert one(open_backend(server.url, snapshot=SNAPSHOT)).text == "pneumonia"
+
+
+QUOTA = "You exceeded your current quota, please check your plan and billing details."
+
+
+def test_openai_insufficient_quota_fails_fast_and_stops_the_other_requests(
+    server: FakeServer, open_backend: Callable[..., OpenAIBackend]
+) -> None:
+    body = {"error": {"message": QUOTA, "type": "insufficient_quota", "code": "insufficient_quota"}}
+    server.responder = lambda request: Reply(429, body)
+    backend = open_backend(server.url, max_concurrency=1, max_retries=5)
+    outputs = backend.generate([request(f"q{i}") for i in range(4)])
+    assert [o.error for o in outputs] == [f"openai insufficient quota: {QUOTA}"] * 4
+    assert len(server.received) == 1
+
+
+def test_openai_rate_limit_429_is_still_retried(
+    server: FakeServer, open_backend: Callable[..., OpenAIBackend]
+) -> None:
+    server.add(error(429, "Rate limit reached for requests"))
+    output = one(open_backend(server.url))
+    assert (output.text, len(server.received)) == ("echo: hello", 2)
+
+
+def test_openai_sends_reasoning_effort_and_max_completion_tokens(
+    server: FakeServer, open_backend: Callable[..., OpenAIBackend]
+) -> None:
+    backend = open_backend(server.url, reasoning_effort="low", max_completion_tokens=512)
+    one(backend)
+    sent = server.received[0]
+    assert (sent["reasoning_effort"], sent["max_completion_tokens"]) == ("low", 512)
+    assert "max_tokens" not in sent
+    backend.probe()
+    assert server.received[1]["max_tokens"] == 1
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("max_completion_tokens", "512"),
+        ("max_completion_tokens", 0),
+        ("max_completion_tokens", 1.5),
+        ("reasoning_effort", "extreme"),
+        ("reasoning_effort", True),
+    ],
+)
+def test_openai_spec_refuses_loose_reasoning_settings(field: str, value: Any) -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match=rf"openai\.{field}"):
+        model_spec("http://127.0.0.1:1/v1", **{field: value})
+
+
+def test_identity_holds_reasoning_settings_only_when_set() -> None:
+    from medbench.identity import openai_identity
+
+    plain = openai_identity(model_spec("http://h/v1"), SNAPSHOT).payload["weights"]
+    assert plain == {"base_url": "http://h/v1", "model": MODEL, "snapshot": SNAPSHOT}
+    spec = model_spec("http://h/v1", reasoning_effort="none", max_completion_tokens=64)
+    assert openai_identity(spec, SNAPSHOT).payload["weights"] == {
+        **plain,
+        "reasoning_effort": "none",
+        "max_completion_tokens": 64,
+    }
+
+
+def test_run_stores_an_empty_length_cut_answer_as_failed_and_retries_it(
+    server: FakeServer, tmp_path: Path
+) -> None:
+    project = make_project(tmp_path, models=("fake-api",))
+    write_model(project, server.url, max_retries=0)
+    server.responder = lambda body: finished("", "length")
+    with Cache(tmp_path / "c.sqlite") as cache:
+        plan, first = run(project, cache)
+        assert (first.ran, first.failed) == (0, len(plan.jobs))
+        assert cache.finished_keys() == set()
+        server.responder = lambda body: completion("pneumonia")
+        _, second = run(project, cache)
+        assert (second.ran, second.failed) == (len(plan.jobs), 0)

@@ -19,6 +19,7 @@ from medbench.backends.openai_api.retry import (
     server_message,
 )
 from medbench.backends.openai_api.wire import (
+    Completion,
     chat_messages,
     generation_fields,
     parse_completion,
@@ -57,6 +58,8 @@ class OpenAIBackend:
         self._backoff_s = backoff_base(spec, context)
         self._stopping = threading.Event()
         self._lock = threading.Lock()
+        self._out_of_quota: str | None = None
+        """Set by the first `insufficient_quota` refusal: the reason every later request fails."""
         self._client = self._make_client()
         self._pool: ThreadPoolExecutor | None = ThreadPoolExecutor(
             max_workers=self.endpoint.max_concurrency, thread_name_prefix="medbench-openai"
@@ -111,7 +114,7 @@ class OpenAIBackend:
 
     def probe(self) -> str | None:
         """Ask for one token to learn the served model name (set in `served_model`)."""
-        output = self._answer(Messages(None, PROBE_TEXT), max_tokens=1)
+        output = self._answer(Messages(None, PROBE_TEXT), max_tokens=1, probe=True)
         if output.error is not None:
             raise BackendError(f"model {self.spec.id}: the probe request failed: {output.error}")
         return self.served_model
@@ -205,9 +208,13 @@ class OpenAIBackend:
             )
         return self._answer(request.messages)
 
-    def _answer(self, messages: Messages, *, max_tokens: int | None = None) -> Output:
+    def _answer(
+        self, messages: Messages, *, max_tokens: int | None = None, probe: bool = False
+    ) -> Output:
         """One request with its retries; never raises (a failure is an Output with `error`)."""
         start = perf_counter()
+        if self._out_of_quota is not None:  # every later request would be refused the same way
+            return Output(text=None, error=self._out_of_quota)
         try:
             body = self._body(messages, max_tokens)
         except ImageError as e:
@@ -220,8 +227,14 @@ class OpenAIBackend:
                 completion = parse_completion(raw.text)
             except Exception as e:  # every failure becomes a recorded reason, never a crash
                 failure = classify(e, self.endpoint.timeout_s)
+                if quota_exhausted(e):
+                    failure = Failure("insufficient quota", failure.detail, retryable=False)
+                    self._out_of_quota = failure_text(failure, attempt)
             else:
                 self._saw_model(completion.model)
+                problem = None if probe else self._unusable(completion)
+                if problem is not None:
+                    return Output(text=None, error=problem, seconds=perf_counter() - start)
                 return Output(text=completion.text, seconds=perf_counter() - start)
             if self._give_up(failure, attempt) or self._stopping.wait(
                 backoff_delay(attempt, self._backoff_s, failure.retry_after)
@@ -229,6 +242,31 @@ class OpenAIBackend:
                 return Output(
                     text=None, error=failure_text(failure, attempt), seconds=perf_counter() - start
                 )
+
+    def _unusable(self, completion: Completion) -> str | None:
+        """Why an answer must not be stored as the model's answer (a failed job, tried again
+        by the next run), or None. Not retried now: the same request would end the same way."""
+        pinned = self.endpoint.snapshot
+        if pinned is not None and completion.model is not None and completion.model != pinned:
+            return (
+                f"openai snapshot mismatch: the endpoint answered as {completion.model!r}, but "
+                f"the spec pins `openai.snapshot: {pinned}`; the answer would be filed under "
+                "the wrong model. Pin the new snapshot (a new model) or request the dated name."
+            )
+        reason = completion.finish_reason
+        if reason == "content_filter":
+            return (
+                "openai finish_reason content_filter: the provider's content filter withheld "
+                "the answer"
+            )
+        if reason == "length" and not completion.text:
+            limit = self.endpoint.max_completion_tokens or self.spec.generation.max_new_tokens
+            return (
+                f"openai finish_reason length: the answer is empty, the limit of {limit} tokens "
+                "ran out first (a reasoning model spends it on hidden reasoning: raise "
+                "`openai.max_completion_tokens` or lower `openai.reasoning_effort`)"
+            )
+        return None
 
     def _give_up(self, failure: Failure, attempt: int) -> bool:
         bound = self.endpoint.max_retries + 1
@@ -241,6 +279,11 @@ class OpenAIBackend:
         if max_tokens is not None:
             generation = generation.model_copy(update={"max_new_tokens": max_tokens})
         fields = generation_fields(generation, self.endpoint.base_url)
+        if self.endpoint.max_completion_tokens is not None and max_tokens is None:
+            fields.pop("max_tokens", None)
+            fields["max_completion_tokens"] = self.endpoint.max_completion_tokens
+        if self.endpoint.reasoning_effort is not None:
+            fields["reasoning_effort"] = self.endpoint.reasoning_effort
         return {"model": self.endpoint.model, "messages": chat_messages(messages), **fields}
 
     def _saw_model(self, model: str | None) -> None:
@@ -255,6 +298,22 @@ def failure_text(failure: Failure, attempts: int) -> str:
     run summaries count, so it names the kind of failure, never a message."""
     tries = f" after {attempts} attempts" if attempts > 1 else ""
     return f"openai {failure.reason}{tries}: {failure.detail}"
+
+
+def quota_exhausted(error: Exception) -> bool:
+    """A 429 that is not a rate limit: the account has no credit left (`insufficient_quota`).
+    Waiting does not help, so it is not retried like one."""
+    import openai
+
+    if not isinstance(error, openai.APIStatusError) or error.status_code != 429:
+        return False
+    body = error.body
+    if isinstance(body, dict) and isinstance(body.get("error"), dict):
+        body = body["error"]
+    fields = [error.code, error.type]
+    if isinstance(body, dict):
+        fields += [body.get("code"), body.get("type")]
+    return "insufficient_quota" in fields
 
 
 def backoff_base(spec: ModelSpec, context: BackendContext) -> float:

@@ -37,6 +37,8 @@ class Completion:
     text: str
     model: str | None
     """The model name the server reports (often a dated snapshot of the requested name)."""
+    finish_reason: str | None = None
+    """Why generation stopped: `stop`, `length` (the token limit), `content_filter`, ..."""
 
 
 def image_data_url(path: str | Path) -> str:
@@ -123,7 +125,12 @@ def parse_completion(body: str) -> Completion:
     if not isinstance(content, str):
         raise MalformedResponse(f"the message content is not text: {shorten(str(content))}")
     model = data.get("model")
-    return Completion(content.strip(), model if isinstance(model, str) and model else None)
+    finish = choices[0].get("finish_reason")
+    return Completion(
+        content.strip(),
+        model if isinstance(model, str) and model else None,
+        finish if isinstance(finish, str) and finish else None,
+    )
 
 
 def shorten(text: str, limit: int = MAX_DETAIL) -> str:
