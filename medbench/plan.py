@@ -196,7 +196,7 @@ def make_plan(
                 specs.tasks[t],
                 suite.data,
                 specs.root,
-                limit_per_class=suite.limit_per_class,
+                limit_per_class=suite.limit_per_class_of(t),
                 seed=suite.seed,
                 hasher=hasher,
             ),

@@ -288,6 +288,15 @@ class ProbeStage(_Spec):
     seed: int = 0
 
 
+class TaskSubset(_Spec):
+    """A fixed subset of one task's images that a suite evaluates, and why."""
+
+    per_class: StrictInt = Field(ge=1, le=100000)
+    """Images per class, drawn with the suite's `seed` (replaces `limit_per_class` here)."""
+    reason: Text
+    """Why this task is evaluated on a subset (shown by `medbench plan`)."""
+
+
 class SuiteSpec(_Spec):
     """Which tasks x prompt families x models to run, on which data."""
 
@@ -303,6 +312,8 @@ class SuiteSpec(_Spec):
     limit_per_class: int | None = Field(default=None, ge=1)
     """Subsample at most this many images per class (seeded)."""
     seed: int = 0
+    subsets: dict[Id, TaskSubset] = {}
+    """Tasks evaluated on a fixed, stated subset of their images, by task id."""
     describe: DescribeStage | None = None
     probe: ProbeStage | None = None
 
@@ -313,7 +324,18 @@ class SuiteSpec(_Spec):
             dupes = sorted({i for i in items if items.count(i) > 1})
             if dupes:
                 raise ValueError(f"{name} lists {dupes[0]!r} twice")
+        unknown = sorted(set(self.subsets) - set(self.tasks))
+        if unknown:
+            raise ValueError(
+                f"subsets names {unknown[0]!r}, which is not among the suite's tasks "
+                f"({', '.join(self.tasks)})"
+            )
         return self
+
+    def limit_per_class_of(self, task: str) -> int | None:
+        """Images per class evaluated for `task`: its subset's, else the suite's limit."""
+        subset = self.subsets.get(task)
+        return subset.per_class if subset is not None else self.limit_per_class
 
 
 Spec = Annotated[TaskSpec | PromptFamilySpec | ModelSpec | SuiteSpec, Field(discriminator="kind")]

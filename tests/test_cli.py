@@ -108,4 +108,9 @@ def test_cli_plan_paper_needs_neither_the_openai_key_nor_the_network(
     assert result.exit_code == 0, result.output
     assert "OPENAI_API_KEY" not in result.output
     # 22 images: 5 VLMs x 14 variants (12 + 2 describe) and 3 baselines x 12 variants
-    assert result.output.splitlines()[-1] == "0 cached; 2332 distinct answers to compute."
+    lines = result.output.splitlines()
+    assert lines[-2] == "0 cached; 2332 distinct answers to compute."
+    assert lines[-1].startswith(
+        "histopathology: a fixed subset of 250 images per class (seed 0): LC25000's 15,000 "
+        "lung images are augmentations"
+    )

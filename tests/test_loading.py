@@ -385,3 +385,33 @@ def test_load_specs_folded_scalars_read_as_yaml_defines_them() -> None:
     node = YAML().compose(source)
     values = {k.value: _scalar(v) for k, v in node.value}
     assert values == expected
+
+
+def test_suite_subset_of_a_task_it_does_not_run_is_a_located_error(tmp_path: Path) -> None:
+    suite = SUITE + "subsets:\n  histopathology: {per_class: 5, reason: augmented copies}\n"
+    message = load_error(write_tree(tmp_path, {"specs/suites/demo.yaml": suite}))
+    assert message == (
+        f"{tmp_path}/specs/suites/demo.yaml:1:1: subsets names 'histopathology', which is not "
+        "among the suite's tasks (pneumonia_cxr)."
+    )
+
+
+@pytest.mark.parametrize(
+    ("subset", "where", "problem"),
+    [
+        ("{per_class: 0, reason: r}", "10:30", "per_class: expected a number >= 1, got 0."),
+        ("{per_class: '5', reason: r}", "10:30", "per_class: expected an integer, got '5'."),
+        (
+            "{per_class: 5}",
+            "10:18",
+            "reason: required field is missing. Why this task is evaluated on a subset (shown "
+            "by `medbench plan`).",
+        ),
+    ],
+)
+def test_suite_subset_fields_are_checked(
+    tmp_path: Path, subset: str, where: str, problem: str
+) -> None:
+    suite = SUITE + f"subsets:\n  pneumonia_cxr: {subset}\n"
+    message = load_error(write_tree(tmp_path, {"specs/suites/demo.yaml": suite}))
+    assert message == f"{tmp_path}/specs/suites/demo.yaml:{where}: subsets.pneumonia_cxr.{problem}"

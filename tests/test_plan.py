@@ -123,3 +123,22 @@ def test_plan_model_whose_revision_cannot_resolve_is_unavailable_not_fatal(
     assert plan.unavailable["gemma-3-4b-it"].startswith("google/gemma-3-4b-it@main: cannot resolve")
     assert plan.models == ["baseline-chance", "tiny-llava"]
     assert {j.model for j in plan.jobs} == {"baseline-chance", "tiny-llava"}
+
+
+def test_plan_suite_subset_fixes_a_tasks_images_per_class(tmp_path: Path) -> None:
+    project = make_project(tmp_path, tasks=("pneumonia_cxr", "histopathology"))
+    suite = project / "specs/suites/t.yaml"
+    suite.write_text(
+        suite.read_text() + "subsets:\n  histopathology: {per_class: 3, reason: augmented}\n"
+    )
+    plan = _plan(project)
+    assert {t: len(s) for t, s in plan.samples.items()} == {"histopathology": 9, "pneumonia_cxr": 4}
+    assert plan.samples["histopathology"] == _plan(project).samples["histopathology"]  # seeded
+
+
+def test_plan_paper_suite_states_its_histopathology_subset() -> None:
+    paper = load_specs(Path(__file__).resolve().parent.parent / "specs").suite("paper")
+    assert sorted(paper.subsets) == ["histopathology"]
+    assert paper.limit_per_class_of("histopathology") == 250
+    assert paper.limit_per_class_of("pneumonia_cxr") is None
+    assert "750 originals" in paper.subsets["histopathology"].reason

@@ -104,6 +104,12 @@ def plan(
     Console().print(table)
     unique = len({job.key for job in the_plan.jobs if job.key not in done})
     typer.echo(f"{sum(cached.values())} cached; {unique} distinct answers to compute.")
+    for task_id, subset in sorted(the_plan.suite.subsets.items()):
+        if task_id in the_plan.samples:
+            typer.echo(
+                f"{task_id}: a fixed subset of {subset.per_class} images per class "
+                f"(seed {the_plan.suite.seed}): {subset.reason}"
+            )
     for m, why in sorted(the_plan.unavailable.items()):
         typer.echo(f"unavailable: {m}: {why}")
     if the_plan.unavailable:
