@@ -81,6 +81,11 @@ class HFBackend:
         """The size the next batch is cut at (it changes while an automatic size is found)."""
         return self._sizer.size
 
+    def set_batch_size(self, size: int | None) -> None:
+        """Cut the next batches at `size`, or find the size automatically (None: from 1, or
+        from the size remembered for this model and device)."""
+        self._sizer = BatchSizer.fixed(size) if size else BatchSizer.automatic(self._remembered)
+
     @property
     def sizer(self) -> BatchSizer:
         """How the batch size was found: the largest batch that fit, the one that did not."""

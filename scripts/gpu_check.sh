@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# The GPU check of issue 16, for a maintainer on a machine with one CUDA GPU (under 10 minutes):
+# every shipped real model found in the local Hugging Face cache (others are skipped) loads in
+# bf16 and answers 16 sample images x 2 variants at batch 1, then at the automatic batch size;
+# each model's line gives its load time, images/s, peak GPU memory and how many answers differ
+# between batch 1 and batch N (bf16 batching may change greedy answers: that is the noise floor
+# the statistics measure). Nothing is downloaded: download the models first (`hf download ...`).
+#
+#   scripts/gpu_check.sh                      # every cached real model
+#   scripts/gpu_check.sh --model gemma-3-4b-it
+#
+# Exit status 1 if a model failed to load or answer. The same code runs on a tiny model on the
+# CPU in the tests (tests/test_gpu_check.py); this script itself has not been run on a GPU yet.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON="${PYTHON:-$( [ -x .venv/bin/python ] && echo .venv/bin/python || echo python3 )}"
+export HF_HUB_OFFLINE="${HF_HUB_OFFLINE:-1}"
+exec timeout 600 "$PYTHON" -m medbench.gpu_check --device cuda --dtype bfloat16 "$@"
