@@ -264,3 +264,34 @@ def test_run_suite_with_a_broken_model_scores_the_others_and_exits_1(tmp_path: P
     answered = scores[scores.n > 0]
     assert sorted(set(answered.model)) == ["baseline-chance", "baseline-majority"]
     assert set(scores[scores.model == "broken-llava-med"].n) == {0}
+
+
+def test_run_model_whose_backend_raises_part_way_keeps_its_answers_and_fails_the_rest(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from medbench.backends.base import Output
+    from medbench.executors import local
+
+    class DiesAfterOneBatch:
+        preferred_batch = 2
+        calls = 0
+
+        def generate(self, requests: object) -> list[Output]:
+            DiesAfterOneBatch.calls += 1
+            if DiesAfterOneBatch.calls > 1:
+                raise RuntimeError("CUDA error: an illegal memory access was encountered")
+            return [Output(text="normal")] * 2
+
+        def close(self) -> None:
+            pass
+
+    monkeypatch.setattr(local, "load_backend", lambda spec, context: DiesAfterOneBatch())
+    project = make_project(tmp_path, models=("baseline-chance",))
+    with Cache(tmp_path / "c.sqlite") as cache:
+        plan, summary = _run(project, cache)
+        stored = cache.get_many(j.key for j in plan.jobs)
+    reason = "RuntimeError: CUDA error: an illegal memory access was encountered"
+    assert summary.failed_models == {"baseline-chance": reason}  # type: ignore[attr-defined]
+    assert sorted(a.error or "" for a in stored.values()) == [""] * 2 + [
+        f"model failed: {reason}"
+    ] * (len(plan.jobs) - 2)

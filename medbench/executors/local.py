@@ -8,6 +8,7 @@ from dataclasses import replace
 
 from medbench.backends import load_backend
 from medbench.backends.base import Backend, BackendContext, Output
+from medbench.errors import CacheError
 from medbench.executors import ModelWork, Sink, model_failure
 
 DEFAULT_BATCH = 8
@@ -65,6 +66,8 @@ def run_model(
         return
     try:
         _answer_all(backend, item, context, store, should_stop)
+    except CacheError:  # the store failed, not the model: nothing more can be recorded
+        raise
     except Exception as e:
         fail_remaining(item, answered, model_failure(e), sink)
     finally:

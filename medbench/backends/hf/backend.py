@@ -170,8 +170,7 @@ class HFBackend:
         return self._memory.path if self._memory is not None else None
 
     def _say(self, message: str) -> None:
-        model, device = self._memory_key
-        print(f"{self.spec.id} on {device}: {message}", file=sys.stderr)
+        print(f"{self.spec.id} on {self._memory_key[1]}: {message}", file=sys.stderr)
 
     def _report_batch_size(self) -> None:
         """Say what automatic batching found, and remember it once it is known."""
