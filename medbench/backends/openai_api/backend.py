@@ -246,10 +246,11 @@ class OpenAIBackend:
     def _unusable(self, completion: Completion) -> str | None:
         """Why an answer must not be stored as the model's answer (a failed job, tried again
         by the next run), or None. Not retried now: the same request would end the same way."""
-        pinned = self.endpoint.snapshot
-        if pinned is not None and completion.model is not None and completion.model != pinned:
+        pinned, served = self.endpoint.snapshot, completion.model
+        # `transformers serve` names a checkpoint NAME or NAME@main: the same model.
+        if pinned is not None and served is not None and served not in (pinned, f"{pinned}@main"):
             return (
-                f"openai snapshot mismatch: the endpoint answered as {completion.model!r}, but "
+                f"openai snapshot mismatch: the endpoint answered as {served!r}, but "
                 f"the spec pins `openai.snapshot: {pinned}`; the answer would be filed under "
                 "the wrong model. Pin the new snapshot (a new model) or request the dated name."
             )
