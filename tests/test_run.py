@@ -295,3 +295,26 @@ def test_run_model_whose_backend_raises_part_way_keeps_its_answers_and_fails_the
     assert sorted(a.error or "" for a in stored.values()) == [""] * 2 + [
         f"model failed: {reason}"
     ] * (len(plan.jobs) - 2)
+
+
+def test_run_probe_stage_leaves_out_a_model_that_cannot_load(project: Path, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from medbench.cli import app
+
+    (project / "data/empty").mkdir()
+    spec = project / "specs/models/tiny-llava.yaml"
+    spec.write_text(spec.read_text().replace("tiny: {arch: llava, seed: 0}", "path: data/empty"))
+    suite = project / "specs/suites/t.yaml"
+    suite.write_text(suite.read_text() + "probe: {folds: 2}\n")
+    results = tmp_path / "results"
+    args = ["run", str(project / "specs"), "--suite", "t", "--cache", str(tmp_path / "c.sqlite")]
+    options = ["--no-site", "--results", str(results)]
+    result = CliRunner().invoke(app, [*args, *options], env={"COLUMNS": "1000"})
+    assert isinstance(result.exception, SystemExit), result.exception
+    assert result.exit_code == 1
+    assert result.output.splitlines()[-1] == (
+        "Failed models: tiny-llava (see above); the others were scored."
+    )
+    assert "probe: tiny-llava left out: model tiny-llava: cannot load " in result.output
+    assert (results / "t" / "ladder.csv").is_file()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import shutil
+import sys
 from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
@@ -18,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from medbench.backends.base import BackendContext
+from medbench.errors import BackendError
 from medbench.metrics import chance_f1
 from medbench.probe.classifier import ProbeResult, pixel_features, probe
 from medbench.probe.embeddings import EmbeddingStore, can_embed, get_embeddings, store_path
@@ -315,14 +317,18 @@ def run_probe_stage(
     with EmbeddingStore(store_path(cache_path)) as store:
         for m in embeddable:
             everything = [s for t in tasks for s in plan.samples[t]]
-            embedded = get_embeddings(
-                store,
-                specs.models[m],
-                plan.identities[m],
-                everything,
-                stage.embeddings,
-                context=context,
-            )
+            try:
+                embedded = get_embeddings(
+                    store,
+                    specs.models[m],
+                    plan.identities[m],
+                    everything,
+                    stage.embeddings,
+                    context=context,
+                )
+            except BackendError as e:  # as in the run: a model that cannot load is left out
+                print(f"probe: {m} left out: {e}", file=sys.stderr)
+                continue
             start = 0
             for t in tasks:
                 samples = plan.samples[t]
