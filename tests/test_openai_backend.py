@@ -779,3 +779,11 @@ def test_run_stores_an_empty_length_cut_answer_as_failed_and_retries_it(
         server.responder = lambda body: completion("pneumonia")
         _, second = run(project, cache)
         assert (second.ran, second.failed) == (len(plan.jobs), 0)
+
+
+def test_openai_pinned_snapshot_accepts_its_default_revision_name(
+    server: FakeServer, open_backend: Callable[..., OpenAIBackend]
+) -> None:
+    server.add(completion("pneumonia", model=f"{MODEL}@main"))  # transformers serve up to 5.2x
+    output = one(open_backend(server.url, snapshot=MODEL))
+    assert (output.text, output.error) == ("pneumonia", None)
