@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from medbench import parsing
 from medbench.commands.parse import parse
-from medbench.parsing import RULES, ParsedAnswer, parse_answer
+from medbench.parsing import RULES, ParsedAnswer, decide, parse_answer, patterns
 
 CASES_DIR = Path(__file__).parent / "cases" / "parsing"
 CASE_FILES = ("yes_no", "closed", "lettered", "refusals", "unparseable", "negations")
@@ -153,9 +153,9 @@ class _AlwaysOverlaps(frozenset[str]):
 
 @pytest.fixture
 def fresh_cache() -> Iterator[None]:
-    parsing._parse.cache_clear()
+    decide.parse_cached.cache_clear()
     yield
-    parsing._parse.cache_clear()
+    decide.parse_cached.cache_clear()
 
 
 def test_parse_answer_word_prefilter_changes_no_result(
@@ -164,9 +164,9 @@ def test_parse_answer_word_prefilter_changes_no_result(
     texts = [(case["text"], case["options"], case.get("lettered", False)) for _, case in CASES]
     texts += [(t, BRAIN, lettered) for t in _fuzz_texts(7, 200) for lettered in (False, True)]
     expected = [parse_answer(t, o, lettered=lettered) for t, o, lettered in texts]
-    monkeypatch.setattr(parsing, "_COMMIT_HINTS", _AlwaysOverlaps())
-    monkeypatch.setattr(parsing, "_CUE_HINTS", _AlwaysOverlaps())
-    parsing._parse.cache_clear()
+    monkeypatch.setattr(patterns, "COMMIT_HINTS", _AlwaysOverlaps())
+    monkeypatch.setattr(patterns, "CUE_HINTS", _AlwaysOverlaps())
+    decide.parse_cached.cache_clear()
     assert [parse_answer(t, o, lettered=lettered) for t, o, lettered in texts] == expected
 
 
