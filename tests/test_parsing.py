@@ -20,7 +20,26 @@ from medbench.parsing import RULES, ParsedAnswer, decide, parse_answer, patterns
 
 CASES_DIR = Path(__file__).parent / "cases" / "parsing"
 CASE_FILES = ("yes_no", "closed", "lettered", "refusals", "unparseable", "negations")
+REAL_FILES = (
+    "sentence_yes_no",
+    "declines",
+    "disclaimers",
+    "long_options",
+    "echoes",
+    "sentence_options",
+)
+"""Issue 15's cases, one file per failure class, tagged with `class` and `style`."""
 CASE_KEYS = {"text", "options", "lettered", "aliases", "status", "label", "rule", "note"}
+CASE_KEYS |= {"finding", "class", "style", "near_miss"}
+CLASSES = {
+    "yes_no_sentence",
+    "decline",
+    "disclaimer_after",
+    "long_option",
+    "echo",
+    "sentence_option",
+}
+STYLES = {"llava-1.5", "llava-med", "gemma-3", "medgemma", "qwen-vl", "gpt"}
 DOCUMENTED_RULES = {
     "empty",
     "final_answer",
@@ -37,16 +56,17 @@ DOCUMENTED_RULES = {
 BRAIN = ["glioma", "meningioma", "no tumor", "pituitary tumor"]
 
 
-def _load_cases() -> list[tuple[str, dict[str, Any]]]:
+def _load_cases(files: Sequence[str] = CASE_FILES + REAL_FILES) -> list[tuple[str, dict[str, Any]]]:
     yaml = YAML(typ="safe")
     cases = []
-    for name in CASE_FILES:
+    for name in files:
         loaded = yaml.load((CASES_DIR / f"{name}.yaml").read_text(encoding="utf-8"))
         cases += [(f"{name}[{i}]", case) for i, case in enumerate(loaded)]
     return cases
 
 
 CASES = _load_cases()
+REAL_CASES = _load_cases(REAL_FILES)
 
 
 def _parse_case(case: Mapping[str, Any], text: str | None = None) -> ParsedAnswer:
@@ -55,6 +75,7 @@ def _parse_case(case: Mapping[str, Any], text: str | None = None) -> ParsedAnswe
         case["options"],
         lettered=case.get("lettered", False),
         aliases=case.get("aliases"),
+        finding=case.get("finding"),
     )
 
 
@@ -77,6 +98,19 @@ def test_golden_cases_have_known_fields_and_consistent_labels() -> None:
 def test_golden_cases_number_at_least_200_and_cover_every_rule() -> None:
     assert len(CASES) >= 200
     assert {_parse_case(case).rule for _, case in CASES} == RULES
+
+
+def test_real_style_cases_number_at_least_300_and_are_tagged() -> None:
+    assert len(REAL_CASES) >= 300
+    for case_id, case in REAL_CASES:
+        assert case["class"] in CLASSES, case_id
+        assert case["style"] in STYLES, case_id
+        assert "rule" not in case, case_id  # labelled by what the reply says, not by a rule
+    assert {case["class"] for _, case in REAL_CASES} == CLASSES
+    assert {case["style"] for _, case in REAL_CASES} == STYLES
+    for name in CLASSES:
+        mine = [case for _, case in REAL_CASES if case["class"] == name]
+        assert any(case.get("near_miss") for case in mine), name
 
 
 def test_rules_are_the_documented_set() -> None:

@@ -57,7 +57,10 @@ CUES_BEFORE: dict[str, tuple[str, ...]] = {
         r"if", r"whether", r"such\s+as", r"for\s+example", r"including", r"between",
         r"to\s+(?:rule\s+out|exclude|evaluate|assess|check|determine|distinguish|differentiate"
         r"|confirm)",
-        r"(?:unable|impossible|difficult|hard)\s+to",
+        r"(?:unable|impossible|difficult|hard)\s+to", r"not\s+(?:possible|able)\s+to",
+        r"look(?:s|ing)?\s+for", r"(?:would|might)\s+(?:expect\s+to\s+)?see",
+        r"expect(?:ed)?\s+to\s+see", r"to\s+(?:identify|detect|diagnose)",
+        r"(?:determining|distinguishing|differentiating|assessing|evaluating)",
     ),
     "neg": (
         r"no", r"not", r"non", r"without", r"absence", r"absent", r"negative", r"free\s+of",
@@ -75,7 +78,8 @@ CUE_HINTS = frozenset({
     "didn't", "cannot", "can", "can't", "could", "couldn't", "does", "do", "unlikely", "rather",
     "instead", "as", "other", "less", "inconsistent", "denies", "differential", "if", "whether",
     "such", "for", "including", "between", "to", "unable", "impossible", "difficult", "hard",
-    "more", "likelier",
+    "more", "likelier", "look", "looks", "looking", "would", "might", "expect", "expected",
+    "determining", "distinguishing", "differentiating", "assessing", "evaluating",
 })  # fmt: skip
 """The first words of every cue before a mention: replies with none skip the scope search."""
 
@@ -116,7 +120,7 @@ DECLINES = (
     rf"\b(?:not\s+possible|impossible|difficult|hard|challenging|not\s+feasible)\s+(?:for\s+me\s+)?"
     rf"to\s+(?:\w+ly\s+)?{_V}",
     r"\b(?:cannot|can\s+not|can't|could\s+not)\s+be\s+(?:\w+ly\s+)?(?:determined|diagnosed"
-    r"|assessed|confirmed|identified|established|concluded|made|distinguished)",
+    r"|assessed|confirmed|identified|established|concluded|made|distinguished|answered|classified)",
     r"\b(?:do\s+not|don't|cannot)\s+have\s+(?:the\s+)?(?:ability|access|capability|capacity)",
     r"\b(?:insufficient|not\s+enough)\s+(?:information|detail|quality|to)",
     r"\bnot\s+(?:possible|able)\s+to\s+(?:\w+ly\s+)?" + _V,
@@ -126,18 +130,23 @@ reply commits to no option, even when it lists several."""
 DEFERRALS = (
     r"\b(?:type|stage|nature|diagnosis|grade|kind|classification|cause|answer|subtype)\b"
     r"[^.;\n]{0,50}?\b(?:is|are)\s+not\s+(?:provided|specified|given|mentioned|indicated|stated"
-    r"|available|clear|apparent|evident|determinable|known|visible|discernible)\b",
+    r"|available|clear|apparent|evident|determinable|known|visible|discernible|possible"
+    r"|feasible)\b",
+    r"\b(?:would|will|may|might)\s+be\s+(?:required|needed|necessary)\s+to\s+(?:\w+ly\s+)?"
+    r"(?:establish|confirm|determine|make|reach|classify|characteri[sz]e)",
+    r"\bindeterminate\b",
     r"\b(?:further|additional|more)\s+(?:[\w-]+\s+){0,3}(?:tests?|testing|evaluation"
     r"|investigations?|imaging|information|examinations?|work-?up|studies|analysis|context"
     r"|details|data|history)\s+(?:(?:would|will|may|might|could)\s+be\s+|(?:is|are)\s+)?"
     r"(?:needed|required|necessary|warranted|essential)",
     r"\b(?:would|will|may|might)\s+(?:need|require)\s+(?:further|additional|more|a\s+biopsy"
     r"|histolog|clinical\s+correlation)",
-    r"\b(?:diagnosis|determination|confirmation|classification)\s+(?:would\s+)?requires?\b",
+    r"\b(?:diagnosis|determination|confirmation|classification|staging|grading"
+    r"|characteri[sz]ation)\s+(?:would\s+)?requires?\b",
     r"\b(?:it\s+is|it's)\s+(?:not\s+clear|unclear)\b",
     r"\b(?:does\s+not|doesn't|do\s+not|don't)\s+(?:provide|give|contain|offer|allow|have)\s+"
     r"(?:enough|sufficient|adequate)",
-    r"\b(?:not|in)sufficient\s+(?:to|for)\b",
+    r"\b(?:not\s+|in)sufficient\s+(?:to|for)\b",
 )
 """A decline without an apology, deferring to more information ("the stage is not provided",
 "further tests would be needed"): a refusal when the reply names no option at all."""
@@ -161,16 +170,32 @@ GENERIC_WORDS = frozenset({
     # anatomy, sides and sizes
     "lung", "lungs", "lobe", "left", "right", "upper", "lower", "middle", "hilum", "brain",
     "skin", "chest", "bone", "breast", "liver", "kidney", "colon", "large", "small", "big",
-    "central", "peripheral", "bilateral", "unilateral", "primary", "secondary",
+    "central", "peripheral", "bilateral", "unilateral", "primary", "secondary", "distal",
+    "proximal", "sided", "side", "region", "territory", "acute", "chronic", "subacute", "mild",
+    "moderate", "severe", "early", "late", "patient",
+    # modalities
+    "radiograph", "x-ray", "x", "ray", "ct", "mri", "scan", "view", "slide", "section",
 })  # fmt: skip
 """Words that alone never name an option by its distinctive part (rule `option_text`)."""
 FUNCTION_WORDS = frozenset({
     "a", "an", "the", "of", "and", "or", "with", "in", "on", "at", "to", "by", "for", "from",
-    "no", "not", "non", "is", "are", "be",
+    "no", "not", "non", "is", "are", "be", "it", "this", "there", "has", "have", "does", "shows",
+    "appears", "appear", "arising", "should", "needs",
 })  # fmt: skip
 """Words a distinctive part of an option neither starts nor ends with."""
 HEAD_CUTS = r",|;|:|\(| (?:of|with|in|involving|at|on|from|showing|due to|secondary to) "
 """Where the diagnostic head of a long option ends ("adenocarcinoma | of the left lower lobe")."""
+EXISTENTIAL = (
+    r"^(?:there\s+(?:is|are)|it\s+is|this\s+is|the\s+image\s+shows)\s+(?:(?:a|an|the)\s+)?"
+)
+"""A sentence option's opening that a reply may word otherwise ("There is a large effusion")."""
+CLAUSE_SPLIT = r",\s+|;\s+|\s+and\s+|\s+but\s+"
+"""Where a sentence option splits into clauses that each may name it."""
+SPELLINGS = {
+    "tumor": "tumou?r", "hem": "ha?em", "edema": "o?edema", "seborrheic": "seborrho?eic",
+    "esophag": "o?esophag", "anemi": "ana?emi", "leukemi": "leuka?emi",
+}  # fmt: skip
+"""American spellings in an option and the pattern that also reads the British one."""
 ROMAN = {"i": "1", "ii": "2", "iii": "3", "iv": "4", "v": "5", "vi": "6"}
 NUMBERED = frozenset({"stage", "grade", "type", "class", "phase", "level", "who"})
 """Words after which a roman numeral and its arabic number are the same ("stage ii" = "stage 2")."""

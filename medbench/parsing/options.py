@@ -26,6 +26,8 @@ _SENTENCE_OPTION = re.compile(r"^(yes|no),\s+(\S.*)$")
 _ROMAN_LETTER = re.compile(r"^(i{1,3}|iv|vi?)([a-c]?)$")
 _ARABIC_LETTER = re.compile(r"^([1-6])([a-c]?)$")
 _PUNCT = " .,:;!?'"
+_EXISTENTIAL = re.compile(lexicon.EXISTENTIAL)
+_CLAUSE = re.compile(lexicon.CLAUSE_SPLIT)
 
 
 @dataclass(frozen=True)
@@ -57,7 +59,10 @@ def _numbered(prev: str, word: str) -> str:
         if arabic:
             back = {v: k for k, v in lexicon.ROMAN.items()}[arabic.group(1)]
             return f"(?:{re.escape(word)}|{back}{arabic.group(2)})"
-    return re.escape(word).replace("tumor", "tumou?r")
+    pattern = re.escape(word)
+    for american, either in lexicon.SPELLINGS.items():
+        pattern = pattern.replace(american, either)
+    return pattern
 
 
 def _pattern(variant: str) -> str:
@@ -77,21 +82,59 @@ def _words(text: str) -> list[str]:
     return [w for w in (p.strip(_PUNCT) for p in text.split(" ")) if w]
 
 
-def _distinctive(option: str, others: list[list[str]]) -> Iterator[str]:
-    """The parts of a long option's head that name it alone among the offered options."""
-    head = _words(HEAD_CUT.split(option, maxsplit=1)[0])
-    if len(_words(option)) < 2 or len(head) > 6:
-        return
+def _parts(head: list[str], others: list[list[str]], whole: bool) -> Iterator[list[str]]:
+    """The word runs of `head` that no other option contains and that are not all generic;
+    `whole`: the entire head may be generic words ("large cell carcinoma")."""
     for n in range(len(head), 0, -1):
         for i in range(len(head) - n + 1):
             part = head[i : i + n]
             if part[0] in lexicon.FUNCTION_WORDS or part[-1] in lexicon.FUNCTION_WORDS:
                 continue
             generic = all(w in lexicon.GENERIC_WORDS for w in part)
-            if (generic and (n < 2 or n < len(head))) or len("".join(part)) < 4:
+            if (generic and not (whole and n == len(head) > 1)) or len("".join(part)) < 4:
                 continue  # "large cell carcinoma" names its option; "large cell" does not
             if not any(_contains(other, part) for other in others):
-                yield " ".join(part)
+                yield part
+
+
+def _distinctive(option: str, others: list[list[str]]) -> Iterator[str]:
+    """The parts of a long option that name it alone among the offered options: of its head
+    ("adenocarcinoma" of "Adenocarcinoma of the left lower lobe, ..."), or, when other options
+    share the head, of the rest said with the head ("scaphoid fracture") or numbered ("stage
+    ii" of "Non-small cell lung cancer, stage II")."""
+    head_text, *rest = HEAD_CUT.split(option, maxsplit=1)
+    head, words = _words(head_text), _words(option)
+    if len(words) < 2 or len(head) > 6:
+        return
+    if not any(_contains(other, head) for other in others):
+        yield from (" ".join(p) for p in _parts(head, others, whole=True))
+        return
+    tail = _words(rest[0]) if rest else []
+    for part in _parts(tail, others, whole=False):
+        if len(part) <= 3:
+            yield " ".join([*part, *head])
+    for i, word in enumerate(words[:-1]):
+        if word in lexicon.NUMBERED:  # "stage ii", "grade 3"
+            numbered = words[i : i + 2]
+            if not any(_contains(other, numbered) for other in others):
+                yield " ".join(numbered)
+
+
+def _sentence(raw: str, option: str) -> list[str] | None:
+    """For an option that is a sentence, the texts that name it: the sentence without its
+    yes/no or its "there is", and each clause; None for an option that is no sentence."""
+    polar = _SENTENCE_OPTION.match(option)
+    if not polar and not (raw.strip().endswith(".") and len(option.split()) >= 3):
+        return None
+    body = polar.group(2) if polar else option
+    texts = [body]
+    for clause in [body, *_CLAUSE.split(body)]:
+        bare = _EXISTENTIAL.sub("", clause)
+        if len(clause.split()) >= 3 and clause not in texts:
+            texts.append(clause)
+        if bare != clause and len(bare.split()) >= 2 and bare not in texts:
+            texts.append(bare)
+    return texts
 
 
 def _extra(options: tuple[str, ...], aliases: Aliases) -> dict[int, list[str]]:
@@ -106,24 +149,31 @@ def _extra(options: tuple[str, ...], aliases: Aliases) -> dict[int, list[str]]:
 
 
 def _named(
-    cleaned: list[str], extra: dict[int, list[str]]
+    options: tuple[str, ...], cleaned: list[str], extra: dict[int, list[str]]
 ) -> tuple[dict[str, Target], dict[str, int]]:
     """The options' own spellings and aliases, and the words that answer a yes/no option."""
     yes_no: dict[str, int] = {}
     targets: dict[str, Target] = {}
+    shared: set[str] = set()
     for i, option in enumerate(cleaned):
-        sentence = _SENTENCE_OPTION.match(option)
         if option in _YES_NO:
             for word in _YES_NO[option]:
                 yes_no.setdefault(word, i)
-        elif sentence:  # "No, the image is too low quality to ...": "No." or the rest name it
-            yes_no.setdefault(sentence.group(1), i)
-            targets.setdefault(option, (i, None))
-            targets.setdefault(sentence.group(2), (i, None))
         elif option:
             targets.setdefault(option, (i, None))
+        polar = _SENTENCE_OPTION.match(option)
+        if polar:  # "No, the image is too low quality ...": "No." names it, unless others too
+            word = polar.group(1)
+            if yes_no.setdefault(word, i) != i:
+                shared.add(word)
+        for text in _sentence(options[i], option) or []:
+            if targets.setdefault(text, (i, None))[0] != i:
+                shared.add(text)
         for name in extra.get(i, []):
             targets.setdefault(name, (i, None))
+    for text in shared:
+        targets.pop(text, None)
+        yes_no.pop(text, None)
     return targets, yes_no
 
 
@@ -166,15 +216,16 @@ def _spellings(
 ) -> tuple[dict[str, Target], dict[str, int]]:
     """Every text that names an option (-> its target) and every yes/no word (-> its option)."""
     cleaned = [clean(o) for o in options]
-    targets, yes_no = _named(cleaned, _extra(options, aliases))
+    targets, yes_no = _named(options, cleaned, _extra(options, aliases))
     _polar(targets, cleaned, finding)
     targets, derive = _negated(targets)
     for i, option in enumerate(cleaned):
-        if option in _YES_NO or _SENTENCE_OPTION.match(option):
+        if option in _YES_NO:
             continue
+        sentence = _sentence(options[i], option)
         rest = [_words(v) for v, t in targets.items() if t[0] not in (i, None)]
         rest += [_words(o) for j, o in enumerate(cleaned) if j != i]
-        for part in _distinctive(option, rest):
+        for part in _distinctive(sentence[0] if sentence else option, rest):
             targets.setdefault(part, (i, derive.get(i)))
     return targets, yes_no
 

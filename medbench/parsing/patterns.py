@@ -70,7 +70,7 @@ BREAK = re.compile(_either(lexicon.SCOPE_BREAKS))
 CUES = re.compile(rf"\b(?:{_groups(lexicon.CUES_BEFORE)})\b")
 # Text a negation crosses between two options: a list ("no consolidation, effusion or").
 LIST_GAP = re.compile(
-    r"[\s,/]*(?:[\w-]+(?:\s+[\w-]+)?\s*,\s*)*(?:(?:and|or|nor)\s+)?(?:(?:a|an|the|any|other)\s+)*"
+    r"[\s,/]*(?:[\w-]+(?:\s+[\w-]+)?\s*,\s*)*(?:(?:and|or|nor|from)\s+)?(?:(?:a|an|the|any|other)\s+)*"
 )
 POST = re.compile(rf"\s*(?:{_groups(lexicon.CUES_AFTER)})")
 # The text between two items of an echoed option list: separators, bullets, letters.
@@ -88,3 +88,5 @@ CUE_HINTS = lexicon.CUE_HINTS
 """Prefilters (tests replace them to check that skipping a search changes no result)."""
 WHITE = re.compile(r"\s*")
 LETTER_LINE = re.compile(r"(?m)^[ \t]*\(?([a-z])[.):]\s*[^\s][^\n]*$")
+# A letter alone on its line, or closing the reply ("... so the answer is clear. B.").
+LONE_LETTER = re.compile(r"(?m)^[ \t]*\(?([a-z])\)?[.:]?[ \t]*$|[.:!?]\s+\(?([a-z])[.)]?\s*\Z")

@@ -132,6 +132,10 @@ def letters(
         letter = ord(m.group(m.lastindex or 1)) - 97
         if letter < mt.n_options and (m.lastindex != 3 or paired is not None):
             found.append((letter, paired, (m.start(), end)))
+    for m in patterns.LONE_LETTER.finditer(norm):
+        letter = ord(m.group(m.lastindex or 1)) - 97
+        if letter < mt.n_options and not any(a <= m.start() < b for a, b in echoes):
+            found.append((letter, None, (m.start(m.lastindex or 1), m.end(m.lastindex or 1))))
     chosen = {i for i, _, _ in found}
     spans = [s for _, _, s in found]
     whole = (min(a for a, _ in spans), max(b for _, b in spans)) if spans else (0, 0)
