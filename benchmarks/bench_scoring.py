@@ -14,7 +14,7 @@ import time
 import numpy as np
 import pandas as pd
 
-from medbench.parsing import parse_answer
+from medbench.parsing import PARSER_VERSION, parse_answer
 from medbench.scoring import ANSWER_COLUMNS, ScoringLayout, score_answers
 
 LABELS = {
@@ -82,7 +82,14 @@ def parse_all(frame: pd.DataFrame) -> pd.DataFrame:
         statuses.append(result.status)
         parsed.append(result.label)
         rules.append(result.rule)
-    out = frame.assign(label=frame["truth"], error=None, status=statuses, parsed=parsed, rule=rules)
+    out = frame.assign(
+        label=frame["truth"],
+        error=None,
+        status=statuses,
+        parsed=parsed,
+        rule=rules,
+        parser_version=PARSER_VERSION,
+    )
     out["correct"] = out["parsed"] == out["truth"]
     return out[ANSWER_COLUMNS]
 

@@ -31,7 +31,8 @@ from medbench.errors import RecordError
 from medbench.scoring import ANSWER_COLUMNS, ScoreTables, ScoringLayout, finite, score_answers
 from medbench.specs import ID_PATTERN, ModelSpec
 
-RECORD_SCHEMA_VERSION: Literal[1] = 1
+RECORD_SCHEMA_VERSION: Literal[2] = 2
+"""2: a record and its sidecar's rows carry `parser_version`."""
 TOLERANCE = 1e-9
 """Largest absolute difference between a recorded and a re-derived number."""
 SIDECAR_SUFFIX = ".answers.csv.gz"
@@ -209,9 +210,9 @@ class Provenance(_Model):
 
 
 class Record(_Model):
-    """One model's published result on one suite (record schema version 1)."""
+    """One model's published result on one suite (record schema version 2)."""
 
-    schema_version: Literal[1]
+    schema_version: Literal[2]
     suite: Id
     model_id: Id
     model: dict[str, Any]
@@ -225,6 +226,8 @@ class Record(_Model):
     environment: EnvironmentInfo
     date: str = Field(pattern=r"^\d{4}-\d{2}-\d{2}$")
     layout: LayoutInfo
+    parser_version: int
+    """`medbench.parsing.PARSER_VERSION` of the parser that read the sidecar's answers."""
     sidecar: SidecarInfo
     scores: list[Row]
     fragility: list[Row]
@@ -294,7 +297,17 @@ def read_answers_csv(raw: bytes) -> pd.DataFrame:
     if missing:
         raise ValueError(f"the sidecar lacks column(s) {', '.join(missing)}")
     frame["correct"] = frame["correct"].map({"True": True, "False": False}).astype(bool)
+    frame["parser_version"] = frame["parser_version"].astype(int)
     return frame[ANSWER_COLUMNS]
+
+
+def parser_version(answers: pd.DataFrame) -> int:
+    """The one parser version of a model's answer rows (a RecordError when they mix versions)."""
+    versions = sorted({int(v) for v in answers["parser_version"]})
+    if len(versions) != 1:
+        shown = ", ".join(map(str, versions)) or "none"
+        raise RecordError(f"the answers were parsed by parser versions {shown}: re-score them")
+    return versions[0]
 
 
 def write_record(
@@ -321,7 +334,8 @@ def write_record(
         )
     target = folder / suite
     target.mkdir(parents=True, exist_ok=True)
-    sidecar = answers_csv(answers[answers["model"] == spec.id])
+    mine = answers[answers["model"] == spec.id]
+    sidecar = answers_csv(mine)
     sidecar_path = target / f"{spec.id}{SIDECAR_SUFFIX}"
     sidecar_path.write_bytes(sidecar)
     fields = {name: table_rows(getattr(tables, name), name, spec.id) for name in TABLE_KEYS}
@@ -339,6 +353,7 @@ def write_record(
         environment=provenance.environment,
         date=provenance.date,
         layout=LayoutInfo.model_validate_json(json.dumps(layout.to_json())),
+        parser_version=parser_version(mine),
         sidecar=SidecarInfo(path=sidecar_path.name, sha256=hashlib.sha256(sidecar).hexdigest()),
         ladder=[{k: _plain(v) for k, v in sorted(row.items())} for row in ladder]
         if ladder
@@ -499,6 +514,13 @@ def verify_record(path: Path, record: Record) -> list[str]:
             *problems,
             f"{display}: sidecar.path: {record.sidecar.path} is not a valid sidecar: {e}",
         ]
+    versions = sorted(set(answers["parser_version"]))
+    if versions != [record.parser_version]:
+        shown = ", ".join(map(str, versions)) or "none"
+        problems.append(
+            f"{display}: parser_version: recorded {record.parser_version}, "
+            f"the sidecar's rows were parsed by {shown}"
+        )
     others = sorted(set(answers["model"]) - {record.model_id})
     if others:
         problems.append(f"{display}: sidecar.path: holds rows of other models: {', '.join(others)}")

@@ -16,14 +16,18 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from medbench import metrics
-from medbench.parsing import parse_answer
+from medbench.parsing import PARSER_VERSION, ParsedAnswer, parse_answer
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from medbench.cache import Cache
     from medbench.loading import SpecSet
     from medbench.plan import Plan
+    from medbench.specs import TaskSpec
 
-SCORES_SCHEMA_VERSION = 1
+SCORES_SCHEMA_VERSION = 2
+"""2: answer rows carry `parser_version`."""
 ANSWER_COLUMNS = [
     "model",
     "task",
@@ -38,6 +42,7 @@ ANSWER_COLUMNS = [
     "status",
     "parsed",
     "rule",
+    "parser_version",
     "correct",
 ]
 
@@ -124,6 +129,26 @@ def make_layout(specs: SpecSet, plan: Plan) -> ScoringLayout:
     return ScoringLayout(classes, variants, references, kinds, pairs, seed=suite.seed)
 
 
+def parse_job_answer(
+    text: str, task: TaskSpec, answer_kind: str, options: Sequence[str], lettered: bool
+) -> tuple[ParsedAnswer, str | None]:
+    """Parse one reply as scoring does: (the parse, the class it answers or None).
+
+    A yes/no reply is read with the task's finding and its positive (yes) and negative (no)
+    label names and aliases, so that a sentence answers it ("a normal chest X-ray": no).
+    """
+    if answer_kind == "yes_no":
+        names: dict[str, list[str]] = {"yes": [], "no": []}
+        for lab in task.labels:
+            names["yes" if lab.positive else "no"] += [lab.name, *lab.aliases]
+        result = parse_answer(text, ("yes", "no"), aliases=names, finding=task.finding)
+        return result, result.label
+    aliases = {lab.name: list(lab.aliases) for lab in task.labels}
+    result = parse_answer(text, options, lettered=lettered, aliases=aliases)
+    by_option = {lab.name: lab.id for lab in task.labels}
+    return result, by_option[result.label] if result.label is not None else None
+
+
 def collect_answers(specs: SpecSet, plan: Plan, cache: Cache) -> pd.DataFrame:
     """One row per job of the plan with its stored answer parsed (missing jobs are left out)."""
     from medbench.plan import attach_diagnoses
@@ -142,20 +167,14 @@ def collect_answers(specs: SpecSet, plan: Plan, cache: Cache) -> pd.DataFrame:
         truth = ("yes" if label.positive else "no") if family.answer == "yes_no" else job.label
         status, parsed, rule = "error", None, "job_failed"
         if answer.error is None:
-            if family.answer == "yes_no":
-                result = parse_answer(answer.output or "", ("yes", "no"))
-                by_option = {"yes": "yes", "no": "no"}
-            else:
-                aliases = {lab.name: list(lab.aliases) for lab in task.labels}
-                result = parse_answer(
-                    answer.output or "",
-                    prompt.rendered.options,
-                    lettered=prompt.rendered.lettered,
-                    aliases=aliases,
-                )
-                by_option = {lab.name: lab.id for lab in task.labels}
+            result, parsed = parse_job_answer(
+                answer.output or "",
+                task,
+                family.answer,
+                prompt.rendered.options,
+                prompt.rendered.lettered,
+            )
             status, rule = result.status, result.rule
-            parsed = by_option[result.label] if result.label is not None else None
         rows.append(
             (
                 job.evaluated,
@@ -171,6 +190,7 @@ def collect_answers(specs: SpecSet, plan: Plan, cache: Cache) -> pd.DataFrame:
                 status,
                 parsed,
                 rule,
+                PARSER_VERSION,
                 parsed == truth,
             )
         )

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from medbench.parsing import PARSER_VERSION
 from medbench.records import (
     DatasetInfo,
     EnvironmentInfo,
@@ -75,7 +76,8 @@ def make_answers(
                         rows.append((
                             model, task, family, variant, "direct", sample, label, truth, text,
                             "timeout" if status == "error" else None, status, parsed,
-                            "rule" if status != "error" else "job_failed", parsed == truth,
+                            "rule" if status != "error" else "job_failed", PARSER_VERSION,
+                            parsed == truth,
                         ))  # fmt: skip
     return pd.DataFrame(rows, columns=ANSWER_COLUMNS)
 

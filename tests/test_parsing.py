@@ -298,3 +298,88 @@ def test_parse_command_raises_exit_when_called_directly(tmp_path: Path) -> None:
     with pytest.raises(typer.Exit) as info:
         parse(source)
     assert info.value.exit_code == 2
+
+
+def test_parse_command_explain_prints_rule_and_matched_text(tmp_path: Path) -> None:
+    source = _write_jsonl(
+        tmp_path / "in.jsonl",
+        [
+            {
+                "response": "The chest X-ray shows signs of pneumonia.",
+                "options": ["yes", "no"],
+                "finding": "pneumonia",
+                "aliases": {"yes": ["consolidation"], "no": ["normal"]},
+            },
+            {"response": "**Answer:** B", "options": BRAIN, "lettered": True},
+            "",
+            {
+                "response": "Without further information, it is impossible to determine the stage.",
+                "options": BRAIN,
+            },
+            {"response": "The image shows a brain MRI.", "options": BRAIN},
+            {"response": "It could be a glioma or a meningioma.", "options": BRAIN},
+        ],
+    )
+    out = tmp_path / "out.jsonl"
+    result = CliRunner().invoke(_app(), [str(source), "--explain", "--output", str(out)])
+    assert result.exit_code == 0, result.output
+    assert result.stdout == (
+        f'{source}:1: answer "yes" by option_text at 31-40: "pneumonia"\n'
+        f'{source}:2: answer "meningioma" by final_answer at 2-13: "Answer:** B"\n'
+        f'{source}:4: refusal by refusal at 35-58: "impossible to determine"\n'
+        f"{source}:5: unparseable by no_option\n"
+        f'{source}:6: unparseable by multiple_options at 14-36: "glioma or a meningioma"\n'
+    )
+    rules = [json.loads(line)["rule"] for line in out.read_text().splitlines()]
+    assert rules == ["option_text", "final_answer", "refusal", "no_option", "multiple_options"]
+
+
+def test_parse_command_explain_shows_the_original_text_of_a_span(tmp_path: Path) -> None:
+    source = _write_jsonl(
+        tmp_path / "in.jsonl",
+        [{"response": "Consistent with a Pituitary Tumour.", "options": BRAIN}],
+    )
+    result = CliRunner().invoke(_app(), [str(source), "--explain"])
+    assert result.stdout == (
+        f'{source}:1: answer "pituitary tumor" by option_text at 18-34: "Pituitary Tumour"\n'
+    )
+
+
+def test_parse_command_reads_finding_per_line(tmp_path: Path) -> None:
+    source = _write_jsonl(
+        tmp_path / "in.jsonl",
+        [
+            {"response": "There is no evidence of pneumonia.", "options": ["yes", "no"]},
+            {
+                "response": "There is no evidence of pneumonia.",
+                "options": ["yes", "no"],
+                "finding": "pneumonia",
+            },
+        ],
+    )
+    parse(source, tmp_path / "out.jsonl")
+    out = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
+    assert [(r["status"], r["label"], r["rule"]) for r in out] == [
+        ("unparseable", None, "no_option"),
+        ("answer", "no", "negated_option"),
+    ]
+
+
+def test_parse_command_rejects_a_finding_that_is_not_a_string(tmp_path: Path) -> None:
+    source = _write_jsonl(
+        tmp_path / "in.jsonl", [{"response": "x", "options": ["yes", "no"], "finding": ["a"]}]
+    )
+    result = CliRunner().invoke(_app(), [str(source)])
+    assert result.exit_code == 2
+    assert result.stderr == f"{source}:1: field 'finding': expected a string, got [\"a\"]\n"
+
+
+def test_parse_answer_span_is_not_compared() -> None:
+    parsed = parse_answer("The image shows a glioma.", BRAIN)
+    assert parsed.span == (18, 24)
+    assert parsed == ParsedAnswer("answer", "glioma", "option_text")
+    assert parsing.matched("The image shows a glioma.", parsed) == "glioma"
+
+
+def test_parser_version_is_a_positive_integer() -> None:
+    assert isinstance(parsing.PARSER_VERSION, int) and parsing.PARSER_VERSION >= 2

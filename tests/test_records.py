@@ -21,6 +21,7 @@ from medbench.commands.leaderboard import publish, verify
 from medbench.commands.scoring import score_and_report
 from medbench.errors import RecordError
 from medbench.loading import load_specs
+from medbench.parsing import PARSER_VERSION
 from medbench.plan import make_plan
 from medbench.records import read_record, verify_records, write_record
 from medbench.run import run_plan
@@ -106,6 +107,40 @@ def test_verify_records_edited_number_names_file_and_field(board: Path) -> None:
     ]
 
 
+def test_write_record_stores_the_parser_version_of_its_answers(board: Path) -> None:
+    assert load(board / "quickstart" / "med.json")["parser_version"] == PARSER_VERSION
+
+
+def test_verify_records_parser_version_must_match_the_sidecar(board: Path) -> None:
+    path = board / "quickstart" / "med.json"
+    data = load(path)
+    data["parser_version"] = 1
+    save(path, data)
+    assert verify_records(board) == [
+        f"leaderboard/quickstart/med.json: parser_version: recorded 1, "
+        f"the sidecar's rows were parsed by {PARSER_VERSION}"
+    ]
+
+
+def test_write_record_refuses_answers_of_mixed_parser_versions(tmp_path: Path) -> None:
+    answers = make_answers(["gen"], TASKS)
+    answers.loc[answers.index[0], "parser_version"] = 1
+    layout = make_layout(TASKS, [])
+    with pytest.raises(
+        RecordError,
+        match=rf"^the answers were parsed by parser versions 1, {PARSER_VERSION}: re-score them$",
+    ):
+        write_record(
+            tmp_path,
+            suite="quickstart",
+            spec=SPECS[0],
+            answers=answers,
+            tables=score_answers(answers, layout),
+            layout=layout,
+            provenance=provenance(TASKS),
+        )
+
+
 def test_verify_records_tolerates_rounding_below_1e_9(board: Path) -> None:
     path = board / "quickstart" / "gen.json"
     data = load(path)
@@ -155,7 +190,8 @@ def test_verify_records_pairs_need_the_base_sidecar(board: Path) -> None:
             lambda d: d["dataset"]["n_images"].update(pneumonia_cxr="30"),
             'dataset.n_images.pneumonia_cxr: input should be a valid integer, got "30"',
         ),
-        (lambda d: d.update(schema_version=2), "schema_version: input should be 1, got 2"),
+        (lambda d: d.update(schema_version=1), "schema_version: input should be 2, got 1"),
+        (lambda d: d.pop("parser_version"), "parser_version: field required"),
         (lambda d: d.update(score=1), "score: extra inputs are not permitted, got 1"),
     ],
 )

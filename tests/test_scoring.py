@@ -133,6 +133,7 @@ def test_score_answers_counts_refusals_as_wrong_and_skips_failed_jobs() -> None:
                     status,
                     parsed,
                     "r",
+                    2,
                     parsed == truth,
                 )
             )
@@ -164,3 +165,45 @@ def test_collect_answers_leaves_out_jobs_not_yet_run(tmp_path: Path) -> None:
     with Cache(tmp_path / "c.sqlite") as cache:
         plan = make_plan(specs, "t", models_dir=tmp_path / "m")
         assert len(collect_answers(specs, plan, cache)) == 0
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("The chest X-ray shows signs of pneumonia.", ("answer", "yes", "option_text")),
+        (
+            "There is no evidence of pneumonia. The lungs appear clear.",
+            ("answer", "no", "negated_option"),
+        ),
+        ("This is a normal chest X-ray.", ("answer", "no", "option_text")),
+        ("The image shows a chest X-ray.", ("unparseable", None, "no_option")),
+    ],
+)
+def test_parse_job_answer_reads_a_yes_no_sentence_with_the_task_finding(
+    text: str, expected: tuple[str, str | None, str]
+) -> None:
+    from medbench.scoring import parse_job_answer
+
+    specs = load_specs(Path(__file__).parent.parent / "specs")
+    result, parsed = parse_job_answer(
+        text, specs.tasks["pneumonia_cxr"], "yes_no", ["yes", "no"], False
+    )
+    assert (result.status, parsed, result.rule) == expected
+
+
+def test_parse_job_answer_maps_a_label_answer_to_its_id() -> None:
+    from medbench.scoring import parse_job_answer
+
+    specs = load_specs(Path(__file__).parent.parent / "specs")
+    task = specs.tasks["brain_tumor_mri"]
+    options = [label.name for label in task.labels]
+    result, parsed = parse_job_answer("There is no brain tumour.", task, "label", options, False)
+    assert (result.label, parsed) == ("no tumor", "notumor")
+
+
+def test_collect_answers_stores_the_parser_version(scored: tuple[Path, Path]) -> None:
+    from medbench.parsing import PARSER_VERSION
+
+    _, out = scored
+    answers = pd.read_parquet(out / "answers.parquet")
+    assert set(answers["parser_version"]) == {PARSER_VERSION}

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from medbench.parsing import parse_answer
+from medbench.parsing import ParsedAnswer, matched, parse_answer
 
 
 def _type_name(value: object) -> str:
@@ -28,6 +28,9 @@ def _check(record: dict[str, Any]) -> str | None:
     lettered = record.get("lettered", False)
     if not isinstance(lettered, bool):
         return f"field 'lettered': expected true or false, got {json.dumps(lettered)}"
+    finding = record.get("finding")
+    if finding is not None and not isinstance(finding, str):
+        return f"field 'finding': expected a string, got {json.dumps(finding)}"
     aliases = record.get("aliases")
     if aliases is None:
         return None
@@ -39,6 +42,14 @@ def _check(record: dict[str, Any]) -> str | None:
     if unknown:
         return f"field 'aliases': key {unknown[0]!r} is not one of the options {options}"
     return None
+
+
+def explain(number: int, record: dict[str, Any], parsed: ParsedAnswer) -> str:
+    """One line saying what an answer parsed to, the rule that fired and the text it matched."""
+    said = f"{parsed.status} {json.dumps(parsed.label)}" if parsed.label else parsed.status
+    span = matched(record["response"], parsed)
+    where = f" at {parsed.span[0]}-{parsed.span[1]}: {json.dumps(span)}" if parsed.span else ""
+    return f"{number}: {said} by {parsed.rule}{where}"
 
 
 def _parse_line(line: str) -> tuple[dict[str, Any] | None, str | None]:
@@ -56,16 +67,18 @@ def _parse_line(line: str) -> tuple[dict[str, Any] | None, str | None]:
         record["options"],
         lettered=record.get("lettered", False),
         aliases=record.get("aliases"),
+        finding=record.get("finding"),
     )
-    return record | {"status": parsed.status, "label": parsed.label, "rule": parsed.rule}, None
+    found = {"status": parsed.status, "label": parsed.label, "rule": parsed.rule}
+    return record | found | {"_parsed": parsed}, None
 
 
 def parse(
     input: Annotated[
         Path,
         typer.Argument(
-            help="JSONL file; each line has `response`, `options` and optionally `lettered` "
-            "and `aliases`.",
+            help="JSONL file; each line has `response`, `options` and optionally `lettered`, "
+            "`aliases` and `finding`.",
             exists=True,
             dir_okay=False,
             readable=True,
@@ -75,10 +88,18 @@ def parse(
         Path | None,
         typer.Option("--output", "-o", help="Write JSONL here instead of to stdout."),
     ] = None,
+    explain_: Annotated[
+        bool,
+        typer.Option(
+            "--explain",
+            help="Print, per answer, the rule that fired and the text it matched (instead of "
+            "JSONL on stdout; --output still gets the JSONL).",
+        ),
+    ] = False,
 ) -> None:
     """Parse free-text model responses into an option label, a refusal or unparseable.
 
-    Keeps every input field and adds `status`, `label` and `rule`.
+    Keeps every input field and adds `status`, `label` and `rule`; `--explain` says why.
 
     Reports every malformed line as `file:line: problem` and then writes nothing.
     """
@@ -87,20 +108,24 @@ def parse(
     except (OSError, UnicodeDecodeError) as e:
         typer.echo(f"{input}: cannot read: {e}", err=True)
         raise typer.Exit(2) from e
-    records, errors = [], []
+    records, explained, errors = [], [], []
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         record, problem = _parse_line(line)
-        if problem is not None:
+        if record is None:
             errors.append(f"{input}:{number}: {problem}")
-        else:
-            records.append(json.dumps(record, ensure_ascii=False, sort_keys=True))
+            continue
+        parsed = record.pop("_parsed")
+        explained.append(explain(number, record, parsed))
+        records.append(json.dumps(record, ensure_ascii=False, sort_keys=True))
     if errors:
         typer.echo("\n".join(errors), err=True)
         raise typer.Exit(2)
     text = "".join(f"{r}\n" for r in records)
-    if output is None:
-        typer.echo(text, nl=False)
-    else:
+    if output is not None:
         output.write_text(text, encoding="utf-8")
+    if explain_:
+        typer.echo("".join(f"{input}:{line}\n" for line in explained), nl=False)
+    elif output is None:
+        typer.echo(text, nl=False)
