@@ -16,10 +16,10 @@ from typer.testing import CliRunner
 
 from medbench import parsing
 from medbench.commands.parse import parse
-from medbench.parsing import RULES, ParsedAnswer, decide, parse_answer, patterns
+from medbench.parsing import RULES, ParsedAnswer, decide, lexicon, parse_answer, patterns
 
 CASES_DIR = Path(__file__).parent / "cases" / "parsing"
-CASE_FILES = ("yes_no", "closed", "lettered", "refusals", "unparseable", "negations")
+CASE_FILES = ("yes_no", "closed", "lettered", "refusals", "unparseable", "negations", "cues")
 REAL_FILES = (
     "sentence_yes_no",
     "declines",
@@ -111,6 +111,27 @@ def test_real_style_cases_number_at_least_300_and_are_tagged() -> None:
     for name in CLASSES:
         mine = [case for _, case in REAL_CASES if case["class"] == name]
         assert any(case.get("near_miss") for case in mine), name
+
+
+def _lexicon_entries() -> list[tuple[str, str]]:
+    entries = [(f"COMMITMENTS.{g}", f) for g, fs in lexicon.COMMITMENTS.items() for f in fs]
+    entries += [
+        (f"CUES_BEFORE.{g}", rf"\b(?:{f})\b") for g, fs in lexicon.CUES_BEFORE.items() for f in fs
+    ]
+    entries += [(f"CUES_AFTER.{g}", f) for g, fs in lexicon.CUES_AFTER.items() for f in fs]
+    for name in ("APOLOGIES", "DECLINES", "DEFERRALS", "DISCLAIMERS", "SCOPE_BREAKS"):
+        entries += [(name, f) for f in getattr(lexicon, name)]
+    return entries
+
+
+def test_every_lexicon_phrase_occurs_in_a_golden_case() -> None:
+    texts = [patterns.normalize(case["text"]) for _, case in CASES]
+    unused = [
+        (name, fragment)
+        for name, fragment in _lexicon_entries()
+        if not any(re.search(fragment, text) for text in texts)
+    ]
+    assert unused == []
 
 
 def test_rules_are_the_documented_set() -> None:

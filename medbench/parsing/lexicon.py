@@ -97,6 +97,8 @@ CUES_AFTER: dict[str, tuple[str, ...]] = {
         r"|demonstrated|appreciated|consistent|shown|the\s+(?:answer|diagnosis|correct))\b"
         r"|\s*(?=[.,;!?\n]|$))|unlikely|less\s+likely|absent|excluded|ruled\s+out)",
         r"[:\-\u2013?(]\s*(?:no|not|unlikely|absent|negative|excluded|ruled\s+out|less\s+likely)\b",
+        r"(?:is|are|was|were)n't\s+(?:seen|present|identified|evident|visible|detected|noted|shown"
+        r"|demonstrated)\b",
     ),
 }
 SCOPE_BREAKS = (
