@@ -7,7 +7,7 @@ import sys
 import typer
 
 from medbench import __version__
-from medbench.commands import cache, leaderboard, runner, scoring, validate
+from medbench.commands import audit, cache, leaderboard, runner, scoring, validate
 from medbench.commands import parse as parse_cmd
 from medbench.commands.convert import convert_app
 from medbench.errors import MedbenchError, SpecError
@@ -51,6 +51,7 @@ app.add_typer(convert_app, name="convert")
 
 
 app.command()(parse_cmd.parse)
+app.command("audit-parse")(audit.audit_parse)
 
 
 def main() -> None:

@@ -35,6 +35,7 @@ def test_cli_committed_schemas_are_up_to_date(tmp_path: Path) -> None:
         ["run"],
         ["score"],
         ["parse"],
+        ["audit-parse"],
         ["cache", "stats"],
         ["cache", "export"],
         ["check", "batch-invariance"],
