@@ -1,16 +1,15 @@
 """A model's identity for the content key: backend, weights (resolved revision), dtype, decoding.
 
-Resolving never imports torch: a pinned sha is used as is, a branch or tag is looked up in
-the local Hugging Face cache first and on the hub only when that is allowed.
+Resolving never imports torch: a pinned sha is used as is, a branch or tag is asked of the hub,
+or read from the local Hugging Face cache when the hub is offline (HF_HUB_OFFLINE).
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,6 +20,7 @@ from medbench.specs import ModelSpec
 from medbench.tiny.train import TrainingData, training_data
 
 if TYPE_CHECKING:
+    from medbench.backends.base import BackendContext
     from medbench.loading import SpecSet
 
 TINY_RECIPE_VERSION = 1
@@ -41,6 +41,13 @@ class ModelIdentity:
     training: TrainingData | None = None
     """For a trained tiny model: what it is fine-tuned on (the key holds its fingerprint)."""
 
+    def context(self, context: BackendContext) -> BackendContext:
+        """`context` set to load exactly these weights: the checkpoint folder, or the commit sha."""
+        hub_sha = (
+            self.revision if self.checkpoint_dir is None and SHA_RE.match(self.revision) else None
+        )
+        return replace(context, checkpoint_dir=self.checkpoint_dir, revision=hub_sha)
+
 
 def _version(package: str) -> str:
     try:
@@ -50,36 +57,59 @@ def _version(package: str) -> str:
 
 
 def hf_cache_dir() -> Path:
-    """The Hugging Face hub cache folder, as huggingface_hub would choose it."""
-    if os.environ.get("HF_HUB_CACHE"):
-        return Path(os.environ["HF_HUB_CACHE"])
-    home = os.environ.get("HF_HOME") or str(Path.home() / ".cache" / "huggingface")
-    return Path(home) / "hub"
+    """The Hugging Face hub cache folder, as huggingface_hub chose it (HF_HUB_CACHE, HF_HOME,
+    XDG_CACHE_HOME, in its order of precedence)."""
+    from huggingface_hub import constants
+
+    return Path(constants.HF_HUB_CACHE)
+
+
+def hub_offline() -> bool:
+    """Whether the hub may not be contacted (HF_HUB_OFFLINE, in every spelling the hub reads)."""
+    from huggingface_hub import constants
+
+    return bool(constants.HF_HUB_OFFLINE)
+
+
+def _local_ref(repo: str, revision: str) -> str | None:
+    ref = hf_cache_dir() / f"models--{repo.replace('/', '--')}" / "refs" / revision
+    return ref.read_text().strip() if ref.is_file() else None
 
 
 def resolve_hub_revision(repo: str, revision: str) -> str:
-    """A repository revision as a commit sha: pinned, from the local cache, or from the hub."""
+    """A repository revision as a commit sha: pinned, asked of the hub, or (offline only) read
+    from the local cache.
+
+    Online, the hub's answer wins over the local ref: a local `refs/main` goes stale as soon as
+    the repository gets a new commit, and answers would be filed under the old sha.
+    """
     if SHA_RE.match(revision):
         return revision
-    ref = hf_cache_dir() / f"models--{repo.replace('/', '--')}" / "refs" / revision
-    if ref.is_file():
-        return ref.read_text().strip()
-    if os.environ.get("HF_HUB_OFFLINE") in {"1", "true", "TRUE", "yes"}:
-        raise BackendError(
-            f"{repo}@{revision}: cannot resolve the revision offline (no local copy). "
-            f"Download the model first, or pin `revision:` to a 40-character commit sha."
-        )
+    if hub_offline():
+        local = _local_ref(repo, revision)
+        if local is None:
+            raise BackendError(
+                f"{repo}@{revision}: cannot resolve the revision offline (no local copy). "
+                f"Download the model first, or pin `revision:` to a 40-character commit sha."
+            )
+        return local
     try:
         from huggingface_hub import HfApi
 
         sha = HfApi().model_info(repo, revision=revision).sha
     except Exception as e:  # any hub failure: network, auth, missing repo
+        local_hint = (
+            " or set HF_HUB_OFFLINE=1 to use the copy in the local cache"
+            if _local_ref(repo, revision)
+            else ""
+        )
         raise BackendError(
             f"{repo}@{revision}: cannot resolve the revision on the Hugging Face hub ({e}). "
-            f"Check the network and HF_TOKEN (gated models), or pin `revision:` to a commit sha."
+            f"Check the network and HF_TOKEN (gated models){local_hint}, "
+            f"or pin `revision:` to a commit sha."
         ) from e
-    if not sha:
-        raise BackendError(f"{repo}@{revision}: the hub reported no commit sha.")
+    if not sha or not SHA_RE.match(str(sha)):
+        raise BackendError(f"{repo}@{revision}: the hub reported no commit sha (got {sha!r}).")
     return str(sha)
 
 

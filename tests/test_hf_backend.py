@@ -389,3 +389,15 @@ def test_hf_backend_loads_through_the_registry_and_closes(
     backend.close()
     with pytest.raises(RuntimeError, match=r"^HFBackend.generate called after close\(\)$"):
         backend.generate([make_request(QUESTION, (images[0],))])
+
+
+def test_hf_backend_load_keeps_hub_download_progress_bars_on(
+    tiny_llava_dir: Path, open_backend: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import huggingface_hub.utils
+
+    monkeypatch.delenv("HF_HUB_DISABLE_PROGRESS_BARS", raising=False)
+    huggingface_hub.utils.enable_progress_bars()
+    open_backend("llava", tiny_llava_dir)
+    # a first download of a real model takes minutes: its bars must show
+    assert not huggingface_hub.utils.are_progress_bars_disabled()

@@ -43,6 +43,9 @@ class BackendContext:
     """None = `auto`: the backend's own choice (the HF backend finds the largest that fits)."""
     checkpoint_dir: Path | None = None
     """For `path:` and `tiny:` models: the resolved local checkpoint folder."""
+    revision: str | None = None
+    """For `repo:` models: the commit sha the model's identity resolved (what the cache keys
+    hold); loading uses exactly it. None: resolved again at load time."""
     decode_threads: int = 2
     state_dir: Path | None = None
     """Where backends remember what they learn about this machine (the auto batch sizes):

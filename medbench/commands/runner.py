@@ -211,7 +211,7 @@ def batch_invariance(
     requests = [the_plan.request(job) for job in jobs[::step][:n]]
     work = ModelWork(spec_set.models[model], the_plan.identities[model], requests)
     prepare_checkpoint(work)
-    context = BackendContext(device=device, checkpoint_dir=work.identity.checkpoint_dir)
+    context = work.identity.context(BackendContext(device=device))
     outputs: dict[int, list[str | None]] = {}
     for size in (1, batch_size):
         backend = load_backend(work.spec, replace(context, batch_size=size))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import replace
 
 from medbench.backends import load_backend
 from medbench.backends.base import Backend, BackendContext, Output
@@ -58,9 +57,7 @@ def run_model(
 
     try:
         prepare_checkpoint(item)
-        backend = load_backend(
-            item.spec, replace(context, checkpoint_dir=item.identity.checkpoint_dir)
-        )
+        backend = load_backend(item.spec, item.identity.context(context))
     except Exception as e:  # this model is out; the others still run
         fail_remaining(item, answered, model_failure(e), sink)
         return

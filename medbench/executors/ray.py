@@ -269,9 +269,7 @@ def run_model(
     """Answer one model's requests on a pool of actors, handing each batch to `sink`."""
     size = context.batch_size or preferred_batch(item.spec)
     blocks = _blocks(item.requests, size)
-    actor_context = replace(
-        context, device=placement.device, checkpoint_dir=item.identity.checkpoint_dir
-    )
+    actor_context = replace(item.identity.context(context), device=placement.device)
     ledger = ray.remote(num_cpus=0)(AttemptLedger).remote()
     dataset = ray.data.from_pandas(blocks).map_batches(
         ModelActor,

@@ -10,7 +10,7 @@ missing.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -176,8 +176,7 @@ def _extract(
     from medbench.executors.local import prepare_checkpoint
 
     prepare_checkpoint(ModelWork(spec, identity, []))
-    if identity.checkpoint_dir is not None:
-        context = replace(context, checkpoint_dir=identity.checkpoint_dir)
+    context = identity.context(context)
     shas = sorted(missing)
     vectors = extract(spec, context, [missing[sha] for sha in shas], kinds)
     rows: list[tuple[str, str, str, str, NDArray[Any]]] = []

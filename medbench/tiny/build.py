@@ -106,17 +106,24 @@ def ensure_tiny_model(
 
 def _train(spec: TinySpec, training: TrainingData, staging: Path, expected: dict[str, Any]) -> None:
     """Fine-tune from the start model (or a fresh random one) into `staging`, then mark it."""
+    from huggingface_hub.utils.tqdm import are_progress_bars_disabled
     from transformers.utils import logging as hf_logging
 
     # medbench draws its own progress; transformers' per-save bars would interleave with it.
+    # They are turned back on after: disabling them also hides the hub's download bars.
+    was_disabled = are_progress_bars_disabled()
     hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
-    if training.start is None:
-        build_tiny_model(spec.arch, staging, seed=spec.seed)
-        start_dir = staging
-    else:
-        start_dir = training.start.folder
-        staging.mkdir(parents=True)
-    log = train_tiny_model(start_dir, staging, spec, training.examples)
+    try:
+        if training.start is None:
+            build_tiny_model(spec.arch, staging, seed=spec.seed)
+            start_dir = staging
+        else:
+            start_dir = training.start.folder
+            staging.mkdir(parents=True)
+        log = train_tiny_model(start_dir, staging, spec, training.examples)
+    finally:
+        if not was_disabled:
+            hf_logging.enable_progress_bar()  # type: ignore[no-untyped-call]
     text = json.dumps({**expected, LOG_KEY: log.summary()}, sort_keys=True, indent=2)
     (staging / MARKER).write_text(text + "\n")
 

@@ -15,10 +15,10 @@ from transformers import (  # noqa: TID253
     AutoProcessor,
     AutoTokenizer,
 )
-from transformers.utils import logging as hf_logging  # noqa: TID253
 
 from medbench.backends.base import BackendContext
 from medbench.errors import BackendError
+from medbench.identity import SHA_RE, hf_cache_dir, resolve_hub_revision
 from medbench.specs import ModelSpec
 
 CONVERT_HINT = (
@@ -69,11 +69,20 @@ def resolve_dtype(spec: ModelSpec, device: torch.device) -> torch.dtype:
 
 
 def checkpoint_source(spec: ModelSpec, context: BackendContext) -> tuple[str, str | None]:
-    """The folder or hub repository to load, and the revision (None for a folder)."""
+    """The folder or hub repository to load, and the commit sha to load (None for a folder).
+
+    A hub model loads the sha its identity resolved, never the branch: a branch can move
+    between planning and loading, and the answers are filed under the planned sha.
+    """
     if context.checkpoint_dir is not None:
         return str(context.checkpoint_dir), None
     if spec.repo is not None:
-        return spec.repo, spec.revision
+        sha = context.revision or resolve_hub_revision(spec.repo, spec.revision)
+        if not SHA_RE.match(sha):
+            raise BackendError(
+                f"model {spec.id}: loading needs a resolved commit sha, got revision {sha!r}"
+            )
+        return spec.repo, sha
     raise BackendError(
         f"model {spec.id}: a `path:` or `tiny:` model needs its checkpoint folder resolved "
         "before loading, but BackendContext.checkpoint_dir is not set"
@@ -107,13 +116,17 @@ def _llava_mistral_message(spec: ModelSpec, source: str) -> str:
 
 def load(spec: ModelSpec, context: BackendContext) -> Loaded:
     """Load the processor (or tokenizer) and the model, in eval mode on the resolved device."""
-    # medbench draws its own progress; transformers' per-load bars would interleave with it.
-    hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
+    # Progress bars stay on: a first download of a real model takes minutes and must show it.
+    if spec.checkpoint_format == "llava_original":
+        check_format(spec, "")  # refused before anything is resolved or downloaded
     source, revision = checkpoint_source(spec, context)
     check_format(spec, source)
     device = resolve_device(context.device)
     dtype = resolve_dtype(spec, device)
     options: dict[str, Any] = {"revision": revision, "trust_remote_code": spec.trust_remote_code}
+    if revision is not None:
+        # The folder the revision was resolved against: identity and loading see one cache.
+        options["cache_dir"] = str(hf_cache_dir())
     # Loading straight onto the GPU needs accelerate's device_map; on the CPU a plain load will do.
     placement: dict[str, Any] = {"device_map": str(device)} if device.type == "cuda" else {}
     try:
