@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -38,8 +39,9 @@ def load_image(path: str | Path, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Ima
             if width * height > max_pixels:
                 raise ImageError(path, f"over the pixel limit ({width} x {height} > {max_pixels})")
             image.load()
+            bits = png_significant_bits(path) if image.format == "PNG" else None
             upright = ImageOps.exif_transpose(image)
-            return to_rgb(upright)
+            return to_rgb(upright, bits=bits)
     except ImageError:
         raise
     except FileNotFoundError as e:
@@ -57,8 +59,11 @@ def load_image(path: str | Path, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Ima
         raise ImageError(path, f"cannot be decoded ({type(e).__name__}: {e})") from e
 
 
-def to_rgb(image: Image.Image) -> Image.Image:
-    """Convert any PIL mode to 8-bit RGB: transparency on white, 16-bit scaled, not clipped."""
+def to_rgb(image: Image.Image, *, bits: int | None = None) -> Image.Image:
+    """Convert any PIL mode to 8-bit RGB: transparency on white, 16-bit scaled, not clipped.
+
+    `bits` is the bit depth a file declares for wide grey data (a PNG's sBIT chunk), if any.
+    """
     mode = image.mode
     if mode == "RGB":
         return image.copy()
@@ -70,27 +75,64 @@ def to_rgb(image: Image.Image) -> Image.Image:
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         return Image.alpha_composite(background, rgba).convert("RGB")
     if mode in _SIXTEEN_BIT_MODES or mode in {"I", "F"}:
-        return _wide_to_rgb(image)
+        return _wide_to_rgb(image, bits)
     return image.convert("RGB")
 
 
-def _wide_to_rgb(image: Image.Image) -> Image.Image:
+def _wide_to_rgb(image: Image.Image, bits: int | None = None) -> Image.Image:
     """Scale a 16-bit, 32-bit integer or float grey image to 8 bits.
 
-    16-bit data keeps its meaning (0..65535 maps linearly onto 0..255); 32-bit integer
-    data within 0..65535 is treated as 16-bit; anything else is stretched from its own
-    minimum to its maximum.
+    Integer data within 0..65535 keeps its meaning: 0..2^b-1 maps linearly onto 0..255, where b
+    is the bit depth the file declares, else the smallest of 8, 10, 12, 14 and 16 bits that holds
+    the image's largest value. Scanners store 10-, 12- and 14-bit data in 16-bit files (a CT or
+    X-ray PNG), and scaled as 16-bit their 0..4095 would come out as 0..16 of 255, nearly
+    black. Anything else is stretched from its own minimum to its maximum.
     """
     values = np.asarray(image, dtype=np.float64)
     low, high = (float(values.min()), float(values.max())) if values.size else (0.0, 0.0)
-    sixteen_bit = image.mode in _SIXTEEN_BIT_MODES or (
+    integer = image.mode in _SIXTEEN_BIT_MODES or (
         image.mode == "I" and low >= 0 and high <= _SIXTEEN_BIT_MAX
     )
-    if sixteen_bit:
-        low, high = 0.0, float(_SIXTEEN_BIT_MAX)
+    if integer:
+        depth = bits if bits is not None and 1 <= bits <= 16 else _depth_holding(high)
+        low, high = 0.0, float(2**depth - 1)
     scaled = np.zeros_like(values) if high <= low else (values - low) * (255.0 / (high - low))
     grey = np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
     return Image.fromarray(grey).convert("RGB")
+
+
+def _depth_holding(value: float) -> int:
+    return next((depth for depth in (8, 10, 12, 14) if value <= 2**depth - 1), 16)
+
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_PNG_HEADER_CHUNKS = 64
+"""The most chunks read before giving up on an sBIT chunk (it must come before the image data)."""
+
+
+def png_significant_bits(path: str | Path) -> int | None:
+    """The bit depth a PNG declares for its grey samples (its sBIT chunk), or None.
+
+    Pillow reads sBIT only to write it back, so the chunks before the image data are read here.
+    """
+    try:
+        with open(path, "rb") as handle:
+            if handle.read(8) != _PNG_SIGNATURE:
+                return None
+            for _ in range(_PNG_HEADER_CHUNKS):
+                head = handle.read(8)
+                if len(head) < 8:
+                    return None
+                length, kind = struct.unpack(">I4s", head)
+                if kind in (b"IDAT", b"IEND"):
+                    return None
+                if kind == b"sBIT":
+                    data = handle.read(min(length, 4))
+                    return data[0] if data else None
+                handle.seek(length + 4, 1)
+    except OSError:
+        return None
+    return None
 
 
 def sha256_file(path: str | Path, *, chunk_size: int = 1 << 20) -> str:
@@ -102,4 +144,11 @@ def sha256_file(path: str | Path, *, chunk_size: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
-__all__ = ["DEFAULT_MAX_PIXELS", "ImageError", "load_image", "sha256_file", "to_rgb"]
+__all__ = [
+    "DEFAULT_MAX_PIXELS",
+    "ImageError",
+    "load_image",
+    "png_significant_bits",
+    "sha256_file",
+    "to_rgb",
+]

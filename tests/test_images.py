@@ -11,7 +11,12 @@ import pytest
 from PIL import Image
 
 from medbench.errors import MedbenchError
-from medbench.images import ImageError, load_image, sha256_file
+from medbench.images import (
+    ImageError,
+    load_image,
+    png_significant_bits,
+    sha256_file,
+)
 
 RED = (255, 0, 0)
 BLUE = (0, 0, 255)
@@ -183,3 +188,42 @@ def test_load_image_float_tiff_is_stretched_over_its_range(tmp_path: Path) -> No
     path = tmp_path / "float.tiff"
     Image.fromarray(np.array([[-1.0, 0.0, 1.0]], dtype=np.float32)).save(path)
     assert np.asarray(load_image(path))[0, :, 0].tolist() == [0, 128, 255]
+
+
+def _grey16_png(path: Path, values: np.ndarray, sbit: int | None = None) -> Path:
+    from PIL.PngImagePlugin import PngInfo
+
+    info = PngInfo()
+    if sbit is not None:
+        info.add(b"sBIT", bytes([sbit]))
+    Image.fromarray(values.astype(np.uint16)).save(path, pnginfo=info)
+    return path
+
+
+def test_load_image_twelve_bit_data_in_a_sixteen_bit_png_spans_the_grey_range(
+    tmp_path: Path,
+) -> None:
+    # a 12-bit detector's full range, stored in a 16-bit PNG without a declared depth
+    values = np.array([[0, 1024, 2048, 4095]], dtype=np.uint16)
+    image = load_image(_grey16_png(tmp_path / "ct12.png", values))
+    assert [image.getpixel((x, 0)) for x in range(4)] == [
+        (0, 0, 0),
+        (64, 64, 64),
+        (128, 128, 128),
+        (255, 255, 255),
+    ]
+
+
+def test_load_image_declared_twelve_bits_scale_a_dark_image_by_its_depth(tmp_path: Path) -> None:
+    # sBIT says 12 significant bits; the image only reaches 2047, so it stays mid-grey
+    values = np.array([[0, 1000, 2047]], dtype=np.uint16)
+    path = _grey16_png(tmp_path / "xray12.png", values, sbit=12)
+    assert png_significant_bits(path) == 12
+    image = load_image(path)
+    assert [image.getpixel((x, 0))[0] for x in range(3)] == [0, 62, 127]
+
+
+def test_png_significant_bits_without_sbit_is_none(tmp_path: Path) -> None:
+    path = _grey16_png(tmp_path / "plain.png", np.array([[0, 5]]))
+    assert png_significant_bits(path) is None
+    assert png_significant_bits(tmp_path / "missing.png") is None
