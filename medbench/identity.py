@@ -169,12 +169,19 @@ def tiny_checkpoint_dir(spec: ModelSpec, models_dir: Path) -> Path:
 
 
 def _payload(spec: ModelSpec, weights: dict[str, Any]) -> dict[str, Any]:
-    return {
+    payload: dict[str, Any] = {
         "backend": spec.backend,
         "weights": weights,
         "dtype": spec.dtype,
         "generation": spec.generation.model_dump(mode="json"),
     }
+    # How prompts and images reach the model; keyed only when not the default, so that the
+    # keys of models using the defaults stay what they were before these settings existed.
+    if spec.system_prompt != "template":
+        payload["system_prompt"] = spec.system_prompt
+    if spec.image_preprocess != "processor":
+        payload["image_preprocess"] = spec.image_preprocess
+    return payload
 
 
 def resolve_identity(

@@ -135,6 +135,18 @@ def png_significant_bits(path: str | Path) -> int | None:
     return None
 
 
+def pad_to_square(image: Image.Image, fill: tuple[int, int, int]) -> Image.Image:
+    """The image centred on a square of `fill` as wide as its longer side (LLaVA's
+    `expand2square`); a square image is returned as it is."""
+    width, height = image.size
+    if width == height:
+        return image
+    side = max(width, height)
+    square = Image.new(image.mode, (side, side), fill)
+    square.paste(image, ((side - width) // 2, (side - height) // 2))
+    return square
+
+
 def sha256_file(path: str | Path, *, chunk_size: int = 1 << 20) -> str:
     """The sha256 of a file's bytes, read in chunks."""
     digest = hashlib.sha256()
@@ -148,6 +160,7 @@ __all__ = [
     "DEFAULT_MAX_PIXELS",
     "ImageError",
     "load_image",
+    "pad_to_square",
     "png_significant_bits",
     "sha256_file",
     "to_rgb",

@@ -250,6 +250,18 @@ class ModelSpec(_Spec):
     """Random or demonstration weights: never published as a real result."""
     text_only: bool = False
     """A text-only language model (a diagnoser in the describe pipeline)."""
+    system_prompt: Literal["template", "fold_into_user", "none"] = "template"
+    """Where a variant's system prompt goes (`hf` backend). `template`: a system turn, rendered
+    however the model's chat template renders one (an error if the template refuses or drops
+    it); `fold_into_user`: the system text, a blank line, then the user text, in the user turn;
+    `none`: dropped. A model and its `base` must use the same handling, and `template` only
+    when both have the same `family` (the same chat template); part of the cache key."""
+    image_preprocess: Literal["processor", "pad_square"] = "processor"
+    """How images reach the model's processor (`hf` backend). `processor`: as they are, so the
+    checkpoint's processor resizes (LLaVA-1.5's crops non-square images to a centred square);
+    `pad_square`: first padded to a centred square with the processor's mean colour, as the
+    original LLaVA-1.5 and LLaVA-Med evaluation code did. Set it to what the model's own
+    evaluation used; part of the cache key when `pad_square`."""
 
     @model_validator(mode="after")
     def _backend_fields(self) -> ModelSpec:
@@ -268,6 +280,12 @@ class ModelSpec(_Spec):
             raise ValueError("a `tiny` model must be marked `test_model: true`")
         if self.base == self.id:
             raise ValueError("`base` names the model itself")
+        if self.backend != "hf" and (
+            self.system_prompt != "template" or self.image_preprocess != "processor"
+        ):
+            raise ValueError(
+                "`system_prompt` and `image_preprocess` only apply to `backend: hf` models"
+            )
         return self
 
 

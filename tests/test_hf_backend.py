@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 import torch
+from PIL import Image
 
 from medbench.backends import load_backend
 from medbench.backends.base import BackendContext, Output, Request
@@ -170,13 +171,28 @@ def test_hf_backend_gemma3_template_folds_the_system_turn(
     assert isinstance(with_system[0].text, str)
 
 
-def test_hf_backend_folds_the_system_prompt_when_the_template_refuses_it(
+def test_hf_backend_template_that_refuses_a_system_turn_is_an_error(
+    tiny_llava_dir: Path, open_backend: Any, tmp_path: Path
+) -> None:
+    folder = tmp_path / "no-system"
+    shutil.copytree(tiny_llava_dir, folder)
+    (folder / "chat_template.jinja").write_text(NO_SYSTEM_TEMPLATE)
+    with pytest.raises(BackendError) as info:
+        open_backend("llava", folder)
+    assert str(info.value) == (
+        "model tiny-llava: its chat template refuses or drops a system turn, but the spec says "
+        "`system_prompt: template`. Set `system_prompt: fold_into_user` (the system text goes "
+        "at the start of the user turn) or `none` (it is dropped)."
+    )
+
+
+def test_hf_backend_fold_into_user_folds_the_system_prompt(
     tiny_llava_dir: Path, open_backend: Any, images: list[Path], tmp_path: Path
 ) -> None:
     folder = tmp_path / "no-system"
     shutil.copytree(tiny_llava_dir, folder)
     (folder / "chat_template.jinja").write_text(NO_SYSTEM_TEMPLATE)
-    backend = open_backend("llava", folder)
+    backend = open_backend("llava", folder, system_prompt="fold_into_user")
     assert not backend.system_role
     messages = Messages(SYSTEM, "Is it normal?", (ImageRef(str(images[0]), "x"),))
     assert backend.prompt(messages) == f"<s>[INST] <image>\n{SYSTEM}\n\nIs it normal? [/INST]"
@@ -188,6 +204,61 @@ def test_hf_backend_folds_the_system_prompt_when_the_template_refuses_it(
     )
     assert folded.error is None
     assert folded.text == inline.text
+
+
+def test_hf_backend_fold_into_user_ignores_the_templates_system_turn(
+    tiny_llava_dir: Path, open_backend: Any, images: list[Path]
+) -> None:
+    backend = open_backend("llava", tiny_llava_dir, system_prompt="fold_into_user")
+    messages = Messages(SYSTEM, "Is it normal?", (ImageRef(str(images[0]), "x"),))
+    assert backend.prompt(messages) == f"<s>USER: <image>\n{SYSTEM}\n\nIs it normal? ASSISTANT:"
+
+
+def test_hf_backend_system_prompt_none_drops_it(
+    tiny_gemma3_dir: Path, open_backend: Any, images: list[Path]
+) -> None:
+    backend = open_backend("gemma3", tiny_gemma3_dir, system_prompt="none")
+    messages = Messages(SYSTEM, "Is it normal?", (ImageRef(str(images[0]), "x"),))
+    assert backend.prompt(messages) == (
+        "<bos><start_of_turn>user\n<start_of_image>Is it normal?<end_of_turn>\n"
+        "<start_of_turn>model\n"
+    )
+    dropped, plain = backend.generate(
+        [
+            make_request("Is it normal?", (images[0],), SYSTEM),
+            make_request("Is it normal?", (images[0],)),
+        ]
+    )
+    assert dropped == plain
+
+
+@pytest.mark.parametrize(("setting", "size"), [("processor", (40, 20)), ("pad_square", (40, 40))])
+def test_hf_backend_image_preprocess_decides_what_the_processor_gets(
+    tiny_llava_dir: Path, open_backend: Any, tmp_path: Path, setting: str, size: tuple[int, int]
+) -> None:
+    path = tmp_path / "wide.png"
+    Image.new("RGB", (40, 20), (255, 0, 0)).save(path)
+    backend = open_backend("llava", tiny_llava_dir, image_preprocess=setting)
+    seen: list[Any] = []
+    encode = backend._encode
+
+    def spy(rows: Any) -> Any:
+        seen.extend(
+            part["image"]
+            for row in rows
+            for part in row.conversation[-1]["content"]
+            if part["type"] == "image"
+        )
+        return encode(rows)
+
+    backend._encode = spy
+    (output,) = backend.generate([make_request("Is it normal?", (path,))])
+    assert output.error is None
+    assert [image.size for image in seen] == [size]
+    if setting == "pad_square":
+        # LLaVA's expand2square: centred, on the CLIP mean colour truncated to 8 bits
+        assert seen[0].getpixel((0, 0)) == (122, 116, 104)
+        assert seen[0].getpixel((20, 20)) == (255, 0, 0)
 
 
 def test_hf_backend_halves_the_batch_on_out_of_memory(

@@ -210,3 +210,41 @@ def test_load_uses_the_resolved_sha_for_model_and_processor(
     got = loaded.model.state_dict()
     assert all(torch.equal(got[name], want[name]) for name in want)
     assert loaded.processor.chat_template.endswith("{# fresh #}")
+
+
+def test_resolve_identity_keys_prompt_and_image_handling_only_when_not_default(
+    tmp_path: Path,
+) -> None:
+    from tests.spec_tree import tiny_model_spec
+
+    default = resolve_identity(tiny_model_spec("llava"), ROOT, tmp_path)
+    # the defaults leave the payload, and so every existing key, as it was
+    assert set(default.payload) == {"backend", "weights", "dtype", "generation"}
+    changed = resolve_identity(
+        tiny_model_spec("llava", system_prompt="fold_into_user", image_preprocess="pad_square"),
+        ROOT,
+        tmp_path,
+    )
+    assert changed.payload == {
+        **default.payload,
+        "system_prompt": "fold_into_user",
+        "image_preprocess": "pad_square",
+    }
+
+
+def test_model_spec_prompt_and_image_handling_only_for_hf_models() -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="only apply to `backend: hf` models"):
+        ModelSpec.model_validate(
+            {
+                "schema_version": 1,
+                "kind": "model",
+                "id": "chance",
+                "title": "Chance",
+                "backend": "baseline",
+                "family": "baseline",
+                "baseline": "chance",
+                "system_prompt": "none",
+            }
+        )

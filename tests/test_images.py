@@ -14,6 +14,7 @@ from medbench.errors import MedbenchError
 from medbench.images import (
     ImageError,
     load_image,
+    pad_to_square,
     png_significant_bits,
     sha256_file,
 )
@@ -227,3 +228,18 @@ def test_png_significant_bits_without_sbit_is_none(tmp_path: Path) -> None:
     path = _grey16_png(tmp_path / "plain.png", np.array([[0, 5]]))
     assert png_significant_bits(path) is None
     assert png_significant_bits(tmp_path / "missing.png") is None
+
+
+def test_pad_to_square_centres_the_image_on_the_fill_colour() -> None:
+    wide = Image.new("RGB", (6, 2), (255, 0, 0))
+    square = pad_to_square(wide, (122, 116, 104))
+    assert square.size == (6, 6)
+    assert square.getpixel((0, 0)) == (122, 116, 104)
+    assert square.getpixel((0, 2)) == (255, 0, 0)
+    assert square.getpixel((5, 3)) == (255, 0, 0)
+    assert square.getpixel((5, 4)) == (122, 116, 104)
+    tall = pad_to_square(Image.new("RGB", (1, 3), (0, 0, 255)), (0, 0, 0))
+    assert tall.size == (3, 3)
+    assert [tall.getpixel((x, 1)) for x in range(3)] == [(0, 0, 0), (0, 0, 255), (0, 0, 0)]
+    same = Image.new("RGB", (4, 4))
+    assert pad_to_square(same, (1, 2, 3)) is same

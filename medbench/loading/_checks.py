@@ -96,8 +96,10 @@ def cross_checks(
     families = {i: d.spec for i, d in valid["prompt_family"].items()}
     for doc in valid["task"].values():
         yield from _check_task(doc, doc.spec)
+    models = {i: d.spec for i, d in valid["model"].items()}
     for doc in valid["model"].values():
         yield from _check_model(doc, doc.spec, known, families)
+        yield from _check_pair(doc, doc.spec, models)
     for doc in valid["suite"].values():
         yield from _check_suite(doc, doc.spec, known, valid)
     suites = [d.spec for d in valid["suite"].values()]
@@ -142,6 +144,31 @@ def _check_model(
             if variant_id not in variants:
                 problem = f"prompt family '{family_id}' has no variant '{variant_id}'."
                 yield doc.issue(loc, problem, suggest(variant_id, variants, "Its variants"))
+
+
+def _check_pair(doc: Document, model: ModelSpec, models: dict[str, ModelSpec]) -> Iterator[Issue]:
+    """A model and its base are asked the same way: a pair's difference must be its training,
+    not where its system prompt went."""
+    base = models.get(model.base) if model.base is not None else None
+    if base is None:
+        return
+    # at the setting where the file writes it, else at `base`, which makes the pair
+    loc = ("system_prompt",) if "system_prompt" in doc.data else ("base",)
+    if model.system_prompt != base.system_prompt:
+        problem = (
+            f"`system_prompt: {model.system_prompt}` differs from its base '{base.id}' "
+            f"(`system_prompt: {base.system_prompt}`)."
+        )
+        hint = "A pair must place system prompts alike: give both the same setting."
+        yield doc.issue(loc, problem, hint)
+    elif model.system_prompt == "template" and model.family != base.family:
+        problem = (
+            f"`system_prompt: template` with a base of another family ('{base.id}' is "
+            f"'{base.family}', this is '{model.family}'): their chat templates place a system "
+            "prompt differently."
+        )
+        hint = "Set `system_prompt: fold_into_user` (or `none`) on both models."
+        yield doc.issue(loc, problem, hint)
 
 
 def _check_suite(

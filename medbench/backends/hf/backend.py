@@ -17,12 +17,13 @@ from typing import Any
 
 # This package is the backend that needs torch; load_backend imports it only when it is used.
 import torch  # noqa: TID253
+from PIL import Image
 
 from medbench.backends.base import BackendContext, Output, Request
-from medbench.backends.hf.chat import Conversation, conversation, supports_system_role
+from medbench.backends.hf.chat import Conversation, conversation, pad_colour, system_role
 from medbench.backends.hf.loading import Loaded, load
 from medbench.batching import MAX_AUTO_BATCH, BatchMemory, BatchSizer
-from medbench.images import ImageError, load_image
+from medbench.images import ImageError, load_image, pad_to_square
 from medbench.prompts import Messages
 from medbench.specs import GenerationSpec, ModelSpec
 
@@ -68,7 +69,10 @@ class HFBackend:
         self._generation = generation_config(
             self._loaded.model, spec.generation, self._loaded.tokenizer
         )
-        self._system_role = supports_system_role(self._render, text_only=self._text_only)
+        self._system_role = system_role(spec, self._render)
+        self._pad_fill = (
+            pad_colour(self._loaded.processor) if spec.image_preprocess == "pad_square" else None
+        )
         self._prefetch = max(1, context.decode_threads)
         self._pool: ThreadPoolExecutor | None = ThreadPoolExecutor(
             max_workers=self._prefetch, thread_name_prefix="medbench-decode"
@@ -93,19 +97,24 @@ class HFBackend:
 
     @property
     def system_role(self) -> bool:
-        """Whether system prompts go in a system turn (else they are folded into the user text)."""
+        """Whether system prompts go in a system turn (else they are folded or dropped)."""
         return self._system_role
 
     def prompt(self, messages: Messages) -> str:
         """The text the chat template makes of `messages`, images left as their placeholders."""
-        turns = conversation(
-            messages.system,
+        return self._render(self._conversation(messages, [None] * len(messages.images)))
+
+    def _conversation(
+        self, messages: Messages, images: Sequence[Image.Image | None]
+    ) -> Conversation:
+        system = None if self.spec.system_prompt == "none" else messages.system
+        return conversation(
+            system,
             messages.text,
-            [None] * len(messages.images),
+            images,
             system_role=self._system_role,
             text_only=self._text_only,
         )
-        return self._render(turns)
 
     def generate(self, requests: Sequence[Request]) -> list[Output]:
         """Answer each request in order; while one batch generates, the next ones are decoded."""
@@ -216,14 +225,9 @@ class HFBackend:
             except ImageError as e:
                 failures[index] = f"image {e}"
                 continue
-            turns = conversation(
-                messages.system,
-                messages.text,
-                images,
-                system_role=self._system_role,
-                text_only=self._text_only,
-            )
-            rows.append(_Row(index, turns))
+            if self._pad_fill is not None:
+                images = [pad_to_square(image, self._pad_fill) for image in images]
+            rows.append(_Row(index, self._conversation(messages, images)))
         try:
             inputs = self._encode(rows) if rows else None
         except Exception:  # one bad row spoils the batch; _answer encodes rows alone to find it

@@ -1,4 +1,4 @@
-"""Chat conversations in the transformers format, the system prompt where the template allows."""
+"""Chat conversations in the transformers format, with the system prompt where the spec says."""
 
 from __future__ import annotations
 
@@ -6,6 +6,9 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from PIL import Image
+
+from medbench.errors import BackendError
+from medbench.specs import ModelSpec
 
 Conversation = list[dict[str, Any]]
 
@@ -57,3 +60,31 @@ def supports_system_role(render: Callable[[Conversation], str], *, text_only: bo
     except Exception:  # templates signal an unsupported role with raise_exception or any error
         return False
     return SYSTEM_PROBE in rendered
+
+
+def system_role(spec: ModelSpec, render: Callable[[Conversation], str]) -> bool:
+    """Whether a system prompt goes in a system turn, as the spec's `system_prompt` says.
+
+    `template` needs a chat template that keeps a system turn: one that refuses or drops it would
+    silently change what the model is asked, so it is an error that names the other settings.
+    """
+    if spec.system_prompt != "template":
+        return False
+    if not supports_system_role(render, text_only=spec.text_only):
+        raise BackendError(
+            f"model {spec.id}: its chat template refuses or drops a system turn, but the spec "
+            "says `system_prompt: template`. Set `system_prompt: fold_into_user` (the system "
+            "text goes at the start of the user turn) or `none` (it is dropped)."
+        )
+    return True
+
+
+def pad_colour(processor: Any) -> tuple[int, int, int]:
+    """The colour square padding fills with: the image processor's mean, as 8-bit RGB
+    (what the original LLaVA code pads with), or black when the processor has no mean."""
+    mean = getattr(getattr(processor, "image_processor", None), "image_mean", None)
+    if not mean or len(mean) != 3:
+        return (0, 0, 0)
+    # truncated, not rounded, like the original code: CLIP's mean becomes (122, 116, 104)
+    red, green, blue = (int(float(channel) * 255) for channel in mean)
+    return (red, green, blue)
