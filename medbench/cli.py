@@ -9,6 +9,7 @@ import typer
 from medbench import __version__
 from medbench.commands import audit, cache, leaderboard, runner, scoring, validate
 from medbench.commands import parse as parse_cmd
+from medbench.commands import prompts as prompts_cmd
 from medbench.commands.convert import convert_app
 from medbench.errors import MedbenchError, SpecError
 
@@ -39,6 +40,7 @@ def _main(
 app.command()(validate.validate)
 app.command()(validate.schema)
 app.command()(runner.plan)
+app.command()(prompts_cmd.prompts)
 app.command()(runner.run)
 app.command()(scoring.score)
 app.command("tiny-model")(runner.tiny_model)

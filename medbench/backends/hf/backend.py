@@ -20,7 +20,7 @@ import torch  # noqa: TID253
 from PIL import Image
 
 from medbench.backends.base import BackendContext, Output, Request
-from medbench.backends.hf.chat import Conversation, conversation, pad_colour, system_role
+from medbench.backends.hf.chat import Conversation, model_conversation, pad_colour, system_role
 from medbench.backends.hf.loading import Loaded, load
 from medbench.batching import MAX_AUTO_BATCH, BatchMemory, BatchSizer
 from medbench.images import ImageError, load_image, pad_to_square
@@ -107,13 +107,8 @@ class HFBackend:
     def _conversation(
         self, messages: Messages, images: Sequence[Image.Image | None]
     ) -> Conversation:
-        system = None if self.spec.system_prompt == "none" else messages.system
-        return conversation(
-            system,
-            messages.text,
-            images,
-            system_role=self._system_role,
-            text_only=self._text_only,
+        return model_conversation(
+            self.spec, self._system_role, messages.system, messages.text, images
         )
 
     def generate(self, requests: Sequence[Request]) -> list[Output]:

@@ -40,6 +40,24 @@ def conversation(
     return turns
 
 
+def model_conversation(
+    spec: ModelSpec,
+    system_role: bool,
+    system: str | None,
+    text: str,
+    images: Sequence[Image.Image | None] = (),
+) -> Conversation:
+    """The conversation `spec` gets: its `system_prompt` setting applied (dropped for `none`,
+    folded into the user text unless `system_role`)."""
+    return conversation(
+        None if spec.system_prompt == "none" else system,
+        text,
+        images,
+        system_role=system_role,
+        text_only=spec.text_only,
+    )
+
+
 def _text(text: str) -> dict[str, str]:
     return {"type": "text", "text": text}
 

@@ -1,0 +1,47 @@
+"""`medbench prompts`: the exact text a model receives for each prompt variant of a task."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from medbench.commands.common import CacheOpt, SpecsArg, models_dir, open_cache
+from medbench.loading import load_specs
+
+
+def prompts(
+    specs: SpecsArg = Path("specs"),
+    model: Annotated[str, typer.Option("--model", "-m", help="Model id.")] = ...,  # type: ignore[assignment]
+    task: Annotated[str, typer.Option("--task", "-t", help="Task id.")] = ...,  # type: ignore[assignment]
+    suite: Annotated[
+        str | None,
+        typer.Option("--suite", "-s", help="Only the prompt families of this suite."),
+    ] = None,
+    variant: Annotated[
+        str | None,
+        typer.Option("--variant", "-v", help="Only this variant (`family/variant` or its id)."),
+    ] = None,
+    cache: CacheOpt = None,
+) -> None:
+    """Print what MODEL receives for each variant, rendered with its own chat template (from
+    its checkpoint or the local HF cache; nothing is downloaded)."""
+    from medbench.received import received_prompts
+
+    spec_set = load_specs(specs)
+    with open_cache(cache) as store:
+        shown = received_prompts(
+            spec_set,
+            model,
+            task,
+            models_dir=models_dir(store),
+            suite=suite,
+            variant=variant,
+            hasher=store.hash_file,
+        )
+    for i, prompt in enumerate(shown):
+        if i:
+            typer.echo("")
+        typer.echo(f"=== {prompt.family}/{prompt.variant} ({prompt.kind})")
+        typer.echo(prompt.text)
