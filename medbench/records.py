@@ -28,7 +28,14 @@ from pydantic import BaseModel, ConfigDict, Field, PlainValidator, ValidationErr
 
 from medbench import __version__
 from medbench.errors import RecordError
-from medbench.scoring import ANSWER_COLUMNS, ScoreTables, ScoringLayout, finite, score_answers
+from medbench.scoring import (
+    ANSWER_COLUMNS,
+    IMAGE_PROCESSOR_COLUMN,
+    ScoreTables,
+    ScoringLayout,
+    finite,
+    score_answers,
+)
 from medbench.specs import ID_PATTERN, ModelSpec
 
 RECORD_SCHEMA_VERSION: Literal[2] = 2
@@ -193,6 +200,12 @@ def collect_environment() -> EnvironmentInfo:
     )
 
 
+ImageProcessors = dict[
+    Annotated[str, Field(pattern=r"^[A-Za-z0-9_]+:[A-Za-z0-9_]+$", max_length=120)],
+    Annotated[int, Field(ge=1)],
+]
+
+
 class Provenance(_Model):
     """Where a result came from, beyond its model and numbers."""
 
@@ -207,6 +220,8 @@ class Provenance(_Model):
     )
     environment: EnvironmentInfo = Field(default_factory=collect_environment)
     date: str = Field(default_factory=today, pattern=r"^\d{4}-\d{2}-\d{2}$")
+    image_processors: ImageProcessors | None = None
+    """`backend:Class` of the image processor -> number of answers it preprocessed."""
 
 
 class Record(_Model):
@@ -236,6 +251,9 @@ class Record(_Model):
     """Pair rows where this model is the medical model."""
     ladder: list[Row] | None = None
     """Knowledge ladder rows per task (closed, describe, probe, chance), when measured."""
+    image_processors: ImageProcessors | None = None
+    """`backend:Class` of the image processor (torchvision or PIL, which resize differently)
+    -> number of answers it preprocessed; absent for models that read no images."""
 
 
 def _display(path: Path) -> str:
@@ -352,6 +370,7 @@ def write_record(
         medbench=provenance.medbench,
         environment=provenance.environment,
         date=provenance.date,
+        image_processors=provenance.image_processors,
         layout=LayoutInfo.model_validate_json(json.dumps(layout.to_json())),
         parser_version=parser_version(mine),
         sidecar=SidecarInfo(path=sidecar_path.name, sha256=hashlib.sha256(sidecar).hexdigest()),
@@ -368,8 +387,9 @@ def write_record(
 def record_json(record: Record) -> str:
     """A record as published: sorted keys, indent 2, a trailing newline."""
     data = record.model_dump(mode="json", exclude_none=False)
-    if data["ladder"] is None:
-        del data["ladder"]
+    for optional in ("ladder", "image_processors"):
+        if data[optional] is None:
+            del data[optional]
     return json.dumps(data, sort_keys=True, indent=2, allow_nan=False, ensure_ascii=False) + "\n"
 
 
@@ -496,6 +516,29 @@ def _sidecar(folder: Path, name: str, sha256: str | None) -> pd.DataFrame:
     return read_answers_csv(raw)
 
 
+def count_image_processors(answers: pd.DataFrame, model: str) -> dict[str, int] | None:
+    """How many of `model`'s scored answers each image processor preprocessed (None: none
+    recorded, e.g. a baseline or answers scored before medbench recorded them)."""
+    if IMAGE_PROCESSOR_COLUMN not in answers.columns:
+        return None
+    used = answers.loc[answers["model"] == model, IMAGE_PROCESSOR_COLUMN].dropna()
+    counts = {str(name): int(n) for name, n in used.value_counts().sort_index().items()}
+    return counts or None
+
+
+def image_processor_problems(display: str, record: Record) -> list[str]:
+    """A record whose answers were preprocessed by more than one image processor mixes two
+    resizings (torchvision and PIL differ): its numbers belong to no one environment."""
+    used = record.image_processors or {}
+    if len(used) < 2:
+        return []
+    counts = ", ".join(f"{name} ({n})" for name, n in sorted(used.items()))
+    return [
+        f"{display}: image_processors: the answers were preprocessed by different image "
+        f"processors: {counts}. Rerun them in one environment (torchvision installed or not)."
+    ]
+
+
 def verify_record(path: Path, record: Record) -> list[str]:
     """Re-derive every number of a record from its sidecar (and its base's, for the pairs)."""
     display = _display(path)
@@ -539,6 +582,7 @@ def verify_record(path: Path, record: Record) -> list[str]:
         except (OSError, ValueError, EOFError, gzip.BadGzipFile, RecordError) as e:
             name = f"{base}{SIDECAR_SUFFIX}"
             return [*problems, f"{display}: pairs: cannot use the base's sidecar {name}: {e}"]
+    problems.extend(image_processor_problems(display, record))
     layout = ScoringLayout.from_json(record.layout.model_dump(mode="json"))
     try:
         tables = score_answers(pd.concat(frames, ignore_index=True), layout)

@@ -237,12 +237,13 @@ def run_plan(
             rows = []
             for request, output in zip(requests, outputs, strict=True):
                 job = job_of[request.key]
-                prompt = canonical_json(
-                    {
-                        **request.messages.key_payload(),
-                        "paths": [i.path for i in request.messages.images],
-                    }
-                )
+                stored: dict[str, Any] = {
+                    **request.messages.key_payload(),
+                    "paths": [i.path for i in request.messages.images],
+                }
+                if output.image_processor is not None:
+                    stored["image_processor"] = output.image_processor
+                prompt = canonical_json(stored)
                 rows.append(
                     (
                         job.key,

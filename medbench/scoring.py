@@ -7,6 +7,7 @@ leaderboard record can be re-derived from its sidecar alone.
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
 
 SCORES_SCHEMA_VERSION = 2
 """2: answer rows carry `parser_version`."""
+IMAGE_PROCESSOR_COLUMN = "image_processor"
 ANSWER_COLUMNS = [
     "model",
     "task",
@@ -156,6 +158,7 @@ def collect_answers(specs: SpecSet, plan: Plan, cache: Cache) -> pd.DataFrame:
     attach_diagnoses(plan, specs, cache)
     stored = cache.get_many(job.key for job in plan.jobs)
     rows = []
+    processors: list[str | None] = []
     for job in plan.jobs:
         answer = stored.get(job.key)
         family = specs.families[job.family]
@@ -194,7 +197,20 @@ def collect_answers(specs: SpecSet, plan: Plan, cache: Cache) -> pd.DataFrame:
                 parsed == truth,
             )
         )
-    return pd.DataFrame(rows, columns=ANSWER_COLUMNS)
+        processors.append(image_processor_of(answer.prompt))
+    frame = pd.DataFrame(rows, columns=ANSWER_COLUMNS)
+    # Beside the scored columns (not in record sidecars): what preprocessed each answer's images.
+    frame[IMAGE_PROCESSOR_COLUMN] = pd.Series(processors, dtype="object")
+    return frame
+
+
+def image_processor_of(stored_prompt: str) -> str | None:
+    """The image processor a cached answer records (`backend:Class`), or None."""
+    try:
+        value = json.loads(stored_prompt).get("image_processor")
+    except (ValueError, AttributeError):
+        return None
+    return value if isinstance(value, str) else None
 
 
 def _groups(frame: pd.DataFrame, keys: list[str]) -> dict[tuple[str, ...], NDArray[Any]]:

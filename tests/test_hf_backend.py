@@ -472,3 +472,31 @@ def test_hf_backend_load_keeps_hub_download_progress_bars_on(
     open_backend("llava", tiny_llava_dir)
     # a first download of a real model takes minutes: its bars must show
     assert not huggingface_hub.utils.are_progress_bars_disabled()
+
+
+def test_hf_backend_records_the_image_processor_of_answers_with_images(
+    tiny_gemma3_dir: Path, open_backend: Any, images: list[Path]
+) -> None:
+    backend = open_backend("gemma3", tiny_gemma3_dir)
+    with_image, text_only = backend.generate(
+        [make_request(QUESTION, (images[0],)), make_request(QUESTION)]
+    )
+    assert with_image.image_processor == "pil:Gemma3ImageProcessorPil"
+    assert text_only.image_processor is None
+
+
+def test_image_processor_name_tells_torchvision_from_pil() -> None:
+    from types import SimpleNamespace
+
+    from medbench.backends.hf.chat import image_processor_name
+
+    class TorchvisionBackend:  # named like transformers' base: the check reads the class tree
+        pass
+
+    class CLIPImageProcessor(TorchvisionBackend):
+        pass
+
+    assert image_processor_name(SimpleNamespace(image_processor=CLIPImageProcessor())) == (
+        "torchvision:CLIPImageProcessor"
+    )
+    assert image_processor_name(SimpleNamespace()) is None

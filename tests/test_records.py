@@ -329,3 +329,35 @@ def test_collect_environment_names_every_package_that_changes_numbers() -> None:
         assert getattr(env, name) == metadata.version(name)
     assert env.packages_sha256 is not None
     assert collect_environment().packages_sha256 == env.packages_sha256
+
+
+def test_verify_records_mixed_image_processors_are_a_mismatch(board: Path) -> None:
+    path = board / "quickstart" / "med.json"
+    data = load(path)
+    data["image_processors"] = {"pil:CLIPImageProcessorPil": 1}
+    save(path, data)
+    assert verify_records(board) == []
+    data["image_processors"] = {"pil:CLIPImageProcessorPil": 3, "torchvision:CLIPImageProcessor": 2}
+    save(path, data)
+    assert verify_records(board) == [
+        "leaderboard/quickstart/med.json: image_processors: the answers were preprocessed by "
+        "different image processors: pil:CLIPImageProcessorPil (3), "
+        "torchvision:CLIPImageProcessor (2). Rerun them in one environment (torchvision "
+        "installed or not)."
+    ]
+
+
+def test_count_image_processors_counts_a_models_answers() -> None:
+    import pandas as pd
+
+    from medbench.records import count_image_processors
+
+    answers = pd.DataFrame(
+        {
+            "model": ["a", "a", "a", "b"],
+            "image_processor": ["pil:X", "pil:X", None, "torchvision:Y"],
+        }
+    )
+    assert count_image_processors(answers, "a") == {"pil:X": 2}
+    assert count_image_processors(answers, "c") is None
+    assert count_image_processors(answers.drop(columns="image_processor"), "a") is None

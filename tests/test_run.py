@@ -318,3 +318,22 @@ def test_run_probe_stage_leaves_out_a_model_that_cannot_load(project: Path, tmp_
     )
     assert "probe: tiny-llava left out: model tiny-llava: cannot load " in result.output
     assert (results / "t" / "ladder.csv").is_file()
+
+
+def test_run_stores_the_image_processor_with_each_answer(project: Path, tmp_path: Path) -> None:
+    import json
+
+    from medbench.scoring import collect_answers
+
+    with Cache(tmp_path / "c.sqlite") as cache:
+        plan, _ = _run(project, cache)
+        stored = cache.get_many(job.key for job in plan.jobs)
+        by_model: dict[str, set[object]] = {}
+        for job in plan.jobs:
+            prompt = json.loads(stored[job.key].prompt)
+            by_model.setdefault(job.model, set()).add(prompt.get("image_processor"))
+        # no torchvision here: transformers falls back to the PIL image processors
+        assert by_model == {"tiny-llava": {"pil:CLIPImageProcessorPil"}, "baseline-chance": {None}}
+        frame = collect_answers(load_specs(project / "specs"), plan, cache)
+    used = frame.groupby("model")["image_processor"].agg(lambda s: sorted(set(s.dropna())))
+    assert used.to_dict() == {"baseline-chance": [], "tiny-llava": ["pil:CLIPImageProcessorPil"]}

@@ -31,6 +31,9 @@ class Output:
     text: str | None
     error: str | None = None
     seconds: float = 0.0
+    image_processor: str | None = None
+    """What turned the request's images into pixels, `backend:Class` (e.g.
+    `pil:CLIPImageProcessorPil`); None without images. Stored with the answer."""
 
 
 @dataclass(frozen=True)

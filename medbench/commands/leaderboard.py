@@ -179,7 +179,13 @@ def publish(
     from medbench.cache import cache_file, default_cache_path
     from medbench.identity import resolve_identity
     from medbench.loading import load_specs
-    from medbench.records import Provenance, answers_csv, read_answers_csv, write_record
+    from medbench.records import (
+        Provenance,
+        answers_csv,
+        count_image_processors,
+        read_answers_csv,
+        write_record,
+    )
     from medbench.scoring import ScoringLayout, score_answers
     from medbench.served import recorded
 
@@ -206,6 +212,7 @@ def publish(
             spec_hashes=_spec_hashes(spec_set, suite_spec, model_id),
             dataset=dataset,
             tasks=tasks,
+            image_processors=count_image_processors(answers, model_id),
         )
         path = write_record(
             out,

@@ -129,6 +129,7 @@ class ModelActor:
                 "text": [o.text for o in outputs],
                 "error": [o.error for o in outputs],
                 "seconds": [o.seconds for o in outputs],
+                "image_processor": [o.image_processor for o in outputs],
             }
         )
 
@@ -168,8 +169,9 @@ def _blocks(requests: Sequence[Request], size: int) -> list[pd.DataFrame]:
 
 
 def _outputs(frame: pd.DataFrame) -> Iterator[tuple[int, Output]]:
-    for index, text, error, seconds in zip(
-        frame["index"], frame["text"], frame["error"], frame["seconds"], strict=True
+    processors = frame["image_processor"] if "image_processor" in frame else [None] * len(frame)
+    for index, text, error, seconds, processor in zip(
+        frame["index"], frame["text"], frame["error"], frame["seconds"], processors, strict=True
     ):
         # Columns come back through Arrow: a missing value may be None or NaN.
         yield (
@@ -178,6 +180,7 @@ def _outputs(frame: pd.DataFrame) -> Iterator[tuple[int, Output]]:
                 text=text if isinstance(text, str) else None,
                 error=error if isinstance(error, str) else None,
                 seconds=float(seconds),
+                image_processor=processor if isinstance(processor, str) else None,
             ),
         )
 

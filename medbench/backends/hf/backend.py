@@ -20,7 +20,13 @@ import torch  # noqa: TID253
 from PIL import Image
 
 from medbench.backends.base import BackendContext, Output, Request
-from medbench.backends.hf.chat import Conversation, model_conversation, pad_colour, system_role
+from medbench.backends.hf.chat import (
+    Conversation,
+    image_processor_name,
+    model_conversation,
+    pad_colour,
+    system_role,
+)
 from medbench.backends.hf.loading import Loaded, load
 from medbench.batching import MAX_AUTO_BATCH, BatchMemory, BatchSizer
 from medbench.images import ImageError, load_image, pad_to_square
@@ -70,6 +76,8 @@ class HFBackend:
             self._loaded.model, spec.generation, self._loaded.tokenizer
         )
         self._system_role = system_role(spec, self._render)
+        # Recorded with every answer about images: torchvision and PIL resize differently.
+        self.image_processor = image_processor_name(self._loaded.processor)
         self._pad_fill = (
             pad_colour(self._loaded.processor) if spec.image_preprocess == "pad_square" else None
         )
@@ -103,6 +111,9 @@ class HFBackend:
     def prompt(self, messages: Messages) -> str:
         """The text the chat template makes of `messages`, images left as their placeholders."""
         return self._render(self._conversation(messages, [None] * len(messages.images)))
+
+    def _images_by(self, request: Request) -> str | None:
+        return self.image_processor if request.messages.images else None
 
     def _conversation(
         self, messages: Messages, images: Sequence[Image.Image | None]
@@ -146,7 +157,10 @@ class HFBackend:
                 submit_next()
                 answers = self._answer(batch)
                 share = (perf_counter() - start) / max(1, len(batch.rows))
-                outputs = {i: replace(o, seconds=share) for i, o in answers.items()}
+                outputs = {
+                    i: replace(o, seconds=share, image_processor=self._images_by(requests[i]))
+                    for i, o in answers.items()
+                }
                 outputs.update(
                     {i: Output(text=None, error=reason) for i, reason in batch.failures.items()}
                 )

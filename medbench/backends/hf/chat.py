@@ -106,3 +106,19 @@ def pad_colour(processor: Any) -> tuple[int, int, int]:
     # truncated, not rounded, like the original code: CLIP's mean becomes (122, 116, 104)
     red, green, blue = (int(float(channel) * 255) for channel in mean)
     return (red, green, blue)
+
+
+def image_processor_name(processor: Any) -> str | None:
+    """`backend:Class` of a processor's image processor: transformers picks torchvision when it
+    is installed, else PIL, and the two resize differently. None for a tokenizer."""
+    image = getattr(processor, "image_processor", None)
+    if image is None:
+        return None
+    bases = {cls.__name__ for cls in type(image).__mro__}
+    backend = next(
+        (name for base, name in _BACKENDS if base in bases), type(image).__module__.split(".")[0]
+    )
+    return f"{backend}:{type(image).__name__}"
+
+
+_BACKENDS = (("TorchvisionBackend", "torchvision"), ("PilBackend", "pil"))
