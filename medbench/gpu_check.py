@@ -122,7 +122,8 @@ def check_model(
     spec = specs.models[model_id].model_copy(update={"dtype": dtype})
     identity = resolve_identity(spec, specs.root, state / "models", specs=specs)
     prepare_checkpoint(ModelWork(spec, identity, requests))
-    context = BackendContext(device=device, checkpoint_dir=identity.checkpoint_dir, state_dir=state)
+    # the checkpoint folder, or the commit sha the identity resolved: loaded exactly
+    context = identity.context(BackendContext(device=device, state_dir=state))
     started = time.perf_counter()
     backend = HFBackend(spec, context)
     load_s = time.perf_counter() - started
