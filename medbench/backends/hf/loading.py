@@ -15,6 +15,7 @@ from transformers import (  # noqa: TID253
     AutoProcessor,
     AutoTokenizer,
 )
+from transformers.utils import logging as hf_logging  # noqa: TID253
 
 from medbench.backends.base import BackendContext
 from medbench.errors import BackendError
@@ -114,9 +115,21 @@ def _llava_mistral_message(spec: ModelSpec, source: str) -> str:
     )
 
 
+def quiet_weight_loading_bars() -> None:
+    """Hide transformers' own bars (loading weights), which would interleave with medbench's
+    progress, but keep the hub's download bars on unless the user turned them off
+    (HF_HUB_DISABLE_PROGRESS_BARS): a first download of a real model takes minutes."""
+    from huggingface_hub.utils.tqdm import are_progress_bars_disabled, enable_progress_bars
+
+    hub_bars_off = are_progress_bars_disabled()
+    hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]  # also turns the hub's off
+    if not hub_bars_off:
+        enable_progress_bars()
+
+
 def load(spec: ModelSpec, context: BackendContext) -> Loaded:
     """Load the processor (or tokenizer) and the model, in eval mode on the resolved device."""
-    # Progress bars stay on: a first download of a real model takes minutes and must show it.
+    quiet_weight_loading_bars()
     if spec.checkpoint_format == "llava_original":
         check_format(spec, "")  # refused before anything is resolved or downloaded
     source, revision = checkpoint_source(spec, context)
