@@ -98,11 +98,15 @@ def test_cli_unknown_suite_exits_2_without_traceback(tmp_path: Path) -> None:
 def test_cli_plan_paper_needs_neither_the_openai_key_nor_the_network(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    import huggingface_hub.constants
+
     from tests.spec_tree import full_data_tree, hub_refs
 
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setenv("HF_HUB_CACHE", str(hub_refs(tmp_path / "hub")))
+    # medbench reads the hub settings from huggingface_hub.constants, as transformers does;
+    # they are read once, on import, so an in-process test sets the constants themselves
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(hub_refs(tmp_path / "hub")))
     monkeypatch.setenv("MEDBENCH_DATA", str(full_data_tree(tmp_path / "data")))
     args = ["plan", str(REPO / "specs"), "--suite", "paper", "--cache", str(tmp_path / "c.sqlite")]
     result = runner.invoke(app, args, env={"COLUMNS": "200"})

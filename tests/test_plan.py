@@ -114,8 +114,11 @@ def test_plan_baseline_keys_hold_the_baseline_hints(project: Path) -> None:
 def test_plan_model_whose_revision_cannot_resolve_is_unavailable_not_fatal(
     project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-hub"))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    import huggingface_hub.constants
+
+    # read by medbench (as by transformers) from huggingface_hub.constants, set on import
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "empty-hub"))
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
     suite = project / "specs/suites/t.yaml"
     suite.write_text(suite.read_text().replace("tiny-llava]", "tiny-llava, gemma-3-4b-it]"))
     plan = _plan(project)
