@@ -12,7 +12,6 @@ from rich.console import Console
 from rich.table import Table
 
 from medbench.backends.base import BackendContext
-from medbench.cache import Cache
 from medbench.commands.common import (
     CacheOpt,
     LimitOpt,
@@ -20,12 +19,11 @@ from medbench.commands.common import (
     SpecsArg,
     SuiteOpt,
     TasksOpt,
-    models_dir,
+    build_plan,
     open_cache,
 )
-from medbench.loading import SpecSet, load_specs
-from medbench.plan import Plan, make_plan
-from medbench.served import Probing, SnapshotSource, recorded
+from medbench.commands.scoring import build_local_site, score_and_report
+from medbench.served import Probing
 
 BatchOpt = Annotated[
     str,
@@ -48,32 +46,6 @@ def parse_batch_size(value: str) -> int | None:
     if not value.isdigit() or int(value) < 1:
         raise typer.BadParameter(f"expected a positive integer or `auto`, got {value!r}")
     return int(value)
-
-
-def build_plan(
-    specs_path: Path,
-    suite: str,
-    cache: Cache,
-    models: list[str] | None,
-    tasks: list[str] | None,
-    limit: int | None,
-    snapshots: SnapshotSource | None = None,
-) -> tuple[SpecSet, Plan]:
-    """The suite's plan; hosted models' snapshots come from what runs recorded beside the
-    cache unless `snapshots` says otherwise (only `run` asks the endpoint)."""
-    specs = load_specs(specs_path)
-    plan = make_plan(
-        specs,
-        suite,
-        models_dir=models_dir(cache),
-        models=models,
-        tasks=tasks,
-        limit=limit,
-        hasher=cache.hash_file,
-        snapshots=snapshots or recorded(cache.path.parent),
-    )
-    cache.flush_hashes()
-    return specs, plan
 
 
 def plan(
@@ -172,14 +144,10 @@ def run(
         if summary.interrupted:
             raise typer.Exit(130)
         if score:
-            from medbench.commands.scoring import score_and_report
-
             probe_context = context if probe else None
             score_and_report(spec_set, the_plan, store, results, console, probe_context)
     if score and site:
-        from medbench.commands.scoring import build_local_site
-
-        build_local_site(specs, suite, results, console)
+        build_local_site(spec_set, suite, results, console)
     if summary.failed_models:
         failed = ", ".join(sorted(summary.failed_models))
         console.print(f"[red]Failed models: {failed} (see above); the others were scored.")
