@@ -8,6 +8,7 @@ import json
 from collections.abc import Callable
 from dataclasses import replace
 
+import pandas as pd
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from medbench import __version__
@@ -30,6 +31,8 @@ from medbench.site.layout import (
     num,
     title_of,
 )
+from medbench.site.scatter import Mark, scatter_svg
+from medbench.site.taskinfo import task_details
 
 
 class Site:
@@ -40,10 +43,18 @@ class Site:
         records: list[Record],
         specs: SpecSet | None,
         maps: dict[tuple[str, str], dict[str, bytes]] | None = None,
+        local: set[tuple[str, str]] | None = None,
+        answers: dict[tuple[str, str], pd.DataFrame] | None = None,
     ) -> None:
         self.records, self.specs = records, specs
         self.maps = maps or {}
         """(suite, model) -> task -> t-SNE map SVG, published beside the record."""
+        self.local = local or set()
+        """(suite, model) of the local, unpublished records (fresh results of `medbench run`)."""
+        self.answers = answers or {}
+        """(suite, model) -> the record's per-image answer rows (its sidecar)."""
+        self.flip_links: dict[tuple[str, str], list[tuple[str, str]]] = {}
+        """(suite, model) -> (path from the root, text) of its flip viewers."""
         self.models = {r.model_id: r for r in records}
         self.build_date = max((r.date for r in records), default="no records")
         self.files: dict[str, bytes] = {}
@@ -65,7 +76,12 @@ class Site:
             return self.specs.tasks[task].title
         return next((r.tasks[task].title for r in self.records if task in r.tasks), task)
 
-    def cell(self, col: Col, row: dict[str, Scalar], root: str) -> Cell:
+    def badges(self, suite: str | None, model: str) -> tuple[str, ...]:
+        record = self.models.get(model)
+        found = ("test model",) if record is not None and record.test_model else ()
+        return found + (("local, unpublished",) if (suite, model) in self.local else ())
+
+    def cell(self, col: Col, row: dict[str, Scalar], root: str, suite: str | None = None) -> Cell:
         v = row.get(col.key)
         if col.kind == "model":
             record = self.models.get(str(v))
@@ -74,8 +90,16 @@ class Site:
                 f" ({pipeline})" if pipeline != "direct" else ""
             )
             href = f"{root}models/{v}.html" if record else None
-            badge = "test model" if record and record.test_model else None
-            return Cell(text, None, None, href, badge, header=col.key == "model", task=col.task)
+            return Cell(
+                text,
+                None,
+                None,
+                href,
+                self.badges(suite, str(v)),
+                header=col.key == "model",
+                task=col.task,
+                hover=f"{text} ({v})",
+            )
         if not col.numeric:
             return Cell("–" if v is None else str(v), header=col.kind == "head", task=col.task)
         sort = "" if v is None or isinstance(v, bool | str) else f"{v:.9g}"
@@ -85,7 +109,9 @@ class Site:
             if col.kind == "est" and lo is not None and hi is not None
             else None
         )
-        return Cell(num(v, 0 if col.kind == "int" else 3), sort, ci, task=col.task)
+        return Cell(
+            num(v, 0 if col.kind == "int" else 3), sort, ci, task=col.task, tone=_tone(col, lo, hi)
+        )
 
     def table(
         self,
@@ -99,6 +125,7 @@ class Site:
         order: str = "ascending",
         note: str = "",
         row_task: bool = False,
+        suite: str | None = None,
     ) -> Table:
         """A table of `data` rows, written beside the pages as `data/<name>.csv` and `.json`."""
         keys = list(dict.fromkeys(k for row in data for k in row))
@@ -111,11 +138,23 @@ class Site:
             json.dumps(data, sort_keys=True, indent=1) + "\n"
         ).encode()
         rows = [
-            (str(row["task"]) if row_task else None, [self.cell(c, row, root) for c in columns])
+            (
+                str(row["task"]) if row_task else None,
+                [self.cell(c, row, root, suite) for c in columns],
+            )
             for row in data
         ]
         csv_href, json_href = f"{root}data/{name}.csv", f"{root}data/{name}.json"
         return Table(name, caption, columns, rows, sorted_by, order, csv_href, json_href, note)
+
+
+def _tone(col: Col, lo: Scalar, hi: Scalar) -> str | None:
+    """`better` or `worse` for a difference whose interval excludes 0, else None."""
+    if col.better is None or not isinstance(lo, int | float) or not isinstance(hi, int | float):
+        return None
+    if lo > 0 or hi < 0:
+        return "better" if (lo > 0) == (col.better == "higher") else "worse"
+    return None
 
 
 def _key(*names: str) -> Callable[[dict[str, Scalar]], tuple[str, ...]]:
@@ -134,49 +173,126 @@ def _per_task(record: Record, table: str, name: str, pipeline: Scalar, task: str
     )
 
 
-def _ranking(site: Site, suite: str, records: list[Record], tasks: list[str], by: str) -> Table:
-    """Models ranked by fragility index (lowest first) or by mean `f1_all` (highest first)."""
-    first, second = ["fragility_index", "mean_f1_all"][:: 1 if by == "fragility" else -1]
-    table, metric = ("fragility", "disagreement") if by == "fragility" else ("scores", "f1_all")
-    sign = 1.0 if by == "fragility" else -1.0
+RANKED = ("all_variants_f1", "fragility_index", "mean_f1_all", "mean_worst_f1")
+"""The ranking's metric columns: the headline first, then what stands beside it."""
+LABELS = {
+    "all_variants_f1": "All-variants F1 [95% CI]",
+    "fragility_index": "Fragility index [95% CI]",
+    "mean_f1_all": "Mean f1_all [95% CI]",
+    "mean_worst_f1": "Worst-variant f1_all [95% CI]",
+}
+
+
+def ranked_rows(records: list[Record]) -> Data:
+    """One row per model (the direct pipeline: described pipelines are rungs of their model,
+    shown on its page), ranked by the headline all-variants F1, highest first."""
     data: Data = []
     for record in records:
         for row in record.models:
-            p = row.get("pipeline")
+            if row.get("pipeline") != "direct":
+                continue
             data.append(
                 {
                     "model": record.model_id,
-                    "pipeline": p,
+                    "pipeline": "direct",
                     "title": title_of(record),
                     "test_model": record.test_model,
-                    **{k: row.get(k) for k in _triple(first) + _triple(second)},
-                    **{f"{metric}.{t}": _per_task(record, table, metric, p, t) for t in tasks},
+                    **{k: row.get(k) for name in RANKED for k in _triple(name)},
                 }
             )
 
-    def rank_key(row: dict[str, Scalar]) -> tuple[bool, float, float, str, str]:
-        a, b = row.get(first), row.get(second)
-        a_ = sign * a if isinstance(a, float | int) else 0.0
-        b_ = -sign * b if isinstance(b, float | int) else 0.0
-        return a is None, a_, b_, str(row["model"]), str(row["pipeline"])
+    def rank_key(row: dict[str, Scalar]) -> tuple[bool, float, float, str]:
+        a, b = row.get("all_variants_f1"), row.get("fragility_index")
+        a_ = -float(a) if isinstance(a, float | int) else 0.0
+        b_ = float(b) if isinstance(b, float | int) else 0.0
+        return a is None, a_, b_, str(row["model"])
 
-    data = [{"rank": i, **row} for i, row in enumerate(sorted(data, key=rank_key), start=1)]
-    labels = {"fragility_index": "Fragility index [95% CI]", "mean_f1_all": "Mean f1_all [95% CI]"}
+    return [{"rank": i, **row} for i, row in enumerate(sorted(data, key=rank_key), start=1)]
+
+
+def _ranking(site: Site, suite: str, data: Data) -> Table:
+    """Models ranked by the headline score, with fragility, mean and worst f1_all beside it."""
     columns = [Col("Rank", "rank", "int"), Col("Model", "model", "model")]
-    columns += [Col(labels[first], first, "est"), Col(labels[second], second, "est")]
-    columns += [Col(f"{site.task_title(t)}: {metric}", f"{metric}.{t}", task=t) for t in tasks]
-    if by == "fragility":
-        caption = (
-            f"{suite}: models ranked by fragility index, lowest first "
-            "(per task: mean disagreement over prompt families)"
+    columns += [Col(LABELS[name], name, "est") for name in RANKED]
+    caption = (
+        f"{suite}: models ranked by all-variants F1, highest first (an image counts as right "
+        "only if every wording of the question answers it right; mean over tasks)"
+    )
+    return site.table(
+        f"{suite}.ranking", "", caption, columns, data, sorted_by=2, order="descending", suite=suite
+    )
+
+
+def _per_task_table(
+    site: Site, suite: str, records: list[Record], tasks: list[str], ranked: Data
+) -> Table:
+    """The ranking's models with the headline and fragility of each task (secondary columns)."""
+    order = {str(r["model"]): r["rank"] for r in ranked}
+    data: Data = []
+    for record in records:
+        if record.model_id not in order:
+            continue
+        row: dict[str, Scalar] = {"rank": order[record.model_id], "model": record.model_id}
+        for t in tasks:
+            row[f"all_variants_f1.{t}"] = _task_mean(record, "fragility", "all_variants_f1", t)
+            row[f"disagreement.{t}"] = _task_mean(record, "fragility", "disagreement", t)
+        data.append(row)
+    data.sort(key=lambda r: int(r["rank"] or 0))
+    columns = [Col("Rank", "rank", "int"), Col("Model", "model", "model")]
+    for t in tasks:
+        columns.append(
+            Col(f"{site.task_title(t)}: all-variants F1", f"all_variants_f1.{t}", task=t)
         )
-    else:
-        caption = (
-            f"{suite}: models ranked by mean f1_all over tasks, highest first "
-            "(per task: mean f1_all over the variants of label families)"
+        columns.append(Col(f"{site.task_title(t)}: disagreement", f"disagreement.{t}", task=t))
+    caption = f"{suite}: per task, all-variants F1 and disagreement (mean over prompt families)"
+    return site.table(f"{suite}.per-task", "", caption, columns, data, suite=suite)
+
+
+def _task_mean(record: Record, table: str, name: str, task: str) -> float | None:
+    """The mean of `name` over a task's direct rows (label families only for the F1s)."""
+    kinds = record.layout.answer_kinds
+    label_only = name != "disagreement"
+    return mean(
+        row.get(name)
+        for row in getattr(record, table)
+        if row.get("task") == task
+        and row.get("pipeline") == "direct"
+        and (not label_only or kinds.get(str(row.get("family"))) == "label")
+    )
+
+
+def _chart(site: Site, suite: str, ranked: Data) -> str:
+    """The index chart of a suite's ranked models."""
+    on_chart = {str(r["model"]) for r in ranked if r.get("all_variants_f1") is not None}
+    marks = []
+    for row in ranked:
+        model = str(row["model"])
+        score, frag = row.get("all_variants_f1"), row.get("fragility_index")
+        if model not in on_chart or not isinstance(score, float | int):
+            continue
+        spec = site.models[model].model
+        base = spec.get("base")
+
+        def opt(name: str, r: dict[str, Scalar] = row) -> float | None:
+            v = r.get(name)
+            return float(v) if isinstance(v, float | int) and not isinstance(v, bool) else None
+
+        marks.append(
+            Mark(
+                model=model,
+                title=str(row["title"]),
+                score=float(score),
+                score_lo=opt("all_variants_f1_lo"),
+                score_hi=opt("all_variants_f1_hi"),
+                fragility=float(frag) if isinstance(frag, float | int) else 0.0,
+                fragility_lo=opt("fragility_index_lo"),
+                fragility_hi=opt("fragility_index_hi"),
+                baseline=spec.get("backend") == "baseline",
+                base=str(base) if isinstance(base, str) and base in on_chart else None,
+            )
         )
-    order = "ascending" if by == "fragility" else "descending"
-    return site.table(f"{suite}.ranking-{by}", "", caption, columns, data, sorted_by=2, order=order)
+    caption = f"{suite}: all-variants F1 against fragility index, one mark per ranked model"
+    return scatter_svg(marks, caption)
 
 
 def _triple(name: str) -> list[str]:
@@ -200,8 +316,17 @@ def _pairs(site: Site, name: str, root: str, suite: str, model: str | None = Non
                 continue
             if model is not None and model not in (row.get("model"), row.get("base")):
                 continue
+            if row.get("pipeline") != "direct":
+                continue
             family_row = whole.get((row.get("task"), family, row.get("pipeline")), {})
-            data.append({**row, **{k: family_row.get(k) for k in _triple("fragility_diff")}})
+            prompt = f"{family}/{row.get('variant')}"
+            data.append(
+                {
+                    **row,
+                    "prompt": prompt,
+                    **{k: family_row.get(k) for k in _triple("fragility_diff")},
+                }
+            )
     if not data:
         return None
     data.sort(key=_key("model", "base", "task", "family", "pipeline"))
@@ -209,30 +334,38 @@ def _pairs(site: Site, name: str, root: str, suite: str, model: str | None = Non
         Col("Medical model", "model", "model"),
         Col("Base model", "base", "model"),
         Col("Task", "task", "text"),
-        Col("Prompt family", "family", "text"),
-        Col("Reference variant", "variant", "text"),
-        Col("f1_all difference [95% CI]", "f1_diff", "est"),
+        Col("Prompt (family/reference)", "prompt", "text"),
+        Col("Δ f1_all [95% CI]", "f1_diff", "est", better="higher"),
         Col("McNemar p", "mcnemar_p"),
-        Col("Fragility difference [95% CI]", "fragility_diff", "est"),
+        Col("Δ fragility [95% CI]", "fragility_diff", "est", better="lower"),
     ]
     caption = (
-        f"{suite}: medical model minus its base, per task and prompt family "
-        "(paired bootstrap CIs, McNemar's exact test)"
+        f"{suite}: pair summary, medical model minus its base per task and prompt family "
+        "(paired bootstrap CIs; toned where the interval excludes 0)"
     )
-    return site.table(name, root, caption, columns, data, row_task=True)
+    return site.table(name, root, caption, columns, data, row_task=True, suite=suite)
 
 
 def index_page(site: Site, suites: dict[str, list[Record]]) -> None:
     sections = []
     for suite, records in suites.items():
         tasks = [t for t in site.tasks if any(t in r.tasks for r in records)]
+        ranked = ranked_rows(records)
         tables = [
-            _ranking(site, suite, records, tasks, "fragility"),
-            _ranking(site, suite, records, tasks, "f1"),
+            _ranking(site, suite, ranked),
+            _per_task_table(site, suite, records, tasks, ranked),
         ]
         pairs = _pairs(site, f"{suite}.pairs", "", suite)
         tables += [pairs] if pairs else []
-        sections.append(Section(suite, tables, test_models=any(r.test_model for r in records)))
+        sections.append(
+            Section(
+                suite,
+                tables,
+                test_models=any(r.test_model for r in records),
+                local=any((suite, r.model_id) in site.local for r in records),
+                svg=_chart(site, suite, ranked),
+            )
+        )
     titles = [(t, site.task_title(t)) for t in site.tasks]
     site.page(
         "index.html",
@@ -307,6 +440,17 @@ def _model_section(site: Site, record: Record) -> Section:
     tables.append(site.table(f"{name}.fragility", root, caption, columns, fragility))
     pairs = _pairs(site, f"{name}.pairs", root, suite, model)
     tables += [pairs] if pairs else []
+    if len(record.models) > 1:
+        rungs = sorted(
+            record.models, key=lambda r: (r.get("pipeline") != "direct", str(r.get("pipeline")))
+        )
+        columns = [Col("Pipeline", "pipeline", "head")]
+        columns += [Col(LABELS[m], m, "est") for m in RANKED]
+        caption = (
+            f"{suite}: the model's rungs: its own answers (direct) and each describe-then-"
+            "diagnose pipeline (the model describes, a text model diagnoses)"
+        )
+        tables.append(site.table(f"{name}.pipelines", root, caption, columns, rungs))
     if record.ladder:
         keys = ["task", *sorted({k for r in record.ladder for k in r} - {"task"})]
         columns = [Col(k.replace("_", " "), k, "head" if k == "task" else "num") for k in keys]
@@ -335,7 +479,8 @@ def _model_section(site: Site, record: Record) -> Section:
         )
         maps.append((root + path, alt_map, site.task_title(task)))
     section = Section(suite, tables, _provenance(record), root + chart, alt, record.test_model)
-    return replace(section, maps=maps)
+    links = [(root + path, text) for path, text in site.flip_links.get((suite, model), [])]
+    return replace(section, maps=maps, links=links, local=(suite, model) in site.local)
 
 
 def model_pages(site: Site) -> None:
@@ -451,12 +596,20 @@ def task_pages(site: Site, suites: dict[str, list[Record]]) -> None:
             for suite, records in suites.items()
             if (members := [r for r in records if task in r.tasks])
         ]
+        families = sorted({f for r in site.records if task in r.tasks for f in r.layout.variants})
+        details = (
+            task_details(site.specs, task, families, site.files) if site.specs is not None else None
+        )
+        facts = _task_facts(site, task)
+        homepage = dict(facts).get("Dataset homepage", "")
         page = TaskPage(
             site.task_title(task),
             "../",
             site.build_date,
             __version__,
             sections,
-            _task_facts(site, task),
+            [f for f in facts if f[0] != "Dataset homepage" or not homepage.startswith("https://")],
+            details,
+            homepage if homepage.startswith("https://") else None,
         )
         site.page(f"tasks/{task}.html", "task.html", page)
