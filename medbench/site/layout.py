@@ -36,6 +36,8 @@ class Col:
     """The task of a per-task column (the index's task filter hides it)."""
     better: str | None = None
     """For a difference: `higher` or `lower`; a cell whose CI excludes 0 is toned by it."""
+    badges: bool = True
+    """For a model column: show its badges (test model, local); off in secondary tables."""
 
     @property
     def numeric(self) -> bool:

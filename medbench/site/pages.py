@@ -95,7 +95,7 @@ class Site:
                 None,
                 None,
                 href,
-                self.badges(suite, str(v)),
+                self.badges(suite, str(v)) if col.badges else (),
                 header=col.key == "model",
                 task=col.task,
                 hover=f"{text} ({v})",
@@ -226,7 +226,8 @@ def _ranking(site: Site, suite: str, data: Data) -> Table:
 def _per_task_table(
     site: Site, suite: str, records: list[Record], tasks: list[str], ranked: Data
 ) -> Table:
-    """The ranking's models with the headline and fragility of each task (secondary columns)."""
+    """The ranking's models with the all-variants F1 of each task (disagreement per task is on
+    each model's page, in its fragility table)."""
     order = {str(r["model"]): r["rank"] for r in ranked}
     data: Data = []
     for record in records:
@@ -235,16 +236,11 @@ def _per_task_table(
         row: dict[str, Scalar] = {"rank": order[record.model_id], "model": record.model_id}
         for t in tasks:
             row[f"all_variants_f1.{t}"] = _task_mean(record, "fragility", "all_variants_f1", t)
-            row[f"disagreement.{t}"] = _task_mean(record, "fragility", "disagreement", t)
         data.append(row)
     data.sort(key=lambda r: int(r["rank"] or 0))
-    columns = [Col("Rank", "rank", "int"), Col("Model", "model", "model")]
-    for t in tasks:
-        columns.append(
-            Col(f"{site.task_title(t)}: all-variants F1", f"all_variants_f1.{t}", task=t)
-        )
-        columns.append(Col(f"{site.task_title(t)}: disagreement", f"disagreement.{t}", task=t))
-    caption = f"{suite}: per task, all-variants F1 and disagreement (mean over prompt families)"
+    columns = [Col("Rank", "rank", "int"), Col("Model", "model", "model", badges=False)]
+    columns += [Col(site.task_title(t), f"all_variants_f1.{t}", task=t) for t in tasks]
+    caption = f"{suite}: all-variants F1 per task (mean over label prompt families)"
     return site.table(f"{suite}.per-task", "", caption, columns, data, suite=suite)
 
 
@@ -331,8 +327,8 @@ def _pairs(site: Site, name: str, root: str, suite: str, model: str | None = Non
         return None
     data.sort(key=_key("model", "base", "task", "family", "pipeline"))
     columns = [
-        Col("Medical model", "model", "model"),
-        Col("Base model", "base", "model"),
+        Col("Medical model", "model", "model", badges=False),
+        Col("Base model", "base", "model", badges=False),
         Col("Task", "task", "text"),
         Col("Prompt (family/reference)", "prompt", "text"),
         Col("Δ f1_all [95% CI]", "f1_diff", "est", better="higher"),

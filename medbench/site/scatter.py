@@ -104,17 +104,36 @@ def scatter_svg(marks: list[Mark], caption: str) -> str:
             f'x2="{_f(x(mark.fragility))}" y2="{_f(y(mark.score))}" marker-end="url(#arrow)">'
             f"<title>{_esc(base.title)} to its medical fine-tune {_esc(mark.title)}</title></line>"
         )
-    for mark in marks:
-        out.append(_mark(mark, x, y))
+    placed: list[tuple[float, float]] = []
+    for mark in sorted(marks, key=lambda m: (-m.score, m.fragility, m.model)):
+        out.append(_mark(mark, x, y, _label_y(x(mark.fragility), y(mark.score) - 7, placed)))
     out.append("</svg>")
     return "\n".join(out)
+
+
+LABEL_CHARS = 30
+"""Longest mark label; the full title is in the mark's <title> and the table."""
+
+
+def _label_y(lx: float, ly: float, placed: list[tuple[float, float]]) -> float:
+    """A label's baseline, moved down until it clears the labels placed before it."""
+    while any(abs(lx - px) < 170 and abs(ly - py) < 13 for px, py in placed):
+        ly += 13
+    placed.append((lx, ly))
+    return ly
+
+
+def _short(title: str) -> str:
+    return title if len(title) <= LABEL_CHARS else title[: LABEL_CHARS - 1] + "…"
 
 
 def _interval(lo: float | None, hi: float | None) -> str:
     return "" if lo is None or hi is None else f" [{lo:.3f}, {hi:.3f}]"
 
 
-def _mark(mark: Mark, fx: Callable[[float], float], fy: Callable[[float], float]) -> str:
+def _mark(
+    mark: Mark, fx: Callable[[float], float], fy: Callable[[float], float], label_y: float
+) -> str:
     cx, cy = fx(mark.fragility), fy(mark.score)
     kind = "baseline" if mark.baseline else "model"
     tip = (
@@ -140,6 +159,6 @@ def _mark(mark: Mark, fx: Callable[[float], float], fy: Callable[[float], float]
         parts.append(f'<rect x="{_f(cx - 5)}" y="{_f(cy - 5)}" width="10" height="10"/>')
     else:
         parts.append(f'<circle cx="{_f(cx)}" cy="{_f(cy)}" r="6"/>')
-    parts.append(f'<text x="{_f(cx + 9)}" y="{_f(cy - 7)}">{_esc(mark.title)}</text>')
+    parts.append(f'<text x="{_f(cx + 9)}" y="{_f(label_y)}">{_esc(_short(mark.title))}</text>')
     parts.append("</g>")
     return "".join(parts)
