@@ -15,7 +15,9 @@ from medbench.publish import LOCAL_RECORDS
 from medbench.records import Record, load_records, read_answers_csv, read_maps
 from medbench.site.flips import flip_pages
 from medbench.site.layout import SITE_DIR, MethodsPage
-from medbench.site.pages import Site, index_page, model_pages, task_pages
+from medbench.site.pages import Site, model_pages
+from medbench.site.ranking import index_page
+from medbench.site.taskinfo import task_pages
 
 
 def _check_out(out: Path, leaderboard: Path) -> None:

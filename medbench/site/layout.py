@@ -25,6 +25,16 @@ FAMILY_METRICS = (
 )
 
 
+RANKED = ("all_variants_f1", "fragility_index", "mean_f1_all", "mean_worst_f1")
+"""The ranking's metric columns: the headline first, then what stands beside it."""
+LABELS = {
+    "all_variants_f1": "All-variants F1 [95% CI]",
+    "fragility_index": "Fragility index [95% CI]",
+    "mean_f1_all": "Mean f1_all [95% CI]",
+    "mean_worst_f1": "Worst-variant f1_all [95% CI]",
+}
+
+
 @dataclass(frozen=True)
 class Col:
     """How to show one column: `text`, `int`, `num`, `est` (value [lo, hi]), `model` or `head`."""

@@ -1,4 +1,4 @@
-"""Page builders: rankings, model, task and methods pages from the records."""
+"""The site being built (`Site`: files, tables, cells) and the model pages; the pair table."""
 
 from __future__ import annotations
 
@@ -17,22 +17,20 @@ from medbench.records import Record, Scalar
 from medbench.site.charts import heatmap_svg
 from medbench.site.layout import (
     FAMILY_METRICS,
+    LABELS,
+    RANKED,
     SITE_DIR,
     Cell,
     Col,
     Data,
-    IndexPage,
     ModelPage,
     Page,
     Section,
     Table,
-    TaskPage,
     mean,
     num,
     title_of,
 )
-from medbench.site.scatter import Mark, scatter_svg
-from medbench.site.taskinfo import task_details
 
 
 class Site:
@@ -173,124 +171,6 @@ def _per_task(record: Record, table: str, name: str, pipeline: Scalar, task: str
     )
 
 
-RANKED = ("all_variants_f1", "fragility_index", "mean_f1_all", "mean_worst_f1")
-"""The ranking's metric columns: the headline first, then what stands beside it."""
-LABELS = {
-    "all_variants_f1": "All-variants F1 [95% CI]",
-    "fragility_index": "Fragility index [95% CI]",
-    "mean_f1_all": "Mean f1_all [95% CI]",
-    "mean_worst_f1": "Worst-variant f1_all [95% CI]",
-}
-
-
-def ranked_rows(records: list[Record]) -> Data:
-    """One row per model (the direct pipeline: described pipelines are rungs of their model,
-    shown on its page), ranked by the headline all-variants F1, highest first."""
-    data: Data = []
-    for record in records:
-        for row in record.models:
-            if row.get("pipeline") != "direct":
-                continue
-            data.append(
-                {
-                    "model": record.model_id,
-                    "pipeline": "direct",
-                    "title": title_of(record),
-                    "test_model": record.test_model,
-                    **{k: row.get(k) for name in RANKED for k in _triple(name)},
-                }
-            )
-
-    def rank_key(row: dict[str, Scalar]) -> tuple[bool, float, float, str]:
-        a, b = row.get("all_variants_f1"), row.get("fragility_index")
-        a_ = -float(a) if isinstance(a, float | int) else 0.0
-        b_ = float(b) if isinstance(b, float | int) else 0.0
-        return a is None, a_, b_, str(row["model"])
-
-    return [{"rank": i, **row} for i, row in enumerate(sorted(data, key=rank_key), start=1)]
-
-
-def _ranking(site: Site, suite: str, data: Data) -> Table:
-    """Models ranked by the headline score, with fragility, mean and worst f1_all beside it."""
-    columns = [Col("Rank", "rank", "int"), Col("Model", "model", "model")]
-    columns += [Col(LABELS[name], name, "est") for name in RANKED]
-    caption = (
-        f"{suite}: models ranked by all-variants F1, highest first (an image counts as right "
-        "only if every wording of the question answers it right; mean over tasks)"
-    )
-    return site.table(
-        f"{suite}.ranking", "", caption, columns, data, sorted_by=2, order="descending", suite=suite
-    )
-
-
-def _per_task_table(
-    site: Site, suite: str, records: list[Record], tasks: list[str], ranked: Data
-) -> Table:
-    """The ranking's models with the all-variants F1 of each task (disagreement per task is on
-    each model's page, in its fragility table)."""
-    order = {str(r["model"]): r["rank"] for r in ranked}
-    data: Data = []
-    for record in records:
-        if record.model_id not in order:
-            continue
-        row: dict[str, Scalar] = {"rank": order[record.model_id], "model": record.model_id}
-        for t in tasks:
-            row[f"all_variants_f1.{t}"] = _task_mean(record, "fragility", "all_variants_f1", t)
-        data.append(row)
-    data.sort(key=lambda r: int(r["rank"] or 0))
-    columns = [Col("Rank", "rank", "int"), Col("Model", "model", "model", badges=False)]
-    columns += [Col(site.task_title(t), f"all_variants_f1.{t}", task=t) for t in tasks]
-    caption = f"{suite}: all-variants F1 per task (mean over label prompt families)"
-    return site.table(f"{suite}.per-task", "", caption, columns, data, suite=suite)
-
-
-def _task_mean(record: Record, table: str, name: str, task: str) -> float | None:
-    """The mean of `name` over a task's direct rows (label families only for the F1s)."""
-    kinds = record.layout.answer_kinds
-    label_only = name != "disagreement"
-    return mean(
-        row.get(name)
-        for row in getattr(record, table)
-        if row.get("task") == task
-        and row.get("pipeline") == "direct"
-        and (not label_only or kinds.get(str(row.get("family"))) == "label")
-    )
-
-
-def _chart(site: Site, suite: str, ranked: Data) -> str:
-    """The index chart of a suite's ranked models."""
-    on_chart = {str(r["model"]) for r in ranked if r.get("all_variants_f1") is not None}
-    marks = []
-    for row in ranked:
-        model = str(row["model"])
-        score, frag = row.get("all_variants_f1"), row.get("fragility_index")
-        if model not in on_chart or not isinstance(score, float | int):
-            continue
-        spec = site.models[model].model
-        base = spec.get("base")
-
-        def opt(name: str, r: dict[str, Scalar] = row) -> float | None:
-            v = r.get(name)
-            return float(v) if isinstance(v, float | int) and not isinstance(v, bool) else None
-
-        marks.append(
-            Mark(
-                model=model,
-                title=str(row["title"]),
-                score=float(score),
-                score_lo=opt("all_variants_f1_lo"),
-                score_hi=opt("all_variants_f1_hi"),
-                fragility=float(frag) if isinstance(frag, float | int) else 0.0,
-                fragility_lo=opt("fragility_index_lo"),
-                fragility_hi=opt("fragility_index_hi"),
-                baseline=spec.get("backend") == "baseline",
-                base=str(base) if isinstance(base, str) and base in on_chart else None,
-            )
-        )
-    caption = f"{suite}: all-variants F1 against fragility index, one mark per ranked model"
-    return scatter_svg(marks, caption)
-
-
 def _triple(name: str) -> list[str]:
     return [name, f"{name}_lo", f"{name}_hi"]
 
@@ -340,34 +220,6 @@ def _pairs(site: Site, name: str, root: str, suite: str, model: str | None = Non
         "(paired bootstrap CIs; toned where the interval excludes 0)"
     )
     return site.table(name, root, caption, columns, data, row_task=True, suite=suite)
-
-
-def index_page(site: Site, suites: dict[str, list[Record]]) -> None:
-    sections = []
-    for suite, records in suites.items():
-        tasks = [t for t in site.tasks if any(t in r.tasks for r in records)]
-        ranked = ranked_rows(records)
-        tables = [
-            _ranking(site, suite, ranked),
-            _per_task_table(site, suite, records, tasks, ranked),
-        ]
-        pairs = _pairs(site, f"{suite}.pairs", "", suite)
-        tables += [pairs] if pairs else []
-        sections.append(
-            Section(
-                suite,
-                tables,
-                test_models=any(r.test_model for r in records),
-                local=any((suite, r.model_id) in site.local for r in records),
-                svg=_chart(site, suite, ranked),
-            )
-        )
-    titles = [(t, site.task_title(t)) for t in site.tasks]
-    site.page(
-        "index.html",
-        "index.html",
-        IndexPage("Leaderboard", "", site.build_date, __version__, sections, titles),
-    )
 
 
 def _provenance(record: Record) -> list[tuple[str, str]]:
@@ -500,112 +352,3 @@ def model_pages(site: Site) -> None:
             facts,
         )
         site.page(f"models/{model}.html", "model.html", page)
-
-
-def _task_facts(site: Site, task: str) -> list[tuple[str, str]]:
-    record = next(r for r in site.records if task in r.tasks)
-    info, source = record.tasks[task], record.dataset.source
-    modality, difficulty, homepage, licence = (
-        info.modality,
-        info.difficulty,
-        info.homepage,
-        info.license,
-    )
-    if site.specs is not None and task in site.specs.tasks:
-        spec = site.specs.tasks[task]
-        modality, difficulty = spec.modality, spec.difficulty
-        data = spec.data.get(source)
-        homepage, licence = (
-            (data.homepage, data.license) if data is not None else (homepage, licence)
-        )
-    return [
-        ("Task id", task),
-        ("Modality", modality),
-        ("Difficulty", f"{difficulty} (1 = easiest)"),
-        ("Data source", source),
-        ("Dataset homepage", homepage or "–"),
-        ("Licence", licence or "–"),
-    ]
-
-
-def _task_section(site: Site, suite: str, task: str, records: list[Record]) -> Section:
-    variants = _variants(records[0])
-    data: Data = []
-    for record in records:
-        scores = {
-            (r.get("family"), r.get("variant"), r.get("pipeline")): r
-            for r in record.scores
-            if r.get("task") == task
-        }
-        for row in record.models:
-            p = row.get("pipeline")
-            cells = {f"{f}/{v}": scores.get((f, v, p), {}) for f, v in variants}
-            data.append(
-                {
-                    "model": record.model_id,
-                    "pipeline": p,
-                    "mean_f1_all": _per_task(record, "scores", "f1_all", p, task),
-                    "disagreement": _per_task(record, "fragility", "disagreement", p, task),
-                    **{
-                        f"{k}{s}": c.get(f"f1_all{s}")
-                        for k, c in cells.items()
-                        for s in ("", "_lo", "_hi")
-                    },
-                }
-            )
-    data.sort(
-        key=lambda r: (r["mean_f1_all"] is None, -float(r["mean_f1_all"] or 0.0), str(r["model"]))
-    )
-    columns = [
-        Col("Model", "model", "model"),
-        Col("Mean f1_all (label families)", "mean_f1_all"),
-        Col("Mean disagreement", "disagreement"),
-    ]
-    columns += [Col(f"{f}/{v}: f1_all [95% CI]", f"{f}/{v}", "est") for f, v in variants]
-    chance = sorted(
-        {
-            (str(s.get("family")), num(s.get("chance_f1")))
-            for r in records
-            for s in r.scores
-            if s.get("task") == task
-        }
-    )
-    note = "Chance f1_all: " + ", ".join(f"{f} {c}" for f, c in chance) + "."
-    caption = f"{suite}: models by prompt variant, f1_all with 95% CI"
-    table = site.table(
-        f"{suite}.task-{task}",
-        "../",
-        caption,
-        columns,
-        data,
-        sorted_by=1,
-        order="descending",
-        note=note,
-    )
-    return Section(suite, [table], test_models=any(r.test_model for r in records))
-
-
-def task_pages(site: Site, suites: dict[str, list[Record]]) -> None:
-    for task in site.tasks:
-        sections = [
-            _task_section(site, suite, task, members)
-            for suite, records in suites.items()
-            if (members := [r for r in records if task in r.tasks])
-        ]
-        families = sorted({f for r in site.records if task in r.tasks for f in r.layout.variants})
-        details = (
-            task_details(site.specs, task, families, site.files) if site.specs is not None else None
-        )
-        facts = _task_facts(site, task)
-        homepage = dict(facts).get("Dataset homepage", "")
-        page = TaskPage(
-            site.task_title(task),
-            "../",
-            site.build_date,
-            __version__,
-            sections,
-            [f for f in facts if f[0] != "Dataset homepage" or not homepage.startswith("https://")],
-            details,
-            homepage if homepage.startswith("https://") else None,
-        )
-        site.page(f"tasks/{task}.html", "task.html", page)

@@ -1,11 +1,15 @@
-"""What a task page shows beyond scores: the question, classes with signs, every wording as
-rendered, example images of the bundled sample, the dataset's link and licence."""
+"""Task pages: the question, classes with signs, every wording as rendered, example images of
+the bundled sample, the dataset's link and licence, and each suite's models on the task."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from medbench import __version__
 from medbench.loading import SpecSet
+from medbench.records import Record
+from medbench.site.layout import Col, Data, Section, TaskPage, num
+from medbench.site.pages import Site, _per_task, _variants
 from medbench.site.samples import sample_files, thumbnail
 
 EXAMPLES_PER_CLASS = 2
@@ -83,3 +87,112 @@ def task_details(
         homepage=(full.homepage if full else None) or (data.homepage if data else None),
         license=(data.license if data else None) or (full.license if full else None),
     )
+
+
+def _task_facts(site: Site, task: str) -> list[tuple[str, str]]:
+    record = next(r for r in site.records if task in r.tasks)
+    info, source = record.tasks[task], record.dataset.source
+    modality, difficulty, homepage, licence = (
+        info.modality,
+        info.difficulty,
+        info.homepage,
+        info.license,
+    )
+    if site.specs is not None and task in site.specs.tasks:
+        spec = site.specs.tasks[task]
+        modality, difficulty = spec.modality, spec.difficulty
+        data = spec.data.get(source)
+        homepage, licence = (
+            (data.homepage, data.license) if data is not None else (homepage, licence)
+        )
+    return [
+        ("Task id", task),
+        ("Modality", modality),
+        ("Difficulty", f"{difficulty} (1 = easiest)"),
+        ("Data source", source),
+        ("Dataset homepage", homepage or "–"),
+        ("Licence", licence or "–"),
+    ]
+
+
+def _task_section(site: Site, suite: str, task: str, records: list[Record]) -> Section:
+    variants = _variants(records[0])
+    data: Data = []
+    for record in records:
+        scores = {
+            (r.get("family"), r.get("variant"), r.get("pipeline")): r
+            for r in record.scores
+            if r.get("task") == task
+        }
+        for row in record.models:
+            p = row.get("pipeline")
+            cells = {f"{f}/{v}": scores.get((f, v, p), {}) for f, v in variants}
+            data.append(
+                {
+                    "model": record.model_id,
+                    "pipeline": p,
+                    "mean_f1_all": _per_task(record, "scores", "f1_all", p, task),
+                    "disagreement": _per_task(record, "fragility", "disagreement", p, task),
+                    **{
+                        f"{k}{s}": c.get(f"f1_all{s}")
+                        for k, c in cells.items()
+                        for s in ("", "_lo", "_hi")
+                    },
+                }
+            )
+    data.sort(
+        key=lambda r: (r["mean_f1_all"] is None, -float(r["mean_f1_all"] or 0.0), str(r["model"]))
+    )
+    columns = [
+        Col("Model", "model", "model"),
+        Col("Mean f1_all (label families)", "mean_f1_all"),
+        Col("Mean disagreement", "disagreement"),
+    ]
+    columns += [Col(f"{f}/{v}: f1_all [95% CI]", f"{f}/{v}", "est") for f, v in variants]
+    chance = sorted(
+        {
+            (str(s.get("family")), num(s.get("chance_f1")))
+            for r in records
+            for s in r.scores
+            if s.get("task") == task
+        }
+    )
+    note = "Chance f1_all: " + ", ".join(f"{f} {c}" for f, c in chance) + "."
+    caption = f"{suite}: models by prompt variant, f1_all with 95% CI"
+    table = site.table(
+        f"{suite}.task-{task}",
+        "../",
+        caption,
+        columns,
+        data,
+        sorted_by=1,
+        order="descending",
+        note=note,
+    )
+    return Section(suite, [table], test_models=any(r.test_model for r in records))
+
+
+def task_pages(site: Site, suites: dict[str, list[Record]]) -> None:
+    for task in site.tasks:
+        sections = [
+            _task_section(site, suite, task, members)
+            for suite, records in suites.items()
+            if (members := [r for r in records if task in r.tasks])
+        ]
+        families = sorted({f for r in site.records if task in r.tasks for f in r.layout.variants})
+        details = (
+            task_details(site.specs, task, families, site.files) if site.specs is not None else None
+        )
+        facts = _task_facts(site, task)
+        homepage = dict(facts).get("Dataset homepage", "")
+        page = TaskPage(
+            site.task_title(task),
+            "../",
+            site.build_date,
+            __version__,
+            sections,
+            [f for f in facts if f[0] != "Dataset homepage" or not homepage.startswith("https://")],
+            details,
+            homepage if homepage.startswith("https://") else None,
+        )
+        site.page(f"tasks/{task}.html", "task.html", page)
