@@ -332,7 +332,7 @@ def test_build_site_index_is_under_200_kb_for_50_models_and_4_tasks(tmp_path: Pa
     size = (tmp_path / "out" / "index.html").stat().st_size
     print(f"index.html for 50 models x 4 tasks: {size} bytes")
     assert size < 200_000
-    rows = json.loads((tmp_path / "out" / "data" / "quickstart.ranking-fragility.json").read_text())
+    rows = json.loads((tmp_path / "out" / "data" / "quickstart.ranking.json").read_text())
     assert len(rows) == 50
 
 
