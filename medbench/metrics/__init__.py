@@ -19,6 +19,11 @@ frozen dataclasses out. Conventions:
   left out of its interval. Intervals depend only on the set of (truth, answers) rows,
   not on their order.
 - Per model, tasks weigh equally and each task's images are resampled within it.
+- Clusters: every bootstrap takes ``groups``, a cluster label per image (the patient, the
+  source image of augmented copies). The resamples then draw whole clusters (a cluster
+  bootstrap; paired functions keep both sides of every image of a cluster together), and
+  with every cluster a singleton the intervals equal the unclustered ones for the same
+  seed. ``mcnemar_clustered`` is Obuchowski's test, McNemar's for clustered images.
 """
 
 from medbench.metrics._bootstrap import CONFIDENCE, Estimate
@@ -47,12 +52,15 @@ from medbench.metrics._family import (
     worst_f1,
 )
 from medbench.metrics._model import TaskAnswers, fragility_index, mean_f1_all, worse_than_chance
+from medbench.metrics._noise import noise_floor
 from medbench.metrics._paired import (
     McNemarResult,
+    mcnemar_clustered,
     mcnemar_exact,
     paired_disagreement_difference,
     paired_f1_difference,
 )
+from medbench.metrics._units import Units, as_clusters, group_units
 
 __all__ = [
     "CONFIDENCE",
@@ -62,8 +70,10 @@ __all__ = [
     "FamilyScores",
     "McNemarResult",
     "TaskAnswers",
+    "Units",
     "VariantScores",
     "accuracy",
+    "as_clusters",
     "balanced_accuracy",
     "chance_f1",
     "disagreement",
@@ -72,8 +82,11 @@ __all__ = [
     "fleiss_kappa",
     "flip_rate",
     "fragility_index",
+    "group_units",
+    "mcnemar_clustered",
     "mcnemar_exact",
     "mean_f1_all",
+    "noise_floor",
     "paired_disagreement_difference",
     "paired_f1_difference",
     "pdr",
