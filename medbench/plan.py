@@ -98,7 +98,7 @@ class Plan:
                 prompt.positive_options,
                 prompt.majority_option,
             )
-        sample = self._sample(job.task, job.sample)
+        sample = self.sample(job.task, job.sample)
         base = prompt.rendered.messages
         messages = Messages(base.system, base.text, (ImageRef(str(sample.path), sample.sha256),))
         return Request(
@@ -109,7 +109,8 @@ class Plan:
             prompt.majority_option,
         )
 
-    def _sample(self, task: str, sample_id: str) -> Sample:
+    def sample(self, task: str, sample_id: str) -> Sample:
+        """The sample `sample_id` of task `task`."""
         if not self._by_id:
             self._by_id.update(
                 ((task_id, s.id), s) for task_id, samples in self.samples.items() for s in samples

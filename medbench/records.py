@@ -38,8 +38,10 @@ from medbench.scoring import (
 )
 from medbench.specs import ID_PATTERN, ModelSpec
 
-RECORD_SCHEMA_VERSION: Literal[2] = 2
-"""2: a record and its sidecar's rows carry `parser_version`."""
+RECORD_SCHEMA_VERSION: Literal[3] = 3
+"""2: a record and its sidecar's rows carry `parser_version`. 3: the layout says which tasks
+are clustered and the sidecar holds each image's group. Version 2 records (no groups) are
+still read and verified."""
 TOLERANCE = 1e-9
 """Largest absolute difference between a recorded and a re-derived number."""
 SIDECAR_SUFFIX = ".answers.csv.gz"
@@ -122,6 +124,8 @@ class LayoutInfo(_Model):
     pairs: list[tuple[str, str]]
     seed: int
     n_boot: int
+    groups: dict[str, str] = {}
+    """task -> how its images are grouped into clusters, for the clustered tasks."""
 
 
 class SidecarInfo(_Model):
@@ -225,9 +229,9 @@ class Provenance(_Model):
 
 
 class Record(_Model):
-    """One model's published result on one suite (record schema version 2)."""
+    """One model's published result on one suite (record schema version 3, or 2)."""
 
-    schema_version: Literal[2]
+    schema_version: Literal[2, 3]
     suite: Id
     model_id: Id
     model: dict[str, Any]
@@ -311,6 +315,8 @@ def read_answers_csv(raw: bytes) -> pd.DataFrame:
     frame = pd.read_csv(
         io.BytesIO(gzip.decompress(raw)), dtype=str, keep_default_na=False, na_values=[""]
     )
+    if "group" not in frame.columns:  # record schema version 1: no groups
+        frame["group"] = None
     missing = [c for c in ANSWER_COLUMNS if c not in frame.columns]
     if missing:
         raise ValueError(f"the sidecar lacks column(s) {', '.join(missing)}")

@@ -27,8 +27,9 @@ if TYPE_CHECKING:
     from medbench.plan import Plan
     from medbench.specs import TaskSpec
 
-SCORES_SCHEMA_VERSION = 2
-"""2: answer rows carry `parser_version`."""
+SCORES_SCHEMA_VERSION = 3
+"""2: answer rows carry `parser_version`. 3: answers gain `group` (and `replicate`),
+layout.json gains `groups` (clustered tasks), fragility rows the noise floor."""
 IMAGE_PROCESSOR_COLUMN = "image_processor"
 ANSWER_COLUMNS = [
     "model",
@@ -46,7 +47,9 @@ ANSWER_COLUMNS = [
     "rule",
     "parser_version",
     "correct",
+    "group",
 ]
+"""`group`: the image's cluster (patient) where its task's data source declares groups."""
 
 
 @dataclass(frozen=True)
@@ -65,6 +68,9 @@ class ScoringLayout:
     """(model, base) pairs both present in the suite."""
     seed: int = 0
     n_boot: int = 1000
+    groups: dict[str, str] = field(default_factory=dict)
+    """task -> how its images are grouped (e.g. `pattern ^(person\\d+)`), for clustered tasks
+    only: their bootstraps resample groups and their paired tests are Obuchowski's."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -75,6 +81,7 @@ class ScoringLayout:
             "pairs": [list(p) for p in self.pairs],
             "seed": self.seed,
             "n_boot": self.n_boot,
+            "groups": self.groups,
         }
 
     @classmethod
@@ -87,6 +94,7 @@ class ScoringLayout:
             pairs=[(a, b) for a, b in data["pairs"]],
             seed=data["seed"],
             n_boot=data["n_boot"],
+            groups=dict(data.get("groups") or {}),
         )
 
 
@@ -128,7 +136,14 @@ def make_layout(specs: SpecSet, plan: Plan) -> ScoringLayout:
         for m in models
         if specs.models[m].base is not None and specs.models[m].base in models
     )
-    return ScoringLayout(classes, variants, references, kinds, pairs, seed=suite.seed)
+    groups = {
+        t: source.group.describe()
+        for t in sorted(plan.samples)
+        if (source := specs.tasks[t].data.get(suite.data)) is not None and source.group is not None
+    }
+    return ScoringLayout(
+        classes, variants, references, kinds, pairs, seed=suite.seed, groups=groups
+    )
 
 
 def parse_job_answer(
@@ -195,6 +210,7 @@ def collect_answers(specs: SpecSet, plan: Plan, cache: Cache) -> pd.DataFrame:
                 rule,
                 PARSER_VERSION,
                 parsed == truth,
+                plan.sample(job.task, job.sample).group,
             )
         )
         processors.append(image_processor_of(answer.prompt))
@@ -243,7 +259,7 @@ def _est(prefix: str, e: metrics.Estimate) -> dict[str, float]:
     return {prefix: e.value, f"{prefix}_lo": e.lo, f"{prefix}_hi": e.hi}
 
 
-def _matrix(frame: pd.DataFrame, variants: list[str]) -> Matrix:
+def _matrix(frame: pd.DataFrame, variants: list[str], clustered: bool) -> Matrix:
     """(images x variants) answer codes over the images answered under every variant,
     rows sorted by sample id; `frame` holds encoded rows of one (model, task, family)."""
     samples, sample_index = np.unique(frame["sample"].to_numpy(dtype=str), return_inverse=True)
@@ -255,13 +271,27 @@ def _matrix(frame: pd.DataFrame, variants: list[str]) -> Matrix:
     truth = np.zeros(len(samples), dtype=np.int64)
     truth[sample_index] = frame["_t"].to_numpy()
     complete = seen.all(axis=1)
-    return matrix[complete], truth[complete], [str(s) for s in samples[complete]]
+    groups: NDArray[Any] | None = None
+    if clustered:
+        labels = np.empty(len(samples), dtype=object)
+        labels[sample_index] = _group_labels(frame)
+        groups = labels[complete]
+    return matrix[complete], truth[complete], [str(s) for s in samples[complete]], groups
+
+
+def _group_labels(frame: pd.DataFrame) -> NDArray[Any]:
+    """Each row's cluster label: its `group`, or its sample id where it has none."""
+    group = frame["group"].to_numpy(dtype=object)
+    sample = frame["sample"].to_numpy(dtype=object)
+    missing = pd.isna(group)
+    return np.where(missing, "sample:" + sample.astype(str), "group:" + group.astype(str))
 
 
 Group = tuple[str, str, str, str]
 """(model, task, family, pipeline)."""
-Matrix = tuple[NDArray[Any], NDArray[Any], list[str]]
-"""Answer codes (images x variants), truth codes, sample ids: complete images only."""
+Matrix = tuple[NDArray[Any], NDArray[Any], list[str], NDArray[Any] | None]
+"""Answer codes (images x variants), truth codes, sample ids, cluster labels (None for an
+unclustered task): complete images only."""
 VARIANT_METRICS = (
     "f1_all",
     "f1_answered",
@@ -297,8 +327,9 @@ def _score_variants(
             rows.append(row)
             continue
         truth, pred = truth_all[mine], pred_all[mine]
+        groups = _group_labels(encoded.iloc[mine]) if task in layout.groups else None
         scores = metrics.score_variant(
-            truth, pred, len(classes), seed=layout.seed, n_boot=layout.n_boot
+            truth, pred, len(classes), seed=layout.seed, n_boot=layout.n_boot, groups=groups
         )
         chance = metrics.chance_f1(np.bincount(truth, minlength=len(classes)))
         row["chance_f1"] = chance
@@ -317,7 +348,8 @@ def _score_families(
     for group in _groups(answers, keys):
         model, task, family, pipeline = group
         classes, variants = layout.classes[task][family], layout.variants[family]
-        matrix, truth, images = matrices.get(group, (np.zeros((0, 0)), np.zeros(0), []))  # type: ignore[arg-type]
+        empty: Matrix = (np.zeros((0, 0)), np.zeros(0), [], None)
+        matrix, truth, images, groups = matrices.get((model, task, family, pipeline), empty)
         row: dict[str, Any] = dict(zip(keys, group, strict=True))
         row["n_images"], row["n_variants"] = len(images), len(variants)
         if len(images) == 0 or len(variants) < 2:
@@ -325,7 +357,13 @@ def _score_families(
             continue
         reference = variants.index(layout.references[family])
         scores = metrics.score_family(
-            matrix, truth, len(classes), reference, seed=layout.seed, n_boot=layout.n_boot
+            matrix,
+            truth,
+            len(classes),
+            reference,
+            seed=layout.seed,
+            n_boot=layout.n_boot,
+            groups=groups,
         )
         for name in FAMILY_METRICS:
             row.update(_est(name, getattr(scores, name)))
@@ -344,12 +382,17 @@ def _score_models(
         mine = sorted(
             (g, m) for g, m in matrices.items() if (g[0], g[3]) == (model, pipeline) and len(m[2])
         )
-        fragile = [m[0] for g, m in mine if len(layout.variants[g[2]]) >= 2]
+        fragile = [m for g, m in mine if len(layout.variants[g[2]]) >= 2]
         if fragile:
-            fi = metrics.fragility_index(fragile, seed=layout.seed, n_boot=layout.n_boot)
+            fi = metrics.fragility_index(
+                [m[0] for m in fragile],
+                seed=layout.seed,
+                n_boot=layout.n_boot,
+                groups=[m[3] for m in fragile],
+            )
             row.update(_est("fragility_index", fi))
         tasks = [
-            metrics.TaskAnswers(m[0], m[1], len(layout.classes[g[1]][g[2]]))
+            metrics.TaskAnswers(m[0], m[1], len(layout.classes[g[1]][g[2]]), m[3])
             for g, m in mine
             if layout.answer_kinds[g[2]] == "label"
         ]
@@ -361,10 +404,13 @@ def _score_models(
     return pd.DataFrame(rows)
 
 
-def _pair(a: Matrix, b: Matrix) -> tuple[NDArray[Any], NDArray[Any], NDArray[Any]]:
-    """The two models' answer matrices and the truth over the images both answered."""
+def _pair(
+    a: Matrix, b: Matrix
+) -> tuple[NDArray[Any], NDArray[Any], NDArray[Any], NDArray[Any] | None]:
+    """The two models' answer matrices, the truth and the clusters over the images both
+    answered."""
     common, ia, ib = np.intersect1d(np.array(a[2]), np.array(b[2]), return_indices=True)
-    return a[0][ia], b[0][ib], a[1][ia]
+    return a[0][ia], b[0][ib], a[1][ia], None if a[3] is None else a[3][ia]
 
 
 def _score_pairs(matrices: dict[Group, Matrix], layout: ScoringLayout) -> pd.DataFrame:
@@ -375,7 +421,7 @@ def _score_pairs(matrices: dict[Group, Matrix], layout: ScoringLayout) -> pd.Dat
             other = matrices.get((base, task, family, pipeline))
             if other is None:
                 continue
-            ma, mb, truth = _pair(matrices[group], other)
+            ma, mb, truth, groups = _pair(matrices[group], other)
             if len(truth) == 0:
                 continue
             classes, variants = layout.classes[task][family], layout.variants[family]
@@ -383,9 +429,20 @@ def _score_pairs(matrices: dict[Group, Matrix], layout: ScoringLayout) -> pd.Dat
             base_row |= {"family": family, "pipeline": pipeline, "n": len(truth)}
             for j, variant in enumerate(variants):
                 diff = metrics.paired_f1_difference(
-                    truth, ma[:, j], mb[:, j], len(classes), seed=layout.seed, n_boot=layout.n_boot
+                    truth,
+                    ma[:, j],
+                    mb[:, j],
+                    len(classes),
+                    seed=layout.seed,
+                    n_boot=layout.n_boot,
+                    groups=groups,
                 )
-                test = metrics.mcnemar_exact(ma[:, j] == truth, mb[:, j] == truth)
+                right_a, right_b = ma[:, j] == truth, mb[:, j] == truth
+                test = (
+                    metrics.mcnemar_exact(right_a, right_b)
+                    if groups is None
+                    else metrics.mcnemar_clustered(right_a, right_b, groups)
+                )
                 rows.append(
                     {
                         **base_row,
@@ -398,7 +455,7 @@ def _score_pairs(matrices: dict[Group, Matrix], layout: ScoringLayout) -> pd.Dat
                 )
             if len(variants) >= 2:
                 frag = metrics.paired_disagreement_difference(
-                    ma, mb, seed=layout.seed, n_boot=layout.n_boot
+                    ma, mb, seed=layout.seed, n_boot=layout.n_boot, groups=groups
                 )
                 rows.append({**base_row, "variant": "*", **_est("fragility_diff", frag)})
     return pd.DataFrame(rows)
@@ -411,7 +468,7 @@ def score_answers(answers: pd.DataFrame, layout: ScoringLayout) -> ScoreTables:
     for group, index in _groups(encoded, ["model", "task", "family", "pipeline"]).items():
         model, task, family, pipeline = group
         matrices[(model, task, family, pipeline)] = _matrix(
-            encoded.iloc[index], layout.variants[family]
+            encoded.iloc[index], layout.variants[family], task in layout.groups
         )
     return ScoreTables(
         scores=_score_variants(answers, encoded, layout),

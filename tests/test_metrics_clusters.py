@@ -37,26 +37,26 @@ Interval = Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None, int]
 """(truth, answers a, answers b, groups or None, seed) -> one estimate with its interval."""
 
 INTERVALS: dict[str, Interval] = {
-    "score_variant.accuracy": lambda t, a, b, g, s: metrics.score_variant(
-        t, a[:, 0], K, seed=s, groups=g
-    ).accuracy,
-    "score_variant.f1_all": lambda t, a, b, g, s: metrics.score_variant(
-        t, a[:, 0], K, seed=s, groups=g
-    ).f1_all,
-    "score_variants.refusal_rate": lambda t, a, b, g, s: metrics.score_variants(
-        t, a, K, seed=s, groups=g
-    )[1].refusal_rate,
-    "score_family.disagreement": lambda t, a, b, g, s: metrics.score_family(
-        a, t, K, 0, seed=s, groups=g
-    ).disagreement,
-    "score_family.worst_f1": lambda t, a, b, g, s: metrics.score_family(
-        a, t, K, 0, seed=s, groups=g
-    ).worst_f1,
+    "score_variant.accuracy": lambda t, a, b, g, s: (
+        metrics.score_variant(t, a[:, 0], K, seed=s, groups=g).accuracy
+    ),
+    "score_variant.f1_all": lambda t, a, b, g, s: (
+        metrics.score_variant(t, a[:, 0], K, seed=s, groups=g).f1_all
+    ),
+    "score_variants.refusal_rate": lambda t, a, b, g, s: (
+        metrics.score_variants(t, a, K, seed=s, groups=g)[1].refusal_rate
+    ),
+    "score_family.disagreement": lambda t, a, b, g, s: (
+        metrics.score_family(a, t, K, 0, seed=s, groups=g).disagreement
+    ),
+    "score_family.worst_f1": lambda t, a, b, g, s: (
+        metrics.score_family(a, t, K, 0, seed=s, groups=g).worst_f1
+    ),
     "paired_f1_difference": lambda t, a, b, g, s: metrics.paired_f1_difference(
         t, a[:, 0], b[:, 0], K, seed=s, groups=g
     ),
-    "paired_disagreement_difference": lambda t, a, b, g, s: (
-        metrics.paired_disagreement_difference(a, b, seed=s, groups=g)
+    "paired_disagreement_difference": lambda t, a, b, g, s: metrics.paired_disagreement_difference(
+        a, b, seed=s, groups=g
     ),
     "fragility_index": lambda t, a, b, g, s: metrics.fragility_index(
         [a, b], seed=s, groups=None if g is None else [g, g]
@@ -64,9 +64,7 @@ INTERVALS: dict[str, Interval] = {
     "mean_f1_all": lambda t, a, b, g, s: metrics.mean_f1_all(
         [TaskAnswers(a, t, K, g), TaskAnswers(b, t, K, g)], seed=s
     ),
-    "noise_floor": lambda t, a, b, g, s: metrics.noise_floor(
-        a[:, 0], a[:, 1], K, seed=s, groups=g
-    ),
+    "noise_floor": lambda t, a, b, g, s: metrics.noise_floor(a[:, 0], a[:, 1], K, seed=s, groups=g),
 }
 
 
