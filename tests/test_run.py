@@ -337,3 +337,53 @@ def test_run_stores_the_image_processor_with_each_answer(project: Path, tmp_path
         frame = collect_answers(load_specs(project / "specs"), plan, cache)
     used = frame.groupby("model")["image_processor"].agg(lambda s: sorted(set(s.dropna())))
     assert used.to_dict() == {"baseline-chance": [], "tiny-llava": ["pil:CLIPImageProcessorPil"]}
+
+
+def _recorded_batches(
+    project: Path, cache: Cache, monkeypatch: pytest.MonkeyPatch, size: int
+) -> tuple[Plan, list[list[str]]]:
+    """Run the plan at batch size `size`; the keys of every batch the baselines were sent."""
+    from medbench.backends.baseline import BaselineBackend
+
+    batches: list[list[str]] = []
+    answer = BaselineBackend.generate
+
+    def recording(self: BaselineBackend, requests: list[object]) -> list[object]:
+        batches.append([r.key for r in requests])  # type: ignore[attr-defined]
+        return answer(self, requests)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(BaselineBackend, "generate", recording)
+    plan, _ = _run(project, cache, context=BackendContext(batch_size=size))
+    monkeypatch.undo()
+    return plan, batches
+
+
+def test_run_resumed_batches_exactly_like_a_cold_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project = make_project(
+        tmp_path,
+        tasks=("pneumonia_cxr", "skin_lesion"),
+        families=("closed_diagnosis", "finding_present"),
+        models=("baseline-chance", "baseline-majority"),
+        limit_per_class=3,
+    )
+    with Cache(tmp_path / "cold.sqlite") as cold:
+        plan, cold_batches = _recorded_batches(project, cold, monkeypatch, 5)
+        rows = cold.get_many(j.key for j in plan.jobs)
+    # An earlier run stored batches 1 and 4 whole (the cache stores batches as they finish),
+    # and one job of batch 6 (whose batch-mates failed).
+    with Cache(tmp_path / "resumed.sqlite") as resumed:
+        stored = [*cold_batches[1], *cold_batches[4], cold_batches[6][0]]
+        resumed.put_many(
+            (r.key, r.model, r.task, r.family, r.variant, r.sample, r.prompt, r.output, None, 0.0)
+            for r in (rows[k] for k in stored)
+        )
+        _, resumed_batches = _recorded_batches(project, resumed, monkeypatch, 5)
+    expected = [b for i, b in enumerate(cold_batches) if i not in (1, 4)]
+    expected[4] = expected[4][1:]  # batch 6, less its stored job, still alone
+    assert resumed_batches == expected
+    # every image's prompts sit side by side: one task per batch, few images per batch
+    tasks = {j.key: j.task for j in plan.jobs}
+    assert all(len({tasks[k] for k in batch}) == 1 for batch in cold_batches)
+    assert len(cold_batches) > 10
