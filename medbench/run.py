@@ -315,6 +315,8 @@ def run_plan(
                         output.text,
                         output.error,
                         output.seconds,
+                        output.batch_size or len(requests),
+                        output.precision,
                     )
                 )
                 if output.error is not None:

@@ -202,7 +202,8 @@ def test_check_batch_invariance_reports_no_flip_for_greedy_decoding(
         ],
     )
     assert result.exit_code == 0, result.output
-    assert result.stdout.strip().endswith("12 jobs, 0 differ between batch 1 and batch 8.")
+    last = result.stdout.strip().splitlines()[-1]
+    assert last == "tiny-llava: 12 jobs, 0 differ between batch 1 and batch 8."
 
 
 BROKEN_MODEL = (
@@ -387,3 +388,39 @@ def test_run_resumed_batches_exactly_like_a_cold_run(
     tasks = {j.key: j.task for j in plan.jobs}
     assert all(len({tasks[k] for k in batch}) == 1 for batch in cold_batches)
     assert len(cold_batches) > 10
+
+
+def _position_dependent(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Baselines that answer the first request of a batch with its first option and the
+    others with the last: answers that depend on batch position, as bf16 batching can."""
+    from medbench.backends.base import Output
+    from medbench.backends.baseline import BaselineBackend
+
+    def generate(self: BaselineBackend, requests: list[object]) -> list[Output]:
+        return [
+            Output(r.options[0] if i == 0 else r.options[-1])  # type: ignore[attr-defined]
+            for i, r in enumerate(requests)
+        ]
+
+    monkeypatch.setattr(BaselineBackend, "generate", generate)
+
+
+def test_check_batch_invariance_prints_each_flip_with_its_prompt(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from medbench.cli import app
+
+    project = make_project(tmp_path, models=("baseline-majority",), limit_per_class=1)
+    _position_dependent(monkeypatch)
+    args = ["check", "batch-invariance", "--model", "baseline-majority", "--n", "2"]
+    args += ["--batch-size", "2", "--cache", str(tmp_path / "c.sqlite"), str(project / "specs")]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 1, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("FLIP baseline-majority pneumonia_cxr/closed_diagnosis/")
+    assert lines[0].endswith(": batch 1 'pneumonia' != batch 2 'normal'")
+    assert lines[1].startswith("  user: ")
+    assert lines[-2].startswith("  image: ") and "data/sample/pneumonia_cxr/" in lines[-2]
+    assert lines[-1] == "baseline-majority: 2 jobs, 1 differ between batch 1 and batch 2."

@@ -316,7 +316,11 @@ class HFBackend:
         del inputs
         if failure is None:
             self._sizer.fitted(len(rows))
-            return {row.index: Output(text=text) for row, text in zip(rows, texts, strict=True)}
+            precision = str(self._loaded.dtype).removeprefix("torch.")
+            return {
+                row.index: Output(text=text, batch_size=len(rows), precision=precision)
+                for row, text in zip(rows, texts, strict=True)
+            }
         self._release_memory()
         self._sizer.out_of_memory(len(rows))
         if len(rows) == 1:
