@@ -96,6 +96,7 @@ def parse_all(frame: pd.DataFrame) -> pd.DataFrame:
         parsed=parsed,
         rule=rules,
         parser_version=PARSER_VERSION,
+        replicate=0,
     )
     out["correct"] = out["parsed"] == out["truth"]
     return out[ANSWER_COLUMNS]

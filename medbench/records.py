@@ -40,8 +40,9 @@ from medbench.specs import ID_PATTERN, ModelSpec
 
 RECORD_SCHEMA_VERSION: Literal[3] = 3
 """2: a record and its sidecar's rows carry `parser_version`. 3: the layout says which tasks
-are clustered and the sidecar holds each image's group. Version 2 records (no groups) are
-still read and verified."""
+are clustered, the sidecar holds each image's group and the noise-floor replicates
+(`replicate` 1), and fragility rows carry the noise floor. Version 2 records (no groups, no
+replicates) are still read and verified."""
 TOLERANCE = 1e-9
 """Largest absolute difference between a recorded and a re-derived number."""
 SIDECAR_SUFFIX = ".answers.csv.gz"
@@ -52,7 +53,7 @@ TABLE_KEYS: dict[str, tuple[str, ...]] = {
     "pairs": ("model", "base", "task", "family", "pipeline", "variant"),
 }
 """The published tables and the columns that identify one of their rows."""
-SORT_ANSWERS = ["model", "task", "family", "variant", "pipeline", "sample"]
+SORT_ANSWERS = ["model", "task", "family", "variant", "pipeline", "sample", "replicate"]
 
 Id = Annotated[str, Field(pattern=ID_PATTERN, max_length=80)]
 Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
@@ -315,8 +316,9 @@ def read_answers_csv(raw: bytes) -> pd.DataFrame:
     frame = pd.read_csv(
         io.BytesIO(gzip.decompress(raw)), dtype=str, keep_default_na=False, na_values=[""]
     )
-    if "group" not in frame.columns:  # record schema version 1: no groups
+    if "group" not in frame.columns:  # record schema version 1: no groups, no replicates
         frame["group"] = None
+    frame["replicate"] = frame["replicate"].astype(int) if "replicate" in frame.columns else 0
     missing = [c for c in ANSWER_COLUMNS if c not in frame.columns]
     if missing:
         raise ValueError(f"the sidecar lacks column(s) {', '.join(missing)}")

@@ -101,11 +101,15 @@ def cut_batches(jobs: Sequence[Job], size: int) -> list[list[Job]]:
     cold run and a resumed one (the cache stores whole batches) then answer every job in
     the same batch with the same batch-mates; a job retried after a failure runs with its
     batch's other missing jobs only.
+
+    Noise-floor replicates come after, in batches of their own: ordered by key (a fixed
+    shuffle), so that each meets batch-mates of other images and tasks, not the ones its
+    first answer had.
     """
     batches: list[list[Job]] = []
     seen: set[str] = set()
     task: str | None = None
-    for job in sorted(jobs, key=_batch_order):
+    for job in sorted((j for j in jobs if not j.replicate), key=_batch_order):
         if job.key in seen:
             continue
         seen.add(job.key)
@@ -113,6 +117,9 @@ def cut_batches(jobs: Sequence[Job], size: int) -> list[list[Job]]:
             batches.append([])
             task = job.task
         batches[-1].append(job)
+    replicates = sorted({j.key: j for j in jobs if j.replicate and j.key not in seen}.items())
+    for start in range(0, len(replicates), size):
+        batches.append([job for _, job in replicates[start : start + size]])
     return batches
 
 

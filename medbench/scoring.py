@@ -48,8 +48,10 @@ ANSWER_COLUMNS = [
     "parser_version",
     "correct",
     "group",
+    "replicate",
 ]
-"""`group`: the image's cluster (patient) where its task's data source declares groups."""
+"""`group`: the image's cluster (patient) where its task's data source declares groups;
+`replicate`: 1 for a noise-floor replicate of a reference answer, else 0."""
 
 
 @dataclass(frozen=True)
@@ -105,7 +107,8 @@ class ScoreTables:
     scores: pd.DataFrame
     """Per (model, task, family, variant, pipeline): n, f1_all, ... with CIs, chance."""
     fragility: pd.DataFrame
-    """Per (model, task, family, pipeline): disagreement, flip_rate, ... with CIs."""
+    """Per (model, task, family, pipeline): disagreement, flip_rate, ... with CIs; the noise
+    floor where replicates were run."""
     models: pd.DataFrame
     """Per (model, pipeline): fragility index and mean f1_all over tasks, with CIs."""
     pairs: pd.DataFrame
@@ -211,6 +214,7 @@ def collect_answers(specs: SpecSet, plan: Plan, cache: Cache) -> pd.DataFrame:
                 PARSER_VERSION,
                 parsed == truth,
                 plan.sample(job.task, job.sample).group,
+                job.replicate,
             )
         )
         processors.append(image_processor_of(answer.prompt))
@@ -461,8 +465,56 @@ def _score_pairs(matrices: dict[Group, Matrix], layout: ScoringLayout) -> pd.Dat
     return pd.DataFrame(rows)
 
 
+def _noise_floors(
+    encoded: pd.DataFrame, matrices: dict[Group, Matrix], layout: ScoringLayout
+) -> pd.DataFrame:
+    """Per (model, task, family, direct): the disagreement of the reference answers with their
+    replicates over the images answered both times, with its CI (cluster-aware)."""
+    rows = []
+    replicates = encoded[encoded["replicate"] > 0]
+    for (model, task, family), index in _groups(replicates, ["model", "task", "family"]).items():
+        again = replicates.iloc[index]
+        first = matrices.get((model, task, family, "direct"))
+        if first is None or family not in layout.references:
+            continue
+        column = layout.variants[family].index(layout.references[family])
+        position = {sample: i for i, sample in enumerate(first[2])}
+        keep = [i for i, sample in enumerate(again["sample"]) if sample in position]
+        if not keep:
+            continue
+        at = [position[again["sample"].iloc[i]] for i in keep]
+        groups = None if first[3] is None else first[3][at]
+        floor = metrics.noise_floor(
+            first[0][at, column],
+            again["_p"].to_numpy()[keep],
+            len(layout.classes[task][family]),
+            seed=layout.seed,
+            n_boot=layout.n_boot,
+            groups=groups,
+        )
+        row = {"model": model, "task": task, "family": family, "pipeline": "direct"}
+        rows.append({**row, "noise_floor_n": len(keep), **_est("noise_floor", floor)})
+    return pd.DataFrame(rows)
+
+
+def _with_noise_floors(fragility: pd.DataFrame, floors: pd.DataFrame) -> pd.DataFrame:
+    """The fragility table with the noise floor beside each measured row, and whether the
+    fragility is above it: its CI's lower end over the noise floor's upper end."""
+    if floors.empty or fragility.empty or "disagreement_lo" not in fragility.columns:
+        return fragility
+    merged = fragility.merge(floors, on=["model", "task", "family", "pipeline"], how="left")
+    measured = merged["noise_floor"].notna() & merged["disagreement_lo"].notna()
+    above = (merged["disagreement_lo"] > merged["noise_floor_hi"]).to_numpy(dtype=object)
+    merged["above_noise_floor"] = np.where(measured.to_numpy(), above, None)
+    return merged
+
+
 def score_answers(answers: pd.DataFrame, layout: ScoringLayout) -> ScoreTables:
     """Every published table from parsed answers; deterministic for the layout's seed."""
+    if "replicate" not in answers.columns:
+        answers = answers.assign(replicate=0)
+    replicated = _encode(answers[answers["replicate"] > 0], layout)
+    answers = answers[answers["replicate"] == 0]
     encoded = _encode(answers, layout)
     matrices: dict[Group, Matrix] = {}
     for group, index in _groups(encoded, ["model", "task", "family", "pipeline"]).items():
@@ -472,7 +524,10 @@ def score_answers(answers: pd.DataFrame, layout: ScoringLayout) -> ScoreTables:
         )
     return ScoreTables(
         scores=_score_variants(answers, encoded, layout),
-        fragility=_score_families(answers, matrices, layout),
+        fragility=_with_noise_floors(
+            _score_families(answers, matrices, layout),
+            _noise_floors(replicated, matrices, layout),
+        ),
         models=_score_models(answers, matrices, layout),
         pairs=_score_pairs(matrices, layout),
     )

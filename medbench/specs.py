@@ -354,6 +354,14 @@ class TaskSubset(_Spec):
     """Why this task is evaluated on a subset (shown by `medbench plan`)."""
 
 
+class NoiseFloorSpec(_Spec):
+    """Measure the numerical noise floor of fragility: each model answers its reference
+    variants a second time, for a seeded subset of images, in other batches."""
+
+    images_per_task: StrictInt = Field(ge=1, le=100_000)
+    """How many images of each task (a seeded subset, the same for every model) to replicate."""
+
+
 class SuiteSpec(_Spec):
     """Which tasks x prompt families x models to run, on which data."""
 
@@ -373,6 +381,8 @@ class SuiteSpec(_Spec):
     """Tasks evaluated on a fixed, stated subset of their images, by task id."""
     describe: DescribeStage | None = None
     probe: ProbeStage | None = None
+    noise_floor: NoiseFloorSpec | None = None
+    """Replicate the reference variants to measure how often answers change with batching alone."""
 
     @model_validator(mode="after")
     def _no_repeats(self) -> SuiteSpec:

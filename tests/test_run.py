@@ -424,3 +424,53 @@ def test_check_batch_invariance_prints_each_flip_with_its_prompt(
     assert lines[1].startswith("  user: ")
     assert lines[-2].startswith("  image: ") and "data/sample/pneumonia_cxr/" in lines[-2]
     assert lines[-1] == "baseline-majority: 2 jobs, 1 differ between batch 1 and batch 2."
+
+
+def _scored(project: Path, cache: Cache, **kwargs: object) -> tuple[object, object]:
+    from medbench.scoring import collect_answers, make_layout, score_answers
+
+    specs = load_specs(project / "specs")
+    plan, summary = _run(project, cache, **kwargs)
+    layout = make_layout(specs, plan)
+    return summary, score_answers(collect_answers(specs, plan, cache), layout)
+
+
+def test_run_noise_floor_is_exactly_0_on_cpu_and_its_replicates_are_cached(
+    tmp_path: Path,
+) -> None:
+    project = make_project(
+        tmp_path, models=("tiny-llava",), suite_extra="noise_floor: {images_per_task: 4}\n"
+    )
+    with Cache(tmp_path / "c.sqlite") as cache:
+        first, tables = _scored(project, cache)
+        assert (first.ran, first.planned) == (28 + 4, 28 + 4)  # type: ignore[attr-defined]
+        plan = _plan(project, cache)
+        stored = cache.get_many(j.key for j in plan.jobs)
+        _, second = _run(project, cache)
+    assert (second.ran, second.cached) == (0, 32)  # type: ignore[attr-defined]
+    # the replicates ran in a batch of their own (4), the first answers in batches of 8
+    sizes = {j.replicate: set() for j in plan.jobs}
+    for job in plan.jobs:
+        sizes[job.replicate].add((stored[job.key].batch_size, stored[job.key].precision))
+    assert sizes == {0: {(8, "float32"), (4, "float32")}, 1: {(4, "float32")}}
+    row = tables.fragility.iloc[0]  # type: ignore[attr-defined]
+    assert (row["noise_floor_n"], row["noise_floor"]) == (4, 0.0)
+    assert (row["noise_floor_lo"], row["noise_floor_hi"]) == (0.0, 0.0)
+
+
+def test_run_answers_that_depend_on_batch_position_raise_the_noise_floor(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project = make_project(
+        tmp_path,
+        models=("baseline-majority",),
+        limit_per_class=4,
+        suite_extra="noise_floor: {images_per_task: 8}\n",
+    )
+    _position_dependent(monkeypatch)
+    with Cache(tmp_path / "c.sqlite") as cache:
+        _, tables = _scored(project, cache, context=BackendContext(batch_size=3))
+    row = tables.fragility.iloc[0]  # type: ignore[attr-defined]
+    assert row["noise_floor_n"] == 8
+    assert row["noise_floor"] > 0
+    assert row["above_noise_floor"] == (row["disagreement_lo"] > row["noise_floor_hi"])

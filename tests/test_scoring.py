@@ -137,6 +137,7 @@ def test_score_answers_counts_refusals_as_wrong_and_skips_failed_jobs() -> None:
                     2,
                     parsed == truth,
                     None,
+                    0,
                 )
             )
     from medbench.scoring import ANSWER_COLUMNS
@@ -245,7 +246,7 @@ def _patients(grouped: bool) -> tuple[pd.DataFrame, ScoringLayout]:
                     sample = f"p{patient}_{image}"
                     rows.append(
                         (model, "t", "f", variant, "direct", sample, truth, truth, parsed, None)
-                        + ("answer", parsed, "r", PARSER_VERSION, parsed == truth, f"p{patient}")
+                        + ("answer", parsed, "r", PARSER_VERSION, parsed == truth, f"p{patient}", 0)
                     )
     from medbench.scoring import ANSWER_COLUMNS
 
