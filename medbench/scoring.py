@@ -504,8 +504,10 @@ def _with_noise_floors(fragility: pd.DataFrame, floors: pd.DataFrame) -> pd.Data
         return fragility
     merged = fragility.merge(floors, on=["model", "task", "family", "pipeline"], how="left")
     measured = merged["noise_floor"].notna() & merged["disagreement_lo"].notna()
-    above = (merged["disagreement_lo"] > merged["noise_floor_hi"]).to_numpy(dtype=object)
-    merged["above_noise_floor"] = np.where(measured.to_numpy(), above, None)
+    above = merged["disagreement_lo"] > merged["noise_floor_hi"]
+    merged["above_noise_floor"] = [
+        bool(a) if m else None for a, m in zip(above, measured, strict=True)
+    ]
     return merged
 
 
