@@ -444,12 +444,10 @@ def _score_pairs(matrices: dict[Group, Matrix], layout: ScoringLayout) -> pd.Dat
                 right_a, right_b = ma[:, j] == truth, mb[:, j] == truth
                 # Obuchowski's test only where images share a cluster: it is asymptotic,
                 # McNemar's exact test is exact for independent images.
-                clustered = groups is not None and len(set(groups)) < len(groups)
-                test = (
-                    metrics.mcnemar_clustered(right_a, right_b, groups)
-                    if clustered
-                    else metrics.mcnemar_exact(right_a, right_b)
-                )
+                if groups is not None and len(set(groups)) < len(groups):
+                    test = metrics.mcnemar_clustered(right_a, right_b, groups)
+                else:
+                    test = metrics.mcnemar_exact(right_a, right_b)
                 rows.append(
                     {
                         **base_row,
