@@ -4,8 +4,9 @@
 phrasings (short labels, sentences, markdown, yes/no, refusals, off-topic), so the parser
 sees repeated texts as it does on real runs; the bootstrap (B = 1000) is included.
 With --clustered every task's images come in patients of 4 (a `group` column, and the
-layout's `groups`), so every bootstrap resamples patients and the pairs use Obuchowski's test.
-Run: .venv/bin/python benchmarks/bench_scoring.py [--jobs N] [--clustered]
+layout's `groups`), so every bootstrap resamples patients; --pairs adds 5 (model, base) pairs
+(paired bootstraps, and Obuchowski's test when clustered).
+Run: .venv/bin/python benchmarks/bench_scoring.py [--jobs N] [--clustered] [--pairs]
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ PHRASES = [
 
 
 def synthetic(
-    n_jobs: int, seed: int = 0, clustered: bool = False
+    n_jobs: int, seed: int = 0, clustered: bool = False, pairs: bool = False
 ) -> tuple[pd.DataFrame, ScoringLayout]:
     rng = np.random.default_rng(seed)
     models, variants = [f"m{i}" for i in range(10)], [f"v{i}" for i in range(10)]
@@ -75,7 +76,7 @@ def synthetic(
         variants={"f": variants},
         references={"f": "v0"},
         answer_kinds={"f": "label"},
-        pairs=[(f"m{i}", f"m{i + 1}") for i in range(0, len(models), 2)] if clustered else [],
+        pairs=[(f"m{i}", f"m{i + 1}") for i in range(0, len(models), 2)] if pairs else [],
         groups=dict.fromkeys(LABELS, "pattern ^(p\\d+)") if clustered else {},
     )
     return pd.concat(frames, ignore_index=True), layout
@@ -106,8 +107,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--jobs", type=int, default=1_000_000)
     parser.add_argument("--clustered", action="store_true", help="patients of 4 images")
+    parser.add_argument("--pairs", action="store_true", help="5 (model, base) pairs")
     args = parser.parse_args()
-    frame, layout = synthetic(args.jobs, clustered=args.clustered)
+    frame, layout = synthetic(args.jobs, clustered=args.clustered, pairs=args.pairs)
     start = time.perf_counter()
     answers = parse_all(frame)
     parsed = time.perf_counter() - start
