@@ -28,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, PlainValidator, ValidationErr
 
 from medbench import __version__
 from medbench.errors import RecordError
+from medbench.grouping import check_pattern, group_of
 from medbench.scoring import (
     ANSWER_COLUMNS,
     IMAGE_PROCESSOR_COLUMN,
@@ -547,6 +548,30 @@ def image_processor_problems(display: str, record: Record) -> list[str]:
     ]
 
 
+def _group_problems(display: str, answers: pd.DataFrame, layout: ScoringLayout) -> list[str]:
+    """Sidecar groups that the layout's pattern does not give their sample's file name."""
+    problems = []
+    for task, how in sorted(layout.groups.items()):
+        if not how.startswith("pattern "):
+            continue  # a manifest column: only the data can tell
+        try:
+            compiled = check_pattern(how.removeprefix("pattern "))
+        except ValueError as e:
+            problems.append(f"{display}: layout.groups.{task}: {e}")
+            continue
+        rows = answers[answers["task"] == task]
+        for sample, group in sorted(set(zip(rows["sample"], rows["group"], strict=True))):
+            expected = group_of(compiled, str(sample).rsplit("/", 1)[-1])
+            found = None if pd.isna(group) else str(group)
+            if found != expected:
+                problems.append(
+                    f"{display}: sidecar: sample {sample} of task {task} has group "
+                    f"{_show(found)}, its file name gives {_show(expected)}"
+                )
+                break
+    return problems
+
+
 def verify_record(path: Path, record: Record) -> list[str]:
     """Re-derive every number of a record from its sidecar (and its base's, for the pairs)."""
     display = _display(path)
@@ -592,6 +617,7 @@ def verify_record(path: Path, record: Record) -> list[str]:
             return [*problems, f"{display}: pairs: cannot use the base's sidecar {name}: {e}"]
     problems.extend(image_processor_problems(display, record))
     layout = ScoringLayout.from_json(record.layout.model_dump(mode="json"))
+    problems.extend(_group_problems(display, answers, layout))
     try:
         tables = score_answers(pd.concat(frames, ignore_index=True), layout)
     except (KeyError, ValueError, IndexError) as e:
