@@ -94,11 +94,12 @@ def test_run_changed_template_reruns_only_that_variant(project: Path, tmp_path: 
 
 def test_run_corrupt_images_fail_only_their_jobs(project: Path, tmp_path: Path) -> None:
     folder = project / "data/sample/pneumonia_cxr/normal"
-    (folder / "zz_text.jpg").write_text("not an image")
+    # Kermany-style names: the task groups images by the patient in the name
+    (folder / "IM-9900-zz_text.jpg").write_text("not an image")
     good = next(folder.glob("*.jpg")).read_bytes()
-    (folder / "zz_cut.jpg").write_bytes(good[: len(good) // 2])
-    Image.new("CMYK", (40, 30), (10, 20, 30, 0)).save(folder / "zz_cmyk.jpg")
-    Image.new("I;16", (40, 30), 40000).save(folder / "zz_16bit.png")
+    (folder / "IM-9900-zz_cut.jpg").write_bytes(good[: len(good) // 2])
+    Image.new("CMYK", (40, 30), (10, 20, 30, 0)).save(folder / "IM-9900-zz_cmyk.jpg")
+    Image.new("I;16", (40, 30), 40000).save(folder / "IM-9900-zz_16bit.png")
     suite = project / "specs/suites/t.yaml"
     suite.write_text(suite.read_text().replace("limit_per_class: 2\n", ""))
     with Cache(tmp_path / "c.sqlite") as cache:
@@ -108,11 +109,11 @@ def test_run_corrupt_images_fail_only_their_jobs(project: Path, tmp_path: Path) 
     for job in plan.jobs:
         if job.model == "tiny-llava":
             by_sample.setdefault(job.sample, set()).add(stored[job.key].error is None)
-    assert by_sample["normal/zz_text"] == {False}
-    assert by_sample["normal/zz_cut"] == {False}
-    assert by_sample["normal/zz_cmyk"] == {True}
-    assert by_sample["normal/zz_16bit"] == {True}
-    ok = [s for s in by_sample if not s.startswith("normal/zz_")]
+    assert by_sample["normal/IM-9900-zz_text"] == {False}
+    assert by_sample["normal/IM-9900-zz_cut"] == {False}
+    assert by_sample["normal/IM-9900-zz_cmyk"] == {True}
+    assert by_sample["normal/IM-9900-zz_16bit"] == {True}
+    ok = [s for s in by_sample if not s.startswith("normal/IM-9900-zz_")]
     assert all(by_sample[s] == {True} for s in ok)
     assert summary.failed == 2 * 7  # type: ignore[attr-defined]
 
