@@ -288,6 +288,8 @@ def test_run_model_whose_backend_raises_part_way_keeps_its_answers_and_fails_the
             pass
 
     monkeypatch.setattr(local, "load_backend", lambda spec, context: DiesAfterOneBatch())
+    # the runner plans batches at the backend class's preferred size
+    monkeypatch.setattr("medbench.backends.baseline.BaselineBackend.preferred_batch", 2)
     project = make_project(tmp_path, models=("baseline-chance",))
     with Cache(tmp_path / "c.sqlite") as cache:
         plan, summary = _run(project, cache)
@@ -443,7 +445,8 @@ def test_run_noise_floor_is_exactly_0_on_cpu_and_its_replicates_are_cached(
         tmp_path, models=("tiny-llava",), suite_extra="noise_floor: {images_per_task: 4}\n"
     )
     with Cache(tmp_path / "c.sqlite") as cache:
-        first, tables = _scored(project, cache)
+        # a fixed batch size: the runner plans the batches (`auto` lets the backend size them)
+        first, tables = _scored(project, cache, context=BackendContext(batch_size=8))
         assert (first.ran, first.planned) == (28 + 4, 28 + 4)  # type: ignore[attr-defined]
         plan = _plan(project, cache)
         stored = cache.get_many(j.key for j in plan.jobs)
