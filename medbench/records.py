@@ -28,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, PlainValidator, ValidationErr
 
 from medbench import __version__
 from medbench.errors import RecordError
+from medbench.grouping import check_pattern, group_of
 from medbench.scoring import (
     ANSWER_COLUMNS,
     IMAGE_PROCESSOR_COLUMN,
@@ -40,7 +41,9 @@ from medbench.specs import ID_PATTERN, ModelSpec
 
 RECORD_SCHEMA_VERSION: Literal[3] = 3
 """2: a record and its sidecar's rows carry `parser_version`. 3: the models table gains
-`all_variants_f1` and `mean_worst_f1`, the fragility table `all_variants_f1` (each with its CI)."""
+`all_variants_f1` and `mean_worst_f1`, the fragility table `all_variants_f1` (each with its CI);
+the layout says which tasks are clustered, the sidecar holds each image's group and the
+noise-floor replicates (`replicate` 1), and fragility rows carry the noise floor."""
 TOLERANCE = 1e-9
 """Largest absolute difference between a recorded and a re-derived number."""
 SIDECAR_SUFFIX = ".answers.csv.gz"
@@ -51,7 +54,7 @@ TABLE_KEYS: dict[str, tuple[str, ...]] = {
     "pairs": ("model", "base", "task", "family", "pipeline", "variant"),
 }
 """The published tables and the columns that identify one of their rows."""
-SORT_ANSWERS = ["model", "task", "family", "variant", "pipeline", "sample"]
+SORT_ANSWERS = ["model", "task", "family", "variant", "pipeline", "sample", "replicate"]
 
 Id = Annotated[str, Field(pattern=ID_PATTERN, max_length=80)]
 Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
@@ -123,6 +126,8 @@ class LayoutInfo(_Model):
     pairs: list[tuple[str, str]]
     seed: int
     n_boot: int
+    groups: dict[str, str] = {}
+    """task -> how its images are grouped into clusters, for the clustered tasks."""
 
 
 class SidecarInfo(_Model):
@@ -312,6 +317,9 @@ def read_answers_csv(raw: bytes) -> pd.DataFrame:
     frame = pd.read_csv(
         io.BytesIO(gzip.decompress(raw)), dtype=str, keep_default_na=False, na_values=[""]
     )
+    if "group" not in frame.columns:  # record schema version 1: no groups, no replicates
+        frame["group"] = None
+    frame["replicate"] = frame["replicate"].astype(int) if "replicate" in frame.columns else 0
     missing = [c for c in ANSWER_COLUMNS if c not in frame.columns]
     if missing:
         raise ValueError(f"the sidecar lacks column(s) {', '.join(missing)}")
@@ -540,6 +548,30 @@ def image_processor_problems(display: str, record: Record) -> list[str]:
     ]
 
 
+def _group_problems(display: str, answers: pd.DataFrame, layout: ScoringLayout) -> list[str]:
+    """Sidecar groups that the layout's pattern does not give their sample's file name."""
+    problems = []
+    for task, how in sorted(layout.groups.items()):
+        if not how.startswith("pattern "):
+            continue  # a manifest column: only the data can tell
+        try:
+            compiled = check_pattern(how.removeprefix("pattern "))
+        except ValueError as e:
+            problems.append(f"{display}: layout.groups.{task}: {e}")
+            continue
+        rows = answers[answers["task"] == task]
+        for sample, group in sorted(set(zip(rows["sample"], rows["group"], strict=True))):
+            expected = group_of(compiled, str(sample).rsplit("/", 1)[-1])
+            found = None if pd.isna(group) else str(group)
+            if found != expected:
+                problems.append(
+                    f"{display}: sidecar: sample {sample} of task {task} has group "
+                    f"{_show(found)}, its file name gives {_show(expected)}"
+                )
+                break
+    return problems
+
+
 def verify_record(path: Path, record: Record) -> list[str]:
     """Re-derive every number of a record from its sidecar (and its base's, for the pairs)."""
     display = _display(path)
@@ -585,6 +617,7 @@ def verify_record(path: Path, record: Record) -> list[str]:
             return [*problems, f"{display}: pairs: cannot use the base's sidecar {name}: {e}"]
     problems.extend(image_processor_problems(display, record))
     layout = ScoringLayout.from_json(record.layout.model_dump(mode="json"))
+    problems.extend(_group_problems(display, answers, layout))
     try:
         tables = score_answers(pd.concat(frames, ignore_index=True), layout)
     except (KeyError, ValueError, IndexError) as e:

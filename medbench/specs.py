@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator, model_validator
+
+from medbench.grouping import MAX_PATTERN, check_pattern
 
 SCHEMA_VERSION = 1
 ID_PATTERN = r"^[a-z0-9][a-z0-9._-]*$"
@@ -41,6 +43,35 @@ class LabelSpec(_Spec):
     """Clinical signs of this class, offered by `guided` prompt variants."""
 
 
+class GroupSpec(_Spec):
+    """How a data source's images fall into groups (patients, source images), so that the
+    bootstrap resamples whole groups."""
+
+    pattern: str | None = Field(default=None, min_length=1, max_length=MAX_PATTERN)
+    """A regular expression searched in each file name without its suffix: its capturing
+    group (or, without one, the whole match) names the image's group, e.g.
+    `^(person\\d+)` for Kermany's `person100_bacteria_475.jpeg`. Every name must match."""
+    column: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=64)
+    """For csv manifests: the column naming each image's group."""
+
+    @field_validator("pattern")
+    @classmethod
+    def _bounded(cls, value: str | None) -> str | None:
+        if value is not None:
+            check_pattern(value)
+        return value
+
+    @model_validator(mode="after")
+    def _one_way(self) -> GroupSpec:
+        if (self.pattern is None) == (self.column is None):
+            raise ValueError("a group needs exactly one of `pattern` or `column`")
+        return self
+
+    def describe(self) -> str:
+        """How the groups are read, in words (stored in records)."""
+        return f"pattern {self.pattern}" if self.pattern is not None else f"column {self.column}"
+
+
 class DataSourceSpec(_Spec):
     """Where a task's images live and how labels are read."""
 
@@ -61,6 +92,14 @@ class DataSourceSpec(_Spec):
     """The dataset's licence, in words."""
     layout: str | None = None
     """The folder layout users must arrange after downloading."""
+    group: GroupSpec | None = None
+    """Which images belong together (one patient, one source image); none: all independent."""
+
+    @model_validator(mode="after")
+    def _group_column(self) -> DataSourceSpec:
+        if self.group is not None and self.group.column is not None and self.format != "csv":
+            raise ValueError("`group.column` needs `format: csv`; use `group.pattern` here")
+        return self
 
 
 class TaskSpec(_Spec):
@@ -315,6 +354,14 @@ class TaskSubset(_Spec):
     """Why this task is evaluated on a subset (shown by `medbench plan`)."""
 
 
+class NoiseFloorSpec(_Spec):
+    """Measure the numerical noise floor of fragility: each model answers its reference
+    variants a second time, for a seeded subset of images, in other batches."""
+
+    images_per_task: StrictInt = Field(ge=1, le=100_000)
+    """How many images of each task (a seeded subset, the same for every model) to replicate."""
+
+
 class SuiteSpec(_Spec):
     """Which tasks x prompt families x models to run, on which data."""
 
@@ -334,6 +381,8 @@ class SuiteSpec(_Spec):
     """Tasks evaluated on a fixed, stated subset of their images, by task id."""
     describe: DescribeStage | None = None
     probe: ProbeStage | None = None
+    noise_floor: NoiseFloorSpec | None = None
+    """Replicate the reference variants to measure how often answers change with batching alone."""
 
     @model_validator(mode="after")
     def _no_repeats(self) -> SuiteSpec:

@@ -361,3 +361,35 @@ def test_count_image_processors_counts_a_models_answers() -> None:
     assert count_image_processors(answers, "a") == {"pil:X": 2}
     assert count_image_processors(answers, "c") is None
     assert count_image_processors(answers.drop(columns="image_processor"), "a") is None
+
+
+def test_verify_records_checks_the_groups_against_the_layouts_pattern(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from tests.leaderboard_data import make_answers, make_layout, model_spec, provenance
+
+    answers = make_answers(["gen"], ["pneumonia_cxr"], n_images=30)
+    # sample ids are `<label>/img017`: patients of ten images, named by the file name
+    answers["group"] = answers["sample"].str.extract(r"/(img\d)\d\d$", expand=False)
+    layout = replace(
+        make_layout(["pneumonia_cxr"], [], n_boot=20), groups={"pneumonia_cxr": r"pattern ^(img\d)"}
+    )
+    for name, frame in [
+        ("honest", answers),
+        ("singletons", answers.assign(group=answers["sample"])),
+    ]:
+        write_record(
+            tmp_path / name,
+            suite="quickstart",
+            spec=model_spec("gen"),
+            answers=frame,
+            tables=score_answers(frame, layout),
+            layout=layout,
+            provenance=provenance(["pneumonia_cxr"]),
+        )
+    assert verify_records(tmp_path / "honest") == []
+    problems = verify_records(tmp_path / "singletons")
+    assert problems[0].endswith(
+        "gen.json: sidecar: sample normal/img001 of task pneumonia_cxr has group "
+        '"normal/img001", its file name gives "img0"'
+    )

@@ -9,6 +9,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import pandas as pd
 import pytest
 
 from medbench.errors import MedbenchError, RecordError
@@ -530,3 +531,30 @@ def test_build_site_task_page_shows_question_classes_wordings_and_examples(
     assert all((tmp_path / "out" / src).is_file() for src in examples)
     homepage = task.data["full"].homepage
     assert f'<a class="external" href="{homepage}" rel="noopener noreferrer">' in page
+
+
+def test_build_site_marks_fragility_within_the_noise_floor(tmp_path: Path) -> None:
+    from medbench.records import verify_records
+
+    answers = make_answers(["gen"], TWO_TASKS, n_images=20)
+    first = answers[(answers["variant"] == "plain") & (answers["status"] != "error")]
+    again = first.assign(replicate=1)
+    # the replicate disagrees with the first answer on every other image: a high noise floor
+    flipped = again["sample"].str[-1].isin(list("02468"))
+    again.loc[flipped, ["status", "parsed", "correct"]] = ["refusal", None, False]
+    answers = pd.concat([answers, again], ignore_index=True)
+    layout = make_layout(TWO_TASKS, [], n_boot=50)
+    write_record(
+        tmp_path / "board",
+        suite="quickstart",
+        spec=model_spec("gen"),
+        answers=answers,
+        tables=score_answers(answers, layout),
+        layout=layout,
+        provenance=provenance(TWO_TASKS),
+    )
+    assert verify_records(tmp_path / "board") == []
+    build_site(tmp_path / "board", tmp_path / "out")
+    page = (tmp_path / "out" / "models" / "gen.html").read_text()
+    assert "Noise floor [95% CI]" in page
+    assert "no: within the noise floor" in page
