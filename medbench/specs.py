@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, model_validator
 
 SCHEMA_VERSION = 1
 ID_PATTERN = r"^[a-z0-9][a-z0-9._-]*$"
@@ -35,7 +35,7 @@ class LabelSpec(_Spec):
     """Display name shown to the model in prompts, e.g. `no tumor`."""
     aliases: tuple[Text, ...] = ()
     """Extra words the answer parser accepts for this class."""
-    positive: bool = False
+    positive: StrictBool = False
     """True for a class that counts as the finding being present (yes/no prompts)."""
     signs: tuple[Text, ...] = ()
     """Clinical signs of this class, offered by `guided` prompt variants."""
@@ -123,7 +123,7 @@ class VariantSpec(_Spec):
     """Jinja2 template of the user text (sandboxed; see the README for its variables)."""
     option_order: Literal["spec", "reversed"] = "spec"
     """Order the answer options are offered in."""
-    lettered: bool = False
+    lettered: StrictBool = False
     """Offer options as `A. ...`, `B. ...` and accept letters as answers."""
 
 
@@ -158,7 +158,7 @@ class GenerationSpec(_Spec):
     """Decoding parameters: part of the cache key."""
 
     max_new_tokens: int = Field(default=128, ge=1, le=8192)
-    do_sample: bool = False
+    do_sample: StrictBool = False
     temperature: float | None = Field(default=None, ge=0.0, le=2.0)
     top_p: float | None = Field(default=None, gt=0.0, le=1.0)
     seed: int | None = None
@@ -170,7 +170,7 @@ class TinySpec(_Spec):
 
     arch: Literal["llava", "llava_next", "gemma3", "text"]
     seed: int = 0
-    train: bool = False
+    train: StrictBool = False
     """Fine-tune on the sample images so the model answers in words (a demonstration model)."""
     train_variants: tuple[VariantRef, ...] = ()
     """Prompt variants (`family/variant`) the demonstration model is trained on."""
@@ -229,7 +229,7 @@ class ModelSpec(_Spec):
     """Architecture family, e.g. `gemma3`, `llava`."""
     base: Id | None = None
     """The general model this one was fine-tuned from: the two form a pair."""
-    medical: bool = False
+    medical: StrictBool = False
     """Fine-tuned for medicine."""
     repo: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
     """Hugging Face repository id."""
@@ -241,14 +241,14 @@ class ModelSpec(_Spec):
     """`llava_original`: the original LLaVA code's layout, which must be converted first."""
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     generation: GenerationSpec = GenerationSpec()
-    trust_remote_code: bool = False
+    trust_remote_code: StrictBool = False
     """Refused unless the model id is on `specs/allow_remote_code.txt`."""
     baseline: Literal["chance", "majority", "always_positive"] | None = None
     tiny: TinySpec | None = None
     openai: OpenAISpec | None = None
-    test_model: bool = False
+    test_model: StrictBool = False
     """Random or demonstration weights: never published as a real result."""
-    text_only: bool = False
+    text_only: StrictBool = False
     """A text-only language model (a diagnoser in the describe pipeline)."""
     system_prompt: Literal["template", "fold_into_user", "none"] = "template"
     """Where a variant's system prompt goes (`hf` backend). `template`: a system turn, rendered

@@ -117,6 +117,8 @@ def _explain(cls: type[BaseModel], loc: Loc, err: Any) -> tuple[str, str]:
         if ctx["pattern"] == _VARIANT_REF_PATTERN:
             return f"expected `family/variant`, got {got}.", "Name a prompt family and its variant."
         return f"expected text matching {ctx['pattern']}, got {got}.", ""
+    if kind == "bool_type":
+        return f"expected true or false, got {got}.", "Write true or false, unquoted."
     if kind in _EXPECTED:
         return f"expected {_EXPECTED[kind]}, got {got}.", ""
     if kind in _BOUNDS:
