@@ -8,6 +8,8 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, model_
 
 SCHEMA_VERSION = 1
 ID_PATTERN = r"^[a-z0-9][a-z0-9._-]*$"
+API_KEY_ENV_PATTERN = r"^(OPENAI_API_KEY|MEDBENCH_[A-Z0-9_]+_API_KEY)$"
+"""The environment variables a spec may name as its API key: nothing else is ever read."""
 
 Id = Annotated[str, Field(pattern=ID_PATTERN, max_length=80)]
 Text = Annotated[str, Field(min_length=1, max_length=4000)]
@@ -197,8 +199,9 @@ class OpenAISpec(_Spec):
 
     base_url: Text
     model: Text
-    api_key_env: str | None = Field(default=None, pattern=r"^[A-Z_][A-Z0-9_]*$")
-    """Name of the environment variable holding the key (never the key itself)."""
+    api_key_env: str | None = Field(default=None, pattern=API_KEY_ENV_PATTERN)
+    """Name of the environment variable holding the key (never the key itself):
+    `OPENAI_API_KEY` or `MEDBENCH_<NAME>_API_KEY`, so that a spec cannot read other secrets."""
     timeout_s: float = Field(default=60.0, gt=0, le=3600)
     max_concurrency: int = Field(default=4, ge=1, le=256)
     max_retries: int = Field(default=5, ge=0, le=20)
