@@ -24,10 +24,11 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, PlainValidator, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainValidator, ValidationError
 
 from medbench import __version__
 from medbench.errors import RecordError
+from medbench.jsonpos import position
 from medbench.scoring import (
     ANSWER_COLUMNS,
     IMAGE_PROCESSOR_COLUMN,
@@ -41,6 +42,7 @@ from medbench.specs import ID_PATTERN, ModelSpec
 RECORD_SCHEMA_VERSION: Literal[3] = 3
 """2: a record and its sidecar's rows carry `parser_version`. 3: the models table gains
 `all_variants_f1` and `mean_worst_f1`, the fragility table `all_variants_f1` (each with its CI)."""
+SPEC_REF_PATTERN = r"^(task|prompt_family|model|suite)/[a-z0-9][a-z0-9._-]*$"
 TOLERANCE = 1e-9
 """Largest absolute difference between a recorded and a re-derived number."""
 SIDECAR_SUFFIX = ".answers.csv.gz"
@@ -53,18 +55,46 @@ TABLE_KEYS: dict[str, tuple[str, ...]] = {
 """The published tables and the columns that identify one of their rows."""
 SORT_ANSWERS = ["model", "task", "family", "variant", "pipeline", "sample"]
 
+_PATTERN_NAMES = {
+    ID_PATTERN: "a valid id (a-z, 0-9, '.', '_', '-')",
+    SPEC_REF_PATTERN: "a spec reference (`task/<id>`, `prompt_family/<id>`, ...)",
+}
+MAX_RECORD_BYTES = 32 * 1024 * 1024
+"""Records are refused above this size, before parsing."""
+MAX_SIDECAR_BYTES = 256 * 1024 * 1024
+"""Most bytes a sidecar may decompress to (a gzip bomb is refused, not expanded)."""
+MAX_N_BOOT = 100_000
+"""Most bootstrap resamples a record may ask `verify` to redo."""
 Id = Annotated[str, Field(pattern=ID_PATTERN, max_length=80)]
 Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+SpecRef = Annotated[str, Field(pattern=SPEC_REF_PATTERN, max_length=100)]
+"""`kind/id` of a spec file."""
+Count = Annotated[int, Field(ge=0, le=100_000_000)]
 Scalar = bool | int | float | str | None
+ID_RE = re.compile(ID_PATTERN)
+ID_COLUMNS = ("model", "base", "task", "family", "variant")
+"""Row columns that hold ids (a pair's `variant` may also be `*`, every variant)."""
 
 
 def _scalar(value: Any) -> Scalar:
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"expected a finite number, got {json.dumps(value)}")
     if value is None or isinstance(value, bool | int | float | str):
         return value
     raise ValueError(f"expected a number, a string, true, false or null, got {_show(value)}")
 
 
-Row = dict[str, Annotated[Scalar, PlainValidator(_scalar)]]
+def _row_ids(row: dict[str, Scalar]) -> dict[str, Scalar]:
+    for column in ID_COLUMNS:
+        value = row.get(column)
+        if value is None or value == "*" and column == "variant":
+            continue
+        if not isinstance(value, str) or len(value) > 80 or not ID_RE.match(value):
+            raise ValueError(f"column '{column}' is not a valid id, got {_show(value)}")
+    return row
+
+
+Row = Annotated[dict[str, Annotated[Scalar, PlainValidator(_scalar)]], AfterValidator(_row_ids)]
 """One table row: column -> number, string, boolean or null (a NaN is written as null)."""
 
 
@@ -78,7 +108,7 @@ class DatasetInfo(_Model):
     source: Literal["sample", "full"]
     fingerprint: Sha256
     """sha256 over the sorted (image sha256, label) pairs of every evaluated image."""
-    n_images: dict[str, int]
+    n_images: dict[Id, Count]
     """task -> number of evaluated images."""
 
 
@@ -116,13 +146,13 @@ class EnvironmentInfo(_Model):
 class LayoutInfo(_Model):
     """`ScoringLayout.to_json()`: what re-scoring needs beyond the answers."""
 
-    classes: dict[str, dict[str, list[str]]]
-    variants: dict[str, list[str]]
-    references: dict[str, str]
-    answer_kinds: dict[str, Literal["label", "yes_no"]]
-    pairs: list[tuple[str, str]]
-    seed: int
-    n_boot: int
+    classes: dict[Id, dict[Id, list[Id]]]
+    variants: dict[Id, list[Id]]
+    references: dict[Id, Id]
+    answer_kinds: dict[Id, Literal["label", "yes_no"]]
+    pairs: list[tuple[Id, Id]]
+    seed: int = Field(ge=0, le=2**32 - 1)
+    n_boot: int = Field(ge=1, le=MAX_N_BOOT)
 
 
 class SidecarInfo(_Model):
@@ -212,10 +242,10 @@ class Provenance(_Model):
 
     revision: str
     """The resolved revision of the weights (a commit sha, a checkpoint hash, ...)."""
-    spec_hashes: dict[str, Sha256]
+    spec_hashes: dict[SpecRef, Sha256]
     """`kind/id` -> sha256 of every spec file that shaped the result."""
     dataset: DatasetInfo
-    tasks: dict[str, TaskInfo]
+    tasks: dict[Id, TaskInfo]
     medbench: MedbenchInfo = Field(
         default_factory=lambda: MedbenchInfo(version=__version__, git_commit=git_commit())
     )
@@ -235,9 +265,9 @@ class Record(_Model):
     """The model spec, as loaded."""
     revision: str
     test_model: bool
-    spec_hashes: dict[str, Sha256]
+    spec_hashes: dict[SpecRef, Sha256]
     dataset: DatasetInfo
-    tasks: dict[str, TaskInfo]
+    tasks: dict[Id, TaskInfo]
     medbench: MedbenchInfo
     environment: EnvironmentInfo
     date: str = Field(pattern=r"^\d{4}-\d{2}-\d{2}$")
@@ -274,7 +304,10 @@ def _show(value: Any) -> str:
 def _field(loc: tuple[int | str, ...]) -> str:
     text = ""
     for part in loc:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+        if isinstance(part, int) or not re.fullmatch(r"[A-Za-z0-9_.-]+", part) or ".." in part:
+            text += f"[{json.dumps(part)}]"
+        else:
+            text += f".{part}" if text else part
     return text
 
 
@@ -307,10 +340,23 @@ def answers_csv(answers: pd.DataFrame) -> bytes:
     return gzip.compress(text.encode("utf-8"), compresslevel=9, mtime=0)
 
 
+def decompress(raw: bytes, limit: int | None = None) -> bytes:
+    """Gunzip `raw`, refusing (ValueError) output over `limit` bytes (default
+    MAX_SIDECAR_BYTES) without expanding it."""
+    limit = MAX_SIDECAR_BYTES if limit is None else limit
+    out = io.BytesIO()
+    with gzip.GzipFile(fileobj=io.BytesIO(raw)) as stream:
+        while block := stream.read(1 << 20):
+            out.write(block)
+            if out.tell() > limit:
+                raise ValueError(f"it decompresses to over {limit // (1024 * 1024)} MiB")
+    return out.getvalue()
+
+
 def read_answers_csv(raw: bytes) -> pd.DataFrame:
     """Answer rows from a sidecar's bytes: strings as written, `correct` as a boolean."""
     frame = pd.read_csv(
-        io.BytesIO(gzip.decompress(raw)), dtype=str, keep_default_na=False, na_values=[""]
+        io.BytesIO(decompress(raw)), dtype=str, keep_default_na=False, na_values=[""]
     )
     missing = [c for c in ANSWER_COLUMNS if c not in frame.columns]
     if missing:
@@ -398,21 +444,40 @@ def read_record(path: Path) -> Record:
     """Parse and validate one record; a RecordError names the file and every bad field."""
     display = _display(path)
     try:
-        return Record.model_validate_json(path.read_bytes())
+        with path.open("rb") as f:
+            raw = f.read(MAX_RECORD_BYTES + 1)
     except OSError as e:
         raise RecordError(f"{display}: cannot read the record: {e.strerror}.") from e
+    if len(raw) > MAX_RECORD_BYTES:
+        limit = MAX_RECORD_BYTES // (1024 * 1024)
+        raise RecordError(f"{display}:1:1: the record is over the {limit} MiB limit")
+    try:
+        return Record.model_validate_json(raw)
     except ValidationError as e:
-        lines = []
-        for error in e.errors(include_url=False):
-            if error["type"] == "value_error":
-                message = str(error["ctx"]["error"])
-            else:
-                message = error["msg"][:1].lower() + error["msg"][1:]
-            if error["type"] not in ("missing", "json_invalid", "value_error"):
-                message += f", got {_show(error['input'])}"
-            where = f"{_field(error['loc'])}: " if error["loc"] else ""
-            lines.append(f"{display}: {where}{message}")
-        raise RecordError("\n".join(lines)) from e
+        text = raw.decode("utf-8", errors="replace")
+        raise RecordError("\n".join(_issue(display, text, err) for err in e.errors())) from e
+
+
+def _issue(display: str, text: str, error: Any) -> str:
+    """One validation error as `file:line:col: field: problem`."""
+    loc = tuple(error["loc"])
+    at_key = loc[-1:] == ("[key]",) or error["type"] == "extra_forbidden"
+    loc = loc[:-1] if loc[-1:] == ("[key]",) else loc
+    pattern = (error.get("ctx") or {}).get("pattern")
+    if error["type"] == "value_error":
+        message = str(error["ctx"]["error"])
+    elif pattern in _PATTERN_NAMES:
+        message = f"not {_PATTERN_NAMES[pattern]}"
+    else:
+        message = error["msg"][:1].lower() + error["msg"][1:]
+    if error["type"] not in ("missing", "json_invalid", "value_error"):
+        message += f", got {_show(error['input'])}"
+    line, col = position(text, loc, at_key=at_key)
+    found = re.search(r"at line (\d+) column (\d+)$", message)
+    if error["type"] == "json_invalid" and found:
+        line, col = int(found.group(1)), int(found.group(2))
+    where = f"{_field(loc)}: " if loc else ""
+    return f"{display}:{line}:{col}: {where}{message}"
 
 
 MAPS_SUFFIX = ".tsne"
@@ -510,7 +575,10 @@ def compare_rows(
 
 
 def _sidecar(folder: Path, name: str, sha256: str | None) -> pd.DataFrame:
-    raw = (folder / name).read_bytes()
+    with (folder / name).open("rb") as f:
+        raw = f.read(MAX_SIDECAR_BYTES + 1)
+    if len(raw) > MAX_SIDECAR_BYTES:
+        raise ValueError(f"it is over {MAX_SIDECAR_BYTES // (1024 * 1024)} MiB")
     actual = hashlib.sha256(raw).hexdigest()
     if sha256 is not None and actual != sha256:
         raise RecordError(f"sidecar.sha256: recorded {sha256}, the file {name} has {actual}")

@@ -296,10 +296,11 @@ def test_build_site_malformed_record_fails_and_leaves_out_untouched(
     path.write_text(json.dumps(data))
     before = tree(Path("_site"))
     message = (
-        "leaderboard/quickstart/tiny.json: dataset.fingerprint: field required\n"
-        "leaderboard/quickstart/tiny.json: date: input should be a valid string, got 20260115"
+        r"leaderboard/quickstart/tiny\.json:1:\d+: dataset\.fingerprint: field required\n"
+        r"leaderboard/quickstart/tiny\.json:1:\d+: date: input should be a valid string, "
+        r"got 20260115"
     )
-    with pytest.raises(RecordError, match=f"^{re.escape(message)}$"):
+    with pytest.raises(RecordError, match=f"^{message}$"):
         build_site(Path("leaderboard"), Path("_site"))
     assert tree(Path("_site")) == before
 
@@ -530,3 +531,33 @@ def test_build_site_task_page_shows_question_classes_wordings_and_examples(
     assert all((tmp_path / "out" / src).is_file() for src in examples)
     homepage = task.data["full"].homepage
     assert f'<a class="external" href="{homepage}" rel="noopener noreferrer">' in page
+
+
+def test_build_site_task_key_outside_the_site_is_a_located_record_error(
+    board: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shutil.copytree(board, tmp_path / "leaderboard")
+    monkeypatch.chdir(tmp_path)
+    path = Path("leaderboard/quickstart/tiny.json")
+    text = path.read_text().replace(
+        '"pneumonia_cxr": {\n      "difficulty"', '"../../../x": {\n      "difficulty"'
+    )
+    path.write_text(text)
+    line = text[: text.index('"../../../x"')].count("\n") + 1
+    message = (
+        f'leaderboard/quickstart/tiny.json:{line}:5: tasks["../../../x"]: not a valid id '
+        "(a-z, 0-9, '.', '_', '-'), got \"../../../x\""
+    )
+    with pytest.raises(RecordError, match=f"^{re.escape(message)}$"):
+        build_site(Path("leaderboard"), Path("_site"))
+    assert not Path("x.html").exists() and not Path("_site").exists()
+
+
+@pytest.mark.parametrize("name", ["../x.html", "/tmp/x.html", "data/a\0b.csv", "a/../../x"])
+def test_build_site_refuses_to_write_outside_its_folder(tmp_path: Path, name: str) -> None:
+    from medbench.site.build import _check_name
+
+    message = f"{tmp_path / '_site'}: refusing to write {name!r}, which is not inside the folder."
+    with pytest.raises(MedbenchError, match=f"^{re.escape(message)}$"):
+        _check_name(tmp_path / "_site", name)
+    _check_name(tmp_path / "_site", "models/gen.html")
