@@ -21,7 +21,7 @@ import subprocess
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import pandas as pd
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainValidator, ValidationError
@@ -38,6 +38,9 @@ from medbench.scoring import (
     score_answers,
 )
 from medbench.specs import ID_PATTERN, ModelSpec
+
+if TYPE_CHECKING:
+    from medbench.loading import SpecSet
 
 RECORD_SCHEMA_VERSION: Literal[3] = 3
 """2: a record and its sidecar's rows carry `parser_version`. 3: the models table gains
@@ -608,8 +611,14 @@ def image_processor_problems(display: str, record: Record) -> list[str]:
     ]
 
 
-def verify_record(path: Path, record: Record) -> list[str]:
-    """Re-derive every number of a record from its sidecar (and its base's, for the pairs)."""
+def verify_record(
+    path: Path, record: Record, specs: SpecSet | None = None, notes: list[str] | None = None
+) -> list[str]:
+    """Re-derive every number of a record from its sidecar (and its base's, for the pairs);
+    with `specs`, also the parses, truths and spec hashes (what could not be checked is
+    appended to `notes`)."""
+    from medbench.rederive import against_specs, check_ladder
+
     display = _display(path)
     problems = _placement(path, record)
     try:
@@ -660,11 +669,19 @@ def verify_record(path: Path, record: Record) -> list[str]:
     for name in TABLE_KEYS:
         derived = table_rows(getattr(tables, name), name, record.model_id)
         problems.extend(compare_rows(display, name, getattr(record, name), derived))
-    return problems
+    problems.extend(check_ladder(display, record, tables, _same))
+    sidecar = _display(path.parent / record.sidecar.path)
+    found = against_specs(display, sidecar, record, answers, specs)
+    if notes is not None:
+        notes.extend(found.notes)
+    return problems + found.problems
 
 
-def verify_records(folder: Path) -> list[str]:
-    """Every problem of every record under a leaderboard folder (an empty list: all verified)."""
+def verify_records(
+    folder: Path, specs: SpecSet | None = None, notes: list[str] | None = None
+) -> list[str]:
+    """Every problem of every record under a leaderboard folder (an empty list: all verified);
+    see `verify_record` for `specs` and `notes`."""
     problems: list[str] = []
     for path in record_paths(folder):
         try:
@@ -672,5 +689,5 @@ def verify_records(folder: Path) -> list[str]:
         except RecordError as e:
             problems.extend(str(e).splitlines())
             continue
-        problems.extend(verify_record(path, record))
+        problems.extend(verify_record(path, record, specs, notes))
     return problems
