@@ -485,23 +485,26 @@ def _issue(display: str, text: str, error: Any) -> str:
 
 MAPS_SUFFIX = ".tsne"
 """`<suite>/<model>.tsne/<task>.svg`: the probe stage's t-SNE maps published beside a record."""
-_UNSAFE_SVG = re.compile(
-    rb"<script|<foreignObject|javascript:|\bon[a-z]+\s*=|href\s*=\s*[\"'](?!#|data:image/png;)"
-    rb"|https?://(?!www\.w3\.org/)",
-    re.I,
-)
 
 
 def read_maps(record_path: Path) -> dict[str, bytes]:
-    """The t-SNE maps published beside a record (task -> SVG bytes), refusing any SVG that
-    could run script or load from elsewhere."""
+    """The t-SNE maps published beside a record (task -> SVG bytes), each rebuilt from an
+    allow-list of SVG parts; a map that is a link, or holds anything else, is refused."""
+    from medbench.svgsafe import clean_svg
+
     folder = record_path.with_name(record_path.stem + MAPS_SUFFIX)
+    if folder.is_symlink():
+        raise RecordError(f"{_display(folder)}: refusing a map folder that is a link")
     maps: dict[str, bytes] = {}
     for path in sorted(folder.glob("*.svg")) if folder.is_dir() else []:
-        data = path.read_bytes()
-        if _UNSAFE_SVG.search(data):
-            raise RecordError(f"{_display(path)}: refusing an SVG with script or external links")
-        maps[path.stem] = data
+        if path.is_symlink() or not path.is_file():
+            raise RecordError(f"{_display(path)}: refusing a map that is a link or not a file")
+        if not ID_RE.match(path.stem):
+            raise RecordError(f"{_display(path)}: a map is named by its task id")
+        try:
+            maps[path.stem] = clean_svg(path.read_bytes())
+        except ValueError as e:
+            raise RecordError(f"{_display(path)}: refusing the SVG: {e}") from e
     return maps
 
 

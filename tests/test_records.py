@@ -412,3 +412,19 @@ def test_read_record_over_the_size_limit_is_refused_unparsed(
     message = "leaderboard/quickstart/tiny.json:1:1: the record is over the 1 MiB limit"
     with pytest.raises(RecordError, match=f"^{re.escape(message)}$"):
         read_record(board / "quickstart" / "tiny.json")
+
+
+def test_publish_never_copies_a_map_that_is_a_link(tmp_path: Path) -> None:
+    from medbench.publish import copy_maps
+
+    source = tmp_path / "results" / "tsne" / "gen"
+    source.mkdir(parents=True)
+    (source / "pneumonia_cxr.svg").write_text("<svg/>")
+    secret = tmp_path / "id_rsa"
+    secret.write_text("PRIVATE KEY")
+    (source / "skin_lesion.svg").symlink_to(secret)
+    record = tmp_path / "leaderboard" / "quickstart" / "gen.json"
+    record.parent.mkdir(parents=True)
+    copy_maps(source, record)
+    published = record.with_name("gen.tsne")
+    assert sorted(p.name for p in published.iterdir()) == ["pneumonia_cxr.svg"]
