@@ -41,8 +41,8 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def resolve_data_path(raw: str, root: Path) -> Path:
-    """A spec's data path as a real path: `${MEDBENCH_DATA}/...` or relative to the project root."""
+def data_root(raw: str, root: Path) -> Path:
+    """The folder a spec's data path must stay in: `$MEDBENCH_DATA`, or the project's data/."""
     if raw.startswith(DATA_PREFIX):
         base = os.environ.get(DATA_ENV)
         if not base:
@@ -50,8 +50,30 @@ def resolve_data_path(raw: str, root: Path) -> Path:
                 f"{raw}: the environment variable {DATA_ENV} is not set. "
                 f"Set it to the folder holding the downloaded datasets."
             )
-        return Path(base) / raw[len(DATA_PREFIX) :].lstrip("/")
-    return root / raw
+        return Path(base)
+    return root / "data"
+
+
+def confine(path: Path, inside: Path, what: str) -> Path:
+    """`path` itself, after checking that its real path (links resolved) is inside `inside`."""
+    real, limit = os.path.realpath(path), os.path.realpath(inside)
+    if real != limit and not real.startswith(limit + os.sep):
+        raise DataError(
+            f"{path}: {what} resolves to {real}, outside the data root {limit} "
+            "(a symbolic link?). Keep data files inside the data root."
+        )
+    return path
+
+
+def resolve_data_path(raw: str, root: Path) -> Path:
+    """A spec's data path: `${MEDBENCH_DATA}/...` or relative to the project root, checked to
+    stay inside its data root with every symbolic link resolved."""
+    inside = data_root(raw, root)
+    if raw.startswith(DATA_PREFIX):
+        path = inside / raw[len(DATA_PREFIX) :].lstrip("/")
+    else:
+        path = root / raw
+    return confine(path, inside, "the data path")
 
 
 def _label_for(task: TaskSpec, source: DataSourceSpec, raw: str, where: str) -> str:
@@ -65,7 +87,9 @@ def _label_for(task: TaskSpec, source: DataSourceSpec, raw: str, where: str) -> 
     return label
 
 
-def _imagefolder(task: TaskSpec, source: DataSourceSpec, base: Path) -> list[tuple[str, Path, str]]:
+def _imagefolder(
+    task: TaskSpec, source: DataSourceSpec, base: Path, inside: Path
+) -> list[tuple[str, Path, str]]:
     if not base.is_dir():
         raise DataError(
             f"{base}: task {task.id!r}: image folder not found. {source.layout or ''}".strip()
@@ -77,12 +101,15 @@ def _imagefolder(task: TaskSpec, source: DataSourceSpec, base: Path) -> list[tup
         label = _label_for(task, source, folder.name, str(folder))
         for path in sorted(folder.rglob("*")):
             if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES:
+                confine(path, inside, "an image")
                 sample_id = path.relative_to(base).with_suffix("").as_posix()
                 rows.append((sample_id, path, label))
     return rows
 
 
-def _manifest(task: TaskSpec, source: DataSourceSpec, base: Path) -> list[tuple[str, Path, str]]:
+def _manifest(
+    task: TaskSpec, source: DataSourceSpec, base: Path, inside: Path
+) -> list[tuple[str, Path, str]]:
     if not base.is_file():
         raise DataError(f"{base}: task {task.id!r}: manifest not found.")
     rows = []
@@ -102,7 +129,8 @@ def _manifest(task: TaskSpec, source: DataSourceSpec, base: Path) -> list[tuple[
                     f"{base}:{line}: path {row['path']!r} must be relative, without '..'."
                 )
             label = _label_for(task, source, row["label"], f"{base}:{line}")
-            rows.append((rel.with_suffix("").as_posix(), base.parent / rel, label))
+            path = confine(base.parent / rel, inside, f"the image on line {line} of {base.name}")
+            rows.append((rel.with_suffix("").as_posix(), path, label))
     return rows
 
 
@@ -133,10 +161,11 @@ def load_samples(
     if source is None:
         raise DataError(f"task {task.id!r} has no {source_name!r} data source.")
     base = resolve_data_path(source.path, root)
+    inside = data_root(source.path, root)
     rows = (
-        _imagefolder(task, source, base)
+        _imagefolder(task, source, base, inside)
         if source.format == "imagefolder"
-        else _manifest(task, source, base)
+        else _manifest(task, source, base, inside)
     )
     if not rows:
         raise DataError(f"{base}: task {task.id!r}: no images found.")

@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    model_validator,
+)
 
 SCHEMA_VERSION = 1
 ID_PATTERN = r"^[a-z0-9][a-z0-9._-]*$"
@@ -17,6 +26,21 @@ VariantRef = Annotated[
     str, Field(pattern=r"^[a-z0-9][a-z0-9._-]*/[a-z0-9][a-z0-9._-]*$", max_length=161)
 ]
 """A variant of a prompt family, written `family/variant`."""
+REVISION_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*(/[A-Za-z0-9_][A-Za-z0-9_.-]*)*$")
+"""A branch or tag name (components joined by `/`, none starting with `.`) or a commit sha."""
+
+
+def check_revision(value: str) -> str:
+    """`value` if it is a branch, tag or commit sha; never a path (no `..`, no leading `/`)."""
+    if len(value) > 200 or not REVISION_RE.match(value) or ".." in value or value.endswith(".lock"):
+        raise ValueError(
+            f"not a branch, tag or 40-character commit sha, got {value[:60]!r}; a revision is "
+            "never a path"
+        )
+    return value
+
+
+Revision = Annotated[str, AfterValidator(check_revision)]
 
 
 class _Spec(BaseModel):
@@ -236,7 +260,7 @@ class ModelSpec(_Spec):
     """Fine-tuned for medicine."""
     repo: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
     """Hugging Face repository id."""
-    revision: str = Field(default="main", pattern=r"^[A-Za-z0-9_.\-/]+$")
+    revision: Revision = "main"
     """Branch, tag or commit; the cache key and records use the resolved commit sha."""
     path: str | None = None
     """Local checkpoint folder instead of a repository (in the data root or `${MEDBENCH_DATA}`)."""

@@ -69,6 +69,9 @@ def _path_problem(raw: str, root: Path) -> str | None:
     resolved = os.path.normpath(os.path.join(root, text))
     if resolved != data_root and not resolved.startswith(data_root + os.sep):
         return f"{show(raw)} resolves outside the data root (data/)."
+    real, real_root = os.path.realpath(resolved), os.path.realpath(data_root)
+    if real != real_root and not real.startswith(real_root + os.sep):
+        return f"{show(raw)} resolves outside the data root (data/) through a symbolic link."
     return None
 
 
