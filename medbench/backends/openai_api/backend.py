@@ -183,11 +183,15 @@ class OpenAIBackend:
                 )
             check_key_destination(self.spec.id, self.endpoint.base_url, self.endpoint.api_key_env)
             self._secrets = (key,)
+        from medbench.backends.openai_api.transport import BoundedTransport
+
+        transport = BoundedTransport(self.endpoint.base_url, self.endpoint.timeout_s)
         return openai.OpenAI(
             base_url=self.endpoint.base_url,
             api_key=key,
             timeout=self.endpoint.timeout_s,
             max_retries=0,
+            http_client=openai.DefaultHttpxClient(transport=transport),
         )
 
     def _refused(self, status: int, error: openai.APIStatusError) -> str:
