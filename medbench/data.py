@@ -30,6 +30,9 @@ class Sample:
     label: str
     """The task label id."""
     sha256: str
+    error: str | None = None
+    """Why the image could not be read when it was hashed (its jobs then fail, one by one);
+    `sha256` is then a marker unique to the path, never a content hash."""
 
 
 def sha256_file(path: Path) -> str:
@@ -174,7 +177,17 @@ def load_samples(
         dupe = min(i for i in set(ids) if ids.count(i) > 1)
         raise DataError(f"{base}: two images share the sample id {dupe!r}.")
     rows = _subsample(sorted(rows), limit_per_class, seed)
-    return [Sample(sample_id, path, label, hasher(path)) for sample_id, path, label in rows]
+    return [_sample(sample_id, path, label, hasher) for sample_id, path, label in rows]
+
+
+def _sample(sample_id: str, path: Path, label: str, hasher: Hasher) -> Sample:
+    """A sample with its image hash, or with the reason its image cannot be read."""
+    try:
+        return Sample(sample_id, path, label, hasher(path))
+    except OSError as e:
+        marker = "unreadable-" + hashlib.sha256(str(path).encode()).hexdigest()
+        reason = e.strerror or type(e).__name__
+        return Sample(sample_id, path, label, marker, f"image cannot be read: {path} ({reason})")
 
 
 def fingerprint(samples: list[Sample]) -> str:

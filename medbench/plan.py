@@ -85,6 +85,8 @@ class Plan:
     unavailable: dict[str, str] = field(default_factory=dict)
     """Models of the suite whose identity could not be resolved (e.g. a hub revision offline),
     with the reason: they have no jobs; the others are planned all the same."""
+    unreadable: dict[str, str] = field(default_factory=dict)
+    """Content key of a job whose image could not be read -> why (it fails without a model)."""
     _by_id: dict[tuple[str, str], Sample] = field(default_factory=dict, repr=False)
 
     def request(self, job: Job) -> Request:
@@ -229,6 +231,7 @@ def make_plan(
                 positive, majority = _baseline_hints(task, family, samples[t])
                 prompts[(f, variant.id, t)] = Prompt(rendered, family.answer, positive, majority)
     jobs: list[Job] = []
+    unreadable: dict[str, str] = {}
     sha256 = hashlib.sha256
     for m in model_ids:
         identity = identities[m]
@@ -244,9 +247,13 @@ def make_plan(
                     for s in samples[t]:
                         key = sha256(head + b'"' + s.sha256.encode() + b'"' + tail).hexdigest()
                         jobs.append(Job(key, m, t, f, v, s.id, s.label, pipeline))
-    return Plan(
+                        if s.error is not None:
+                            unreadable[key] = s.error
+    plan = Plan(
         suite, jobs, samples, identities, prompts, models=model_ids, unavailable=unavailable
     )
+    plan.unreadable.update(unreadable)
+    return plan
 
 
 def diagnose_messages(

@@ -94,7 +94,8 @@ def pending_work(
         if job.key in first_job:
             continue
         first_job[job.key] = job
-        work.setdefault(job.model, []).append(plan.request(job))
+        if job.key not in plan.unreadable:  # an unreadable image fails without a model
+            work.setdefault(job.model, []).append(plan.request(job))
     groups = [ModelWork(specs.models[m], plan.identities[m], reqs) for m, reqs in work.items()]
     return groups, list(first_job.values()), cached
 
@@ -228,7 +229,8 @@ def run_plan(
     job_of = {job.key: job for job in first_jobs}
     summary = RunSummary(planned=len(chosen), cached=cached)
     summary.failed_models.update(plan.unavailable)
-    todo = sum(len(w.requests) for w in work)
+    broken = [job for job in first_jobs if job.key in plan.unreadable]
+    todo = sum(len(w.requests) for w in work) + len(broken)
     stop = _StopFlag(console)
     with _progress(console, progress) as bar, stop.installed():
         task = bar.add_task(f"suite {plan.suite.id}", total=todo, hits=cached, failed=0, rate="")
@@ -272,6 +274,9 @@ def run_plan(
             rate = f"{(summary.ran + summary.failed) / elapsed:.1f} jobs/s" if elapsed > 0 else ""
             bar.update(task, advance=len(rows), failed=summary.failed, rate=rate)
 
+        if broken:
+            failed = [Output(text=None, error=plan.unreadable[job.key]) for job in broken]
+            sink([plan.request(job) for job in broken], failed)
         if work:
             load_executor(executor).execute(work, context, sink, stop)
     summary.interrupted = stop.stop
