@@ -15,7 +15,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from medbench.data import resolve_data_path, sha256_file
+from medbench.data import confine, data_root, resolve_data_path, sha256_file
 from medbench.errors import BackendError
 from medbench.specs import ModelSpec, check_revision
 from medbench.tiny.train import TrainingData, training_data
@@ -128,13 +128,18 @@ def resolve_hub_revision(repo: str, revision: str) -> str:
     return str(sha)
 
 
-def checkpoint_hash(folder: Path, hasher: Callable[[Path], str] = sha256_file) -> str:
-    """A hash over a local checkpoint's files (names and contents)."""
+def checkpoint_hash(
+    folder: Path, hasher: Callable[[Path], str] = sha256_file, *, inside: Path | None = None
+) -> str:
+    """A hash over a local checkpoint's files (names and contents), each confined to `inside`
+    (with links resolved) when given."""
     if not folder.is_dir():
         raise BackendError(f"{folder}: checkpoint folder not found.")
     digest = hashlib.sha256()
     for path in sorted(folder.rglob("*")):
         if path.is_file() and path.suffix in CHECKPOINT_SUFFIXES:
+            if inside is not None:
+                confine(path, inside, "a checkpoint file")
             digest.update(f"{path.relative_to(folder).as_posix()}\t{hasher(path)}\n".encode())
     return digest.hexdigest()
 
@@ -248,7 +253,7 @@ def resolve_identity(
         return ModelIdentity(_payload(spec, weights), revision, folder, training)
     if spec.path is not None:
         folder = resolve_data_path(spec.path, root)
-        digest = checkpoint_hash(folder, hasher)
+        digest = checkpoint_hash(folder, hasher, inside=data_root(spec.path, root))
         return ModelIdentity(_payload(spec, {"checkpoint": digest}), f"local:{digest}", folder)
     assert spec.repo is not None
     sha = resolve_hub_revision(spec.repo, spec.revision)

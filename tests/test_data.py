@@ -105,3 +105,19 @@ def test_resolve_hub_revision_never_reads_a_path(
     message = f"org/m@bad: the Hugging Face cache's ref {refs / 'bad'} does not hold a commit sha."
     with pytest.raises(BackendError, match=f"^{re.escape(message)}$"):
         resolve_hub_revision("org/m", "bad")
+
+
+def test_checkpoint_hash_refuses_a_checkpoint_file_linked_from_outside(project: Path) -> None:
+    from medbench.identity import checkpoint_hash
+
+    folder = project / "data" / "model"
+    folder.mkdir()
+    (folder / "config.json").write_text("{}")
+    (folder / "modeling_evil.py").symlink_to(project.parent / "secret.png")
+    message = (
+        f"{folder / 'modeling_evil.py'}: a checkpoint file resolves to "
+        f"{project.parent / 'secret.png'}, outside the data root {project / 'data'} "
+        "(a symbolic link?). Keep data files inside the data root."
+    )
+    with pytest.raises(DataError, match=f"^{re.escape(message)}$"):
+        checkpoint_hash(folder, inside=project / "data")
