@@ -98,7 +98,7 @@ def test_render_text_stops_a_template_running_past_its_time_budget() -> None:
         assert sys.gettrace() is tracer  # the previous tracer (coverage, a debugger) is back
     finally:
         sys.settrace(None)
-    assert time.perf_counter() - start < 3
+    assert time.perf_counter() - start < 30  # unbounded, the loops would run for hours
 
 
 def test_render_text_has_no_lipsum_global() -> None:
