@@ -446,6 +446,8 @@ def record_json(record: Record) -> str:
 def read_record(path: Path) -> Record:
     """Parse and validate one record; a RecordError names the file and every bad field."""
     display = _display(path)
+    if path.is_symlink():
+        raise RecordError(f"{display}:1:1: the record is a link; a record is a file of its own")
     try:
         with path.open("rb") as f:
             raw = f.read(MAX_RECORD_BYTES + 1)
@@ -581,6 +583,8 @@ def compare_rows(
 
 
 def _sidecar(folder: Path, name: str, sha256: str | None) -> pd.DataFrame:
+    if (folder / name).is_symlink():
+        raise RecordError(f"sidecar.path: {name} is a link; a sidecar is a file of its own")
     with (folder / name).open("rb") as f:
         raw = f.read(MAX_SIDECAR_BYTES + 1)
     if len(raw) > MAX_SIDECAR_BYTES:

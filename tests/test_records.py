@@ -428,3 +428,16 @@ def test_publish_never_copies_a_map_that_is_a_link(tmp_path: Path) -> None:
     copy_maps(source, record)
     published = record.with_name("gen.tsne")
     assert sorted(p.name for p in published.iterdir()) == ["pneumonia_cxr.svg"]
+
+
+def test_verify_records_refuses_records_and_sidecars_that_are_links(board: Path) -> None:
+    quickstart = board / "quickstart"
+    (quickstart / "tiny.answers.csv.gz").unlink()
+    (quickstart / "tiny.answers.csv.gz").symlink_to(Path("/dev/zero"))
+    (quickstart / "gen.json").unlink()
+    (quickstart / "gen.json").symlink_to(quickstart.resolve() / "med.json")
+    assert verify_records(board) == [
+        "leaderboard/quickstart/gen.json:1:1: the record is a link; a record is a file of its own",
+        "leaderboard/quickstart/tiny.json: sidecar.path: tiny.answers.csv.gz is a link; a "
+        "sidecar is a file of its own",
+    ]
