@@ -4,8 +4,9 @@ and whether today's specs are still the ones the record was made with.
 
 `verify` re-scores a record from its sidecar; a sidecar forged consistently (parsed equal to
 truth, tables re-derived) would still verify without these checks. The parser is called
-through its public import (`medbench.parsing.parse_answer`): a record made by another parser
-version re-parses differently, which is reported like any other mismatch.
+the way scoring calls it (`medbench.scoring.parse_job_answer`, over the public
+`medbench.parsing.parse_answer`); a record parsed by another `parser_version` than today's is
+stale (an error: its texts would not re-parse the same), like one made with changed prompts.
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ import pandas as pd
 
 from medbench.data import fingerprint, load_samples, sha256_file
 from medbench.errors import DataError
-from medbench.parsing import parse_answer
+from medbench.parsing import PARSER_VERSION
 from medbench.prompts import offered_options
+from medbench.scoring import parse_job_answer
 
 if TYPE_CHECKING:
     from medbench.loading import SpecSet
@@ -61,21 +63,24 @@ def _capped(where: str, what: str, found: list[str]) -> list[str]:
 
 def _expected_parse(row: Any, specs: SpecSet) -> tuple[str, str | None]:
     family = specs.families[row.family]
-    if family.answer == "yes_no":
-        result = parse_answer(row.text or "", ("yes", "no"))
-        return result.status, result.label
     task = specs.tasks[row.task]
     variant = next(v for v in family.variants if v.id == row.variant)
-    aliases = {label.name: list(label.aliases) for label in task.labels}
     options = offered_options(task, variant, family)
-    result = parse_answer(row.text or "", options, lettered=variant.lettered, aliases=aliases)
-    by_name = {label.name: label.id for label in task.labels}
-    return result.status, by_name[result.label] if result.label is not None else None
+    result, parsed = parse_job_answer(
+        row.text or "", task, family.answer, options, variant.lettered
+    )
+    return result.status, parsed
 
 
-def reparse(sidecar: str, answers: pd.DataFrame, specs: SpecSet) -> Findings:
+def reparse(sidecar: str, record: Record, answers: pd.DataFrame, specs: SpecSet) -> Findings:
     """Parse every answer text again and compare with the recorded status and parse."""
     out, found, missing = Findings(), [], set()
+    if record.parser_version != PARSER_VERSION:
+        out.problems.append(
+            f"{sidecar}: parser_version: stale: the answers were parsed by parser version "
+            f"{record.parser_version}, today's is {PARSER_VERSION}; rescore and republish"
+        )
+        return out
     rows: list[Any] = list(answers.itertuples(index=False))
     for i, row in enumerate(rows):
         where = f"{sidecar}:{i + 2}"
@@ -205,7 +210,7 @@ def against_specs(
         return Findings()
     out = Findings()
     for part in (
-        reparse(sidecar, answers, specs),
+        reparse(sidecar, record, answers, specs),
         check_truth(sidecar, record, answers, specs, sha256_file),
         check_spec_hashes(display, record, specs),
     ):

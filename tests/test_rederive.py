@@ -137,3 +137,19 @@ def test_verify_a_changed_prompt_is_stale_and_fails(project: SpecSet) -> None:
         f"{record}: spec_hashes: stale: task/pneumonia_cxr changed since the record was made "
         f"(recorded {old['task/pneumonia_cxr'][:12]}, today {task})"
     ) in notes
+
+
+def test_verify_answers_read_by_another_parser_version_are_stale(project: SpecSet) -> None:
+    from medbench.parsing import PARSER_VERSION
+
+    def edit(answers: pd.DataFrame) -> None:
+        answers["parser_version"] = PARSER_VERSION - 1
+
+    forge(edit)
+    data = json.loads(RECORD.read_text())
+    data["parser_version"] = PARSER_VERSION - 1
+    RECORD.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    assert verify_records(Path("leaderboard"), project) == [
+        f"{SIDECAR}: parser_version: stale: the answers were parsed by parser version "
+        f"{PARSER_VERSION - 1}, today's is {PARSER_VERSION}; rescore and republish"
+    ]
