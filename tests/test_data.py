@@ -89,8 +89,10 @@ def test_load_samples_refuses_a_manifest_row_through_a_link(project: Path) -> No
 def test_resolve_hub_revision_never_reads_a_path(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
     refs = tmp_path / "hub" / "models--org--m" / "refs"
     refs.mkdir(parents=True)
     (refs / "main").write_text("0123456789abcdef0123456789abcdef01234567\n")
