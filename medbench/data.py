@@ -35,6 +35,9 @@ class Sample:
     sha256: str
     group: str | None = None
     """The group (patient, source image) the source declares for this image; None: none."""
+    error: str | None = None
+    """Why the image could not be read when it was hashed (its jobs then fail, one by one);
+    `sha256` is then a marker unique to the path, never a content hash."""
 
 
 def sha256_file(path: Path) -> str:
@@ -46,8 +49,8 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def resolve_data_path(raw: str, root: Path) -> Path:
-    """A spec's data path as a real path: `${MEDBENCH_DATA}/...` or relative to the project root."""
+def data_root(raw: str, root: Path) -> Path:
+    """The folder a spec's data path must stay in: `$MEDBENCH_DATA`, or the project's data/."""
     if raw.startswith(DATA_PREFIX):
         base = os.environ.get(DATA_ENV)
         if not base:
@@ -55,8 +58,30 @@ def resolve_data_path(raw: str, root: Path) -> Path:
                 f"{raw}: the environment variable {DATA_ENV} is not set. "
                 f"Set it to the folder holding the downloaded datasets."
             )
-        return Path(base) / raw[len(DATA_PREFIX) :].lstrip("/")
-    return root / raw
+        return Path(base)
+    return root / "data"
+
+
+def confine(path: Path, inside: Path, what: str) -> Path:
+    """`path` itself, after checking that its real path (links resolved) is inside `inside`."""
+    real, limit = os.path.realpath(path), os.path.realpath(inside)
+    if real != limit and not real.startswith(limit + os.sep):
+        raise DataError(
+            f"{path}: {what} resolves to {real}, outside the data root {limit} "
+            "(a symbolic link?). Keep data files inside the data root."
+        )
+    return path
+
+
+def resolve_data_path(raw: str, root: Path) -> Path:
+    """A spec's data path: `${MEDBENCH_DATA}/...` or relative to the project root, checked to
+    stay inside its data root with every symbolic link resolved."""
+    inside = data_root(raw, root)
+    if raw.startswith(DATA_PREFIX):
+        path = inside / raw[len(DATA_PREFIX) :].lstrip("/")
+    else:
+        path = root / raw
+    return confine(path, inside, "the data path")
 
 
 def _label_for(task: TaskSpec, source: DataSourceSpec, raw: str, where: str) -> str:
@@ -87,7 +112,7 @@ def _name_group(source: DataSourceSpec, path: Path, where: str) -> str | None:
     return group
 
 
-def _imagefolder(task: TaskSpec, source: DataSourceSpec, base: Path) -> list[Row]:
+def _imagefolder(task: TaskSpec, source: DataSourceSpec, base: Path, inside: Path) -> list[Row]:
     if not base.is_dir():
         raise DataError(
             f"{base}: task {task.id!r}: image folder not found. {source.layout or ''}".strip()
@@ -99,12 +124,13 @@ def _imagefolder(task: TaskSpec, source: DataSourceSpec, base: Path) -> list[Row
         label = _label_for(task, source, folder.name, str(folder))
         for path in sorted(folder.rglob("*")):
             if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES:
+                confine(path, inside, "an image")
                 sample_id = path.relative_to(base).with_suffix("").as_posix()
                 rows.append((sample_id, path, label, _name_group(source, path, str(path))))
     return rows
 
 
-def _manifest(task: TaskSpec, source: DataSourceSpec, base: Path) -> list[Row]:
+def _manifest(task: TaskSpec, source: DataSourceSpec, base: Path, inside: Path) -> list[Row]:
     if not base.is_file():
         raise DataError(f"{base}: task {task.id!r}: manifest not found.")
     rows = []
@@ -125,13 +151,14 @@ def _manifest(task: TaskSpec, source: DataSourceSpec, base: Path) -> list[Row]:
                     f"{base}:{line}: path {row['path']!r} must be relative, without '..'."
                 )
             label = _label_for(task, source, row["label"], f"{base}:{line}")
+            path = confine(base.parent / rel, inside, f"the image on line {line} of {base.name}")
             if column:
                 group = (row[column] or "").strip() or None
                 if group is None:
                     raise DataError(f"{base}:{line}: the group column {column!r} is empty.")
             else:
                 group = _name_group(source, rel, f"{base}:{line}")
-            rows.append((rel.with_suffix("").as_posix(), base.parent / rel, label, group))
+            rows.append((rel.with_suffix("").as_posix(), path, label, group))
     return rows
 
 
@@ -160,10 +187,11 @@ def load_samples(
     if source is None:
         raise DataError(f"task {task.id!r} has no {source_name!r} data source.")
     base = resolve_data_path(source.path, root)
+    inside = data_root(source.path, root)
     rows = (
-        _imagefolder(task, source, base)
+        _imagefolder(task, source, base, inside)
         if source.format == "imagefolder"
-        else _manifest(task, source, base)
+        else _manifest(task, source, base, inside)
     )
     if not rows:
         raise DataError(f"{base}: task {task.id!r}: no images found.")
@@ -173,9 +201,19 @@ def load_samples(
         raise DataError(f"{base}: two images share the sample id {dupe!r}.")
     rows = _subsample(sorted(rows), limit_per_class, seed)
     return [
-        Sample(sample_id, path, label, hasher(path), group)
-        for sample_id, path, label, group in rows
+        _sample(sample_id, path, label, hasher, group) for sample_id, path, label, group in rows
     ]
+
+
+def _sample(sample_id: str, path: Path, label: str, hasher: Hasher, group: str | None) -> Sample:
+    """A sample with its image hash, or with the reason its image cannot be read."""
+    try:
+        return Sample(sample_id, path, label, hasher(path), group)
+    except OSError as e:
+        marker = "unreadable-" + hashlib.sha256(str(path).encode()).hexdigest()
+        reason = e.strerror or type(e).__name__
+        error = f"image cannot be read: {path} ({reason})"
+        return Sample(sample_id, path, label, marker, group, error=error)
 
 
 def fingerprint(samples: list[Sample]) -> str:

@@ -89,6 +89,8 @@ class Plan:
     unavailable: dict[str, str] = field(default_factory=dict)
     """Models of the suite whose identity could not be resolved (e.g. a hub revision offline),
     with the reason: they have no jobs; the others are planned all the same."""
+    unreadable: dict[str, str] = field(default_factory=dict)
+    """Content key of a job whose image could not be read -> why (it fails without a model)."""
     _by_id: dict[tuple[str, str], Sample] = field(default_factory=dict, repr=False)
 
     def request(self, job: Job) -> Request:
@@ -180,6 +182,22 @@ def _key_parts(
     return head.encode(), tail.encode()
 
 
+def _render_prompts(
+    specs: SpecSet, family_ids: list[str], task_ids: list[str], samples: dict[str, list[Sample]]
+) -> dict[tuple[str, str, str], Prompt]:
+    """Every (family, variant, task) prompt the plan's jobs use, rendered once."""
+    prompts: dict[tuple[str, str, str], Prompt] = {}
+    for f in family_ids:
+        family = specs.families[f]
+        for variant in family.variants:
+            for t in task_ids:
+                task = specs.tasks[t]
+                rendered = render(family, variant, task, ())
+                positive, majority = _baseline_hints(task, family, samples[t])
+                prompts[(f, variant.id, t)] = Prompt(rendered, family.answer, positive, majority)
+    return prompts
+
+
 def make_plan(
     specs: SpecSet,
     suite_id: str,
@@ -228,16 +246,9 @@ def make_plan(
     scored = list(family_ids)
     if stage is not None:
         scored += [stage.family, *stage.diagnose_families]
-    prompts: dict[tuple[str, str, str], Prompt] = {}
-    for f in sorted(set(scored)):
-        family = specs.families[f]
-        for variant in family.variants:
-            for t in task_ids:
-                task = specs.tasks[t]
-                rendered = render(family, variant, task, ())
-                positive, majority = _baseline_hints(task, family, samples[t])
-                prompts[(f, variant.id, t)] = Prompt(rendered, family.answer, positive, majority)
+    prompts = _render_prompts(specs, sorted(set(scored)), task_ids, samples)
     jobs: list[Job] = []
+    unreadable: dict[str, str] = {}
     sha256 = hashlib.sha256
     for m in model_ids:
         identity = identities[m]
@@ -253,11 +264,15 @@ def make_plan(
                     for s in samples[t]:
                         key = sha256(head + b'"' + s.sha256.encode() + b'"' + tail).hexdigest()
                         jobs.append(Job(key, m, t, f, v, s.id, s.label, pipeline))
+                        if s.error is not None:
+                            unreadable[key] = s.error
         if suite.noise_floor is not None:
             jobs.extend(_replicates(specs, suite, m, identity, prompts, samples))
-    return Plan(
+    plan = Plan(
         suite, jobs, samples, identities, prompts, models=model_ids, unavailable=unavailable
     )
+    plan.unreadable.update(unreadable)
+    return plan
 
 
 def noise_floor_samples(suite: SuiteSpec, task: str, samples: list[Sample]) -> list[Sample]:
@@ -280,7 +295,7 @@ def _replicates(
     for each task's noise-floor subset (direct answers only)."""
     jobs = []
     for t in sorted(samples):
-        subset = noise_floor_samples(suite, t, samples[t])
+        subset = [s for s in noise_floor_samples(suite, t, samples[t]) if s.error is None]
         for f in sorted(suite.prompt_families):
             family = specs.families[f]
             if family.answer == "text":

@@ -155,10 +155,12 @@ def pending_work(
         size = (batch_size or preferred_batch(spec)) if planned else len(mine)
         for batch in cut_batches(mine, size):
             missing = [job for job in batch if job.key not in done]
-            if missing:
-                first_jobs.extend(missing)
-                requests.extend(plan.request(job) for job in missing)
-                sizes.append(len(missing))
+            first_jobs.extend(missing)
+            # an unreadable image fails without a model
+            readable = [job for job in missing if job.key not in plan.unreadable]
+            if readable:
+                requests.extend(plan.request(job) for job in readable)
+                sizes.append(len(readable))
         if requests:
             batches = tuple(sizes) if planned else ()
             groups.append(ModelWork(spec, plan.identities[model], requests, batches))
@@ -294,7 +296,8 @@ def run_plan(
     job_of = {job.key: job for job in first_jobs}
     summary = RunSummary(planned=len(chosen), cached=cached)
     summary.failed_models.update(plan.unavailable)
-    todo = sum(len(w.requests) for w in work)
+    broken = [job for job in first_jobs if job.key in plan.unreadable]
+    todo = sum(len(w.requests) for w in work) + len(broken)
     stop = _StopFlag(console)
     with _progress(console, progress) as bar, stop.installed():
         task = bar.add_task(f"suite {plan.suite.id}", total=todo, hits=cached, failed=0, rate="")
@@ -340,6 +343,9 @@ def run_plan(
             rate = f"{(summary.ran + summary.failed) / elapsed:.1f} jobs/s" if elapsed > 0 else ""
             bar.update(task, advance=len(rows), failed=summary.failed, rate=rate)
 
+        if broken:
+            failed = [Output(text=None, error=plan.unreadable[job.key]) for job in broken]
+            sink([plan.request(job) for job in broken], failed)
         if work:
             load_executor(executor).execute(work, context, sink, stop)
     summary.interrupted = stop.stop

@@ -478,3 +478,57 @@ def test_run_answers_that_depend_on_batch_position_raise_the_noise_floor(
     assert row["noise_floor_n"] == 8
     assert row["noise_floor"] > 0
     assert row["above_noise_floor"] == (row["disagreement_lo"] > row["noise_floor_hi"])
+
+
+_HASH = Cache.hash_file
+
+
+def _unreadable(project: Path) -> Path:
+    return sorted((project / "data/sample/pneumonia_cxr/normal").glob("*.jpg"))[0]
+
+
+def test_run_image_unreadable_while_hashing_fails_only_its_jobs(tmp_path: Path) -> None:
+    project = make_project(tmp_path, models=("baseline-chance",), limit_per_class=None)
+    specs = load_specs(project / "specs")
+    bad = _unreadable(project)
+    with Cache(tmp_path / "c.sqlite") as cache:
+
+        def hasher(path: Path) -> str:
+            if path == bad:  # what a disk read error looks like
+                raise OSError(5, "Input/output error", str(path))
+            return cache.hash_file(path)
+
+        plan = make_plan(specs, "t", models_dir=tmp_path / "models", hasher=hasher)
+        summary = run_plan(plan, specs, cache, progress=False)
+        stored = cache.get_many(j.key for j in plan.jobs)
+    broken = [j for j in plan.jobs if j.sample == f"normal/{bad.stem}"]
+    assert len(broken) == 7 and summary.failed == 7 and summary.ran == len(plan.jobs) - 7
+    assert {stored[j.key].error for j in broken} == {
+        f"image cannot be read: {bad} (Input/output error)"
+    }
+    assert dict(summary.failures) == {"image cannot be read": 7}
+
+
+def test_run_command_exits_1_and_says_how_many_jobs_failed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from medbench.cli import app
+
+    project = make_project(tmp_path, models=("baseline-chance",), limit_per_class=None)
+    bad = _unreadable(project)
+
+    def hash_file(self: Cache, path: Path) -> str:
+        if path == bad:
+            raise OSError(5, "Input/output error", str(path))
+        return _HASH(self, path)
+
+    monkeypatch.setattr(Cache, "hash_file", hash_file)
+    argv = ["run", str(project / "specs"), "--suite", "t", "--cache", str(tmp_path / "c.sqlite")]
+    result = CliRunner().invoke(app, [*argv, "--no-score"])
+    assert result.exit_code == 1, result.output
+    total = 7 * len(list((project / "data/sample/pneumonia_cxr").rglob("*.jpg")))
+    assert result.output.splitlines()[-1] == (
+        f"7 of {total} jobs failed (not stored as answers); rerun to retry them."
+    )

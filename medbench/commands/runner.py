@@ -147,9 +147,15 @@ def run(
             score_and_report(spec_set, the_plan, store, results, console, probe_context)
     if score and site:
         build_local_site(spec_set, suite, results, console)
+    if summary.failed:
+        console.print(
+            f"{summary.failed} of {summary.planned} jobs failed (not stored as answers); "
+            "rerun to retry them."
+        )
     if summary.failed_models:
         failed = ", ".join(sorted(summary.failed_models))
         console.print(f"[red]Failed models: {failed} (see above); the others were scored.")
+    if summary.failed_models or summary.failed:
         raise typer.Exit(1)
 
 
