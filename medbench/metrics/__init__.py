@@ -24,6 +24,15 @@ frozen dataclasses out. Conventions:
 """
 
 from medbench.metrics._bootstrap import CONFIDENCE, Estimate
+from medbench.metrics._calibration import (
+    ECE_BINS,
+    RiskCoverage,
+    brier,
+    confidence,
+    ece,
+    risk_coverage,
+    softmax,
+)
 from medbench.metrics._circular import NO_CONSENSUS, all_variants_f1, consensus
 from medbench.metrics._classification import (
     VariantScores,
@@ -67,19 +76,24 @@ from medbench.metrics._paired import (
 __all__ = [
     "CONFIDENCE",
     "NO_CONSENSUS",
+    "ECE_BINS",
     "REFUSAL",
     "UNPARSEABLE",
     "Estimate",
     "FamilyScores",
     "McNemarResult",
+    "RiskCoverage",
     "TaskAnswers",
     "VariantScores",
     "accuracy",
     "all_variants_f1",
     "balanced_accuracy",
+    "brier",
     "chance_f1",
     "consensus",
+    "confidence",
     "disagreement",
+    "ece",
     "f1_all",
     "f1_answered",
     "fleiss_kappa",
@@ -94,9 +108,11 @@ __all__ = [
     "pdr",
     "refusal_flip_rate",
     "refusal_rate",
+    "risk_coverage",
     "score_family",
     "score_variant",
     "score_variants",
+    "softmax",
     "spread",
     "unparseable_rate",
     "worse_than_chance",
