@@ -315,6 +315,14 @@ class TaskSubset(_Spec):
     """Why this task is evaluated on a subset (shown by `medbench plan`)."""
 
 
+class LikelihoodStage(_Spec):
+    """Option log-likelihoods: which offered option does the model itself find most likely?"""
+
+    answer: Literal["total", "mean"] = "total"
+    """The normalisation whose argmax is the likelihood answer on the ladder: `total` (the sum
+    of the option's token log-probabilities) or `mean` (per token). Both are reported."""
+
+
 class SuiteSpec(_Spec):
     """Which tasks x prompt families x models to run, on which data."""
 
@@ -334,6 +342,8 @@ class SuiteSpec(_Spec):
     """Tasks evaluated on a fixed, stated subset of their images, by task id."""
     describe: DescribeStage | None = None
     probe: ProbeStage | None = None
+    likelihood: LikelihoodStage | None = None
+    """Score each offered option's log-likelihood (closed families, hf models)."""
 
     @model_validator(mode="after")
     def _no_repeats(self) -> SuiteSpec:
