@@ -282,3 +282,26 @@ def test_answers_frame_takes_the_argmax_of_each_normalisation() -> None:
     assert (total["parsed"].iloc[0], bool(total["correct"].iloc[0])) == ("no_tumor", False)
     assert (mean["parsed"].iloc[0], bool(mean["correct"].iloc[0])) == ("glioma", True)
     assert (list(total["pipeline"]), list(mean["rule"])) == (["likelihood/total"], ["argmax_mean"])
+
+
+def test_run_command_computes_then_score_command_rereads_the_likelihood_stage(
+    project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from medbench.cli import app
+
+    monkeypatch.chdir(project)
+    cache = tmp_path / "cache" / "answers.sqlite"
+    common = ["specs", "--suite", "t", "--cache", str(cache), "--results", "results"]
+    run = CliRunner().invoke(app, ["run", *common, "--no-site", "--device", "cpu"])
+    assert run.exit_code == 0, run.output
+    assert "likelihood: 48 jobs planned: 0 cached, 48 ran, 0 failed" in run.output
+    assert "  tiny-gemma3 / pneumonia_cxr: likelihood f1_all " in run.output
+    first = (project / "results/t/likelihood/calibration.csv").read_bytes()
+    again = CliRunner().invoke(app, ["score", *common])
+    assert again.exit_code == 0, again.output
+    assert "likelihood: 48 jobs planned: 48 cached, 0 ran, 0 failed, 0 forward passes." in (
+        again.output
+    )
+    assert (project / "results/t/likelihood/calibration.csv").read_bytes() == first
