@@ -147,6 +147,31 @@ def test_option_scorer_reports_an_undecodable_image_and_scores_the_rest(
     assert scores[1].error is not None and scores[1].error.startswith("ImageError: ")
 
 
+def test_option_scorer_retries_alone_the_requests_of_a_batch_out_of_memory(
+    tiny_gemma3_dir: Path, sample_images: list[Path], open_backend: Any
+) -> None:
+    requests = requests_for(sample_images[:3])
+    scorer = OptionScorer(open_backend("gemma3", tiny_gemma3_dir, batch_size=9))
+    expected = [s.total for s in scorer.score(requests)]
+    real, sizes, fits = scorer._forward, [], [1]
+
+    def forward(batch: list[Any]) -> list[list[float]]:
+        sizes.append(len(batch))
+        if len(batch) not in fits:
+            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+        return real(batch)
+
+    scorer._forward = forward  # type: ignore[method-assign]
+    retried = scorer.score(requests)
+    assert sizes == [3, 1, 1, 1]
+    assert [s.total for s in retried] == expected
+    fits.clear()  # now a request's options alone run out of memory
+    again = scorer.score(requests[:2])
+    assert [s.error for s in again] == [
+        "out of memory scoring 3 options: CUDA out of memory (simulated)"
+    ] * 2
+
+
 # the job kind and the stage
 
 

@@ -74,7 +74,18 @@ class OptionScorer:
                 results[index] = OptionScores(request.options, error=f"{type(e).__name__}: {e}")
         for batch in self._batches(encoded):
             start = perf_counter()
-            totals = self._forward(batch)
+            try:
+                totals = self._forward(batch)
+            except torch.OutOfMemoryError as e:
+                self.backend._release_memory()
+                if len(batch) == 1:  # its options alone do not fit: record why
+                    index = batch[0].index
+                    error = f"out of memory scoring {len(batch[0].spans)} options: {e}"
+                    results[index] = OptionScores(requests[index].options, error=error)
+                    continue
+                for item in batch:  # retry the requests one by one (each still in one pass)
+                    results[item.index] = self.score([requests[item.index]])[0]
+                continue
             share = (perf_counter() - start) / len(batch)
             for item, total in zip(batch, totals, strict=True):
                 options = requests[item.index].options
