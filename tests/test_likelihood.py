@@ -16,7 +16,7 @@ import torch
 from medbench.backends.base import BackendContext, Request
 from medbench.backends.hf import HFBackend
 from medbench.backends.hf.chat import conversation
-from medbench.backends.hf.likelihood import OptionScorer, OptionScores
+from medbench.backends.hf.likelihood import AUTO_ROWS, OptionScorer, OptionScores
 from medbench.cache import Cache
 from medbench.images import load_image, sha256_file
 from medbench.likelihood import (
@@ -133,6 +133,20 @@ def test_option_scorer_is_batch_invariant_on_cpu(
     assert (one.forward_passes, many.forward_passes) == (6, 2)
     for a, b in zip(alone, batched, strict=True):
         np.testing.assert_allclose(a.total, b.total, rtol=0, atol=1e-6)
+
+
+def test_option_scorer_batches_at_least_auto_rows_when_the_batch_size_is_automatic(
+    tiny_gemma3_dir: Path, sample_images: list[Path]
+) -> None:
+    context = BackendContext(device="cpu", checkpoint_dir=tiny_gemma3_dir)
+    backend = HFBackend(tiny_model_spec("gemma3", dtype="float32"), context)
+    try:
+        scorer = OptionScorer(backend)
+        assert (backend.batch_size, scorer.rows) == (1, AUTO_ROWS)
+        scorer.score(requests_for(sample_images[:4], ("yes", "no")))
+        assert scorer.forward_passes == 1
+    finally:
+        backend.close()
 
 
 def test_option_scorer_reports_an_undecodable_image_and_scores_the_rest(

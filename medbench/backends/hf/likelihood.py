@@ -55,12 +55,24 @@ class _Encoded:
     merged: list[bool]
 
 
+AUTO_ROWS = 8
+"""Option rows per forward pass when the backend's batch size is automatic (it starts at 1
+for generation; a pass that runs out of memory is split per request)."""
+
+
 class OptionScorer:
     """Scores options with a loaded HFBackend; counts its forward passes."""
 
     def __init__(self, backend: HFBackend) -> None:
         self.backend = backend
         self.forward_passes = 0
+
+    @property
+    def rows(self) -> int:
+        """Option rows per forward pass: the backend's batch size, at least AUTO_ROWS when
+        that size is automatic."""
+        size = self.backend.batch_size
+        return max(size, AUTO_ROWS) if self.backend.sizer.auto else size
 
     def score(self, requests: Sequence[Request]) -> list[OptionScores]:
         """The scores of every request's `options`, in order (all options of a request in one
@@ -104,7 +116,7 @@ class OptionScorer:
         batches: list[list[_Encoded]] = []
         rows = 0
         for item in encoded:
-            fits = batches and rows + len(item.spans) <= self.backend.batch_size
+            fits = batches and rows + len(item.spans) <= self.rows
             if fits and _stackable(batches[-1][0].prompt, item.prompt):
                 batches[-1].append(item)
                 rows += len(item.spans)
@@ -217,4 +229,4 @@ def _stackable(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
 _TOKEN_FIELDS = ("input_ids", "attention_mask", "token_type_ids", "mm_token_type_ids")
 
 
-__all__ = ["OptionScorer", "OptionScores"]
+__all__ = ["AUTO_ROWS", "OptionScorer", "OptionScores"]
