@@ -115,7 +115,8 @@ def score_suite(
     test_models = {m for m in plan.models if specs.models[m].test_model}
     write_results(out, plan.suite.id, answers, tables, layout, sorted(test_models))
     ladder = None
-    scores, lines = tables.scores, tuple[str, ...]()
+    scores = tables.scores
+    lines: tuple[str, ...] = ()
     if plan.suite.likelihood is not None:
         from medbench.likelihood import ladder_scores, run_likelihood_stage, summary_lines
 

@@ -129,6 +129,7 @@ def answers_frame(items: pd.DataFrame, norm: str) -> pd.DataFrame:
                 "answer",
                 parsed,
                 f"argmax_{norm}",
+                None,  # parser_version: no text was parsed
                 parsed == item["truth"],
             )
         )
