@@ -85,6 +85,8 @@ class ScoredSuite:
     test_models: set[str]
     ladder: pd.DataFrame | None = None
     """The knowledge ladder, when the probe stage ran."""
+    likelihood_lines: tuple[str, ...] = ()
+    """What the likelihood stage did and found, when the suite has one."""
 
 
 def score_suite(
@@ -93,9 +95,11 @@ def score_suite(
     cache: Cache,
     results: Path,
     probe_context: BackendContext | None = None,
+    likelihood_context: BackendContext | None = None,
 ) -> ScoredSuite:
     """Score a plan's cached answers into `results/<suite>/`; with `probe_context`, also run
-    the suite's probe stage (it may load the models)."""
+    the suite's probe stage (it may load the models); score the likelihood stage, computing
+    its missing option scores with `likelihood_context`."""
     from medbench.scoring import collect_answers, make_layout, score_answers
 
     answers = collect_answers(specs, plan, cache)
@@ -110,11 +114,17 @@ def score_suite(
     test_models = {m for m in plan.models if specs.models[m].test_model}
     write_results(out, plan.suite.id, answers, tables, layout, sorted(test_models))
     ladder = None
+    scores = tables.scores
+    lines: tuple[str, ...] = ()
+    if plan.suite.likelihood is not None:
+        from medbench.likelihood import ladder_scores, run_likelihood_stage, summary_lines
+
+        result = run_likelihood_stage(specs, plan, cache, answers, layout, out, likelihood_context)
+        lines = tuple(summary_lines(result))
+        scores = pd.concat([scores, ladder_scores(result)], ignore_index=True)
     if probe_context is not None and plan.suite.probe is not None:
         from medbench.probe.ladder import run_probe_stage
 
-        ladder = run_probe_stage(
-            specs, plan, cache.path, answers, tables.scores, out, probe_context
-        )
+        ladder = run_probe_stage(specs, plan, cache.path, answers, scores, out, probe_context)
     missing = len(planned) - len(answers)
-    return ScoredSuite(out, answers, tables, layout, missing, test_models, ladder)
+    return ScoredSuite(out, answers, tables, layout, missing, test_models, ladder, lines)

@@ -390,6 +390,14 @@ class NoiseFloorSpec(_Spec):
     """How many images of each task (a seeded subset, the same for every model) to replicate."""
 
 
+class LikelihoodStage(_Spec):
+    """Option log-likelihoods: which offered option does the model itself find most likely?"""
+
+    answer: Literal["total", "mean"] = "total"
+    """The normalisation whose argmax is the likelihood answer on the ladder: `total` (the sum
+    of the option's token log-probabilities) or `mean` (per token). Both are reported."""
+
+
 class SuiteSpec(_Spec):
     """Which tasks x prompt families x models to run, on which data."""
 
@@ -411,6 +419,8 @@ class SuiteSpec(_Spec):
     probe: ProbeStage | None = None
     noise_floor: NoiseFloorSpec | None = None
     """Replicate the reference variants to measure how often answers change with batching alone."""
+    likelihood: LikelihoodStage | None = None
+    """Score each offered option's log-likelihood (closed families, hf models)."""
 
     @model_validator(mode="after")
     def _no_repeats(self) -> SuiteSpec:

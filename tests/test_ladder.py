@@ -150,6 +150,32 @@ def test_reading_names_where_the_knowledge_is_lost(
     assert reading(chance, answers, probes, pixels, described) == expected
 
 
+@pytest.mark.parametrize(
+    ("answers", "likelihood", "expected"),
+    [
+        (
+            0.55,
+            0.9,
+            "the answers are near chance (0.55, chance 0.50); no encoder probe; the model "
+            "prefers the right option but does not say it (likelihood answers 0.90)",
+        ),
+        (
+            0.9,
+            0.6,
+            "the answers are above chance (0.90, chance 0.50); no encoder probe; its option "
+            "likelihoods (0.60) know less than it says",
+        ),
+        (0.55, 0.6, "the answers are near chance (0.55, chance 0.50); no encoder probe"),
+        (0.55, NAN, "the answers are near chance (0.55, chance 0.50); no encoder probe"),
+    ],
+    ids=["prefers-but-does-not-say", "says-more-than-it-prefers", "within-margin", "no-likelihood"],
+)
+def test_reading_places_the_likelihood_rung_after_the_answers(
+    answers: float, likelihood: float, expected: str
+) -> None:
+    assert reading(0.5, answers, {}, likelihood=likelihood) == expected
+
+
 def score_row(model: str, family: str, variant: str, pipeline: str, f1: float) -> dict[str, Any]:
     return {
         "model": model,
@@ -186,6 +212,8 @@ def test_ladder_rows_combine_answers_probes_and_pixels() -> None:
             score_row("m", "closed", "plain", "direct", 0.4),
             score_row("m", "closed", "terse", "direct", 0.6),
             score_row("m", "yes_no", "plain", "direct", 0.99),
+            score_row("m", "closed", "plain", "likelihood/total", 0.8),
+            score_row("m", "closed", "terse", "likelihood/total", 0.7),
             score_row("m", "closed", "plain", "described/findings/llm", 0.7),
             score_row("m", "closed", "terse", "described/findings/llm", 0.65),
             score_row("base", "closed", "plain", "direct", 0.5),
@@ -203,13 +231,16 @@ def test_ladder_rows_combine_answers_probes_and_pixels() -> None:
     assert list(ladder.columns) == LADDER_COLUMNS
     assert list(zip(ladder["model"], ladder["task"], strict=True)) == [("base", "t1"), ("m", "t1")]
     m = ladder.iloc[1].to_dict()
-    assert {k: m[k] for k in LADDER_COLUMNS[:8]} == {
+    assert {k: m[k] for k in LADDER_COLUMNS[:11]} == {
         "model": "m",
         "task": "t1",
         "chance_f1": 0.5,
         "direct_f1_mean": pytest.approx(0.5),
         "direct_f1_best": 0.6,
         "direct_best_variant": "closed/terse",
+        "likelihood_f1_mean": pytest.approx(0.75),
+        "likelihood_f1_best": 0.8,
+        "likelihood_best_variant": "closed/plain",
         "described_f1": 0.7,
         "described_best": "described/findings/llm/closed/plain",
     }
@@ -220,9 +251,14 @@ def test_ladder_rows_combine_answers_probes_and_pixels() -> None:
     )
     assert m["pixel_f1"] == 0.7
     assert m["reading"].startswith("the encoder separates the classes (vision probe 0.90)")
+    assert (
+        "; the model prefers the right option but does not say it (likelihood answers 0.75)"
+        in (m["reading"])
+    )
     base = ladder.iloc[0].to_dict()
     assert math.isnan(base["probe_vision_f1"]) and base["pixel_f1"] == 0.7
     assert (base["described_best"], math.isnan(base["described_f1"])) == ("", True)
+    assert (base["likelihood_best_variant"], math.isnan(base["likelihood_f1_mean"])) == ("", True)
 
 
 def test_ladder_rows_of_a_model_probed_but_not_scored_take_the_probe_chance() -> None:

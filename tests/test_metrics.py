@@ -126,10 +126,15 @@ def _pair(seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 NOT_REGISTERED = {
     "as_clusters",
+    "brier",
     "chance_f1",
     "consensus",
     "mean_all_variants_f1",
     "mean_worst_f1",
+    "confidence",
+    "ece",
+    "risk_coverage",
+    "softmax",
     "fragility_index",
     "group_units",
     "mcnemar_clustered",
@@ -141,7 +146,8 @@ NOT_REGISTERED = {
     "score_variants",
     "worse_than_chance",
 }
-"""Public functions that are not a metric of answers: tested on their own below."""
+"""Public functions that are not a metric of answers (calibration takes probabilities):
+tested on their own below."""
 
 
 def test_every_metric_is_in_a_property_set_and_every_member_exists() -> None:
@@ -665,3 +671,100 @@ def test_invalid_input_is_rejected_with_a_clear_message(
 ) -> None:
     with pytest.raises(ValueError, match=rf"^{message}$"):
         call()
+
+
+# calibration of probabilities over options
+
+
+def make_probs(seed: int, n: int = N, k: int = K) -> tuple[np.ndarray, np.ndarray]:
+    """Probabilities over k options that lean toward the truth, with ties on a coarse grid."""
+    rng = np.random.default_rng(seed)
+    truth = rng.integers(0, k, n)
+    logits = rng.normal(size=(n, k)) + 1.5 * np.eye(k)[truth]
+    logits = np.round(logits, 1)  # coarse: some items share a confidence
+    return metrics.softmax(logits), truth
+
+
+def brute_force_ece(probs: np.ndarray, truth: np.ndarray, bins: int) -> float:
+    """Item by item into right-closed bins (lo, hi], a confidence of 0 in the first."""
+    total = 0.0
+    for b in range(bins):
+        lo, hi = b / bins, (b + 1) / bins
+        members = []
+        for p, t in zip(probs, truth, strict=True):
+            top = max(range(len(p)), key=lambda i: (p[i], -i))
+            c = p[top]
+            if (lo < c <= hi) or (b == 0 and c == 0):
+                members.append((c, top == t))
+        if members:
+            conf = sum(c for c, _ in members) / len(members)
+            acc = sum(ok for _, ok in members) / len(members)
+            total += len(members) / len(truth) * abs(acc - conf)
+    return total
+
+
+@pytest.mark.parametrize("k", [2, 3, 4])
+def test_brier_equals_sklearn_brier_score_loss(seed: int, k: int) -> None:
+    from sklearn.metrics import brier_score_loss
+
+    probs, truth = make_probs(seed, k=k)
+    if k == 2:
+        expected = brier_score_loss(truth, probs[:, 1])
+    else:
+        expected = brier_score_loss(truth, probs, labels=list(range(k)))
+    assert metrics.brier(probs, truth) == pytest.approx(expected, abs=1e-9)
+
+
+@pytest.mark.parametrize("bins", [1, 10, 15])
+def test_ece_equals_a_brute_force_computation(seed: int, bins: int) -> None:
+    probs, truth = make_probs(seed)
+    assert metrics.ece(probs, truth, bins) == pytest.approx(
+        brute_force_ece(probs, truth, bins), abs=1e-9
+    )
+
+
+def test_ece_of_a_perfectly_calibrated_and_an_overconfident_model() -> None:
+    # confidence 0.75 in each item, three in four right: calibrated
+    probs = np.array([[0.75, 0.25]] * 4)
+    assert metrics.ece(probs, np.array([0, 0, 0, 1])) == pytest.approx(0.0, abs=1e-12)
+    assert metrics.ece(probs, np.array([1, 1, 1, 1])) == pytest.approx(0.75)
+
+
+def test_risk_coverage_matches_a_brute_force_curve_and_area(seed: int) -> None:
+    probs, truth = make_probs(seed)
+    curve = metrics.risk_coverage(probs, truth)
+    pred, conf = probs.argmax(axis=1), probs.max(axis=1)
+    thresholds = sorted(set(conf.tolist()), reverse=True)
+    assert curve.thresholds == tuple(thresholds)
+    area, previous = 0.0, 0.0
+    for threshold, coverage, risk in zip(thresholds, curve.coverage, curve.risk, strict=True):
+        answered = [i for i in range(len(truth)) if conf[i] >= threshold]
+        assert coverage == pytest.approx(len(answered) / len(truth), abs=1e-12)
+        wrong = sum(pred[i] != truth[i] for i in answered)
+        assert risk == pytest.approx(wrong / len(answered), abs=1e-12)
+        area += (coverage - previous) * risk
+        previous = coverage
+    assert curve.coverage[-1] == 1.0
+    assert curve.aurc == pytest.approx(area, abs=1e-9)
+
+
+def test_risk_coverage_area_without_ties_is_the_mean_risk_of_the_top_k() -> None:
+    probs = np.array([[0.9, 0.1], [0.2, 0.8], [0.7, 0.3], [0.4, 0.6]])
+    truth = np.array([0, 0, 0, 1])  # the second most confident item is wrong
+    risks = [0 / 1, 1 / 2, 1 / 3, 1 / 4]
+    assert metrics.risk_coverage(probs, truth).aurc == pytest.approx(sum(risks) / 4, abs=1e-12)
+
+
+def test_calibration_rejects_mismatched_shapes() -> None:
+    with pytest.raises(
+        ValueError, match=r"^expected probs \(N, K\) and truth \(N,\), got \(2, 2\) and \(3,\)$"
+    ):
+        metrics.brier(np.full((2, 2), 0.5), np.zeros(3, dtype=int))
+    with pytest.raises(ValueError, match=r"^truth indices must lie in 0\.\.1$"):
+        metrics.ece(np.full((2, 2), 0.5), np.array([0, 2]))
+
+
+def test_softmax_rows_sum_to_one_and_keep_the_order() -> None:
+    p = metrics.softmax([[-1000.0, -1001.0], [0.0, 0.0]])
+    assert p.sum(axis=1) == pytest.approx([1.0, 1.0])
+    assert p[0, 0] > p[0, 1] and p[1, 0] == p[1, 1]

@@ -144,7 +144,7 @@ def run(
             raise typer.Exit(130)
         if score:
             probe_context = context if probe else None
-            score_and_report(spec_set, the_plan, store, results, console, probe_context)
+            score_and_report(spec_set, the_plan, store, results, console, probe_context, context)
     if score and site:
         build_local_site(spec_set, suite, results, console)
     if summary.failed:

@@ -29,6 +29,15 @@ frozen dataclasses out. Conventions:
 """
 
 from medbench.metrics._bootstrap import CONFIDENCE, Estimate
+from medbench.metrics._calibration import (
+    ECE_BINS,
+    RiskCoverage,
+    brier,
+    confidence,
+    ece,
+    risk_coverage,
+    softmax,
+)
 from medbench.metrics._circular import NO_CONSENSUS, all_variants_f1, consensus
 from medbench.metrics._classification import (
     VariantScores,
@@ -75,11 +84,13 @@ from medbench.metrics._units import Units, as_clusters, group_units
 __all__ = [
     "CONFIDENCE",
     "NO_CONSENSUS",
+    "ECE_BINS",
     "REFUSAL",
     "UNPARSEABLE",
     "Estimate",
     "FamilyScores",
     "McNemarResult",
+    "RiskCoverage",
     "TaskAnswers",
     "Units",
     "VariantScores",
@@ -87,9 +98,12 @@ __all__ = [
     "all_variants_f1",
     "as_clusters",
     "balanced_accuracy",
+    "brier",
     "chance_f1",
     "consensus",
+    "confidence",
     "disagreement",
+    "ece",
     "f1_all",
     "f1_answered",
     "fleiss_kappa",
@@ -107,9 +121,11 @@ __all__ = [
     "pdr",
     "refusal_flip_rate",
     "refusal_rate",
+    "risk_coverage",
     "score_family",
     "score_variant",
     "score_variants",
+    "softmax",
     "spread",
     "unparseable_rate",
     "worse_than_chance",

@@ -1,9 +1,11 @@
 """The knowledge ladder: where between the image and the answer is the diagnosis lost?
 
-Per (model, task): chance, the closed question's `f1_all` (mean and best variant), describe
-then diagnose, a linear probe on each of the model's embeddings, and a probe on raw pixels,
-with a one-line reading. `run_probe_stage` measures the probes for a planned suite and writes
-`probe.csv`, `ladder.csv` and a t-SNE map per (model, task).
+Per (model, task), in rung order: chance, the closed question's generated `f1_all` (mean and
+best variant), the likelihood answers' `f1_all` (the offered option the model finds most
+likely; mean and best variant), describe then diagnose, a linear probe on each of the model's
+embeddings, and a probe on raw pixels, with a one-line reading. `run_probe_stage` measures
+the probes for a planned suite and writes `probe.csv`, `ladder.csv` and a t-SNE map per
+(model, task).
 """
 
 from __future__ import annotations
@@ -59,6 +61,9 @@ LADDER_COLUMNS = [
     "direct_f1_mean",
     "direct_f1_best",
     "direct_best_variant",
+    "likelihood_f1_mean",
+    "likelihood_f1_best",
+    "likelihood_best_variant",
     "described_f1",
     "described_best",
     "probe_vision_f1",
@@ -88,13 +93,34 @@ def reading(
     probes: dict[str, float],
     pixels: float = math.nan,
     described: float = math.nan,
+    likelihood: float = math.nan,
 ) -> str:
     """One line on where the knowledge is lost, from fixed thresholds (see the constants).
 
-    `answers` is the direct `f1_all` (mean over variants); `probes` maps an embedding to its
-    probe F1, the best of which speaks for the encoder.
+    `answers` is the direct `f1_all` (mean over variants); `likelihood` the same of the
+    likelihood answers; `probes` maps an embedding to its probe F1, the best of which speaks
+    for the encoder.
     """
     c, a = _num(chance), _num(answers)
+    line = _encoder_reading(c, a, probes)
+    lk, d, x = _num(likelihood), _num(described), _num(pixels)
+    if not math.isnan(a) and lk >= a + NEAR_CHANCE:
+        line += (
+            f"; the model prefers the right option but does not say it "
+            f"(likelihood answers {lk:.2f})"
+        )
+    elif not math.isnan(lk) and not math.isnan(a) and lk <= a - NEAR_CHANCE:
+        line += f"; its option likelihoods ({lk:.2f}) know less than it says"
+    if not math.isnan(a) and d >= a + NEAR_CHANCE:
+        line += f"; describing first recovers some ({d:.2f})"
+    found = [f for f in (_num(f) for f in probes.values()) if not math.isnan(f)]
+    if found and x >= max(found) + NEAR_CHANCE:
+        line += f"; raw pixels separate the classes better ({x:.2f})"
+    return line
+
+
+def _encoder_reading(c: float, a: float, probes: dict[str, float]) -> str:
+    """The reading's first clause: the generated answers against the encoder probe."""
     found = {kind: f for kind, f in probes.items() if not math.isnan(_num(f))}
     if math.isnan(a) and not found:
         return "nothing measured"
@@ -135,11 +161,6 @@ def reading(
             f"the answers ({a:.2f}) beat chance ({c:.2f}) although a linear probe on the "
             f"encoder does not ({probe_text}): the model reads more than a linear probe finds"
         )
-    d, x = _num(described), _num(pixels)
-    if not math.isnan(a) and d >= a + NEAR_CHANCE:
-        line += f"; describing first recovers some ({d:.2f})"
-    if x >= p + NEAR_CHANCE:
-        line += f"; raw pixels separate the classes better ({x:.2f})"
     return line
 
 
@@ -155,7 +176,8 @@ def _best(rows: pd.DataFrame) -> tuple[float, str]:
 def _answer_columns(scores: pd.DataFrame, families: Sequence[str]) -> pd.DataFrame:
     """Per (model, task): chance, direct mean and best, described best, over `families`."""
     columns = ["model", "task", "chance_f1", "direct_f1_mean", "direct_f1_best"]
-    columns += ["direct_best_variant", "described_f1", "described_best"]
+    columns += ["direct_best_variant", "likelihood_f1_mean", "likelihood_f1_best"]
+    columns += ["likelihood_best_variant", "described_f1", "described_best"]
     if scores.empty:
         return pd.DataFrame(columns=columns)
     rows = scores[scores["family"].isin(list(families))].copy()
@@ -165,7 +187,9 @@ def _answer_columns(scores: pd.DataFrame, families: Sequence[str]) -> pd.DataFra
         direct = group[group["pipeline"] == "direct"]
         described = group[group["pipeline"].str.startswith("described/")].copy()
         described["name"] = described["pipeline"] + "/" + described["name"]
+        likely = group[group["pipeline"].str.startswith("likelihood/")]
         best, best_name = _best(direct)
+        likely_best, likely_name = _best(likely)
         described_f1, described_name = _best(described)
         out.append(
             {
@@ -175,6 +199,9 @@ def _answer_columns(scores: pd.DataFrame, families: Sequence[str]) -> pd.DataFra
                 "direct_f1_mean": _num(direct["f1_all"].mean()) if len(direct) else math.nan,
                 "direct_f1_best": best,
                 "direct_best_variant": best_name,
+                "likelihood_f1_mean": _num(likely["f1_all"].mean()) if len(likely) else math.nan,
+                "likelihood_f1_best": likely_best,
+                "likelihood_best_variant": likely_name,
                 "described_f1": described_f1,
                 "described_best": described_name,
             }
@@ -203,7 +230,7 @@ def ladder_rows(
     rows = []
     for model, task in sorted(keys):
         row: dict[str, Any] = {"model": model, "task": task}
-        row.update(direct_best_variant="", described_best="")
+        row.update(direct_best_variant="", likelihood_best_variant="", described_best="")
         row.update(answer_of.get((model, task), {}))
         mine = by_model[(by_model["model"] == model) & (by_model["task"] == task)]
         found: dict[str, float] = {}
@@ -227,6 +254,7 @@ def ladder_rows(
             found,
             row["pixel_f1"],
             _num(row.get("described_f1")),
+            _num(row.get("likelihood_f1_mean")),
         )
         rows.append(row)
     return pd.DataFrame(rows, columns=LADDER_COLUMNS)

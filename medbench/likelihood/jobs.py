@@ -1,0 +1,148 @@
+"""The likelihood job kind: one model scoring every offered option of one prompt and image.
+
+A likelihood job mirrors a direct job of a closed family (`label` or `yes_no`) of a model
+that can be scored (a local hf vision-language model). Its content key holds what changes the
+scores and nothing else: the job kind and format, the scoring mode, the model's identity less
+its decoding parameters (teacher forcing never decodes), the rendered messages with image
+hashes, and the option strings in the order offered. Generation keys are unchanged. Its answer
+is stored in the answer cache as JSON (`LikelihoodAnswer`).
+"""
+
+from __future__ import annotations
+
+import json
+import string
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
+
+from medbench.backends.base import Request
+from medbench.cache import content_key
+from medbench.plan import Job, Plan, Prompt
+from medbench.specs import ModelSpec
+
+if TYPE_CHECKING:
+    from medbench.loading import SpecSet
+
+LIKELIHOOD_FORMAT = 1
+"""Part of every likelihood key and of the stored answer: bump when either changes meaning."""
+MODE = "option_tokens"
+"""The only scoring mode: the sum of the log-probabilities of exactly the option's tokens,
+teacher-forced after the chat template's generation prompt (no end-of-turn token)."""
+PIPELINE = "likelihood"
+CLOSED = ("label", "yes_no")
+
+
+def can_score(spec: ModelSpec) -> tuple[bool, str]:
+    """Whether medbench can score options with this model, and if not, why."""
+    if spec.backend == "baseline":
+        return False, "a baseline has no likelihoods"
+    if spec.backend == "openai":
+        return False, "option likelihoods through the openai backend are not implemented"
+    if spec.text_only:
+        return False, "a text-only model cannot read the images"
+    return True, ""
+
+
+def scored_options(prompt: Prompt) -> tuple[str, ...]:
+    """The option strings to score: what the prompt asks the model to reply with (the letters
+    of a lettered variant, else the offered option texts), in the order offered."""
+    options = prompt.rendered.options
+    if prompt.rendered.lettered:
+        return tuple(string.ascii_uppercase[: len(options)])
+    return options
+
+
+def likelihood_key(job_key_payload: dict[str, Any], options: tuple[str, ...]) -> str:
+    """The content key of a likelihood job from its model and messages payload."""
+    return content_key(
+        {
+            "job": PIPELINE,
+            "likelihood_format": LIKELIHOOD_FORMAT,
+            "mode": MODE,
+            "options": list(options),
+            **job_key_payload,
+        }
+    )
+
+
+def likelihood_jobs(plan: Plan, specs: SpecSet) -> tuple[list[Job], dict[str, str]]:
+    """One likelihood job per direct job of a closed family of a scorable model, and the
+    models left out with the reason (baselines are left out silently)."""
+    skipped: dict[str, str] = {}
+    jobs: list[Job] = []
+    for job in plan.jobs:
+        if job.pipeline != "direct" or specs.families[job.family].answer not in CLOSED:
+            continue
+        spec = specs.models[job.model]
+        ok, why = can_score(spec)
+        if not ok:
+            if spec.backend != "baseline":
+                skipped[job.model] = why
+            continue
+        prompt = plan.prompts[(job.family, job.variant, job.task)]
+        messages = plan.request(job).messages
+        model = {k: v for k, v in plan.identities[job.model].payload.items() if k != "generation"}
+        key = likelihood_key(
+            {"model": model, "messages": messages.key_payload()}, scored_options(prompt)
+        )
+        jobs.append(replace(job, key=key, pipeline=PIPELINE))
+    return jobs, skipped
+
+
+def likelihood_request(plan: Plan, job: Job) -> Request:
+    """The backend request of a likelihood job: its messages and the options to score."""
+    request = plan.request(job)
+    options = scored_options(plan.prompts[(job.family, job.variant, job.task)])
+    return replace(request, key=job.key, options=options)
+
+
+@dataclass(frozen=True)
+class LikelihoodAnswer:
+    """The stored scores of one likelihood job."""
+
+    options: tuple[str, ...]
+    total: tuple[float, ...]
+    n_tokens: tuple[int, ...]
+    merged: tuple[bool, ...]
+
+    @property
+    def mean(self) -> tuple[float, ...]:
+        """Per-token (length-normalised) log-likelihoods."""
+        return tuple(t / max(1, n) for t, n in zip(self.total, self.n_tokens, strict=True))
+
+    def to_json(self) -> str:
+        data = {
+            "likelihood_format": LIKELIHOOD_FORMAT,
+            "mode": MODE,
+            "options": list(self.options),
+            "total": list(self.total),
+            "n_tokens": list(self.n_tokens),
+            "merged": list(self.merged),
+        }
+        return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+    @classmethod
+    def from_json(cls, text: str) -> LikelihoodAnswer:
+        data = json.loads(text)
+        if data.get("likelihood_format") != LIKELIHOOD_FORMAT or data.get("mode") != MODE:
+            raise ValueError("a stored likelihood of another format or mode")
+        return cls(
+            tuple(str(o) for o in data["options"]),
+            tuple(float(t) for t in data["total"]),
+            tuple(int(n) for n in data["n_tokens"]),
+            tuple(bool(m) for m in data["merged"]),
+        )
+
+
+__all__ = [
+    "CLOSED",
+    "LIKELIHOOD_FORMAT",
+    "MODE",
+    "PIPELINE",
+    "LikelihoodAnswer",
+    "can_score",
+    "likelihood_jobs",
+    "likelihood_key",
+    "likelihood_request",
+    "scored_options",
+]

@@ -1,0 +1,347 @@
+"""Tests of option log-likelihoods: the forward passes (tiny models, sample images), the job
+kind and its keys, the stage (cache, scores, outputs) and the answers' scoring."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from medbench.backends.base import BackendContext, Request
+from medbench.backends.hf import HFBackend
+from medbench.backends.hf.chat import conversation
+from medbench.backends.hf.likelihood import AUTO_ROWS, OptionScorer, OptionScores
+from medbench.cache import Cache
+from medbench.images import load_image, sha256_file
+from medbench.likelihood import (
+    LikelihoodAnswer,
+    collect_likelihoods,
+    compute_likelihoods,
+    likelihood_jobs,
+    run_likelihood_stage,
+)
+from medbench.likelihood.score import answers_frame
+from medbench.loading import load_specs
+from medbench.plan import make_plan
+from medbench.prompts import ImageRef, Messages
+from medbench.scoring import collect_answers, make_layout
+from tests.spec_tree import make_project, tiny_model_spec
+
+QUESTION = "Is there a tumour in this brain MRI? Answer with one of: glioma, no tumor."
+SHARED_PREFIX = ("no", "no tumor", "glioma")
+"""`no` is the first token of `no tumor`: its span must stop there."""
+
+
+@pytest.fixture
+def open_backend() -> Iterator[Any]:
+    opened: list[HFBackend] = []
+
+    def open_(arch: str, folder: Path, batch_size: int = 8) -> HFBackend:
+        context = BackendContext(device="cpu", batch_size=batch_size, checkpoint_dir=folder)
+        backend = HFBackend(tiny_model_spec(arch, dtype="float32"), context)
+        opened.append(backend)
+        return backend
+
+    yield open_
+    for backend in opened:
+        backend.close()
+
+
+@pytest.fixture
+def tiny_dirs(tiny_llava_dir: Path, tiny_llava_next_dir: Path, tiny_gemma3_dir: Path) -> Any:
+    return {"llava": tiny_llava_dir, "llava_next": tiny_llava_next_dir, "gemma3": tiny_gemma3_dir}
+
+
+def requests_for(images: list[Path], options: tuple[str, ...] = SHARED_PREFIX) -> list[Request]:
+    return [
+        Request(
+            f"k{i}",
+            Messages(None, QUESTION, (ImageRef(str(path), sha256_file(path)),)),
+            options,
+        )
+        for i, path in enumerate(images)
+    ]
+
+
+def hand_loglikelihood(backend: HFBackend, request: Request, option: str) -> tuple[float, int]:
+    """One unbatched, unpadded forward pass over prompt + option tokens, all logits kept."""
+    loaded = backend._loaded
+    image = load_image(request.messages.images[0].path)
+    turns = conversation(None, request.messages.text, [image], system_role=backend.system_role)
+    prompt = loaded.processor.apply_chat_template(
+        turns, add_generation_prompt=True, tokenize=True, return_dict=True, return_tensors="pt"
+    )
+    option_ids = loaded.tokenizer(option, add_special_tokens=False)["input_ids"]
+    inputs = dict(prompt)
+    n = inputs["input_ids"].shape[1]
+    inputs["input_ids"] = torch.cat([inputs["input_ids"], torch.tensor([option_ids])], dim=1)
+    inputs["attention_mask"] = torch.ones_like(inputs["input_ids"])
+    if "token_type_ids" in inputs:
+        pad = torch.zeros((1, len(option_ids)), dtype=torch.long)
+        inputs["token_type_ids"] = torch.cat([inputs["token_type_ids"], pad], dim=1)
+    with torch.no_grad():
+        logits = loaded.model(**inputs).logits[0].double()
+    logprobs = torch.log_softmax(logits, dim=-1)
+    total = sum(float(logprobs[n - 1 + j, t]) for j, t in enumerate(option_ids))
+    return total, len(option_ids)
+
+
+@pytest.mark.parametrize("arch", ["llava", "llava_next", "gemma3"])
+def test_option_scorer_equals_a_hand_computed_forward_pass(
+    arch: str, tiny_dirs: dict[str, Path], sample_images: list[Path], open_backend: Any
+) -> None:
+    backend = open_backend(arch, tiny_dirs[arch])
+    request = requests_for(sample_images[:1])[0]
+    [scores] = OptionScorer(backend).score([request])
+    assert scores.error is None and scores.merged == (False, False, False)
+    for option, total, n in zip(SHARED_PREFIX, scores.total, scores.n_tokens, strict=True):
+        expected, n_expected = hand_loglikelihood(backend, request, option)
+        assert n == n_expected
+        assert total == pytest.approx(expected, abs=1e-5)
+        assert total < 0
+
+
+def test_option_scorer_span_of_a_shared_prefix_option_is_exactly_its_tokens(
+    tiny_gemma3_dir: Path, sample_images: list[Path], open_backend: Any
+) -> None:
+    backend = open_backend("gemma3", tiny_gemma3_dir)
+    tokenizer = backend._loaded.tokenizer
+    no, no_tumor = (tokenizer(o, add_special_tokens=False)["input_ids"] for o in SHARED_PREFIX[:2])
+    assert no_tumor[: len(no)] == no and len(no_tumor) > len(no)
+    [scores] = OptionScorer(backend).score(requests_for(sample_images[:1]))
+    assert scores.n_tokens[:2] == (len(no), len(no_tumor))
+    # The longer option adds its own further tokens' log-probabilities to the shared ones.
+    assert scores.total[1] < scores.total[0]
+    assert scores.mean == tuple(t / n for t, n in zip(scores.total, scores.n_tokens, strict=True))
+
+
+@pytest.mark.parametrize("arch", ["llava", "gemma3"])
+def test_option_scorer_is_batch_invariant_on_cpu(
+    arch: str, tiny_dirs: dict[str, Path], sample_images: list[Path], open_backend: Any
+) -> None:
+    requests = requests_for(sample_images[::7][:6])
+    one = OptionScorer(open_backend(arch, tiny_dirs[arch], batch_size=1))
+    many = OptionScorer(open_backend(arch, tiny_dirs[arch], batch_size=9))
+    alone, batched = one.score(requests), many.score(requests)
+    # batch size 1 still holds a request's three options in one pass; 9 holds three requests
+    assert (one.forward_passes, many.forward_passes) == (6, 2)
+    for a, b in zip(alone, batched, strict=True):
+        np.testing.assert_allclose(a.total, b.total, rtol=0, atol=1e-6)
+
+
+def test_option_scorer_batches_at_least_auto_rows_when_the_batch_size_is_automatic(
+    tiny_gemma3_dir: Path, sample_images: list[Path]
+) -> None:
+    context = BackendContext(device="cpu", checkpoint_dir=tiny_gemma3_dir)
+    backend = HFBackend(tiny_model_spec("gemma3", dtype="float32"), context)
+    try:
+        scorer = OptionScorer(backend)
+        assert (backend.batch_size, scorer.rows) == (1, AUTO_ROWS)
+        scorer.score(requests_for(sample_images[:4], ("yes", "no")))
+        assert scorer.forward_passes == 1
+    finally:
+        backend.close()
+
+
+def test_option_scorer_reports_an_undecodable_image_and_scores_the_rest(
+    tiny_gemma3_dir: Path, sample_images: list[Path], open_backend: Any, tmp_path: Path
+) -> None:
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"not an image")
+    requests = requests_for([sample_images[0], broken])
+    scores = OptionScorer(open_backend("gemma3", tiny_gemma3_dir)).score(requests)
+    assert scores[0].error is None and len(scores[0].total) == 3
+    assert scores[1] == OptionScores(SHARED_PREFIX, error=scores[1].error)
+    assert scores[1].error is not None and scores[1].error.startswith("ImageError: ")
+
+
+def test_option_scorer_retries_alone_the_requests_of_a_batch_out_of_memory(
+    tiny_gemma3_dir: Path, sample_images: list[Path], open_backend: Any
+) -> None:
+    requests = requests_for(sample_images[:3])
+    scorer = OptionScorer(open_backend("gemma3", tiny_gemma3_dir, batch_size=9))
+    expected = [s.total for s in scorer.score(requests)]
+    real, sizes, fits = scorer._forward, [], [1]
+
+    def forward(batch: list[Any]) -> list[list[float]]:
+        sizes.append(len(batch))
+        if len(batch) not in fits:
+            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+        return real(batch)
+
+    scorer._forward = forward  # type: ignore[method-assign]
+    retried = scorer.score(requests)
+    assert sizes == [3, 1, 1, 1]
+    assert [s.total for s in retried] == expected
+    fits.clear()  # now a request's options alone run out of memory
+    again = scorer.score(requests[:2])
+    assert [s.error for s in again] == [
+        "out of memory scoring 3 options: CUDA out of memory (simulated)"
+    ] * 2
+
+
+# the job kind and the stage
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    project = make_project(
+        tmp_path,
+        families=("closed_diagnosis", "finding_present"),
+        models=("tiny-gemma3", "baseline-chance"),
+        limit_per_class=2,
+    )
+    suite = project / "specs/suites/t.yaml"
+    suite.write_text(suite.read_text() + "likelihood: {}\n")
+    return project
+
+
+def test_likelihood_jobs_mirror_closed_direct_jobs_with_their_own_keys(
+    project: Path, tmp_path: Path
+) -> None:
+    specs = load_specs(project / "specs")
+    plan = make_plan(specs, "t", models_dir=tmp_path / "models")
+    jobs, skipped = likelihood_jobs(plan, specs)
+    direct = [j for j in plan.jobs if j.model == "tiny-gemma3"]
+    # 4 images x (7 closed_diagnosis + 5 finding_present variants); the baseline is left out
+    assert (len(jobs), len(direct), skipped) == (48, 48, {})
+    assert {j.pipeline for j in jobs} == {"likelihood"}
+    assert not {j.key for j in jobs} & {j.key for j in plan.jobs}
+    # the options are part of the key: `reversed` offers the same options in another order
+    keys = {(j.variant, j.sample): j.key for j in jobs if j.family == "closed_diagnosis"}
+    assert len(set(keys.values())) == len(keys)
+
+
+def test_likelihood_key_ignores_decoding_parameters(project: Path, tmp_path: Path) -> None:
+    specs = load_specs(project / "specs")
+    before, _ = likelihood_jobs(make_plan(specs, "t", models_dir=tmp_path / "models"), specs)
+    model = project / "specs/models/tiny-gemma3.yaml"
+    text = model.read_text()
+    assert "generation: {max_new_tokens: 12, do_sample: false}" in text
+    model.write_text(text.replace("max_new_tokens: 12", "max_new_tokens: 3"))
+    specs = load_specs(project / "specs")
+    plan = make_plan(specs, "t", models_dir=tmp_path / "models")
+    after, _ = likelihood_jobs(plan, specs)
+    assert [j.key for j in before] == [j.key for j in after]
+    assert {j.key for j in plan.jobs if j.model == "tiny-gemma3"}.isdisjoint(j.key for j in after)
+
+
+def test_likelihood_stage_scores_stores_and_a_cached_rerun_makes_no_forward_pass(
+    project: Path, tmp_path: Path
+) -> None:
+    specs = load_specs(project / "specs")
+    context = BackendContext(device="cpu")
+    with Cache(tmp_path / "cache" / "answers.sqlite") as cache:
+        plan = make_plan(specs, "t", models_dir=tmp_path / "cache" / "models")
+        first = compute_likelihoods(plan, specs, cache, context)
+        assert (first.planned, first.cached, first.ran, first.failed) == (48, 0, 48, 0)
+        assert first.forward_passes > 0
+        again = compute_likelihoods(plan, specs, cache, context)
+        assert (again.cached, again.ran, again.forward_passes) == (48, 0, 0)
+        items = collect_likelihoods(specs, plan, cache)
+        answers = collect_answers(specs, plan, cache)
+        result = run_likelihood_stage(
+            specs, plan, cache, answers, make_layout(specs, plan), tmp_path / "out", context
+        )
+    assert result.run.forward_passes == 0
+    assert len(items) == 48
+    row = items[(items["family"] == "closed_diagnosis") & (items["variant"] == "lettered")].iloc[0]
+    assert json.loads(row["options"]) == ["A", "B"]
+    assert json.loads(row["classes"]) == ["pneumonia", "normal"]
+    yes_no = items[items["family"] == "finding_present"].iloc[0]
+    assert json.loads(yes_no["options"]) == ["yes", "no"]
+    scores = result.tables.scores
+    assert set(scores["pipeline"]) == {"likelihood/total", "likelihood/mean"}
+    assert (scores["refusal_rate"] == 0).all() and (scores["n"] == 4).all()
+    folder = tmp_path / "out" / "likelihood"
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "calibration.csv",
+        "fragility.csv",
+        "items.csv",
+        "moves.csv",
+        "reliability",
+        "scores.csv",
+    ]
+    svg = (folder / "reliability" / "tiny-gemma3" / "pneumonia_cxr.svg").read_text()
+    assert "<title>tiny-gemma3 on pneumonia_cxr: reliability of option probabilities" in svg
+    calib = result.calibration
+    pooled = calib[(calib["variant"] == "*") & (calib["pipeline"] == "likelihood/total")]
+    assert sorted(pooled["family"]) == ["closed_diagnosis", "finding_present"]
+    assert list(pooled["n"]) == [28, 20]
+
+
+def test_likelihood_stage_without_a_context_scores_only_what_is_cached(
+    project: Path, tmp_path: Path
+) -> None:
+    specs = load_specs(project / "specs")
+    with Cache(tmp_path / "answers.sqlite") as cache:
+        plan = make_plan(specs, "t", models_dir=tmp_path / "models")
+        run = compute_likelihoods(plan, specs, cache, None)
+        assert (run.planned, run.cached, run.ran, run.forward_passes) == (48, 0, 0, 0)
+        assert collect_likelihoods(specs, plan, cache).empty
+
+
+def test_likelihood_answer_round_trips_through_json() -> None:
+    answer = LikelihoodAnswer(("yes", "no"), (-1.5, -0.25), (2, 1), (False, False))
+    text = answer.to_json()
+    assert json.loads(text)["mode"] == "option_tokens"
+    assert LikelihoodAnswer.from_json(text) == answer
+    assert answer.mean == (-0.75, -0.25)
+
+
+def test_answers_frame_takes_the_argmax_of_each_normalisation() -> None:
+    # `no tumor` is the likelier reply in total, `glioma` per token
+    items = pd.DataFrame(
+        [
+            {
+                "model": "m",
+                "task": "t",
+                "family": "f",
+                "variant": "plain",
+                "sample": "s1",
+                "label": "glioma",
+                "truth": "glioma",
+                "truth_option": 1,
+                "options": json.dumps(["no tumor", "glioma"]),
+                "classes": json.dumps(["no_tumor", "glioma"]),
+                "total": json.dumps([-2.0, -3.0]),
+                "mean": json.dumps([-1.0, -0.75]),
+                "n_tokens": json.dumps([2, 4]),
+                "merged": False,
+                "group": None,
+            }
+        ]
+    )
+    total, mean = answers_frame(items, "total"), answers_frame(items, "mean")
+    assert (total["parsed"].iloc[0], bool(total["correct"].iloc[0])) == ("no_tumor", False)
+    assert (mean["parsed"].iloc[0], bool(mean["correct"].iloc[0])) == ("glioma", True)
+    assert (list(total["pipeline"]), list(mean["rule"])) == (["likelihood/total"], ["argmax_mean"])
+
+
+def test_run_command_computes_then_score_command_rereads_the_likelihood_stage(
+    project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from medbench.cli import app
+
+    monkeypatch.chdir(project)
+    cache = tmp_path / "cache" / "answers.sqlite"
+    common = ["specs", "--suite", "t", "--cache", str(cache), "--results", "results"]
+    run = CliRunner().invoke(app, ["run", *common, "--no-site", "--device", "cpu"])
+    assert run.exit_code == 0, run.output
+    assert "likelihood: 48 jobs planned: 0 cached, 48 ran, 0 failed" in run.output
+    assert "  tiny-gemma3 / pneumonia_cxr: likelihood f1_all " in run.output
+    first = (project / "results/t/likelihood/calibration.csv").read_bytes()
+    again = CliRunner().invoke(app, ["score", *common])
+    assert again.exit_code == 0, again.output
+    assert "likelihood: 48 jobs planned: 48 cached, 0 ran, 0 failed, 0 forward passes." in (
+        again.output
+    )
+    assert (project / "results/t/likelihood/calibration.csv").read_bytes() == first
