@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from medbench import __version__
+from medbench.home import medbench_home
 from medbench.store import open_store, transaction
 
 CACHE_FORMAT = 1
@@ -68,12 +69,11 @@ CACHE_FILE = "answers.sqlite"
 
 
 def default_cache_path() -> Path:
-    """`$MEDBENCH_CACHE` if set, else `answers.sqlite` in the user cache folder."""
+    """`$MEDBENCH_CACHE` if set, else `answers.sqlite` in medbench's home folder
+    (`$MEDBENCH_HOME`, by default the user cache folder)."""
     if os.environ.get(CACHE_ENV):
         return Path(os.environ[CACHE_ENV])
-    from platformdirs import user_cache_dir
-
-    return Path(user_cache_dir("medbench")) / CACHE_FILE
+    return medbench_home() / CACHE_FILE
 
 
 def cache_file(path: Path) -> Path:

@@ -36,8 +36,3 @@ LimitOpt = Annotated[
 def open_cache(path: Path | None) -> Cache:
     """The answer cache at `path` or the default location."""
     return Cache(path or default_cache_path())
-
-
-def models_dir(cache: Cache) -> Path:
-    """Where tiny local models are built: beside the cache."""
-    return cache.path.parent / "models"

@@ -177,6 +177,7 @@ def publish(
 ) -> None:
     """Write leaderboard records (with per-image sidecars) for a scored suite's models."""
     from medbench.cache import cache_file, default_cache_path
+    from medbench.home import models_dir
     from medbench.identity import resolve_identity
     from medbench.loading import load_specs
     from medbench.records import (
@@ -201,11 +202,11 @@ def publish(
     tables = score_answers(rows, layout)
     dataset = _dataset(spec_set, suite_spec, answers)
     tasks = _tasks(spec_set, suite_spec, sorted(set(answers["task"])))
-    models_dir = cache_file(default_cache_path()).parent / "models"
+    cache_folder = cache_file(default_cache_path()).parent  # where runs record snapshots
     for model_id in chosen:
         spec = spec_set.model(model_id)
         identity = resolve_identity(
-            spec, spec_set.root, models_dir, specs=spec_set, snapshots=recorded(models_dir.parent)
+            spec, spec_set.root, models_dir(), specs=spec_set, snapshots=recorded(cache_folder)
         )
         provenance = Provenance(
             revision=identity.revision,

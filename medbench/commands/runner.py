@@ -20,9 +20,9 @@ from medbench.commands.common import (
     SpecsArg,
     SuiteOpt,
     TasksOpt,
-    models_dir,
     open_cache,
 )
+from medbench.home import models_dir
 from medbench.loading import SpecSet, load_specs
 from medbench.plan import Plan, make_plan
 from medbench.served import Probing, SnapshotSource, recorded
@@ -65,7 +65,7 @@ def build_plan(
     plan = make_plan(
         specs,
         suite,
-        models_dir=models_dir(cache),
+        models_dir=models_dir(),
         models=models,
         tasks=tasks,
         limit=limit,
