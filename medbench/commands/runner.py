@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 from dataclasses import replace
 from pathlib import Path
@@ -22,8 +23,10 @@ from medbench.commands.common import (
     TasksOpt,
     open_cache,
 )
+from medbench.data import DATA_ENV
+from medbench.errors import DataError, SpecError
 from medbench.home import models_dir
-from medbench.loading import SpecSet, load_specs
+from medbench.loading import SpecSet, check_data, load_specs
 from medbench.plan import Plan, make_plan
 from medbench.served import Probing, SnapshotSource, recorded
 
@@ -62,18 +65,32 @@ def build_plan(
     """The suite's plan; hosted models' snapshots come from what runs recorded beside the
     cache unless `snapshots` says otherwise (only `run` asks the endpoint)."""
     specs = load_specs(specs_path)
-    plan = make_plan(
-        specs,
-        suite,
-        models_dir=models_dir(),
-        models=models,
-        tasks=tasks,
-        limit=limit,
-        hasher=cache.hash_file,
-        snapshots=snapshots or recorded(cache.path.parent),
-    )
+    for warning in specs.warnings.get(suite, ()):
+        typer.echo(f"warning: {warning}", err=True)
+    try:
+        plan = make_plan(
+            specs,
+            suite,
+            models_dir=models_dir(),
+            models=models,
+            tasks=tasks,
+            limit=limit,
+            hasher=cache.hash_file,
+            snapshots=snapshots or recorded(cache.path.parent),
+        )
+    except DataError:
+        # The same problems, all of them, at the spec fields they are about.
+        chosen = list(tasks or specs.suite(suite).tasks)
+        issues = check_data(specs, _data_root(), [t for t in chosen if t in specs.tasks])
+        if issues:
+            raise SpecError(issues) from None
+        raise
     cache.flush_hashes()
     return specs, plan
+
+
+def _data_root() -> Path | None:
+    return Path(os.environ[DATA_ENV]) if os.environ.get(DATA_ENV) else None
 
 
 def plan(

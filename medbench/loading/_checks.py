@@ -310,3 +310,19 @@ def _render_problem(source: str, context: dict[str, Any]) -> tuple[str, str] | N
     except Exception as e:  # a template is user input: any failure is a spec problem
         return f"rendering failed: {type(e).__name__}: {e}", ""
     return None
+
+
+def pair_warnings(valid: dict[str, dict[str, Document]]) -> Iterator[tuple[str, Issue]]:
+    """(suite id, warning) for each model a suite lists without the `base` it is paired with:
+    the suite runs, but the pair is not compared."""
+    for suite_id, doc in valid["suite"].items():
+        listed = doc.spec.models
+        for i, model_id in enumerate(listed):
+            model = valid["model"].get(model_id)
+            base = model.spec.base if model is not None else None
+            if base is not None and base not in listed:
+                problem = (
+                    f"model '{model_id}' is paired with its base '{base}', which this suite does "
+                    "not list: the pair is not compared."
+                )
+                yield suite_id, doc.issue(("models", i), problem, f"Add '{base}' to `models`.")
