@@ -153,6 +153,18 @@ class Cache:
                 found[row[0]] = Answer(*row)
         return found
 
+    def delete(self, keys: Iterable[str]) -> int:
+        """Remove the rows of these keys in one transaction; returns how many were removed."""
+        unique = sorted(set(keys))
+        removed = 0
+        with self.transaction():
+            for start in range(0, len(unique), 500):
+                chunk = unique[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                cursor = self._db.execute(f"DELETE FROM answers WHERE key IN ({marks})", chunk)
+                removed += cursor.rowcount
+        return removed
+
     def iter_answers(self) -> Iterator[Answer]:
         """Every stored row, ordered by key."""
         for row in self._db.execute("SELECT * FROM answers ORDER BY key"):
