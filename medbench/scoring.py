@@ -7,6 +7,7 @@ leaderboard record can be re-derived from its sidecar alone.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from dataclasses import dataclass, field
@@ -404,8 +405,36 @@ def _score_pairs(matrices: dict[Group, Matrix], layout: ScoringLayout) -> pd.Dat
     return pd.DataFrame(rows)
 
 
+_SCORED: dict[str, ScoreTables] = {}
+"""The last tables scored in this process, by the content of their input (see score_answers)."""
+
+
+def _input_digest(answers: pd.DataFrame, layout: ScoringLayout) -> str:
+    rows = answers[ANSWER_COLUMNS].to_csv(index=False, lineterminator="\n")
+    layout_json = json.dumps(layout.to_json(), sort_keys=True)
+    return hashlib.sha256(f"{layout_json}\n{rows}".encode()).hexdigest()
+
+
 def score_answers(answers: pd.DataFrame, layout: ScoringLayout) -> ScoreTables:
-    """Every published table from parsed answers; deterministic for the layout's seed."""
+    """Every published table from parsed answers; deterministic for the layout's seed.
+
+    The same rows (same values, same order) and layout scored twice in one process, as
+    `medbench run` does for its results and then for its local site's records, are scored
+    once: the second call gets copies of the first call's tables.
+    """
+    key = _input_digest(answers, layout)
+    if key not in _SCORED:
+        _SCORED.clear()
+        _SCORED[key] = _score(answers, layout)
+    tables = _SCORED[key]
+    return ScoreTables(*(frame.copy() for frame in _frames(tables)))
+
+
+def _frames(tables: ScoreTables) -> tuple[pd.DataFrame, ...]:
+    return (tables.scores, tables.fragility, tables.models, tables.pairs)
+
+
+def _score(answers: pd.DataFrame, layout: ScoringLayout) -> ScoreTables:
     encoded = _encode(answers, layout)
     matrices: dict[Group, Matrix] = {}
     for group, index in _groups(encoded, ["model", "task", "family", "pipeline"]).items():
