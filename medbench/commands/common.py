@@ -23,7 +23,12 @@ CacheOpt = Annotated[
     ),
 ]
 ModelsOpt = Annotated[
-    list[str] | None, typer.Option("--model", "-m", help="Only this model (repeatable).")
+    list[str] | None,
+    typer.Option(
+        "--model",
+        "-m",
+        help="Only this model (repeatable); `hf:ORG/NAME[@REV]` for a hub model without a spec.",
+    ),
 ]
 TasksOpt = Annotated[
     list[str] | None, typer.Option("--task", "-t", help="Only this task (repeatable).")

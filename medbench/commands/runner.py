@@ -40,6 +40,15 @@ BatchOpt = Annotated[
     ),
 ]
 DeviceOpt = Annotated[str, typer.Option("--device", help="`auto`, `cpu`, `cuda` or `cuda:N`.")]
+BaseOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--base",
+        help="With --model hf:ORG/NAME[@REV]: the general model it was fine-tuned from "
+        "(hf:ORG/NAME[@REV]), run beside it as its pair.",
+        show_default=False,
+    ),
+]
 ExecutorOpt = Annotated[
     str, typer.Option("--executor", help="`local` (in-process) or `ray` (needs medbench[ray]).")
 ]
@@ -61,10 +70,14 @@ def build_plan(
     tasks: list[str] | None,
     limit: int | None,
     snapshots: SnapshotSource | None = None,
+    base: str | None = None,
 ) -> tuple[SpecSet, Plan]:
     """The suite's plan; hosted models' snapshots come from what runs recorded beside the
-    cache unless `snapshots` says otherwise (only `run` asks the endpoint)."""
-    specs = load_specs(specs_path)
+    cache unless `snapshots` says otherwise (only `run` asks the endpoint). A `models` entry
+    `hf:ORG/NAME[@REV]` (and `base`) is an ad hoc model, added to the suite for this plan."""
+    from medbench.adhoc import with_adhoc_models
+
+    specs, models = with_adhoc_models(load_specs(specs_path), suite, models, base)
     for warning in specs.warnings.get(suite, ()):
         typer.echo(f"warning: {warning}", err=True)
     try:
@@ -100,10 +113,11 @@ def plan(
     task: TasksOpt = None,
     limit: LimitOpt = None,
     cache: CacheOpt = None,
+    base: BaseOpt = None,
 ) -> None:
     """Show the jobs a run would do, per model and task, and how many are already cached."""
     with open_cache(cache) as store:
-        spec_set, the_plan = build_plan(specs, suite, store, model, task, limit)
+        spec_set, the_plan = build_plan(specs, suite, store, model, task, limit, base=base)
         done = store.finished_keys()
     total: Counter[tuple[str, str]] = Counter()
     cached: Counter[tuple[str, str]] = Counter()
@@ -160,8 +174,13 @@ def run(
         int | None,
         typer.Option(min=1, help="Ray actors (default: one per GPU, else 2 CPU actors)."),
     ] = None,
+    base: BaseOpt = None,
 ) -> None:
-    """Run a suite: compute the answers the cache lacks, then score them and build the site."""
+    """Run a suite: compute the answers the cache lacks, then score them and build the site.
+
+    `--model hf:ORG/NAME[@REV]` runs a hub model without a spec (answers cached as for a spec
+    with the same fields; scored, never published)."""
+    from medbench.adhoc import is_adhoc
     from medbench.run import run_suite
 
     extra = {"ray_address": address or "", "ray_actors": str(ray_actors or "")}
@@ -174,7 +193,7 @@ def run(
             state_dir=store.path.parent,
         )
         probing = Probing(store.path.parent)
-        spec_set, the_plan = build_plan(specs, suite, store, model, task, limit, probing)
+        spec_set, the_plan = build_plan(specs, suite, store, model, task, limit, probing, base=base)
         summary = run_suite(
             the_plan,
             spec_set,
@@ -193,7 +212,10 @@ def run(
 
             probe_context = context if probe else None
             score_and_report(spec_set, the_plan, store, results, console, probe_context)
-    if score and site:
+    adhoc = [m for m in (model or []) if is_adhoc(m)]
+    if score and site and adhoc:
+        console.print(f"No local site: {', '.join(adhoc)} has no spec, so it is never published.")
+    if score and site and not adhoc:
         from medbench.commands.scoring import build_local_site
 
         build_local_site(specs, suite, results, console)
