@@ -357,7 +357,8 @@ def _score_models(
         if tasks:
             f1 = metrics.mean_f1_all(tasks, seed=layout.seed, n_boot=layout.n_boot)
             row.update(_est("mean_f1_all", f1))
-            row["n_tasks"] = len(tasks)
+            # distinct tasks: a task asked by two label families counts once
+            row["n_tasks"] = len({g[1] for g, _ in mine if layout.answer_kinds[g[2]] == "label"})
         rows.append(row)
     return pd.DataFrame(rows)
 

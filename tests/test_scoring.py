@@ -245,3 +245,20 @@ def test_score_answers_returns_copies_of_remembered_tables(scored: tuple[Path, P
     first.scores.loc[:, "f1_all"] = -1.0
     again = score_answers(answers, layout)
     assert (again.scores["f1_all"] >= 0).all()
+
+
+def test_models_n_tasks_counts_each_task_once(tmp_path: Path) -> None:
+    project = make_project(
+        tmp_path, tasks=("pneumonia_cxr", "skin_lesion"), families=("closed_diagnosis", "again")
+    )
+    family = (project / "specs/prompts/closed_diagnosis.yaml").read_text()
+    (project / "specs/prompts/again.yaml").write_text(
+        family.replace("id: closed_diagnosis", "id: again")
+    )
+    specs = load_specs(project / "specs")
+    with Cache(tmp_path / "c.sqlite") as cache:
+        plan = make_plan(specs, "t", models_dir=tmp_path / "models")
+        run_plan(plan, specs, cache, progress=False)
+        score_and_report(specs, plan, cache, tmp_path / "results", Console(quiet=True))
+    models = pd.read_csv(tmp_path / "results/t/models.csv")
+    assert models.loc[models.pipeline == "direct", "n_tasks"].tolist() == [2]
