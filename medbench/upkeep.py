@@ -2,9 +2,10 @@
 `medbench parse` reads.
 
 A row is in use when some suite's plan (its describe stage's diagnoses included) asks for its
-key. Suites that cannot be planned here (their data is absent, a revision cannot be resolved
-offline, an endpoint would have to be asked for its snapshot) are skipped, and every row of
-their models is kept: nothing is pruned on a guess.
+key. Suites that cannot be planned here (their data is absent, an endpoint would have to be asked
+for its snapshot) are skipped, and every row of their models is kept, as are the rows of a
+model the plan cannot resolve (a revision offline, a missing checkpoint): nothing is pruned on
+a guess.
 """
 
 from __future__ import annotations
@@ -65,6 +66,8 @@ def usage(specs: SpecSet, cache: Cache, models_dir: Path) -> Usage:
             found.kept_models.update(models)
             continue
         found.keys.update(job.key for job in plan.jobs)
+        # a model the plan could not resolve here (offline, missing checkpoint) keeps its rows
+        found.kept_models.update(plan.unavailable)
     cache.flush_hashes()
     return found
 

@@ -249,3 +249,39 @@ def test_cache_export_writes_records_medbench_parse_reads(
     assert parsed.exit_code == 0, parsed.output
     statuses = [json.loads(x)["status"] for x in (tmp_path / "p.jsonl").read_text().splitlines()]
     assert len(statuses) == len(rows) and set(statuses) <= {"answer", "refusal", "unparseable"}
+
+
+def test_cache_prune_keeps_the_rows_of_a_model_it_cannot_resolve(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from medbench.cli import app
+
+    project, cache = _ran_project(tmp_path, monkeypatch)
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-hub"))
+    suite = project / "specs/suites/t.yaml"
+    suite.write_text(suite.read_text().replace("models: [", "models: [llava-1.5-7b, "))
+    with Cache(cache) as store:
+        store.put_many(
+            [
+                (
+                    "c" * 64,
+                    "llava-1.5-7b",
+                    "pneumonia_cxr",
+                    "closed_diagnosis",
+                    "plain",
+                    "x",
+                    "{}",
+                    "normal",
+                    None,
+                    0.5,
+                )
+            ]
+        )
+    result = CliRunner().invoke(app, ["cache", "prune", "--cache", str(cache), "--dry-run"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout == (
+        "baseline-chance: 1 rows\nremoved-model: 1 rows\n"
+        "2 rows would be removed (dry run: nothing removed).\n"
+    )
