@@ -103,7 +103,6 @@ def score_and_report(
 ) -> Path:
     """Score a plan's cached answers, write `results/<suite>/`, print the compact table;
     with `probe_context`, also run the suite's probe stage (it may load the models)."""
-    from medbench.records import answers_csv, read_answers_csv
     from medbench.results import write_results
     from medbench.scoring import collect_answers, make_layout, score_answers
 
@@ -115,9 +114,7 @@ def score_and_report(
     }
     missing = len(planned) - len(answers)
     layout = make_layout(specs, plan)
-    # Scored as a record's sidecar holds them (sorted, as text), so that publishing the same
-    # answers, as `medbench run` does for its local site, reuses these tables.
-    tables = score_answers(read_answers_csv(answers_csv(answers)), layout)
+    tables = score_answers(answers, layout)
     out = results / plan.suite.id
     test_models = [m for m in plan.models if specs.models[m].test_model]
     write_results(out, plan.suite.id, answers, tables, layout, test_models)
