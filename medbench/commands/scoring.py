@@ -114,7 +114,7 @@ def score_and_report(
     }
     missing = len(planned) - len(answers)
     layout = make_layout(specs, plan)
-    tables = score_answers(answers, layout)
+    tables = score_answers(_as_sidecar_rows(answers), layout)
     out = results / plan.suite.id
     test_models = [m for m in plan.models if specs.models[m].test_model]
     write_results(out, plan.suite.id, answers, tables, layout, test_models)
@@ -130,6 +130,19 @@ def score_and_report(
         console.print(f"[yellow]{missing} planned answers are not in the cache yet: run the suite.")
     console.print(f"Scores written to {out}/")
     return out
+
+
+def _as_sidecar_rows(answers: Any) -> Any:
+    """The rows as a record's sidecar holds them (sorted, as text), which is what publishing
+    them scores: `medbench run`'s local site then reuses these tables. The rows as they are
+    when the sidecar's CSV does not give them back (text holding a carriage return)."""
+    from medbench.records import answers_csv, read_answers_csv
+
+    try:
+        rows = read_answers_csv(answers_csv(answers))
+    except ValueError:
+        return answers
+    return rows if len(rows) == len(answers) else answers
 
 
 def build_local_site(specs_path: Path, suite: str, results: Path, console: Console) -> Path:
