@@ -39,8 +39,9 @@ from medbench.scoring import (
 )
 from medbench.specs import ID_PATTERN, ModelSpec
 
-RECORD_SCHEMA_VERSION: Literal[2] = 2
-"""2: a record and its sidecar's rows carry `parser_version`."""
+RECORD_SCHEMA_VERSION: Literal[3] = 3
+"""2: a record and its sidecar's rows carry `parser_version`. 3: the models table gains
+`all_variants_f1` and `mean_worst_f1`, the fragility table `all_variants_f1` (each with its CI)."""
 TOLERANCE = 1e-9
 """Largest absolute difference between a recorded and a re-derived number."""
 SIDECAR_SUFFIX = ".answers.csv.gz"
@@ -250,9 +251,9 @@ class Provenance(_Model):
 
 
 class Record(_Model):
-    """One model's published result on one suite (record schema version 2)."""
+    """One model's published result on one suite (record schema version 3)."""
 
-    schema_version: Literal[2]
+    schema_version: Literal[3]
     suite: Id
     model_id: Id
     model: dict[str, Any]

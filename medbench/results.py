@@ -1,14 +1,22 @@
-"""The results folder of a suite: the scored tables as files, byte-identical for the same input."""
+"""The results folder of a suite: score a plan, write the tables as files (byte-identical for
+the same input)."""
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from medbench.scoring import SCORES_SCHEMA_VERSION, ScoreTables, ScoringLayout, finite
+
+if TYPE_CHECKING:
+    from medbench.backends.base import BackendContext
+    from medbench.cache import Cache
+    from medbench.loading import SpecSet
+    from medbench.plan import Plan
 
 RESULT_FILES = (
     "answers.parquet",
@@ -63,3 +71,65 @@ def write_results(
     }
     (out / "summary.json").write_text(json.dumps(summary, **dump) + "\n")  # type: ignore[arg-type]
     return [out / name for name in RESULT_FILES]
+
+
+@dataclass(frozen=True)
+class ScoredSuite:
+    """What scoring a plan produced: the results folder, its tables and what is missing."""
+
+    out: Path
+    answers: pd.DataFrame
+    tables: ScoreTables
+    layout: ScoringLayout
+    missing: int
+    """Planned answers not in the cache yet."""
+    test_models: set[str]
+    ladder: pd.DataFrame | None = None
+    """The knowledge ladder, when the probe stage ran."""
+
+
+def score_suite(
+    specs: SpecSet,
+    plan: Plan,
+    cache: Cache,
+    results: Path,
+    probe_context: BackendContext | None = None,
+) -> ScoredSuite:
+    """Score a plan's cached answers into `results/<suite>/`; with `probe_context`, also run
+    the suite's probe stage (it may load the models)."""
+    from medbench.scoring import collect_answers, make_layout, score_answers
+
+    answers = collect_answers(specs, plan, cache)
+    planned = {
+        (j.evaluated, j.task, j.family, j.variant, j.pipeline, j.sample)
+        for j in plan.jobs
+        if specs.families[j.family].answer != "text"
+    }
+    layout = make_layout(specs, plan)
+    tables = score_answers(as_sidecar_rows(answers), layout)
+    out = results / plan.suite.id
+    test_models = {m for m in plan.models if specs.models[m].test_model}
+    write_results(out, plan.suite.id, answers, tables, layout, sorted(test_models))
+    ladder = None
+    if probe_context is not None and plan.suite.probe is not None:
+        from medbench.probe.ladder import run_probe_stage
+
+        ladder = run_probe_stage(
+            specs, plan, cache.path, answers, tables.scores, out, probe_context
+        )
+    missing = len(planned) - len(answers)
+    return ScoredSuite(out, answers, tables, layout, missing, test_models, ladder)
+
+
+def as_sidecar_rows(answers: pd.DataFrame) -> pd.DataFrame:
+    """The rows as a record's sidecar holds them (sorted, as text), which is what publishing
+    them scores: `medbench run`'s local site then reuses these tables (`score_answers`
+    remembers them). The rows as they are when the sidecar's CSV does not give them back
+    (answer text holding a carriage return)."""
+    from medbench.records import answers_csv, read_answers_csv
+
+    try:
+        rows = read_answers_csv(answers_csv(answers))
+    except ValueError:
+        return answers
+    return rows if len(rows) == len(answers) else answers

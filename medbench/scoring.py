@@ -28,8 +28,9 @@ if TYPE_CHECKING:
     from medbench.plan import Plan
     from medbench.specs import TaskSpec
 
-SCORES_SCHEMA_VERSION = 2
-"""2: answer rows carry `parser_version`."""
+SCORES_SCHEMA_VERSION = 3
+"""2: answer rows carry `parser_version`. 3: the fragility table gains `all_variants_f1`, the
+models table `all_variants_f1` and `mean_worst_f1` (with CIs)."""
 IMAGE_PROCESSOR_COLUMN = "image_processor"
 ANSWER_COLUMNS = [
     "model",
@@ -100,7 +101,8 @@ class ScoreTables:
     fragility: pd.DataFrame
     """Per (model, task, family, pipeline): disagreement, flip_rate, ... with CIs."""
     models: pd.DataFrame
-    """Per (model, pipeline): fragility index and mean f1_all over tasks, with CIs."""
+    """Per (model, pipeline): fragility index, all-variants F1 (the headline), mean and
+    worst-variant f1_all over tasks, with CIs."""
     pairs: pd.DataFrame
     """Per (model, base, task, family, variant): paired differences and McNemar's test."""
 
@@ -278,6 +280,7 @@ FAMILY_METRICS = (
     "fleiss_kappa",
     "spread",
     "worst_f1",
+    "all_variants_f1",
 )
 
 
@@ -355,8 +358,13 @@ def _score_models(
             if layout.answer_kinds[g[2]] == "label"
         ]
         if tasks:
-            f1 = metrics.mean_f1_all(tasks, seed=layout.seed, n_boot=layout.n_boot)
-            row.update(_est("mean_f1_all", f1))
+            seed, n_boot = layout.seed, layout.n_boot
+            headline = metrics.mean_all_variants_f1(tasks, seed=seed, n_boot=n_boot)
+            row.update(_est("all_variants_f1", headline))
+            row.update(_est("mean_f1_all", metrics.mean_f1_all(tasks, seed=seed, n_boot=n_boot)))
+            row.update(
+                _est("mean_worst_f1", metrics.mean_worst_f1(tasks, seed=seed, n_boot=n_boot))
+            )
             # distinct tasks: a task asked by two label families counts once
             row["n_tasks"] = len({g[1] for g, _ in mine if layout.answer_kinds[g[2]] == "label"})
         rows.append(row)

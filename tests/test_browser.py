@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,7 +31,11 @@ ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
     "--disable-component-update", "--no-first-run", "--disable-sync", "--disable-quic",
 ]  # fmt: skip
-FRAGILITY = '[id="quickstart.ranking-fragility"]'
+RANKING = '[id="quickstart.ranking"]'
+PER_TASK = '[id="quickstart.per-task"]'
+REPO = Path(__file__).resolve().parent.parent
+ARTEFACTS = REPO / "test-results" / "browser"
+"""Screenshots of the pages, kept as the test run's artefacts."""
 
 
 @pytest.fixture(scope="session")
@@ -96,28 +103,28 @@ def test_index_ranks_as_the_records_say(
     page: Page, site_url: str, built: tuple[Path, Path]
 ) -> None:
     page.goto(site_url)
-    expected = [title for _, title in sorted(models_by(built, "fragility_index"))]
-    models = [m.removesuffix(" test model") for m in column(page, FRAGILITY, 1)]
+    expected = [title for _, title in sorted(models_by(built, "all_variants_f1"), reverse=True)]
+    models = [m.removesuffix(" test model") for m in column(page, RANKING, 1)]
     assert models == expected
-    assert column(page, FRAGILITY, 0) == ["1", "2", "3", "4"]
-    expect(page.locator(f"{FRAGILITY} thead th").nth(2)).to_have_attribute("aria-sort", "ascending")
+    assert column(page, RANKING, 0) == ["1", "2", "3", "4"]
+    expect(page.locator(f"{RANKING} thead th").nth(2)).to_have_attribute("aria-sort", "descending")
 
 
 def test_sorting_by_click_and_keyboard_sets_aria_sort(
     page: Page, site_url: str, built: tuple[Path, Path]
 ) -> None:
     page.goto(site_url)
-    headers = page.locator(f"{FRAGILITY} thead th")
-    by_f1 = sorted(models_by(built, "mean_f1_all"))
+    headers = page.locator(f"{RANKING} thead th")
+    by_f1 = sorted(models_by(built, "fragility_index"))
     headers.nth(3).get_by_role("button").click()
     expect(headers.nth(3)).to_have_attribute("aria-sort", "ascending")
-    expect(headers.nth(2)).not_to_have_attribute("aria-sort", "ascending")
-    assert [m.removesuffix(" test model") for m in column(page, FRAGILITY, 1)] == [
+    expect(headers.nth(2)).not_to_have_attribute("aria-sort", "descending")
+    assert [m.removesuffix(" test model") for m in column(page, RANKING, 1)] == [
         t for _, t in by_f1
     ]
     headers.nth(3).get_by_role("button").click()
     expect(headers.nth(3)).to_have_attribute("aria-sort", "descending")
-    assert [m.removesuffix(" test model") for m in column(page, FRAGILITY, 1)] == [
+    assert [m.removesuffix(" test model") for m in column(page, RANKING, 1)] == [
         t for _, t in by_f1
     ][::-1]
     model_button = headers.nth(1).get_by_role("button")
@@ -126,20 +133,20 @@ def test_sorting_by_click_and_keyboard_sets_aria_sort(
     expect(headers.nth(1)).to_have_attribute("aria-sort", "ascending")
     expect(headers.nth(3)).not_to_have_attribute("aria-sort", "descending")
     titles = sorted(t for _, t in by_f1)
-    assert [m.removesuffix(" test model") for m in column(page, FRAGILITY, 1)] == titles
+    assert [m.removesuffix(" test model") for m in column(page, RANKING, 1)] == titles
     page.keyboard.press("Space")
     expect(headers.nth(1)).to_have_attribute("aria-sort", "descending")
-    assert [m.removesuffix(" test model") for m in column(page, FRAGILITY, 1)] == titles[::-1]
+    assert [m.removesuffix(" test model") for m in column(page, RANKING, 1)] == titles[::-1]
 
 
 def test_task_filter_hides_other_tasks(page: Page, site_url: str) -> None:
     page.goto(site_url)
     page.get_by_label("Show task").select_option("pneumonia_cxr")
-    expect(page.locator(f'{FRAGILITY} th[data-task="brain_tumor_mri"]')).to_be_hidden()
-    expect(page.locator(f'{FRAGILITY} th[data-task="pneumonia_cxr"]')).to_be_visible()
+    expect(page.locator(f'{PER_TASK} th[data-task="brain_tumor_mri"]')).to_be_hidden()
+    expect(page.locator(f'{PER_TASK} th[data-task="pneumonia_cxr"]')).to_be_visible()
     expect(page.locator('tr[data-task="brain_tumor_mri"]').first).to_be_hidden()
     page.get_by_label("Show task").select_option("")
-    expect(page.locator(f'{FRAGILITY} th[data-task="brain_tumor_mri"]')).to_be_visible()
+    expect(page.locator(f'{PER_TASK} th[data-task="brain_tumor_mri"]')).to_be_visible()
 
 
 def test_every_link_loads_and_nothing_leaves_localhost(
@@ -160,6 +167,9 @@ def test_every_link_loads_and_nothing_leaves_localhost(
         )
         for link in links:
             target = urljoin(url, str(link)).split("#")[0]
+            if urlsplit(target).hostname != "127.0.0.1":
+                assert "/tasks/" in url and target.startswith("https://example.org/"), link
+                continue  # a task's dataset homepage: a link out, never loaded
             if target.endswith(".html"):
                 todo.append(target)
             elif target not in checked:
@@ -167,7 +177,7 @@ def test_every_link_loads_and_nothing_leaves_localhost(
                 response = page.request.get(target)
                 assert response.ok, f"{url} links to {link}: HTTP {response.status}"
     assert failed == []
-    assert len(done) == 1 + 4 + 2 + 1  # index, models, tasks, methods
+    assert len(done) == 1 + 4 + 2 + 1 + 4 * 2  # index, models, tasks, methods, flip viewers
     assert {urlsplit(u).hostname for u in requests} == {"127.0.0.1"}
     assert any(u.endswith("/static/sort.js") for u in requests)
 
@@ -176,23 +186,144 @@ def test_ranked_table_shows_with_javascript_off(browser: Browser, site_url: str)
     context = browser.new_context(java_script_enabled=False)
     page = context.new_page()
     page.goto(site_url)
-    expect(page.locator(FRAGILITY)).to_be_visible()
-    expect(page.locator(f"{FRAGILITY} tbody tr")).to_have_count(4)
-    expect(page.locator(f"{FRAGILITY} thead button")).to_have_count(0)
+    expect(page.locator(RANKING)).to_be_visible()
+    expect(page.locator(f"{RANKING} tbody tr")).to_have_count(4)
+    expect(page.locator(f"{RANKING} thead button")).to_have_count(0)
     expect(page.locator("#task-filter-block")).to_be_hidden()
-    expect(page.locator(f'{FRAGILITY} td[data-task="brain_tumor_mri"]').first).to_be_visible()
+    expect(page.locator(f'{PER_TASK} td[data-task="brain_tumor_mri"]').first).to_be_visible()
+    expect(page.locator("svg.chart")).to_be_visible()
+    expect(page.locator("svg.chart g.mark")).to_have_count(4)
     context.close()
 
 
-def test_screenshots_of_the_index_and_a_model_page(
-    page: Page, site_url: str, tmp_path: Path
+def test_index_fits_1280_px_and_its_chart_has_one_mark_per_ranked_model(
+    page: Page, site_url: str
 ) -> None:
-    page.set_viewport_size({"width": 1280, "height": 900})
+    page.set_viewport_size({"width": 1280, "height": 800})
     page.goto(site_url)
-    page.screenshot(path=tmp_path / "index.png", full_page=True)
+    assert page.evaluate("document.documentElement.scrollWidth") <= 1280
+    box = page.locator(RANKING).bounding_box()
+    assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 1280
+    ranked = column(page, RANKING, 1)
+    marks = page.locator("svg.chart g.mark")
+    expect(marks).to_have_count(len(ranked))
+    titles = marks.locator("title").all_text_contents()
+    assert sorted(t.split(":")[0].removesuffix(" (baseline)") for t in titles) == sorted(
+        m.removesuffix(" test model") for m in ranked
+    )
+    expect(page.locator("svg.chart line.pair")).to_have_count(1)
+
+
+def test_index_reads_at_390_px(page: Page, site_url: str) -> None:
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.goto(site_url)
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    expect(page.locator("svg.chart")).to_be_visible()
+    chart = page.locator("svg.chart").bounding_box()
+    assert chart is not None and chart["width"] <= 390
+
+
+def test_screenshots_of_index_model_task_and_flip_pages(page: Page, site_url: str) -> None:
+    ARTEFACTS.mkdir(parents=True, exist_ok=True)
+    page.set_viewport_size({"width": 1280, "height": 800})
+    shots = {
+        "synthetic-index": "",
+        "synthetic-model": "models/med.html",
+        "synthetic-task": "tasks/pneumonia_cxr.html",
+        "synthetic-flips": "flips/quickstart.gen.pneumonia_cxr.html",
+    }
+    for name, path in shots.items():
+        page.goto(site_url + path)
+        page.screenshot(path=ARTEFACTS / f"{name}.png", full_page=True)
+        assert (ARTEFACTS / f"{name}.png").stat().st_size > 10_000
     page.goto(site_url + "models/med.html")
-    expect(page.locator("figure img")).to_be_visible()
-    assert page.locator("figure img").evaluate("img => img.naturalWidth") > 0
-    page.screenshot(path=tmp_path / "model.png", full_page=True)
-    assert (tmp_path / "index.png").stat().st_size > 10_000
-    assert (tmp_path / "model.png").stat().st_size > 10_000
+    expect(page.locator("figure img").first).to_be_visible()
+    assert page.locator("figure img").first.evaluate("img => img.naturalWidth") > 0
+
+
+# The real quickstart: `medbench run --suite quickstart`, then `medbench site build`.
+
+
+@pytest.fixture(scope="module")
+def quickstart(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, str]]:
+    """A copy of the project after `medbench run --suite quickstart` and `medbench site build`
+    (about 10 minutes on two busy cores: the demonstration models are fine-tuned first)."""
+    project = tmp_path_factory.mktemp("quickstart")
+    for name in ("specs", "data", "leaderboard"):
+        shutil.copytree(REPO / name, project / name)
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "MEDBENCH_CACHE": str(project / "c.sqlite")}
+    env["PYTHONPATH"] = str(REPO)
+    run = [sys.executable, "-m", "medbench", "run", "specs", "--suite", "quickstart"]
+    done = subprocess.run(run, cwd=project, env=env, capture_output=True, text=True, timeout=3000)
+    assert done.returncode == 0, done.stderr[-3000:]
+    shutil.move(project / "_site", project / "_site_run")
+    build = [sys.executable, "-m", "medbench", "site", "build"]
+    done = subprocess.run(build, cwd=project, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    server = make_server(project / "_site", "127.0.0.1", 0, quiet=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield project, f"http://127.0.0.1:{server.server_address[1]}/"
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.mark.slow
+def test_quickstart_site_build_shows_the_models_of_the_run(
+    quickstart: tuple[Path, str],
+) -> None:
+    project, _ = quickstart
+
+    def ranked(site: str) -> list[str]:
+        import json
+
+        rows = json.loads((project / site / "data" / "quickstart.ranking.json").read_text())
+        return [str(r["model"]) for r in rows]
+
+    expected = [
+        "tiny-gemma3-med",
+        "tiny-gemma3-general",
+        "baseline-chance",
+        "baseline-majority",
+        "baseline-always-positive",
+    ]
+    assert sorted(ranked("_site_run")) == sorted(expected)
+    assert ranked("_site") == ranked("_site_run")
+    assert (project / "_site" / "index.html").read_bytes() == (
+        project / "_site_run" / "index.html"
+    ).read_bytes()
+
+
+@pytest.mark.slow
+def test_quickstart_specialised_model_ranks_first_and_general_flips_are_listed(
+    page: Page, quickstart: tuple[Path, str]
+) -> None:
+    _, url = quickstart
+    ARTEFACTS.mkdir(parents=True, exist_ok=True)
+    page.set_viewport_size({"width": 1280, "height": 800})
+    page.goto(url)
+    assert page.evaluate("document.documentElement.scrollWidth") <= 1280
+    box = page.locator(RANKING).bounding_box()
+    assert box is not None and box["x"] + box["width"] <= 1280
+    first = page.locator(f"{RANKING} tbody tr").first.locator("th a")
+    expect(first).to_have_attribute("href", "models/tiny-gemma3-med.html")
+    expect(page.locator("svg.chart g.mark")).to_have_count(5)
+    expect(page.locator("svg.chart g.mark.baseline")).to_have_count(3)
+    page.screenshot(path=ARTEFACTS / "quickstart-index.png", full_page=True)
+    page.goto(url + "models/tiny-gemma3-general.html")
+    page.screenshot(path=ARTEFACTS / "quickstart-model.png", full_page=True)
+    page.get_by_role("link", name="Pneumonia on paediatric chest X-ray").first.click()
+    flips = page.locator("article.flip")
+    assert flips.count() > 0
+    first_flip = flips.first
+    rows = first_flip.locator("tbody tr")
+    assert rows.count() >= 2
+    prompt = rows.first.locator("td").nth(0).inner_text()
+    assert "chest X-ray" in prompt or "pneumonia" in prompt.lower()
+    answers = {rows.nth(i).locator("td").nth(2).inner_text() for i in range(rows.count())}
+    assert len(answers) > 1, "a flipped image has answers that differ"
+    expect(first_flip.locator("img")).to_have_count(1)
+    page.screenshot(path=ARTEFACTS / "quickstart-flips.png", full_page=True)
+    page.goto(url + "tasks/pneumonia_cxr.html")
+    expect(page.locator(".examples img").first).to_be_visible()
+    page.screenshot(path=ARTEFACTS / "quickstart-task.png", full_page=True)

@@ -56,6 +56,23 @@ def test_run_end_to_end_writes_results_ladder_records_and_site(tmp_path: Path) -
     assert (results / "leaderboard" / "t" / "tiny-llava.tsne" / "skin_lesion.svg").is_file()
     assert 'src="../charts/t.tiny-llava.tsne.skin_lesion.svg"' in page
     assert "Site built: open _site/index.html" in done.stderr
+    # One rule for what the site shows: `site build` after `run` gives the same site.
+    first = {
+        p.relative_to(project / "_site"): p.read_bytes()
+        for p in (project / "_site").rglob("*")
+        if p.is_file()
+    }
+    build = [sys.executable, "-m", "medbench", "site", "build"]
+    rebuilt = subprocess.run(
+        build, cwd=project, env=env, capture_output=True, text=True, timeout=600
+    )
+    assert rebuilt.returncode == 0, rebuilt.stderr[-3000:]
+    assert {
+        p.relative_to(project / "_site"): p.read_bytes()
+        for p in (project / "_site").rglob("*")
+        if p.is_file()
+    } == first
+    assert "local, unpublished" in (project / "_site" / "index.html").read_text()
 
     again = subprocess.run(
         cmd + ["--no-site"], cwd=project, env=env, capture_output=True, text=True, timeout=600

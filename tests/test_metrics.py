@@ -66,6 +66,7 @@ FAMILY_METRICS: dict[str, Metric] = {
     "fleiss_kappa": lambda t, a, b, k: metrics.fleiss_kappa(a),
     "spread": lambda t, a, b, k: metrics.spread(a, t, k),
     "worst_f1": lambda t, a, b, k: metrics.worst_f1(a, t, k),
+    "all_variants_f1": lambda t, a, b, k: metrics.all_variants_f1(a, t, k),
 }
 PAIRED_METRICS: dict[str, Metric] = {
     "paired_f1_difference": lambda t, a, b, k: (
@@ -89,6 +90,7 @@ BOUNDED_0_1 = {
     "refusal_flip_rate",
     "spread",
     "worst_f1",
+    "all_variants_f1",
 }
 BOUNDED_MINUS_1_1 = {"fleiss_kappa", "paired_f1_difference", "paired_disagreement_difference"}
 INVARIANT_TO_SAMPLE_ORDER = set(ALL_METRICS)
@@ -120,6 +122,9 @@ def _pair(seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 NOT_REGISTERED = {
     "chance_f1",
+    "consensus",
+    "mean_all_variants_f1",
+    "mean_worst_f1",
     "fragility_index",
     "mcnemar_exact",
     "mean_f1_all",
@@ -507,6 +512,95 @@ def test_fragility_index_and_mean_f1_all_average_over_tasks(seed: int) -> None:
     )
     assert mean.value == pytest.approx(expected, abs=1e-9)
     assert mean.lo <= mean.value <= mean.hi
+    worst = metrics.mean_worst_f1(tasks, seed=seed, n_boot=300)
+    expected = np.mean([min(_sklearn_f1(t, a[:, v]) for v in range(a.shape[1])) for t, a in cases])
+    assert worst.value == pytest.approx(expected, abs=1e-9)
+    assert worst.lo <= worst.value <= worst.hi
+    headline = metrics.mean_all_variants_f1(tasks, seed=seed, n_boot=300)
+    expected = np.mean([metrics.all_variants_f1(a, t, K) for t, a in cases])
+    assert headline.value == pytest.approx(expected, abs=1e-9)
+    assert headline.lo <= headline.value <= headline.hi
+
+
+# The all-variants F1 (headline score) and the ranking it gives synthetic models.
+
+
+def _unanimous_or_unparseable(truth: np.ndarray, answers: np.ndarray) -> np.ndarray:
+    """Each image's answer when all variants give it, else UNPARSEABLE: a plain loop."""
+    return np.array([row[0] if len(set(row)) == 1 else UNPARSEABLE for row in answers.tolist()])
+
+
+def test_all_variants_f1_is_f1_all_of_the_unanimous_answers(seed: int) -> None:
+    truth, answers = make_case(seed)
+    expected = _sklearn_f1(truth, _unanimous_or_unparseable(truth, answers))
+    assert metrics.all_variants_f1(answers, truth, K) == pytest.approx(expected, abs=1e-12)
+
+
+def test_all_variants_f1_is_f1_all_with_one_variant(seed: int) -> None:
+    truth, answers = make_case(seed)
+    one = answers[:, :1]
+    assert metrics.all_variants_f1(one, truth, K) == pytest.approx(
+        metrics.f1_all(truth, one[:, 0], K), abs=1e-12
+    )
+
+
+def test_all_variants_f1_is_at_most_the_worst_variant_f1_on_a_correct_only_count() -> None:
+    truth = np.array([0, 0, 1, 1])
+    answers = np.array([[0, 0], [0, 1], [1, 1], [1, 0]])
+    # Images 0 and 2 are right under both variants; 1 and 3 flip: TP* = 1 per class.
+    assert metrics.all_variants_f1(answers, truth, 2) == pytest.approx(2 / 3)
+
+
+def test_score_family_all_variants_f1_equals_the_point_function(seed: int) -> None:
+    truth, answers = make_case(seed)
+    scores = metrics.score_family(answers, truth, K, 0, seed=seed, n_boot=200)
+    assert scores.all_variants_f1.value == pytest.approx(
+        metrics.all_variants_f1(answers, truth, K), abs=1e-12
+    )
+    assert scores.all_variants_f1.lo <= scores.all_variants_f1.value <= scores.all_variants_f1.hi
+
+
+def _synthetic_models(seed: int, n: int = 400, v: int = 4, k: int = 3) -> dict[str, np.ndarray]:
+    """Answer matrices of degenerate and good models on one balanced task."""
+    rng = np.random.default_rng(seed)
+    truth = np.arange(n) % k
+    right = np.repeat(truth[:, None], v, axis=1)
+    wrong_somewhere = rng.random((n, v)) < 0.35
+    return {
+        "truth": truth,
+        "perfect": right,
+        "right_and_stable": np.where(rng.random((n, 1)) < 0.85, right, (right + 1) % k),
+        "right_but_fragile": np.where(wrong_somewhere, (right + 1) % k, right),
+        "constant": np.zeros((n, v), dtype=np.int64),
+        "majority_by_variant": np.tile(np.arange(v) % k, (n, 1)),
+        "random": rng.integers(0, k, (n, v)),
+        "always_refusing": np.full((n, v), REFUSAL),
+        "always_unparseable": np.full((n, v), UNPARSEABLE),
+    }
+
+
+def test_headline_ranks_degenerate_models_below_right_and_stable(seed: int) -> None:
+    found = _synthetic_models(seed)
+    truth = found.pop("truth")
+    score = {
+        name: metrics.mean_all_variants_f1([TaskAnswers(a, truth, 3)], n_boot=200)
+        for name, a in found.items()
+    }
+    ranking = sorted(score, key=lambda name: -score[name].value)
+    assert ranking[:3] == ["perfect", "right_and_stable", "right_but_fragile"]
+    assert score["perfect"].value == 1.0
+    chance = metrics.chance_f1(np.bincount(truth))
+    for degenerate in ("constant", "majority_by_variant", "random", "always_refusing"):
+        assert score[degenerate].value <= chance + 0.01, degenerate
+        # Not merely below on the point value: the intervals do not overlap.
+        assert score[degenerate].hi < score["right_and_stable"].lo, degenerate
+    assert score["always_refusing"].value == 0.0
+    assert score["always_unparseable"].value == 0.0
+    # Fragility alone cannot tell these apart: the degenerate models tie with the best.
+    fragility = {name: metrics.disagreement(a) for name, a in found.items()}
+    assert fragility["constant"] == fragility["always_refusing"] == 0.0
+    assert fragility["right_and_stable"] == fragility["perfect"] == 0.0
+    assert fragility["right_but_fragile"] > fragility["constant"]
 
 
 # Input validation: whole messages.

@@ -17,6 +17,7 @@ from medbench.records import read_record, write_record
 from medbench.scoring import score_answers
 from medbench.site import build_site
 from tests.leaderboard_data import (
+    FAMILIES,
     TASKS,
     make_answers,
     make_layout,
@@ -91,6 +92,7 @@ def pages(folder: Path) -> dict[str, Page]:
 
 def test_build_site_writes_every_page(site: Path) -> None:
     assert sorted(pages(site)) == [
+        *(f"flips/quickstart.{m}.{t}.html" for m in ("gen", "med", "tiny") for t in TWO_TASKS),
         "index.html",
         "methods.html",
         "models/gen.html",
@@ -141,8 +143,11 @@ def test_build_site_titles_render_as_text(site: Path) -> None:
 
 
 def test_build_site_every_link_resolves_to_a_file(site: Path) -> None:
+    homepages = {f"https://example.org/{t}" for t in TWO_TASKS}
     for name, page in pages(site).items():
         for link in page.links():
+            if name.startswith("tasks/") and link in homepages:
+                continue  # the dataset's homepage: the one link that leaves the site
             parts = urlsplit(link)
             assert not parts.scheme and not parts.netloc and not link.startswith("/"), (name, link)
             if parts.path:
@@ -154,9 +159,10 @@ def test_build_site_makes_no_external_reference(site: Path) -> None:
     homepages = {f"https://example.org/{t}" for t in TWO_TASKS}
     for name, page in pages(site).items():
         attributes = [v or "" for _, attrs in page.tags for v in attrs.values()]
-        assert not [v for v in attributes if "http" in v or v.startswith("//")], name
+        outside = [v for v in attributes if "http" in v or v.startswith("//")]
+        # Only a task page links out, to its dataset's homepage (a link loads nothing).
+        assert set(outside) <= (homepages if name.startswith("tasks/") else set()), name
         text = (site / name).read_text()
-        # The only addresses are dataset homepages, shown as text for people to copy.
         assert set(re.findall(r"https?://[^\s<\"']+", text)) <= homepages, name
     for path in [*site.glob("static/*.js"), *site.glob("static/*.css")]:
         assert not re.search(r"https?:|['\"(]//", path.read_text()), path
@@ -173,23 +179,27 @@ def test_build_site_tables_have_captions_scopes_and_downloads(site: Path) -> Non
             attrs.get("scope") in ("col", "row") for tag, attrs in page.tags if tag == "th"
         ), name
         downloads = [link for link in page.links() if "/data/" in f"/{link}"]
-        assert len(downloads) == 2 * tags.count("table"), name
+        sortable = [a for t, a in page.tags if t == "table" and a.get("class") == "sortable"]
+        assert len(downloads) == 2 * len(sortable), name
     index = Page((site / "index.html").read_text())
     assert [a.get("aria-sort") for t, a in index.tags if t == "th" and a.get("aria-sort")] == [
-        "ascending",
         "descending",
+        "ascending",
         "ascending",
     ]
 
 
-def test_build_site_index_ranks_by_fragility_index(board: Path, site: Path) -> None:
+def test_build_site_index_ranks_by_all_variants_f1(board: Path, site: Path) -> None:
     records = [read_record(p) for p in sorted(board.glob("*/*.json"))]
-    expected = sorted(records, key=lambda r: r.models[0]["fragility_index"])  # type: ignore[arg-type, return-value]
-    rows = json.loads((site / "data" / "quickstart.ranking-fragility.json").read_text())
+    expected = sorted(records, key=lambda r: -r.models[0]["all_variants_f1"])  # type: ignore[operator]
+    rows = json.loads((site / "data" / "quickstart.ranking.json").read_text())
     assert [row["model"] for row in rows] == [r.model_id for r in expected]
     assert [row["rank"] for row in rows] == [1, 2, 3]
+    assert [row["all_variants_f1"] for row in rows] == [
+        r.models[0]["all_variants_f1"] for r in expected
+    ]
     index = (site / "index.html").read_text()
-    table = index[index.index('id="quickstart.ranking-fragility"') :].split("</table>")[0]
+    table = index[index.index('id="quickstart.ranking"') :].split("</table>")[0]
     linked = re.findall(r'href="models/([^"]+)\.html"', table)
     assert linked == [r.model_id for r in expected]
 
@@ -199,7 +209,7 @@ def test_build_site_marks_test_models(site: Path) -> None:
     assert note in (site / "index.html").read_text()
     assert note in (site / "models" / "tiny.html").read_text()
     assert note not in (site / "models" / "gen.html").read_text()
-    rows = json.loads((site / "data" / "quickstart.ranking-f1.json").read_text())
+    rows = json.loads((site / "data" / "quickstart.ranking.json").read_text())
     assert {row["model"]: row["test_model"] for row in rows} == {
         "gen": False,
         "med": False,
@@ -238,7 +248,10 @@ def test_build_site_task_page_without_specs_uses_the_records(site: Path) -> None
     page = (site / "tasks" / "brain_tumor_mri.html").read_text()
     assert "<h1>Brain tumor mri</h1>" in page
     assert "<dt>Licence</dt><dd>CC BY 4.0</dd>" in page
-    assert "<dt>Dataset homepage</dt><dd>https://example.org/brain_tumor_mri</dd>" in page
+    assert (
+        'Dataset homepage: <a class="external" href="https://example.org/brain_tumor_mri" '
+        'rel="noopener noreferrer">https://example.org/brain_tumor_mri</a>'
+    ) in page
 
 
 def test_build_site_shows_the_knowledge_ladder_when_recorded(tmp_path: Path) -> None:
@@ -319,7 +332,7 @@ def test_build_site_index_is_under_200_kb_for_50_models_and_4_tasks(tmp_path: Pa
     size = (tmp_path / "out" / "index.html").stat().st_size
     print(f"index.html for 50 models x 4 tasks: {size} bytes")
     assert size < 200_000
-    rows = json.loads((tmp_path / "out" / "data" / "quickstart.ranking-fragility.json").read_text())
+    rows = json.loads((tmp_path / "out" / "data" / "quickstart.ranking.json").read_text())
     assert len(rows) == 50
 
 
@@ -373,3 +386,147 @@ def test_build_site_refuses_a_map_that_could_run_script(tmp_path: Path, payload:
     with pytest.raises(RecordError, match=r"gen\.tsne/pneumonia_cxr\.svg: refusing an SVG"):
         build_site(tmp_path / "board", tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+# The index chart, the one rule for what the site shows, the flip viewer and task pages.
+
+
+def test_build_site_chart_has_one_mark_per_ranked_model_and_an_arrow_per_pair(
+    tmp_path: Path,
+) -> None:
+    hf = {"backend": "hf", "baseline": None, "repo": "org/model"}
+    specs = [
+        model_spec("gen", title="General 4B").model_copy(update=hf),
+        model_spec("med", title="Medical 4B", base="gen", medical=True).model_copy(update=hf),
+        model_spec("chance", title="Baseline: chance"),
+    ]
+    publish_synthetic(tmp_path / "board", specs, TWO_TASKS, n_images=12, n_boot=20)
+    build_site(tmp_path / "board", tmp_path / "out")
+    index = (tmp_path / "out" / "index.html").read_text()
+    svg = index[index.index('<svg class="chart"') : index.index("</svg>")]
+    rows = json.loads((tmp_path / "out" / "data" / "quickstart.ranking.json").read_text())
+    marks = re.findall(r'<g class="mark (model|baseline)" data-model="([^"]+)"><title>([^<]+)', svg)
+    assert sorted(m for _, m, _ in marks) == sorted(str(r["model"]) for r in rows)
+    assert {m: kind for kind, m, _ in marks} == {
+        "gen": "model",
+        "med": "model",
+        "chance": "baseline",
+    }
+    assert svg.count("<circle") == 2 and svg.count("<rect") == 1
+    med = next(r for r in rows if r["model"] == "med")
+    tip = next(t for _, m, t in marks if m == "med")
+    assert tip == (
+        f"Medical 4B: all-variants F1 {med['all_variants_f1']:.3f} "
+        f"[{med['all_variants_f1_lo']:.3f}, {med['all_variants_f1_hi']:.3f}], fragility index "
+        f"{med['fragility_index']:.3f} "
+        f"[{med['fragility_index_lo']:.3f}, {med['fragility_index_hi']:.3f}]"
+    )
+    assert svg.count('class="pair"') == 1
+    assert "<title>General 4B to its medical fine-tune Medical 4B</title>" in svg
+
+
+def test_build_site_pair_summary_tones_differences_whose_interval_excludes_zero(
+    site: Path,
+) -> None:
+    rows = json.loads((site / "data" / "quickstart.pairs.json").read_text())
+    index = (site / "index.html").read_text()
+    table = index[index.index('id="quickstart.pairs"') :].split("</table>")[0]
+    cells = re.findall(r'<td data-sort="[^"]*"(?: class="(better|worse)")?>', table)
+    expected = []
+    for row in rows:
+        for name, better in (
+            ("f1_diff", "higher"),
+            ("mcnemar_p", None),
+            ("fragility_diff", "lower"),
+        ):
+            lo, hi = row.get(f"{name}_lo"), row.get(f"{name}_hi")
+            tone = ""
+            if better and lo is not None and hi is not None and (lo > 0 or hi < 0):
+                tone = "better" if (lo > 0) == (better == "higher") else "worse"
+            expected.append(tone)
+    assert cells == expected
+    assert any(expected)
+
+
+def test_build_site_shows_local_records_beside_published_ones(tmp_path: Path) -> None:
+    published, results = tmp_path / "leaderboard", tmp_path / "results"
+    gen, med = model_spec("gen", title="General 4B"), model_spec("med", base="gen", medical=True)
+    publish_synthetic(published, [gen, med], TWO_TASKS, n_images=8, n_boot=10)
+    publish_synthetic(published, [model_spec("x")], TWO_TASKS, suite="other", n_images=8, n_boot=10)
+    local = results / "quickstart" / "leaderboard"
+    fresh = [model_spec("gen", title="General 4B, fresh"), model_spec("tiny", test_model=True)]
+    publish_synthetic(local, fresh, TWO_TASKS, n_images=8, n_boot=10, seed=3)
+    build_site(published, tmp_path / "out", results=results)
+    index = (tmp_path / "out" / "index.html").read_text()
+    ranked = {
+        suite: [
+            r["model"]
+            for r in json.loads((tmp_path / "out" / "data" / f"{suite}.ranking.json").read_text())
+        ]
+        for suite in ("quickstart", "other")
+    }
+    assert sorted(ranked["quickstart"]) == ["gen", "med", "tiny"]
+    assert ranked["other"] == ["x"]
+    table = index[index.index('id="quickstart.ranking"') :].split("</table>")[0]
+    local_rows = re.findall(
+        r'href="models/([^"]+)\.html"[^>]*>[^<]*</a>((?: <strong class="badge">[^<]+</strong>)*)',
+        table,
+    )
+    assert {m: "local, unpublished" in badges for m, badges in local_rows} == {
+        "gen": True,
+        "med": False,
+        "tiny": True,
+    }
+    assert "General 4B, fresh" in index
+    assert "fresh results of <code>medbench run</code>" in index
+    build_site(published, tmp_path / "published", results=None)
+    assert "local, unpublished" not in (tmp_path / "published" / "index.html").read_text()
+
+
+def test_build_site_flip_viewer_lists_every_flipped_image_with_prompts(
+    board: Path, tmp_path: Path
+) -> None:
+    specs = load_specs(REPO / "specs")
+    build_site(board, tmp_path / "out", specs=specs)
+    page = (tmp_path / "out" / "flips" / "quickstart.gen.pneumonia_cxr.html").read_text()
+    answers = make_answers(["gen", "med", "tiny"], TWO_TASKS)
+    mine = answers[
+        (answers.model == "gen") & (answers.task == "pneumonia_cxr") & (answers.status != "error")
+    ]
+    flipped = set()
+    for (_family, sample), group in mine.groupby(["family", "sample"]):
+        outcomes = {
+            p if s == "answer" else s for s, p in zip(group.status, group.parsed, strict=True)
+        }
+        if len(outcomes) > 1:
+            flipped.add(sample)
+    shown = set(re.findall(r'<article class="flip" aria-label="Image ([^"]+)">', page))
+    assert shown == flipped and flipped
+    plain = next(v for v in specs.families["closed_diagnosis"].variants if v.id == "plain")
+    from medbench.prompts import render
+
+    text = render(specs.families["closed_diagnosis"], plain, specs.tasks["pneumonia_cxr"], ())
+    assert f"<pre>{text.messages.text}</pre>" in page
+    assert "<pre>I cannot diagnose this.</pre>" in page and "<td>refusal</td>" in page
+    model = (tmp_path / "out" / "models" / "gen.html").read_text()
+    assert 'href="../flips/quickstart.gen.pneumonia_cxr.html"' in model
+
+
+def test_build_site_task_page_shows_question_classes_wordings_and_examples(
+    board: Path, tmp_path: Path
+) -> None:
+    specs = load_specs(REPO / "specs")
+    build_site(board, tmp_path / "out", specs=specs)
+    page = (tmp_path / "out" / "tasks" / "pneumonia_cxr.html").read_text()
+    task = specs.tasks["pneumonia_cxr"]
+    assert f"<strong>Question:</strong> {task.question}</p>" in page
+    for label in task.labels:
+        assert f"<strong>{label.name}</strong> (<code>{label.id}</code>)" in page
+        assert all(sign in page for sign in label.signs)
+    n_variants = sum(len(specs.families[f].variants) for f in FAMILIES)
+    assert len(re.findall(r'<tr><th scope="row">[a-z_]+/[a-z_]+</th>', page)) == n_variants
+    examples = re.findall(r'<img src="\.\./(img/pneumonia_cxr/[^"]+)" alt="Example of', page)
+    assert len(examples) == 2 * len(task.labels)
+    assert all((tmp_path / "out" / src).is_file() for src in examples)
+    homepage = task.data["full"].homepage
+    assert f'<a class="external" href="{homepage}" rel="noopener noreferrer">' in page

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from medbench.cache import Cache, default_cache_path
+from medbench.data import DATA_ENV
+from medbench.errors import DataError, SpecError
+from medbench.home import models_dir
+from medbench.loading import SpecSet, check_data, load_specs
+from medbench.plan import Plan, make_plan
+from medbench.served import SnapshotSource, recorded
 
 SpecsArg = Annotated[Path, typer.Argument(help="Spec folder (or file) to load.", show_default=True)]
 SuiteOpt = Annotated[str, typer.Option("--suite", "-s", help="Suite id to use.")]
@@ -41,3 +48,47 @@ LimitOpt = Annotated[
 def open_cache(path: Path | None) -> Cache:
     """The answer cache at `path` or the default location."""
     return Cache(path or default_cache_path())
+
+
+def build_plan(
+    specs_path: Path,
+    suite: str,
+    cache: Cache,
+    models: list[str] | None,
+    tasks: list[str] | None,
+    limit: int | None,
+    snapshots: SnapshotSource | None = None,
+    base: str | None = None,
+) -> tuple[SpecSet, Plan]:
+    """The suite's plan; hosted models' snapshots come from what runs recorded beside the
+    cache unless `snapshots` says otherwise (only `run` asks the endpoint). A `models` entry
+    `hf:ORG/NAME[@REV]` (and `base`) is an ad hoc model, added to the suite for this plan."""
+    from medbench.adhoc import with_adhoc_models
+
+    specs, models = with_adhoc_models(load_specs(specs_path), suite, models, base)
+    for warning in specs.warnings.get(suite, ()):
+        typer.echo(f"warning: {warning}", err=True)
+    try:
+        plan = make_plan(
+            specs,
+            suite,
+            models_dir=models_dir(),
+            models=models,
+            tasks=tasks,
+            limit=limit,
+            hasher=cache.hash_file,
+            snapshots=snapshots or recorded(cache.path.parent),
+        )
+    except DataError:
+        # The same problems, all of them, at the spec fields they are about.
+        chosen = list(tasks or specs.suite(suite).tasks)
+        issues = check_data(specs, _data_root(), [t for t in chosen if t in specs.tasks])
+        if issues:
+            raise SpecError(issues) from None
+        raise
+    cache.flush_hashes()
+    return specs, plan
+
+
+def _data_root() -> Path | None:
+    return Path(os.environ[DATA_ENV]) if os.environ.get(DATA_ENV) else None

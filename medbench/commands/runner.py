@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections import Counter
 from dataclasses import replace
 from pathlib import Path
@@ -13,7 +12,6 @@ from rich.console import Console
 from rich.table import Table
 
 from medbench.backends.base import BackendContext
-from medbench.cache import Cache
 from medbench.commands.common import (
     CacheOpt,
     LimitOpt,
@@ -21,14 +19,11 @@ from medbench.commands.common import (
     SpecsArg,
     SuiteOpt,
     TasksOpt,
+    build_plan,
     open_cache,
 )
-from medbench.data import DATA_ENV
-from medbench.errors import DataError, SpecError
-from medbench.home import models_dir
-from medbench.loading import SpecSet, check_data, load_specs
-from medbench.plan import Plan, make_plan
-from medbench.served import Probing, SnapshotSource, recorded
+from medbench.commands.scoring import build_local_site, score_and_report
+from medbench.served import Probing
 
 BatchOpt = Annotated[
     str,
@@ -60,50 +55,6 @@ def parse_batch_size(value: str) -> int | None:
     if not value.isdigit() or int(value) < 1:
         raise typer.BadParameter(f"expected a positive integer or `auto`, got {value!r}")
     return int(value)
-
-
-def build_plan(
-    specs_path: Path,
-    suite: str,
-    cache: Cache,
-    models: list[str] | None,
-    tasks: list[str] | None,
-    limit: int | None,
-    snapshots: SnapshotSource | None = None,
-    base: str | None = None,
-) -> tuple[SpecSet, Plan]:
-    """The suite's plan; hosted models' snapshots come from what runs recorded beside the
-    cache unless `snapshots` says otherwise (only `run` asks the endpoint). A `models` entry
-    `hf:ORG/NAME[@REV]` (and `base`) is an ad hoc model, added to the suite for this plan."""
-    from medbench.adhoc import with_adhoc_models
-
-    specs, models = with_adhoc_models(load_specs(specs_path), suite, models, base)
-    for warning in specs.warnings.get(suite, ()):
-        typer.echo(f"warning: {warning}", err=True)
-    try:
-        plan = make_plan(
-            specs,
-            suite,
-            models_dir=models_dir(),
-            models=models,
-            tasks=tasks,
-            limit=limit,
-            hasher=cache.hash_file,
-            snapshots=snapshots or recorded(cache.path.parent),
-        )
-    except DataError:
-        # The same problems, all of them, at the spec fields they are about.
-        chosen = list(tasks or specs.suite(suite).tasks)
-        issues = check_data(specs, _data_root(), [t for t in chosen if t in specs.tasks])
-        if issues:
-            raise SpecError(issues) from None
-        raise
-    cache.flush_hashes()
-    return specs, plan
-
-
-def _data_root() -> Path | None:
-    return Path(os.environ[DATA_ENV]) if os.environ.get(DATA_ENV) else None
 
 
 def plan(
@@ -208,17 +159,13 @@ def run(
         if summary.interrupted:
             raise typer.Exit(130)
         if score:
-            from medbench.commands.scoring import score_and_report
-
             probe_context = context if probe else None
             score_and_report(spec_set, the_plan, store, results, console, probe_context)
     adhoc = [m for m in (model or []) if is_adhoc(m)]
     if score and site and adhoc:
         console.print(f"No local site: {', '.join(adhoc)} has no spec, so it is never published.")
     if score and site and not adhoc:
-        from medbench.commands.scoring import build_local_site
-
-        build_local_site(specs, suite, results, console)
+        build_local_site(spec_set, suite, results, console)
     if summary.failed_models:
         failed = ", ".join(sorted(summary.failed_models))
         console.print(f"[red]Failed models: {failed} (see above); the others were scored.")

@@ -19,9 +19,12 @@ frozen dataclasses out. Conventions:
   left out of its interval. Intervals depend only on the set of (truth, answers) rows,
   not on their order.
 - Per model, tasks weigh equally and each task's images are resampled within it.
+- ``all_variants_f1`` (the headline): macro-F1 of each image's consensus answer, the
+  answer all variants agree on or ``NO_CONSENSUS`` (matching no class) when they differ.
 """
 
 from medbench.metrics._bootstrap import CONFIDENCE, Estimate
+from medbench.metrics._circular import NO_CONSENSUS, all_variants_f1, consensus
 from medbench.metrics._classification import (
     VariantScores,
     accuracy,
@@ -46,7 +49,14 @@ from medbench.metrics._family import (
     spread,
     worst_f1,
 )
-from medbench.metrics._model import TaskAnswers, fragility_index, mean_f1_all, worse_than_chance
+from medbench.metrics._model import (
+    TaskAnswers,
+    fragility_index,
+    mean_all_variants_f1,
+    mean_f1_all,
+    mean_worst_f1,
+    worse_than_chance,
+)
 from medbench.metrics._paired import (
     McNemarResult,
     mcnemar_exact,
@@ -56,6 +66,7 @@ from medbench.metrics._paired import (
 
 __all__ = [
     "CONFIDENCE",
+    "NO_CONSENSUS",
     "REFUSAL",
     "UNPARSEABLE",
     "Estimate",
@@ -64,8 +75,10 @@ __all__ = [
     "TaskAnswers",
     "VariantScores",
     "accuracy",
+    "all_variants_f1",
     "balanced_accuracy",
     "chance_f1",
+    "consensus",
     "disagreement",
     "f1_all",
     "f1_answered",
@@ -73,7 +86,9 @@ __all__ = [
     "flip_rate",
     "fragility_index",
     "mcnemar_exact",
+    "mean_all_variants_f1",
     "mean_f1_all",
+    "mean_worst_f1",
     "paired_disagreement_difference",
     "paired_f1_difference",
     "pdr",

@@ -19,7 +19,8 @@ from medbench.metrics._bootstrap import (
     feature_sums,
     group_rows,
 )
-from medbench.metrics._classification import variant_f1_from, variant_features
+from medbench.metrics._circular import consensus_features
+from medbench.metrics._classification import f1_all_from, variant_f1_from, variant_features
 from medbench.metrics._codes import (
     REFUSAL,
     FeatureArray,
@@ -192,6 +193,8 @@ class FamilyScores:
     """Max minus min ``f1_all`` over variants."""
     worst_f1: Estimate
     """Min ``f1_all`` over variants."""
+    all_variants_f1: Estimate
+    """Macro-F1 counting an image right only when every variant answers it right."""
     f1_all: tuple[Estimate, ...]
     """``f1_all`` of each variant, in column order."""
     pdr: tuple[Estimate, ...]
@@ -221,12 +224,13 @@ def score_family(
     check_n_boot(n_boot)
     rows, sizes = group_rows(np.column_stack([truth_, answers_]))
     agreement = agreement_features(rows[:, 1:])
-    features = variant_features(rows[:, 0], rows[:, 1:], n_classes, lead=agreement)
-    offset = agreement.shape[1]
+    lead = np.hstack([agreement, consensus_features(rows[:, 0], rows[:, 1:], n_classes)])
+    features = variant_features(rows[:, 0], rows[:, 1:], n_classes, lead=lead)
+    offset, width = agreement.shape[1], lead.shape[1]
 
     def summarise(sums: FloatArray) -> dict[str, FloatArray]:
         agree = sums[:, :offset]
-        f1 = variant_f1_from(sums[:, offset:], n_classes, n_variants)
+        f1 = variant_f1_from(sums[:, width:], n_classes, n_variants)
         return {
             "disagreement": disagreement_from(agree, n_variants),
             "flip_rate": flip_rate_from(agree),
@@ -234,6 +238,7 @@ def score_family(
             "fleiss_kappa": fleiss_kappa_from(agree, n_variants),
             "spread": f1.max(axis=-1) - f1.min(axis=-1),
             "worst_f1": f1.min(axis=-1),
+            "all_variants_f1": f1_all_from(sums[:, offset:width], n_classes),
             "f1_all": f1,
             "pdr": _pdr(f1, reference),
         }
@@ -249,6 +254,7 @@ def score_family(
         fleiss_kappa=found["fleiss_kappa"][0],
         spread=found["spread"][0],
         worst_f1=found["worst_f1"][0],
+        all_variants_f1=found["all_variants_f1"][0],
         f1_all=tuple(found["f1_all"]),
         pdr=tuple(found["pdr"]),
     )

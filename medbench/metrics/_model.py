@@ -1,4 +1,4 @@
-"""Per-model summaries over tasks: the fragility index, mean F1 and the chance check."""
+"""Per-model summaries over tasks: fragility index, all-variants, mean and worst F1, chance."""
 
 # The bootstrap is stratified: each resample draws every task's images within that
 # task, and averages the per-task metrics with equal weight, as the point value does.
@@ -6,16 +6,19 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 import numpy as np
 import numpy.typing as npt
 
 from medbench.metrics._bootstrap import Estimate, bootstrap_sums, estimates, group_rows
-from medbench.metrics._classification import variant_f1_from, variant_features
+from medbench.metrics._circular import consensus_features
+from medbench.metrics._classification import f1_all_from, variant_f1_from, variant_features
 from medbench.metrics._codes import (
+    FeatureArray,
     FloatArray,
+    IntArray,
     as_answers,
     as_answers_for,
     as_truth,
@@ -73,11 +76,16 @@ def fragility_index(
     return _mean_over_tasks(per_task)
 
 
-def mean_f1_all(tasks: Sequence[TaskAnswers], *, seed: int = 0, n_boot: int = 1000) -> Estimate:
-    """Mean over tasks of the task's mean ``f1_all`` over its variants, with a stratified CI.
+TaskMetric = Callable[
+    [IntArray, IntArray, int], tuple[FeatureArray, Callable[[FloatArray], FloatArray]]
+]
+"""(truth rows, answer rows, K) -> per-row features and the task's metric of their sums."""
 
-    ``(1/T) sum_t (1/V_t) sum_v f1_all(truth_t, answers_t[:, v])``.
-    """
+
+def _over_tasks(
+    tasks: Sequence[TaskAnswers], metric: TaskMetric, seed: int, n_boot: int
+) -> Estimate:
+    """Mean over tasks of a per-task metric, each task's images resampled within it."""
     _check_tasks(len(tasks), n_boot)
     rng = np.random.default_rng(seed)
     per_task = []
@@ -86,16 +94,65 @@ def mean_f1_all(tasks: Sequence[TaskAnswers], *, seed: int = 0, n_boot: int = 10
         answers_ = as_answers_for(answers, n_classes, name=f"tasks[{t}].answers")
         check_same_images(len(truth_), len(answers_), f"tasks[{t}].answers", f"tasks[{t}].truth")
         rows, sizes = group_rows(np.column_stack([truth_, answers_]))
-        features = variant_features(rows[:, 0], rows[:, 1:], n_classes)
+        features, of_sums = metric(rows[:, 0], rows[:, 1:], n_classes)
         observed, resampled = bootstrap_sums(features, sizes, n_boot, rng)
-        n_variants = answers_.shape[1]
-        per_task.append(
-            (
-                float(variant_f1_from(observed, n_classes, n_variants).mean()),
-                variant_f1_from(resampled, n_classes, n_variants).mean(axis=-1),
-            )
-        )
+        per_task.append((float(of_sums(observed)), of_sums(resampled)))
     return _mean_over_tasks(per_task)
+
+
+def _variant_f1s(
+    truth: IntArray, answers: IntArray, n_classes: int
+) -> tuple[FeatureArray, Callable[[FloatArray], FloatArray]]:
+    n_variants = answers.shape[1]
+    features = variant_features(truth, answers, n_classes)
+    return features, lambda sums: variant_f1_from(sums, n_classes, n_variants)
+
+
+def mean_f1_all(tasks: Sequence[TaskAnswers], *, seed: int = 0, n_boot: int = 1000) -> Estimate:
+    """Mean over tasks of the task's mean ``f1_all`` over its variants, with a stratified CI.
+
+    ``(1/T) sum_t (1/V_t) sum_v f1_all(truth_t, answers_t[:, v])``.
+    """
+
+    def metric(
+        truth: IntArray, answers: IntArray, k: int
+    ) -> tuple[FeatureArray, Callable[[FloatArray], FloatArray]]:
+        features, f1 = _variant_f1s(truth, answers, k)
+        return features, lambda sums: f1(sums).mean(axis=-1)
+
+    return _over_tasks(tasks, metric, seed, n_boot)
+
+
+def mean_worst_f1(tasks: Sequence[TaskAnswers], *, seed: int = 0, n_boot: int = 1000) -> Estimate:
+    """Mean over tasks of the task's worst-variant ``f1_all``, with a stratified CI.
+
+    ``(1/T) sum_t min_v f1_all(truth_t, answers_t[:, v])``.
+    """
+
+    def metric(
+        truth: IntArray, answers: IntArray, k: int
+    ) -> tuple[FeatureArray, Callable[[FloatArray], FloatArray]]:
+        features, f1 = _variant_f1s(truth, answers, k)
+        return features, lambda sums: f1(sums).min(axis=-1)
+
+    return _over_tasks(tasks, metric, seed, n_boot)
+
+
+def mean_all_variants_f1(
+    tasks: Sequence[TaskAnswers], *, seed: int = 0, n_boot: int = 1000
+) -> Estimate:
+    """Mean over tasks of the task's all-variants F1, with a stratified CI: the headline score.
+
+    ``(1/T) sum_t all_variants_f1(answers_t, truth_t)``: an image counts as right only
+    when every variant of the family answers it right.
+    """
+
+    def metric(
+        truth: IntArray, answers: IntArray, k: int
+    ) -> tuple[FeatureArray, Callable[[FloatArray], FloatArray]]:
+        return consensus_features(truth, answers, k), lambda sums: f1_all_from(sums, k)
+
+    return _over_tasks(tasks, metric, seed, n_boot)
 
 
 def worse_than_chance(ci_hi: float, chance: float) -> bool:

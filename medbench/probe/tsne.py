@@ -99,8 +99,12 @@ def _draw(positions: NDArray[Any], labels: list[str], marks: list[str], title: s
     with matplotlib.rc_context(
         {"svg.hashsalt": "medbench", "svg.fonttype": "none", "font.size": 8}
     ):
-        figure = Figure(figsize=(6.4, 4.2))
-        figure.subplots_adjust(0.03, 0.03, 0.70, 0.92)
+        # The legend gets the room its longest entry needs (about 0.068 in a character at 8 pt).
+        texts = [*classes, *(text for _, text in MARKS.values()), "true label; answer"]
+        plot, legend = 4.4, 0.6 + 0.068 * max(len(t) for t in texts)
+        width = 0.2 + plot + 0.1 + legend
+        figure = Figure(figsize=(width, 4.2))
+        figure.subplots_adjust(0.2 / width, 0.03, (0.2 + plot) / width, 0.92)
         axes = figure.add_subplot()
         for mark, (marker, _) in MARKS.items():
             for c in classes:
@@ -133,7 +137,7 @@ def _draw(positions: NDArray[Any], labels: list[str], marks: list[str], title: s
         figure.legend(
             handles=handles,
             loc="upper left",
-            bbox_to_anchor=(0.71, 0.92),
+            bbox_to_anchor=((0.3 + plot) / width, 0.92),
             title="true label; answer",
         )
         buffer = io.StringIO()

@@ -6,12 +6,18 @@ import os
 import shutil
 from pathlib import Path
 
+import pandas as pd
+
 from medbench import __version__
 from medbench.errors import MedbenchError
 from medbench.loading import SpecSet
-from medbench.records import Record, load_records, read_maps
+from medbench.publish import LOCAL_RECORDS
+from medbench.records import Record, load_records, read_answers_csv, read_maps
+from medbench.site.flips import flip_pages
 from medbench.site.layout import SITE_DIR, MethodsPage
-from medbench.site.pages import Site, index_page, model_pages, task_pages
+from medbench.site.pages import Site, model_pages
+from medbench.site.ranking import index_page
+from medbench.site.taskinfo import task_pages
 
 
 def _check_out(out: Path, leaderboard: Path) -> None:
@@ -25,20 +31,68 @@ def _check_out(out: Path, leaderboard: Path) -> None:
         raise MedbenchError(f"{out}: exists and is not a folder.")
 
 
-def build_site(leaderboard: Path, out: Path, *, specs: SpecSet | None = None) -> list[Path]:
-    """Validate every record, render the site in memory, then replace `out` with it."""
-    found = load_records(leaderboard) if leaderboard.is_dir() else []
+def local_folders(results: Path) -> list[Path]:
+    """The local record folders `medbench run` writes: `results/<suite>/leaderboard/`."""
+    if not results.is_dir():
+        return []
+    return sorted(p for p in results.glob(f"*/{LOCAL_RECORDS}") if p.is_dir())
+
+
+def gather_records(
+    leaderboard: Path, results: Path | None
+) -> tuple[list[tuple[Path, Record]], set[tuple[str, str]]]:
+    """The one rule for what the site shows: every published record of `leaderboard`, plus
+    every local record under `results/<suite>/leaderboard/`, which replaces a published one
+    of the same (suite, model). Returns the records and the (suite, model) keys that are local.
+    """
+    chosen = {(r.suite, r.model_id): (p, r) for p, r in _load(leaderboard)}
+    local: set[tuple[str, str]] = set()
+    for folder in local_folders(results) if results is not None else []:
+        for path, record in load_records(folder):
+            chosen[(record.suite, record.model_id)] = (path, record)
+            local.add((record.suite, record.model_id))
+    return [chosen[key] for key in sorted(chosen)], local
+
+
+def _answers(path: Path, record: Record) -> pd.DataFrame:
+    """A record's per-image answers (its sidecar), for the flip viewer."""
+    try:
+        return read_answers_csv((path.parent / record.sidecar.path).read_bytes())
+    except (OSError, ValueError, EOFError) as e:
+        raise MedbenchError(f"{path}: cannot read its sidecar {record.sidecar.path}: {e}") from e
+
+
+def _load(folder: Path) -> list[tuple[Path, Record]]:
+    return load_records(folder) if folder.is_dir() else []
+
+
+def build_site(
+    leaderboard: Path,
+    out: Path,
+    *,
+    specs: SpecSet | None = None,
+    results: Path | None = None,
+) -> list[Path]:
+    """Validate every record, render the site in memory, then replace `out` with it.
+
+    With `results`, the local records of `medbench run` are shown too (see `gather_records`).
+    """
+    found, local = gather_records(leaderboard, results)
     records = [r for _, r in found]
     maps = {(r.suite, r.model_id): read_maps(path) for path, r in found}
+    answers = {(r.suite, r.model_id): _answers(path, r) for path, r in found}
     _check_out(out, leaderboard)
+    if results is not None:
+        _check_out(out, results)
     if not (SITE_DIR / "templates").is_dir():
         raise MedbenchError(f"{SITE_DIR / 'templates'}: the site templates are missing.")
     records.sort(key=lambda r: (r.suite, r.model_id))
-    site = Site(records, specs, maps)
+    site = Site(records, specs, maps, local, answers)
     suites: dict[str, list[Record]] = {}
     for record in records:
         suites.setdefault(record.suite, []).append(record)
     index_page(site, suites)
+    flip_pages(site)
     model_pages(site)
     task_pages(site, suites)
     n_boot = sorted({r.layout.n_boot for r in records})

@@ -5,8 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from medbench.records import Record, Scalar
+
+if TYPE_CHECKING:
+    from medbench.site.taskinfo import TaskDetails
 
 SITE_DIR = Path(__file__).resolve().parent.parent.parent / "site"
 """The repository's `site/` folder: `templates/` (Jinja2) and `static/` (CSS, JS, icon)."""
@@ -21,6 +25,16 @@ FAMILY_METRICS = (
 )
 
 
+RANKED = ("all_variants_f1", "fragility_index", "mean_f1_all", "mean_worst_f1")
+"""The ranking's metric columns: the headline first, then what stands beside it."""
+LABELS = {
+    "all_variants_f1": "All-variants F1 [95% CI]",
+    "fragility_index": "Fragility index [95% CI]",
+    "mean_f1_all": "Mean f1_all [95% CI]",
+    "mean_worst_f1": "Worst-variant f1_all [95% CI]",
+}
+
+
 @dataclass(frozen=True)
 class Col:
     """How to show one column: `text`, `int`, `num`, `est` (value [lo, hi]), `model` or `head`."""
@@ -30,6 +44,10 @@ class Col:
     kind: str = "num"
     task: str | None = None
     """The task of a per-task column (the index's task filter hides it)."""
+    better: str | None = None
+    """For a difference: `higher` or `lower`; a cell whose CI excludes 0 is toned by it."""
+    badges: bool = True
+    """For a model column: show its badges (test model, local); off in secondary tables."""
 
     @property
     def numeric(self) -> bool:
@@ -42,9 +60,13 @@ class Cell:
     sort: str | None = None
     ci: str | None = None
     href: str | None = None
-    badge: str | None = None
+    badges: tuple[str, ...] = ()
     header: bool = False
     task: str | None = None
+    tone: str | None = None
+    """`better` or `worse`: a difference whose CI excludes 0."""
+    hover: str | None = None
+    """The full text, shown on hover where the cell is cut short."""
 
 
 @dataclass(frozen=True)
@@ -73,8 +95,14 @@ class Section:
     chart: str | None = None
     chart_alt: str = ""
     test_models: bool = False
+    local: bool = False
+    """Whether the section shows local, unpublished records."""
     maps: list[tuple[str, str, str]] = field(default_factory=list)
     """t-SNE maps: (src, alt, task title)."""
+    svg: str | None = None
+    """An inline chart, built element by element by `scatter_svg` (no record text unescaped)."""
+    links: list[tuple[str, str]] = field(default_factory=list)
+    """(href, text) of pages this section leads to (the flip viewers of a model)."""
 
 
 @dataclass(frozen=True)
@@ -105,6 +133,10 @@ class ModelPage(Page):
 @dataclass(frozen=True)
 class TaskPage(Page):
     facts: list[tuple[str, str]]
+    details: TaskDetails | None = None
+    """Question, classes, wordings and examples, when the site is built with the specs."""
+    homepage: str | None = None
+    """The dataset's homepage (an https address only)."""
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""Page builders: rankings, model, task and methods pages from the records."""
+"""The site being built (`Site`: files, tables, cells) and the model pages; the pair table."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import json
 from collections.abc import Callable
 from dataclasses import replace
 
+import pandas as pd
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from medbench import __version__
@@ -16,16 +17,16 @@ from medbench.records import Record, Scalar
 from medbench.site.charts import heatmap_svg
 from medbench.site.layout import (
     FAMILY_METRICS,
+    LABELS,
+    RANKED,
     SITE_DIR,
     Cell,
     Col,
     Data,
-    IndexPage,
     ModelPage,
     Page,
     Section,
     Table,
-    TaskPage,
     mean,
     num,
     title_of,
@@ -40,10 +41,18 @@ class Site:
         records: list[Record],
         specs: SpecSet | None,
         maps: dict[tuple[str, str], dict[str, bytes]] | None = None,
+        local: set[tuple[str, str]] | None = None,
+        answers: dict[tuple[str, str], pd.DataFrame] | None = None,
     ) -> None:
         self.records, self.specs = records, specs
         self.maps = maps or {}
         """(suite, model) -> task -> t-SNE map SVG, published beside the record."""
+        self.local = local or set()
+        """(suite, model) of the local, unpublished records (fresh results of `medbench run`)."""
+        self.answers = answers or {}
+        """(suite, model) -> the record's per-image answer rows (its sidecar)."""
+        self.flip_links: dict[tuple[str, str], list[tuple[str, str]]] = {}
+        """(suite, model) -> (path from the root, text) of its flip viewers."""
         self.models = {r.model_id: r for r in records}
         self.build_date = max((r.date for r in records), default="no records")
         self.files: dict[str, bytes] = {}
@@ -65,7 +74,12 @@ class Site:
             return self.specs.tasks[task].title
         return next((r.tasks[task].title for r in self.records if task in r.tasks), task)
 
-    def cell(self, col: Col, row: dict[str, Scalar], root: str) -> Cell:
+    def badges(self, suite: str | None, model: str) -> tuple[str, ...]:
+        record = self.models.get(model)
+        found = ("test model",) if record is not None and record.test_model else ()
+        return found + (("local, unpublished",) if (suite, model) in self.local else ())
+
+    def cell(self, col: Col, row: dict[str, Scalar], root: str, suite: str | None = None) -> Cell:
         v = row.get(col.key)
         if col.kind == "model":
             record = self.models.get(str(v))
@@ -74,8 +88,16 @@ class Site:
                 f" ({pipeline})" if pipeline != "direct" else ""
             )
             href = f"{root}models/{v}.html" if record else None
-            badge = "test model" if record and record.test_model else None
-            return Cell(text, None, None, href, badge, header=col.key == "model", task=col.task)
+            return Cell(
+                text,
+                None,
+                None,
+                href,
+                self.badges(suite, str(v)) if col.badges else (),
+                header=col.key == "model",
+                task=col.task,
+                hover=f"{text} ({v})",
+            )
         if not col.numeric:
             return Cell("–" if v is None else str(v), header=col.kind == "head", task=col.task)
         sort = "" if v is None or isinstance(v, bool | str) else f"{v:.9g}"
@@ -85,7 +107,9 @@ class Site:
             if col.kind == "est" and lo is not None and hi is not None
             else None
         )
-        return Cell(num(v, 0 if col.kind == "int" else 3), sort, ci, task=col.task)
+        return Cell(
+            num(v, 0 if col.kind == "int" else 3), sort, ci, task=col.task, tone=_tone(col, lo, hi)
+        )
 
     def table(
         self,
@@ -99,6 +123,7 @@ class Site:
         order: str = "ascending",
         note: str = "",
         row_task: bool = False,
+        suite: str | None = None,
     ) -> Table:
         """A table of `data` rows, written beside the pages as `data/<name>.csv` and `.json`."""
         keys = list(dict.fromkeys(k for row in data for k in row))
@@ -111,11 +136,23 @@ class Site:
             json.dumps(data, sort_keys=True, indent=1) + "\n"
         ).encode()
         rows = [
-            (str(row["task"]) if row_task else None, [self.cell(c, row, root) for c in columns])
+            (
+                str(row["task"]) if row_task else None,
+                [self.cell(c, row, root, suite) for c in columns],
+            )
             for row in data
         ]
         csv_href, json_href = f"{root}data/{name}.csv", f"{root}data/{name}.json"
         return Table(name, caption, columns, rows, sorted_by, order, csv_href, json_href, note)
+
+
+def _tone(col: Col, lo: Scalar, hi: Scalar) -> str | None:
+    """`better` or `worse` for a difference whose interval excludes 0, else None."""
+    if col.better is None or not isinstance(lo, int | float) or not isinstance(hi, int | float):
+        return None
+    if lo > 0 or hi < 0:
+        return "better" if (lo > 0) == (col.better == "higher") else "worse"
+    return None
 
 
 def _key(*names: str) -> Callable[[dict[str, Scalar]], tuple[str, ...]]:
@@ -132,51 +169,6 @@ def _per_task(record: Record, table: str, name: str, pipeline: Scalar, task: str
         and row.get("pipeline") == pipeline
         and (table != "scores" or kinds.get(str(row.get("family"))) == "label")
     )
-
-
-def _ranking(site: Site, suite: str, records: list[Record], tasks: list[str], by: str) -> Table:
-    """Models ranked by fragility index (lowest first) or by mean `f1_all` (highest first)."""
-    first, second = ["fragility_index", "mean_f1_all"][:: 1 if by == "fragility" else -1]
-    table, metric = ("fragility", "disagreement") if by == "fragility" else ("scores", "f1_all")
-    sign = 1.0 if by == "fragility" else -1.0
-    data: Data = []
-    for record in records:
-        for row in record.models:
-            p = row.get("pipeline")
-            data.append(
-                {
-                    "model": record.model_id,
-                    "pipeline": p,
-                    "title": title_of(record),
-                    "test_model": record.test_model,
-                    **{k: row.get(k) for k in _triple(first) + _triple(second)},
-                    **{f"{metric}.{t}": _per_task(record, table, metric, p, t) for t in tasks},
-                }
-            )
-
-    def rank_key(row: dict[str, Scalar]) -> tuple[bool, float, float, str, str]:
-        a, b = row.get(first), row.get(second)
-        a_ = sign * a if isinstance(a, float | int) else 0.0
-        b_ = -sign * b if isinstance(b, float | int) else 0.0
-        return a is None, a_, b_, str(row["model"]), str(row["pipeline"])
-
-    data = [{"rank": i, **row} for i, row in enumerate(sorted(data, key=rank_key), start=1)]
-    labels = {"fragility_index": "Fragility index [95% CI]", "mean_f1_all": "Mean f1_all [95% CI]"}
-    columns = [Col("Rank", "rank", "int"), Col("Model", "model", "model")]
-    columns += [Col(labels[first], first, "est"), Col(labels[second], second, "est")]
-    columns += [Col(f"{site.task_title(t)}: {metric}", f"{metric}.{t}", task=t) for t in tasks]
-    if by == "fragility":
-        caption = (
-            f"{suite}: models ranked by fragility index, lowest first "
-            "(per task: mean disagreement over prompt families)"
-        )
-    else:
-        caption = (
-            f"{suite}: models ranked by mean f1_all over tasks, highest first "
-            "(per task: mean f1_all over the variants of label families)"
-        )
-    order = "ascending" if by == "fragility" else "descending"
-    return site.table(f"{suite}.ranking-{by}", "", caption, columns, data, sorted_by=2, order=order)
 
 
 def _triple(name: str) -> list[str]:
@@ -200,45 +192,34 @@ def _pairs(site: Site, name: str, root: str, suite: str, model: str | None = Non
                 continue
             if model is not None and model not in (row.get("model"), row.get("base")):
                 continue
+            if row.get("pipeline") != "direct":
+                continue
             family_row = whole.get((row.get("task"), family, row.get("pipeline")), {})
-            data.append({**row, **{k: family_row.get(k) for k in _triple("fragility_diff")}})
+            prompt = f"{family}/{row.get('variant')}"
+            data.append(
+                {
+                    **row,
+                    "prompt": prompt,
+                    **{k: family_row.get(k) for k in _triple("fragility_diff")},
+                }
+            )
     if not data:
         return None
     data.sort(key=_key("model", "base", "task", "family", "pipeline"))
     columns = [
-        Col("Medical model", "model", "model"),
-        Col("Base model", "base", "model"),
+        Col("Medical model", "model", "model", badges=False),
+        Col("Base model", "base", "model", badges=False),
         Col("Task", "task", "text"),
-        Col("Prompt family", "family", "text"),
-        Col("Reference variant", "variant", "text"),
-        Col("f1_all difference [95% CI]", "f1_diff", "est"),
+        Col("Prompt (family/reference)", "prompt", "text"),
+        Col("Δ f1_all [95% CI]", "f1_diff", "est", better="higher"),
         Col("McNemar p", "mcnemar_p"),
-        Col("Fragility difference [95% CI]", "fragility_diff", "est"),
+        Col("Δ fragility [95% CI]", "fragility_diff", "est", better="lower"),
     ]
     caption = (
-        f"{suite}: medical model minus its base, per task and prompt family "
-        "(paired bootstrap CIs, McNemar's exact test)"
+        f"{suite}: pair summary, medical model minus its base per task and prompt family "
+        "(paired bootstrap CIs; toned where the interval excludes 0)"
     )
-    return site.table(name, root, caption, columns, data, row_task=True)
-
-
-def index_page(site: Site, suites: dict[str, list[Record]]) -> None:
-    sections = []
-    for suite, records in suites.items():
-        tasks = [t for t in site.tasks if any(t in r.tasks for r in records)]
-        tables = [
-            _ranking(site, suite, records, tasks, "fragility"),
-            _ranking(site, suite, records, tasks, "f1"),
-        ]
-        pairs = _pairs(site, f"{suite}.pairs", "", suite)
-        tables += [pairs] if pairs else []
-        sections.append(Section(suite, tables, test_models=any(r.test_model for r in records)))
-    titles = [(t, site.task_title(t)) for t in site.tasks]
-    site.page(
-        "index.html",
-        "index.html",
-        IndexPage("Leaderboard", "", site.build_date, __version__, sections, titles),
-    )
+    return site.table(name, root, caption, columns, data, row_task=True, suite=suite)
 
 
 def _provenance(record: Record) -> list[tuple[str, str]]:
@@ -307,6 +288,17 @@ def _model_section(site: Site, record: Record) -> Section:
     tables.append(site.table(f"{name}.fragility", root, caption, columns, fragility))
     pairs = _pairs(site, f"{name}.pairs", root, suite, model)
     tables += [pairs] if pairs else []
+    if len(record.models) > 1:
+        rungs = sorted(
+            record.models, key=lambda r: (r.get("pipeline") != "direct", str(r.get("pipeline")))
+        )
+        columns = [Col("Pipeline", "pipeline", "head")]
+        columns += [Col(LABELS[m], m, "est") for m in RANKED]
+        caption = (
+            f"{suite}: the model's rungs: its own answers (direct) and each describe-then-"
+            "diagnose pipeline (the model describes, a text model diagnoses)"
+        )
+        tables.append(site.table(f"{name}.pipelines", root, caption, columns, rungs))
     if record.ladder:
         keys = ["task", *sorted({k for r in record.ladder for k in r} - {"task"})]
         columns = [Col(k.replace("_", " "), k, "head" if k == "task" else "num") for k in keys]
@@ -335,7 +327,8 @@ def _model_section(site: Site, record: Record) -> Section:
         )
         maps.append((root + path, alt_map, site.task_title(task)))
     section = Section(suite, tables, _provenance(record), root + chart, alt, record.test_model)
-    return replace(section, maps=maps)
+    links = [(root + path, text) for path, text in site.flip_links.get((suite, model), [])]
+    return replace(section, maps=maps, links=links, local=(suite, model) in site.local)
 
 
 def model_pages(site: Site) -> None:
@@ -359,104 +352,3 @@ def model_pages(site: Site) -> None:
             facts,
         )
         site.page(f"models/{model}.html", "model.html", page)
-
-
-def _task_facts(site: Site, task: str) -> list[tuple[str, str]]:
-    record = next(r for r in site.records if task in r.tasks)
-    info, source = record.tasks[task], record.dataset.source
-    modality, difficulty, homepage, licence = (
-        info.modality,
-        info.difficulty,
-        info.homepage,
-        info.license,
-    )
-    if site.specs is not None and task in site.specs.tasks:
-        spec = site.specs.tasks[task]
-        modality, difficulty = spec.modality, spec.difficulty
-        data = spec.data.get(source)
-        homepage, licence = (
-            (data.homepage, data.license) if data is not None else (homepage, licence)
-        )
-    return [
-        ("Task id", task),
-        ("Modality", modality),
-        ("Difficulty", f"{difficulty} (1 = easiest)"),
-        ("Data source", source),
-        ("Dataset homepage", homepage or "–"),
-        ("Licence", licence or "–"),
-    ]
-
-
-def _task_section(site: Site, suite: str, task: str, records: list[Record]) -> Section:
-    variants = _variants(records[0])
-    data: Data = []
-    for record in records:
-        scores = {
-            (r.get("family"), r.get("variant"), r.get("pipeline")): r
-            for r in record.scores
-            if r.get("task") == task
-        }
-        for row in record.models:
-            p = row.get("pipeline")
-            cells = {f"{f}/{v}": scores.get((f, v, p), {}) for f, v in variants}
-            data.append(
-                {
-                    "model": record.model_id,
-                    "pipeline": p,
-                    "mean_f1_all": _per_task(record, "scores", "f1_all", p, task),
-                    "disagreement": _per_task(record, "fragility", "disagreement", p, task),
-                    **{
-                        f"{k}{s}": c.get(f"f1_all{s}")
-                        for k, c in cells.items()
-                        for s in ("", "_lo", "_hi")
-                    },
-                }
-            )
-    data.sort(
-        key=lambda r: (r["mean_f1_all"] is None, -float(r["mean_f1_all"] or 0.0), str(r["model"]))
-    )
-    columns = [
-        Col("Model", "model", "model"),
-        Col("Mean f1_all (label families)", "mean_f1_all"),
-        Col("Mean disagreement", "disagreement"),
-    ]
-    columns += [Col(f"{f}/{v}: f1_all [95% CI]", f"{f}/{v}", "est") for f, v in variants]
-    chance = sorted(
-        {
-            (str(s.get("family")), num(s.get("chance_f1")))
-            for r in records
-            for s in r.scores
-            if s.get("task") == task
-        }
-    )
-    note = "Chance f1_all: " + ", ".join(f"{f} {c}" for f, c in chance) + "."
-    caption = f"{suite}: models by prompt variant, f1_all with 95% CI"
-    table = site.table(
-        f"{suite}.task-{task}",
-        "../",
-        caption,
-        columns,
-        data,
-        sorted_by=1,
-        order="descending",
-        note=note,
-    )
-    return Section(suite, [table], test_models=any(r.test_model for r in records))
-
-
-def task_pages(site: Site, suites: dict[str, list[Record]]) -> None:
-    for task in site.tasks:
-        sections = [
-            _task_section(site, suite, task, members)
-            for suite, records in suites.items()
-            if (members := [r for r in records if task in r.tasks])
-        ]
-        page = TaskPage(
-            site.task_title(task),
-            "../",
-            site.build_date,
-            __version__,
-            sections,
-            _task_facts(site, task),
-        )
-        site.page(f"tasks/{task}.html", "task.html", page)

@@ -1,0 +1,164 @@
+"""The index chart: headline score against fragility, one mark per ranked model, as SVG.
+
+Built element by element from a fixed vocabulary (svg, title, desc, g, line, circle, rect,
+path, text, defs, marker), every text escaped and every number formatted here, so the
+markup holds nothing a record could inject. Each mark has its `<title>`; CI whiskers run
+along both axes; an arrow joins each medical model to its base; baselines are squares.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+WIDTH, HEIGHT = 720, 420
+LEFT, RIGHT, TOP, BOTTOM = 64, 24, 20, 52
+
+
+@dataclass(frozen=True)
+class Mark:
+    """One ranked model on the chart."""
+
+    model: str
+    title: str
+    score: float
+    score_lo: float | None
+    score_hi: float | None
+    fragility: float
+    fragility_lo: float | None
+    fragility_hi: float | None
+    baseline: bool
+    base: str | None = None
+    """The model this one was fine-tuned from, when it is on the chart too."""
+
+
+def _esc(text: str) -> str:
+    return html.escape(text, quote=True)
+
+
+def _f(value: float) -> str:
+    return f"{value:.1f}"
+
+
+def _limit(marks: list[Mark]) -> float:
+    """The fragility axis's upper end: a round step above the largest whisker."""
+    top = max([m.fragility_hi or m.fragility for m in marks] + [0.05])
+    return min(1.0, math.ceil(top * 10 + 0.5) / 10)
+
+
+def scatter_svg(marks: list[Mark], caption: str) -> str:
+    """The chart as an inline SVG element (a string of markup)."""
+    x_max = _limit(marks)
+    plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
+
+    def x(v: float) -> float:
+        return LEFT + plot_w * min(max(v, 0.0), x_max) / x_max
+
+    def y(v: float) -> float:
+        return TOP + plot_h * (1.0 - min(max(v, 0.0), 1.0))
+
+    out = [
+        f'<svg class="chart" role="img" viewBox="0 0 {WIDTH} {HEIGHT}" '
+        'aria-labelledby="chart-title chart-desc">',
+        f'<title id="chart-title">{_esc(caption)}</title>',
+        '<desc id="chart-desc">Up is better (more images right under every wording); '
+        "left is better (answers change less when the prompt is reworded). Squares are "
+        "baselines; an arrow runs from a general model to its medical fine-tune.</desc>",
+        '<defs><marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" '
+        'markerHeight="7" orient="auto-start-reverse"><path d="M 0 0 L 10 5 L 0 10 z" '
+        'class="arrowhead"/></marker></defs>',
+        '<g class="axes">',
+    ]
+    for i in range(6):
+        v = i / 5
+        out.append(
+            f'<line class="grid" x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{_f(y(v))}" y2="{_f(y(v))}"/>'
+        )
+        out.append(f'<text x="{LEFT - 8}" y="{_f(y(v) + 4)}" text-anchor="end">{v:.1f}</text>')
+    steps = round(x_max * 10)
+    for i in range(steps + 1):
+        v = i / 10
+        if steps > 5 and i % 2:
+            continue
+        gx = _f(x(v))
+        out.append(f'<line class="grid" x1="{gx}" x2="{gx}" y1="{TOP}" y2="{HEIGHT - BOTTOM}"/>')
+        out.append(
+            f'<text x="{_f(x(v))}" y="{HEIGHT - BOTTOM + 18}" text-anchor="middle">{v:.1f}</text>'
+        )
+    out += [
+        f'<text class="label" x="{LEFT + plot_w / 2:.1f}" y="{HEIGHT - 10}" '
+        'text-anchor="middle">Fragility index (lower is better)</text>',
+        f'<text class="label" transform="translate(16 {TOP + plot_h / 2:.1f}) rotate(-90)" '
+        'text-anchor="middle">All-variants F1 (higher is better)</text>',
+        "</g>",
+    ]
+    at = {m.model: m for m in marks}
+    for mark in marks:
+        base = at.get(mark.base or "")
+        if base is None:
+            continue
+        out.append(
+            f'<line class="pair" x1="{_f(x(base.fragility))}" y1="{_f(y(base.score))}" '
+            f'x2="{_f(x(mark.fragility))}" y2="{_f(y(mark.score))}" marker-end="url(#arrow)">'
+            f"<title>{_esc(base.title)} to its medical fine-tune {_esc(mark.title)}</title></line>"
+        )
+    placed: list[tuple[float, float]] = []
+    for mark in sorted(marks, key=lambda m: (-m.score, m.fragility, m.model)):
+        out.append(_mark(mark, x, y, _label_y(x(mark.fragility), y(mark.score) - 7, placed)))
+    out.append("</svg>")
+    return "\n".join(out)
+
+
+LABEL_CHARS = 30
+"""Longest mark label; the full title is in the mark's <title> and the table."""
+
+
+def _label_y(lx: float, ly: float, placed: list[tuple[float, float]]) -> float:
+    """A label's baseline, moved down until it clears the labels placed before it."""
+    while any(abs(lx - px) < 170 and abs(ly - py) < 13 for px, py in placed):
+        ly += 13
+    placed.append((lx, ly))
+    return ly
+
+
+def _short(title: str) -> str:
+    return title if len(title) <= LABEL_CHARS else title[: LABEL_CHARS - 1] + "…"
+
+
+def _interval(lo: float | None, hi: float | None) -> str:
+    return "" if lo is None or hi is None else f" [{lo:.3f}, {hi:.3f}]"
+
+
+def _mark(
+    mark: Mark, fx: Callable[[float], float], fy: Callable[[float], float], label_y: float
+) -> str:
+    cx, cy = fx(mark.fragility), fy(mark.score)
+    kind = "baseline" if mark.baseline else "model"
+    tip = (
+        f"{mark.title}{' (baseline)' if mark.baseline else ''}: all-variants F1 "
+        f"{mark.score:.3f}{_interval(mark.score_lo, mark.score_hi)}, fragility index "
+        f"{mark.fragility:.3f}{_interval(mark.fragility_lo, mark.fragility_hi)}"
+    )
+    parts = [
+        f'<g class="mark {kind}" data-model="{_esc(mark.model)}">',
+        f"<title>{_esc(tip)}</title>",
+    ]
+    if mark.score_lo is not None and mark.score_hi is not None:
+        parts.append(
+            f'<line class="whisker" x1="{_f(cx)}" x2="{_f(cx)}" '
+            f'y1="{_f(fy(mark.score_lo))}" y2="{_f(fy(mark.score_hi))}"/>'
+        )
+    if mark.fragility_lo is not None and mark.fragility_hi is not None:
+        parts.append(
+            f'<line class="whisker" x1="{_f(fx(mark.fragility_lo))}" '
+            f'x2="{_f(fx(mark.fragility_hi))}" y1="{_f(cy)}" y2="{_f(cy)}"/>'
+        )
+    if mark.baseline:
+        parts.append(f'<rect x="{_f(cx - 5)}" y="{_f(cy - 5)}" width="10" height="10"/>')
+    else:
+        parts.append(f'<circle cx="{_f(cx)}" cy="{_f(cy)}" r="6"/>')
+    parts.append(f'<text x="{_f(cx + 9)}" y="{_f(label_y)}">{_esc(_short(mark.title))}</text>')
+    parts.append("</g>")
+    return "".join(parts)

@@ -1,0 +1,108 @@
+"""The terminal summary of a scored suite: one row per model, readable at 80 columns.
+
+Rows are ranked by the headline score (all-variants F1); model ids are never cut: an id
+too long for its column gets a line of its own, its numbers on the next. Described
+pipelines follow their model as indented rungs, never as ranked models of their own.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pandas as pd
+
+WIDTH = 80
+"""Columns the summary fits in."""
+_HEADS = ("all-variants F1", "fragil", "mean F1", "refused", "unparsed")
+_WIDTHS = (16, 6, 7, 7, 8)
+_RANK = 3
+
+
+def _value(row: dict[str, Any], name: str) -> float | None:
+    value = row.get(name)
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    return float(value)
+
+
+def _num(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
+def _est(row: dict[str, Any], name: str) -> str:
+    value, lo, hi = (_value(row, n) for n in (name, f"{name}_lo", f"{name}_hi"))
+    if value is None:
+        return "-"
+    if lo is None or hi is None:
+        return _num(value)
+    return f"{value:.2f} [{lo:.2f}-{hi:.2f}]"
+
+
+def _rates(scores: pd.DataFrame, model: str, pipeline: str) -> tuple[float | None, float | None]:
+    """Mean refusal and unparseable rates over the model's scored variant rows."""
+    if scores.empty:
+        return None, None
+    mine = scores[(scores["model"] == model) & (scores["pipeline"] == pipeline)]
+    found = []
+    for name in ("refusal_rate", "unparseable_rate"):
+        values = mine[name].dropna() if name in mine else pd.Series(dtype=float)
+        found.append(float(values.mean()) if len(values) else None)
+    return found[0], found[1]
+
+
+def _numbers(row: dict[str, Any], scores: pd.DataFrame) -> list[str]:
+    refused, unparsed = _rates(scores, str(row["model"]), str(row["pipeline"]))
+    return [
+        _est(row, "all_variants_f1"),
+        _num(_value(row, "fragility_index")),
+        _num(_value(row, "mean_f1_all")),
+        _num(refused),
+        _num(unparsed),
+    ]
+
+
+def _line(rank: str, name: str, cells: list[str], name_width: int) -> str:
+    numbers = " ".join(c.rjust(w) for c, w in zip(cells, _WIDTHS, strict=True))
+    return f"{rank:>{_RANK}} {name:<{name_width}} {numbers}".rstrip()
+
+
+def summary_lines(
+    suite: str, models: pd.DataFrame, scores: pd.DataFrame, test_models: set[str]
+) -> list[str]:
+    """The summary's lines: a title, a header, one row per model ranked by the headline
+    score (its pipelines beneath it), and a legend; none wider than `WIDTH`."""
+    name_width = WIDTH - _RANK - 2 - sum(_WIDTHS) - (len(_WIDTHS) - 1)
+    lines = [
+        f"suite {suite}: ranked by all-variants F1 (an image counts only if every",
+        "variant answers it right), 95% CI; fragility = disagreement across variants",
+        _line("#", "model", list(_HEADS), name_width),
+    ]
+    rows: list[dict[str, Any]] = (
+        []
+        if models.empty
+        else [{str(k): v for k, v in r.items()} for r in models.to_dict("records")]
+    )
+    direct = [r for r in rows if r.get("pipeline") == "direct"]
+    direct.sort(key=lambda r: (-(_value(r, "all_variants_f1") or -1.0), str(r["model"])))
+    for rank, row in enumerate(direct, start=1):
+        model = str(row["model"])
+        name = model + (" *" if model in test_models else "")
+        entries = [(str(rank), name, row)]
+        rungs = sorted(
+            (r for r in rows if r.get("model") == model and r.get("pipeline") != "direct"),
+            key=lambda r: str(r["pipeline"]),
+        )
+        entries += [("", f"  + {r['pipeline']}", r) for r in rungs]
+        for shown_rank, shown, data in entries:
+            cells = _numbers(data, scores)
+            if len(shown) <= name_width:
+                lines.append(_line(shown_rank, shown, cells, name_width))
+            else:
+                lines.append(f"{shown_rank:>{_RANK}} {shown}")
+                lines.append(_line("", "", cells, name_width))
+    if any(r.get("model") in test_models for r in direct):
+        lines.append("* test model: random or demonstration weights, not a real result")
+    if len(direct) < len(rows):
+        lines.append("+ a described pipeline: the model describes, a text model diagnoses")
+    return lines

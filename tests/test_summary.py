@@ -1,0 +1,72 @@
+"""Tests of medbench.summary: the terminal summary, whole, at 80 columns."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from medbench.summary import WIDTH, summary_lines
+
+
+def _model(model: str, pipeline: str, headline: float, lo: float, hi: float, fi: float, f1: float):
+    return {
+        "model": model,
+        "pipeline": pipeline,
+        "all_variants_f1": headline,
+        "all_variants_f1_lo": lo,
+        "all_variants_f1_hi": hi,
+        "fragility_index": fi,
+        "mean_f1_all": f1,
+    }
+
+
+def _scores(
+    model: str, pipeline: str, refusal: float, unparseable: float
+) -> list[dict[str, object]]:
+    return [
+        {"model": model, "pipeline": pipeline, "refusal_rate": refusal, "unparseable_rate": u}
+        for u in (unparseable - 0.01, unparseable + 0.01)
+    ]
+
+
+def test_summary_lines_rank_by_headline_with_full_ids_within_80_columns() -> None:
+    models = pd.DataFrame(
+        [
+            _model("baseline-always-positive", "direct", 0.18, 0.16, 0.20, 0.0, 0.18),
+            _model("tiny-gemma3-general", "direct", 0.31, 0.25, 0.37, 0.42, 0.55),
+            _model("tiny-gemma3-med", "direct", 0.83, 0.78, 0.88, 0.05, 0.86),
+            _model("tiny-gemma3-med", "described/radiologist/tiny-text", 0.2, 0.1, 0.3, 0.3, 0.3),
+            _model("a-model-with-a-really-long-identifier-v2", "direct", 0.5, 0.4, 0.6, 0.2, 0.6),
+        ]
+    )
+    scores = pd.DataFrame(
+        _scores("baseline-always-positive", "direct", 0.0, 0.01)
+        + _scores("tiny-gemma3-general", "direct", 0.05, 0.21)
+        + _scores("tiny-gemma3-med", "direct", 0.0, 0.02)
+        + _scores("tiny-gemma3-med", "described/radiologist/tiny-text", 0.0, 0.5)
+        + _scores("a-model-with-a-really-long-identifier-v2", "direct", 0.1, 0.1)
+    )
+    tests = {"tiny-gemma3-general", "tiny-gemma3-med", "baseline-always-positive"}
+    lines = summary_lines("quickstart", models, scores, tests)
+    assert lines == [
+        "suite quickstart: ranked by all-variants F1 (an image counts only if every",
+        "variant answers it right), 95% CI; fragility = disagreement across variants",
+        "  # model                        all-variants F1 fragil mean F1 refused unparsed",
+        "  1 tiny-gemma3-med *           0.83 [0.78-0.88]   0.05    0.86    0.00     0.02",
+        "      + described/radiologist/tiny-text",
+        "                                0.20 [0.10-0.30]   0.30    0.30    0.00     0.50",
+        "  2 a-model-with-a-really-long-identifier-v2",
+        "                                0.50 [0.40-0.60]   0.20    0.60    0.10     0.10",
+        "  3 tiny-gemma3-general *       0.31 [0.25-0.37]   0.42    0.55    0.05     0.21",
+        "  4 baseline-always-positive *  0.18 [0.16-0.20]   0.00    0.18    0.00     0.01",
+        "* test model: random or demonstration weights, not a real result",
+        "+ a described pipeline: the model describes, a text model diagnoses",
+    ]
+    assert max(map(len, lines)) <= WIDTH
+
+
+def test_summary_lines_show_dashes_for_missing_numbers() -> None:
+    models = pd.DataFrame([{"model": "m", "pipeline": "direct", "fragility_index": 0.1}])
+    lines = summary_lines("s", models, pd.DataFrame(), set())
+    assert lines[3:] == [
+        "  1 m                                          -   0.10       -       -        -"
+    ]
