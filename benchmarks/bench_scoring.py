@@ -3,7 +3,10 @@
 10 models x 4 tasks x 10 variants x 2,500 images. Answer texts are drawn from realistic
 phrasings (short labels, sentences, markdown, yes/no, refusals, off-topic), so the parser
 sees repeated texts as it does on real runs; the bootstrap (B = 1000) is included.
-Run: .venv/bin/python benchmarks/bench_scoring.py [--jobs N]
+With --clustered every task's images come in patients of 4 (a `group` column, and the
+layout's `groups`), so every bootstrap resamples patients; --pairs adds 5 (model, base) pairs
+(paired bootstraps, and Obuchowski's test when clustered).
+Run: .venv/bin/python benchmarks/bench_scoring.py [--jobs N] [--clustered] [--pairs]
 """
 
 from __future__ import annotations
@@ -37,7 +40,9 @@ PHRASES = [
 ]
 
 
-def synthetic(n_jobs: int, seed: int = 0) -> tuple[pd.DataFrame, ScoringLayout]:
+def synthetic(
+    n_jobs: int, seed: int = 0, clustered: bool = False, pairs: bool = False
+) -> tuple[pd.DataFrame, ScoringLayout]:
     rng = np.random.default_rng(seed)
     models, variants = [f"m{i}" for i in range(10)], [f"v{i}" for i in range(10)]
     n_images = n_jobs // (len(models) * len(LABELS) * len(variants))
@@ -60,6 +65,7 @@ def synthetic(n_jobs: int, seed: int = 0) -> tuple[pd.DataFrame, ScoringLayout]:
                             "variant": variant,
                             "pipeline": "direct",
                             "sample": [f"s{i}" for i in range(n_images)],
+                            "group": [f"p{i // 4}" if clustered else None for i in range(n_images)],
                             "truth": [labels[t] for t in truth],
                             "text": texts,
                         }
@@ -70,6 +76,8 @@ def synthetic(n_jobs: int, seed: int = 0) -> tuple[pd.DataFrame, ScoringLayout]:
         variants={"f": variants},
         references={"f": "v0"},
         answer_kinds={"f": "label"},
+        pairs=[(f"m{i}", f"m{i + 1}") for i in range(0, len(models), 2)] if pairs else [],
+        groups=dict.fromkeys(LABELS, "pattern ^(p\\d+)") if clustered else {},
     )
     return pd.concat(frames, ignore_index=True), layout
 
@@ -89,6 +97,7 @@ def parse_all(frame: pd.DataFrame) -> pd.DataFrame:
         parsed=parsed,
         rule=rules,
         parser_version=PARSER_VERSION,
+        replicate=0,
     )
     out["correct"] = out["parsed"] == out["truth"]
     return out[ANSWER_COLUMNS]
@@ -97,8 +106,10 @@ def parse_all(frame: pd.DataFrame) -> pd.DataFrame:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--jobs", type=int, default=1_000_000)
+    parser.add_argument("--clustered", action="store_true", help="patients of 4 images")
+    parser.add_argument("--pairs", action="store_true", help="5 (model, base) pairs")
     args = parser.parse_args()
-    frame, layout = synthetic(args.jobs)
+    frame, layout = synthetic(args.jobs, clustered=args.clustered, pairs=args.pairs)
     start = time.perf_counter()
     answers = parse_all(frame)
     parsed = time.perf_counter() - start

@@ -13,11 +13,15 @@ from pathlib import Path
 from typing import Any
 
 from medbench import __version__
+from medbench.errors import CacheError
 from medbench.home import medbench_home
 from medbench.store import open_store, transaction
 
 CACHE_FORMAT = 1
 """Part of every content key and of the database: bump when either changes meaning."""
+CACHE_SCHEMA = 2
+"""The layout of the answers table, migrated in place (keys keep their meaning):
+2 adds how each answer was produced, `batch_size` and `precision`."""
 CACHE_ENV = "MEDBENCH_CACHE"
 
 _SCHEMA = """
@@ -33,7 +37,9 @@ CREATE TABLE IF NOT EXISTS answers (
     error TEXT,
     seconds REAL NOT NULL,
     medbench_version TEXT NOT NULL,
-    created TEXT NOT NULL
+    created TEXT NOT NULL,
+    batch_size INTEGER,
+    precision TEXT
 );
 CREATE TABLE IF NOT EXISTS file_hashes (
     path TEXT PRIMARY KEY,
@@ -46,13 +52,21 @@ CREATE TABLE IF NOT EXISTS file_hashes (
 # A finished answer is never replaced; a failed one is replaced by a later try.
 _UPSERT = """
 INSERT INTO answers (key, model, task, family, variant, sample, prompt, output, error, seconds,
-                     medbench_version, created)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                     batch_size, precision, medbench_version, created)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT(key) DO UPDATE SET
     output = excluded.output, error = excluded.error, seconds = excluded.seconds,
+    batch_size = excluded.batch_size, precision = excluded.precision,
     medbench_version = excluded.medbench_version, created = excluded.created
 WHERE answers.error IS NOT NULL
 """
+
+
+_COLUMNS = (
+    "key, model, task, family, variant, sample, prompt, output, error, seconds, "
+    "medbench_version, created, batch_size, precision"
+)
+"""The answers columns in `Answer`'s field order (whatever order a migration left them in)."""
 
 
 def canonical_json(value: Any) -> str:
@@ -97,6 +111,10 @@ class Answer:
     seconds: float
     medbench_version: str
     created: str
+    batch_size: int | None = None
+    """How many requests the model answered together with this one (not in the key)."""
+    precision: str | None = None
+    """The dtype the model computed in, e.g. `bfloat16`; None where unknown (APIs, baselines)."""
 
 
 class Cache:
@@ -114,6 +132,25 @@ class Cache:
             "answer cache",
             f"Use a new cache file (--cache) or set {CACHE_ENV}; or delete this one.",
         )
+        self._migrate()
+
+    def _migrate(self) -> None:
+        """Bring an older answers table to `CACHE_SCHEMA` (adding columns keeps every row)."""
+        with self.transaction():
+            row = self._db.execute("SELECT value FROM meta WHERE name = 'schema'").fetchone()
+            schema = int(row[0]) if row is not None else 1
+            if schema > CACHE_SCHEMA:
+                raise CacheError(
+                    f"{self.path}: answer cache schema {schema}, this medbench knows up to "
+                    f"{CACHE_SCHEMA}. Upgrade medbench, or use a new cache file (--cache)."
+                )
+            columns = {r[1] for r in self._db.execute("PRAGMA table_info(answers)")}
+            for name, kind in (("batch_size", "INTEGER"), ("precision", "TEXT")):
+                if name not in columns:
+                    self._db.execute(f"ALTER TABLE answers ADD COLUMN {name} {kind}")
+            self._db.execute(
+                "INSERT OR REPLACE INTO meta VALUES ('schema', ?)", (str(CACHE_SCHEMA),)
+            )
 
     def transaction(self) -> AbstractContextManager[None]:
         """A write transaction taken eagerly (BEGIN IMMEDIATE), committed on exit."""
@@ -135,10 +172,10 @@ class Cache:
         return {row[0] for row in self._db.execute("SELECT key FROM answers WHERE error IS NULL")}
 
     def put_many(self, rows: Iterable[tuple[Any, ...]]) -> None:
-        """Store rows (key, model, task, family, variant, sample, prompt, output, error, seconds)
-        in one transaction: the unit that survives a crash."""
+        """Store rows (key, model, task, family, variant, sample, prompt, output, error, seconds
+        [, batch_size, precision]) in one transaction: the unit that survives a crash."""
         created = datetime.now(timezone.utc).isoformat(timespec="seconds")
-        values = [(*row, __version__, created) for row in rows]
+        values = [(*row, *(None,) * (12 - len(row)), __version__, created) for row in rows]
         with self.transaction():
             self._db.executemany(_UPSERT, values)
 
@@ -149,7 +186,9 @@ class Cache:
         for start in range(0, len(unique), 500):
             chunk = unique[start : start + 500]
             marks = ",".join("?" * len(chunk))
-            for row in self._db.execute(f"SELECT * FROM answers WHERE key IN ({marks})", chunk):
+            for row in self._db.execute(
+                f"SELECT {_COLUMNS} FROM answers WHERE key IN ({marks})", chunk
+            ):
                 found[row[0]] = Answer(*row)
         return found
 
@@ -167,7 +206,7 @@ class Cache:
 
     def iter_answers(self) -> Iterator[Answer]:
         """Every stored row, ordered by key."""
-        for row in self._db.execute("SELECT * FROM answers ORDER BY key"):
+        for row in self._db.execute(f"SELECT {_COLUMNS} FROM answers ORDER BY key"):
             yield Answer(*row)
 
     def stats(self) -> dict[str, Any]:

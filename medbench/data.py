@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from medbench.errors import DataError
+from medbench.grouping import MAX_NAME, check_pattern, group_of
 from medbench.specs import DataSourceSpec, TaskSpec
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"})
@@ -18,6 +19,8 @@ DATA_ENV = "MEDBENCH_DATA"
 DATA_PREFIX = "${MEDBENCH_DATA}"
 
 Hasher = Callable[[Path], str]
+Row = tuple[str, Path, str, str | None]
+"""(sample id, path, label id, group or None)."""
 
 
 @dataclass(frozen=True)
@@ -30,6 +33,11 @@ class Sample:
     label: str
     """The task label id."""
     sha256: str
+    group: str | None = None
+    """The group (patient, source image) the source declares for this image; None: none."""
+    error: str | None = None
+    """Why the image could not be read when it was hashed (its jobs then fail, one by one);
+    `sha256` is then a marker unique to the path, never a content hash."""
 
 
 def sha256_file(path: Path) -> str:
@@ -41,8 +49,8 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def resolve_data_path(raw: str, root: Path) -> Path:
-    """A spec's data path as a real path: `${MEDBENCH_DATA}/...` or relative to the project root."""
+def data_root(raw: str, root: Path) -> Path:
+    """The folder a spec's data path must stay in: `$MEDBENCH_DATA`, or the project's data/."""
     if raw.startswith(DATA_PREFIX):
         base = os.environ.get(DATA_ENV)
         if not base:
@@ -50,8 +58,30 @@ def resolve_data_path(raw: str, root: Path) -> Path:
                 f"{raw}: the environment variable {DATA_ENV} is not set. "
                 f"Set it to the folder holding the downloaded datasets."
             )
-        return Path(base) / raw[len(DATA_PREFIX) :].lstrip("/")
-    return root / raw
+        return Path(base)
+    return root / "data"
+
+
+def confine(path: Path, inside: Path, what: str) -> Path:
+    """`path` itself, after checking that its real path (links resolved) is inside `inside`."""
+    real, limit = os.path.realpath(path), os.path.realpath(inside)
+    if real != limit and not real.startswith(limit + os.sep):
+        raise DataError(
+            f"{path}: {what} resolves to {real}, outside the data root {limit} "
+            "(a symbolic link?). Keep data files inside the data root."
+        )
+    return path
+
+
+def resolve_data_path(raw: str, root: Path) -> Path:
+    """A spec's data path: `${MEDBENCH_DATA}/...` or relative to the project root, checked to
+    stay inside its data root with every symbolic link resolved."""
+    inside = data_root(raw, root)
+    if raw.startswith(DATA_PREFIX):
+        path = inside / raw[len(DATA_PREFIX) :].lstrip("/")
+    else:
+        path = root / raw
+    return confine(path, inside, "the data path")
 
 
 def _label_for(task: TaskSpec, source: DataSourceSpec, raw: str, where: str) -> str:
@@ -65,7 +95,24 @@ def _label_for(task: TaskSpec, source: DataSourceSpec, raw: str, where: str) -> 
     return label
 
 
-def _imagefolder(task: TaskSpec, source: DataSourceSpec, base: Path) -> list[tuple[str, Path, str]]:
+def _name_group(source: DataSourceSpec, path: Path, where: str) -> str | None:
+    if source.group is None or source.group.pattern is None:
+        return None
+    group = group_of(check_pattern(source.group.pattern), path.stem)
+    if group is None:
+        too_long = (
+            f" (names over {MAX_NAME} characters are not matched)"
+            if len(path.stem) > MAX_NAME
+            else ""
+        )
+        raise DataError(
+            f"{where}: the file name {path.stem!r} does not match the source's group pattern "
+            f"{source.group.pattern!r}{too_long}. Fix the pattern so that every image has a group."
+        )
+    return group
+
+
+def _imagefolder(task: TaskSpec, source: DataSourceSpec, base: Path, inside: Path) -> list[Row]:
     if not base.is_dir():
         raise DataError(
             f"{base}: task {task.id!r}: image folder not found. {source.layout or ''}".strip()
@@ -77,18 +124,20 @@ def _imagefolder(task: TaskSpec, source: DataSourceSpec, base: Path) -> list[tup
         label = _label_for(task, source, folder.name, str(folder))
         for path in sorted(folder.rglob("*")):
             if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES:
+                confine(path, inside, "an image")
                 sample_id = path.relative_to(base).with_suffix("").as_posix()
-                rows.append((sample_id, path, label))
+                rows.append((sample_id, path, label, _name_group(source, path, str(path))))
     return rows
 
 
-def _manifest(task: TaskSpec, source: DataSourceSpec, base: Path) -> list[tuple[str, Path, str]]:
+def _manifest(task: TaskSpec, source: DataSourceSpec, base: Path, inside: Path) -> list[Row]:
     if not base.is_file():
         raise DataError(f"{base}: task {task.id!r}: manifest not found.")
     rows = []
     with base.open(newline="", encoding="utf-8") as f:
         reader = csv.DictReader(f)
-        missing = {"path", "label"} - set(reader.fieldnames or ())
+        column = source.group.column if source.group is not None else None
+        missing = {"path", "label", *([column] if column else [])} - set(reader.fieldnames or ())
         if missing:
             raise DataError(f"{base}: manifest lacks column(s) {', '.join(sorted(missing))}.")
         for line, row in enumerate(reader, start=2):
@@ -102,16 +151,21 @@ def _manifest(task: TaskSpec, source: DataSourceSpec, base: Path) -> list[tuple[
                     f"{base}:{line}: path {row['path']!r} must be relative, without '..'."
                 )
             label = _label_for(task, source, row["label"], f"{base}:{line}")
-            rows.append((rel.with_suffix("").as_posix(), base.parent / rel, label))
+            path = confine(base.parent / rel, inside, f"the image on line {line} of {base.name}")
+            if column:
+                group = (row[column] or "").strip() or None
+                if group is None:
+                    raise DataError(f"{base}:{line}: the group column {column!r} is empty.")
+            else:
+                group = _name_group(source, rel, f"{base}:{line}")
+            rows.append((rel.with_suffix("").as_posix(), path, label, group))
     return rows
 
 
-def _subsample(
-    rows: list[tuple[str, Path, str]], limit_per_class: int | None, seed: int
-) -> list[tuple[str, Path, str]]:
+def _subsample(rows: list[Row], limit_per_class: int | None, seed: int) -> list[Row]:
     if limit_per_class is None:
         return rows
-    kept: list[tuple[str, Path, str]] = []
+    kept: list[Row] = []
     for label in sorted({r[2] for r in rows}):
         of_label = [r for r in rows if r[2] == label]
         rng = random.Random(f"{seed}:{label}")
@@ -133,10 +187,11 @@ def load_samples(
     if source is None:
         raise DataError(f"task {task.id!r} has no {source_name!r} data source.")
     base = resolve_data_path(source.path, root)
+    inside = data_root(source.path, root)
     rows = (
-        _imagefolder(task, source, base)
+        _imagefolder(task, source, base, inside)
         if source.format == "imagefolder"
-        else _manifest(task, source, base)
+        else _manifest(task, source, base, inside)
     )
     if not rows:
         raise DataError(f"{base}: task {task.id!r}: no images found.")
@@ -145,7 +200,20 @@ def load_samples(
         dupe = min(i for i in set(ids) if ids.count(i) > 1)
         raise DataError(f"{base}: two images share the sample id {dupe!r}.")
     rows = _subsample(sorted(rows), limit_per_class, seed)
-    return [Sample(sample_id, path, label, hasher(path)) for sample_id, path, label in rows]
+    return [
+        _sample(sample_id, path, label, hasher, group) for sample_id, path, label, group in rows
+    ]
+
+
+def _sample(sample_id: str, path: Path, label: str, hasher: Hasher, group: str | None) -> Sample:
+    """A sample with its image hash, or with the reason its image cannot be read."""
+    try:
+        return Sample(sample_id, path, label, hasher(path), group)
+    except OSError as e:
+        marker = "unreadable-" + hashlib.sha256(str(path).encode()).hexdigest()
+        reason = e.strerror or type(e).__name__
+        error = f"image cannot be read: {path} ({reason})"
+        return Sample(sample_id, path, label, marker, group, error=error)
 
 
 def fingerprint(samples: list[Sample]) -> str:

@@ -7,6 +7,7 @@ or read from the local Hugging Face cache when the hub is offline (HF_HUB_OFFLIN
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -15,9 +16,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from medbench.cache import canonical_json
-from medbench.data import resolve_data_path, sha256_file
+from medbench.data import confine, data_root, resolve_data_path, sha256_file
 from medbench.errors import BackendError
-from medbench.specs import ModelSpec
+from medbench.specs import ModelSpec, check_revision
 from medbench.tiny.train import TrainingData, training_data
 
 if TYPE_CHECKING:
@@ -73,8 +74,18 @@ def hub_offline() -> bool:
 
 
 def _local_ref(repo: str, revision: str) -> str | None:
-    ref = hf_cache_dir() / f"models--{repo.replace('/', '--')}" / "refs" / revision
-    return ref.read_text().strip() if ref.is_file() else None
+    """The commit sha the local cache's `refs/<revision>` names; a ref outside `refs/` (a
+    link) is ignored and one that does not hold a sha is refused."""
+    refs = hf_cache_dir() / f"models--{repo.replace('/', '--')}" / "refs"
+    ref = refs / revision
+    if not ref.is_file() or not os.path.realpath(ref).startswith(os.path.realpath(refs) + os.sep):
+        return None
+    cached = ref.read_text(encoding="utf-8", errors="replace")[:100].strip()
+    if not SHA_RE.match(cached):
+        raise BackendError(
+            f"{repo}@{revision}: the Hugging Face cache's ref {ref} does not hold a commit sha."
+        )
+    return cached
 
 
 def resolve_hub_revision(repo: str, revision: str) -> str:
@@ -86,6 +97,10 @@ def resolve_hub_revision(repo: str, revision: str) -> str:
     """
     if SHA_RE.match(revision):
         return revision
+    try:
+        check_revision(revision)
+    except ValueError as e:
+        raise BackendError(f"{repo}@{revision[:60]}: {e}.") from e
     if hub_offline():
         local = _local_ref(repo, revision)
         if local is None:
@@ -114,13 +129,18 @@ def resolve_hub_revision(repo: str, revision: str) -> str:
     return str(sha)
 
 
-def checkpoint_hash(folder: Path, hasher: Callable[[Path], str] = sha256_file) -> str:
-    """A hash over a local checkpoint's files (names and contents)."""
+def checkpoint_hash(
+    folder: Path, hasher: Callable[[Path], str] = sha256_file, *, inside: Path | None = None
+) -> str:
+    """A hash over a local checkpoint's files (names and contents), each confined to `inside`
+    (with links resolved) when given."""
     if not folder.is_dir():
         raise BackendError(f"{folder}: checkpoint folder not found.")
     digest = hashlib.sha256()
     for path in sorted(folder.rglob("*")):
         if path.is_file() and path.suffix in CHECKPOINT_SUFFIXES:
+            if inside is not None:
+                confine(path, inside, "a checkpoint file")
             digest.update(f"{path.relative_to(folder).as_posix()}\t{hasher(path)}\n".encode())
     return digest.hexdigest()
 
@@ -245,7 +265,7 @@ def resolve_identity(
         return ModelIdentity(_payload(spec, weights), revision, folder, training)
     if spec.path is not None:
         folder = resolve_data_path(spec.path, root)
-        digest = checkpoint_hash(folder, hasher)
+        digest = checkpoint_hash(folder, hasher, inside=data_root(spec.path, root))
         return ModelIdentity(_payload(spec, {"checkpoint": digest}), f"local:{digest}", folder)
     assert spec.repo is not None
     sha = resolve_hub_revision(spec.repo, spec.revision)

@@ -9,6 +9,7 @@ keyed by the description's text, so a changed description reruns only its diagno
 from __future__ import annotations
 
 import hashlib
+import random
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -46,6 +47,9 @@ class Job:
     """`direct`, `describe`, or `described/<describe variant>/<diagnoser>` for a diagnosis."""
     subject: str = ""
     """The evaluated model: `model` itself, or for a diagnosis the model that described."""
+    replicate: int = 0
+    """0 for an answer; 1 for the noise-floor replicate of a reference-variant job (its key
+    carries the tag, so it is answered again, in another batch, not served from the cache)."""
 
     @property
     def evaluated(self) -> str:
@@ -85,6 +89,8 @@ class Plan:
     unavailable: dict[str, str] = field(default_factory=dict)
     """Models of the suite whose identity could not be resolved (e.g. a hub revision offline),
     with the reason: they have no jobs; the others are planned all the same."""
+    unreadable: dict[str, str] = field(default_factory=dict)
+    """Content key of a job whose image could not be read -> why (it fails without a model)."""
     _by_id: dict[tuple[str, str], Sample] = field(default_factory=dict, repr=False)
 
     def request(self, job: Job) -> Request:
@@ -98,7 +104,7 @@ class Plan:
                 prompt.positive_options,
                 prompt.majority_option,
             )
-        sample = self._sample(job.task, job.sample)
+        sample = self.sample(job.task, job.sample)
         base = prompt.rendered.messages
         messages = Messages(base.system, base.text, (ImageRef(str(sample.path), sample.sha256),))
         return Request(
@@ -109,7 +115,8 @@ class Plan:
             prompt.majority_option,
         )
 
-    def _sample(self, task: str, sample_id: str) -> Sample:
+    def sample(self, task: str, sample_id: str) -> Sample:
+        """The sample `sample_id` of task `task`."""
         if not self._by_id:
             self._by_id.update(
                 ((task_id, s.id), s) for task_id, samples in self.samples.items() for s in samples
@@ -152,7 +159,9 @@ def _baseline_hints(
     return positive, names[majority]
 
 
-def _key_parts(identity: ModelIdentity, prompt: Prompt, baseline: bool) -> tuple[bytes, bytes]:
+def _key_parts(
+    identity: ModelIdentity, prompt: Prompt, baseline: bool, replicate: int = 0
+) -> tuple[bytes, bytes]:
     """Canonical JSON of a job's payload split around its image hash, so keys cost one hash."""
     messages = prompt.rendered.messages
     payload: dict[str, Any] = {
@@ -160,6 +169,8 @@ def _key_parts(identity: ModelIdentity, prompt: Prompt, baseline: bool) -> tuple
         "model": identity.payload,
         "messages": {"system": messages.system, "text": messages.text, "images": [_IMAGE_SLOT]},
     }
+    if replicate:
+        payload["replicate"] = replicate
     if baseline:
         payload["baseline"] = {
             "options": list(prompt.rendered.options),
@@ -169,6 +180,22 @@ def _key_parts(identity: ModelIdentity, prompt: Prompt, baseline: bool) -> tuple
     text = canonical_json(payload)
     head, tail = text.split(canonical_json(_IMAGE_SLOT))
     return head.encode(), tail.encode()
+
+
+def _render_prompts(
+    specs: SpecSet, family_ids: list[str], task_ids: list[str], samples: dict[str, list[Sample]]
+) -> dict[tuple[str, str, str], Prompt]:
+    """Every (family, variant, task) prompt the plan's jobs use, rendered once."""
+    prompts: dict[tuple[str, str, str], Prompt] = {}
+    for f in family_ids:
+        family = specs.families[f]
+        for variant in family.variants:
+            for t in task_ids:
+                task = specs.tasks[t]
+                rendered = render(family, variant, task, ())
+                positive, majority = _baseline_hints(task, family, samples[t])
+                prompts[(f, variant.id, t)] = Prompt(rendered, family.answer, positive, majority)
+    return prompts
 
 
 def make_plan(
@@ -219,16 +246,9 @@ def make_plan(
     scored = list(family_ids)
     if stage is not None:
         scored += [stage.family, *stage.diagnose_families]
-    prompts: dict[tuple[str, str, str], Prompt] = {}
-    for f in sorted(set(scored)):
-        family = specs.families[f]
-        for variant in family.variants:
-            for t in task_ids:
-                task = specs.tasks[t]
-                rendered = render(family, variant, task, ())
-                positive, majority = _baseline_hints(task, family, samples[t])
-                prompts[(f, variant.id, t)] = Prompt(rendered, family.answer, positive, majority)
+    prompts = _render_prompts(specs, sorted(set(scored)), task_ids, samples)
     jobs: list[Job] = []
+    unreadable: dict[str, str] = {}
     sha256 = hashlib.sha256
     for m in model_ids:
         identity = identities[m]
@@ -244,9 +264,48 @@ def make_plan(
                     for s in samples[t]:
                         key = sha256(head + b'"' + s.sha256.encode() + b'"' + tail).hexdigest()
                         jobs.append(Job(key, m, t, f, v, s.id, s.label, pipeline))
-    return Plan(
+                        if s.error is not None:
+                            unreadable[key] = s.error
+        if suite.noise_floor is not None:
+            jobs.extend(_replicates(specs, suite, m, identity, prompts, samples))
+    plan = Plan(
         suite, jobs, samples, identities, prompts, models=model_ids, unavailable=unavailable
     )
+    plan.unreadable.update(unreadable)
+    return plan
+
+
+def noise_floor_samples(suite: SuiteSpec, task: str, samples: list[Sample]) -> list[Sample]:
+    """The seeded subset of a task's images whose reference answers are replicated."""
+    assert suite.noise_floor is not None
+    k = min(suite.noise_floor.images_per_task, len(samples))
+    chosen = random.Random(f"{suite.seed}:noise_floor:{task}").sample(range(len(samples)), k)
+    return [samples[i] for i in sorted(chosen)]
+
+
+def _replicates(
+    specs: SpecSet,
+    suite: SuiteSpec,
+    model: str,
+    identity: ModelIdentity,
+    prompts: dict[tuple[str, str, str], Prompt],
+    samples: dict[str, list[Sample]],
+) -> list[Job]:
+    """The replicate jobs of a model: every scored family's reference variant, a second time,
+    for each task's noise-floor subset (direct answers only)."""
+    jobs = []
+    for t in sorted(samples):
+        subset = [s for s in noise_floor_samples(suite, t, samples[t]) if s.error is None]
+        for f in sorted(suite.prompt_families):
+            family = specs.families[f]
+            if family.answer == "text":
+                continue
+            prompt = prompts[(f, family.reference, t)]
+            head, tail = _key_parts(identity, prompt, specs.models[model].backend == "baseline", 1)
+            for s in subset:
+                key = hashlib.sha256(head + b'"' + s.sha256.encode() + b'"' + tail).hexdigest()
+                jobs.append(Job(key, model, t, f, family.reference, s.id, s.label, replicate=1))
+    return jobs
 
 
 def diagnose_messages(

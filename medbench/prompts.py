@@ -7,10 +7,9 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from jinja2 import StrictUndefined, TemplateError
-from jinja2.exceptions import SecurityError
-from jinja2.sandbox import ImmutableSandboxedEnvironment
+from jinja2 import TemplateError
 
+from medbench.sandbox import MAX_RENDERED, PromptEnvironment, new_environment, render_bounded
 from medbench.specs import PromptFamilySpec, TaskSpec, VariantSpec
 
 TEMPLATE_VARIABLES = (
@@ -63,40 +62,10 @@ class Rendered:
     lettered: bool
 
 
-MAX_RENDERED = 100_000
-"""Largest value a template may build with `*` or `+`: a guard against memory bombs."""
-
-
-def _built_size(operator: str, left: Any, right: Any) -> int:
-    sized = (str, list, tuple)
-    if operator == "*" and isinstance(left, int) and isinstance(right, sized):
-        return left * len(right)
-    if operator == "*" and isinstance(left, sized) and isinstance(right, int):
-        return len(left) * right
-    if operator == "+" and isinstance(left, sized) and isinstance(right, sized):
-        return len(left) + len(right)
-    return 0
-
-
-class PromptEnvironment(ImmutableSandboxedEnvironment):
-    """The sandbox, with arithmetic bounded: specs come from strangers' pull requests."""
-
-    intercepted_binops = frozenset({"*", "**", "+"})
-
-    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
-        if operator == "**" and isinstance(right, int) and abs(right) > 64:
-            raise SecurityError(f"exponent {right} is too large for a prompt template")
-        if _built_size(operator, left, right) > MAX_RENDERED:
-            raise SecurityError(f"a template builds a value over {MAX_RENDERED} items")
-        return super().call_binop(context, operator, left, right)
-
-
 @lru_cache(maxsize=1)
 def environment() -> PromptEnvironment:
-    """The one Jinja environment for prompts: sandboxed, strict, no autoescape (plain text)."""
-    return PromptEnvironment(
-        undefined=StrictUndefined, autoescape=False, keep_trailing_newline=False
-    )
+    """The one Jinja environment for prompts: sandboxed and bounded (`medbench.sandbox`)."""
+    return new_environment()
 
 
 def offered_options(
@@ -141,7 +110,7 @@ def _compile(source: str) -> Any:
 
 def render_text(source: str, context: dict[str, Any]) -> str:
     """Render one template string; raises jinja2.TemplateError on any problem."""
-    return str(_compile(source).render(context)).strip()
+    return render_bounded(_compile(source), context).strip()
 
 
 def render(
@@ -160,6 +129,7 @@ def render(
 
 
 __all__ = [
+    "MAX_RENDERED",
     "TEMPLATE_VARIABLES",
     "ImageRef",
     "Messages",

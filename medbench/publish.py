@@ -44,11 +44,14 @@ def copy_maps(source: Path, record: Path) -> None:
     from medbench.records import MAPS_SUFFIX
 
     target = record.with_name(record.stem + MAPS_SUFFIX)
+    if target.is_symlink():
+        target.unlink()
     shutil.rmtree(target, ignore_errors=True)
-    if source.is_dir() and any(source.glob("*.svg")):
+    maps = sorted(p for p in source.glob("*.svg") if not p.is_symlink() and p.is_file())
+    if source.is_dir() and not source.is_symlink() and maps:
         target.mkdir(parents=True)
-        for svg in sorted(source.glob("*.svg")):
-            shutil.copyfile(svg, target / svg.name)
+        for svg in maps:  # never a link: its target would be published
+            shutil.copyfile(svg, target / svg.name, follow_symlinks=False)
 
 
 def ladder_rows(folder: Path, model: str) -> list[dict[str, Any]] | None:

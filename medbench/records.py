@@ -22,13 +22,15 @@ import subprocess
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, PlainValidator, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainValidator, ValidationError
 
 from medbench import __version__
 from medbench.errors import RecordError
+from medbench.grouping import check_pattern, group_of
+from medbench.jsonpos import position
 from medbench.scoring import (
     ANSWER_COLUMNS,
     IMAGE_PROCESSOR_COLUMN,
@@ -39,9 +41,15 @@ from medbench.scoring import (
 )
 from medbench.specs import ID_PATTERN, ModelSpec
 
+if TYPE_CHECKING:
+    from medbench.loading import SpecSet
+
 RECORD_SCHEMA_VERSION: Literal[3] = 3
 """2: a record and its sidecar's rows carry `parser_version`. 3: the models table gains
-`all_variants_f1` and `mean_worst_f1`, the fragility table `all_variants_f1` (each with its CI)."""
+`all_variants_f1` and `mean_worst_f1`, the fragility table `all_variants_f1` (each with its CI);
+the layout says which tasks are clustered, the sidecar holds each image's group and the
+noise-floor replicates (`replicate` 1), and fragility rows carry the noise floor."""
+SPEC_REF_PATTERN = r"^(task|prompt_family|model|suite)/[a-z0-9][a-z0-9._-]*$"
 TOLERANCE = 1e-9
 """Largest absolute difference between a recorded and a re-derived number."""
 SIDECAR_SUFFIX = ".answers.csv.gz"
@@ -52,20 +60,48 @@ TABLE_KEYS: dict[str, tuple[str, ...]] = {
     "pairs": ("model", "base", "task", "family", "pipeline", "variant"),
 }
 """The published tables and the columns that identify one of their rows."""
-SORT_ANSWERS = ["model", "task", "family", "variant", "pipeline", "sample"]
+SORT_ANSWERS = ["model", "task", "family", "variant", "pipeline", "sample", "replicate"]
 
+_PATTERN_NAMES = {
+    ID_PATTERN: "a valid id (a-z, 0-9, '.', '_', '-')",
+    SPEC_REF_PATTERN: "a spec reference (`task/<id>`, `prompt_family/<id>`, ...)",
+}
+MAX_RECORD_BYTES = 32 * 1024 * 1024
+"""Records are refused above this size, before parsing."""
+MAX_SIDECAR_BYTES = 256 * 1024 * 1024
+"""Most bytes a sidecar may decompress to (a gzip bomb is refused, not expanded)."""
+MAX_N_BOOT = 100_000
+"""Most bootstrap resamples a record may ask `verify` to redo."""
 Id = Annotated[str, Field(pattern=ID_PATTERN, max_length=80)]
 Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+SpecRef = Annotated[str, Field(pattern=SPEC_REF_PATTERN, max_length=100)]
+"""`kind/id` of a spec file."""
+Count = Annotated[int, Field(ge=0, le=100_000_000)]
 Scalar = bool | int | float | str | None
+ID_RE = re.compile(ID_PATTERN)
+ID_COLUMNS = ("model", "base", "task", "family", "variant")
+"""Row columns that hold ids (a pair's `variant` may also be `*`, every variant)."""
 
 
 def _scalar(value: Any) -> Scalar:
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"expected a finite number, got {json.dumps(value)}")
     if value is None or isinstance(value, bool | int | float | str):
         return value
     raise ValueError(f"expected a number, a string, true, false or null, got {_show(value)}")
 
 
-Row = dict[str, Annotated[Scalar, PlainValidator(_scalar)]]
+def _row_ids(row: dict[str, Scalar]) -> dict[str, Scalar]:
+    for column in ID_COLUMNS:
+        value = row.get(column)
+        if value is None or value == "*" and column == "variant":
+            continue
+        if not isinstance(value, str) or len(value) > 80 or not ID_RE.match(value):
+            raise ValueError(f"column '{column}' is not a valid id, got {_show(value)}")
+    return row
+
+
+Row = Annotated[dict[str, Annotated[Scalar, PlainValidator(_scalar)]], AfterValidator(_row_ids)]
 """One table row: column -> number, string, boolean or null (a NaN is written as null)."""
 
 
@@ -79,7 +115,7 @@ class DatasetInfo(_Model):
     source: Literal["sample", "full"]
     fingerprint: Sha256
     """sha256 over the sorted (image sha256, label) pairs of every evaluated image."""
-    n_images: dict[str, int]
+    n_images: dict[Id, Count]
     """task -> number of evaluated images."""
 
 
@@ -120,13 +156,15 @@ class EnvironmentInfo(_Model):
 class LayoutInfo(_Model):
     """`ScoringLayout.to_json()`: what re-scoring needs beyond the answers."""
 
-    classes: dict[str, dict[str, list[str]]]
-    variants: dict[str, list[str]]
-    references: dict[str, str]
-    answer_kinds: dict[str, Literal["label", "yes_no"]]
-    pairs: list[tuple[str, str]]
-    seed: int
-    n_boot: int
+    classes: dict[Id, dict[Id, list[Id]]]
+    variants: dict[Id, list[Id]]
+    references: dict[Id, Id]
+    answer_kinds: dict[Id, Literal["label", "yes_no"]]
+    pairs: list[tuple[Id, Id]]
+    seed: int = Field(ge=0, le=2**32 - 1)
+    n_boot: int = Field(ge=1, le=MAX_N_BOOT)
+    groups: dict[Id, Annotated[str, Field(max_length=300)]] = {}
+    """task -> how its images are grouped into clusters, for the clustered tasks."""
 
 
 class SidecarInfo(_Model):
@@ -235,10 +273,10 @@ class Provenance(_Model):
 
     revision: str
     """The resolved revision of the weights (a commit sha, a checkpoint hash, ...)."""
-    spec_hashes: dict[str, Sha256]
+    spec_hashes: dict[SpecRef, Sha256]
     """`kind/id` -> sha256 of every spec file that shaped the result."""
     dataset: DatasetInfo
-    tasks: dict[str, TaskInfo]
+    tasks: dict[Id, TaskInfo]
     medbench: MedbenchInfo = Field(
         default_factory=lambda: MedbenchInfo(
             version=__version__, git_commit=git_commit(), git_dirty=git_dirty()
@@ -260,9 +298,9 @@ class Record(_Model):
     """The model spec, as loaded."""
     revision: str
     test_model: bool
-    spec_hashes: dict[str, Sha256]
+    spec_hashes: dict[SpecRef, Sha256]
     dataset: DatasetInfo
-    tasks: dict[str, TaskInfo]
+    tasks: dict[Id, TaskInfo]
     medbench: MedbenchInfo
     environment: EnvironmentInfo
     date: str = Field(pattern=r"^\d{4}-\d{2}-\d{2}$")
@@ -299,7 +337,10 @@ def _show(value: Any) -> str:
 def _field(loc: tuple[int | str, ...]) -> str:
     text = ""
     for part in loc:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+        if isinstance(part, int) or not re.fullmatch(r"[A-Za-z0-9_.-]+", part) or ".." in part:
+            text += f"[{json.dumps(part)}]"
+        else:
+            text += f".{part}" if text else part
     return text
 
 
@@ -332,11 +373,27 @@ def answers_csv(answers: pd.DataFrame) -> bytes:
     return gzip.compress(text.encode("utf-8"), compresslevel=9, mtime=0)
 
 
+def decompress(raw: bytes, limit: int | None = None) -> bytes:
+    """Gunzip `raw`, refusing (ValueError) output over `limit` bytes (default
+    MAX_SIDECAR_BYTES) without expanding it."""
+    limit = MAX_SIDECAR_BYTES if limit is None else limit
+    out = io.BytesIO()
+    with gzip.GzipFile(fileobj=io.BytesIO(raw)) as stream:
+        while block := stream.read(1 << 20):
+            out.write(block)
+            if out.tell() > limit:
+                raise ValueError(f"it decompresses to over {limit // (1024 * 1024)} MiB")
+    return out.getvalue()
+
+
 def read_answers_csv(raw: bytes) -> pd.DataFrame:
     """Answer rows from a sidecar's bytes: strings as written, `correct` as a boolean."""
     frame = pd.read_csv(
-        io.BytesIO(gzip.decompress(raw)), dtype=str, keep_default_na=False, na_values=[""]
+        io.BytesIO(decompress(raw)), dtype=str, keep_default_na=False, na_values=[""]
     )
+    if "group" not in frame.columns:  # record schema version 1: no groups, no replicates
+        frame["group"] = None
+    frame["replicate"] = frame["replicate"].astype(int) if "replicate" in frame.columns else 0
     missing = [c for c in ANSWER_COLUMNS if c not in frame.columns]
     if missing:
         raise ValueError(f"the sidecar lacks column(s) {', '.join(missing)}")
@@ -422,43 +479,67 @@ def record_json(record: Record) -> str:
 def read_record(path: Path) -> Record:
     """Parse and validate one record; a RecordError names the file and every bad field."""
     display = _display(path)
+    if path.is_symlink():
+        raise RecordError(f"{display}:1:1: the record is a link; a record is a file of its own")
     try:
-        return Record.model_validate_json(path.read_bytes())
+        with path.open("rb") as f:
+            raw = f.read(MAX_RECORD_BYTES + 1)
     except OSError as e:
         raise RecordError(f"{display}: cannot read the record: {e.strerror}.") from e
+    if len(raw) > MAX_RECORD_BYTES:
+        limit = MAX_RECORD_BYTES // (1024 * 1024)
+        raise RecordError(f"{display}:1:1: the record is over the {limit} MiB limit")
+    try:
+        return Record.model_validate_json(raw)
     except ValidationError as e:
-        lines = []
-        for error in e.errors(include_url=False):
-            if error["type"] == "value_error":
-                message = str(error["ctx"]["error"])
-            else:
-                message = error["msg"][:1].lower() + error["msg"][1:]
-            if error["type"] not in ("missing", "json_invalid", "value_error"):
-                message += f", got {_show(error['input'])}"
-            where = f"{_field(error['loc'])}: " if error["loc"] else ""
-            lines.append(f"{display}: {where}{message}")
-        raise RecordError("\n".join(lines)) from e
+        text = raw.decode("utf-8", errors="replace")
+        raise RecordError("\n".join(_issue(display, text, err) for err in e.errors())) from e
+
+
+def _issue(display: str, text: str, error: Any) -> str:
+    """One validation error as `file:line:col: field: problem`."""
+    loc = tuple(error["loc"])
+    at_key = loc[-1:] == ("[key]",) or error["type"] == "extra_forbidden"
+    loc = loc[:-1] if loc[-1:] == ("[key]",) else loc
+    pattern = (error.get("ctx") or {}).get("pattern")
+    if error["type"] == "value_error":
+        message = str(error["ctx"]["error"])
+    elif pattern in _PATTERN_NAMES:
+        message = f"not {_PATTERN_NAMES[pattern]}"
+    else:
+        message = error["msg"][:1].lower() + error["msg"][1:]
+    if error["type"] not in ("missing", "json_invalid", "value_error"):
+        message += f", got {_show(error['input'])}"
+    line, col = position(text, loc, at_key=at_key)
+    found = re.search(r"at line (\d+) column (\d+)$", message)
+    if error["type"] == "json_invalid" and found:
+        line, col = int(found.group(1)), int(found.group(2))
+    where = f"{_field(loc)}: " if loc else ""
+    return f"{display}:{line}:{col}: {where}{message}"
 
 
 MAPS_SUFFIX = ".tsne"
 """`<suite>/<model>.tsne/<task>.svg`: the probe stage's t-SNE maps published beside a record."""
-_UNSAFE_SVG = re.compile(
-    rb"<script|<foreignObject|javascript:|\bon[a-z]+\s*=|href\s*=\s*[\"'](?!#|data:image/png;)"
-    rb"|https?://(?!www\.w3\.org/)",
-    re.I,
-)
 
 
 def read_maps(record_path: Path) -> dict[str, bytes]:
-    """The t-SNE maps published beside a record (task -> SVG bytes), refusing any SVG that
-    could run script or load from elsewhere."""
+    """The t-SNE maps published beside a record (task -> SVG bytes), each rebuilt from an
+    allow-list of SVG parts; a map that is a link, or holds anything else, is refused."""
+    from medbench.svgsafe import clean_svg
+
     folder = record_path.with_name(record_path.stem + MAPS_SUFFIX)
+    if folder.is_symlink():
+        raise RecordError(f"{_display(folder)}: refusing a map folder that is a link")
     maps: dict[str, bytes] = {}
     for path in sorted(folder.glob("*.svg")) if folder.is_dir() else []:
-        data = path.read_bytes()
-        if _UNSAFE_SVG.search(data):
-            raise RecordError(f"{_display(path)}: refusing an SVG with script or external links")
-        maps[path.stem] = data
+        if path.is_symlink() or not path.is_file():
+            raise RecordError(f"{_display(path)}: refusing a map that is a link or not a file")
+        if not ID_RE.match(path.stem):
+            raise RecordError(f"{_display(path)}: a map is named by its task id")
+        try:
+            maps[path.stem] = clean_svg(path.read_bytes())
+        except ValueError as e:
+            raise RecordError(f"{_display(path)}: refusing the SVG: {e}") from e
     return maps
 
 
@@ -535,7 +616,12 @@ def compare_rows(
 
 
 def _sidecar(folder: Path, name: str, sha256: str | None) -> pd.DataFrame:
-    raw = (folder / name).read_bytes()
+    if (folder / name).is_symlink():
+        raise RecordError(f"sidecar.path: {name} is a link; a sidecar is a file of its own")
+    with (folder / name).open("rb") as f:
+        raw = f.read(MAX_SIDECAR_BYTES + 1)
+    if len(raw) > MAX_SIDECAR_BYTES:
+        raise ValueError(f"it is over {MAX_SIDECAR_BYTES // (1024 * 1024)} MiB")
     actual = hashlib.sha256(raw).hexdigest()
     if sha256 is not None and actual != sha256:
         raise RecordError(f"sidecar.sha256: recorded {sha256}, the file {name} has {actual}")
@@ -565,8 +651,38 @@ def image_processor_problems(display: str, record: Record) -> list[str]:
     ]
 
 
-def verify_record(path: Path, record: Record) -> list[str]:
-    """Re-derive every number of a record from its sidecar (and its base's, for the pairs)."""
+def _group_problems(display: str, answers: pd.DataFrame, layout: ScoringLayout) -> list[str]:
+    """Sidecar groups that the layout's pattern does not give their sample's file name."""
+    problems = []
+    for task, how in sorted(layout.groups.items()):
+        if not how.startswith("pattern "):
+            continue  # a manifest column: only the data can tell
+        try:
+            compiled = check_pattern(how.removeprefix("pattern "))
+        except ValueError as e:
+            problems.append(f"{display}: layout.groups.{task}: {e}")
+            continue
+        rows = answers[answers["task"] == task]
+        for sample, group in sorted(set(zip(rows["sample"], rows["group"], strict=True))):
+            expected = group_of(compiled, str(sample).rsplit("/", 1)[-1])
+            found = None if pd.isna(group) else str(group)
+            if found != expected:
+                problems.append(
+                    f"{display}: sidecar: sample {sample} of task {task} has group "
+                    f"{_show(found)}, its file name gives {_show(expected)}"
+                )
+                break
+    return problems
+
+
+def verify_record(
+    path: Path, record: Record, specs: SpecSet | None = None, notes: list[str] | None = None
+) -> list[str]:
+    """Re-derive every number of a record from its sidecar (and its base's, for the pairs);
+    with `specs`, also the parses, truths and spec hashes (what could not be checked is
+    appended to `notes`)."""
+    from medbench.rederive import against_specs, check_ladder
+
     display = _display(path)
     problems = _placement(path, record)
     try:
@@ -610,6 +726,7 @@ def verify_record(path: Path, record: Record) -> list[str]:
             return [*problems, f"{display}: pairs: cannot use the base's sidecar {name}: {e}"]
     problems.extend(image_processor_problems(display, record))
     layout = ScoringLayout.from_json(record.layout.model_dump(mode="json"))
+    problems.extend(_group_problems(display, answers, layout))
     try:
         tables = score_answers(pd.concat(frames, ignore_index=True), layout)
     except (KeyError, ValueError, IndexError) as e:
@@ -617,11 +734,19 @@ def verify_record(path: Path, record: Record) -> list[str]:
     for name in TABLE_KEYS:
         derived = table_rows(getattr(tables, name), name, record.model_id)
         problems.extend(compare_rows(display, name, getattr(record, name), derived))
-    return problems
+    problems.extend(check_ladder(display, record, tables, _same))
+    sidecar = _display(path.parent / record.sidecar.path)
+    found = against_specs(display, sidecar, record, answers, specs)
+    if notes is not None:
+        notes.extend(found.notes)
+    return problems + found.problems
 
 
-def verify_records(folder: Path) -> list[str]:
-    """Every problem of every record under a leaderboard folder (an empty list: all verified)."""
+def verify_records(
+    folder: Path, specs: SpecSet | None = None, notes: list[str] | None = None
+) -> list[str]:
+    """Every problem of every record under a leaderboard folder (an empty list: all verified);
+    see `verify_record` for `specs` and `notes`."""
     problems: list[str] = []
     for path in record_paths(folder):
         try:
@@ -629,5 +754,5 @@ def verify_records(folder: Path) -> list[str]:
         except RecordError as e:
             problems.extend(str(e).splitlines())
             continue
-        problems.extend(verify_record(path, record))
+        problems.extend(verify_record(path, record, specs, notes))
     return problems

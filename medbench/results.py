@@ -52,9 +52,8 @@ def write_results(
 ) -> list[Path]:
     """Write every result file of a suite into `out` (created if needed)."""
     out.mkdir(parents=True, exist_ok=True)
-    answers.sort_values(["model", "task", "family", "variant", "pipeline", "sample"]).to_parquet(
-        out / "answers.parquet", index=False
-    )
+    order = ["model", "task", "family", "variant", "pipeline", "sample", "replicate"]
+    answers.sort_values(order).to_parquet(out / "answers.parquet", index=False)
     _csv(tables.scores, out / "scores.csv")
     _csv(tables.fragility, out / "fragility.csv")
     _csv(tables.pairs, out / "pairs.csv")

@@ -25,7 +25,14 @@ from rich.progress import (
 from medbench.backends.base import BackendContext, Output, Request
 from medbench.cache import Cache, canonical_json
 from medbench.errors import MedbenchError
-from medbench.executors import EXECUTORS, MODEL_FAILED, Executor, ModelWork
+from medbench.executors import (
+    EXECUTORS,
+    MODEL_FAILED,
+    Executor,
+    ModelWork,
+    automatic_batch,
+    preferred_batch,
+)
 from medbench.loading import SpecSet
 from medbench.plan import Job, Plan
 from medbench.served import Change, stale_diagnoses
@@ -78,25 +85,86 @@ def load_executor(name: str) -> Executor:
     return executor
 
 
+def _batch_order(job: Job) -> tuple[str, ...]:
+    """Where a job stands in its model's batch layout: one image's prompts side by side."""
+    return (job.task, job.sample, job.subject, job.pipeline, job.family, job.variant)
+
+
+def cut_batches(jobs: Sequence[Job], size: int) -> list[list[Job]]:
+    """The batches of one model's jobs, cut from all of them, cached or not.
+
+    Jobs are laid out by (task, sample, subject, pipeline, family, variant) - every prompt
+    of one image side by side - one job per distinct key (the first), and each task's run is
+    cut into consecutive batches of `size` keys. A job's batch thus depends only on the
+    planned jobs of its model and task and on the batch size, never on what is cached:
+    the runner sends a batch's missing jobs together and never with another batch's. A
+    cold run and a resumed one (the cache stores whole batches) then answer every job in
+    the same batch with the same batch-mates; a job retried after a failure runs with its
+    batch's other missing jobs only.
+
+    Noise-floor replicates come after, in batches of their own: ordered by key (a fixed
+    shuffle), so that each meets batch-mates of other images and tasks, not the ones its
+    first answer had.
+    """
+    batches: list[list[Job]] = []
+    seen: set[str] = set()
+    task: str | None = None
+    for job in sorted((j for j in jobs if not j.replicate), key=_batch_order):
+        if job.key in seen:
+            continue
+        seen.add(job.key)
+        if job.task != task or len(batches[-1]) == size:
+            batches.append([])
+            task = job.task
+        batches[-1].append(job)
+    replicates = sorted({j.key: j for j in jobs if j.replicate and j.key not in seen}.items())
+    for start in range(0, len(replicates), size):
+        batches.append([job for _, job in replicates[start : start + size]])
+    return batches
+
+
 def pending_work(
-    plan: Plan, specs: SpecSet, cache: Cache, jobs: Sequence[Job] | None = None
+    plan: Plan,
+    specs: SpecSet,
+    cache: Cache,
+    jobs: Sequence[Job] | None = None,
+    batch_size: int | None = None,
 ) -> tuple[list[ModelWork], list[Job], int]:
     """Cache misses of `jobs` (default: the whole plan) grouped by model, one request per
-    distinct key; the first job of each key; and how many jobs were cached."""
+    distinct key, in the batches of `cut_batches` (at `batch_size`, else the backend's
+    preferred one); the first job of each key; and how many jobs were cached.
+
+    A backend that finds its own batch size (HF with `--batch-size auto`) gets the requests
+    in the same order but no planned batches: its batches then follow the memory it finds,
+    and only a fixed batch size makes them independent of what is cached."""
     done = cache.finished_keys()
-    work: dict[str, list[Request]] = {}
-    first_job: dict[str, Job] = {}
-    cached = 0
-    for job in plan.jobs if jobs is None else jobs:
-        if job.key in done:
-            cached += 1
-            continue
-        if job.key in first_job:
-            continue
-        first_job[job.key] = job
-        work.setdefault(job.model, []).append(plan.request(job))
-    groups = [ModelWork(specs.models[m], plan.identities[m], reqs) for m, reqs in work.items()]
-    return groups, list(first_job.values()), cached
+    chosen = plan.jobs if jobs is None else jobs
+    cached = sum(job.key in done for job in chosen)
+    by_model: dict[str, list[Job]] = {}
+    for job in chosen:
+        by_model.setdefault(job.model, []).append(job)
+    groups: list[ModelWork] = []
+    first_jobs: list[Job] = []
+    for model, mine in by_model.items():
+        if all(job.key in done for job in mine):
+            continue  # nothing to run: leave the backend (and torch) unimported
+        spec = specs.models[model]
+        requests: list[Request] = []
+        sizes: list[int] = []
+        planned = batch_size is not None or not automatic_batch(spec)
+        size = (batch_size or preferred_batch(spec)) if planned else len(mine)
+        for batch in cut_batches(mine, size):
+            missing = [job for job in batch if job.key not in done]
+            first_jobs.extend(missing)
+            # an unreadable image fails without a model
+            readable = [job for job in missing if job.key not in plan.unreadable]
+            if readable:
+                requests.extend(plan.request(job) for job in readable)
+                sizes.append(len(readable))
+        if requests:
+            batches = tuple(sizes) if planned else ()
+            groups.append(ModelWork(spec, plan.identities[model], requests, batches))
+    return groups, first_jobs, cached
 
 
 class _StopFlag:
@@ -224,11 +292,12 @@ def run_plan(
     context = context or BackendContext()
     started = time.perf_counter()
     chosen = plan.jobs if jobs is None else jobs
-    work, first_jobs, cached = pending_work(plan, specs, cache, chosen)
+    work, first_jobs, cached = pending_work(plan, specs, cache, chosen, context.batch_size)
     job_of = {job.key: job for job in first_jobs}
     summary = RunSummary(planned=len(chosen), cached=cached)
     summary.failed_models.update(plan.unavailable)
-    todo = sum(len(w.requests) for w in work)
+    broken = [job for job in first_jobs if job.key in plan.unreadable]
+    todo = sum(len(w.requests) for w in work) + len(broken)
     stop = _StopFlag(console)
     with _progress(console, progress) as bar, stop.installed():
         task = bar.add_task(f"suite {plan.suite.id}", total=todo, hits=cached, failed=0, rate="")
@@ -256,6 +325,8 @@ def run_plan(
                         output.text,
                         output.error,
                         output.seconds,
+                        output.batch_size or len(requests),
+                        output.precision,
                     )
                 )
                 if output.error is not None:
@@ -272,6 +343,9 @@ def run_plan(
             rate = f"{(summary.ran + summary.failed) / elapsed:.1f} jobs/s" if elapsed > 0 else ""
             bar.update(task, advance=len(rows), failed=summary.failed, rate=rate)
 
+        if broken:
+            failed = [Output(text=None, error=plan.unreadable[job.key]) for job in broken]
+            sink([plan.request(job) for job in broken], failed)
         if work:
             load_executor(executor).execute(work, context, sink, stop)
     summary.interrupted = stop.stop

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -29,8 +29,9 @@ if TYPE_CHECKING:
     from medbench.specs import TaskSpec
 
 SCORES_SCHEMA_VERSION = 3
-"""2: answer rows carry `parser_version`. 3: the fragility table gains `all_variants_f1`, the
-models table `all_variants_f1` and `mean_worst_f1` (with CIs)."""
+"""2: answer rows carry `parser_version`. 3: the fragility table gains `all_variants_f1` and
+the noise floor, the models table `all_variants_f1` and `mean_worst_f1` (with CIs); answers
+gain `group` (and `replicate`), layout.json gains `groups` (clustered tasks)."""
 IMAGE_PROCESSOR_COLUMN = "image_processor"
 ANSWER_COLUMNS = [
     "model",
@@ -48,7 +49,11 @@ ANSWER_COLUMNS = [
     "rule",
     "parser_version",
     "correct",
+    "group",
+    "replicate",
 ]
+"""`group`: the image's cluster (patient) where its task's data source declares groups;
+`replicate`: 1 for a noise-floor replicate of a reference answer, else 0."""
 
 
 @dataclass(frozen=True)
@@ -67,6 +72,9 @@ class ScoringLayout:
     """(model, base) pairs both present in the suite."""
     seed: int = 0
     n_boot: int = 1000
+    groups: dict[str, str] = field(default_factory=dict)
+    """task -> how its images are grouped (e.g. `pattern ^(person\\d+)`), for clustered tasks
+    only: their bootstraps resample groups and their paired tests are Obuchowski's."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -77,6 +85,7 @@ class ScoringLayout:
             "pairs": [list(p) for p in self.pairs],
             "seed": self.seed,
             "n_boot": self.n_boot,
+            "groups": self.groups,
         }
 
     @classmethod
@@ -89,6 +98,7 @@ class ScoringLayout:
             pairs=[(a, b) for a, b in data["pairs"]],
             seed=data["seed"],
             n_boot=data["n_boot"],
+            groups=dict(data.get("groups") or {}),
         )
 
 
@@ -99,7 +109,8 @@ class ScoreTables:
     scores: pd.DataFrame
     """Per (model, task, family, variant, pipeline): n, f1_all, ... with CIs, chance."""
     fragility: pd.DataFrame
-    """Per (model, task, family, pipeline): disagreement, flip_rate, ... with CIs."""
+    """Per (model, task, family, pipeline): disagreement, flip_rate, ... with CIs; the noise
+    floor where replicates were run."""
     models: pd.DataFrame
     """Per (model, pipeline): fragility index, all-variants F1 (the headline), mean and
     worst-variant f1_all over tasks, with CIs."""
@@ -131,7 +142,14 @@ def make_layout(specs: SpecSet, plan: Plan) -> ScoringLayout:
         for m in models
         if specs.models[m].base is not None and specs.models[m].base in models
     )
-    return ScoringLayout(classes, variants, references, kinds, pairs, seed=suite.seed)
+    groups = {
+        t: source.group.describe()
+        for t in sorted(plan.samples)
+        if (source := specs.tasks[t].data.get(suite.data)) is not None and source.group is not None
+    }
+    return ScoringLayout(
+        classes, variants, references, kinds, pairs, seed=suite.seed, groups=groups
+    )
 
 
 def parse_job_answer(
@@ -198,6 +216,8 @@ def collect_answers(specs: SpecSet, plan: Plan, cache: Cache) -> pd.DataFrame:
                 rule,
                 PARSER_VERSION,
                 parsed == truth,
+                plan.sample(job.task, job.sample).group,
+                job.replicate,
             )
         )
         processors.append(image_processor_of(answer.prompt))
@@ -246,7 +266,7 @@ def _est(prefix: str, e: metrics.Estimate) -> dict[str, float]:
     return {prefix: e.value, f"{prefix}_lo": e.lo, f"{prefix}_hi": e.hi}
 
 
-def _matrix(frame: pd.DataFrame, variants: list[str]) -> Matrix:
+def _matrix(frame: pd.DataFrame, variants: list[str], clustered: bool) -> Matrix:
     """(images x variants) answer codes over the images answered under every variant,
     rows sorted by sample id; `frame` holds encoded rows of one (model, task, family)."""
     samples, sample_index = np.unique(frame["sample"].to_numpy(dtype=str), return_inverse=True)
@@ -258,13 +278,27 @@ def _matrix(frame: pd.DataFrame, variants: list[str]) -> Matrix:
     truth = np.zeros(len(samples), dtype=np.int64)
     truth[sample_index] = frame["_t"].to_numpy()
     complete = seen.all(axis=1)
-    return matrix[complete], truth[complete], [str(s) for s in samples[complete]]
+    groups: NDArray[Any] | None = None
+    if clustered:
+        labels = np.empty(len(samples), dtype=object)
+        labels[sample_index] = _group_labels(frame)
+        groups = labels[complete]
+    return matrix[complete], truth[complete], [str(s) for s in samples[complete]], groups
+
+
+def _group_labels(frame: pd.DataFrame) -> NDArray[Any]:
+    """Each row's cluster label: its `group`, or its sample id where it has none."""
+    group = frame["group"].to_numpy(dtype=object)
+    sample = frame["sample"].to_numpy(dtype=object)
+    missing = pd.isna(group)
+    return np.where(missing, "sample:" + sample.astype(str), "group:" + group.astype(str))
 
 
 Group = tuple[str, str, str, str]
 """(model, task, family, pipeline)."""
-Matrix = tuple[NDArray[Any], NDArray[Any], list[str]]
-"""Answer codes (images x variants), truth codes, sample ids: complete images only."""
+Matrix = tuple[NDArray[Any], NDArray[Any], list[str], NDArray[Any] | None]
+"""Answer codes (images x variants), truth codes, sample ids, cluster labels (None for an
+unclustered task): complete images only."""
 VARIANT_METRICS = (
     "f1_all",
     "f1_answered",
@@ -301,8 +335,9 @@ def _score_variants(
             rows.append(row)
             continue
         truth, pred = truth_all[mine], pred_all[mine]
+        groups = _group_labels(encoded.iloc[mine]) if task in layout.groups else None
         scores = metrics.score_variant(
-            truth, pred, len(classes), seed=layout.seed, n_boot=layout.n_boot
+            truth, pred, len(classes), seed=layout.seed, n_boot=layout.n_boot, groups=groups
         )
         chance = metrics.chance_f1(np.bincount(truth, minlength=len(classes)))
         row["chance_f1"] = chance
@@ -321,7 +356,8 @@ def _score_families(
     for group in _groups(answers, keys):
         model, task, family, pipeline = group
         classes, variants = layout.classes[task][family], layout.variants[family]
-        matrix, truth, images = matrices.get(group, (np.zeros((0, 0)), np.zeros(0), []))  # type: ignore[arg-type]
+        empty: Matrix = (np.zeros((0, 0)), np.zeros(0), [], None)
+        matrix, truth, images, groups = matrices.get((model, task, family, pipeline), empty)
         row: dict[str, Any] = dict(zip(keys, group, strict=True))
         row["n_images"], row["n_variants"] = len(images), len(variants)
         if len(images) == 0 or len(variants) < 2:
@@ -329,7 +365,13 @@ def _score_families(
             continue
         reference = variants.index(layout.references[family])
         scores = metrics.score_family(
-            matrix, truth, len(classes), reference, seed=layout.seed, n_boot=layout.n_boot
+            matrix,
+            truth,
+            len(classes),
+            reference,
+            seed=layout.seed,
+            n_boot=layout.n_boot,
+            groups=groups,
         )
         for name in FAMILY_METRICS:
             row.update(_est(name, getattr(scores, name)))
@@ -348,12 +390,17 @@ def _score_models(
         mine = sorted(
             (g, m) for g, m in matrices.items() if (g[0], g[3]) == (model, pipeline) and len(m[2])
         )
-        fragile = [m[0] for g, m in mine if len(layout.variants[g[2]]) >= 2]
+        fragile = [m for g, m in mine if len(layout.variants[g[2]]) >= 2]
         if fragile:
-            fi = metrics.fragility_index(fragile, seed=layout.seed, n_boot=layout.n_boot)
+            fi = metrics.fragility_index(
+                [m[0] for m in fragile],
+                seed=layout.seed,
+                n_boot=layout.n_boot,
+                groups=[m[3] for m in fragile],
+            )
             row.update(_est("fragility_index", fi))
         tasks = [
-            metrics.TaskAnswers(m[0], m[1], len(layout.classes[g[1]][g[2]]))
+            metrics.TaskAnswers(m[0], m[1], len(layout.classes[g[1]][g[2]]), m[3])
             for g, m in mine
             if layout.answer_kinds[g[2]] == "label"
         ]
@@ -371,10 +418,13 @@ def _score_models(
     return pd.DataFrame(rows)
 
 
-def _pair(a: Matrix, b: Matrix) -> tuple[NDArray[Any], NDArray[Any], NDArray[Any]]:
-    """The two models' answer matrices and the truth over the images both answered."""
+def _pair(
+    a: Matrix, b: Matrix
+) -> tuple[NDArray[Any], NDArray[Any], NDArray[Any], NDArray[Any] | None]:
+    """The two models' answer matrices, the truth and the clusters over the images both
+    answered."""
     common, ia, ib = np.intersect1d(np.array(a[2]), np.array(b[2]), return_indices=True)
-    return a[0][ia], b[0][ib], a[1][ia]
+    return a[0][ia], b[0][ib], a[1][ia], None if a[3] is None else a[3][ia]
 
 
 def _score_pairs(matrices: dict[Group, Matrix], layout: ScoringLayout) -> pd.DataFrame:
@@ -385,7 +435,7 @@ def _score_pairs(matrices: dict[Group, Matrix], layout: ScoringLayout) -> pd.Dat
             other = matrices.get((base, task, family, pipeline))
             if other is None:
                 continue
-            ma, mb, truth = _pair(matrices[group], other)
+            ma, mb, truth, groups = _pair(matrices[group], other)
             if len(truth) == 0:
                 continue
             classes, variants = layout.classes[task][family], layout.variants[family]
@@ -393,9 +443,21 @@ def _score_pairs(matrices: dict[Group, Matrix], layout: ScoringLayout) -> pd.Dat
             base_row |= {"family": family, "pipeline": pipeline, "n": len(truth)}
             for j, variant in enumerate(variants):
                 diff = metrics.paired_f1_difference(
-                    truth, ma[:, j], mb[:, j], len(classes), seed=layout.seed, n_boot=layout.n_boot
+                    truth,
+                    ma[:, j],
+                    mb[:, j],
+                    len(classes),
+                    seed=layout.seed,
+                    n_boot=layout.n_boot,
+                    groups=groups,
                 )
-                test = metrics.mcnemar_exact(ma[:, j] == truth, mb[:, j] == truth)
+                right_a, right_b = ma[:, j] == truth, mb[:, j] == truth
+                # Obuchowski's test only where images share a cluster: it is asymptotic,
+                # McNemar's exact test is exact for independent images.
+                if groups is not None and len(set(groups)) < len(groups):
+                    test = metrics.mcnemar_clustered(right_a, right_b, groups)
+                else:
+                    test = metrics.mcnemar_exact(right_a, right_b)
                 rows.append(
                     {
                         **base_row,
@@ -408,10 +470,56 @@ def _score_pairs(matrices: dict[Group, Matrix], layout: ScoringLayout) -> pd.Dat
                 )
             if len(variants) >= 2:
                 frag = metrics.paired_disagreement_difference(
-                    ma, mb, seed=layout.seed, n_boot=layout.n_boot
+                    ma, mb, seed=layout.seed, n_boot=layout.n_boot, groups=groups
                 )
                 rows.append({**base_row, "variant": "*", **_est("fragility_diff", frag)})
     return pd.DataFrame(rows)
+
+
+def _noise_floors(
+    encoded: pd.DataFrame, matrices: dict[Group, Matrix], layout: ScoringLayout
+) -> pd.DataFrame:
+    """Per (model, task, family, direct): the disagreement of the reference answers with their
+    replicates over the images answered both times, with its CI (cluster-aware)."""
+    rows = []
+    replicates = encoded[encoded["replicate"] > 0]
+    for (model, task, family), index in _groups(replicates, ["model", "task", "family"]).items():
+        again = replicates.iloc[index]
+        first = matrices.get((model, task, family, "direct"))
+        if first is None or family not in layout.references:
+            continue
+        column = layout.variants[family].index(layout.references[family])
+        position = {sample: i for i, sample in enumerate(first[2])}
+        keep = [i for i, sample in enumerate(again["sample"]) if sample in position]
+        if not keep:
+            continue
+        at = [position[again["sample"].iloc[i]] for i in keep]
+        groups = None if first[3] is None else first[3][at]
+        floor = metrics.noise_floor(
+            first[0][at, column],
+            again["_p"].to_numpy()[keep],
+            len(layout.classes[task][family]),
+            seed=layout.seed,
+            n_boot=layout.n_boot,
+            groups=groups,
+        )
+        row = {"model": model, "task": task, "family": family, "pipeline": "direct"}
+        rows.append({**row, "noise_floor_n": len(keep), **_est("noise_floor", floor)})
+    return pd.DataFrame(rows)
+
+
+def _with_noise_floors(fragility: pd.DataFrame, floors: pd.DataFrame) -> pd.DataFrame:
+    """The fragility table with the noise floor beside each measured row, and whether the
+    fragility is above it: its CI's lower end over the noise floor's upper end."""
+    if floors.empty or fragility.empty or "disagreement_lo" not in fragility.columns:
+        return fragility
+    merged = fragility.merge(floors, on=["model", "task", "family", "pipeline"], how="left")
+    measured = merged["noise_floor"].notna() & merged["disagreement_lo"].notna()
+    above = merged["disagreement_lo"] > merged["noise_floor_hi"]
+    merged["above_noise_floor"] = [
+        bool(a) if m else None for a, m in zip(above, measured, strict=True)
+    ]
+    return merged
 
 
 _SCORED: dict[str, ScoreTables] = {}
@@ -419,7 +527,7 @@ _SCORED: dict[str, ScoreTables] = {}
 
 
 def _input_digest(answers: pd.DataFrame, layout: ScoringLayout) -> str:
-    rows = answers[ANSWER_COLUMNS].to_csv(index=False, lineterminator="\n")
+    rows = answers[sorted(answers.columns)].to_csv(index=False, lineterminator="\n")
     layout_json = json.dumps(layout.to_json(), sort_keys=True)
     return hashlib.sha256(f"{layout_json}\n{rows}".encode()).hexdigest()
 
@@ -440,20 +548,27 @@ def score_answers(answers: pd.DataFrame, layout: ScoringLayout) -> ScoreTables:
 
 
 def _frames(tables: ScoreTables) -> tuple[pd.DataFrame, ...]:
-    return (tables.scores, tables.fragility, tables.models, tables.pairs)
+    return tuple(getattr(tables, f.name) for f in fields(tables))
 
 
 def _score(answers: pd.DataFrame, layout: ScoringLayout) -> ScoreTables:
+    if "replicate" not in answers.columns:
+        answers = answers.assign(replicate=0)
+    replicated = _encode(answers[answers["replicate"] > 0], layout)
+    answers = answers[answers["replicate"] == 0]
     encoded = _encode(answers, layout)
     matrices: dict[Group, Matrix] = {}
     for group, index in _groups(encoded, ["model", "task", "family", "pipeline"]).items():
         model, task, family, pipeline = group
         matrices[(model, task, family, pipeline)] = _matrix(
-            encoded.iloc[index], layout.variants[family]
+            encoded.iloc[index], layout.variants[family], task in layout.groups
         )
     return ScoreTables(
         scores=_score_variants(answers, encoded, layout),
-        fragility=_score_families(answers, matrices, layout),
+        fragility=_with_noise_floors(
+            _score_families(answers, matrices, layout),
+            _noise_floors(replicated, matrices, layout),
+        ),
         models=_score_models(answers, matrices, layout),
         pairs=_score_pairs(matrices, layout),
     )

@@ -2,12 +2,26 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    field_validator,
+    model_validator,
+)
+
+from medbench.grouping import MAX_PATTERN, check_pattern
 
 SCHEMA_VERSION = 1
 ID_PATTERN = r"^[a-z0-9][a-z0-9._-]*$"
+API_KEY_ENV_PATTERN = r"^(OPENAI_API_KEY|MEDBENCH_[A-Z0-9_]+_API_KEY)$"
+"""The environment variables a spec may name as its API key: nothing else is ever read."""
 
 Id = Annotated[str, Field(pattern=ID_PATTERN, max_length=80)]
 Text = Annotated[str, Field(min_length=1, max_length=4000)]
@@ -15,6 +29,21 @@ VariantRef = Annotated[
     str, Field(pattern=r"^[a-z0-9][a-z0-9._-]*/[a-z0-9][a-z0-9._-]*$", max_length=161)
 ]
 """A variant of a prompt family, written `family/variant`."""
+REVISION_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*(/[A-Za-z0-9_][A-Za-z0-9_.-]*)*$")
+"""A branch or tag name (components joined by `/`, none starting with `.`) or a commit sha."""
+
+
+def check_revision(value: str) -> str:
+    """`value` if it is a branch, tag or commit sha; never a path (no `..`, no leading `/`)."""
+    if len(value) > 200 or not REVISION_RE.match(value) or ".." in value or value.endswith(".lock"):
+        raise ValueError(
+            f"not a branch, tag or 40-character commit sha, got {value[:60]!r}; a revision is "
+            "never a path"
+        )
+    return value
+
+
+Revision = Annotated[str, AfterValidator(check_revision)]
 
 
 class _Spec(BaseModel):
@@ -35,10 +64,39 @@ class LabelSpec(_Spec):
     """Display name shown to the model in prompts, e.g. `no tumor`."""
     aliases: tuple[Text, ...] = ()
     """Extra words the answer parser accepts for this class."""
-    positive: bool = False
+    positive: StrictBool = False
     """True for a class that counts as the finding being present (yes/no prompts)."""
     signs: tuple[Text, ...] = ()
     """Clinical signs of this class, offered by `guided` prompt variants."""
+
+
+class GroupSpec(_Spec):
+    """How a data source's images fall into groups (patients, source images), so that the
+    bootstrap resamples whole groups."""
+
+    pattern: str | None = Field(default=None, min_length=1, max_length=MAX_PATTERN)
+    """A regular expression searched in each file name without its suffix: its capturing
+    group (or, without one, the whole match) names the image's group, e.g.
+    `^(person\\d+)` for Kermany's `person100_bacteria_475.jpeg`. Every name must match."""
+    column: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=64)
+    """For csv manifests: the column naming each image's group."""
+
+    @field_validator("pattern")
+    @classmethod
+    def _bounded(cls, value: str | None) -> str | None:
+        if value is not None:
+            check_pattern(value)
+        return value
+
+    @model_validator(mode="after")
+    def _one_way(self) -> GroupSpec:
+        if (self.pattern is None) == (self.column is None):
+            raise ValueError("a group needs exactly one of `pattern` or `column`")
+        return self
+
+    def describe(self) -> str:
+        """How the groups are read, in words (stored in records)."""
+        return f"pattern {self.pattern}" if self.pattern is not None else f"column {self.column}"
 
 
 class DataSourceSpec(_Spec):
@@ -61,6 +119,14 @@ class DataSourceSpec(_Spec):
     """The dataset's licence, in words."""
     layout: str | None = None
     """The folder layout users must arrange after downloading."""
+    group: GroupSpec | None = None
+    """Which images belong together (one patient, one source image); none: all independent."""
+
+    @model_validator(mode="after")
+    def _group_column(self) -> DataSourceSpec:
+        if self.group is not None and self.group.column is not None and self.format != "csv":
+            raise ValueError("`group.column` needs `format: csv`; use `group.pattern` here")
+        return self
 
 
 class TaskSpec(_Spec):
@@ -124,7 +190,7 @@ class VariantSpec(_Spec):
     """Jinja2 template of the user text (sandboxed; see the README for its variables)."""
     option_order: Literal["spec", "reversed"] = "spec"
     """Order the answer options are offered in."""
-    lettered: bool = False
+    lettered: StrictBool = False
     """Offer options as `A. ...`, `B. ...` and accept letters as answers."""
 
 
@@ -159,7 +225,7 @@ class GenerationSpec(_Spec):
     """Decoding parameters: part of the cache key."""
 
     max_new_tokens: int = Field(default=128, ge=1, le=8192)
-    do_sample: bool = False
+    do_sample: StrictBool = False
     temperature: float | None = Field(default=None, ge=0.0, le=2.0)
     top_p: float | None = Field(default=None, gt=0.0, le=1.0)
     seed: int | None = None
@@ -171,7 +237,7 @@ class TinySpec(_Spec):
 
     arch: Literal["llava", "llava_next", "gemma3", "text"]
     seed: int = 0
-    train: bool = False
+    train: StrictBool = False
     """Fine-tune on the sample images so the model answers in words (a demonstration model)."""
     train_variants: tuple[VariantRef, ...] = ()
     """Prompt variants (`family/variant`) the demonstration model is trained on."""
@@ -204,8 +270,9 @@ class OpenAISpec(_Spec):
 
     base_url: Text
     model: Text
-    api_key_env: str | None = Field(default=None, pattern=r"^[A-Z_][A-Z0-9_]*$")
-    """Name of the environment variable holding the key (never the key itself)."""
+    api_key_env: str | None = Field(default=None, pattern=API_KEY_ENV_PATTERN)
+    """Name of the environment variable holding the key (never the key itself):
+    `OPENAI_API_KEY` or `MEDBENCH_<NAME>_API_KEY`, so that a spec cannot read other secrets."""
     timeout_s: float = Field(default=60.0, gt=0, le=3600)
     max_concurrency: int = Field(default=4, ge=1, le=256)
     max_retries: int = Field(default=5, ge=0, le=20)
@@ -236,11 +303,11 @@ class ModelSpec(_Spec):
     """Architecture family, e.g. `gemma3`, `llava`."""
     base: Id | None = None
     """The general model this one was fine-tuned from: the two form a pair."""
-    medical: bool = False
+    medical: StrictBool = False
     """Fine-tuned for medicine."""
     repo: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
     """Hugging Face repository id."""
-    revision: str = Field(default="main", pattern=r"^[A-Za-z0-9_.\-/]+$")
+    revision: Revision = "main"
     """Branch, tag or commit; the cache key and records use the resolved commit sha."""
     path: str | None = None
     """Local checkpoint folder instead of a repository (in the data root or `${MEDBENCH_DATA}`)."""
@@ -248,14 +315,14 @@ class ModelSpec(_Spec):
     """`llava_original`: the original LLaVA code's layout, which must be converted first."""
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     generation: GenerationSpec = GenerationSpec()
-    trust_remote_code: bool = False
+    trust_remote_code: StrictBool = False
     """Refused unless the model id is on `specs/allow_remote_code.txt`."""
     baseline: Literal["chance", "majority", "always_positive"] | None = None
     tiny: TinySpec | None = None
     openai: OpenAISpec | None = None
-    test_model: bool = False
+    test_model: StrictBool = False
     """Random or demonstration weights: never published as a real result."""
-    text_only: bool = False
+    text_only: StrictBool = False
     """A text-only language model (a diagnoser in the describe pipeline)."""
     system_prompt: Literal["template", "fold_into_user", "none"] = "template"
     """Where a variant's system prompt goes (`hf` backend). `template`: a system turn, rendered
@@ -322,6 +389,14 @@ class TaskSubset(_Spec):
     """Why this task is evaluated on a subset (shown by `medbench plan`)."""
 
 
+class NoiseFloorSpec(_Spec):
+    """Measure the numerical noise floor of fragility: each model answers its reference
+    variants a second time, for a seeded subset of images, in other batches."""
+
+    images_per_task: StrictInt = Field(ge=1, le=100_000)
+    """How many images of each task (a seeded subset, the same for every model) to replicate."""
+
+
 class SuiteSpec(_Spec):
     """Which tasks x prompt families x models to run, on which data."""
 
@@ -341,6 +416,8 @@ class SuiteSpec(_Spec):
     """Tasks evaluated on a fixed, stated subset of their images, by task id."""
     describe: DescribeStage | None = None
     probe: ProbeStage | None = None
+    noise_floor: NoiseFloorSpec | None = None
+    """Replicate the reference variants to measure how often answers change with batching alone."""
 
     @model_validator(mode="after")
     def _no_repeats(self) -> SuiteSpec:

@@ -18,6 +18,7 @@ def make_project(
     families: tuple[str, ...] = ("closed_diagnosis",),
     models: tuple[str, ...] = ("baseline-chance",),
     limit_per_class: int | None = 2,
+    suite_extra: str = "",
 ) -> Path:
     """A project folder with the repo's specs, the sample data of `tasks` and a suite `t`."""
     project = tmp / "project"
@@ -28,7 +29,7 @@ def make_project(
     (project / "specs" / "suites" / "t.yaml").write_text(
         "schema_version: 1\nkind: suite\nid: t\ntitle: test suite\ndata: sample\n"
         f"{limit}tasks: [{', '.join(tasks)}]\nprompt_families: [{', '.join(families)}]\n"
-        f"models: [{', '.join(models)}]\n"
+        f"models: [{', '.join(models)}]\n{suite_extra}"
     )
     # The other suites name tasks whose data is not copied: drop them.
     for suite in ("paper", "quickstart"):

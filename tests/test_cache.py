@@ -1,3 +1,4 @@
+import re
 import sqlite3
 import subprocess
 import sys
@@ -285,3 +286,68 @@ def test_cache_prune_keeps_the_rows_of_a_model_it_cannot_resolve(
         "baseline-chance: 1 rows\nremoved-model: 1 rows\n"
         "2 rows would be removed (dry run: nothing removed).\n"
     )
+
+
+_SCHEMA_1 = """
+CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+INSERT INTO meta VALUES ('format', '1');
+CREATE TABLE answers (
+    key TEXT PRIMARY KEY, model TEXT NOT NULL, task TEXT NOT NULL, family TEXT NOT NULL,
+    variant TEXT NOT NULL, sample TEXT NOT NULL, prompt TEXT NOT NULL, output TEXT, error TEXT,
+    seconds REAL NOT NULL, medbench_version TEXT NOT NULL, created TEXT NOT NULL
+);
+INSERT INTO answers VALUES ('k0', 'm', 't', 'f', 'v', 's', '{}', 'normal', NULL, 0.5, '0.1.0',
+                            '2026-11-30T10:00:00+00:00');
+"""
+
+
+def test_cache_of_schema_1_is_migrated_keeping_its_answers(tmp_path: Path) -> None:
+    path = tmp_path / "old.sqlite"
+    db = sqlite3.connect(path)
+    db.executescript(_SCHEMA_1)
+    db.close()
+    with Cache(path) as cache:
+        old = cache.get_many(["k0"])["k0"]
+        assert (old.output, old.created, old.batch_size, old.precision) == (
+            "normal",
+            "2026-11-30T10:00:00+00:00",
+            None,
+            None,
+        )
+        cache.put_many([(*_row("k1", "pneumonia"), 8, "bfloat16")])
+        new = cache.get_many(["k1"])["k1"]
+        assert (new.output, new.batch_size, new.precision) == ("pneumonia", 8, "bfloat16")
+        assert cache.finished_keys() == {"k0", "k1"}
+    db = sqlite3.connect(path)
+    assert db.execute("SELECT value FROM meta WHERE name = 'schema'").fetchone() == ("2",)
+
+
+def test_cache_of_a_newer_schema_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "c.sqlite"
+    Cache(path).close()
+    db = sqlite3.connect(path)
+    db.execute("UPDATE meta SET value = '3' WHERE name = 'schema'")
+    db.commit()
+    db.close()
+    message = f"{path}: answer cache schema 3, this medbench knows up to 2. Upgrade medbench"
+    with pytest.raises(CacheError, match=f"^{re.escape(message)}"):
+        Cache(path)
+
+
+def test_run_records_the_batch_size_each_answer_was_produced_at(tmp_path: Path) -> None:
+    from medbench.backends.base import BackendContext
+    from medbench.loading import load_specs
+    from medbench.plan import make_plan
+    from medbench.run import run_plan
+    from tests.spec_tree import make_project
+
+    project = make_project(tmp_path, models=("baseline-majority",), limit_per_class=3)
+    specs = load_specs(project / "specs")
+    with Cache(tmp_path / "c.sqlite") as cache:
+        plan = make_plan(specs, "t", models_dir=tmp_path / "m")
+        run_plan(plan, specs, cache, progress=False, context=BackendContext(batch_size=4))
+        stored = cache.get_many(j.key for j in plan.jobs)
+    sizes = sorted(a.batch_size or 0 for a in stored.values())
+    # 7 variants x 6 images = 42 keys in batches of 4: ten of 4 and one of 2
+    assert (sizes.count(4), sizes.count(2), len(sizes)) == (40, 2, 42)
+    assert {a.precision for a in stored.values()} == {None}

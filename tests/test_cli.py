@@ -68,8 +68,9 @@ def test_cli_plan_shows_jobs_and_cached_counts(tmp_path: Path) -> None:
         ],
     )
     assert result.exit_code == 0, result.output
-    # 4 tasks x 8 images per class (2-4 classes) = 88 images; 12 variants
-    assert "0 cached; 1056 distinct answers to compute." in result.output
+    # 4 tasks x 8 images per class (2-4 classes) = 88 images; 12 variants; and the noise
+    # floor's replicates: 4 tasks x 2 reference variants x 8 images
+    assert "0 cached; 1120 distinct answers to compute." in result.output
 
 
 def test_cli_unknown_suite_exits_2_without_traceback(tmp_path: Path) -> None:

@@ -107,14 +107,18 @@ def test_describe_failed_description_is_tried_once_per_run(project: Path, tmp_pa
     suite = project / "specs/suites/t.yaml"
     suite.write_text(suite.read_text().replace("limit_per_class: 1\n", ""))
     folder = project / "data/sample/pneumonia_cxr/normal"
-    (folder / "zz_broken.jpg").write_text("not an image")
+    (folder / "IM-9900-zz_broken.jpg").write_text("not an image")
     with Cache(tmp_path / "c.sqlite") as cache:
         plan, summary = _run(project, cache)
-    broken = [j for j in plan.jobs if j.sample == "normal/zz_broken" and j.model == "tiny-llava"]
+    broken = [
+        j for j in plan.jobs if j.sample == "normal/IM-9900-zz_broken" and j.model == "tiny-llava"
+    ]
     # 7 closed variants + 2 describe variants fail once each; no diagnosis is planned for them
     assert len(broken) == 7 + 2
     assert summary.failed == len(broken)
-    assert not any(j.sample == "normal/zz_broken" for j in plan.jobs if j.model == "tiny-text")
+    assert not any(
+        j.sample == "normal/IM-9900-zz_broken" for j in plan.jobs if j.model == "tiny-text"
+    )
 
 
 def test_describe_identical_descriptions_keep_one_diagnosis_per_image(

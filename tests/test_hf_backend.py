@@ -278,8 +278,22 @@ def test_hf_backend_halves_the_batch_on_out_of_memory(
         return real_generate(**inputs)
 
     model.generate = generate_at_most_two
-    assert texts(backend.generate(requests)) == expected
+    outputs = backend.generate(requests)
+    assert texts(outputs) == expected
     assert sizes == [8, 4, 2, 2, 4, 2, 2]
+    assert {(o.batch_size, o.precision) for o in outputs} == {(2, "float32")}
+
+
+def test_hf_backend_stream_answers_the_batches_it_is_given(
+    tiny_llava_dir: Path, open_backend: Any, images: list[Path]
+) -> None:
+    backend = open_backend("llava", tiny_llava_dir)
+    requests = [request_for(path, i) for i, path in enumerate(images)]
+    expected = texts(backend.generate(requests))
+    streamed = list(backend.stream(requests, [3, 1, 4]))
+    assert [indices for indices, _ in streamed] == [[0, 1, 2], [3], [4, 5, 6, 7]]
+    assert [[o.batch_size for o in outputs] for _, outputs in streamed] == [[3] * 3, [1], [4] * 4]
+    assert [o.text for _, outputs in streamed for o in outputs] == expected
 
 
 def test_hf_backend_records_out_of_memory_at_batch_size_one(

@@ -76,7 +76,10 @@ PAIRED_METRICS: dict[str, Metric] = {
         metrics.paired_disagreement_difference(a, b, n_boot=0).value
     ),
 }
-ALL_METRICS = {**VARIANT_METRICS, **FAMILY_METRICS, **PAIRED_METRICS}
+REPLICATE_METRICS: dict[str, Metric] = {
+    "noise_floor": lambda t, a, b, k: metrics.noise_floor(_first(a), _first(b), k, n_boot=0).value,
+}
+ALL_METRICS = {**VARIANT_METRICS, **FAMILY_METRICS, **PAIRED_METRICS, **REPLICATE_METRICS}
 
 BOUNDED_0_1 = {
     "f1_all",
@@ -91,6 +94,7 @@ BOUNDED_0_1 = {
     "spread",
     "worst_f1",
     "all_variants_f1",
+    "noise_floor",
 }
 BOUNDED_MINUS_1_1 = {"fleiss_kappa", "paired_f1_difference", "paired_disagreement_difference"}
 INVARIANT_TO_SAMPLE_ORDER = set(ALL_METRICS)
@@ -121,11 +125,14 @@ def _pair(seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 NOT_REGISTERED = {
+    "as_clusters",
     "chance_f1",
     "consensus",
     "mean_all_variants_f1",
     "mean_worst_f1",
     "fragility_index",
+    "group_units",
+    "mcnemar_clustered",
     "mcnemar_exact",
     "mean_f1_all",
     "pdr",

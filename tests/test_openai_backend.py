@@ -382,10 +382,10 @@ def test_openai_server_dying_mid_run_fails_only_the_rest(
 def test_openai_missing_key_variable_fails_before_any_request(
     server: FakeServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.delenv("MEDBENCH_TEST_KEY", raising=False)
-    spec = model_spec(server.url, api_key_env="MEDBENCH_TEST_KEY")
+    monkeypatch.delenv("MEDBENCH_TEST_API_KEY", raising=False)
+    spec = model_spec(server.url, api_key_env="MEDBENCH_TEST_API_KEY")
     message = (
-        "model fake-api: the environment variable MEDBENCH_TEST_KEY is not set. "
+        "model fake-api: the environment variable MEDBENCH_TEST_API_KEY is not set. "
         "Set it to your API key (never put keys in specs)."
     )
     with pytest.raises(BackendError, match=f"^{re.escape(message)}$"):
@@ -396,8 +396,8 @@ def test_openai_missing_key_variable_fails_before_any_request(
 def test_openai_key_from_the_variable_is_sent(
     server: FakeServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("MEDBENCH_TEST_KEY", "sk-test")
-    backend = OpenAIBackend(model_spec(server.url, api_key_env="MEDBENCH_TEST_KEY"), FAST)
+    monkeypatch.setenv("MEDBENCH_TEST_API_KEY", "sk-test")
+    backend = OpenAIBackend(model_spec(server.url, api_key_env="MEDBENCH_TEST_API_KEY"), FAST)
     try:
         assert one(backend).text == "echo: hello"
     finally:
@@ -419,14 +419,14 @@ def test_openai_unreachable_endpoint_fails_once_before_any_request() -> None:
 def test_openai_refused_key_fails_before_any_request(
     server: FakeServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("MEDBENCH_TEST_KEY", "sk-wrong")
+    monkeypatch.setenv("MEDBENCH_TEST_API_KEY", "sk-wrong")
     server.models = error(401, "Incorrect API key provided")
     message = (
-        f"model fake-api: the endpoint {server.url} refused the key in MEDBENCH_TEST_KEY "
+        f"model fake-api: the endpoint {server.url} refused the key in MEDBENCH_TEST_API_KEY "
         "(HTTP 401: Incorrect API key provided). Check the key and its permissions."
     )
     with pytest.raises(BackendError, match=f"^{re.escape(message)}$"):
-        OpenAIBackend(model_spec(server.url, api_key_env="MEDBENCH_TEST_KEY"), FAST)
+        OpenAIBackend(model_spec(server.url, api_key_env="MEDBENCH_TEST_API_KEY"), FAST)
     assert server.received == []
 
 

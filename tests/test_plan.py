@@ -145,3 +145,34 @@ def test_plan_paper_suite_states_its_histopathology_subset() -> None:
     assert paper.limit_per_class_of("histopathology") == 250
     assert paper.limit_per_class_of("pneumonia_cxr") is None
     assert "750 originals" in paper.subsets["histopathology"].reason
+
+
+def test_make_plan_noise_floor_replicates_the_reference_variant_of_a_seeded_subset(
+    tmp_path: Path,
+) -> None:
+    project = make_project(
+        tmp_path,
+        families=("closed_diagnosis", "finding_present"),
+        models=("baseline-chance", "tiny-llava"),
+        limit_per_class=4,
+        suite_extra="noise_floor: {images_per_task: 3}\n",
+    )
+    plan = _plan(project)
+    replicates = [j for j in plan.jobs if j.replicate]
+    first = {(j.model, j.family, j.variant, j.sample): j for j in plan.jobs if not j.replicate}
+    # 2 models x 2 families x 3 of the 8 images, each family's reference variant only
+    assert len(replicates) == 2 * 2 * 3
+    assert {(j.family, j.variant) for j in replicates} == {
+        ("closed_diagnosis", "plain"),
+        ("finding_present", "plain"),
+    }
+    assert len({j.sample for j in replicates}) == 3
+    for job in replicates:
+        reference = first[(job.model, job.family, job.variant, job.sample)]
+        assert job.key != reference.key
+        assert plan.request(job).messages == plan.request(reference).messages
+    # the replicates add jobs; every other key stays what it was without them
+    (project / "specs" / "suites" / "t.yaml").write_text(
+        (project / "specs" / "suites" / "t.yaml").read_text().replace("noise_floor:", "#")
+    )
+    assert [j.key for j in _plan(project).jobs] == [j.key for j in plan.jobs if not j.replicate]

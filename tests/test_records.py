@@ -202,10 +202,12 @@ def test_verify_records_malformed_record_names_file_and_field(
     data = load(path)
     edit(data)
     save(path, data)
-    assert verify_records(board) == [f"leaderboard/quickstart/tiny.json: {problem}"]
-    with pytest.raises(
-        RecordError, match=f"^{re.escape(f'leaderboard/quickstart/tiny.json: {problem}')}$"
-    ):
+    # The line and column depend on the synthetic record's layout: the case folder
+    # tests/cases/broken_records pins them for hand-written records.
+    whole = rf"^leaderboard/quickstart/tiny\.json:\d+:\d+: {re.escape(problem)}$"
+    [found] = verify_records(board)
+    assert re.match(whole, found)
+    with pytest.raises(RecordError, match=whole):
         read_record(path)
 
 
@@ -213,7 +215,7 @@ def test_verify_records_invalid_json_names_the_file(board: Path) -> None:
     (board / "quickstart" / "gen.json").write_text("{not json")
     problems = verify_records(board)
     assert problems == [
-        "leaderboard/quickstart/gen.json: invalid JSON: key must be a string at line 1 column 2"
+        "leaderboard/quickstart/gen.json:1:2: invalid JSON: key must be a string at line 1 column 2"
     ]
 
 
@@ -249,11 +251,18 @@ def cli(*commands: Any) -> typer.Typer:
 def test_verify_command_counts_records_and_fails_on_problems(board: Path) -> None:
     app = cli(verify, publish)
     result = CliRunner().invoke(app, ["verify", "leaderboard"])
-    assert (result.exit_code, result.output) == (0, "3 records verified\n")
+    assert (result.exit_code, result.output) == (
+        0,
+        "note: no specs: answer texts, truths and spec hashes not checked (see --specs)\n"
+        "3 records verified\n",
+    )
     (board / "quickstart" / "tiny.json").write_text("[]")
     result = CliRunner().invoke(app, ["verify", "leaderboard"])
     assert result.exit_code == 1
-    assert result.output == "leaderboard/quickstart/tiny.json: input should be an object, got []\n"
+    assert result.output == (
+        "note: no specs: answer texts, truths and spec hashes not checked (see --specs)\n"
+        "leaderboard/quickstart/tiny.json:1:1: input should be an object, got []\n"
+    )
 
 
 @pytest.fixture
@@ -388,3 +397,106 @@ def test_git_dirty_says_whether_tracked_files_changed(
     monkeypatch.setattr(records, "__file__", str(tmp_path / "elsewhere" / "records.py"))
     (tmp_path / "elsewhere").mkdir()
     assert records.git_dirty() is None
+
+
+def test_verify_records_checks_the_groups_against_the_layouts_pattern(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from tests.leaderboard_data import make_answers, make_layout, model_spec, provenance
+
+    answers = make_answers(["gen"], ["pneumonia_cxr"], n_images=30)
+    # sample ids are `<label>/img017`: patients of ten images, named by the file name
+    answers["group"] = answers["sample"].str.extract(r"/(img\d)\d\d$", expand=False)
+    layout = replace(
+        make_layout(["pneumonia_cxr"], [], n_boot=20), groups={"pneumonia_cxr": r"pattern ^(img\d)"}
+    )
+    for name, frame in [
+        ("honest", answers),
+        ("singletons", answers.assign(group=answers["sample"])),
+    ]:
+        write_record(
+            tmp_path / name,
+            suite="quickstart",
+            spec=model_spec("gen"),
+            answers=frame,
+            tables=score_answers(frame, layout),
+            layout=layout,
+            provenance=provenance(["pneumonia_cxr"]),
+        )
+    assert verify_records(tmp_path / "honest") == []
+    problems = verify_records(tmp_path / "singletons")
+    assert problems[0].endswith(
+        "gen.json: sidecar: sample normal/img001 of task pneumonia_cxr has group "
+        '"normal/img001", its file name gives "img0"'
+    )
+
+
+BROKEN = Path(__file__).resolve().parent / "cases" / "broken_records"
+
+
+@pytest.mark.parametrize("case", sorted(p.name for p in BROKEN.iterdir() if p.is_dir()))
+def test_broken_record_case_reports_the_expected_message(
+    case: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(BROKEN / case)
+    expected = (BROKEN / case / "expected.txt").read_text(encoding="utf-8").rstrip("\n")
+    assert "\n".join(verify_records(Path("leaderboard"))) == expected
+
+
+def test_verify_records_sidecar_bomb_is_refused_unexpanded(
+    board: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import medbench.records
+
+    monkeypatch.setattr(medbench.records, "MAX_SIDECAR_BYTES", 1024 * 1024)
+    path = board / "quickstart" / "tiny.json"
+    bomb = gzip.compress(b"model,task\n" + b"0" * (8 * 1024 * 1024), mtime=0)
+    (board / "quickstart" / "tiny.answers.csv.gz").write_bytes(bomb)
+    data = load(path)
+    data["sidecar"]["sha256"] = hashlib.sha256(bomb).hexdigest()
+    save(path, data)
+    assert verify_records(board) == [
+        "leaderboard/quickstart/tiny.json: sidecar.path: tiny.answers.csv.gz is not a valid "
+        "sidecar: it decompresses to over 1 MiB"
+    ]
+
+
+def test_read_record_over_the_size_limit_is_refused_unparsed(
+    board: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import medbench.records
+
+    monkeypatch.setattr(medbench.records, "MAX_RECORD_BYTES", 1024 * 1024)
+    (board / "quickstart" / "tiny.json").write_text("[" + "0," * (600 * 1024) + "0]")
+    message = "leaderboard/quickstart/tiny.json:1:1: the record is over the 1 MiB limit"
+    with pytest.raises(RecordError, match=f"^{re.escape(message)}$"):
+        read_record(board / "quickstart" / "tiny.json")
+
+
+def test_publish_never_copies_a_map_that_is_a_link(tmp_path: Path) -> None:
+    from medbench.publish import copy_maps
+
+    source = tmp_path / "results" / "tsne" / "gen"
+    source.mkdir(parents=True)
+    (source / "pneumonia_cxr.svg").write_text("<svg/>")
+    secret = tmp_path / "id_rsa"
+    secret.write_text("PRIVATE KEY")
+    (source / "skin_lesion.svg").symlink_to(secret)
+    record = tmp_path / "leaderboard" / "quickstart" / "gen.json"
+    record.parent.mkdir(parents=True)
+    copy_maps(source, record)
+    published = record.with_name("gen.tsne")
+    assert sorted(p.name for p in published.iterdir()) == ["pneumonia_cxr.svg"]
+
+
+def test_verify_records_refuses_records_and_sidecars_that_are_links(board: Path) -> None:
+    quickstart = board / "quickstart"
+    (quickstart / "tiny.answers.csv.gz").unlink()
+    (quickstart / "tiny.answers.csv.gz").symlink_to(Path("/dev/zero"))
+    (quickstart / "gen.json").unlink()
+    (quickstart / "gen.json").symlink_to(quickstart.resolve() / "med.json")
+    assert verify_records(board) == [
+        "leaderboard/quickstart/gen.json:1:1: the record is a link; a record is a file of its own",
+        "leaderboard/quickstart/tiny.json: sidecar.path: tiny.answers.csv.gz is a link; a "
+        "sidecar is a file of its own",
+    ]

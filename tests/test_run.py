@@ -94,11 +94,12 @@ def test_run_changed_template_reruns_only_that_variant(project: Path, tmp_path: 
 
 def test_run_corrupt_images_fail_only_their_jobs(project: Path, tmp_path: Path) -> None:
     folder = project / "data/sample/pneumonia_cxr/normal"
-    (folder / "zz_text.jpg").write_text("not an image")
+    # Kermany-style names: the task groups images by the patient in the name
+    (folder / "IM-9900-zz_text.jpg").write_text("not an image")
     good = next(folder.glob("*.jpg")).read_bytes()
-    (folder / "zz_cut.jpg").write_bytes(good[: len(good) // 2])
-    Image.new("CMYK", (40, 30), (10, 20, 30, 0)).save(folder / "zz_cmyk.jpg")
-    Image.new("I;16", (40, 30), 40000).save(folder / "zz_16bit.png")
+    (folder / "IM-9900-zz_cut.jpg").write_bytes(good[: len(good) // 2])
+    Image.new("CMYK", (40, 30), (10, 20, 30, 0)).save(folder / "IM-9900-zz_cmyk.jpg")
+    Image.new("I;16", (40, 30), 40000).save(folder / "IM-9900-zz_16bit.png")
     suite = project / "specs/suites/t.yaml"
     suite.write_text(suite.read_text().replace("limit_per_class: 2\n", ""))
     with Cache(tmp_path / "c.sqlite") as cache:
@@ -108,11 +109,11 @@ def test_run_corrupt_images_fail_only_their_jobs(project: Path, tmp_path: Path) 
     for job in plan.jobs:
         if job.model == "tiny-llava":
             by_sample.setdefault(job.sample, set()).add(stored[job.key].error is None)
-    assert by_sample["normal/zz_text"] == {False}
-    assert by_sample["normal/zz_cut"] == {False}
-    assert by_sample["normal/zz_cmyk"] == {True}
-    assert by_sample["normal/zz_16bit"] == {True}
-    ok = [s for s in by_sample if not s.startswith("normal/zz_")]
+    assert by_sample["normal/IM-9900-zz_text"] == {False}
+    assert by_sample["normal/IM-9900-zz_cut"] == {False}
+    assert by_sample["normal/IM-9900-zz_cmyk"] == {True}
+    assert by_sample["normal/IM-9900-zz_16bit"] == {True}
+    ok = [s for s in by_sample if not s.startswith("normal/IM-9900-zz_")]
     assert all(by_sample[s] == {True} for s in ok)
     assert summary.failed == 2 * 7  # type: ignore[attr-defined]
 
@@ -202,7 +203,8 @@ def test_check_batch_invariance_reports_no_flip_for_greedy_decoding(
         ],
     )
     assert result.exit_code == 0, result.output
-    assert result.stdout.strip().endswith("12 jobs, 0 differ between batch 1 and batch 8.")
+    last = result.stdout.strip().splitlines()[-1]
+    assert last == "tiny-llava: 12 jobs, 0 differ between batch 1 and batch 8."
 
 
 BROKEN_MODEL = (
@@ -286,6 +288,8 @@ def test_run_model_whose_backend_raises_part_way_keeps_its_answers_and_fails_the
             pass
 
     monkeypatch.setattr(local, "load_backend", lambda spec, context: DiesAfterOneBatch())
+    # the runner plans batches at the backend class's preferred size
+    monkeypatch.setattr("medbench.backends.baseline.BaselineBackend.preferred_batch", 2)
     project = make_project(tmp_path, models=("baseline-chance",))
     with Cache(tmp_path / "c.sqlite") as cache:
         plan, summary = _run(project, cache)
@@ -337,3 +341,194 @@ def test_run_stores_the_image_processor_with_each_answer(project: Path, tmp_path
         frame = collect_answers(load_specs(project / "specs"), plan, cache)
     used = frame.groupby("model")["image_processor"].agg(lambda s: sorted(set(s.dropna())))
     assert used.to_dict() == {"baseline-chance": [], "tiny-llava": ["pil:CLIPImageProcessorPil"]}
+
+
+def _recorded_batches(
+    project: Path, cache: Cache, monkeypatch: pytest.MonkeyPatch, size: int
+) -> tuple[Plan, list[list[str]]]:
+    """Run the plan at batch size `size`; the keys of every batch the baselines were sent."""
+    from medbench.backends.baseline import BaselineBackend
+
+    batches: list[list[str]] = []
+    answer = BaselineBackend.generate
+
+    def recording(self: BaselineBackend, requests: list[object]) -> list[object]:
+        batches.append([r.key for r in requests])  # type: ignore[attr-defined]
+        return answer(self, requests)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(BaselineBackend, "generate", recording)
+    plan, _ = _run(project, cache, context=BackendContext(batch_size=size))
+    monkeypatch.undo()
+    return plan, batches
+
+
+def test_run_resumed_batches_exactly_like_a_cold_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project = make_project(
+        tmp_path,
+        tasks=("pneumonia_cxr", "skin_lesion"),
+        families=("closed_diagnosis", "finding_present"),
+        models=("baseline-chance", "baseline-majority"),
+        limit_per_class=3,
+    )
+    with Cache(tmp_path / "cold.sqlite") as cold:
+        plan, cold_batches = _recorded_batches(project, cold, monkeypatch, 5)
+        rows = cold.get_many(j.key for j in plan.jobs)
+    # An earlier run stored batches 1 and 4 whole (the cache stores batches as they finish),
+    # and one job of batch 6 (whose batch-mates failed).
+    with Cache(tmp_path / "resumed.sqlite") as resumed:
+        stored = [*cold_batches[1], *cold_batches[4], cold_batches[6][0]]
+        resumed.put_many(
+            (r.key, r.model, r.task, r.family, r.variant, r.sample, r.prompt, r.output, None, 0.0)
+            for r in (rows[k] for k in stored)
+        )
+        _, resumed_batches = _recorded_batches(project, resumed, monkeypatch, 5)
+    expected = [b for i, b in enumerate(cold_batches) if i not in (1, 4)]
+    expected[4] = expected[4][1:]  # batch 6, less its stored job, still alone
+    assert resumed_batches == expected
+    # every image's prompts sit side by side: one task per batch, few images per batch
+    tasks = {j.key: j.task for j in plan.jobs}
+    assert all(len({tasks[k] for k in batch}) == 1 for batch in cold_batches)
+    assert len(cold_batches) > 10
+
+
+def _position_dependent(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Baselines that answer the first request of a batch with its first option and the
+    others with the last: answers that depend on batch position, as bf16 batching can."""
+    from medbench.backends.base import Output
+    from medbench.backends.baseline import BaselineBackend
+
+    def generate(self: BaselineBackend, requests: list[object]) -> list[Output]:
+        return [
+            Output(r.options[0] if i == 0 else r.options[-1])  # type: ignore[attr-defined]
+            for i, r in enumerate(requests)
+        ]
+
+    monkeypatch.setattr(BaselineBackend, "generate", generate)
+
+
+def test_check_batch_invariance_prints_each_flip_with_its_prompt(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from medbench.cli import app
+
+    project = make_project(tmp_path, models=("baseline-majority",), limit_per_class=1)
+    _position_dependent(monkeypatch)
+    args = ["check", "batch-invariance", "--model", "baseline-majority", "--n", "2"]
+    args += ["--batch-size", "2", "--cache", str(tmp_path / "c.sqlite"), str(project / "specs")]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 1, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("FLIP baseline-majority pneumonia_cxr/closed_diagnosis/")
+    assert lines[0].endswith(": batch 1 'pneumonia' != batch 2 'normal'")
+    assert lines[1].startswith("  user: ")
+    assert lines[-2].startswith("  image: ") and "data/sample/pneumonia_cxr/" in lines[-2]
+    assert lines[-1] == "baseline-majority: 2 jobs, 1 differ between batch 1 and batch 2."
+
+
+def _scored(project: Path, cache: Cache, **kwargs: object) -> tuple[object, object]:
+    from medbench.scoring import collect_answers, make_layout, score_answers
+
+    specs = load_specs(project / "specs")
+    plan, summary = _run(project, cache, **kwargs)
+    layout = make_layout(specs, plan)
+    return summary, score_answers(collect_answers(specs, plan, cache), layout)
+
+
+def test_run_noise_floor_is_exactly_0_on_cpu_and_its_replicates_are_cached(
+    tmp_path: Path,
+) -> None:
+    project = make_project(
+        tmp_path, models=("tiny-llava",), suite_extra="noise_floor: {images_per_task: 4}\n"
+    )
+    with Cache(tmp_path / "c.sqlite") as cache:
+        # a fixed batch size: the runner plans the batches (`auto` lets the backend size them)
+        first, tables = _scored(project, cache, context=BackendContext(batch_size=8))
+        assert (first.ran, first.planned) == (28 + 4, 28 + 4)  # type: ignore[attr-defined]
+        plan = _plan(project, cache)
+        stored = cache.get_many(j.key for j in plan.jobs)
+        _, second = _run(project, cache)
+    assert (second.ran, second.cached) == (0, 32)  # type: ignore[attr-defined]
+    # the replicates ran in a batch of their own (4), the first answers in batches of 8
+    sizes = {j.replicate: set() for j in plan.jobs}
+    for job in plan.jobs:
+        sizes[job.replicate].add((stored[job.key].batch_size, stored[job.key].precision))
+    assert sizes == {0: {(8, "float32"), (4, "float32")}, 1: {(4, "float32")}}
+    row = tables.fragility.iloc[0]  # type: ignore[attr-defined]
+    assert (row["noise_floor_n"], row["noise_floor"]) == (4, 0.0)
+    assert (row["noise_floor_lo"], row["noise_floor_hi"]) == (0.0, 0.0)
+
+
+def test_run_answers_that_depend_on_batch_position_raise_the_noise_floor(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project = make_project(
+        tmp_path,
+        models=("baseline-majority",),
+        limit_per_class=4,
+        suite_extra="noise_floor: {images_per_task: 8}\n",
+    )
+    _position_dependent(monkeypatch)
+    with Cache(tmp_path / "c.sqlite") as cache:
+        _, tables = _scored(project, cache, context=BackendContext(batch_size=3))
+    row = tables.fragility.iloc[0]  # type: ignore[attr-defined]
+    assert row["noise_floor_n"] == 8
+    assert row["noise_floor"] > 0
+    assert row["above_noise_floor"] == (row["disagreement_lo"] > row["noise_floor_hi"])
+
+
+_HASH = Cache.hash_file
+
+
+def _unreadable(project: Path) -> Path:
+    return sorted((project / "data/sample/pneumonia_cxr/normal").glob("*.jpg"))[0]
+
+
+def test_run_image_unreadable_while_hashing_fails_only_its_jobs(tmp_path: Path) -> None:
+    project = make_project(tmp_path, models=("baseline-chance",), limit_per_class=None)
+    specs = load_specs(project / "specs")
+    bad = _unreadable(project)
+    with Cache(tmp_path / "c.sqlite") as cache:
+
+        def hasher(path: Path) -> str:
+            if path == bad:  # what a disk read error looks like
+                raise OSError(5, "Input/output error", str(path))
+            return cache.hash_file(path)
+
+        plan = make_plan(specs, "t", models_dir=tmp_path / "models", hasher=hasher)
+        summary = run_plan(plan, specs, cache, progress=False)
+        stored = cache.get_many(j.key for j in plan.jobs)
+    broken = [j for j in plan.jobs if j.sample == f"normal/{bad.stem}"]
+    assert len(broken) == 7 and summary.failed == 7 and summary.ran == len(plan.jobs) - 7
+    assert {stored[j.key].error for j in broken} == {
+        f"image cannot be read: {bad} (Input/output error)"
+    }
+    assert dict(summary.failures) == {"image cannot be read": 7}
+
+
+def test_run_command_exits_1_and_says_how_many_jobs_failed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from medbench.cli import app
+
+    project = make_project(tmp_path, models=("baseline-chance",), limit_per_class=None)
+    bad = _unreadable(project)
+
+    def hash_file(self: Cache, path: Path) -> str:
+        if path == bad:
+            raise OSError(5, "Input/output error", str(path))
+        return _HASH(self, path)
+
+    monkeypatch.setattr(Cache, "hash_file", hash_file)
+    argv = ["run", str(project / "specs"), "--suite", "t", "--cache", str(tmp_path / "c.sqlite")]
+    result = CliRunner().invoke(app, [*argv, "--no-score"])
+    assert result.exit_code == 1, result.output
+    total = 7 * len(list((project / "data/sample/pneumonia_cxr").rglob("*.jpg")))
+    assert result.output.splitlines()[-1] == (
+        f"7 of {total} jobs failed (not stored as answers); rerun to retry them."
+    )

@@ -11,6 +11,7 @@ from sklearn.metrics import f1_score
 from medbench.cache import Cache
 from medbench.commands.scoring import score_and_report
 from medbench.loading import load_specs
+from medbench.parsing import PARSER_VERSION
 from medbench.plan import make_plan
 from medbench.run import run_plan
 from medbench.scoring import ScoringLayout, collect_answers, make_layout, score_answers
@@ -136,6 +137,8 @@ def test_score_answers_counts_refusals_as_wrong_and_skips_failed_jobs() -> None:
                     "r",
                     2,
                     parsed == truth,
+                    None,
+                    0,
                 )
             )
     from medbench.scoring import ANSWER_COLUMNS
@@ -262,3 +265,73 @@ def test_models_n_tasks_counts_each_task_once(tmp_path: Path) -> None:
         score_and_report(specs, plan, cache, tmp_path / "results", Console(quiet=True))
     models = pd.read_csv(tmp_path / "results/t/models.csv")
     assert models.loc[models.pipeline == "direct", "n_tasks"].tolist() == [2]
+
+
+def test_make_layout_and_collect_answers_carry_the_patient_of_a_grouped_task(
+    tmp_path: Path,
+) -> None:
+    project = make_project(tmp_path, models=("baseline-majority",))
+    specs = load_specs(project / "specs")
+    with Cache(tmp_path / "c.sqlite") as cache:
+        plan = make_plan(specs, "t", models_dir=tmp_path / "m")
+        run_plan(plan, specs, cache, progress=False)
+        answers = collect_answers(specs, plan, cache)
+    layout = make_layout(specs, plan)
+    assert layout.groups == {"pneumonia_cxr": r"pattern ^(person\d+|(?:NORMAL2-)?IM-\d+)"}
+    assert ScoringLayout.from_json(layout.to_json()) == layout
+    patient = dict(zip(answers["sample"], answers["group"], strict=True))
+    assert len(patient) == 4
+    for sample, group in patient.items():
+        name = sample.split("/")[1]
+        assert name.startswith(group) and name[len(group)] in "_-", (sample, group)
+
+
+def _patients(grouped: bool) -> tuple[pd.DataFrame, ScoringLayout]:
+    """Two models on 30 patients x 6 images each; every image of a patient answered alike."""
+    rng = np.random.default_rng(8)
+    rows = []
+    for patient in range(30):
+        truth = "a" if patient % 2 else "b"
+        for model in ("med", "gen"):
+            for variant in ("v1", "v2"):
+                parsed = (
+                    truth if rng.random() < (0.8 if model == "med" else 0.6) else "ab"[patient % 2]
+                )
+                for image in range(6):
+                    sample = f"p{patient}_{image}"
+                    rows.append(
+                        (model, "t", "f", variant, "direct", sample, truth, truth, parsed, None)
+                        + ("answer", parsed, "r", PARSER_VERSION, parsed == truth, f"p{patient}", 0)
+                    )
+    from medbench.scoring import ANSWER_COLUMNS
+
+    layout = ScoringLayout(
+        classes={"t": {"f": ["a", "b"]}},
+        variants={"f": ["v1", "v2"]},
+        references={"f": "v1"},
+        answer_kinds={"f": "label"},
+        pairs=[("med", "gen")],
+        n_boot=400,
+        groups={"t": r"pattern ^(p\d+)_"} if grouped else {},
+    )
+    return pd.DataFrame(rows, columns=ANSWER_COLUMNS), layout
+
+
+def test_score_answers_resamples_patients_of_a_grouped_task() -> None:
+    clustered = score_answers(*_patients(grouped=True))
+    plain = score_answers(*_patients(grouped=False))
+
+    def width(frame: pd.DataFrame, name: str) -> float:
+        row = frame.iloc[0]
+        return float(row[f"{name}_hi"] - row[f"{name}_lo"])
+
+    for table, name in [
+        ("scores", "f1_all"),
+        ("fragility", "disagreement"),
+        ("models", "mean_f1_all"),
+    ]:
+        assert width(getattr(clustered, table), name) > 1.8 * width(getattr(plain, table), name)
+    assert width(clustered.pairs, "f1_diff") > 1.8 * width(plain.pairs, "f1_diff")
+    # McNemar's exact test counts 6 images per patient as independent; Obuchowski's does not
+    p_clustered, p_plain = clustered.pairs["mcnemar_p"].iloc[0], plain.pairs["mcnemar_p"].iloc[0]
+    assert p_plain < p_clustered / 10

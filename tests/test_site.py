@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import pandas as pd
 import pytest
 
 from medbench.errors import MedbenchError, RecordError
@@ -296,10 +298,11 @@ def test_build_site_malformed_record_fails_and_leaves_out_untouched(
     path.write_text(json.dumps(data))
     before = tree(Path("_site"))
     message = (
-        "leaderboard/quickstart/tiny.json: dataset.fingerprint: field required\n"
-        "leaderboard/quickstart/tiny.json: date: input should be a valid string, got 20260115"
+        r"leaderboard/quickstart/tiny\.json:1:\d+: dataset\.fingerprint: field required\n"
+        r"leaderboard/quickstart/tiny\.json:1:\d+: date: input should be a valid string, "
+        r"got 20260115"
     )
-    with pytest.raises(RecordError, match=f"^{re.escape(message)}$"):
+    with pytest.raises(RecordError, match=f"^{message}$"):
         build_site(Path("leaderboard"), Path("_site"))
     assert tree(Path("_site")) == before
 
@@ -367,25 +370,80 @@ def test_build_site_shows_published_tsne_maps_on_the_model_page(tmp_path: Path) 
     page = Page((tmp_path / "out" / "models" / "gen.html").read_text())
     maps = [a["src"] for tag, a in page.tags if tag == "img" and "tsne" in (a.get("src") or "")]
     assert maps == ["../charts/quickstart.gen.tsne.pneumonia_cxr.svg"]
-    assert (
-        tmp_path / "out" / "charts" / "quickstart.gen.tsne.pneumonia_cxr.svg"
-    ).read_bytes() == SAFE_MAP
+    assert (tmp_path / "out" / "charts" / "quickstart.gen.tsne.pneumonia_cxr.svg").read_bytes() == (
+        b'<?xml version="1.0" encoding="utf-8"?>\n<svg xmlns="http://www.w3.org/2000/svg" '
+        b'xmlns:xlink="http://www.w3.org/1999/xlink"><title>map</title>'
+        b'<use xlink:href="#m0" /></svg>\n'
+    )
 
 
 @pytest.mark.parametrize(
-    "payload",
+    ("payload", "reason"),
     [
-        b"<script>alert(1)</script>",
-        b'<image href="https://example.org/x.png"/>',
-        b'<rect onload="alert(1)"/>',
-        b'<a xlink:href="javascript:alert(1)">x</a>',
+        (b"<script>alert(1)</script>", "element 'script' is not allowed"),
+        (b'<image href="https://example.org/x.png"/>', "element 'image' is not allowed"),
+        (b'<rect onload="alert(1)"/>', "attribute 'onload'='alert(1)' on 'rect' is not allowed"),
+        (
+            b'<use xlink:href="javascript:alert(1)"/>',
+            "attribute 'xlink:href'='javascript:alert(1)' on 'use' is not allowed",
+        ),
+        (
+            b'<x:script xmlns:x="http://www.w3.org/2000/svg">alert(1)</x:script>',
+            "element 'script' is not allowed",
+        ),
+        (
+            b'<h:script xmlns:h="http://www.w3.org/1999/xhtml">alert(1)</h:script>',
+            "element '{http://www.w3.org/1999/xhtml}script' is not an SVG element",
+        ),
+        (
+            b"<style>*{fill: url(//evil.example/x)}</style>",
+            "style value 'url(//evil.example/x)' of 'fill' is not allowed",
+        ),
+        (
+            b"<style>@import url(//evil.example/a.css);</style>",
+            "the style sheet holds more than rules",
+        ),
+        (
+            b'<rect style="background: url(//evil.example/x)"/>',
+            "style property 'background' is not allowed",
+        ),
     ],
 )
-def test_build_site_refuses_a_map_that_could_run_script(tmp_path: Path, payload: bytes) -> None:
-    _record_with_maps(tmp_path, SAFE_MAP.replace(b"<title>", payload + b"<title>"))
-    with pytest.raises(RecordError, match=r"gen\.tsne/pneumonia_cxr\.svg: refusing an SVG"):
+def test_build_site_refuses_a_map_that_could_run_script(
+    tmp_path: Path, payload: bytes, reason: str
+) -> None:
+    record = _record_with_maps(tmp_path, SAFE_MAP.replace(b"<title>", payload + b"<title>"))
+    path = record.with_name("gen.tsne") / "pneumonia_cxr.svg"
+    message = f"{os.path.relpath(path)}: refusing the SVG: {reason}"
+    with pytest.raises(RecordError, match=f"^{re.escape(message)}$"):
         build_site(tmp_path / "board", tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+def test_build_site_refuses_a_map_that_is_a_link(tmp_path: Path) -> None:
+    record = _record_with_maps(tmp_path, SAFE_MAP)
+    secret = tmp_path / "secret.svg"
+    secret.write_bytes(SAFE_MAP.replace(b"map", b"secret"))
+    link = record.with_name("gen.tsne") / "skin_lesion.svg"
+    link.symlink_to(secret)
+    message = f"{os.path.relpath(link)}: refusing a map that is a link or not a file"
+    with pytest.raises(RecordError, match=f"^{re.escape(message)}$"):
+        build_site(tmp_path / "board", tmp_path / "out")
+
+
+def test_clean_svg_keeps_a_real_tsne_map_and_is_idempotent() -> None:
+    import numpy as np
+
+    from medbench.probe.tsne import MARKS, _draw
+    from medbench.svgsafe import clean_svg
+
+    positions = np.random.default_rng(0).normal(size=(6, 2))
+    marks = [next(iter(MARKS))] * 6
+    svg = _draw(positions, ["a", "b"] * 3, marks, "<script>x</script>").encode()
+    cleaned = clean_svg(svg)
+    assert clean_svg(cleaned) == cleaned
+    assert cleaned.count(b"<use ") == svg.count(b"<use ") == 6 + 3
+    assert b"&lt;script&gt;x&lt;/script&gt;" in cleaned and b"<script" not in cleaned
 
 
 # The index chart, the one rule for what the site shows, the flip viewer and task pages.
@@ -530,3 +588,60 @@ def test_build_site_task_page_shows_question_classes_wordings_and_examples(
     assert all((tmp_path / "out" / src).is_file() for src in examples)
     homepage = task.data["full"].homepage
     assert f'<a class="external" href="{homepage}" rel="noopener noreferrer">' in page
+
+
+def test_build_site_marks_fragility_within_the_noise_floor(tmp_path: Path) -> None:
+    from medbench.records import verify_records
+
+    answers = make_answers(["gen"], TWO_TASKS, n_images=20)
+    first = answers[(answers["variant"] == "plain") & (answers["status"] != "error")]
+    again = first.assign(replicate=1)
+    # the replicate disagrees with the first answer on every other image: a high noise floor
+    flipped = again["sample"].str[-1].isin(list("02468"))
+    again.loc[flipped, ["status", "parsed", "correct"]] = ["refusal", None, False]
+    answers = pd.concat([answers, again], ignore_index=True)
+    layout = make_layout(TWO_TASKS, [], n_boot=50)
+    write_record(
+        tmp_path / "board",
+        suite="quickstart",
+        spec=model_spec("gen"),
+        answers=answers,
+        tables=score_answers(answers, layout),
+        layout=layout,
+        provenance=provenance(TWO_TASKS),
+    )
+    assert verify_records(tmp_path / "board") == []
+    build_site(tmp_path / "board", tmp_path / "out")
+    page = (tmp_path / "out" / "models" / "gen.html").read_text()
+    assert "Noise floor [95% CI]" in page
+    assert "no: within the noise floor" in page
+
+
+def test_build_site_task_key_outside_the_site_is_a_located_record_error(
+    board: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shutil.copytree(board, tmp_path / "leaderboard")
+    monkeypatch.chdir(tmp_path)
+    path = Path("leaderboard/quickstart/tiny.json")
+    text = path.read_text().replace(
+        '"pneumonia_cxr": {\n      "difficulty"', '"../../../x": {\n      "difficulty"'
+    )
+    path.write_text(text)
+    line = text[: text.index('"../../../x"')].count("\n") + 1
+    message = (
+        f'leaderboard/quickstart/tiny.json:{line}:5: tasks["../../../x"]: not a valid id '
+        "(a-z, 0-9, '.', '_', '-'), got \"../../../x\""
+    )
+    with pytest.raises(RecordError, match=f"^{re.escape(message)}$"):
+        build_site(Path("leaderboard"), Path("_site"))
+    assert not Path("x.html").exists() and not Path("_site").exists()
+
+
+@pytest.mark.parametrize("name", ["../x.html", "/tmp/x.html", "data/a\0b.csv", "a/../../x"])
+def test_build_site_refuses_to_write_outside_its_folder(tmp_path: Path, name: str) -> None:
+    from medbench.site.build import _check_name
+
+    message = f"{tmp_path / '_site'}: refusing to write {name!r}, which is not inside the folder."
+    with pytest.raises(MedbenchError, match=f"^{re.escape(message)}$"):
+        _check_name(tmp_path / "_site", name)
+    _check_name(tmp_path / "_site", "models/gen.html")

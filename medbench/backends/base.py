@@ -34,6 +34,10 @@ class Output:
     image_processor: str | None = None
     """What turned the request's images into pixels, `backend:Class` (e.g.
     `pil:CLIPImageProcessorPil`); None without images. Stored with the answer."""
+    batch_size: int | None = None
+    """How many requests the model answered together with this one; None: the batch sent."""
+    precision: str | None = None
+    """The dtype the model computed in (e.g. `bfloat16`); None where unknown."""
 
 
 @dataclass(frozen=True)

@@ -53,13 +53,30 @@ def publish(
 
 def verify(
     folder: Annotated[Path, typer.Argument(help="Leaderboard folder.")] = Path("leaderboard"),
+    specs: Annotated[
+        Path | None,
+        typer.Option(
+            "--specs",
+            help="Today's specs, to re-parse texts, check truths and spec hashes "
+            "(default: specs/ if present).",
+        ),
+    ] = None,
 ) -> None:
-    """Re-derive every number of every record from its sidecar; exit 1 on any mismatch."""
+    """Re-derive every number of every record from its sidecar and today's specs; exit 1 on
+    any mismatch."""
+    from medbench.loading import load_specs
     from medbench.records import record_paths, verify_records
 
     if not folder.is_dir():
         raise RecordError(f"{folder}: no such leaderboard folder.")
-    problems = verify_records(folder)
+    if specs is None and Path("specs").is_dir():
+        specs = Path("specs")
+    notes: list[str] = []
+    if specs is None:
+        notes.append("no specs: answer texts, truths and spec hashes not checked (see --specs)")
+    problems = verify_records(folder, load_specs(specs) if specs else None, notes)
+    for note in notes:
+        typer.echo(f"note: {note}", err=True)
     for problem in problems:
         typer.echo(problem, err=True)
     if problems:

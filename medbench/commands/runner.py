@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -166,9 +165,15 @@ def run(
         console.print(f"No local site: {', '.join(adhoc)} has no spec, so it is never published.")
     if score and site and not adhoc:
         build_local_site(spec_set, suite, results, console)
+    if summary.failed:
+        console.print(
+            f"{summary.failed} of {summary.planned} jobs failed (not stored as answers); "
+            "rerun to retry them."
+        )
     if summary.failed_models:
         failed = ", ".join(sorted(summary.failed_models))
         console.print(f"[red]Failed models: {failed} (see above); the others were scored.")
+    if summary.failed_models or summary.failed:
         raise typer.Exit(1)
 
 
@@ -177,47 +182,47 @@ check_app = typer.Typer(help="Self-checks of a model's behaviour.", no_args_is_h
 
 @check_app.command("batch-invariance")
 def batch_invariance(
-    model: Annotated[str, typer.Option("--model", "-m", help="Model id to check.")],
     specs: SpecsArg = Path("specs"),
-    suite: SuiteOpt = "quickstart",
-    n: Annotated[int, typer.Option("--n", min=1, help="Number of jobs to compare.")] = 32,
+    models: ModelsOpt = None,
+    suite: Annotated[
+        str | None,
+        typer.Option("--suite", "-s", help="Suite id (default: the one suite listing the models)."),
+    ] = None,
+    n: Annotated[int, typer.Option("--n", min=1, help="Number of jobs per model.")] = 32,
     batch_size: Annotated[int, typer.Option("--batch-size", min=2, help="The batched size.")] = 8,
     device: DeviceOpt = "auto",
     cache: CacheOpt = None,
 ) -> None:
-    """Answer the same jobs at batch size 1 and N (no cache) and report every difference."""
-    from medbench.backends import load_backend
-    from medbench.executors import ModelWork
-    from medbench.executors.local import prepare_checkpoint
+    """Answer the same jobs at batch size 1 and N (no cache) and print every flip with its prompt.
 
+    Checks the models given with --model, else every model of the suite but the baselines.
+    """
+    from medbench.invariance import check_batch_invariance, checked_models, suite_of
+    from medbench.loading import load_specs
+
+    spec_set = load_specs(specs)
+    suite_id = suite or suite_of(spec_set, models or [])
     with open_cache(cache) as store:
-        spec_set, the_plan = build_plan(specs, suite, store, [model], None, None)
-    jobs = list({job.key: job for job in the_plan.jobs}.values())
-    step = max(1, len(jobs) // n)
-    requests = [the_plan.request(job) for job in jobs[::step][:n]]
-    work = ModelWork(spec_set.models[model], the_plan.identities[model], requests)
-    prepare_checkpoint(work)
-    context = work.identity.context(BackendContext(device=device))
-    outputs: dict[int, list[str | None]] = {}
-    for size in (1, batch_size):
-        backend = load_backend(work.spec, replace(context, batch_size=size))
-        try:
-            answers: list[str | None] = []
-            for start in range(0, len(requests), size):
-                answers.extend(o.text for o in backend.generate(requests[start : start + size]))
-            outputs[size] = answers
-        finally:
-            backend.close()
-    flips = [
-        i for i, (a, b) in enumerate(zip(outputs[1], outputs[batch_size], strict=True)) if a != b
-    ]
-    for i in flips:
-        typer.echo(
-            f"FLIP {requests[i].key[:12]}: batch 1 {outputs[1][i]!r} != batch {batch_size} "
-            f"{outputs[batch_size][i]!r}"
+        spec_set, the_plan = build_plan(specs, suite_id, store, models, None, None)
+    context = BackendContext(device=device)
+    any_flip = False
+    for model in checked_models(spec_set, the_plan, models or []):
+        report = check_batch_invariance(
+            the_plan, spec_set, model, n=n, batch_size=batch_size, context=context
         )
-    typer.echo(f"{len(requests)} jobs, {len(flips)} differ between batch 1 and batch {batch_size}.")
-    if flips:
+        for flip in report.flips:
+            job = flip.job
+            typer.echo(
+                f"FLIP {model} {job.task}/{job.family}/{job.variant} {job.sample} "
+                f"[{job.key[:12]}]: batch 1 {flip.alone!r} != batch {batch_size} {flip.batched!r}"
+            )
+            typer.echo("  " + flip.prompt.replace("\n", "\n  "))
+        typer.echo(
+            f"{model}: {report.n_jobs} jobs, {len(report.flips)} differ between batch 1 "
+            f"and batch {batch_size}."
+        )
+        any_flip = any_flip or bool(report.flips)
+    if any_flip:
         raise typer.Exit(1)
 
 

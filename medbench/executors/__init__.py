@@ -6,10 +6,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from medbench.backends import BACKENDS
 from medbench.backends.base import BackendContext, Output, Request
 from medbench.errors import MedbenchError
 from medbench.identity import ModelIdentity
 from medbench.specs import ModelSpec
+
+DEFAULT_BATCH = 8
+"""Batch size of a backend that states no `preferred_batch`."""
 
 Sink = Callable[[Sequence[Request], Sequence[Output]], None]
 """Receives each finished batch; the caller stores it before the next batch starts."""
@@ -22,6 +26,21 @@ class ModelWork:
     spec: ModelSpec
     identity: ModelIdentity
     requests: list[Request]
+    batches: tuple[int, ...] = ()
+    """Lengths of the consecutive runs of `requests` that form one batch each (the runner's
+    plan-wide batches, see `run.cut_batches`); empty: cut at the batch size."""
+
+
+def batch_ranges(n_requests: int, batches: Sequence[int], size: int) -> list[range]:
+    """The request index ranges answered together: `batches` when given, else runs of `size`."""
+    if not batches:
+        return [range(s, min(s + size, n_requests)) for s in range(0, n_requests, size)]
+    if sum(batches) != n_requests or min(batches) < 1:
+        raise ValueError(f"batches {list(batches)} do not cover {n_requests} requests")
+    starts = [0]
+    for length in batches:
+        starts.append(starts[-1] + length)
+    return [range(a, b) for a, b in zip(starts, starts[1:], strict=False)]
 
 
 class Executor(Protocol):
@@ -51,3 +70,21 @@ EXECUTORS: dict[str, str] = {
     "local": "medbench.executors.local:LocalExecutor",
     "ray": "medbench.executors.ray:RayExecutor",
 }
+
+
+def preferred_batch(spec: ModelSpec) -> int:
+    """The backend class's preferred batch, read without loading a model."""
+    import importlib
+
+    module_name, class_name = BACKENDS[spec.backend].split(":")
+    backend_class = getattr(importlib.import_module(module_name), class_name)
+    return int(getattr(backend_class, "preferred_batch", DEFAULT_BATCH))
+
+
+def automatic_batch(spec: ModelSpec) -> bool:
+    """Whether the backend class finds its own batch size when none is given."""
+    import importlib
+
+    module_name, class_name = BACKENDS[spec.backend].split(":")
+    backend_class = getattr(importlib.import_module(module_name), class_name)
+    return bool(getattr(backend_class, "automatic_batch", False))

@@ -8,9 +8,7 @@ from collections.abc import Callable, Sequence
 from medbench.backends import load_backend
 from medbench.backends.base import Backend, BackendContext, Output
 from medbench.errors import CacheError
-from medbench.executors import ModelWork, Sink, model_failure
-
-DEFAULT_BATCH = 8
+from medbench.executors import DEFAULT_BATCH, ModelWork, Sink, batch_ranges, model_failure
 
 
 def prepare_checkpoint(work: ModelWork) -> None:
@@ -80,16 +78,16 @@ def _answer_all(
 ) -> None:
     stream = getattr(backend, "stream", None)
     if stream is not None:
-        # The backend batches and decodes ahead itself; store each batch on arrival.
-        for indices, outputs in stream(item.requests):
+        # The backend decodes ahead itself, batch by batch as the runner cut them (when it
+        # did); store each batch on arrival.
+        for indices, outputs in stream(item.requests, item.batches or None):
             store(indices, outputs)
             if should_stop():
                 return
         return
     preferred = int(getattr(backend, "preferred_batch", DEFAULT_BATCH))
     size = context.batch_size or preferred
-    for start in range(0, len(item.requests), size):
-        indices = range(start, min(start + size, len(item.requests)))
+    for indices in batch_ranges(len(item.requests), item.batches, size):
         store(indices, backend.generate([item.requests[i] for i in indices]))
         if should_stop():
             return

@@ -13,11 +13,18 @@ from dataclasses import dataclass, replace
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-from medbench.backends import BACKENDS, load_backend
+from medbench.backends import load_backend
 from medbench.backends.base import Backend, BackendContext, Output, Request
 from medbench.errors import BackendError
-from medbench.executors import MODEL_FAILED, ModelWork, Sink, model_failure
-from medbench.executors.local import DEFAULT_BATCH, fail_remaining, prepare_checkpoint
+from medbench.executors import (
+    MODEL_FAILED,
+    ModelWork,
+    Sink,
+    batch_ranges,
+    model_failure,
+    preferred_batch,
+)
+from medbench.executors.local import fail_remaining, prepare_checkpoint
 from medbench.specs import ModelSpec
 
 if TYPE_CHECKING:
@@ -73,15 +80,6 @@ def _actor_count(value: str | None) -> int | None:
     if not value.isdigit() or int(value) < 1:
         raise BackendError(f"ray_actors: expected a positive integer, got {value!r}")
     return int(value)
-
-
-def preferred_batch(spec: ModelSpec) -> int:
-    """The backend class's preferred batch, read without loading a model on the driver."""
-    import importlib
-
-    module_name, class_name = BACKENDS[spec.backend].split(":")
-    backend_class = getattr(importlib.import_module(module_name), class_name)
-    return int(getattr(backend_class, "preferred_batch", DEFAULT_BATCH))
 
 
 class AttemptLedger:
@@ -152,19 +150,20 @@ def import_ray(local: bool) -> ModuleType:
     return ray
 
 
-def _blocks(requests: Sequence[Request], size: int) -> list[pd.DataFrame]:
-    """One block per batch, so that a lost block loses exactly one batch."""
+def _blocks(requests: Sequence[Request], batches: Sequence[int], size: int) -> list[pd.DataFrame]:
+    """One block per batch (the runner's, else runs of `size`), so that a lost block loses
+    exactly one batch. Ray Data may bundle a short block with the next one into a batch."""
     import pandas as pd
 
     # Pickled only in transit between the processes of one run; nothing is written to disk.
     return [
         pd.DataFrame(
             {
-                "index": range(start, min(start + size, len(requests))),
-                "request": [pickle.dumps(r) for r in requests[start : start + size]],
+                "index": chunk,
+                "request": [pickle.dumps(r) for r in requests[chunk.start : chunk.stop]],
             }
         )
-        for start in range(0, len(requests), size)
+        for chunk in batch_ranges(len(requests), batches, size)
     ]
 
 
@@ -271,7 +270,7 @@ def run_model(
 ) -> None:
     """Answer one model's requests on a pool of actors, handing each batch to `sink`."""
     size = context.batch_size or preferred_batch(item.spec)
-    blocks = _blocks(item.requests, size)
+    blocks = _blocks(item.requests, item.batches, size)
     actor_context = replace(item.identity.context(context), device=placement.device)
     ledger = ray.remote(num_cpus=0)(AttemptLedger).remote()
     dataset = ray.data.from_pandas(blocks).map_batches(

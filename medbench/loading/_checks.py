@@ -15,9 +15,13 @@ from medbench.errors import Issue
 from medbench.loading._document import Document, Loc, locate, show
 from medbench.loading._explain import KIND_NAMES, suggest
 from medbench.prompts import TEMPLATE_VARIABLES, offered_options, render_text, template_context
+from medbench.sandbox import BudgetError
 from medbench.specs import ModelSpec, PromptFamilySpec, SuiteSpec, TaskSpec
 
 DATA_VAR = "${MEDBENCH_DATA}/"
+LONG_DESCRIPTION = "The image shows a finding that the model describes at length. " * 480
+"""What validation renders `description` as, besides empty: a diagnose prompt meets model
+output of up to thousands of words, and a template must stay within budget for it too."""
 ALLOW_REMOTE_CODE = "allow_remote_code.txt"
 
 
@@ -65,6 +69,9 @@ def _path_problem(raw: str, root: Path) -> str | None:
     resolved = os.path.normpath(os.path.join(root, text))
     if resolved != data_root and not resolved.startswith(data_root + os.sep):
         return f"{show(raw)} resolves outside the data root (data/)."
+    real, real_root = os.path.realpath(resolved), os.path.realpath(data_root)
+    if real != real_root and not real.startswith(real_root + os.sep):
+        return f"{show(raw)} resolves outside the data root (data/) through a symbolic link."
     return None
 
 
@@ -276,14 +283,20 @@ def _check_family(
                 ("variants", i, "lettered"), "lettered, but the family has `answer: text`.", hint
             )
         reported: set[tuple[str, str]] = set()
-        for task in tasks:
-            context = template_context(task, offered_options(task, variant, family))
+        for task, description in ((t, d) for t in tasks for d in (None, LONG_DESCRIPTION)):
+            options = offered_options(task, variant, family)
+            context = template_context(task, options, description)
             for field in ("system", "template"):
                 source = getattr(variant, field)
+                if (field, "budget") in reported:
+                    continue  # a render over its time budget is not run again
                 problem = _render_problem(source, context) if source else None
+                if problem is not None and problem[0].startswith("over the template budget"):
+                    reported.add((field, "budget"))
                 if problem is not None and (field, problem[0]) not in reported:
                     reported.add((field, problem[0]))
-                    text = f"{problem[0]} (rendering for task '{task.id}')."
+                    long = " with a long description" if description else ""
+                    text = f"{problem[0]} (rendering for task '{task.id}'{long})."
                     yield doc.issue(("variants", i, field), text, problem[1])
 
 
@@ -302,6 +315,9 @@ def _render_problem(source: str, context: dict[str, Any]) -> tuple[str, str] | N
             return f"undefined variable '{name}'", f"The task has no `{name}`: add it to the task."
         hint = suggest(name, list(TEMPLATE_VARIABLES), "Template variables")
         return f"undefined variable '{name}'", hint
+    except BudgetError as e:
+        hint = "Prompt templates render short text quickly: remove the loop or the size."
+        return f"over the template budget: {(e.message or '').rstrip('.')}", hint
     except SecurityError as e:
         hint = "Templates may only read the template variables."
         return f"not allowed in the sandbox: {(e.message or '').rstrip('.')}", hint

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -221,7 +222,10 @@ def _to_data(node: Any, loc: Loc) -> Any:
     if isinstance(node, SequenceNode):
         return [_to_data(item, (*loc, i)) for i, item in enumerate(node.value)]
     if not isinstance(node, MappingNode):
-        return _scalar(node)
+        value = _scalar(node)
+        if isinstance(value, str):
+            _check_unicode(value, loc, node)
+        return value
     out: dict[str, Any] = {}
     for key_node, value_node in node.value:
         if not isinstance(key_node, ScalarNode):
@@ -231,10 +235,22 @@ def _to_data(node: Any, loc: Loc) -> Any:
                 loc, key_node, "merge keys (<<) are not supported.", "Write the keys out."
             )
         key = key_node.value
+        _check_unicode(key, (*loc, key), key_node)
         if key in out:
             raise _Problem((*loc, key), key_node, f"duplicate key '{key}'.", "Keep one of them.")
         out[key] = _to_data(value_node, (*loc, key))
     return out
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _check_unicode(text: str, loc: Loc, node: Any) -> None:
+    found = _SURROGATE.search(text)
+    if found is not None:
+        code = f"U+{ord(found.group()):04X}"
+        hint = "Write the character itself, or a \\U escape of a real code point."
+        raise _Problem(loc, node, f"invalid Unicode: a lone surrogate ({code}).", hint)
 
 
 def _scalar(node: Any) -> Any:

@@ -12,7 +12,7 @@ from pydantic import BaseModel, ValidationError
 
 from medbench.errors import Issue
 from medbench.loading._document import Document, Loc, show
-from medbench.specs import ID_PATTERN, SPEC_KINDS
+from medbench.specs import API_KEY_ENV_PATTERN, ID_PATTERN, SPEC_KINDS
 
 KIND_NAMES = {"task": "task", "prompt_family": "prompt family", "model": "model", "suite": "suite"}
 _EXPECTED = {
@@ -111,12 +111,9 @@ def _explain(cls: type[BaseModel], loc: Loc, err: Any) -> tuple[str, str]:
         options = re.findall(r"'([^']*)'", ctx["expected"])
         return f"expected {ctx['expected']}, got {got}.", suggest(str(value), options, "")
     if kind == "string_pattern_mismatch":
-        if ctx["pattern"] == ID_PATTERN:
-            hint = "Ids use a-z, 0-9, '.', '_' and '-', and start with a letter or a digit."
-            return f"not a valid id, got {got}.", hint
-        if ctx["pattern"] == _VARIANT_REF_PATTERN:
-            return f"expected `family/variant`, got {got}.", "Name a prompt family and its variant."
-        return f"expected text matching {ctx['pattern']}, got {got}.", ""
+        return _pattern_problem(str(ctx["pattern"]), got)
+    if kind == "bool_type":
+        return f"expected true or false, got {got}.", "Write true or false, unquoted."
     if kind in _EXPECTED:
         return f"expected {_EXPECTED[kind]}, got {got}.", ""
     if kind in _BOUNDS:
@@ -133,6 +130,18 @@ def _explain(cls: type[BaseModel], loc: Loc, err: Any) -> tuple[str, str]:
     if kind == "value_error":
         return str(ctx.get("error", err["msg"])).rstrip(".") + ".", ""
     return f"{err['msg'][:1].lower()}{err['msg'][1:]}, got {got}.", ""
+
+
+def _pattern_problem(pattern: str, got: str) -> tuple[str, str]:
+    if pattern == ID_PATTERN:
+        hint = "Ids use a-z, 0-9, '.', '_' and '-', and start with a letter or a digit."
+        return f"not a valid id, got {got}.", hint
+    if pattern == API_KEY_ENV_PATTERN:
+        hint = "Specs may only name OPENAI_API_KEY or a MEDBENCH_<NAME>_API_KEY variable."
+        return f"not an allowed key variable, got {got}.", hint
+    if pattern == _VARIANT_REF_PATTERN:
+        return f"expected `family/variant`, got {got}.", "Name a prompt family and its variant."
+    return f"expected text matching {pattern}, got {got}.", ""
 
 
 def _validator_loc(data: dict[str, Any], message: str) -> Loc:

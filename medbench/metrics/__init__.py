@@ -21,6 +21,11 @@ frozen dataclasses out. Conventions:
 - Per model, tasks weigh equally and each task's images are resampled within it.
 - ``all_variants_f1`` (the headline): macro-F1 of each image's consensus answer, the
   answer all variants agree on or ``NO_CONSENSUS`` (matching no class) when they differ.
+- Clusters: every bootstrap takes ``groups``, a cluster label per image (the patient, the
+  source image of augmented copies). The resamples then draw whole clusters (a cluster
+  bootstrap; paired functions keep both sides of every image of a cluster together), and
+  with every cluster a singleton the intervals equal the unclustered ones for the same
+  seed. ``mcnemar_clustered`` is Obuchowski's test, McNemar's for clustered images.
 """
 
 from medbench.metrics._bootstrap import CONFIDENCE, Estimate
@@ -57,12 +62,15 @@ from medbench.metrics._model import (
     mean_worst_f1,
     worse_than_chance,
 )
+from medbench.metrics._noise import noise_floor
 from medbench.metrics._paired import (
     McNemarResult,
+    mcnemar_clustered,
     mcnemar_exact,
     paired_disagreement_difference,
     paired_f1_difference,
 )
+from medbench.metrics._units import Units, as_clusters, group_units
 
 __all__ = [
     "CONFIDENCE",
@@ -73,9 +81,11 @@ __all__ = [
     "FamilyScores",
     "McNemarResult",
     "TaskAnswers",
+    "Units",
     "VariantScores",
     "accuracy",
     "all_variants_f1",
+    "as_clusters",
     "balanced_accuracy",
     "chance_f1",
     "consensus",
@@ -85,10 +95,13 @@ __all__ = [
     "fleiss_kappa",
     "flip_rate",
     "fragility_index",
+    "group_units",
+    "mcnemar_clustered",
     "mcnemar_exact",
     "mean_all_variants_f1",
     "mean_f1_all",
     "mean_worst_f1",
+    "noise_floor",
     "paired_disagreement_difference",
     "paired_f1_difference",
     "pdr",

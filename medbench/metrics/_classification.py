@@ -19,7 +19,6 @@ from medbench.metrics._bootstrap import (
     bootstrap_summary,
     divide,
     feature_sums,
-    group_rows,
 )
 from medbench.metrics._codes import (
     REFUSAL,
@@ -33,6 +32,7 @@ from medbench.metrics._codes import (
     check_n_boot,
     check_same_images,
 )
+from medbench.metrics._units import as_clusters, group_units
 
 
 def block_width(n_classes: int) -> int:
@@ -232,21 +232,24 @@ def score_variant(
     *,
     seed: int = 0,
     n_boot: int = 1000,
+    groups: npt.ArrayLike | None = None,
 ) -> VariantScores:
     """All metrics of one prediction vector, each with a percentile bootstrap CI over images.
 
     The ``n_boot`` resamples (drawn from ``np.random.default_rng(seed)``) are shared by
     all metrics; resamples where a metric is undefined (``f1_answered`` with no
-    answered image) are left out of its interval.
+    answered image) are left out of its interval. With ``groups`` (a cluster label per
+    image, e.g. the patient) the resamples draw whole clusters: a cluster bootstrap.
     """
     truth_ = as_truth(truth, n_classes)
     pred_ = as_predictions(pred, n_classes)
     check_same_images(len(truth_), len(pred_), "pred")
     check_n_boot(n_boot)
-    rows, sizes = group_rows(np.column_stack([truth_, pred_]))
-    features = class_features(rows[:, 0], rows[:, 1], n_classes)
+    clusters = None if groups is None else as_clusters(groups, len(truth_))
+    units = group_units(np.column_stack([truth_, pred_]), clusters)
+    features = units.pool(class_features(units.rows[:, 0], units.rows[:, 1], n_classes))
     found = bootstrap_summary(
-        features, sizes, _summarise(n_classes, 1), n_boot, np.random.default_rng(seed)
+        features, units.sizes, _summarise(n_classes, 1), n_boot, np.random.default_rng(seed)
     )
     return _variant_scores(found, 0, len(truth_), int((pred_ >= 0).sum()))
 
@@ -258,6 +261,7 @@ def score_variants(
     *,
     seed: int = 0,
     n_boot: int = 1000,
+    groups: npt.ArrayLike | None = None,
 ) -> tuple[VariantScores, ...]:
     """``score_variant`` of every column of an (N images, V variants) answer matrix at once.
 
@@ -272,10 +276,15 @@ def score_variants(
     check_same_images(len(truth_), len(answers_), "answers")
     check_n_boot(n_boot)
     n_variants = answers_.shape[1]
-    rows, sizes = group_rows(np.column_stack([truth_, answers_]))
-    features = variant_features(rows[:, 0], rows[:, 1:], n_classes)
+    clusters = None if groups is None else as_clusters(groups, len(truth_))
+    units = group_units(np.column_stack([truth_, answers_]), clusters)
+    features = units.pool(variant_features(units.rows[:, 0], units.rows[:, 1:], n_classes))
     found = bootstrap_summary(
-        features, sizes, _summarise(n_classes, n_variants), n_boot, np.random.default_rng(seed)
+        features,
+        units.sizes,
+        _summarise(n_classes, n_variants),
+        n_boot,
+        np.random.default_rng(seed),
     )
     answered = (answers_ >= 0).sum(axis=0)
     return tuple(

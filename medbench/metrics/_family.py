@@ -17,7 +17,6 @@ from medbench.metrics._bootstrap import (
     bootstrap_summary,
     divide,
     feature_sums,
-    group_rows,
 )
 from medbench.metrics._circular import consensus_features
 from medbench.metrics._classification import f1_all_from, variant_f1_from, variant_features
@@ -32,6 +31,7 @@ from medbench.metrics._codes import (
     check_n_boot,
     check_same_images,
 )
+from medbench.metrics._units import as_clusters, group_units
 
 _ONES, _AGREEING, _FLIPPED, _REFUSAL_FLIPPED, _COUNTS = 0, 1, 2, 3, 4
 
@@ -209,12 +209,14 @@ def score_family(
     *,
     seed: int = 0,
     n_boot: int = 1000,
+    groups: npt.ArrayLike | None = None,
 ) -> FamilyScores:
     """All fragility metrics of an answer matrix, with percentile bootstrap CIs over images.
 
     One set of ``n_boot`` image resamples (from ``np.random.default_rng(seed)``) serves
     every metric, so each resample keeps an image's answers under all variants
-    together. Resamples where a metric is undefined are left out of its interval.
+    together. Resamples where a metric is undefined are left out of its interval. With
+    ``groups`` (a cluster label per image) the resamples draw whole clusters.
     """
     answers_, truth_ = _family_inputs(answers, truth, n_classes)
     n_variants = answers_.shape[1]
@@ -222,10 +224,12 @@ def score_family(
         raise ValueError(f"answers must have at least 2 variant columns, got {n_variants}")
     _check_reference(reference, n_variants)
     check_n_boot(n_boot)
-    rows, sizes = group_rows(np.column_stack([truth_, answers_]))
+    clusters = None if groups is None else as_clusters(groups, len(truth_))
+    units = group_units(np.column_stack([truth_, answers_]), clusters)
+    rows = units.rows
     agreement = agreement_features(rows[:, 1:])
     lead = np.hstack([agreement, consensus_features(rows[:, 0], rows[:, 1:], n_classes)])
-    features = variant_features(rows[:, 0], rows[:, 1:], n_classes, lead=lead)
+    features = units.pool(variant_features(rows[:, 0], rows[:, 1:], n_classes, lead=lead))
     offset, width = agreement.shape[1], lead.shape[1]
 
     def summarise(sums: FloatArray) -> dict[str, FloatArray]:
@@ -243,7 +247,7 @@ def score_family(
             "pdr": _pdr(f1, reference),
         }
 
-    found = bootstrap_summary(features, sizes, summarise, n_boot, np.random.default_rng(seed))
+    found = bootstrap_summary(features, units.sizes, summarise, n_boot, np.random.default_rng(seed))
     return FamilyScores(
         n_images=len(truth_),
         n_variants=n_variants,

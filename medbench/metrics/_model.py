@@ -12,7 +12,7 @@ from typing import NamedTuple
 import numpy as np
 import numpy.typing as npt
 
-from medbench.metrics._bootstrap import Estimate, bootstrap_sums, estimates, group_rows
+from medbench.metrics._bootstrap import Estimate, bootstrap_sums, estimates
 from medbench.metrics._circular import consensus_features
 from medbench.metrics._classification import f1_all_from, variant_f1_from, variant_features
 from medbench.metrics._codes import (
@@ -26,6 +26,7 @@ from medbench.metrics._codes import (
     check_same_images,
 )
 from medbench.metrics._family import agreement_features, disagreement_from
+from medbench.metrics._units import as_clusters, group_units
 
 
 class TaskAnswers(NamedTuple):
@@ -37,6 +38,8 @@ class TaskAnswers(NamedTuple):
     """Class index of each image."""
     n_classes: int
     """Number of task classes K."""
+    groups: npt.ArrayLike | None = None
+    """Cluster label of each image (e.g. the patient), or None for independent images."""
 
 
 def _check_tasks(n_tasks: int, n_boot: int) -> None:
@@ -51,21 +54,34 @@ def _mean_over_tasks(per_task: list[tuple[float, FloatArray]]) -> Estimate:
     return estimates(value, samples[:, None])[0]
 
 
+def _clusters(groups: npt.ArrayLike | None, n_images: int, name: str) -> IntArray | None:
+    return None if groups is None else as_clusters(groups, n_images, name)
+
+
 def fragility_index(
-    answers: Sequence[npt.ArrayLike], *, seed: int = 0, n_boot: int = 1000
+    answers: Sequence[npt.ArrayLike],
+    *,
+    seed: int = 0,
+    n_boot: int = 1000,
+    groups: Sequence[npt.ArrayLike | None] | None = None,
 ) -> Estimate:
     """Mean over tasks of the per-task ``disagreement``, with a stratified bootstrap CI.
 
     ``FI = (1/T) sum_t disagreement(answers_t)``; ``answers`` holds one
-    (N_t images, V_t >= 2 variants) matrix per task.
+    (N_t images, V_t >= 2 variants) matrix per task, ``groups`` (when given) one cluster
+    label vector (or None) per task, whose clusters are then resampled within the task.
     """
     _check_tasks(len(answers), n_boot)
+    if groups is not None and len(groups) != len(answers):
+        raise ValueError(f"groups must hold one entry per task ({len(answers)}), got {len(groups)}")
     rng = np.random.default_rng(seed)
     per_task = []
     for t, matrix in enumerate(answers):
         answers_ = as_answers(matrix, name=f"answers[{t}]")
-        rows, sizes = group_rows(answers_)
-        observed, resampled = bootstrap_sums(agreement_features(rows), sizes, n_boot, rng)
+        clusters = _clusters(None if groups is None else groups[t], len(answers_), f"groups[{t}]")
+        units = group_units(answers_, clusters)
+        features = units.pool(agreement_features(units.rows))
+        observed, resampled = bootstrap_sums(features, units.sizes, n_boot, rng)
         n_variants = answers_.shape[1]
         per_task.append(
             (
@@ -89,13 +105,14 @@ def _over_tasks(
     _check_tasks(len(tasks), n_boot)
     rng = np.random.default_rng(seed)
     per_task = []
-    for t, (answers, truth, n_classes) in enumerate(tasks):
+    for t, (answers, truth, n_classes, groups) in enumerate(tasks):
         truth_ = as_truth(truth, n_classes, name=f"tasks[{t}].truth")
         answers_ = as_answers_for(answers, n_classes, name=f"tasks[{t}].answers")
         check_same_images(len(truth_), len(answers_), f"tasks[{t}].answers", f"tasks[{t}].truth")
-        rows, sizes = group_rows(np.column_stack([truth_, answers_]))
-        features, of_sums = metric(rows[:, 0], rows[:, 1:], n_classes)
-        observed, resampled = bootstrap_sums(features, sizes, n_boot, rng)
+        clusters = _clusters(groups, len(truth_), f"tasks[{t}].groups")
+        units = group_units(np.column_stack([truth_, answers_]), clusters)
+        features, of_sums = metric(units.rows[:, 0], units.rows[:, 1:], n_classes)
+        observed, resampled = bootstrap_sums(units.pool(features), units.sizes, n_boot, rng)
         per_task.append((float(of_sums(observed)), of_sums(resampled)))
     return _mean_over_tasks(per_task)
 

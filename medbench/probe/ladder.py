@@ -248,6 +248,8 @@ def answer_marks(
         & (answers["pipeline"] == "direct")
         & (answers["status"] != "error")
     ]
+    if "replicate" in rows.columns:  # noise-floor replicates are not variants
+        rows = rows[rows["replicate"] == 0]
     marks: dict[str, str] = {}
     for sample, group in rows.groupby("sample", sort=True):
         ref = group[group["variant"] == reference]

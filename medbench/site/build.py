@@ -104,9 +104,20 @@ def build_site(
     for path in sorted((SITE_DIR / "static").iterdir()):
         if path.is_file():
             site.files[f"static/{path.name}"] = path.read_bytes()
+    for name in sorted(site.files):
+        _check_name(out, name)
     if out.exists():
         shutil.rmtree(out)
     for name in sorted(site.files):
         (out / name).parent.mkdir(parents=True, exist_ok=True)
+        _check_name(out, name)  # again, now that the folders exist: none may be a link
         (out / name).write_bytes(site.files[name])
     return [out / name for name in sorted(site.files)]
+
+
+def _check_name(out: Path, name: str) -> None:
+    """Refuse a page name that would be written outside `out` (`..`, absolute, NUL, a link)."""
+    root = os.path.realpath(out)
+    target = os.path.realpath(os.path.join(root, name)) if "\0" not in name else ""
+    if not target.startswith(root + os.sep) or os.path.isabs(name):
+        raise MedbenchError(f"{out}: refusing to write {name!r}, which is not inside the folder.")

@@ -175,6 +175,13 @@ def _triple(name: str) -> list[str]:
     return [name, f"{name}_lo", f"{name}_hi"]
 
 
+def _noise_mark(above: Scalar) -> Scalar:
+    """`yes`, or a warning that the fragility is not above the measured noise floor."""
+    if above is None:
+        return None
+    return "yes" if above else "no: within the noise floor"
+
+
 def _pairs(site: Site, name: str, root: str, suite: str, model: str | None = None) -> Table | None:
     """Medical model minus its base: reference variant's F1 difference, fragility difference."""
     data: Data = []
@@ -284,6 +291,15 @@ def _model_section(site: Site, record: Record) -> Section:
     columns += [
         Col(m.replace("_", " ").capitalize() + " [95% CI]", m, "est") for m in FAMILY_METRICS
     ]
+    if any(r.get("noise_floor") is not None for r in fragility):
+        # Beside the disagreement: the noise floor and whether fragility rises above it.
+        fragility = [
+            {**r, "noise_mark": _noise_mark(r.get("above_noise_floor"))} for r in fragility
+        ]
+        columns[5:5] = [
+            Col("Noise floor [95% CI]", "noise_floor", "est"),
+            Col("Above noise floor", "noise_mark", "text"),
+        ]
     caption = f"{suite}: fragility across the variants of each prompt family"
     tables.append(site.table(f"{name}.fragility", root, caption, columns, fragility))
     pairs = _pairs(site, f"{name}.pairs", root, suite, model)

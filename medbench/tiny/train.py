@@ -128,6 +128,8 @@ def training_examples(
         for task in tasks:
             names = {label.id: label for label in task.labels}
             for sample in samples[task.id]:
+                if sample.error is not None:
+                    continue  # an image that cannot be read is left out, not a failed build
                 label = names[sample.label]
                 target = label.name
                 if family.answer == "yes_no":
@@ -223,7 +225,7 @@ def _encode(processor: Any, examples: Sequence[Example]) -> tuple[list[_Encoded]
     import torch
 
     from medbench.backends.hf.chat import conversation, supports_system_role
-    from medbench.images import load_image
+    from medbench.images import ImageError, load_image
 
     def render_text(turns: list[dict[str, Any]], prompt: bool = True) -> str:
         return str(
@@ -241,8 +243,12 @@ def _encode(processor: Any, examples: Sequence[Example]) -> tuple[list[_Encoded]
             raise BackendError("a training example must hold exactly one image")
         path = messages.images[0].path
         if path not in image_index:
+            try:
+                image = load_image(path)
+            except ImageError:
+                continue  # an image that cannot be decoded is left out of the training
             image_index[path] = len(images)
-            images.append(load_image(path))
+            images.append(image)
         key = (messages.system, messages.text, example.target)
         if key not in prompts:
             turns = conversation(

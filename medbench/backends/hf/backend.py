@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import gc
 import hashlib
+import itertools
 import sys
 import threading
 from collections import deque
@@ -56,6 +57,9 @@ class _Batch:
 
 class HFBackend:
     """A transformers model answering requests in batches; outputs do not depend on batch size."""
+
+    automatic_batch = True
+    """Without a batch size the backend finds one itself (the runner then plans no batches)."""
 
     def __init__(self, spec: ModelSpec, context: BackendContext) -> None:
         self.spec = spec
@@ -131,20 +135,34 @@ class HFBackend:
             outputs.update(zip(indices, answers, strict=True))
         return [outputs[i] for i in range(len(requests))]
 
-    def stream(self, requests: Sequence[Request]) -> Iterator[tuple[list[int], list[Output]]]:
+    def stream(
+        self, requests: Sequence[Request], sizes: Sequence[int] | None = None
+    ) -> Iterator[tuple[list[int], list[Output]]]:
         """Yield each batch's (request indices, outputs) as soon as it is generated, so that
-        the caller can store it while the next batches are decoded in the background."""
+        the caller can store it while the next batches are decoded in the background.
+
+        `sizes`: the lengths of the consecutive batches to generate (the runner's, at a fixed
+        batch size); None: runs of the backend's batch size, found automatically if unset."""
         if self._pool is None:
             raise RuntimeError("HFBackend.stream called after close()")
         pool = self._pool
+        if sizes is not None and sum(sizes) != len(requests):
+            raise ValueError(f"batch sizes {list(sizes)} do not cover {len(requests)} requests")
+        planned = iter(itertools.accumulate(sizes)) if sizes is not None else None
         cursor = 0
         pending: deque[Future[_Batch]] = deque()
 
         def submit_next() -> None:
-            # Cut when submitted: an automatic size grows (or shrinks) as batches finish.
+            # Cut when submitted: as the runner planned them, else at the current size (an
+            # automatic size grows, or shrinks, as batches finish).
             nonlocal cursor
             if cursor < len(requests):
-                chunk = range(cursor, min(cursor + self._sizer.size, len(requests)))
+                stop = (
+                    next(planned)
+                    if planned is not None
+                    else min(cursor + self._sizer.size, len(requests))
+                )
+                chunk = range(cursor, stop)
                 cursor = chunk.stop
                 pending.append(pool.submit(self._prepare, requests, chunk))
 
@@ -298,7 +316,11 @@ class HFBackend:
         del inputs
         if failure is None:
             self._sizer.fitted(len(rows))
-            return {row.index: Output(text=text) for row, text in zip(rows, texts, strict=True)}
+            precision = str(self._loaded.dtype).removeprefix("torch.")
+            return {
+                row.index: Output(text=text, batch_size=len(rows), precision=precision)
+                for row, text in zip(rows, texts, strict=True)
+            }
         self._release_memory()
         self._sizer.out_of_memory(len(rows))
         if len(rows) == 1:

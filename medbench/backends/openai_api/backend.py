@@ -11,6 +11,7 @@ from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
 from medbench.backends.base import BackendContext, Output, Request
+from medbench.backends.openai_api.keys import check_key_destination, redact
 from medbench.backends.openai_api.retry import (
     DEFAULT_BACKOFF_S,
     Failure,
@@ -60,6 +61,7 @@ class OpenAIBackend:
         self._lock = threading.Lock()
         self._out_of_quota: str | None = None
         """Set by the first `insufficient_quota` refusal: the reason every later request fails."""
+        self._secrets: tuple[str, ...] = ()
         self._client = self._make_client()
         self._pool: ThreadPoolExecutor | None = ThreadPoolExecutor(
             max_workers=self.endpoint.max_concurrency, thread_name_prefix="medbench-openai"
@@ -127,13 +129,15 @@ class OpenAIBackend:
         return [outputs[i] for i in range(len(requests))]
 
     def stream(
-        self, requests: Sequence[Request]
+        self, requests: Sequence[Request], sizes: Sequence[int] | None = None
     ) -> Generator[tuple[list[int], list[Output]], None, None]:
         """Yield (request indices, outputs) as requests finish, in order of completion.
 
         At most twice `max_concurrency` requests are queued at a time, so that closing the
-        stream early abandons only those in flight.
+        stream early abandons only those in flight. `sizes` (the runner's planned batches)
+        does not apply: each request is answered alone, so no answer depends on batch-mates.
         """
+        del sizes
         if self._pool is None:
             raise RuntimeError("OpenAIBackend.stream called after close()")
         pool = self._pool
@@ -179,16 +183,22 @@ class OpenAIBackend:
                     f"model {self.spec.id}: the environment variable {self.endpoint.api_key_env} "
                     "is not set. Set it to your API key (never put keys in specs)."
                 )
+            check_key_destination(self.spec.id, self.endpoint.base_url, self.endpoint.api_key_env)
+            self._secrets = (key,)
+        from medbench.backends.openai_api.transport import BoundedTransport
+
+        transport = BoundedTransport(self.endpoint.base_url, self.endpoint.timeout_s)
         return openai.OpenAI(
             base_url=self.endpoint.base_url,
             api_key=key,
             timeout=self.endpoint.timeout_s,
             max_retries=0,
+            http_client=openai.DefaultHttpxClient(transport=transport),
         )
 
     def _refused(self, status: int, error: openai.APIStatusError) -> str:
         url = self.endpoint.base_url.rstrip("/")
-        message = server_message(error.body, error.message)
+        message = redact(server_message(error.body, error.message), self._secrets)
         variable = self.endpoint.api_key_env
         if variable is None:
             return (
@@ -229,7 +239,7 @@ class OpenAIBackend:
                 failure = classify(e, self.endpoint.timeout_s)
                 if quota_exhausted(e):
                     failure = Failure("insufficient quota", failure.detail, retryable=False)
-                    self._out_of_quota = failure_text(failure, attempt)
+                    self._out_of_quota = redact(failure_text(failure, attempt), self._secrets)
             else:
                 self._saw_model(completion.model)
                 problem = None if probe else self._unusable(completion)
@@ -239,9 +249,8 @@ class OpenAIBackend:
             if self._give_up(failure, attempt) or self._stopping.wait(
                 backoff_delay(attempt, self._backoff_s, failure.retry_after)
             ):
-                return Output(
-                    text=None, error=failure_text(failure, attempt), seconds=perf_counter() - start
-                )
+                text = redact(failure_text(failure, attempt), self._secrets)
+                return Output(text=None, error=text, seconds=perf_counter() - start)
 
     def _unusable(self, completion: Completion) -> str | None:
         """Why an answer must not be stored as the model's answer (a failed job, tried again

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Any
 
+from medbench.backends.openai_api.transport import RequestRefused
 from medbench.backends.openai_api.wire import MalformedResponse, shorten
 
 DEFAULT_BACKOFF_S = 1.0
@@ -45,6 +46,9 @@ def classify(error: Exception, timeout_s: float) -> Failure:
         return Failure("malformed response", str(error), True, max_attempts=MALFORMED_ATTEMPTS)
     if isinstance(error, openai.APITimeoutError):
         return Failure("timeout", f"no answer within {timeout_s:g} s", True)
+    refused = error.__cause__ if isinstance(error, openai.APIConnectionError) else error
+    if isinstance(refused, RequestRefused):
+        return Failure(refused.reason, refused.detail, False)
     if isinstance(error, openai.APIConnectionError):
         cause = error.__cause__ or error
         return Failure("connection error", shorten(str(cause) or type(cause).__name__), True)

@@ -1,0 +1,222 @@
+"""Re-derive what a record takes on trust from its sidecar: the parses (from the answer
+texts), the truths (from the task's data), the ladder's answer columns (from the scores),
+and whether today's specs are still the ones the record was made with.
+
+`verify` re-scores a record from its sidecar; a sidecar forged consistently (parsed equal to
+truth, tables re-derived) would still verify without these checks. The parser is called
+the way scoring calls it (`medbench.scoring.parse_job_answer`, over the public
+`medbench.parsing.parse_answer`); a record parsed by another `parser_version` than today's is
+stale (an error: its texts would not re-parse the same), like one made with changed prompts.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from medbench.data import fingerprint, load_samples, sha256_file
+from medbench.errors import DataError
+from medbench.parsing import PARSER_VERSION
+from medbench.prompts import offered_options
+from medbench.scoring import parse_job_answer
+
+if TYPE_CHECKING:
+    from medbench.loading import SpecSet
+    from medbench.records import Record, Scalar
+    from medbench.scoring import ScoreTables
+
+MAX_LISTED = 5
+"""Mismatches listed per kind of check; the rest are counted."""
+LADDER_ANSWER_COLUMNS = (
+    "chance_f1",
+    "direct_f1_mean",
+    "direct_f1_best",
+    "direct_best_variant",
+    "described_f1",
+    "described_best",
+)
+"""The ladder columns that follow from the answers (the probe columns need the embeddings)."""
+
+
+@dataclass
+class Findings:
+    """Problems make `verify` fail; notes say what could not be checked, and why."""
+
+    problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def _cell(value: Any) -> str | None:
+    return None if value is None or (isinstance(value, float) and math.isnan(value)) else value
+
+
+def _capped(where: str, what: str, found: list[str]) -> list[str]:
+    if len(found) <= MAX_LISTED:
+        return found
+    rest = len(found) - MAX_LISTED
+    return [*found[:MAX_LISTED], f"{where}: ... and {rest} more {what}"]
+
+
+def _expected_parse(row: Any, specs: SpecSet) -> tuple[str, str | None]:
+    family = specs.families[row.family]
+    task = specs.tasks[row.task]
+    variant = next(v for v in family.variants if v.id == row.variant)
+    options = offered_options(task, variant, family)
+    result, parsed = parse_job_answer(
+        row.text or "", task, family.answer, options, variant.lettered
+    )
+    return result.status, parsed
+
+
+def reparse(sidecar: str, record: Record, answers: pd.DataFrame, specs: SpecSet) -> Findings:
+    """Parse every answer text again and compare with the recorded status and parse."""
+    out, found, missing = Findings(), [], set()
+    if record.parser_version != PARSER_VERSION:
+        out.problems.append(
+            f"{sidecar}: parser_version: stale: the answers were parsed by parser version "
+            f"{record.parser_version}, today's is {PARSER_VERSION}; rescore and republish"
+        )
+        return out
+    rows: list[Any] = list(answers.itertuples(index=False))
+    for i, row in enumerate(rows):
+        where = f"{sidecar}:{i + 2}"
+        if row.family not in specs.families or row.task not in specs.tasks:
+            missing.add(f"{row.task}/{row.family}")
+            continue
+        if row.variant not in {v.id for v in specs.families[row.family].variants}:
+            missing.add(f"{row.family}/{row.variant}")
+            continue
+        recorded = (row.status, _cell(row.parsed))
+        if _cell(row.error) is not None:
+            expected: tuple[str, str | None] = ("error", None)
+        else:
+            expected = _expected_parse(row, specs)
+        if recorded != expected:
+            found.append(
+                f"{where}: status/parsed: recorded {recorded[0]} {recorded[1]!r}, its text "
+                f"parses as {expected[0]} {expected[1]!r}"
+            )
+        elif bool(row.correct) != (expected[1] is not None and expected[1] == row.truth):
+            found.append(f"{where}: correct: recorded {bool(row.correct)}, not parsed == truth")
+    out.problems = _capped(sidecar, "answers that do not re-parse", found)
+    out.notes = [
+        f"{sidecar}: answers of {name} not re-parsed: no such spec today"
+        for name in sorted(missing)
+    ]
+    return out
+
+
+def check_truth(
+    sidecar: str, record: Record, answers: pd.DataFrame, specs: SpecSet, hasher: Callable[..., str]
+) -> Findings:
+    """Compare every row's label and truth with the task's data, and the dataset fingerprint."""
+    out, found, kept = Findings(), [], []
+    source = record.dataset.source
+    for task_id in sorted(set(answers["task"])):
+        task = specs.tasks.get(task_id)
+        if task is None or source not in task.data:
+            out.notes.append(f"{sidecar}: truth of task '{task_id}' not checked: no {source} data")
+            continue
+        try:
+            samples = load_samples(task, source, specs.root, hasher=lambda _: "")
+        except (DataError, OSError) as e:
+            out.notes.append(
+                f"{sidecar}: truth of task '{task_id}' not checked against its {source} data: {e}"
+            )
+            continue
+        label_of = {s.id: s.label for s in samples}
+        positive = {label.id for label in task.labels if label.positive}
+        rows = answers[answers["task"] == task_id]
+        for i, row in zip(rows.index, rows.itertuples(index=False), strict=True):
+            where = f"{sidecar}:{i + 2}"
+            label = label_of.get(row.sample)
+            kind = specs.families[row.family].answer if row.family in specs.families else "label"
+            truth = ("yes" if label in positive else "no") if kind == "yes_no" else label
+            if label is None:
+                found.append(f"{where}: sample: '{row.sample}' is not in the {source} data")
+            elif (row.label, row.truth) != (label, truth):
+                found.append(
+                    f"{where}: label/truth: recorded {row.label!r}/{row.truth!r}, the data says "
+                    f"{label!r}/{truth!r}"
+                )
+        wanted = set(rows["sample"])
+        kept += [replace(s, sha256=hasher(s.path)) for s in samples if s.id in wanted]
+    out.problems = _capped(sidecar, "rows whose truth is not the data's", found)
+    if not out.notes and fingerprint(kept) != record.dataset.fingerprint:
+        out.problems.append(
+            f"{sidecar}: dataset.fingerprint: recorded {record.dataset.fingerprint}, the "
+            f"{source} images answered hash to {fingerprint(kept)}"
+        )
+    return out
+
+
+def check_spec_hashes(display: str, record: Record, specs: SpecSet) -> Findings:
+    """A record made with other specs than today's is stale: an error for a changed prompt."""
+    out = Findings()
+    for ref, sha in sorted(record.spec_hashes.items()):
+        kind, spec_id = ref.split("/", 1)
+        current = specs.files.get((kind, spec_id))
+        if current is None:
+            out.notes.append(f"{display}: spec_hashes: {ref} is not among today's specs")
+        elif current.sha256 != sha:
+            text = (
+                f"{display}: spec_hashes: stale: {ref} changed since the record was made "
+                f"(recorded {sha[:12]}, today {current.sha256[:12]})"
+            )
+            if kind == "prompt_family":
+                out.problems.append(f"{text}; rerun and republish the model")
+            else:
+                out.notes.append(text)
+    return out
+
+
+def check_ladder(
+    display: str, record: Record, tables: ScoreTables, same: Callable[[Scalar, Scalar], bool]
+) -> list[str]:
+    """Compare the ladder's answer columns with those of the re-derived scores."""
+    if not record.ladder:
+        return []
+    from medbench.probe.ladder import _answer_columns
+
+    families = [f for f, kind in record.layout.answer_kinds.items() if kind == "label"]
+    scores = tables.scores[tables.scores["model"] == record.model_id]
+    derived = {str(r["task"]): r for r in _answer_columns(scores, families).to_dict("records")}
+    problems = []
+    for i, row in enumerate(record.ladder):
+        other = derived.get(str(row.get("task")))
+        if other is None:
+            problems.append(f"{display}: ladder[{i}]: no such row is re-derived from the sidecar")
+            continue
+        for name in LADDER_ANSWER_COLUMNS:
+            value = other.get(name)
+            # The ladder is published through a CSV: an empty text comes back as null.
+            mine = None if value == "" or isinstance(value, float) and math.isnan(value) else value
+            if name in row and not same(row[name], mine):
+                problems.append(
+                    f"{display}: ladder[{i}].{name}: recorded {row[name]!r}, re-derived {mine!r}"
+                )
+    return problems
+
+
+def against_specs(
+    display: str, sidecar: str, record: Record, answers: pd.DataFrame, specs: SpecSet | None
+) -> Findings:
+    """Every check that needs today's specs (none without them)."""
+    if specs is None:
+        return Findings()
+    out = Findings()
+    for part in (
+        reparse(sidecar, record, answers, specs),
+        check_truth(sidecar, record, answers, specs, sha256_file),
+        check_spec_hashes(display, record, specs),
+    ):
+        out.problems += part.problems
+        out.notes += part.notes
+    return out
+
+
+__all__ = ["Findings", "against_specs", "check_ladder"]

@@ -1,0 +1,196 @@
+"""Tests of clustered statistics: cluster bootstrap, paired cluster bootstrap, Obuchowski's test."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+from scipy.stats import chi2
+
+from medbench import metrics
+from medbench.metrics import Estimate, TaskAnswers
+
+K = 3
+
+
+def clustered_case(
+    seed: int, n_clusters: int = 60, size: int = 8
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Truth, two answer matrices (3 variants) and cluster labels: every image of a cluster
+    (a patient) has the cluster's truth and answers, the strongest within-cluster correlation."""
+    rng = np.random.default_rng(seed)
+    truth = rng.integers(0, K, n_clusters)
+    right = rng.random((n_clusters, 3)) < 0.6
+    a = np.where(right, truth[:, None], rng.integers(metrics.UNPARSEABLE, K, (n_clusters, 3)))
+    b = np.where(rng.random((n_clusters, 3)) < 0.5, truth[:, None], a[:, ::-1])
+    labels = np.array([f"person{c}" for c in range(n_clusters)])
+    return (
+        np.repeat(truth, size),
+        np.repeat(a, size, axis=0),
+        np.repeat(b, size, axis=0),
+        np.repeat(labels, size),
+    )
+
+
+Interval = Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None, int], Estimate]
+"""(truth, answers a, answers b, groups or None, seed) -> one estimate with its interval."""
+
+INTERVALS: dict[str, Interval] = {
+    "score_variant.accuracy": lambda t, a, b, g, s: (
+        metrics.score_variant(t, a[:, 0], K, seed=s, groups=g).accuracy
+    ),
+    "score_variant.f1_all": lambda t, a, b, g, s: (
+        metrics.score_variant(t, a[:, 0], K, seed=s, groups=g).f1_all
+    ),
+    "score_variants.refusal_rate": lambda t, a, b, g, s: (
+        metrics.score_variants(t, a, K, seed=s, groups=g)[1].refusal_rate
+    ),
+    "score_family.disagreement": lambda t, a, b, g, s: (
+        metrics.score_family(a, t, K, 0, seed=s, groups=g).disagreement
+    ),
+    "score_family.worst_f1": lambda t, a, b, g, s: (
+        metrics.score_family(a, t, K, 0, seed=s, groups=g).worst_f1
+    ),
+    "paired_f1_difference": lambda t, a, b, g, s: metrics.paired_f1_difference(
+        t, a[:, 0], b[:, 0], K, seed=s, groups=g
+    ),
+    "paired_disagreement_difference": lambda t, a, b, g, s: metrics.paired_disagreement_difference(
+        a, b, seed=s, groups=g
+    ),
+    "fragility_index": lambda t, a, b, g, s: metrics.fragility_index(
+        [a, b], seed=s, groups=None if g is None else [g, g]
+    ),
+    "mean_f1_all": lambda t, a, b, g, s: metrics.mean_f1_all(
+        [TaskAnswers(a, t, K, g), TaskAnswers(b, t, K, g)], seed=s
+    ),
+    "noise_floor": lambda t, a, b, g, s: metrics.noise_floor(a[:, 0], a[:, 1], K, seed=s, groups=g),
+}
+
+
+def _width(e: Estimate) -> float:
+    return e.hi - e.lo
+
+
+@pytest.mark.parametrize("name", sorted(INTERVALS))
+def test_clustered_interval_is_wider_under_strong_within_cluster_correlation(name: str) -> None:
+    truth, a, b, groups = clustered_case(3)
+    plain = INTERVALS[name](truth, a, b, None, 5)
+    clustered = INTERVALS[name](truth, a, b, groups, 5)
+    assert clustered.value == plain.value
+    # 8 identical images per cluster: the interval should widen by about sqrt(8) = 2.8
+    assert _width(clustered) > 2.0 * _width(plain) > 0
+
+
+@pytest.mark.parametrize("name", sorted(INTERVALS))
+def test_singleton_clusters_give_the_unclustered_interval(name: str) -> None:
+    truth, a, b, _ = clustered_case(4, n_clusters=300, size=1)
+    labels = np.array([f"IM-{i:04d}" for i in np.random.default_rng(0).permutation(len(truth))])
+    assert INTERVALS[name](truth, a, b, labels, 11) == INTERVALS[name](truth, a, b, None, 11)
+
+
+def test_units_pool_each_cluster_and_group_equal_clusters() -> None:
+    keys = np.array([[0, 1], [0, 1], [1, 1], [0, 1], [1, 1], [0, 0], [0, 1]])
+    clusters = np.array([0, 0, 1, 2, 2, 3, 4])
+    units = metrics.group_units(keys, clusters)
+    np.testing.assert_array_equal(units.rows, [[0, 0], [0, 1], [1, 1]])
+    assert units.n_units == 5
+    features = np.eye(3, dtype=np.float32)
+    pooled = units.pool(features)
+    # cluster 0 = two [0, 1]; 1 = one [1, 1]; 2 = [0, 1] + [1, 1]; 3 = [0, 0]; 4 = [0, 1]
+    expected = {(0.0, 2.0, 0.0): 1, (0.0, 0.0, 1.0): 1, (0.0, 1.0, 1.0): 1}
+    expected |= {(1.0, 0.0, 0.0): 1, (0.0, 1.0, 0.0): 1}
+    assert dict(zip(map(tuple, pooled.tolist()), units.sizes.tolist(), strict=True)) == expected
+    np.testing.assert_array_equal(units.sizes @ pooled, features[[1, 1, 2, 1, 2, 0, 1]].sum(0))
+
+
+def test_units_without_signature_grouping_pool_the_same_sums(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    truth, a, _, groups = clustered_case(6, n_clusters=40, size=3)
+    clusters = metrics.as_clusters(groups, len(truth))
+    keys = np.column_stack([truth, a])
+    grouped = metrics.group_units(keys, clusters)
+    monkeypatch.setattr("medbench.metrics._units._SIGNATURE_CELLS", 1)
+    ungrouped = metrics.group_units(keys, clusters)
+    assert ungrouped.n_units == grouped.n_units == 40
+    assert len(ungrouped.sizes) == 40 > len(grouped.sizes)
+    features = np.random.default_rng(0).integers(0, 5, (len(grouped.rows), 4)).astype(np.float32)
+    np.testing.assert_array_equal(
+        grouped.sizes @ grouped.pool(features), ungrouped.sizes @ ungrouped.pool(features)
+    )
+
+
+def test_cluster_bootstrap_covers_the_true_accuracy_95_percent_of_the_time() -> None:
+    # 1,000 datasets of 100 patients x 4 images; a patient's images are right with the
+    # patient's own probability p ~ Beta(2, 2) (intra-cluster correlation 0.2), so the
+    # true accuracy is E[p] = 0.5. The image bootstrap ignores the clusters and covers less.
+    rng = np.random.default_rng(2026)
+    n_sets, n_clusters, size = 1000, 100, 4
+    p = rng.beta(2.0, 2.0, (n_sets, n_clusters))
+    right = rng.random((n_sets, n_clusters, size)) < p[:, :, None]
+    pred = np.where(right, 0, 1).reshape(n_sets, -1)
+    truth = np.zeros(n_clusters * size, dtype=np.int64)
+    groups = np.repeat(np.arange(n_clusters), size)
+    covered = {"clusters": 0, "images": 0}
+    for i in range(n_sets):
+        for how, g in (("clusters", groups), ("images", None)):
+            e = metrics.score_variant(truth, pred[i], 2, seed=i, n_boot=500, groups=g).accuracy
+            covered[how] += e.lo <= 0.5 <= e.hi
+    assert 930 <= covered["clusters"] <= 970
+    assert covered["images"] < 910
+
+
+def _obuchowski(a: np.ndarray, b: np.ndarray, groups: np.ndarray) -> tuple[float, float]:
+    """Obuchowski (1998), eqs. 2-4: per-model variances and their covariance, by cluster."""
+    clusters = sorted(set(groups.tolist()))
+    x = np.array([a[groups == c].sum() for c in clusters], dtype=float)
+    y = np.array([b[groups == c].sum() for c in clusters], dtype=float)
+    n = np.array([(groups == c).sum() for c in clusters], dtype=float)
+    big_n, c = n.sum(), len(clusters)
+    p1, p2 = x.sum() / big_n, y.sum() / big_n
+    var1 = c / (c - 1) / big_n**2 * ((x - n * p1) ** 2).sum()
+    var2 = c / (c - 1) / big_n**2 * ((y - n * p2) ** 2).sum()
+    cov = c / (c - 1) / big_n**2 * ((x - n * p1) * (y - n * p2)).sum()
+    statistic = (p1 - p2) ** 2 / (var1 + var2 - 2 * cov)
+    return statistic, float(chi2.sf(statistic, 1))
+
+
+@pytest.mark.parametrize("seed", [0, 1, 7])
+def test_mcnemar_clustered_matches_obuchowskis_variance_formula(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    groups = rng.integers(0, 40, 300)
+    skill = rng.random(40)
+    a = rng.random(300) < skill[groups]
+    b = rng.random(300) < np.clip(skill[groups] - 0.1, 0, 1)
+    result = metrics.mcnemar_clustered(a, b, groups)
+    statistic, p_value = _obuchowski(a, b, groups)
+    assert result.statistic == pytest.approx(statistic, rel=1e-12)
+    assert result.p_value == pytest.approx(p_value, rel=1e-9)
+    assert (result.n01, result.n10) == (int((~a & b).sum()), int((a & ~b).sum()))
+
+
+def test_mcnemar_clustered_is_less_sure_than_mcnemar_for_repeated_images() -> None:
+    rng = np.random.default_rng(3)
+    a, b = rng.random(30) < 0.8, rng.random(30) < 0.5
+    groups = np.repeat(np.arange(30), 10)
+    once = metrics.mcnemar_clustered(a, b, np.arange(30))
+    repeated = metrics.mcnemar_clustered(np.repeat(a, 10), np.repeat(b, 10), groups)
+    naive = metrics.mcnemar_exact(np.repeat(a, 10), np.repeat(b, 10))
+    assert repeated.p_value == pytest.approx(once.p_value, rel=1e-9)
+    assert naive.p_value < repeated.p_value / 100
+
+
+def test_mcnemar_clustered_without_a_difference_has_p_value_1() -> None:
+    same = np.array([True, False, True, True])
+    assert metrics.mcnemar_clustered(same, same, [0, 0, 1, 1]).p_value == 1.0
+    everywhere = metrics.mcnemar_clustered(same | True, same & False, [0, 0, 1, 1])
+    assert everywhere.p_value == 0.0
+
+
+def test_groups_of_the_wrong_length_are_rejected_with_a_clear_message() -> None:
+    with pytest.raises(
+        ValueError,
+        match=r"^groups must label each of the 3 images with its cluster, got shape \(2,\)$",
+    ):
+        metrics.score_variant([0, 1, 0], [0, 1, 1], 2, groups=["a", "b"])
