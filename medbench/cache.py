@@ -14,6 +14,7 @@ from typing import Any
 
 from medbench import __version__
 from medbench.errors import CacheError
+from medbench.home import medbench_home
 from medbench.store import open_store, transaction
 
 CACHE_FORMAT = 1
@@ -82,12 +83,11 @@ CACHE_FILE = "answers.sqlite"
 
 
 def default_cache_path() -> Path:
-    """`$MEDBENCH_CACHE` if set, else `answers.sqlite` in the user cache folder."""
+    """`$MEDBENCH_CACHE` if set, else `answers.sqlite` in medbench's home folder
+    (`$MEDBENCH_HOME`, by default the user cache folder)."""
     if os.environ.get(CACHE_ENV):
         return Path(os.environ[CACHE_ENV])
-    from platformdirs import user_cache_dir
-
-    return Path(user_cache_dir("medbench")) / CACHE_FILE
+    return medbench_home() / CACHE_FILE
 
 
 def cache_file(path: Path) -> Path:
@@ -191,6 +191,18 @@ class Cache:
             ):
                 found[row[0]] = Answer(*row)
         return found
+
+    def delete(self, keys: Iterable[str]) -> int:
+        """Remove the rows of these keys in one transaction; returns how many were removed."""
+        unique = sorted(set(keys))
+        removed = 0
+        with self.transaction():
+            for start in range(0, len(unique), 500):
+                chunk = unique[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                cursor = self._db.execute(f"DELETE FROM answers WHERE key IN ({marks})", chunk)
+                removed += cursor.rowcount
+        return removed
 
     def iter_answers(self) -> Iterator[Answer]:
         """Every stored row, ordered by key."""

@@ -15,6 +15,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from medbench.cache import canonical_json
 from medbench.data import confine, data_root, resolve_data_path, sha256_file
 from medbench.errors import BackendError
 from medbench.specs import ModelSpec, check_revision
@@ -181,10 +182,18 @@ def openai_identity(spec: ModelSpec, snapshot: str | None) -> ModelIdentity:
     return ModelIdentity(_payload(spec, endpoint), snapshot or spec.openai.model)
 
 
-def tiny_checkpoint_dir(spec: ModelSpec, models_dir: Path) -> Path:
-    """Where a tiny model is built: named by the spec's id and a hash of its recipe."""
+def tiny_checkpoint_dir(
+    spec: ModelSpec, models_dir: Path, training: TrainingData | None = None
+) -> Path:
+    """Where a tiny model is built: named by the spec's id and a hash of what makes its weights
+    (the recipe and, for a trained model, its training data), so that one models folder serves
+    every answer cache and spec tree without two builds taking turns in one folder."""
     assert spec.tiny is not None
-    digest = hashlib.sha256(spec.tiny.model_dump_json().encode()).hexdigest()[:12]
+    recipe = {
+        "tiny": spec.tiny.model_dump(mode="json"),
+        "training": None if training is None else training.payload(),
+    }
+    digest = hashlib.sha256(canonical_json(recipe).encode()).hexdigest()[:12]
     return models_dir / f"{spec.id}-{digest}-r{TINY_RECIPE_VERSION}"
 
 
@@ -231,7 +240,6 @@ def resolve_identity(
             snapshot = snapshots(spec)
         return openai_identity(spec, snapshot)
     if spec.tiny is not None:
-        folder = tiny_checkpoint_dir(spec, models_dir)
         weights: dict[str, Any] = {
             "tiny": spec.tiny.model_dump(mode="json"),
             "recipe": TINY_RECIPE_VERSION,
@@ -246,9 +254,13 @@ def resolve_identity(
                     "(its training data): pass `specs=` to resolve_identity"
                 )
             training = training_data(
-                specs, spec, lambda model: tiny_checkpoint_dir(model, models_dir), hasher
+                specs,
+                spec,
+                lambda model, data: tiny_checkpoint_dir(model, models_dir, data),
+                hasher,
             )
             weights["training"] = training.payload()
+        folder = tiny_checkpoint_dir(spec, models_dir, training)
         revision = f"tiny-r{TINY_RECIPE_VERSION}"
         return ModelIdentity(_payload(spec, weights), revision, folder, training)
     if spec.path is not None:

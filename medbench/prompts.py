@@ -86,10 +86,12 @@ def template_context(
     """The variables a template sees for a task."""
     letters = string.ascii_uppercase
     positive = [label for label in task.labels if label.positive]
+    # A task without a finding leaves `finding` undefined: a template using it fails to render.
+    finding = {"finding": task.finding} if task.finding is not None else {}
     return {
         "question": task.question,
         "modality": task.modality,
-        "finding": task.finding,
+        **finding,
         "title": task.title,
         "options": list(options),
         "labels": list(options),

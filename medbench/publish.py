@@ -170,6 +170,7 @@ def publish_results(
 ) -> list[Path]:
     """Write `out/<suite>/<model>.json` (and sidecars, maps) for a scored suite's models."""
     from medbench.cache import cache_file, default_cache_path
+    from medbench.home import models_dir as shared_models_dir
     from medbench.identity import resolve_identity
     from medbench.records import (
         Provenance,
@@ -193,12 +194,13 @@ def publish_results(
     tables = score_answers(rows, layout)
     dataset = dataset_info(specs, suite_spec, answers)
     tasks = task_info(specs, suite_spec, sorted(set(answers["task"])))
-    built = models_dir or cache_file(default_cache_path()).parent / "models"
+    built = models_dir or shared_models_dir()
+    snapshots_at = cache_file(default_cache_path()).parent  # where runs record snapshots
     written = []
     for model_id in chosen:
         spec = specs.model(model_id)
         identity = resolve_identity(
-            spec, specs.root, built, specs=specs, snapshots=recorded(built.parent)
+            spec, specs.root, built, specs=specs, snapshots=recorded(snapshots_at)
         )
         provenance = Provenance(
             revision=identity.revision,

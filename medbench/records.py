@@ -8,6 +8,7 @@ do not show.
 
 from __future__ import annotations
 
+import functools
 import gzip
 import hashlib
 import io
@@ -131,6 +132,9 @@ class TaskInfo(_Model):
 class MedbenchInfo(_Model):
     version: str
     git_commit: str | None
+    git_dirty: bool | None = None
+    """True when tracked files differed from `git_commit` (uncommitted changes); None outside
+    a git checkout, or in records made before the field existed."""
 
 
 class EnvironmentInfo(_Model):
@@ -189,6 +193,23 @@ def git_commit() -> str | None:
     return done.stdout.strip() if done.returncode == 0 else None
 
 
+def git_dirty() -> bool | None:
+    """Whether tracked files of the medbench source tree have uncommitted changes (None outside
+    a git checkout): a result made from edited code is not the commit it names."""
+    try:
+        done = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=Path(__file__).parent,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return bool(done.stdout.strip()) if done.returncode == 0 else None
+
+
 def _package(name: str) -> str | None:
     try:
         return metadata.version(name)
@@ -211,8 +232,10 @@ def _gpu() -> tuple[str | None, str | None]:
     return name, driver
 
 
+@functools.lru_cache(maxsize=1)
 def installed_packages_sha256() -> str:
-    """sha256 of the sorted `name==version` lines of every installed distribution."""
+    """sha256 of the sorted `name==version` lines of every installed distribution (read once
+    per process: publishing five records read every package's metadata five times)."""
     names = {
         f"{d.metadata['Name'].lower().replace('_', '-')}=={d.version}"
         for d in metadata.distributions()
@@ -255,7 +278,9 @@ class Provenance(_Model):
     dataset: DatasetInfo
     tasks: dict[Id, TaskInfo]
     medbench: MedbenchInfo = Field(
-        default_factory=lambda: MedbenchInfo(version=__version__, git_commit=git_commit())
+        default_factory=lambda: MedbenchInfo(
+            version=__version__, git_commit=git_commit(), git_dirty=git_dirty()
+        )
     )
     environment: EnvironmentInfo = Field(default_factory=collect_environment)
     date: str = Field(default_factory=today, pattern=r"^\d{4}-\d{2}-\d{2}$")

@@ -109,7 +109,7 @@ def score_suite(
         if specs.families[j.family].answer != "text"
     }
     layout = make_layout(specs, plan)
-    tables = score_answers(answers, layout)
+    tables = score_answers(as_sidecar_rows(answers), layout)
     out = results / plan.suite.id
     test_models = {m for m in plan.models if specs.models[m].test_model}
     write_results(out, plan.suite.id, answers, tables, layout, sorted(test_models))
@@ -128,3 +128,17 @@ def score_suite(
         ladder = run_probe_stage(specs, plan, cache.path, answers, scores, out, probe_context)
     missing = len(planned) - len(answers)
     return ScoredSuite(out, answers, tables, layout, missing, test_models, ladder, lines)
+
+
+def as_sidecar_rows(answers: pd.DataFrame) -> pd.DataFrame:
+    """The rows as a record's sidecar holds them (sorted, as text), which is what publishing
+    them scores: `medbench run`'s local site then reuses these tables (`score_answers`
+    remembers them). The rows as they are when the sidecar's CSV does not give them back
+    (answer text holding a carriage return)."""
+    from medbench.records import answers_csv, read_answers_csv
+
+    try:
+        rows = read_answers_csv(answers_csv(answers))
+    except ValueError:
+        return answers
+    return rows if len(rows) == len(answers) else answers

@@ -7,9 +7,10 @@ leaderboard record can be re-derived from its sidecar alone.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -411,7 +412,8 @@ def _score_models(
             row.update(
                 _est("mean_worst_f1", metrics.mean_worst_f1(tasks, seed=seed, n_boot=n_boot))
             )
-            row["n_tasks"] = len(tasks)
+            # distinct tasks: a task asked by two label families counts once
+            row["n_tasks"] = len({g[1] for g, _ in mine if layout.answer_kinds[g[2]] == "label"})
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -520,8 +522,36 @@ def _with_noise_floors(fragility: pd.DataFrame, floors: pd.DataFrame) -> pd.Data
     return merged
 
 
+_SCORED: dict[str, ScoreTables] = {}
+"""The last tables scored in this process, by the content of their input (see score_answers)."""
+
+
+def _input_digest(answers: pd.DataFrame, layout: ScoringLayout) -> str:
+    rows = answers[sorted(answers.columns)].to_csv(index=False, lineterminator="\n")
+    layout_json = json.dumps(layout.to_json(), sort_keys=True)
+    return hashlib.sha256(f"{layout_json}\n{rows}".encode()).hexdigest()
+
+
 def score_answers(answers: pd.DataFrame, layout: ScoringLayout) -> ScoreTables:
-    """Every published table from parsed answers; deterministic for the layout's seed."""
+    """Every published table from parsed answers; deterministic for the layout's seed.
+
+    The same rows (same values, same order) and layout scored twice in one process, as
+    `medbench run` does for its results and then for its local site's records, are scored
+    once: the second call gets copies of the first call's tables.
+    """
+    key = _input_digest(answers, layout)
+    if key not in _SCORED:
+        _SCORED.clear()
+        _SCORED[key] = _score(answers, layout)
+    tables = _SCORED[key]
+    return ScoreTables(*(frame.copy() for frame in _frames(tables)))
+
+
+def _frames(tables: ScoreTables) -> tuple[pd.DataFrame, ...]:
+    return tuple(getattr(tables, f.name) for f in fields(tables))
+
+
+def _score(answers: pd.DataFrame, layout: ScoringLayout) -> ScoreTables:
     if "replicate" not in answers.columns:
         answers = answers.assign(replicate=0)
     replicated = _encode(answers[answers["replicate"] > 0], layout)

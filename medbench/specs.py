@@ -143,8 +143,9 @@ class TaskSpec(_Spec):
     """Rank by difficulty, 1 = easiest."""
     question: Text
     """The diagnostic question, e.g. `Does this chest X-ray show pneumonia?`."""
-    finding: Text
-    """The positive finding in words, used by yes/no prompts, e.g. `pneumonia`."""
+    finding: Text | None = None
+    """The positive finding in words, used by yes/no prompts, e.g. `pneumonia` (required when a
+    yes/no prompt family is asked of the task)."""
     labels: tuple[LabelSpec, ...] = Field(min_length=2)
     data: dict[Literal["sample", "full"], DataSourceSpec]
 
@@ -240,6 +241,8 @@ class TinySpec(_Spec):
     """Fine-tune on the sample images so the model answers in words (a demonstration model)."""
     train_variants: tuple[VariantRef, ...] = ()
     """Prompt variants (`family/variant`) the demonstration model is trained on."""
+    train_tasks: tuple[Id, ...] = ()
+    """Tasks whose `sample` images the demonstration model is trained on (and only those)."""
     steps: int = Field(default=300, ge=0, le=5000)
     """Optimizer steps of the fine-tuning."""
     lr: float = Field(default=3e-3, gt=0.0, le=1.0)
@@ -253,6 +256,10 @@ class TinySpec(_Spec):
     def _training_fields(self) -> TinySpec:
         if self.train and not self.train_variants:
             raise ValueError("`train: true` needs `train_variants` (the wordings to learn)")
+        if self.train and not self.train_tasks:
+            raise ValueError("`train: true` needs `train_tasks` (the tasks whose sample it learns)")
+        if self.train_tasks and not self.train:
+            raise ValueError("`train_tasks` needs `train: true`")
         if self.init_from is not None and not self.train:
             raise ValueError("`init_from` needs `train: true`")
         return self

@@ -9,6 +9,8 @@ Fixtures any test may use:
   treat it as read-only (copy it to change it).
 - `tiny_models_dir`: the session folder the tiny models live in; asking for it also sets torch
   to one thread.
+- `medbench_home`: `$MEDBENCH_HOME` for the whole session (set for every test): commands build
+  tiny models and keep their default cache there, never in the user's folder.
 
 Tests never reach the network (`HF_HUB_OFFLINE=1`), and torch runs on one thread: on a busy
 2-core machine two threads were 5-15x slower.
@@ -27,6 +29,15 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_DIR = ROOT / "data" / "sample"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def medbench_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """medbench's home folder (tiny models, default cache) for the session: never the user's."""
+    home = tmp_path_factory.mktemp("medbench-home")
+    os.environ["MEDBENCH_HOME"] = str(home)
+    os.environ.pop("MEDBENCH_CACHE", None)
+    return home
 
 
 @pytest.fixture(scope="session")

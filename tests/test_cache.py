@@ -127,6 +127,167 @@ def test_cache_env_naming_a_folder_works_from_the_cli(
     assert (tmp_path / "answers.sqlite").is_file()
 
 
+# Housekeeping: rows no current spec produces, and an export `medbench parse` reads.
+
+
+def _ran_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path]:
+    """A project whose suite `t` (baselines, pneumonia, 2 images per class) has been run, plus
+    two stale rows: one of a removed model, one of a prompt wording that changed."""
+    from typer.testing import CliRunner
+
+    from medbench.cli import app
+    from tests.spec_tree import make_project
+
+    project = make_project(tmp_path, families=("closed_diagnosis", "finding_present"))
+    monkeypatch.chdir(project)
+    cache = tmp_path / "c.sqlite"
+    result = CliRunner().invoke(
+        app, ["run", "specs", "-s", "t", "--cache", str(cache), "--no-score"]
+    )
+    assert result.exit_code == 0, result.output
+    with Cache(cache) as store:
+        store.put_many(
+            [
+                (
+                    "a" * 64,
+                    "removed-model",
+                    "pneumonia_cxr",
+                    "closed_diagnosis",
+                    "plain",
+                    "x",
+                    "{}",
+                    "normal",
+                    None,
+                    0.5,
+                ),
+                (
+                    "b" * 64,
+                    "baseline-chance",
+                    "pneumonia_cxr",
+                    "closed_diagnosis",
+                    "plain",
+                    "x",
+                    "{}",
+                    "normal",
+                    None,
+                    0.5,
+                ),
+            ]
+        )
+    return project, cache
+
+
+def test_cache_prune_removes_only_rows_no_suite_produces(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from medbench.cli import app
+
+    _, cache = _ran_project(tmp_path, monkeypatch)
+    with Cache(cache) as store:
+        before = len(list(store.iter_answers()))
+    dry = CliRunner().invoke(app, ["cache", "prune", "--cache", str(cache), "--dry-run"])
+    assert dry.exit_code == 0, dry.output
+    assert dry.stdout == (
+        "baseline-chance: 1 rows\nremoved-model: 1 rows\n"
+        "2 rows would be removed (dry run: nothing removed).\n"
+    )
+    stats = CliRunner().invoke(app, ["cache", "stats", "--cache", str(cache)])
+    assert stats.stdout.endswith(
+        "2 rows no current spec produces (`medbench cache prune` removes them).\n"
+    )
+    with Cache(cache) as store:
+        assert len(list(store.iter_answers())) == before
+    done = CliRunner().invoke(app, ["cache", "prune", "--cache", str(cache)])
+    assert done.stdout.endswith("2 rows removed.\n")
+    with Cache(cache) as store:
+        left = list(store.iter_answers())
+    assert len(left) == before - 2 == 4 * 12  # 4 images x 12 variants
+    rerun = CliRunner().invoke(app, ["plan", "specs", "-s", "t", "--cache", str(cache)])
+    assert rerun.stdout.endswith("48 cached; 0 distinct answers to compute.\n")
+
+
+def test_cache_prune_keeps_the_rows_of_a_suite_it_cannot_plan(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from medbench.cli import app
+
+    project, cache = _ran_project(tmp_path, monkeypatch)
+    (project / "data/sample/pneumonia_cxr").rename(project / "data/elsewhere")
+    result = CliRunner().invoke(app, ["cache", "prune", "--cache", str(cache), "--dry-run"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout == (
+        "removed-model: 1 rows\n1 rows would be removed (dry run: nothing removed).\n"
+    )
+    assert result.stderr.startswith("suite t not planned here, its models' rows kept: ")
+
+
+def test_cache_export_writes_records_medbench_parse_reads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from medbench.cli import app
+
+    _, cache = _ran_project(tmp_path, monkeypatch)
+    out = tmp_path / "answers.jsonl"
+    result = CliRunner().invoke(app, ["cache", "export", str(out), "--cache", str(cache)])
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    closed = next(r for r in rows if r["family"] == "closed_diagnosis" and r["variant"] == "plain")
+    assert closed["options"] == ["pneumonia", "normal"]
+    assert closed["lettered"] is False
+    assert closed["aliases"]["normal"] == ["no pneumonia", "normal chest x-ray", "clear lungs"]
+    finding = next(r for r in rows if r["family"] == "finding_present")
+    assert (finding["options"], finding["finding"]) == (["yes", "no"], "pneumonia")
+    assert "output" not in closed and isinstance(closed["response"], str)
+    parsed = CliRunner().invoke(app, ["parse", str(out), "--output", str(tmp_path / "p.jsonl")])
+    assert parsed.exit_code == 0, parsed.output
+    statuses = [json.loads(x)["status"] for x in (tmp_path / "p.jsonl").read_text().splitlines()]
+    assert len(statuses) == len(rows) and set(statuses) <= {"answer", "refusal", "unparseable"}
+
+
+def test_cache_prune_keeps_the_rows_of_a_model_it_cannot_resolve(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from medbench.cli import app
+
+    project, cache = _ran_project(tmp_path, monkeypatch)
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-hub"))
+    suite = project / "specs/suites/t.yaml"
+    suite.write_text(suite.read_text().replace("models: [", "models: [llava-1.5-7b, "))
+    with Cache(cache) as store:
+        store.put_many(
+            [
+                (
+                    "c" * 64,
+                    "llava-1.5-7b",
+                    "pneumonia_cxr",
+                    "closed_diagnosis",
+                    "plain",
+                    "x",
+                    "{}",
+                    "normal",
+                    None,
+                    0.5,
+                )
+            ]
+        )
+    result = CliRunner().invoke(app, ["cache", "prune", "--cache", str(cache), "--dry-run"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout == (
+        "baseline-chance: 1 rows\nremoved-model: 1 rows\n"
+        "2 rows would be removed (dry run: nothing removed).\n"
+    )
+
+
 _SCHEMA_1 = """
 CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 INSERT INTO meta VALUES ('format', '1');

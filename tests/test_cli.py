@@ -120,3 +120,60 @@ def test_cli_plan_paper_needs_neither_the_openai_key_nor_the_network(
         "histopathology: a fixed subset of 250 images per class (seed 0): LC25000's 15,000 "
         "lung images are augmentations"
     )
+
+
+def test_cli_plan_locates_a_missing_data_folder_in_the_task_spec(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import sys
+
+    from medbench.cli import main
+    from tests.spec_tree import make_project
+
+    project = make_project(tmp_path)
+    monkeypatch.chdir(project)
+    sample = project / "data/sample/pneumonia_cxr"
+    (sample / "normal").rename(sample / "NORMAL")
+    monkeypatch.setattr(
+        sys, "argv", ["medbench", "plan", "specs", "--suite", "t", "--cache", "c.sqlite"]
+    )
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err == (
+        "specs/tasks/pneumonia_cxr.yaml:19:9: labels.1.id: no readable images of this label in "
+        "the `sample` data. Add its images, or map a folder to it in `label_map`.\n"
+        "specs/tasks/pneumonia_cxr.yaml:26:11: data.sample.path: folder 'NORMAL' is not a label "
+        "of this task (pneumonia, normal). Map it in `label_map`, or list it in `exclude`.\n"
+    )
+
+
+def test_cli_site_serve_on_a_busy_port_says_so_without_traceback(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import socket
+    import sys
+
+    from medbench.cli import main
+
+    (tmp_path / "index.html").write_text("<!doctype html>")
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        argv = ["medbench", "site", "serve", "--out", str(tmp_path), "--port", str(port)]
+        monkeypatch.setattr(sys, "argv", argv)
+        with pytest.raises(SystemExit) as exit_info:
+            main()
+    assert exit_info.value.code == 1
+    assert capsys.readouterr().err == (
+        f"error: 127.0.0.1:{port} is already in use (another `medbench site serve`?). "
+        f"Stop it, or pass another port: --port {port + 1}.\n"
+    )
+
+
+def test_cli_site_serve_does_not_say_it_replaces_its_folder() -> None:
+    serve = runner.invoke(app, ["site", "serve", "--help"])
+    build = runner.invoke(app, ["site", "build", "--help"])
+    assert "replaced" not in serve.output
+    assert "replaced" in build.output

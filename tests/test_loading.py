@@ -306,7 +306,7 @@ def test_validate_of_200_files_imports_no_torch(tmp_path: Path) -> None:
     assert len(list(specs.rglob("*.yaml"))) == 200
     code = (
         "import sys; from pathlib import Path; from medbench.commands.validate import validate; "
-        f"validate(Path({str(specs)!r})); print('torch' in sys.modules)"
+        f"validate(Path({str(specs)!r}), no_data=True); print('torch' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.splitlines()[-1] == "False"
@@ -321,7 +321,7 @@ def _app() -> typer.Typer:
 
 
 def test_validate_command_prints_a_summary(tmp_path: Path) -> None:
-    result = CliRunner().invoke(_app(), ["validate", str(write_tree(tmp_path))])
+    result = CliRunner().invoke(_app(), ["validate", str(write_tree(tmp_path)), "--no-data"])
     assert result.exit_code == 0
     expected = "1 task, 2 prompt families (4 variants), 2 models, 1 suite: all valid\n"
     assert result.stdout == expected
@@ -415,3 +415,91 @@ def test_suite_subset_fields_are_checked(
     suite = SUITE + f"subsets:\n  pneumonia_cxr: {subset}\n"
     message = load_error(write_tree(tmp_path, {"specs/suites/demo.yaml": suite}))
     assert message == f"{tmp_path}/specs/suites/demo.yaml:{where}: subsets.pneumonia_cxr.{problem}"
+
+
+# `validate` checks the data sources present here, at the spec field each problem is about.
+
+
+def tree_with_sample(root: Path, files: dict[str, str | None] | None = None) -> Path:
+    """The valid tree plus a copy of the bundled pneumonia sample (its two label folders)."""
+    import shutil
+
+    shutil.copytree(REPO / "data/sample/pneumonia_cxr", root / "data/sample/pneumonia_cxr")
+    return write_tree(root, files)
+
+
+def validate_in(root: Path, *args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(_app(), ["validate", "specs", *args])
+    assert "Traceback" not in result.output
+    return result.exit_code, result.stderr
+
+
+def test_validate_checks_the_sample_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MEDBENCH_DATA", raising=False)
+    tree_with_sample(Path("."))
+    assert validate_in(tmp_path) == (0, "")
+    sample = Path("data/sample/pneumonia_cxr")
+    (sample / "normal").rename(sample / "NORMAL")
+    (sample / "pneumonia" / "scan.jpg").write_bytes(b"\xff\xd8 not a jpeg")
+    (sample / "pneumonia" / "empty.png").write_bytes(b"")
+    code, err = validate_in(tmp_path)
+    assert code == 2
+    task = "specs/tasks/pneumonia_cxr.yaml"
+    assert err == (
+        f"{task}:14:9: labels.1.id: no readable images of this label in the `sample` data. "
+        "Add its images, or map a folder to it in `label_map`.\n"
+        f"{task}:18:39: data.sample.path: 2 image(s) cannot be read: pneumonia/empty.png "
+        "(not an image), pneumonia/scan.jpg (not an image). Replace or remove them.\n"
+        f"{task}:18:39: data.sample.path: folder 'NORMAL' is not a label of this task "
+        "(pneumonia, normal). Map it in `label_map`, or list it in `exclude`.\n"
+    )
+    assert validate_in(tmp_path, "--no-data") == (0, "")
+
+
+def test_validate_checks_the_full_data_only_when_it_is_given(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MEDBENCH_DATA", raising=False)
+    tree_with_sample(Path("."))
+    assert validate_in(tmp_path) == (0, "")
+    downloads = tmp_path / "downloads"
+    downloads.mkdir()
+    code, err = validate_in(tmp_path, "--data", str(downloads))
+    assert code == 2
+    assert err == (
+        f"specs/tasks/pneumonia_cxr.yaml:19:37: data.full.path: folder not found: "
+        f"{downloads}/chest_xray/test. Fix the path, or add the data.\n"
+    )
+    monkeypatch.setenv("MEDBENCH_DATA", str(downloads))
+    assert validate_in(tmp_path)[0] == 2
+
+
+def test_validate_checks_a_missing_sample_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    write_tree(Path("."))
+    code, err = validate_in(tmp_path)
+    assert (code, err) == (
+        2,
+        f"specs/tasks/pneumonia_cxr.yaml:18:39: data.sample.path: folder not found: "
+        f"{tmp_path}/data/sample/pneumonia_cxr. Fix the path, or add the data.\n",
+    )
+
+
+def test_validate_warns_about_a_paired_model_without_its_base(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    tree_with_sample(
+        Path("."), {"specs/suites/demo.yaml": SUITE.replace("[gen-a, med-a]", "[med-a]")}
+    )
+    code, err = validate_in(tmp_path)
+    assert (code, err) == (
+        0,
+        "warning: specs/suites/demo.yaml:8:10: models.0: model 'med-a' is paired with its base "
+        "'gen-a', which this suite does not list: the pair is not compared. "
+        "Add 'gen-a' to `models`.\n",
+    )

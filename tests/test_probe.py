@@ -325,3 +325,53 @@ def test_tsne_svg_rejects_an_unknown_mark() -> None:
         match=r"^unknown mark 'odd'; expected one of right, wrong, refused, flipped, unknown$",
     ):
         tsne_svg(np.zeros((1, 2)), ["a"], ["odd"], "t")
+
+
+# The probe memo: a warm rerun refits no probe and redraws no map.
+
+
+def test_probe_memo_refits_only_when_features_labels_or_settings_change(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from medbench.probe import classifier
+    from medbench.probe.memo import ProbeMemo, array_digest
+
+    x, y = blobs(0, n_per_class=20)
+    fits: list[int] = []
+    real = classifier.probe
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        fits.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(classifier, "probe", counted)
+    with ProbeMemo(tmp_path / "probes.sqlite") as memo:
+        first = memo.probe(array_digest(x), lambda: x, list(y), seed=0, folds=None)
+        assert memo.probe(array_digest(x), lambda: x, list(y), seed=0, folds=None) == first
+        assert len(fits) == 1
+        memo.probe(array_digest(x), lambda: x, list(y), seed=1, folds=None)
+        memo.probe(array_digest(x), lambda: x, list(y), seed=0, folds=3)
+        memo.probe(array_digest(x), lambda: x, list(y[::-1]), seed=0, folds=None)
+        memo.probe(array_digest(x + 1), lambda: x + 1, list(y), seed=0, folds=None)
+        assert len(fits) == 5
+    with ProbeMemo(tmp_path / "probes.sqlite") as memo:
+        assert memo.probe(array_digest(x), lambda: x, list(y), seed=0, folds=None) == first
+    assert len(fits) == 5
+    assert first == real(x, list(y), seed=0)
+
+
+def test_probe_memo_keeps_tsne_maps_byte_identical(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from medbench.probe import tsne
+    from medbench.probe.memo import ProbeMemo
+
+    x, y = blobs(1, n_per_class=10)
+    labels, marks = [str(v) for v in y], ["right"] * len(y)
+    with ProbeMemo(tmp_path / "probes.sqlite") as memo:
+        svg = memo.tsne(x, labels, marks, "a map", seed=0)
+        monkeypatch.setattr(tsne, "tsne_svg", lambda *a, **k: pytest.fail("drawn again"))
+        assert memo.tsne(x, labels, marks, "a map", seed=0) == svg
+        monkeypatch.undo()
+        assert memo.tsne(x, labels, ["wrong"] * len(y), "a map", seed=0) != svg
+    assert svg == tsne_svg(x, labels, marks, "a map", seed=0)

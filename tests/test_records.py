@@ -372,6 +372,33 @@ def test_count_image_processors_counts_a_models_answers() -> None:
     assert count_image_processors(answers.drop(columns="image_processor"), "a") is None
 
 
+def test_git_dirty_says_whether_tracked_files_changed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import subprocess
+
+    from medbench import records
+
+    repo = tmp_path / "src"
+    (repo / "medbench").mkdir(parents=True)
+
+    def git(*args: str) -> None:
+        subprocess.run(["git", *args], cwd=repo, check=True, capture_output=True)
+
+    git("init", "-q")
+    (repo / "medbench" / "records.py").write_text("x = 1\n")
+    git("add", ".")
+    git("-c", "user.email=a@b", "-c", "user.name=a", "commit", "-qm", "one")
+    monkeypatch.setattr(records, "__file__", str(repo / "medbench" / "records.py"))
+    (repo / "medbench" / "notes.txt").write_text("untracked files do not count\n")
+    assert records.git_dirty() is False
+    (repo / "medbench" / "records.py").write_text("x = 2\n")
+    assert records.git_dirty() is True
+    monkeypatch.setattr(records, "__file__", str(tmp_path / "elsewhere" / "records.py"))
+    (tmp_path / "elsewhere").mkdir()
+    assert records.git_dirty() is None
+
+
 def test_verify_records_checks_the_groups_against_the_layouts_pattern(tmp_path: Path) -> None:
     from dataclasses import replace
 

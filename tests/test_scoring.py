@@ -1,4 +1,5 @@
 import filecmp
+import json
 from pathlib import Path
 
 import numpy as np
@@ -210,6 +211,60 @@ def test_collect_answers_stores_the_parser_version(scored: tuple[Path, Path]) ->
     _, out = scored
     answers = pd.read_parquet(out / "answers.parquet")
     assert set(answers["parser_version"]) == {PARSER_VERSION}
+
+
+def test_run_scores_its_answers_once_for_results_and_local_site(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from medbench import scoring
+    from medbench.cli import app
+    from medbench.records import verify_records
+
+    project = make_project(tmp_path, models=("baseline-chance", "baseline-majority"))
+    monkeypatch.chdir(project)
+    calls: list[int] = []
+    real = scoring._score
+
+    def counted(*args: object) -> object:
+        calls.append(1)
+        return real(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(scoring, "_score", counted)
+    result = CliRunner().invoke(app, ["run", "specs", "-s", "t", "--cache", "c.sqlite"])
+    assert result.exit_code == 0, result.output
+    assert len(calls) == 1
+    assert verify_records(project / "results/t/leaderboard") == []
+    published = pd.read_csv(project / "results/t/scores.csv")
+    assert len(published) == 2 * 7  # two baselines x the closed family's seven variants
+
+
+def test_score_answers_returns_copies_of_remembered_tables(scored: tuple[Path, Path]) -> None:
+    _, out = scored
+    answers = pd.read_parquet(out / "answers.parquet")
+    layout = ScoringLayout.from_json(json.loads((out / "layout.json").read_text("utf-8")))
+    first = score_answers(answers, layout)
+    first.scores.loc[:, "f1_all"] = -1.0
+    again = score_answers(answers, layout)
+    assert (again.scores["f1_all"] >= 0).all()
+
+
+def test_models_n_tasks_counts_each_task_once(tmp_path: Path) -> None:
+    project = make_project(
+        tmp_path, tasks=("pneumonia_cxr", "skin_lesion"), families=("closed_diagnosis", "again")
+    )
+    family = (project / "specs/prompts/closed_diagnosis.yaml").read_text()
+    (project / "specs/prompts/again.yaml").write_text(
+        family.replace("id: closed_diagnosis", "id: again")
+    )
+    specs = load_specs(project / "specs")
+    with Cache(tmp_path / "c.sqlite") as cache:
+        plan = make_plan(specs, "t", models_dir=tmp_path / "models")
+        run_plan(plan, specs, cache, progress=False)
+        score_and_report(specs, plan, cache, tmp_path / "results", Console(quiet=True))
+    models = pd.read_csv(tmp_path / "results/t/models.csv")
+    assert models.loc[models.pipeline == "direct", "n_tasks"].tolist() == [2]
 
 
 def test_make_layout_and_collect_answers_carry_the_patient_of_a_grouped_task(

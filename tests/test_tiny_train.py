@@ -50,7 +50,7 @@ def with_tiny(specs: SpecSet, model_id: str, **changes: Any) -> SpecSet:
 
 
 def folder_of(root: Path) -> Any:
-    return lambda model: tiny_checkpoint_dir(model, root)
+    return lambda model, data: tiny_checkpoint_dir(model, root, data)
 
 
 def test_training_examples_ask_every_sample_image_in_each_variant(specs: SpecSet) -> None:
@@ -69,7 +69,12 @@ def test_training_examples_ask_every_sample_image_in_each_variant(specs: SpecSet
 
 
 def test_training_examples_refuse_a_lettered_variant(specs: SpecSet) -> None:
-    tiny = TinySpec(arch="gemma3", train=True, train_variants=("closed_diagnosis/lettered",))
+    tiny = TinySpec(
+        arch="gemma3",
+        train=True,
+        train_tasks=("pneumonia_cxr",),
+        train_variants=("closed_diagnosis/lettered",),
+    )
     message = (
         "train variant closed_diagnosis/lettered: its answers are letters or free text; train "
         "on variants answered with a label's name or yes/no"
@@ -81,6 +86,10 @@ def test_training_examples_refuse_a_lettered_variant(specs: SpecSet) -> None:
 def test_tiny_spec_training_fields_are_checked_together() -> None:
     with pytest.raises(ValueError, match=r"`train: true` needs `train_variants`"):
         TinySpec(arch="gemma3", train=True)
+    with pytest.raises(ValueError, match=r"`train: true` needs `train_tasks`"):
+        TinySpec(arch="gemma3", train=True, train_variants=("closed_diagnosis/plain",))
+    with pytest.raises(ValueError, match=r"`train_tasks` needs `train: true`"):
+        TinySpec(arch="gemma3", train_tasks=("pneumonia_cxr",))
     with pytest.raises(ValueError, match=r"`init_from` needs `train: true`"):
         TinySpec(arch="gemma3", init_from="tiny-gemma3-general")
 
@@ -89,7 +98,9 @@ def test_training_data_starts_from_the_init_from_model(specs: SpecSet, tmp_path:
     data = training_data(specs, specs.models[MED], folder_of(tmp_path))
     assert data.start is not None
     assert data.start.spec == specs.models[GENERAL].tiny
-    assert data.start.folder == tiny_checkpoint_dir(specs.models[GENERAL], tmp_path)
+    assert data.start.folder == tiny_checkpoint_dir(
+        specs.models[GENERAL], tmp_path, data.start.training
+    )
     assert data.start.training.start is None
     assert len(data.examples) == SAMPLE_IMAGES * 11
     payload = data.payload()
@@ -148,7 +159,12 @@ def test_identity_of_a_trained_model_needs_the_spec_set(specs: SpecSet, tmp_path
 
 
 def test_ensure_tiny_model_needs_the_training_data(tmp_path: Path) -> None:
-    spec = TinySpec(arch="gemma3", train=True, train_variants=("closed_diagnosis/plain",))
+    spec = TinySpec(
+        arch="gemma3",
+        train=True,
+        train_tasks=("pneumonia_cxr",),
+        train_variants=("closed_diagnosis/plain",),
+    )
     message = (
         "a trained tiny model needs its training data: resolve the model's identity with the "
         "spec set and pass `training=identity.training`"
@@ -170,7 +186,9 @@ def test_ensure_trains_the_start_model_first_and_once(
 ) -> None:
     short = with_tiny(with_tiny(specs, GENERAL, steps=3), MED, steps=2)
     folder = ensure(short, MED, tmp_path)
-    general = tiny_checkpoint_dir(short.models[GENERAL], tmp_path)
+    identity = resolve_identity(short.models[GENERAL], short.root, tmp_path, specs=short)
+    general = identity.checkpoint_dir
+    assert general is not None
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([folder.name, general.name])
     marker = json.loads((folder / MARKER).read_text())
     assert marker["log"]["steps"] == 2
@@ -308,3 +326,80 @@ def test_trained_specialised_model_is_less_fragile_than_its_base(
         assert disagreement(med[family]) < disagreement(general[family]) / 2
     closed, right = med["closed_diagnosis"], truth["closed_diagnosis"]
     assert share([a == t for a, t in zip(closed["guided"], right["guided"], strict=True)]) > 0.6
+
+
+# Training reads only the tasks the spec names: a new task changes no demo model.
+
+NEW_TASK = """\
+schema_version: 1
+kind: task
+id: new_task
+title: A contributor's new task
+modality: chest X-ray
+difficulty: 3
+question: Does this chest X-ray show pneumonia?
+labels:
+  - {id: pneumonia, name: consolidation, positive: true}
+  - {id: normal, name: clear}
+data:
+  sample: {format: imagefolder, path: data/sample/new_task}
+"""
+
+
+def project_with_new_task(tmp_path: Path) -> Path:
+    """The repository's specs and sample, plus a new task's sample holding a bad image."""
+    import shutil
+
+    project = tmp_path / "project"
+    shutil.copytree(REPO / "specs", project / "specs")
+    shutil.copytree(REPO / "data" / "sample", project / "data" / "sample")
+    shutil.copytree(
+        REPO / "data" / "sample" / "pneumonia_cxr", project / "data" / "sample" / "new_task"
+    )
+    (project / "data/sample/new_task/normal/broken.jpg").write_bytes(b"\xff\xd8 not a jpeg")
+    return project
+
+
+def add_new_task(project: Path) -> None:
+    (project / "specs/tasks/new_task.yaml").write_text(NEW_TASK)
+
+
+def test_training_examples_read_only_the_train_tasks(specs: SpecSet, tmp_path: Path) -> None:
+    project = project_with_new_task(tmp_path)
+    add_new_task(project)
+    grown = load_specs(project / "specs")
+    tiny = grown.models[GENERAL].tiny
+    assert tiny is not None and "new_task" in grown.tasks
+    examples = training_examples(grown, tiny)
+    assert len(examples) == SAMPLE_IMAGES * len(tiny.train_variants)
+    before = training_data(specs, specs.models[MED], folder_of(tmp_path)).payload()
+    after = training_data(grown, grown.models[MED], folder_of(tmp_path)).payload()
+    assert after == before
+
+
+def test_plan_after_adding_a_task_computes_no_quickstart_answer(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from medbench.cache import Cache
+    from medbench.cli import app
+    from medbench.home import models_dir
+    from medbench.plan import make_plan
+
+    project = project_with_new_task(tmp_path)
+    cache_path = tmp_path / "warm.sqlite"
+    with Cache(cache_path) as cache:  # a warm cache: every planned answer of the quickstart
+        plan = make_plan(
+            load_specs(project / "specs"),
+            "quickstart",
+            models_dir=models_dir(),
+            hasher=cache.hash_file,
+        )
+        cache.put_many(
+            (j.key, j.model, j.task, j.family, j.variant, j.sample, "{}", "x", None, 0.0)
+            for j in plan.jobs
+        )
+    add_new_task(project)
+    command = ["plan", str(project / "specs"), "--suite", "quickstart", "--cache", str(cache_path)]
+    result = CliRunner().invoke(app, command)
+    assert result.exit_code == 0, result.output
+    assert result.output.endswith(f"{len(plan.jobs)} cached; 0 distinct answers to compute.\n")

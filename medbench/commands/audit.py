@@ -24,7 +24,8 @@ def audit_parse(
     """Send a sample of the suite's parsed answers (stratified by rule) to a judge model and
     report agreement per rule and the answers where they differ. Scores never use it."""
     from medbench.audit import agreement, judge_jobs, read_judgements, sample_by_rule
-    from medbench.commands.common import build_plan, models_dir
+    from medbench.commands.common import build_plan
+    from medbench.home import models_dir
     from medbench.run import run_plan
     from medbench.scoring import collect_answers
 
@@ -35,7 +36,7 @@ def audit_parse(
     with open_cache(cache) as store:
         spec_set, plan = build_plan(specs, suite, store, None, None, None)
         sample = sample_by_rule(collect_answers(spec_set, plan, store), n, seed)
-        jobs = judge_jobs(plan, spec_set, judge, sample, models_dir(store))
+        jobs = judge_jobs(plan, spec_set, judge, sample, models_dir())
         run_plan(plan, spec_set, store, console=console, progress=False, jobs=jobs)
         judged = read_judgements(plan, spec_set, store, sample, jobs)
     typer.echo(f"parser vs judge {judge}: {len(judged)} answers of suite {suite}")

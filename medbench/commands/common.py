@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from medbench.cache import Cache, default_cache_path
-from medbench.loading import SpecSet, load_specs
+from medbench.data import DATA_ENV
+from medbench.errors import DataError, SpecError
+from medbench.home import models_dir
+from medbench.loading import SpecSet, check_data, load_specs
 from medbench.plan import Plan, make_plan
 from medbench.served import SnapshotSource, recorded
 
@@ -26,7 +30,12 @@ CacheOpt = Annotated[
     ),
 ]
 ModelsOpt = Annotated[
-    list[str] | None, typer.Option("--model", "-m", help="Only this model (repeatable).")
+    list[str] | None,
+    typer.Option(
+        "--model",
+        "-m",
+        help="Only this model (repeatable); `hf:ORG/NAME[@REV]` for a hub model without a spec.",
+    ),
 ]
 TasksOpt = Annotated[
     list[str] | None, typer.Option("--task", "-t", help="Only this task (repeatable).")
@@ -41,11 +50,6 @@ def open_cache(path: Path | None) -> Cache:
     return Cache(path or default_cache_path())
 
 
-def models_dir(cache: Cache) -> Path:
-    """Where tiny local models are built: beside the cache."""
-    return cache.path.parent / "models"
-
-
 def build_plan(
     specs_path: Path,
     suite: str,
@@ -54,20 +58,37 @@ def build_plan(
     tasks: list[str] | None,
     limit: int | None,
     snapshots: SnapshotSource | None = None,
+    base: str | None = None,
 ) -> tuple[SpecSet, Plan]:
-    """Load the specs and plan a suite against the cache (file hashes remembered); hosted
-    models' snapshots come from what runs recorded beside the cache unless `snapshots` says
-    otherwise (only `run` asks the endpoint)."""
-    specs = load_specs(specs_path)
-    plan = make_plan(
-        specs,
-        suite,
-        models_dir=models_dir(cache),
-        models=models,
-        tasks=tasks,
-        limit=limit,
-        hasher=cache.hash_file,
-        snapshots=snapshots or recorded(cache.path.parent),
-    )
+    """The suite's plan; hosted models' snapshots come from what runs recorded beside the
+    cache unless `snapshots` says otherwise (only `run` asks the endpoint). A `models` entry
+    `hf:ORG/NAME[@REV]` (and `base`) is an ad hoc model, added to the suite for this plan."""
+    from medbench.adhoc import with_adhoc_models
+
+    specs, models = with_adhoc_models(load_specs(specs_path), suite, models, base)
+    for warning in specs.warnings.get(suite, ()):
+        typer.echo(f"warning: {warning}", err=True)
+    try:
+        plan = make_plan(
+            specs,
+            suite,
+            models_dir=models_dir(),
+            models=models,
+            tasks=tasks,
+            limit=limit,
+            hasher=cache.hash_file,
+            snapshots=snapshots or recorded(cache.path.parent),
+        )
+    except DataError:
+        # The same problems, all of them, at the spec fields they are about.
+        chosen = list(tasks or specs.suite(suite).tasks)
+        issues = check_data(specs, _data_root(), [t for t in chosen if t in specs.tasks])
+        if issues:
+            raise SpecError(issues) from None
+        raise
     cache.flush_hashes()
     return specs, plan
+
+
+def _data_root() -> Path | None:
+    return Path(os.environ[DATA_ENV]) if os.environ.get(DATA_ENV) else None

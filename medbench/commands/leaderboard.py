@@ -13,7 +13,9 @@ from medbench.errors import RecordError
 ResultsOpt = Annotated[Path, typer.Option("--results", help="Folder of `medbench score` outputs.")]
 SpecsOpt = Annotated[Path, typer.Option("--specs", help="Spec folder.")]
 LeaderboardOpt = Annotated[Path, typer.Option("--leaderboard", help="Folder of published records.")]
-SiteOpt = Annotated[Path, typer.Option("--out", help="Folder of the built site (replaced).")]
+SiteOpt = Annotated[
+    Path, typer.Option("--out", help="Folder to build the site into (its old content is replaced).")
+]
 AllowTestOpt = Annotated[
     bool,
     typer.Option(
@@ -115,7 +117,9 @@ def build(
 
 
 def serve(
-    out: SiteOpt = Path("_site"),
+    out: Annotated[
+        Path, typer.Option("--out", help="Folder of the built site to serve (read only).")
+    ] = Path("_site"),
     host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 8000,
 ) -> None:

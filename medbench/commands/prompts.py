@@ -7,7 +7,8 @@ from typing import Annotated
 
 import typer
 
-from medbench.commands.common import CacheOpt, SpecsArg, models_dir, open_cache
+from medbench.commands.common import CacheOpt, SpecsArg, open_cache
+from medbench.home import models_dir
 from medbench.loading import load_specs
 
 
@@ -35,7 +36,7 @@ def prompts(
             spec_set,
             model,
             task,
-            models_dir=models_dir(store),
+            models_dir=models_dir(),
             suite=suite,
             variant=variant,
             hasher=store.hash_file,

@@ -34,6 +34,15 @@ BatchOpt = Annotated[
     ),
 ]
 DeviceOpt = Annotated[str, typer.Option("--device", help="`auto`, `cpu`, `cuda` or `cuda:N`.")]
+BaseOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--base",
+        help="With --model hf:ORG/NAME[@REV]: the general model it was fine-tuned from "
+        "(hf:ORG/NAME[@REV]), run beside it as its pair.",
+        show_default=False,
+    ),
+]
 ExecutorOpt = Annotated[
     str, typer.Option("--executor", help="`local` (in-process) or `ray` (needs medbench[ray]).")
 ]
@@ -54,10 +63,11 @@ def plan(
     task: TasksOpt = None,
     limit: LimitOpt = None,
     cache: CacheOpt = None,
+    base: BaseOpt = None,
 ) -> None:
     """Show the jobs a run would do, per model and task, and how many are already cached."""
     with open_cache(cache) as store:
-        spec_set, the_plan = build_plan(specs, suite, store, model, task, limit)
+        spec_set, the_plan = build_plan(specs, suite, store, model, task, limit, base=base)
         done = store.finished_keys()
     total: Counter[tuple[str, str]] = Counter()
     cached: Counter[tuple[str, str]] = Counter()
@@ -114,8 +124,13 @@ def run(
         int | None,
         typer.Option(min=1, help="Ray actors (default: one per GPU, else 2 CPU actors)."),
     ] = None,
+    base: BaseOpt = None,
 ) -> None:
-    """Run a suite: compute the answers the cache lacks, then score them and build the site."""
+    """Run a suite: compute the answers the cache lacks, then score them and build the site.
+
+    `--model hf:ORG/NAME[@REV]` runs a hub model without a spec (answers cached as for a spec
+    with the same fields; scored, never published)."""
+    from medbench.adhoc import is_adhoc
     from medbench.run import run_suite
 
     extra = {"ray_address": address or "", "ray_actors": str(ray_actors or "")}
@@ -128,7 +143,7 @@ def run(
             state_dir=store.path.parent,
         )
         probing = Probing(store.path.parent)
-        spec_set, the_plan = build_plan(specs, suite, store, model, task, limit, probing)
+        spec_set, the_plan = build_plan(specs, suite, store, model, task, limit, probing, base=base)
         summary = run_suite(
             the_plan,
             spec_set,
@@ -145,7 +160,10 @@ def run(
         if score:
             probe_context = context if probe else None
             score_and_report(spec_set, the_plan, store, results, console, probe_context, context)
-    if score and site:
+    adhoc = [m for m in (model or []) if is_adhoc(m)]
+    if score and site and adhoc:
+        console.print(f"No local site: {', '.join(adhoc)} has no spec, so it is never published.")
+    if score and site and not adhoc:
         build_local_site(spec_set, suite, results, console)
     if summary.failed:
         console.print(

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from pydantic import TypeAdapter
 
+from medbench.data import DATA_ENV
 from medbench.errors import SpecError
-from medbench.loading import load_specs
+from medbench.loading import check_data, load_specs
 from medbench.specs import SPEC_KINDS, Spec
 
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
@@ -20,14 +22,35 @@ def validate(
     path: Annotated[
         Path, typer.Argument(help="Spec folder (searched recursively) or a single spec file.")
     ] = Path("specs"),
+    data: Annotated[
+        Path | None,
+        typer.Option(
+            "--data",
+            help="Folder of the downloaded datasets, for ${MEDBENCH_DATA}/... sources "
+            "(default: $MEDBENCH_DATA; unset: only the sources inside the project are checked).",
+            show_default=False,
+        ),
+    ] = None,
+    no_data: Annotated[
+        bool, typer.Option("--no-data", help="Check the spec files only, not the data.")
+    ] = False,
 ) -> None:
-    """Check every spec file: schema, references, templates. Exit 2 listing all problems."""
+    """Check every spec file (schema, references, templates) and the data sources present here
+    (folders, label folders, image headers). Exit 2 listing all problems."""
     try:
         specs = load_specs(path)
+        if not no_data:
+            data_root = data or (Path(os.environ[DATA_ENV]) if os.environ.get(DATA_ENV) else None)
+            issues = check_data(specs, data_root)
+            if issues:
+                raise SpecError(issues)
     except SpecError as e:
         for issue in e.issues:
             typer.echo(str(issue), err=True)
         raise typer.Exit(2) from None
+    for suite in sorted(specs.warnings):
+        for warning in specs.warnings[suite]:
+            typer.echo(f"warning: {warning}", err=True)
     variants = sum(len(family.variants) for family in specs.families.values())
     counts = [
         _count(len(specs.tasks), "task"),

@@ -3,19 +3,26 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
 from ruamel.yaml import YAML
 
 from medbench.errors import Issue, SpecError
-from medbench.loading._checks import ALLOW_REMOTE_CODE, check_ids, check_raw, cross_checks
+from medbench.loading._checks import (
+    ALLOW_REMOTE_CODE,
+    check_ids,
+    check_raw,
+    cross_checks,
+    pair_warnings,
+)
+from medbench.loading._data import check_data
 from medbench.loading._document import MAX_FILE_BYTES, MAX_NODES, Document, new_yaml, read
 from medbench.loading._explain import KIND_NAMES, suggest, validate
 from medbench.specs import SPEC_KINDS, ModelSpec, PromptFamilySpec, SuiteSpec, TaskSpec
 
-__all__ = ["MAX_FILE_BYTES", "MAX_NODES", "SpecFile", "SpecSet", "load_specs"]
+__all__ = ["MAX_FILE_BYTES", "MAX_NODES", "SpecFile", "SpecSet", "check_data", "load_specs"]
 
 S = TypeVar("S")
 
@@ -42,6 +49,8 @@ class SpecSet:
     """The project root: relative data paths resolve against it."""
     source: Path
     """The folder or file given to `load_specs`."""
+    warnings: dict[str, tuple[Issue, ...]] = field(default_factory=dict)
+    """Suite id -> what runs but is probably not meant (a paired model without its base)."""
 
     @property
     def data_root(self) -> Path:
@@ -89,6 +98,9 @@ def load_specs(path: Path) -> SpecSet:
     if issues:
         raise SpecError(issues)
     specs = {kind: {i: doc.spec for i, doc in table.items()} for kind, table in valid.items()}
+    warnings: dict[str, tuple[Issue, ...]] = {}
+    for suite_id, warning in pair_warnings(valid):
+        warnings[suite_id] = (*warnings.get(suite_id, ()), warning)
     return SpecSet(
         tasks=specs["task"],
         families=specs["prompt_family"],
@@ -101,6 +113,7 @@ def load_specs(path: Path) -> SpecSet:
         },
         root=root,
         source=path,
+        warnings=warnings,
     )
 
 

@@ -105,13 +105,23 @@ def cross_checks(
         yield from _check_task(doc, doc.spec)
     models = {i: d.spec for i, d in valid["model"].items()}
     for doc in valid["model"].values():
-        yield from _check_model(doc, doc.spec, known, families)
+        yield from _check_model(doc, doc.spec, known, families, tasks)
         yield from _check_pair(doc, doc.spec, models)
     for doc in valid["suite"].values():
         yield from _check_suite(doc, doc.spec, known, valid)
     suites = [d.spec for d in valid["suite"].values()]
     for doc in valid["prompt_family"].values():
-        yield from _check_family(doc, doc.spec, _paired_tasks(doc.spec.id, suites, tasks))
+        paired = _paired_tasks(doc.spec.id, suites, tasks)
+        lacking = [t for t in paired if t.finding is None] if doc.spec.answer == "yes_no" else []
+        # a yes/no family's task without a finding is reported once, at the task
+        yield from (_missing_finding(valid["task"][t.id], doc.spec.id) for t in lacking)
+        yield from _check_family(doc, doc.spec, [t for t in paired if t not in lacking])
+
+
+def _missing_finding(doc: Document, family_id: str) -> Issue:
+    problem = f"required field is missing: yes/no prompt family '{family_id}' asks this task."
+    hint = "Write the positive finding in words, e.g. `finding: pneumonia`."
+    return doc.issue(("finding",), problem, hint)
 
 
 def _unknown(doc: Document, loc: Loc, kind: str, ref: str, known: set[str]) -> Issue:
@@ -135,12 +145,20 @@ def _check_model(
     model: ModelSpec,
     known: dict[str, set[str]],
     families: dict[str, PromptFamilySpec],
+    tasks: dict[str, TaskSpec],
 ) -> Iterator[Issue]:
     if model.base is not None and model.base not in known["model"]:
         yield _unknown(doc, ("base",), "model", model.base, known["model"])
     start = model.tiny.init_from if model.tiny else None
     if start is not None and start not in known["model"]:
         yield _unknown(doc, ("tiny", "init_from"), "model", start, known["model"])
+    for i, task_id in enumerate(model.tiny.train_tasks if model.tiny else ()):
+        if task_id not in known["task"]:
+            yield _unknown(doc, ("tiny", "train_tasks", i), "task", task_id, known["task"])
+        elif task_id in tasks and "sample" not in tasks[task_id].data:
+            problem = f"task '{task_id}' has no `sample` data source to train on."
+            hint = "Add `data.sample` to the task, or train on another task."
+            yield doc.issue(("tiny", "train_tasks", i), problem, hint)
     for i, ref in enumerate(model.tiny.train_variants if model.tiny else ()):
         family_id, variant_id = ref.split("/")
         loc = ("tiny", "train_variants", i)
@@ -292,8 +310,11 @@ def _render_problem(source: str, context: dict[str, Any]) -> tuple[str, str] | N
         match = re.fullmatch(r"'(\w+)' is undefined", e.message or "")
         if match is None:
             return f"undefined value: {(e.message or '').rstrip('.')}", ""
-        hint = suggest(match.group(1), list(TEMPLATE_VARIABLES), "Template variables")
-        return f"undefined variable '{match.group(1)}'", hint
+        name = match.group(1)
+        if name in TEMPLATE_VARIABLES:
+            return f"undefined variable '{name}'", f"The task has no `{name}`: add it to the task."
+        hint = suggest(name, list(TEMPLATE_VARIABLES), "Template variables")
+        return f"undefined variable '{name}'", hint
     except BudgetError as e:
         hint = "Prompt templates render short text quickly: remove the loop or the size."
         return f"over the template budget: {(e.message or '').rstrip('.')}", hint
@@ -305,3 +326,19 @@ def _render_problem(source: str, context: dict[str, Any]) -> tuple[str, str] | N
     except Exception as e:  # a template is user input: any failure is a spec problem
         return f"rendering failed: {type(e).__name__}: {e}", ""
     return None
+
+
+def pair_warnings(valid: dict[str, dict[str, Document]]) -> Iterator[tuple[str, Issue]]:
+    """(suite id, warning) for each model a suite lists without the `base` it is paired with:
+    the suite runs, but the pair is not compared."""
+    for suite_id, doc in valid["suite"].items():
+        listed = doc.spec.models
+        for i, model_id in enumerate(listed):
+            model = valid["model"].get(model_id)
+            base = model.spec.base if model is not None else None
+            if base is not None and base not in listed:
+                problem = (
+                    f"model '{model_id}' is paired with its base '{base}', which this suite does "
+                    "not list: the pair is not compared."
+                )
+                yield suite_id, doc.issue(("models", i), problem, f"Add '{base}' to `models`.")

@@ -157,8 +157,39 @@ def _yaml_issue(display: str, text: str, error: YAMLError) -> Issue:
     problem = f"invalid YAML: {error.problem}"
     if error.context and error.context_mark is not None and error.context_mark.line != mark.line:
         problem += f" ({error.context} started at line {error.context_mark.line + 1})"
-    hint = "Indent with spaces, not tabs." if "'\\t'" in str(error.problem) else ""
-    return Issue(display, mark.line + 1, mark.column + 1, "", problem + ".", hint)
+    return Issue(display, mark.line + 1, mark.column + 1, "", problem + ".", _hint(text, error))
+
+
+_INDENT_HINT = (
+    "Check the indentation: the keys of one mapping, and the `-` items of one list, start in "
+    "the same column (spaces only)."
+)
+
+
+def _hint(text: str, error: MarkedYAMLError) -> str:
+    """What usually causes this YAML error, judged from the line it stopped at."""
+    message, mark = str(error.problem), error.problem_mark
+    lines = text.splitlines()
+    at = mark.line if mark is not None else 0
+    line = lines[at] if at < len(lines) else ""
+    if "'\\t'" in message:
+        return "Indent with spaces, not tabs."
+    for near in lines[max(0, at - 1) : at + 1]:
+        item = near.lstrip()
+        if item.startswith("-") and len(item) > 1 and item[1] not in " -0123456789.":
+            return "Put a space after the `-` of a list item: `- id: ...`."
+    if "mapping values are not allowed" in message:
+        before = line[: mark.column] if mark is not None else line
+        if ": " in before.lstrip():
+            return "A value holding ': ' must be quoted, e.g. `question: \"Pneumonia: present?\"`."
+        return _INDENT_HINT
+    if "expected <block end>" in message or "could not find expected ':'" in message:
+        return _INDENT_HINT
+    if "expected ',' or ']'" in message or "expected ',' or '}'" in message:
+        return "Close the bracket on the same item, and quote items holding ',' or ': '."
+    if "quoted scalar" in str(error.context):
+        return "Close the quote, or write the text without quotes."
+    return ""
 
 
 def _children(node: Any) -> Iterable[Any]:

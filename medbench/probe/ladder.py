@@ -15,17 +15,19 @@ import shutil
 import sys
 from collections.abc import Sequence
 from dataclasses import asdict
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 
 from medbench.backends.base import BackendContext
 from medbench.errors import BackendError
 from medbench.metrics import chance_f1
-from medbench.probe.classifier import ProbeResult, pixel_features, probe
+from medbench.probe.classifier import PIXEL_SIZE, ProbeResult, pixel_features
 from medbench.probe.embeddings import EmbeddingStore, can_embed, get_embeddings, store_path
-from medbench.probe.tsne import tsne_svg
+from medbench.probe.memo import ProbeMemo, array_digest, images_digest, memo_path
 from medbench.specs import ProbeStage
 
 if TYPE_CHECKING:
@@ -325,8 +327,6 @@ def run_probe_stage(
     `out/probe.csv`, `out/ladder.csv` and `out/tsne/<model>/<task>.svg`; return the ladder."""
     stage = plan.suite.probe or ProbeStage()
     label_families = [f for f in plan.suite.prompt_families if specs.families[f].answer == "label"]
-    mark_family = label_families[0] if label_families else None
-    reference = specs.families[mark_family].reference if mark_family else ""
     tasks = sorted(plan.samples)
     chance = {
         t: chance_f1(
@@ -335,11 +335,49 @@ def run_probe_stage(
         for t in tasks
     }
     rows: list[dict[str, Any]] = []
-    for t in tasks:
-        samples = plan.samples[t]
-        pixels = pixel_features([s.path for s in samples])
-        result = probe(pixels, [s.label for s in samples], seed=stage.seed, folds=stage.folds)
-        rows.append(_probe_row(ALL_MODELS, t, PIXELS, pixels.shape[1], chance[t], result))
+    with ProbeMemo(memo_path(cache_path)) as memo:
+        for t in tasks:
+            samples = plan.samples[t]
+            made_of = f"{PIXELS}/{PIXEL_SIZE}/{images_digest([s.sha256 for s in samples])}"
+            result = memo.probe(
+                made_of,
+                partial(pixel_features, [s.path for s in samples]),
+                [s.label for s in samples],
+                seed=stage.seed,
+                folds=stage.folds,
+            )
+            dim = 3 * PIXEL_SIZE * PIXEL_SIZE
+            rows.append(_probe_row(ALL_MODELS, t, PIXELS, dim, chance[t], result))
+        maps = _embedding_probes(specs, plan, cache_path, answers, context, memo, rows, chance)
+    probes = pd.DataFrame(rows, columns=PROBE_COLUMNS).sort_values(["model", "task", "embedding"])
+    ladder = ladder_rows(scores, probes, label_families)
+    out.mkdir(parents=True, exist_ok=True)
+    _write_csv(probes, out / "probe.csv")
+    _write_csv(ladder, out / "ladder.csv")
+    shutil.rmtree(out / "tsne", ignore_errors=True)
+    for name, svg in sorted(maps.items()):
+        path = out / "tsne" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(svg, encoding="utf-8")
+    return ladder
+
+
+def _embedding_probes(
+    specs: SpecSet,
+    plan: Plan,
+    cache_path: Path,
+    answers: pd.DataFrame,
+    context: BackendContext,
+    memo: ProbeMemo,
+    rows: list[dict[str, Any]],
+    chance: dict[str, float],
+) -> dict[str, str]:
+    """Probe each embeddable model's embeddings per task (rows appended); its t-SNE maps."""
+    stage = plan.suite.probe or ProbeStage()
+    label_families = [f for f in plan.suite.prompt_families if specs.families[f].answer == "label"]
+    mark_family = label_families[0] if label_families else None
+    reference = specs.families[mark_family].reference if mark_family else ""
+    tasks = sorted(plan.samples)
     maps: dict[str, str] = {}
     embeddable = [m for m in sorted(plan.models) if can_embed(specs.models[m])]
     if not stage.embeddings:
@@ -367,29 +405,25 @@ def run_probe_stage(
                 labels = [s.label for s in samples]
                 for kind in stage.embeddings:
                     x = embedded.arrays[kind][part]
-                    result = probe(x, labels, seed=stage.seed, folds=stage.folds)
+                    result = memo.probe(
+                        array_digest(x),
+                        partial(np.asarray, x),
+                        labels,
+                        seed=stage.seed,
+                        folds=stage.folds,
+                    )
                     rows.append(_probe_row(m, t, kind, x.shape[1], chance[t], result))
                 kind = "vision" if "vision" in stage.embeddings else stage.embeddings[0]
                 marks = answer_marks(answers, m, t, mark_family, reference)
                 title = f"{m} on {t}: t-SNE of {kind} embeddings, coloured by true label"
-                maps[f"{m}/{t}.svg"] = tsne_svg(
+                maps[f"{m}/{t}.svg"] = memo.tsne(
                     embedded.arrays[kind][part],
                     labels,
                     [marks.get(s.id, "unknown") for s in samples],
                     title,
                     seed=stage.seed,
                 )
-    probes = pd.DataFrame(rows, columns=PROBE_COLUMNS).sort_values(["model", "task", "embedding"])
-    ladder = ladder_rows(scores, probes, label_families)
-    out.mkdir(parents=True, exist_ok=True)
-    _write_csv(probes, out / "probe.csv")
-    _write_csv(ladder, out / "ladder.csv")
-    shutil.rmtree(out / "tsne", ignore_errors=True)
-    for name, svg in sorted(maps.items()):
-        path = out / "tsne" / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(svg, encoding="utf-8")
-    return ladder
+    return maps
 
 
 __all__ = [

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import http.server
 from functools import partial
 from pathlib import Path
@@ -25,7 +26,15 @@ def make_server(
     if not (out / "index.html").is_file():
         raise MedbenchError(f"{out}: no index.html; build the site first: `medbench site build`.")
     handler = type("Handler", (_Handler,), {"quiet": quiet})
-    return http.server.ThreadingHTTPServer((host, port), partial(handler, directory=str(out)))
+    try:
+        return http.server.ThreadingHTTPServer((host, port), partial(handler, directory=str(out)))
+    except OSError as e:
+        if e.errno == errno.EADDRINUSE:
+            raise MedbenchError(
+                f"{host}:{port} is already in use (another `medbench site serve`?). "
+                f"Stop it, or pass another port: --port {port + 1}."
+            ) from e
+        raise MedbenchError(f"cannot listen on {host}:{port}: {e.strerror}.") from e
 
 
 def serve(out: Path, host: str = "127.0.0.1", port: int = 8000) -> None:

@@ -105,8 +105,9 @@ class TrainingLog:
 def training_examples(
     specs: SpecSet, tiny: TinySpec, hasher: Hasher = sha256_file
 ) -> tuple[Example, ...]:
-    """Every sample image of every task, asked in each of `tiny.train_variants`, with its answer."""
-    tasks = [specs.tasks[t] for t in sorted(specs.tasks)]
+    """Every sample image of each of `tiny.train_tasks`, asked in each of `tiny.train_variants`,
+    with its answer. Other tasks of the spec set are never read: adding one changes nothing."""
+    tasks = [specs.task(t) for t in sorted(tiny.train_tasks)]
     samples = {
         task.id: load_samples(task, SAMPLE_SOURCE, specs.root, hasher=hasher) for task in tasks
     }
@@ -141,14 +142,14 @@ def training_examples(
 def training_data(
     specs: SpecSet,
     model: ModelSpec,
-    folder_of: Callable[[ModelSpec], Path],
+    folder_of: Callable[[ModelSpec, TrainingData], Path],
     hasher: Hasher = sha256_file,
     *,
     _seen: tuple[str, ...] = (),
 ) -> TrainingData:
     """The examples of a trained tiny model, and (with `init_from`) its start model's, recursively.
 
-    `folder_of` says where a tiny model's checkpoint lives (the identity's checkpoint folder).
+    `folder_of` says where a tiny model with this training data lives (its identity's folder).
     """
     tiny = model.tiny
     if tiny is None or not tiny.train:
@@ -171,7 +172,7 @@ def training_data(
                 f"{tiny.arch} model"
             )
         parent_data = training_data(specs, parent, folder_of, hasher, _seen=chain)
-        start = StartPoint(parent.tiny, folder_of(parent), parent_data)
+        start = StartPoint(parent.tiny, folder_of(parent, parent_data), parent_data)
     return TrainingData(training_examples(specs, tiny, hasher), start)
 
 
