@@ -369,7 +369,10 @@ def table_rows(frame: pd.DataFrame, table: str, model: str) -> list[dict[str, Sc
 def answers_csv(answers: pd.DataFrame) -> bytes:
     """Answer rows as reproducible gzipped CSV (sorted, fixed columns, gzip mtime 0)."""
     frame = answers[ANSWER_COLUMNS].sort_values(SORT_ANSWERS, kind="stable")
-    text = frame.to_csv(index=False, lineterminator="\n")
+    # CRLF line ends: the csv writer quotes a field holding any character of the line end, so
+    # an answer holding a bare carriage return is quoted (with "\n" it was not, and reading
+    # the sidecar back split its row in two).
+    text = frame.to_csv(index=False, lineterminator="\r\n")
     return gzip.compress(text.encode("utf-8"), compresslevel=9, mtime=0)
 
 

@@ -50,12 +50,6 @@ def test_readme_points_to_contributing_and_gitignore_covers_local_weights() -> N
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="records.answers_csv writes raw text holding a carriage return unquoted, so "
-    "read_answers_csv splits such a row (a tiny random model's answers hold some) and "
-    "`medbench publish` fails on parser_version; to be fixed in the sidecar format",
-)
 def test_contributing_journeys_run_as_written(tmp_path: Path) -> None:
     project = tmp_path / "project"
     shutil.copytree(REPO / "specs", project / "specs")

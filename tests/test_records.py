@@ -500,3 +500,14 @@ def test_verify_records_refuses_records_and_sidecars_that_are_links(board: Path)
         "leaderboard/quickstart/tiny.json: sidecar.path: tiny.answers.csv.gz is a link; a "
         "sidecar is a file of its own",
     ]
+
+
+def test_answers_csv_keeps_a_row_whose_text_holds_a_carriage_return() -> None:
+    from medbench.records import answers_csv, read_answers_csv
+    from tests.leaderboard_data import make_answers
+
+    answers = make_answers(["gen"], ["pneumonia_cxr"], n_images=4)
+    answers.loc[answers.index[0], "text"] = "pneumonia\rno"  # a bare CR, as tiny models write
+    back = read_answers_csv(answers_csv(answers))
+    assert len(back) == len(answers)
+    assert "pneumonia\rno" in set(back["text"])
