@@ -195,10 +195,19 @@ def git_commit() -> str | None:
 
 def git_dirty() -> bool | None:
     """Whether tracked files of the medbench source tree have uncommitted changes (None outside
-    a git checkout): a result made from edited code is not the commit it names."""
+    a git checkout): a result made from edited code is not the commit it names. The published
+    records themselves (`leaderboard/`) do not count: publishing writes them one by one."""
     try:
         done = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
+            [
+                "git",
+                "status",
+                "--porcelain",
+                "--untracked-files=no",
+                "--",
+                ":(top)",
+                ":(top,exclude)leaderboard",
+            ],
             cwd=Path(__file__).parent,
             capture_output=True,
             text=True,

@@ -387,11 +387,14 @@ def test_git_dirty_says_whether_tracked_files_changed(
 
     git("init", "-q")
     (repo / "medbench" / "records.py").write_text("x = 1\n")
+    (repo / "leaderboard").mkdir()
+    (repo / "leaderboard" / "a.json").write_text("{}\n")
     git("add", ".")
     git("-c", "user.email=a@b", "-c", "user.name=a", "commit", "-qm", "one")
     monkeypatch.setattr(records, "__file__", str(repo / "medbench" / "records.py"))
     (repo / "medbench" / "notes.txt").write_text("untracked files do not count\n")
-    assert records.git_dirty() is False
+    (repo / "leaderboard" / "a.json").write_text('{"republished": true}\n')
+    assert records.git_dirty() is False  # publishing rewrites records: they do not count
     (repo / "medbench" / "records.py").write_text("x = 2\n")
     assert records.git_dirty() is True
     monkeypatch.setattr(records, "__file__", str(tmp_path / "elsewhere" / "records.py"))
