@@ -4,11 +4,11 @@ the size found per (model, device) in a small JSON file beside the answer cache.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from medbench.atomic import write_text_atomic
 
 BATCH_SIZES_FILE = "batch_sizes.json"
 SCHEMA_VERSION = 1
@@ -74,15 +74,7 @@ class BatchMemory:
         sizes[(model, device)] = batch_size
         rows = [{"model": m, "device": d, "batch_size": n} for (m, d), n in sorted(sizes.items())]
         text = json.dumps({"schema_version": SCHEMA_VERSION, "sizes": rows}, indent=1)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(dir=self.path.parent, prefix=".batch_sizes.")
-        try:
-            with os.fdopen(handle, "w", encoding="utf-8") as f:
-                f.write(text + "\n")
-            os.replace(temporary, self.path)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
+        write_text_atomic(self.path, text + "\n")
 
     def _read(self) -> dict[tuple[str, str], int]:
         try:

@@ -177,11 +177,11 @@ def today() -> str:
     return datetime.now(timezone.utc).date().isoformat()
 
 
-def git_commit() -> str | None:
-    """The commit of the medbench source tree, or None outside a git checkout."""
+def _git(*args: str) -> str | None:
+    """What `git ARGS` prints in the medbench source tree, or None outside a git checkout."""
     try:
         done = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
+            ["git", *args],
             cwd=Path(__file__).parent,
             capture_output=True,
             text=True,
@@ -193,30 +193,19 @@ def git_commit() -> str | None:
     return done.stdout.strip() if done.returncode == 0 else None
 
 
+def git_commit() -> str | None:
+    """The commit of the medbench source tree, or None outside a git checkout."""
+    return _git("rev-parse", "HEAD")
+
+
 def git_dirty() -> bool | None:
     """Whether tracked files of the medbench source tree have uncommitted changes (None outside
     a git checkout): a result made from edited code is not the commit it names. The published
     records themselves (`leaderboard/`) do not count: publishing writes them one by one."""
-    try:
-        done = subprocess.run(
-            [
-                "git",
-                "status",
-                "--porcelain",
-                "--untracked-files=no",
-                "--",
-                ":(top)",
-                ":(top,exclude)leaderboard",
-            ],
-            cwd=Path(__file__).parent,
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=False,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return bool(done.stdout.strip()) if done.returncode == 0 else None
+    status = _git(
+        "status", "--porcelain", "--untracked-files=no", "--", ":(top)", ":(top,exclude)leaderboard"
+    )
+    return None if status is None else bool(status)
 
 
 def _package(name: str) -> str | None:

@@ -5,13 +5,12 @@ content keys without contacting the endpoint (or needing its key)."""
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from medbench.atomic import write_text_atomic
 from medbench.cache import content_key
 from medbench.identity import openai_identity, served_snapshot
 from medbench.specs import ModelSpec
@@ -54,15 +53,7 @@ class SnapshotLog:
             for (url, model), snapshots in sorted(endpoints.items())
         ]
         text = json.dumps({"schema_version": SCHEMA_VERSION, "endpoints": rows}, indent=1)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(dir=self.path.parent, prefix=".served.")
-        try:
-            with os.fdopen(handle, "w", encoding="utf-8") as f:
-                f.write(text + "\n")
-            os.replace(temporary, self.path)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
+        write_text_atomic(self.path, text + "\n")
 
     def _read(self) -> dict[tuple[str, str], list[str]]:
         try:
