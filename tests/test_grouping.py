@@ -94,11 +94,11 @@ def _image(path: Path) -> None:
 
 
 def test_load_samples_rejects_a_name_the_pattern_does_not_match(tmp_path: Path) -> None:
-    _image(tmp_path / "d" / "pneumonia" / "person3_virus_9.jpeg")
-    _image(tmp_path / "d" / "normal" / "scan-17.jpeg")
-    task = _task({"format": "imagefolder", "path": "d", "group": {"pattern": KERMANY}})
+    _image(tmp_path / "data" / "d" / "pneumonia" / "person3_virus_9.jpeg")
+    _image(tmp_path / "data" / "d" / "normal" / "scan-17.jpeg")
+    task = _task({"format": "imagefolder", "path": "data/d", "group": {"pattern": KERMANY}})
     expected = (
-        f"{tmp_path / 'd' / 'normal' / 'scan-17.jpeg'}: the file name 'scan-17' does not match "
+        f"{tmp_path / 'data' / 'd' / 'normal' / 'scan-17.jpeg'}: the file name 'scan-17' does not match "
         f"the source's group pattern {KERMANY!r}. Fix the pattern so that every image has a group."
     )
     with pytest.raises(DataError, match=f"^{re.escape(expected)}$"):
@@ -107,26 +107,26 @@ def test_load_samples_rejects_a_name_the_pattern_does_not_match(tmp_path: Path) 
 
 def test_load_samples_reads_groups_from_a_csv_column(tmp_path: Path) -> None:
     for name in ("a.png", "b.png", "c.png"):
-        _image(tmp_path / "m" / name)
-    (tmp_path / "m" / "manifest.csv").write_text(
+        _image(tmp_path / "data" / "m" / name)
+    (tmp_path / "data" / "m" / "manifest.csv").write_text(
         "path,label,lesion\na.png,pneumonia,L1\nb.png,normal,L1\nc.png,normal,L2\n"
     )
-    source = {"format": "csv", "path": "m/manifest.csv", "group": {"column": "lesion"}}
+    source = {"format": "csv", "path": "data/m/manifest.csv", "group": {"column": "lesion"}}
     samples = load_samples(_task(source), "sample", tmp_path, hasher=lambda p: "0")
     assert [(s.id, s.group) for s in samples] == [("a", "L1"), ("b", "L1"), ("c", "L2")]
 
 
 def test_load_samples_rejects_a_manifest_without_the_group_column(tmp_path: Path) -> None:
-    _image(tmp_path / "m" / "a.png")
-    (tmp_path / "m" / "manifest.csv").write_text("path,label\na.png,normal\n")
-    source = {"format": "csv", "path": "m/manifest.csv", "group": {"column": "lesion"}}
-    expected = f"{tmp_path / 'm' / 'manifest.csv'}: manifest lacks column(s) lesion."
+    _image(tmp_path / "data" / "m" / "a.png")
+    (tmp_path / "data" / "m" / "manifest.csv").write_text("path,label\na.png,normal\n")
+    source = {"format": "csv", "path": "data/m/manifest.csv", "group": {"column": "lesion"}}
+    expected = f"{tmp_path / 'data' / 'm' / 'manifest.csv'}: manifest lacks column(s) lesion."
     with pytest.raises(DataError, match=f"^{re.escape(expected)}$"):
         load_samples(_task(source), "sample", tmp_path, hasher=lambda p: "0")
 
 
 def test_load_samples_without_a_group_leaves_samples_ungrouped(tmp_path: Path) -> None:
-    _image(tmp_path / "d" / "normal" / "scan-17.jpeg")
-    _image(tmp_path / "d" / "pneumonia" / "scan-18.jpeg")
-    samples = load_samples(_task({"format": "imagefolder", "path": "d"}), "sample", tmp_path)
+    _image(tmp_path / "data" / "d" / "normal" / "scan-17.jpeg")
+    _image(tmp_path / "data" / "d" / "pneumonia" / "scan-18.jpeg")
+    samples = load_samples(_task({"format": "imagefolder", "path": "data/d"}), "sample", tmp_path)
     assert [s.group for s in samples] == [None, None]

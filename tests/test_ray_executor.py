@@ -272,7 +272,7 @@ def test_ray_stop_ends_the_run_after_the_batch_in_flight(ray_session: Any, tmp_p
     specs = load_specs(project / "specs")
     with Cache(tmp_path / "c.sqlite") as cache:
         plan = make_plan(specs, "t", models_dir=tmp_path / "models", hasher=cache.hash_file)
-        work, _, _ = pending_work(plan, specs, cache)
+        work, _, _ = pending_work(plan, specs, cache, batch_size=4)  # as run_plan cuts them
     batches: list[list[Output]] = []
 
     def sink(requests: Any, outputs: Any) -> None:
