@@ -98,8 +98,9 @@ def test_load_samples_rejects_a_name_the_pattern_does_not_match(tmp_path: Path) 
     _image(tmp_path / "data" / "d" / "normal" / "scan-17.jpeg")
     task = _task({"format": "imagefolder", "path": "data/d", "group": {"pattern": KERMANY}})
     expected = (
-        f"{tmp_path / 'data' / 'd' / 'normal' / 'scan-17.jpeg'}: the file name 'scan-17' does not match "
-        f"the source's group pattern {KERMANY!r}. Fix the pattern so that every image has a group."
+        f"{tmp_path / 'data' / 'd' / 'normal' / 'scan-17.jpeg'}: the file name 'scan-17' does "
+        f"not match the source's group pattern {KERMANY!r}. Fix the pattern so that every image "
+        "has a group."
     )
     with pytest.raises(DataError, match=f"^{re.escape(expected)}$"):
         load_samples(task, "sample", tmp_path, hasher=lambda p: "0")
