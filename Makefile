@@ -8,7 +8,7 @@ TORCH_PIP_ARGS ?=
 export HF_HUB_OFFLINE ?= 1
 export TRANSFORMERS_NO_ADVISORY_WARNINGS ?= 1
 
-LOCK := requirements/lock.txt
+LOCK := requirements.lock
 TORCH_VERSION := 2.13.0
 UV_VERSION := 0.13.9
 

@@ -1,4 +1,4 @@
-"""Check that the running environment holds exactly the pins of requirements/lock.txt.
+"""Check that the running environment holds exactly the pins of requirements.lock.
 
 Compares every installed distribution (but medbench itself) with the lock's pins whose
 environment markers apply to this interpreter: a missing, extra or different package is named,
@@ -14,7 +14,7 @@ from pathlib import Path
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-LOCK = Path(__file__).resolve().parent.parent / "requirements" / "lock.txt"
+LOCK = Path(__file__).resolve().parent.parent / "requirements.lock"
 
 
 def locked_pins(text: str) -> dict[str, str]:

@@ -1,4 +1,4 @@
-"""Regenerate requirements/lock.txt: every package `make venv` installs, exact versions.
+"""Regenerate requirements.lock: every package `make venv` installs, exact versions.
 
 One universal lock for Python 3.10-3.12 (fewest version forks, so every Python gets the same
 versions where that is possible), resolved by uv from pyproject.toml's ranges with the `dev`
@@ -18,7 +18,7 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-LOCK = ROOT / "requirements" / "lock.txt"
+LOCK = ROOT / "requirements.lock"
 TOOLS = ROOT / "requirements" / "tools.in"
 CUDA_ONLY = re.compile(r"^(nvidia-[a-z0-9-]+|cuda-[a-z0-9-]+|triton)==")
 HEADER = """\
