@@ -524,6 +524,9 @@ def _with_noise_floors(fragility: pd.DataFrame, floors: pd.DataFrame) -> pd.Data
 
 _SCORED: dict[str, ScoreTables] = {}
 """The last tables scored in this process, by the content of their input (see score_answers)."""
+SCORED_KEPT = 4
+"""How many inputs' tables `_SCORED` keeps: a run scores its answers, its likelihood answers,
+then its answers again for the local site's records, so one would not be enough."""
 
 
 def _input_digest(answers: pd.DataFrame, layout: ScoringLayout) -> str:
@@ -537,13 +540,16 @@ def score_answers(answers: pd.DataFrame, layout: ScoringLayout) -> ScoreTables:
 
     The same rows (same values, same order) and layout scored twice in one process, as
     `medbench run` does for its results and then for its local site's records, are scored
-    once: the second call gets copies of the first call's tables.
+    once: the second call gets copies of the first call's tables (the last SCORED_KEPT
+    inputs are kept).
     """
     key = _input_digest(answers, layout)
-    if key not in _SCORED:
-        _SCORED.clear()
-        _SCORED[key] = _score(answers, layout)
-    tables = _SCORED[key]
+    tables = _SCORED.pop(key, None)
+    if tables is None:
+        tables = _score(answers, layout)
+    _SCORED[key] = tables  # the most recent last
+    while len(_SCORED) > SCORED_KEPT:
+        del _SCORED[next(iter(_SCORED))]
     return ScoreTables(*(frame.copy() for frame in _frames(tables)))
 
 

@@ -232,6 +232,7 @@ def test_run_scores_its_answers_once_for_results_and_local_site(
         return real(*args)  # type: ignore[arg-type]
 
     monkeypatch.setattr(scoring, "_score", counted)
+    monkeypatch.setattr(scoring, "_SCORED", {})  # nothing remembered from earlier tests
     result = CliRunner().invoke(app, ["run", "specs", "-s", "t", "--cache", "c.sqlite"])
     assert result.exit_code == 0, result.output
     assert len(calls) == 1
@@ -335,3 +336,31 @@ def test_score_answers_resamples_patients_of_a_grouped_task() -> None:
     # McNemar's exact test counts 6 images per patient as independent; Obuchowski's does not
     p_clustered, p_plain = clustered.pairs["mcnemar_p"].iloc[0], plain.pairs["mcnemar_p"].iloc[0]
     assert p_plain < p_clustered / 10
+
+
+def test_score_answers_rescoring_an_earlier_input_after_another_scores_nothing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import medbench.scoring as scoring
+
+    scored: list[int] = []
+
+    def fake(answers: pd.DataFrame, layout: scoring.ScoringLayout) -> scoring.ScoreTables:
+        scored.append(len(answers))
+        return scoring.ScoreTables(*(pd.DataFrame({"n": [len(answers)]}),) * 4)
+
+    monkeypatch.setattr(scoring, "_score", fake)
+    monkeypatch.setattr(scoring, "_SCORED", {})
+    layout = scoring.ScoringLayout(classes={}, variants={}, references={}, answer_kinds={})
+    results = pd.DataFrame({"model": ["a", "b"], "text": ["x", "y"]})
+    likelihood = pd.DataFrame({"model": ["a"], "text": ["z"]})
+    # a run: its answers, its likelihood answers, its answers again for the local site
+    first = scoring.score_answers(results, layout)
+    scoring.score_answers(likelihood, layout)
+    again = scoring.score_answers(results, layout)
+    assert scored == [2, 1]
+    assert again.scores.equals(first.scores) and again.scores is not first.scores
+    for n in range(scoring.SCORED_KEPT):
+        scoring.score_answers(pd.DataFrame({"model": ["c"] * (n + 3)}), layout)
+    scoring.score_answers(results, layout)  # pushed out by the newer inputs
+    assert scored[-1] == 2 and len(scored) == 2 + scoring.SCORED_KEPT + 1

@@ -125,11 +125,21 @@ def run(
         typer.Option(min=1, help="Ray actors (default: one per GPU, else 2 CPU actors)."),
     ] = None,
     base: BaseOpt = None,
+    rescore: Annotated[
+        bool,
+        typer.Option(
+            help="Score and build the site even when no input changed since the last "
+            "complete run (which otherwise reuses its results and site)."
+        ),
+    ] = False,
 ) -> None:
     """Run a suite: compute the answers the cache lacks, then score them and build the site.
 
+    A rerun that finds every answer cached and every other input unchanged since the last
+    complete run reuses that run's results and site (`--rescore` redoes them).
     `--model hf:ORG/NAME[@REV]` runs a hub model without a spec (answers cached as for a spec
     with the same fields; scored, never published)."""
+    from medbench import rerun
     from medbench.adhoc import is_adhoc
     from medbench.run import run_suite
 
@@ -157,14 +167,58 @@ def run(
             console.print(line)
         if summary.interrupted:
             raise typer.Exit(130)
-        if score:
+        adhoc = [m for m in (model or []) if is_adhoc(m)]
+        folder = results / the_plan.suite.id
+        options = {
+            "suite": suite,
+            "models": model,
+            "tasks": task,
+            "limit": limit,
+            "base": base,
+            "score": score,
+            "site": site,
+            "probe": probe,
+            "results": str(results.resolve()),
+            "cache": str(store.path.resolve()),
+        }
+
+        def inputs() -> str:
+            return rerun.run_inputs(
+                specs_root=specs,
+                options=options,
+                job_keys=(job.key for job in the_plan.jobs),
+                cache_path=store.path,
+                results=results,
+                suite=the_plan.suite.id,
+            )
+
+        building = score and site and not adhoc
+        stamp = None
+        if score and not rescore and summary.ran == 0 and summary.complete:
+            stamp = rerun.reusable(
+                folder, inputs(), rerun.run_outputs(results, suite, site=building)
+            )
+        if stamp is not None:
+            typer.echo(stamp.report, err=True, nl=False)
+            console.print(
+                f"Nothing changed since the complete run of {stamp.created}: its results and "
+                "site are reused (--rescore redoes them).",
+                highlight=False,
+            )
+        elif score:
+            rerun.clear_stamp(folder)
+            report = Console(stderr=True, record=True)
             probe_context = context if probe else None
-            score_and_report(spec_set, the_plan, store, results, console, probe_context, context)
-    adhoc = [m for m in (model or []) if is_adhoc(m)]
-    if score and site and adhoc:
-        console.print(f"No local site: {', '.join(adhoc)} has no spec, so it is never published.")
-    if score and site and not adhoc:
-        build_local_site(spec_set, suite, results, console)
+            score_and_report(spec_set, the_plan, store, results, report, probe_context, context)
+            if score and site and adhoc:
+                report.print(
+                    f"No local site: {', '.join(adhoc)} has no spec, so it is never published."
+                )
+            if building:
+                build_local_site(spec_set, suite, results, report)
+            if summary.complete:
+                outputs = rerun.run_outputs(results, suite, site=building)
+                rerun.write_stamp(folder, inputs(), outputs, report.export_text())
     if summary.failed:
         console.print(
             f"{summary.failed} of {summary.planned} jobs failed (not stored as answers); "

@@ -1,0 +1,158 @@
+"""A warm `medbench run` reuses the last complete run's results and site only when nothing
+it reads has changed."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from medbench import rerun
+from medbench.cache import Cache
+from medbench.cli import app
+from tests.spec_tree import make_project
+
+REUSED = "Nothing changed since the complete run"
+runner = CliRunner()
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    folder = make_project(tmp_path, models=("baseline-chance", "baseline-majority"))
+    monkeypatch.chdir(folder)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("MEDBENCH_CACHE", str(tmp_path / "answers.sqlite"))
+    monkeypatch.setenv("MEDBENCH_HOME", str(tmp_path / "home"))
+    return folder
+
+
+def run(*extra: str) -> Any:
+    result = runner.invoke(app, ["run", "specs", "--suite", "t", "--no-probe", *extra])
+    assert result.exit_code == 0, result.output
+    return result
+
+
+def count_scoring(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Count the calls of the scoring stage (the expensive half a reuse skips)."""
+    import medbench.results
+
+    calls: list[int] = []
+    real = medbench.results.score_suite
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(medbench.results, "score_suite", counted)
+    return calls
+
+
+def test_rerun_unchanged_inputs_reuse_results_site_and_report(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = run()
+    assert REUSED not in first.output
+    assert (project / "results/t" / rerun.STAMP_NAME).is_file()
+    calls = count_scoring(monkeypatch)
+    second = run()
+    assert calls == []
+    assert REUSED in second.output
+    # the report the first run printed, word for word (the run summary line aside)
+    assert "Scores written to results/t/" in second.output
+    assert (
+        second.output.split("Scores written")[0].split("failed")[-1]
+        == first.output.split("Scores written")[0].split("failed")[-1]
+    )
+
+
+@pytest.mark.parametrize(
+    "change",
+    ["spec", "site_file", "results_file", "leaderboard", "cache_row", "environment", "option"],
+)
+def test_rerun_any_changed_input_or_output_scores_again(
+    project: Path, monkeypatch: pytest.MonkeyPatch, change: str
+) -> None:
+    run()
+    extra: list[str] = []
+    if change == "spec":
+        family = project / "specs/prompts/closed_diagnosis.yaml"
+        family.write_text(family.read_text() + "# edited\n")
+    elif change == "site_file":
+        (project / "_site/index.html").unlink()
+    elif change == "results_file":
+        scores = project / "results/t/scores.csv"
+        scores.write_text(scores.read_text() + "\n")
+    elif change == "leaderboard":
+        (project / "leaderboard").mkdir(exist_ok=True)
+        (project / "leaderboard/README.md").write_text("published records\n")
+    elif change == "cache_row":
+        with Cache(Path(os.environ["MEDBENCH_CACHE"])) as cache:
+            cache.put_many([("k" * 64, "m", "t", "f", "v", "s", "p", "out", None, 0.1)])
+    elif change == "environment":
+        monkeypatch.setenv("MEDBENCH_DATA", str(project / "elsewhere"))
+    elif change == "option":
+        extra = ["--rescore"]
+    calls = count_scoring(monkeypatch)
+    again = run(*extra)
+    assert calls == [1], change
+    assert REUSED not in again.output
+
+
+def test_rerun_crash_while_scoring_leaves_no_stamp(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import medbench.results
+
+    run()
+    stamp = project / "results/t" / rerun.STAMP_NAME
+    assert stamp.is_file()
+
+    def crash(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("disk full")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(medbench.results, "score_suite", crash)
+        result = runner.invoke(app, ["run", "specs", "--suite", "t", "--no-probe", "--rescore"])
+    assert result.exit_code != 0
+    assert not stamp.exists()
+    calls = count_scoring(monkeypatch)
+    run()
+    assert calls == [1]
+
+
+def test_store_versions_move_on_writes_not_on_reads(tmp_path: Path) -> None:
+    path = tmp_path / "answers.sqlite"
+    row = ("a" * 64, "m", "t", "f", "v", "s", "p", None, "timeout", 0.1)
+    with Cache(path) as cache:
+        cache.put_many([row])
+    failed = rerun.store_versions(tmp_path)
+    with Cache(path) as cache:
+        cache.get_many(["a" * 64])
+    assert rerun.store_versions(tmp_path) == failed
+    # a later try replaces the failed row in place (same row id, same count)
+    with Cache(path) as cache:
+        cache.put_many([(*row[:7], "pneumonia", None, 0.1)])
+    assert rerun.store_versions(tmp_path) != failed
+    assert rerun.store_versions(tmp_path)["embeddings.sqlite"] == ["absent"]
+
+
+def test_tree_digest_sees_size_and_time_and_ignores_the_stamp(tmp_path: Path) -> None:
+    (tmp_path / "a.txt").write_text("one")
+    before = rerun.tree_digest([tmp_path])
+    (tmp_path / rerun.STAMP_NAME).write_text("{}")
+    assert rerun.tree_digest([tmp_path]) == before
+    os.utime(tmp_path / "a.txt", ns=(1, 1))
+    assert rerun.tree_digest([tmp_path]) != before
+
+
+def test_read_stamp_unreadable_or_foreign_is_none(tmp_path: Path) -> None:
+    (tmp_path / rerun.STAMP_NAME).write_text('{"stamp_version": 1, "inputs": 3}')
+    assert rerun.read_stamp(tmp_path) is None
+    (tmp_path / rerun.STAMP_NAME).write_text("not json")
+    assert rerun.read_stamp(tmp_path) is None
+    rerun.write_stamp(tmp_path, "i", "o", "report\n")
+    assert rerun.reusable(tmp_path, "i", "o") is not None
+    assert rerun.reusable(tmp_path, "i", "other") is None
