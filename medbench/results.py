@@ -136,7 +136,9 @@ def score_suite(
     if probe_context is not None and plan.suite.probe is not None:
         from medbench.probe.ladder import run_probe_stage
 
-        ladder = run_probe_stage(specs, plan, cache.path, answers, scores, out, probe_context)
+        ladder = run_probe_stage(
+            specs, plan, cache.path, answers, scores, out, probe_context, tables.reliance
+        )
     missing = len(planned) - len(answers)
     return ScoredSuite(out, answers, tables, layout, missing, test_models, ladder, lines)
 
