@@ -247,3 +247,36 @@ def test_published_records_without_image_columns_still_verify() -> None:
     from medbench.records import verify_records
 
     assert verify_records(Path("leaderboard"), load_specs(Path("specs"))) == []
+
+
+def test_site_shows_image_variants_and_visual_reliance_escaped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from medbench.site import build_site
+
+    monkeypatch.chdir(tmp_path)
+    _publish(Path("leaderboard"))
+    path = Path("leaderboard/quickstart/eye.json")
+    data = json.loads(path.read_text())
+    script = "<script>alert(1)</script>"
+    data["image_variants"][1]["transform"] = script
+    path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    build_site(Path("leaderboard"), Path("_site"))
+    page = Path("_site/models/eye.html").read_text()
+    assert script not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    for caption in (
+        "quickstart: f1_all under each image variant",
+        "quickstart: visual reliance, the share of answers that change when the image is",
+        "quickstart: visual reliance of each pair, medical model minus its base",
+    ):
+        assert caption in page
+    assert "Visual reliance, no image [95% CI]" in page
+    rows = json.loads(Path("_site/data/quickstart.eye.reliance.json").read_text())
+    assert [(r["task"], r["reliance_no_image"], r["reliance_blank"]) for r in rows] == [
+        ("t", 0.5, 0.125)
+    ]
+    index = Path("_site/index.html").read_text()
+    assert "Visual reliance [95% CI]" in index
+    ranking = json.loads(Path("_site/data/quickstart.ranking.json").read_text())
+    assert {r["model"]: r["visual_reliance"] for r in ranking} == {"eye": 0.5, "blind": 0.0}
+    assert Path("_site/data/quickstart.reliance-pairs.json").is_file()
