@@ -29,10 +29,13 @@ if TYPE_CHECKING:
     from medbench.plan import Plan
     from medbench.specs import TaskSpec
 
-SCORES_SCHEMA_VERSION = 3
+SCORES_SCHEMA_VERSION = 4
 """2: answer rows carry `parser_version`. 3: the fragility table gains `all_variants_f1` and
 the noise floor, the models table `all_variants_f1` and `mean_worst_f1` (with CIs); answers
-gain `group` (and `replicate`), layout.json gains `groups` (clustered tasks)."""
+gain `group` (and `replicate`), layout.json gains `groups` (clustered tasks). 4: answers gain
+`image_variant` and `image_transform`; with image variants, layout.json gains
+`image_variants`, the models table visual reliance, and `image_variants.csv`, `reliance.csv`
+and `reliance_pairs.csv` are written."""
 IMAGE_PROCESSOR_COLUMN = "image_processor"
 ANSWER_COLUMNS = [
     "model",
