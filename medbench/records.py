@@ -39,6 +39,7 @@ from medbench.scoring import (
     ScoringLayout,
     finite,
     score_answers,
+    with_image_columns,
 )
 from medbench.specs import ID_PATTERN, ModelSpec
 
@@ -390,7 +391,8 @@ def table_rows(frame: pd.DataFrame, table: str, model: str) -> list[dict[str, Sc
 
 def answers_csv(answers: pd.DataFrame) -> bytes:
     """Answer rows as reproducible gzipped CSV (sorted, fixed columns, gzip mtime 0)."""
-    frame = answers[ANSWER_COLUMNS].sort_values(SORT_ANSWERS, kind="stable")
+    # rows scored before answers carried the image columns saw the original image
+    frame = with_image_columns(answers)[ANSWER_COLUMNS].sort_values(SORT_ANSWERS, kind="stable")
     # CRLF line ends: the csv writer quotes a field holding any character of the line end, so
     # an answer holding a bare carriage return is quoted (with "\n" it was not, and reading
     # the sidecar back split its row in two).

@@ -280,3 +280,27 @@ def test_site_shows_image_variants_and_visual_reliance_escaped(
     ranking = json.loads(Path("_site/data/quickstart.ranking.json").read_text())
     assert {r["model"]: r["visual_reliance"] for r in ranking} == {"eye": 0.5, "blind": 0.0}
     assert Path("_site/data/quickstart.reliance-pairs.json").is_file()
+
+
+def test_results_hold_the_image_tables_only_where_measured(tmp_path: Path) -> None:
+    from medbench.records import answers_csv, read_answers_csv
+    from medbench.results import IMAGE_FILES, RESULT_FILES, write_results
+
+    answers = _frame(_eye())
+    written = write_results(
+        tmp_path, "q", answers, score_answers(answers, _layout()), _layout(), []
+    )
+    # no pair in this layout: no reliance_pairs.csv
+    assert [p.name for p in written] == [*RESULT_FILES, "image_variants.csv", "reliance.csv"]
+    reliance = pd.read_csv(tmp_path / "reliance.csv")
+    assert list(reliance["reliance_no_image"]) == [0.5]
+    assert json.loads((tmp_path / "layout.json").read_text())["image_variants"] == TRANSFORMS
+    plain = answers[answers["image_variant"] == "original"]
+    layout = ScoringLayout(**{**vars(_layout()), "image_variants": {}})
+    written = write_results(tmp_path, "q", plain, score_answers(plain, layout), layout, [])
+    assert [p.name for p in written] == list(RESULT_FILES)
+    assert not any((tmp_path / name).exists() for name in IMAGE_FILES)
+    # Rows from before the image columns (an older results folder) make the same sidecar.
+    old = plain.drop(columns=["image_variant", "image_transform"])
+    assert answers_csv(old) == answers_csv(plain)
+    assert set(read_answers_csv(answers_csv(old))["image_variant"]) == {"original"}
