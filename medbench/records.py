@@ -33,11 +33,13 @@ from medbench.grouping import check_pattern, group_of
 from medbench.jsonpos import position
 from medbench.scoring import (
     ANSWER_COLUMNS,
+    IMAGE_COLUMNS,
     IMAGE_PROCESSOR_COLUMN,
     ScoreTables,
     ScoringLayout,
     finite,
     score_answers,
+    with_image_columns,
 )
 from medbench.specs import ID_PATTERN, ModelSpec
 
@@ -58,9 +60,23 @@ TABLE_KEYS: dict[str, tuple[str, ...]] = {
     "fragility": ("model", "task", "family", "pipeline"),
     "models": ("model", "pipeline"),
     "pairs": ("model", "base", "task", "family", "pipeline", "variant"),
+    "image_variants": ("model", "task", "family", "pipeline", "image_variant"),
+    "reliance": ("model", "task", "family", "pipeline"),
+    "reliance_pairs": ("model", "base", "task", "family", "pipeline"),
 }
 """The published tables and the columns that identify one of their rows."""
-SORT_ANSWERS = ["model", "task", "family", "variant", "pipeline", "sample", "replicate"]
+OPTIONAL_TABLES = ("image_variants", "reliance", "reliance_pairs")
+"""Tables a record holds only where its answers saw image variants (absent: none)."""
+SORT_ANSWERS = [
+    "model",
+    "task",
+    "family",
+    "variant",
+    "pipeline",
+    "sample",
+    "replicate",
+    "image_variant",
+]
 
 _PATTERN_NAMES = {
     ID_PATTERN: "a valid id (a-z, 0-9, '.', '_', '-')",
@@ -79,7 +95,7 @@ SpecRef = Annotated[str, Field(pattern=SPEC_REF_PATTERN, max_length=100)]
 Count = Annotated[int, Field(ge=0, le=100_000_000)]
 Scalar = bool | int | float | str | None
 ID_RE = re.compile(ID_PATTERN)
-ID_COLUMNS = ("model", "base", "task", "family", "variant")
+ID_COLUMNS = ("model", "base", "task", "family", "variant", "image_variant")
 """Row columns that hold ids (a pair's `variant` may also be `*`, every variant)."""
 
 
@@ -165,6 +181,9 @@ class LayoutInfo(_Model):
     n_boot: int = Field(ge=1, le=MAX_N_BOOT)
     groups: dict[Id, Annotated[str, Field(max_length=300)]] = {}
     """task -> how its images are grouped into clusters, for the clustered tasks."""
+    image_variants: dict[Id, Id] | None = None
+    """image variant id -> its transform or ablation; absent where every answer saw the
+    original image."""
 
 
 class SidecarInfo(_Model):
@@ -313,6 +332,12 @@ class Record(_Model):
     """Pair rows where this model is the medical model."""
     ladder: list[Row] | None = None
     """Knowledge ladder rows per task (closed, describe, probe, chance), when measured."""
+    image_variants: list[Row] | None = None
+    """Per (task, family, pipeline, image variant): F1 and image fragility, when measured."""
+    reliance: list[Row] | None = None
+    """Per (task, family, pipeline): visual reliance and F1 without the image, when measured."""
+    reliance_pairs: list[Row] | None = None
+    """Pair rows of visual reliance where this model is the medical model, when measured."""
     image_processors: ImageProcessors | None = None
     """`backend:Class` of the image processor (torchvision or PIL, which resize differently)
     -> number of answers it preprocessed; absent for models that read no images."""
@@ -366,7 +391,8 @@ def table_rows(frame: pd.DataFrame, table: str, model: str) -> list[dict[str, Sc
 
 def answers_csv(answers: pd.DataFrame) -> bytes:
     """Answer rows as reproducible gzipped CSV (sorted, fixed columns, gzip mtime 0)."""
-    frame = answers[ANSWER_COLUMNS].sort_values(SORT_ANSWERS, kind="stable")
+    # rows scored before answers carried the image columns saw the original image
+    frame = with_image_columns(answers)[ANSWER_COLUMNS].sort_values(SORT_ANSWERS, kind="stable")
     # CRLF line ends: the csv writer quotes a field holding any character of the line end, so
     # an answer holding a bare carriage return is quoted (with "\n" it was not, and reading
     # the sidecar back split its row in two).
@@ -394,6 +420,8 @@ def read_answers_csv(raw: bytes) -> pd.DataFrame:
     )
     if "group" not in frame.columns:  # record schema version 1: no groups, no replicates
         frame["group"] = None
+    for name, default in IMAGE_COLUMNS.items():  # a sidecar without them: original images
+        frame[name] = frame[name].fillna(default) if name in frame.columns else default
     frame["replicate"] = frame["replicate"].astype(int) if "replicate" in frame.columns else 0
     missing = [c for c in ANSWER_COLUMNS if c not in frame.columns]
     if missing:
@@ -440,7 +468,11 @@ def write_record(
     sidecar = answers_csv(mine)
     sidecar_path = target / f"{spec.id}{SIDECAR_SUFFIX}"
     sidecar_path.write_bytes(sidecar)
-    fields = {name: table_rows(getattr(tables, name), name, spec.id) for name in TABLE_KEYS}
+    fields: dict[str, Any] = {
+        name: table_rows(getattr(tables, name), name, spec.id) for name in TABLE_KEYS
+    }
+    for name in OPTIONAL_TABLES:
+        fields[name] = fields[name] or None
     record = Record(
         schema_version=RECORD_SCHEMA_VERSION,
         suite=suite,
@@ -471,9 +503,11 @@ def write_record(
 def record_json(record: Record) -> str:
     """A record as published: sorted keys, indent 2, a trailing newline."""
     data = record.model_dump(mode="json", exclude_none=False)
-    for optional in ("ladder", "image_processors"):
+    for optional in ("ladder", "image_processors", *OPTIONAL_TABLES):
         if data[optional] is None:
             del data[optional]
+    if data["layout"]["image_variants"] is None:
+        del data["layout"]["image_variants"]
     return json.dumps(data, sort_keys=True, indent=2, allow_nan=False, ensure_ascii=False) + "\n"
 
 
@@ -734,7 +768,7 @@ def verify_record(
         return [*problems, f"{display}: layout: the sidecar's answers cannot be scored: {e!r}"]
     for name in TABLE_KEYS:
         derived = table_rows(getattr(tables, name), name, record.model_id)
-        problems.extend(compare_rows(display, name, getattr(record, name), derived))
+        problems.extend(compare_rows(display, name, getattr(record, name) or [], derived))
     problems.extend(check_ladder(display, record, tables, _same))
     sidecar = _display(path.parent / record.sidecar.path)
     found = against_specs(display, sidecar, record, answers, specs)

@@ -33,6 +33,7 @@ MAX_LISTED = 5
 """Mismatches listed per kind of check; the rest are counted."""
 LADDER_ANSWER_COLUMNS = (
     "chance_f1",
+    "no_image_f1",
     "direct_f1_mean",
     "direct_f1_best",
     "direct_best_variant",
@@ -184,7 +185,11 @@ def check_ladder(
 
     families = [f for f, kind in record.layout.answer_kinds.items() if kind == "label"]
     scores = tables.scores[tables.scores["model"] == record.model_id]
-    derived = {str(r["task"]): r for r in _answer_columns(scores, families).to_dict("records")}
+    reliance = tables.reliance
+    if not reliance.empty:
+        reliance = reliance[reliance["model"] == record.model_id]
+    answer_rows = _answer_columns(scores, families, reliance).to_dict("records")
+    derived = {str(r["task"]): r for r in answer_rows}
     problems = []
     for i, row in enumerate(record.ladder):
         other = derived.get(str(row.get("task")))

@@ -27,6 +27,8 @@ RESULT_FILES = (
     "layout.json",
     "summary.json",
 )
+IMAGE_FILES = ("image_variants.csv", "reliance.csv", "reliance_pairs.csv")
+"""Written only where some answers saw image variants (transforms or ablations)."""
 PROBE_FILES = ("probe.csv", "ladder.csv", "tsne/")
 """Written by the probe stage (`medbench run` on a suite with `probe:`)."""
 
@@ -53,11 +55,20 @@ def write_results(
     """Write every result file of a suite into `out` (created if needed)."""
     out.mkdir(parents=True, exist_ok=True)
     order = ["model", "task", "family", "variant", "pipeline", "sample", "replicate"]
+    order += ["image_variant"] if "image_variant" in answers.columns else []
     answers.sort_values(order).to_parquet(out / "answers.parquet", index=False)
     _csv(tables.scores, out / "scores.csv")
     _csv(tables.fragility, out / "fragility.csv")
     _csv(tables.pairs, out / "pairs.csv")
     _csv(tables.models, out / "models.csv")
+    written = [out / name for name in RESULT_FILES]
+    for name in IMAGE_FILES:
+        frame = getattr(tables, name.removesuffix(".csv"))
+        if not frame.empty:
+            _csv(frame, out / name)
+            written.append(out / name)
+        else:
+            (out / name).unlink(missing_ok=True)  # left by an earlier run with image variants
     dump = {"sort_keys": True, "indent": 2, "ensure_ascii": False, "allow_nan": False}
     (out / "layout.json").write_text(json.dumps(layout.to_json(), **dump) + "\n")  # type: ignore[arg-type]
     summary = {
@@ -69,7 +80,7 @@ def write_results(
         "models": _records(tables.models),
     }
     (out / "summary.json").write_text(json.dumps(summary, **dump) + "\n")  # type: ignore[arg-type]
-    return [out / name for name in RESULT_FILES]
+    return written
 
 
 @dataclass(frozen=True)
@@ -125,7 +136,9 @@ def score_suite(
     if probe_context is not None and plan.suite.probe is not None:
         from medbench.probe.ladder import run_probe_stage
 
-        ladder = run_probe_stage(specs, plan, cache.path, answers, scores, out, probe_context)
+        ladder = run_probe_stage(
+            specs, plan, cache.path, answers, scores, out, probe_context, tables.reliance
+        )
     missing = len(planned) - len(answers)
     return ScoredSuite(out, answers, tables, layout, missing, test_models, ladder, lines)
 

@@ -19,6 +19,7 @@ from numpy.typing import NDArray
 
 from medbench import metrics
 from medbench.parsing import PARSER_VERSION, ParsedAnswer, parse_answer
+from medbench.reliance import ORIGINAL, ImageLayout, has_image_variants, score_images
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -28,10 +29,13 @@ if TYPE_CHECKING:
     from medbench.plan import Plan
     from medbench.specs import TaskSpec
 
-SCORES_SCHEMA_VERSION = 3
+SCORES_SCHEMA_VERSION = 4
 """2: answer rows carry `parser_version`. 3: the fragility table gains `all_variants_f1` and
 the noise floor, the models table `all_variants_f1` and `mean_worst_f1` (with CIs); answers
-gain `group` (and `replicate`), layout.json gains `groups` (clustered tasks)."""
+gain `group` (and `replicate`), layout.json gains `groups` (clustered tasks). 4: answers gain
+`image_variant` and `image_transform`; with image variants, layout.json gains
+`image_variants`, the models table visual reliance, and `image_variants.csv`, `reliance.csv`
+and `reliance_pairs.csv` are written."""
 IMAGE_PROCESSOR_COLUMN = "image_processor"
 ANSWER_COLUMNS = [
     "model",
@@ -51,9 +55,15 @@ ANSWER_COLUMNS = [
     "correct",
     "group",
     "replicate",
+    "image_variant",
+    "image_transform",
 ]
 """`group`: the image's cluster (patient) where its task's data source declares groups;
-`replicate`: 1 for a noise-floor replicate of a reference answer, else 0."""
+`replicate`: 1 for a noise-floor replicate of a reference answer, else 0; `image_variant`:
+the image variant the answer saw (`original`: the untouched image), `image_transform` its
+transform and parameters as JSON text (empty for the original)."""
+IMAGE_COLUMNS = {"image_variant": ORIGINAL, "image_transform": ""}
+"""The image columns and their value where a frame (or an old sidecar) lacks them."""
 
 
 @dataclass(frozen=True)
@@ -75,6 +85,8 @@ class ScoringLayout:
     groups: dict[str, str] = field(default_factory=dict)
     """task -> how its images are grouped (e.g. `pattern ^(person\\d+)`), for clustered tasks
     only: their bootstraps resample groups and their paired tests are Obuchowski's."""
+    image_variants: dict[str, str] = field(default_factory=dict)
+    """image variant id -> its transform (`jpeg`, ...) or ablation (`no_image`, `blank`, ...)."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -86,6 +98,8 @@ class ScoringLayout:
             "seed": self.seed,
             "n_boot": self.n_boot,
             "groups": self.groups,
+            # absent when empty: a layout without image variants reads as before
+            **({"image_variants": self.image_variants} if self.image_variants else {}),
         }
 
     @classmethod
@@ -99,6 +113,19 @@ class ScoringLayout:
             seed=data["seed"],
             n_boot=data["n_boot"],
             groups=dict(data.get("groups") or {}),
+            image_variants=dict(data.get("image_variants") or {}),
+        )
+
+    def image_layout(self) -> ImageLayout:
+        """What image-variant scoring needs of this layout."""
+        return ImageLayout(
+            classes=self.classes,
+            transforms=self.image_variants,
+            answer_kinds=self.answer_kinds,
+            clustered=frozenset(self.groups),
+            pairs=list(self.pairs),
+            seed=self.seed,
+            n_boot=self.n_boot,
         )
 
 
@@ -116,6 +143,13 @@ class ScoreTables:
     worst-variant f1_all over tasks, with CIs."""
     pairs: pd.DataFrame
     """Per (model, base, task, family, variant): paired differences and McNemar's test."""
+    image_variants: pd.DataFrame = field(default_factory=pd.DataFrame)
+    """Per (model, task, family, pipeline, image variant): F1 and image fragility (empty when
+    every answer saw the original image)."""
+    reliance: pd.DataFrame = field(default_factory=pd.DataFrame)
+    """Per (model, task, family, pipeline): visual reliance and F1 without the image."""
+    reliance_pairs: pd.DataFrame = field(default_factory=pd.DataFrame)
+    """Per (model, base, task, family, pipeline): the pair's reliance and no-image F1 difference."""
 
 
 def make_layout(specs: SpecSet, plan: Plan) -> ScoringLayout:
@@ -148,7 +182,14 @@ def make_layout(specs: SpecSet, plan: Plan) -> ScoringLayout:
         if (source := specs.tasks[t].data.get(suite.data)) is not None and source.group is not None
     }
     return ScoringLayout(
-        classes, variants, references, kinds, pairs, seed=suite.seed, groups=groups
+        classes,
+        variants,
+        references,
+        kinds,
+        pairs,
+        seed=suite.seed,
+        groups=groups,
+        image_variants={},  # filled from suite.image_variants at merge
     )
 
 
@@ -218,6 +259,8 @@ def collect_answers(specs: SpecSet, plan: Plan, cache: Cache) -> pd.DataFrame:
                 parsed == truth,
                 plan.sample(job.task, job.sample).group,
                 job.replicate,
+                ORIGINAL,
+                "",
             )
         )
         processors.append(image_processor_of(answer.prompt))
@@ -557,9 +600,24 @@ def _frames(tables: ScoreTables) -> tuple[pd.DataFrame, ...]:
     return tuple(getattr(tables, f.name) for f in fields(tables))
 
 
+def with_image_columns(answers: pd.DataFrame) -> pd.DataFrame:
+    """The rows with the image columns, filled where a frame or an old sidecar lacks them (or
+    holds an empty value): every such answer saw the original image."""
+    for name, default in IMAGE_COLUMNS.items():
+        if name not in answers.columns:
+            answers = answers.assign(**{name: default})
+        elif answers[name].isna().any():
+            answers = answers.assign(**{name: answers[name].fillna(default)})
+    return answers
+
+
 def _score(answers: pd.DataFrame, layout: ScoringLayout) -> ScoreTables:
     if "replicate" not in answers.columns:
         answers = answers.assign(replicate=0)
+    answers = with_image_columns(answers)
+    every_image = answers[answers["replicate"] == 0]
+    # The prompt-side tables read the original image's answers only.
+    answers = answers[answers["image_variant"] == ORIGINAL]
     replicated = _encode(answers[answers["replicate"] > 0], layout)
     answers = answers[answers["replicate"] == 0]
     encoded = _encode(answers, layout)
@@ -569,14 +627,25 @@ def _score(answers: pd.DataFrame, layout: ScoringLayout) -> ScoreTables:
         matrices[(model, task, family, pipeline)] = _matrix(
             encoded.iloc[index], layout.variants[family], task in layout.groups
         )
+    models = _score_models(answers, matrices, layout)
+    images = (
+        score_images(_encode(every_image, layout), layout.image_layout())
+        if has_image_variants(every_image)
+        else None
+    )
+    if images is not None and not images.models.empty and not models.empty:
+        models = models.merge(images.models, on=["model", "pipeline"], how="left")
     return ScoreTables(
         scores=_score_variants(answers, encoded, layout),
         fragility=_with_noise_floors(
             _score_families(answers, matrices, layout),
             _noise_floors(replicated, matrices, layout),
         ),
-        models=_score_models(answers, matrices, layout),
+        models=models,
         pairs=_score_pairs(matrices, layout),
+        image_variants=images.image_variants if images is not None else pd.DataFrame(),
+        reliance=images.reliance if images is not None else pd.DataFrame(),
+        reliance_pairs=images.reliance_pairs if images is not None else pd.DataFrame(),
     )
 
 

@@ -62,6 +62,36 @@ def _numbers(row: dict[str, Any], scores: pd.DataFrame) -> list[str]:
     ]
 
 
+def reliance_lines(models: pd.DataFrame) -> list[str]:
+    """A heading and one line per model measured without its image (direct pipeline): its
+    visual reliance (the share of answers that change with no image, and with a blank one,
+    95% CI) and its F1 without the image; numbers on a line of their own where an id is too
+    long. None where no model was measured so."""
+    names = ("visual_reliance", "visual_reliance_blank")
+    if models.empty or not any(n in models.columns for n in names):
+        return []
+    lines = []
+    rows = [{str(k): v for k, v in r.items()} for r in models.to_dict("records")]
+    for row in sorted(rows, key=lambda r: str(r["model"])):
+        parts = [
+            f"{what} {_est(row, name)}"
+            for name, what in zip(names, ("no image", "blank"), strict=True)
+            if _value(row, name) is not None
+        ]
+        if row.get("pipeline") != "direct" or not parts:
+            continue
+        if _value(row, "mean_no_image_f1") is not None:
+            parts.append(f"F1 {_num(_value(row, 'mean_no_image_f1'))}")
+        numbers, head = ", ".join(parts), f"  {row['model']}:"
+        if len(head) + 1 + len(numbers) <= WIDTH:
+            lines.append(f"{head} {numbers}")
+        else:
+            lines += [head, f"    {numbers}"]
+    if not lines:
+        return []
+    return ["visual reliance: answers changed with no image / a blank image; F1 no image", *lines]
+
+
 def _line(rank: str, name: str, cells: list[str], name_width: int) -> str:
     numbers = " ".join(c.rjust(w) for c, w in zip(cells, _WIDTHS, strict=True))
     return f"{rank:>{_RANK}} {name:<{name_width}} {numbers}".rstrip()
@@ -105,4 +135,4 @@ def summary_lines(
         lines.append("* test model: random or demonstration weights, not a real result")
     if len(direct) < len(rows):
         lines.append("+ a described pipeline: the model describes, a text model diagnoses")
-    return lines
+    return lines + reliance_lines(models)

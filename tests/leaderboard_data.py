@@ -77,7 +77,7 @@ def make_answers(
                             model, task, family, variant, "direct", sample, label, truth, text,
                             "timeout" if status == "error" else None, status, parsed,
                             "rule" if status != "error" else "job_failed", PARSER_VERSION,
-                            parsed == truth, None, 0,
+                            parsed == truth, None, 0, "original", "",
                         ))  # fmt: skip
     return pd.DataFrame(rows, columns=ANSWER_COLUMNS)
 

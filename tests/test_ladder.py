@@ -379,3 +379,34 @@ def test_run_probe_stage_rerun_is_byte_identical_and_extracts_nothing(
     assert names == sorted(p.relative_to(second) for p in second.rglob("*") if p.is_file())
     for name in names:
         assert (first / name).read_bytes() == (second / name).read_bytes(), name
+
+
+def test_ladder_rows_put_the_no_image_rung_below_the_answers() -> None:
+    scores = pd.DataFrame(
+        [
+            score_row("eye", "closed", "plain", "direct", 0.9),
+            score_row("blind", "closed", "plain", "direct", 0.8),
+        ]
+    )
+    reliance = pd.DataFrame(
+        [
+            {"model": "eye", "task": "t1", "family": "closed", "pipeline": "direct"}
+            | {"no_image_f1": 0.3},
+            {"model": "eye", "task": "t1", "family": "other", "pipeline": "direct"}
+            | {"no_image_f1": 0.1},
+            {"model": "blind", "task": "t1", "family": "closed", "pipeline": "direct"}
+            | {"no_image_f1": 0.8},
+        ]
+    )
+    probes = pd.DataFrame(columns=PROBE_COLUMNS)
+    ladder = ladder_rows(scores, probes, ["closed"], reliance)
+    expected = ["model", "task", "chance_f1", "no_image_f1", *LADDER_COLUMNS[3:]]
+    assert list(ladder.columns) == expected
+    by_model = {r["model"]: r for r in ladder.to_dict("records")}
+    # Only the label family `closed` counts: eye 0.3 (not the mean with 0.1), blind 0.8.
+    assert (by_model["eye"]["no_image_f1"], by_model["blind"]["no_image_f1"]) == (0.3, 0.8)
+    assert "without the image" not in by_model["eye"]["reading"]
+    assert by_model["blind"]["reading"].endswith(
+        "; without the image it scores 0.80: the answers barely use the image"
+    )
+    assert list(ladder_rows(scores, probes, ["closed"]).columns) == LADDER_COLUMNS

@@ -139,6 +139,8 @@ def test_score_answers_counts_refusals_as_wrong_and_skips_failed_jobs() -> None:
                     parsed == truth,
                     None,
                     0,
+                    "original",
+                    "",
                 )
             )
     from medbench.scoring import ANSWER_COLUMNS
@@ -303,6 +305,7 @@ def _patients(grouped: bool) -> tuple[pd.DataFrame, ScoringLayout]:
                     rows.append(
                         (model, "t", "f", variant, "direct", sample, truth, truth, parsed, None)
                         + ("answer", parsed, "r", PARSER_VERSION, parsed == truth, f"p{patient}", 0)
+                        + ("original", "")
                     )
     from medbench.scoring import ANSWER_COLUMNS
 

@@ -70,3 +70,28 @@ def test_summary_lines_show_dashes_for_missing_numbers() -> None:
     assert lines[3:] == [
         "  1 m                                          -   0.10       -       -        -"
     ]
+
+
+def test_summary_lines_print_one_visual_reliance_line_per_measured_model() -> None:
+    eye = _model("eye", "direct", 0.8, 0.7, 0.9, 0.1, 0.8)
+    eye |= {"visual_reliance": 0.5, "visual_reliance_lo": 0.25, "visual_reliance_hi": 0.75}
+    eye |= {"visual_reliance_blank": 0.125, "visual_reliance_blank_lo": 0.0}
+    eye |= {"visual_reliance_blank_hi": 0.375, "mean_no_image_f1": 1 / 3}
+    long_id = "a-model-with-a-really-long-identifier-that-does-not-fit-v2"
+    blind = _model(long_id, "direct", 0.5, 0.4, 0.6, 0.0, 0.5)
+    blind |= {"visual_reliance": 0.0, "visual_reliance_lo": 0.0, "visual_reliance_hi": 0.0}
+    unmeasured = _model("text-only", "direct", 0.2, 0.1, 0.3, 0.0, 0.2)
+    models = pd.DataFrame([eye, blind, unmeasured])
+    lines = summary_lines("q", models, pd.DataFrame(), set())
+    assert lines[-4:] == [
+        "visual reliance: answers changed with no image / a blank image; F1 no image",
+        f"  {long_id}:",
+        "    no image 0.00 [0.00-0.00]",
+        "  eye: no image 0.50 [0.25-0.75], blank 0.12 [0.00-0.38], F1 0.33",
+    ]
+    assert all(len(line) <= WIDTH for line in lines)
+
+
+def test_summary_lines_leave_out_visual_reliance_when_no_model_was_measured() -> None:
+    models = pd.DataFrame([_model("m", "direct", 0.5, 0.4, 0.6, 0.1, 0.5)])
+    assert not any("reliance" in line for line in summary_lines("q", models, pd.DataFrame(), set()))

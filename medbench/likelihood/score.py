@@ -135,6 +135,8 @@ def answers_frame(items: pd.DataFrame, norm: str) -> pd.DataFrame:
                 parsed == item["truth"],
                 item["group"],  # the image's cluster, so likelihood intervals are clustered too
                 0,  # not a noise-floor replicate
+                "original",  # option likelihoods are scored on the original image
+                "",
             )
         )
     return pd.DataFrame(rows, columns=ANSWER_COLUMNS)

@@ -1,8 +1,9 @@
 """The knowledge ladder: where between the image and the answer is the diagnosis lost?
 
-Per (model, task), in rung order: chance, the closed question's generated `f1_all` (mean and
-best variant), the likelihood answers' `f1_all` (the offered option the model finds most
-likely; mean and best variant), describe then diagnose, a linear probe on each of the model's
+Per (model, task), in rung order: chance, the F1 without the image (when the suite has a
+`no_image` image variant), the closed question's generated `f1_all` (mean and best variant),
+the likelihood answers' `f1_all` (the offered option the model finds most likely; mean and
+best variant), describe then diagnose, a linear probe on each of the model's
 embeddings, and a probe on raw pixels, with a one-line reading. `run_probe_stage` measures
 the probes for a planned suite and writes `probe.csv`, `ladder.csv` and a t-SNE map per
 (model, task).
@@ -28,6 +29,7 @@ from medbench.metrics import chance_f1
 from medbench.probe.classifier import PIXEL_SIZE, ProbeResult, pixel_features
 from medbench.probe.embeddings import EmbeddingStore, can_embed, get_embeddings, store_path
 from medbench.probe.memo import ProbeMemo, array_digest, images_digest, memo_path
+from medbench.reliance import original_only
 from medbench.specs import ProbeStage
 
 if TYPE_CHECKING:
@@ -79,6 +81,9 @@ LADDER_COLUMNS = [
     "pixel_f1_hi",
     "reading",
 ]
+NO_IMAGE_COLUMN = "no_image_f1"
+"""The no-image rung, after `chance_f1`: mean over label families of the F1 of the answers
+given without the image (a ladder has it only where the suite measured it)."""
 
 
 def _num(value: Any) -> float:
@@ -96,15 +101,19 @@ def reading(
     pixels: float = math.nan,
     described: float = math.nan,
     likelihood: float = math.nan,
+    no_image: float = math.nan,
 ) -> str:
     """One line on where the knowledge is lost, from fixed thresholds (see the constants).
 
     `answers` is the direct `f1_all` (mean over variants); `likelihood` the same of the
     likelihood answers; `probes` maps an embedding to its probe F1, the best of which speaks
-    for the encoder.
+    for the encoder; `no_image` is the F1 of the answers given without the image.
     """
     c, a = _num(chance), _num(answers)
     line = _encoder_reading(c, a, probes)
+    blind = _num(no_image)
+    if not math.isnan(a) and blind > a - NEAR_CHANCE and blind > c + NEAR_CHANCE:
+        line += f"; without the image it scores {blind:.2f}: the answers barely use the image"
     lk, d, x = _num(likelihood), _num(described), _num(pixels)
     if not math.isnan(a) and lk >= a + NEAR_CHANCE:
         line += (
@@ -175,8 +184,36 @@ def _best(rows: pd.DataFrame) -> tuple[float, str]:
     return float(top["f1_all"]), str(top["name"])
 
 
-def _answer_columns(scores: pd.DataFrame, families: Sequence[str]) -> pd.DataFrame:
-    """Per (model, task): chance, direct mean and best, described best, over `families`."""
+def _no_image(
+    reliance: pd.DataFrame | None, families: Sequence[str]
+) -> dict[tuple[str, str], float]:
+    """(model, task) -> mean over `families` of the direct pipeline's F1 without the image."""
+    if reliance is None or reliance.empty or "no_image_f1" not in reliance.columns:
+        return {}
+    rows = reliance[reliance["family"].isin(list(families)) & (reliance["pipeline"] == "direct")]
+    found: dict[tuple[str, str], float] = {}
+    for (model, task), part in rows.dropna(subset=["no_image_f1"]).groupby(["model", "task"]):
+        found[(str(model), str(task))] = float(part["no_image_f1"].mean())
+    return found
+
+
+def _answer_columns(
+    scores: pd.DataFrame, families: Sequence[str], reliance: pd.DataFrame | None = None
+) -> pd.DataFrame:
+    """Per (model, task): chance, direct mean and best, described best, over `families`;
+    with `reliance` (the visual-reliance table) measuring it, the no-image rung too."""
+    found = _no_image(reliance, families)
+    frame = _scored_columns(scores, families)
+    if found:
+        rung = [
+            found.get((str(m), str(t)), math.nan)
+            for m, t in zip(frame["model"], frame["task"], strict=True)
+        ]
+        frame.insert(list(frame.columns).index("chance_f1") + 1, NO_IMAGE_COLUMN, rung)
+    return frame
+
+
+def _scored_columns(scores: pd.DataFrame, families: Sequence[str]) -> pd.DataFrame:
     columns = ["model", "task", "chance_f1", "direct_f1_mean", "direct_f1_best"]
     columns += ["direct_best_variant", "likelihood_f1_mean", "likelihood_f1_best"]
     columns += ["likelihood_best_variant", "described_f1", "described_best"]
@@ -212,13 +249,20 @@ def _answer_columns(scores: pd.DataFrame, families: Sequence[str]) -> pd.DataFra
 
 
 def ladder_rows(
-    scores: pd.DataFrame, probes: pd.DataFrame, families: Sequence[str]
+    scores: pd.DataFrame,
+    probes: pd.DataFrame,
+    families: Sequence[str],
+    reliance: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """The ladder per (model, task) from the score table and the probe table (`probe.csv`).
 
-    `families` names the prompt families (answer kind `label`) whose `f1_all` counts.
+    `families` names the prompt families (answer kind `label`) whose `f1_all` counts; with
+    `reliance` (the visual-reliance table) measuring it, the ladder gains the no-image rung.
     """
-    answers = _answer_columns(scores, families)
+    answers = _answer_columns(scores, families, reliance)
+    columns = list(LADDER_COLUMNS)
+    if NO_IMAGE_COLUMN in answers.columns:
+        columns.insert(columns.index("chance_f1") + 1, NO_IMAGE_COLUMN)
     probes = probes if not probes.empty else pd.DataFrame(columns=PROBE_COLUMNS)
     by_model = probes[probes["model"] != ALL_MODELS]
     pixels = probes[(probes["model"] == ALL_MODELS) & (probes["embedding"] == PIXELS)]
@@ -257,9 +301,10 @@ def ladder_rows(
             row["pixel_f1"],
             _num(row.get("described_f1")),
             _num(row.get("likelihood_f1_mean")),
+            _num(row.get(NO_IMAGE_COLUMN)),
         )
         rows.append(row)
-    return pd.DataFrame(rows, columns=LADDER_COLUMNS)
+    return pd.DataFrame(rows, columns=columns)
 
 
 def answer_marks(
@@ -278,6 +323,7 @@ def answer_marks(
     ]
     if "replicate" in rows.columns:  # noise-floor replicates are not variants
         rows = rows[rows["replicate"] == 0]
+    rows = original_only(rows)  # the marks are of the prompt variants, on the original image
     marks: dict[str, str] = {}
     for sample, group in rows.groupby("sample", sort=True):
         ref = group[group["variant"] == reference]
@@ -322,9 +368,11 @@ def run_probe_stage(
     scores: pd.DataFrame,
     out: Path,
     context: BackendContext,
+    reliance: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Probe every embeddable model of the plan on exactly the planned samples; write
-    `out/probe.csv`, `out/ladder.csv` and `out/tsne/<model>/<task>.svg`; return the ladder."""
+    `out/probe.csv`, `out/ladder.csv` and `out/tsne/<model>/<task>.svg`; return the ladder
+    (with the no-image rung where `reliance`, the visual-reliance table, measured it)."""
     stage = plan.suite.probe or ProbeStage()
     label_families = [f for f in plan.suite.prompt_families if specs.families[f].answer == "label"]
     tasks = sorted(plan.samples)
@@ -350,7 +398,7 @@ def run_probe_stage(
             rows.append(_probe_row(ALL_MODELS, t, PIXELS, dim, chance[t], result))
         maps = _embedding_probes(specs, plan, cache_path, answers, context, memo, rows, chance)
     probes = pd.DataFrame(rows, columns=PROBE_COLUMNS).sort_values(["model", "task", "embedding"])
-    ladder = ladder_rows(scores, probes, label_families)
+    ladder = ladder_rows(scores, probes, label_families, reliance)
     out.mkdir(parents=True, exist_ok=True)
     _write_csv(probes, out / "probe.csv")
     _write_csv(ladder, out / "ladder.csv")

@@ -16,6 +16,7 @@ import pandas as pd
 from medbench import __version__
 from medbench.loading import SpecSet
 from medbench.records import Record
+from medbench.reliance import original_only
 from medbench.site.layout import Page
 from medbench.site.pages import Site
 from medbench.site.samples import sample_files, thumbnail
@@ -102,7 +103,8 @@ def _sample_files(specs: SpecSet | None, record: Record, task: str) -> dict[str,
 
 def flipped(answers: pd.DataFrame) -> list[tuple[str, str, str, list[dict[str, object]]]]:
     """(family, sample, truth, rows) of every image whose outcome differs across the
-    variants of a family (direct pipeline, failed jobs left out), sorted."""
+    variants of a family (direct pipeline, original images, failed jobs left out), sorted."""
+    answers = original_only(answers)
     rows = answers[(answers["pipeline"] == "direct") & (answers["status"] != "error")]
     found = []
     for (family, sample), group in rows.groupby(["family", "sample"], sort=True):

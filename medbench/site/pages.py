@@ -14,6 +14,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from medbench import __version__
 from medbench.loading import SpecSet
 from medbench.records import Record, Scalar
+from medbench.site import reliance
 from medbench.site.charts import heatmap_svg
 from medbench.site.layout import (
     FAMILY_METRICS,
@@ -258,6 +259,17 @@ def _variants(record: Record) -> list[tuple[str, str]]:
     return [(f, v) for f in sorted(record.layout.variants) for v in record.layout.variants[f]]
 
 
+def _reliance_tables(site: Site, record: Record, name: str, root: str) -> list[Table]:
+    """The model's image-variant tables and its visual-reliance pairs, where measured."""
+    specs = reliance.model_tables(record)
+    pairs = reliance.pair_table(site.records, record.suite, record.model_id)
+    specs += [pairs] if pairs is not None else []
+    return [
+        site.table(f"{name}.{table}", root, caption, columns, rows)
+        for table, caption, columns, rows in specs
+    ]
+
+
 def _model_section(site: Site, record: Record) -> Section:
     suite, model, root = record.suite, record.model_id, "../"
     name = f"{suite}.{model}"
@@ -304,6 +316,7 @@ def _model_section(site: Site, record: Record) -> Section:
     tables.append(site.table(f"{name}.fragility", root, caption, columns, fragility))
     pairs = _pairs(site, f"{name}.pairs", root, suite, model)
     tables += [pairs] if pairs else []
+    tables += _reliance_tables(site, record, name, root)
     if len(record.models) > 1:
         rungs = sorted(
             record.models, key=lambda r: (r.get("pipeline") != "direct", str(r.get("pipeline")))

@@ -16,6 +16,7 @@ from medbench.site.layout import (
     title_of,
 )
 from medbench.site.pages import Site, _pairs, _triple
+from medbench.site.reliance import RELIANCE_LABEL, pair_table
 from medbench.site.scatter import Mark, scatter_svg
 
 
@@ -34,6 +35,11 @@ def ranked_rows(records: list[Record]) -> Data:
                     "title": title_of(record),
                     "test_model": record.test_model,
                     **{k: row.get(k) for name in RANKED for k in _triple(name)},
+                    **{
+                        k: row.get(k)
+                        for k in _triple("visual_reliance")
+                        if row.get("visual_reliance") is not None
+                    },
                 }
             )
 
@@ -54,6 +60,10 @@ def _ranking(site: Site, suite: str, data: Data) -> Table:
         f"{suite}: models ranked by all-variants F1, highest first (an image counts as right "
         "only if every wording of the question answers it right; mean over tasks)"
     )
+    if any(row.get("visual_reliance") is not None for row in data):
+        # Beside the fragility index: how much the answers move when the image is removed.
+        columns.insert(4, Col(RELIANCE_LABEL, "visual_reliance", "est"))
+        caption += "; visual reliance: the share of answers that change without the image"
     return site.table(
         f"{suite}.ranking", "", caption, columns, data, sorted_by=2, order="descending", suite=suite
     )
@@ -138,6 +148,10 @@ def index_page(site: Site, suites: dict[str, list[Record]]) -> None:
         ]
         pairs = _pairs(site, f"{suite}.pairs", "", suite)
         tables += [pairs] if pairs else []
+        found = pair_table(records, suite)
+        if found is not None:
+            table, caption, columns, rows = found
+            tables.append(site.table(f"{suite}.{table}", "", caption, columns, rows, suite=suite))
         sections.append(
             Section(
                 suite,
