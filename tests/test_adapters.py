@@ -390,3 +390,37 @@ def test_load_specs_adapter_model_without_a_base_is_a_warning_of_its_suites(
         "`base`: it is not compared with its weights without the adapter. Add a model spec of "
         "the same weights without `adapter`, name it in 'med-a's `base` and list it here."
     )
+
+
+# --- records -----------------------------------------------------------------------------------
+
+
+def test_write_record_keeps_the_adapter_revision_only_when_there_is_one(tmp_path: Path) -> None:
+    import json
+
+    from medbench.records import read_record, verify_records, write_record
+    from medbench.scoring import score_answers
+    from tests.leaderboard_data import make_answers, make_layout, model_spec, provenance
+
+    tasks = ["pneumonia_cxr"]
+    layout = make_layout(tasks, [])
+    answers = make_answers(["plain", "lora"], tasks, n_images=6)
+    tables = score_answers(answers, layout)
+    local = f"local:{'e' * 64}"
+    for model_id, adapter in (("plain", None), ("lora", local)):
+        write_record(
+            tmp_path / "leaderboard",
+            suite="quickstart",
+            spec=model_spec(model_id),
+            answers=answers,
+            tables=tables,
+            layout=layout,
+            provenance=provenance(tasks, n_images=6).model_copy(
+                update={"adapter_revision": adapter}
+            ),
+        )
+    folder = tmp_path / "leaderboard" / "quickstart"
+    assert "adapter_revision" not in json.loads((folder / "plain.json").read_text())
+    assert json.loads((folder / "lora.json").read_text())["adapter_revision"] == local
+    assert read_record(folder / "lora.json").adapter_revision == local
+    assert verify_records(tmp_path / "leaderboard") == []
