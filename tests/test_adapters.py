@@ -424,3 +424,33 @@ def test_write_record_keeps_the_adapter_revision_only_when_there_is_one(tmp_path
     assert json.loads((folder / "lora.json").read_text())["adapter_revision"] == local
     assert read_record(folder / "lora.json").adapter_revision == local
     assert verify_records(tmp_path / "leaderboard") == []
+
+
+# --- the README's examples ---------------------------------------------------------------------
+
+
+def readme_model_examples() -> dict[str, str]:
+    """The README's example model specs: yaml blocks whose first line names their file."""
+    import re
+
+    text = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```yaml\n(# (specs/models/[a-z0-9.-]+\.yaml).*?\n.*?)```", text, re.S)
+    return {name: body.replace("<sha>", "0" * 40) for body, name in blocks}
+
+
+def test_readme_adapter_and_vllm_model_examples_validate(tmp_path: Path) -> None:
+    from tests.spec_tree import make_project
+
+    examples = readme_model_examples()
+    assert sorted(examples) == [
+        "specs/models/llava-1.5-7b-radlora.yaml",
+        "specs/models/medgemma-27b-it-vllm.yaml",
+    ]
+    project = make_project(tmp_path)
+    for name, body in examples.items():
+        (project / name).write_text(body, encoding="utf-8")
+    specs = load_specs(project / "specs")
+    lora = specs.models["llava-1.5-7b-radlora"]
+    assert lora.adapter is not None and lora.base == "llava-1.5-7b"
+    served = specs.models["medgemma-27b-it-vllm"].openai
+    assert served is not None and served.snapshot == served.model == f"medgemma-27b-it@{'0' * 40}"
