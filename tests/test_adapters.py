@@ -454,3 +454,47 @@ def test_readme_adapter_and_vllm_model_examples_validate(tmp_path: Path) -> None
     assert lora.adapter is not None and lora.base == "llava-1.5-7b"
     served = specs.models["medgemma-27b-it-vllm"].openai
     assert served is not None and served.snapshot == served.model == f"medgemma-27b-it@{'0' * 40}"
+
+
+# --- a run -------------------------------------------------------------------------------------
+
+LORA_MODEL = """\
+schema_version: 1
+kind: model
+id: tiny-llava-lora
+title: Tiny LLaVA with a LoRA adapter (test model)
+backend: hf
+family: llava
+tiny: {arch: llava, seed: 0}
+adapter: {path: data/adapters/lora}
+base: tiny-llava
+test_model: true
+dtype: float32
+generation: {max_new_tokens: 12, do_sample: false}
+"""
+
+
+def test_run_plan_adapter_model_answers_apart_from_its_base(tmp_path: Path, lora_dir: Path) -> None:
+    from medbench.cache import Cache
+    from medbench.plan import make_plan
+    from medbench.run import run_plan
+    from tests.spec_tree import make_project
+
+    project = make_project(tmp_path, models=("tiny-llava", "tiny-llava-lora"), limit_per_class=1)
+    (project / "specs" / "models" / "tiny-llava-lora.yaml").write_text(LORA_MODEL)
+    shutil.copytree(lora_dir, project / "data" / "adapters" / "lora")
+    specs = load_specs(project / "specs")
+    assert specs.warnings == {}
+    with Cache(tmp_path / "c.sqlite") as cache:
+        plan = make_plan(specs, "t", models_dir=tmp_path / "models", hasher=cache.hash_file)
+        summary = run_plan(plan, specs, cache, progress=False)
+        assert (summary.failed, summary.ran) == (0, len(plan.jobs))
+        answers = cache.get_many(j.key for j in plan.jobs)
+    by_model: dict[str, dict[tuple[str, str], str | None]] = {}
+    for job in plan.jobs:
+        by_model.setdefault(job.model, {})[(job.sample, job.variant)] = answers[job.key].output
+    assert not {j.key for j in plan.jobs if j.model == "tiny-llava"} & {
+        j.key for j in plan.jobs if j.model == "tiny-llava-lora"
+    }
+    assert by_model["tiny-llava"].keys() == by_model["tiny-llava-lora"].keys()
+    assert by_model["tiny-llava"] != by_model["tiny-llava-lora"]
