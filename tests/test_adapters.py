@@ -424,6 +424,11 @@ def test_write_record_keeps_the_adapter_revision_only_when_there_is_one(tmp_path
     assert json.loads((folder / "lora.json").read_text())["adapter_revision"] == local
     assert read_record(folder / "lora.json").adapter_revision == local
     assert verify_records(tmp_path / "leaderboard") == []
+    # the model page's provenance names it only where there is one
+    from medbench.site.pages import _provenance
+
+    assert ("Adapter revision", local) in _provenance(read_record(folder / "lora.json"))
+    assert "Adapter revision" not in dict(_provenance(read_record(folder / "plain.json")))
 
 
 # --- the README's examples ---------------------------------------------------------------------
@@ -498,3 +503,25 @@ def test_run_plan_adapter_model_answers_apart_from_its_base(tmp_path: Path, lora
     }
     assert by_model["tiny-llava"].keys() == by_model["tiny-llava-lora"].keys()
     assert by_model["tiny-llava"] != by_model["tiny-llava-lora"]
+
+
+def test_cli_plan_shows_the_adapter_revision_beside_the_weights(
+    tmp_path: Path, lora_dir: Path
+) -> None:
+    from typer.testing import CliRunner
+
+    from medbench.cli import app
+    from tests.spec_tree import make_project
+
+    project = make_project(tmp_path, models=("tiny-llava", "tiny-llava-lora"), limit_per_class=1)
+    (project / "specs" / "models" / "tiny-llava-lora.yaml").write_text(LORA_MODEL)
+    shutil.copytree(lora_dir, project / "data" / "adapters" / "lora")
+    digest = files_hash(project / "data" / "adapters" / "lora")
+    result = CliRunner().invoke(
+        app,
+        ["plan", str(project / "specs"), "--suite", "t", "--cache", str(tmp_path / "c.sqlite")],
+        env={"COLUMNS": "200"},
+    )
+    assert result.exit_code == 0, result.output
+    rows = [line for line in result.output.splitlines() if "tiny-llava-lora" in line]
+    assert rows and all(f"tiny-r1 + adapter local:{digest[:10]}" in row for row in rows), rows
