@@ -3,7 +3,9 @@ model found in the local Hugging Face cache answers sample images at batch 1 and
 automatic batch size; it prints load time, images/s, peak memory and how many answers differ.
 
 Run as `python -m medbench.gpu_check [--model M ...] [--device cpu --dtype float32]`; the CPU
-options exist so that the tests can run the same code on a tiny model.
+options exist so that the tests can run the same code on a tiny model. `--device-map auto`
+loads each model spread over every visible GPU by accelerate (the models' `device_map`), for a
+maintainer checking a model too big for one GPU; peak memory is then summed over the GPUs.
 """
 
 from __future__ import annotations
@@ -42,11 +44,15 @@ class Result:
     peak_mib: float | None
     differ: int
     answers: int
+    placement: str | None = None
+    """With a device map: the strategy and the devices the model was spread over."""
 
     def line(self) -> str:
         peak = f"{self.peak_mib:.0f} MiB" if self.peak_mib is not None else "n/a (not CUDA)"
+        placed = f" ({self.placement})" if self.placement is not None else ""
         return (
-            f"{self.model}: load {self.load_s:.1f} s; batch 1: {self.batch1_per_s:.2f} images/s; "
+            f"{self.model}{placed}: load {self.load_s:.1f} s; "
+            f"batch 1: {self.batch1_per_s:.2f} images/s; "
             f"auto batch {self.auto_batch}: {self.auto_per_s:.2f} images/s; peak memory {peak}; "
             f"{self.differ} of {self.answers} answers differ between batch 1 and batch "
             f"{self.auto_batch}"
@@ -112,14 +118,23 @@ def sample_requests(specs: SpecSet, images: int) -> list[Request]:
 
 
 def check_model(
-    specs: SpecSet, model_id: str, requests: list[Request], device: str, dtype: str, state: Path
+    specs: SpecSet,
+    model_id: str,
+    requests: list[Request],
+    device: str,
+    dtype: str,
+    state: Path,
+    device_map: str | None = None,
 ) -> Result:
     """Load one model, answer the requests at batch 1 and then at the automatic size."""
     from medbench.backends.hf import HFBackend
     from medbench.executors import ModelWork
     from medbench.executors.local import prepare_checkpoint
 
-    spec = specs.models[model_id].model_copy(update={"dtype": dtype})
+    update: dict[str, Any] = {"dtype": dtype}
+    if device_map is not None:
+        update["device_map"] = device_map
+    spec = specs.models[model_id].model_copy(update=update)
     identity = resolve_identity(spec, specs.root, state / "models", specs=specs)
     prepare_checkpoint(ModelWork(spec, identity, requests))
     # the checkpoint folder, or the commit sha the identity resolved: loaded exactly
@@ -127,6 +142,10 @@ def check_model(
     started = time.perf_counter()
     backend = HFBackend(spec, context)
     load_s = time.perf_counter() - started
+    placement = None
+    if device_map is not None:
+        devices = sorted({str(p.device) for p in backend._loaded.model.parameters()})
+        placement = f"device_map {device_map} over {', '.join(devices)}"
     try:
         backend.set_batch_size(1)
         backend.generate(requests[:1])  # warm-up: kernels and caches, not timed
@@ -140,7 +159,7 @@ def check_model(
         backend.close()
     differ = sum(a != b for a, b in zip(one, auto, strict=True))
     n = len(requests)
-    return Result(model_id, load_s, n / one_s, size, n / auto_s, peak, differ, n)
+    return Result(model_id, load_s, n / one_s, size, n / auto_s, peak, differ, n, placement)
 
 
 def timed(backend: Any, requests: list[Request]) -> tuple[list[str | None], float]:
@@ -156,7 +175,8 @@ def reset_peak(device: str) -> None:
     import torch
 
     if device != "cpu" and torch.cuda.is_available():
-        torch.cuda.reset_peak_memory_stats()
+        for index in range(torch.cuda.device_count()):
+            torch.cuda.reset_peak_memory_stats(index)
 
 
 def peak_mib(device: str) -> float | None:
@@ -164,7 +184,9 @@ def peak_mib(device: str) -> float | None:
 
     if device == "cpu" or not torch.cuda.is_available():
         return None
-    return float(torch.cuda.max_memory_allocated()) / 2**20
+    # every GPU: a model spread by a device map uses several
+    total = sum(torch.cuda.max_memory_allocated(i) for i in range(torch.cuda.device_count()))
+    return float(total) / 2**20
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -175,6 +197,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--images", type=int, default=16, help="Sample images (x 2 variants).")
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--dtype", default="bfloat16", choices=["bfloat16", "float16", "float32"])
+    parser.add_argument(
+        "--device-map",
+        choices=["auto", "balanced", "balanced_low_0", "sequential"],
+        help="Spread each model over every visible GPU (accelerate), as a spec's `device_map`.",
+    )
     parser.add_argument("--budget-s", type=float, default=DEFAULT_BUDGET_S)
     args = parser.parse_args(argv)
     specs = load_specs(args.specs)
@@ -191,7 +218,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             skipped.append(model_id)
             continue
         try:
-            result = check_model(specs, model_id, requests, args.device, args.dtype, state)
+            result = check_model(
+                specs, model_id, requests, args.device, args.dtype, state, args.device_map
+            )
         except Exception as e:  # one model failing never stops the check
             failed += 1
             print(f"{model_id}: FAILED: {type(e).__name__}: {e}", flush=True)

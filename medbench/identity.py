@@ -42,13 +42,31 @@ class ModelIdentity:
     checkpoint_dir: Path | None = None
     training: TrainingData | None = None
     """For a trained tiny model: what it is fine-tuned on (the key holds its fingerprint)."""
+    adapter_revision: str | None = None
+    """For a model with an adapter: the adapter's commit sha (hub) or `local:<files hash>`."""
+    adapter_dir: Path | None = None
+    """For a model with a local (`path`) adapter: its resolved folder."""
 
     def context(self, context: BackendContext) -> BackendContext:
-        """`context` set to load exactly these weights: the checkpoint folder, or the commit sha."""
+        """`context` set to load exactly these weights: the checkpoint folder, or the commit sha
+        (and the adapter's folder, or its commit sha)."""
         hub_sha = (
             self.revision if self.checkpoint_dir is None and SHA_RE.match(self.revision) else None
         )
-        return replace(context, checkpoint_dir=self.checkpoint_dir, revision=hub_sha)
+        adapter_sha = (
+            self.adapter_revision
+            if self.adapter_dir is None
+            and self.adapter_revision is not None
+            and SHA_RE.match(self.adapter_revision)
+            else None
+        )
+        return replace(
+            context,
+            checkpoint_dir=self.checkpoint_dir,
+            revision=hub_sha,
+            adapter_dir=self.adapter_dir,
+            adapter_revision=adapter_sha,
+        )
 
 
 def _version(package: str) -> str:
@@ -213,6 +231,32 @@ def _payload(spec: ModelSpec, weights: dict[str, Any]) -> dict[str, Any]:
     return payload
 
 
+def with_adapter(
+    spec: ModelSpec,
+    identity: ModelIdentity,
+    root: Path,
+    hasher: Callable[[Path], str] = sha256_file,
+) -> ModelIdentity:
+    """`identity` with the spec's adapter in its weights: the resolved commit sha of a hub
+    adapter, the hash of a local adapter's files (confined to its data root). Without an
+    adapter, `identity` itself: the keys of models without one are unchanged."""
+    adapter = spec.adapter
+    if adapter is None:
+        return identity
+    folder: Path | None = None
+    if adapter.path is not None:
+        folder = resolve_data_path(adapter.path, root)
+        digest = checkpoint_hash(folder, hasher, inside=data_root(adapter.path, root))
+        described: dict[str, Any] = {"checkpoint": digest}
+        revision = f"local:{digest}"
+    else:
+        assert adapter.repo is not None
+        revision = resolve_hub_revision(adapter.repo, adapter.revision)
+        described = {"repo": adapter.repo, "revision": revision}
+    payload = {**identity.payload, "weights": {**identity.payload["weights"], "adapter": described}}
+    return replace(identity, payload=payload, adapter_revision=revision, adapter_dir=folder)
+
+
 def resolve_identity(
     spec: ModelSpec,
     root: Path,
@@ -239,6 +283,19 @@ def resolve_identity(
         if snapshot is None and snapshots is not None:
             snapshot = snapshots(spec)
         return openai_identity(spec, snapshot)
+    return with_adapter(
+        spec, _weights_identity(spec, root, models_dir, hasher, specs), root, hasher
+    )
+
+
+def _weights_identity(
+    spec: ModelSpec,
+    root: Path,
+    models_dir: Path,
+    hasher: Callable[[Path], str],
+    specs: SpecSet | None,
+) -> ModelIdentity:
+    """The identity of an `hf` model's base weights (a tiny build, a local folder, a hub sha)."""
     if spec.tiny is not None:
         weights: dict[str, Any] = {
             "tiny": spec.tiny.model_dump(mode="json"),

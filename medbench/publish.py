@@ -204,6 +204,7 @@ def publish_results(
         )
         provenance = Provenance(
             revision=identity.revision,
+            adapter_revision=identity.adapter_revision,
             spec_hashes=spec_hashes(specs, suite_spec, model_id),
             dataset=dataset,
             tasks=tasks,

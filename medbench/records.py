@@ -290,6 +290,8 @@ class Provenance(_Model):
 
     revision: str
     """The resolved revision of the weights (a commit sha, a checkpoint hash, ...)."""
+    adapter_revision: str | None = Field(default=None, max_length=200)
+    """For a model with a PEFT adapter: the adapter's resolved commit sha or `local:<hash>`."""
     spec_hashes: dict[SpecRef, Sha256]
     """`kind/id` -> sha256 of every spec file that shaped the result."""
     dataset: DatasetInfo
@@ -314,6 +316,9 @@ class Record(_Model):
     model: dict[str, Any]
     """The model spec, as loaded."""
     revision: str
+    adapter_revision: str | None = Field(default=None, max_length=200)
+    """For a model with a PEFT adapter: the adapter's resolved commit sha or `local:<hash>`
+    (absent otherwise, so records of other models are unchanged)."""
     test_model: bool
     spec_hashes: dict[SpecRef, Sha256]
     dataset: DatasetInfo
@@ -480,6 +485,7 @@ def write_record(
         model=spec.model_dump(mode="json"),
         test_model=spec.test_model,
         revision=provenance.revision,
+        adapter_revision=provenance.adapter_revision,
         spec_hashes=provenance.spec_hashes,
         dataset=provenance.dataset,
         tasks=provenance.tasks,
@@ -503,7 +509,7 @@ def write_record(
 def record_json(record: Record) -> str:
     """A record as published: sorted keys, indent 2, a trailing newline."""
     data = record.model_dump(mode="json", exclude_none=False)
-    for optional in ("ladder", "image_processors", *OPTIONAL_TABLES):
+    for optional in ("ladder", "image_processors", "adapter_revision", *OPTIONAL_TABLES):
         if data[optional] is None:
             del data[optional]
     if data["layout"]["image_variants"] is None:

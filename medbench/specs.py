@@ -290,6 +290,37 @@ class OpenAISpec(_Spec):
     cache key). An answer left empty because the budget ran out is a failed job."""
 
 
+REPO_PATTERN = r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$"
+"""A Hugging Face repository id, `owner/name`."""
+DeviceMap = Literal["auto", "balanced", "balanced_low_0", "sequential"]
+"""accelerate's strategies for spreading one model over the visible GPUs (then CPU memory)."""
+
+
+def _absent(value: object) -> bool:
+    """Fields added after records were published are left out of dumps while unset, so that
+    the dump (records, remembered batch sizes) of a model not using them stays as it was."""
+    return value is None
+
+
+class AdapterSpec(_Spec):
+    """A PEFT adapter (LoRA and its kin) applied over a model's base weights."""
+
+    repo: str | None = Field(default=None, pattern=REPO_PATTERN)
+    """Hugging Face repository id of the adapter (a PEFT `adapter_config.json` and weights)."""
+    revision: Revision = "main"
+    """Branch, tag or commit of `repo`; the cache key and records use the resolved commit sha."""
+    path: str | None = None
+    """Local adapter folder instead of a repository (in the data root or `${MEDBENCH_DATA}`)."""
+
+    @model_validator(mode="after")
+    def _one_source(self) -> AdapterSpec:
+        if (self.repo is None) == (self.path is None):
+            raise ValueError("an adapter needs exactly one of `repo` or `path`")
+        if self.path is not None and "revision" in self.model_fields_set:
+            raise ValueError("`revision` needs an adapter `repo`; a `path` adapter is hashed")
+        return self
+
+
 class ModelSpec(_Spec):
     """A model to evaluate, and how to load it."""
 
@@ -305,7 +336,7 @@ class ModelSpec(_Spec):
     """The general model this one was fine-tuned from: the two form a pair."""
     medical: StrictBool = False
     """Fine-tuned for medicine."""
-    repo: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
+    repo: str | None = Field(default=None, pattern=REPO_PATTERN)
     """Hugging Face repository id."""
     revision: Revision = "main"
     """Branch, tag or commit; the cache key and records use the resolved commit sha."""
@@ -314,6 +345,15 @@ class ModelSpec(_Spec):
     checkpoint_format: Literal["hf", "llava_original"] = "hf"
     """`llava_original`: the original LLaVA code's layout, which must be converted first."""
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    adapter: AdapterSpec | None = Field(default=None, exclude_if=_absent)
+    """A PEFT adapter applied over the weights (`hf` backend), merged into them at load time;
+    its resolved sha (hub) or file hash (path) is part of the cache key. Its pair is the same
+    weights without it: name that model in `base`."""
+    device_map: DeviceMap | None = Field(default=None, exclude_if=_absent)
+    """Spread a model too big for one GPU over all visible GPUs with accelerate (`hf` backend):
+    passed to `from_pretrained` as `device_map`. Not part of the cache key (placement does not
+    change the answers beyond numerical noise); recorded with the model spec in records.
+    Absent: the whole model on the run's `--device`."""
     generation: GenerationSpec = GenerationSpec()
     trust_remote_code: StrictBool = False
     """Refused unless the model id is on `specs/allow_remote_code.txt`."""
@@ -350,6 +390,8 @@ class ModelSpec(_Spec):
             and sum(x is not None for x in (self.repo, self.path, self.tiny)) != 1
         ):
             raise ValueError("backend `hf` needs exactly one of `repo`, `path` or `tiny`")
+        if self.backend != "hf" and (self.adapter is not None or self.device_map is not None):
+            raise ValueError("`adapter` and `device_map` only apply to `backend: hf` models")
         if self.tiny is not None and not self.test_model:
             raise ValueError("a `tiny` model must be marked `test_model: true`")
         if self.base == self.id:

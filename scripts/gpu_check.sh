@@ -8,6 +8,12 @@
 #
 #   scripts/gpu_check.sh                      # every cached real model
 #   scripts/gpu_check.sh --model gemma-3-4b-it
+#   scripts/gpu_check.sh --model llava-v1.6-mistral-7b --device-map auto   # spread over all GPUs
+#
+# With --device-map, each model is loaded as a spec's `device_map: auto` loads it (accelerate
+# places it over every visible GPU, medbench never moves it); its line names the devices used
+# and the peak memory is summed over them. Run it with at least two GPUs visible to check a
+# real split (CUDA_VISIBLE_DEVICES=0,1); with one GPU it checks the same code path.
 #
 # Exit status 1 if a model failed to load or answer. The same code runs on a tiny model on the
 # CPU in the tests (tests/test_gpu_check.py); this script itself has not been run on a GPU yet.

@@ -58,6 +58,17 @@ def test_gpu_check_runs_a_tiny_model_on_the_cpu(
     assert lines[1:] == ["1 models checked, 0 failed, 0 skipped."]
 
 
+def test_gpu_check_device_map_loads_through_accelerate_and_names_the_devices(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("MEDBENCH_CACHE", str(tmp_path / "c.sqlite"))
+    argv = ["--specs", str(REPO / "specs"), "--model", "tiny-llava", "--images", "2"]
+    assert main([*argv, "--device", "cpu", "--dtype", "float32", "--device-map", "auto"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("tiny-llava (device_map auto over cpu): load "), lines
+    assert re.search(r"; 0 of 4 answers differ between batch 1 and batch \d+$", lines[0]), lines
+
+
 def test_gpu_check_a_model_that_fails_is_reported_and_the_exit_status_is_1(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -53,6 +53,11 @@ class BackendContext:
     revision: str | None = None
     """For `repo:` models: the commit sha the model's identity resolved (what the cache keys
     hold); loading uses exactly it. None: resolved again at load time."""
+    adapter_dir: Path | None = None
+    """For a model with a local (`path`) adapter: the resolved adapter folder."""
+    adapter_revision: str | None = None
+    """For a model with a hub adapter: the adapter's commit sha its identity resolved (loading
+    uses exactly it). None: resolved again at load time."""
     decode_threads: int = 2
     state_dir: Path | None = None
     """Where backends remember what they learn about this machine (the auto batch sizes):

@@ -80,7 +80,10 @@ def plan(
             column, justify="right" if column in {"jobs", "cached", "to run"} else "left"
         )
     for (m, t), n in sorted(total.items()):
-        revision = the_plan.identities[m].revision[:16]
+        identity = the_plan.identities[m]
+        revision = identity.revision[:16]
+        if identity.adapter_revision is not None:
+            revision += f" + adapter {identity.adapter_revision[:16]}"
         table.add_row(m, revision, t, str(n), str(cached[(m, t)]), str(n - cached[(m, t)]))
     Console().print(table)
     unique = len({job.key for job in the_plan.jobs if job.key not in done})

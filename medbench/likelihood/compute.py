@@ -4,7 +4,7 @@ as they finish. One model failing to load is reported and the others go on."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from medbench.backends.base import BackendContext, Request
@@ -82,7 +82,8 @@ def _score_model(
     spec, identity = specs.models[model], plan.identities[model]
     try:
         prepare_checkpoint(ModelWork(spec, identity, []))
-        backend = load_backend(spec, replace(context, checkpoint_dir=identity.checkpoint_dir))
+        # exactly the planned weights (checkpoint folder or commit sha, and any adapter)
+        backend = load_backend(spec, identity.context(context))
     except Exception as e:  # one model failing never stops the suite
         run.failed += len(jobs)
         run.failures[model] = f"could not load: {type(e).__name__}: {e}"

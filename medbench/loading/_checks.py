@@ -37,6 +37,8 @@ def check_raw(doc: Document, root: Path, allowed: set[str]) -> Iterator[Issue]:
         ]
     if kind == "model":
         paths = [(("path",), data.get("path"))]
+        if isinstance(data.get("adapter"), dict):
+            paths.append((("adapter", "path"), data["adapter"].get("path")))
         if data.get("trust_remote_code") is True and data.get("id") not in allowed:
             problem = f"refused for model {show(data.get('id'))}: not on specs/{ALLOW_REMOTE_CODE}."
             hint = (
@@ -329,8 +331,8 @@ def _render_problem(source: str, context: dict[str, Any]) -> tuple[str, str] | N
 
 
 def pair_warnings(valid: dict[str, dict[str, Document]]) -> Iterator[tuple[str, Issue]]:
-    """(suite id, warning) for each model a suite lists without the `base` it is paired with:
-    the suite runs, but the pair is not compared."""
+    """(suite id, warning) for each model a suite lists without the `base` it is paired with,
+    and each adapter model that names no `base`: the suite runs, but the pair is not compared."""
     for suite_id, doc in valid["suite"].items():
         listed = doc.spec.models
         for i, model_id in enumerate(listed):
@@ -342,3 +344,13 @@ def pair_warnings(valid: dict[str, dict[str, Document]]) -> Iterator[tuple[str, 
                     "not list: the pair is not compared."
                 )
                 yield suite_id, doc.issue(("models", i), problem, f"Add '{base}' to `models`.")
+            elif model is not None and base is None and model.spec.adapter is not None:
+                problem = (
+                    f"model '{model_id}' applies an adapter but names no `base`: it is not "
+                    "compared with its weights without the adapter."
+                )
+                hint = (
+                    f"Add a model spec of the same weights without `adapter`, name it in "
+                    f"'{model_id}'s `base` and list it here."
+                )
+                yield suite_id, doc.issue(("models", i), problem, hint)

@@ -232,8 +232,10 @@ def _pairs(site: Site, name: str, root: str, suite: str, model: str | None = Non
 
 def _provenance(record: Record) -> list[tuple[str, str]]:
     env, images = record.environment, record.dataset.n_images
+    adapter = [("Adapter revision", record.adapter_revision)] if record.adapter_revision else []
     return [
         ("Revision", record.revision),
+        *adapter,
         ("Date", record.date),
         (
             "Images",

@@ -115,6 +115,15 @@ def _llava_mistral_message(spec: ModelSpec, source: str) -> str:
     )
 
 
+def device_placement(spec: ModelSpec, device: torch.device) -> dict[str, Any]:
+    """The `device_map` argument of `from_pretrained`: the spec's strategy for a model spread
+    over several GPUs (accelerate places it; medbench never moves it), else the one GPU to
+    load straight onto; nothing on the CPU, where a plain load and `.to` will do."""
+    if spec.device_map is not None:
+        return {"device_map": spec.device_map}
+    return {"device_map": str(device)} if device.type == "cuda" else {}
+
+
 def quiet_weight_loading_bars() -> None:
     """Hide transformers' own bars (loading weights), which would interleave with medbench's
     progress, but keep the hub's download bars on unless the user turned them off
@@ -140,8 +149,7 @@ def load(spec: ModelSpec, context: BackendContext) -> Loaded:
     if revision is not None:
         # The folder the revision was resolved against: identity and loading see one cache.
         options["cache_dir"] = str(hf_cache_dir())
-    # Loading straight onto the GPU needs accelerate's device_map; on the CPU a plain load will do.
-    placement: dict[str, Any] = {"device_map": str(device)} if device.type == "cuda" else {}
+    placement = device_placement(spec, device)
     try:
         if spec.text_only:
             processor = AutoTokenizer.from_pretrained(source, **options)
@@ -161,8 +169,15 @@ def load(spec: ModelSpec, context: BackendContext) -> Loaded:
         raise BackendError(f"model {spec.id}: cannot load {where}: {type(e).__name__}: {e}") from e
     if getattr(processor, "chat_template", None) is None:
         raise BackendError(f"model {spec.id}: {source} has no chat template; medbench needs one")
+    if spec.adapter is not None:
+        from medbench.backends.hf.adapters import apply_adapter
+
+        model = apply_adapter(model, spec, context)
     if not placement:
         model.to(device)
+    elif spec.device_map is not None:
+        # Spread over several devices, the inputs go where the token embeddings are.
+        device = model.get_input_embeddings().weight.device
     model.eval()
     # Batched generation is only correct with the prompt flush against the first new token.
     tokenizer.padding_side = "left"
