@@ -104,7 +104,7 @@ def score_suite(
 
     answers = collect_answers(specs, plan, cache)
     planned = {
-        (j.evaluated, j.task, j.family, j.variant, j.pipeline, j.sample)
+        (j.evaluated, j.task, j.family, j.variant, j.pipeline, j.sample, j.image_variant)
         for j in plan.jobs
         if specs.families[j.family].answer != "text"
     }

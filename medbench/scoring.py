@@ -18,6 +18,7 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from medbench import metrics
+from medbench.imagevariants import image_transforms
 from medbench.parsing import PARSER_VERSION, ParsedAnswer, parse_answer
 
 if TYPE_CHECKING:
@@ -33,6 +34,10 @@ SCORES_SCHEMA_VERSION = 3
 the noise floor, the models table `all_variants_f1` and `mean_worst_f1` (with CIs); answers
 gain `group` (and `replicate`), layout.json gains `groups` (clustered tasks)."""
 IMAGE_PROCESSOR_COLUMN = "image_processor"
+IMAGE_VARIANT_COLUMN = "image_variant"
+"""`original`, or the id of the suite's image variant the answer is about."""
+IMAGE_TRANSFORM_COLUMN = "image_transform"
+"""The image variant's transform and parameters as JSON text (None for the original)."""
 ANSWER_COLUMNS = [
     "model",
     "task",
@@ -180,6 +185,8 @@ def collect_answers(specs: SpecSet, plan: Plan, cache: Cache) -> pd.DataFrame:
     stored = cache.get_many(job.key for job in plan.jobs)
     rows = []
     processors: list[str | None] = []
+    image_variants: list[str] = []
+    transforms = image_transforms(plan.suite)
     for job in plan.jobs:
         answer = stored.get(job.key)
         family = specs.families[job.family]
@@ -221,9 +228,14 @@ def collect_answers(specs: SpecSet, plan: Plan, cache: Cache) -> pd.DataFrame:
             )
         )
         processors.append(image_processor_of(answer.prompt))
+        image_variants.append(job.image_variant)
     frame = pd.DataFrame(rows, columns=ANSWER_COLUMNS)
     # Beside the scored columns (not in record sidecars): what preprocessed each answer's images.
     frame[IMAGE_PROCESSOR_COLUMN] = pd.Series(processors, dtype="object")
+    frame[IMAGE_VARIANT_COLUMN] = pd.Series(image_variants, dtype="object")
+    frame[IMAGE_TRANSFORM_COLUMN] = pd.Series(
+        [transforms[v] for v in image_variants], dtype="object"
+    )
     return frame
 
 
