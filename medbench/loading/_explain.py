@@ -100,12 +100,13 @@ def _pydantic_issues(
         ):
             continue  # items failed validation: those errors say why
         at_key = loc[-1:] == ("[key]",)
-        loc = _without_tags(cls, loc[:-1] if at_key else loc)
+        loc = loc[:-1] if at_key else loc
         if err["type"] in ("union_tag_invalid", "union_tag_not_found"):
             loc = (*loc, str(ctx.get("discriminator", "")).strip("'"))
         if not loc and err["type"] == "value_error":
             loc = _validator_loc(doc.data, str(ctx.get("error", "")))
         problem, hint = _explain(cls, loc, err)
+        loc = _without_tags(cls, loc)
         yield doc.issue(loc, problem, hint, at_key=at_key or err["type"] == "extra_forbidden")
 
 
@@ -240,6 +241,8 @@ def _model_at(cls: type[BaseModel], loc: Loc) -> type[BaseModel] | None:
             current = get_args(current)[0]
         elif get_origin(current) is dict:
             current = get_args(current)[1]
+        elif get_origin(current) in (Union, types.UnionType):
+            current = {_tag(m): m for m in get_args(current)}.get(part)
         else:
             return None
     current = _unwrap(current)
