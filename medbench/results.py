@@ -10,7 +10,14 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from medbench.scoring import SCORES_SCHEMA_VERSION, ScoreTables, ScoringLayout, finite
+from medbench.scoring import (
+    IMAGE_VARIANT_COLUMN,
+    SCORES_SCHEMA_VERSION,
+    ScoreTables,
+    ScoringLayout,
+    finite,
+)
+from medbench.specs import ORIGINAL_IMAGE
 
 if TYPE_CHECKING:
     from medbench.backends.base import BackendContext
@@ -103,10 +110,13 @@ def score_suite(
     from medbench.scoring import collect_answers, make_layout, score_answers
 
     answers = collect_answers(specs, plan, cache)
+    # Image-variant answers are computed and cached but not scored yet: the tables and the
+    # sidecars hold the original images' answers only (issue 20, part B, scores the others).
+    answers = answers[answers[IMAGE_VARIANT_COLUMN] == ORIGINAL_IMAGE].reset_index(drop=True)
     planned = {
-        (j.evaluated, j.task, j.family, j.variant, j.pipeline, j.sample, j.image_variant)
+        (j.evaluated, j.task, j.family, j.variant, j.pipeline, j.sample)
         for j in plan.jobs
-        if specs.families[j.family].answer != "text"
+        if specs.families[j.family].answer != "text" and j.image_variant == ORIGINAL_IMAGE
     }
     layout = make_layout(specs, plan)
     tables = score_answers(as_sidecar_rows(answers), layout)
