@@ -397,3 +397,20 @@ def test_plan_unreadable_image_fails_its_variant_jobs_alone(tmp_path: Path) -> N
     ]
     assert jobs and all(plan.unreadable[j.key].endswith("not an image") for j in jobs)
     assert all(plan.request(j).messages.images[0].path == str(broken) for j in jobs)
+
+
+def test_received_prompts_show_the_no_image_rendering_without_an_image_token(
+    tmp_path: Path,
+) -> None:
+    from medbench.received import received_prompts
+
+    project = make_project(tmp_path, models=("tiny-llava",), suite_extra=IMAGE_VARIANTS)
+    specs = load_specs(project / "specs")
+    shown = received_prompts(specs, "tiny-llava", "pneumonia_cxr", models_dir=tmp_path, suite="t")
+    bare = [p for p in shown if p.kind.endswith("image variant none")]
+    assert [(p.family, p.variant, p.kind) for p in bare] == [
+        ("closed_diagnosis", "plain", "wording, image variant none")
+    ]
+    [seen] = [p for p in shown if (p.variant, p.kind) == ("plain", "wording")]
+    assert "<image>" in seen.text
+    assert bare[0].text == seen.text.replace("<image>\n", "")
