@@ -149,11 +149,11 @@ def test_store_writes_each_image_once_named_by_its_hash(tmp_path: Path) -> None:
     path = first_image()
     original = ImageRef(str(path), hashlib.sha256(path.read_bytes()).hexdigest())
     flip = variant("flip")
-    made = store.derive(
-        original,
-        {"transform": "flip"},
-        lambda i: transform_image(flip, i, seed=0, content_sha256=SHA),
-    )
+
+    def flip_of(image: Image.Image) -> Image.Image:
+        return transform_image(flip, image, seed=0, content_sha256=SHA)
+
+    made = store.derive(original, {"transform": "flip"}, flip_of)
     data = Path(made.path).read_bytes()
     assert hashlib.sha256(data).hexdigest() == made.sha256
     assert Path(made.path) == tmp_path / "images" / made.sha256[:2] / f"{made.sha256}.png"
@@ -165,6 +165,9 @@ def test_store_writes_each_image_once_named_by_its_hash(tmp_path: Path) -> None:
 
     assert store.derive(original, {"transform": "flip"}, never) == made
     assert len(list((tmp_path / "images").rglob("*.png"))) == 1
+    Path(made.path).write_bytes(data[:100])  # a stored image cut short is derived again
+    assert store.derive(original, {"transform": "flip"}, flip_of) == made
+    assert Path(made.path).read_bytes() == data
 
 
 @pytest.mark.parametrize(

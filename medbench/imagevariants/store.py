@@ -63,6 +63,12 @@ class ImageStore:
         """Where the image of content hash `sha256` is stored."""
         return self.root / sha256[:2] / f"{sha256}.png"
 
+    def _holds(self, sha256: str) -> bool:
+        """Whether the stored image of `sha256` is there with exactly those bytes (a file
+        changed or cut short since is derived and written again)."""
+        path = self.path_of(sha256)
+        return path.is_file() and hashlib.sha256(path.read_bytes()).hexdigest() == sha256
+
     def _index(self, original_sha256: str, transform: dict[str, Any]) -> Path:
         name = canonical_json({"v": STORE_FORMAT, "image": original_sha256, "t": transform})
         return self.root / "index" / hashlib.sha256(name.encode()).hexdigest()
@@ -79,12 +85,12 @@ class ImageStore:
         is used without decoding the original. Raises ImageError for an unreadable original."""
         index = self._index(original.sha256, transform)
         known = index.read_text(encoding="utf-8").strip() if index.is_file() else ""
-        if _SHA.match(known) and self.path_of(known).is_file():
+        if _SHA.match(known) and self._holds(known):
             return ImageRef(str(self.path_of(known)), known)
         data = encode_png(make(load_image(original.path)))
         sha256 = hashlib.sha256(data).hexdigest()
         target = self.path_of(sha256)
-        if not target.is_file():
+        if not self._holds(sha256):
             write_bytes_atomic(target, data)
         write_text_atomic(index, sha256 + "\n")
         return ImageRef(str(target), sha256)
