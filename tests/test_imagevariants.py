@@ -214,6 +214,11 @@ def test_store_writes_each_image_once_named_by_its_hash(tmp_path: Path) -> None:
             "id: `original` names the untouched image; choose another id.",
         ),
         ("{id: n, transform: noise, seed: -1}", "10:37", "seed: expected a number >= 0, got -1."),
+        (
+            "{id: r, transform: rotate}",
+            "10:5",
+            "degrees: required field is missing. Angle, counter-clockwise.",
+        ),
     ],
 )
 def test_image_variant_parameters_are_checked_at_their_location(
