@@ -22,7 +22,7 @@ from medbench.data import Sample, load_samples, sha256_file
 from medbench.errors import BackendError, DataError, MedbenchError
 from medbench.identity import ModelIdentity, resolve_identity
 from medbench.prompts import ImageRef, Messages, Rendered, render
-from medbench.specs import ModelSpec, PromptFamilySpec, SuiteSpec, TaskSpec
+from medbench.specs import ORIGINAL_IMAGE, ModelSpec, PromptFamilySpec, SuiteSpec, TaskSpec
 
 if TYPE_CHECKING:
     from medbench.cache import Cache
@@ -50,6 +50,9 @@ class Job:
     replicate: int = 0
     """0 for an answer; 1 for the noise-floor replicate of a reference-variant job (its key
     carries the tag, so it is answered again, in another batch, not served from the cache)."""
+    image_variant: str = ORIGINAL_IMAGE
+    """`original` for the sample's own image, else the id of one of the suite's
+    `image_variants` (a transformed image, another class's image, or none at all)."""
 
     @property
     def evaluated(self) -> str:
@@ -91,6 +94,8 @@ class Plan:
     with the reason: they have no jobs; the others are planned all the same."""
     unreadable: dict[str, str] = field(default_factory=dict)
     """Content key of a job whose image could not be read -> why (it fails without a model)."""
+    images: dict[tuple[str, str, str], tuple[ImageRef, ...]] = field(default_factory=dict)
+    """(task, sample, image variant) -> the images its jobs show instead of the sample's own."""
     _by_id: dict[tuple[str, str], Sample] = field(default_factory=dict, repr=False)
 
     def request(self, job: Job) -> Request:
@@ -106,7 +111,12 @@ class Plan:
             )
         sample = self.sample(job.task, job.sample)
         base = prompt.rendered.messages
-        messages = Messages(base.system, base.text, (ImageRef(str(sample.path), sample.sha256),))
+        images = (
+            (ImageRef(str(sample.path), sample.sha256),)
+            if job.image_variant == ORIGINAL_IMAGE
+            else self.images[(job.task, job.sample, job.image_variant)]
+        )
+        messages = Messages(base.system, base.text, images)
         return Request(
             job.key,
             messages,
@@ -208,11 +218,13 @@ def make_plan(
     limit: int | None = None,
     hasher: Callable[[Path], str] = sha256_file,
     snapshots: Callable[[ModelSpec], str | None] | None = None,
+    images_dir: Path | None = None,
 ) -> Plan:
     """Expand suite x tasks x families x variants x samples x models into sorted jobs.
 
     `snapshots` gives the served snapshot of `openai` models without a pinned one (see
-    `medbench.served`); planning itself never contacts an endpoint."""
+    `medbench.served`); planning itself never contacts an endpoint. A suite's image variants
+    are derived into `images_dir` (default: the one in medbench's home folder)."""
     suite = specs.suite(suite_id)
     model_ids = sorted(_select(suite.models, models, "model", suite.id))
     task_ids = sorted(_select(suite.tasks, tasks, "task", suite.id))
@@ -272,7 +284,52 @@ def make_plan(
         suite, jobs, samples, identities, prompts, models=model_ids, unavailable=unavailable
     )
     plan.unreadable.update(unreadable)
+    if suite.image_variants:
+        add_image_variant_jobs(plan, specs, images_dir)
     return plan
+
+
+def add_image_variant_jobs(plan: Plan, specs: SpecSet, images_dir: Path | None = None) -> None:
+    """Append the jobs of the suite's image variants: each closed family's reference variant
+    (or every variant, with `image_variant_prompts: all`) asked about each variant's image.
+
+    A job's key is the original job's with the variant's image hash in place of the sample's
+    (no image for `no_image`), so the original jobs' keys never change. A baseline's jobs keep
+    the original key: baselines never look at the image, and so answer every variant alike."""
+    from medbench.imagevariants import ImageStore, variant_images
+    from medbench.imagevariants import images_dir as default_images_dir
+
+    suite = plan.suite
+    store = ImageStore(images_dir if images_dir is not None else default_images_dir())
+    images, errors = variant_images(suite, plan.samples, store)
+    plan.images.update(images)
+    asked = []
+    for f in sorted(suite.prompt_families):
+        family = specs.families[f]
+        if family.answer == "text":
+            continue
+        every = suite.image_variant_prompts == "all"
+        variants = [v.id for v in family.variants] if every else [family.reference]
+        asked += [(f, v) for v in sorted(variants)]
+    sha256 = hashlib.sha256
+    for m in plan.models:
+        baseline = specs.models[m].backend == "baseline"
+        for t in sorted(plan.samples):
+            for f, v in asked:
+                head, tail = _key_parts(plan.identities[m], plan.prompts[(f, v, t)], baseline)
+                for s in plan.samples[t]:
+                    for variant in suite.image_variants:
+                        slot = (t, s.id, variant.id)
+                        if slot not in images:
+                            continue
+                        shown = images[slot] if not baseline else (ImageRef("", s.sha256),)
+                        inner = b"".join(b'"' + i.sha256.encode() + b'"' for i in shown)
+                        key = sha256(head + inner + tail).hexdigest()
+                        plan.jobs.append(
+                            Job(key, m, t, f, v, s.id, s.label, image_variant=variant.id)
+                        )
+                        if slot in errors and not baseline:
+                            plan.unreadable[key] = errors[slot]
 
 
 def noise_floor_samples(suite: SuiteSpec, task: str, samples: list[Sample]) -> list[Sample]:

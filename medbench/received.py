@@ -18,7 +18,7 @@ from medbench.errors import MedbenchError
 from medbench.identity import resolve_identity
 from medbench.loading import SpecSet
 from medbench.prompts import ImageRef, Messages, render
-from medbench.specs import ModelSpec, PromptFamilySpec, VariantSpec
+from medbench.specs import ModelSpec, PromptFamilySpec, SuiteSpec, VariantSpec
 
 IMAGE_PLACEHOLDER = ImageRef("<image>", "0" * 64)
 """The one image of a direct prompt: templates render a placeholder, nothing is decoded."""
@@ -71,7 +71,8 @@ def received_prompts(
     variant: str | None = None,
     hasher: Callable[[Path], str] = sha256_file,
 ) -> list[ReceivedPrompt]:
-    """Every selected variant of `task_id` as `model_id` receives it (with one image)."""
+    """Every selected variant of `task_id` as `model_id` receives it (with one image); with a
+    suite that has a `no_image` image variant, then each variant it asks without the image."""
     spec = specs.model(model_id)
     task = specs.task(task_id)
     if suite is not None:
@@ -88,7 +89,27 @@ def received_prompts(
         images = () if spec.text_only else (IMAGE_PLACEHOLDER,)
         messages = render(family, one, task, images).messages
         received.append(ReceivedPrompt(family.id, one.id, one.kind, show(messages)))
+    if suite is not None and not spec.text_only and spec.backend != "baseline":
+        for family, one, image_variant in _without_image(specs.suite(suite), variants):
+            messages = render(family, one, task, ()).messages
+            kind = f"{one.kind}, image variant {image_variant}"
+            received.append(ReceivedPrompt(family.id, one.id, kind, show(messages)))
     return received
+
+
+def _without_image(
+    suite: SuiteSpec, variants: list[tuple[PromptFamilySpec, VariantSpec]]
+) -> list[tuple[PromptFamilySpec, VariantSpec, str]]:
+    """The variants a suite's `no_image` variants ask again, with no image at all."""
+    return [
+        (family, one, image_variant.id)
+        for image_variant in suite.image_variants
+        if image_variant.transform == "no_image"
+        for family, one in variants
+        if family.id in suite.prompt_families
+        and family.answer != "text"
+        and (suite.image_variant_prompts == "all" or one.id == family.reference)
+    ]
 
 
 def _shower(

@@ -36,6 +36,7 @@ from medbench.executors import (
 from medbench.loading import SpecSet
 from medbench.plan import Job, Plan
 from medbench.served import Change, stale_diagnoses
+from medbench.specs import ORIGINAL_IMAGE
 
 STALE_SHOWN = 10
 """How many stale diagnoses a run names (then it counts the rest)."""
@@ -85,9 +86,20 @@ def load_executor(name: str) -> Executor:
     return executor
 
 
-def _batch_order(job: Job) -> tuple[str, ...]:
-    """Where a job stands in its model's batch layout: one image's prompts side by side."""
-    return (job.task, job.sample, job.subject, job.pipeline, job.family, job.variant)
+def _batch_order(job: Job) -> tuple[object, ...]:
+    """Where a job stands in its model's batch layout: one image's prompts side by side, the
+    original images' jobs before the image variants' (so that adding image variants to a
+    suite leaves the original jobs' batches as they were)."""
+    return (
+        job.image_variant != ORIGINAL_IMAGE,
+        job.task,
+        job.sample,
+        job.subject,
+        job.pipeline,
+        job.family,
+        job.variant,
+        job.image_variant,
+    )
 
 
 def cut_batches(jobs: Sequence[Job], size: int) -> list[list[Job]]:
@@ -95,12 +107,13 @@ def cut_batches(jobs: Sequence[Job], size: int) -> list[list[Job]]:
 
     Jobs are laid out by (task, sample, subject, pipeline, family, variant) - every prompt
     of one image side by side - one job per distinct key (the first), and each task's run is
-    cut into consecutive batches of `size` keys. A job's batch thus depends only on the
-    planned jobs of its model and task and on the batch size, never on what is cached:
-    the runner sends a batch's missing jobs together and never with another batch's. A
-    cold run and a resumed one (the cache stores whole batches) then answer every job in
-    the same batch with the same batch-mates; a job retried after a failure runs with its
-    batch's other missing jobs only.
+    cut into consecutive batches of `size` keys; the jobs of image variants come after the
+    original images' (laid out and cut the same way), never in their batches. A job's batch
+    thus depends only on the planned jobs of its model and task and on the batch size, never
+    on what is cached: the runner sends a batch's missing jobs together and never with
+    another batch's. A cold run and a resumed one (the cache stores whole batches) then
+    answer every job in the same batch with the same batch-mates; a job retried after a
+    failure runs with its batch's other missing jobs only.
 
     Noise-floor replicates come after, in batches of their own: ordered by key (a fixed
     shuffle), so that each meets batch-mates of other images and tasks, not the ones its
@@ -108,14 +121,15 @@ def cut_batches(jobs: Sequence[Job], size: int) -> list[list[Job]]:
     """
     batches: list[list[Job]] = []
     seen: set[str] = set()
-    task: str | None = None
+    run: tuple[bool, str] | None = None
     for job in sorted((j for j in jobs if not j.replicate), key=_batch_order):
         if job.key in seen:
             continue
         seen.add(job.key)
-        if job.task != task or len(batches[-1]) == size:
+        here = (job.image_variant != ORIGINAL_IMAGE, job.task)
+        if here != run or len(batches[-1]) == size:
             batches.append([])
-            task = job.task
+            run = here
         batches[-1].append(job)
     replicates = sorted({j.key: j for j in jobs if j.replicate and j.key not in seen}.items())
     for start in range(0, len(replicates), size):

@@ -18,6 +18,7 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from medbench import metrics
+from medbench.imagevariants import image_transforms, image_variant_kinds
 from medbench.parsing import PARSER_VERSION, ParsedAnswer, parse_answer
 from medbench.reliance import ORIGINAL, ImageLayout, has_image_variants, score_images
 
@@ -37,6 +38,10 @@ gain `group` (and `replicate`), layout.json gains `groups` (clustered tasks). 4:
 `image_variants`, the models table visual reliance, and `image_variants.csv`, `reliance.csv`
 and `reliance_pairs.csv` are written."""
 IMAGE_PROCESSOR_COLUMN = "image_processor"
+IMAGE_VARIANT_COLUMN = "image_variant"
+"""`original`, or the id of the suite's image variant the answer is about."""
+IMAGE_TRANSFORM_COLUMN = "image_transform"
+"""The image variant's transform and parameters as JSON text (empty for the original)."""
 ANSWER_COLUMNS = [
     "model",
     "task",
@@ -189,7 +194,7 @@ def make_layout(specs: SpecSet, plan: Plan) -> ScoringLayout:
         pairs,
         seed=suite.seed,
         groups=groups,
-        image_variants={},  # filled from suite.image_variants at merge
+        image_variants=image_variant_kinds(suite),
     )
 
 
@@ -221,6 +226,7 @@ def collect_answers(specs: SpecSet, plan: Plan, cache: Cache) -> pd.DataFrame:
     stored = cache.get_many(job.key for job in plan.jobs)
     rows = []
     processors: list[str | None] = []
+    transforms = image_transforms(plan.suite)
     for job in plan.jobs:
         answer = stored.get(job.key)
         family = specs.families[job.family]
@@ -259,8 +265,8 @@ def collect_answers(specs: SpecSet, plan: Plan, cache: Cache) -> pd.DataFrame:
                 parsed == truth,
                 plan.sample(job.task, job.sample).group,
                 job.replicate,
-                ORIGINAL,
-                "",
+                job.image_variant,
+                transforms[job.image_variant] or "",
             )
         )
         processors.append(image_processor_of(answer.prompt))

@@ -113,9 +113,13 @@ def test_cli_plan_paper_needs_neither_the_openai_key_nor_the_network(
     result = runner.invoke(app, args, env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
     assert "OPENAI_API_KEY" not in result.output
-    # 22 images: 5 VLMs x 14 variants (12 + 2 describe) and 3 baselines x 12 variants
+    # 22 images: 5 VLMs x 14 variants (12 + 2 describe) and 3 baselines x 12 variants = 2332;
+    # the image variants, with each family's reference wording: for each VLM 12 derived
+    # images x 2 families x 22 images, and one no-image answer per family and task (2 x 4);
+    # the mismatched images are other samples' own (their answers are planned already), and
+    # baselines keep the original keys: 2332 + 5 x (528 + 8) = 5012
     lines = result.output.splitlines()
-    assert lines[-2] == "0 cached; 2332 distinct answers to compute."
+    assert lines[-2] == "0 cached; 5012 distinct answers to compute."
     assert lines[-1].startswith(
         "histopathology: a fixed subset of 250 images per class (seed 0): LC25000's 15,000 "
         "lung images are augmentations"

@@ -125,6 +125,28 @@ def test_hf_backend_outputs_do_not_depend_on_batch_size(
     assert len(set(one_by_one)) > 2, "the tiny model should answer different images differently"
 
 
+@pytest.mark.parametrize("arch", ["llava", "llava_next", "gemma3"])
+def test_hf_backend_request_without_image_renders_no_image_token_and_answers(
+    request: pytest.FixtureRequest, open_backend: Any, images: list[Path], arch: str
+) -> None:
+    folder: Path = request.getfixturevalue(f"tiny_{arch}_dir")
+    backend = open_backend(arch, folder, batch_size=8)
+    processor = backend._loaded.processor
+    tokens = {processor.image_token, getattr(processor, "boi_token", processor.image_token)}
+    bare, seen = make_request(QUESTION), make_request(QUESTION, (images[0],))
+    assert not any(token in backend.prompt(bare.messages) for token in tokens)
+    assert any(token in backend.prompt(seen.messages) for token in tokens)
+    assert QUESTION in backend.prompt(bare.messages)
+    # the no-image ablation meets image requests in one batch: same answers as alone
+    mixed = [bare, seen, make_request(PROMPTS[1]), make_request(PROMPTS[1], (images[1],))]
+    together = backend.generate(mixed)
+    assert [o.error for o in together] == [None] * 4
+    alone = [backend.generate([r])[0].text for r in mixed]
+    assert texts(together) == alone
+    assert together[0].image_processor is None
+    assert together[1].image_processor is not None
+
+
 def test_hf_backend_corrupt_image_fails_only_its_request(
     tiny_llava_dir: Path, open_backend: Any, images: list[Path], tmp_path: Path
 ) -> None:

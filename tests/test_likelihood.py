@@ -345,3 +345,14 @@ def test_run_command_computes_then_score_command_rereads_the_likelihood_stage(
         again.output
     )
     assert (project / "results/t/likelihood/calibration.csv").read_bytes() == first
+
+
+def test_likelihood_jobs_leave_out_image_variants(project: Path, tmp_path: Path) -> None:
+    suite = project / "specs/suites/t.yaml"
+    suite.write_text(suite.read_text() + "image_variants:\n  - {id: flip, transform: flip}\n")
+    specs = load_specs(project / "specs")
+    plan = make_plan(specs, "t", models_dir=tmp_path / "models", images_dir=tmp_path / "images")
+    jobs, _ = likelihood_jobs(plan, specs)
+    assert any(j.image_variant == "flip" for j in plan.jobs)
+    assert len(jobs) == 48
+    assert {j.image_variant for j in jobs} == {"original"}

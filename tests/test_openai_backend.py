@@ -787,3 +787,28 @@ def test_openai_pinned_snapshot_accepts_its_default_revision_name(
     server.add(completion("pneumonia", model=f"{MODEL}@main"))  # transformers serve up to 5.2x
     output = one(open_backend(server.url, snapshot=MODEL))
     assert (output.text, output.error) == ("pneumonia", None)
+
+
+def test_openai_no_image_job_sends_its_prompt_without_an_image_part(
+    server: FakeServer, open_backend: Callable[..., OpenAIBackend], tmp_path: Path
+) -> None:
+    from tests.test_imagevariants import IMAGE_VARIANTS, plan_of
+
+    plan = plan_of(tmp_path, IMAGE_VARIANTS, models=("tiny-llava",))
+    job = next(j for j in plan.jobs if j.image_variant == "none")
+    original = next(
+        j
+        for j in plan.jobs
+        if j.image_variant == "original"
+        and (j.family, j.variant, j.sample) == (job.family, job.variant, job.sample)
+    )
+    backend = open_backend(server.url)
+    outputs = backend.generate([plan.request(job), plan.request(original)])
+    assert [o.error for o in outputs] == [None, None]
+    contents = [sent["messages"][-1]["content"] for sent in server.received]
+    [bare] = [c for c in contents if isinstance(c, str)]  # the requests run concurrently
+    [seen] = [c for c in contents if not isinstance(c, str)]
+    text = plan.request(job).messages.text
+    assert bare == text
+    assert [part["type"] for part in seen] == ["text", "image_url"]
+    assert seen[0]["text"] == text

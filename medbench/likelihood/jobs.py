@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from medbench.backends.base import Request
 from medbench.cache import content_key
 from medbench.plan import Job, Plan, Prompt
-from medbench.specs import ModelSpec
+from medbench.specs import ORIGINAL_IMAGE, ModelSpec
 
 if TYPE_CHECKING:
     from medbench.loading import SpecSet
@@ -66,12 +66,15 @@ def likelihood_key(job_key_payload: dict[str, Any], options: tuple[str, ...]) ->
 
 
 def likelihood_jobs(plan: Plan, specs: SpecSet) -> tuple[list[Job], dict[str, str]]:
-    """One likelihood job per direct job of a closed family of a scorable model, and the
-    models left out with the reason (baselines are left out silently)."""
+    """One likelihood job per direct job of a closed family of a scorable model about an
+    original image (not an image variant), and the models left out with the reason
+    (baselines are left out silently)."""
     skipped: dict[str, str] = {}
     jobs: list[Job] = []
     for job in plan.jobs:
         if job.pipeline != "direct" or specs.families[job.family].answer not in CLOSED:
+            continue
+        if job.image_variant != ORIGINAL_IMAGE:
             continue
         spec = specs.models[job.model]
         ok, why = can_score(spec)

@@ -6,13 +6,19 @@ import difflib
 import re
 import types
 from collections.abc import Iterator
-from typing import Annotated, Any, Union, get_args, get_origin
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
 
 from medbench.errors import Issue
 from medbench.loading._document import Document, Loc, show
-from medbench.specs import API_KEY_ENV_PATTERN, ID_PATTERN, SPEC_KINDS
+from medbench.specs import (
+    API_KEY_ENV_PATTERN,
+    ID_PATTERN,
+    IMAGE_ABLATIONS,
+    IMAGE_TRANSFORMS,
+    SPEC_KINDS,
+)
 
 KIND_NAMES = {"task": "task", "prompt_family": "prompt family", "model": "model", "suite": "suite"}
 _EXPECTED = {
@@ -52,6 +58,7 @@ _VALIDATOR_FIELDS: tuple[tuple[str, str, tuple[str, ...] | None], ...] = (
     ("tasks lists", "tasks", ()),
     ("prompt_families lists", "prompt_families", ()),
     ("models lists", "models", ()),
+    ("image_variants lists", "image_variants", ("id",)),
 )
 _VARIANT_REF_PATTERN = f"^{ID_PATTERN[1:-1]}/{ID_PATTERN[1:-1]}$"
 
@@ -94,9 +101,12 @@ def _pydantic_issues(
             continue  # items failed validation: those errors say why
         at_key = loc[-1:] == ("[key]",)
         loc = loc[:-1] if at_key else loc
+        if err["type"] in ("union_tag_invalid", "union_tag_not_found"):
+            loc = (*loc, str(ctx.get("discriminator", "")).strip("'"))
         if not loc and err["type"] == "value_error":
             loc = _validator_loc(doc.data, str(ctx.get("error", "")))
         problem, hint = _explain(cls, loc, err)
+        loc = _without_tags(cls, loc)
         yield doc.issue(loc, problem, hint, at_key=at_key or err["type"] == "extra_forbidden")
 
 
@@ -107,6 +117,14 @@ def _explain(cls: type[BaseModel], loc: Loc, err: Any) -> tuple[str, str]:
         return "required field is missing.", _description(cls, loc)
     if kind == "extra_forbidden":
         return "unknown field.", suggest(str(loc[-1]), _fields(cls, loc[:-1]), "Allowed fields")
+    if kind in ("union_tag_invalid", "union_tag_not_found"):
+        tags = re.findall(r"'([^']*)'", str(ctx.get("expected_tags", "")))
+        if kind == "union_tag_not_found":
+            names = (*IMAGE_TRANSFORMS, *IMAGE_ABLATIONS) if loc[-1:] == ("transform",) else ()
+            return "required field is missing.", suggest("", list(names), "Expected one of")
+        return f"unknown {loc[-1]} {show(ctx.get('tag'))}.", suggest(
+            str(ctx.get("tag")), tags, "Expected one of"
+        )
     if kind == "literal_error":
         options = re.findall(r"'([^']*)'", ctx["expected"])
         return f"expected {ctx['expected']}, got {got}.", suggest(str(value), options, "")
@@ -142,6 +160,43 @@ def _pattern_problem(pattern: str, got: str) -> tuple[str, str]:
     if pattern == _VARIANT_REF_PATTERN:
         return f"expected `family/variant`, got {got}.", "Name a prompt family and its variant."
     return f"expected text matching {pattern}, got {got}.", ""
+
+
+def _without_tags(cls: type[BaseModel], loc: Loc) -> Loc:
+    """`loc` without the tags pydantic inserts after a discriminated union (the YAML has no
+    such key: `image_variants.0.jpeg.quality` is `image_variants.0.quality`)."""
+    kept: list[str | int] = []
+    current: Any = cls
+    for part in loc:
+        current = _unwrap(current)
+        if get_origin(current) in (Union, types.UnionType):
+            members = {_tag(m): m for m in get_args(current)}
+            if part in members:
+                current = members[part]
+                continue
+            return (*kept, *loc[len(kept) :])
+        kept.append(part)
+        if isinstance(current, type) and issubclass(current, BaseModel):
+            field = current.model_fields.get(str(part))
+            current = field.annotation if field is not None else None
+        elif get_origin(current) in (tuple, list):
+            current = get_args(current)[0]
+        elif get_origin(current) is dict:
+            current = get_args(current)[1]
+        else:
+            current = None
+    return tuple(kept)
+
+
+def _tag(member: Any) -> Any:
+    """The literal `transform`/`kind` value a union member is chosen by, if any."""
+    if not (isinstance(member, type) and issubclass(member, BaseModel)):
+        return None
+    for name in ("transform", "kind"):
+        field = member.model_fields.get(name)
+        if field is not None and get_origin(field.annotation) is Literal:
+            return get_args(field.annotation)[0]
+    return None
 
 
 def _validator_loc(data: dict[str, Any], message: str) -> Loc:
@@ -186,6 +241,8 @@ def _model_at(cls: type[BaseModel], loc: Loc) -> type[BaseModel] | None:
             current = get_args(current)[0]
         elif get_origin(current) is dict:
             current = get_args(current)[1]
+        elif get_origin(current) in (Union, types.UnionType):
+            current = {_tag(m): m for m in get_args(current)}.get(part)
         else:
             return None
     current = _unwrap(current)
