@@ -2,7 +2,8 @@
 
 `publish_results` reads `results/<suite>/` (answers and layout), checks the choice of models,
 scores exactly what the sidecars will hold, and writes one record per model with its
-dataset fingerprint, task details, spec hashes, knowledge ladder and t-SNE maps.
+dataset fingerprint, task details, spec hashes, knowledge ladder, t-SNE maps, and the
+likelihood stage's calibration rows and reliability diagrams.
 """
 
 from __future__ import annotations
@@ -39,11 +40,12 @@ def read_results(folder: Path) -> tuple[pd.DataFrame, dict[str, Any]]:
     return answers, json.loads((folder / "layout.json").read_text(encoding="utf-8"))
 
 
-def copy_maps(source: Path, record: Path) -> None:
-    """Publish the probe stage's t-SNE maps of this model beside its record."""
+def copy_maps(source: Path, record: Path, suffix: str | None = None) -> None:
+    """Publish a model's figures beside its record, in `<model><suffix>/`: the probe stage's
+    t-SNE maps (the default), or the likelihood stage's reliability diagrams."""
     from medbench.records import MAPS_SUFFIX
 
-    target = record.with_name(record.stem + MAPS_SUFFIX)
+    target = record.with_name(record.stem + (suffix or MAPS_SUFFIX))
     if target.is_symlink():
         target.unlink()
     shutil.rmtree(target, ignore_errors=True)
@@ -54,17 +56,31 @@ def copy_maps(source: Path, record: Path) -> None:
             shutil.copyfile(svg, target / svg.name, follow_symlinks=False)
 
 
-def ladder_rows(folder: Path, model: str) -> list[dict[str, Any]] | None:
-    """This model's knowledge-ladder rows, when the suite's probe stage wrote them."""
+def _model_rows(path: Path, model: str) -> list[dict[str, Any]] | None:
+    """The rows of a results CSV that belong to `model`, without the model column."""
     import pandas as pd
 
-    path = folder / "ladder.csv"
     if not path.is_file():
         return None
-    ladder = pd.read_csv(path, keep_default_na=False, na_values=[""])
-    rows = ladder[ladder["model"] == model].drop(columns="model")
+    table = pd.read_csv(path, keep_default_na=False, na_values=[""])
+    rows = table[table["model"] == model].drop(columns="model")
     plain = rows.astype(object).to_dict("records")
     return [{str(k): None if pd.isna(v) else v for k, v in row.items()} for row in plain] or None
+
+
+def ladder_rows(folder: Path, model: str) -> list[dict[str, Any]] | None:
+    """This model's knowledge-ladder rows, when the suite's probe stage wrote them."""
+    return _model_rows(folder / "ladder.csv", model)
+
+
+def calibration_rows(folder: Path, model: str) -> list[dict[str, Any]] | None:
+    """This model's likelihood calibration rows, when the suite's likelihood stage scored its
+    options (`likelihood/calibration.csv`), sorted by their key."""
+    from medbench.likelihood.stage import FOLDER
+
+    rows = _model_rows(folder / FOLDER / "calibration.csv", model)
+    key = ("task", "family", "pipeline", "variant")
+    return sorted(rows, key=lambda r: tuple(str(r[k]) for k in key)) if rows else None
 
 
 def dataset_info(specs: SpecSet, suite: SuiteSpec, answers: pd.DataFrame) -> DatasetInfo:
@@ -172,7 +188,10 @@ def publish_results(
     from medbench.cache import cache_file, default_cache_path
     from medbench.home import models_dir as shared_models_dir
     from medbench.identity import resolve_identity
+    from medbench.likelihood.stage import FOLDER as LIKELIHOOD
+    from medbench.likelihood.stage import RELIABILITY
     from medbench.records import (
+        RELIABILITY_SUFFIX,
         Provenance,
         answers_csv,
         count_image_processors,
@@ -219,8 +238,10 @@ def publish_results(
             provenance=provenance,
             allow_test_models=allow_test_models,
             ladder=ladder_rows(folder, model_id),
+            calibration=calibration_rows(folder, model_id),
         )
         copy_maps(folder / "tsne" / model_id, path)
+        copy_maps(folder / LIKELIHOOD / RELIABILITY / model_id, path, RELIABILITY_SUFFIX)
         written.append(path)
     return written
 

@@ -312,10 +312,15 @@ class Record(_Model):
     pairs: list[Row]
     """Pair rows where this model is the medical model."""
     ladder: list[Row] | None = None
-    """Knowledge ladder rows per task (closed, describe, probe, chance), when measured."""
+    """Knowledge ladder rows per task (closed, likelihood, describe, probe, chance), when
+    measured."""
     image_processors: ImageProcessors | None = None
     """`backend:Class` of the image processor (torchvision or PIL, which resize differently)
     -> number of answers it preprocessed; absent for models that read no images."""
+    calibration: list[Row] | None = None
+    """The likelihood stage's calibration rows (task, family, variant or `*`, pipeline: n,
+    accuracy, mean confidence, ECE, Brier, AURC), when it scored this model's options. Taken
+    from the stage like the ladder's probe columns: the sidecar holds no option scores."""
 
 
 def _display(path: Path) -> str:
@@ -423,6 +428,7 @@ def write_record(
     provenance: Provenance,
     allow_test_models: bool = False,
     ladder: list[dict[str, Any]] | None = None,
+    calibration: list[dict[str, Any]] | None = None,
 ) -> Path:
     """Write `folder/<suite>/<model>.json` and its answers sidecar; return the record's path.
 
@@ -461,6 +467,9 @@ def write_record(
         ladder=[{k: _plain(v) for k, v in sorted(row.items())} for row in ladder]
         if ladder
         else None,
+        calibration=[{k: _plain(v) for k, v in sorted(row.items())} for row in calibration]
+        if calibration
+        else None,
         **fields,
     )
     path = target / f"{spec.id}.json"
@@ -471,7 +480,7 @@ def write_record(
 def record_json(record: Record) -> str:
     """A record as published: sorted keys, indent 2, a trailing newline."""
     data = record.model_dump(mode="json", exclude_none=False)
-    for optional in ("ladder", "image_processors"):
+    for optional in ("ladder", "image_processors", "calibration"):
         if data[optional] is None:
             del data[optional]
     return json.dumps(data, sort_keys=True, indent=2, allow_nan=False, ensure_ascii=False) + "\n"
@@ -521,22 +530,26 @@ def _issue(display: str, text: str, error: Any) -> str:
 
 MAPS_SUFFIX = ".tsne"
 """`<suite>/<model>.tsne/<task>.svg`: the probe stage's t-SNE maps published beside a record."""
+RELIABILITY_SUFFIX = ".reliability"
+"""`<suite>/<model>.reliability/<task>.svg`: the likelihood stage's reliability diagrams."""
 
 
-def read_maps(record_path: Path) -> dict[str, bytes]:
-    """The t-SNE maps published beside a record (task -> SVG bytes), each rebuilt from an
-    allow-list of SVG parts; a map that is a link, or holds anything else, is refused."""
+def read_maps(record_path: Path, suffix: str = MAPS_SUFFIX) -> dict[str, bytes]:
+    """The figures published beside a record in `<model><suffix>/` (task -> SVG bytes: the
+    t-SNE maps, or with RELIABILITY_SUFFIX the reliability diagrams), each rebuilt from an
+    allow-list of SVG parts; a figure that is a link, or holds anything else, is refused."""
     from medbench.svgsafe import clean_svg
 
-    folder = record_path.with_name(record_path.stem + MAPS_SUFFIX)
+    what = "map" if suffix == MAPS_SUFFIX else "diagram"
+    folder = record_path.with_name(record_path.stem + suffix)
     if folder.is_symlink():
-        raise RecordError(f"{_display(folder)}: refusing a map folder that is a link")
+        raise RecordError(f"{_display(folder)}: refusing a {what} folder that is a link")
     maps: dict[str, bytes] = {}
     for path in sorted(folder.glob("*.svg")) if folder.is_dir() else []:
         if path.is_symlink() or not path.is_file():
-            raise RecordError(f"{_display(path)}: refusing a map that is a link or not a file")
+            raise RecordError(f"{_display(path)}: refusing a {what} that is a link or not a file")
         if not ID_RE.match(path.stem):
-            raise RecordError(f"{_display(path)}: a map is named by its task id")
+            raise RecordError(f"{_display(path)}: a {what} is named by its task id")
         try:
             maps[path.stem] = clean_svg(path.read_bytes())
         except ValueError as e:
@@ -676,6 +689,41 @@ def _group_problems(display: str, answers: pd.DataFrame, layout: ScoringLayout) 
     return problems
 
 
+CALIBRATION_BOUNDS = {
+    "n": (1.0, 1e8),
+    "accuracy": (0.0, 1.0),
+    "mean_confidence": (0.0, 1.0),
+    "ece": (0.0, 1.0),
+    "brier": (0.0, 2.0),
+    "aurc": (0.0, 1.0),
+}
+"""The range of every number of a calibration row (the Brier score of K > 2 options reaches 2)."""
+
+
+def calibration_problems(display: str, record: Record) -> list[str]:
+    """Calibration rows that are not about this model's scored tasks, or hold impossible
+    numbers: they cannot be re-derived, but they can be bounded."""
+    problems = []
+    for i, row in enumerate(record.calibration or []):
+        if row.get("task") not in record.tasks:
+            problems.append(
+                f"{display}: calibration[{i}].task: {_show(row.get('task'))} is not a task "
+                "of the record"
+            )
+        for name, (low, high) in CALIBRATION_BOUNDS.items():
+            value = row.get(name)
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, int | float)
+                or not low <= value <= high
+            ):
+                problems.append(
+                    f"{display}: calibration[{i}].{name}: expected a number in "
+                    f"[{low:g}, {high:g}], got {_show(value)}"
+                )
+    return problems
+
+
 def verify_record(
     path: Path, record: Record, specs: SpecSet | None = None, notes: list[str] | None = None
 ) -> list[str]:
@@ -736,10 +784,16 @@ def verify_record(
         derived = table_rows(getattr(tables, name), name, record.model_id)
         problems.extend(compare_rows(display, name, getattr(record, name), derived))
     problems.extend(check_ladder(display, record, tables, _same))
+    problems.extend(calibration_problems(display, record))
     sidecar = _display(path.parent / record.sidecar.path)
     found = against_specs(display, sidecar, record, answers, specs)
     if notes is not None:
         notes.extend(found.notes)
+        if record.calibration:
+            notes.append(
+                f"{display}: calibration: taken from the likelihood stage, not re-derived "
+                "(the sidecar holds no option scores)"
+            )
     return problems + found.problems
 
 

@@ -345,3 +345,61 @@ def test_run_command_computes_then_score_command_rereads_the_likelihood_stage(
         again.output
     )
     assert (project / "results/t/likelihood/calibration.csv").read_bytes() == first
+
+
+def test_run_command_publishes_reliability_diagrams_and_calibration_on_the_model_page(
+    project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from medbench.cli import app
+    from medbench.records import read_record
+
+    suite = project / "specs/suites/t.yaml"
+    suite.write_text(suite.read_text() + "probe: {}\n")  # for the ladder
+    monkeypatch.chdir(project)
+    cache = tmp_path / "cache" / "answers.sqlite"
+    common = ["specs", "--suite", "t", "--cache", str(cache), "--results", "results"]
+    run = CliRunner().invoke(app, ["run", *common, "--device", "cpu"])
+    assert run.exit_code == 0, run.output
+    # published beside the local record: the diagram, and the stage's calibration rows
+    record_path = project / "results/t/leaderboard/t/tiny-gemma3.json"
+    published = record_path.with_name("tiny-gemma3.reliability") / "pneumonia_cxr.svg"
+    written = project / "results/t/likelihood/reliability/tiny-gemma3/pneumonia_cxr.svg"
+    assert published.read_bytes() == written.read_bytes()
+    calibration = pd.read_csv(project / "results/t/likelihood/calibration.csv")
+    mine = calibration[calibration["model"] == "tiny-gemma3"]
+    record = read_record(record_path)
+    # (7 closed_diagnosis variants + `*`, 5 finding_present variants + `*`) x 2 normalisations
+    assert record.calibration is not None and len(record.calibration) == len(mine) == 28
+    pooled = mine[(mine["variant"] == "*") & (mine["pipeline"] == "likelihood/total")]
+    by_family = {
+        r["family"]: r
+        for r in record.calibration
+        if r["variant"] == "*" and r["pipeline"] == "likelihood/total"
+    }
+    for row in pooled.to_dict("records"):
+        for name in ("n", "accuracy", "ece", "brier", "aurc"):
+            assert by_family[row["family"]][name] == pytest.approx(row[name], abs=1e-9)
+    assert read_record(project / "results/t/leaderboard/t/baseline-chance.json").calibration is None
+    # on the site: the diagram (rebuilt from the SVG allow-list) and the calibration table
+    chart = project / "_site/charts/t.tiny-gemma3.reliability.pneumonia_cxr.svg"
+    svg = chart.read_text()
+    assert "<title>tiny-gemma3 on pneumonia_cxr: reliability of option probabilities" in svg
+    assert "<script" not in svg
+    page = (project / "_site/models/tiny-gemma3.html").read_text()
+    assert '<img src="../charts/t.tiny-gemma3.reliability.pneumonia_cxr.svg" alt=' in page
+    assert "t: calibration of the option probabilities" in page
+    data = json.loads((project / "_site/data/t.tiny-gemma3.calibration.json").read_text())
+    assert len(data) == 28 and {r["pipeline"] for r in data} == {
+        "likelihood/total",
+        "likelihood/mean",
+    }
+    # the likelihood rung on the ladder, between the generated answers and the probe
+    ladder = pd.read_csv(project / "results/t/ladder.csv")
+    expected = ladder[ladder["model"] == "tiny-gemma3"]["likelihood_f1_mean"].iloc[0]
+    assert record.ladder is not None
+    assert record.ladder[0]["likelihood_f1_mean"] == pytest.approx(expected, abs=1e-9)
+    assert "t: knowledge ladder (chance, generated answers, likelihood answers" in page
+    assert '<th scope="col" data-type="number">likelihood f1 mean</th>' in page
+    assert "reliability" not in (project / "_site/models/baseline-chance.html").read_text()

@@ -492,6 +492,30 @@ def test_publish_never_copies_a_map_that_is_a_link(tmp_path: Path) -> None:
     assert sorted(p.name for p in published.iterdir()) == ["pneumonia_cxr.svg"]
 
 
+def test_verify_records_bounds_calibration_rows_and_notes_they_are_not_re_derived(
+    board: Path,
+) -> None:
+    path = board / "quickstart" / "gen.json"
+    data = load(path)
+    row = {"task": "pneumonia_cxr", "family": "closed_diagnosis", "variant": "*"}
+    row |= {"pipeline": "likelihood/total", "n": 8, "accuracy": 0.5, "mean_confidence": 0.75}
+    row |= {"ece": 0.25, "brier": 0.3, "aurc": 0.4}
+    data["calibration"] = [row, {**row, "task": "skin_lesion", "ece": 1.5, "n": 0}]
+    save(path, data)
+    notes: list[str] = []
+    problems = verify_records(board, notes=notes)
+    assert problems == [
+        'leaderboard/quickstart/gen.json: calibration[1].task: "skin_lesion" is not a task '
+        "of the record",
+        "leaderboard/quickstart/gen.json: calibration[1].n: expected a number in [1, 1e+08], got 0",
+        "leaderboard/quickstart/gen.json: calibration[1].ece: expected a number in [0, 1], got 1.5",
+    ]
+    assert notes == [
+        "leaderboard/quickstart/gen.json: calibration: taken from the likelihood stage, not "
+        "re-derived (the sidecar holds no option scores)"
+    ]
+
+
 def test_verify_records_refuses_records_and_sidecars_that_are_links(board: Path) -> None:
     quickstart = board / "quickstart"
     (quickstart / "tiny.answers.csv.gz").unlink()

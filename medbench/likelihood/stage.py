@@ -32,6 +32,8 @@ if TYPE_CHECKING:
     from medbench.plan import Plan
 
 FOLDER = "likelihood"
+RELIABILITY = "reliability"
+"""`likelihood/reliability/<model>/<task>.svg`: the diagrams that publishing copies."""
 
 
 @dataclass
@@ -78,7 +80,7 @@ def run_likelihood_stage(
     _csv(tables.fragility, folder / "fragility.csv")
     _csv(calib, folder / "calibration.csv")
     _csv(moved, folder / "moves.csv")
-    _write_diagrams(items, stage.answer, folder / "reliability")
+    _write_diagrams(items, stage.answer, folder / RELIABILITY)
     return LikelihoodResult(run, items, tables, calib, moved, stage.answer)
 
 
@@ -132,4 +134,11 @@ def summary_lines(result: LikelihoodResult) -> list[str]:
     return lines
 
 
-__all__ = ["FOLDER", "LikelihoodResult", "ladder_scores", "run_likelihood_stage", "summary_lines"]
+__all__ = [
+    "FOLDER",
+    "RELIABILITY",
+    "LikelihoodResult",
+    "ladder_scores",
+    "run_likelihood_stage",
+    "summary_lines",
+]
