@@ -32,6 +32,9 @@ class LikelihoodRun:
     """Model -> why its options are not scored."""
     failures: dict[str, str] = field(default_factory=dict)
     """Model -> the first error."""
+    unshared: dict[str, dict[str, int]] = field(default_factory=dict)
+    """Model -> why some requests were scored as full sequences, not from a shared prefix
+    -> how many (the scores are the same; only the cost differs)."""
 
     def lines(self) -> list[str]:
         out = [
@@ -40,6 +43,11 @@ class LikelihoodRun:
         ]
         out += [f"  {m}: not scored: {why}." for m, why in sorted(self.skipped.items())]
         out += [f"  {m}: {why}" for m, why in sorted(self.failures.items())]
+        out += [
+            f"  {m}: {n} requests scored without a shared prefix: {why}."
+            for m, reasons in sorted(self.unshared.items())
+            for why, n in sorted(reasons.items())
+        ]
         return out
 
 
@@ -111,6 +119,8 @@ def _score_model(
                 rows.append(_row(job, request, output, score.error, score.seconds))
             cache.put_many(rows)
         run.forward_passes += scorer.forward_passes
+        if scorer.unshared:
+            run.unshared[model] = dict(scorer.unshared)
     finally:
         backend.close()
 
