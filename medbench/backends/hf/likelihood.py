@@ -29,29 +29,10 @@ from typing import Any
 # This package is the backend that needs torch; it is imported only when a model is scored.
 import torch  # noqa: TID253
 
-from medbench.backends.base import Request
+from medbench.backends.base import OptionScores, Request
 from medbench.backends.hf.backend import HFBackend, _Row
 from medbench.backends.hf.chat import conversation
 from medbench.images import ImageError, load_image
-
-
-@dataclass(frozen=True)
-class OptionScores:
-    """The log-likelihood of each option of one request, or the reason there is none."""
-
-    options: tuple[str, ...]
-    total: tuple[float, ...] = ()
-    """Sum of the option's token log-probabilities (natural log)."""
-    n_tokens: tuple[int, ...] = ()
-    merged: tuple[bool, ...] = ()
-    """Whether appending the option changed the prompt's last tokens (it was tokenised alone)."""
-    error: str | None = None
-    seconds: float = 0.0
-
-    @property
-    def mean(self) -> tuple[float, ...]:
-        """Per-token (length-normalised) log-likelihoods."""
-        return tuple(t / max(1, n) for t, n in zip(self.total, self.n_tokens, strict=True))
 
 
 @dataclass
