@@ -107,6 +107,33 @@ def test_option_scorer_equals_a_hand_computed_forward_pass(
         assert total < 0
 
 
+@pytest.mark.parametrize(
+    ("arch", "fields"),
+    [("llava", {"image_preprocess": "pad_square"}), ("gemma3", {"system_prompt": "none"})],
+)
+def test_option_scorer_encodes_the_prompt_exactly_as_generation_does(
+    arch: str, fields: dict[str, str], tiny_dirs: dict[str, Path], tmp_path: Path
+) -> None:
+    from PIL import Image
+
+    path = tmp_path / "wide.png"
+    Image.new("RGB", (40, 20), (255, 0, 0)).save(path)  # padding to a square changes it
+    context = BackendContext(device="cpu", batch_size=1, checkpoint_dir=tiny_dirs[arch])
+    backend = HFBackend(tiny_model_spec(arch, dtype="float32", **fields), context)
+    try:
+        request = Request(
+            "k", Messages("You are a radiologist.", QUESTION, (ImageRef(str(path), "x"),)), ("no",)
+        )
+        batch = backend._prepare([request], range(1))
+        assert batch.inputs is not None
+        encoded = OptionScorer(backend)._encode(0, request)
+        assert sorted(encoded.prompt) == sorted(batch.inputs)
+        for name, tensor in batch.inputs.items():
+            assert torch.equal(encoded.prompt[name], tensor), name
+    finally:
+        backend.close()
+
+
 def test_option_scorer_span_of_a_shared_prefix_option_is_exactly_its_tokens(
     tiny_gemma3_dir: Path, sample_images: list[Path], open_backend: Any
 ) -> None:

@@ -31,8 +31,7 @@ import torch  # noqa: TID253
 
 from medbench.backends.base import OptionScores, Request
 from medbench.backends.hf.backend import HFBackend, _Row
-from medbench.backends.hf.chat import conversation
-from medbench.images import ImageError, load_image
+from medbench.images import ImageError, load_image, pad_to_square
 
 
 @dataclass
@@ -169,13 +168,9 @@ class OptionScorer:
         if messages.images and backend.spec.text_only:
             raise ValueError(f"model {backend.spec.id} is text-only and cannot read images")
         images = [load_image(image.path) for image in messages.images]
-        turns = conversation(
-            messages.system,
-            messages.text,
-            images,
-            system_role=backend.system_role,
-            text_only=backend.spec.text_only,
-        )
+        if backend._pad_fill is not None:  # the model's own image handling, as in generation
+            images = [pad_to_square(image, backend._pad_fill) for image in images]
+        turns = backend._conversation(messages, images)  # its system-prompt handling too
         prompt = backend._encode([_Row(index, turns)])
         text = backend.prompt(messages)
         tokenizer = backend._loaded.tokenizer
