@@ -445,6 +445,11 @@ def test_build_site_refuses_a_reliability_diagram_that_could_run_script(tmp_path
     page = Page((tmp_path / "out" / "models" / "gen.html").read_text())
     srcs = [a["src"] for tag, a in page.tags if tag == "img" and "reliab" in (a.get("src") or "")]
     assert srcs == ["../charts/quickstart.gen.reliability.pneumonia_cxr.svg"]
+    chart = tmp_path / "out" / "charts" / "quickstart.gen.reliability.pneumonia_cxr.svg"
+    assert (
+        chart.read_bytes()
+        == (tmp_path / "out" / "charts" / "quickstart.gen.tsne.pneumonia_cxr.svg").read_bytes()
+    )
 
 
 def test_clean_svg_keeps_a_real_reliability_diagram_and_escapes_its_title() -> None:
