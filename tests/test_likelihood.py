@@ -240,18 +240,43 @@ def test_option_scorer_single_token_options_need_only_the_prompt_pass(
         np.testing.assert_allclose(a.total, b.total, rtol=0, atol=1e-5)
 
 
-def test_option_scorer_falls_back_to_full_sequences_past_a_sliding_window(
+@pytest.mark.parametrize("window", [8, 20])
+def test_option_scorer_shares_the_prefix_past_a_sliding_window_shorter_than_the_prompt(
+    window: int, tiny_gemma3_dir: Path, sample_images: list[Path], open_backend: Any
+) -> None:
+    backend = open_backend("gemma3", tiny_gemma3_dir)
+    requests = requests_for(sample_images[:2])
+    scorer = OptionScorer(backend)
+    assert all(scorer._encode(0, r).prompt["input_ids"].shape[1] > 20 for r in requests)
+    default = [s.total for s in OptionScorer(backend, share_prefix=False).score(requests)]
+    backend._loaded.model.config.text_config.sliding_window = window  # the model's own too
+    expected = OptionScorer(backend, share_prefix=False).score(requests)
+    assert [s.total for s in expected] != default  # the window does change the scores
+    found = scorer.score(requests)
+    assert (scorer.unshared, scorer.forward_passes) == ({}, 2)
+    for a, b in zip(expected, found, strict=True):
+        np.testing.assert_allclose(a.total, b.total, rtol=0, atol=1e-5)
+
+
+def test_option_scorer_falls_back_to_full_sequences_without_a_kv_cache(
     tiny_gemma3_dir: Path, sample_images: list[Path], open_backend: Any
 ) -> None:
     backend = open_backend("gemma3", tiny_gemma3_dir)
     requests = requests_for(sample_images[:2])
-    text_config = backend._loaded.model.config.text_config
-    text_config.sliding_window = 8  # shorter than any prompt (this changes the model too)
     expected = OptionScorer(backend, share_prefix=False).score(requests)
+    model = backend._loaded.model
+    forward = model.forward
+
+    def without_cache(*args: Any, **kwargs: Any) -> Any:
+        out = forward(*args, **kwargs)
+        out.past_key_values = None
+        return out
+
+    model.forward = without_cache
     scorer = OptionScorer(backend)
     found = scorer.score(requests)
-    reason = "a sliding window of 8 tokens is shorter than prompt and option"
-    assert (scorer.unshared, scorer.forward_passes) == ({reason: 2}, 1)
+    # the prompt pass that returned no cache, then the batch again as full sequences
+    assert (scorer.unshared, scorer.forward_passes) == ({"the model returned no KV cache": 2}, 2)
     assert [s.total for s in found] == [s.total for s in expected]
 
 
@@ -536,9 +561,8 @@ def test_likelihood_run_lines_say_which_requests_did_not_share_their_prefix() ->
     from medbench.likelihood import LikelihoodRun
 
     run = LikelihoodRun(planned=4, ran=4, forward_passes=3)
-    run.unshared["m"] = {"a sliding window of 8 tokens is shorter than prompt and option": 2}
+    run.unshared["m"] = {"the model returned no KV cache": 2}
     assert run.lines() == [
         "likelihood: 4 jobs planned: 0 cached, 4 ran, 0 failed, 3 forward passes.",
-        "  m: 2 requests scored without a shared prefix: a sliding window of 8 tokens is "
-        "shorter than prompt and option.",
+        "  m: 2 requests scored without a shared prefix: the model returned no KV cache.",
     ]

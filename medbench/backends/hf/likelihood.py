@@ -14,9 +14,10 @@ Two ways to run the model, equal to 1e-5 (`share_prefix`):
 - full sequences: rows of prompt + option, right-padded (every real token keeps the position it
   has alone), all options of a request in one pass (several requests where they fit); the
   prompt is recomputed per option row.
-Sharing falls back to full sequences where the cache would not hold the whole prompt (a
-sliding-window layer shorter than prompt and option): the continuation would then see another
-context than the full pass. Logits are kept only at the positions that predict option tokens.
+A model whose forward pass returns no KV cache cannot share: its batch is scored again as
+full sequences, and `unshared` says so. Gemma 3's sliding-window layers need no exception: a
+window shorter than the prompt gives the same scores both ways (tested). Logits are kept only
+at the positions that predict option tokens.
 """
 
 from __future__ import annotations
@@ -107,26 +108,7 @@ class OptionScorer:
         """The batches to score and whether each shares its prefix."""
         if not self.share_prefix:
             return [(batch, False) for batch in self._batches(encoded)]
-        shared, alone = [], []
-        for item in encoded:
-            why = self._cannot_share(item)
-            if why is None:
-                shared.append(item)
-            else:
-                alone.append(item)
-                self.unshared[why] = self.unshared.get(why, 0) + 1
-        plan = [(batch, True) for batch in self._shared_batches(shared)]
-        return plan + [(batch, False) for batch in self._batches(alone)]
-
-    def _cannot_share(self, item: _Encoded) -> str | None:
-        """Why this request's options cannot continue from its prompt's cache (None: they can)."""
-        config = self.backend._loaded.model.config
-        text = getattr(config, "text_config", None) or config
-        window = getattr(text, "sliding_window", None)
-        longest = item.prompt["input_ids"].shape[1] + max(len(span) for span in item.spans)
-        if isinstance(window, int) and window < longest:
-            return f"a sliding window of {window} tokens is shorter than prompt and option"
-        return None
+        return [(batch, True) for batch in self._shared_batches(encoded)]
 
     def _shared_batches(self, encoded: list[_Encoded]) -> list[list[_Encoded]]:
         """Requests whose prompts have the same length and stackable images, in order of first
@@ -256,8 +238,12 @@ class OptionScorer:
             self.forward_passes += 1
             first = torch.log_softmax(out.logits[:, -1].float(), dim=-1).cpu()
             picked: list[list[torch.Tensor]] = [[first[b, span[0]]] for b, span in rows]
+            cache = out.past_key_values
+            if rest > 0 and cache is None:
+                why = "the model returned no KV cache"
+                self.unshared[why] = self.unshared.get(why, 0) + len(batch)
+                return self._forward(batch)
             if rest > 0:
-                cache = out.past_key_values
                 index = torch.tensor([b for b, _ in rows], dtype=torch.long)
                 cache.batch_select_indices(index.to(loaded.device))  # a copy of it per option
                 pad_id = loaded.tokenizer.pad_token_id or 0
