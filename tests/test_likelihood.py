@@ -555,6 +555,26 @@ def test_run_command_publishes_reliability_diagrams_and_calibration_on_the_model
     assert "t: knowledge ladder (chance, generated answers, likelihood answers" in page
     assert '<th scope="col" data-type="number">likelihood f1 mean</th>' in page
     assert "reliability" not in (project / "_site/models/baseline-chance.html").read_text()
+    # one rule for what the site shows: `site build` after `run` gives the same site
+    from medbench.site import build_site
+
+    build_site(
+        Path("leaderboard"),
+        project / "_again",
+        specs=load_specs(project / "specs"),
+        results=Path("results"),
+    )
+    tree = {
+        p.relative_to(project / "_site"): p.read_bytes()
+        for p in (project / "_site").rglob("*")
+        if p.is_file()
+    }
+    again = {
+        p.relative_to(project / "_again"): p.read_bytes()
+        for p in (project / "_again").rglob("*")
+        if p.is_file()
+    }
+    assert again == tree
 
 
 def test_likelihood_run_lines_say_which_requests_did_not_share_their_prefix() -> None:
