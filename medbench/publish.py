@@ -3,7 +3,7 @@
 `publish_results` reads `results/<suite>/` (answers and layout), checks the choice of models,
 scores exactly what the sidecars will hold, and writes one record per model with its
 dataset fingerprint, task details, spec hashes, knowledge ladder, t-SNE maps, and the
-likelihood stage's calibration rows and reliability diagrams.
+likelihood stage's option scores (a second sidecar), calibration and reliability diagrams.
 """
 
 from __future__ import annotations
@@ -56,31 +56,30 @@ def copy_maps(source: Path, record: Path, suffix: str | None = None) -> None:
             shutil.copyfile(svg, target / svg.name, follow_symlinks=False)
 
 
-def _model_rows(path: Path, model: str) -> list[dict[str, Any]] | None:
-    """The rows of a results CSV that belong to `model`, without the model column."""
+def ladder_rows(folder: Path, model: str) -> list[dict[str, Any]] | None:
+    """This model's knowledge-ladder rows, when the suite's probe stage wrote them."""
     import pandas as pd
 
+    path = folder / "ladder.csv"
     if not path.is_file():
         return None
-    table = pd.read_csv(path, keep_default_na=False, na_values=[""])
-    rows = table[table["model"] == model].drop(columns="model")
+    ladder = pd.read_csv(path, keep_default_na=False, na_values=[""])
+    rows = ladder[ladder["model"] == model].drop(columns="model")
     plain = rows.astype(object).to_dict("records")
     return [{str(k): None if pd.isna(v) else v for k, v in row.items()} for row in plain] or None
 
 
-def ladder_rows(folder: Path, model: str) -> list[dict[str, Any]] | None:
-    """This model's knowledge-ladder rows, when the suite's probe stage wrote them."""
-    return _model_rows(folder / "ladder.csv", model)
+def likelihood_items(folder: Path) -> pd.DataFrame | None:
+    """The likelihood stage's items (`likelihood/items.csv`, cells as text), when it ran:
+    each model's go beside its record, and its calibration is re-derived from them."""
+    import pandas as pd
 
-
-def calibration_rows(folder: Path, model: str) -> list[dict[str, Any]] | None:
-    """This model's likelihood calibration rows, when the suite's likelihood stage scored its
-    options (`likelihood/calibration.csv`), sorted by their key."""
     from medbench.likelihood.stage import FOLDER
 
-    rows = _model_rows(folder / FOLDER / "calibration.csv", model)
-    key = ("task", "family", "pipeline", "variant")
-    return sorted(rows, key=lambda r: tuple(str(r[k]) for k in key)) if rows else None
+    path = folder / FOLDER / "items.csv"
+    if not path.is_file():
+        return None
+    return pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
 
 
 def dataset_info(specs: SpecSet, suite: SuiteSpec, answers: pd.DataFrame) -> DatasetInfo:
@@ -214,6 +213,7 @@ def publish_results(
     dataset = dataset_info(specs, suite_spec, answers)
     tasks = task_info(specs, suite_spec, sorted(set(answers["task"])))
     built = models_dir or shared_models_dir()
+    items = likelihood_items(folder)
     snapshots_at = cache_file(default_cache_path()).parent  # where runs record snapshots
     written = []
     for model_id in chosen:
@@ -238,7 +238,7 @@ def publish_results(
             provenance=provenance,
             allow_test_models=allow_test_models,
             ladder=ladder_rows(folder, model_id),
-            calibration=calibration_rows(folder, model_id),
+            likelihood=items,
         )
         copy_maps(folder / "tsne" / model_id, path)
         copy_maps(folder / LIKELIHOOD / RELIABILITY / model_id, path, RELIABILITY_SUFFIX)

@@ -173,6 +173,12 @@ class SidecarInfo(_Model):
     sha256: Sha256
 
 
+class LikelihoodSidecarInfo(_Model):
+    path: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*\.likelihood\.csv\.gz$")
+    """File name beside the record: the model's option scores (`medbench.likelihood.published`)."""
+    sha256: Sha256
+
+
 def today() -> str:
     return datetime.now(timezone.utc).date().isoformat()
 
@@ -319,8 +325,10 @@ class Record(_Model):
     -> number of answers it preprocessed; absent for models that read no images."""
     calibration: list[Row] | None = None
     """The likelihood stage's calibration rows (task, family, variant or `*`, pipeline: n,
-    accuracy, mean confidence, ECE, Brier, AURC), when it scored this model's options. Taken
-    from the stage like the ladder's probe columns: the sidecar holds no option scores."""
+    accuracy, mean confidence, ECE, Brier, AURC), when it scored this model's options;
+    re-derived by `verify` from the likelihood sidecar."""
+    likelihood_sidecar: LikelihoodSidecarInfo | None = None
+    """The model's option scores, beside the record, that the calibration comes from."""
 
 
 def _display(path: Path) -> str:
@@ -428,7 +436,7 @@ def write_record(
     provenance: Provenance,
     allow_test_models: bool = False,
     ladder: list[dict[str, Any]] | None = None,
-    calibration: list[dict[str, Any]] | None = None,
+    likelihood: pd.DataFrame | None = None,
 ) -> Path:
     """Write `folder/<suite>/<model>.json` and its answers sidecar; return the record's path.
 
@@ -447,6 +455,7 @@ def write_record(
     sidecar_path = target / f"{spec.id}{SIDECAR_SUFFIX}"
     sidecar_path.write_bytes(sidecar)
     fields = {name: table_rows(getattr(tables, name), name, spec.id) for name in TABLE_KEYS}
+    calibration, likelihood_sidecar = _write_likelihood(target, spec.id, likelihood)
     record = Record(
         schema_version=RECORD_SCHEMA_VERSION,
         suite=suite,
@@ -467,9 +476,8 @@ def write_record(
         ladder=[{k: _plain(v) for k, v in sorted(row.items())} for row in ladder]
         if ladder
         else None,
-        calibration=[{k: _plain(v) for k, v in sorted(row.items())} for row in calibration]
-        if calibration
-        else None,
+        calibration=calibration,
+        likelihood_sidecar=likelihood_sidecar,
         **fields,
     )
     path = target / f"{spec.id}.json"
@@ -477,10 +485,30 @@ def write_record(
     return path
 
 
+def _write_likelihood(
+    folder: Path, model: str, likelihood: pd.DataFrame | None
+) -> tuple[list[Row] | None, LikelihoodSidecarInfo | None]:
+    """Write the model's likelihood sidecar (when it has option scores); return the
+    calibration rows re-derived from exactly those bytes, and the sidecar's name and hash."""
+    from medbench.likelihood.published import SUFFIX, calibration_rows, items_csv, read_items_csv
+
+    path = folder / f"{model}{SUFFIX}"
+    path.unlink(missing_ok=True)
+    mine = likelihood[likelihood["model"] == model] if likelihood is not None else None
+    if mine is None or mine.empty:
+        return None, None
+    raw = items_csv(mine)
+    path.write_bytes(raw)
+    rows = [
+        {k: _plain(v) for k, v in sorted(r.items())} for r in calibration_rows(read_items_csv(raw))
+    ]
+    return rows, LikelihoodSidecarInfo(path=path.name, sha256=hashlib.sha256(raw).hexdigest())
+
+
 def record_json(record: Record) -> str:
     """A record as published: sorted keys, indent 2, a trailing newline."""
     data = record.model_dump(mode="json", exclude_none=False)
-    for optional in ("ladder", "image_processors", "calibration"):
+    for optional in ("ladder", "image_processors", "calibration", "likelihood_sidecar"):
         if data[optional] is None:
             del data[optional]
     return json.dumps(data, sort_keys=True, indent=2, allow_nan=False, ensure_ascii=False) + "\n"
@@ -603,10 +631,15 @@ def _same(a: Scalar, b: Scalar) -> bool:
 
 
 def compare_rows(
-    display: str, table: str, recorded: list[dict[str, Scalar]], derived: list[dict[str, Scalar]]
+    display: str,
+    table: str,
+    recorded: list[dict[str, Scalar]],
+    derived: list[dict[str, Scalar]],
+    keys: tuple[str, ...] | None = None,
 ) -> list[str]:
-    """Every field of `recorded` that differs from `derived`, rows matched by their key."""
-    keys = TABLE_KEYS[table]
+    """Every field of `recorded` that differs from `derived`, rows matched by their key
+    (`keys`, by default the table's TABLE_KEYS)."""
+    keys = keys or TABLE_KEYS[table]
     by_key = {tuple(row.get(k) for k in keys): row for row in derived}
     problems, seen = [], set()
     for i, row in enumerate(recorded):
@@ -630,6 +663,11 @@ def compare_rows(
 
 
 def _sidecar(folder: Path, name: str, sha256: str | None) -> pd.DataFrame:
+    return read_answers_csv(_sidecar_bytes(folder, name, sha256))
+
+
+def _sidecar_bytes(folder: Path, name: str, sha256: str | None) -> bytes:
+    """A sidecar's bytes: not a link, bounded, and of the recorded hash (when one is given)."""
     if (folder / name).is_symlink():
         raise RecordError(f"sidecar.path: {name} is a link; a sidecar is a file of its own")
     with (folder / name).open("rb") as f:
@@ -639,7 +677,7 @@ def _sidecar(folder: Path, name: str, sha256: str | None) -> pd.DataFrame:
     actual = hashlib.sha256(raw).hexdigest()
     if sha256 is not None and actual != sha256:
         raise RecordError(f"sidecar.sha256: recorded {sha256}, the file {name} has {actual}")
-    return read_answers_csv(raw)
+    return raw
 
 
 def count_image_processors(answers: pd.DataFrame, model: str) -> dict[str, int] | None:
@@ -689,39 +727,34 @@ def _group_problems(display: str, answers: pd.DataFrame, layout: ScoringLayout) 
     return problems
 
 
-CALIBRATION_BOUNDS = {
-    "n": (1.0, 1e8),
-    "accuracy": (0.0, 1.0),
-    "mean_confidence": (0.0, 1.0),
-    "ece": (0.0, 1.0),
-    "brier": (0.0, 2.0),
-    "aurc": (0.0, 1.0),
-}
-"""The range of every number of a calibration row (the Brier score of K > 2 options reaches 2)."""
+def check_calibration(display: str, path: Path, record: Record) -> list[str]:
+    """Re-derive the record's calibration rows from its likelihood sidecar."""
+    from medbench.likelihood.published import KEYS, SUFFIX, calibration_rows, read_items_csv
 
-
-def calibration_problems(display: str, record: Record) -> list[str]:
-    """Calibration rows that are not about this model's scored tasks, or hold impossible
-    numbers: they cannot be re-derived, but they can be bounded."""
-    problems = []
-    for i, row in enumerate(record.calibration or []):
-        if row.get("task") not in record.tasks:
-            problems.append(
-                f"{display}: calibration[{i}].task: {_show(row.get('task'))} is not a task "
-                "of the record"
-            )
-        for name, (low, high) in CALIBRATION_BOUNDS.items():
-            value = row.get(name)
-            if (
-                isinstance(value, bool)
-                or not isinstance(value, int | float)
-                or not low <= value <= high
-            ):
-                problems.append(
-                    f"{display}: calibration[{i}].{name}: expected a number in "
-                    f"[{low:g}, {high:g}], got {_show(value)}"
-                )
-    return problems
+    info = record.likelihood_sidecar
+    if info is None:
+        if record.calibration:
+            return [f"{display}: calibration: no likelihood_sidecar to re-derive it from"]
+        return []
+    expected = f"{record.model_id}{SUFFIX}"
+    if info.path != expected:
+        return [f"{display}: likelihood_sidecar.path: expected '{expected}', got '{info.path}'"]
+    try:
+        raw = _sidecar_bytes(path.parent, info.path, info.sha256)
+        items = read_items_csv(raw)
+    except RecordError as e:
+        return [f"{display}: likelihood_{e}"]
+    except OSError as e:
+        return [f"{display}: likelihood_sidecar.path: cannot read {info.path}: {e.strerror}"]
+    except (ValueError, EOFError, gzip.BadGzipFile, pd.errors.ParserError) as e:
+        return [f"{display}: likelihood_sidecar.path: {info.path} is not a valid sidecar: {e}"]
+    others = sorted(set(items["model"]) - {record.model_id})
+    if others:
+        return [
+            f"{display}: likelihood_sidecar.path: holds rows of other models: {', '.join(others)}"
+        ]
+    derived = [{k: _plain(v) for k, v in r.items()} for r in calibration_rows(items)]
+    return compare_rows(display, "calibration", record.calibration or [], derived, KEYS)
 
 
 def verify_record(
@@ -784,16 +817,11 @@ def verify_record(
         derived = table_rows(getattr(tables, name), name, record.model_id)
         problems.extend(compare_rows(display, name, getattr(record, name), derived))
     problems.extend(check_ladder(display, record, tables, _same))
-    problems.extend(calibration_problems(display, record))
+    problems.extend(check_calibration(display, path, record))
     sidecar = _display(path.parent / record.sidecar.path)
     found = against_specs(display, sidecar, record, answers, specs)
     if notes is not None:
         notes.extend(found.notes)
-        if record.calibration:
-            notes.append(
-                f"{display}: calibration: taken from the likelihood stage, not re-derived "
-                "(the sidecar holds no option scores)"
-            )
     return problems + found.problems
 
 

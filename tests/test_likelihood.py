@@ -534,6 +534,12 @@ def test_run_command_publishes_reliability_diagrams_and_calibration_on_the_model
         for name in ("n", "accuracy", "ece", "brier", "aurc"):
             assert by_family[row["family"]][name] == pytest.approx(row[name], abs=1e-9)
     assert read_record(project / "results/t/leaderboard/t/baseline-chance.json").calibration is None
+    # the calibration is re-derived from the option scores published beside the record
+    from medbench.records import verify_records
+
+    assert record.likelihood_sidecar is not None
+    assert record_path.with_name(record.likelihood_sidecar.path).is_file()
+    assert verify_records(project / "results/t/leaderboard") == []
     # on the site: the diagram (rebuilt from the SVG allow-list) and the calibration table
     chart = project / "_site/charts/t.tiny-gemma3.reliability.pneumonia_cxr.svg"
     svg = chart.read_text()
