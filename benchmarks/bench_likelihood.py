@@ -1,10 +1,15 @@
 """Benchmark of option likelihood scoring against generation: cost per image, tiny models.
 
-Run ``python benchmarks/bench_likelihood.py [--arch gemma3] [--images 16] [--batch-size 8]``.
-Builds a tiny random-weight model, then on the same sample images and a closed prompt with
-the brain tumour task's four options, times batched greedy generation (12 new tokens) and
-batched option scoring (all four options of an image in one forward pass, prompt recomputed
-per option row), one run each after a warm-up, and prints seconds per image and the ratio.
+Run ``python benchmarks/bench_likelihood.py [--arch gemma3] [--images 16] [--batch-size 8]
+[--mode both|shared|full] [--context 0]``. Builds a tiny random-weight model, then on the same
+sample images and a closed prompt with the brain tumour task's four options, times in one run,
+after a warm-up: batched greedy generation (12 new tokens), and option scoring with the prompt
+prefix shared (one prompt pass keeping the KV cache, then the options from it: `shared`) and
+without (prompt recomputed per option row: `full`), for the four option names and for the
+letters of a lettered variant (single tokens: the prompt pass alone). Prints seconds per
+image, forward passes and the ratio likelihood / generation of each, side by side.
+`--context N` puts N words before the question, for prompts as long as real models' hundreds
+of image tokens make them.
 """
 
 from __future__ import annotations
@@ -22,12 +27,27 @@ QUESTION = (
 )
 
 
+LETTERS = ("A", "B", "C", "D")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--arch", default="gemma3", choices=["llava", "llava_next", "gemma3"])
     parser.add_argument("--images", type=int, default=16)
     parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument(
+        "--mode", default="both", choices=["both", "shared", "full"], help="prefix sharing"
+    )
+    parser.add_argument(
+        "--context",
+        type=int,
+        default=0,
+        help="words of clinical history put before the question: a long prompt, as real "
+        "models' hundreds of image tokens make it",
+    )
     args = parser.parse_args()
+    history = " ".join(["history"] * args.context)
+    question = f"{history}\n{QUESTION}" if history else QUESTION
 
     import torch
 
@@ -42,6 +62,8 @@ def main() -> None:
     torch.set_num_threads(1)
     root = Path(__file__).resolve().parent.parent
     images = sorted((root / "data" / "sample").glob("*/*/*.jpg"))[::3][: args.images]
+    modes = {"both": (False, True), "shared": (True,), "full": (False,)}[args.mode]
+    timings: list[tuple[str, float, int]] = []
     with tempfile.TemporaryDirectory() as tmp:
         folder = ensure_tiny_model(TinySpec.model_validate({"arch": args.arch}), Path(tmp) / "m")
         spec = ModelSpec.model_validate(
@@ -60,31 +82,44 @@ def main() -> None:
         )
         context = BackendContext(device="cpu", batch_size=args.batch_size, checkpoint_dir=folder)
         backend = HFBackend(spec, context)
-        requests = [
-            Request(f"k{i}", Messages(None, QUESTION, (ImageRef(str(p), sha256_file(p)),)), OPTIONS)
-            for i, p in enumerate(images)
-        ]
-        scorer = OptionScorer(backend)
+
+        def requests_of(options: tuple[str, ...]) -> list[Request]:
+            return [
+                Request(
+                    f"k{i}", Messages(None, question, (ImageRef(str(p), sha256_file(p)),)), options
+                )
+                for i, p in enumerate(images)
+            ]
+
+        requests = requests_of(OPTIONS)
         try:
             backend.generate(requests[:2])
-            scorer.score(requests[:2])
             start = time.perf_counter()
             backend.generate(requests)
             generation = (time.perf_counter() - start) / len(requests)
-            before = scorer.forward_passes
-            start = time.perf_counter()
-            scorer.score(requests)
-            scoring = (time.perf_counter() - start) / len(requests)
-            passes = scorer.forward_passes - before
+            for options, what in ((OPTIONS, "option names"), (LETTERS, "letters")):
+                asked = requests_of(options)
+                for share in modes:
+                    scorer = OptionScorer(backend, share_prefix=share)
+                    scorer.score(asked[:2])
+                    before = scorer.forward_passes
+                    start = time.perf_counter()
+                    scorer.score(asked)
+                    seconds = (time.perf_counter() - start) / len(asked)
+                    name = f"{what}, {'shared prefix' if share else 'full sequences'}"
+                    if scorer.unshared:
+                        name += f" [fell back: {'; '.join(sorted(scorer.unshared))}]"
+                    timings.append((name, seconds, scorer.forward_passes - before))
         finally:
             backend.close()
-    print(f"tiny {args.arch}, {len(requests)} images, batch size {args.batch_size}, one run")
-    print(f"  generation (12 new tokens):       {generation * 1000:8.1f} ms per image")
     print(
-        f"  likelihood ({len(OPTIONS)} options, {passes} passes): "
-        f"{scoring * 1000:8.1f} ms per image"
+        f"tiny {args.arch}, {len(requests)} images, batch size {args.batch_size}, "
+        f"{args.context} words of context, one run"
     )
-    print(f"  likelihood / generation:          {scoring / generation:8.2f}x")
+    print(f"  {'generation (12 new tokens)':56} {generation * 1000:8.1f} ms per image")
+    for name, seconds, passes in timings:
+        label = f"likelihood, 4 {name} ({passes} passes)"
+        print(f"  {label:56} {seconds * 1000:8.1f} ms per image  {seconds / generation:5.2f}x")
 
 
 if __name__ == "__main__":

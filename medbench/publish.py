@@ -2,7 +2,8 @@
 
 `publish_results` reads `results/<suite>/` (answers and layout), checks the choice of models,
 scores exactly what the sidecars will hold, and writes one record per model with its
-dataset fingerprint, task details, spec hashes, knowledge ladder and t-SNE maps.
+dataset fingerprint, task details, spec hashes, knowledge ladder, t-SNE maps, and the
+likelihood stage's option scores (a second sidecar), calibration and reliability diagrams.
 """
 
 from __future__ import annotations
@@ -39,11 +40,12 @@ def read_results(folder: Path) -> tuple[pd.DataFrame, dict[str, Any]]:
     return answers, json.loads((folder / "layout.json").read_text(encoding="utf-8"))
 
 
-def copy_maps(source: Path, record: Path) -> None:
-    """Publish the probe stage's t-SNE maps of this model beside its record."""
+def copy_maps(source: Path, record: Path, suffix: str | None = None) -> None:
+    """Publish a model's figures beside its record, in `<model><suffix>/`: the probe stage's
+    t-SNE maps (the default), or the likelihood stage's reliability diagrams."""
     from medbench.records import MAPS_SUFFIX
 
-    target = record.with_name(record.stem + MAPS_SUFFIX)
+    target = record.with_name(record.stem + (suffix or MAPS_SUFFIX))
     if target.is_symlink():
         target.unlink()
     shutil.rmtree(target, ignore_errors=True)
@@ -65,6 +67,19 @@ def ladder_rows(folder: Path, model: str) -> list[dict[str, Any]] | None:
     rows = ladder[ladder["model"] == model].drop(columns="model")
     plain = rows.astype(object).to_dict("records")
     return [{str(k): None if pd.isna(v) else v for k, v in row.items()} for row in plain] or None
+
+
+def likelihood_items(folder: Path) -> pd.DataFrame | None:
+    """The likelihood stage's items (`likelihood/items.csv`, cells as text), when it ran:
+    each model's go beside its record, and its calibration is re-derived from them."""
+    import pandas as pd
+
+    from medbench.likelihood.stage import FOLDER
+
+    path = folder / FOLDER / "items.csv"
+    if not path.is_file():
+        return None
+    return pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
 
 
 def dataset_info(specs: SpecSet, suite: SuiteSpec, answers: pd.DataFrame) -> DatasetInfo:
@@ -172,7 +187,10 @@ def publish_results(
     from medbench.cache import cache_file, default_cache_path
     from medbench.home import models_dir as shared_models_dir
     from medbench.identity import resolve_identity
+    from medbench.likelihood.stage import FOLDER as LIKELIHOOD
+    from medbench.likelihood.stage import RELIABILITY
     from medbench.records import (
+        RELIABILITY_SUFFIX,
         Provenance,
         answers_csv,
         count_image_processors,
@@ -195,6 +213,7 @@ def publish_results(
     dataset = dataset_info(specs, suite_spec, answers)
     tasks = task_info(specs, suite_spec, sorted(set(answers["task"])))
     built = models_dir or shared_models_dir()
+    items = likelihood_items(folder)
     snapshots_at = cache_file(default_cache_path()).parent  # where runs record snapshots
     written = []
     for model_id in chosen:
@@ -220,8 +239,10 @@ def publish_results(
             provenance=provenance,
             allow_test_models=allow_test_models,
             ladder=ladder_rows(folder, model_id),
+            likelihood=items,
         )
         copy_maps(folder / "tsne" / model_id, path)
+        copy_maps(folder / LIKELIHOOD / RELIABILITY / model_id, path, RELIABILITY_SUFFIX)
         written.append(path)
     return written
 

@@ -192,6 +192,12 @@ class SidecarInfo(_Model):
     sha256: Sha256
 
 
+class LikelihoodSidecarInfo(_Model):
+    path: str = Field(pattern=r"^[a-z0-9][a-z0-9._-]*\.likelihood\.csv\.gz$")
+    """File name beside the record: the model's option scores (`medbench.likelihood.published`)."""
+    sha256: Sha256
+
+
 def today() -> str:
     return datetime.now(timezone.utc).date().isoformat()
 
@@ -336,7 +342,8 @@ class Record(_Model):
     pairs: list[Row]
     """Pair rows where this model is the medical model."""
     ladder: list[Row] | None = None
-    """Knowledge ladder rows per task (closed, describe, probe, chance), when measured."""
+    """Knowledge ladder rows per task (closed, likelihood, describe, probe, chance), when
+    measured."""
     image_variants: list[Row] | None = None
     """Per (task, family, pipeline, image variant): F1 and image fragility, when measured."""
     reliance: list[Row] | None = None
@@ -346,6 +353,12 @@ class Record(_Model):
     image_processors: ImageProcessors | None = None
     """`backend:Class` of the image processor (torchvision or PIL, which resize differently)
     -> number of answers it preprocessed; absent for models that read no images."""
+    calibration: list[Row] | None = None
+    """The likelihood stage's calibration rows (task, family, variant or `*`, pipeline: n,
+    accuracy, mean confidence, ECE, Brier, AURC), when it scored this model's options;
+    re-derived by `verify` from the likelihood sidecar."""
+    likelihood_sidecar: LikelihoodSidecarInfo | None = None
+    """The model's option scores, beside the record, that the calibration comes from."""
 
 
 def _display(path: Path) -> str:
@@ -456,6 +469,7 @@ def write_record(
     provenance: Provenance,
     allow_test_models: bool = False,
     ladder: list[dict[str, Any]] | None = None,
+    likelihood: pd.DataFrame | None = None,
 ) -> Path:
     """Write `folder/<suite>/<model>.json` and its answers sidecar; return the record's path.
 
@@ -478,6 +492,7 @@ def write_record(
     }
     for name in OPTIONAL_TABLES:
         fields[name] = fields[name] or None
+    calibration, likelihood_sidecar = _write_likelihood(target, spec.id, likelihood)
     record = Record(
         schema_version=RECORD_SCHEMA_VERSION,
         suite=suite,
@@ -499,6 +514,8 @@ def write_record(
         ladder=[{k: _plain(v) for k, v in sorted(row.items())} for row in ladder]
         if ladder
         else None,
+        calibration=calibration,
+        likelihood_sidecar=likelihood_sidecar,
         **fields,
     )
     path = target / f"{spec.id}.json"
@@ -506,10 +523,31 @@ def write_record(
     return path
 
 
+def _write_likelihood(
+    folder: Path, model: str, likelihood: pd.DataFrame | None
+) -> tuple[list[Row] | None, LikelihoodSidecarInfo | None]:
+    """Write the model's likelihood sidecar (when it has option scores); return the
+    calibration rows re-derived from exactly those bytes, and the sidecar's name and hash."""
+    from medbench.likelihood.published import SUFFIX, calibration_rows, items_csv, read_items_csv
+
+    path = folder / f"{model}{SUFFIX}"
+    path.unlink(missing_ok=True)
+    mine = likelihood[likelihood["model"] == model] if likelihood is not None else None
+    if mine is None or mine.empty:
+        return None, None
+    raw = items_csv(mine)
+    path.write_bytes(raw)
+    rows = [
+        {k: _plain(v) for k, v in sorted(r.items())} for r in calibration_rows(read_items_csv(raw))
+    ]
+    return rows, LikelihoodSidecarInfo(path=path.name, sha256=hashlib.sha256(raw).hexdigest())
+
+
 def record_json(record: Record) -> str:
     """A record as published: sorted keys, indent 2, a trailing newline."""
     data = record.model_dump(mode="json", exclude_none=False)
-    for optional in ("ladder", "image_processors", "adapter_revision", *OPTIONAL_TABLES):
+    optional_fields = ("ladder", "image_processors", "adapter_revision", *OPTIONAL_TABLES)
+    for optional in (*optional_fields, "calibration", "likelihood_sidecar"):
         if data[optional] is None:
             del data[optional]
     if data["layout"]["image_variants"] is None:
@@ -561,22 +599,26 @@ def _issue(display: str, text: str, error: Any) -> str:
 
 MAPS_SUFFIX = ".tsne"
 """`<suite>/<model>.tsne/<task>.svg`: the probe stage's t-SNE maps published beside a record."""
+RELIABILITY_SUFFIX = ".reliability"
+"""`<suite>/<model>.reliability/<task>.svg`: the likelihood stage's reliability diagrams."""
 
 
-def read_maps(record_path: Path) -> dict[str, bytes]:
-    """The t-SNE maps published beside a record (task -> SVG bytes), each rebuilt from an
-    allow-list of SVG parts; a map that is a link, or holds anything else, is refused."""
+def read_maps(record_path: Path, suffix: str = MAPS_SUFFIX) -> dict[str, bytes]:
+    """The figures published beside a record in `<model><suffix>/` (task -> SVG bytes: the
+    t-SNE maps, or with RELIABILITY_SUFFIX the reliability diagrams), each rebuilt from an
+    allow-list of SVG parts; a figure that is a link, or holds anything else, is refused."""
     from medbench.svgsafe import clean_svg
 
-    folder = record_path.with_name(record_path.stem + MAPS_SUFFIX)
+    what = "map" if suffix == MAPS_SUFFIX else "diagram"
+    folder = record_path.with_name(record_path.stem + suffix)
     if folder.is_symlink():
-        raise RecordError(f"{_display(folder)}: refusing a map folder that is a link")
+        raise RecordError(f"{_display(folder)}: refusing a {what} folder that is a link")
     maps: dict[str, bytes] = {}
     for path in sorted(folder.glob("*.svg")) if folder.is_dir() else []:
         if path.is_symlink() or not path.is_file():
-            raise RecordError(f"{_display(path)}: refusing a map that is a link or not a file")
+            raise RecordError(f"{_display(path)}: refusing a {what} that is a link or not a file")
         if not ID_RE.match(path.stem):
-            raise RecordError(f"{_display(path)}: a map is named by its task id")
+            raise RecordError(f"{_display(path)}: a {what} is named by its task id")
         try:
             maps[path.stem] = clean_svg(path.read_bytes())
         except ValueError as e:
@@ -630,10 +672,15 @@ def _same(a: Scalar, b: Scalar) -> bool:
 
 
 def compare_rows(
-    display: str, table: str, recorded: list[dict[str, Scalar]], derived: list[dict[str, Scalar]]
+    display: str,
+    table: str,
+    recorded: list[dict[str, Scalar]],
+    derived: list[dict[str, Scalar]],
+    keys: tuple[str, ...] | None = None,
 ) -> list[str]:
-    """Every field of `recorded` that differs from `derived`, rows matched by their key."""
-    keys = TABLE_KEYS[table]
+    """Every field of `recorded` that differs from `derived`, rows matched by their key
+    (`keys`, by default the table's TABLE_KEYS)."""
+    keys = keys or TABLE_KEYS[table]
     by_key = {tuple(row.get(k) for k in keys): row for row in derived}
     problems, seen = [], set()
     for i, row in enumerate(recorded):
@@ -657,6 +704,11 @@ def compare_rows(
 
 
 def _sidecar(folder: Path, name: str, sha256: str | None) -> pd.DataFrame:
+    return read_answers_csv(_sidecar_bytes(folder, name, sha256))
+
+
+def _sidecar_bytes(folder: Path, name: str, sha256: str | None) -> bytes:
+    """A sidecar's bytes: not a link, bounded, and of the recorded hash (when one is given)."""
     if (folder / name).is_symlink():
         raise RecordError(f"sidecar.path: {name} is a link; a sidecar is a file of its own")
     with (folder / name).open("rb") as f:
@@ -666,7 +718,7 @@ def _sidecar(folder: Path, name: str, sha256: str | None) -> pd.DataFrame:
     actual = hashlib.sha256(raw).hexdigest()
     if sha256 is not None and actual != sha256:
         raise RecordError(f"sidecar.sha256: recorded {sha256}, the file {name} has {actual}")
-    return read_answers_csv(raw)
+    return raw
 
 
 def count_image_processors(answers: pd.DataFrame, model: str) -> dict[str, int] | None:
@@ -714,6 +766,36 @@ def _group_problems(display: str, answers: pd.DataFrame, layout: ScoringLayout) 
                 )
                 break
     return problems
+
+
+def check_calibration(display: str, path: Path, record: Record) -> list[str]:
+    """Re-derive the record's calibration rows from its likelihood sidecar."""
+    from medbench.likelihood.published import KEYS, SUFFIX, calibration_rows, read_items_csv
+
+    info = record.likelihood_sidecar
+    if info is None:
+        if record.calibration:
+            return [f"{display}: calibration: no likelihood_sidecar to re-derive it from"]
+        return []
+    expected = f"{record.model_id}{SUFFIX}"
+    if info.path != expected:
+        return [f"{display}: likelihood_sidecar.path: expected '{expected}', got '{info.path}'"]
+    try:
+        raw = _sidecar_bytes(path.parent, info.path, info.sha256)
+        items = read_items_csv(raw)
+    except RecordError as e:
+        return [f"{display}: likelihood_{e}"]
+    except OSError as e:
+        return [f"{display}: likelihood_sidecar.path: cannot read {info.path}: {e.strerror}"]
+    except (ValueError, EOFError, gzip.BadGzipFile, pd.errors.ParserError) as e:
+        return [f"{display}: likelihood_sidecar.path: {info.path} is not a valid sidecar: {e}"]
+    others = sorted(set(items["model"]) - {record.model_id})
+    if others:
+        return [
+            f"{display}: likelihood_sidecar.path: holds rows of other models: {', '.join(others)}"
+        ]
+    derived = [{k: _plain(v) for k, v in r.items()} for r in calibration_rows(items)]
+    return compare_rows(display, "calibration", record.calibration or [], derived, KEYS)
 
 
 def verify_record(
@@ -776,6 +858,7 @@ def verify_record(
         derived = table_rows(getattr(tables, name), name, record.model_id)
         problems.extend(compare_rows(display, name, getattr(record, name) or [], derived))
     problems.extend(check_ladder(display, record, tables, _same))
+    problems.extend(check_calibration(display, path, record))
     sidecar = _display(path.parent / record.sidecar.path)
     found = against_specs(display, sidecar, record, answers, specs)
     if notes is not None:

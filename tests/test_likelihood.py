@@ -107,6 +107,33 @@ def test_option_scorer_equals_a_hand_computed_forward_pass(
         assert total < 0
 
 
+@pytest.mark.parametrize(
+    ("arch", "fields"),
+    [("llava", {"image_preprocess": "pad_square"}), ("gemma3", {"system_prompt": "none"})],
+)
+def test_option_scorer_encodes_the_prompt_exactly_as_generation_does(
+    arch: str, fields: dict[str, str], tiny_dirs: dict[str, Path], tmp_path: Path
+) -> None:
+    from PIL import Image
+
+    path = tmp_path / "wide.png"
+    Image.new("RGB", (40, 20), (255, 0, 0)).save(path)  # padding to a square changes it
+    context = BackendContext(device="cpu", batch_size=1, checkpoint_dir=tiny_dirs[arch])
+    backend = HFBackend(tiny_model_spec(arch, dtype="float32", **fields), context)
+    try:
+        request = Request(
+            "k", Messages("You are a radiologist.", QUESTION, (ImageRef(str(path), "x"),)), ("no",)
+        )
+        batch = backend._prepare([request], range(1))
+        assert batch.inputs is not None
+        encoded = OptionScorer(backend)._encode(0, request)
+        assert sorted(encoded.prompt) == sorted(batch.inputs)
+        for name, tensor in batch.inputs.items():
+            assert torch.equal(encoded.prompt[name], tensor), name
+    finally:
+        backend.close()
+
+
 def test_option_scorer_span_of_a_shared_prefix_option_is_exactly_its_tokens(
     tiny_gemma3_dir: Path, sample_images: list[Path], open_backend: Any
 ) -> None:
@@ -121,18 +148,136 @@ def test_option_scorer_span_of_a_shared_prefix_option_is_exactly_its_tokens(
     assert scores.mean == tuple(t / n for t, n in zip(scores.total, scores.n_tokens, strict=True))
 
 
+@pytest.mark.parametrize(("share_prefix", "passes"), [(False, (6, 2)), (True, (12, 4))])
 @pytest.mark.parametrize("arch", ["llava", "gemma3"])
 def test_option_scorer_is_batch_invariant_on_cpu(
-    arch: str, tiny_dirs: dict[str, Path], sample_images: list[Path], open_backend: Any
+    arch: str,
+    share_prefix: bool,
+    passes: tuple[int, int],
+    tiny_dirs: dict[str, Path],
+    sample_images: list[Path],
+    open_backend: Any,
 ) -> None:
     requests = requests_for(sample_images[::7][:6])
-    one = OptionScorer(open_backend(arch, tiny_dirs[arch], batch_size=1))
-    many = OptionScorer(open_backend(arch, tiny_dirs[arch], batch_size=9))
+    one = OptionScorer(open_backend(arch, tiny_dirs[arch], batch_size=1), share_prefix=share_prefix)
+    many = OptionScorer(
+        open_backend(arch, tiny_dirs[arch], batch_size=9), share_prefix=share_prefix
+    )
     alone, batched = one.score(requests), many.score(requests)
-    # batch size 1 still holds a request's three options in one pass; 9 holds three requests
-    assert (one.forward_passes, many.forward_passes) == (6, 2)
+    # Full sequences: batch size 1 still holds a request's three options in one pass; 9 holds
+    # three requests. Shared prefix: a prompt pass and an option pass per such batch.
+    assert (one.forward_passes, many.forward_passes) == passes
     for a, b in zip(alone, batched, strict=True):
         np.testing.assert_allclose(a.total, b.total, rtol=0, atol=1e-6)
+
+
+MIXED = (
+    "Is there a tumour in this brain MRI? Answer with one of: glioma, no tumor.",
+    "Which of these does the image show: glioma, meningioma, pituitary tumor or no tumor?",
+)
+"""Two prompts of different lengths: their requests cannot share one prompt pass."""
+
+
+def _prompt_shapes(backend: HFBackend, request: Request) -> tuple[tuple[int, ...], ...]:
+    """The shapes of a request's prompt tensors as the processor encodes it alone."""
+    image = load_image(request.messages.images[0].path)
+    turns = conversation(None, request.messages.text, [image], system_role=backend.system_role)
+    prompt = backend._loaded.processor.apply_chat_template(
+        turns, add_generation_prompt=True, tokenize=True, return_dict=True, return_tensors="pt"
+    )
+    return tuple(tuple(prompt[k].shape) for k in sorted(prompt))
+
+
+@pytest.mark.parametrize("arch", ["llava", "llava_next", "gemma3"])
+def test_option_scorer_shared_prefix_equals_full_sequences(
+    arch: str, tiny_dirs: dict[str, Path], sample_images: list[Path], open_backend: Any
+) -> None:
+    backend = open_backend(arch, tiny_dirs[arch], batch_size=12)
+    options = ("no", "no tumor", "glioma", "pituitary tumor")
+    requests = [
+        Request(
+            f"k{i}",
+            Messages(None, MIXED[i % 2], (ImageRef(str(path), sha256_file(path)),)),
+            options,
+        )
+        for i, path in enumerate(sample_images[::9][:6])
+    ]
+    full = OptionScorer(backend, share_prefix=False)
+    shared = OptionScorer(backend)
+    expected, found = full.score(requests), shared.score(requests)
+    # 6 requests x 4 options at 12 rows: full sequences in 2 passes; shared, a prompt pass and
+    # an option pass per group of at most 3 requests whose encoded prompts have one shape (2
+    # prompt lengths here; LLaVA-NeXT's image tokens also depend on the image's size)
+    shapes = [_prompt_shapes(backend, request) for request in requests]
+    groups = [shapes.count(shape) for shape in dict.fromkeys(shapes)]
+    assert (full.forward_passes, shared.unshared) == (2, {})
+    assert shared.forward_passes == 2 * sum(-(-n // 3) for n in groups)
+    assert arch == "llava_next" or shared.forward_passes == 4
+    for a, b in zip(expected, found, strict=True):
+        assert (a.error, a.n_tokens, a.merged) == (b.error, b.n_tokens, b.merged)
+        np.testing.assert_allclose(a.total, b.total, rtol=0, atol=1e-5)
+    for option, total in zip(options, found[1].total, strict=True):
+        hand, _ = hand_loglikelihood(backend, requests[1], option)
+        assert total == pytest.approx(hand, abs=1e-5)
+
+
+def test_option_scorer_single_token_options_need_only_the_prompt_pass(
+    tiny_gemma3_dir: Path, sample_images: list[Path], open_backend: Any
+) -> None:
+    backend = open_backend("gemma3", tiny_gemma3_dir)
+    tokenizer = backend._loaded.tokenizer
+    letters = ("A", "B", "C")
+    text = backend.prompt(requests_for(sample_images[:1])[0].messages)
+    head = tokenizer(text, add_special_tokens=False)["input_ids"]
+    for letter in letters:  # each letter adds exactly one token after the prompt
+        assert len(tokenizer(text + letter, add_special_tokens=False)["input_ids"]) == len(head) + 1
+    requests = requests_for(sample_images[:2], letters)
+    shared = OptionScorer(backend)
+    found = shared.score(requests)
+    assert shared.forward_passes == 1 and all(s.n_tokens == (1, 1, 1) for s in found)
+    expected = OptionScorer(backend, share_prefix=False).score(requests)
+    for a, b in zip(expected, found, strict=True):
+        np.testing.assert_allclose(a.total, b.total, rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("window", [8, 20])
+def test_option_scorer_shares_the_prefix_past_a_sliding_window_shorter_than_the_prompt(
+    window: int, tiny_gemma3_dir: Path, sample_images: list[Path], open_backend: Any
+) -> None:
+    backend = open_backend("gemma3", tiny_gemma3_dir)
+    requests = requests_for(sample_images[:2])
+    scorer = OptionScorer(backend)
+    assert all(scorer._encode(0, r).prompt["input_ids"].shape[1] > 20 for r in requests)
+    default = [s.total for s in OptionScorer(backend, share_prefix=False).score(requests)]
+    backend._loaded.model.config.text_config.sliding_window = window  # the model's own too
+    expected = OptionScorer(backend, share_prefix=False).score(requests)
+    assert [s.total for s in expected] != default  # the window does change the scores
+    found = scorer.score(requests)
+    assert (scorer.unshared, scorer.forward_passes) == ({}, 2)
+    for a, b in zip(expected, found, strict=True):
+        np.testing.assert_allclose(a.total, b.total, rtol=0, atol=1e-5)
+
+
+def test_option_scorer_falls_back_to_full_sequences_without_a_kv_cache(
+    tiny_gemma3_dir: Path, sample_images: list[Path], open_backend: Any
+) -> None:
+    backend = open_backend("gemma3", tiny_gemma3_dir)
+    requests = requests_for(sample_images[:2])
+    expected = OptionScorer(backend, share_prefix=False).score(requests)
+    model = backend._loaded.model
+    forward = model.forward
+
+    def without_cache(*args: Any, **kwargs: Any) -> Any:
+        out = forward(*args, **kwargs)
+        out.past_key_values = None
+        return out
+
+    model.forward = without_cache
+    scorer = OptionScorer(backend)
+    found = scorer.score(requests)
+    # the prompt pass that returned no cache, then the batch again as full sequences
+    assert (scorer.unshared, scorer.forward_passes) == ({"the model returned no KV cache": 2}, 2)
+    assert [s.total for s in found] == [s.total for s in expected]
 
 
 def test_option_scorer_batches_at_least_auto_rows_when_the_batch_size_is_automatic(
@@ -141,10 +286,13 @@ def test_option_scorer_batches_at_least_auto_rows_when_the_batch_size_is_automat
     context = BackendContext(device="cpu", checkpoint_dir=tiny_gemma3_dir)
     backend = HFBackend(tiny_model_spec("gemma3", dtype="float32"), context)
     try:
-        scorer = OptionScorer(backend)
+        scorer = OptionScorer(backend, share_prefix=False)
         assert (backend.batch_size, scorer.rows) == (1, AUTO_ROWS)
         scorer.score(requests_for(sample_images[:4], ("yes", "no")))
         assert scorer.forward_passes == 1
+        shared = OptionScorer(backend)  # the four prompts' pass, then the options' pass
+        shared.score(requests_for(sample_images[:4], ("yes", "no")))
+        assert shared.forward_passes == 2
     finally:
         backend.close()
 
@@ -161,13 +309,16 @@ def test_option_scorer_reports_an_undecodable_image_and_scores_the_rest(
     assert scores[1].error is not None and scores[1].error.startswith("ImageError: ")
 
 
+@pytest.mark.parametrize("share_prefix", [False, True])
 def test_option_scorer_retries_alone_the_requests_of_a_batch_out_of_memory(
-    tiny_gemma3_dir: Path, sample_images: list[Path], open_backend: Any
+    share_prefix: bool, tiny_gemma3_dir: Path, sample_images: list[Path], open_backend: Any
 ) -> None:
     requests = requests_for(sample_images[:3])
-    scorer = OptionScorer(open_backend("gemma3", tiny_gemma3_dir, batch_size=9))
+    backend = open_backend("gemma3", tiny_gemma3_dir, batch_size=9)
+    scorer = OptionScorer(backend, share_prefix=share_prefix)
     expected = [s.total for s in scorer.score(requests)]
-    real, sizes, fits = scorer._forward, [], [1]
+    name = "_forward_shared" if share_prefix else "_forward"
+    real, sizes, fits = getattr(scorer, name), [], [1]
 
     def forward(batch: list[Any]) -> list[list[float]]:
         sizes.append(len(batch))
@@ -175,10 +326,11 @@ def test_option_scorer_retries_alone_the_requests_of_a_batch_out_of_memory(
             raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
         return real(batch)
 
-    scorer._forward = forward  # type: ignore[method-assign]
+    setattr(scorer, name, forward)
     retried = scorer.score(requests)
     assert sizes == [3, 1, 1, 1]
-    assert [s.total for s in retried] == expected
+    for a, b in zip(retried, expected, strict=True):  # alone or batched: equal to 1e-6
+        np.testing.assert_allclose(a.total, b, rtol=0, atol=1e-6)
     fits.clear()  # now a request's options alone run out of memory
     again = scorer.score(requests[:2])
     assert [s.error for s in again] == [
@@ -356,3 +508,98 @@ def test_likelihood_jobs_leave_out_image_variants(project: Path, tmp_path: Path)
     assert any(j.image_variant == "flip" for j in plan.jobs)
     assert len(jobs) == 48
     assert {j.image_variant for j in jobs} == {"original"}
+
+
+def test_run_command_publishes_reliability_diagrams_and_calibration_on_the_model_page(
+    project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from medbench.cli import app
+    from medbench.records import read_record
+
+    suite = project / "specs/suites/t.yaml"
+    suite.write_text(suite.read_text() + "probe: {}\n")  # for the ladder
+    monkeypatch.chdir(project)
+    cache = tmp_path / "cache" / "answers.sqlite"
+    common = ["specs", "--suite", "t", "--cache", str(cache), "--results", "results"]
+    run = CliRunner().invoke(app, ["run", *common, "--device", "cpu"])
+    assert run.exit_code == 0, run.output
+    # published beside the local record: the diagram, and the stage's calibration rows
+    record_path = project / "results/t/leaderboard/t/tiny-gemma3.json"
+    published = record_path.with_name("tiny-gemma3.reliability") / "pneumonia_cxr.svg"
+    written = project / "results/t/likelihood/reliability/tiny-gemma3/pneumonia_cxr.svg"
+    assert published.read_bytes() == written.read_bytes()
+    calibration = pd.read_csv(project / "results/t/likelihood/calibration.csv")
+    mine = calibration[calibration["model"] == "tiny-gemma3"]
+    record = read_record(record_path)
+    # (7 closed_diagnosis variants + `*`, 5 finding_present variants + `*`) x 2 normalisations
+    assert record.calibration is not None and len(record.calibration) == len(mine) == 28
+    pooled = mine[(mine["variant"] == "*") & (mine["pipeline"] == "likelihood/total")]
+    by_family = {
+        r["family"]: r
+        for r in record.calibration
+        if r["variant"] == "*" and r["pipeline"] == "likelihood/total"
+    }
+    for row in pooled.to_dict("records"):
+        for name in ("n", "accuracy", "ece", "brier", "aurc"):
+            assert by_family[row["family"]][name] == pytest.approx(row[name], abs=1e-9)
+    assert read_record(project / "results/t/leaderboard/t/baseline-chance.json").calibration is None
+    # the calibration is re-derived from the option scores published beside the record
+    from medbench.records import verify_records
+
+    assert record.likelihood_sidecar is not None
+    assert record_path.with_name(record.likelihood_sidecar.path).is_file()
+    assert verify_records(project / "results/t/leaderboard") == []
+    # on the site: the diagram (rebuilt from the SVG allow-list) and the calibration table
+    chart = project / "_site/charts/t.tiny-gemma3.reliability.pneumonia_cxr.svg"
+    svg = chart.read_text()
+    assert "<title>tiny-gemma3 on pneumonia_cxr: reliability of option probabilities" in svg
+    assert "<script" not in svg
+    page = (project / "_site/models/tiny-gemma3.html").read_text()
+    assert '<img src="../charts/t.tiny-gemma3.reliability.pneumonia_cxr.svg" alt=' in page
+    assert "t: calibration of the option probabilities" in page
+    data = json.loads((project / "_site/data/t.tiny-gemma3.calibration.json").read_text())
+    assert len(data) == 28 and {r["pipeline"] for r in data} == {
+        "likelihood/total",
+        "likelihood/mean",
+    }
+    # the likelihood rung on the ladder, between the generated answers and the probe
+    ladder = pd.read_csv(project / "results/t/ladder.csv")
+    expected = ladder[ladder["model"] == "tiny-gemma3"]["likelihood_f1_mean"].iloc[0]
+    assert record.ladder is not None
+    assert record.ladder[0]["likelihood_f1_mean"] == pytest.approx(expected, abs=1e-9)
+    assert "t: knowledge ladder (chance, generated answers, likelihood answers" in page
+    assert '<th scope="col" data-type="number">likelihood f1 mean</th>' in page
+    assert "reliability" not in (project / "_site/models/baseline-chance.html").read_text()
+    # one rule for what the site shows: `site build` after `run` gives the same site
+    from medbench.site import build_site
+
+    build_site(
+        Path("leaderboard"),
+        project / "_again",
+        specs=load_specs(project / "specs"),
+        results=Path("results"),
+    )
+    tree = {
+        p.relative_to(project / "_site"): p.read_bytes()
+        for p in (project / "_site").rglob("*")
+        if p.is_file()
+    }
+    again = {
+        p.relative_to(project / "_again"): p.read_bytes()
+        for p in (project / "_again").rglob("*")
+        if p.is_file()
+    }
+    assert again == tree
+
+
+def test_likelihood_run_lines_say_which_requests_did_not_share_their_prefix() -> None:
+    from medbench.likelihood import LikelihoodRun
+
+    run = LikelihoodRun(planned=4, ran=4, forward_passes=3)
+    run.unshared["m"] = {"the model returned no KV cache": 2}
+    assert run.lines() == [
+        "likelihood: 4 jobs planned: 0 cached, 4 ran, 0 failed, 3 forward passes.",
+        "  m: 2 requests scored without a shared prefix: the model returned no KV cache.",
+    ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import math
 import re
 import shutil
 from pathlib import Path
@@ -490,6 +491,108 @@ def test_publish_never_copies_a_map_that_is_a_link(tmp_path: Path) -> None:
     copy_maps(source, record)
     published = record.with_name("gen.tsne")
     assert sorted(p.name for p in published.iterdir()) == ["pneumonia_cxr.svg"]
+
+
+def likelihood_items(model: str = "gen") -> pd.DataFrame:
+    """Two images' option scores: softmax (0.75, 0.25) with the truth first, right and 0.75
+    sure; (0.35, 0.65) with the truth first, wrong and 0.65 sure."""
+    rows = []
+    for sample, probs in (("s1", (0.75, 0.25)), ("s2", (0.35, 0.65))):
+        logs = [math.log(p) for p in probs]
+        rows.append(
+            {
+                "model": model,
+                "task": "pneumonia_cxr",
+                "family": "closed_diagnosis",
+                "variant": "plain",
+                "sample": sample,
+                "label": "pneumonia",
+                "truth": "pneumonia",
+                "truth_option": 0,
+                "options": json.dumps(["pneumonia", "normal"]),
+                "classes": json.dumps(["pneumonia", "normal"]),
+                "total": json.dumps(logs),
+                "mean": json.dumps(logs),
+                "n_tokens": json.dumps([1, 1]),
+                "merged": False,
+                "group": None,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def test_write_record_publishes_the_likelihood_sidecar_and_its_calibration(
+    board: Path,
+) -> None:
+    answers = make_answers(["tiny"], TASKS, n_images=4)
+    layout = make_layout(TASKS, [], n_boot=10)
+    path = write_record(
+        board,
+        suite="quickstart",
+        spec=SPECS[2],
+        answers=answers,
+        tables=score_answers(answers, layout),
+        layout=layout,
+        provenance=provenance(TASKS),
+        allow_test_models=True,
+        likelihood=pd.concat([likelihood_items("tiny"), likelihood_items("med")]),
+    )
+    record = read_record(path)
+    assert record.likelihood_sidecar is not None
+    assert record.likelihood_sidecar.path == "tiny.likelihood.csv.gz"
+    rows = {(r["variant"], r["pipeline"]): r for r in record.calibration or []}
+    assert sorted(rows) == [
+        (v, f"likelihood/{n}") for v in ("*", "plain") for n in ("mean", "total")
+    ]
+    # by hand: ECE = 0.5 |1 - 0.75| + 0.5 |0 - 0.65|; Brier (halved for 2 options) =
+    # mean(0.25^2, 0.65^2); accuracy 1/2
+    row = rows[("*", "likelihood/total")]
+    assert row["ece"] == pytest.approx(0.45, abs=1e-12)
+    assert row["brier"] == pytest.approx((0.25**2 + 0.65**2) / 2, abs=1e-12)
+    assert (row["n"], row["accuracy"]) == (2, 0.5)
+    assert verify_records(board) == []
+
+
+def test_verify_records_re_derives_calibration_from_the_likelihood_sidecar(board: Path) -> None:
+    answers = make_answers(["tiny"], TASKS, n_images=4)
+    layout = make_layout(TASKS, [], n_boot=10)
+    path = write_record(
+        board,
+        suite="quickstart",
+        spec=SPECS[2],
+        answers=answers,
+        tables=score_answers(answers, layout),
+        layout=layout,
+        provenance=provenance(TASKS),
+        allow_test_models=True,
+        likelihood=likelihood_items("tiny"),
+    )
+    data = load(path)
+    index = next(
+        i
+        for i, r in enumerate(data["calibration"])
+        if r["pipeline"] == "likelihood/total" and r["variant"] == "*"
+    )
+    data["calibration"][index]["ece"] = 0.01
+    save(path, data)
+    [problem] = verify_records(board)  # re-derived 0.45 up to rounding
+    where = f"leaderboard/quickstart/tiny.json: calibration[{index}].ece: recorded 0.01, "
+    assert re.fullmatch(re.escape(where) + r"re-derived 0\.45(000000000000\d*)?", problem)
+    sidecar = board / "quickstart" / "tiny.likelihood.csv.gz"
+    text = gzip.decompress(sidecar.read_bytes()).decode()
+    forged = gzip.compress(text.replace('"[-0.2876', '"[0.2876').encode(), mtime=0)
+    sidecar.write_bytes(forged)
+    data["likelihood_sidecar"]["sha256"] = hashlib.sha256(forged).hexdigest()
+    save(path, data)
+    assert verify_records(board) == [
+        "leaderboard/quickstart/tiny.json: likelihood_sidecar.path: tiny.likelihood.csv.gz is not "
+        "a valid sidecar: row 1: total: expected finite log-likelihoods of at most 0"
+    ]
+    del data["likelihood_sidecar"]
+    save(path, data)
+    assert verify_records(board) == [
+        "leaderboard/quickstart/tiny.json: calibration: no likelihood_sidecar to re-derive it from"
+    ]
 
 
 def test_verify_records_refuses_records_and_sidecars_that_are_links(board: Path) -> None:

@@ -431,6 +431,42 @@ def test_build_site_refuses_a_map_that_is_a_link(tmp_path: Path) -> None:
         build_site(tmp_path / "board", tmp_path / "out")
 
 
+def test_build_site_refuses_a_reliability_diagram_that_could_run_script(tmp_path: Path) -> None:
+    record = _record_with_maps(tmp_path, SAFE_MAP)
+    folder = record.with_name("gen.reliability")
+    folder.mkdir()
+    path = folder / "pneumonia_cxr.svg"
+    path.write_bytes(SAFE_MAP.replace(b"<title>", b"<script>alert(1)</script><title>"))
+    message = f"{os.path.relpath(path)}: refusing the SVG: element 'script' is not allowed"
+    with pytest.raises(RecordError, match=f"^{re.escape(message)}$"):
+        build_site(tmp_path / "board", tmp_path / "out")
+    path.write_bytes(SAFE_MAP)
+    build_site(tmp_path / "board", tmp_path / "out")
+    page = Page((tmp_path / "out" / "models" / "gen.html").read_text())
+    srcs = [a["src"] for tag, a in page.tags if tag == "img" and "reliab" in (a.get("src") or "")]
+    assert srcs == ["../charts/quickstart.gen.reliability.pneumonia_cxr.svg"]
+    chart = tmp_path / "out" / "charts" / "quickstart.gen.reliability.pneumonia_cxr.svg"
+    assert (
+        chart.read_bytes()
+        == (tmp_path / "out" / "charts" / "quickstart.gen.tsne.pneumonia_cxr.svg").read_bytes()
+    )
+
+
+def test_clean_svg_keeps_a_real_reliability_diagram_and_escapes_its_title() -> None:
+    import numpy as np
+
+    from medbench.likelihood.reliability import reliability_svg
+    from medbench.svgsafe import clean_svg
+
+    probs = np.array([[0.9, 0.1], [0.3, 0.7], [0.6, 0.4], [0.2, 0.8]])
+    truth = np.array([0, 0, 1, 1])
+    svg = reliability_svg([("<b>family</b>", probs, truth)], "<script>x</script>").encode()
+    cleaned = clean_svg(svg)
+    assert clean_svg(cleaned) == cleaned
+    assert b"<title>&lt;script&gt;x&lt;/script&gt;</title>" in cleaned
+    assert b"<script" not in cleaned and b"<b>" not in cleaned
+
+
 def test_clean_svg_keeps_a_real_tsne_map_and_is_idempotent() -> None:
     import numpy as np
 

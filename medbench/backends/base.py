@@ -38,6 +38,31 @@ class Output:
     """How many requests the model answered together with this one; None: the batch sent."""
     precision: str | None = None
     """The dtype the model computed in (e.g. `bfloat16`); None where unknown."""
+    logprobs: tuple[tuple[str, float], ...] | None = None
+    """The first answer token's most likely tokens with their log-probabilities, when they
+    were asked for and the endpoint returned them (openai option scoring); None otherwise."""
+
+
+@dataclass(frozen=True)
+class OptionScores:
+    """The log-likelihood of each option of one request, or the reason there is none."""
+
+    options: tuple[str, ...]
+    total: tuple[float, ...] = ()
+    """Sum of the option's token log-probabilities (natural log)."""
+    n_tokens: tuple[int, ...] = ()
+    merged: tuple[bool, ...] = ()
+    """Whether appending the option changed the prompt's last tokens (it was tokenised alone)."""
+    error: str | None = None
+    seconds: float = 0.0
+    unscored: tuple[str | None, ...] = ()
+    """Per option, why the backend could not score it (None: scored); empty when every option
+    was. An option with a reason has no meaningful `total`."""
+
+    @property
+    def mean(self) -> tuple[float, ...]:
+        """Per-token (length-normalised) log-likelihoods."""
+        return tuple(t / max(1, n) for t, n in zip(self.total, self.n_tokens, strict=True))
 
 
 @dataclass(frozen=True)

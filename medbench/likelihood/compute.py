@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
-from medbench.backends.base import BackendContext, Request
+from medbench.backends.base import BackendContext, OptionScores, Request
 from medbench.cache import Cache, canonical_json
-from medbench.likelihood.jobs import LikelihoodAnswer, likelihood_jobs, likelihood_request
+from medbench.likelihood.jobs import MODES, LikelihoodAnswer, likelihood_jobs, likelihood_request
 from medbench.plan import Job, Plan
 
 if TYPE_CHECKING:
@@ -32,6 +32,9 @@ class LikelihoodRun:
     """Model -> why its options are not scored."""
     failures: dict[str, str] = field(default_factory=dict)
     """Model -> the first error."""
+    unshared: dict[str, dict[str, int]] = field(default_factory=dict)
+    """Model -> why some requests were scored as full sequences, not from a shared prefix
+    -> how many (the scores are the same; only the cost differs)."""
 
     def lines(self) -> list[str]:
         out = [
@@ -40,6 +43,11 @@ class LikelihoodRun:
         ]
         out += [f"  {m}: not scored: {why}." for m, why in sorted(self.skipped.items())]
         out += [f"  {m}: {why}" for m, why in sorted(self.failures.items())]
+        out += [
+            f"  {m}: {n} requests scored without a shared prefix: {why}."
+            for m, reasons in sorted(self.unshared.items())
+            for why, n in sorted(reasons.items())
+        ]
         return out
 
 
@@ -74,8 +82,6 @@ def _score_model(
     run: LikelihoodRun,
 ) -> None:
     from medbench.backends import load_backend
-    from medbench.backends.hf import HFBackend
-    from medbench.backends.hf.likelihood import OptionScorer
     from medbench.executors import ModelWork
     from medbench.executors.local import prepare_checkpoint
 
@@ -89,31 +95,70 @@ def _score_model(
         run.failures[model] = f"could not load: {type(e).__name__}: {e}"
         return
     try:
-        if not isinstance(backend, HFBackend):
-            run.skipped[model] = "only the hf backend scores options"
+        scorer = _scorer(backend)
+        if scorer is None:
+            run.skipped[model] = "only the hf and openai backends score options"
             return
-        scorer = OptionScorer(backend)
         for start in range(0, len(jobs), CHUNK):
             chunk = jobs[start : start + CHUNK]
             requests = [likelihood_request(plan, job) for job in chunk]
             scores = scorer.score(requests)
-            rows = []
-            for job, request, score in zip(chunk, requests, scores, strict=True):
-                output = None
-                if score.error is None:
-                    answer = LikelihoodAnswer(
-                        score.options, score.total, score.n_tokens, score.merged
-                    )
-                    output = answer.to_json()
-                    run.ran += 1
-                else:
-                    run.failed += 1
-                    run.failures.setdefault(model, score.error)
-                rows.append(_row(job, request, output, score.error, score.seconds))
-            cache.put_many(rows)
+            no_logprobs = getattr(scorer, "no_logprobs", None)
+            if no_logprobs is not None:  # nothing to store: the endpoint cannot score options
+                run.skipped[model] = no_logprobs
+                break
+            cache.put_many(
+                [
+                    _stored(job, request, score, MODES[spec.backend], run, model)
+                    for job, request, score in zip(chunk, requests, scores, strict=True)
+                ]
+            )
         run.forward_passes += scorer.forward_passes
+        unshared = getattr(scorer, "unshared", None)
+        if unshared:
+            run.unshared[model] = dict(unshared)
     finally:
         backend.close()
+
+
+class _Scorer(Protocol):
+    forward_passes: int
+
+    def score(self, requests: Sequence[Request]) -> list[OptionScores]: ...
+
+
+def _scorer(backend: object) -> _Scorer | None:
+    """The option scorer of a loaded backend (None: it cannot score options)."""
+    from medbench.backends.openai_api import OpenAIBackend
+
+    if isinstance(backend, OpenAIBackend):
+        from medbench.backends.openai_api.logprobs import LogprobScorer
+
+        return LogprobScorer(backend)
+    from medbench.backends.hf import HFBackend
+
+    if isinstance(backend, HFBackend):
+        from medbench.backends.hf.likelihood import OptionScorer
+
+        return OptionScorer(backend)
+    return None
+
+
+def _stored(
+    job: Job, request: Request, score: OptionScores, mode: str, run: LikelihoodRun, model: str
+) -> tuple[object, ...]:
+    """The cache row of one scored job (counted in `run`)."""
+    output = None
+    if score.error is None:
+        answer = LikelihoodAnswer(
+            score.options, score.total, score.n_tokens, score.merged, mode, score.unscored
+        )
+        output = answer.to_json()
+        run.ran += 1
+    else:
+        run.failed += 1
+        run.failures.setdefault(model, score.error)
+    return _row(job, request, output, score.error, score.seconds)
 
 
 def _row(

@@ -26,8 +26,14 @@ if TYPE_CHECKING:
 LIKELIHOOD_FORMAT = 1
 """Part of every likelihood key and of the stored answer: bump when either changes meaning."""
 MODE = "option_tokens"
-"""The only scoring mode: the sum of the log-probabilities of exactly the option's tokens,
+"""The hf scoring mode: the sum of the log-probabilities of exactly the option's tokens,
 teacher-forced after the chat template's generation prompt (no end-of-turn token)."""
+FIRST_TOKEN_MODE = "first_token_logprobs"
+"""The openai scoring mode: the log-probability of the first answer token being the option,
+read from the endpoint's `top_logprobs` (single-token options only; see
+`medbench.backends.openai_api.logprobs`)."""
+MODES = {"hf": MODE, "openai": FIRST_TOKEN_MODE}
+"""The scoring mode of each backend that scores options (part of the key)."""
 PIPELINE = "likelihood"
 CLOSED = ("label", "yes_no")
 
@@ -36,8 +42,8 @@ def can_score(spec: ModelSpec) -> tuple[bool, str]:
     """Whether medbench can score options with this model, and if not, why."""
     if spec.backend == "baseline":
         return False, "a baseline has no likelihoods"
-    if spec.backend == "openai":
-        return False, "option likelihoods through the openai backend are not implemented"
+    if spec.backend not in MODES:
+        return False, f"the {spec.backend} backend does not score options"
     if spec.text_only:
         return False, "a text-only model cannot read the images"
     return True, ""
@@ -52,13 +58,15 @@ def scored_options(prompt: Prompt) -> tuple[str, ...]:
     return options
 
 
-def likelihood_key(job_key_payload: dict[str, Any], options: tuple[str, ...]) -> str:
+def likelihood_key(
+    job_key_payload: dict[str, Any], options: tuple[str, ...], mode: str = MODE
+) -> str:
     """The content key of a likelihood job from its model and messages payload."""
     return content_key(
         {
             "job": PIPELINE,
             "likelihood_format": LIKELIHOOD_FORMAT,
-            "mode": MODE,
+            "mode": mode,
             "options": list(options),
             **job_key_payload,
         }
@@ -86,7 +94,9 @@ def likelihood_jobs(plan: Plan, specs: SpecSet) -> tuple[list[Job], dict[str, st
         messages = plan.request(job).messages
         model = {k: v for k, v in plan.identities[job.model].payload.items() if k != "generation"}
         key = likelihood_key(
-            {"model": model, "messages": messages.key_payload()}, scored_options(prompt)
+            {"model": model, "messages": messages.key_payload()},
+            scored_options(prompt),
+            MODES[spec.backend],
         )
         jobs.append(replace(job, key=key, pipeline=PIPELINE))
     return jobs, skipped
@@ -107,6 +117,9 @@ class LikelihoodAnswer:
     total: tuple[float, ...]
     n_tokens: tuple[int, ...]
     merged: tuple[bool, ...]
+    mode: str = MODE
+    unscored: tuple[str | None, ...] = ()
+    """Per option, why it has no score (None: scored); empty when every option has one."""
 
     @property
     def mean(self) -> tuple[float, ...]:
@@ -114,33 +127,40 @@ class LikelihoodAnswer:
         return tuple(t / max(1, n) for t, n in zip(self.total, self.n_tokens, strict=True))
 
     def to_json(self) -> str:
-        data = {
+        data: dict[str, Any] = {
             "likelihood_format": LIKELIHOOD_FORMAT,
-            "mode": MODE,
+            "mode": self.mode,
             "options": list(self.options),
             "total": list(self.total),
             "n_tokens": list(self.n_tokens),
             "merged": list(self.merged),
         }
+        if self.unscored:  # absent when every option is scored (every hf answer)
+            data["unscored"] = list(self.unscored)
         return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
     @classmethod
     def from_json(cls, text: str) -> LikelihoodAnswer:
         data = json.loads(text)
-        if data.get("likelihood_format") != LIKELIHOOD_FORMAT or data.get("mode") != MODE:
+        mode = data.get("mode")
+        if data.get("likelihood_format") != LIKELIHOOD_FORMAT or mode not in MODES.values():
             raise ValueError("a stored likelihood of another format or mode")
         return cls(
             tuple(str(o) for o in data["options"]),
             tuple(float(t) for t in data["total"]),
             tuple(int(n) for n in data["n_tokens"]),
             tuple(bool(m) for m in data["merged"]),
+            str(mode),
+            tuple(None if u is None else str(u) for u in data.get("unscored", [])),
         )
 
 
 __all__ = [
     "CLOSED",
+    "FIRST_TOKEN_MODE",
     "LIKELIHOOD_FORMAT",
     "MODE",
+    "MODES",
     "PIPELINE",
     "LikelihoodAnswer",
     "can_score",

@@ -24,7 +24,7 @@ from medbench.scoring import ANSWER_COLUMNS
 if TYPE_CHECKING:
     from medbench.cache import Cache
     from medbench.loading import SpecSet
-    from medbench.plan import Plan
+    from medbench.plan import Job, Plan
 
 NORMALISATIONS = ("total", "mean")
 ITEM_COLUMNS = [
@@ -64,45 +64,83 @@ def pipeline_name(norm: str) -> str:
 
 
 def collect_likelihoods(specs: SpecSet, plan: Plan, cache: Cache) -> pd.DataFrame:
-    """One row per likelihood job of the plan whose scores are cached (lists as JSON text)."""
+    """One row per likelihood job of the plan whose scores are cached (lists as JSON text),
+    less the families left out for a model (see `left_out`)."""
+    return collect_scored(specs, plan, cache)[0]
+
+
+def left_out(specs: SpecSet, plan: Plan, cache: Cache) -> dict[tuple[str, str], str]:
+    """(model, family) -> why the family is not scored by likelihood for that model, located
+    at the variant in the family's spec: an option the backend could not score (an openai
+    endpoint lists only single first tokens). Scoring only the images where every option was
+    listed would bias the family's numbers, so none of it is scored."""
+    return collect_scored(specs, plan, cache)[1]
+
+
+def collect_scored(
+    specs: SpecSet, plan: Plan, cache: Cache
+) -> tuple[pd.DataFrame, dict[tuple[str, str], str]]:
+    """`collect_likelihoods` and `left_out` at once."""
     jobs, _ = likelihood_jobs(plan, specs)
     stored = cache.get_many(job.key for job in jobs)
     rows = []
+    first: dict[tuple[str, str], tuple[tuple[str, ...], Job, LikelihoodAnswer]] = {}
     for job in jobs:
         answer = stored.get(job.key)
         if answer is None or answer.error is not None or answer.output is None:
             continue
         scores = LikelihoodAnswer.from_json(answer.output)
-        task, family = specs.tasks[job.task], specs.families[job.family]
-        offered = plan.prompts[(job.family, job.variant, job.task)].rendered.options
-        label = next(lab for lab in task.labels if lab.id == job.label)
-        if family.answer == "yes_no":
-            classes = list(offered)
-            truth = "yes" if label.positive else "no"
-        else:
-            by_name = {lab.name: lab.id for lab in task.labels}
-            classes = [by_name[o] for o in offered]
-            truth = job.label
-        rows.append(
-            {
-                "model": job.model,
-                "task": job.task,
-                "family": job.family,
-                "variant": job.variant,
-                "sample": job.sample,
-                "label": job.label,
-                "truth": truth,
-                "truth_option": classes.index(truth),
-                "options": json.dumps(list(scores.options)),
-                "classes": json.dumps(classes),
-                "total": json.dumps(list(scores.total)),
-                "mean": json.dumps(list(scores.mean)),
-                "n_tokens": json.dumps(list(scores.n_tokens)),
-                "merged": any(scores.merged),
-                "group": plan.sample(job.task, job.sample).group,
-            }
-        )
-    return pd.DataFrame(rows, columns=ITEM_COLUMNS)
+        if any(scores.unscored):
+            order = (job.variant, job.task, job.sample)
+            group = (job.model, job.family)
+            if group not in first or order < first[group][0]:
+                first[group] = (order, job, scores)
+        rows.append(_item(specs, plan, job, scores))
+    skipped = {group: _where(specs, job, scores) for group, (_, job, scores) in first.items()}
+    kept = [row for row in rows if (row["model"], row["family"]) not in skipped]
+    return pd.DataFrame(kept, columns=ITEM_COLUMNS), dict(sorted(skipped.items()))
+
+
+def _where(specs: SpecSet, job: Job, scores: LikelihoodAnswer) -> str:
+    """The first unscored option of a job, located at its variant's id in the family spec."""
+    option, why = next((o, u) for o, u in zip(scores.options, scores.unscored, strict=True) if u)
+    variants = [v.id for v in specs.families[job.family].variants]
+    problem = (
+        f"model {job.model}: option {option!r} (task {job.task}, image {job.sample}): {why}; "
+        f"the family is not scored by likelihood for this model."
+    )
+    index = variants.index(job.variant) if job.variant in variants else 0
+    return str(specs.issue("prompt_family", job.family, ("variants", index, "id"), problem))
+
+
+def _item(specs: SpecSet, plan: Plan, job: Job, scores: LikelihoodAnswer) -> dict[str, Any]:
+    task, family = specs.tasks[job.task], specs.families[job.family]
+    offered = plan.prompts[(job.family, job.variant, job.task)].rendered.options
+    label = next(lab for lab in task.labels if lab.id == job.label)
+    if family.answer == "yes_no":
+        classes = list(offered)
+        truth = "yes" if label.positive else "no"
+    else:
+        by_name = {lab.name: lab.id for lab in task.labels}
+        classes = [by_name[o] for o in offered]
+        truth = job.label
+    return {
+        "model": job.model,
+        "task": job.task,
+        "family": job.family,
+        "variant": job.variant,
+        "sample": job.sample,
+        "label": job.label,
+        "truth": truth,
+        "truth_option": classes.index(truth),
+        "options": json.dumps(list(scores.options)),
+        "classes": json.dumps(classes),
+        "total": json.dumps(list(scores.total)),
+        "mean": json.dumps(list(scores.mean)),
+        "n_tokens": json.dumps(list(scores.n_tokens)),
+        "merged": any(scores.merged),
+        "group": plan.sample(job.task, job.sample).group,
+    }
 
 
 def probabilities(items: pd.DataFrame, norm: str) -> pd.Series:
@@ -227,6 +265,8 @@ __all__ = [
     "answers_frame",
     "calibration",
     "collect_likelihoods",
+    "collect_scored",
+    "left_out",
     "moves",
     "pipeline_name",
     "probabilities",

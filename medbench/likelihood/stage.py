@@ -4,7 +4,7 @@ write `results/<suite>/likelihood/` (items, scores, fragility, calibration, move
 from __future__ import annotations
 
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -18,7 +18,7 @@ from medbench.likelihood.score import (
     NORMALISATIONS,
     answers_frame,
     calibration,
-    collect_likelihoods,
+    collect_scored,
     moves,
     pipeline_name,
     probabilities,
@@ -32,6 +32,8 @@ if TYPE_CHECKING:
     from medbench.plan import Plan
 
 FOLDER = "likelihood"
+RELIABILITY = "reliability"
+"""`likelihood/reliability/<model>/<task>.svg`: the diagrams that publishing copies."""
 
 
 @dataclass
@@ -46,6 +48,8 @@ class LikelihoodResult:
     moves: pd.DataFrame
     answer: str
     """The normalisation of the ladder's likelihood answer."""
+    left_out: dict[tuple[str, str], str] = field(default_factory=dict)
+    """(model, family) -> why that family is not scored for that model (located)."""
 
 
 def _csv(frame: pd.DataFrame, path: Path) -> None:
@@ -65,7 +69,7 @@ def run_likelihood_stage(
     `out/likelihood/`. `generated` holds the parsed generated answers (`collect_answers`)."""
     stage = plan.suite.likelihood or LikelihoodStage()
     run = compute_likelihoods(plan, specs, cache, context)
-    items = collect_likelihoods(specs, plan, cache)
+    items, left_out = collect_scored(specs, plan, cache)
     answers = pd.concat([answers_frame(items, norm) for norm in NORMALISATIONS])
     tables = score_answers(answers.reset_index(drop=True), layout)
     calib = pd.concat([calibration(items, norm) for norm in NORMALISATIONS])
@@ -78,8 +82,8 @@ def run_likelihood_stage(
     _csv(tables.fragility, folder / "fragility.csv")
     _csv(calib, folder / "calibration.csv")
     _csv(moved, folder / "moves.csv")
-    _write_diagrams(items, stage.answer, folder / "reliability")
-    return LikelihoodResult(run, items, tables, calib, moved, stage.answer)
+    _write_diagrams(items, stage.answer, folder / RELIABILITY)
+    return LikelihoodResult(run, items, tables, calib, moved, stage.answer, left_out)
 
 
 def _write_diagrams(items: pd.DataFrame, norm: str, folder: Path) -> None:
@@ -113,7 +117,7 @@ def ladder_scores(result: LikelihoodResult) -> pd.DataFrame:
 
 def summary_lines(result: LikelihoodResult) -> list[str]:
     """Per model and task: generated f1 beside likelihood f1 (mean over variants), and ECE."""
-    lines = result.run.lines()
+    lines = result.run.lines() + [f"  {why}" for why in result.left_out.values()]
     scores = result.tables.scores
     if scores.empty:
         return lines
@@ -132,4 +136,11 @@ def summary_lines(result: LikelihoodResult) -> list[str]:
     return lines
 
 
-__all__ = ["FOLDER", "LikelihoodResult", "ladder_scores", "run_likelihood_stage", "summary_lines"]
+__all__ = [
+    "FOLDER",
+    "RELIABILITY",
+    "LikelihoodResult",
+    "ladder_scores",
+    "run_likelihood_stage",
+    "summary_lines",
+]

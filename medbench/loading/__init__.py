@@ -69,6 +69,17 @@ class SpecSet:
     def suite(self, suite_id: str) -> SuiteSpec:
         return self._get(self.suites, "suite", suite_id)
 
+    def issue(
+        self, kind: str, spec_id: str, loc: tuple[str | int, ...], problem: str, hint: str = ""
+    ) -> Issue:
+        """A problem found after loading, located at `loc` in the file that defines the spec
+        (read again for its line and column; 1, 1 where the file is gone or changed)."""
+        spec_file = self.files[(kind, spec_id)]
+        doc = Document(self.root / spec_file.path, spec_file.path.as_posix())
+        if read(new_yaml(), doc) is not None:
+            doc.node = None
+        return doc.issue(loc, problem, hint)
+
     def _get(self, table: dict[str, S], kind: str, spec_id: str) -> S:
         if spec_id in table:
             return table[spec_id]

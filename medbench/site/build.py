@@ -12,7 +12,13 @@ from medbench import __version__
 from medbench.errors import MedbenchError
 from medbench.loading import SpecSet
 from medbench.publish import LOCAL_RECORDS
-from medbench.records import Record, load_records, read_answers_csv, read_maps
+from medbench.records import (
+    RELIABILITY_SUFFIX,
+    Record,
+    load_records,
+    read_answers_csv,
+    read_maps,
+)
 from medbench.site.flips import flip_pages
 from medbench.site.layout import SITE_DIR, MethodsPage
 from medbench.site.pages import Site, model_pages
@@ -80,6 +86,7 @@ def build_site(
     found, local = gather_records(leaderboard, results)
     records = [r for _, r in found]
     maps = {(r.suite, r.model_id): read_maps(path) for path, r in found}
+    reliability = {(r.suite, r.model_id): read_maps(path, RELIABILITY_SUFFIX) for path, r in found}
     answers = {(r.suite, r.model_id): _answers(path, r) for path, r in found}
     _check_out(out, leaderboard)
     if results is not None:
@@ -87,7 +94,7 @@ def build_site(
     if not (SITE_DIR / "templates").is_dir():
         raise MedbenchError(f"{SITE_DIR / 'templates'}: the site templates are missing.")
     records.sort(key=lambda r: (r.suite, r.model_id))
-    site = Site(records, specs, maps, local, answers)
+    site = Site(records, specs, maps, local, answers, reliability)
     suites: dict[str, list[Record]] = {}
     for record in records:
         suites.setdefault(record.suite, []).append(record)

@@ -99,6 +99,8 @@ class Section:
     """Whether the section shows local, unpublished records."""
     maps: list[tuple[str, str, str]] = field(default_factory=list)
     """t-SNE maps: (src, alt, task title)."""
+    reliability: list[tuple[str, str, str]] = field(default_factory=list)
+    """Reliability diagrams of the option probabilities: (src, alt, task title)."""
     svg: str | None = None
     """An inline chart, built element by element by `scatter_svg` (no record text unescaped)."""
     links: list[tuple[str, str]] = field(default_factory=list)

@@ -32,6 +32,7 @@ from medbench.site.layout import (
     num,
     title_of,
 )
+from medbench.site.likelihood import calibration_table, reliability_figures
 
 
 class Site:
@@ -44,10 +45,13 @@ class Site:
         maps: dict[tuple[str, str], dict[str, bytes]] | None = None,
         local: set[tuple[str, str]] | None = None,
         answers: dict[tuple[str, str], pd.DataFrame] | None = None,
+        reliability: dict[tuple[str, str], dict[str, bytes]] | None = None,
     ) -> None:
         self.records, self.specs = records, specs
         self.maps = maps or {}
         """(suite, model) -> task -> t-SNE map SVG, published beside the record."""
+        self.reliability = reliability or {}
+        """(suite, model) -> task -> reliability diagram SVG, published beside the record."""
         self.local = local or set()
         """(suite, model) of the local, unpublished records (fresh results of `medbench run`)."""
         self.answers = answers or {}
@@ -333,8 +337,13 @@ def _model_section(site: Site, record: Record) -> Section:
     if record.ladder:
         keys = ["task", *sorted({k for r in record.ladder for k in r} - {"task"})]
         columns = [Col(k.replace("_", " "), k, "head" if k == "task" else "num") for k in keys]
-        caption = f"{suite}: knowledge ladder (closed, describe then diagnose, probe, chance)"
+        caption = (
+            f"{suite}: knowledge ladder (chance, generated answers, likelihood answers, describe "
+            "then diagnose, probe)"
+        )
         tables.append(site.table(f"{name}.ladder", root, caption, columns, list(record.ladder)))
+    calibration = calibration_table(site, record, name)
+    tables += [calibration] if calibration else []
     tasks = sorted({str(r.get("task")) for r in record.scores}, key=site.tasks.index)
     by_cell = {
         (r.get("task"), r.get("family"), r.get("variant")): r.get("f1_all")
@@ -359,7 +368,13 @@ def _model_section(site: Site, record: Record) -> Section:
         maps.append((root + path, alt_map, site.task_title(task)))
     section = Section(suite, tables, _provenance(record), root + chart, alt, record.test_model)
     links = [(root + path, text) for path, text in site.flip_links.get((suite, model), [])]
-    return replace(section, maps=maps, links=links, local=(suite, model) in site.local)
+    return replace(
+        section,
+        maps=maps,
+        reliability=reliability_figures(site, record, name),
+        links=links,
+        local=(suite, model) in site.local,
+    )
 
 
 def model_pages(site: Site) -> None:

@@ -3,11 +3,21 @@
 For one request (prompt and image) and its options, the prompt is encoded once through the
 model's own chat template with the generation prompt, exactly as for generation; each option's
 tokens are those that tokenising `prompt + option` adds after the prompt's tokens (checked: the
-prompt's tokens must be unchanged, else the option is tokenised alone). Rows of prompt + option
-are right-padded, so that every real token keeps the position it has alone, and all options of
-a request go through one forward pass (several requests share one where they fit); logits are
-kept only at the positions that predict option tokens. The prompt prefix is recomputed per
-option row: simple, and for closed families (2-4 short options) measured in `benchmarks/`.
+prompt's tokens must be unchanged, else the option is tokenised alone).
+
+Two ways to run the model, equal to 1e-5 (`share_prefix`):
+- shared prefix (the default): the prompt and image go through the model once per request,
+  keeping the KV cache; the last prompt position's logits score every option's first token,
+  and one more pass over the options' remaining tokens continues from that cache, expanded to
+  one row per option (`Cache.batch_select_indices`). Single-token options (letters, yes/no)
+  need no second pass. Requests whose prompts have the same length share both passes.
+- full sequences: rows of prompt + option, right-padded (every real token keeps the position it
+  has alone), all options of a request in one pass (several requests where they fit); the
+  prompt is recomputed per option row.
+A model whose forward pass returns no KV cache cannot share: its batch is scored again as
+full sequences, and `unshared` says so. Gemma 3's sliding-window layers need no exception: a
+window shorter than the prompt gives the same scores both ways (tested). Logits are kept only
+at the positions that predict option tokens.
 """
 
 from __future__ import annotations
@@ -20,29 +30,9 @@ from typing import Any
 # This package is the backend that needs torch; it is imported only when a model is scored.
 import torch  # noqa: TID253
 
-from medbench.backends.base import Request
+from medbench.backends.base import OptionScores, Request
 from medbench.backends.hf.backend import HFBackend, _Row
-from medbench.backends.hf.chat import conversation
-from medbench.images import ImageError, load_image
-
-
-@dataclass(frozen=True)
-class OptionScores:
-    """The log-likelihood of each option of one request, or the reason there is none."""
-
-    options: tuple[str, ...]
-    total: tuple[float, ...] = ()
-    """Sum of the option's token log-probabilities (natural log)."""
-    n_tokens: tuple[int, ...] = ()
-    merged: tuple[bool, ...] = ()
-    """Whether appending the option changed the prompt's last tokens (it was tokenised alone)."""
-    error: str | None = None
-    seconds: float = 0.0
-
-    @property
-    def mean(self) -> tuple[float, ...]:
-        """Per-token (length-normalised) log-likelihoods."""
-        return tuple(t / max(1, n) for t, n in zip(self.total, self.n_tokens, strict=True))
+from medbench.images import ImageError, load_image, pad_to_square
 
 
 @dataclass
@@ -61,11 +51,15 @@ for generation; a pass that runs out of memory is split per request)."""
 
 
 class OptionScorer:
-    """Scores options with a loaded HFBackend; counts its forward passes."""
+    """Scores options with a loaded HFBackend; counts its forward passes (and the requests
+    that could not share their prefix, with why)."""
 
-    def __init__(self, backend: HFBackend) -> None:
+    def __init__(self, backend: HFBackend, *, share_prefix: bool = True) -> None:
         self.backend = backend
+        self.share_prefix = share_prefix
         self.forward_passes = 0
+        self.unshared: dict[str, int] = {}
+        """Why a request was scored as full sequences though sharing was asked -> how often."""
 
     @property
     def rows(self) -> int:
@@ -75,8 +69,8 @@ class OptionScorer:
         return max(size, AUTO_ROWS) if self.backend.sizer.auto else size
 
     def score(self, requests: Sequence[Request]) -> list[OptionScores]:
-        """The scores of every request's `options`, in order (all options of a request in one
-        forward pass; requests batched while their rows fit the backend's batch size)."""
+        """The scores of every request's `options`, in order (a request's options are never
+        split between passes; requests batched while their option rows fit the batch size)."""
         results: dict[int, OptionScores] = {}
         encoded: list[_Encoded] = []
         for index, request in enumerate(requests):
@@ -84,10 +78,10 @@ class OptionScorer:
                 encoded.append(self._encode(index, request))
             except (ImageError, ValueError) as e:
                 results[index] = OptionScores(request.options, error=f"{type(e).__name__}: {e}")
-        for batch in self._batches(encoded):
+        for batch, shared in self._plan(encoded):
             start = perf_counter()
             try:
-                totals = self._forward(batch)
+                totals = self._forward_shared(batch) if shared else self._forward(batch)
             except torch.OutOfMemoryError as e:
                 self.backend._release_memory()
                 if len(batch) == 1:  # its options alone do not fit: record why
@@ -109,6 +103,29 @@ class OptionScorer:
                     seconds=share,
                 )
         return [results[i] for i in range(len(requests))]
+
+    def _plan(self, encoded: list[_Encoded]) -> list[tuple[list[_Encoded], bool]]:
+        """The batches to score and whether each shares its prefix."""
+        if not self.share_prefix:
+            return [(batch, False) for batch in self._batches(encoded)]
+        return [(batch, True) for batch in self._shared_batches(encoded)]
+
+    def _shared_batches(self, encoded: list[_Encoded]) -> list[list[_Encoded]]:
+        """Requests whose prompts have the same length and stackable images, in order of first
+        appearance, cut where their option rows would pass the batch size."""
+        groups: dict[tuple[Any, ...], list[list[_Encoded]]] = {}
+        rows: dict[tuple[Any, ...], int] = {}
+        for item in encoded:
+            shapes = tuple((k, tuple(v.shape[1:])) for k, v in sorted(item.prompt.items()))
+            key = (item.prompt["input_ids"].shape[1], shapes)
+            batches = groups.setdefault(key, [])
+            if batches and rows[key] + len(item.spans) <= self.rows:
+                batches[-1].append(item)
+                rows[key] += len(item.spans)
+            else:
+                batches.append([item])
+                rows[key] = len(item.spans)
+        return [batch for batches in groups.values() for batch in batches]
 
     def _batches(self, encoded: list[_Encoded]) -> list[list[_Encoded]]:
         """Consecutive requests whose option rows fit the batch size (a request never splits)
@@ -133,13 +150,9 @@ class OptionScorer:
         if messages.images and backend.spec.text_only:
             raise ValueError(f"model {backend.spec.id} is text-only and cannot read images")
         images = [load_image(image.path) for image in messages.images]
-        turns = conversation(
-            messages.system,
-            messages.text,
-            images,
-            system_role=backend.system_role,
-            text_only=backend.spec.text_only,
-        )
+        if backend._pad_fill is not None:  # the model's own image handling, as in generation
+            images = [pad_to_square(image, backend._pad_fill) for image in images]
+        turns = backend._conversation(messages, images)  # its system-prompt handling too
         prompt = backend._encode([_Row(index, turns)])
         text = backend.prompt(messages)
         tokenizer = backend._loaded.tokenizer
@@ -196,12 +209,7 @@ class OptionScorer:
             }
         )
         keep = torch.tensor(wanted, dtype=torch.long)
-        on_device = {
-            name: value.to(loaded.device, loaded.dtype)
-            if value.is_floating_point()
-            else value.to(loaded.device)
-            for name, value in inputs.items()
-        }
+        on_device = self._on_device(inputs)
         with torch.inference_mode():
             logits = loaded.model(**on_device, logits_to_keep=keep.to(loaded.device)).logits
         self.forward_passes += 1
@@ -212,6 +220,64 @@ class OptionScorer:
             picked = [logprobs[r, column[n - 1 + j], token] for j, token in enumerate(span)]
             totals.setdefault(id(item), []).append(float(torch.stack(picked).double().sum()))
         return [totals[id(item)] for item in batch]
+
+    def _forward_shared(self, batch: list[_Encoded]) -> list[list[float]]:
+        """The prompts (one length) in one pass keeping the KV cache, then every option's
+        further tokens in one pass from that cache; per request, per option, the sum of the
+        option tokens' log-probabilities."""
+        loaded = self.backend._loaded
+        model = loaded.model
+        prompt = {
+            name: torch.cat([item.prompt[name] for item in batch]) for name in batch[0].prompt
+        }
+        rows = [(b, span) for b, item in enumerate(batch) for span in item.spans]
+        length = prompt["input_ids"].shape[1]
+        rest = max(len(span) for _, span in rows) - 1
+        with torch.inference_mode():
+            out = model(**self._on_device(prompt), use_cache=True, logits_to_keep=1)
+            self.forward_passes += 1
+            first = torch.log_softmax(out.logits[:, -1].float(), dim=-1).cpu()
+            picked: list[list[torch.Tensor]] = [[first[b, span[0]]] for b, span in rows]
+            cache = out.past_key_values
+            if rest > 0 and cache is None:
+                why = "the model returned no KV cache"
+                self.unshared[why] = self.unshared.get(why, 0) + len(batch)
+                return self._forward(batch)
+            if rest > 0:
+                index = torch.tensor([b for b, _ in rows], dtype=torch.long)
+                cache.batch_select_indices(index.to(loaded.device))  # a copy of it per option
+                pad_id = loaded.tokenizer.pad_token_id or 0
+                ids = torch.full((len(rows), rest), pad_id, dtype=torch.long)
+                mask = torch.zeros((len(rows), length + rest), dtype=torch.long)
+                mask[:, :length] = 1
+                for r, (_, span) in enumerate(rows):
+                    ids[r, : len(span) - 1] = torch.tensor(span[:-1], dtype=torch.long)
+                    mask[r, length : length + len(span) - 1] = 1
+                # No token_type_ids: the option tokens are text, as in generation after the
+                # first step (Gemma 3's image attention lies wholly in the cached prompt).
+                logits = model(
+                    input_ids=ids.to(loaded.device),
+                    attention_mask=mask.to(loaded.device),
+                    past_key_values=cache,
+                    use_cache=True,
+                ).logits
+                self.forward_passes += 1
+                logprobs = torch.log_softmax(logits.float(), dim=-1).cpu()
+                for r, (_, span) in enumerate(rows):
+                    picked[r] += [logprobs[r, j - 1, span[j]] for j in range(1, len(span))]
+        totals: dict[int, list[float]] = {}
+        for (b, _), tokens in zip(rows, picked, strict=True):
+            totals.setdefault(b, []).append(float(torch.stack(tokens).double().sum()))
+        return [totals[b] for b in range(len(batch))]
+
+    def _on_device(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        loaded = self.backend._loaded
+        return {
+            name: value.to(loaded.device, loaded.dtype)
+            if value.is_floating_point()
+            else value.to(loaded.device)
+            for name, value in inputs.items()
+        }
 
 
 def _ids(tokenizer: Any, text: str) -> list[int]:

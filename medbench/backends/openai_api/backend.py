@@ -38,6 +38,8 @@ NO_KEY = "not-needed"
 """The key sent to endpoints that need none (the client insists on one)."""
 PREFLIGHT_TIMEOUT_S = 30.0
 PROBE_TEXT = "Reply with OK."
+TOP_LOGPROBS = 20
+"""Alternatives asked for the first answer token when scoring options (OpenAI's maximum)."""
 
 
 class OpenAIBackend:
@@ -211,22 +213,39 @@ class OpenAIBackend:
             f"(HTTP {status}: {message}). Check the key and its permissions."
         )
 
-    def _answer_request(self, request: Request) -> Output:
+    def _answer_request(self, request: Request, extra: dict[str, Any] | None = None) -> Output:
         if request.messages.images and self.spec.text_only:
             return Output(
                 text=None, error=f"model {self.spec.id} is text-only and cannot read images"
             )
-        return self._answer(request.messages)
+        return self._answer(request.messages, extra=extra)
+
+    def first_token_logprobs(self, requests: Sequence[Request]) -> list[Output]:
+        """Ask for one answer token with its `top_logprobs` per request, in order (they run
+        concurrently); each Output's `logprobs` holds them, None where the endpoint sent none."""
+        if self._pool is None:
+            raise RuntimeError("OpenAIBackend.first_token_logprobs called after close()")
+        extra = {"logprobs": True, "top_logprobs": TOP_LOGPROBS}
+        futures = [
+            self._pool.submit(self._answer_request, request, extra=extra) for request in requests
+        ]
+        return [future.result() for future in futures]
 
     def _answer(
-        self, messages: Messages, *, max_tokens: int | None = None, probe: bool = False
+        self,
+        messages: Messages,
+        *,
+        max_tokens: int | None = None,
+        probe: bool = False,
+        extra: dict[str, Any] | None = None,
     ) -> Output:
-        """One request with its retries; never raises (a failure is an Output with `error`)."""
+        """One request with its retries; never raises (a failure is an Output with `error`).
+        `extra`: more body fields (asking for logprobs: one token, its length cut expected)."""
         start = perf_counter()
         if self._out_of_quota is not None:  # every later request would be refused the same way
             return Output(text=None, error=self._out_of_quota)
         try:
-            body = self._body(messages, max_tokens)
+            body = self._body(messages, 1 if extra else max_tokens) | (extra or {})
         except ImageError as e:
             return Output(text=None, error=f"image {e}", seconds=perf_counter() - start)
         attempt = 0
@@ -242,19 +261,24 @@ class OpenAIBackend:
                     self._out_of_quota = redact(failure_text(failure, attempt), self._secrets)
             else:
                 self._saw_model(completion.model)
-                problem = None if probe else self._unusable(completion)
+                problem = None if probe else self._unusable(completion, one_token=bool(extra))
                 if problem is not None:
                     return Output(text=None, error=problem, seconds=perf_counter() - start)
-                return Output(text=completion.text, seconds=perf_counter() - start)
+                return Output(
+                    text=completion.text,
+                    seconds=perf_counter() - start,
+                    logprobs=completion.top_logprobs if extra else None,
+                )
             if self._give_up(failure, attempt) or self._stopping.wait(
                 backoff_delay(attempt, self._backoff_s, failure.retry_after)
             ):
                 text = redact(failure_text(failure, attempt), self._secrets)
                 return Output(text=None, error=text, seconds=perf_counter() - start)
 
-    def _unusable(self, completion: Completion) -> str | None:
+    def _unusable(self, completion: Completion, *, one_token: bool = False) -> str | None:
         """Why an answer must not be stored as the model's answer (a failed job, tried again
-        by the next run), or None. Not retried now: the same request would end the same way."""
+        by the next run), or None. Not retried now: the same request would end the same way.
+        `one_token`: a single token was asked for, so a length cut is what was asked."""
         pinned, served = self.endpoint.snapshot, completion.model
         # `transformers serve` names a checkpoint NAME or NAME@main: the same model.
         if pinned is not None and served is not None and served not in (pinned, f"{pinned}@main"):
@@ -269,7 +293,7 @@ class OpenAIBackend:
                 "openai finish_reason content_filter: the provider's content filter withheld "
                 "the answer"
             )
-        if reason == "length" and not completion.text:
+        if reason == "length" and not completion.text and not one_token:
             limit = self.endpoint.max_completion_tokens or self.spec.generation.max_new_tokens
             return (
                 f"openai finish_reason length: the answer is empty, the limit of {limit} tokens "

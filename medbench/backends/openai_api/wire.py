@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,9 @@ _EXIF_ORIENTATION = 0x0112
 COMPLETION_TOKENS_HOSTS = frozenset({"api.openai.com"})
 """Hosts that refuse `max_tokens` for reasoning models and take `max_completion_tokens`."""
 MAX_DETAIL = 300
+MAX_LOGPROB_TOKENS = 100
+"""Most alternatives of the first token read from an answer (medbench asks for 20)."""
+MAX_TOKEN_CHARS = 200
 
 
 class MalformedResponse(Exception):
@@ -39,6 +43,9 @@ class Completion:
     """The model name the server reports (often a dated snapshot of the requested name)."""
     finish_reason: str | None = None
     """Why generation stopped: `stop`, `length` (the token limit), `content_filter`, ..."""
+    top_logprobs: tuple[tuple[str, float], ...] | None = None
+    """The first answer token and its alternatives with their log-probabilities, when the
+    answer carries `logprobs` (None: it carries none, or none that can be read)."""
 
 
 def image_data_url(path: str | Path) -> str:
@@ -130,7 +137,33 @@ def parse_completion(body: str) -> Completion:
         content.strip(),
         model if isinstance(model, str) and model else None,
         finish if isinstance(finish, str) and finish else None,
+        first_token_logprobs(choices[0].get("logprobs")),
     )
+
+
+def first_token_logprobs(logprobs: Any) -> tuple[tuple[str, float], ...] | None:
+    """(token, log-probability) of the first answer token and its `top_logprobs`, read from a
+    choice's `logprobs` field; None when there is none. Entries that are not a bounded string
+    with a finite log-probability of at most 0 are left out, and a token given twice keeps its
+    first log-probability: these come from a stranger's server."""
+    content = logprobs.get("content") if isinstance(logprobs, dict) else None
+    if not isinstance(content, list) or not content or not isinstance(content[0], dict):
+        return None
+    first = content[0]
+    alternatives = first.get("top_logprobs")
+    entries = [first] + (alternatives if isinstance(alternatives, list) else [])
+    found: dict[str, float] = {}
+    for entry in entries[: MAX_LOGPROB_TOKENS + 1]:
+        if not isinstance(entry, dict):
+            continue
+        token, value = entry.get("token"), entry.get("logprob")
+        if not isinstance(token, str) or len(token) > MAX_TOKEN_CHARS or token in found:
+            continue
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            continue
+        if math.isfinite(value) and value <= 0:
+            found[token] = float(value)
+    return tuple(found.items()) or None
 
 
 def shorten(text: str, limit: int = MAX_DETAIL) -> str:
