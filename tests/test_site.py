@@ -681,3 +681,34 @@ def test_build_site_refuses_to_write_outside_its_folder(tmp_path: Path, name: st
     with pytest.raises(MedbenchError, match=f"^{re.escape(message)}$"):
         _check_name(tmp_path / "_site", name)
     _check_name(tmp_path / "_site", "models/gen.html")
+
+
+def test_ladder_keys_order_the_columns_by_rung_then_the_reading() -> None:
+    from medbench.site.pages import ladder_keys
+
+    rows: list[dict[str, float | str | None]] = [
+        {
+            "task": "t",
+            "reading": "r",
+            "probe_vision_f1": 0.9,
+            "pixel_f1": 0.6,
+            "described_f1": 0.4,
+            "likelihood_f1_mean": 0.7,
+            "direct_f1_mean": 0.5,
+            "no_image_f1": 0.3,
+            "chance_f1": 0.25,
+            "probe_projected_f1": 0.8,
+        }
+    ]
+    assert ladder_keys(rows) == [
+        "task",
+        "chance_f1",
+        "no_image_f1",
+        "direct_f1_mean",
+        "likelihood_f1_mean",
+        "described_f1",
+        "probe_vision_f1",
+        "probe_projected_f1",
+        "pixel_f1",
+        "reading",
+    ]

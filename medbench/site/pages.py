@@ -151,6 +151,31 @@ class Site:
         return Table(name, caption, columns, rows, sorted_by, order, csv_href, json_href, note)
 
 
+RUNGS = (
+    "chance",
+    "no_image",
+    "direct",
+    "likelihood",
+    "described",
+    "probe_vision",
+    "probe_projected",
+    "pixel",
+)
+"""The ladder's rungs from the bottom up, by column prefix: the order of its table."""
+
+
+def ladder_keys(rows: list[dict[str, Scalar]]) -> list[str]:
+    """A ladder table's columns: the task, each rung's columns in rung order, the reading."""
+
+    def rung(key: str) -> tuple[int, str]:
+        found = [i for i, prefix in enumerate(RUNGS) if key.startswith(prefix)]
+        return (found[0] if found else len(RUNGS), key)
+
+    present = {k for r in rows for k in r} - {"task", "reading"}
+    tail = ["reading"] if any("reading" in r for r in rows) else []
+    return ["task", *sorted(present, key=rung), *tail]
+
+
 def _tone(col: Col, lo: Scalar, hi: Scalar) -> str | None:
     """`better` or `worse` for a difference whose interval excludes 0, else None."""
     if col.better is None or not isinstance(lo, int | float) or not isinstance(hi, int | float):
@@ -335,7 +360,7 @@ def _model_section(site: Site, record: Record) -> Section:
         )
         tables.append(site.table(f"{name}.pipelines", root, caption, columns, rungs))
     if record.ladder:
-        keys = ["task", *sorted({k for r in record.ladder for k in r} - {"task"})]
+        keys = ladder_keys(record.ladder)
         columns = [Col(k.replace("_", " "), k, "head" if k == "task" else "num") for k in keys]
         caption = (
             f"{suite}: knowledge ladder (chance, generated answers, likelihood answers, describe "
