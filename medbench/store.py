@@ -18,17 +18,29 @@ BUSY_TIMEOUT_S = 60.0
 _META = "CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)"
 
 
+_LOCK_RETRIES = int(BUSY_TIMEOUT_S * 10)  # 0.1 s apart: as long as the busy timeout
+
+
+def _execute_retrying(db: sqlite3.Connection, statement: str) -> sqlite3.Cursor:
+    """Run `statement`, retrying while another process holds the lock.
+
+    SQLite answers "database is locked" at once, without waiting out the busy timeout, to
+    BEGIN IMMEDIATE and to the switch to WAL when another connection is creating the same
+    file; two processes opening a new store together must both succeed."""
+    for attempt in range(_LOCK_RETRIES):
+        try:
+            return db.execute(statement)
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) or attempt == _LOCK_RETRIES - 1:
+                raise
+            time.sleep(0.1)
+    raise AssertionError("unreachable")
+
+
 @contextmanager
 def transaction(db: sqlite3.Connection) -> Iterator[None]:
     """A write transaction taken eagerly (BEGIN IMMEDIATE), committed on success."""
-    for attempt in range(50):
-        try:
-            db.execute("BEGIN IMMEDIATE")
-            break
-        except sqlite3.OperationalError as e:
-            if "locked" not in str(e) or attempt == 49:
-                raise
-            time.sleep(0.1)
+    _execute_retrying(db, "BEGIN IMMEDIATE")
     try:
         yield
     except BaseException:
@@ -44,7 +56,7 @@ def open_store(path: Path, schema: str, version: int, what: str, hint: str) -> s
         path.parent.mkdir(parents=True, exist_ok=True)
         db = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
         db.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
-        db.execute("PRAGMA journal_mode = WAL")
+        _execute_retrying(db, "PRAGMA journal_mode = WAL")
         db.execute("PRAGMA synchronous = NORMAL")
         with transaction(db):
             db.execute(

@@ -106,6 +106,42 @@ def test_cache_two_processes_writing_at_once_keep_one_row_per_key(tmp_path: Path
     assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
 
 
+class _LockedTwice:
+    """A connection whose first two statements find the file locked, as SQLite answers at
+    once (without waiting out the busy timeout) when another process is creating it."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    def execute(self, statement: str) -> str:
+        self.calls.append(statement)
+        if len(self.calls) <= 2:
+            raise sqlite3.OperationalError("database is locked")
+        return "ok"
+
+
+def test_store_statement_found_locked_is_retried_not_raised(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from medbench import store
+
+    monkeypatch.setattr(store.time, "sleep", lambda _s: None)
+    db = _LockedTwice()
+    assert store._execute_retrying(db, "PRAGMA journal_mode = WAL") == "ok"  # type: ignore[arg-type]
+    assert db.calls == ["PRAGMA journal_mode = WAL"] * 3
+
+
+def test_store_statement_failing_otherwise_is_raised_at_once() -> None:
+    from medbench import store
+
+    class _Broken:
+        def execute(self, statement: str) -> None:
+            raise sqlite3.OperationalError("disk I/O error")
+
+    with pytest.raises(sqlite3.OperationalError, match="disk I/O"):
+        store._execute_retrying(_Broken(), "BEGIN IMMEDIATE")  # type: ignore[arg-type]
+
+
 def test_cache_in_a_folder_uses_answers_sqlite_inside_it(tmp_path: Path) -> None:
     folder = tmp_path / "cache"
     folder.mkdir()
