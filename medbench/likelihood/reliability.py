@@ -3,9 +3,6 @@ byte-reproducible SVG (fixed hash salt, no date) with a `<title>`."""
 
 from __future__ import annotations
 
-import html
-import io
-import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -13,6 +10,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from medbench.metrics import ECE_BINS, confidence
+from medbench.svgfigure import figure_style, figure_svg
 
 Curve = tuple[str, NDArray[Any], NDArray[Any]]
 """(legend name, probabilities (N, K), truth indices (N,))."""
@@ -37,12 +35,9 @@ def bin_points(
 
 def reliability_svg(curves: Sequence[Curve], title: str) -> str:
     """The diagram of each curve against the diagonal of perfect calibration."""
-    import matplotlib
     from matplotlib.figure import Figure
 
-    with matplotlib.rc_context(
-        {"svg.hashsalt": "medbench", "svg.fonttype": "none", "font.size": 8}
-    ):
+    with figure_style():
         figure = Figure(figsize=(4.2, 3.6))
         figure.subplots_adjust(0.13, 0.12, 0.97, 0.9)
         axes = figure.add_subplot()
@@ -56,19 +51,7 @@ def reliability_svg(curves: Sequence[Curve], title: str) -> str:
         axes.set_ylabel("accuracy")
         axes.set_title(title, fontsize=8, loc="left")
         axes.legend(loc="upper left", fontsize=7)
-        buffer = io.StringIO()
-        figure.savefig(
-            buffer,
-            format="svg",
-            metadata={"Date": None, "Creator": None, "Format": None, "Type": None},
-        )
-    svg = re.sub(r"<!DOCTYPE[^>]*>\n?", "", buffer.getvalue())  # its DTD address is never needed
-    return re.sub(
-        r"(<svg[^>]*>)",
-        lambda m: f"{m.group(1)}\n <title>{html.escape(title)}</title>",
-        svg,
-        count=1,
-    )
+        return figure_svg(figure, title)
 
 
 __all__ = ["Curve", "bin_points", "reliability_svg"]

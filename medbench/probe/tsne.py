@@ -5,14 +5,13 @@ Points are coloured by true label and shaped by how the model answered the image
 
 from __future__ import annotations
 
-import html
-import io
-import re
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
+
+from medbench.svgfigure import figure_style, figure_svg
 
 MARKS: dict[str, tuple[str, str]] = {
     "right": ("o", "right"),
@@ -90,15 +89,12 @@ def tsne_svg(
 
 
 def _draw(positions: NDArray[Any], labels: list[str], marks: list[str], title: str) -> str:
-    import matplotlib
     from matplotlib.figure import Figure
     from matplotlib.lines import Line2D
 
     classes = sorted(set(labels))
     colour = {c: COLOURS[i % len(COLOURS)] for i, c in enumerate(classes)}
-    with matplotlib.rc_context(
-        {"svg.hashsalt": "medbench", "svg.fonttype": "none", "font.size": 8}
-    ):
+    with figure_style():
         # The legend gets the room its longest entry needs (about 0.068 in a character at 8 pt).
         texts = [*classes, *(text for _, text in MARKS.values()), "true label; answer"]
         plot, legend = 4.4, 0.6 + 0.068 * max(len(t) for t in texts)
@@ -140,19 +136,7 @@ def _draw(positions: NDArray[Any], labels: list[str], marks: list[str], title: s
             bbox_to_anchor=((0.3 + plot) / width, 0.92),
             title="true label; answer",
         )
-        buffer = io.StringIO()
-        figure.savefig(
-            buffer,
-            format="svg",
-            metadata={"Date": None, "Creator": None, "Format": None, "Type": None},
-        )
-    svg = re.sub(r"<!DOCTYPE[^>]*>\n?", "", buffer.getvalue())  # its DTD address is never needed
-    return re.sub(
-        r"(<svg[^>]*>)",
-        lambda m: f"{m.group(1)}\n <title>{html.escape(title)}</title>",
-        svg,
-        count=1,
-    )
+        return figure_svg(figure, title)
 
 
 __all__ = ["MARKS", "tsne_positions", "tsne_svg"]
