@@ -166,9 +166,21 @@ def test_reading_names_where_the_knowledge_is_lost(
             "likelihoods (0.60) know less than it says",
         ),
         (0.55, 0.6, "the answers are near chance (0.55, chance 0.50); no encoder probe"),
+        (
+            0.24,
+            0.37,
+            "the answers are below chance (0.24, chance 0.50); no encoder probe; its option "
+            "likelihoods (0.37) beat its answers but not chance",
+        ),
         (0.55, NAN, "the answers are near chance (0.55, chance 0.50); no encoder probe"),
     ],
-    ids=["prefers-but-does-not-say", "says-more-than-it-prefers", "within-margin", "no-likelihood"],
+    ids=[
+        "prefers-but-does-not-say",
+        "says-more-than-it-prefers",
+        "within-margin",
+        "better-than-answers-still-below-chance",
+        "no-likelihood",
+    ],
 )
 def test_reading_places_the_likelihood_rung_after_the_answers(
     answers: float, likelihood: float, expected: str

@@ -115,11 +115,13 @@ def reading(
     if not math.isnan(a) and blind > a - NEAR_CHANCE and blind > c + NEAR_CHANCE:
         line += f"; without the image it scores {blind:.2f}: the answers barely use the image"
     lk, d, x = _num(likelihood), _num(described), _num(pixels)
-    if not math.isnan(a) and lk >= a + NEAR_CHANCE:
+    if not math.isnan(a) and lk >= a + NEAR_CHANCE and lk > c + NEAR_CHANCE:
         line += (
             f"; the model prefers the right option but does not say it "
             f"(likelihood answers {lk:.2f})"
         )
+    elif not math.isnan(a) and lk >= a + NEAR_CHANCE:
+        line += f"; its option likelihoods ({lk:.2f}) beat its answers but not chance"
     elif not math.isnan(lk) and not math.isnan(a) and lk <= a - NEAR_CHANCE:
         line += f"; its option likelihoods ({lk:.2f}) know less than it says"
     if not math.isnan(a) and d >= a + NEAR_CHANCE:
