@@ -75,7 +75,7 @@ def sample_by_rule(answers: pd.DataFrame, n: int, seed: int = 0) -> pd.DataFrame
 def _options(plan: Plan, specs: SpecSet, row: Any) -> tuple[str, ...]:
     if specs.families[row.family].answer == "yes_no":
         return ("yes", "no")
-    return plan.prompts[(row.family, row.variant, row.task)].rendered.options
+    return plan.prompt(row.family, row.variant, row.task, row.sample).rendered.options
 
 
 def _parsed(specs: SpecSet, row: Any) -> str:

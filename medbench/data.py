@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import json
 import os
 import random
 from collections.abc import Callable
@@ -12,7 +13,7 @@ from pathlib import Path
 
 from medbench.errors import DataError
 from medbench.grouping import MAX_NAME, check_pattern, group_of
-from medbench.specs import DataSourceSpec, TaskSpec
+from medbench.specs import TABLE_FORMATS, DataSourceSpec, TaskSpec
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"})
 DATA_ENV = "MEDBENCH_DATA"
@@ -38,6 +39,11 @@ class Sample:
     error: str | None = None
     """Why the image could not be read when it was hashed (its jobs then fail, one by one);
     `sha256` is then a marker unique to the path, never a content hash."""
+    question: str | None = None
+    """The sample's own question (closed VQA, `question_column`); None: the task's."""
+    options: tuple[str, ...] = ()
+    """The sample's own options, in the data's order (multiple choice); its label is the
+    letter of the correct one (`a` for the first)."""
 
 
 def sha256_file(path: Path) -> str:
@@ -186,6 +192,9 @@ def load_samples(
     source = task.data.get(source_name)  # type: ignore[call-overload]
     if source is None:
         raise DataError(f"task {task.id!r} has no {source_name!r} data source.")
+    if source.format in TABLE_FORMATS:
+        return _table_samples(task, source, root, limit_per_class, seed)
+    assert source.path is not None
     base = resolve_data_path(source.path, root)
     inside = data_root(source.path, root)
     rows = (
@@ -205,6 +214,35 @@ def load_samples(
     ]
 
 
+def _table_samples(
+    task: TaskSpec, source: DataSourceSpec, root: Path, limit_per_class: int | None, seed: int
+) -> list[Sample]:
+    from medbench.tables import read_table_source
+
+    base = None
+    if source.path is not None:
+        base = resolve_data_path(source.path, root)
+        inside = data_root(source.path, root)
+        if base.is_dir():
+            for path in base.rglob("*"):
+                confine(path, inside, "a dataset file")
+    rows = read_table_source(task, source, base)
+    where = str(base) if base is not None else source.location
+    if not rows:
+        raise DataError(f"{where}: task {task.id!r}: no rows found.")
+    by_id = {r.id: r for r in rows}
+    if len(by_id) != len(rows):
+        ids = [r.id for r in rows]
+        dupe = min(i for i in set(ids) if ids.count(i) > 1)
+        raise DataError(f"{where}: two rows share the sample id {dupe!r}.")
+    keys = [(r.id, r.path, r.label, r.group) for r in rows]
+    kept = _subsample(sorted(keys), limit_per_class, seed)
+    return [
+        Sample(r.id, r.path, r.label, r.sha256, r.group, question=r.question, options=r.options)
+        for r in (by_id[k[0]] for k in kept)
+    ]
+
+
 def _sample(sample_id: str, path: Path, label: str, hasher: Hasher, group: str | None) -> Sample:
     """A sample with its image hash, or with the reason its image cannot be read."""
     try:
@@ -217,8 +255,14 @@ def _sample(sample_id: str, path: Path, label: str, hasher: Hasher, group: str |
 
 
 def fingerprint(samples: list[Sample]) -> str:
-    """A dataset fingerprint: the hash of the sorted (image sha256, label) pairs."""
+    """A dataset fingerprint: the hash of the sorted (image sha256, label) pairs, with each
+    sample's own question and options where it has them (closed VQA)."""
     digest = hashlib.sha256()
-    for sha, label in sorted((s.sha256, s.label) for s in samples):
-        digest.update(f"{sha}\t{label}\n".encode())
+    lines = sorted(
+        f"{s.sha256}\t{s.label}"
+        + (f"\t{json.dumps([s.question, list(s.options)])}" if s.question or s.options else "")
+        for s in samples
+    )
+    for line in lines:
+        digest.update(f"{line}\n".encode())
     return digest.hexdigest()

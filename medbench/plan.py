@@ -21,8 +21,16 @@ from medbench.cache import CACHE_FORMAT, canonical_json, content_key
 from medbench.data import Sample, load_samples, sha256_file
 from medbench.errors import BackendError, DataError, MedbenchError
 from medbench.identity import ModelIdentity, resolve_identity
-from medbench.prompts import ImageRef, Messages, Rendered, render
-from medbench.specs import ORIGINAL_IMAGE, ModelSpec, PromptFamilySpec, SuiteSpec, TaskSpec
+from medbench.prompts import ImageRef, Messages, Rendered, SampleQuestion, render
+from medbench.specs import (
+    OPTION_LETTERS,
+    ORIGINAL_IMAGE,
+    ModelSpec,
+    PromptFamilySpec,
+    SuiteSpec,
+    TaskSpec,
+    VariantSpec,
+)
 
 if TYPE_CHECKING:
     from medbench.cache import Cache
@@ -73,6 +81,9 @@ class Prompt:
     """`label`, `yes_no` or `text`: from the family."""
     positive_options: tuple[str, ...]
     majority_option: str | None
+    by_option: tuple[tuple[str, str], ...] = ()
+    """For a multiple-choice sample: (offered option, label id of its letter); empty: the
+    task's label names answer for its labels."""
 
 
 @dataclass
@@ -85,6 +96,9 @@ class Plan:
     identities: dict[str, ModelIdentity]
     prompts: dict[tuple[str, str, str], Prompt] = field(default_factory=dict)
     """(family, variant, task) -> the rendered prompt (images filled in per job)."""
+    sample_prompts: dict[tuple[str, str, str, str], Prompt] = field(default_factory=dict)
+    """(family, variant, task, sample) -> the prompt of a task whose samples bring their own
+    question or options (closed VQA), rendered per sample."""
     models: list[str] = field(default_factory=list)
     """The suite's models in this plan (identities also holds the diagnosers)."""
     diagnoses: dict[str, Messages] = field(default_factory=dict)
@@ -98,9 +112,18 @@ class Plan:
     """(task, sample, image variant) -> the images its jobs show instead of the sample's own."""
     _by_id: dict[tuple[str, str], Sample] = field(default_factory=dict, repr=False)
 
+    def prompt(self, family: str, variant: str, task: str, sample: str) -> Prompt:
+        """The rendered prompt a sample is asked under a family's variant."""
+        own = self.sample_prompts.get((family, variant, task, sample))
+        return own if own is not None else self.prompts[(family, variant, task)]
+
+    def prompt_of(self, job: Job) -> Prompt:
+        """The rendered prompt of a job."""
+        return self.prompt(job.family, job.variant, job.task, job.sample)
+
     def request(self, job: Job) -> Request:
         """The backend request of a job: messages with the sample's image, or the description."""
-        prompt = self.prompts[(job.family, job.variant, job.task)]
+        prompt = self.prompt_of(job)
         if job.key in self.diagnoses:
             return Request(
                 job.key,
@@ -194,9 +217,11 @@ def _key_parts(
 
 def _render_prompts(
     specs: SpecSet, family_ids: list[str], task_ids: list[str], samples: dict[str, list[Sample]]
-) -> dict[tuple[str, str, str], Prompt]:
-    """Every (family, variant, task) prompt the plan's jobs use, rendered once."""
+) -> tuple[dict[tuple[str, str, str], Prompt], dict[tuple[str, str, str, str], Prompt]]:
+    """Every (family, variant, task) prompt the plan's jobs use, rendered once; and for a task
+    whose samples bring their own question or options, every (family, variant, task, sample)."""
     prompts: dict[tuple[str, str, str], Prompt] = {}
+    own: dict[tuple[str, str, str, str], Prompt] = {}
     for f in family_ids:
         family = specs.families[f]
         for variant in family.variants:
@@ -205,7 +230,35 @@ def _render_prompts(
                 rendered = render(family, variant, task, ())
                 positive, majority = _baseline_hints(task, family, samples[t])
                 prompts[(f, variant.id, t)] = Prompt(rendered, family.answer, positive, majority)
-    return prompts
+                if task.per_sample:
+                    for s in samples[t]:
+                        own[(f, variant.id, t, s.id)] = _sample_prompt(
+                            task, family, variant, s, positive, majority, samples[t]
+                        )
+    return prompts, own
+
+
+def _sample_prompt(
+    task: TaskSpec,
+    family: PromptFamilySpec,
+    variant: VariantSpec,
+    sample: Sample,
+    positive: tuple[str, ...],
+    majority: str | None,
+    samples: list[Sample],
+) -> Prompt:
+    """A sample's own prompt: its question, and for multiple choice its options, each option
+    answering for the label of its letter (`a` for the first in the data's order)."""
+    asked = SampleQuestion(sample.question, sample.options)
+    rendered = render(family, variant, task, (), asked=asked)
+    if not sample.options or family.answer != "label":
+        return Prompt(rendered, family.answer, positive, majority)
+    by_option = tuple(zip(sample.options, OPTION_LETTERS, strict=False))
+    letters = Counter(s.label for s in samples)
+    common = min(letters, key=lambda letter: (-letters[letter], letter))
+    index = OPTION_LETTERS.index(common)
+    shown = sample.options[index] if index < len(sample.options) else sample.options[0]
+    return Prompt(rendered, family.answer, (), shown, by_option)
 
 
 def make_plan(
@@ -258,7 +311,7 @@ def make_plan(
     scored = list(family_ids)
     if stage is not None:
         scored += [stage.family, *stage.diagnose_families]
-    prompts = _render_prompts(specs, sorted(set(scored)), task_ids, samples)
+    prompts, own = _render_prompts(specs, sorted(set(scored)), task_ids, samples)
     jobs: list[Job] = []
     unreadable: dict[str, str] = {}
     sha256 = hashlib.sha256
@@ -272,16 +325,27 @@ def make_plan(
         for t in task_ids:
             for f, pipeline in sorted(kinds):
                 for v in sorted(v.id for v in specs.families[f].variants):
-                    head, tail = _key_parts(identity, prompts[(f, v, t)], baseline)
+                    shared = _key_parts(identity, prompts[(f, v, t)], baseline)
                     for s in samples[t]:
+                        mine = own.get((f, v, t, s.id))
+                        head, tail = (
+                            shared if mine is None else _key_parts(identity, mine, baseline)
+                        )
                         key = sha256(head + b'"' + s.sha256.encode() + b'"' + tail).hexdigest()
                         jobs.append(Job(key, m, t, f, v, s.id, s.label, pipeline))
                         if s.error is not None:
                             unreadable[key] = s.error
         if suite.noise_floor is not None:
-            jobs.extend(_replicates(specs, suite, m, identity, prompts, samples))
+            jobs.extend(_replicates(specs, suite, m, identity, prompts, samples, own))
     plan = Plan(
-        suite, jobs, samples, identities, prompts, models=model_ids, unavailable=unavailable
+        suite,
+        jobs,
+        samples,
+        identities,
+        prompts,
+        own,
+        models=model_ids,
+        unavailable=unavailable,
     )
     plan.unreadable.update(unreadable)
     if suite.image_variants:
@@ -316,8 +380,12 @@ def add_image_variant_jobs(plan: Plan, specs: SpecSet, images_dir: Path | None =
         baseline = specs.models[m].backend == "baseline"
         for t in sorted(plan.samples):
             for f, v in asked:
-                head, tail = _key_parts(plan.identities[m], plan.prompts[(f, v, t)], baseline)
+                shared = _key_parts(plan.identities[m], plan.prompts[(f, v, t)], baseline)
                 for s in plan.samples[t]:
+                    mine = plan.sample_prompts.get((f, v, t, s.id))
+                    head, tail = (
+                        shared if mine is None else _key_parts(plan.identities[m], mine, baseline)
+                    )
                     for variant in suite.image_variants:
                         slot = (t, s.id, variant.id)
                         if slot not in images:
@@ -347,6 +415,7 @@ def _replicates(
     identity: ModelIdentity,
     prompts: dict[tuple[str, str, str], Prompt],
     samples: dict[str, list[Sample]],
+    own: dict[tuple[str, str, str, str], Prompt],
 ) -> list[Job]:
     """The replicate jobs of a model: every scored family's reference variant, a second time,
     for each task's noise-floor subset (direct answers only)."""
@@ -357,9 +426,11 @@ def _replicates(
             family = specs.families[f]
             if family.answer == "text":
                 continue
-            prompt = prompts[(f, family.reference, t)]
-            head, tail = _key_parts(identity, prompt, specs.models[model].backend == "baseline", 1)
+            baseline = specs.models[model].backend == "baseline"
+            shared = _key_parts(identity, prompts[(f, family.reference, t)], baseline, 1)
             for s in subset:
+                mine = own.get((f, family.reference, t, s.id))
+                head, tail = shared if mine is None else _key_parts(identity, mine, baseline, 1)
                 key = hashlib.sha256(head + b'"' + s.sha256.encode() + b'"' + tail).hexdigest()
                 jobs.append(Job(key, model, t, f, family.reference, s.id, s.label, replicate=1))
     return jobs

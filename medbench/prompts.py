@@ -24,8 +24,19 @@ TEMPLATE_VARIABLES = (
     "signs",
     "label_signs",
     "description",
+    "sample",
 )
-"""Names a template may use; `description` is only set for text-only diagnose prompts."""
+"""Names a template may use; `description` is only set for text-only diagnose prompts;
+`sample` holds `question` and `options`: the sample's own where its task reads them from the
+data (closed VQA), else the task's question and the offered options."""
+
+
+@dataclass(frozen=True)
+class SampleQuestion:
+    """A sample's own question and options (closed VQA), as its data source gives them."""
+
+    question: str | None
+    options: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -69,27 +80,40 @@ def environment() -> PromptEnvironment:
 
 
 def offered_options(
-    task: TaskSpec, variant: VariantSpec, family: PromptFamilySpec
+    task: TaskSpec,
+    variant: VariantSpec,
+    family: PromptFamilySpec,
+    asked: SampleQuestion | None = None,
 ) -> tuple[str, ...]:
-    """The answers a variant offers: label names (in its order) or yes/no."""
+    """The answers a variant offers: label names (in its order), yes/no, or a multiple-choice
+    sample's own options (in its order)."""
     if family.answer == "yes_no":
         return ("yes", "no")
     if family.answer == "text":
         return ()
-    names = tuple(label.name for label in task.labels)
+    names = (
+        asked.options
+        if asked is not None and asked.options
+        else tuple(label.name for label in task.labels)
+    )
     return names[::-1] if variant.option_order == "reversed" else names
 
 
 def template_context(
-    task: TaskSpec, options: tuple[str, ...], description: str | None = None
+    task: TaskSpec,
+    options: tuple[str, ...],
+    description: str | None = None,
+    asked: SampleQuestion | None = None,
 ) -> dict[str, Any]:
-    """The variables a template sees for a task."""
+    """The variables a template sees for a task (and a sample's own question, if any)."""
+    question = asked.question if asked is not None and asked.question else task.question
     letters = string.ascii_uppercase
     positive = [label for label in task.labels if label.positive]
     # A task without a finding leaves `finding` undefined: a template using it fails to render.
     finding = {"finding": task.finding} if task.finding is not None else {}
     return {
-        "question": task.question,
+        "question": question,
+        "sample": {"question": question, "options": list(options)},
         "modality": task.modality,
         **finding,
         "title": task.title,
@@ -119,10 +143,11 @@ def render(
     task: TaskSpec,
     images: tuple[ImageRef, ...],
     description: str | None = None,
+    asked: SampleQuestion | None = None,
 ) -> Rendered:
-    """Render a variant for a task and its image(s) into messages."""
-    options = offered_options(task, variant, family)
-    context = template_context(task, options, description)
+    """Render a variant for a task (or one of its samples' own question) and its image(s)."""
+    options = offered_options(task, variant, family, asked)
+    context = template_context(task, options, description, asked)
     text = render_text(variant.template, context)
     system = render_text(variant.system, context) if variant.system else None
     return Rendered(Messages(system, text, images), options, variant.lettered)
@@ -134,6 +159,7 @@ __all__ = [
     "ImageRef",
     "Messages",
     "Rendered",
+    "SampleQuestion",
     "TemplateError",
     "environment",
     "offered_options",

@@ -18,11 +18,12 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from medbench.data import fingerprint, load_samples, sha256_file
+from medbench.data import Sample, fingerprint, load_samples, sha256_file
 from medbench.errors import DataError
 from medbench.parsing import PARSER_VERSION
-from medbench.prompts import offered_options
+from medbench.prompts import SampleQuestion, offered_options
 from medbench.scoring import parse_job_answer
+from medbench.specs import OPTION_LETTERS
 
 if TYPE_CHECKING:
     from medbench.loading import SpecSet
@@ -62,15 +63,45 @@ def _capped(where: str, what: str, found: list[str]) -> list[str]:
     return [*found[:MAX_LISTED], f"{where}: ... and {rest} more {what}"]
 
 
-def _expected_parse(row: Any, specs: SpecSet) -> tuple[str, str | None]:
+def _expected_parse(
+    row: Any, specs: SpecSet, asked: Sample | None = None
+) -> tuple[str, str | None]:
+    """How scoring parses a row's text today; `asked` is the row's sample where its task
+    reads a question or options per sample (closed VQA)."""
     family = specs.families[row.family]
     task = specs.tasks[row.task]
     variant = next(v for v in family.variants if v.id == row.variant)
-    options = offered_options(task, variant, family)
+    question = SampleQuestion(asked.question, asked.options) if asked is not None else None
+    options = offered_options(task, variant, family, question)
+    by_option = (
+        tuple(zip(asked.options, OPTION_LETTERS, strict=False))
+        if asked is not None and asked.options and family.answer == "label"
+        else ()
+    )
     result, parsed = parse_job_answer(
-        row.text or "", task, family.answer, options, variant.lettered
+        row.text or "", task, family.answer, options, variant.lettered, by_option
     )
     return result.status, parsed
+
+
+def _asked_samples(
+    sidecar: str, record: Record, answers: pd.DataFrame, specs: SpecSet, notes: list[str]
+) -> dict[str, dict[str, Sample]]:
+    """The samples of each closed-VQA task of the answers, by id (their own questions and
+    options decide how a reply parses); a task whose data cannot be read is noted, not kept."""
+    found: dict[str, dict[str, Sample]] = {}
+    source = record.dataset.source
+    for task_id in sorted(set(answers["task"])):
+        task = specs.tasks.get(task_id)
+        if task is None or not task.per_sample or source not in task.data:
+            continue
+        try:
+            samples = load_samples(task, source, specs.root, hasher=lambda _: "")
+        except (DataError, OSError) as e:
+            notes.append(f"{sidecar}: answers of task '{task_id}' not re-parsed: {e}")
+            continue
+        found[task_id] = {s.id: s for s in samples}
+    return found
 
 
 def reparse(sidecar: str, record: Record, answers: pd.DataFrame, specs: SpecSet) -> Findings:
@@ -83,11 +114,21 @@ def reparse(sidecar: str, record: Record, answers: pd.DataFrame, specs: SpecSet)
         )
         return out
     rows: list[Any] = list(answers.itertuples(index=False))
+    notes: list[str] = []
+    lost: set[str] = set()
+    asked = _asked_samples(sidecar, record, answers, specs, notes)
     for i, row in enumerate(rows):
         where = f"{sidecar}:{i + 2}"
         if row.family not in specs.families or row.task not in specs.tasks:
             missing.add(f"{row.task}/{row.family}")
             continue
+        sample = None
+        if specs.tasks[row.task].per_sample:
+            sample = asked.get(row.task, {}).get(row.sample)
+            if sample is None:
+                if row.task in asked:
+                    lost.add(f"{row.task}/{row.sample}")
+                continue
         if row.variant not in {v.id for v in specs.families[row.family].variants}:
             missing.add(f"{row.family}/{row.variant}")
             continue
@@ -95,7 +136,7 @@ def reparse(sidecar: str, record: Record, answers: pd.DataFrame, specs: SpecSet)
         if _cell(row.error) is not None:
             expected: tuple[str, str | None] = ("error", None)
         else:
-            expected = _expected_parse(row, specs)
+            expected = _expected_parse(row, specs, sample)
         if recorded != expected:
             found.append(
                 f"{where}: status/parsed: recorded {recorded[0]} {recorded[1]!r}, its text "
@@ -105,9 +146,17 @@ def reparse(sidecar: str, record: Record, answers: pd.DataFrame, specs: SpecSet)
             found.append(f"{where}: correct: recorded {bool(row.correct)}, not parsed == truth")
     out.problems = _capped(sidecar, "answers that do not re-parse", found)
     out.notes = [
-        f"{sidecar}: answers of {name} not re-parsed: no such spec today"
-        for name in sorted(missing)
+        *notes,
+        *(
+            f"{sidecar}: answers of {name} not re-parsed: no such spec today"
+            for name in sorted(missing)
+        ),
     ]
+    if lost:
+        out.problems.append(
+            f"{sidecar}: {len(lost)} answered sample(s) are not in the task's data today "
+            f"(first: {min(lost)}); their answers cannot be re-parsed"
+        )
     return out
 
 

@@ -199,13 +199,24 @@ def make_layout(specs: SpecSet, plan: Plan) -> ScoringLayout:
 
 
 def parse_job_answer(
-    text: str, task: TaskSpec, answer_kind: str, options: Sequence[str], lettered: bool
+    text: str,
+    task: TaskSpec,
+    answer_kind: str,
+    options: Sequence[str],
+    lettered: bool,
+    by_option: Sequence[tuple[str, str]] = (),
 ) -> tuple[ParsedAnswer, str | None]:
     """Parse one reply as scoring does: (the parse, the class it answers or None).
 
     A yes/no reply is read with the task's finding and its positive (yes) and negative (no)
     label names and aliases, so that a sentence answers it ("a normal chest X-ray": no).
+    A multiple-choice sample's reply is read against its own options (`by_option`: offered
+    option -> the label of its letter in the data).
     """
+    if by_option:
+        result = parse_answer(text, options, lettered=lettered)
+        letter_of = dict(by_option)
+        return result, letter_of[result.label] if result.label is not None else None
     if answer_kind == "yes_no":
         names: dict[str, list[str]] = {"yes": [], "no": []}
         for lab in task.labels:
@@ -214,8 +225,8 @@ def parse_job_answer(
         return result, result.label
     aliases = {lab.name: list(lab.aliases) for lab in task.labels}
     result = parse_answer(text, options, lettered=lettered, aliases=aliases)
-    by_option = {lab.name: lab.id for lab in task.labels}
-    return result, by_option[result.label] if result.label is not None else None
+    label_of = {lab.name: lab.id for lab in task.labels}
+    return result, label_of[result.label] if result.label is not None else None
 
 
 def collect_answers(specs: SpecSet, plan: Plan, cache: Cache) -> pd.DataFrame:
@@ -233,7 +244,7 @@ def collect_answers(specs: SpecSet, plan: Plan, cache: Cache) -> pd.DataFrame:
         if answer is None or family.answer == "text":
             continue
         task = specs.tasks[job.task]
-        prompt = plan.prompts[(job.family, job.variant, job.task)]
+        prompt = plan.prompt_of(job)
         label = next(label for label in task.labels if label.id == job.label)
         truth = ("yes" if label.positive else "no") if family.answer == "yes_no" else job.label
         status, parsed, rule = "error", None, "job_failed"
@@ -244,6 +255,7 @@ def collect_answers(specs: SpecSet, plan: Plan, cache: Cache) -> pd.DataFrame:
                 family.answer,
                 prompt.rendered.options,
                 prompt.rendered.lettered,
+                prompt.by_option,
             )
             status, rule = result.status, result.rule
         rows.append(

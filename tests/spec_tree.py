@@ -32,7 +32,7 @@ def make_project(
         f"models: [{', '.join(models)}]\n{suite_extra}"
     )
     # The other suites name tasks whose data is not copied: drop them.
-    for suite in ("paper", "quickstart"):
+    for suite in ("paper", "quickstart", "medvqa"):
         (project / "specs" / "suites" / f"{suite}.yaml").unlink()
     return project
 
@@ -59,6 +59,8 @@ def full_data_tree(root: Path, per_class: int = 2) -> Path:
 
     for task in load_specs(REPO / "specs").tasks.values():
         source = task.data["full"]
+        if source.path is None or source.format not in ("imagefolder", "csv"):
+            continue  # a Hub dataset: nothing to lay out
         folder = root / source.path.removeprefix("${MEDBENCH_DATA}/")
         raw_names = {label: raw for raw, label in reversed(list(source.label_map.items()))}
         for label_dir in sorted((REPO / "data" / "sample" / task.id).iterdir()):

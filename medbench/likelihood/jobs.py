@@ -90,7 +90,7 @@ def likelihood_jobs(plan: Plan, specs: SpecSet) -> tuple[list[Job], dict[str, st
             if spec.backend != "baseline":
                 skipped[job.model] = why
             continue
-        prompt = plan.prompts[(job.family, job.variant, job.task)]
+        prompt = plan.prompt_of(job)
         messages = plan.request(job).messages
         model = {k: v for k, v in plan.identities[job.model].payload.items() if k != "generation"}
         key = likelihood_key(
@@ -105,7 +105,7 @@ def likelihood_jobs(plan: Plan, specs: SpecSet) -> tuple[list[Job], dict[str, st
 def likelihood_request(plan: Plan, job: Job) -> Request:
     """The backend request of a likelihood job: its messages and the options to score."""
     request = plan.request(job)
-    options = scored_options(plan.prompts[(job.family, job.variant, job.task)])
+    options = scored_options(plan.prompt_of(job))
     return replace(request, key=job.key, options=options)
 
 

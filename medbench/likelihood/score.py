@@ -115,7 +115,7 @@ def _where(specs: SpecSet, job: Job, scores: LikelihoodAnswer) -> str:
 
 def _item(specs: SpecSet, plan: Plan, job: Job, scores: LikelihoodAnswer) -> dict[str, Any]:
     task, family = specs.tasks[job.task], specs.families[job.family]
-    offered = plan.prompts[(job.family, job.variant, job.task)].rendered.options
+    offered = plan.prompt_of(job).rendered.options
     label = next(lab for lab in task.labels if lab.id == job.label)
     if family.answer == "yes_no":
         classes = list(offered)

@@ -14,9 +14,15 @@ from jinja2.exceptions import SecurityError
 from medbench.errors import Issue
 from medbench.loading._document import Document, Loc, locate, show
 from medbench.loading._explain import KIND_NAMES, suggest
-from medbench.prompts import TEMPLATE_VARIABLES, offered_options, render_text, template_context
+from medbench.prompts import (
+    TEMPLATE_VARIABLES,
+    SampleQuestion,
+    offered_options,
+    render_text,
+    template_context,
+)
 from medbench.sandbox import BudgetError
-from medbench.specs import ModelSpec, PromptFamilySpec, SuiteSpec, TaskSpec
+from medbench.specs import MAX_OPTIONS, ModelSpec, PromptFamilySpec, SuiteSpec, TaskSpec
 
 DATA_VAR = "${MEDBENCH_DATA}/"
 LONG_DESCRIPTION = "The image shows a finding that the model describes at length. " * 480
@@ -229,6 +235,37 @@ def _check_suite(
         problem = _suite_ref_problem(suite, loc, spec)
         if problem is not None:
             yield doc.issue(loc, *problem)
+    yield from _per_sample_problems(doc, suite, valid)
+
+
+PER_SAMPLE_STAGES = {
+    "describe": "a description is diagnosed against the task's labels, not a sample's question",
+    "probe": "a probe learns one set of classes per task, not an answer per question",
+    "likelihood": "option scoring reads the task's labels, not each sample's options",
+}
+"""Suite stages a task whose samples bring their own question or options cannot meet."""
+
+
+def _per_sample_problems(
+    doc: Document, suite: SuiteSpec, valid: dict[str, dict[str, Document]]
+) -> Iterator[Issue]:
+    """Closed-VQA tasks (a question or options per sample) in a suite: the stages they cannot
+    meet, and yes/no families asked of a multiple-choice task."""
+    tasks = [valid["task"][t].spec for t in suite.tasks if t in valid["task"]]
+    asking = [t for t in tasks if t.per_sample]
+    if not asking:
+        return
+    for stage, why in PER_SAMPLE_STAGES.items():
+        if getattr(suite, stage) is not None:
+            problem = f"task '{asking[0].id}' asks a question per sample, and {why}."
+            hint = f"Drop `{stage}`, or run the closed-VQA tasks in a suite of their own."
+            yield doc.issue((stage,), problem, hint)
+    choices = [t.id for t in asking if t.answer_type == "multiple_choice"]
+    for i, f in enumerate(suite.prompt_families):
+        family = valid["prompt_family"].get(f)
+        if choices and family is not None and family.spec.answer == "yes_no":
+            problem = f"yes/no family '{f}' cannot ask multiple-choice task '{choices[0]}'."
+            yield doc.issue(("prompt_families", i), problem, "Use a family with `answer: label`.")
 
 
 def _suite_ref_problem(suite: SuiteSpec, loc: Loc, spec: Any) -> tuple[str, str] | None:
@@ -260,7 +297,8 @@ def _suite_ref_problem(suite: SuiteSpec, loc: Loc, spec: Any) -> tuple[str, str]
 def _paired_tasks(
     family_id: str, suites: list[SuiteSpec], tasks: dict[str, TaskSpec]
 ) -> list[TaskSpec]:
-    """The tasks a family is rendered for: those of the suites naming it, else every task."""
+    """The tasks a family is rendered for: those of the suites naming it, else every task
+    with fixed labels (a closed-VQA task meets only the families its suites name)."""
     named = False
     paired: set[str] = set()
     for suite in suites:
@@ -270,7 +308,9 @@ def _paired_tasks(
         if family_id in names:
             named = True
             paired.update(suite.tasks)
-    return [tasks[i] for i in sorted(paired if named else tasks) if i in tasks]
+    if not named:
+        return [tasks[i] for i in sorted(tasks) if not tasks[i].per_sample]
+    return [tasks[i] for i in sorted(paired) if i in tasks]
 
 
 def _check_family(
@@ -286,8 +326,9 @@ def _check_family(
             )
         reported: set[tuple[str, str]] = set()
         for task, description in ((t, d) for t in tasks for d in (None, LONG_DESCRIPTION)):
-            options = offered_options(task, variant, family)
-            context = template_context(task, options, description)
+            asked = _placeholder_question(task)
+            options = offered_options(task, variant, family, asked)
+            context = template_context(task, options, description, asked)
             for field in ("system", "template"):
                 source = getattr(variant, field)
                 if (field, "budget") in reported:
@@ -300,6 +341,17 @@ def _check_family(
                     long = " with a long description" if description else ""
                     text = f"{problem[0]} (rendering for task '{task.id}'{long})."
                     yield doc.issue(("variants", i, field), text, problem[1])
+
+
+def _placeholder_question(task: TaskSpec) -> SampleQuestion | None:
+    """What a template meets for a closed-VQA task's sample: a long question and, for
+    multiple choice, the most options of the longest length the data may hold."""
+    if not task.per_sample:
+        return None
+    from medbench.tables import MAX_OPTION, MAX_QUESTION
+
+    options = ("o" * MAX_OPTION,) * MAX_OPTIONS if task.answer_type == "multiple_choice" else ()
+    return SampleQuestion("q" * MAX_QUESTION, options)
 
 
 def _render_problem(source: str, context: dict[str, Any]) -> tuple[str, str] | None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import os
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +21,7 @@ from medbench.data import DATA_PREFIX, IMAGE_SUFFIXES
 from medbench.errors import Issue
 from medbench.images import DEFAULT_MAX_PIXELS
 from medbench.loading._document import Document, new_yaml, read
-from medbench.specs import DataSourceSpec, TaskSpec
+from medbench.specs import TABLE_FORMATS, DataSourceSpec, TaskSpec
 
 if TYPE_CHECKING:
     from medbench.loading import SpecSet
@@ -37,6 +38,8 @@ class _Found:
     unmapped: list[str] = field(default_factory=list)
     unreadable: list[tuple[str, str]] = field(default_factory=list)
     missing: str | None = None
+    field: str = "path"
+    """The source's field a `missing` problem is about (e.g. `label_column`)."""
 
 
 def check_data(
@@ -53,7 +56,8 @@ def check_data(
         found = {
             name: _scan(task, source, base)
             for name, source in sorted(task.data.items())
-            if (base := _resolve(source.path, specs.root, data_root)) is not None
+            if source.path is not None
+            and (base := _resolve(source.path, specs.root, data_root)) is not None
         }
         if not found:
             continue
@@ -80,7 +84,9 @@ def _display(path: Path) -> str:
 
 def _scan(task: TaskSpec, source: DataSourceSpec, base: Path) -> _Found:
     found = _Found(images={label.id: 0 for label in task.labels})
-    if source.format == "imagefolder":
+    if source.format in TABLE_FORMATS:
+        _scan_table(found, task, source, base)
+    elif source.format == "imagefolder":
         _scan_folder(found, source, base)
     else:
         _scan_manifest(found, task, source, base)
@@ -130,6 +136,30 @@ def _scan_manifest(found: _Found, task: TaskSpec, source: DataSourceSpec, base: 
             _add(found, label, base.parent / rel, base.parent)
 
 
+def _scan_table(found: _Found, task: TaskSpec, source: DataSourceSpec, base: Path) -> None:
+    """A table source read as `load_samples` reads it (its images stored in a scratch folder,
+    not in medbench's home); the first problem is kept, at the spec field it is about."""
+    from medbench.errors import DataError
+    from medbench.tables import ColumnError, read_table_source
+
+    if not base.exists():
+        found.missing = f"not found: {base}"
+        return
+    with tempfile.TemporaryDirectory(prefix="medbench-validate-") as scratch:
+        try:
+            rows = read_table_source(task, source, base, Path(scratch))
+        except ColumnError as e:
+            found.missing, found.field = str(e), e.field
+            return
+        except DataError as e:
+            found.missing = str(e)
+            return
+        for row in rows:
+            _add(found, row.label, row.path, Path(scratch))
+    if task.answer_type == "multiple_choice":  # letters no sample's answer takes are fine
+        found.images = {label: n for label, n in found.images.items() if n} or found.images
+
+
 def _add(found: _Found, label: str, path: Path, base: Path) -> None:
     problem = image_problem(path)
     if problem is None:
@@ -162,7 +192,9 @@ def _issues(
     where = ("data", name, "path")
     if found.missing is not None:
         hint = " ".join(x for x in (source.layout, _homepage(source)) if x)
-        yield doc.issue(where, f"{found.missing}.", hint or "Fix the path, or add the data.")
+        problem = found.missing if found.missing.endswith(".") else f"{found.missing}."
+        at = ("data", name, found.field)
+        yield doc.issue(at, problem, hint or "Fix the path, or add the data.")
         return
     labels = ", ".join(label.id for label in task.labels)
     for raw in found.unmapped:
@@ -176,7 +208,7 @@ def _issues(
         problem = f"{len(found.unreadable)} image(s) cannot be read: {shown}."
         yield doc.issue(where, problem, "Replace or remove them.")
     for i, label in enumerate(task.labels):
-        if found.images[label.id] == 0:
+        if found.images.get(label.id, 1) == 0:
             problem = f"no readable images of this label in the `{name}` data."
             hint = "Add its images, or map a folder to it in `label_map`."
             yield doc.issue(("labels", i, "id"), problem, hint)

@@ -1,0 +1,355 @@
+"""Table data sources (parquet, Hugging Face datasets) and per-sample closed-VQA questions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from medbench.errors import DataError, Issue
+from medbench.loading import load_specs
+from medbench.plan import Plan, make_plan
+from tests.spec_tree import make_project
+
+IMAGE = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
+
+
+@pytest.fixture(autouse=True)
+def _home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MEDBENCH_HOME", str(tmp_path / "home"))
+
+
+def _images(project: Path) -> list[tuple[Path, str]]:
+    base = project / "data" / "sample" / "pneumonia_cxr"
+    return [(p, p.parent.name) for p in sorted(base.glob("*/*.jpg"))]
+
+
+def _rows(project: Path) -> list[dict[str, Any]]:
+    return [
+        {
+            "image": {"bytes": path.read_bytes(), "path": path.name},
+            "label": {"pneumonia": "PNEUMONIA", "normal": "NORMAL"}[label],
+            "name": path.relative_to(path.parent.parent).with_suffix("").as_posix(),
+            "patient": path.stem[:6],
+        }
+        for path, label in _images(project)
+    ]
+
+
+def _schema() -> pa.Schema:
+    return pa.schema(
+        [("image", IMAGE), ("label", pa.string()), ("name", pa.string()), ("patient", pa.string())]
+    )
+
+
+def _table_task(project: Path, source: str) -> None:
+    """The shipped pneumonia task with its `sample` source replaced by `source`."""
+    path = project / "specs" / "tasks" / "pneumonia_cxr.yaml"
+    text = path.read_text()
+    head, rest = text.split("  sample:\n", 1)
+    tail = rest[rest.index("  full:\n") :]
+    body = "".join(f"    {line}\n" for line in source.splitlines())
+    path.write_text(f"{head}  sample:\n{body}{tail}")
+
+
+MAPPED = """image_column: image
+label_column: label
+id_column: name
+label_map: {PNEUMONIA: pneumonia, NORMAL: normal}
+group: {column: patient}"""
+
+
+def _plan(project: Path) -> Plan:
+    return make_plan(load_specs(project / "specs"), "t", models_dir=project / "models")
+
+
+def _keys(plan: Plan) -> dict[tuple[str, str, str, str], str]:
+    return {(j.model, j.family, j.variant, j.sample): j.key for j in plan.jobs}
+
+
+def test_tables_parquet_source_gives_the_image_folder_cache_keys(tmp_path: Path) -> None:
+    project = make_project(tmp_path, limit_per_class=None)
+    folder_keys = _keys(_plan(project))
+    pq.write_table(
+        pa.Table.from_pylist(_rows(project), schema=_schema()), project / "data" / "t.parquet"
+    )
+    _table_task(project, f"format: parquet\npath: data/t.parquet\n{MAPPED}")
+    plan = _plan(project)
+    assert _keys(plan) == folder_keys and len(folder_keys) > 0
+    samples = plan.samples["pneumonia_cxr"]
+    assert {s.group for s in samples} == {r["patient"] for r in _rows(project)}
+    assert all(s.path.name == f"{s.sha256}.jpg" for s in samples)  # stored by content
+
+
+@pytest.mark.parametrize("layout", ["save_to_disk", "parquet_folder"])
+def test_tables_hf_local_dataset_gives_the_image_folder_cache_keys(
+    tmp_path: Path, layout: str
+) -> None:
+    import datasets
+
+    project = make_project(tmp_path, limit_per_class=None)
+    folder_keys = _keys(_plan(project))
+    rows = _rows(project)
+    features = datasets.Features(
+        {
+            "image": datasets.Image(),
+            "label": datasets.ClassLabel(names=["NORMAL", "PNEUMONIA"]),
+            "name": datasets.Value("string"),
+            "patient": datasets.Value("string"),
+        }
+    )
+    as_class = [{**r, "label": ["NORMAL", "PNEUMONIA"].index(r["label"])} for r in rows]
+    dataset = datasets.Dataset.from_list(as_class, features=features)
+    target = project / "data" / "ds"
+    if layout == "save_to_disk":
+        datasets.DatasetDict({"test": dataset}).save_to_disk(str(target))
+        extra = "split: test\n"
+    else:
+        target.mkdir(parents=True)
+        pq.write_table(pa.Table.from_pylist(rows, schema=_schema()), target / "test-0.parquet")
+        extra = ""
+    _table_task(project, f"format: hf\npath: data/ds\n{extra}{MAPPED}")
+    assert _keys(_plan(project)) == folder_keys
+
+
+def _issues(project: Path) -> list[str]:
+    from medbench.loading import check_data
+
+    issues: list[Issue] = check_data(load_specs(project / "specs"), None, ["pneumonia_cxr"])
+    return [str(i).replace(str(project) + "/", "") for i in issues]
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),  # (file, "field: problem")
+    [
+        (
+            {"label_column": "diagnosis"},
+            (
+                "specs/tasks/pneumonia_cxr.yaml:",
+                "data.sample.label_column: data/t.parquet: no column 'diagnosis'",
+            ),
+        ),
+        (
+            {"image_column": "name"},
+            (
+                "specs/tasks/pneumonia_cxr.yaml:",
+                "data.sample.image_column: "
+                "data/t.parquet: column 'name' holds string, expected an image",
+            ),
+        ),
+        (
+            {"label_map": "{PNEUMONIA: pneumonia}"},
+            (
+                "specs/tasks/pneumonia_cxr.yaml:",
+                "data.sample.label_column: "
+                "data/t.parquet: row 0: label 'NORMAL' is not a label of task 'pneumonia_cxr'",
+            ),
+        ),
+    ],
+    ids=["missing-column", "wrong-type", "unmapped-label"],
+)
+def test_tables_validate_locates_each_problem_at_its_field(
+    tmp_path: Path, change: dict[str, str], expected: tuple[str, str]
+) -> None:
+    project = make_project(tmp_path)
+    pq.write_table(
+        pa.Table.from_pylist(_rows(project), schema=_schema()), project / "data" / "t.parquet"
+    )
+    fields = dict(line.split(": ", 1) for line in MAPPED.splitlines()) | change
+    _table_task(
+        project,
+        "format: parquet\npath: data/t.parquet\n"
+        + "\n".join(f"{k}: {v}" for k, v in fields.items()),
+    )
+    found = _issues(project)
+    where, message = expected
+    assert len(found) == 1, found
+    assert found[0].startswith(where) and f" {message}" in found[0], found
+
+
+def test_tables_path_outside_the_data_root_is_refused(tmp_path: Path) -> None:
+    project = make_project(tmp_path)
+    outside = tmp_path / "elsewhere.parquet"
+    pq.write_table(pa.Table.from_pylist(_rows(project), schema=_schema()), outside)
+    (project / "data" / "link.parquet").symlink_to(outside)
+    _table_task(project, f"format: parquet\npath: data/link.parquet\n{MAPPED}")
+    from medbench.errors import SpecError
+
+    with pytest.raises(SpecError, match=r"data.sample.path: 'data/link.parquet' resolves outside"):
+        load_specs(project / "specs")
+
+
+def test_tables_hub_branch_offline_says_to_pin_a_sha(monkeypatch: pytest.MonkeyPatch) -> None:
+    from medbench.tables import resolve_dataset_revision
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    sha = "a" * 40
+    assert resolve_dataset_revision("org/ds", sha.upper()) == sha
+    with pytest.raises(DataError, match="Pin `revision` to the 40-character commit sha"):
+        resolve_dataset_revision("org/ds", "main")
+
+
+def test_tables_hub_source_needs_revision_and_split() -> None:
+    from pydantic import ValidationError
+
+    from medbench.specs import DataSourceSpec
+
+    with pytest.raises(ValidationError, match="needs a `revision` and a `split`"):
+        DataSourceSpec.model_validate(
+            {"format": "hf", "repo": "org/ds", "image_column": "i", "label_column": "l"}
+        )
+    with pytest.raises(ValidationError, match="not both"):
+        DataSourceSpec.model_validate(
+            {
+                "format": "hf",
+                "repo": "org/ds",
+                "revision": "main",
+                "split": "test",
+                "path": "data/x",
+                "image_column": "i",
+                "label_column": "l",
+            }
+        )
+
+
+# --- per-sample questions (closed VQA): the shipped medvqa suite on its sample tables ---
+
+
+def _vqa_project(tmp_path: Path, models: tuple[str, ...] = ("baseline-majority",)) -> Path:
+    import shutil
+
+    from tests.spec_tree import REPO
+
+    project = make_project(tmp_path, tasks=(), families=("closed_vqa",), models=models)
+    shutil.copytree(REPO / "data" / "sample" / "vqa", project / "data" / "sample" / "vqa")
+    suite = project / "specs" / "suites" / "t.yaml"
+    suite.write_text(
+        suite.read_text().replace("tasks: []", "tasks: [vqa_rad_yes_no, pmc_vqa_choice]")
+    )
+    return project
+
+
+def test_tables_per_sample_questions_render_in_every_prompt(tmp_path: Path) -> None:
+    plan = _vqa_project_plan(tmp_path)
+    mc = plan.samples["pmc_vqa_choice"][0]
+    assert len(mc.options) == 4 and not mc.options[0].startswith("A:")  # the letter is dropped
+    lettered = plan.prompt("closed_vqa", "lettered", "pmc_vqa_choice", mc.id).rendered
+    assert lettered.messages.text.startswith(mc.question or "?")
+    assert f"A. {mc.options[0]}" in lettered.messages.text
+    reversed_ = plan.prompt("closed_vqa", "reversed", "pmc_vqa_choice", mc.id).rendered
+    assert reversed_.options == mc.options[::-1]
+    yes_no = plan.samples["vqa_rad_yes_no"]
+    questions = {s.question for s in yes_no}
+    assert len(questions) > 1 and "What imaging modality is this?" not in questions  # skipped
+    texts = {
+        plan.prompt("closed_vqa", "plain", "vqa_rad_yes_no", s.id).rendered.messages.text
+        for s in yes_no
+    }
+    assert all(t.endswith("Answer with one of: yes, no.") for t in texts)
+    assert len(texts) == len(questions)
+    # the same image asked two questions: two jobs, two keys
+    keys = [j.key for j in plan.jobs if j.task == "vqa_rad_yes_no" and j.variant == "plain"]
+    assert len(set(keys)) == len(keys) == len(yes_no)
+
+
+def _vqa_project_plan(tmp_path: Path) -> Plan:
+    return _plan(_vqa_project(tmp_path))
+
+
+@pytest.mark.parametrize(
+    ("reply", "variant", "expected"),
+    [
+        ("B", "lettered", "b"),
+        ("The answer is (C).", "lettered", "c"),
+        ("{option}", "plain", "{letter}"),
+        ("I think it is {option}.", "reversed", "{letter}"),
+        ("I cannot tell from this image.", "plain", None),
+    ],
+)
+def test_tables_multiple_choice_reply_parses_to_its_options_letter(
+    tmp_path: Path, reply: str, variant: str, expected: str | None
+) -> None:
+    from medbench.scoring import parse_job_answer
+
+    project = _vqa_project(tmp_path)
+    specs = load_specs(project / "specs")
+    plan = _plan(project)
+    sample = plan.samples["pmc_vqa_choice"][1]
+    prompt = plan.prompt("closed_vqa", variant, "pmc_vqa_choice", sample.id)
+    letter = sample.label
+    option = sample.options["abcd".index(letter)]
+    _, parsed = parse_job_answer(
+        reply.format(option=option),
+        specs.tasks["pmc_vqa_choice"],
+        "label",
+        prompt.rendered.options,
+        prompt.rendered.lettered,
+        prompt.by_option,
+    )
+    assert parsed == (expected.format(letter=letter) if expected else None)
+
+
+def test_tables_vqa_suite_scores_and_verifies_its_records(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from medbench.cli import app
+    from medbench.records import read_answers_csv, verify_records
+    from tests.test_rederive import forge
+
+    project = _vqa_project(tmp_path, ("baseline-majority", "baseline-chance"))
+    monkeypatch.chdir(project)
+    monkeypatch.setenv("MEDBENCH_CACHE", str(tmp_path / "answers.sqlite"))
+    done = CliRunner().invoke(app, ["run", "specs", "--suite", "t"])
+    assert done.exit_code == 0, done.output
+    records = Path("results/t/leaderboard")
+    record = records / "t" / "baseline-chance.json"
+    answers = read_answers_csv((records / "t" / "baseline-chance.answers.csv.gz").read_bytes())
+    mc = answers[answers["task"] == "pmc_vqa_choice"]
+    assert set(mc["status"]) == {"answer"} and set(mc["parsed"]) <= set("abcd")
+    assert mc["truth"].isin(list("abcd")).all() and 0 < mc["correct"].mean() < 1
+    yn = answers[answers["task"] == "vqa_rad_yes_no"]
+    assert set(yn["truth"]) == {"yes", "no"}
+    specs = load_specs(Path("specs"))
+    assert verify_records(records, specs) == []
+
+    def edit(frame: Any) -> None:
+        wrong = frame.index[(frame["task"] == "pmc_vqa_choice") & ~frame["correct"]][0]
+        frame.loc[wrong, ["parsed", "correct"]] = [frame.loc[wrong, "truth"], True]
+
+    forge(edit, record)
+    found = verify_records(records, specs)
+    assert len(found) == 1 and "status/parsed: recorded answer" in found[0], found
+
+
+def test_tables_vqa_suite_refuses_stages_that_read_fixed_labels(tmp_path: Path) -> None:
+    from medbench.errors import SpecError
+
+    project = _vqa_project(tmp_path)
+    suite = project / "specs" / "suites" / "t.yaml"
+    suite.write_text(suite.read_text() + "likelihood: {}\nprobe: {}\n")
+    with pytest.raises(SpecError) as caught:
+        load_specs(project / "specs")
+    text = str(caught.value)
+    assert "specs/suites/t.yaml" in text and "likelihood: task 'vqa_rad_yes_no' asks" in text
+    assert "probe: task 'vqa_rad_yes_no' asks a question per sample" in text
+
+
+def test_tables_yes_no_family_cannot_ask_a_multiple_choice_task(tmp_path: Path) -> None:
+    from medbench.errors import SpecError
+
+    project = _vqa_project(tmp_path)
+    suite = project / "specs" / "suites" / "t.yaml"
+    suite.write_text(
+        suite.read_text().replace(
+            "prompt_families: [closed_vqa]", "prompt_families: [closed_vqa, finding_present]"
+        )
+    )
+    with pytest.raises(
+        SpecError, match="yes/no family 'finding_present' cannot ask multiple-choice"
+    ):
+        load_specs(project / "specs")
