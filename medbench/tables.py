@@ -283,6 +283,8 @@ class _Reader:
         if raw in self.source.exclude:
             return None
         label = self.source.label_map.get(raw, raw)
+        if self.task.answer_type == "yes_no":
+            label = label.lower()  # "Yes", "NO": yes/no answers are read case-blind
         if label in self.labels:
             return label
         if self.source.unlabelled == "skip":
