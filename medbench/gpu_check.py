@@ -91,14 +91,16 @@ def choose_models(specs: SpecSet, asked: Sequence[str], cache: Path) -> tuple[li
 
 
 def sample_requests(specs: SpecSet, images: int) -> list[Request]:
-    """`images` sample images spread over the tasks, each asked by two variants of the closed
-    family: the reference and one with a system prompt."""
+    """`images` sample images spread over the fixed-label tasks, each asked by two variants of
+    the closed family: the reference and one with a system prompt."""
     family = specs.families[FAMILY]
     reference = next(v for v in family.variants if v.id == family.reference)
     other = next((v for v in family.variants if v.system and v is not reference), None)
     variants = [reference, other or next(v for v in family.variants if v is not reference)]
-    per_task = {
-        t: load_samples(task, "sample", specs.root) for t, task in sorted(specs.tasks.items())
+    per_task = {  # the closed family asks fixed labels: closed-VQA tasks are not its to ask
+        t: load_samples(task, "sample", specs.root)
+        for t, task in sorted(specs.tasks.items())
+        if not task.per_sample
     }
     picked: list[tuple[str, Any]] = []
     depth = 0
