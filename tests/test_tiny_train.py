@@ -59,7 +59,7 @@ def test_training_examples_ask_every_sample_image_in_each_variant(specs: SpecSet
     examples = training_examples(specs, tiny)
     assert len(examples) == SAMPLE_IMAGES * len(tiny.train_variants)
     closed, finding = examples[:SAMPLE_IMAGES], examples[SAMPLE_IMAGES:]
-    names = {label.name for task in specs.tasks.values() for label in task.labels}
+    names = {label.name for t in tiny.train_tasks for label in specs.tasks[t].labels}
     assert {e.target for e in closed} == names
     assert {e.target for e in finding} == {"yes", "no"}
     assert all(len(e.messages.images) == 1 for e in examples)
@@ -237,12 +237,13 @@ def answers(specs: SpecSet, model: ModelSpec, folder: Path) -> tuple[Answers, An
     """Every sample image asked in every variant: parsed answers and the true answers."""
     from medbench.backends.hf import HFBackend
 
+    assert model.tiny is not None
     backend = HFBackend(model, BackendContext(device="cpu", batch_size=16, checkpoint_dir=folder))
     parsed: Answers = {}
     truth: Answers = {}
     try:
         for family in (specs.families["closed_diagnosis"], specs.families["finding_present"]):
-            for task in (specs.tasks[t] for t in sorted(specs.tasks)):
+            for task in (specs.tasks[t] for t in sorted(model.tiny.train_tasks)):
                 samples = load_samples(task, "sample", specs.root)
                 aliases = {label.name: label.aliases for label in task.labels}
                 for variant in family.variants:
