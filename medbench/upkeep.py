@@ -1,8 +1,9 @@
 """Looking after the answer cache: which rows today's specs still produce, and an export
 `medbench parse` reads.
 
-A row is in use when some suite's plan (its describe stage's diagnoses included) asks for its
-key. Suites that cannot be planned here (their data is absent, an endpoint would have to be asked
+A row is in use when some suite's plan (its describe stage's diagnoses and its likelihood stage's
+option scores included) asks for its key. Answers of an `audit-parse` judge come from no spec:
+they count as unused. Suites that cannot be planned here (their data is absent, an endpoint would have to be asked
 for its snapshot) are skipped, and every row of their models is kept, as are the rows of a
 model the plan cannot resolve (a revision offline, a missing checkpoint): nothing is pruned on
 a guess.
@@ -46,6 +47,7 @@ def _unpinned_endpoint(specs: SpecSet, models: list[str]) -> str | None:
 
 def usage(specs: SpecSet, cache: Cache, models_dir: Path) -> Usage:
     """Plan every suite (no model is loaded, no endpoint asked) and collect the keys it uses."""
+    from medbench.likelihood.jobs import likelihood_jobs
     from medbench.plan import attach_diagnoses, make_plan
 
     found = Usage()
@@ -66,6 +68,8 @@ def usage(specs: SpecSet, cache: Cache, models_dir: Path) -> Usage:
             found.kept_models.update(models)
             continue
         found.keys.update(job.key for job in plan.jobs)
+        if suite.likelihood is not None:
+            found.keys.update(job.key for job in likelihood_jobs(plan, specs)[0])
         # a model the plan could not resolve here (offline, missing checkpoint) keeps its rows
         found.kept_models.update(plan.unavailable)
     cache.flush_hashes()

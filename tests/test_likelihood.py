@@ -497,6 +497,9 @@ def test_run_command_computes_then_score_command_rereads_the_likelihood_stage(
         again.output
     )
     assert (project / "results/t/likelihood/calibration.csv").read_bytes() == first
+    pruned = CliRunner().invoke(app, ["cache", "prune", "--cache", str(cache), "--dry-run"])
+    assert pruned.exit_code == 0, pruned.output
+    assert pruned.stdout == "0 rows would be removed (dry run: nothing removed).\n"
 
 
 def test_likelihood_jobs_leave_out_image_variants(project: Path, tmp_path: Path) -> None:
