@@ -712,3 +712,20 @@ def test_ladder_keys_order_the_columns_by_rung_then_the_reading() -> None:
         "pixel_f1",
         "reading",
     ]
+
+
+def test_build_site_marks_records_made_with_older_specs(tmp_path: Path) -> None:
+    shutil.copytree(REPO / "specs", tmp_path / "specs")
+    current = tmp_path / "current"
+    build_site(REPO / "leaderboard", current, specs=load_specs(tmp_path / "specs"))
+    assert "made with older specs" not in (current / "index.html").read_text()
+    task = tmp_path / "specs" / "tasks" / "pneumonia_cxr.yaml"
+    task.write_text(task.read_text().replace("title: ", "title: Edited - ", 1))
+    edited = tmp_path / "edited"
+    build_site(REPO / "leaderboard", edited, specs=load_specs(tmp_path / "specs"))
+    assert "made with older specs" in (edited / "index.html").read_text()
+    page = (edited / "models" / "baseline-chance.html").read_text()
+    assert (
+        "<dt>Specs changed since</dt><dd>task/pneumonia_cxr (today&#39;s specs differ or are "
+        "gone)</dd>"
+    ) in page

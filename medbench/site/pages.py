@@ -35,6 +35,20 @@ from medbench.site.layout import (
 from medbench.site.likelihood import calibration_table, reliability_figures
 
 
+def stale_specs(record: Record, specs: SpecSet | None) -> tuple[str, ...]:
+    """The `kind/id` of the record's specs that differ from today's or are gone (none without
+    today's specs); `medbench verify` says the same, as notes or errors."""
+    if specs is None:
+        return ()
+    changed = []
+    for ref, sha in sorted(record.spec_hashes.items()):
+        kind, spec_id = ref.split("/", 1)
+        current = specs.files.get((kind, spec_id))
+        if current is None or current.sha256 != sha:
+            changed.append(ref)
+    return tuple(changed)
+
+
 class Site:
     """The output being assembled in memory (relative path -> bytes) and what pages share."""
 
@@ -59,6 +73,10 @@ class Site:
         self.flip_links: dict[tuple[str, str], list[tuple[str, str]]] = {}
         """(suite, model) -> (path from the root, text) of its flip viewers."""
         self.models = {r.model_id: r for r in records}
+        self.stale = {
+            (r.suite, r.model_id): changed for r in records if (changed := stale_specs(r, specs))
+        }
+        """(suite, model) -> the specs that changed since the record was made (or are gone)."""
         self.build_date = max((r.date for r in records), default="no records")
         self.files: dict[str, bytes] = {}
         self.env = Environment(
@@ -82,6 +100,7 @@ class Site:
     def badges(self, suite: str | None, model: str) -> tuple[str, ...]:
         record = self.models.get(model)
         found = ("test model",) if record is not None and record.test_model else ()
+        found += ("made with older specs",) if (suite, model) in self.stale else ()
         return found + (("local, unpublished",) if (suite, model) in self.local else ())
 
     def cell(self, col: Col, row: dict[str, Scalar], root: str, suite: str | None = None) -> Cell:
@@ -259,8 +278,13 @@ def _pairs(site: Site, name: str, root: str, suite: str, model: str | None = Non
     return site.table(name, root, caption, columns, data, row_task=True, suite=suite)
 
 
-def _provenance(record: Record) -> list[tuple[str, str]]:
+def _provenance(record: Record, stale: tuple[str, ...] = ()) -> list[tuple[str, str]]:
     env, images = record.environment, record.dataset.n_images
+    changed = (
+        [("Specs changed since", ", ".join(stale) + " (today's specs differ or are gone)")]
+        if stale
+        else []
+    )
     adapter = [("Adapter revision", record.adapter_revision)] if record.adapter_revision else []
     return [
         ("Revision", record.revision),
@@ -273,7 +297,8 @@ def _provenance(record: Record) -> list[tuple[str, str]]:
         ("Dataset fingerprint", record.dataset.fingerprint),
         (
             "medbench",
-            f"{record.medbench.version}, commit {record.medbench.git_commit or 'unknown'}",
+            f"{record.medbench.version}, commit {record.medbench.git_commit or 'unknown'}"
+            + (" (with uncommitted changes)" if record.medbench.git_dirty else ""),
         ),
         (
             "Environment",
@@ -282,6 +307,7 @@ def _provenance(record: Record) -> list[tuple[str, str]]:
             f"(driver {env.gpu_driver or '–'})",
         ),
         ("Spec hashes", "; ".join(f"{k} {v[:12]}" for k, v in sorted(record.spec_hashes.items()))),
+        *changed,
         ("Bootstrap", f"{record.layout.n_boot} resamples, seed {record.layout.seed}"),
     ]
 
@@ -391,7 +417,7 @@ def _model_section(site: Site, record: Record) -> Section:
             "colour is the true label, the marker shows right, wrong, refused or flipped answers"
         )
         maps.append((root + path, alt_map, site.task_title(task)))
-    section = Section(suite, tables, _provenance(record), root + chart, alt, record.test_model)
+    section = Section(suite, tables, _provenance(record, site.stale.get((suite, record.model_id), ())), root + chart, alt, record.test_model)
     links = [(root + path, text) for path, text in site.flip_links.get((suite, model), [])]
     return replace(
         section,
