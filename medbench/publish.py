@@ -154,6 +154,14 @@ def check_choice(
         raise RecordError(
             f"no answers of {', '.join(unknown)} in results/{suite} (models: {known})."
         )
+    specless = [m for m in chosen if m not in specs.models]
+    if specless:
+        raise RecordError(
+            f"{', '.join(specless)}: no model spec (an ad hoc `--model hf:REPO` run?): only a "
+            f"model with a spec in specs/models/, listed in suite {suite}, is published. Write "
+            "its spec and run the suite again (the cached answers are reused), or name the other "
+            "models with --model."
+        )
     tests = [m for m in chosen if specs.model(m).test_model]
     if tests and not allow_test_models:
         raise RecordError(

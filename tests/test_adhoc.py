@@ -92,3 +92,21 @@ def test_cli_plan_of_an_adhoc_model_counts_its_jobs(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     # 2 models x 4 images x 7 variants of the closed family
     assert result.output.endswith("0 cached; 56 distinct answers to compute.\n")
+
+
+def test_publish_refuses_an_adhoc_model_and_says_how_to_publish_it(tmp_path: Path) -> None:
+    import pandas as pd
+
+    from medbench.errors import RecordError
+    from medbench.publish import check_choice
+
+    specs = load_specs(make_project(tmp_path) / "specs")
+    answers = pd.DataFrame({"model": ["baseline-chance", "org--med"]})
+    message = (
+        "org--med: no model spec (an ad hoc `--model hf:REPO` run?): only a model with a spec in "
+        "specs/models/, listed in suite t, is published. Write its spec and run the suite again "
+        "(the cached answers are reused), or name the other models with --model."
+    )
+    with pytest.raises(RecordError, match=f"^{re.escape(message)}$"):
+        check_choice(specs, "t", ["baseline-chance", "org--med"], answers, [], tmp_path, False)
+    check_choice(specs, "t", ["baseline-chance"], answers, [], tmp_path, False)
