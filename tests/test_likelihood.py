@@ -26,7 +26,7 @@ from medbench.likelihood import (
     likelihood_jobs,
     run_likelihood_stage,
 )
-from medbench.likelihood.score import answers_frame
+from medbench.likelihood.score import answers_frame, moves, risk_coverage_curves
 from medbench.loading import load_specs
 from medbench.plan import make_plan
 from medbench.prompts import ImageRef, Messages
@@ -418,8 +418,13 @@ def test_likelihood_stage_scores_stores_and_a_cached_rerun_makes_no_forward_pass
         "items.csv",
         "moves.csv",
         "reliability",
+        "risk_coverage.csv",
         "scores.csv",
     ]
+    curves = pd.read_csv(folder / "risk_coverage.csv")
+    pooled_curve = curves[(curves["variant"] == "*") & (curves["pipeline"] == "likelihood/total")]
+    assert set(pooled_curve["family"]) == {"closed_diagnosis", "finding_present"}
+    assert (pooled_curve.groupby(["task", "family"])["coverage"].max() == 1.0).all()
     svg = (folder / "reliability" / "tiny-gemma3" / "pneumonia_cxr.svg").read_text()
     assert "<title>tiny-gemma3 on pneumonia_cxr: reliability of option probabilities" in svg
     calib = result.calibration
@@ -605,4 +610,90 @@ def test_likelihood_run_lines_say_which_requests_did_not_share_their_prefix() ->
     assert run.lines() == [
         "likelihood: 4 jobs planned: 0 cached, 4 ran, 0 failed, 3 forward passes.",
         "  m: 2 requests scored without a shared prefix: the model returned no KV cache.",
+    ]
+
+
+def _item(
+    sample: str, truth: int, probs: tuple[float, float], variant: str = "plain"
+) -> dict[str, Any]:
+    return {
+        "model": "m",
+        "task": "t",
+        "family": "f",
+        "variant": variant,
+        "sample": sample,
+        "label": ["a", "b"][truth],
+        "truth": ["a", "b"][truth],
+        "truth_option": truth,
+        "options": json.dumps(["a", "b"]),
+        "classes": json.dumps(["a", "b"]),
+        "total": json.dumps([float(np.log(p)) for p in probs]),
+        "mean": json.dumps([float(np.log(p)) for p in probs]),
+        "n_tokens": json.dumps([1, 1]),
+        "merged": False,
+        "group": None,
+    }
+
+
+def test_risk_coverage_curves_list_each_threshold_with_its_coverage_and_risk() -> None:
+    # right at 0.9, wrong at 0.8, right at 0.6
+    items = pd.DataFrame(
+        [_item("s1", 0, (0.9, 0.1)), _item("s2", 1, (0.8, 0.2)), _item("s3", 1, (0.4, 0.6))]
+    )
+    curves = risk_coverage_curves(items, "total")
+    assert sorted(set(curves["variant"])) == ["*", "plain"]
+    plain = curves[curves["variant"] == "plain"]
+    assert list(plain["pipeline"]) == ["likelihood/total"] * 3
+    np.testing.assert_allclose(plain["threshold"], [0.9, 0.8, 0.6], atol=1e-12)
+    np.testing.assert_allclose(plain["coverage"], [1 / 3, 2 / 3, 1.0], atol=1e-12)
+    np.testing.assert_allclose(plain["risk"], [0.0, 0.5, 1 / 3], atol=1e-12)
+    assert risk_coverage_curves(items.iloc[:0], "total").empty
+
+
+def test_moves_separate_a_moving_preference_from_a_moving_answer() -> None:
+    def said(sample: str, variant: str, status: str, parsed: str | None) -> dict[str, Any]:
+        return {
+            "model": "m",
+            "task": "t",
+            "family": "f",
+            "pipeline": "direct",
+            "variant": variant,
+            "sample": sample,
+            "status": status,
+            "parsed": parsed,
+        }
+
+    generated = pd.DataFrame(
+        [
+            said("s1", "a", "answer", "x"),  # the answer stays, the preference moves
+            said("s1", "b", "answer", "x"),
+            said("s2", "a", "answer", "x"),  # the answer moves (to a refusal), the preference stays
+            said("s2", "b", "refusal", None),
+            said("s3", "a", "answer", "y"),  # neither moves
+            said("s3", "b", "answer", "y"),
+            said("s4", "a", "answer", "x"),  # not asked under every variant: left out
+        ]
+    )
+    lk = [("s1", "a", "x"), ("s1", "b", "y"), ("s2", "a", "x"), ("s2", "b", "x")]
+    lk += [("s3", "a", "y"), ("s3", "b", "y"), ("s4", "a", "x"), ("s4", "b", "y")]
+    likelihood = pd.DataFrame(
+        [
+            {"model": "m", "task": "t", "family": "f", "pipeline": "likelihood/total"}
+            | {"sample": s, "variant": v, "parsed": p}
+            for s, v, p in lk
+        ]
+    )
+    row = moves(generated, likelihood).to_dict("records")
+    assert row == [
+        {
+            "model": "m",
+            "task": "t",
+            "family": "f",
+            "pipeline": "likelihood/total",
+            "n": 3,
+            "generated_flip_rate": 1 / 3,
+            "likelihood_flip_rate": 1 / 3,
+            "preference_moves_only": 1 / 3,
+            "answer_moves_only": 1 / 3,
+        }
     ]

@@ -211,6 +211,41 @@ def calibration(items: pd.DataFrame, norm: str) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=CALIBRATION_COLUMNS)
 
 
+RISK_COVERAGE_COLUMNS = [
+    "model",
+    "task",
+    "family",
+    "variant",
+    "pipeline",
+    "threshold",
+    "coverage",
+    "risk",
+]
+
+
+def risk_coverage_curves(items: pd.DataFrame, norm: str) -> pd.DataFrame:
+    """The risk-coverage curves whose areas `calibration` reports (`aurc`): per (model, task,
+    family, variant, or `*` over the family's variants), a point per distinct top-option
+    probability: answering only where it is at least `threshold` answers `coverage` of the
+    images, and `risk` of those answers are wrong."""
+    if items.empty:
+        return pd.DataFrame(columns=RISK_COVERAGE_COLUMNS)
+    frame = items.assign(_p=probabilities(items, norm))
+    rows = []
+    for (model, task, family), group in frame.groupby(["model", "task", "family"], sort=True):
+        parts = [(str(v), g) for v, g in group.groupby("variant", sort=True)] + [("*", group)]
+        for variant, part in parts:
+            curve = metrics.risk_coverage(
+                np.stack(list(part["_p"])), part["truth_option"].to_numpy(dtype=np.int64)
+            )
+            head = (model, task, family, variant, pipeline_name(norm))
+            rows.extend(
+                (*head, *point)
+                for point in zip(curve.thresholds, curve.coverage, curve.risk, strict=True)
+            )
+    return pd.DataFrame(rows, columns=RISK_COVERAGE_COLUMNS)
+
+
 def moves(generated: pd.DataFrame, likelihood: pd.DataFrame) -> pd.DataFrame:
     """Per (model, task, family): does the preference move with the wording when the generated
     answer does not, and vice versa? Shares of the images scored both ways under every variant."""

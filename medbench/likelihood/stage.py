@@ -1,5 +1,6 @@
 """The likelihood stage of a suite: compute the missing option likelihoods, score them, and
-write `results/<suite>/likelihood/` (items, scores, fragility, calibration, moves, diagrams)."""
+write `results/<suite>/likelihood/` (items, scores, fragility, calibration, risk-coverage
+curves, moves, diagrams)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from medbench.likelihood.score import (
     moves,
     pipeline_name,
     probabilities,
+    risk_coverage_curves,
 )
 from medbench.scoring import ScoreTables, ScoringLayout, score_answers
 from medbench.specs import LikelihoodStage
@@ -82,6 +84,8 @@ def run_likelihood_stage(
     _csv(tables.fragility, folder / "fragility.csv")
     _csv(calib, folder / "calibration.csv")
     _csv(moved, folder / "moves.csv")
+    curves = pd.concat([risk_coverage_curves(items, norm) for norm in NORMALISATIONS])
+    _csv(curves, folder / "risk_coverage.csv")
     _write_diagrams(items, stage.answer, folder / RELIABILITY)
     return LikelihoodResult(run, items, tables, calib, moved, stage.answer, left_out)
 
