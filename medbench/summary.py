@@ -136,3 +136,36 @@ def summary_lines(
     if len(direct) < len(rows):
         lines.append("+ a described pipeline: the model describes, a text model diagnoses")
     return lines + reliance_lines(models)
+
+
+LADDER_RUNGS = (
+    ("chance", ("chance_f1",)),
+    ("no image", ("no_image_f1",)),
+    ("answers", ("direct_f1_mean",)),
+    ("likelihood", ("likelihood_f1_mean",)),
+    ("described", ("described_f1",)),
+    ("probe", ("probe_vision_f1", "probe_projected_f1")),
+    ("pixels", ("pixel_f1",)),
+)
+"""The ladder's rungs in order, as the terminal names them, and the columns each reads (the
+best of them: the better of the two probes)."""
+
+
+def ladder_lines(ladder: pd.DataFrame) -> list[str]:
+    """Per probed model and task: every rung measured, in ladder order, and the reading. A rung
+    the suite did not measure (no `no_image` variant, no likelihood or describe stage) is left
+    out of the line."""
+    if ladder.empty:
+        return []
+    probed = ladder[
+        ladder.reindex(columns=["probe_vision_f1", "probe_projected_f1"]).notna().any(axis=1)
+    ]
+    lines = []
+    for row in probed.to_dict("records"):
+        rungs = []
+        for name, keys in LADDER_RUNGS:
+            values = [v for k in keys if (v := _value(row, k)) is not None]
+            if values:
+                rungs.append(f"{name} {max(values):.2f}")
+        lines.append(f"  {row['model']} / {row['task']}: {', '.join(rungs)}: {row['reading']}")
+    return lines

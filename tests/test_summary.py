@@ -95,3 +95,44 @@ def test_summary_lines_print_one_visual_reliance_line_per_measured_model() -> No
 def test_summary_lines_leave_out_visual_reliance_when_no_model_was_measured() -> None:
     models = pd.DataFrame([_model("m", "direct", 0.5, 0.4, 0.6, 0.1, 0.5)])
     assert not any("reliance" in line for line in summary_lines("q", models, pd.DataFrame(), set()))
+
+
+def test_ladder_lines_name_every_measured_rung_in_ladder_order() -> None:
+    from medbench.summary import ladder_lines
+
+    nan = float("nan")
+    ladder = pd.DataFrame(
+        [
+            {
+                "model": "m",
+                "task": "t",
+                "chance_f1": 0.5,
+                "no_image_f1": 0.31,
+                "direct_f1_mean": 0.4,
+                "likelihood_f1_mean": 0.8,
+                "described_f1": nan,
+                "probe_vision_f1": 0.9,
+                "probe_projected_f1": 0.95,
+                "pixel_f1": 0.7,
+                "reading": "the model prefers the right option but does not say it",
+            },
+            {
+                "model": "baseline",
+                "task": "t",
+                "chance_f1": 0.5,
+                "no_image_f1": nan,
+                "direct_f1_mean": 0.33,
+                "likelihood_f1_mean": nan,
+                "described_f1": nan,
+                "probe_vision_f1": nan,
+                "probe_projected_f1": nan,
+                "pixel_f1": 0.7,
+                "reading": "not probed",
+            },
+        ]
+    )
+    assert ladder_lines(ladder) == [
+        "  m / t: chance 0.50, no image 0.31, answers 0.40, likelihood 0.80, probe 0.95, "
+        "pixels 0.70: the model prefers the right option but does not say it"
+    ]
+    assert ladder_lines(ladder.iloc[:0]) == []

@@ -19,20 +19,14 @@ ResultsOpt = Annotated[Path, typer.Option("--results", help="Folder for score ou
 
 def print_ladder(ladder: Any, console: Console) -> None:
     """The knowledge ladder of each probed model and task, with its one-line reading."""
+    from medbench.summary import ladder_lines
 
-    def num(value: Any) -> str:
-        return "-" if value is None or value != value else f"{value:.2f}"
-
-    console.print("[bold]Knowledge ladder[/] (macro-F1: chance, answers, best probe, pixels)")
-    probed = ladder[ladder["probe_vision_f1"].notna() | ladder["probe_projected_f1"].notna()]
-    for row in probed.to_dict("records"):
-        probes = [row[k] for k in ("probe_vision_f1", "probe_projected_f1") if row[k] == row[k]]
-        console.print(
-            f"  {row['model']} / {row['task']}: chance {num(row['chance_f1'])}, "
-            f"answers {num(row['direct_f1_mean'])}, probe {num(max(probes))}, "
-            f"pixels {num(row['pixel_f1'])}: {row['reading']}",
-            highlight=False,
-        )
+    console.print(
+        "[bold]Knowledge ladder[/] (macro-F1, rung by rung: chance, no image, answers, "
+        "likelihood, described, best probe, pixels; a rung not measured is left out)"
+    )
+    for line in ladder_lines(ladder):
+        console.print(line, highlight=False, markup=False)
 
 
 def score_and_report(
