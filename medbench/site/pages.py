@@ -417,7 +417,14 @@ def _model_section(site: Site, record: Record) -> Section:
             "colour is the true label, the marker shows right, wrong, refused or flipped answers"
         )
         maps.append((root + path, alt_map, site.task_title(task)))
-    section = Section(suite, tables, _provenance(record, site.stale.get((suite, record.model_id), ())), root + chart, alt, record.test_model)
+    section = Section(
+        suite,
+        tables,
+        _provenance(record, site.stale.get((suite, record.model_id), ())),
+        root + chart,
+        alt,
+        record.test_model,
+    )
     links = [(root + path, text) for path, text in site.flip_links.get((suite, model), [])]
     return replace(
         section,
