@@ -91,7 +91,8 @@ def prune(
     ] = False,
 ) -> None:
     """Remove the rows no suite of the current specs produces (a changed prompt, a removed
-    model); suites that cannot be planned here keep all their models' rows."""
+    model); suites that cannot be planned here keep all their models' rows. Answers of an
+    `audit-parse` judge come from no suite: they are removed too (see --dry-run)."""
     from collections import Counter
 
     from medbench.home import models_dir
