@@ -256,6 +256,7 @@ def quickstart(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path,
     run = [sys.executable, "-m", "medbench", "run", "specs", "--suite", "quickstart"]
     done = subprocess.run(run, cwd=project, env=env, capture_output=True, text=True, timeout=3000)
     assert done.returncode == 0, done.stderr[-3000:]
+    (project / "run.out").write_text(done.stdout)
     shutil.move(project / "_site", project / "_site_run")
     build = [sys.executable, "-m", "medbench", "site", "build"]
     done = subprocess.run(build, cwd=project, env=env, capture_output=True, text=True, timeout=600)
@@ -266,6 +267,27 @@ def quickstart(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path,
     yield project, f"http://127.0.0.1:{server.server_address[1]}/"
     server.shutdown()
     server.server_close()
+
+
+@pytest.mark.slow
+def test_quickstart_run_prints_visual_reliance_zero_for_baselines_and_above_for_demo_models(
+    quickstart: tuple[Path, str],
+) -> None:
+    import pandas as pd
+
+    project, _ = quickstart
+    out = (project / "run.out").read_text()
+    assert "visual reliance: answers changed with no image / a blank image; F1 no image" in out
+    block = " ".join(out.split("visual reliance:", 1)[1].split())
+    for baseline in ("baseline-chance", "baseline-majority", "baseline-always-positive"):
+        assert f"{baseline}: no image 0.00 [0.00-0.00], blank 0.00 [0.00-0.00]," in block
+    for model in ("tiny-gemma3-general", "tiny-gemma3-med"):
+        assert f"{model}: no image 0." in block
+    reliance = pd.read_csv(project / "results/quickstart/reliance.csv")
+    by_model = reliance.groupby("model")["reliance_no_image"].mean()
+    assert (by_model[by_model.index.str.startswith("baseline-")] == 0).all()
+    # Measured: the demo models change about half their answers without the image.
+    assert by_model["tiny-gemma3-general"] > 0.2 and by_model["tiny-gemma3-med"] > 0.2
 
 
 @pytest.mark.slow
