@@ -161,7 +161,8 @@ def ladder_lines(ladder: pd.DataFrame) -> list[str]:
         ladder.reindex(columns=["probe_vision_f1", "probe_projected_f1"]).notna().any(axis=1)
     ]
     lines = []
-    for row in probed.to_dict("records"):
+    for record in probed.to_dict("records"):
+        row = {str(k): v for k, v in record.items()}
         rungs = []
         for name, keys in LADDER_RUNGS:
             values = [v for k in keys if (v := _value(row, k)) is not None]

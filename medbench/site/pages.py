@@ -99,7 +99,7 @@ class Site:
 
     def badges(self, suite: str | None, model: str) -> tuple[str, ...]:
         record = self.models.get(model)
-        found = ("test model",) if record is not None and record.test_model else ()
+        found: tuple[str, ...] = ("test model",) if record is not None and record.test_model else ()
         found += ("made with older specs",) if (suite, model) in self.stale else ()
         return found + (("local, unpublished",) if (suite, model) in self.local else ())
 
