@@ -3,7 +3,8 @@
 1. batched vs one-by-one generation, tiny LLaVA and tiny Gemma 3, 64 sample images;
 2. `run_plan` vs a bare loop calling `generate` on the same batches (decoding included);
 3. the whole `medbench run` command: warm rerun vs cold run (fresh cache) vs first run;
-4. make_plan + cache lookup on 1,000,000 synthetic jobs (see bench_plan.py).
+4. make_plan + cache lookup on 1,000,000 synthetic jobs (see bench_plan.py);
+5. (`--image-variants` only) a cold `medbench run` with and without the suite's image variants.
 
 Run: HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/bench_runner.py [--quick]
 """
@@ -199,6 +200,49 @@ def bench_warm_rerun(tmp: Path, suite: str, home: Path | None = None) -> None:
     )
 
 
+def bench_image_variants(tmp: Path, suite: str, home: Path | None = None) -> None:
+    """The cost of a suite's image variants: the whole cold `medbench run` (fresh cache, the
+    demo models already built) with the suite as shipped and with its `image_variants` cut,
+    alternated, best of two each."""
+    import subprocess
+
+    from ruamel.yaml import YAML
+
+    timings: dict[str, float] = {}
+    models_home = home or tmp / "home"
+    for name in ("with", "without"):
+        work = tmp / f"variants-{name}"
+        shutil.copytree(REPO / "specs", work / "specs")
+        shutil.copytree(REPO / "data" / "sample", work / "data" / "sample")
+        if name == "without":
+            path = work / "specs" / "suites" / f"{suite}.yaml"
+            yaml = YAML()
+            data = yaml.load(path)
+            data.pop("image_variants", None)
+            yaml.dump(data, path)
+    env = {**os.environ, "MEDBENCH_HOME": str(models_home), "HF_HUB_OFFLINE": "1"}
+    env["PYTHONPATH"] = str(REPO)
+    command = [sys.executable, "-m", "medbench", "run", "specs", "--suite", suite]
+    # alternate, each run on a fresh cache, and keep each side's best of two (a one-off cost,
+    # such as building a model or deriving the transformed images once, then counts for neither)
+    for attempt, name in enumerate(("with", "without", "with", "without")):
+        start = time.perf_counter()
+        subprocess.run(
+            [*command, "--cache", str(tmp / f"variants-{name}-{attempt}.sqlite")],
+            cwd=tmp / f"variants-{name}",
+            env=env,
+            check=True,
+            capture_output=True,
+        )
+        took = time.perf_counter() - start
+        timings[name] = min(timings.get(name, float("inf")), took)
+    print(
+        f"[5] medbench run --suite {suite}, cold (fresh cache, demo models built): without its "
+        f"image variants {timings['without']:.1f} s, with them {timings['with']:.1f} s: "
+        f"with/without {timings['with'] / timings['without']:.2f}"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--suite", default="quickstart")
@@ -207,6 +251,11 @@ def main() -> None:
     )
     parser.add_argument(
         "--only-rerun", action="store_true", help="Only the whole-command rerun benchmark [3]."
+    )
+    parser.add_argument(
+        "--image-variants",
+        action="store_true",
+        help="Only the cost of the suite's image variants on a cold run [5].",
     )
     parser.add_argument(
         "--home",
@@ -218,6 +267,9 @@ def main() -> None:
     torch.set_num_threads(1)
     tmp = Path(tempfile.mkdtemp(prefix="medbench-bench-"))
     try:
+        if args.image_variants:
+            bench_image_variants(tmp, args.suite, args.home)
+            return
         for model in ("tiny-llava", "tiny-gemma3") if not args.only_rerun else ():
             bench_generation(tmp, model)
         bench_warm_rerun(tmp, args.suite, args.home)
