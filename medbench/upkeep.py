@@ -3,10 +3,10 @@
 
 A row is in use when some suite's plan (its describe stage's diagnoses and its likelihood stage's
 option scores included) asks for its key. Answers of an `audit-parse` judge come from no spec:
-they count as unused. Suites that cannot be planned here (their data is absent, an endpoint would have to be asked
-for its snapshot) are skipped, and every row of their models is kept, as are the rows of a
-model the plan cannot resolve (a revision offline, a missing checkpoint): nothing is pruned on
-a guess.
+they count as unused. Suites that cannot be planned here (their data is absent, an endpoint
+would have to be asked for its snapshot) are skipped, and every row of their models is kept, as
+are the rows of a model the plan cannot resolve (a revision offline, a missing checkpoint):
+nothing is pruned on a guess.
 """
 
 from __future__ import annotations

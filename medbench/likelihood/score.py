@@ -231,7 +231,7 @@ def risk_coverage_curves(items: pd.DataFrame, norm: str) -> pd.DataFrame:
     if items.empty:
         return pd.DataFrame(columns=RISK_COVERAGE_COLUMNS)
     frame = items.assign(_p=probabilities(items, norm))
-    rows = []
+    rows: list[tuple[object, ...]] = []
     for (model, task, family), group in frame.groupby(["model", "task", "family"], sort=True):
         parts = [(str(v), g) for v, g in group.groupby("variant", sort=True)] + [("*", group)]
         for variant, part in parts:

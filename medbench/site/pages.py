@@ -99,7 +99,7 @@ class Site:
 
     def badges(self, suite: str | None, model: str) -> tuple[str, ...]:
         record = self.models.get(model)
-        found = ("test model",) if record is not None and record.test_model else ()
+        found: tuple[str, ...] = ("test model",) if record is not None and record.test_model else ()
         found += ("made with older specs",) if (suite, model) in self.stale else ()
         return found + (("local, unpublished",) if (suite, model) in self.local else ())
 
@@ -417,7 +417,14 @@ def _model_section(site: Site, record: Record) -> Section:
             "colour is the true label, the marker shows right, wrong, refused or flipped answers"
         )
         maps.append((root + path, alt_map, site.task_title(task)))
-    section = Section(suite, tables, _provenance(record, site.stale.get((suite, record.model_id), ())), root + chart, alt, record.test_model)
+    section = Section(
+        suite,
+        tables,
+        _provenance(record, site.stale.get((suite, record.model_id), ())),
+        root + chart,
+        alt,
+        record.test_model,
+    )
     links = [(root + path, text) for path, text in site.flip_links.get((suite, model), [])]
     return replace(
         section,
