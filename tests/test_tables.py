@@ -182,14 +182,72 @@ def test_tables_path_outside_the_data_root_is_refused(tmp_path: Path) -> None:
         load_specs(project / "specs")
 
 
-def test_tables_hub_branch_offline_says_to_pin_a_sha(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.fixture
+def hub_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty Hugging Face hub cache, the hub offline."""
+    from huggingface_hub import constants
+
+    cache = tmp_path / "hub"
+    cache.mkdir()
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    return cache
+
+
+def _dataset_ref(cache: Path, repo: str, revision: str, text: str) -> Path:
+    refs = cache / f"datasets--{repo.replace('/', '--')}" / "refs"
+    (refs / revision).parent.mkdir(parents=True, exist_ok=True)
+    (refs / revision).write_text(text)
+    return refs
+
+
+def test_tables_hub_branch_offline_without_local_copy_says_to_pin_a_sha(hub_cache: Path) -> None:
     from medbench.tables import resolve_dataset_revision
 
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     sha = "a" * 40
     assert resolve_dataset_revision("org/ds", sha.upper()) == sha
-    with pytest.raises(DataError, match="Pin `revision` to the 40-character commit sha"):
+    _dataset_ref(hub_cache, "org/other", "main", "b" * 40)  # another dataset's ref
+    with pytest.raises(DataError) as caught:
         resolve_dataset_revision("org/ds", "main")
+    assert str(caught.value) == (
+        "org/ds@main: cannot resolve the revision to a commit sha offline (no local copy). "
+        "Download the dataset first, or pin `revision` to the 40-character commit sha."
+    )
+
+
+def test_tables_hub_branch_offline_reads_the_local_cache_ref(hub_cache: Path) -> None:
+    from medbench.tables import resolve_dataset_revision
+
+    _dataset_ref(hub_cache, "org/ds", "main", "c" * 40 + "\n")
+    _dataset_ref(hub_cache, "org/ds", "release/v1", "d" * 40)
+    (hub_cache / "models--org--ds" / "refs").mkdir(parents=True)
+    (hub_cache / "models--org--ds" / "refs" / "main").write_text("e" * 40)  # a model's, not ours
+    assert resolve_dataset_revision("org/ds", "main") == "c" * 40
+    assert resolve_dataset_revision("org/ds", "release/v1") == "d" * 40
+
+
+def test_tables_hub_ref_outside_the_cache_refs_is_not_followed(
+    hub_cache: Path, tmp_path: Path
+) -> None:
+    from medbench.tables import resolve_dataset_revision
+
+    refs = _dataset_ref(hub_cache, "org/ds", "other", "c" * 40)
+    outside = tmp_path / "planted"
+    outside.write_text("f" * 40)
+    (refs / "main").symlink_to(outside)
+    with pytest.raises(DataError, match=r"^org/ds@main: cannot resolve the revision .* offline"):
+        resolve_dataset_revision("org/ds", "main")
+
+
+def test_tables_hub_ref_without_a_sha_is_refused(hub_cache: Path) -> None:
+    from medbench.tables import resolve_dataset_revision
+
+    refs = _dataset_ref(hub_cache, "org/ds", "main", "not a commit")
+    with pytest.raises(DataError) as caught:
+        resolve_dataset_revision("org/ds", "main")
+    assert str(caught.value) == (
+        f"org/ds@main: the Hugging Face cache's ref {refs / 'main'} does not hold a commit sha."
+    )
 
 
 def test_tables_hub_source_needs_revision_and_split() -> None:
