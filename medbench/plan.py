@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from medbench.backends.base import Request
 from medbench.cache import CACHE_FORMAT, canonical_json, content_key
-from medbench.data import Sample, load_samples, sha256_file
+from medbench.data import Sample, hub_revision, load_samples, sha256_file
 from medbench.errors import BackendError, DataError, MedbenchError
 from medbench.identity import ModelIdentity, resolve_identity
 from medbench.prompts import ImageRef, Messages, Rendered, SampleQuestion, render
@@ -110,6 +110,8 @@ class Plan:
     """Content key of a job whose image could not be read -> why (it fails without a model)."""
     images: dict[tuple[str, str, str], tuple[ImageRef, ...]] = field(default_factory=dict)
     """(task, sample, image variant) -> the images its jobs show instead of the sample's own."""
+    dataset_revisions: dict[str, str] = field(default_factory=dict)
+    """task -> the commit sha its Hub dataset was read at (tasks with Hub data only)."""
     _by_id: dict[tuple[str, str], Sample] = field(default_factory=dict, repr=False)
 
     def prompt(self, family: str, variant: str, task: str, sample: str) -> Prompt:
@@ -282,6 +284,9 @@ def make_plan(
     model_ids = sorted(_select(suite.models, models, "model", suite.id))
     task_ids = sorted(_select(suite.tasks, tasks, "task", suite.id))
     family_ids = sorted(suite.prompt_families)
+    revisions = {
+        t: sha for t in task_ids if (sha := hub_revision(specs.tasks[t], suite.data)) is not None
+    }
     samples = {
         t: limit_samples(
             load_samples(
@@ -291,6 +296,7 @@ def make_plan(
                 limit_per_class=suite.limit_per_class_of(t),
                 seed=suite.seed,
                 hasher=hasher,
+                revision=revisions.get(t),
             ),
             limit,
         )
@@ -346,6 +352,7 @@ def make_plan(
         own,
         models=model_ids,
         unavailable=unavailable,
+        dataset_revisions=revisions,
     )
     plan.unreadable.update(unreadable)
     if suite.image_variants:

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from medbench.data import Sample, fingerprint, load_samples, sha256_file
+from medbench.data import Sample, fingerprint, hub_revision, load_samples, sha256_file
 from medbench.errors import DataError
 from medbench.parsing import PARSER_VERSION
 from medbench.prompts import SampleQuestion, offered_options
@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from medbench.loading import SpecSet
     from medbench.records import Record, Scalar
     from medbench.scoring import ScoreTables
+    from medbench.specs import TaskSpec
 
 MAX_LISTED = 5
 """Mismatches listed per kind of check; the rest are counted."""
@@ -84,6 +85,15 @@ def _expected_parse(
     return result.status, parsed
 
 
+def _read_samples(task: TaskSpec, record: Record, specs: SpecSet) -> list[Sample]:
+    """A task's samples from the record's data source; a Hub dataset at the commit the record
+    names (resolved today for a record made before revisions were recorded)."""
+    source = record.dataset.source
+    recorded = (record.dataset.revisions or {}).get(task.id)
+    sha = hub_revision(task, source, recorded)
+    return load_samples(task, source, specs.root, hasher=lambda _: "", revision=sha)
+
+
 def _asked_samples(
     sidecar: str, record: Record, answers: pd.DataFrame, specs: SpecSet, notes: list[str]
 ) -> dict[str, dict[str, Sample]]:
@@ -96,7 +106,7 @@ def _asked_samples(
         if task is None or not task.per_sample or source not in task.data:
             continue
         try:
-            samples = load_samples(task, source, specs.root, hasher=lambda _: "")
+            samples = _read_samples(task, record, specs)
         except (DataError, OSError) as e:
             notes.append(f"{sidecar}: answers of task '{task_id}' not re-parsed: {e}")
             continue
@@ -172,7 +182,7 @@ def check_truth(
             out.notes.append(f"{sidecar}: truth of task '{task_id}' not checked: no {source} data")
             continue
         try:
-            samples = load_samples(task, source, specs.root, hasher=lambda _: "")
+            samples = _read_samples(task, record, specs)
         except (DataError, OSError) as e:
             out.notes.append(
                 f"{sidecar}: truth of task '{task_id}' not checked against its {source} data: {e}"

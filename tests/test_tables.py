@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -248,6 +249,73 @@ def test_tables_hub_ref_without_a_sha_is_refused(hub_cache: Path) -> None:
     assert str(caught.value) == (
         f"org/ds@main: the Hugging Face cache's ref {refs / 'main'} does not hold a commit sha."
     )
+
+
+def test_tables_hub_dataset_sha_is_planned_scored_recorded_and_shown(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, hub_cache: Path
+) -> None:
+    import datasets
+    from typer.testing import CliRunner
+
+    from medbench.cli import app
+    from medbench.records import read_record, verify_records
+    from medbench.scoring import make_layout
+    from medbench.site.pages import _provenance
+
+    project = make_project(tmp_path)
+    features = datasets.Features(
+        {
+            "image": datasets.Image(),
+            "label": datasets.Value("string"),
+            "name": datasets.Value("string"),
+            "patient": datasets.Value("string"),
+        }
+    )
+    hub = datasets.Dataset.from_list(_rows(project), features=features)
+    asked: list[tuple[str, str | None, str | None]] = []
+
+    def load_dataset(repo: str, revision: str | None = None, split: str | None = None) -> Any:
+        asked.append((repo, revision, split))
+        return hub
+
+    monkeypatch.setattr(datasets, "load_dataset", load_dataset)
+    sha, later = "c" * 40, "d" * 40
+    refs = _dataset_ref(hub_cache, "org/cxr", "main", sha)
+    _table_task(project, f"format: hf\nrepo: org/cxr\nrevision: main\nsplit: test\n{MAPPED}")
+    plan = _plan(project)
+    assert plan.dataset_revisions == {"pneumonia_cxr": sha}
+    assert set(asked) == {("org/cxr", sha, "test")}
+    specs = load_specs(project / "specs")
+    assert make_layout(specs, plan).to_json()["dataset_revisions"] == {"pneumonia_cxr": sha}
+
+    monkeypatch.chdir(project)
+    monkeypatch.setenv("MEDBENCH_CACHE", str(tmp_path / "answers.sqlite"))
+    done = CliRunner().invoke(app, ["run", "specs", "--suite", "t"])
+    assert done.exit_code == 0, done.output
+    layout = json.loads(Path("results/t/layout.json").read_text())
+    assert layout["dataset_revisions"] == {"pneumonia_cxr": sha}
+    records = Path("results/t/leaderboard")
+    raw = json.loads((records / "t" / "baseline-chance.json").read_text())
+    assert raw["dataset"]["revisions"] == {"pneumonia_cxr": sha}
+    assert "dataset_revisions" not in raw["layout"]  # recorded once, with the dataset
+    record = read_record(records / "t" / "baseline-chance.json")
+    assert ("Dataset revisions", f"pneumonia_cxr {sha}") in _provenance(record)
+    (refs / "main").write_text(later)  # the branch moved on: verify reads the recorded commit
+    asked.clear()
+    assert verify_records(records, specs) == []
+    assert {revision for _, revision, _ in asked} == {sha}
+
+
+def test_tables_shipped_records_without_hub_data_are_written_unchanged() -> None:
+    from medbench.records import read_record, record_json
+    from tests.spec_tree import REPO
+
+    shipped = sorted((REPO / "leaderboard").rglob("*.json"))
+    assert shipped
+    for path in shipped:
+        record = read_record(path)
+        assert record.dataset.revisions is None
+        assert record_json(record) == path.read_text(encoding="utf-8"), path  # no `revisions`
 
 
 def test_tables_hub_source_needs_revision_and_split() -> None:
