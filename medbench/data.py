@@ -234,6 +234,16 @@ def hub_revision(task: TaskSpec, source_name: str, recorded: str | None = None) 
     return resolve_dataset_revision(source.repo, source.revision)
 
 
+def read_samples(
+    task: TaskSpec, source_name: str, root: Path, recorded: str | None = None
+) -> list[Sample]:
+    """A task's samples, to check or show its answers by: image files are not hashed (their
+    `sha256` is empty; a table's images are hashed as they are read), and a Hub dataset is
+    read at `recorded` (the commit a run read it at), else at its revision resolved today."""
+    sha = hub_revision(task, source_name, recorded)
+    return load_samples(task, source_name, root, hasher=lambda _: "", revision=sha)
+
+
 def _table_samples(
     task: TaskSpec, source: DataSourceSpec, root: Path, limit_per_class: int | None, seed: int
 ) -> list[Sample]:

@@ -21,7 +21,7 @@ from medbench.cache import CACHE_FORMAT, canonical_json, content_key
 from medbench.data import Sample, hub_revision, load_samples, sha256_file
 from medbench.errors import BackendError, DataError, MedbenchError
 from medbench.identity import ModelIdentity, resolve_identity
-from medbench.prompts import ImageRef, Messages, Rendered, SampleQuestion, render
+from medbench.prompts import ImageRef, Messages, Rendered, asked_of, options_by_letter, render
 from medbench.specs import (
     OPTION_LETTERS,
     ORIGINAL_IMAGE,
@@ -251,11 +251,11 @@ def _sample_prompt(
 ) -> Prompt:
     """A sample's own prompt: its question, and for multiple choice its options, each option
     answering for the label of its letter (`a` for the first in the data's order)."""
-    asked = SampleQuestion(sample.question, sample.options)
+    asked = asked_of(task, sample)
     rendered = render(family, variant, task, (), asked=asked)
-    if not sample.options or family.answer != "label":
+    by_option = options_by_letter(asked, family.answer)
+    if not by_option:
         return Prompt(rendered, family.answer, positive, majority)
-    by_option = tuple(zip(sample.options, OPTION_LETTERS, strict=False))
     letters = Counter(s.label for s in samples)
     common = min(letters, key=lambda letter: (-letters[letter], letter))
     index = OPTION_LETTERS.index(common)

@@ -88,7 +88,7 @@ def dataset_info(
     """The fingerprint and image counts of exactly the images the answers are about, and the
     commit sha of each Hub dataset: the one the suite ran on (`revisions`, from its layout),
     else its revision resolved today."""
-    from medbench.data import fingerprint, hub_revision, load_samples, sha256_file
+    from medbench.data import fingerprint, hub_revision, read_samples, sha256_file
     from medbench.records import DatasetInfo
 
     kept, counts, read_at = [], {}, {}
@@ -96,7 +96,7 @@ def dataset_info(
         spec = specs.task(task)
         sha = hub_revision(spec, suite.data, revisions.get(task))
         wanted = set(answers.loc[answers["task"] == task, "sample"])
-        listed = load_samples(spec, suite.data, specs.root, hasher=lambda _: "", revision=sha)
+        listed = read_samples(spec, suite.data, specs.root, sha)
         found = [s for s in listed if s.id in wanted]
         lost = sorted(wanted - {s.id for s in found})
         if lost:

@@ -18,12 +18,11 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from medbench.data import Sample, fingerprint, hub_revision, load_samples, sha256_file
+from medbench.data import Sample, fingerprint, read_samples, sha256_file
 from medbench.errors import DataError
 from medbench.parsing import PARSER_VERSION
-from medbench.prompts import SampleQuestion, offered_options
+from medbench.prompts import asked_of, offered_options, options_by_letter
 from medbench.scoring import parse_job_answer
-from medbench.specs import OPTION_LETTERS
 
 if TYPE_CHECKING:
     from medbench.loading import SpecSet
@@ -72,13 +71,9 @@ def _expected_parse(
     family = specs.families[row.family]
     task = specs.tasks[row.task]
     variant = next(v for v in family.variants if v.id == row.variant)
-    question = SampleQuestion(asked.question, asked.options) if asked is not None else None
+    question = asked_of(task, asked)
     options = offered_options(task, variant, family, question)
-    by_option = (
-        tuple(zip(asked.options, OPTION_LETTERS, strict=False))
-        if asked is not None and asked.options and family.answer == "label"
-        else ()
-    )
+    by_option = options_by_letter(question, family.answer)
     result, parsed = parse_job_answer(
         row.text or "", task, family.answer, options, variant.lettered, by_option
     )
@@ -86,12 +81,9 @@ def _expected_parse(
 
 
 def _read_samples(task: TaskSpec, record: Record, specs: SpecSet) -> list[Sample]:
-    """A task's samples from the record's data source; a Hub dataset at the commit the record
-    names (resolved today for a record made before revisions were recorded)."""
-    source = record.dataset.source
+    """A task's samples from the record's data, a Hub dataset at the commit the record names."""
     recorded = (record.dataset.revisions or {}).get(task.id)
-    sha = hub_revision(task, source, recorded)
-    return load_samples(task, source, specs.root, hasher=lambda _: "", revision=sha)
+    return read_samples(task, record.dataset.source, specs.root, recorded)
 
 
 def _asked_samples(

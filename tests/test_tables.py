@@ -13,7 +13,7 @@ import pytest
 from medbench.errors import DataError, Issue
 from medbench.loading import load_specs
 from medbench.plan import Plan, make_plan
-from tests.spec_tree import make_project
+from tests.spec_tree import make_project, vqa_project
 
 IMAGE = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
 
@@ -344,20 +344,6 @@ def test_tables_hub_source_needs_revision_and_split() -> None:
 # --- per-sample questions (closed VQA): the shipped medvqa suite on its sample tables ---
 
 
-def _vqa_project(tmp_path: Path, models: tuple[str, ...] = ("baseline-majority",)) -> Path:
-    import shutil
-
-    from tests.spec_tree import REPO
-
-    project = make_project(tmp_path, tasks=(), families=("closed_vqa",), models=models)
-    shutil.copytree(REPO / "data" / "sample" / "vqa", project / "data" / "sample" / "vqa")
-    suite = project / "specs" / "suites" / "t.yaml"
-    suite.write_text(
-        suite.read_text().replace("tasks: []", "tasks: [vqa_rad_yes_no, pmc_vqa_choice]")
-    )
-    return project
-
-
 def test_tables_per_sample_questions_render_in_every_prompt(tmp_path: Path) -> None:
     plan = _vqa_project_plan(tmp_path)
     mc = plan.samples["pmc_vqa_choice"][0]
@@ -382,7 +368,7 @@ def test_tables_per_sample_questions_render_in_every_prompt(tmp_path: Path) -> N
 
 
 def _vqa_project_plan(tmp_path: Path) -> Plan:
-    return _plan(_vqa_project(tmp_path))
+    return _plan(vqa_project(tmp_path))
 
 
 @pytest.mark.parametrize(
@@ -400,7 +386,7 @@ def test_tables_multiple_choice_reply_parses_to_its_options_letter(
 ) -> None:
     from medbench.scoring import parse_job_answer
 
-    project = _vqa_project(tmp_path)
+    project = vqa_project(tmp_path)
     specs = load_specs(project / "specs")
     plan = _plan(project)
     sample = plan.samples["pmc_vqa_choice"][1]
@@ -427,7 +413,7 @@ def test_tables_vqa_suite_scores_and_verifies_its_records(
     from medbench.records import read_answers_csv, verify_records
     from tests.test_rederive import forge
 
-    project = _vqa_project(tmp_path, ("baseline-majority", "baseline-chance"))
+    project = vqa_project(tmp_path, ("baseline-majority", "baseline-chance"))
     monkeypatch.chdir(project)
     monkeypatch.setenv("MEDBENCH_CACHE", str(tmp_path / "answers.sqlite"))
     done = CliRunner().invoke(app, ["run", "specs", "--suite", "t"])
@@ -455,7 +441,7 @@ def test_tables_vqa_suite_scores_and_verifies_its_records(
 def test_tables_vqa_suite_refuses_stages_that_read_fixed_labels(tmp_path: Path) -> None:
     from medbench.errors import SpecError
 
-    project = _vqa_project(tmp_path)
+    project = vqa_project(tmp_path)
     suite = project / "specs" / "suites" / "t.yaml"
     suite.write_text(suite.read_text() + "likelihood: {}\nprobe: {}\n")
     with pytest.raises(SpecError) as caught:
@@ -468,7 +454,7 @@ def test_tables_vqa_suite_refuses_stages_that_read_fixed_labels(tmp_path: Path) 
 def test_tables_yes_no_family_cannot_ask_a_multiple_choice_task(tmp_path: Path) -> None:
     from medbench.errors import SpecError
 
-    project = _vqa_project(tmp_path)
+    project = vqa_project(tmp_path)
     suite = project / "specs" / "suites" / "t.yaml"
     suite.write_text(
         suite.read_text().replace(
