@@ -337,7 +337,9 @@ class _Reader:
             return None
         text = str(columns[column][i] or "").strip()
         if not text or len(text) > MAX_QUESTION:
-            raise ColumnError(f"{at}: needs a question of 1 to {MAX_QUESTION} characters.", column)
+            raise ColumnError(
+                f"{at}: needs a question of 1 to {MAX_QUESTION} characters.", "question_column"
+            )
         return text
 
     def _id(self, columns: dict[str, list[Any]], i: int, index: int, at: str) -> str:

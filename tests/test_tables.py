@@ -438,6 +438,25 @@ def test_tables_vqa_suite_scores_and_verifies_its_records(
     assert len(found) == 1 and "status/parsed: recorded answer" in found[0], found
 
 
+def test_tables_empty_question_is_located_at_the_question_column(tmp_path: Path) -> None:
+    from medbench.loading import check_data
+
+    project = vqa_project(tmp_path)
+    path = project / "data" / "sample" / "vqa" / "vqa_rad_test.parquet"
+    table = pq.read_table(path)
+    questions = table.column("question").to_pylist()
+    questions[2] = "   "
+    table = table.set_column(table.schema.get_field_index("question"), "question", [questions])
+    pq.write_table(table, path)
+    found = check_data(load_specs(project / "specs"), None, ["vqa_rad_yes_no"])
+    assert len(found) == 1, found
+    assert found[0].path.endswith("specs/tasks/vqa_rad_yes_no.yaml")
+    assert (found[0].field, found[0].problem) == (
+        "data.sample.question_column",
+        f"{path}: row 2: needs a question of 1 to 2000 characters.",
+    )
+
+
 def test_tables_vqa_suite_refuses_stages_that_read_fixed_labels(tmp_path: Path) -> None:
     from medbench.errors import SpecError
 
