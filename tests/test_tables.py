@@ -438,6 +438,105 @@ def test_tables_vqa_suite_scores_and_verifies_its_records(
     assert len(found) == 1 and "status/parsed: recorded answer" in found[0], found
 
 
+COLUMNS_SOURCE = """    path: data/sample/vqa/pmc_vqa_test.parquet
+    image_column: image
+    question_column: question
+    options_columns: [choice a, choice b, choice c, choice d]
+    label_column: answer label
+"""
+
+
+def _list_options_source(project: Path, options_column: str = "options") -> None:
+    """The PMC-VQA sample rewritten with its options in one list column (without their `A:`
+    letters) and its answer as the correct option's text, read through `options_column`."""
+    vqa = project / "data" / "sample" / "vqa"
+    table = pq.read_table(vqa / "pmc_vqa_test.parquet")
+    choices = zip(*(table.column(f"choice {c}").to_pylist() for c in "abcd"), strict=True)
+    options = [[c.split(":", 1)[1] for c in row] for row in choices]
+    listed = pa.table(
+        {
+            "image": table.column("image"),
+            "question": table.column("question"),
+            "answer": table.column("answer"),
+            "options": pa.array(options, pa.list_(pa.string())),
+        }
+    )
+    pq.write_table(listed, vqa / "pmc_list.parquet")
+    task = project / "specs" / "tasks" / "pmc_vqa_choice.yaml"
+    text = task.read_text()
+    assert COLUMNS_SOURCE in text
+    task.write_text(
+        text.replace(
+            COLUMNS_SOURCE,
+            "    path: data/sample/vqa/pmc_list.parquet\n    image_column: image\n"
+            f"    question_column: question\n    options_column: {options_column}\n"
+            "    label_column: answer\n",
+        )
+    )
+
+
+def test_tables_options_column_renders_parses_and_scores_like_options_columns(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from medbench.cli import app
+    from medbench.records import read_answers_csv, verify_records
+    from medbench.scoring import parse_job_answer
+
+    project = vqa_project(tmp_path, ("baseline-majority", "baseline-chance"))
+    by_columns = _plan(project)
+    _list_options_source(project)
+    plan = _plan(project)
+    samples = plan.samples["pmc_vqa_choice"]
+    assert [(s.id, s.question, s.options, s.label) for s in samples] == [
+        (s.id, s.question, s.options, s.label) for s in by_columns.samples["pmc_vqa_choice"]
+    ]
+    assert _keys(plan) == _keys(by_columns)  # the same prompts about the same images
+    sample = samples[0]
+    lettered = plan.prompt("closed_vqa", "lettered", "pmc_vqa_choice", sample.id)
+    assert lettered.rendered.messages.text.startswith(sample.question or "?")
+    assert f"A. {sample.options[0]}\nB. {sample.options[1]}" in lettered.rendered.messages.text
+    specs = load_specs(project / "specs")
+    right = sample.options["abcd".index(sample.label)]
+    reversed_ = plan.prompt("closed_vqa", "reversed", "pmc_vqa_choice", sample.id)
+    _, parsed = parse_job_answer(
+        f"It is {right}.",
+        specs.tasks["pmc_vqa_choice"],
+        "label",
+        reversed_.rendered.options,
+        reversed_.rendered.lettered,
+        reversed_.by_option,
+    )
+    assert parsed == sample.label
+
+    monkeypatch.chdir(project)
+    monkeypatch.setenv("MEDBENCH_CACHE", str(tmp_path / "answers.sqlite"))
+    done = CliRunner().invoke(app, ["run", "specs", "--suite", "t"])
+    assert done.exit_code == 0, done.output
+    records = Path("results/t/leaderboard")
+    answers = read_answers_csv((records / "t" / "baseline-chance.answers.csv.gz").read_bytes())
+    mc = answers[answers["task"] == "pmc_vqa_choice"]
+    assert (
+        set(mc["truth"]) <= set("abcd") and (mc["correct"] == (mc["parsed"] == mc["truth"])).all()
+    )
+    assert verify_records(records, load_specs(Path("specs"))) == []
+
+
+def test_tables_options_column_that_is_not_a_list_is_located(tmp_path: Path) -> None:
+    from medbench.loading import check_data
+
+    project = vqa_project(tmp_path)
+    _list_options_source(project, options_column="question")
+    found = check_data(load_specs(project / "specs"), None, ["pmc_vqa_choice"])
+    assert len(found) == 1, found
+    path = project / "data" / "sample" / "vqa" / "pmc_list.parquet"
+    assert (found[0].field, found[0].problem) == (
+        "data.sample.options_column",
+        f"{path}: column 'question' holds string, expected a list of strings.",
+    )
+
+
 def test_tables_empty_question_is_located_at_the_question_column(tmp_path: Path) -> None:
     from medbench.loading import check_data
 
