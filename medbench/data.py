@@ -187,12 +187,18 @@ def load_samples(
     limit_per_class: int | None = None,
     seed: int = 0,
     hasher: Hasher = sha256_file,
+    revision: str | None = None,
 ) -> list[Sample]:
-    """Read a task's data source into samples, sorted by id, each with its image hash."""
+    """Read a task's data source into samples, sorted by id, each with its image hash.
+
+    `revision` is the commit sha a Hub dataset is read at in place of its spec's `revision`
+    (one resolved or recorded before, see `hub_revision`); other sources ignore it."""
     source = task.data.get(source_name)  # type: ignore[call-overload]
     if source is None:
         raise DataError(f"task {task.id!r} has no {source_name!r} data source.")
     if source.format in TABLE_FORMATS:
+        if source.repo is not None and revision is not None:
+            source = source.model_copy(update={"revision": revision})
         return _table_samples(task, source, root, limit_per_class, seed)
     assert source.path is not None
     base = resolve_data_path(source.path, root)
@@ -212,6 +218,30 @@ def load_samples(
     return [
         _sample(sample_id, path, label, hasher, group) for sample_id, path, label, group in rows
     ]
+
+
+def hub_revision(task: TaskSpec, source_name: str, recorded: str | None = None) -> str | None:
+    """The commit sha a task's Hub dataset is read at: `recorded` (the sha a run read it at),
+    else its `revision` resolved (asked of the hub, or offline read from the local cache);
+    None where the data is not on the Hub."""
+    source = task.data.get(source_name)  # type: ignore[call-overload]
+    if source is None or source.repo is None or source.revision is None:
+        return None
+    if recorded is not None:
+        return recorded
+    from medbench.tables import resolve_dataset_revision
+
+    return resolve_dataset_revision(source.repo, source.revision)
+
+
+def read_samples(
+    task: TaskSpec, source_name: str, root: Path, recorded: str | None = None
+) -> list[Sample]:
+    """A task's samples, to check or show its answers by: image files are not hashed (their
+    `sha256` is empty; a table's images are hashed as they are read), and a Hub dataset is
+    read at `recorded` (the commit a run read it at), else at its revision resolved today."""
+    sha = hub_revision(task, source_name, recorded)
+    return load_samples(task, source_name, root, hasher=lambda _: "", revision=sha)
 
 
 def _table_samples(

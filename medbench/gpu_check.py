@@ -22,7 +22,8 @@ from medbench.backends.base import BackendContext, Request
 from medbench.cache import default_cache_path
 from medbench.data import load_samples
 from medbench.errors import MedbenchError
-from medbench.identity import hf_cache_dir, resolve_identity
+from medbench.hubcache import hf_cache_dir
+from medbench.identity import resolve_identity
 from medbench.loading import SpecSet, load_specs
 from medbench.prompts import ImageRef, Messages, render
 from medbench.specs import ModelSpec

@@ -7,8 +7,6 @@ or read from the local Hugging Face cache when the hub is offline (HF_HUB_OFFLIN
 from __future__ import annotations
 
 import hashlib
-import os
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from importlib import metadata
@@ -18,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from medbench.cache import canonical_json
 from medbench.data import confine, data_root, resolve_data_path, sha256_file
 from medbench.errors import BackendError
+from medbench.hubcache import SHA_RE, hub_offline, local_ref
 from medbench.specs import ModelSpec, check_revision
 from medbench.tiny.train import TrainingData, training_data
 
@@ -27,7 +26,6 @@ if TYPE_CHECKING:
 
 TINY_RECIPE_VERSION = 1
 """Bump when the tiny-model builder changes what it writes for the same spec."""
-SHA_RE = re.compile(r"^[0-9a-f]{40}$")
 CHECKPOINT_SUFFIXES = (".json", ".safetensors", ".bin", ".model", ".txt", ".jinja", ".py")
 
 
@@ -76,36 +74,6 @@ def _version(package: str) -> str:
         return "absent"
 
 
-def hf_cache_dir() -> Path:
-    """The Hugging Face hub cache folder, as huggingface_hub chose it (HF_HUB_CACHE, HF_HOME,
-    XDG_CACHE_HOME, in its order of precedence)."""
-    from huggingface_hub import constants
-
-    return Path(constants.HF_HUB_CACHE)
-
-
-def hub_offline() -> bool:
-    """Whether the hub may not be contacted (HF_HUB_OFFLINE, in every spelling the hub reads)."""
-    from huggingface_hub import constants
-
-    return bool(constants.HF_HUB_OFFLINE)
-
-
-def _local_ref(repo: str, revision: str) -> str | None:
-    """The commit sha the local cache's `refs/<revision>` names; a ref outside `refs/` (a
-    link) is ignored and one that does not hold a sha is refused."""
-    refs = hf_cache_dir() / f"models--{repo.replace('/', '--')}" / "refs"
-    ref = refs / revision
-    if not ref.is_file() or not os.path.realpath(ref).startswith(os.path.realpath(refs) + os.sep):
-        return None
-    cached = ref.read_text(encoding="utf-8", errors="replace")[:100].strip()
-    if not SHA_RE.match(cached):
-        raise BackendError(
-            f"{repo}@{revision}: the Hugging Face cache's ref {ref} does not hold a commit sha."
-        )
-    return cached
-
-
 def resolve_hub_revision(repo: str, revision: str) -> str:
     """A repository revision as a commit sha: pinned, asked of the hub, or (offline only) read
     from the local cache.
@@ -120,7 +88,7 @@ def resolve_hub_revision(repo: str, revision: str) -> str:
     except ValueError as e:
         raise BackendError(f"{repo}@{revision[:60]}: {e}.") from e
     if hub_offline():
-        local = _local_ref(repo, revision)
+        local = local_ref(repo, revision, "model", BackendError)
         if local is None:
             raise BackendError(
                 f"{repo}@{revision}: cannot resolve the revision offline (no local copy). "
@@ -134,7 +102,7 @@ def resolve_hub_revision(repo: str, revision: str) -> str:
     except Exception as e:  # any hub failure: network, auth, missing repo
         local_hint = (
             " or set HF_HUB_OFFLINE=1 to use the copy in the local cache"
-            if _local_ref(repo, revision)
+            if local_ref(repo, revision, "model", BackendError)
             else ""
         )
         raise BackendError(

@@ -18,10 +18,10 @@ from typing import TYPE_CHECKING, Any
 
 from medbench.backends.base import Request
 from medbench.cache import CACHE_FORMAT, canonical_json, content_key
-from medbench.data import Sample, load_samples, sha256_file
+from medbench.data import Sample, hub_revision, load_samples, sha256_file
 from medbench.errors import BackendError, DataError, MedbenchError
 from medbench.identity import ModelIdentity, resolve_identity
-from medbench.prompts import ImageRef, Messages, Rendered, SampleQuestion, render
+from medbench.prompts import ImageRef, Messages, Rendered, asked_of, options_by_letter, render
 from medbench.specs import (
     OPTION_LETTERS,
     ORIGINAL_IMAGE,
@@ -110,6 +110,8 @@ class Plan:
     """Content key of a job whose image could not be read -> why (it fails without a model)."""
     images: dict[tuple[str, str, str], tuple[ImageRef, ...]] = field(default_factory=dict)
     """(task, sample, image variant) -> the images its jobs show instead of the sample's own."""
+    dataset_revisions: dict[str, str] = field(default_factory=dict)
+    """task -> the commit sha its Hub dataset was read at (tasks with Hub data only)."""
     _by_id: dict[tuple[str, str], Sample] = field(default_factory=dict, repr=False)
 
     def prompt(self, family: str, variant: str, task: str, sample: str) -> Prompt:
@@ -249,11 +251,11 @@ def _sample_prompt(
 ) -> Prompt:
     """A sample's own prompt: its question, and for multiple choice its options, each option
     answering for the label of its letter (`a` for the first in the data's order)."""
-    asked = SampleQuestion(sample.question, sample.options)
+    asked = asked_of(task, sample)
     rendered = render(family, variant, task, (), asked=asked)
-    if not sample.options or family.answer != "label":
+    by_option = options_by_letter(asked, family.answer)
+    if not by_option:
         return Prompt(rendered, family.answer, positive, majority)
-    by_option = tuple(zip(sample.options, OPTION_LETTERS, strict=False))
     letters = Counter(s.label for s in samples)
     common = min(letters, key=lambda letter: (-letters[letter], letter))
     index = OPTION_LETTERS.index(common)
@@ -282,6 +284,9 @@ def make_plan(
     model_ids = sorted(_select(suite.models, models, "model", suite.id))
     task_ids = sorted(_select(suite.tasks, tasks, "task", suite.id))
     family_ids = sorted(suite.prompt_families)
+    revisions = {
+        t: sha for t in task_ids if (sha := hub_revision(specs.tasks[t], suite.data)) is not None
+    }
     samples = {
         t: limit_samples(
             load_samples(
@@ -291,6 +296,7 @@ def make_plan(
                 limit_per_class=suite.limit_per_class_of(t),
                 seed=suite.seed,
                 hasher=hasher,
+                revision=revisions.get(t),
             ),
             limit,
         )
@@ -346,6 +352,7 @@ def make_plan(
         own,
         models=model_ids,
         unavailable=unavailable,
+        dataset_revisions=revisions,
     )
     plan.unreadable.update(unreadable)
     if suite.image_variants:

@@ -5,12 +5,15 @@ from __future__ import annotations
 import string
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from jinja2 import TemplateError
 
 from medbench.sandbox import MAX_RENDERED, PromptEnvironment, new_environment, render_bounded
-from medbench.specs import PromptFamilySpec, TaskSpec, VariantSpec
+from medbench.specs import OPTION_LETTERS, PromptFamilySpec, TaskSpec, VariantSpec
+
+if TYPE_CHECKING:
+    from medbench.data import Sample
 
 TEMPLATE_VARIABLES = (
     "question",
@@ -37,6 +40,22 @@ class SampleQuestion:
 
     question: str | None
     options: tuple[str, ...] = ()
+
+
+def asked_of(task: TaskSpec, sample: Sample | None) -> SampleQuestion | None:
+    """What a sample is asked where its task reads a question or options per sample (closed
+    VQA): its own question and options; None where the task's question is asked."""
+    if sample is None or not task.per_sample:
+        return None
+    return SampleQuestion(sample.question, sample.options)
+
+
+def options_by_letter(asked: SampleQuestion | None, answer: str) -> tuple[tuple[str, str], ...]:
+    """For a multiple-choice sample asked by a `label` family: each of its options with the
+    label id of its letter (`a` for the first, in the data's order); empty otherwise."""
+    if asked is None or not asked.options or answer != "label":
+        return ()
+    return tuple(zip(asked.options, OPTION_LETTERS, strict=False))
 
 
 @dataclass(frozen=True)
@@ -161,8 +180,10 @@ __all__ = [
     "Rendered",
     "SampleQuestion",
     "TemplateError",
+    "asked_of",
     "environment",
     "offered_options",
+    "options_by_letter",
     "render",
     "render_text",
     "template_context",

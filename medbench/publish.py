@@ -82,15 +82,21 @@ def likelihood_items(folder: Path) -> pd.DataFrame | None:
     return pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
 
 
-def dataset_info(specs: SpecSet, suite: SuiteSpec, answers: pd.DataFrame) -> DatasetInfo:
-    """The fingerprint and image counts of exactly the images the answers are about."""
-    from medbench.data import fingerprint, load_samples, sha256_file
+def dataset_info(
+    specs: SpecSet, suite: SuiteSpec, answers: pd.DataFrame, revisions: dict[str, str]
+) -> DatasetInfo:
+    """The fingerprint and image counts of exactly the images the answers are about, and the
+    commit sha of each Hub dataset: the one the suite ran on (`revisions`, from its layout),
+    else its revision resolved today."""
+    from medbench.data import fingerprint, hub_revision, read_samples, sha256_file
     from medbench.records import DatasetInfo
 
-    kept, counts = [], {}
+    kept, counts, read_at = [], {}, {}
     for task in sorted(set(answers["task"])):
+        spec = specs.task(task)
+        sha = hub_revision(spec, suite.data, revisions.get(task))
         wanted = set(answers.loc[answers["task"] == task, "sample"])
-        listed = load_samples(specs.task(task), suite.data, specs.root, hasher=lambda _: "")
+        listed = read_samples(spec, suite.data, specs.root, sha)
         found = [s for s in listed if s.id in wanted]
         lost = sorted(wanted - {s.id for s in found})
         if lost:
@@ -100,7 +106,14 @@ def dataset_info(specs: SpecSet, suite: SuiteSpec, answers: pd.DataFrame) -> Dat
             )
         kept += [replace(s, sha256=sha256_file(s.path)) for s in found]
         counts[task] = len(found)
-    return DatasetInfo(source=suite.data, fingerprint=fingerprint(kept), n_images=counts)
+        if sha is not None:
+            read_at[task] = sha
+    return DatasetInfo(
+        source=suite.data,
+        fingerprint=fingerprint(kept),
+        n_images=counts,
+        revisions=read_at or None,
+    )
 
 
 def task_info(specs: SpecSet, suite: SuiteSpec, tasks: list[str]) -> dict[str, TaskInfo]:
@@ -218,7 +231,7 @@ def publish_results(
     # Score exactly what the sidecars will hold, so that `verify` re-derives the same numbers.
     rows = read_answers_csv(answers_csv(answers[answers["model"].isin(set(chosen) | bases)]))
     tables = score_answers(rows, layout)
-    dataset = dataset_info(specs, suite_spec, answers)
+    dataset = dataset_info(specs, suite_spec, answers, layout.dataset_revisions)
     tasks = task_info(specs, suite_spec, sorted(set(answers["task"])))
     built = models_dir or shared_models_dir()
     items = likelihood_items(folder)

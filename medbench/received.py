@@ -13,12 +13,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from medbench.backends.base import BackendContext
-from medbench.data import sha256_file
+from medbench.data import Sample, read_samples, sha256_file
 from medbench.errors import MedbenchError
 from medbench.identity import resolve_identity
-from medbench.loading import SpecSet
-from medbench.prompts import ImageRef, Messages, render
-from medbench.specs import ModelSpec, PromptFamilySpec, SuiteSpec, VariantSpec
+from medbench.loading import SpecSet, suggest
+from medbench.prompts import ImageRef, Messages, asked_of, render
+from medbench.specs import ModelSpec, PromptFamilySpec, SuiteSpec, TaskSpec, VariantSpec
 
 IMAGE_PLACEHOLDER = ImageRef("<image>", "0" * 64)
 """The one image of a direct prompt: templates render a placeholder, nothing is decoded."""
@@ -32,6 +32,8 @@ class ReceivedPrompt:
     variant: str
     kind: str
     text: str
+    sample: str | None = None
+    """The sample asked, for a task whose samples bring their own question (closed VQA)."""
 
 
 def select_variants(
@@ -69,10 +71,14 @@ def received_prompts(
     models_dir: Path,
     suite: str | None = None,
     variant: str | None = None,
+    sample: str | None = None,
     hasher: Callable[[Path], str] = sha256_file,
 ) -> list[ReceivedPrompt]:
     """Every selected variant of `task_id` as `model_id` receives it (with one image); with a
-    suite that has a `no_image` image variant, then each variant it asks without the image."""
+    suite that has a `no_image` image variant, then each variant it asks without the image.
+
+    A task whose samples bring their own question and options (closed VQA) is shown with
+    those of `sample` (default: its first) in the suite's data (default: `sample`)."""
     spec = specs.model(model_id)
     task = specs.task(task_id)
     if suite is not None:
@@ -83,18 +89,44 @@ def received_prompts(
         ):
             raise MedbenchError(f"model {model_id!r} is not in suite {suite!r}.")
     variants = select_variants(specs, suite, variant)
+    source = specs.suite(suite).data if suite is not None else "sample"
+    picked = _asked_sample(specs, task, source, sample)
+    asked = asked_of(task, picked)
+    shown = picked.id if picked is not None else None
     show = _shower(spec, specs, models_dir, hasher)
     received = []
     for family, one in variants:
         images = () if spec.text_only else (IMAGE_PLACEHOLDER,)
-        messages = render(family, one, task, images).messages
-        received.append(ReceivedPrompt(family.id, one.id, one.kind, show(messages)))
+        messages = render(family, one, task, images, asked=asked).messages
+        received.append(ReceivedPrompt(family.id, one.id, one.kind, show(messages), shown))
     if suite is not None and not spec.text_only and spec.backend != "baseline":
         for family, one, image_variant in _without_image(specs.suite(suite), variants):
-            messages = render(family, one, task, ()).messages
+            messages = render(family, one, task, (), asked=asked).messages
             kind = f"{one.kind}, image variant {image_variant}"
-            received.append(ReceivedPrompt(family.id, one.id, kind, show(messages)))
+            received.append(ReceivedPrompt(family.id, one.id, kind, show(messages), shown))
     return received
+
+
+def _asked_sample(specs: SpecSet, task: TaskSpec, source: str, sample: str | None) -> Sample | None:
+    """The sample whose own question is shown, for a closed-VQA task (None for the others)."""
+    if not task.per_sample:
+        if sample is not None:
+            raise MedbenchError(
+                f"task {task.id!r} asks every image the same question: drop --sample."
+            )
+        return None
+    if source not in task.data:
+        raise MedbenchError(f"task {task.id!r} has no {source!r} data to take a question from.")
+    samples = read_samples(task, source, specs.root)
+    if sample is None:
+        return samples[0]
+    by_id = {s.id: s for s in samples}
+    if sample not in by_id:
+        hint = suggest(sample, sorted(by_id), "Its samples")
+        raise MedbenchError(
+            f"task {task.id!r} has no sample {sample!r} in its {source} data. {hint}"
+        )
+    return by_id[sample]
 
 
 def _without_image(

@@ -90,6 +90,7 @@ MAX_N_BOOT = 100_000
 """Most bootstrap resamples a record may ask `verify` to redo."""
 Id = Annotated[str, Field(pattern=ID_PATTERN, max_length=80)]
 Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+CommitSha = Annotated[str, Field(pattern=r"^[0-9a-f]{40}$")]
 SpecRef = Annotated[str, Field(pattern=SPEC_REF_PATTERN, max_length=100)]
 """`kind/id` of a spec file."""
 Count = Annotated[int, Field(ge=0, le=100_000_000)]
@@ -133,6 +134,9 @@ class DatasetInfo(_Model):
     """sha256 over the sorted (image sha256, label) pairs of every evaluated image."""
     n_images: dict[Id, Count]
     """task -> number of evaluated images."""
+    revisions: dict[Id, CommitSha] | None = None
+    """task -> the commit sha its Hub dataset was read at; absent where no task's data is on
+    the Hub (so records made before it load and verify unchanged)."""
 
 
 class TaskInfo(_Model):
@@ -508,7 +512,7 @@ def write_record(
         environment=provenance.environment,
         date=provenance.date,
         image_processors=provenance.image_processors,
-        layout=LayoutInfo.model_validate_json(json.dumps(layout.to_json())),
+        layout=_layout_info(layout),
         parser_version=parser_version(mine),
         sidecar=SidecarInfo(path=sidecar_path.name, sha256=hashlib.sha256(sidecar).hexdigest()),
         ladder=[{k: _plain(v) for k, v in sorted(row.items())} for row in ladder]
@@ -521,6 +525,13 @@ def write_record(
     path = target / f"{spec.id}.json"
     path.write_text(record_json(record), encoding="utf-8")
     return path
+
+
+def _layout_info(layout: ScoringLayout) -> LayoutInfo:
+    """The record's copy of the scoring layout; the datasets' revisions are recorded once, in
+    `dataset.revisions`."""
+    data = {k: v for k, v in layout.to_json().items() if k != "dataset_revisions"}
+    return LayoutInfo.model_validate_json(json.dumps(data))
 
 
 def _write_likelihood(
@@ -552,6 +563,8 @@ def record_json(record: Record) -> str:
             del data[optional]
     if data["layout"]["image_variants"] is None:
         del data["layout"]["image_variants"]
+    if data["dataset"]["revisions"] is None:
+        del data["dataset"]["revisions"]
     return json.dumps(data, sort_keys=True, indent=2, allow_nan=False, ensure_ascii=False) + "\n"
 
 

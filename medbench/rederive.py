@@ -18,17 +18,17 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from medbench.data import Sample, fingerprint, load_samples, sha256_file
+from medbench.data import Sample, fingerprint, read_samples, sha256_file
 from medbench.errors import DataError
 from medbench.parsing import PARSER_VERSION
-from medbench.prompts import SampleQuestion, offered_options
+from medbench.prompts import asked_of, offered_options, options_by_letter
 from medbench.scoring import parse_job_answer
-from medbench.specs import OPTION_LETTERS
 
 if TYPE_CHECKING:
     from medbench.loading import SpecSet
     from medbench.records import Record, Scalar
     from medbench.scoring import ScoreTables
+    from medbench.specs import TaskSpec
 
 MAX_LISTED = 5
 """Mismatches listed per kind of check; the rest are counted."""
@@ -71,17 +71,19 @@ def _expected_parse(
     family = specs.families[row.family]
     task = specs.tasks[row.task]
     variant = next(v for v in family.variants if v.id == row.variant)
-    question = SampleQuestion(asked.question, asked.options) if asked is not None else None
+    question = asked_of(task, asked)
     options = offered_options(task, variant, family, question)
-    by_option = (
-        tuple(zip(asked.options, OPTION_LETTERS, strict=False))
-        if asked is not None and asked.options and family.answer == "label"
-        else ()
-    )
+    by_option = options_by_letter(question, family.answer)
     result, parsed = parse_job_answer(
         row.text or "", task, family.answer, options, variant.lettered, by_option
     )
     return result.status, parsed
+
+
+def _read_samples(task: TaskSpec, record: Record, specs: SpecSet) -> list[Sample]:
+    """A task's samples from the record's data, a Hub dataset at the commit the record names."""
+    recorded = (record.dataset.revisions or {}).get(task.id)
+    return read_samples(task, record.dataset.source, specs.root, recorded)
 
 
 def _asked_samples(
@@ -96,7 +98,7 @@ def _asked_samples(
         if task is None or not task.per_sample or source not in task.data:
             continue
         try:
-            samples = load_samples(task, source, specs.root, hasher=lambda _: "")
+            samples = _read_samples(task, record, specs)
         except (DataError, OSError) as e:
             notes.append(f"{sidecar}: answers of task '{task_id}' not re-parsed: {e}")
             continue
@@ -172,7 +174,7 @@ def check_truth(
             out.notes.append(f"{sidecar}: truth of task '{task_id}' not checked: no {source} data")
             continue
         try:
-            samples = load_samples(task, source, specs.root, hasher=lambda _: "")
+            samples = _read_samples(task, record, specs)
         except (DataError, OSError) as e:
             out.notes.append(
                 f"{sidecar}: truth of task '{task_id}' not checked against its {source} data: {e}"

@@ -92,6 +92,8 @@ class ScoringLayout:
     only: their bootstraps resample groups and their paired tests are Obuchowski's."""
     image_variants: dict[str, str] = field(default_factory=dict)
     """image variant id -> its transform (`jpeg`, ...) or ablation (`no_image`, `blank`, ...)."""
+    dataset_revisions: dict[str, str] = field(default_factory=dict)
+    """task -> the commit sha its Hub dataset was read at (tasks with Hub data only)."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -105,6 +107,7 @@ class ScoringLayout:
             "groups": self.groups,
             # absent when empty: a layout without image variants reads as before
             **({"image_variants": self.image_variants} if self.image_variants else {}),
+            **({"dataset_revisions": self.dataset_revisions} if self.dataset_revisions else {}),
         }
 
     @classmethod
@@ -119,6 +122,7 @@ class ScoringLayout:
             n_boot=data["n_boot"],
             groups=dict(data.get("groups") or {}),
             image_variants=dict(data.get("image_variants") or {}),
+            dataset_revisions=dict(data.get("dataset_revisions") or {}),
         )
 
     def image_layout(self) -> ImageLayout:
@@ -195,6 +199,7 @@ def make_layout(specs: SpecSet, plan: Plan) -> ScoringLayout:
         seed=suite.seed,
         groups=groups,
         image_variants=image_variant_kinds(suite),
+        dataset_revisions=dict(plan.dataset_revisions),
     )
 
 

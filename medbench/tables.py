@@ -17,6 +17,7 @@ from typing import Any
 
 from medbench.errors import DataError
 from medbench.home import medbench_home
+from medbench.hubcache import SHA_RE, hub_offline, local_ref
 from medbench.specs import MAX_OPTIONS, OPTION_LETTERS, DataSourceSpec, TaskSpec
 
 MAX_ROWS = 200_000
@@ -176,9 +177,19 @@ def _load_dataset(source: DataSourceSpec, base: Path | None, where: str) -> Any:
 
 
 def resolve_dataset_revision(repo: str, revision: str) -> str:
-    """The commit sha of a Hub dataset's revision (a sha is taken as is)."""
+    """The commit sha of a Hub dataset's revision: a sha as is, else asked of the hub, or
+    (offline only) read from the local Hugging Face cache's `refs/<revision>`."""
     if len(revision) == 40 and all(c in string.hexdigits for c in revision):
         return revision.lower()
+    if hub_offline():
+        local = local_ref(repo, revision, "dataset", DataError)
+        if local is None:
+            raise DataError(
+                f"{repo}@{revision}: cannot resolve the revision to a commit sha offline (no "
+                "local copy). Download the dataset first, or pin `revision` to the "
+                "40-character commit sha."
+            )
+        return local
     from huggingface_hub import HfApi
     from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled
 
@@ -186,11 +197,12 @@ def resolve_dataset_revision(repo: str, revision: str) -> str:
         sha = HfApi().dataset_info(repo, revision=revision).sha
     except (HfHubHTTPError, OfflineModeIsEnabled, OSError) as e:
         raise DataError(
-            f"{repo}@{revision}: cannot resolve the revision to a commit sha offline "
-            f"({type(e).__name__}). Pin `revision` to the 40-character commit sha."
+            f"{repo}@{revision}: cannot resolve the revision to a commit sha on the Hugging Face "
+            f"hub ({type(e).__name__}). Check the network, set HF_HUB_OFFLINE=1 to use the local "
+            "cache, or pin `revision` to the 40-character commit sha."
         ) from e
-    if not sha:
-        raise DataError(f"{repo}@{revision}: the Hub gave no commit sha.")
+    if not sha or not SHA_RE.match(str(sha)):
+        raise DataError(f"{repo}@{revision}: the Hub gave no commit sha (got {sha!r}).")
     return str(sha)
 
 
@@ -325,7 +337,9 @@ class _Reader:
             return None
         text = str(columns[column][i] or "").strip()
         if not text or len(text) > MAX_QUESTION:
-            raise ColumnError(f"{at}: needs a question of 1 to {MAX_QUESTION} characters.", column)
+            raise ColumnError(
+                f"{at}: needs a question of 1 to {MAX_QUESTION} characters.", "question_column"
+            )
         return text
 
     def _id(self, columns: dict[str, list[Any]], i: int, index: int, at: str) -> str:

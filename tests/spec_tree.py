@@ -37,6 +37,18 @@ def make_project(
     return project
 
 
+def vqa_project(tmp: Path, models: tuple[str, ...] = ("baseline-majority",)) -> Path:
+    """A project whose suite `t` asks the closed-VQA sample tables (VQA-RAD yes/no, PMC-VQA
+    multiple choice) through the `closed_vqa` family."""
+    project = make_project(tmp, tasks=(), families=("closed_vqa",), models=models)
+    shutil.copytree(REPO / "data" / "sample" / "vqa", project / "data" / "sample" / "vqa")
+    suite = project / "specs" / "suites" / "t.yaml"
+    suite.write_text(
+        suite.read_text().replace("tasks: []", "tasks: [vqa_rad_yes_no, pmc_vqa_choice]")
+    )
+    return project
+
+
 def tiny_model_spec(arch: str, **fields: Any) -> ModelSpec:
     """A tiny random-weight model spec of `arch`; `fields` add to or override its fields."""
     data: dict[str, Any] = {

@@ -387,3 +387,54 @@ def test_run_records_the_batch_size_each_answer_was_produced_at(tmp_path: Path) 
     # 7 variants x 6 images = 42 keys in batches of 4: ten of 4 and one of 2
     assert (sizes.count(4), sizes.count(2), len(sizes)) == (40, 2, 42)
     assert {a.precision for a in stored.values()} == {None}
+
+
+def test_cache_export_gives_a_closed_vqa_answer_its_samples_own_options(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+
+    from huggingface_hub import constants
+    from typer.testing import CliRunner
+
+    from medbench.cli import app
+    from medbench.loading import load_specs
+    from medbench.plan import make_plan
+    from medbench.scoring import parse_job_answer
+    from tests.spec_tree import vqa_project
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)  # the `full` Hub data is not here
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "empty-hub"))
+    project = vqa_project(tmp_path, ("baseline-chance",))
+    monkeypatch.chdir(project)
+    cache = tmp_path / "c.sqlite"
+    run = ["run", "specs", "-s", "t", "--cache", str(cache), "--no-score"]
+    assert CliRunner().invoke(app, run).exit_code == 0
+    out = tmp_path / "answers.jsonl"
+    done = CliRunner().invoke(app, ["cache", "export", str(out), "--cache", str(cache)])
+    assert done.exit_code == 0, done.output
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    specs = load_specs(Path("specs"))
+    plan = make_plan(specs, "t", models_dir=tmp_path / "models")
+    assert {r["task"] for r in rows} == {"pmc_vqa_choice", "vqa_rad_yes_no"}
+    expected = {}
+    for row in rows:
+        prompt = plan.prompt(row["family"], row["variant"], row["task"], row["sample"])
+        assert row["options"] == list(prompt.rendered.options), row
+        assert row["lettered"] is prompt.rendered.lettered
+        assert ("aliases" in row) is (not prompt.by_option)  # scoring reads options alone
+        task = specs.tasks[row["task"]]
+        result, _ = parse_job_answer(
+            row["response"],
+            task,
+            specs.families[row["family"]].answer,
+            prompt.rendered.options,
+            prompt.rendered.lettered,
+            prompt.by_option,
+        )
+        expected[row["key"]] = (result.status, result.label)
+    parsed = tmp_path / "parsed.jsonl"
+    done = CliRunner().invoke(app, ["parse", str(out), "--output", str(parsed)])
+    assert done.exit_code == 0, done.output
+    read = [json.loads(line) for line in parsed.read_text().splitlines()]
+    assert {r["key"]: (r["status"], r["label"]) for r in read} == expected

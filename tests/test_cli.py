@@ -73,6 +73,37 @@ def test_cli_plan_shows_jobs_and_cached_counts(tmp_path: Path) -> None:
     assert "0 cached; 1120 distinct answers to compute." in result.output
 
 
+def test_cli_plan_shipped_medvqa_suite_plans_offline_with_its_baselines(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "empty-hub"))
+    monkeypatch.setenv("MEDBENCH_HOME", str(tmp_path / "home"))
+    baselines = ["baseline-chance", "baseline-majority", "baseline-always-positive"]
+    result = runner.invoke(
+        app,
+        [
+            "plan",
+            str(REPO / "specs"),
+            "--suite",
+            "medvqa",
+            *(f"--model={m}" for m in baselines),
+            "--cache",
+            str(tmp_path / "c.sqlite"),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    # the sample tables' closed questions: VQA-RAD 30 (of 36 rows, 6 open ones skipped),
+    # PathVQA 36, PMC-VQA 24; 5 closed_vqa variants, and the reference variant again without
+    # the image and with a blank one: 90 x (5 + 2) jobs per baseline. Baselines answer an
+    # image variant with the original's key: 90 x 5 distinct answers each.
+    assert "suite medvqa: 1890 jobs" in result.output
+    assert "0 cached; 1350 distinct answers to compute." in result.output
+    assert "unavailable" not in result.output
+
+
 def test_cli_unknown_suite_exits_2_without_traceback(tmp_path: Path) -> None:
     import sys
 

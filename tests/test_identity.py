@@ -20,7 +20,8 @@ from huggingface_hub import constants
 
 from medbench.backends.base import BackendContext
 from medbench.errors import BackendError
-from medbench.identity import hf_cache_dir, hub_offline, resolve_hub_revision, resolve_identity
+from medbench.hubcache import hf_cache_dir, hub_offline
+from medbench.identity import resolve_hub_revision, resolve_identity
 from medbench.specs import ModelSpec
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -150,7 +151,7 @@ def test_hub_settings_follow_huggingface_hub_constants(
     names = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_HUB_CACHE", "HF_HOME", "XDG_CACHE_HOME")
     clean = {k: v for k, v in os.environ.items() if k not in names}
     code = (
-        "from medbench.identity import hf_cache_dir, hub_offline; "
+        "from medbench.hubcache import hf_cache_dir, hub_offline; "
         "print(hub_offline(), hf_cache_dir())"
     )
     done = subprocess.run(

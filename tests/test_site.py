@@ -606,6 +606,38 @@ def test_build_site_flip_viewer_lists_every_flipped_image_with_prompts(
     assert 'href="../flips/quickstart.gen.pneumonia_cxr.html"' in model
 
 
+def test_build_site_flip_viewer_shows_each_closed_vqa_samples_own_prompt(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from markupsafe import escape
+    from typer.testing import CliRunner
+
+    from medbench.cli import app
+    from medbench.plan import make_plan
+    from tests.spec_tree import vqa_project
+
+    project = vqa_project(tmp_path, ("baseline-chance",))
+    monkeypatch.chdir(project)
+    monkeypatch.setenv("MEDBENCH_CACHE", str(tmp_path / "answers.sqlite"))
+    done = CliRunner().invoke(app, ["run", "specs", "--suite", "t"])
+    assert done.exit_code == 0, done.output
+    specs = load_specs(Path("specs"))
+    build_site(Path("results/t/leaderboard"), tmp_path / "out", specs=specs)
+    plan = make_plan(specs, "t", models_dir=tmp_path / "models")
+    variants = [v.id for v in specs.families["closed_vqa"].variants]
+    checked = 0
+    for task in ("pmc_vqa_choice", "vqa_rad_yes_no"):
+        page = (tmp_path / "out" / "flips" / f"t.baseline-chance.{task}.html").read_text()
+        assert "option A" not in page and specs.tasks[task].question not in page
+        for sample in re.findall(r'<article class="flip" aria-label="Image ([^"]+)">', page):
+            article = page.split(f'aria-label="Image {sample}">', 1)[1].split("</article>")[0]
+            for variant in variants:
+                text = plan.prompt("closed_vqa", variant, task, sample).rendered.messages.text
+                assert f"<pre>{escape(text)}</pre>" in article, (task, sample, variant)
+                checked += 1
+    assert checked > 0
+
+
 def test_build_site_task_page_shows_question_classes_wordings_and_examples(
     board: Path, tmp_path: Path
 ) -> None:

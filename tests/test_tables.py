@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,7 @@ import pytest
 from medbench.errors import DataError, Issue
 from medbench.loading import load_specs
 from medbench.plan import Plan, make_plan
-from tests.spec_tree import make_project
+from tests.spec_tree import make_project, vqa_project
 
 IMAGE = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
 
@@ -182,14 +183,139 @@ def test_tables_path_outside_the_data_root_is_refused(tmp_path: Path) -> None:
         load_specs(project / "specs")
 
 
-def test_tables_hub_branch_offline_says_to_pin_a_sha(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.fixture
+def hub_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty Hugging Face hub cache, the hub offline."""
+    from huggingface_hub import constants
+
+    cache = tmp_path / "hub"
+    cache.mkdir()
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    return cache
+
+
+def _dataset_ref(cache: Path, repo: str, revision: str, text: str) -> Path:
+    refs = cache / f"datasets--{repo.replace('/', '--')}" / "refs"
+    (refs / revision).parent.mkdir(parents=True, exist_ok=True)
+    (refs / revision).write_text(text)
+    return refs
+
+
+def test_tables_hub_branch_offline_without_local_copy_says_to_pin_a_sha(hub_cache: Path) -> None:
     from medbench.tables import resolve_dataset_revision
 
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     sha = "a" * 40
     assert resolve_dataset_revision("org/ds", sha.upper()) == sha
-    with pytest.raises(DataError, match="Pin `revision` to the 40-character commit sha"):
+    _dataset_ref(hub_cache, "org/other", "main", "b" * 40)  # another dataset's ref
+    with pytest.raises(DataError) as caught:
         resolve_dataset_revision("org/ds", "main")
+    assert str(caught.value) == (
+        "org/ds@main: cannot resolve the revision to a commit sha offline (no local copy). "
+        "Download the dataset first, or pin `revision` to the 40-character commit sha."
+    )
+
+
+def test_tables_hub_branch_offline_reads_the_local_cache_ref(hub_cache: Path) -> None:
+    from medbench.tables import resolve_dataset_revision
+
+    _dataset_ref(hub_cache, "org/ds", "main", "c" * 40 + "\n")
+    _dataset_ref(hub_cache, "org/ds", "release/v1", "d" * 40)
+    (hub_cache / "models--org--ds" / "refs").mkdir(parents=True)
+    (hub_cache / "models--org--ds" / "refs" / "main").write_text("e" * 40)  # a model's, not ours
+    assert resolve_dataset_revision("org/ds", "main") == "c" * 40
+    assert resolve_dataset_revision("org/ds", "release/v1") == "d" * 40
+
+
+def test_tables_hub_ref_outside_the_cache_refs_is_not_followed(
+    hub_cache: Path, tmp_path: Path
+) -> None:
+    from medbench.tables import resolve_dataset_revision
+
+    refs = _dataset_ref(hub_cache, "org/ds", "other", "c" * 40)
+    outside = tmp_path / "planted"
+    outside.write_text("f" * 40)
+    (refs / "main").symlink_to(outside)
+    with pytest.raises(DataError, match=r"^org/ds@main: cannot resolve the revision .* offline"):
+        resolve_dataset_revision("org/ds", "main")
+
+
+def test_tables_hub_ref_without_a_sha_is_refused(hub_cache: Path) -> None:
+    from medbench.tables import resolve_dataset_revision
+
+    refs = _dataset_ref(hub_cache, "org/ds", "main", "not a commit")
+    with pytest.raises(DataError) as caught:
+        resolve_dataset_revision("org/ds", "main")
+    assert str(caught.value) == (
+        f"org/ds@main: the Hugging Face cache's ref {refs / 'main'} does not hold a commit sha."
+    )
+
+
+def test_tables_hub_dataset_sha_is_planned_scored_recorded_and_shown(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, hub_cache: Path
+) -> None:
+    import datasets
+    from typer.testing import CliRunner
+
+    from medbench.cli import app
+    from medbench.records import read_record, verify_records
+    from medbench.scoring import make_layout
+    from medbench.site.pages import _provenance
+
+    project = make_project(tmp_path)
+    features = datasets.Features(
+        {
+            "image": datasets.Image(),
+            "label": datasets.Value("string"),
+            "name": datasets.Value("string"),
+            "patient": datasets.Value("string"),
+        }
+    )
+    hub = datasets.Dataset.from_list(_rows(project), features=features)
+    asked: list[tuple[str, str | None, str | None]] = []
+
+    def load_dataset(repo: str, revision: str | None = None, split: str | None = None) -> Any:
+        asked.append((repo, revision, split))
+        return hub
+
+    monkeypatch.setattr(datasets, "load_dataset", load_dataset)
+    sha, later = "c" * 40, "d" * 40
+    refs = _dataset_ref(hub_cache, "org/cxr", "main", sha)
+    _table_task(project, f"format: hf\nrepo: org/cxr\nrevision: main\nsplit: test\n{MAPPED}")
+    plan = _plan(project)
+    assert plan.dataset_revisions == {"pneumonia_cxr": sha}
+    assert set(asked) == {("org/cxr", sha, "test")}
+    specs = load_specs(project / "specs")
+    assert make_layout(specs, plan).to_json()["dataset_revisions"] == {"pneumonia_cxr": sha}
+
+    monkeypatch.chdir(project)
+    monkeypatch.setenv("MEDBENCH_CACHE", str(tmp_path / "answers.sqlite"))
+    done = CliRunner().invoke(app, ["run", "specs", "--suite", "t"])
+    assert done.exit_code == 0, done.output
+    layout = json.loads(Path("results/t/layout.json").read_text())
+    assert layout["dataset_revisions"] == {"pneumonia_cxr": sha}
+    records = Path("results/t/leaderboard")
+    raw = json.loads((records / "t" / "baseline-chance.json").read_text())
+    assert raw["dataset"]["revisions"] == {"pneumonia_cxr": sha}
+    assert "dataset_revisions" not in raw["layout"]  # recorded once, with the dataset
+    record = read_record(records / "t" / "baseline-chance.json")
+    assert ("Dataset revisions", f"pneumonia_cxr {sha}") in _provenance(record)
+    (refs / "main").write_text(later)  # the branch moved on: verify reads the recorded commit
+    asked.clear()
+    assert verify_records(records, specs) == []
+    assert {revision for _, revision, _ in asked} == {sha}
+
+
+def test_tables_shipped_records_without_hub_data_are_written_unchanged() -> None:
+    from medbench.records import read_record, record_json
+    from tests.spec_tree import REPO
+
+    shipped = sorted((REPO / "leaderboard").rglob("*.json"))
+    assert shipped
+    for path in shipped:
+        record = read_record(path)
+        assert record.dataset.revisions is None
+        assert record_json(record) == path.read_text(encoding="utf-8"), path  # no `revisions`
 
 
 def test_tables_hub_source_needs_revision_and_split() -> None:
@@ -218,20 +344,6 @@ def test_tables_hub_source_needs_revision_and_split() -> None:
 # --- per-sample questions (closed VQA): the shipped medvqa suite on its sample tables ---
 
 
-def _vqa_project(tmp_path: Path, models: tuple[str, ...] = ("baseline-majority",)) -> Path:
-    import shutil
-
-    from tests.spec_tree import REPO
-
-    project = make_project(tmp_path, tasks=(), families=("closed_vqa",), models=models)
-    shutil.copytree(REPO / "data" / "sample" / "vqa", project / "data" / "sample" / "vqa")
-    suite = project / "specs" / "suites" / "t.yaml"
-    suite.write_text(
-        suite.read_text().replace("tasks: []", "tasks: [vqa_rad_yes_no, pmc_vqa_choice]")
-    )
-    return project
-
-
 def test_tables_per_sample_questions_render_in_every_prompt(tmp_path: Path) -> None:
     plan = _vqa_project_plan(tmp_path)
     mc = plan.samples["pmc_vqa_choice"][0]
@@ -256,7 +368,7 @@ def test_tables_per_sample_questions_render_in_every_prompt(tmp_path: Path) -> N
 
 
 def _vqa_project_plan(tmp_path: Path) -> Plan:
-    return _plan(_vqa_project(tmp_path))
+    return _plan(vqa_project(tmp_path))
 
 
 @pytest.mark.parametrize(
@@ -274,7 +386,7 @@ def test_tables_multiple_choice_reply_parses_to_its_options_letter(
 ) -> None:
     from medbench.scoring import parse_job_answer
 
-    project = _vqa_project(tmp_path)
+    project = vqa_project(tmp_path)
     specs = load_specs(project / "specs")
     plan = _plan(project)
     sample = plan.samples["pmc_vqa_choice"][1]
@@ -301,7 +413,7 @@ def test_tables_vqa_suite_scores_and_verifies_its_records(
     from medbench.records import read_answers_csv, verify_records
     from tests.test_rederive import forge
 
-    project = _vqa_project(tmp_path, ("baseline-majority", "baseline-chance"))
+    project = vqa_project(tmp_path, ("baseline-majority", "baseline-chance"))
     monkeypatch.chdir(project)
     monkeypatch.setenv("MEDBENCH_CACHE", str(tmp_path / "answers.sqlite"))
     done = CliRunner().invoke(app, ["run", "specs", "--suite", "t"])
@@ -326,10 +438,128 @@ def test_tables_vqa_suite_scores_and_verifies_its_records(
     assert len(found) == 1 and "status/parsed: recorded answer" in found[0], found
 
 
+COLUMNS_SOURCE = """    path: data/sample/vqa/pmc_vqa_test.parquet
+    image_column: image
+    question_column: question
+    options_columns: [choice a, choice b, choice c, choice d]
+    label_column: answer label
+"""
+
+
+def _list_options_source(project: Path, options_column: str = "options") -> None:
+    """The PMC-VQA sample rewritten with its options in one list column (without their `A:`
+    letters) and its answer as the correct option's text, read through `options_column`."""
+    vqa = project / "data" / "sample" / "vqa"
+    table = pq.read_table(vqa / "pmc_vqa_test.parquet")
+    choices = zip(*(table.column(f"choice {c}").to_pylist() for c in "abcd"), strict=True)
+    options = [[c.split(":", 1)[1] for c in row] for row in choices]
+    listed = pa.table(
+        {
+            "image": table.column("image"),
+            "question": table.column("question"),
+            "answer": table.column("answer"),
+            "options": pa.array(options, pa.list_(pa.string())),
+        }
+    )
+    pq.write_table(listed, vqa / "pmc_list.parquet")
+    task = project / "specs" / "tasks" / "pmc_vqa_choice.yaml"
+    text = task.read_text()
+    assert COLUMNS_SOURCE in text
+    task.write_text(
+        text.replace(
+            COLUMNS_SOURCE,
+            "    path: data/sample/vqa/pmc_list.parquet\n    image_column: image\n"
+            f"    question_column: question\n    options_column: {options_column}\n"
+            "    label_column: answer\n",
+        )
+    )
+
+
+def test_tables_options_column_renders_parses_and_scores_like_options_columns(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from medbench.cli import app
+    from medbench.records import read_answers_csv, verify_records
+    from medbench.scoring import parse_job_answer
+
+    project = vqa_project(tmp_path, ("baseline-majority", "baseline-chance"))
+    by_columns = _plan(project)
+    _list_options_source(project)
+    plan = _plan(project)
+    samples = plan.samples["pmc_vqa_choice"]
+    assert [(s.id, s.question, s.options, s.label) for s in samples] == [
+        (s.id, s.question, s.options, s.label) for s in by_columns.samples["pmc_vqa_choice"]
+    ]
+    assert _keys(plan) == _keys(by_columns)  # the same prompts about the same images
+    sample = samples[0]
+    lettered = plan.prompt("closed_vqa", "lettered", "pmc_vqa_choice", sample.id)
+    assert lettered.rendered.messages.text.startswith(sample.question or "?")
+    assert f"A. {sample.options[0]}\nB. {sample.options[1]}" in lettered.rendered.messages.text
+    specs = load_specs(project / "specs")
+    right = sample.options["abcd".index(sample.label)]
+    reversed_ = plan.prompt("closed_vqa", "reversed", "pmc_vqa_choice", sample.id)
+    _, parsed = parse_job_answer(
+        f"It is {right}.",
+        specs.tasks["pmc_vqa_choice"],
+        "label",
+        reversed_.rendered.options,
+        reversed_.rendered.lettered,
+        reversed_.by_option,
+    )
+    assert parsed == sample.label
+
+    monkeypatch.chdir(project)
+    monkeypatch.setenv("MEDBENCH_CACHE", str(tmp_path / "answers.sqlite"))
+    done = CliRunner().invoke(app, ["run", "specs", "--suite", "t"])
+    assert done.exit_code == 0, done.output
+    records = Path("results/t/leaderboard")
+    answers = read_answers_csv((records / "t" / "baseline-chance.answers.csv.gz").read_bytes())
+    mc = answers[answers["task"] == "pmc_vqa_choice"]
+    assert (
+        set(mc["truth"]) <= set("abcd") and (mc["correct"] == (mc["parsed"] == mc["truth"])).all()
+    )
+    assert verify_records(records, load_specs(Path("specs"))) == []
+
+
+def test_tables_options_column_that_is_not_a_list_is_located(tmp_path: Path) -> None:
+    from medbench.loading import check_data
+
+    project = vqa_project(tmp_path)
+    _list_options_source(project, options_column="question")
+    found = check_data(load_specs(project / "specs"), None, ["pmc_vqa_choice"])
+    assert len(found) == 1, found
+    path = project / "data" / "sample" / "vqa" / "pmc_list.parquet"
+    assert (found[0].field, found[0].problem) == (
+        "data.sample.options_column",
+        f"{path}: column 'question' holds string, expected a list of strings.",
+    )
+
+
+def test_tables_empty_question_is_located_at_the_question_column(tmp_path: Path) -> None:
+    from medbench.loading import check_data
+
+    project = vqa_project(tmp_path)
+    path = project / "data" / "sample" / "vqa" / "vqa_rad_test.parquet"
+    table = pq.read_table(path)
+    questions = table.column("question").to_pylist()
+    questions[2] = "   "
+    table = table.set_column(table.schema.get_field_index("question"), "question", [questions])
+    pq.write_table(table, path)
+    found = check_data(load_specs(project / "specs"), None, ["vqa_rad_yes_no"])
+    assert len(found) == 1, found
+    assert found[0].path.endswith("specs/tasks/vqa_rad_yes_no.yaml")
+    assert (found[0].field, found[0].problem) == (
+        "data.sample.question_column",
+        f"{path}: row 2: needs a question of 1 to 2000 characters.",
+    )
+
+
 def test_tables_vqa_suite_refuses_stages_that_read_fixed_labels(tmp_path: Path) -> None:
     from medbench.errors import SpecError
 
-    project = _vqa_project(tmp_path)
+    project = vqa_project(tmp_path)
     suite = project / "specs" / "suites" / "t.yaml"
     suite.write_text(suite.read_text() + "likelihood: {}\nprobe: {}\n")
     with pytest.raises(SpecError) as caught:
@@ -342,7 +572,7 @@ def test_tables_vqa_suite_refuses_stages_that_read_fixed_labels(tmp_path: Path) 
 def test_tables_yes_no_family_cannot_ask_a_multiple_choice_task(tmp_path: Path) -> None:
     from medbench.errors import SpecError
 
-    project = _vqa_project(tmp_path)
+    project = vqa_project(tmp_path)
     suite = project / "specs" / "suites" / "t.yaml"
     suite.write_text(
         suite.read_text().replace(

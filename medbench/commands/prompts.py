@@ -24,6 +24,14 @@ def prompts(
         str | None,
         typer.Option("--variant", "-v", help="Only this variant (`family/variant` or its id)."),
     ] = None,
+    sample: Annotated[
+        str | None,
+        typer.Option(
+            "--sample",
+            help="For a closed-VQA task: the sample whose own question and options are shown "
+            "(default: its first, in the suite's data or the `sample` data).",
+        ),
+    ] = None,
     cache: CacheOpt = None,
 ) -> None:
     """Print what MODEL receives for each variant, rendered with its own chat template (from
@@ -39,10 +47,12 @@ def prompts(
             models_dir=models_dir(),
             suite=suite,
             variant=variant,
+            sample=sample,
             hasher=store.hash_file,
         )
     for i, prompt in enumerate(shown):
         if i:
             typer.echo("")
-        typer.echo(f"=== {prompt.family}/{prompt.variant} ({prompt.kind})")
+        asked = f", sample {prompt.sample}" if prompt.sample is not None else ""
+        typer.echo(f"=== {prompt.family}/{prompt.variant} ({prompt.kind}{asked})")
         typer.echo(prompt.text)

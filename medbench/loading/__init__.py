@@ -22,7 +22,15 @@ from medbench.loading._document import MAX_FILE_BYTES, MAX_NODES, Document, new_
 from medbench.loading._explain import KIND_NAMES, suggest, validate
 from medbench.specs import SPEC_KINDS, ModelSpec, PromptFamilySpec, SuiteSpec, TaskSpec
 
-__all__ = ["MAX_FILE_BYTES", "MAX_NODES", "SpecFile", "SpecSet", "check_data", "load_specs"]
+__all__ = [
+    "MAX_FILE_BYTES",
+    "MAX_NODES",
+    "SpecFile",
+    "SpecSet",
+    "check_data",
+    "load_specs",
+    "suggest",
+]
 
 S = TypeVar("S")
 

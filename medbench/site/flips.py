@@ -14,6 +14,8 @@ from pathlib import Path
 import pandas as pd
 
 from medbench import __version__
+from medbench.data import Sample, read_samples
+from medbench.errors import DataError
 from medbench.loading import SpecSet
 from medbench.records import Record
 from medbench.reliance import original_only
@@ -76,22 +78,42 @@ def _outcome(row: dict[str, object]) -> str:
 
 
 def _prompts(
-    specs: SpecSet | None, task: str, family: str
+    specs: SpecSet | None, task: str, family: str, sample: Sample | None
 ) -> dict[str, tuple[str | None, str | None]]:
-    """variant -> (system, user prompt) as the model received them, from today's specs."""
+    """variant -> (system, user prompt) as the model received them, from today's specs; a
+    closed-VQA sample's own question and options (none shown where it cannot be read)."""
     if specs is None or task not in specs.tasks or family not in specs.families:
         return {}
-    from medbench.prompts import TemplateError, render
+    from medbench.prompts import TemplateError, asked_of, render
 
-    spec = specs.families[family]
+    spec, task_spec = specs.families[family], specs.tasks[task]
+    if task_spec.per_sample and sample is None:
+        return {}
+    asked = asked_of(task_spec, sample)
     found: dict[str, tuple[str | None, str | None]] = {}
     for variant in spec.variants:
         try:
-            rendered = render(spec, variant, specs.tasks[task], ())
+            rendered = render(spec, variant, task_spec, (), asked=asked)
         except TemplateError:
             continue
         found[variant.id] = (rendered.messages.system, rendered.messages.text)
     return found
+
+
+def _asked_samples(specs: SpecSet | None, record: Record, task: str) -> dict[str, Sample]:
+    """sample id -> sample, for a task whose samples bring their own question or options (read
+    from the record's data, at its recorded commit); empty where the data is not here."""
+    if specs is None or task not in specs.tasks or not specs.tasks[task].per_sample:
+        return {}
+    spec = specs.tasks[task]
+    source = record.dataset.source
+    if source not in spec.data:
+        return {}
+    recorded = (record.dataset.revisions or {}).get(task)
+    try:
+        return {s.id: s for s in read_samples(spec, source, specs.root, recorded)}
+    except (DataError, OSError):  # e.g. full data not on this machine: no prompts shown
+        return {}
 
 
 def _sample_files(specs: SpecSet | None, record: Record, task: str) -> dict[str, Path]:
@@ -131,6 +153,7 @@ def flip_page(
     """
     mine = answers[answers["task"] == task]
     pictures = _sample_files(specs, record, task)
+    asked = _asked_samples(specs, record, task)
     order = {f: record.layout.variants.get(f, []) for f in record.layout.variants}
     groups: dict[str, list[FlippedImage]] = {}
     counts: dict[str, int] = {}
@@ -138,7 +161,7 @@ def flip_page(
         counts[family] = counts.get(family, 0) + 1
         if counts[family] > MAX_IMAGES:
             continue
-        prompts = _prompts(specs, task, family)
+        prompts = _prompts(specs, task, family, asked.get(sample))
         rows.sort(
             key=lambda r: (
                 order.get(family, []).index(str(r["variant"]))

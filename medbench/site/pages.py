@@ -286,6 +286,12 @@ def _provenance(record: Record, stale: tuple[str, ...] = ()) -> list[tuple[str, 
         else []
     )
     adapter = [("Adapter revision", record.adapter_revision)] if record.adapter_revision else []
+    revisions = record.dataset.revisions or {}
+    read_at = (
+        [("Dataset revisions", "; ".join(f"{t} {sha}" for t, sha in sorted(revisions.items())))]
+        if revisions
+        else []
+    )
     return [
         ("Revision", record.revision),
         *adapter,
@@ -295,6 +301,7 @@ def _provenance(record: Record, stale: tuple[str, ...] = ()) -> list[tuple[str, 
             f"{record.dataset.source}: " + ", ".join(f"{t} {n}" for t, n in sorted(images.items())),
         ),
         ("Dataset fingerprint", record.dataset.fingerprint),
+        *read_at,
         (
             "medbench",
             f"{record.medbench.version}, commit {record.medbench.git_commit or 'unknown'}"

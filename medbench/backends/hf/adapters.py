@@ -14,7 +14,8 @@ from typing import Any
 
 from medbench.backends.base import BackendContext
 from medbench.errors import BackendError
-from medbench.identity import SHA_RE, hf_cache_dir, resolve_hub_revision
+from medbench.hubcache import SHA_RE, hf_cache_dir
+from medbench.identity import resolve_hub_revision
 from medbench.specs import ModelSpec
 
 ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")

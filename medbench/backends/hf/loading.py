@@ -19,7 +19,8 @@ from transformers.utils import logging as hf_logging  # noqa: TID253
 
 from medbench.backends.base import BackendContext
 from medbench.errors import BackendError
-from medbench.identity import SHA_RE, hf_cache_dir, resolve_hub_revision
+from medbench.hubcache import SHA_RE, hf_cache_dir
+from medbench.identity import resolve_hub_revision
 from medbench.specs import ModelSpec
 
 CONVERT_HINT = (

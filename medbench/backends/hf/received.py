@@ -78,7 +78,7 @@ def load_template(spec: ModelSpec, context: BackendContext) -> Template:
         "local_files_only": True,
     }
     if revision is not None:
-        from medbench.identity import hf_cache_dir
+        from medbench.hubcache import hf_cache_dir
 
         options["cache_dir"] = str(hf_cache_dir())
     try:
