@@ -781,32 +781,53 @@ def _group_problems(display: str, answers: pd.DataFrame, layout: ScoringLayout) 
     return problems
 
 
-def check_calibration(display: str, path: Path, record: Record) -> list[str]:
-    """Re-derive the record's calibration rows from its likelihood sidecar."""
-    from medbench.likelihood.published import KEYS, SUFFIX, calibration_rows, read_items_csv
+def likelihood_items(
+    display: str, path: Path, record: Record
+) -> tuple[pd.DataFrame | None, list[str]]:
+    """The option scores of the record's likelihood sidecar, every cell checked (None without
+    a sidecar, or with the problems that keep it from being read)."""
+    from medbench.likelihood.published import SUFFIX, read_items_csv
 
     info = record.likelihood_sidecar
     if info is None:
-        if record.calibration:
-            return [f"{display}: calibration: no likelihood_sidecar to re-derive it from"]
-        return []
+        return None, []
     expected = f"{record.model_id}{SUFFIX}"
     if info.path != expected:
-        return [f"{display}: likelihood_sidecar.path: expected '{expected}', got '{info.path}'"]
+        return None, [
+            f"{display}: likelihood_sidecar.path: expected '{expected}', got '{info.path}'"
+        ]
     try:
         raw = _sidecar_bytes(path.parent, info.path, info.sha256)
         items = read_items_csv(raw)
     except RecordError as e:
-        return [f"{display}: likelihood_{e}"]
+        return None, [f"{display}: likelihood_{e}"]
     except OSError as e:
-        return [f"{display}: likelihood_sidecar.path: cannot read {info.path}: {e.strerror}"]
+        return None, [f"{display}: likelihood_sidecar.path: cannot read {info.path}: {e.strerror}"]
     except (ValueError, EOFError, gzip.BadGzipFile, pd.errors.ParserError) as e:
-        return [f"{display}: likelihood_sidecar.path: {info.path} is not a valid sidecar: {e}"]
+        return None, [
+            f"{display}: likelihood_sidecar.path: {info.path} is not a valid sidecar: {e}"
+        ]
     others = sorted(set(items["model"]) - {record.model_id})
     if others:
-        return [
+        return None, [
             f"{display}: likelihood_sidecar.path: holds rows of other models: {', '.join(others)}"
         ]
+    return items, []
+
+
+def check_calibration(
+    display: str, record: Record, items: pd.DataFrame | None, problems: list[str]
+) -> list[str]:
+    """Re-derive the record's calibration rows from its likelihood sidecar's `items` (read by
+    `likelihood_items`, with the `problems` that gave)."""
+    from medbench.likelihood.published import KEYS, calibration_rows
+
+    if problems:
+        return problems
+    if items is None:
+        if record.calibration:
+            return [f"{display}: calibration: no likelihood_sidecar to re-derive it from"]
+        return []
     derived = [{k: _plain(v) for k, v in r.items()} for r in calibration_rows(items)]
     return compare_rows(display, "calibration", record.calibration or [], derived, KEYS)
 
@@ -870,8 +891,9 @@ def verify_record(
     for name in TABLE_KEYS:
         derived = table_rows(getattr(tables, name), name, record.model_id)
         problems.extend(compare_rows(display, name, getattr(record, name) or [], derived))
-    problems.extend(check_ladder(display, record, tables, _same))
-    problems.extend(check_calibration(display, path, record))
+    items, unread = likelihood_items(display, path, record)
+    problems.extend(check_ladder(display, record, tables, _same, items))
+    problems.extend(check_calibration(display, record, items, unread))
     sidecar = _display(path.parent / record.sidecar.path)
     found = against_specs(display, sidecar, record, answers, specs)
     if notes is not None:

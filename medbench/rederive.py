@@ -1,6 +1,7 @@
 """Re-derive what a record takes on trust from its sidecar: the parses (from the answer
-texts), the truths (from the task's data), the ladder's answer columns (from the scores),
-and whether today's specs are still the ones the record was made with.
+texts), the truths (from the task's data), the ladder's answer columns (from the scores, and
+its likelihood rung from the option scores' sidecar), and whether today's specs are still the
+ones the record was made with.
 
 `verify` re-scores a record from its sidecar; a sidecar forged consistently (parsed equal to
 truth, tables re-derived) would still verify without these checks. The parser is called
@@ -226,10 +227,60 @@ def check_spec_hashes(display: str, record: Record, specs: SpecSet) -> Findings:
     return out
 
 
-def check_ladder(
-    display: str, record: Record, tables: ScoreTables, same: Callable[[Scalar, Scalar], bool]
+LADDER_LIKELIHOOD_COLUMNS = ("likelihood_f1_mean", "likelihood_f1_best", "likelihood_best_variant")
+
+
+def _ladder_mismatches(
+    display: str,
+    record: Record,
+    derived: dict[str, dict[str, Any]],
+    columns: tuple[str, ...],
+    same: Callable[[Scalar, Scalar], bool],
 ) -> list[str]:
-    """Compare the ladder's answer columns with those of the re-derived scores."""
+    problems = []
+    for i, row in enumerate(record.ladder or []):
+        other = derived.get(str(row.get("task")))
+        if other is None:
+            problems.append(f"{display}: ladder[{i}]: no such row is re-derived from the sidecar")
+            continue
+        for name in columns:
+            value = other.get(name)
+            # The ladder is published through a CSV: an empty text comes back as null.
+            mine = None if value == "" or isinstance(value, float) and math.isnan(value) else value
+            if name in row and not same(row[name], mine):
+                problems.append(
+                    f"{display}: ladder[{i}].{name}: recorded {row[name]!r}, re-derived {mine!r}"
+                )
+    return problems
+
+
+def _likelihood_scores(record: Record, items: pd.DataFrame | None) -> list[pd.DataFrame]:
+    """The likelihood answers' scores of each normalisation, from the likelihood sidecar's
+    items (none without one): the ladder's rung reads one of them, the stage's `answer`."""
+    if items is None or items.empty:
+        return [pd.DataFrame()]
+    from medbench.likelihood.score import NORMALISATIONS, answers_frame
+    from medbench.scoring import ScoringLayout, score_answers
+
+    layout = ScoringLayout.from_json(record.layout.model_dump(mode="json"))
+    return [
+        score_answers(answers_frame(items, norm).reset_index(drop=True), layout).scores
+        for norm in NORMALISATIONS
+    ]
+
+
+def check_ladder(
+    display: str,
+    record: Record,
+    tables: ScoreTables,
+    same: Callable[[Scalar, Scalar], bool],
+    likelihood_items: pd.DataFrame | None = None,
+) -> list[str]:
+    """Compare the ladder's answer columns with those of the re-derived scores, and its
+    likelihood columns with the scores of the likelihood sidecar's items (`likelihood_items`):
+    they must match one normalisation's (the record does not say which the stage used; both are
+    honest readings of the same option scores). A ladder with likelihood values and no sidecar
+    to derive them from is a problem."""
     if not record.ladder:
         return []
     from medbench.probe.ladder import _answer_columns
@@ -239,23 +290,16 @@ def check_ladder(
     reliance = tables.reliance
     if not reliance.empty:
         reliance = reliance[reliance["model"] == record.model_id]
-    answer_rows = _answer_columns(scores, families, reliance).to_dict("records")
-    derived = {str(r["task"]): r for r in answer_rows}
-    problems = []
-    for i, row in enumerate(record.ladder):
-        other = derived.get(str(row.get("task")))
-        if other is None:
-            problems.append(f"{display}: ladder[{i}]: no such row is re-derived from the sidecar")
-            continue
-        for name in LADDER_ANSWER_COLUMNS:
-            value = other.get(name)
-            # The ladder is published through a CSV: an empty text comes back as null.
-            mine = None if value == "" or isinstance(value, float) and math.isnan(value) else value
-            if name in row and not same(row[name], mine):
-                problems.append(
-                    f"{display}: ladder[{i}].{name}: recorded {row[name]!r}, re-derived {mine!r}"
-                )
-    return problems
+    columns = (*LADDER_ANSWER_COLUMNS, *LADDER_LIKELIHOOD_COLUMNS)
+    best: list[str] | None = None
+    for likely in _likelihood_scores(record, likelihood_items):
+        both = pd.concat([scores, likely], ignore_index=True) if not likely.empty else scores
+        answer_rows = _answer_columns(both, families, reliance).to_dict("records")
+        derived = {str(r["task"]): {str(k): v for k, v in r.items()} for r in answer_rows}
+        problems = _ladder_mismatches(display, record, derived, columns, same)
+        if best is None or len(problems) < len(best):
+            best = problems
+    return best or []
 
 
 def against_specs(

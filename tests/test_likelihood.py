@@ -4,6 +4,7 @@ kind and its keys, the stage (cache, scores, outputs) and the answers' scoring."
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -580,6 +581,16 @@ def test_run_command_publishes_reliability_diagrams_and_calibration_on_the_model
     assert "t: knowledge ladder (chance, generated answers, likelihood answers" in page
     assert '<th scope="col" data-type="number">likelihood f1 mean</th>' in page
     assert "reliability" not in (project / "_site/models/baseline-chance.html").read_text()
+    # verify re-derives the rung from the option scores: a forged value is named
+    forged = json.loads(record_path.read_text())
+    forged["ladder"][0]["likelihood_f1_mean"] = 0.99
+    forged_folder = tmp_path / "forged" / "t"
+    shutil.copytree(record_path.parent, forged_folder)
+    (forged_folder / record_path.name).write_text(json.dumps(forged))
+    [problem] = [p for p in verify_records(tmp_path / "forged") if "ladder" in p]
+    head, derived = problem.rsplit(" re-derived ", 1)
+    assert head.endswith("forged/t/tiny-gemma3.json: ladder[0].likelihood_f1_mean: recorded 0.99,")
+    assert float(derived) == pytest.approx(expected, abs=1e-9)
     # one rule for what the site shows: `site build` after `run` gives the same site
     from medbench.site import build_site
 
