@@ -1,25 +1,28 @@
 """Looking after the answer cache: which rows today's specs still produce, and an export
 `medbench parse` reads.
 
-A row is in use when some suite's plan (its describe stage's diagnoses and its likelihood
-stage's option scores included) asks for its key; answers of an `audit-parse` judge come from
-no spec and count as unused. Suites that cannot be planned here (their data is absent, an
-endpoint would have to be asked for its snapshot) are skipped, and every row of their models is
-kept, as are the rows of a model the plan cannot resolve (a revision offline, a missing
-checkpoint): nothing is pruned on a guess.
+A row is in use when some suite's plan (its describe stage's diagnoses and its likelihood stage's
+option scores included) asks for its key. Answers of an `audit-parse` judge come from no spec:
+they count as unused. Suites that cannot be planned here (their data is absent, an endpoint
+would have to be asked for its snapshot) are skipped, and every row of their models is kept, as
+are the rows of a model the plan cannot resolve (a revision offline, a missing checkpoint):
+nothing is pruned on a guess.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from medbench.cache import Answer, Cache
-from medbench.errors import MedbenchError
+from medbench.data import Sample, read_samples
+from medbench.errors import DataError, MedbenchError
 from medbench.loading import SpecSet
-from medbench.prompts import offered_options
+from medbench.prompts import TemplateError, asked_of, offered_options, options_by_letter, render
+from medbench.specs import PromptFamilySpec, TaskSpec, VariantSpec
 
 
 @dataclass
@@ -95,33 +98,92 @@ def export_rows(
 ) -> Iterator[dict[str, Any]]:
     """Every finished answer (with `failed`, failed ones too) as a record `medbench parse`
     reads: `response`, and where the specs know the task and variant `options`, `lettered`,
-    `aliases` and `finding`; the row's other fields beside them."""
+    `aliases` and `finding`; the row's other fields beside them. A closed-VQA answer's
+    `options` are its sample's own, as the plan offered them (none where its sample cannot be
+    read here)."""
+    asked = _AskedSamples(specs) if specs is not None else None
     for answer in cache.iter_answers():
         if answer.error is not None and not failed:
             continue
         record = dict(answer.__dict__)
         record["response"] = record.pop("output")
-        record.update(_parse_fields(specs, answer))
+        if asked is not None:
+            record.update(_parse_fields(answer, asked))
         yield record
 
 
-def _parse_fields(specs: SpecSet | None, answer: Answer) -> dict[str, Any]:
-    if specs is None:
-        return {}
+def _parse_fields(answer: Answer, asked: _AskedSamples) -> dict[str, Any]:
+    specs = asked.specs
     task = specs.tasks.get(answer.task)
     family = specs.families.get(answer.family)
     variant = next((v for v in family.variants if v.id == answer.variant), None) if family else None
     if task is None or family is None or variant is None:
         return {}
+    question = None
+    if task.per_sample:
+        sample = asked.sample_of(task, family, variant, answer)
+        if sample is None:
+            return {}
+        question = asked_of(task, sample)
     fields: dict[str, Any] = {
-        "options": list(offered_options(task, variant, family)),
+        "options": list(offered_options(task, variant, family, question)),
         "lettered": variant.lettered,
     }
-    if family.answer == "label":
+    # a multiple-choice sample's reply is read against its options alone, as scoring reads it
+    if family.answer == "label" and not options_by_letter(question, family.answer):
         fields["aliases"] = {label.name: list(label.aliases) for label in task.labels}
     if family.answer == "yes_no" and task.finding is not None:
         fields["finding"] = task.finding
     return fields
+
+
+class _AskedSamples:
+    """The samples of closed-VQA tasks, read once per (task, data source), to find the one an
+    answer is about: a cached row names its task and sample id, not the data source."""
+
+    def __init__(self, specs: SpecSet) -> None:
+        self.specs = specs
+        self.read: dict[tuple[str, str], dict[str, Sample]] = {}
+
+    def sample_of(
+        self, task: TaskSpec, family: PromptFamilySpec, variant: VariantSpec, answer: Answer
+    ) -> Sample | None:
+        """The sample the answer is about: the one (of those with its id in the task's data
+        sources) whose prompt renders to the text the model was sent, or the only one."""
+        sent = _sent_text(answer)
+        found = []
+        for source in task.data:  # a source is read only if the ones before do not match
+            sample = self._samples(task, source).get(answer.sample)
+            if sample is None:
+                continue
+            try:
+                rendered = render(family, variant, task, (), asked=asked_of(task, sample))
+            except TemplateError:
+                rendered = None
+            if rendered is not None and rendered.messages.text == sent:
+                return sample
+            found.append(sample)
+        return found[0] if len({(s.question, s.options) for s in found}) == 1 else None
+
+    def _samples(self, task: TaskSpec, source: str) -> dict[str, Sample]:
+        key = (task.id, source)
+        if key not in self.read:
+            try:
+                samples = read_samples(task, source, self.specs.root)
+            except (DataError, OSError):  # data not on this machine: its rows get no options
+                samples = []
+            self.read[key] = {s.id: s for s in samples}
+        return self.read[key]
+
+
+def _sent_text(answer: Answer) -> str | None:
+    """The user text the model was sent, from the row's stored prompt."""
+    try:
+        stored = json.loads(answer.prompt)
+    except ValueError:
+        return None
+    text = stored.get("text") if isinstance(stored, dict) else None
+    return text if isinstance(text, str) else None
 
 
 __all__ = ["Usage", "by_model", "export_rows", "usage"]
