@@ -54,7 +54,10 @@ def raw_server(chat: Handler) -> Iterator[str]:
                 head += conn.recv(65536) or b"\r\n\r\n"
             if head.startswith(b"GET"):
                 body = b'{"object": "list", "data": []}'
-                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+                # closed after the answer, and said so: a client that kept the connection for
+                # the chat request would race the close and read a reset instead of a timeout
+                reply = b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: %d\r\n\r\n%s"
+                conn.sendall(reply % (len(body), body))
                 return
             lines = head.split(b"\r\n\r\n", 1)[0].lower().split(b"\r\n")
             found = [
