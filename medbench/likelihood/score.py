@@ -12,10 +12,12 @@ curve with its area.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+from numpy.typing import NDArray
 
 from medbench import metrics
 from medbench.likelihood.jobs import PIPELINE, LikelihoodAnswer, likelihood_jobs
@@ -180,34 +182,38 @@ def answers_frame(items: pd.DataFrame, norm: str) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=ANSWER_COLUMNS)
 
 
+def _groups(
+    items: pd.DataFrame, norm: str
+) -> Iterator[tuple[tuple[str, str, str, str, str], NDArray[Any], NDArray[np.int64]]]:
+    """Per (model, task, family, variant), then per family over all its variants (`*`): the
+    row's keys (with the pipeline), the probabilities over the options and the true options."""
+    frame = items.assign(_p=probabilities(items, norm))
+    for (model, task, family), group in frame.groupby(["model", "task", "family"], sort=True):
+        parts = [(str(v), g) for v, g in group.groupby("variant", sort=True)] + [("*", group)]
+        for variant, part in parts:
+            head = (str(model), str(task), str(family), variant, pipeline_name(norm))
+            p = np.stack(list(part["_p"]))
+            yield head, p, part["truth_option"].to_numpy(dtype=np.int64)
+
+
 def calibration(items: pd.DataFrame, norm: str) -> pd.DataFrame:
     """Per (model, task, family, variant), and per family over all its variants (`*`)."""
     if items.empty:
         return pd.DataFrame(columns=CALIBRATION_COLUMNS)
-    probs = probabilities(items, norm)
-    frame = items.assign(_p=probs)
     rows = []
-    for (model, task, family), group in frame.groupby(["model", "task", "family"], sort=True):
-        parts = [(str(v), g) for v, g in group.groupby("variant", sort=True)] + [("*", group)]
-        for variant, part in parts:
-            p = np.stack(list(part["_p"]))
-            t = part["truth_option"].to_numpy(dtype=np.int64)
-            pred, conf = metrics.confidence(p) if len(p) else (np.zeros(0), np.zeros(0))
-            rows.append(
-                {
-                    "model": model,
-                    "task": task,
-                    "family": family,
-                    "variant": variant,
-                    "pipeline": pipeline_name(norm),
-                    "n": len(part),
-                    "accuracy": float((pred == t).mean()),
-                    "mean_confidence": float(conf.mean()),
-                    "ece": metrics.ece(p, t),
-                    "brier": metrics.brier(p, t),
-                    "aurc": metrics.risk_coverage(p, t).aurc,
-                }
-            )
+    for head, p, t in _groups(items, norm):
+        pred, conf = metrics.confidence(p) if len(p) else (np.zeros(0), np.zeros(0))
+        rows.append(
+            {
+                **dict(zip(CALIBRATION_COLUMNS[:5], head, strict=True)),
+                "n": len(t),
+                "accuracy": float((pred == t).mean()),
+                "mean_confidence": float(conf.mean()),
+                "ece": metrics.ece(p, t),
+                "brier": metrics.brier(p, t),
+                "aurc": metrics.risk_coverage(p, t).aurc,
+            }
+        )
     return pd.DataFrame(rows, columns=CALIBRATION_COLUMNS)
 
 
@@ -230,19 +236,13 @@ def risk_coverage_curves(items: pd.DataFrame, norm: str) -> pd.DataFrame:
     images, and `risk` of those answers are wrong."""
     if items.empty:
         return pd.DataFrame(columns=RISK_COVERAGE_COLUMNS)
-    frame = items.assign(_p=probabilities(items, norm))
     rows: list[tuple[Any, ...]] = []
-    for (model, task, family), group in frame.groupby(["model", "task", "family"], sort=True):
-        parts = [(str(v), g) for v, g in group.groupby("variant", sort=True)] + [("*", group)]
-        for variant, part in parts:
-            curve = metrics.risk_coverage(
-                np.stack(list(part["_p"])), part["truth_option"].to_numpy(dtype=np.int64)
-            )
-            head = (model, task, family, variant, pipeline_name(norm))
-            rows.extend(
-                (*head, *point)
-                for point in zip(curve.thresholds, curve.coverage, curve.risk, strict=True)
-            )
+    for head, p, t in _groups(items, norm):
+        curve = metrics.risk_coverage(p, t)
+        rows.extend(
+            (*head, *point)
+            for point in zip(curve.thresholds, curve.coverage, curve.risk, strict=True)
+        )
     return pd.DataFrame(rows, columns=RISK_COVERAGE_COLUMNS)
 
 
