@@ -81,7 +81,7 @@ def _expected_parse(
     return result.status, parsed
 
 
-def _read_samples(task: TaskSpec, record: Record, specs: SpecSet) -> list[Sample]:
+def record_samples(task: TaskSpec, record: Record, specs: SpecSet) -> list[Sample]:
     """A task's samples from the record's data, a Hub dataset at the commit the record names."""
     recorded = (record.dataset.revisions or {}).get(task.id)
     return read_samples(task, record.dataset.source, specs.root, recorded)
@@ -99,7 +99,7 @@ def _asked_samples(
         if task is None or not task.per_sample or source not in task.data:
             continue
         try:
-            samples = _read_samples(task, record, specs)
+            samples = record_samples(task, record, specs)
         except (DataError, OSError) as e:
             notes.append(f"{sidecar}: answers of task '{task_id}' not re-parsed: {e}")
             continue
@@ -175,7 +175,7 @@ def check_truth(
             out.notes.append(f"{sidecar}: truth of task '{task_id}' not checked: no {source} data")
             continue
         try:
-            samples = _read_samples(task, record, specs)
+            samples = record_samples(task, record, specs)
         except (DataError, OSError) as e:
             out.notes.append(
                 f"{sidecar}: truth of task '{task_id}' not checked against its {source} data: {e}"
@@ -207,23 +207,33 @@ def check_truth(
     return out
 
 
-def check_spec_hashes(display: str, record: Record, specs: SpecSet) -> Findings:
-    """A record made with other specs than today's is stale: an error for a changed prompt."""
-    out = Findings()
+def spec_changes(record: Record, specs: SpecSet) -> list[tuple[str, str, str | None]]:
+    """The record's specs that differ from today's: (`kind/id`, recorded sha256, today's
+    sha256, or None where the spec is gone), sorted by reference."""
+    changes = []
     for ref, sha in sorted(record.spec_hashes.items()):
         kind, spec_id = ref.split("/", 1)
         current = specs.files.get((kind, spec_id))
-        if current is None:
+        if current is None or current.sha256 != sha:
+            changes.append((ref, sha, current.sha256 if current is not None else None))
+    return changes
+
+
+def check_spec_hashes(display: str, record: Record, specs: SpecSet) -> Findings:
+    """A record made with other specs than today's is stale: an error for a changed prompt."""
+    out = Findings()
+    for ref, sha, today in spec_changes(record, specs):
+        if today is None:
             out.notes.append(f"{display}: spec_hashes: {ref} is not among today's specs")
-        elif current.sha256 != sha:
-            text = (
-                f"{display}: spec_hashes: stale: {ref} changed since the record was made "
-                f"(recorded {sha[:12]}, today {current.sha256[:12]})"
-            )
-            if kind == "prompt_family":
-                out.problems.append(f"{text}; rerun and republish the model")
-            else:
-                out.notes.append(text)
+            continue
+        text = (
+            f"{display}: spec_hashes: stale: {ref} changed since the record was made "
+            f"(recorded {sha[:12]}, today {today[:12]})"
+        )
+        if ref.startswith("prompt_family/"):
+            out.problems.append(f"{text}; rerun and republish the model")
+        else:
+            out.notes.append(text)
     return out
 
 
@@ -319,4 +329,4 @@ def against_specs(
     return out
 
 
-__all__ = ["Findings", "against_specs", "check_ladder"]
+__all__ = ["Findings", "against_specs", "check_ladder", "record_samples", "spec_changes"]

@@ -14,10 +14,11 @@ from pathlib import Path
 import pandas as pd
 
 from medbench import __version__
-from medbench.data import Sample, read_samples
+from medbench.data import Sample
 from medbench.errors import DataError
 from medbench.loading import SpecSet
 from medbench.records import Record
+from medbench.rederive import record_samples
 from medbench.reliance import original_only
 from medbench.site.layout import Page
 from medbench.site.pages import Site
@@ -106,12 +107,10 @@ def _asked_samples(specs: SpecSet | None, record: Record, task: str) -> dict[str
     if specs is None or task not in specs.tasks or not specs.tasks[task].per_sample:
         return {}
     spec = specs.tasks[task]
-    source = record.dataset.source
-    if source not in spec.data:
+    if record.dataset.source not in spec.data:
         return {}
-    recorded = (record.dataset.revisions or {}).get(task)
     try:
-        return {s.id: s for s in read_samples(spec, source, specs.root, recorded)}
+        return {s.id: s for s in record_samples(spec, record, specs)}
     except (DataError, OSError):  # e.g. full data not on this machine: no prompts shown
         return {}
 

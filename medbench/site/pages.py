@@ -14,6 +14,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from medbench import __version__
 from medbench.loading import SpecSet
 from medbench.records import Record, Scalar
+from medbench.rederive import spec_changes
 from medbench.site import reliance
 from medbench.site.charts import heatmap_svg
 from medbench.site.layout import (
@@ -33,20 +34,6 @@ from medbench.site.layout import (
     title_of,
 )
 from medbench.site.likelihood import calibration_table, reliability_figures
-
-
-def stale_specs(record: Record, specs: SpecSet | None) -> tuple[str, ...]:
-    """The `kind/id` of the record's specs that differ from today's or are gone (none without
-    today's specs); `medbench verify` says the same, as notes or errors."""
-    if specs is None:
-        return ()
-    changed = []
-    for ref, sha in sorted(record.spec_hashes.items()):
-        kind, spec_id = ref.split("/", 1)
-        current = specs.files.get((kind, spec_id))
-        if current is None or current.sha256 != sha:
-            changed.append(ref)
-    return tuple(changed)
 
 
 class Site:
@@ -74,7 +61,9 @@ class Site:
         """(suite, model) -> (path from the root, text) of its flip viewers."""
         self.models = {r.model_id: r for r in records}
         self.stale = {
-            (r.suite, r.model_id): changed for r in records if (changed := stale_specs(r, specs))
+            (r.suite, r.model_id): tuple(ref for ref, _, _ in changed)
+            for r in records
+            if specs is not None and (changed := spec_changes(r, specs))
         }
         """(suite, model) -> the specs that changed since the record was made (or are gone)."""
         self.build_date = max((r.date for r in records), default="no records")
