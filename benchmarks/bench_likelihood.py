@@ -51,13 +51,13 @@ def main() -> None:
 
     import torch
 
-    from medbench.backends.base import BackendContext, Request
-    from medbench.backends.hf import HFBackend
-    from medbench.backends.hf.likelihood import OptionScorer
-    from medbench.images import sha256_file
-    from medbench.prompts import ImageRef, Messages
-    from medbench.specs import ModelSpec, TinySpec
-    from medbench.tiny import ensure_tiny_model
+    from medbench.checkpoints.tiny import ensure_tiny_model
+    from medbench.data.images import sha256_file
+    from medbench.run.backends.base import BackendContext, Request
+    from medbench.run.backends.hf import HFBackend
+    from medbench.run.backends.hf.likelihood import OptionScorer
+    from medbench.spec.prompts import ImageRef, Messages
+    from medbench.spec.specs import ModelSpec, TinySpec
 
     torch.set_num_threads(1)
     root = Path(__file__).resolve().parent.parent

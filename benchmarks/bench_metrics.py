@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from medbench.metrics import (
+from medbench.score.metrics import (
     TaskAnswers,
     fragility_index,
     mean_f1_all,

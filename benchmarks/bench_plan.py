@@ -11,9 +11,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from medbench.cache import Cache
-from medbench.loading import load_specs
-from medbench.plan import make_plan
+from medbench.run.cache import Cache
+from medbench.run.plan import make_plan
+from medbench.spec.loading import load_specs
 
 N_MODELS, N_TASKS, N_VARIANTS, N_IMAGES = 10, 4, 25, 1000
 

@@ -20,12 +20,12 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 
-from medbench.backends.base import BackendContext  # noqa: E402
-from medbench.cache import Cache  # noqa: E402
-from medbench.executors.local import prepare_checkpoint  # noqa: E402
-from medbench.loading import SpecSet, load_specs  # noqa: E402
-from medbench.plan import Plan, make_plan  # noqa: E402
-from medbench.run import pending_work, run_plan  # noqa: E402
+from medbench.run.backends.base import BackendContext  # noqa: E402
+from medbench.run.cache import Cache  # noqa: E402
+from medbench.run.executors.local import prepare_checkpoint  # noqa: E402
+from medbench.run.loop import pending_work, run_plan  # noqa: E402
+from medbench.run.plan import Plan, make_plan  # noqa: E402
+from medbench.spec.loading import SpecSet, load_specs  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 RUNS = {"local": ("local", None), "ray, 1 actor": ("ray", "1"), "ray, 2 actors": ("ray", "2")}

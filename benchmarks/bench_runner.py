@@ -26,14 +26,14 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks import bench_plan  # noqa: E402
-from medbench.backends.base import BackendContext  # noqa: E402
-from medbench.backends.hf import HFBackend  # noqa: E402
-from medbench.cache import Cache  # noqa: E402
-from medbench.images import load_image  # noqa: E402
-from medbench.loading import load_specs  # noqa: E402
-from medbench.plan import make_plan  # noqa: E402
-from medbench.run import run_plan  # noqa: E402
-from medbench.tiny import build_tiny_model  # noqa: E402
+from medbench.checkpoints.tiny import build_tiny_model  # noqa: E402
+from medbench.data.images import load_image  # noqa: E402
+from medbench.run.backends.base import BackendContext  # noqa: E402
+from medbench.run.backends.hf import HFBackend  # noqa: E402
+from medbench.run.cache import Cache  # noqa: E402
+from medbench.run.loop import run_plan  # noqa: E402
+from medbench.run.plan import make_plan  # noqa: E402
+from medbench.spec.loading import load_specs  # noqa: E402
 from tests.spec_tree import make_project  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent

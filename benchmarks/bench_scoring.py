@@ -17,8 +17,8 @@ import time
 import numpy as np
 import pandas as pd
 
-from medbench.parsing import PARSER_VERSION, parse_answer
-from medbench.scoring import ANSWER_COLUMNS, ScoringLayout, score_answers
+from medbench.score.parsing import PARSER_VERSION, parse_answer
+from medbench.score.scoring import ANSWER_COLUMNS, ScoringLayout, score_answers
 
 LABELS = {
     "t0": ["glioma", "meningioma", "no tumor", "pituitary tumor"],

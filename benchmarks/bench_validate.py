@@ -150,7 +150,7 @@ def main() -> None:
     parser.add_argument("--files", type=int, default=200)
     parser.add_argument("--repeat", type=int, default=3, help="report the best of N runs")
     args = parser.parse_args()
-    from medbench.loading import load_specs
+    from medbench.spec.loading import load_specs
 
     with tempfile.TemporaryDirectory() as tmp:
         specs = write_tree(Path(tmp), args.files)

@@ -21,4 +21,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-$( [ -x .venv/bin/python ] && echo .venv/bin/python || echo python3 )}"
 export HF_HUB_OFFLINE="${HF_HUB_OFFLINE:-1}"
-exec timeout 600 "$PYTHON" -m medbench.gpu_check --device cuda --dtype bfloat16 "$@"
+exec timeout 600 "$PYTHON" -m medbench.checks.gpu --device cuda --dtype bfloat16 "$@"

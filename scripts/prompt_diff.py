@@ -17,8 +17,8 @@ import tempfile
 from pathlib import Path
 
 from medbench.errors import MedbenchError
-from medbench.loading import load_specs
-from medbench.prompts import render
+from medbench.spec.loading import load_specs
+from medbench.spec.prompts import render
 
 Rendered = dict[tuple[str, str, str], str]
 DESCRIPTION = "[the model's description of the image]"

@@ -7,8 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from medbench.parsing import PARSER_VERSION
-from medbench.records import (
+from medbench.publish.records import (
     DatasetInfo,
     EnvironmentInfo,
     MedbenchInfo,
@@ -16,8 +15,9 @@ from medbench.records import (
     TaskInfo,
     write_record,
 )
-from medbench.scoring import ANSWER_COLUMNS, ScoreTables, ScoringLayout, score_answers
-from medbench.specs import ModelSpec
+from medbench.score.parsing import PARSER_VERSION
+from medbench.score.scoring import ANSWER_COLUMNS, ScoreTables, ScoringLayout, score_answers
+from medbench.spec.specs import ModelSpec
 
 TASKS = {
     "brain_tumor_mri": ["glioma", "meningioma", "no_tumor"],

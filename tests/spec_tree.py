@@ -6,7 +6,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from medbench.specs import ModelSpec
+from medbench.spec.specs import ModelSpec
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -67,7 +67,7 @@ def tiny_model_spec(arch: str, **fields: Any) -> ModelSpec:
 def full_data_tree(root: Path, per_class: int = 2) -> Path:
     """A `$MEDBENCH_DATA` folder laid out as each shipped task's `full` source expects (the
     dataset's own folder names), holding `per_class` sample images per class."""
-    from medbench.loading import load_specs
+    from medbench.spec.loading import load_specs
 
     for task in load_specs(REPO / "specs").tasks.values():
         source = task.data["full"]
@@ -86,7 +86,7 @@ def full_data_tree(root: Path, per_class: int = 2) -> Path:
 def hub_refs(cache: Path, revision: str = "0" * 40) -> Path:
     """A Hugging Face cache folder whose `refs/main` names `revision` for every shipped hub
     model, as a download leaves it (so that revisions resolve offline)."""
-    from medbench.loading import load_specs
+    from medbench.spec.loading import load_specs
 
     for spec in load_specs(REPO / "specs").models.values():
         if spec.repo is not None:

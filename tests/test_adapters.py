@@ -14,15 +14,15 @@ import pytest
 import torch
 from huggingface_hub import constants
 
-from medbench.backends.base import BackendContext, Request
-from medbench.backends.hf import HFBackend
-from medbench.backends.hf import loading as hf_loading
-from medbench.backends.hf.likelihood import OptionScorer
+from medbench.data.images import sha256_file
 from medbench.errors import BackendError
-from medbench.identity import resolve_identity
-from medbench.images import sha256_file
-from medbench.loading import load_specs
-from medbench.prompts import ImageRef, Messages
+from medbench.run.backends.base import BackendContext, Request
+from medbench.run.backends.hf import HFBackend
+from medbench.run.backends.hf import loading as hf_loading
+from medbench.run.backends.hf.likelihood import OptionScorer
+from medbench.run.identity import resolve_identity
+from medbench.spec.loading import load_specs
+from medbench.spec.prompts import ImageRef, Messages
 from tests.spec_tree import tiny_model_spec
 from tests.test_loading import GENERAL_MODEL, load_error, write_tree
 
@@ -105,8 +105,8 @@ def peft_loglikelihood(
     from peft import PeftModel
     from transformers import AutoModelForImageTextToText
 
-    from medbench.backends.hf.chat import conversation
-    from medbench.images import load_image
+    from medbench.data.images import load_image
+    from medbench.run.backends.hf.chat import conversation
 
     model = PeftModel.from_pretrained(AutoModelForImageTextToText.from_pretrained(base), adapter)
     model.eval()
@@ -398,8 +398,8 @@ def test_load_specs_adapter_model_without_a_base_is_a_warning_of_its_suites(
 def test_write_record_keeps_the_adapter_revision_only_when_there_is_one(tmp_path: Path) -> None:
     import json
 
-    from medbench.records import read_record, verify_records, write_record
-    from medbench.scoring import score_answers
+    from medbench.publish.records import read_record, verify_records, write_record
+    from medbench.score.scoring import score_answers
     from tests.leaderboard_data import make_answers, make_layout, model_spec, provenance
 
     tasks = ["pneumonia_cxr"]
@@ -425,7 +425,7 @@ def test_write_record_keeps_the_adapter_revision_only_when_there_is_one(tmp_path
     assert read_record(folder / "lora.json").adapter_revision == local
     assert verify_records(tmp_path / "leaderboard") == []
     # the model page's provenance names it only where there is one
-    from medbench.site.pages import _provenance
+    from medbench.publish.site.pages import _provenance
 
     assert ("Adapter revision", local) in _provenance(read_record(folder / "lora.json"))
     assert "Adapter revision" not in dict(_provenance(read_record(folder / "plain.json")))
@@ -480,9 +480,9 @@ generation: {max_new_tokens: 12, do_sample: false}
 
 
 def test_run_plan_adapter_model_answers_apart_from_its_base(tmp_path: Path, lora_dir: Path) -> None:
-    from medbench.cache import Cache
-    from medbench.plan import make_plan
-    from medbench.run import run_plan
+    from medbench.run.cache import Cache
+    from medbench.run.loop import run_plan
+    from medbench.run.plan import make_plan
     from tests.spec_tree import make_project
 
     project = make_project(tmp_path, models=("tiny-llava", "tiny-llava-lora"), limit_per_class=1)

@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from medbench.adhoc import adhoc_spec, with_adhoc_models
-from medbench.cache import Cache
 from medbench.cli import app
 from medbench.commands.runner import build_plan
 from medbench.errors import MedbenchError
-from medbench.loading import load_specs
+from medbench.run.cache import Cache
+from medbench.spec.adhoc import adhoc_spec, with_adhoc_models
+from medbench.spec.loading import load_specs
 from tests.spec_tree import make_project
 
 SHA = "0123456789abcdef0123456789abcdef01234567"
@@ -98,7 +98,7 @@ def test_publish_refuses_an_adhoc_model_and_says_how_to_publish_it(tmp_path: Pat
     import pandas as pd
 
     from medbench.errors import RecordError
-    from medbench.publish import check_choice
+    from medbench.publish.local import check_choice
 
     specs = load_specs(make_project(tmp_path) / "specs")
     answers = pd.DataFrame({"model": ["baseline-chance", "org--med"]})

@@ -1,4 +1,4 @@
-"""Tests of medbench.audit and `medbench audit-parse`: a judge model reads sampled answers."""
+"""Tests of medbench.checks.audit and `medbench audit-parse`: a judge reads sampled answers."""
 
 from __future__ import annotations
 
@@ -8,12 +8,12 @@ import pandas as pd
 import typer
 from typer.testing import CliRunner
 
-from medbench.audit import Judged, agreement, judge_messages, sample_by_rule
-from medbench.cache import Cache
+from medbench.checks.audit import Judged, agreement, judge_messages, sample_by_rule
 from medbench.commands.audit import audit_parse
-from medbench.loading import load_specs
-from medbench.plan import make_plan
-from medbench.run import run_plan
+from medbench.run.cache import Cache
+from medbench.run.loop import run_plan
+from medbench.run.plan import make_plan
+from medbench.spec.loading import load_specs
 from tests.spec_tree import make_project
 
 

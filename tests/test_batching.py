@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from medbench.batching import MAX_AUTO_BATCH, BatchMemory, BatchSizer
+from medbench.run.batching import MAX_AUTO_BATCH, BatchMemory, BatchSizer
 
 
 def test_batch_sizer_auto_doubles_on_full_batches_only_and_stops_at_the_cap() -> None:

@@ -14,8 +14,8 @@ from urllib.parse import urljoin, urlsplit
 
 import pytest
 
-from medbench.records import read_record
-from medbench.site import build_site, make_server
+from medbench.publish.records import read_record
+from medbench.publish.site import build_site, make_server
 from tests.leaderboard_data import model_spec, publish_synthetic
 
 CHROMIUM = os.environ.get("MEDBENCH_CHROMIUM", "/usr/bin/chromium")

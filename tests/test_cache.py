@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from medbench.cache import CACHE_FORMAT, Cache, canonical_json, content_key
 from medbench.errors import CacheError
+from medbench.run.cache import CACHE_FORMAT, Cache, canonical_json, content_key
 
 
 def _row(key: str, output: str | None = "yes", error: str | None = None) -> tuple[object, ...]:
@@ -65,15 +65,15 @@ def test_hash_file_is_reused_until_the_file_changes(
     image = tmp_path / "a.jpg"
     image.write_bytes(b"one")
     calls: list[Path] = []
-    import medbench.data
+    import medbench.data.samples
 
-    real = medbench.data.sha256_file
+    real = medbench.data.samples.sha256_file
 
     def counting(path: Path) -> str:
         calls.append(path)
         return real(path)
 
-    monkeypatch.setattr(medbench.data, "sha256_file", counting)
+    monkeypatch.setattr(medbench.data.samples, "sha256_file", counting)
     with Cache(tmp_path / "c.sqlite") as cache:
         first = cache.hash_file(image)
         cache.flush_hashes()
@@ -91,7 +91,7 @@ def test_cache_two_processes_writing_at_once_keep_one_row_per_key(tmp_path: Path
         f"""
         import sys
         from pathlib import Path
-        from medbench.cache import Cache
+        from medbench.run.cache import Cache
         tag = sys.argv[1]
         with Cache(Path({str(path)!r})) as cache:
             for batch in range(40):
@@ -123,7 +123,7 @@ class _LockedTwice:
 def test_store_statement_found_locked_is_retried_not_raised(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from medbench import store
+    from medbench.run import store
 
     monkeypatch.setattr(store.time, "sleep", lambda _s: None)
     db = _LockedTwice()
@@ -132,7 +132,7 @@ def test_store_statement_found_locked_is_retried_not_raised(
 
 
 def test_store_statement_failing_otherwise_is_raised_at_once() -> None:
-    from medbench import store
+    from medbench.run import store
 
     class _Broken:
         def execute(self, statement: str) -> None:
@@ -371,10 +371,10 @@ def test_cache_of_a_newer_schema_is_refused(tmp_path: Path) -> None:
 
 
 def test_run_records_the_batch_size_each_answer_was_produced_at(tmp_path: Path) -> None:
-    from medbench.backends.base import BackendContext
-    from medbench.loading import load_specs
-    from medbench.plan import make_plan
-    from medbench.run import run_plan
+    from medbench.run.backends.base import BackendContext
+    from medbench.run.loop import run_plan
+    from medbench.run.plan import make_plan
+    from medbench.spec.loading import load_specs
     from tests.spec_tree import make_project
 
     project = make_project(tmp_path, models=("baseline-majority",), limit_per_class=3)
@@ -398,9 +398,9 @@ def test_cache_export_gives_a_closed_vqa_answer_its_samples_own_options(
     from typer.testing import CliRunner
 
     from medbench.cli import app
-    from medbench.loading import load_specs
-    from medbench.plan import make_plan
-    from medbench.scoring import parse_job_answer
+    from medbench.run.plan import make_plan
+    from medbench.score.scoring import parse_job_answer
+    from medbench.spec.loading import load_specs
     from tests.spec_tree import vqa_project
 
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)  # the `full` Hub data is not here

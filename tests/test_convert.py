@@ -1,4 +1,5 @@
-"""Tests of medbench.convert: an original-layout LLaVA-Med checkpoint, converted, behaves the same.
+"""Tests of medbench.checkpoints.convert: an original-layout LLaVA-Med checkpoint, converted,
+behaves the same.
 
 The fixture writes a tiny checkpoint the way the original LLaVA-Med code stores one: a Mistral
 decoder under `model.`, the mlp2x_gelu projector under `model.mm_projector`, `lm_head`, an unused
@@ -24,13 +25,13 @@ import typer
 from PIL import Image
 from typer.testing import CliRunner
 
+from medbench.checkpoints.convert import MARKER, ConversionError, convert_llava_med
+from medbench.checkpoints.convert import llava_med as llava_med_module
+from medbench.checkpoints.convert import plan as plan_module
+from medbench.checkpoints.convert.processor import CHAT_TEMPLATE, build_processor, image_processor
+from medbench.checkpoints.convert.processor import tower_config as read_tower_config
+from medbench.checkpoints.convert.source import find_revision
 from medbench.commands.convert import convert_app
-from medbench.convert import MARKER, ConversionError, convert_llava_med
-from medbench.convert import llava_med as llava_med_module
-from medbench.convert import plan as plan_module
-from medbench.convert.processor import CHAT_TEMPLATE, build_processor, image_processor
-from medbench.convert.processor import tower_config as read_tower_config
-from medbench.convert.source import find_revision
 
 TEXT = {
     "hidden_size": 64,
@@ -72,7 +73,7 @@ def _tokenizer() -> Any:
     """A Mistral-like tokenizer: <unk> <s> </s>, BOS added on encode, no <image> token."""
     from tokenizers import processors
 
-    from medbench.tiny import CHAT_TEMPLATES, train_tokenizer
+    from medbench.checkpoints.tiny import CHAT_TEMPLATES, train_tokenizer
 
     tokenizer = train_tokenizer(
         ("<unk>", "<s>", "</s>"),
@@ -709,9 +710,9 @@ def test_the_7b_original_key_layout_maps_onto_the_converted_model(
     meta device: no weights are built, every key has a home and every expected key a source."""
     from transformers import CLIPVisionConfig
 
-    from medbench.convert.llava_med import expected_shapes, llava_config
-    from medbench.convert.plan import make_plan, source_target
-    from medbench.convert.source import Revision, Source, Tower
+    from medbench.checkpoints.convert.llava_med import expected_shapes, llava_config
+    from medbench.checkpoints.convert.plan import make_plan, source_target
+    from medbench.checkpoints.convert.source import Revision, Source, Tower
 
     config = {
         "model_type": "llava_mistral",
@@ -791,7 +792,7 @@ def test_a_llama_style_tokenizer_keeps_the_original_word_starts_once_saved(
     from transformers import AutoProcessor, LlamaTokenizer
     from transformers.models.llava.image_processing_pil_llava import LlavaImageProcessorPil
 
-    from medbench.convert.processor import (
+    from medbench.checkpoints.convert.processor import (
         CHECK_QUESTION,
         check_prompt_tokens,
         load_tokenizers,

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from medbench.data import load_samples
+from medbench.data.samples import load_samples
 from medbench.errors import BackendError, DataError
-from medbench.identity import resolve_hub_revision
-from medbench.specs import TaskSpec
+from medbench.run.identity import resolve_hub_revision
+from medbench.spec.specs import TaskSpec
 
 
 def task(path: str, fmt: str = "imagefolder") -> TaskSpec:
@@ -110,7 +110,7 @@ def test_resolve_hub_revision_never_reads_a_path(
 
 
 def test_checkpoint_hash_refuses_a_checkpoint_file_linked_from_outside(project: Path) -> None:
-    from medbench.identity import checkpoint_hash
+    from medbench.run.identity import checkpoint_hash
 
     folder = project / "data" / "model"
     folder.mkdir()

@@ -4,11 +4,11 @@ import pandas as pd
 import pytest
 from rich.console import Console
 
-from medbench.cache import Cache
 from medbench.commands.scoring import score_and_report
-from medbench.loading import load_specs
-from medbench.plan import Plan, make_plan
-from medbench.run import RunSummary, run_suite
+from medbench.run.cache import Cache
+from medbench.run.loop import RunSummary, run_suite
+from medbench.run.plan import Plan, make_plan
+from medbench.spec.loading import load_specs
 from tests.spec_tree import make_project
 
 DESCRIBE = (
@@ -124,7 +124,7 @@ def test_describe_failed_description_is_tried_once_per_run(project: Path, tmp_pa
 def test_describe_identical_descriptions_keep_one_diagnosis_per_image(
     project: Path, tmp_path: Path
 ) -> None:
-    from medbench.plan import add_diagnose_jobs
+    from medbench.run.plan import add_diagnose_jobs
 
     specs = load_specs(project / "specs")
     plan = make_plan(specs, "t", models_dir=tmp_path / "models")

@@ -16,11 +16,11 @@ from typing import Any
 import pytest
 from ruamel.yaml import YAML
 
-from medbench.backends.base import BackendContext
+from medbench.checks.received import IMAGE_PLACEHOLDER
 from medbench.errors import BackendError
-from medbench.loading import load_specs
-from medbench.prompts import Messages, render
-from medbench.received import IMAGE_PLACEHOLDER
+from medbench.run.backends.base import BackendContext
+from medbench.spec.loading import load_specs
+from medbench.spec.prompts import Messages, render
 from tests.spec_tree import tiny_model_spec
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -61,8 +61,8 @@ def test_golden_prompts_cover_every_shipped_real_model() -> None:
 
 @pytest.mark.parametrize("model_id", sorted(GOLDEN))
 def test_golden_prompts_real_model_in_local_hf_cache(model_id: str, tmp_path: Path) -> None:
-    from medbench.backends.hf.received import load_template
-    from medbench.identity import resolve_identity
+    from medbench.run.backends.hf.received import load_template
+    from medbench.run.identity import resolve_identity
 
     spec = SPECS.models[model_id]
     if GOLDEN[model_id].get("converted"):
@@ -92,7 +92,7 @@ TINY_CASES = [
 def test_golden_prompts_tiny_template_claiming_the_format(
     request: pytest.FixtureRequest, model_id: str, setting: str
 ) -> None:
-    from medbench.backends.hf.received import load_template
+    from medbench.run.backends.hf.received import load_template
 
     arch = GOLDEN[model_id]["tiny"]
     folder = request.getfixturevalue(f"tiny_{arch}_dir")
@@ -114,8 +114,8 @@ def test_golden_prompts_tiny_template_claiming_the_format(
 def test_golden_prompts_converted_llava_med_template(
     tiny_llava_dir: Path, tmp_path: Path, setting: str
 ) -> None:
-    from medbench.backends.hf.received import load_template
-    from medbench.convert.processor import CHAT_TEMPLATE
+    from medbench.checkpoints.convert.processor import CHAT_TEMPLATE
+    from medbench.run.backends.hf.received import load_template
 
     folder = tmp_path / "llava-med-template"
     shutil.copytree(tiny_llava_dir, folder)

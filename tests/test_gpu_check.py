@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from medbench.gpu_check import choose_models, main, sample_requests
-from medbench.loading import load_specs
+from medbench.checks.gpu import choose_models, main, sample_requests
+from medbench.spec.loading import load_specs
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -84,4 +84,4 @@ def test_gpu_check_a_model_that_fails_is_reported_and_the_exit_status_is_1(
 def test_gpu_check_script_is_valid_bash_that_runs_the_module() -> None:
     script = REPO / "scripts" / "gpu_check.sh"
     subprocess.run(["bash", "-n", str(script)], check=True)
-    assert "-m medbench.gpu_check --device cuda --dtype bfloat16" in script.read_text()
+    assert "-m medbench.checks.gpu --device cuda --dtype bfloat16" in script.read_text()

@@ -14,13 +14,13 @@ import pytest
 import torch
 from PIL import Image
 
-from medbench.backends import load_backend
-from medbench.backends.base import BackendContext, Output, Request
-from medbench.backends.hf import HFBackend
+from medbench.data.images import sha256_file
 from medbench.errors import BackendError
-from medbench.images import sha256_file
-from medbench.prompts import ImageRef, Messages
-from medbench.specs import ModelSpec
+from medbench.run.backends import load_backend
+from medbench.run.backends.base import BackendContext, Output, Request
+from medbench.run.backends.hf import HFBackend
+from medbench.spec.prompts import ImageRef, Messages
+from medbench.spec.specs import ModelSpec
 from tests.spec_tree import tiny_model_spec
 
 QUESTION = "Does this image show a tumour? Answer with one of: glioma, meningioma, no tumor."
@@ -524,7 +524,7 @@ def test_hf_backend_records_the_image_processor_of_answers_with_images(
 def test_image_processor_name_tells_torchvision_from_pil() -> None:
     from types import SimpleNamespace
 
-    from medbench.backends.hf.chat import image_processor_name
+    from medbench.run.backends.hf.chat import image_processor_name
 
     class TorchvisionBackend:  # named like transformers' base: the check reads the class tree
         pass

@@ -18,11 +18,11 @@ import pytest
 import transformers.utils.hub  # noqa: F401
 from huggingface_hub import constants
 
-from medbench.backends.base import BackendContext
+from medbench.data.hubcache import hf_cache_dir, hub_offline
 from medbench.errors import BackendError
-from medbench.hubcache import hf_cache_dir, hub_offline
-from medbench.identity import resolve_hub_revision, resolve_identity
-from medbench.specs import ModelSpec
+from medbench.run.backends.base import BackendContext
+from medbench.run.identity import resolve_hub_revision, resolve_identity
+from medbench.spec.specs import ModelSpec
 
 ROOT = Path(__file__).resolve().parent.parent
 REPO = "medbench-test/tiny-llava"
@@ -151,7 +151,7 @@ def test_hub_settings_follow_huggingface_hub_constants(
     names = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_HUB_CACHE", "HF_HOME", "XDG_CACHE_HOME")
     clean = {k: v for k, v in os.environ.items() if k not in names}
     code = (
-        "from medbench.hubcache import hf_cache_dir, hub_offline; "
+        "from medbench.data.hubcache import hf_cache_dir, hub_offline; "
         "print(hub_offline(), hf_cache_dir())"
     )
     done = subprocess.run(
@@ -182,9 +182,9 @@ def test_load_uses_the_resolved_sha_for_model_and_processor(
 ) -> None:
     import torch
 
-    from medbench.backends.hf.loading import load
-    from medbench.specs import TinySpec
-    from medbench.tiny import ensure_tiny_model
+    from medbench.checkpoints.tiny import ensure_tiny_model
+    from medbench.run.backends.hf.loading import load
+    from medbench.spec.specs import TinySpec
 
     torch.set_num_threads(1)
     old = ensure_tiny_model(TinySpec(arch="llava", seed=0), tmp_path / "seed0")

@@ -1,4 +1,4 @@
-"""Tests of medbench.images: every file gives an RGB image or an ImageError."""
+"""Tests of medbench.data.images: every file gives an RGB image or an ImageError."""
 
 from __future__ import annotations
 
@@ -10,14 +10,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from medbench.errors import MedbenchError
-from medbench.images import (
+from medbench.data.images import (
     ImageError,
     load_image,
     pad_to_square,
     png_significant_bits,
     sha256_file,
 )
+from medbench.errors import MedbenchError
 
 RED = (255, 0, 0)
 BLUE = (0, 0, 255)

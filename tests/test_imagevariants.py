@@ -16,10 +16,9 @@ import pytest
 from PIL import Image
 from pydantic import TypeAdapter
 
-from medbench.cache import Cache
-from medbench.data import Sample
-from medbench.images import load_image
-from medbench.imagevariants import (
+from medbench.data.images import load_image
+from medbench.data.samples import Sample
+from medbench.data.variants import (
     DERIVED,
     ImageStore,
     encode_png,
@@ -28,12 +27,13 @@ from medbench.imagevariants import (
     mismatched_partners,
     transform_image,
 )
-from medbench.loading import load_specs
-from medbench.plan import Job, Plan, make_plan
-from medbench.prompts import ImageRef
-from medbench.run import run_plan
-from medbench.scoring import collect_answers
-from medbench.specs import IMAGE_ABLATIONS, IMAGE_TRANSFORMS, ImageVariantSpec
+from medbench.run.cache import Cache
+from medbench.run.loop import run_plan
+from medbench.run.plan import Job, Plan, make_plan
+from medbench.score.scoring import collect_answers
+from medbench.spec.loading import load_specs
+from medbench.spec.prompts import ImageRef
+from medbench.spec.specs import IMAGE_ABLATIONS, IMAGE_TRANSFORMS, ImageVariantSpec
 from tests.spec_tree import REPO, make_project
 from tests.test_loading import SUITE, load_error, write_tree
 
@@ -410,7 +410,7 @@ def test_plan_unreadable_image_fails_its_variant_jobs_alone(tmp_path: Path) -> N
 def test_received_prompts_show_the_no_image_rendering_without_an_image_token(
     tmp_path: Path,
 ) -> None:
-    from medbench.received import received_prompts
+    from medbench.checks.received import received_prompts
 
     project = make_project(tmp_path, models=("tiny-llava",), suite_extra=IMAGE_VARIANTS)
     specs = load_specs(project / "specs")

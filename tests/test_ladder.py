@@ -12,14 +12,14 @@ import pandas as pd
 import pytest
 from threadpoolctl import threadpool_limits  # type: ignore[import-untyped, unused-ignore]
 
-from medbench.backends.base import BackendContext
-from medbench.cache import Cache
-from medbench.loading import load_specs
-from medbench.plan import make_plan
-from medbench.probe import LADDER_COLUMNS, PROBE_COLUMNS, answer_marks, ladder_rows, reading
-from medbench.probe.embeddings import EmbeddingStore, store_path
-from medbench.run import run_plan
-from medbench.scoring import collect_answers, make_layout, score_answers
+from medbench.run.backends.base import BackendContext
+from medbench.run.cache import Cache
+from medbench.run.loop import run_plan
+from medbench.run.plan import make_plan
+from medbench.score.probe import LADDER_COLUMNS, PROBE_COLUMNS, answer_marks, ladder_rows, reading
+from medbench.score.probe.embeddings import EmbeddingStore, store_path
+from medbench.score.scoring import collect_answers, make_layout, score_answers
+from medbench.spec.loading import load_specs
 from tests.spec_tree import make_project
 
 NAN = math.nan
@@ -335,7 +335,7 @@ def stage(tmp_path_factory: pytest.TempPathFactory, tiny_models_dir: Path) -> di
         run_plan(plan, specs, cache, progress=False)
         answers = collect_answers(specs, plan, cache)
         scores = score_answers(answers, make_layout(specs, plan)).scores
-        from medbench.probe import run_probe_stage
+        from medbench.score.probe import run_probe_stage
 
         for attempt in range(2):
             out = tmp / f"results-{attempt}"
@@ -345,7 +345,7 @@ def stage(tmp_path_factory: pytest.TempPathFactory, tiny_models_dir: Path) -> di
                     def refuse(*args: object, **kwargs: object) -> None:
                         raise AssertionError("the rerun extracted embeddings")
 
-                    patch.setattr("medbench.backends.hf.embed.extract", refuse)
+                    patch.setattr("medbench.run.backends.hf.embed.extract", refuse)
                 ladder = run_probe_stage(specs, plan, cache.path, answers, scores, out, context)
             outputs.append((out, ladder))
         with EmbeddingStore(store_path(cache.path)) as store:

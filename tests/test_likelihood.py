@@ -14,24 +14,24 @@ import pandas as pd
 import pytest
 import torch
 
-from medbench.backends.base import BackendContext, Request
-from medbench.backends.hf import HFBackend
-from medbench.backends.hf.chat import conversation
-from medbench.backends.hf.likelihood import AUTO_ROWS, OptionScorer, OptionScores
-from medbench.cache import Cache
-from medbench.images import load_image, sha256_file
-from medbench.likelihood import (
+from medbench.data.images import load_image, sha256_file
+from medbench.run.backends.base import BackendContext, Request
+from medbench.run.backends.hf import HFBackend
+from medbench.run.backends.hf.chat import conversation
+from medbench.run.backends.hf.likelihood import AUTO_ROWS, OptionScorer, OptionScores
+from medbench.run.cache import Cache
+from medbench.run.plan import make_plan
+from medbench.score.likelihood import (
     LikelihoodAnswer,
     collect_likelihoods,
     compute_likelihoods,
     likelihood_jobs,
     run_likelihood_stage,
 )
-from medbench.likelihood.score import answers_frame, moves, risk_coverage_curves
-from medbench.loading import load_specs
-from medbench.plan import make_plan
-from medbench.prompts import ImageRef, Messages
-from medbench.scoring import collect_answers, make_layout
+from medbench.score.likelihood.score import answers_frame, moves, risk_coverage_curves
+from medbench.score.scoring import collect_answers, make_layout
+from medbench.spec.loading import load_specs
+from medbench.spec.prompts import ImageRef, Messages
 from tests.spec_tree import make_project, tiny_model_spec
 
 QUESTION = "Is there a tumour in this brain MRI? Answer with one of: glioma, no tumor."
@@ -525,7 +525,7 @@ def test_run_command_publishes_reliability_diagrams_and_calibration_on_the_model
     from typer.testing import CliRunner
 
     from medbench.cli import app
-    from medbench.records import read_record
+    from medbench.publish.records import read_record
 
     suite = project / "specs/suites/t.yaml"
     suite.write_text(suite.read_text() + "probe: {}\n")  # for the ladder
@@ -555,7 +555,7 @@ def test_run_command_publishes_reliability_diagrams_and_calibration_on_the_model
             assert by_family[row["family"]][name] == pytest.approx(row[name], abs=1e-9)
     assert read_record(project / "results/t/leaderboard/t/baseline-chance.json").calibration is None
     # the calibration is re-derived from the option scores published beside the record
-    from medbench.records import verify_records
+    from medbench.publish.records import verify_records
 
     assert record.likelihood_sidecar is not None
     assert record_path.with_name(record.likelihood_sidecar.path).is_file()
@@ -592,7 +592,7 @@ def test_run_command_publishes_reliability_diagrams_and_calibration_on_the_model
     assert head.endswith("forged/t/tiny-gemma3.json: ladder[0].likelihood_f1_mean: recorded 0.99,")
     assert float(derived) == pytest.approx(expected, abs=1e-9)
     # one rule for what the site shows: `site build` after `run` gives the same site
-    from medbench.site import build_site
+    from medbench.publish.site import build_site
 
     build_site(
         Path("leaderboard"),
@@ -614,7 +614,7 @@ def test_run_command_publishes_reliability_diagrams_and_calibration_on_the_model
 
 
 def test_likelihood_run_lines_say_which_requests_did_not_share_their_prefix() -> None:
-    from medbench.likelihood import LikelihoodRun
+    from medbench.score.likelihood import LikelihoodRun
 
     run = LikelihoodRun(planned=4, ran=4, forward_passes=3)
     run.unshared["m"] = {"the model returned no KV cache": 2}

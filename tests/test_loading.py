@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 from medbench.commands import validate as validate_cmd
 from medbench.errors import SpecError
-from medbench.loading import MAX_FILE_BYTES, SpecSet, load_specs
+from medbench.spec.loading import MAX_FILE_BYTES, SpecSet, load_specs
 
 REPO = Path(__file__).resolve().parent.parent
 CASES = Path(__file__).resolve().parent / "cases" / "broken_specs"
@@ -282,7 +282,7 @@ def test_templates_render_only_for_the_tasks_a_suite_pairs(tmp_path: Path) -> No
 def test_load_specs_imports_no_heavy_module(tmp_path: Path) -> None:
     specs = write_tree(tmp_path)
     code = (
-        "import sys; from pathlib import Path; from medbench.loading import load_specs; "
+        "import sys; from pathlib import Path; from medbench.spec.loading import load_specs; "
         "import medbench.commands.validate; "
         f"load_specs(Path({str(specs)!r})); "
         f"print([m for m in {HEAVY!r} if m in sys.modules])"
@@ -378,7 +378,7 @@ def test_repo_specs_are_valid() -> None:
 def test_load_specs_folded_scalars_read_as_yaml_defines_them() -> None:
     from ruamel.yaml import YAML
 
-    from medbench.loading._document import _scalar
+    from medbench.spec.loading._document import _scalar
 
     source = "a: >-\n  one\n  two\n\n  three\nb: |-\n  x\n  y\n"
     expected = YAML(typ="safe").load(source)

@@ -13,8 +13,8 @@ from statsmodels.stats.contingency_tables import mcnemar
 from statsmodels.stats.inter_rater import aggregate_raters
 from statsmodels.stats.inter_rater import fleiss_kappa as statsmodels_fleiss_kappa
 
-from medbench import metrics
-from medbench.metrics import REFUSAL, UNPARSEABLE, Estimate, TaskAnswers, _bootstrap
+from medbench.score import metrics
+from medbench.score.metrics import REFUSAL, UNPARSEABLE, Estimate, TaskAnswers, _bootstrap
 
 K = 4
 N = 240

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from scipy.stats import chi2
 
-from medbench import metrics
-from medbench.metrics import Estimate, TaskAnswers
+from medbench.score import metrics
+from medbench.score.metrics import Estimate, TaskAnswers
 
 K = 3
 
@@ -111,7 +111,7 @@ def test_units_without_signature_grouping_pool_the_same_sums(
     clusters = metrics.as_clusters(groups, len(truth))
     keys = np.column_stack([truth, a])
     grouped = metrics.group_units(keys, clusters)
-    monkeypatch.setattr("medbench.metrics._units._SIGNATURE_CELLS", 1)
+    monkeypatch.setattr("medbench.score.metrics._units._SIGNATURE_CELLS", 1)
     ungrouped = metrics.group_units(keys, clusters)
     assert ungrouped.n_units == grouped.n_units == 40
     assert len(ungrouped.sizes) == 40 > len(grouped.sizes)

@@ -17,9 +17,11 @@ from typing import Any
 
 import pytest
 
-from medbench.backends import load_backend
-from medbench.backends.base import BackendContext, Output, Request
-from medbench.backends.openai_api import (
+from medbench.data.images import sha256_file
+from medbench.errors import BackendError
+from medbench.run.backends import load_backend
+from medbench.run.backends.base import BackendContext, Output, Request
+from medbench.run.backends.openai_api import (
     MAX_BACKOFF_S,
     MAX_RETRY_AFTER_S,
     OpenAIBackend,
@@ -28,15 +30,13 @@ from medbench.backends.openai_api import (
     parse_completion,
     retry_after,
 )
-from medbench.backends.openai_api.wire import MalformedResponse, generation_fields
-from medbench.cache import Cache
-from medbench.errors import BackendError
-from medbench.images import sha256_file
-from medbench.loading import load_specs
-from medbench.plan import Plan, make_plan
-from medbench.prompts import ImageRef, Messages
-from medbench.run import RunSummary, run_plan
-from medbench.specs import GenerationSpec, ModelSpec
+from medbench.run.backends.openai_api.wire import MalformedResponse, generation_fields
+from medbench.run.cache import Cache
+from medbench.run.loop import RunSummary, run_plan
+from medbench.run.plan import Plan, make_plan
+from medbench.spec.loading import load_specs
+from medbench.spec.prompts import ImageRef, Messages
+from medbench.spec.specs import GenerationSpec, ModelSpec
 from tests.openai_fakes import (
     MODEL,
     SNAPSHOT,
@@ -611,8 +611,8 @@ def test_run_with_an_unreachable_endpoint_fails_the_model_before_any_job(
 def test_identity_asks_the_endpoint_only_through_a_probing_source_unless_pinned(
     server: FakeServer, tmp_path: Path
 ) -> None:
-    from medbench.identity import resolve_identity
-    from medbench.served import Probing, SnapshotLog, recorded
+    from medbench.run.identity import resolve_identity
+    from medbench.run.served import Probing, SnapshotLog, recorded
 
     project = make_project(tmp_path, models=("fake-api",))
     write_model(project, server.url, snapshot=None)
@@ -754,7 +754,7 @@ def test_openai_spec_refuses_loose_reasoning_settings(field: str, value: Any) ->
 
 
 def test_identity_holds_reasoning_settings_only_when_set() -> None:
-    from medbench.identity import openai_identity
+    from medbench.run.identity import openai_identity
 
     plain = openai_identity(model_spec("http://h/v1"), SNAPSHOT).payload["weights"]
     assert plain == {"base_url": "http://h/v1", "model": MODEL, "snapshot": SNAPSHOT}

@@ -7,11 +7,11 @@ from collections.abc import Iterator
 
 import pytest
 
-from medbench.backends.base import BackendContext
-from medbench.backends.openai_api import OpenAIBackend
-from medbench.backends.openai_api.keys import allowed_hosts, redact
 from medbench.errors import BackendError
-from medbench.specs import ModelSpec
+from medbench.run.backends.base import BackendContext
+from medbench.run.backends.openai_api import OpenAIBackend
+from medbench.run.backends.openai_api.keys import allowed_hosts, redact
+from medbench.spec.specs import ModelSpec
 from tests.openai_fakes import MODEL, FakeServer, error, fake_server
 
 FAST = BackendContext(extra={"openai_backoff_s": "0.01"})
@@ -88,8 +88,8 @@ def test_openai_key_goes_over_https_only_except_to_loopback(
 def test_openai_error_echoing_the_key_is_redacted_before_it_is_stored(
     server: FakeServer,
 ) -> None:
-    from medbench.backends.base import Request
-    from medbench.prompts import Messages
+    from medbench.run.backends.base import Request
+    from medbench.spec.prompts import Messages
 
     server.add(error(400, f"Invalid request: header 'Authorization: Bearer {KEY}' rejected"))
     backend = OpenAIBackend(spec(server.url), FAST)

@@ -10,21 +10,21 @@ from typing import Any
 
 import pytest
 
-from medbench.backends.base import BackendContext, Output, Request
-from medbench.backends.openai_api import OpenAIBackend, parse_completion
-from medbench.backends.openai_api.logprobs import (
+from medbench.run.backends.base import BackendContext, Output, Request
+from medbench.run.backends.openai_api import OpenAIBackend, parse_completion
+from medbench.run.backends.openai_api.logprobs import (
     MULTI_TOKEN,
     NO_LOGPROBS,
     NOT_LISTED,
     LogprobScorer,
     option_scores,
 )
-from medbench.cache import Cache
-from medbench.likelihood import compute_likelihoods, run_likelihood_stage
-from medbench.loading import load_specs
-from medbench.plan import make_plan
-from medbench.prompts import Messages
-from medbench.scoring import collect_answers, make_layout
+from medbench.run.cache import Cache
+from medbench.run.plan import make_plan
+from medbench.score.likelihood import compute_likelihoods, run_likelihood_stage
+from medbench.score.scoring import collect_answers, make_layout
+from medbench.spec.loading import load_specs
+from medbench.spec.prompts import Messages
 from tests.openai_fakes import FakeServer, Reply, completion, fake_server
 from tests.spec_tree import make_project
 from tests.test_openai_backend import FAST, model_spec, write_model
@@ -170,7 +170,7 @@ def test_likelihood_stage_scores_an_openai_model_and_leaves_out_a_family_it_cann
     assert {tuple(json.loads(t)) for t in items["total"]} == {(-0.2, -1.9)}
     scores = result.tables.scores
     assert set(scores["family"]) == {"finding_present"} and (scores["n"] == 4).all()
-    from medbench.likelihood import summary_lines
+    from medbench.score.likelihood import summary_lines
 
     assert f"  {why}" in summary_lines(result)
 

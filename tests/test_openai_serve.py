@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from medbench.backends.base import BackendContext, Request
-from medbench.backends.openai_api import OpenAIBackend
-from medbench.images import sha256_file
-from medbench.prompts import ImageRef, Messages
-from medbench.specs import ModelSpec
+from medbench.data.images import sha256_file
+from medbench.run.backends.base import BackendContext, Request
+from medbench.run.backends.openai_api import OpenAIBackend
+from medbench.spec.prompts import ImageRef, Messages
+from medbench.spec.specs import ModelSpec
 
 pytestmark = pytest.mark.slow
 
@@ -144,11 +144,11 @@ def test_describe_pipeline_diagnoses_through_transformers_serve(
 ) -> None:
     from rich.console import Console
 
-    from medbench.cache import Cache
     from medbench.commands.scoring import score_and_report
-    from medbench.loading import load_specs
-    from medbench.plan import make_plan
-    from medbench.run import run_suite
+    from medbench.run.cache import Cache
+    from medbench.run.loop import run_suite
+    from medbench.run.plan import make_plan
+    from medbench.spec.loading import load_specs
     from tests.spec_tree import make_project
 
     url, model = served

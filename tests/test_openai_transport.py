@@ -10,10 +10,10 @@ from contextlib import contextmanager
 
 import pytest
 
-from medbench.backends.base import BackendContext, Request
-from medbench.backends.openai_api import OpenAIBackend
-from medbench.prompts import Messages
-from medbench.specs import ModelSpec
+from medbench.run.backends.base import BackendContext, Request
+from medbench.run.backends.openai_api import OpenAIBackend
+from medbench.spec.prompts import Messages
+from medbench.spec.specs import ModelSpec
 from tests.openai_fakes import MODEL, FakeServer, Reply, completion, fake_server
 
 FAST = BackendContext(extra={"openai_backoff_s": "0.01"})
@@ -128,7 +128,7 @@ def test_openai_headers_dripping_a_byte_at_a_time_end_at_the_deadline() -> None:
 def test_openai_an_answer_over_the_size_cap_is_refused_unread(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    import medbench.backends.openai_api.transport as transport
+    import medbench.run.backends.openai_api.transport as transport
 
     monkeypatch.setattr(transport, "MAX_RESPONSE_BYTES", 1024 * 1024)
     size = 64 * 1024 * 1024

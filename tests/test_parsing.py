@@ -14,9 +14,9 @@ import typer
 from ruamel.yaml import YAML
 from typer.testing import CliRunner
 
-from medbench import parsing
 from medbench.commands.parse import parse
-from medbench.parsing import RULES, ParsedAnswer, decide, lexicon, parse_answer, patterns
+from medbench.score import parsing
+from medbench.score.parsing import RULES, ParsedAnswer, decide, lexicon, parse_answer, patterns
 
 CASES_DIR = Path(__file__).parent / "cases" / "parsing"
 CASE_FILES = ("yes_no", "closed", "lettered", "refusals", "unparseable", "negations", "cues")

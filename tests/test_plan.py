@@ -3,10 +3,10 @@ from pathlib import Path
 
 import pytest
 
-from medbench.cache import content_key
 from medbench.errors import MedbenchError
-from medbench.loading import load_specs
-from medbench.plan import Plan, limit_samples, make_plan
+from medbench.run.cache import content_key
+from medbench.run.plan import Plan, limit_samples, make_plan
+from medbench.spec.loading import load_specs
 from tests.spec_tree import make_project
 
 

@@ -13,12 +13,12 @@ import numpy as np
 import pytest
 from threadpoolctl import threadpool_limits  # type: ignore[import-untyped, unused-ignore]
 
-from medbench.backends.base import BackendContext
-from medbench.data import Sample
-from medbench.identity import ModelIdentity
-from medbench.images import sha256_file
-from medbench.metrics import chance_f1
-from medbench.probe import (
+from medbench.data.images import sha256_file
+from medbench.data.samples import Sample
+from medbench.run.backends.base import BackendContext
+from medbench.run.identity import ModelIdentity
+from medbench.score.metrics import chance_f1
+from medbench.score.probe import (
     EmbeddingStore,
     can_embed,
     embedding_key,
@@ -27,7 +27,7 @@ from medbench.probe import (
     probe,
     tsne_svg,
 )
-from medbench.specs import ModelSpec
+from medbench.spec.specs import ModelSpec
 from tests.spec_tree import tiny_model_spec
 
 ARCHS = ("llava", "llava_next", "gemma3")
@@ -51,7 +51,7 @@ def tiny_dirs(tiny_llava_dir: Path, tiny_llava_next_dir: Path, tiny_gemma3_dir: 
 
 
 def loaded_model(arch: str, folder: Path) -> Any:
-    from medbench.backends.hf.loading import load
+    from medbench.run.backends.hf.loading import load
 
     return load(model_spec(arch), BackendContext(device="cpu", checkpoint_dir=folder))
 
@@ -67,7 +67,7 @@ def samples_of(paths: list[Path]) -> list[Sample]:
 def test_embed_images_gives_one_vector_per_image_and_kind(
     arch: str, tiny_dirs: dict[str, Path], sample_images: list[Path]
 ) -> None:
-    from medbench.backends.hf.embed import embed_images
+    from medbench.run.backends.hf.embed import embed_images
 
     images = sample_images[:5]
     out = embed_images(loaded_model(arch, tiny_dirs[arch]), images, ["vision", "projected"], 4)
@@ -86,8 +86,8 @@ def test_embed_images_vision_is_cls_for_clip_and_mean_of_patches_for_siglip(
 ) -> None:
     import torch
 
-    from medbench.backends.hf.embed import embed_images, vision_tower
-    from medbench.images import load_image
+    from medbench.data.images import load_image
+    from medbench.run.backends.hf.embed import embed_images, vision_tower
 
     loaded = loaded_model(arch, tiny_dirs[arch])
     images = sample_images[:2]
@@ -105,7 +105,7 @@ def test_embed_images_vision_is_cls_for_clip_and_mean_of_patches_for_siglip(
 def test_embed_images_is_deterministic_and_does_not_depend_on_batch_size(
     arch: str, tiny_dirs: dict[str, Path], sample_images: list[Path]
 ) -> None:
-    from medbench.backends.hf.embed import embed_images
+    from medbench.run.backends.hf.embed import embed_images
 
     loaded = loaded_model(arch, tiny_dirs[arch])
     images = sample_images[::40][:5]
@@ -120,7 +120,7 @@ def test_embed_images_is_deterministic_and_does_not_depend_on_batch_size(
 def test_embed_images_gives_nan_rows_for_undecodable_images(
     tiny_llava_dir: Path, sample_images: list[Path], tmp_path: Path
 ) -> None:
-    from medbench.backends.hf.embed import embed_images
+    from medbench.run.backends.hf.embed import embed_images
 
     broken = tmp_path / "broken.jpg"
     broken.write_bytes(b"not an image")
@@ -131,7 +131,7 @@ def test_embed_images_gives_nan_rows_for_undecodable_images(
 
 
 def test_embed_images_rejects_an_unknown_kind(tiny_llava_dir: Path) -> None:
-    from medbench.backends.hf.embed import embed_images
+    from medbench.run.backends.hf.embed import embed_images
 
     with pytest.raises(
         ValueError, match=r"^unknown embedding kind 'cls'; expected one of vision, projected$"
@@ -301,7 +301,7 @@ def test_tsne_svg_is_byte_identical_across_runs() -> None:
 def test_tsne_svg_is_byte_identical_across_processes() -> None:
     script = (
         "import sys; sys.path.insert(0, 'tests'); from test_probe import tsne_input; "
-        "from medbench.probe import tsne_svg; x, l, m = tsne_input(); "
+        "from medbench.score.probe import tsne_svg; x, l, m = tsne_input(); "
         "sys.stdout.write(tsne_svg(x, l, m, 'map'))"
     )
     root = Path(__file__).resolve().parent.parent
@@ -333,8 +333,8 @@ def test_tsne_svg_rejects_an_unknown_mark() -> None:
 def test_probe_memo_refits_only_when_features_labels_or_settings_change(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from medbench.probe import classifier
-    from medbench.probe.memo import ProbeMemo, array_digest
+    from medbench.score.probe import classifier
+    from medbench.score.probe.memo import ProbeMemo, array_digest
 
     x, y = blobs(0, n_per_class=20)
     fits: list[int] = []
@@ -363,8 +363,8 @@ def test_probe_memo_refits_only_when_features_labels_or_settings_change(
 def test_probe_memo_keeps_tsne_maps_byte_identical(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from medbench.probe import tsne
-    from medbench.probe.memo import ProbeMemo
+    from medbench.score.probe import tsne
+    from medbench.score.probe.memo import ProbeMemo
 
     x, y = blobs(1, n_per_class=10)
     labels, marks = [str(v) for v in y], ["right"] * len(y)

@@ -3,7 +3,7 @@ import re
 import pytest
 from jinja2.exceptions import SecurityError, UndefinedError
 
-from medbench.prompts import environment, render_text
+from medbench.spec.prompts import environment, render_text
 
 
 @pytest.mark.parametrize(
@@ -74,7 +74,7 @@ BUDGET_CONTEXT = {"question": "Does this chest X-ray show pneumonia?", "descript
     ],
 )
 def test_render_text_refuses_sizes_over_the_budget(source: str, message: str) -> None:
-    from medbench.sandbox import BudgetError
+    from medbench.spec.sandbox import BudgetError
 
     with pytest.raises(BudgetError, match=f"^{re.escape(message)}$"):
         render_text(source, BUDGET_CONTEXT)
@@ -84,7 +84,7 @@ def test_render_text_stops_a_template_running_past_its_time_budget() -> None:
     import sys
     import time
 
-    from medbench.sandbox import BudgetError
+    from medbench.spec.sandbox import BudgetError
 
     def tracer(frame: object, event: str, arg: object) -> None:
         return None

@@ -23,10 +23,10 @@ from typing import Any
 
 import pytest
 
-from medbench.backends.base import BackendContext, Output, Request
-from medbench.cache import Cache
 from medbench.errors import BackendError
-from medbench.executors.ray import (
+from medbench.run.backends.base import BackendContext, Output, Request
+from medbench.run.cache import Cache
+from medbench.run.executors.ray import (
     INSTALL_HINT,
     MAX_STARTS,
     WORKER_DIED,
@@ -36,9 +36,9 @@ from medbench.executors.ray import (
     import_ray,
     plan_placement,
 )
-from medbench.loading import load_specs
-from medbench.plan import Plan, make_plan
-from medbench.run import RunSummary, run_plan
+from medbench.run.loop import RunSummary, run_plan
+from medbench.run.plan import Plan, make_plan
+from medbench.spec.loading import load_specs
 from tests.spec_tree import REPO, make_project
 
 os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
@@ -265,8 +265,8 @@ def test_ray_batch_whose_worker_keeps_dying_becomes_job_errors(
 
 @pytest.mark.slow
 def test_ray_stop_ends_the_run_after_the_batch_in_flight(ray_session: Any, tmp_path: Path) -> None:
-    from medbench.executors.ray import RayExecutor
-    from medbench.run import pending_work
+    from medbench.run.executors.ray import RayExecutor
+    from medbench.run.loop import pending_work
 
     project = make_project(tmp_path, limit_per_class=None)
     specs = load_specs(project / "specs")
@@ -315,11 +315,11 @@ def test_ray_executor_starts_a_loopback_ray_and_shuts_it_down(tmp_path: Path) ->
         [
             "import json, sys",
             "from pathlib import Path",
-            "import medbench.executors.ray as executor",
-            "from medbench.cache import Cache",
-            "from medbench.loading import load_specs",
-            "from medbench.plan import make_plan",
-            "from medbench.run import run_plan",
+            "import medbench.run.executors.ray as executor",
+            "from medbench.run.cache import Cache",
+            "from medbench.spec.loading import load_specs",
+            "from medbench.run.plan import make_plan",
+            "from medbench.run.loop import run_plan",
             "ips = []",
             "real = executor.run_model",
             "def spy(ray, *args):",

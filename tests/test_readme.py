@@ -13,9 +13,9 @@ import pyarrow.parquet as pq
 import pytest
 from ruamel.yaml import YAML
 
-from medbench.data import load_samples
-from medbench.loading import load_specs
-from medbench.specs import DataSourceSpec, TaskSpec
+from medbench.data.samples import load_samples
+from medbench.spec.loading import load_specs
+from medbench.spec.specs import DataSourceSpec, TaskSpec
 from tests.spec_tree import REPO, full_data_tree
 
 IMAGE = pa.struct([("bytes", pa.binary()), ("path", pa.string())])

@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from medbench.checks.received import received_prompts
 from medbench.cli import app
 from medbench.errors import MedbenchError
-from medbench.loading import load_specs
-from medbench.received import received_prompts
+from medbench.spec.loading import load_specs
 
 REPO = Path(__file__).resolve().parent.parent
 runner = CliRunner()
@@ -90,7 +90,7 @@ def test_received_prompts_ambiguous_or_unknown_variant_is_an_error(tmp_path: Pat
 def test_received_prompts_closed_vqa_task_shows_the_samples_own_question_as_planned(
     tmp_path: Path,
 ) -> None:
-    from medbench.plan import make_plan
+    from medbench.run.plan import make_plan
 
     specs = load_specs(REPO / "specs")
     plan = make_plan(

@@ -1,4 +1,5 @@
-"""Tests of medbench.records and `medbench publish` / `verify`: records re-derive from sidecars."""
+"""Tests of medbench.publish.records and `medbench publish` / `verify`: records re-derive from
+sidecars."""
 
 from __future__ import annotations
 
@@ -17,16 +18,16 @@ import typer
 from rich.console import Console
 from typer.testing import CliRunner
 
-from medbench.cache import Cache
 from medbench.commands.leaderboard import publish, verify
 from medbench.commands.scoring import score_and_report
 from medbench.errors import RecordError
-from medbench.loading import load_specs
-from medbench.parsing import PARSER_VERSION
-from medbench.plan import make_plan
-from medbench.records import read_record, verify_records, write_record
-from medbench.run import run_plan
-from medbench.scoring import score_answers
+from medbench.publish.records import read_record, verify_records, write_record
+from medbench.run.cache import Cache
+from medbench.run.loop import run_plan
+from medbench.run.plan import make_plan
+from medbench.score.parsing import PARSER_VERSION
+from medbench.score.scoring import score_answers
+from medbench.spec.loading import load_specs
 from tests.leaderboard_data import (
     make_answers,
     make_layout,
@@ -332,7 +333,7 @@ def test_publish_test_model_needs_the_flag(scored_project: Path) -> None:
 def test_collect_environment_names_every_package_that_changes_numbers() -> None:
     from importlib import metadata
 
-    from medbench.records import collect_environment
+    from medbench.publish.records import collect_environment
 
     env = collect_environment()
     for name in ("torch", "transformers", "tokenizers", "pillow", "numpy", "accelerate"):
@@ -360,7 +361,7 @@ def test_verify_records_mixed_image_processors_are_a_mismatch(board: Path) -> No
 def test_count_image_processors_counts_a_models_answers() -> None:
     import pandas as pd
 
-    from medbench.records import count_image_processors
+    from medbench.publish.records import count_image_processors
 
     answers = pd.DataFrame(
         {
@@ -378,7 +379,7 @@ def test_git_dirty_says_whether_tracked_files_changed(
 ) -> None:
     import subprocess
 
-    from medbench import records
+    from medbench.publish import records
 
     repo = tmp_path / "src"
     (repo / "medbench").mkdir(parents=True)
@@ -450,9 +451,9 @@ def test_broken_record_case_reports_the_expected_message(
 def test_verify_records_sidecar_bomb_is_refused_unexpanded(
     board: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import medbench.records
+    import medbench.publish.records
 
-    monkeypatch.setattr(medbench.records, "MAX_SIDECAR_BYTES", 1024 * 1024)
+    monkeypatch.setattr(medbench.publish.records, "MAX_SIDECAR_BYTES", 1024 * 1024)
     path = board / "quickstart" / "tiny.json"
     bomb = gzip.compress(b"model,task\n" + b"0" * (8 * 1024 * 1024), mtime=0)
     (board / "quickstart" / "tiny.answers.csv.gz").write_bytes(bomb)
@@ -468,9 +469,9 @@ def test_verify_records_sidecar_bomb_is_refused_unexpanded(
 def test_read_record_over_the_size_limit_is_refused_unparsed(
     board: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import medbench.records
+    import medbench.publish.records
 
-    monkeypatch.setattr(medbench.records, "MAX_RECORD_BYTES", 1024 * 1024)
+    monkeypatch.setattr(medbench.publish.records, "MAX_RECORD_BYTES", 1024 * 1024)
     (board / "quickstart" / "tiny.json").write_text("[" + "0," * (600 * 1024) + "0]")
     message = "leaderboard/quickstart/tiny.json:1:1: the record is over the 1 MiB limit"
     with pytest.raises(RecordError, match=f"^{re.escape(message)}$"):
@@ -478,7 +479,7 @@ def test_read_record_over_the_size_limit_is_refused_unparsed(
 
 
 def test_publish_never_copies_a_map_that_is_a_link(tmp_path: Path) -> None:
-    from medbench.publish import copy_maps
+    from medbench.publish.local import copy_maps
 
     source = tmp_path / "results" / "tsne" / "gen"
     source.mkdir(parents=True)
@@ -609,7 +610,7 @@ def test_verify_records_refuses_records_and_sidecars_that_are_links(board: Path)
 
 
 def test_answers_csv_keeps_a_row_whose_text_holds_a_carriage_return() -> None:
-    from medbench.records import answers_csv, read_answers_csv
+    from medbench.publish.records import answers_csv, read_answers_csv
     from tests.leaderboard_data import make_answers
 
     answers = make_answers(["gen"], ["pneumonia_cxr"], n_images=4)

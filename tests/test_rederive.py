@@ -11,8 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from medbench.loading import SpecSet, load_specs
-from medbench.records import (
+from medbench.publish.records import (
     TABLE_KEYS,
     answers_csv,
     read_answers_csv,
@@ -20,7 +19,8 @@ from medbench.records import (
     table_rows,
     verify_records,
 )
-from medbench.scoring import ScoringLayout, score_answers
+from medbench.score.scoring import ScoringLayout, score_answers
+from medbench.spec.loading import SpecSet, load_specs
 
 REPO = Path(__file__).resolve().parent.parent
 RECORD = Path("leaderboard/quickstart/baseline-chance.json")
@@ -140,7 +140,7 @@ def test_verify_a_changed_prompt_is_stale_and_fails(project: SpecSet) -> None:
 
 
 def test_verify_answers_read_by_another_parser_version_are_stale(project: SpecSet) -> None:
-    from medbench.parsing import PARSER_VERSION
+    from medbench.score.parsing import PARSER_VERSION
 
     def edit(answers: pd.DataFrame) -> None:
         answers["parser_version"] = PARSER_VERSION - 1

@@ -11,8 +11,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from medbench.parsing import PARSER_VERSION
-from medbench.scoring import ANSWER_COLUMNS, ScoringLayout, score_answers
+from medbench.score.parsing import PARSER_VERSION
+from medbench.score.scoring import ANSWER_COLUMNS, ScoringLayout, score_answers
 
 TRUTH = {"s1": "a", "s2": "a", "s3": "b", "s4": "b"}
 TRANSFORMS = {"blank": "blank", "jpeg": "jpeg", "no_image": "no_image"}
@@ -127,7 +127,7 @@ def test_reliance_of_a_model_ignoring_the_image_is_exactly_zero() -> None:
 def test_reliance_of_a_published_baseline_is_exactly_zero() -> None:
     from pathlib import Path
 
-    from medbench.records import read_answers_csv, read_record
+    from medbench.publish.records import read_answers_csv, read_record
 
     folder = Path("leaderboard/quickstart")
     record = read_record(folder / "baseline-majority.json")
@@ -182,7 +182,7 @@ def test_layout_without_image_variants_writes_no_key() -> None:
 
 
 def _publish(folder: Path) -> list[Path]:
-    from medbench.records import write_record
+    from medbench.publish.records import write_record
     from tests.leaderboard_data import model_spec, provenance
 
     answers = _frame(_eye() + _blind())
@@ -207,7 +207,7 @@ def _publish(folder: Path) -> list[Path]:
 def test_record_with_image_variants_carries_and_verifies_its_reliance(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from medbench.records import read_record, verify_records
+    from medbench.publish.records import read_record, verify_records
 
     monkeypatch.chdir(tmp_path)
     _publish(Path("leaderboard"))
@@ -231,7 +231,7 @@ def test_record_with_image_variants_carries_and_verifies_its_reliance(
 
 
 def test_record_without_image_variants_has_no_image_fields(tmp_path: Path) -> None:
-    from medbench.records import read_answers_csv
+    from medbench.publish.records import read_answers_csv
     from tests.leaderboard_data import model_spec, publish_synthetic
 
     path = publish_synthetic(tmp_path, [model_spec("m")], ["pneumonia_cxr"], n_images=6)[0]
@@ -250,8 +250,8 @@ def test_record_without_image_variants_has_no_image_fields(tmp_path: Path) -> No
 
 
 def test_published_records_verify() -> None:
-    from medbench.loading import load_specs
-    from medbench.records import verify_records
+    from medbench.publish.records import verify_records
+    from medbench.spec.loading import load_specs
 
     assert verify_records(Path("leaderboard"), load_specs(Path("specs"))) == []
 
@@ -259,7 +259,7 @@ def test_published_records_verify() -> None:
 def test_site_shows_image_variants_and_visual_reliance_escaped(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from medbench.site import build_site
+    from medbench.publish.site import build_site
 
     monkeypatch.chdir(tmp_path)
     _publish(Path("leaderboard"))
@@ -290,8 +290,8 @@ def test_site_shows_image_variants_and_visual_reliance_escaped(
 
 
 def test_results_hold_the_image_tables_only_where_measured(tmp_path: Path) -> None:
-    from medbench.records import answers_csv, read_answers_csv
-    from medbench.results import IMAGE_FILES, RESULT_FILES, write_results
+    from medbench.publish.records import answers_csv, read_answers_csv
+    from medbench.score.results import IMAGE_FILES, RESULT_FILES, write_results
 
     answers = _frame(_eye())
     written = write_results(

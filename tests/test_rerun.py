@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from medbench import rerun
-from medbench.cache import Cache
 from medbench.cli import app
+from medbench.run import rerun
+from medbench.run.cache import Cache
 from tests.spec_tree import make_project
 
 REUSED = "Nothing changed since the complete run"
@@ -37,16 +37,16 @@ def run(*extra: str) -> Any:
 
 def count_scoring(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """Count the calls of the scoring stage (the expensive half a reuse skips)."""
-    import medbench.results
+    import medbench.score.results
 
     calls: list[int] = []
-    real = medbench.results.score_suite
+    real = medbench.score.results.score_suite
 
     def counted(*args: Any, **kwargs: Any) -> Any:
         calls.append(1)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(medbench.results, "score_suite", counted)
+    monkeypatch.setattr(medbench.score.results, "score_suite", counted)
     return calls
 
 
@@ -104,7 +104,7 @@ def test_rerun_any_changed_input_or_output_scores_again(
 def test_rerun_crash_while_scoring_leaves_no_stamp(
     project: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import medbench.results
+    import medbench.score.results
 
     run()
     stamp = project / "results/t" / rerun.STAMP_NAME
@@ -114,7 +114,7 @@ def test_rerun_crash_while_scoring_leaves_no_stamp(
         raise RuntimeError("disk full")
 
     with monkeypatch.context() as patch:
-        patch.setattr(medbench.results, "score_suite", crash)
+        patch.setattr(medbench.score.results, "score_suite", crash)
         result = runner.invoke(app, ["run", "specs", "--suite", "t", "--no-probe", "--rescore"])
     assert result.exit_code != 0
     assert not stamp.exists()

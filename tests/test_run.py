@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from medbench.backends.base import BackendContext
-from medbench.cache import Cache
-from medbench.loading import load_specs
-from medbench.plan import Plan, make_plan
-from medbench.run import run_plan
+from medbench.run.backends.base import BackendContext
+from medbench.run.cache import Cache
+from medbench.run.loop import run_plan
+from medbench.run.plan import Plan, make_plan
+from medbench.spec.loading import load_specs
 from tests.spec_tree import make_project
 
 
@@ -271,8 +271,8 @@ def test_run_suite_with_a_broken_model_scores_the_others_and_exits_1(tmp_path: P
 def test_run_model_whose_backend_raises_part_way_keeps_its_answers_and_fails_the_rest(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from medbench.backends.base import Output
-    from medbench.executors import local
+    from medbench.run.backends.base import Output
+    from medbench.run.executors import local
 
     class DiesAfterOneBatch:
         preferred_batch = 2
@@ -289,7 +289,7 @@ def test_run_model_whose_backend_raises_part_way_keeps_its_answers_and_fails_the
 
     monkeypatch.setattr(local, "load_backend", lambda spec, context: DiesAfterOneBatch())
     # the runner plans batches at the backend class's preferred size
-    monkeypatch.setattr("medbench.backends.baseline.BaselineBackend.preferred_batch", 2)
+    monkeypatch.setattr("medbench.run.backends.baseline.BaselineBackend.preferred_batch", 2)
     project = make_project(tmp_path, models=("baseline-chance",))
     with Cache(tmp_path / "c.sqlite") as cache:
         plan, summary = _run(project, cache)
@@ -327,7 +327,7 @@ def test_run_probe_stage_leaves_out_a_model_that_cannot_load(project: Path, tmp_
 def test_run_stores_the_image_processor_with_each_answer(project: Path, tmp_path: Path) -> None:
     import json
 
-    from medbench.scoring import collect_answers
+    from medbench.score.scoring import collect_answers
 
     with Cache(tmp_path / "c.sqlite") as cache:
         plan, _ = _run(project, cache)
@@ -347,7 +347,7 @@ def _recorded_batches(
     project: Path, cache: Cache, monkeypatch: pytest.MonkeyPatch, size: int
 ) -> tuple[Plan, list[list[str]]]:
     """Run the plan at batch size `size`; the keys of every batch the baselines were sent."""
-    from medbench.backends.baseline import BaselineBackend
+    from medbench.run.backends.baseline import BaselineBackend
 
     batches: list[list[str]] = []
     answer = BaselineBackend.generate
@@ -396,8 +396,8 @@ def test_run_resumed_batches_exactly_like_a_cold_run(
 def _position_dependent(monkeypatch: pytest.MonkeyPatch) -> None:
     """Baselines that answer the first request of a batch with its first option and the
     others with the last: answers that depend on batch position, as bf16 batching can."""
-    from medbench.backends.base import Output
-    from medbench.backends.baseline import BaselineBackend
+    from medbench.run.backends.base import Output
+    from medbench.run.backends.baseline import BaselineBackend
 
     def generate(self: BaselineBackend, requests: list[object]) -> list[Output]:
         return [
@@ -430,7 +430,7 @@ def test_check_batch_invariance_prints_each_flip_with_its_prompt(
 
 
 def _scored(project: Path, cache: Cache, **kwargs: object) -> tuple[object, object]:
-    from medbench.scoring import collect_answers, make_layout, score_answers
+    from medbench.score.scoring import collect_answers, make_layout, score_answers
 
     specs = load_specs(project / "specs")
     plan, summary = _run(project, cache, **kwargs)

@@ -8,13 +8,13 @@ import pytest
 from rich.console import Console
 from sklearn.metrics import f1_score
 
-from medbench.cache import Cache
 from medbench.commands.scoring import score_and_report
-from medbench.loading import load_specs
-from medbench.parsing import PARSER_VERSION
-from medbench.plan import make_plan
-from medbench.run import run_plan
-from medbench.scoring import ScoringLayout, collect_answers, make_layout, score_answers
+from medbench.run.cache import Cache
+from medbench.run.loop import run_plan
+from medbench.run.plan import make_plan
+from medbench.score.parsing import PARSER_VERSION
+from medbench.score.scoring import ScoringLayout, collect_answers, make_layout, score_answers
+from medbench.spec.loading import load_specs
 from tests.spec_tree import make_project
 
 
@@ -143,7 +143,7 @@ def test_score_answers_counts_refusals_as_wrong_and_skips_failed_jobs() -> None:
                     "",
                 )
             )
-    from medbench.scoring import ANSWER_COLUMNS
+    from medbench.score.scoring import ANSWER_COLUMNS
 
     tables = score_answers(pd.DataFrame(rows, columns=ANSWER_COLUMNS), layout)
     v1 = tables.scores[tables.scores.variant == "v1"].iloc[0]
@@ -188,7 +188,7 @@ def test_collect_answers_leaves_out_jobs_not_yet_run(tmp_path: Path) -> None:
 def test_parse_job_answer_reads_a_yes_no_sentence_with_the_task_finding(
     text: str, expected: tuple[str, str | None, str]
 ) -> None:
-    from medbench.scoring import parse_job_answer
+    from medbench.score.scoring import parse_job_answer
 
     specs = load_specs(Path(__file__).parent.parent / "specs")
     result, parsed = parse_job_answer(
@@ -198,7 +198,7 @@ def test_parse_job_answer_reads_a_yes_no_sentence_with_the_task_finding(
 
 
 def test_parse_job_answer_maps_a_label_answer_to_its_id() -> None:
-    from medbench.scoring import parse_job_answer
+    from medbench.score.scoring import parse_job_answer
 
     specs = load_specs(Path(__file__).parent.parent / "specs")
     task = specs.tasks["brain_tumor_mri"]
@@ -208,7 +208,7 @@ def test_parse_job_answer_maps_a_label_answer_to_its_id() -> None:
 
 
 def test_collect_answers_stores_the_parser_version(scored: tuple[Path, Path]) -> None:
-    from medbench.parsing import PARSER_VERSION
+    from medbench.score.parsing import PARSER_VERSION
 
     _, out = scored
     answers = pd.read_parquet(out / "answers.parquet")
@@ -220,9 +220,9 @@ def test_run_scores_its_answers_once_for_results_and_local_site(
 ) -> None:
     from typer.testing import CliRunner
 
-    from medbench import scoring
     from medbench.cli import app
-    from medbench.records import verify_records
+    from medbench.publish.records import verify_records
+    from medbench.score import scoring
 
     project = make_project(tmp_path, models=("baseline-chance", "baseline-majority"))
     monkeypatch.chdir(project)
@@ -307,7 +307,7 @@ def _patients(grouped: bool) -> tuple[pd.DataFrame, ScoringLayout]:
                         + ("answer", parsed, "r", PARSER_VERSION, parsed == truth, f"p{patient}", 0)
                         + ("original", "")
                     )
-    from medbench.scoring import ANSWER_COLUMNS
+    from medbench.score.scoring import ANSWER_COLUMNS
 
     layout = ScoringLayout(
         classes={"t": {"f": ["a", "b"]}},
@@ -344,7 +344,7 @@ def test_score_answers_resamples_patients_of_a_grouped_task() -> None:
 def test_score_answers_rescoring_an_earlier_input_after_another_scores_nothing(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    import medbench.scoring as scoring
+    import medbench.score.scoring as scoring
 
     scored: list[int] = []
 

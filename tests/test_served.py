@@ -7,12 +7,12 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from medbench import identity
-from medbench.cache import Cache
-from medbench.loading import load_specs
-from medbench.plan import Plan, attach_diagnoses, make_plan
-from medbench.run import RunSummary, run_suite
-from medbench.served import Probing, SnapshotLog, recorded
+from medbench.run import identity
+from medbench.run.cache import Cache
+from medbench.run.loop import RunSummary, run_suite
+from medbench.run.plan import Plan, attach_diagnoses, make_plan
+from medbench.run.served import Probing, SnapshotLog, recorded
+from medbench.spec.loading import load_specs
 from tests.openai_fakes import FakeServer, completion, fake_server
 from tests.spec_tree import make_project
 

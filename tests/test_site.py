@@ -1,4 +1,4 @@
-"""Tests of medbench.site: reproducible, escaped, self-contained and accessible static pages."""
+"""Tests of medbench.publish.site: reproducible, escaped, self-contained, accessible pages."""
 
 from __future__ import annotations
 
@@ -14,10 +14,10 @@ import pandas as pd
 import pytest
 
 from medbench.errors import MedbenchError, RecordError
-from medbench.loading import load_specs
-from medbench.records import read_record, write_record
-from medbench.scoring import score_answers
-from medbench.site import build_site
+from medbench.publish.records import read_record, write_record
+from medbench.publish.site import build_site
+from medbench.score.scoring import score_answers
+from medbench.spec.loading import load_specs
 from tests.leaderboard_data import (
     FAMILIES,
     TASKS,
@@ -455,8 +455,8 @@ def test_build_site_refuses_a_reliability_diagram_that_could_run_script(tmp_path
 def test_clean_svg_keeps_a_real_reliability_diagram_and_escapes_its_title() -> None:
     import numpy as np
 
-    from medbench.likelihood.reliability import reliability_svg
-    from medbench.svgsafe import clean_svg
+    from medbench.publish.svgsafe import clean_svg
+    from medbench.score.likelihood.reliability import reliability_svg
 
     probs = np.array([[0.9, 0.1], [0.3, 0.7], [0.6, 0.4], [0.2, 0.8]])
     truth = np.array([0, 0, 1, 1])
@@ -470,8 +470,8 @@ def test_clean_svg_keeps_a_real_reliability_diagram_and_escapes_its_title() -> N
 def test_clean_svg_keeps_a_real_tsne_map_and_is_idempotent() -> None:
     import numpy as np
 
-    from medbench.probe.tsne import MARKS, _draw
-    from medbench.svgsafe import clean_svg
+    from medbench.publish.svgsafe import clean_svg
+    from medbench.score.probe.tsne import MARKS, _draw
 
     positions = np.random.default_rng(0).normal(size=(6, 2))
     marks = [next(iter(MARKS))] * 6
@@ -597,7 +597,7 @@ def test_build_site_flip_viewer_lists_every_flipped_image_with_prompts(
     shown = set(re.findall(r'<article class="flip" aria-label="Image ([^"]+)">', page))
     assert shown == flipped and flipped
     plain = next(v for v in specs.families["closed_diagnosis"].variants if v.id == "plain")
-    from medbench.prompts import render
+    from medbench.spec.prompts import render
 
     text = render(specs.families["closed_diagnosis"], plain, specs.tasks["pneumonia_cxr"], ())
     assert f"<pre>{text.messages.text}</pre>" in page
@@ -613,7 +613,7 @@ def test_build_site_flip_viewer_shows_each_closed_vqa_samples_own_prompt(
     from typer.testing import CliRunner
 
     from medbench.cli import app
-    from medbench.plan import make_plan
+    from medbench.run.plan import make_plan
     from tests.spec_tree import vqa_project
 
     project = vqa_project(tmp_path, ("baseline-chance",))
@@ -659,7 +659,7 @@ def test_build_site_task_page_shows_question_classes_wordings_and_examples(
 
 
 def test_build_site_marks_fragility_within_the_noise_floor(tmp_path: Path) -> None:
-    from medbench.records import verify_records
+    from medbench.publish.records import verify_records
 
     answers = make_answers(["gen"], TWO_TASKS, n_images=20)
     first = answers[(answers["variant"] == "plain") & (answers["status"] != "error")]
@@ -707,7 +707,7 @@ def test_build_site_task_key_outside_the_site_is_a_located_record_error(
 
 @pytest.mark.parametrize("name", ["../x.html", "/tmp/x.html", "data/a\0b.csv", "a/../../x"])
 def test_build_site_refuses_to_write_outside_its_folder(tmp_path: Path, name: str) -> None:
-    from medbench.site.build import _check_name
+    from medbench.publish.site.build import _check_name
 
     message = f"{tmp_path / '_site'}: refusing to write {name!r}, which is not inside the folder."
     with pytest.raises(MedbenchError, match=f"^{re.escape(message)}$"):
@@ -716,7 +716,7 @@ def test_build_site_refuses_to_write_outside_its_folder(tmp_path: Path, name: st
 
 
 def test_ladder_keys_order_the_columns_by_rung_then_the_reading() -> None:
-    from medbench.site.pages import ladder_keys
+    from medbench.publish.site.pages import ladder_keys
 
     rows: list[dict[str, float | str | None]] = [
         {

@@ -1,10 +1,10 @@
-"""Tests of medbench.summary: the terminal summary, whole, at 80 columns."""
+"""Tests of medbench.score.summary: the terminal summary, whole, at 80 columns."""
 
 from __future__ import annotations
 
 import pandas as pd
 
-from medbench.summary import WIDTH, summary_lines
+from medbench.score.summary import WIDTH, summary_lines
 
 
 def _model(model: str, pipeline: str, headline: float, lo: float, hi: float, fi: float, f1: float):
@@ -98,7 +98,7 @@ def test_summary_lines_leave_out_visual_reliance_when_no_model_was_measured() ->
 
 
 def test_ladder_lines_name_every_measured_rung_in_ladder_order() -> None:
-    from medbench.summary import ladder_lines
+    from medbench.score.summary import ladder_lines
 
     nan = float("nan")
     ladder = pd.DataFrame(

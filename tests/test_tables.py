@@ -11,8 +11,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from medbench.errors import DataError, Issue
-from medbench.loading import load_specs
-from medbench.plan import Plan, make_plan
+from medbench.run.plan import Plan, make_plan
+from medbench.spec.loading import load_specs
 from tests.spec_tree import make_project, vqa_project
 
 IMAGE = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
@@ -117,7 +117,7 @@ def test_tables_hf_local_dataset_gives_the_image_folder_cache_keys(
 
 
 def _issues(project: Path) -> list[str]:
-    from medbench.loading import check_data
+    from medbench.spec.loading import check_data
 
     issues: list[Issue] = check_data(load_specs(project / "specs"), None, ["pneumonia_cxr"])
     return [str(i).replace(str(project) + "/", "") for i in issues]
@@ -203,7 +203,7 @@ def _dataset_ref(cache: Path, repo: str, revision: str, text: str) -> Path:
 
 
 def test_tables_hub_branch_offline_without_local_copy_says_to_pin_a_sha(hub_cache: Path) -> None:
-    from medbench.tables import resolve_dataset_revision
+    from medbench.data.tables import resolve_dataset_revision
 
     sha = "a" * 40
     assert resolve_dataset_revision("org/ds", sha.upper()) == sha
@@ -217,7 +217,7 @@ def test_tables_hub_branch_offline_without_local_copy_says_to_pin_a_sha(hub_cach
 
 
 def test_tables_hub_branch_offline_reads_the_local_cache_ref(hub_cache: Path) -> None:
-    from medbench.tables import resolve_dataset_revision
+    from medbench.data.tables import resolve_dataset_revision
 
     _dataset_ref(hub_cache, "org/ds", "main", "c" * 40 + "\n")
     _dataset_ref(hub_cache, "org/ds", "release/v1", "d" * 40)
@@ -230,7 +230,7 @@ def test_tables_hub_branch_offline_reads_the_local_cache_ref(hub_cache: Path) ->
 def test_tables_hub_ref_outside_the_cache_refs_is_not_followed(
     hub_cache: Path, tmp_path: Path
 ) -> None:
-    from medbench.tables import resolve_dataset_revision
+    from medbench.data.tables import resolve_dataset_revision
 
     refs = _dataset_ref(hub_cache, "org/ds", "other", "c" * 40)
     outside = tmp_path / "planted"
@@ -241,7 +241,7 @@ def test_tables_hub_ref_outside_the_cache_refs_is_not_followed(
 
 
 def test_tables_hub_ref_without_a_sha_is_refused(hub_cache: Path) -> None:
-    from medbench.tables import resolve_dataset_revision
+    from medbench.data.tables import resolve_dataset_revision
 
     refs = _dataset_ref(hub_cache, "org/ds", "main", "not a commit")
     with pytest.raises(DataError) as caught:
@@ -258,9 +258,9 @@ def test_tables_hub_dataset_sha_is_planned_scored_recorded_and_shown(
     from typer.testing import CliRunner
 
     from medbench.cli import app
-    from medbench.records import read_record, verify_records
-    from medbench.scoring import make_layout
-    from medbench.site.pages import _provenance
+    from medbench.publish.records import read_record, verify_records
+    from medbench.publish.site.pages import _provenance
+    from medbench.score.scoring import make_layout
 
     project = make_project(tmp_path)
     features = datasets.Features(
@@ -307,7 +307,7 @@ def test_tables_hub_dataset_sha_is_planned_scored_recorded_and_shown(
 
 
 def test_tables_shipped_records_without_hub_data_are_written_unchanged() -> None:
-    from medbench.records import read_record, record_json
+    from medbench.publish.records import read_record, record_json
     from tests.spec_tree import REPO
 
     shipped = sorted((REPO / "leaderboard").rglob("*.json"))
@@ -321,7 +321,7 @@ def test_tables_shipped_records_without_hub_data_are_written_unchanged() -> None
 def test_tables_hub_source_needs_revision_and_split() -> None:
     from pydantic import ValidationError
 
-    from medbench.specs import DataSourceSpec
+    from medbench.spec.specs import DataSourceSpec
 
     with pytest.raises(ValidationError, match="needs a `revision` and a `split`"):
         DataSourceSpec.model_validate(
@@ -384,7 +384,7 @@ def _vqa_project_plan(tmp_path: Path) -> Plan:
 def test_tables_multiple_choice_reply_parses_to_its_options_letter(
     tmp_path: Path, reply: str, variant: str, expected: str | None
 ) -> None:
-    from medbench.scoring import parse_job_answer
+    from medbench.score.scoring import parse_job_answer
 
     project = vqa_project(tmp_path)
     specs = load_specs(project / "specs")
@@ -410,7 +410,7 @@ def test_tables_vqa_suite_scores_and_verifies_its_records(
     from typer.testing import CliRunner
 
     from medbench.cli import app
-    from medbench.records import read_answers_csv, verify_records
+    from medbench.publish.records import read_answers_csv, verify_records
     from tests.test_rederive import forge
 
     project = vqa_project(tmp_path, ("baseline-majority", "baseline-chance"))
@@ -481,8 +481,8 @@ def test_tables_options_column_renders_parses_and_scores_like_options_columns(
     from typer.testing import CliRunner
 
     from medbench.cli import app
-    from medbench.records import read_answers_csv, verify_records
-    from medbench.scoring import parse_job_answer
+    from medbench.publish.records import read_answers_csv, verify_records
+    from medbench.score.scoring import parse_job_answer
 
     project = vqa_project(tmp_path, ("baseline-majority", "baseline-chance"))
     by_columns = _plan(project)
@@ -524,7 +524,7 @@ def test_tables_options_column_renders_parses_and_scores_like_options_columns(
 
 
 def test_tables_options_column_that_is_not_a_list_is_located(tmp_path: Path) -> None:
-    from medbench.loading import check_data
+    from medbench.spec.loading import check_data
 
     project = vqa_project(tmp_path)
     _list_options_source(project, options_column="question")
@@ -538,7 +538,7 @@ def test_tables_options_column_that_is_not_a_list_is_located(tmp_path: Path) -> 
 
 
 def test_tables_empty_question_is_located_at_the_question_column(tmp_path: Path) -> None:
-    from medbench.loading import check_data
+    from medbench.spec.loading import check_data
 
     project = vqa_project(tmp_path)
     path = project / "data" / "sample" / "vqa" / "vqa_rad_test.parquet"

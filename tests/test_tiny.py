@@ -1,4 +1,4 @@
-"""Tests of medbench.tiny: small, reproducible, loadable checkpoints built atomically."""
+"""Tests of medbench.checkpoints.tiny: small, reproducible, loadable, atomically built models."""
 
 from __future__ import annotations
 
@@ -11,8 +11,7 @@ from typing import Any
 import pytest
 import torch
 
-from medbench.specs import TinySpec
-from medbench.tiny import (
+from medbench.checkpoints.tiny import (
     CHAT_TEMPLATES,
     MARKER,
     Arch,
@@ -21,7 +20,8 @@ from medbench.tiny import (
     ensure_tiny_model,
     marker,
 )
-from medbench.tiny import build as tiny_build
+from medbench.checkpoints.tiny import build as tiny_build
+from medbench.spec.specs import TinySpec
 
 ARCHS: tuple[Arch, ...] = ("llava", "llava_next", "gemma3", "text")
 LABEL_WORDS = (
@@ -229,7 +229,7 @@ def test_ensure_tiny_model_keeps_an_old_folder_when_a_rebuild_crashes(
 
 def test_import_medbench_tiny_does_not_import_torch() -> None:
     heavy = "{'torch', 'transformers', 'tokenizers'}"
-    code = f"import sys, medbench.tiny; print(sorted({heavy} & set(sys.modules)))"
+    code = f"import sys, medbench.checkpoints.tiny; print(sorted({heavy} & set(sys.modules)))"
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )

@@ -1,4 +1,4 @@
-"""Tests of medbench.tiny.train: demonstration models fine-tuned on the sample images.
+"""Tests of medbench.checkpoints.tiny.train: demonstration models fine-tuned on the sample images.
 
 The slow tests train the shipped quickstart pair with the shipped settings and measure what the
 quickstart shows: answers that parse on the trained wording, drift on the others, and a
@@ -16,17 +16,17 @@ from typing import Any
 
 import pytest
 
-from medbench.backends.base import BackendContext, Request
-from medbench.data import load_samples
+from medbench.checkpoints.tiny import MARKER, TRAIN_RECIPE_VERSION, ensure_tiny_model, training_data
+from medbench.checkpoints.tiny import build as tiny_build
+from medbench.checkpoints.tiny.train import training_examples
+from medbench.data.samples import load_samples
 from medbench.errors import BackendError
-from medbench.identity import resolve_identity, tiny_checkpoint_dir
-from medbench.loading import SpecSet, load_specs
-from medbench.parsing import parse_answer
-from medbench.prompts import ImageRef, render
-from medbench.specs import ModelSpec, TinySpec
-from medbench.tiny import MARKER, TRAIN_RECIPE_VERSION, ensure_tiny_model, training_data
-from medbench.tiny import build as tiny_build
-from medbench.tiny.train import training_examples
+from medbench.run.backends.base import BackendContext, Request
+from medbench.run.identity import resolve_identity, tiny_checkpoint_dir
+from medbench.score.parsing import parse_answer
+from medbench.spec.loading import SpecSet, load_specs
+from medbench.spec.prompts import ImageRef, render
+from medbench.spec.specs import ModelSpec, TinySpec
 
 REPO = Path(__file__).resolve().parent.parent
 GENERAL, MED = "tiny-gemma3-general", "tiny-gemma3-med"
@@ -235,7 +235,7 @@ Answers = dict[str, dict[str, list[str]]]
 
 def answers(specs: SpecSet, model: ModelSpec, folder: Path) -> tuple[Answers, Answers]:
     """Every sample image asked in every variant: parsed answers and the true answers."""
-    from medbench.backends.hf import HFBackend
+    from medbench.run.backends.hf import HFBackend
 
     assert model.tiny is not None
     backend = HFBackend(model, BackendContext(device="cpu", batch_size=16, checkpoint_dir=folder))
@@ -335,9 +335,9 @@ def test_trained_general_model_prefers_the_right_option_on_wordings_it_was_not_t
 ) -> None:
     """The knowledge ladder's likelihood rung: on pneumonia, the general model's option
     likelihoods answer the untrained wordings better than its generated answers do."""
-    from medbench.backends.hf import HFBackend
-    from medbench.backends.hf.likelihood import OptionScorer
-    from medbench.metrics import f1_all
+    from medbench.run.backends.hf import HFBackend
+    from medbench.run.backends.hf.likelihood import OptionScorer
+    from medbench.score.metrics import f1_all
 
     model, task = specs.models[GENERAL], specs.tasks["pneumonia_cxr"]
     family = specs.families["closed_diagnosis"]
@@ -426,10 +426,10 @@ def test_training_examples_read_only_the_train_tasks(specs: SpecSet, tmp_path: P
 def test_plan_after_adding_a_task_computes_no_quickstart_answer(tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
-    from medbench.cache import Cache
     from medbench.cli import app
     from medbench.home import models_dir
-    from medbench.plan import make_plan
+    from medbench.run.cache import Cache
+    from medbench.run.plan import make_plan
 
     project = project_with_new_task(tmp_path)
     cache_path = tmp_path / "warm.sqlite"

@@ -23,11 +23,11 @@ def audit_parse(
 ) -> None:
     """Send a sample of the suite's parsed answers (stratified by rule) to a judge model and
     report agreement per rule and the answers where they differ. Scores never use it."""
-    from medbench.audit import agreement, judge_jobs, read_judgements, sample_by_rule
+    from medbench.checks.audit import agreement, judge_jobs, read_judgements, sample_by_rule
     from medbench.commands.common import build_plan
     from medbench.home import models_dir
-    from medbench.run import run_plan
-    from medbench.scoring import collect_answers
+    from medbench.run.loop import run_plan
+    from medbench.score.scoring import collect_answers
 
     if not judge:
         typer.echo("error: --judge MODEL is required", err=True)

@@ -13,8 +13,8 @@ from rich.table import Table
 from medbench.commands.common import CacheOpt, open_cache
 
 if TYPE_CHECKING:
-    from medbench.loading import SpecSet
-    from medbench.upkeep import Usage
+    from medbench.run.upkeep import Usage
+    from medbench.spec.loading import SpecSet
 
 app = typer.Typer(help="Inspect, prune and export the answer cache.", no_args_is_help=True)
 
@@ -27,7 +27,7 @@ CacheSpecsOpt = Annotated[
 
 
 def _load(specs: Path) -> SpecSet:
-    from medbench.loading import load_specs
+    from medbench.spec.loading import load_specs
 
     return load_specs(specs)
 
@@ -56,7 +56,7 @@ def stats(
 ) -> None:
     """Per model: answers, failures, model time, and rows no current spec produces."""
     from medbench.home import models_dir
-    from medbench.upkeep import Usage, by_model, usage
+    from medbench.run.upkeep import Usage, by_model, usage
 
     folder = _default_specs(specs)
     with open_cache(cache) as store:
@@ -96,7 +96,7 @@ def prune(
     from collections import Counter
 
     from medbench.home import models_dir
-    from medbench.upkeep import usage
+    from medbench.run.upkeep import usage
 
     spec_set = _load(specs)
     with open_cache(cache) as store:
@@ -132,7 +132,7 @@ def export(
 ) -> None:
     """Export the finished answers, one row per content key, ordered by key, as records
     `medbench parse` reads (`response`, `options`, `lettered`, `aliases`, `finding`)."""
-    from medbench.upkeep import export_rows
+    from medbench.run.upkeep import export_rows
 
     folder = _default_specs(specs)
     spec_set = _load(folder) if folder is not None else None

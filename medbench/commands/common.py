@@ -8,13 +8,13 @@ from typing import Annotated
 
 import typer
 
-from medbench.cache import Cache, default_cache_path
-from medbench.data import DATA_ENV
+from medbench.data.samples import DATA_ENV
 from medbench.errors import DataError, SpecError
 from medbench.home import models_dir
-from medbench.loading import SpecSet, check_data, load_specs
-from medbench.plan import Plan, make_plan
-from medbench.served import SnapshotSource, recorded
+from medbench.run.cache import Cache, default_cache_path
+from medbench.run.plan import Plan, make_plan
+from medbench.run.served import SnapshotSource, recorded
+from medbench.spec.loading import SpecSet, check_data, load_specs
 
 SpecsArg = Annotated[Path, typer.Argument(help="Spec folder (or file) to load.", show_default=True)]
 SuiteOpt = Annotated[str, typer.Option("--suite", "-s", help="Suite id to use.")]
@@ -63,7 +63,7 @@ def build_plan(
     """The suite's plan; hosted models' snapshots come from what runs recorded beside the
     cache unless `snapshots` says otherwise (only `run` asks the endpoint). A `models` entry
     `hf:ORG/NAME[@REV]` (and `base`) is an ad hoc model, added to the suite for this plan."""
-    from medbench.adhoc import with_adhoc_models
+    from medbench.spec.adhoc import with_adhoc_models
 
     specs, models = with_adhoc_models(load_specs(specs_path), suite, models, base)
     for warning in specs.warnings.get(suite, ()):

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from medbench.convert import ConversionError, convert_llava_med
+from medbench.checkpoints.convert import ConversionError, convert_llava_med
 
 convert_app = typer.Typer(no_args_is_help=True)
 

@@ -40,8 +40,8 @@ def publish(
     allow_test_models: AllowTestOpt = False,
 ) -> None:
     """Write leaderboard records (with per-image sidecars) for a scored suite's models."""
-    from medbench.loading import load_specs
-    from medbench.publish import publish_results
+    from medbench.publish.local import publish_results
+    from medbench.spec.loading import load_specs
 
     written = publish_results(
         load_specs(specs), suite, results, out, models=model, allow_test_models=allow_test_models
@@ -64,8 +64,8 @@ def verify(
 ) -> None:
     """Re-derive every number of every record from its sidecar and today's specs; exit 1 on
     any mismatch."""
-    from medbench.loading import load_specs
-    from medbench.records import record_paths, verify_records
+    from medbench.publish.records import record_paths, verify_records
+    from medbench.spec.loading import load_specs
 
     if not folder.is_dir():
         raise RecordError(f"{folder}: no such leaderboard folder.")
@@ -104,8 +104,8 @@ def build(
 ) -> None:
     """Build the static leaderboard site: the published records, plus the local results of
     `medbench run` (marked "local, unpublished") unless --published-only."""
-    from medbench.loading import load_specs
-    from medbench.site import build_site
+    from medbench.publish.site import build_site
+    from medbench.spec.loading import load_specs
 
     spec_folder = (
         specs if specs is not None else (Path("specs") if Path("specs").is_dir() else None)
@@ -124,7 +124,7 @@ def serve(
     port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 8000,
 ) -> None:
     """Serve the built site locally (http.server)."""
-    from medbench.site import serve as serve_site
+    from medbench.publish.site import serve as serve_site
 
     serve_site(out, host, port)
 

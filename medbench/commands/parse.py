@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from medbench.parsing import ParsedAnswer, matched, parse_answer
+from medbench.score.parsing import ParsedAnswer, matched, parse_answer
 
 
 def _type_name(value: object) -> str:

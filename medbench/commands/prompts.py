@@ -9,7 +9,7 @@ import typer
 
 from medbench.commands.common import CacheOpt, SpecsArg, open_cache
 from medbench.home import models_dir
-from medbench.loading import load_specs
+from medbench.spec.loading import load_specs
 
 
 def prompts(
@@ -36,7 +36,7 @@ def prompts(
 ) -> None:
     """Print what MODEL receives for each variant, rendered with its own chat template (from
     its checkpoint or the local HF cache; nothing is downloaded)."""
-    from medbench.received import received_prompts
+    from medbench.checks.received import received_prompts
 
     spec_set = load_specs(specs)
     with open_cache(cache) as store:

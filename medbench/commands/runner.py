@@ -10,7 +10,6 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from medbench.backends.base import BackendContext
 from medbench.commands.common import (
     CacheOpt,
     LimitOpt,
@@ -22,7 +21,8 @@ from medbench.commands.common import (
     open_cache,
 )
 from medbench.commands.scoring import build_local_site, score_and_report
-from medbench.served import Probing
+from medbench.run.backends.base import BackendContext
+from medbench.run.served import Probing
 
 BatchOpt = Annotated[
     str,
@@ -142,9 +142,9 @@ def run(
     complete run reuses that run's results and site (`--rescore` redoes them).
     `--model hf:ORG/NAME[@REV]` runs a hub model without a spec (answers cached as for a spec
     with the same fields; scored, never published)."""
-    from medbench import rerun
-    from medbench.adhoc import is_adhoc
-    from medbench.run import run_suite
+    from medbench.run import rerun
+    from medbench.run.loop import run_suite
+    from medbench.spec.adhoc import is_adhoc
 
     extra = {"ray_address": address or "", "ray_actors": str(ray_actors or "")}
     console = Console(stderr=True)
@@ -254,8 +254,8 @@ def batch_invariance(
 
     Checks the models given with --model, else every model of the suite but the baselines.
     """
-    from medbench.invariance import check_batch_invariance, checked_models, suite_of
-    from medbench.loading import load_specs
+    from medbench.checks.invariance import check_batch_invariance, checked_models, suite_of
+    from medbench.spec.loading import load_specs
 
     spec_set = load_specs(specs)
     suite_id = suite or suite_of(spec_set, models or [])
@@ -293,7 +293,7 @@ def tiny_model(
     ] = 0,
 ) -> None:
     """Build a tiny RANDOM-WEIGHT test model of a real architecture (for tests and demos)."""
-    from medbench.tiny import build_tiny_model
+    from medbench.checkpoints.tiny import build_tiny_model
 
     path = build_tiny_model(arch, out, seed=seed)
     typer.echo(f"Tiny {arch} test model (random weights) written to {path}")

@@ -8,18 +8,18 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from medbench.backends.base import BackendContext
-from medbench.cache import Cache
 from medbench.commands.common import CacheOpt, SpecsArg, SuiteOpt, build_plan, open_cache
-from medbench.loading import SpecSet
-from medbench.plan import Plan
+from medbench.run.backends.base import BackendContext
+from medbench.run.cache import Cache
+from medbench.run.plan import Plan
+from medbench.spec.loading import SpecSet
 
 ResultsOpt = Annotated[Path, typer.Option("--results", help="Folder for score outputs.")]
 
 
 def print_ladder(ladder: Any, console: Console) -> None:
     """The knowledge ladder of each probed model and task, with its one-line reading."""
-    from medbench.summary import ladder_lines
+    from medbench.score.summary import ladder_lines
 
     console.print(
         "[bold]Knowledge ladder[/] (macro-F1, rung by rung: chance, no image, answers, "
@@ -42,8 +42,8 @@ def score_and_report(
     `probe_context`, also run the suite's probe stage (it may load the models); with
     `likelihood_context`, compute the likelihood stage's missing option scores (else only
     the cached ones are scored)."""
-    from medbench.results import score_suite
-    from medbench.summary import summary_lines
+    from medbench.score.results import score_suite
+    from medbench.score.summary import summary_lines
 
     scored = score_suite(specs, plan, cache, results, probe_context, likelihood_context)
     tables = scored.tables
@@ -64,8 +64,8 @@ def score_and_report(
 def build_local_site(specs: SpecSet, suite: str, results: Path, console: Console) -> Path:
     """Publish the suite's fresh results locally and build `_site/` by the one rule: every
     published record in `leaderboard/`, plus the local records of every suite run here."""
-    from medbench.publish import publish_locally
-    from medbench.site import build_site
+    from medbench.publish.local import publish_locally
+    from medbench.publish.site import build_site
 
     publish_locally(specs, suite, results)
     out = Path("_site")

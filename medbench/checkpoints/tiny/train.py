@@ -1,0 +1,387 @@
+"""Fine-tune tiny demonstration models on the sample images: plain PyTorch, CPU, one thread, seeded.
+
+A trained tiny model learns to answer each sample image, asked in the wordings its spec names,
+with the label's name (or `yes` / `no`): teacher-forced cross-entropy on the answer tokens only.
+It fits the wordings it saw and drifts on the others, which is what the quickstart shows.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from medbench.data.samples import Hasher, load_samples, sha256_file
+from medbench.errors import BackendError
+from medbench.spec.prompts import ImageRef, Messages, render
+from medbench.spec.specs import ModelSpec, TinySpec
+
+if TYPE_CHECKING:
+    from medbench.spec.loading import SpecSet
+
+TRAIN_RECIPE_VERSION = 1
+"""Bump when training changes the weights it writes for the same spec and data."""
+TRAINABLE_ARCHS = ("llava", "gemma3")
+"""Architectures whose image takes a fixed number of tokens: each prompt is tokenized once."""
+SAMPLE_SOURCE = "sample"
+SPLIT_COST = 256
+"""The padded tokens one more forward pass is worth, when a batch is split by length."""
+_IGNORE = -100
+
+
+@dataclass(frozen=True)
+class Example:
+    """One training prompt: what the model sees, and the answer it learns to give."""
+
+    messages: Messages
+    target: str
+
+
+@dataclass(frozen=True)
+class StartPoint:
+    """The trained tiny model another one starts from (`init_from`); built first when missing."""
+
+    spec: TinySpec
+    folder: Path
+    training: TrainingData
+
+
+@dataclass(frozen=True)
+class TrainingData:
+    """What a tiny model is fine-tuned on, and the trained model it starts from, if any."""
+
+    examples: tuple[Example, ...]
+    start: StartPoint | None = None
+
+    def fingerprint(self) -> str:
+        """A hash of the examples: rendered texts, image contents (never paths) and targets."""
+        digest = hashlib.sha256()
+        for example in self.examples:
+            row = {"messages": example.messages.key_payload(), "target": example.target}
+            digest.update(json.dumps(row, sort_keys=True, separators=(",", ":")).encode())
+            digest.update(b"\n")
+        return digest.hexdigest()
+
+    def payload(self) -> dict[str, Any]:
+        """Everything of the training that changes the weights, the start model's included."""
+        start = self.start
+        return {
+            "recipe": TRAIN_RECIPE_VERSION,
+            "data": self.fingerprint(),
+            "examples": len(self.examples),
+            "start": None
+            if start is None
+            else {"tiny": start.spec.model_dump(mode="json"), "training": start.training.payload()},
+        }
+
+
+@dataclass(frozen=True)
+class TrainingLog:
+    """How a training went: the loss at every step, and the time it took (not written down)."""
+
+    losses: tuple[float, ...]
+    seconds: float
+
+    def summary(self) -> dict[str, Any]:
+        """The deterministic part, for `medbench_tiny.json`: steps and the loss curve."""
+        tenth = max(1, len(self.losses) // 10)
+        curve = [
+            round(sum(part) / len(part), 4)
+            for part in (self.losses[i : i + tenth] for i in range(0, len(self.losses), tenth))
+        ]
+        return {
+            "steps": len(self.losses),
+            "loss_first": round(self.losses[0], 4) if self.losses else None,
+            "loss_last": round(self.losses[-1], 4) if self.losses else None,
+            "loss_curve": curve,
+        }
+
+
+def training_examples(
+    specs: SpecSet, tiny: TinySpec, hasher: Hasher = sha256_file
+) -> tuple[Example, ...]:
+    """Every sample image of each of `tiny.train_tasks`, asked in each of `tiny.train_variants`,
+    with its answer. Other tasks of the spec set are never read: adding one changes nothing."""
+    tasks = [specs.task(t) for t in sorted(tiny.train_tasks)]
+    samples = {
+        task.id: load_samples(task, SAMPLE_SOURCE, specs.root, hasher=hasher) for task in tasks
+    }
+    examples: list[Example] = []
+    for ref in tiny.train_variants:
+        family_id, variant_id = ref.split("/")
+        family = specs.family(family_id)
+        variant = next((v for v in family.variants if v.id == variant_id), None)
+        if variant is None:
+            raise BackendError(
+                f"train variant {ref}: prompt family {family_id!r} has no such variant"
+            )
+        if variant.lettered or family.answer == "text":
+            raise BackendError(
+                f"train variant {ref}: its answers are letters or free text; train on variants "
+                "answered with a label's name or yes/no"
+            )
+        for task in tasks:
+            names = {label.id: label for label in task.labels}
+            for sample in samples[task.id]:
+                if sample.error is not None:
+                    continue  # an image that cannot be read is left out, not a failed build
+                label = names[sample.label]
+                target = label.name
+                if family.answer == "yes_no":
+                    target = "yes" if label.positive else "no"
+                image = ImageRef(str(sample.path), sample.sha256)
+                examples.append(Example(render(family, variant, task, (image,)).messages, target))
+    return tuple(examples)
+
+
+def training_data(
+    specs: SpecSet,
+    model: ModelSpec,
+    folder_of: Callable[[ModelSpec, TrainingData], Path],
+    hasher: Hasher = sha256_file,
+    *,
+    _seen: tuple[str, ...] = (),
+) -> TrainingData:
+    """The examples of a trained tiny model, and (with `init_from`) its start model's, recursively.
+
+    `folder_of` says where a tiny model with this training data lives (its identity's folder).
+    """
+    tiny = model.tiny
+    if tiny is None or not tiny.train:
+        raise BackendError(f"model {model.id}: not a trained tiny model")
+    if tiny.arch not in TRAINABLE_ARCHS:
+        raise BackendError(
+            f"model {model.id}: training is implemented for {', '.join(TRAINABLE_ARCHS)} tiny "
+            f"models, not {tiny.arch!r}"
+        )
+    start = None
+    if tiny.init_from is not None:
+        chain = (*_seen, model.id)
+        parent = specs.model(tiny.init_from)
+        if parent.id in chain:
+            loop = " -> ".join((*chain, parent.id))
+            raise BackendError(f"model {chain[0]}: `init_from` loops: {loop}")
+        if parent.tiny is None or not parent.tiny.train or parent.tiny.arch != tiny.arch:
+            raise BackendError(
+                f"model {model.id}: `init_from: {parent.id}` must name a trained tiny "
+                f"{tiny.arch} model"
+            )
+        parent_data = training_data(specs, parent, folder_of, hasher, _seen=chain)
+        start = StartPoint(parent.tiny, folder_of(parent, parent_data), parent_data)
+    return TrainingData(training_examples(specs, tiny, hasher), start)
+
+
+@contextmanager
+def _deterministic_cpu() -> Iterator[None]:
+    """One thread and deterministic kernels while training; the previous settings afterwards."""
+    import torch
+
+    threads, deterministic = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
+    torch.set_num_threads(1)
+    torch.use_deterministic_algorithms(True)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+        torch.use_deterministic_algorithms(deterministic)
+
+
+def train_tiny_model(
+    start_dir: Path, out_dir: Path, spec: TinySpec, examples: Sequence[Example]
+) -> TrainingLog:
+    """Fine-tune the model in `start_dir` on `examples`; save it and its processor to `out_dir`."""
+    import torch
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    with _deterministic_cpu():
+        torch.manual_seed(spec.seed)
+        processor = AutoProcessor.from_pretrained(start_dir)  # type: ignore[no-untyped-call]
+        model: Any = AutoModelForImageTextToText.from_pretrained(start_dir, dtype=torch.float32)
+        encoded, pixels = _encode(processor, examples)
+        started = time.perf_counter()
+        losses = _fit(model, encoded, pixels, spec, processor.tokenizer.pad_token_id)
+        seconds = time.perf_counter() - started
+        model.eval()
+        model.save_pretrained(out_dir)
+        processor.save_pretrained(out_dir)
+    return TrainingLog(tuple(losses), seconds)
+
+
+@dataclass(frozen=True)
+class _Encoded:
+    """A tokenized example: token tensors (labels -100 outside the answer) and its image's index."""
+
+    tokens: dict[str, Any]
+    image: int
+
+
+def _encode(processor: Any, examples: Sequence[Example]) -> tuple[list[_Encoded], Any]:
+    """Tokenize each distinct prompt once and preprocess each distinct image once."""
+    import torch
+
+    from medbench.data.images import ImageError, load_image
+    from medbench.run.backends.hf.chat import conversation, supports_system_role
+
+    def render_text(turns: list[dict[str, Any]], prompt: bool = True) -> str:
+        return str(
+            processor.apply_chat_template(turns, add_generation_prompt=prompt, tokenize=False)
+        )
+
+    system_role = supports_system_role(render_text)
+    image_index: dict[str, int] = {}
+    images: list[Any] = []
+    prompts: dict[tuple[str | None, str, str], dict[str, Any]] = {}
+    encoded: list[_Encoded] = []
+    for example in examples:
+        messages = example.messages
+        if len(messages.images) != 1:
+            raise BackendError("a training example must hold exactly one image")
+        path = messages.images[0].path
+        if path not in image_index:
+            try:
+                image = load_image(path)
+            except ImageError:
+                continue  # an image that cannot be decoded is left out of the training
+            image_index[path] = len(images)
+            images.append(image)
+        key = (messages.system, messages.text, example.target)
+        if key not in prompts:
+            turns = conversation(
+                messages.system, messages.text, [images[image_index[path]]], system_role=system_role
+            )
+            prompts[key] = _answer_tokens(
+                processor, turns, images[image_index[path]], example.target, render_text
+            )
+        encoded.append(_Encoded(prompts[key], image_index[path]))
+    pixels = torch.cat(
+        [
+            processor.image_processor(images=[image], return_tensors="pt")["pixel_values"]
+            for image in images
+        ]
+    )
+    return encoded, pixels
+
+
+def _answer_tokens(
+    processor: Any,
+    turns: list[dict[str, Any]],
+    image: Any,
+    target: str,
+    render_text: Callable[..., str],
+) -> dict[str, Any]:
+    """The tokens of prompt + answer, labelled on the answer (and its end-of-turn) only."""
+    answer = {"role": "assistant", "content": [{"type": "text", "text": target}]}
+    prompt, full = render_text(turns), render_text([*turns, answer], False)
+    if not full.startswith(prompt) or len(full) == len(prompt):
+        raise BackendError("the chat template does not extend the prompt with the answer")
+    short = processor(text=[prompt], images=[[image]], return_tensors="pt")
+    tokens = processor(text=[full], images=[[image]], return_tensors="pt")
+    n = short["input_ids"].shape[1]
+    if not bool((tokens["input_ids"][0, :n] == short["input_ids"][0]).all()):
+        raise BackendError(f"the answer {target!r} changes how the prompt is tokenized")
+    row = {k: v[0] for k, v in tokens.items() if k != "pixel_values" and not v.is_floating_point()}
+    labels = row["input_ids"].clone()
+    labels[:n] = _IGNORE
+    return {**row, "labels": labels}
+
+
+_PAD_VALUES = {"input_ids": None, "attention_mask": 0, "labels": _IGNORE}
+
+
+def _collate(items: Sequence[_Encoded], pixels: Any, pad_id: int) -> dict[str, Any]:
+    """Right-pad a batch (positions then count from 0, as in generation) and add its images."""
+    import torch
+    from torch.nn.functional import pad
+
+    length = max(item.tokens["input_ids"].shape[0] for item in items)
+    batch: dict[str, Any] = {}
+    for name in items[0].tokens:
+        fill = _PAD_VALUES.get(name, 0)
+        batch[name] = torch.stack(
+            [
+                pad(
+                    item.tokens[name],
+                    (0, length - item.tokens[name].shape[0]),
+                    value=pad_id if fill is None else fill,
+                )
+                for item in items
+            ]
+        )
+    batch["pixel_values"] = pixels[[item.image for item in items]]
+    return batch
+
+
+def _batches(count: int, size: int, generator: Any) -> Iterator[list[int]]:
+    """Endless seeded batches: the examples in a shuffled order, epoch after epoch."""
+    import torch
+
+    drawn: list[int] = []
+    while True:
+        while len(drawn) < size:
+            drawn += torch.randperm(count, generator=generator).tolist()
+        batch, drawn = drawn[:size], drawn[size:]
+        yield batch
+
+
+def _split_by_length(batch: list[int], lengths: Sequence[int]) -> list[list[int]]:
+    """The batch sorted by length, cut in two where that pads least (a few long prompts apart).
+
+    The parts share one gradient step, so the split changes the cost, not what is learned.
+    """
+    ordered = sorted(batch, key=lambda i: (lengths[i], i))
+    size, longest = len(ordered), lengths[ordered[-1]]
+
+    def cost(cut: int) -> int:
+        parts = cut * lengths[ordered[cut - 1]] + (size - cut) * longest
+        return parts + (SPLIT_COST if cut < size else 0)
+
+    cut = min(range(1, size + 1), key=cost)
+    return [part for part in (ordered[:cut], ordered[cut:]) if part]
+
+
+def _fit(
+    model: Any, encoded: Sequence[_Encoded], pixels: Any, spec: TinySpec, pad_id: int
+) -> list[float]:
+    """AdamW with linear warm-up and decay, seeded batches, loss on the answer tokens only."""
+    import torch
+    from torch.nn.functional import cross_entropy
+
+    generator = torch.Generator().manual_seed(spec.seed)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=spec.lr)
+    warmup = max(1, spec.steps // 10)
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: min(1.0, (step + 1) / warmup) * (1.0 - step / max(1, spec.steps))
+    )
+    model.train()
+    lengths = [item.tokens["input_ids"].shape[0] for item in encoded]
+    answered = [int((item.tokens["labels"][1:] != _IGNORE).sum()) for item in encoded]
+    batches = _batches(len(encoded), spec.batch_size, generator)
+    losses: list[float] = []
+    for _ in range(spec.steps):
+        chosen = next(batches)
+        total = sum(answered[i] for i in chosen)
+        optimizer.zero_grad(set_to_none=True)
+        step_loss = 0.0
+        for part in _split_by_length(chosen, lengths):
+            batch = _collate([encoded[i] for i in part], pixels, pad_id)
+            labels = batch.pop("labels")
+            logits = model(**batch).logits
+            # Summed, then divided by the whole batch's answer tokens: the mean over the batch.
+            loss: Any = cross_entropy(
+                logits[:, :-1].reshape(-1, logits.shape[-1]),
+                labels[:, 1:].reshape(-1),
+                ignore_index=_IGNORE,
+                reduction="sum",
+            ) / max(1, total)
+            loss.backward()
+            step_loss += float(loss.item())
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        schedule.step()
+        losses.append(step_loss)
+    return losses

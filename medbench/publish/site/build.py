@@ -1,0 +1,130 @@
+"""Build the site: validate every record, render all pages in memory, then replace the output."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pandas as pd
+
+from medbench import __version__
+from medbench.errors import MedbenchError
+from medbench.publish.local import LOCAL_RECORDS
+from medbench.publish.records import (
+    RELIABILITY_SUFFIX,
+    Record,
+    load_records,
+    read_answers_csv,
+    read_maps,
+)
+from medbench.publish.site.flips import flip_pages
+from medbench.publish.site.layout import SITE_DIR, MethodsPage
+from medbench.publish.site.pages import Site, model_pages
+from medbench.publish.site.ranking import index_page
+from medbench.publish.site.taskinfo import task_pages
+from medbench.spec.loading import SpecSet
+
+
+def _check_out(out: Path, leaderboard: Path) -> None:
+    target = Path(os.path.abspath(out))
+    kept = [Path.cwd(), Path.home(), Path(os.path.abspath(leaderboard)), SITE_DIR]
+    if any(target == p or target in p.parents for p in kept):
+        raise MedbenchError(
+            f"{out}: refusing to replace this folder; build into a folder of its own, e.g. _site."
+        )
+    if target.exists() and not target.is_dir():
+        raise MedbenchError(f"{out}: exists and is not a folder.")
+
+
+def local_folders(results: Path) -> list[Path]:
+    """The local record folders `medbench run` writes: `results/<suite>/leaderboard/`."""
+    if not results.is_dir():
+        return []
+    return sorted(p for p in results.glob(f"*/{LOCAL_RECORDS}") if p.is_dir())
+
+
+def gather_records(
+    leaderboard: Path, results: Path | None
+) -> tuple[list[tuple[Path, Record]], set[tuple[str, str]]]:
+    """The one rule for what the site shows: every published record of `leaderboard`, plus
+    every local record under `results/<suite>/leaderboard/`, which replaces a published one
+    of the same (suite, model). Returns the records and the (suite, model) keys that are local.
+    """
+    chosen = {(r.suite, r.model_id): (p, r) for p, r in _load(leaderboard)}
+    local: set[tuple[str, str]] = set()
+    for folder in local_folders(results) if results is not None else []:
+        for path, record in load_records(folder):
+            chosen[(record.suite, record.model_id)] = (path, record)
+            local.add((record.suite, record.model_id))
+    return [chosen[key] for key in sorted(chosen)], local
+
+
+def _answers(path: Path, record: Record) -> pd.DataFrame:
+    """A record's per-image answers (its sidecar), for the flip viewer."""
+    try:
+        return read_answers_csv((path.parent / record.sidecar.path).read_bytes())
+    except (OSError, ValueError, EOFError) as e:
+        raise MedbenchError(f"{path}: cannot read its sidecar {record.sidecar.path}: {e}") from e
+
+
+def _load(folder: Path) -> list[tuple[Path, Record]]:
+    return load_records(folder) if folder.is_dir() else []
+
+
+def build_site(
+    leaderboard: Path,
+    out: Path,
+    *,
+    specs: SpecSet | None = None,
+    results: Path | None = None,
+) -> list[Path]:
+    """Validate every record, render the site in memory, then replace `out` with it.
+
+    With `results`, the local records of `medbench run` are shown too (see `gather_records`).
+    """
+    found, local = gather_records(leaderboard, results)
+    records = [r for _, r in found]
+    maps = {(r.suite, r.model_id): read_maps(path) for path, r in found}
+    reliability = {(r.suite, r.model_id): read_maps(path, RELIABILITY_SUFFIX) for path, r in found}
+    answers = {(r.suite, r.model_id): _answers(path, r) for path, r in found}
+    _check_out(out, leaderboard)
+    if results is not None:
+        _check_out(out, results)
+    if not (SITE_DIR / "templates").is_dir():
+        raise MedbenchError(f"{SITE_DIR / 'templates'}: the site templates are missing.")
+    records.sort(key=lambda r: (r.suite, r.model_id))
+    site = Site(records, specs, maps, local, answers, reliability)
+    suites: dict[str, list[Record]] = {}
+    for record in records:
+        suites.setdefault(record.suite, []).append(record)
+    index_page(site, suites)
+    flip_pages(site)
+    model_pages(site)
+    task_pages(site, suites)
+    n_boot = sorted({r.layout.n_boot for r in records})
+    site.page(
+        "methods.html",
+        "methods.html",
+        MethodsPage("Methods", "", site.build_date, __version__, [], n_boot),
+    )
+    for path in sorted((SITE_DIR / "static").iterdir()):
+        if path.is_file():
+            site.files[f"static/{path.name}"] = path.read_bytes()
+    for name in sorted(site.files):
+        _check_name(out, name)
+    if out.exists():
+        shutil.rmtree(out)
+    for name in sorted(site.files):
+        (out / name).parent.mkdir(parents=True, exist_ok=True)
+        _check_name(out, name)  # again, now that the folders exist: none may be a link
+        (out / name).write_bytes(site.files[name])
+    return [out / name for name in sorted(site.files)]
+
+
+def _check_name(out: Path, name: str) -> None:
+    """Refuse a page name that would be written outside `out` (`..`, absolute, NUL, a link)."""
+    root = os.path.realpath(out)
+    target = os.path.realpath(os.path.join(root, name)) if "\0" not in name else ""
+    if not target.startswith(root + os.sep) or os.path.isabs(name):
+        raise MedbenchError(f"{out}: refusing to write {name!r}, which is not inside the folder.")

@@ -1,0 +1,162 @@
+"""The site's typed page model: columns, cells, tables, sections and pages, and formatting."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from medbench.publish.records import Record, Scalar
+
+if TYPE_CHECKING:
+    from medbench.publish.site.taskinfo import TaskDetails
+
+SITE_DIR = Path(__file__).resolve().parents[3] / "site"
+"""The repository's `site/` folder: `templates/` (Jinja2) and `static/` (CSS, JS, icon)."""
+Data = list[dict[str, Scalar]]
+FAMILY_METRICS = (
+    "disagreement",
+    "flip_rate",
+    "refusal_flip_rate",
+    "fleiss_kappa",
+    "spread",
+    "worst_f1",
+)
+
+
+RANKED = ("all_variants_f1", "fragility_index", "mean_f1_all", "mean_worst_f1")
+"""The ranking's metric columns: the headline first, then what stands beside it."""
+LABELS = {
+    "all_variants_f1": "All-variants F1 [95% CI]",
+    "fragility_index": "Fragility index [95% CI]",
+    "mean_f1_all": "Mean f1_all [95% CI]",
+    "mean_worst_f1": "Worst-variant f1_all [95% CI]",
+}
+
+
+@dataclass(frozen=True)
+class Col:
+    """How to show one column: `text`, `int`, `num`, `est` (value [lo, hi]), `model` or `head`."""
+
+    label: str
+    key: str
+    kind: str = "num"
+    task: str | None = None
+    """The task of a per-task column (the index's task filter hides it)."""
+    better: str | None = None
+    """For a difference: `higher` or `lower`; a cell whose CI excludes 0 is toned by it."""
+    badges: bool = True
+    """For a model column: show its badges (test model, local); off in secondary tables."""
+
+    @property
+    def numeric(self) -> bool:
+        return self.kind in ("int", "num", "est")
+
+
+@dataclass(frozen=True)
+class Cell:
+    text: str
+    sort: str | None = None
+    ci: str | None = None
+    href: str | None = None
+    badges: tuple[str, ...] = ()
+    header: bool = False
+    task: str | None = None
+    tone: str | None = None
+    """`better` or `worse`: a difference whose CI excludes 0."""
+    hover: str | None = None
+    """The full text, shown on hover where the cell is cut short."""
+
+
+@dataclass(frozen=True)
+class Table:
+    """A server-side sorted table with its caption and its CSV and JSON downloads."""
+
+    id: str
+    caption: str
+    columns: list[Col]
+    rows: list[tuple[str | None, list[Cell]]]
+    """(task of the row for the filter, cells)."""
+    sorted_by: int
+    order: str
+    csv: str
+    json: str
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Section:
+    """One suite's part of a page."""
+
+    suite: str
+    tables: list[Table]
+    facts: list[tuple[str, str]] = field(default_factory=list)
+    chart: str | None = None
+    chart_alt: str = ""
+    test_models: bool = False
+    local: bool = False
+    """Whether the section shows local, unpublished records."""
+    maps: list[tuple[str, str, str]] = field(default_factory=list)
+    """t-SNE maps: (src, alt, task title)."""
+    reliability: list[tuple[str, str, str]] = field(default_factory=list)
+    """Reliability diagrams of the option probabilities: (src, alt, task title)."""
+    svg: str | None = None
+    """An inline chart, built element by element by `scatter_svg` (no record text unescaped)."""
+    links: list[tuple[str, str]] = field(default_factory=list)
+    """(href, text) of pages this section leads to (the flip viewers of a model)."""
+
+
+@dataclass(frozen=True)
+class Page:
+    """What every template sees as `page`; subclasses add their own fields."""
+
+    title: str
+    root: str
+    """The relative path back to the site root: `` or `../`."""
+    build_date: str
+    version: str
+    sections: list[Section]
+
+
+@dataclass(frozen=True)
+class IndexPage(Page):
+    tasks: list[tuple[str, str]]
+    """(id, title) of every task: the task filter and the task links."""
+
+
+@dataclass(frozen=True)
+class ModelPage(Page):
+    test_model: bool
+    description: str
+    facts: list[tuple[str, str]]
+
+
+@dataclass(frozen=True)
+class TaskPage(Page):
+    facts: list[tuple[str, str]]
+    details: TaskDetails | None = None
+    """Question, classes, wordings and examples, when the site is built with the specs."""
+    homepage: str | None = None
+    """The dataset's homepage (an https address only)."""
+
+
+@dataclass(frozen=True)
+class MethodsPage(Page):
+    n_boot: list[int]
+
+
+def num(value: Scalar, digits: int = 3) -> str:
+    if value is None or isinstance(value, bool | str):
+        return "–" if value is None else str(value)
+    return f"{value:.{digits}f}"
+
+
+def mean(values: Iterable[Scalar]) -> float | None:
+    numbers = [float(v) for v in values if isinstance(v, int | float) and not isinstance(v, bool)]
+    return sum(numbers) / len(numbers) if numbers else None
+
+
+def title_of(record: Record) -> str:
+    title = record.model.get("title")
+    return title if isinstance(title, str) and title else record.model_id

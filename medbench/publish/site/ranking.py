@@ -1,0 +1,169 @@
+"""The index: the ranking by all-variants F1, the per-task table, the chart and the pairs."""
+
+from __future__ import annotations
+
+from medbench import __version__
+from medbench.publish.records import Record, Scalar
+from medbench.publish.site.layout import (
+    LABELS,
+    RANKED,
+    Col,
+    Data,
+    IndexPage,
+    Section,
+    Table,
+    mean,
+    title_of,
+)
+from medbench.publish.site.pages import Site, _pairs, _triple
+from medbench.publish.site.reliance import RELIANCE_LABEL, pair_table
+from medbench.publish.site.scatter import Mark, scatter_svg
+
+
+def ranked_rows(records: list[Record]) -> Data:
+    """One row per model (the direct pipeline: described pipelines are rungs of their model,
+    shown on its page), ranked by the headline all-variants F1, highest first."""
+    data: Data = []
+    for record in records:
+        for row in record.models:
+            if row.get("pipeline") != "direct":
+                continue
+            data.append(
+                {
+                    "model": record.model_id,
+                    "pipeline": "direct",
+                    "title": title_of(record),
+                    "test_model": record.test_model,
+                    **{k: row.get(k) for name in RANKED for k in _triple(name)},
+                    **{
+                        k: row.get(k)
+                        for k in _triple("visual_reliance")
+                        if row.get("visual_reliance") is not None
+                    },
+                }
+            )
+
+    def rank_key(row: dict[str, Scalar]) -> tuple[bool, float, float, str]:
+        a, b = row.get("all_variants_f1"), row.get("fragility_index")
+        a_ = -float(a) if isinstance(a, float | int) else 0.0
+        b_ = float(b) if isinstance(b, float | int) else 0.0
+        return a is None, a_, b_, str(row["model"])
+
+    return [{"rank": i, **row} for i, row in enumerate(sorted(data, key=rank_key), start=1)]
+
+
+def _ranking(site: Site, suite: str, data: Data) -> Table:
+    """Models ranked by the headline score, with fragility, mean and worst f1_all beside it."""
+    columns = [Col("Rank", "rank", "int"), Col("Model", "model", "model")]
+    columns += [Col(LABELS[name], name, "est") for name in RANKED]
+    caption = (
+        f"{suite}: models ranked by all-variants F1, highest first (an image counts as right "
+        "only if every wording of the question answers it right; mean over tasks)"
+    )
+    if any(row.get("visual_reliance") is not None for row in data):
+        # Beside the fragility index: how much the answers move when the image is removed.
+        columns.insert(4, Col(RELIANCE_LABEL, "visual_reliance", "est"))
+        caption += "; visual reliance: the share of answers that change without the image"
+    return site.table(
+        f"{suite}.ranking", "", caption, columns, data, sorted_by=2, order="descending", suite=suite
+    )
+
+
+def _per_task_table(
+    site: Site, suite: str, records: list[Record], tasks: list[str], ranked: Data
+) -> Table:
+    """The ranking's models with the all-variants F1 of each task (disagreement per task is on
+    each model's page, in its fragility table)."""
+    order = {str(r["model"]): r["rank"] for r in ranked}
+    data: Data = []
+    for record in records:
+        if record.model_id not in order:
+            continue
+        row: dict[str, Scalar] = {"rank": order[record.model_id], "model": record.model_id}
+        for t in tasks:
+            row[f"all_variants_f1.{t}"] = _task_mean(record, "fragility", "all_variants_f1", t)
+        data.append(row)
+    data.sort(key=lambda r: int(r["rank"] or 0))
+    columns = [Col("Rank", "rank", "int"), Col("Model", "model", "model", badges=False)]
+    columns += [Col(site.task_title(t), f"all_variants_f1.{t}", task=t) for t in tasks]
+    caption = f"{suite}: all-variants F1 per task (mean over label prompt families)"
+    return site.table(f"{suite}.per-task", "", caption, columns, data, suite=suite)
+
+
+def _task_mean(record: Record, table: str, name: str, task: str) -> float | None:
+    """The mean of `name` over a task's direct rows (label families only for the F1s)."""
+    kinds = record.layout.answer_kinds
+    label_only = name != "disagreement"
+    return mean(
+        row.get(name)
+        for row in getattr(record, table)
+        if row.get("task") == task
+        and row.get("pipeline") == "direct"
+        and (not label_only or kinds.get(str(row.get("family"))) == "label")
+    )
+
+
+def _chart(site: Site, suite: str, ranked: Data) -> str:
+    """The index chart of a suite's ranked models."""
+    on_chart = {str(r["model"]) for r in ranked if r.get("all_variants_f1") is not None}
+    marks = []
+    for row in ranked:
+        model = str(row["model"])
+        score, frag = row.get("all_variants_f1"), row.get("fragility_index")
+        if model not in on_chart or not isinstance(score, float | int):
+            continue
+        spec = site.models[model].model
+        base = spec.get("base")
+
+        def opt(name: str, r: dict[str, Scalar] = row) -> float | None:
+            v = r.get(name)
+            return float(v) if isinstance(v, float | int) and not isinstance(v, bool) else None
+
+        marks.append(
+            Mark(
+                model=model,
+                title=str(row["title"]),
+                score=float(score),
+                score_lo=opt("all_variants_f1_lo"),
+                score_hi=opt("all_variants_f1_hi"),
+                fragility=float(frag) if isinstance(frag, float | int) else 0.0,
+                fragility_lo=opt("fragility_index_lo"),
+                fragility_hi=opt("fragility_index_hi"),
+                baseline=spec.get("backend") == "baseline",
+                base=str(base) if isinstance(base, str) and base in on_chart else None,
+            )
+        )
+    caption = f"{suite}: all-variants F1 against fragility index, one mark per ranked model"
+    return scatter_svg(marks, caption)
+
+
+def index_page(site: Site, suites: dict[str, list[Record]]) -> None:
+    sections = []
+    for suite, records in suites.items():
+        tasks = [t for t in site.tasks if any(t in r.tasks for r in records)]
+        ranked = ranked_rows(records)
+        tables = [
+            _ranking(site, suite, ranked),
+            _per_task_table(site, suite, records, tasks, ranked),
+        ]
+        pairs = _pairs(site, f"{suite}.pairs", "", suite)
+        tables += [pairs] if pairs else []
+        found = pair_table(records, suite)
+        if found is not None:
+            table, caption, columns, rows = found
+            tables.append(site.table(f"{suite}.{table}", "", caption, columns, rows, suite=suite))
+        sections.append(
+            Section(
+                suite,
+                tables,
+                test_models=any(r.test_model for r in records),
+                local=any((suite, r.model_id) in site.local for r in records),
+                svg=_chart(site, suite, ranked),
+            )
+        )
+    titles = [(t, site.task_title(t)) for t in site.tasks]
+    site.page(
+        "index.html",
+        "index.html",
+        IndexPage("Leaderboard", "", site.build_date, __version__, sections, titles),
+    )

@@ -1,0 +1,394 @@
+"""HFBackend: batched, left-padded generation with images decoded ahead of the model."""
+
+from __future__ import annotations
+
+import copy
+import gc
+import hashlib
+import itertools
+import sys
+import threading
+from collections import deque
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from time import perf_counter
+from typing import Any
+
+# This package is the backend that needs torch; load_backend imports it only when it is used.
+import torch  # noqa: TID253
+from PIL import Image
+
+from medbench.data.images import ImageError, load_image, pad_to_square
+from medbench.run.backends.base import BackendContext, Output, Request
+from medbench.run.backends.hf.chat import (
+    Conversation,
+    image_processor_name,
+    model_conversation,
+    pad_colour,
+    system_role,
+)
+from medbench.run.backends.hf.loading import Loaded, load
+from medbench.run.batching import MAX_AUTO_BATCH, BatchMemory, BatchSizer
+from medbench.spec.prompts import Messages
+from medbench.spec.specs import GenerationSpec, ModelSpec
+
+Inputs = dict[str, torch.Tensor]
+
+
+@dataclass
+class _Row:
+    """A request whose images decoded: its position in the call and its conversation."""
+
+    index: int
+    conversation: Conversation
+
+
+@dataclass
+class _Batch:
+    """A chunk of requests prepared off the main thread: encoded rows and per-request failures."""
+
+    rows: list[_Row]
+    inputs: Inputs | None
+    """None when the rows could not be encoded together (they are then encoded one by one)."""
+    failures: dict[int, str] = field(default_factory=dict)
+
+
+class HFBackend:
+    """A transformers model answering requests in batches; outputs do not depend on batch size."""
+
+    automatic_batch = True
+    """Without a batch size the backend finds one itself (the runner then plans no batches)."""
+
+    def __init__(self, spec: ModelSpec, context: BackendContext) -> None:
+        self.spec = spec
+        self._loaded = load(spec, context)
+        self._memory = BatchMemory(context.state_dir) if context.state_dir is not None else None
+        self._memory_key = (memory_model_key(spec), device_key(self._loaded))
+        self._remembered: int | None = None
+        if context.batch_size is not None:
+            self._sizer = BatchSizer.fixed(context.batch_size)
+        else:
+            if self._memory is not None:
+                self._remembered = self._memory.get(*self._memory_key)
+            self._sizer = BatchSizer.automatic(self._remembered)
+            if self._remembered is not None:
+                self._say(f"auto batch size {self._remembered} (remembered in {self._memory_path})")
+        self._text_only = spec.text_only
+        self._generation = generation_config(
+            self._loaded.model, spec.generation, self._loaded.tokenizer
+        )
+        self._system_role = system_role(spec, self._render)
+        # Recorded with every answer about images: torchvision and PIL resize differently.
+        self.image_processor = image_processor_name(self._loaded.processor)
+        self._pad_fill = (
+            pad_colour(self._loaded.processor) if spec.image_preprocess == "pad_square" else None
+        )
+        self._prefetch = max(1, context.decode_threads)
+        self._pool: ThreadPoolExecutor | None = ThreadPoolExecutor(
+            max_workers=self._prefetch, thread_name_prefix="medbench-decode"
+        )
+        # Tokenizers keep their padding settings as mutable state: one encode or decode at a time.
+        self._processor_lock = threading.Lock()
+
+    @property
+    def batch_size(self) -> int:
+        """The size the next batch is cut at (it changes while an automatic size is found)."""
+        return self._sizer.size
+
+    def set_batch_size(self, size: int | None) -> None:
+        """Cut the next batches at `size`, or find the size automatically (None: from 1, or
+        from the size remembered for this model and device)."""
+        self._sizer = BatchSizer.fixed(size) if size else BatchSizer.automatic(self._remembered)
+
+    @property
+    def sizer(self) -> BatchSizer:
+        """How the batch size was found: the largest batch that fit, the one that did not."""
+        return self._sizer
+
+    @property
+    def system_role(self) -> bool:
+        """Whether system prompts go in a system turn (else they are folded or dropped)."""
+        return self._system_role
+
+    def prompt(self, messages: Messages) -> str:
+        """The text the chat template makes of `messages`, images left as their placeholders."""
+        return self._render(self._conversation(messages, [None] * len(messages.images)))
+
+    def _images_by(self, request: Request) -> str | None:
+        return self.image_processor if request.messages.images else None
+
+    def _conversation(
+        self, messages: Messages, images: Sequence[Image.Image | None]
+    ) -> Conversation:
+        return model_conversation(
+            self.spec, self._system_role, messages.system, messages.text, images
+        )
+
+    def generate(self, requests: Sequence[Request]) -> list[Output]:
+        """Answer each request in order; while one batch generates, the next ones are decoded."""
+        if self._pool is None:
+            raise RuntimeError("HFBackend.generate called after close()")
+        outputs: dict[int, Output] = {}
+        for indices, answers in self.stream(requests):
+            outputs.update(zip(indices, answers, strict=True))
+        return [outputs[i] for i in range(len(requests))]
+
+    def stream(
+        self, requests: Sequence[Request], sizes: Sequence[int] | None = None
+    ) -> Iterator[tuple[list[int], list[Output]]]:
+        """Yield each batch's (request indices, outputs) as soon as it is generated, so that
+        the caller can store it while the next batches are decoded in the background.
+
+        `sizes`: the lengths of the consecutive batches to generate (the runner's, at a fixed
+        batch size); None: runs of the backend's batch size, found automatically if unset."""
+        if self._pool is None:
+            raise RuntimeError("HFBackend.stream called after close()")
+        pool = self._pool
+        if sizes is not None and sum(sizes) != len(requests):
+            raise ValueError(f"batch sizes {list(sizes)} do not cover {len(requests)} requests")
+        planned = iter(itertools.accumulate(sizes)) if sizes is not None else None
+        cursor = 0
+        pending: deque[Future[_Batch]] = deque()
+
+        def submit_next() -> None:
+            # Cut when submitted: as the runner planned them, else at the current size (an
+            # automatic size grows, or shrinks, as batches finish).
+            nonlocal cursor
+            if cursor < len(requests):
+                stop = (
+                    next(planned)
+                    if planned is not None
+                    else min(cursor + self._sizer.size, len(requests))
+                )
+                chunk = range(cursor, stop)
+                cursor = chunk.stop
+                pending.append(pool.submit(self._prepare, requests, chunk))
+
+        try:
+            for _ in range(self._prefetch):
+                submit_next()
+            while pending:
+                start = perf_counter()
+                batch = pending.popleft().result()
+                submit_next()
+                answers = self._answer(batch)
+                share = (perf_counter() - start) / max(1, len(batch.rows))
+                outputs = {
+                    i: replace(o, seconds=share, image_processor=self._images_by(requests[i]))
+                    for i, o in answers.items()
+                }
+                outputs.update(
+                    {i: Output(text=None, error=reason) for i, reason in batch.failures.items()}
+                )
+                indices = sorted(outputs)
+                yield indices, [outputs[i] for i in indices]
+        finally:
+            for future in pending:
+                future.cancel()
+
+    def close(self) -> None:
+        """Stop the decode threads and free the model; the backend cannot be used afterwards."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+            self._report_batch_size()
+        if hasattr(self, "_loaded"):
+            device = self._loaded.device
+            del self._loaded
+            if device.type == "cuda":
+                gc.collect()
+                torch.cuda.empty_cache()
+
+    @property
+    def _memory_path(self) -> Path | None:
+        return self._memory.path if self._memory is not None else None
+
+    def _say(self, message: str) -> None:
+        print(f"{self.spec.id} on {self._memory_key[1]}: {message}", file=sys.stderr)
+
+    def _report_batch_size(self) -> None:
+        """Say what automatic batching found, and remember it once it is known."""
+        sizer = self._sizer
+        if not sizer.auto or sizer.largest_fit == 0:
+            return
+        if not sizer.settled:
+            self._say(
+                f"auto batch size: batches of up to {sizer.largest_fit} fit; too few requests "
+                "to find the limit, nothing remembered"
+            )
+            return
+        if sizer.size == self._remembered:
+            return
+        where = ""
+        if self._memory is not None:
+            self._memory.put(*self._memory_key, sizer.size)
+            where = f", remembered in {self._memory.path}"
+        limit = (
+            f"out of memory at {sizer.out_of_memory_at}"
+            if sizer.out_of_memory_at is not None
+            else f"the most medbench tries is {MAX_AUTO_BATCH}"
+        )
+        self._say(f"auto batch size {sizer.size} ({limit}{where})")
+
+    def _render(self, turns: Conversation) -> str:
+        rendered = self._loaded.processor.apply_chat_template(
+            turns, add_generation_prompt=True, tokenize=False
+        )
+        return str(rendered)
+
+    def _prepare(self, requests: Sequence[Request], chunk: range) -> _Batch:
+        """Decode the images of a chunk and encode it (runs in a decode thread)."""
+        rows: list[_Row] = []
+        failures: dict[int, str] = {}
+        for index in chunk:
+            messages = requests[index].messages
+            if messages.images and self._text_only:
+                failures[index] = f"model {self.spec.id} is text-only and cannot read images"
+                continue
+            try:
+                images = [load_image(image.path) for image in messages.images]
+            except ImageError as e:
+                failures[index] = f"image {e}"
+                continue
+            if self._pad_fill is not None:
+                images = [pad_to_square(image, self._pad_fill) for image in images]
+            rows.append(_Row(index, self._conversation(messages, images)))
+        try:
+            inputs = self._encode(rows) if rows else None
+        except Exception:  # one bad row spoils the batch; _answer encodes rows alone to find it
+            inputs = None
+        return _Batch(rows, inputs, failures)
+
+    def _encode(self, rows: Sequence[_Row]) -> Inputs:
+        conversations = [row.conversation for row in rows]
+        with self._processor_lock:
+            if self._text_only:
+                encoded = self._loaded.processor.apply_chat_template(
+                    conversations,
+                    add_generation_prompt=True,
+                    tokenize=True,
+                    return_dict=True,
+                    return_tensors="pt",
+                    padding=True,
+                )
+            else:
+                encoded = self._loaded.processor.apply_chat_template(
+                    conversations,
+                    add_generation_prompt=True,
+                    tokenize=True,
+                    return_dict=True,
+                    return_tensors="pt",
+                    processor_kwargs={"padding": True},
+                )
+        inputs: Inputs = dict(encoded)
+        if self._text_only:
+            inputs.pop("token_type_ids", None)
+        return inputs
+
+    def _answer(self, batch: _Batch) -> dict[int, Output]:
+        if batch.inputs is not None:
+            return self._generate_splitting(batch.rows, batch.inputs)
+        answers: dict[int, Output] = {}
+        for row in batch.rows:
+            try:
+                inputs = self._encode([row])
+            except Exception as e:  # the processor rejects this request alone: record why
+                answers[row.index] = Output(
+                    text=None, error=f"preprocessing failed: {type(e).__name__}: {e}"
+                )
+                continue
+            answers.update(self._generate_splitting([row], inputs))
+        return answers
+
+    def _generate_splitting(self, rows: Sequence[_Row], inputs: Inputs) -> dict[int, Output]:
+        """Generate for the rows; on CUDA out-of-memory, halve the batch and retry, down to one.
+
+        The retry happens after the `except` block: inside it, the exception's traceback still
+        holds the frames of the failed call, and with them its tensors on the GPU.
+        """
+        failure: str | None = None
+        try:
+            texts = self._generate(inputs)
+        except torch.OutOfMemoryError as e:
+            failure = str(e)
+        del inputs
+        if failure is None:
+            self._sizer.fitted(len(rows))
+            precision = str(self._loaded.dtype).removeprefix("torch.")
+            return {
+                row.index: Output(text=text, batch_size=len(rows), precision=precision)
+                for row, text in zip(rows, texts, strict=True)
+            }
+        self._release_memory()
+        self._sizer.out_of_memory(len(rows))
+        if len(rows) == 1:
+            return {
+                rows[0].index: Output(text=None, error=f"out of memory at batch size 1: {failure}")
+            }
+        half = len(rows) // 2
+        answers: dict[int, Output] = {}
+        for part in (rows[:half], rows[half:]):
+            answers.update(self._generate_splitting(part, self._encode(part)))
+        return answers
+
+    def _generate(self, inputs: Inputs) -> list[str]:
+        loaded = self._loaded
+        on_device = {
+            name: value.to(loaded.device, loaded.dtype)
+            if value.is_floating_point()
+            else value.to(loaded.device)
+            for name, value in inputs.items()
+        }
+        if self._generation.do_sample:
+            torch.manual_seed(self.spec.generation.seed or 0)
+        with torch.inference_mode():
+            generated = loaded.model.generate(**on_device, generation_config=self._generation)
+        new_tokens = generated[:, on_device["input_ids"].shape[1] :].cpu()
+        with self._processor_lock:
+            texts = loaded.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
+        return [str(text).strip() for text in texts]
+
+    def _release_memory(self) -> None:
+        if self._loaded.device.type == "cuda":
+            gc.collect()
+            torch.cuda.empty_cache()
+
+
+def generation_config(model: Any, spec: GenerationSpec, tokenizer: Any) -> Any:
+    """The model's own generation config with the spec's decoding parameters laid over it."""
+    config = copy.deepcopy(model.generation_config)
+    config.max_new_tokens = spec.max_new_tokens
+    config.do_sample = spec.do_sample
+    if spec.do_sample:
+        if spec.temperature is not None:
+            config.temperature = spec.temperature
+        if spec.top_p is not None:
+            config.top_p = spec.top_p
+    else:
+        # Sampling settings from the checkpoint would only draw warnings under greedy decoding.
+        config.temperature = None
+        config.top_p = None
+        config.top_k = None
+    if config.pad_token_id is None:
+        config.pad_token_id = tokenizer.pad_token_id
+    return config
+
+
+def memory_model_key(spec: ModelSpec) -> str:
+    """The model part of a remembered batch size: its id and a hash of its spec (weights,
+    dtype and decoding all change how much memory a batch takes)."""
+    digest = hashlib.sha256(spec.model_dump_json().encode()).hexdigest()[:12]
+    return f"{spec.id}@{digest}"
+
+
+def device_key(loaded: Loaded) -> str:
+    """The device part of a remembered batch size: which GPU (and its memory) and the dtype."""
+    dtype = str(loaded.dtype).removeprefix("torch.")
+    device = loaded.device
+    if device.type != "cuda":
+        return f"{device.type} {dtype}"
+    index = device.index if device.index is not None else torch.cuda.current_device()
+    properties = torch.cuda.get_device_properties(index)
+    return f"cuda:{index} {properties.name} {properties.total_memory // 2**20} MiB {dtype}"

@@ -1,0 +1,98 @@
+"""What a transformers model receives: its own chat template applied, as the backend applies it.
+
+Only the processor (or tokenizer) is loaded, from the checkpoint folder or the local Hugging
+Face cache, never downloaded: a user checks a real model's prompts before spending GPU hours.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from medbench.errors import BackendError
+from medbench.run.backends.base import BackendContext
+from medbench.run.backends.hf.chat import Conversation, model_conversation, system_role
+from medbench.run.backends.hf.loading import check_format, checkpoint_source
+from medbench.spec.prompts import Messages
+from medbench.spec.specs import ModelSpec
+
+
+@dataclass
+class Template:
+    """A model's chat template with what decides the text its inputs are made of."""
+
+    spec: ModelSpec
+    processor: Any
+    """The processor of a vision-language model, or the tokenizer of a text-only model."""
+    system_role: bool
+    adds_bos: bool
+    """Whether tokenizing adds the BOS token the rendered text lacks (llava-hf, Mistral)."""
+
+    def received(self, messages: Messages) -> str:
+        """The text the model's input ids spell, images as their unexpanded placeholders.
+
+        A processor adds the tokenizer's special tokens unless the rendered text already starts
+        with BOS; a tokenizer's own chat-template tokenizing never adds them.
+        """
+        turns = model_conversation(
+            self.spec,
+            self.system_role,
+            messages.system,
+            messages.text,
+            [None] * len(messages.images),
+        )
+        text = _render(self.processor, turns)
+        bos = getattr(self._tokenizer, "bos_token", None)
+        if self.adds_bos and bos and not text.startswith(bos):
+            text = bos + text
+        return text
+
+    @property
+    def _tokenizer(self) -> Any:
+        return self.processor if self.spec.text_only else self.processor.tokenizer
+
+
+def _render(processor: Any, turns: Conversation) -> str:
+    return str(processor.apply_chat_template(turns, add_generation_prompt=True, tokenize=False))
+
+
+def _adds_bos(tokenizer: Any, text_only: bool) -> bool:
+    bos_id = getattr(tokenizer, "bos_token_id", None)
+    if text_only or bos_id is None:
+        return False
+    ids = list(tokenizer("a").input_ids)
+    return bool(ids) and ids[0] == bos_id
+
+
+def load_template(spec: ModelSpec, context: BackendContext) -> Template:
+    """The processor (or tokenizer) of `spec`, from local files only."""
+    from transformers import AutoProcessor, AutoTokenizer
+
+    if spec.checkpoint_format == "llava_original":
+        check_format(spec, "")
+    source, revision = checkpoint_source(spec, context)
+    check_format(spec, source)
+    options: dict[str, Any] = {
+        "revision": revision,
+        "trust_remote_code": spec.trust_remote_code,
+        "local_files_only": True,
+    }
+    if revision is not None:
+        from medbench.data.hubcache import hf_cache_dir
+
+        options["cache_dir"] = str(hf_cache_dir())
+    try:
+        loader: Any = AutoTokenizer if spec.text_only else AutoProcessor
+        processor = loader.from_pretrained(source, **options)
+    except Exception as e:  # from_pretrained fails in many ways; say where it looked
+        where = f"{source}@{revision}" if revision else source
+        raise BackendError(
+            f"model {spec.id}: cannot load the processor of {where} from local files "
+            f"({type(e).__name__}: {e}). Download it first (`hf download {source}"
+            f"{f' --revision {revision}' if revision else ''}`)."
+        ) from e
+    if getattr(processor, "chat_template", None) is None:
+        raise BackendError(f"model {spec.id}: {source} has no chat template; medbench needs one")
+    tokenizer = processor if spec.text_only else processor.tokenizer
+    role = system_role(spec, lambda turns: _render(processor, turns))
+    return Template(spec, processor, role, _adds_bos(tokenizer, spec.text_only))

@@ -1,0 +1,524 @@
+"""Expand a suite into jobs, each with the content key of its answer.
+
+Direct jobs ask a model about an image. A suite's describe stage adds two chained kinds:
+`describe` jobs (a VLM writes a description of the image) and, once those are answered,
+`diagnose` jobs (a text-only model answers the closed question from the description alone,
+keyed by the description's text, so a changed description reruns only its diagnoses).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from medbench.data.samples import Sample, hub_revision, load_samples, sha256_file
+from medbench.errors import BackendError, DataError, MedbenchError
+from medbench.run.backends.base import Request
+from medbench.run.cache import CACHE_FORMAT, canonical_json, content_key
+from medbench.run.identity import ModelIdentity, resolve_identity
+from medbench.spec.prompts import ImageRef, Messages, Rendered, asked_of, options_by_letter, render
+from medbench.spec.specs import (
+    OPTION_LETTERS,
+    ORIGINAL_IMAGE,
+    ModelSpec,
+    PromptFamilySpec,
+    SuiteSpec,
+    TaskSpec,
+    VariantSpec,
+)
+
+if TYPE_CHECKING:
+    from medbench.run.cache import Cache
+    from medbench.spec.loading import SpecSet
+
+_IMAGE_SLOT = "\u0000image\u0000"
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """One model answering one rendered prompt about one image."""
+
+    key: str
+    model: str
+    task: str
+    family: str
+    variant: str
+    sample: str
+    label: str
+    """The true label id of the sample."""
+    pipeline: str = "direct"
+    """`direct`, `describe`, or `described/<describe variant>/<diagnoser>` for a diagnosis."""
+    subject: str = ""
+    """The evaluated model: `model` itself, or for a diagnosis the model that described."""
+    replicate: int = 0
+    """0 for an answer; 1 for the noise-floor replicate of a reference-variant job (its key
+    carries the tag, so it is answered again, in another batch, not served from the cache)."""
+    image_variant: str = ORIGINAL_IMAGE
+    """`original` for the sample's own image, else the id of one of the suite's
+    `image_variants` (a transformed image, another class's image, or none at all)."""
+
+    @property
+    def evaluated(self) -> str:
+        """The model whose answer this is, for scoring."""
+        return self.subject or self.model
+
+
+DESCRIBED_FRAME = 'Here is a description of a {modality}: "{description}"\n\n'
+"""Put before a diagnose prompt whose template does not place `{{ description }}` itself."""
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """A variant rendered for a task, with what the baselines need to answer it."""
+
+    rendered: Rendered
+    answer: str
+    """`label`, `yes_no` or `text`: from the family."""
+    positive_options: tuple[str, ...]
+    majority_option: str | None
+    by_option: tuple[tuple[str, str], ...] = ()
+    """For a multiple-choice sample: (offered option, label id of its letter); empty: the
+    task's label names answer for its labels."""
+
+
+@dataclass
+class Plan:
+    """The jobs of a suite, deterministically ordered, with what is needed to run them."""
+
+    suite: SuiteSpec
+    jobs: list[Job]
+    samples: dict[str, list[Sample]]
+    identities: dict[str, ModelIdentity]
+    prompts: dict[tuple[str, str, str], Prompt] = field(default_factory=dict)
+    """(family, variant, task) -> the rendered prompt (images filled in per job)."""
+    sample_prompts: dict[tuple[str, str, str, str], Prompt] = field(default_factory=dict)
+    """(family, variant, task, sample) -> the prompt of a task whose samples bring their own
+    question or options (closed VQA), rendered per sample."""
+    models: list[str] = field(default_factory=list)
+    """The suite's models in this plan (identities also holds the diagnosers)."""
+    diagnoses: dict[str, Messages] = field(default_factory=dict)
+    """Content key of a diagnose job -> its text-only messages."""
+    unavailable: dict[str, str] = field(default_factory=dict)
+    """Models of the suite whose identity could not be resolved (e.g. a hub revision offline),
+    with the reason: they have no jobs; the others are planned all the same."""
+    unreadable: dict[str, str] = field(default_factory=dict)
+    """Content key of a job whose image could not be read -> why (it fails without a model)."""
+    images: dict[tuple[str, str, str], tuple[ImageRef, ...]] = field(default_factory=dict)
+    """(task, sample, image variant) -> the images its jobs show instead of the sample's own."""
+    dataset_revisions: dict[str, str] = field(default_factory=dict)
+    """task -> the commit sha its Hub dataset was read at (tasks with Hub data only)."""
+    _by_id: dict[tuple[str, str], Sample] = field(default_factory=dict, repr=False)
+
+    def prompt(self, family: str, variant: str, task: str, sample: str) -> Prompt:
+        """The rendered prompt a sample is asked under a family's variant."""
+        own = self.sample_prompts.get((family, variant, task, sample))
+        return own if own is not None else self.prompts[(family, variant, task)]
+
+    def prompt_of(self, job: Job) -> Prompt:
+        """The rendered prompt of a job."""
+        return self.prompt(job.family, job.variant, job.task, job.sample)
+
+    def request(self, job: Job) -> Request:
+        """The backend request of a job: messages with the sample's image, or the description."""
+        prompt = self.prompt_of(job)
+        if job.key in self.diagnoses:
+            return Request(
+                job.key,
+                self.diagnoses[job.key],
+                prompt.rendered.options,
+                prompt.positive_options,
+                prompt.majority_option,
+            )
+        sample = self.sample(job.task, job.sample)
+        base = prompt.rendered.messages
+        images = (
+            (ImageRef(str(sample.path), sample.sha256),)
+            if job.image_variant == ORIGINAL_IMAGE
+            else self.images[(job.task, job.sample, job.image_variant)]
+        )
+        messages = Messages(base.system, base.text, images)
+        return Request(
+            job.key,
+            messages,
+            prompt.rendered.options,
+            prompt.positive_options,
+            prompt.majority_option,
+        )
+
+    def sample(self, task: str, sample_id: str) -> Sample:
+        """The sample `sample_id` of task `task`."""
+        if not self._by_id:
+            self._by_id.update(
+                ((task_id, s.id), s) for task_id, samples in self.samples.items() for s in samples
+            )
+        return self._by_id[(task, sample_id)]
+
+
+def limit_samples(samples: list[Sample], limit: int | None) -> list[Sample]:
+    """At most `limit` samples, taken round-robin over labels so every class stays in."""
+    if limit is None or limit >= len(samples):
+        return samples
+    by_label: dict[str, list[Sample]] = {}
+    for s in samples:
+        by_label.setdefault(s.label, []).append(s)
+    kept: list[Sample] = []
+    queues = [by_label[label] for label in sorted(by_label)]
+    depth = 0
+    while len(kept) < limit:
+        for queue in queues:
+            if depth < len(queue) and len(kept) < limit:
+                kept.append(queue[depth])
+        depth += 1
+    return sorted(kept, key=lambda s: s.id)
+
+
+def _baseline_hints(
+    task: TaskSpec, family: PromptFamilySpec, samples: list[Sample]
+) -> tuple[tuple[str, ...], str | None]:
+    positive_ids = {label.id for label in task.labels if label.positive}
+    if family.answer == "yes_no":
+        n_pos = sum(s.label in positive_ids for s in samples)
+        return ("yes",), "yes" if n_pos > len(samples) - n_pos else "no"
+    if family.answer == "text":
+        return (), None
+    counts = Counter(s.label for s in samples)
+    order = {label.id: i for i, label in enumerate(task.labels)}
+    majority = min(counts, key=lambda label: (-counts[label], order[label]))
+    names = {label.id: label.name for label in task.labels}
+    positive = tuple(label.name for label in task.labels if label.positive)
+    return positive, names[majority]
+
+
+def _key_parts(
+    identity: ModelIdentity, prompt: Prompt, baseline: bool, replicate: int = 0
+) -> tuple[bytes, bytes]:
+    """Canonical JSON of a job's payload split around its image hash, so keys cost one hash."""
+    messages = prompt.rendered.messages
+    payload: dict[str, Any] = {
+        "v": CACHE_FORMAT,
+        "model": identity.payload,
+        "messages": {"system": messages.system, "text": messages.text, "images": [_IMAGE_SLOT]},
+    }
+    if replicate:
+        payload["replicate"] = replicate
+    if baseline:
+        payload["baseline"] = {
+            "options": list(prompt.rendered.options),
+            "positive": list(prompt.positive_options),
+            "majority": prompt.majority_option,
+        }
+    text = canonical_json(payload)
+    head, tail = text.split(canonical_json(_IMAGE_SLOT))
+    return head.encode(), tail.encode()
+
+
+def _render_prompts(
+    specs: SpecSet, family_ids: list[str], task_ids: list[str], samples: dict[str, list[Sample]]
+) -> tuple[dict[tuple[str, str, str], Prompt], dict[tuple[str, str, str, str], Prompt]]:
+    """Every (family, variant, task) prompt the plan's jobs use, rendered once; and for a task
+    whose samples bring their own question or options, every (family, variant, task, sample)."""
+    prompts: dict[tuple[str, str, str], Prompt] = {}
+    own: dict[tuple[str, str, str, str], Prompt] = {}
+    for f in family_ids:
+        family = specs.families[f]
+        for variant in family.variants:
+            for t in task_ids:
+                task = specs.tasks[t]
+                rendered = render(family, variant, task, ())
+                positive, majority = _baseline_hints(task, family, samples[t])
+                prompts[(f, variant.id, t)] = Prompt(rendered, family.answer, positive, majority)
+                if task.per_sample:
+                    for s in samples[t]:
+                        own[(f, variant.id, t, s.id)] = _sample_prompt(
+                            task, family, variant, s, positive, majority, samples[t]
+                        )
+    return prompts, own
+
+
+def _sample_prompt(
+    task: TaskSpec,
+    family: PromptFamilySpec,
+    variant: VariantSpec,
+    sample: Sample,
+    positive: tuple[str, ...],
+    majority: str | None,
+    samples: list[Sample],
+) -> Prompt:
+    """A sample's own prompt: its question, and for multiple choice its options, each option
+    answering for the label of its letter (`a` for the first in the data's order)."""
+    asked = asked_of(task, sample)
+    rendered = render(family, variant, task, (), asked=asked)
+    by_option = options_by_letter(asked, family.answer)
+    if not by_option:
+        return Prompt(rendered, family.answer, positive, majority)
+    letters = Counter(s.label for s in samples)
+    common = min(letters, key=lambda letter: (-letters[letter], letter))
+    index = OPTION_LETTERS.index(common)
+    shown = sample.options[index] if index < len(sample.options) else sample.options[0]
+    return Prompt(rendered, family.answer, (), shown, by_option)
+
+
+def make_plan(
+    specs: SpecSet,
+    suite_id: str,
+    *,
+    models_dir: Path,
+    models: Sequence[str] | None = None,
+    tasks: Sequence[str] | None = None,
+    limit: int | None = None,
+    hasher: Callable[[Path], str] = sha256_file,
+    snapshots: Callable[[ModelSpec], str | None] | None = None,
+    images_dir: Path | None = None,
+) -> Plan:
+    """Expand suite x tasks x families x variants x samples x models into sorted jobs.
+
+    `snapshots` gives the served snapshot of `openai` models without a pinned one (see
+    `medbench.run.served`); planning itself never contacts an endpoint. A suite's image variants
+    are derived into `images_dir` (default: the one in medbench's home folder)."""
+    suite = specs.suite(suite_id)
+    model_ids = sorted(_select(suite.models, models, "model", suite.id))
+    task_ids = sorted(_select(suite.tasks, tasks, "task", suite.id))
+    family_ids = sorted(suite.prompt_families)
+    revisions = {
+        t: sha for t in task_ids if (sha := hub_revision(specs.tasks[t], suite.data)) is not None
+    }
+    samples = {
+        t: limit_samples(
+            load_samples(
+                specs.tasks[t],
+                suite.data,
+                specs.root,
+                limit_per_class=suite.limit_per_class_of(t),
+                seed=suite.seed,
+                hasher=hasher,
+                revision=revisions.get(t),
+            ),
+            limit,
+        )
+        for t in task_ids
+    }
+    stage = suite.describe
+    diagnosers = sorted(stage.diagnosers) if stage is not None else []
+    identities: dict[str, ModelIdentity] = {}
+    unavailable: dict[str, str] = {}
+    for m in [*model_ids, *diagnosers]:
+        try:
+            identities[m] = resolve_identity(
+                specs.models[m], specs.root, models_dir, hasher, specs=specs, snapshots=snapshots
+            )
+        except (BackendError, DataError) as e:  # this model cannot run; the others can
+            unavailable[m] = str(e)
+    model_ids = [m for m in model_ids if m in identities]
+    scored = list(family_ids)
+    if stage is not None:
+        scored += [stage.family, *stage.diagnose_families]
+    prompts, own = _render_prompts(specs, sorted(set(scored)), task_ids, samples)
+    jobs: list[Job] = []
+    unreadable: dict[str, str] = {}
+    sha256 = hashlib.sha256
+    for m in model_ids:
+        identity = identities[m]
+        spec = specs.models[m]
+        baseline = spec.backend == "baseline"
+        kinds = [(f, "direct") for f in family_ids]
+        if stage is not None and not baseline and not spec.text_only:
+            kinds.append((stage.family, "describe"))
+        for t in task_ids:
+            for f, pipeline in sorted(kinds):
+                for v in sorted(v.id for v in specs.families[f].variants):
+                    shared = _key_parts(identity, prompts[(f, v, t)], baseline)
+                    for s in samples[t]:
+                        mine = own.get((f, v, t, s.id))
+                        head, tail = (
+                            shared if mine is None else _key_parts(identity, mine, baseline)
+                        )
+                        key = sha256(head + b'"' + s.sha256.encode() + b'"' + tail).hexdigest()
+                        jobs.append(Job(key, m, t, f, v, s.id, s.label, pipeline))
+                        if s.error is not None:
+                            unreadable[key] = s.error
+        if suite.noise_floor is not None:
+            jobs.extend(_replicates(specs, suite, m, identity, prompts, samples, own))
+    plan = Plan(
+        suite,
+        jobs,
+        samples,
+        identities,
+        prompts,
+        own,
+        models=model_ids,
+        unavailable=unavailable,
+        dataset_revisions=revisions,
+    )
+    plan.unreadable.update(unreadable)
+    if suite.image_variants:
+        add_image_variant_jobs(plan, specs, images_dir)
+    return plan
+
+
+def add_image_variant_jobs(plan: Plan, specs: SpecSet, images_dir: Path | None = None) -> None:
+    """Append the jobs of the suite's image variants: each closed family's reference variant
+    (or every variant, with `image_variant_prompts: all`) asked about each variant's image.
+
+    A job's key is the original job's with the variant's image hash in place of the sample's
+    (no image for `no_image`), so the original jobs' keys never change. A baseline's jobs keep
+    the original key: baselines never look at the image, and so answer every variant alike."""
+    from medbench.data.variants import ImageStore, variant_images
+    from medbench.data.variants import images_dir as default_images_dir
+
+    suite = plan.suite
+    store = ImageStore(images_dir if images_dir is not None else default_images_dir())
+    images, errors = variant_images(suite, plan.samples, store)
+    plan.images.update(images)
+    asked = []
+    for f in sorted(suite.prompt_families):
+        family = specs.families[f]
+        if family.answer == "text":
+            continue
+        every = suite.image_variant_prompts == "all"
+        variants = [v.id for v in family.variants] if every else [family.reference]
+        asked += [(f, v) for v in sorted(variants)]
+    sha256 = hashlib.sha256
+    for m in plan.models:
+        baseline = specs.models[m].backend == "baseline"
+        for t in sorted(plan.samples):
+            for f, v in asked:
+                shared = _key_parts(plan.identities[m], plan.prompts[(f, v, t)], baseline)
+                for s in plan.samples[t]:
+                    mine = plan.sample_prompts.get((f, v, t, s.id))
+                    head, tail = (
+                        shared if mine is None else _key_parts(plan.identities[m], mine, baseline)
+                    )
+                    for variant in suite.image_variants:
+                        slot = (t, s.id, variant.id)
+                        if slot not in images:
+                            continue
+                        shown = images[slot] if not baseline else (ImageRef("", s.sha256),)
+                        inner = b"".join(b'"' + i.sha256.encode() + b'"' for i in shown)
+                        key = sha256(head + inner + tail).hexdigest()
+                        plan.jobs.append(
+                            Job(key, m, t, f, v, s.id, s.label, image_variant=variant.id)
+                        )
+                        if slot in errors and not baseline:
+                            plan.unreadable[key] = errors[slot]
+
+
+def noise_floor_samples(suite: SuiteSpec, task: str, samples: list[Sample]) -> list[Sample]:
+    """The seeded subset of a task's images whose reference answers are replicated."""
+    assert suite.noise_floor is not None
+    k = min(suite.noise_floor.images_per_task, len(samples))
+    chosen = random.Random(f"{suite.seed}:noise_floor:{task}").sample(range(len(samples)), k)
+    return [samples[i] for i in sorted(chosen)]
+
+
+def _replicates(
+    specs: SpecSet,
+    suite: SuiteSpec,
+    model: str,
+    identity: ModelIdentity,
+    prompts: dict[tuple[str, str, str], Prompt],
+    samples: dict[str, list[Sample]],
+    own: dict[tuple[str, str, str, str], Prompt],
+) -> list[Job]:
+    """The replicate jobs of a model: every scored family's reference variant, a second time,
+    for each task's noise-floor subset (direct answers only)."""
+    jobs = []
+    for t in sorted(samples):
+        subset = [s for s in noise_floor_samples(suite, t, samples[t]) if s.error is None]
+        for f in sorted(suite.prompt_families):
+            family = specs.families[f]
+            if family.answer == "text":
+                continue
+            baseline = specs.models[model].backend == "baseline"
+            shared = _key_parts(identity, prompts[(f, family.reference, t)], baseline, 1)
+            for s in subset:
+                mine = own.get((f, family.reference, t, s.id))
+                head, tail = shared if mine is None else _key_parts(identity, mine, baseline, 1)
+                key = hashlib.sha256(head + b'"' + s.sha256.encode() + b'"' + tail).hexdigest()
+                jobs.append(Job(key, model, t, f, family.reference, s.id, s.label, replicate=1))
+    return jobs
+
+
+def diagnose_messages(
+    prompt: Prompt, task: TaskSpec, family: PromptFamilySpec, variant: str, description: str
+) -> Messages:
+    """A diagnose prompt: the variant rendered with the description, as text only."""
+    spec = next(v for v in family.variants if v.id == variant)
+    rendered = render(family, spec, task, (), description=description)
+    text = rendered.messages.text
+    if "description" not in spec.template:
+        text = DESCRIBED_FRAME.format(modality=task.modality, description=description) + text
+    return Messages(rendered.messages.system, text, ())
+
+
+def add_diagnose_jobs(plan: Plan, specs: SpecSet, descriptions: dict[str, str]) -> int:
+    """Append the diagnose jobs of every answered describe job; returns how many were added.
+
+    `descriptions` maps a describe job's key to its stored text (finished answers only).
+    """
+    stage = plan.suite.describe
+    if stage is None:
+        return 0
+    # A diagnosis is one (pipeline, subject, task, family, variant, sample); its key may be
+    # shared with others (two images described alike): the answer is, the job is not.
+    known = {
+        (j.pipeline, j.subject, j.task, j.family, j.variant, j.sample)
+        for j in plan.jobs
+        if j.pipeline.startswith("described/")
+    }
+    added: list[Job] = []
+    for job in plan.jobs:
+        if job.pipeline != "describe" or job.key not in descriptions:
+            continue
+        task = specs.tasks[job.task]
+        for diagnoser in sorted(d for d in stage.diagnosers if d in plan.identities):
+            identity = plan.identities[diagnoser]
+            for f in sorted(stage.diagnose_families):
+                family = specs.families[f]
+                for v in sorted(v.id for v in family.variants):
+                    prompt = plan.prompts[(f, v, job.task)]
+                    messages = diagnose_messages(prompt, task, family, v, descriptions[job.key])
+                    key = content_key(
+                        {"model": identity.payload, "messages": messages.key_payload()}
+                    )
+                    pipeline = f"described/{job.variant}/{diagnoser}"
+                    new = Job(
+                        key, diagnoser, job.task, f, v, job.sample, job.label, pipeline, job.model
+                    )
+                    slot = (pipeline, job.model, job.task, f, v, job.sample)
+                    if slot in known:
+                        continue
+                    known.add(slot)
+                    plan.diagnoses[key] = messages
+                    added.append(new)
+    plan.jobs.extend(added)
+    return len(added)
+
+
+def attach_diagnoses(plan: Plan, specs: SpecSet, cache: Cache) -> int:
+    """Add the diagnose jobs of every describe job whose description is in the cache."""
+    stored = cache.get_many(job.key for job in plan.jobs if job.pipeline == "describe")
+    descriptions = {
+        key: answer.output
+        for key, answer in stored.items()
+        if answer.error is None and answer.output is not None
+    }
+    return add_diagnose_jobs(plan, specs, descriptions)
+
+
+def _select(
+    available: Sequence[str], chosen: Sequence[str] | None, what: str, suite: str
+) -> list[str]:
+    if not chosen:
+        return list(available)
+    unknown = [c for c in chosen if c not in available]
+    if unknown:
+        raise MedbenchError(
+            f"suite {suite}: {unknown[0]!r} is not a {what} of this suite. "
+            f"Choose from: {', '.join(available)}."
+        )
+    return list(dict.fromkeys(chosen))

@@ -1,0 +1,178 @@
+"""Paired comparison of two models on the same images: F1 and fragility differences, McNemar."""
+
+# Paired bootstrap: each resample draws the same images for both models (their answers
+# are grouped jointly), so the interval reflects the per-image pairing. With clusters
+# (patients) it draws whole clusters, both models' answers on every image of each: a
+# paired cluster bootstrap. McNemar's exact test assumes independent images; with clusters
+# Obuchowski's (1998) test for correlated proportions replaces it.
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import numpy as np
+import numpy.typing as npt
+
+from medbench.score.metrics._bootstrap import Estimate, bootstrap_sums, estimates
+from medbench.score.metrics._classification import block_width, f1_all_from, variant_features
+from medbench.score.metrics._codes import (
+    as_answers,
+    as_predictions,
+    as_truth,
+    check_n_boot,
+    check_same_images,
+)
+from medbench.score.metrics._family import agreement_features, disagreement_from
+from medbench.score.metrics._units import as_clusters, group_units
+
+
+def paired_f1_difference(
+    truth: npt.ArrayLike,
+    pred_a: npt.ArrayLike,
+    pred_b: npt.ArrayLike,
+    n_classes: int,
+    *,
+    seed: int = 0,
+    n_boot: int = 1000,
+    groups: npt.ArrayLike | None = None,
+) -> Estimate:
+    """``f1_all(a) - f1_all(b)`` with a paired percentile bootstrap CI over images.
+
+    With ``groups`` (a cluster label per image) it is a paired cluster bootstrap.
+    """
+    truth_ = as_truth(truth, n_classes)
+    a = as_predictions(pred_a, n_classes, name="pred_a")
+    b = as_predictions(pred_b, n_classes, name="pred_b")
+    check_same_images(len(truth_), len(a), "pred_a")
+    check_same_images(len(truth_), len(b), "pred_b")
+    check_n_boot(n_boot)
+    clusters = None if groups is None else as_clusters(groups, len(truth_))
+    units = group_units(np.column_stack([truth_, a, b]), clusters)
+    features = units.pool(variant_features(units.rows[:, 0], units.rows[:, 1:], n_classes))
+    observed, resampled = bootstrap_sums(features, units.sizes, n_boot, np.random.default_rng(seed))
+    width = block_width(n_classes)
+
+    def difference(sums: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+        return f1_all_from(sums[..., :width], n_classes) - f1_all_from(sums[..., width:], n_classes)
+
+    return estimates(difference(observed[None, :]), difference(resampled)[:, None])[0]
+
+
+def paired_disagreement_difference(
+    answers_a: npt.ArrayLike,
+    answers_b: npt.ArrayLike,
+    *,
+    seed: int = 0,
+    n_boot: int = 1000,
+    groups: npt.ArrayLike | None = None,
+) -> Estimate:
+    """``disagreement(a) - disagreement(b)`` (the fragility difference), paired bootstrap CI.
+
+    Both matrices have one row per image, in the same order; their variant counts may
+    differ. With ``groups`` (a cluster label per image) it is a paired cluster bootstrap.
+    """
+    a = as_answers(answers_a, name="answers_a")
+    b = as_answers(answers_b, name="answers_b")
+    check_same_images(len(a), len(b), "answers_b", "answers_a")
+    check_n_boot(n_boot)
+    clusters = None if groups is None else as_clusters(groups, len(a))
+    units = group_units(np.hstack([a, b]), clusters)
+    rows = units.rows
+    n_a, n_b = a.shape[1], b.shape[1]
+    features_a = agreement_features(rows[:, :n_a])
+    features = units.pool(np.hstack([features_a, agreement_features(rows[:, n_a:])]))
+    observed, resampled = bootstrap_sums(features, units.sizes, n_boot, np.random.default_rng(seed))
+    split = features_a.shape[1]
+
+    def difference(sums: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+        return disagreement_from(sums[..., :split], n_a) - disagreement_from(sums[..., split:], n_b)
+
+    return estimates(difference(observed[None, :]), difference(resampled)[:, None])[0]
+
+
+class McNemarResult(NamedTuple):
+    """McNemar's exact test on paired correctness."""
+
+    statistic: float
+    """``min(n01, n10)`` for the exact test; Obuchowski's ``X2`` for the clustered one."""
+    p_value: float
+    """Two-sided exact binomial p-value of ``n01`` vs ``n10`` under p = 1/2."""
+    n01: int
+    """Images model a got wrong and model b right."""
+    n10: int
+    """Images model a got right and model b wrong."""
+
+
+def _correctness(
+    correct_a: npt.ArrayLike, correct_b: npt.ArrayLike
+) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
+    a = np.asarray(correct_a)
+    b = np.asarray(correct_b)
+    if a.ndim != 1 or a.shape != b.shape:
+        raise ValueError(
+            f"correct_a and correct_b must be vectors of one length, got {a.shape} and {b.shape}"
+        )
+    if a.dtype != np.bool_ or b.dtype != np.bool_:
+        raise ValueError(f"correct_a and correct_b must be boolean, got {a.dtype} and {b.dtype}")
+    return a, b
+
+
+def mcnemar_exact(correct_a: npt.ArrayLike, correct_b: npt.ArrayLike) -> McNemarResult:
+    """McNemar's exact test of whether two models on the same images differ in accuracy.
+
+    Only discordant images count: under the null each is equally likely to favour
+    either model, so ``n01 ~ Binomial(n01 + n10, 1/2)``; p is 1 when there are none.
+    Computed with statsmodels' ``mcnemar(table, exact=True)``.
+    """
+    from statsmodels.stats.contingency_tables import mcnemar  # type: ignore[import-untyped, unused-ignore]
+
+    a, b = _correctness(correct_a, correct_b)
+    n11 = int((a & b).sum())
+    n10 = int((a & ~b).sum())
+    n01 = int((~a & b).sum())
+    n00 = int((~a & ~b).sum())
+    result = mcnemar(np.array([[n11, n10], [n01, n00]]), exact=True)
+    return McNemarResult(
+        statistic=float(result.statistic), p_value=float(result.pvalue), n01=n01, n10=n10
+    )
+
+
+def mcnemar_clustered(
+    correct_a: npt.ArrayLike, correct_b: npt.ArrayLike, groups: npt.ArrayLike
+) -> McNemarResult:
+    """Obuchowski's (1998) test that two models' accuracies differ, for clustered images.
+
+    With ``x_c``, ``y_c`` the images of cluster c (of ``n_c``, out of N in C clusters)
+    that models a and b got right, ``p_a = sum_c x_c / N`` and ``p_b = sum_c y_c / N``,
+    ``d_c = (x_c - y_c) - n_c (p_a - p_b)`` and
+    ``var = C / (C - 1) * sum_c d_c**2 / N**2``, the statistic
+    ``X2 = (p_a - p_b)**2 / var`` is referred to chi-square with 1 degree of freedom.
+    When ``var = 0`` (every cluster differs by the same share, or C = 1) p is 1 if the
+    accuracies are equal and 0 (``X2`` infinite) otherwise.
+    """
+    from scipy.stats import chi2
+
+    a, b = _correctness(correct_a, correct_b)
+    clusters = as_clusters(groups, len(a))
+    n_clusters = int(clusters.max()) + 1 if len(clusters) else 0
+    n = max(len(a), 1)
+    x = np.bincount(clusters, weights=a, minlength=n_clusters)
+    y = np.bincount(clusters, weights=b, minlength=n_clusters)
+    sizes = np.bincount(clusters, minlength=n_clusters)
+    difference = (x.sum() - y.sum()) / n if n else 0.0
+    residual = (x - y) - sizes * difference
+    variance = (
+        n_clusters / (n_clusters - 1) * float((residual**2).sum()) / n**2 if n_clusters > 1 else 0.0
+    )
+    if variance > 0:
+        statistic = difference**2 / variance
+        p_value = float(chi2.sf(statistic, 1))
+    else:
+        statistic, p_value = (0.0, 1.0) if difference == 0 else (math.inf, 0.0)
+    return McNemarResult(
+        statistic=float(statistic),
+        p_value=p_value,
+        n01=int((~a & b).sum()),
+        n10=int((a & ~b).sum()),
+    )

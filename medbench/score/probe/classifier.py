@@ -1,0 +1,142 @@
+"""The linear probe: can a logistic regression tell the classes apart from these features?
+
+Scored by stratified k-fold cross-validation with macro-F1, against the same probe fitted on
+shuffled labels. A model-free reference probes downsampled raw pixels.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+from PIL import Image
+
+from medbench.data.images import ImageError, load_image
+
+MAX_FOLDS = 5
+PERMUTATIONS = 5
+"""Label shufflings averaged into the permutation baseline."""
+MAX_ITER = 2000
+PIXEL_SIZE = 16
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    """Cross-validated macro-F1 of a linear probe (NaN when a class has fewer than 2 images)."""
+
+    f1: float
+    """Mean macro-F1 over the folds."""
+    f1_lo: float
+    """Lower end of the 95% t-interval over the folds (clipped to [0, 1])."""
+    f1_hi: float
+    permutation_f1: float
+    """The same cross-validation on shuffled labels: what the probe scores without signal."""
+    k: int
+    """Folds used; 0 when the probe could not run."""
+    n: int
+    """Images probed (rows with non-finite features are left out)."""
+    n_classes: int
+
+
+def _pipeline(seed: int) -> Any:
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    return make_pipeline(StandardScaler(), LogisticRegression(max_iter=MAX_ITER, random_state=seed))
+
+
+def _cross_validate(x: NDArray[Any], y: NDArray[Any], k: int, seed: int) -> NDArray[Any]:
+    """Macro-F1 of each of k stratified folds (shuffled with `seed`)."""
+    from sklearn.base import clone
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.metrics import f1_score
+    from sklearn.model_selection import StratifiedKFold
+
+    classes = np.unique(y)
+    scores = []
+    template = _pipeline(seed)
+    for train, test in StratifiedKFold(k, shuffle=True, random_state=seed).split(x, y):
+        model = clone(template)
+        with warnings.catch_warnings():
+            # A probe stopped at the iteration limit still scores its folds fairly.
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            model.fit(x[train], y[train])
+        predicted = model.predict(x[test])
+        scores.append(
+            f1_score(y[test], predicted, labels=classes, average="macro", zero_division=0)
+        )
+    return np.asarray(scores, dtype=np.float64)
+
+
+def _t_interval(scores: NDArray[Any]) -> tuple[float, float]:
+    """A 95% t-interval of the mean over folds (folds share training data: a rough interval)."""
+    from scipy import stats
+
+    k = len(scores)
+    half = float(stats.t.ppf(0.975, k - 1)) * float(np.std(scores, ddof=1)) / math.sqrt(k)
+    mean = float(np.mean(scores))
+    return max(0.0, mean - half), min(1.0, mean + half)
+
+
+def probe(
+    x: NDArray[Any],
+    y: Sequence[str] | NDArray[Any],
+    *,
+    seed: int = 0,
+    folds: int | None = None,
+    permutations: int = PERMUTATIONS,
+) -> ProbeResult:
+    """Standardise, then logistic regression, scored by stratified k-fold macro-F1.
+
+    k is `folds` (default 5), at most the smallest class's size; a class with fewer than 2
+    images (or a single class) gives NaN scores with k = 0. Rows with non-finite features (images
+    that could not be embedded) are left out. Deterministic for a seed.
+    """
+    features = np.asarray(x, dtype=np.float64)
+    labels = np.asarray(y)
+    if features.ndim != 2 or len(features) != len(labels):
+        raise ValueError(
+            f"expected features of shape (n, dim) and n labels; got {features.shape} "
+            f"and {len(labels)} labels"
+        )
+    keep = np.isfinite(features).all(axis=1)
+    features, labels = features[keep], labels[keep]
+    _, counts = np.unique(labels, return_counts=True)
+    smallest = int(counts.min()) if len(counts) else 0
+    k = min(folds or MAX_FOLDS, smallest)
+    if len(counts) < 2 or k < 2 or features.shape[1] == 0:
+        nan = float("nan")
+        return ProbeResult(nan, nan, nan, nan, 0, len(labels), len(counts))
+    scores = _cross_validate(features, labels, k, seed)
+    lo, hi = _t_interval(scores)
+    rng = np.random.default_rng(seed)
+    shuffled = [
+        float(_cross_validate(features, rng.permutation(labels), k, seed).mean())
+        for _ in range(permutations)
+    ]
+    permutation_f1 = float(np.mean(shuffled)) if shuffled else float("nan")
+    return ProbeResult(float(scores.mean()), lo, hi, permutation_f1, k, len(labels), len(counts))
+
+
+def pixel_features(paths: Sequence[Path], size: int = PIXEL_SIZE) -> NDArray[Any]:
+    """Each image as RGB downsampled to size x size, flattened to [0, 1] floats (NaN rows for
+    images that cannot be decoded): the model-free reference the probes are compared with."""
+    out = np.full((len(paths), size * size * 3), np.nan, dtype=np.float32)
+    for i, path in enumerate(paths):
+        try:
+            image = load_image(path)
+        except ImageError:
+            continue
+        small = image.resize((size, size), Image.Resampling.BILINEAR)
+        out[i] = np.asarray(small, dtype=np.float32).reshape(-1) / 255.0
+    return out
+
+
+__all__ = ["MAX_FOLDS", "PERMUTATIONS", "PIXEL_SIZE", "ProbeResult", "pixel_features", "probe"]

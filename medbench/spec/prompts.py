@@ -1,0 +1,190 @@
+"""Render a prompt variant for a task and an image into chat messages (sandboxed Jinja2)."""
+
+from __future__ import annotations
+
+import string
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any
+
+from jinja2 import TemplateError
+
+from medbench.spec.sandbox import MAX_RENDERED, PromptEnvironment, new_environment, render_bounded
+from medbench.spec.specs import OPTION_LETTERS, PromptFamilySpec, TaskSpec, VariantSpec
+
+if TYPE_CHECKING:
+    from medbench.data.samples import Sample
+
+TEMPLATE_VARIABLES = (
+    "question",
+    "modality",
+    "finding",
+    "title",
+    "options",
+    "labels",
+    "lettered_options",
+    "positive",
+    "signs",
+    "label_signs",
+    "description",
+    "sample",
+)
+"""Names a template may use; `description` is only set for text-only diagnose prompts;
+`sample` holds `question` and `options`: the sample's own where its task reads them from the
+data (closed VQA), else the task's question and the offered options."""
+
+
+@dataclass(frozen=True)
+class SampleQuestion:
+    """A sample's own question and options (closed VQA), as its data source gives them."""
+
+    question: str | None
+    options: tuple[str, ...] = ()
+
+
+def asked_of(task: TaskSpec, sample: Sample | None) -> SampleQuestion | None:
+    """What a sample is asked where its task reads a question or options per sample (closed
+    VQA): its own question and options; None where the task's question is asked."""
+    if sample is None or not task.per_sample:
+        return None
+    return SampleQuestion(sample.question, sample.options)
+
+
+def options_by_letter(asked: SampleQuestion | None, answer: str) -> tuple[tuple[str, str], ...]:
+    """For a multiple-choice sample asked by a `label` family: each of its options with the
+    label id of its letter (`a` for the first, in the data's order); empty otherwise."""
+    if asked is None or not asked.options or answer != "label":
+        return ()
+    return tuple(zip(asked.options, OPTION_LETTERS, strict=False))
+
+
+@dataclass(frozen=True)
+class ImageRef:
+    """An image by path (to read it) and by content (to key it)."""
+
+    path: str
+    sha256: str
+
+
+@dataclass(frozen=True)
+class Messages:
+    """One chat turn: an optional system prompt, the user text and its images."""
+
+    system: str | None
+    text: str
+    images: tuple[ImageRef, ...] = ()
+
+    def key_payload(self) -> dict[str, Any]:
+        """What of the messages changes the answer: texts and image hashes, never paths."""
+        return {
+            "system": self.system,
+            "text": self.text,
+            "images": [image.sha256 for image in self.images],
+        }
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """A rendered variant: the messages and the answer options in the order offered."""
+
+    messages: Messages
+    options: tuple[str, ...]
+    lettered: bool
+
+
+@lru_cache(maxsize=1)
+def environment() -> PromptEnvironment:
+    """The one Jinja environment for prompts: sandboxed and bounded (`medbench.spec.sandbox`)."""
+    return new_environment()
+
+
+def offered_options(
+    task: TaskSpec,
+    variant: VariantSpec,
+    family: PromptFamilySpec,
+    asked: SampleQuestion | None = None,
+) -> tuple[str, ...]:
+    """The answers a variant offers: label names (in its order), yes/no, or a multiple-choice
+    sample's own options (in its order)."""
+    if family.answer == "yes_no":
+        return ("yes", "no")
+    if family.answer == "text":
+        return ()
+    names = (
+        asked.options
+        if asked is not None and asked.options
+        else tuple(label.name for label in task.labels)
+    )
+    return names[::-1] if variant.option_order == "reversed" else names
+
+
+def template_context(
+    task: TaskSpec,
+    options: tuple[str, ...],
+    description: str | None = None,
+    asked: SampleQuestion | None = None,
+) -> dict[str, Any]:
+    """The variables a template sees for a task (and a sample's own question, if any)."""
+    question = asked.question if asked is not None and asked.question else task.question
+    letters = string.ascii_uppercase
+    positive = [label for label in task.labels if label.positive]
+    # A task without a finding leaves `finding` undefined: a template using it fails to render.
+    finding = {"finding": task.finding} if task.finding is not None else {}
+    return {
+        "question": question,
+        "sample": {"question": question, "options": list(options)},
+        "modality": task.modality,
+        **finding,
+        "title": task.title,
+        "options": list(options),
+        "labels": list(options),
+        "lettered_options": [f"{letters[i]}. {o}" for i, o in enumerate(options)],
+        "positive": [label.name for label in positive],
+        "signs": [sign for label in positive for sign in label.signs],
+        "label_signs": [{"name": label.name, "signs": list(label.signs)} for label in task.labels],
+        "description": description if description is not None else "",
+    }
+
+
+@lru_cache(maxsize=4096)
+def _compile(source: str) -> Any:
+    return environment().from_string(source)
+
+
+def render_text(source: str, context: dict[str, Any]) -> str:
+    """Render one template string; raises jinja2.TemplateError on any problem."""
+    return render_bounded(_compile(source), context).strip()
+
+
+def render(
+    family: PromptFamilySpec,
+    variant: VariantSpec,
+    task: TaskSpec,
+    images: tuple[ImageRef, ...],
+    description: str | None = None,
+    asked: SampleQuestion | None = None,
+) -> Rendered:
+    """Render a variant for a task (or one of its samples' own question) and its image(s)."""
+    options = offered_options(task, variant, family, asked)
+    context = template_context(task, options, description, asked)
+    text = render_text(variant.template, context)
+    system = render_text(variant.system, context) if variant.system else None
+    return Rendered(Messages(system, text, images), options, variant.lettered)
+
+
+__all__ = [
+    "MAX_RENDERED",
+    "TEMPLATE_VARIABLES",
+    "ImageRef",
+    "Messages",
+    "Rendered",
+    "SampleQuestion",
+    "TemplateError",
+    "asked_of",
+    "environment",
+    "offered_options",
+    "options_by_letter",
+    "render",
+    "render_text",
+    "template_context",
+]
