@@ -33,7 +33,8 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("publish",),
     ("checkpoints", "checks"),
     ("commands",),
-    ("cli", "__main__"),
+    ("cli",),
+    ("__main__",),
 )
 SHARED_OPTIONS = "medbench.commands.options"
 

@@ -7,14 +7,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from medbench.publish.records import (
-    DatasetInfo,
-    EnvironmentInfo,
-    MedbenchInfo,
-    Provenance,
-    TaskInfo,
-    write_record,
-)
+from medbench.publish.record import DatasetInfo, EnvironmentInfo, MedbenchInfo, Provenance, TaskInfo
+from medbench.publish.writing import write_record
 from medbench.score.parsing import PARSER_VERSION
 from medbench.score.scoring import ANSWER_COLUMNS, ScoreTables, ScoringLayout, score_answers
 from medbench.spec.specs import ModelSpec

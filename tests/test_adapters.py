@@ -398,7 +398,9 @@ def test_load_specs_adapter_model_without_a_base_is_a_warning_of_its_suites(
 def test_write_record_keeps_the_adapter_revision_only_when_there_is_one(tmp_path: Path) -> None:
     import json
 
-    from medbench.publish.records import read_record, verify_records, write_record
+    from medbench.publish.reading import read_record
+    from medbench.publish.verify import verify_records
+    from medbench.publish.writing import write_record
     from medbench.score.scoring import score_answers
     from tests.leaderboard_data import make_answers, make_layout, model_spec, provenance
 

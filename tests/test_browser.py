@@ -14,7 +14,7 @@ from urllib.parse import urljoin, urlsplit
 
 import pytest
 
-from medbench.publish.records import read_record
+from medbench.publish.reading import read_record
 from medbench.publish.site import build_site, make_server
 from tests.leaderboard_data import model_spec, publish_synthetic
 

@@ -6,7 +6,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from medbench.publish.records import verify_records
+from medbench.publish.verify import verify_records
 from tests.spec_tree import make_project
 
 DESCRIBE = (

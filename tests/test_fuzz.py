@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from medbench.errors import SpecError
-from medbench.publish.records import verify_records
+from medbench.publish.verify import verify_records
 from medbench.spec.loading import load_specs
 from tests.test_loading import VALID_TREE, write_tree
 

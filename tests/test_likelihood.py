@@ -525,7 +525,7 @@ def test_run_command_publishes_reliability_diagrams_and_calibration_on_the_model
     from typer.testing import CliRunner
 
     from medbench.cli import app
-    from medbench.publish.records import read_record
+    from medbench.publish.reading import read_record
 
     suite = project / "specs/suites/t.yaml"
     suite.write_text(suite.read_text() + "probe: {}\n")  # for the ladder
@@ -555,7 +555,7 @@ def test_run_command_publishes_reliability_diagrams_and_calibration_on_the_model
             assert by_family[row["family"]][name] == pytest.approx(row[name], abs=1e-9)
     assert read_record(project / "results/t/leaderboard/t/baseline-chance.json").calibration is None
     # the calibration is re-derived from the option scores published beside the record
-    from medbench.publish.records import verify_records
+    from medbench.publish.verify import verify_records
 
     assert record.likelihood_sidecar is not None
     assert record_path.with_name(record.likelihood_sidecar.path).is_file()

@@ -1,4 +1,4 @@
-"""Tests of medbench.publish.records and `medbench publish` / `verify`: records re-derive from
+"""Tests of medbench.publish's records and `medbench publish` / `verify`: records re-derive from
 sidecars."""
 
 from __future__ import annotations
@@ -21,7 +21,9 @@ from typer.testing import CliRunner
 from medbench.commands.leaderboard import publish, verify
 from medbench.commands.scoring import score_and_report
 from medbench.errors import RecordError
-from medbench.publish.records import read_record, verify_records, write_record
+from medbench.publish.reading import read_record
+from medbench.publish.verify import verify_records
+from medbench.publish.writing import write_record
 from medbench.run.cache import Cache
 from medbench.run.loop import run_plan
 from medbench.run.plan import make_plan
@@ -333,7 +335,7 @@ def test_publish_test_model_needs_the_flag(scored_project: Path) -> None:
 def test_collect_environment_names_every_package_that_changes_numbers() -> None:
     from importlib import metadata
 
-    from medbench.publish.records import collect_environment
+    from medbench.publish.environment import collect_environment
 
     env = collect_environment()
     for name in ("torch", "transformers", "tokenizers", "pillow", "numpy", "accelerate"):
@@ -361,7 +363,7 @@ def test_verify_records_mixed_image_processors_are_a_mismatch(board: Path) -> No
 def test_count_image_processors_counts_a_models_answers() -> None:
     import pandas as pd
 
-    from medbench.publish.records import count_image_processors
+    from medbench.publish.verify import count_image_processors
 
     answers = pd.DataFrame(
         {
@@ -379,7 +381,7 @@ def test_git_dirty_says_whether_tracked_files_changed(
 ) -> None:
     import subprocess
 
-    from medbench.publish import records
+    from medbench.publish import environment as records
 
     repo = tmp_path / "src"
     (repo / "medbench").mkdir(parents=True)
@@ -451,9 +453,11 @@ def test_broken_record_case_reports_the_expected_message(
 def test_verify_records_sidecar_bomb_is_refused_unexpanded(
     board: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import medbench.publish.records
+    import medbench.publish.verify
+    import medbench.score.sidecar
 
-    monkeypatch.setattr(medbench.publish.records, "MAX_SIDECAR_BYTES", 1024 * 1024)
+    monkeypatch.setattr(medbench.publish.verify, "MAX_SIDECAR_BYTES", 1024 * 1024)
+    monkeypatch.setattr(medbench.score.sidecar, "MAX_SIDECAR_BYTES", 1024 * 1024)
     path = board / "quickstart" / "tiny.json"
     bomb = gzip.compress(b"model,task\n" + b"0" * (8 * 1024 * 1024), mtime=0)
     (board / "quickstart" / "tiny.answers.csv.gz").write_bytes(bomb)
@@ -469,9 +473,9 @@ def test_verify_records_sidecar_bomb_is_refused_unexpanded(
 def test_read_record_over_the_size_limit_is_refused_unparsed(
     board: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import medbench.publish.records
+    import medbench.publish.reading
 
-    monkeypatch.setattr(medbench.publish.records, "MAX_RECORD_BYTES", 1024 * 1024)
+    monkeypatch.setattr(medbench.publish.reading, "MAX_RECORD_BYTES", 1024 * 1024)
     (board / "quickstart" / "tiny.json").write_text("[" + "0," * (600 * 1024) + "0]")
     message = "leaderboard/quickstart/tiny.json:1:1: the record is over the 1 MiB limit"
     with pytest.raises(RecordError, match=f"^{re.escape(message)}$"):
@@ -610,7 +614,7 @@ def test_verify_records_refuses_records_and_sidecars_that_are_links(board: Path)
 
 
 def test_answers_csv_keeps_a_row_whose_text_holds_a_carriage_return() -> None:
-    from medbench.publish.records import answers_csv, read_answers_csv
+    from medbench.score.sidecar import answers_csv, read_answers_csv
     from tests.leaderboard_data import make_answers
 
     answers = make_answers(["gen"], ["pneumonia_cxr"], n_images=4)

@@ -11,15 +11,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from medbench.publish.records import (
-    TABLE_KEYS,
-    answers_csv,
-    read_answers_csv,
-    read_record,
-    table_rows,
-    verify_records,
-)
+from medbench.publish.reading import read_record
+from medbench.publish.record import TABLE_KEYS
+from medbench.publish.verify import verify_records
+from medbench.publish.writing import table_rows
 from medbench.score.scoring import ScoringLayout, score_answers
+from medbench.score.sidecar import answers_csv, read_answers_csv
 from medbench.spec.loading import SpecSet, load_specs
 
 REPO = Path(__file__).resolve().parent.parent

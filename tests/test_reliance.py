@@ -127,7 +127,8 @@ def test_reliance_of_a_model_ignoring_the_image_is_exactly_zero() -> None:
 def test_reliance_of_a_published_baseline_is_exactly_zero() -> None:
     from pathlib import Path
 
-    from medbench.publish.records import read_answers_csv, read_record
+    from medbench.publish.reading import read_record
+    from medbench.score.sidecar import read_answers_csv
 
     folder = Path("leaderboard/quickstart")
     record = read_record(folder / "baseline-majority.json")
@@ -182,7 +183,7 @@ def test_layout_without_image_variants_writes_no_key() -> None:
 
 
 def _publish(folder: Path) -> list[Path]:
-    from medbench.publish.records import write_record
+    from medbench.publish.writing import write_record
     from tests.leaderboard_data import model_spec, provenance
 
     answers = _frame(_eye() + _blind())
@@ -207,7 +208,8 @@ def _publish(folder: Path) -> list[Path]:
 def test_record_with_image_variants_carries_and_verifies_its_reliance(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from medbench.publish.records import read_record, verify_records
+    from medbench.publish.reading import read_record
+    from medbench.publish.verify import verify_records
 
     monkeypatch.chdir(tmp_path)
     _publish(Path("leaderboard"))
@@ -231,7 +233,7 @@ def test_record_with_image_variants_carries_and_verifies_its_reliance(
 
 
 def test_record_without_image_variants_has_no_image_fields(tmp_path: Path) -> None:
-    from medbench.publish.records import read_answers_csv
+    from medbench.score.sidecar import read_answers_csv
     from tests.leaderboard_data import model_spec, publish_synthetic
 
     path = publish_synthetic(tmp_path, [model_spec("m")], ["pneumonia_cxr"], n_images=6)[0]
@@ -250,7 +252,7 @@ def test_record_without_image_variants_has_no_image_fields(tmp_path: Path) -> No
 
 
 def test_published_records_verify() -> None:
-    from medbench.publish.records import verify_records
+    from medbench.publish.verify import verify_records
     from medbench.spec.loading import load_specs
 
     assert verify_records(Path("leaderboard"), load_specs(Path("specs"))) == []
@@ -290,8 +292,8 @@ def test_site_shows_image_variants_and_visual_reliance_escaped(
 
 
 def test_results_hold_the_image_tables_only_where_measured(tmp_path: Path) -> None:
-    from medbench.publish.records import answers_csv, read_answers_csv
     from medbench.score.results import IMAGE_FILES, RESULT_FILES, write_results
+    from medbench.score.sidecar import answers_csv, read_answers_csv
 
     answers = _frame(_eye())
     written = write_results(

@@ -221,7 +221,7 @@ def test_run_scores_its_answers_once_for_results_and_local_site(
     from typer.testing import CliRunner
 
     from medbench.cli import app
-    from medbench.publish.records import verify_records
+    from medbench.publish.verify import verify_records
     from medbench.score import scoring
 
     project = make_project(tmp_path, models=("baseline-chance", "baseline-majority"))

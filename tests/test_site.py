@@ -14,8 +14,9 @@ import pandas as pd
 import pytest
 
 from medbench.errors import MedbenchError, RecordError
-from medbench.publish.records import read_record, write_record
+from medbench.publish.reading import read_record
 from medbench.publish.site import build_site
+from medbench.publish.writing import write_record
 from medbench.score.scoring import score_answers
 from medbench.spec.loading import load_specs
 from tests.leaderboard_data import (
@@ -659,7 +660,7 @@ def test_build_site_task_page_shows_question_classes_wordings_and_examples(
 
 
 def test_build_site_marks_fragility_within_the_noise_floor(tmp_path: Path) -> None:
-    from medbench.publish.records import verify_records
+    from medbench.publish.verify import verify_records
 
     answers = make_answers(["gen"], TWO_TASKS, n_images=20)
     first = answers[(answers["variant"] == "plain") & (answers["status"] != "error")]

@@ -117,7 +117,7 @@ def test_tables_hf_local_dataset_gives_the_image_folder_cache_keys(
 
 
 def _issues(project: Path) -> list[str]:
-    from medbench.spec.loading import check_data
+    from medbench.data.checks import check_data
 
     issues: list[Issue] = check_data(load_specs(project / "specs"), None, ["pneumonia_cxr"])
     return [str(i).replace(str(project) + "/", "") for i in issues]
@@ -258,8 +258,9 @@ def test_tables_hub_dataset_sha_is_planned_scored_recorded_and_shown(
     from typer.testing import CliRunner
 
     from medbench.cli import app
-    from medbench.publish.records import read_record, verify_records
+    from medbench.publish.reading import read_record
     from medbench.publish.site.pages import _provenance
+    from medbench.publish.verify import verify_records
     from medbench.score.scoring import make_layout
 
     project = make_project(tmp_path)
@@ -307,7 +308,7 @@ def test_tables_hub_dataset_sha_is_planned_scored_recorded_and_shown(
 
 
 def test_tables_shipped_records_without_hub_data_are_written_unchanged() -> None:
-    from medbench.publish.records import read_record, record_json
+    from medbench.publish.reading import read_record, record_json
     from tests.spec_tree import REPO
 
     shipped = sorted((REPO / "leaderboard").rglob("*.json"))
@@ -410,7 +411,8 @@ def test_tables_vqa_suite_scores_and_verifies_its_records(
     from typer.testing import CliRunner
 
     from medbench.cli import app
-    from medbench.publish.records import read_answers_csv, verify_records
+    from medbench.publish.verify import verify_records
+    from medbench.score.sidecar import read_answers_csv
     from tests.test_rederive import forge
 
     project = vqa_project(tmp_path, ("baseline-majority", "baseline-chance"))
@@ -481,8 +483,9 @@ def test_tables_options_column_renders_parses_and_scores_like_options_columns(
     from typer.testing import CliRunner
 
     from medbench.cli import app
-    from medbench.publish.records import read_answers_csv, verify_records
+    from medbench.publish.verify import verify_records
     from medbench.score.scoring import parse_job_answer
+    from medbench.score.sidecar import read_answers_csv
 
     project = vqa_project(tmp_path, ("baseline-majority", "baseline-chance"))
     by_columns = _plan(project)
@@ -524,7 +527,7 @@ def test_tables_options_column_renders_parses_and_scores_like_options_columns(
 
 
 def test_tables_options_column_that_is_not_a_list_is_located(tmp_path: Path) -> None:
-    from medbench.spec.loading import check_data
+    from medbench.data.checks import check_data
 
     project = vqa_project(tmp_path)
     _list_options_source(project, options_column="question")
@@ -538,7 +541,7 @@ def test_tables_options_column_that_is_not_a_list_is_located(tmp_path: Path) -> 
 
 
 def test_tables_empty_question_is_located_at_the_question_column(tmp_path: Path) -> None:
-    from medbench.spec.loading import check_data
+    from medbench.data.checks import check_data
 
     project = vqa_project(tmp_path)
     path = project / "data" / "sample" / "vqa" / "vqa_rad_test.parquet"

@@ -18,11 +18,11 @@ import pytest
 
 from medbench.checkpoints.tiny import MARKER, TRAIN_RECIPE_VERSION, ensure_tiny_model, training_data
 from medbench.checkpoints.tiny import build as tiny_build
-from medbench.checkpoints.tiny.train import training_examples
 from medbench.data.samples import load_samples
 from medbench.errors import BackendError
 from medbench.run.backends.base import BackendContext, Request
 from medbench.run.identity import resolve_identity, tiny_checkpoint_dir
+from medbench.run.tinydata import training_examples
 from medbench.score.parsing import parse_answer
 from medbench.spec.loading import SpecSet, load_specs
 from medbench.spec.prompts import ImageRef, render

@@ -8,13 +8,14 @@ from typing import Annotated
 
 import typer
 
+from medbench.data.checks import check_data
 from medbench.data.samples import DATA_ENV
 from medbench.errors import DataError, SpecError
 from medbench.home import models_dir
 from medbench.run.cache import Cache, default_cache_path
 from medbench.run.plan import Plan, make_plan
 from medbench.run.served import SnapshotSource, recorded
-from medbench.spec.loading import SpecSet, check_data, load_specs
+from medbench.spec.loading import SpecSet, load_specs
 
 SpecsArg = Annotated[Path, typer.Argument(help="Spec folder (or file) to load.", show_default=True)]
 SuiteOpt = Annotated[str, typer.Option("--suite", "-s", help="Suite id to use.")]

@@ -64,7 +64,8 @@ def verify(
 ) -> None:
     """Re-derive every number of every record from its sidecar and today's specs; exit 1 on
     any mismatch."""
-    from medbench.publish.records import record_paths, verify_records
+    from medbench.publish.reading import record_paths
+    from medbench.publish.verify import verify_records
     from medbench.spec.loading import load_specs
 
     if not folder.is_dir():

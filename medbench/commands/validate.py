@@ -10,9 +10,10 @@ from typing import Annotated, Any
 import typer
 from pydantic import TypeAdapter
 
+from medbench.data.checks import check_data
 from medbench.data.samples import DATA_ENV
 from medbench.errors import SpecError
-from medbench.spec.loading import check_data, load_specs
+from medbench.spec.loading import load_specs
 from medbench.spec.specs import SPEC_KINDS, Spec
 
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"

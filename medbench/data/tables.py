@@ -18,16 +18,19 @@ from typing import Any
 from medbench.data.hubcache import SHA_RE, hub_offline, local_ref
 from medbench.errors import DataError
 from medbench.home import medbench_home
-from medbench.spec.specs import MAX_OPTIONS, OPTION_LETTERS, DataSourceSpec, TaskSpec
+from medbench.spec.specs import (
+    MAX_OPTION,
+    MAX_OPTIONS,
+    MAX_QUESTION,
+    OPTION_LETTERS,
+    DataSourceSpec,
+    TaskSpec,
+)
 
 MAX_ROWS = 200_000
 """Rows one table source may hold."""
 MAX_IMAGE_BYTES = 64 << 20
 """Bytes of one image in a table."""
-MAX_QUESTION = 2000
-"""Characters of one sample's question."""
-MAX_OPTION = 300
-"""Characters of one option of a multiple-choice sample."""
 MAX_ID = 200
 """Characters of one sample id."""
 IMAGES_FOLDER = "table-images"

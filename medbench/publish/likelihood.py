@@ -38,7 +38,7 @@ def items_csv(items: pd.DataFrame) -> bytes:
 def read_items_csv(raw: bytes) -> pd.DataFrame:
     """The items of a likelihood sidecar's bytes, every cell checked (ValueError naming the
     first bad row and column)."""
-    from medbench.publish.records import decompress
+    from medbench.score.sidecar import decompress
 
     frame = pd.read_csv(
         io.BytesIO(decompress(raw)), dtype=str, keep_default_na=False, na_values=[""]

@@ -19,7 +19,7 @@ from medbench.errors import RecordError
 if TYPE_CHECKING:
     import pandas as pd
 
-    from medbench.publish.records import DatasetInfo, TaskInfo
+    from medbench.publish.record import DatasetInfo, TaskInfo
     from medbench.spec.loading import SpecSet
     from medbench.spec.specs import SuiteSpec
 
@@ -43,7 +43,7 @@ def read_results(folder: Path) -> tuple[pd.DataFrame, dict[str, Any]]:
 def copy_maps(source: Path, record: Path, suffix: str | None = None) -> None:
     """Publish a model's figures beside its record, in `<model><suffix>/`: the probe stage's
     t-SNE maps (the default), or the likelihood stage's reliability diagrams."""
-    from medbench.publish.records import MAPS_SUFFIX
+    from medbench.publish.record import MAPS_SUFFIX
 
     target = record.with_name(record.stem + (suffix or MAPS_SUFFIX))
     if target.is_symlink():
@@ -89,7 +89,7 @@ def dataset_info(
     commit sha of each Hub dataset: the one the suite ran on (`revisions`, from its layout),
     else its revision resolved today."""
     from medbench.data.samples import fingerprint, hub_revision, read_samples, sha256_file
-    from medbench.publish.records import DatasetInfo
+    from medbench.publish.record import DatasetInfo
 
     kept, counts, read_at = [], {}, {}
     for task in sorted(set(answers["task"])):
@@ -118,7 +118,7 @@ def dataset_info(
 
 def task_info(specs: SpecSet, suite: SuiteSpec, tasks: list[str]) -> dict[str, TaskInfo]:
     """What the site shows of each task when no specs are at hand."""
-    from medbench.publish.records import TaskInfo
+    from medbench.publish.record import TaskInfo
 
     info = {}
     for t in tasks:
@@ -158,7 +158,8 @@ def check_choice(
     allow_test_models: bool,
 ) -> None:
     """Refuse before writing anything: unknown models, test models, pairs without their base."""
-    from medbench.publish.records import SIDECAR_SUFFIX, answers_csv
+    from medbench.publish.record import SIDECAR_SUFFIX
+    from medbench.score.sidecar import answers_csv
 
     present = set(answers["model"])
     unknown = [m for m in chosen if m not in present]
@@ -206,20 +207,16 @@ def publish_results(
 ) -> list[Path]:
     """Write `out/<suite>/<model>.json` (and sidecars, maps) for a scored suite's models."""
     from medbench.home import models_dir as shared_models_dir
-    from medbench.publish.records import (
-        RELIABILITY_SUFFIX,
-        Provenance,
-        answers_csv,
-        count_image_processors,
-        read_answers_csv,
-        write_record,
-    )
+    from medbench.publish.record import RELIABILITY_SUFFIX, Provenance
+    from medbench.publish.verify import count_image_processors
+    from medbench.publish.writing import write_record
     from medbench.run.cache import cache_file, default_cache_path
     from medbench.run.identity import resolve_identity
     from medbench.run.served import recorded
     from medbench.score.likelihood.stage import FOLDER as LIKELIHOOD
     from medbench.score.likelihood.stage import RELIABILITY
     from medbench.score.scoring import ScoringLayout, score_answers
+    from medbench.score.sidecar import answers_csv, read_answers_csv
 
     suite_spec = specs.suite(suite)
     folder = results / suite

@@ -26,7 +26,7 @@ from medbench.score.scoring import parse_job_answer
 from medbench.spec.prompts import asked_of, offered_options, options_by_letter
 
 if TYPE_CHECKING:
-    from medbench.publish.records import Record, Scalar
+    from medbench.publish.record import Record, Scalar
     from medbench.score.scoring import ScoreTables
     from medbench.spec.loading import SpecSet
     from medbench.spec.specs import TaskSpec

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager
@@ -13,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from medbench import __version__
+from medbench.data.canonical import canonical_json
 from medbench.errors import CacheError
 from medbench.home import medbench_home
 from medbench.run.store import open_store, transaction
@@ -67,11 +67,6 @@ _COLUMNS = (
     "medbench_version, created, batch_size, precision"
 )
 """The answers columns in `Answer`'s field order (whatever order a migration left them in)."""
-
-
-def canonical_json(value: Any) -> str:
-    """JSON with sorted keys and no whitespace: the bytes content keys are hashed from."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 def content_key(payload: dict[str, Any]) -> str:

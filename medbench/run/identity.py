@@ -13,11 +13,11 @@ from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from medbench.checkpoints.tiny.train import TrainingData, training_data
+from medbench.data.canonical import canonical_json
 from medbench.data.hubcache import SHA_RE, hub_offline, local_ref
 from medbench.data.samples import confine, data_root, resolve_data_path, sha256_file
 from medbench.errors import BackendError
-from medbench.run.cache import canonical_json
+from medbench.run.tinydata import TrainingData, training_data
 from medbench.spec.specs import ModelSpec, check_revision
 
 if TYPE_CHECKING:

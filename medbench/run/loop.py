@@ -22,9 +22,10 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from medbench.data.canonical import canonical_json
 from medbench.errors import MedbenchError
 from medbench.run.backends.base import BackendContext, Output, Request
-from medbench.run.cache import Cache, canonical_json
+from medbench.run.cache import Cache
 from medbench.run.executors import (
     EXECUTORS,
     MODEL_FAILED,

@@ -148,7 +148,7 @@ def as_sidecar_rows(answers: pd.DataFrame) -> pd.DataFrame:
     them scores: `medbench run`'s local site then reuses these tables (`score_answers`
     remembers them). The rows as they are when the sidecar's CSV does not give them back
     (answer text holding a carriage return)."""
-    from medbench.publish.records import answers_csv, read_answers_csv
+    from medbench.score.sidecar import answers_csv, read_answers_csv
 
     try:
         rows = read_answers_csv(answers_csv(answers))

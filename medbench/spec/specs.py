@@ -213,6 +213,10 @@ class DataSourceSpec(_Spec):
         return self.path or ""
 
 
+MAX_QUESTION = 2000
+"""Characters of one sample's question (a table's, or a task's own)."""
+MAX_OPTION = 300
+"""Characters of one option of a multiple-choice sample."""
 MAX_OPTIONS = 8
 """Options one multiple-choice sample may offer (letters A to H)."""
 YES_NO_LABELS = ({"id": "yes", "name": "yes", "positive": True}, {"id": "no", "name": "no"})

@@ -11,19 +11,19 @@ from __future__ import annotations
 from medbench.checkpoints.tiny.build import (
     MARKER,
     Arch,
+    build_on_first_use,
     build_tiny_model,
     ensure_tiny_model,
     marker,
     trained_marker,
 )
 from medbench.checkpoints.tiny.tokenizer import CHAT_TEMPLATES, corpus, train_tokenizer
-from medbench.checkpoints.tiny.train import (
+from medbench.checkpoints.tiny.train import TrainingLog, train_tiny_model
+from medbench.run.tinydata import (
     TRAIN_RECIPE_VERSION,
     Example,
     StartPoint,
     TrainingData,
-    TrainingLog,
-    train_tiny_model,
     training_data,
     training_examples,
 )
@@ -37,6 +37,7 @@ __all__ = [
     "StartPoint",
     "TrainingData",
     "TrainingLog",
+    "build_on_first_use",
     "build_tiny_model",
     "corpus",
     "ensure_tiny_model",

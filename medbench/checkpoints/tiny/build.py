@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -15,8 +16,9 @@ from medbench.checkpoints.tiny.tokenizer import (
     llama_tokenizer,
     train_tokenizer,
 )
-from medbench.checkpoints.tiny.train import TrainingData, train_tiny_model
+from medbench.checkpoints.tiny.train import train_tiny_model
 from medbench.errors import BackendError
+from medbench.run.tinydata import TrainingData
 
 if TYPE_CHECKING:
     from medbench.spec.specs import TinySpec
@@ -73,6 +75,17 @@ def trained_marker(spec: TinySpec, training: TrainingData) -> dict[str, Any]:
 
 LOG_KEY = "log"
 """The marker's training log (steps, loss curve): written down, not compared."""
+
+
+def build_on_first_use(
+    model_id: str, spec: TinySpec, folder: Path, training: TrainingData | None
+) -> None:
+    """Build the tiny model `model_id` into `folder` unless it is there (saying so when it is
+    not): what the run stage calls, by name, before loading a tiny model."""
+    if not (folder / MARKER).is_file():
+        what = "fine-tuning it on the sample" if spec.train else "random weights"
+        print(f"Building tiny model {model_id} ({what}), once.", file=sys.stderr)
+    ensure_tiny_model(spec, folder, training=training)
 
 
 def ensure_tiny_model(

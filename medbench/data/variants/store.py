@@ -20,9 +20,9 @@ import numpy as np
 from PIL import Image
 
 from medbench.atomic import write_bytes_atomic, write_text_atomic
+from medbench.data.canonical import canonical_json
 from medbench.data.images import load_image
 from medbench.home import medbench_home
-from medbench.run.cache import canonical_json
 from medbench.spec.prompts import ImageRef
 from medbench.spec.specs import ImageVariantSpec
 

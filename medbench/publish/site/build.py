@@ -11,18 +11,15 @@ import pandas as pd
 from medbench import __version__
 from medbench.errors import MedbenchError
 from medbench.publish.local import LOCAL_RECORDS
-from medbench.publish.records import (
-    RELIABILITY_SUFFIX,
-    Record,
-    load_records,
-    read_answers_csv,
-    read_maps,
-)
+from medbench.publish.reading import load_records, read_maps
+from medbench.publish.record import RELIABILITY_SUFFIX, Record
+from medbench.publish.site.context import Site
 from medbench.publish.site.flips import flip_pages
 from medbench.publish.site.layout import SITE_DIR, MethodsPage
-from medbench.publish.site.pages import Site, model_pages
+from medbench.publish.site.pages import model_pages
 from medbench.publish.site.ranking import index_page
 from medbench.publish.site.taskinfo import task_pages
+from medbench.score.sidecar import read_answers_csv
 from medbench.spec.loading import SpecSet
 
 

@@ -6,7 +6,7 @@ import html
 import io
 import re
 
-from medbench.publish.records import Scalar
+from medbench.publish.record import Scalar
 
 
 def heatmap_svg(grid: list[list[Scalar]], rows: list[str], columns: list[str], title: str) -> bytes:

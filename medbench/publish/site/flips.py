@@ -16,10 +16,10 @@ import pandas as pd
 from medbench import __version__
 from medbench.data.samples import Sample
 from medbench.errors import DataError
-from medbench.publish.records import Record
+from medbench.publish.record import Record
 from medbench.publish.rederive import record_samples
+from medbench.publish.site.context import Site
 from medbench.publish.site.layout import Page
-from medbench.publish.site.pages import Site
 from medbench.publish.site.samples import sample_files, thumbnail
 from medbench.score.reliance import original_only
 from medbench.spec.loading import SpecSet

@@ -5,12 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from medbench.publish.records import Record, Scalar
-
-if TYPE_CHECKING:
-    from medbench.publish.site.taskinfo import TaskDetails
+from medbench.publish.record import Record, Scalar
 
 SITE_DIR = Path(__file__).resolve().parents[3] / "site"
 """The repository's `site/` folder: `templates/` (Jinja2) and `static/` (CSS, JS, icon)."""
@@ -33,6 +29,35 @@ LABELS = {
     "mean_f1_all": "Mean f1_all [95% CI]",
     "mean_worst_f1": "Worst-variant f1_all [95% CI]",
 }
+
+
+@dataclass(frozen=True)
+class TaskClass:
+    id: str
+    name: str
+    positive: bool
+    signs: list[str]
+
+
+@dataclass(frozen=True)
+class Wording:
+    family: str
+    variant: str
+    kind: str
+    system: str | None
+    text: str
+
+
+@dataclass(frozen=True)
+class TaskDetails:
+    question: str
+    description: str
+    classes: list[TaskClass]
+    wordings: list[Wording]
+    examples: list[tuple[str, str]] = field(default_factory=list)
+    """(src from the site root, alt) of example images."""
+    homepage: str | None = None
+    license: str | None = None
 
 
 @dataclass(frozen=True)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from medbench.publish.records import Record
+from medbench.publish.record import Record
 from medbench.publish.site.layout import Col, Data, Table, title_of
 
 if TYPE_CHECKING:
-    from medbench.publish.site.pages import Site
+    from medbench.publish.site.context import Site
 
 CALIBRATION_COLUMNS = [
     Col("Task", "task", "head"),

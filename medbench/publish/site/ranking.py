@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from medbench import __version__
-from medbench.publish.records import Record, Scalar
+from medbench.publish.record import Record, Scalar
+from medbench.publish.site.context import Site, _pairs, _triple
 from medbench.publish.site.layout import (
     LABELS,
     RANKED,
@@ -15,7 +16,6 @@ from medbench.publish.site.layout import (
     mean,
     title_of,
 )
-from medbench.publish.site.pages import Site, _pairs, _triple
 from medbench.publish.site.reliance import RELIANCE_LABEL, pair_table
 from medbench.publish.site.scatter import Mark, scatter_svg
 

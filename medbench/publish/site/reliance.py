@@ -3,7 +3,7 @@ reliance per task, and the pair differences; as (caption, columns, rows) for `Si
 
 from __future__ import annotations
 
-from medbench.publish.records import Record, Scalar
+from medbench.publish.record import Record, Scalar
 from medbench.publish.site.layout import Col, Data
 
 Spec = tuple[str, str, list[Col], Data]

@@ -3,45 +3,23 @@ the bundled sample, the dataset's link and licence, and each suite's models on t
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 from medbench import __version__
-from medbench.publish.records import Record
-from medbench.publish.site.layout import Col, Data, Section, TaskPage, num
-from medbench.publish.site.pages import Site, _per_task, _variants
+from medbench.publish.record import Record
+from medbench.publish.site.context import Site, _per_task, _variants
+from medbench.publish.site.layout import (
+    Col,
+    Data,
+    Section,
+    TaskClass,
+    TaskDetails,
+    TaskPage,
+    Wording,
+    num,
+)
 from medbench.publish.site.samples import sample_files, thumbnail
 from medbench.spec.loading import SpecSet
 
 EXAMPLES_PER_CLASS = 2
-
-
-@dataclass(frozen=True)
-class TaskClass:
-    id: str
-    name: str
-    positive: bool
-    signs: list[str]
-
-
-@dataclass(frozen=True)
-class Wording:
-    family: str
-    variant: str
-    kind: str
-    system: str | None
-    text: str
-
-
-@dataclass(frozen=True)
-class TaskDetails:
-    question: str
-    description: str
-    classes: list[TaskClass]
-    wordings: list[Wording]
-    examples: list[tuple[str, str]] = field(default_factory=list)
-    """(src from the site root, alt) of example images."""
-    homepage: str | None = None
-    license: str | None = None
 
 
 def task_details(

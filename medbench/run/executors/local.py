@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import sys
+import importlib
 from collections.abc import Callable, Sequence
 
 from medbench.errors import CacheError
@@ -10,17 +10,19 @@ from medbench.run.backends import load_backend
 from medbench.run.backends.base import Backend, BackendContext, Output
 from medbench.run.executors import DEFAULT_BATCH, ModelWork, Sink, batch_ranges, model_failure
 
+BUILDERS: dict[str, str] = {"tiny": "medbench.checkpoints.tiny:build_on_first_use"}
+"""Model sources whose checkpoint is made on first use: name -> `module:function`, imported
+lazily by name as backends are (`medbench.run.backends.BACKENDS`), so that the run stage never
+depends on the code that builds or trains a checkpoint."""
+
 
 def prepare_checkpoint(work: ModelWork) -> None:
     """Build a tiny model on first use (the backend then loads it from checkpoint_dir)."""
     spec, folder = work.spec, work.identity.checkpoint_dir
     if spec.tiny is not None and folder is not None:
-        from medbench.checkpoints.tiny import MARKER, ensure_tiny_model
-
-        if not (folder / MARKER).is_file():
-            what = "fine-tuning it on the sample" if spec.tiny.train else "random weights"
-            print(f"Building tiny model {spec.id} ({what}), once.", file=sys.stderr)
-        ensure_tiny_model(spec.tiny, folder, training=work.identity.training)
+        module_name, _, function = BUILDERS["tiny"].partition(":")
+        build = getattr(importlib.import_module(module_name), function)
+        build(spec.id, spec.tiny, folder, work.identity.training)
 
 
 class LocalExecutor:

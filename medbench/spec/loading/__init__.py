@@ -9,7 +9,6 @@ from typing import TypeVar
 
 from ruamel.yaml import YAML
 
-from medbench.data.checks import check_data
 from medbench.errors import Issue, SpecError
 from medbench.spec.loading._checks import (
     ALLOW_REMOTE_CODE,
@@ -27,7 +26,9 @@ __all__ = [
     "MAX_NODES",
     "SpecFile",
     "SpecSet",
-    "check_data",
+    "Document",
+    "new_yaml",
+    "read",
     "load_specs",
     "suggest",
 ]

@@ -348,7 +348,7 @@ def _placeholder_question(task: TaskSpec) -> SampleQuestion | None:
     multiple choice, the most options of the longest length the data may hold."""
     if not task.per_sample:
         return None
-    from medbench.data.tables import MAX_OPTION, MAX_QUESTION
+    from medbench.spec.specs import MAX_OPTION, MAX_QUESTION
 
     options = ("o" * MAX_OPTION,) * MAX_OPTIONS if task.answer_type == "multiple_choice" else ()
     return SampleQuestion("q" * MAX_QUESTION, options)
