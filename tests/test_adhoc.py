@@ -9,9 +9,9 @@ import pytest
 from typer.testing import CliRunner
 
 from medbench.cli import app
-from medbench.commands.runner import build_plan
 from medbench.errors import MedbenchError
 from medbench.run.cache import Cache
+from medbench.run.prepare import plan_suite as build_plan
 from medbench.spec.adhoc import adhoc_spec, with_adhoc_models
 from medbench.spec.loading import load_specs
 from tests.spec_tree import make_project

@@ -4,10 +4,10 @@ import pandas as pd
 import pytest
 from rich.console import Console
 
-from medbench.commands.scoring import score_and_report
 from medbench.run.cache import Cache
 from medbench.run.loop import RunSummary, run_suite
 from medbench.run.plan import Plan, make_plan
+from medbench.score.report import score_and_report
 from medbench.spec.loading import load_specs
 from tests.spec_tree import make_project
 

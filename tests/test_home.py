@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from medbench.commands.runner import build_plan
 from medbench.home import medbench_home, models_dir
 from medbench.run.cache import Cache, default_cache_path
+from medbench.run.prepare import plan_suite as build_plan
 from tests.spec_tree import make_project
 
 

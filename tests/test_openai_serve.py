@@ -144,10 +144,10 @@ def test_describe_pipeline_diagnoses_through_transformers_serve(
 ) -> None:
     from rich.console import Console
 
-    from medbench.commands.scoring import score_and_report
     from medbench.run.cache import Cache
     from medbench.run.loop import run_suite
     from medbench.run.plan import make_plan
+    from medbench.score.report import score_and_report
     from medbench.spec.loading import load_specs
     from tests.spec_tree import make_project
 

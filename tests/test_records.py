@@ -19,7 +19,6 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from medbench.commands.leaderboard import publish, verify
-from medbench.commands.scoring import score_and_report
 from medbench.errors import RecordError
 from medbench.publish.reading import read_record
 from medbench.publish.verify import verify_records
@@ -28,6 +27,7 @@ from medbench.run.cache import Cache
 from medbench.run.loop import run_plan
 from medbench.run.plan import make_plan
 from medbench.score.parsing import PARSER_VERSION
+from medbench.score.report import score_and_report
 from medbench.score.scoring import score_answers
 from medbench.spec.loading import load_specs
 from tests.leaderboard_data import (

@@ -8,11 +8,11 @@ import pytest
 from rich.console import Console
 from sklearn.metrics import f1_score
 
-from medbench.commands.scoring import score_and_report
 from medbench.run.cache import Cache
 from medbench.run.loop import run_plan
 from medbench.run.plan import make_plan
 from medbench.score.parsing import PARSER_VERSION
+from medbench.score.report import score_and_report
 from medbench.score.scoring import ScoringLayout, collect_answers, make_layout, score_answers
 from medbench.spec.loading import load_specs
 from tests.spec_tree import make_project

@@ -8,7 +8,8 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from medbench.commands.common import CacheOpt, SpecsArg, SuiteOpt, open_cache
+from medbench.commands.options import CacheOpt, SpecsArg, SuiteOpt
+from medbench.run.prepare import open_cache
 
 
 def audit_parse(
@@ -24,9 +25,9 @@ def audit_parse(
     """Send a sample of the suite's parsed answers (stratified by rule) to a judge model and
     report agreement per rule and the answers where they differ. Scores never use it."""
     from medbench.checks.audit import agreement, judge_jobs, read_judgements, sample_by_rule
-    from medbench.commands.common import build_plan
     from medbench.home import models_dir
     from medbench.run.loop import run_plan
+    from medbench.run.prepare import plan_suite as build_plan
     from medbench.score.scoring import collect_answers
 
     if not judge:

@@ -10,7 +10,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from medbench.commands.common import CacheOpt, open_cache
+from medbench.commands.options import CacheOpt
+from medbench.run.prepare import open_cache
 
 if TYPE_CHECKING:
     from medbench.run.upkeep import Usage

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from medbench.commands.common import ModelsOpt, SuiteOpt
+from medbench.commands.options import ModelsOpt, SuiteOpt
 from medbench.errors import RecordError
 
 ResultsOpt = Annotated[Path, typer.Option("--results", help="Folder of `medbench score` outputs.")]

@@ -7,8 +7,9 @@ from typing import Annotated
 
 import typer
 
-from medbench.commands.common import CacheOpt, SpecsArg, open_cache
+from medbench.commands.options import CacheOpt, SpecsArg
 from medbench.home import models_dir
+from medbench.run.prepare import open_cache
 from medbench.spec.loading import load_specs
 
 

@@ -10,42 +10,21 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from medbench.commands.common import (
+from medbench.commands.options import (
+    BaseOpt,
+    BatchOpt,
     CacheOpt,
+    DeviceOpt,
+    ExecutorOpt,
     LimitOpt,
     ModelsOpt,
     SpecsArg,
     SuiteOpt,
     TasksOpt,
-    build_plan,
-    open_cache,
 )
-from medbench.commands.scoring import build_local_site, score_and_report
 from medbench.run.backends.base import BackendContext
-from medbench.run.served import Probing
-
-BatchOpt = Annotated[
-    str,
-    typer.Option(
-        "--batch-size",
-        "-b",
-        help="Requests per batch, or `auto`: the HF backend grows batches from 1 and halves "
-        "on out-of-memory, and remembers the size per model and device beside the cache.",
-    ),
-]
-DeviceOpt = Annotated[str, typer.Option("--device", help="`auto`, `cpu`, `cuda` or `cuda:N`.")]
-BaseOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--base",
-        help="With --model hf:ORG/NAME[@REV]: the general model it was fine-tuned from "
-        "(hf:ORG/NAME[@REV]), run beside it as its pair.",
-        show_default=False,
-    ),
-]
-ExecutorOpt = Annotated[
-    str, typer.Option("--executor", help="`local` (in-process) or `ray` (needs medbench[ray]).")
-]
+from medbench.run.prepare import open_cache
+from medbench.run.prepare import plan_suite as build_plan
 
 
 def parse_batch_size(value: str) -> int | None:
@@ -142,96 +121,32 @@ def run(
     complete run reuses that run's results and site (`--rescore` redoes them).
     `--model hf:ORG/NAME[@REV]` runs a hub model without a spec (answers cached as for a spec
     with the same fields; scored, never published)."""
-    from medbench.run import rerun
-    from medbench.run.loop import run_suite
-    from medbench.spec.adhoc import is_adhoc
+    from medbench.publish.job import JobOptions, run_job
 
     extra = {"ray_address": address or "", "ray_actors": str(ray_actors or "")}
-    console = Console(stderr=True)
-    with open_cache(cache) as store:
-        context = BackendContext(
-            device=device,
-            batch_size=parse_batch_size(batch_size),
-            extra={k: v for k, v in extra.items() if v},
-            state_dir=store.path.parent,
-        )
-        probing = Probing(store.path.parent)
-        spec_set, the_plan = build_plan(specs, suite, store, model, task, limit, probing, base=base)
-        summary = run_suite(
-            the_plan,
-            spec_set,
-            store,
-            context=context,
-            executor=executor,
-            console=console,
-            snapshot_changes=probing.changes,
-        )
-        for line in summary.lines():
-            console.print(line)
-        if summary.interrupted:
-            raise typer.Exit(130)
-        adhoc = [m for m in (model or []) if is_adhoc(m)]
-        folder = results / the_plan.suite.id
-        options = {
-            "suite": suite,
-            "models": model,
-            "tasks": task,
-            "limit": limit,
-            "base": base,
-            "score": score,
-            "site": site,
-            "probe": probe,
-            "results": str(results.resolve()),
-            "cache": str(store.path.resolve()),
-        }
-
-        def inputs() -> str:
-            return rerun.run_inputs(
-                specs_root=specs,
-                options=options,
-                job_keys=(job.key for job in the_plan.jobs),
-                cache_path=store.path,
-                results=results,
-                suite=the_plan.suite.id,
-            )
-
-        building = score and site and not adhoc
-        stamp = None
-        if score and not rescore and summary.ran == 0 and summary.complete:
-            stamp = rerun.reusable(
-                folder, inputs(), rerun.run_outputs(results, suite, site=building)
-            )
-        if stamp is not None:
-            typer.echo(stamp.report, err=True, nl=False)
-            console.print(
-                f"Nothing changed since the complete run of {stamp.created}: its results and "
-                "site are reused (--rescore redoes them).",
-                highlight=False,
-            )
-        elif score:
-            rerun.clear_stamp(folder)
-            report = Console(stderr=True, record=True)
-            probe_context = context if probe else None
-            score_and_report(spec_set, the_plan, store, results, report, probe_context, context)
-            if score and site and adhoc:
-                report.print(
-                    f"No local site: {', '.join(adhoc)} has no spec, so it is never published."
-                )
-            if building:
-                build_local_site(spec_set, suite, results, report)
-            if summary.complete:
-                outputs = rerun.run_outputs(results, suite, site=building)
-                rerun.write_stamp(folder, inputs(), outputs, report.export_text())
-    if summary.failed:
-        console.print(
-            f"{summary.failed} of {summary.planned} jobs failed (not stored as answers); "
-            "rerun to retry them."
-        )
-    if summary.failed_models:
-        failed = ", ".join(sorted(summary.failed_models))
-        console.print(f"[red]Failed models: {failed} (see above); the others were scored.")
-    if summary.failed_models or summary.failed:
-        raise typer.Exit(1)
+    context = BackendContext(
+        device=device,
+        batch_size=parse_batch_size(batch_size),
+        extra={k: v for k, v in extra.items() if v},
+    )
+    options = JobOptions(
+        specs=specs,
+        suite=suite,
+        models=model,
+        tasks=task,
+        limit=limit,
+        base=base,
+        cache=cache,
+        executor=executor,
+        score=score,
+        site=site,
+        probe=probe,
+        rescore=rescore,
+        results=results,
+    )
+    status = run_job(options, context, Console(stderr=True))
+    if status:
+        raise typer.Exit(status)
 
 
 check_app = typer.Typer(help="Self-checks of a model's behaviour.", no_args_is_help=True)

@@ -1,12 +1,11 @@
-"""Options and helpers shared by the CLI commands."""
+"""From a spec folder to a suite's plan: load the specs, add ad hoc models, plan against the
+answer cache; data problems are reported at the spec fields they are about."""
 
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
-from typing import Annotated
-
-import typer
 
 from medbench.data.checks import check_data
 from medbench.data.samples import DATA_ENV
@@ -17,41 +16,13 @@ from medbench.run.plan import Plan, make_plan
 from medbench.run.served import SnapshotSource, recorded
 from medbench.spec.loading import SpecSet, load_specs
 
-SpecsArg = Annotated[Path, typer.Argument(help="Spec folder (or file) to load.", show_default=True)]
-SuiteOpt = Annotated[str, typer.Option("--suite", "-s", help="Suite id to use.")]
-CacheOpt = Annotated[
-    Path | None,
-    typer.Option(
-        "--cache",
-        help=(
-            "Answer cache: a SQLite file, or a folder to hold answers.sqlite. "
-            "Default: $MEDBENCH_CACHE or the user cache folder."
-        ),
-        show_default=False,
-    ),
-]
-ModelsOpt = Annotated[
-    list[str] | None,
-    typer.Option(
-        "--model",
-        "-m",
-        help="Only this model (repeatable); `hf:ORG/NAME[@REV]` for a hub model without a spec.",
-    ),
-]
-TasksOpt = Annotated[
-    list[str] | None, typer.Option("--task", "-t", help="Only this task (repeatable).")
-]
-LimitOpt = Annotated[
-    int | None, typer.Option("--limit", min=1, help="At most N images per task (a quick look).")
-]
-
 
 def open_cache(path: Path | None) -> Cache:
     """The answer cache at `path` or the default location."""
     return Cache(path or default_cache_path())
 
 
-def build_plan(
+def plan_suite(
     specs_path: Path,
     suite: str,
     cache: Cache,
@@ -68,7 +39,7 @@ def build_plan(
 
     specs, models = with_adhoc_models(load_specs(specs_path), suite, models, base)
     for warning in specs.warnings.get(suite, ()):
-        typer.echo(f"warning: {warning}", err=True)
+        print(f"warning: {warning}", file=sys.stderr)
     try:
         plan = make_plan(
             specs,

@@ -1,0 +1,58 @@
+"""Score a suite into its results folder and print the terminal report: the summary, the
+likelihood read-out and the knowledge ladder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from medbench.run.backends.base import BackendContext
+from medbench.run.cache import Cache
+from medbench.run.plan import Plan
+from medbench.spec.loading import SpecSet
+
+
+def print_ladder(ladder: Any, console: Console) -> None:
+    """The knowledge ladder of each probed model and task, with its one-line reading."""
+    from medbench.score.summary import ladder_lines
+
+    console.print(
+        "[bold]Knowledge ladder[/] (macro-F1, rung by rung: chance, no image, answers, "
+        "likelihood, described, best probe, pixels; a rung not measured is left out)"
+    )
+    for line in ladder_lines(ladder):
+        console.print(line, highlight=False, markup=False)
+
+
+def score_and_report(
+    specs: SpecSet,
+    plan: Plan,
+    cache: Cache,
+    results: Path,
+    console: Console,
+    probe_context: BackendContext | None = None,
+    likelihood_context: BackendContext | None = None,
+) -> Path:
+    """Score a plan's cached answers into `results/<suite>/` and print the summary; with
+    `probe_context`, also run the suite's probe stage (it may load the models); with
+    `likelihood_context`, compute the likelihood stage's missing option scores (else only
+    the cached ones are scored)."""
+    from medbench.score.results import score_suite
+    from medbench.score.summary import summary_lines
+
+    scored = score_suite(specs, plan, cache, results, probe_context, likelihood_context)
+    tables = scored.tables
+    for line in summary_lines(plan.suite.id, tables.models, tables.scores, scored.test_models):
+        console.print(line, highlight=False, markup=False, soft_wrap=True)
+    for line in scored.likelihood_lines:
+        console.print(line, highlight=False, markup=False, soft_wrap=True)
+    if scored.ladder is not None:
+        print_ladder(scored.ladder, console)
+    if scored.missing > 0:
+        console.print(
+            f"[yellow]{scored.missing} planned answers are not in the cache yet: run the suite."
+        )
+    console.print(f"Scores written to {scored.out}/")
+    return scored.out
