@@ -60,7 +60,9 @@ test: $(STAMP)
 test-fast: $(STAMP)
 	$(BIN)/pytest -q -m "not slow"
 
+## Lint, format, types, and the import layering of the stages (scripts/check_layers.py).
 check: $(STAMP)
+	$(BIN)/python scripts/check_layers.py
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy

@@ -6,8 +6,9 @@ checkers excluded, since they never run) and fails when
 
 1. a module imports a module of a later stage (or of a sibling stage: `checkpoints` and
    `checks` are independent);
-2. a module of one stage imports a private module (a path part starting with `_`) of
-   another stage, instead of the stage's face, its `__init__.py`, or a public module;
+2. a module of one stage imports a module of another stage instead of a package's face (its
+   `__init__.py`, which names what other stages may use: `medbench.run`, or a sub-package such
+   as `medbench.score.metrics` or the heavy `medbench.run.backends.hf`, imported lazily);
 3. a command module imports another command's module (the shared `commands/options.py` aside);
 4. modules import each other in a circle (type-checking imports count here: a circle of
    annotations is still two modules that cannot be read apart).
@@ -18,6 +19,7 @@ Usage: python scripts/check_layers.py [PACKAGE_DIR]   (exit 1 with one line per 
 from __future__ import annotations
 
 import ast
+import functools
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -37,6 +39,8 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("__main__",),
 )
 SHARED_OPTIONS = "medbench.commands.options"
+LIBRARY = ("spec", "data", "run", "score", "publish", "checkpoints", "checks")
+"""The stages whose packages have faces: other stages import from a package, not a module."""
 
 
 def _rank() -> dict[str, tuple[int, str]]:
@@ -80,6 +84,9 @@ def imported_modules(
     """(module, line) for each medbench module that `name` imports."""
 
     def resolve(dotted: str) -> str | None:
+        package, _, attribute = dotted.rpartition(".")
+        if package in known and attribute in _bound(known[package]):
+            return package  # a name the package's face binds, not its submodule
         while dotted and dotted not in known:
             dotted = dotted.rpartition(".")[0]
         return dotted or None
@@ -102,6 +109,22 @@ def imported_modules(
             resolved = resolve(target)
             if resolved is not None and resolved != name:
                 yield resolved, node.lineno
+
+
+@functools.cache
+def _bound(path: Path) -> frozenset[str]:
+    """Names a module binds at its top level (imports, definitions, assignments)."""
+    names: set[str] = set()
+    for node in ast.parse(path.read_text(encoding="utf-8")).body:
+        if isinstance(node, ast.Import | ast.ImportFrom):
+            names.update((a.asname or a.name).split(".")[0] for a in node.names)
+        elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            names.add(node.name)
+        elif isinstance(node, ast.Assign):
+            names.update(t.id for t in node.targets if isinstance(t, ast.Name))
+        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            names.add(node.target.id)
+    return frozenset(names)
 
 
 def stage_of(module: str) -> str | None:
@@ -129,10 +152,11 @@ def problems(package: Path) -> list[str]:
             (mine, _), (theirs, _) = rank[stage], rank[other]
             if theirs > mine or (theirs == mine and stage != other):
                 found.append(f"{where}:{line}: {name} ({stage}) imports a later stage: {target}")
-            elif any(part.startswith("_") for part in target.split(".")[2:]):
+            elif other in LIBRARY and known[target].name != "__init__.py":
+                face = target.rpartition(".")[0]
                 found.append(
-                    f"{where}:{line}: {name} imports {other}'s private module {target}: "
-                    f"use its face, medbench.{other}"
+                    f"{where}:{line}: {name} imports {target}, a module of the {other} stage: "
+                    f"import what it needs from the face, {face}"
                 )
         if stage == "commands" and name not in ("medbench.commands", SHARED_OPTIONS):
             for target in sorted(graph[name]):

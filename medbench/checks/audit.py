@@ -11,18 +11,16 @@ import hashlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from medbench.run.cache import content_key
-from medbench.run.plan import Job
+from medbench.run import Job, content_key
 from medbench.score.parsing import parse_answer
-from medbench.spec.prompts import Messages
+from medbench.spec import Messages
 
 if TYPE_CHECKING:
     from pathlib import Path
 
     import pandas as pd
 
-    from medbench.run.cache import Cache
-    from medbench.run.plan import Plan
+    from medbench.run import Cache, Plan
     from medbench.spec.loading import SpecSet
 
 JUDGE_PROMPT = (
@@ -99,7 +97,7 @@ def judge_jobs(
     plan: Plan, specs: SpecSet, judge: str, sample: pd.DataFrame, models_dir: Path
 ) -> list[Job]:
     """One judge job per sampled answer, added to the plan's text-only requests."""
-    from medbench.run.identity import resolve_identity
+    from medbench.run import resolve_identity
 
     if judge not in plan.identities:
         spec = specs.model(judge)

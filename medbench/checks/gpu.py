@@ -18,15 +18,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from medbench.data.hubcache import hf_cache_dir
-from medbench.data.samples import load_samples
+from medbench.data import hf_cache_dir, load_samples
 from medbench.errors import MedbenchError
-from medbench.run.backends.base import BackendContext, Request
-from medbench.run.cache import default_cache_path
-from medbench.run.identity import resolve_identity
+from medbench.run import default_cache_path, resolve_identity
+from medbench.run.backends import BackendContext, Request
+from medbench.spec import ImageRef, Messages, ModelSpec, render
 from medbench.spec.loading import SpecSet, load_specs
-from medbench.spec.prompts import ImageRef, Messages, render
-from medbench.spec.specs import ModelSpec
 
 FAMILY = "closed_diagnosis"
 DEFAULT_BUDGET_S = 540.0
@@ -131,8 +128,7 @@ def check_model(
 ) -> Result:
     """Load one model, answer the requests at batch 1 and then at the automatic size."""
     from medbench.run.backends.hf import HFBackend
-    from medbench.run.executors import ModelWork
-    from medbench.run.executors.local import prepare_checkpoint
+    from medbench.run.executors import ModelWork, prepare_checkpoint
 
     update: dict[str, Any] = {"dtype": dtype}
     if device_map is not None:

@@ -6,8 +6,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from medbench.errors import MedbenchError
-from medbench.run.backends.base import BackendContext, Request
-from medbench.run.plan import Job, Plan
+from medbench.run import Job, Plan
+from medbench.run.backends import BackendContext, Request
 from medbench.spec.loading import SpecSet
 
 
@@ -69,8 +69,7 @@ def check_batch_invariance(
 ) -> InvarianceReport:
     """Answer `n` of the model's jobs (spread over the plan) alone and `batch_size` at a time."""
     from medbench.run.backends import load_backend
-    from medbench.run.executors import ModelWork
-    from medbench.run.executors.local import prepare_checkpoint
+    from medbench.run.executors import ModelWork, prepare_checkpoint
 
     jobs = list({job.key: job for job in plan.jobs if job.model == model}.values())
     step = max(1, len(jobs) // n)

@@ -12,13 +12,22 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from medbench.data.samples import Sample, read_samples, sha256_file
+from medbench.data import Sample, read_samples, sha256_file
 from medbench.errors import MedbenchError
-from medbench.run.backends.base import BackendContext
-from medbench.run.identity import resolve_identity
+from medbench.run import resolve_identity
+from medbench.run.backends import BackendContext
+from medbench.spec import (
+    ImageRef,
+    Messages,
+    ModelSpec,
+    PromptFamilySpec,
+    SuiteSpec,
+    TaskSpec,
+    VariantSpec,
+    asked_of,
+    render,
+)
 from medbench.spec.loading import SpecSet, suggest
-from medbench.spec.prompts import ImageRef, Messages, asked_of, render
-from medbench.spec.specs import ModelSpec, PromptFamilySpec, SuiteSpec, TaskSpec, VariantSpec
 
 IMAGE_PLACEHOLDER = ImageRef("<image>", "0" * 64)
 """The one image of a direct prompt: templates render a placeholder, nothing is decoded."""
@@ -149,9 +158,8 @@ def _shower(
 ) -> Callable[[Messages], str]:
     if spec.backend != "hf":
         return _as_sent
-    from medbench.run.backends.hf.received import load_template
-    from medbench.run.executors import ModelWork
-    from medbench.run.executors.local import prepare_checkpoint
+    from medbench.run.backends.hf import load_template
+    from medbench.run.executors import ModelWork, prepare_checkpoint
 
     identity = resolve_identity(spec, specs.root, models_dir, hasher, specs=specs)
     prepare_checkpoint(ModelWork(spec, identity, []))

@@ -9,7 +9,6 @@ import typer
 from rich.console import Console
 
 from medbench.commands.options import CacheOpt, SpecsArg, SuiteOpt
-from medbench.run.prepare import open_cache
 
 
 def audit_parse(
@@ -24,11 +23,11 @@ def audit_parse(
 ) -> None:
     """Send a sample of the suite's parsed answers (stratified by rule) to a judge model and
     report agreement per rule and the answers where they differ. Scores never use it."""
-    from medbench.checks.audit import agreement, judge_jobs, read_judgements, sample_by_rule
+    from medbench.checks import agreement, judge_jobs, read_judgements, sample_by_rule
     from medbench.home import models_dir
-    from medbench.run.loop import run_plan
-    from medbench.run.prepare import plan_suite as build_plan
-    from medbench.score.scoring import collect_answers
+    from medbench.run import open_cache, run_plan
+    from medbench.run import plan_suite as build_plan
+    from medbench.score import collect_answers
 
     if not judge:
         typer.echo("error: --judge MODEL is required", err=True)

@@ -11,10 +11,9 @@ from rich.console import Console
 from rich.table import Table
 
 from medbench.commands.options import CacheOpt
-from medbench.run.prepare import open_cache
 
 if TYPE_CHECKING:
-    from medbench.run.upkeep import Usage
+    from medbench.run import Usage
     from medbench.spec.loading import SpecSet
 
 app = typer.Typer(help="Inspect, prune and export the answer cache.", no_args_is_help=True)
@@ -57,7 +56,7 @@ def stats(
 ) -> None:
     """Per model: answers, failures, model time, and rows no current spec produces."""
     from medbench.home import models_dir
-    from medbench.run.upkeep import Usage, by_model, usage
+    from medbench.run import Usage, by_model, open_cache, usage
 
     folder = _default_specs(specs)
     with open_cache(cache) as store:
@@ -97,7 +96,7 @@ def prune(
     from collections import Counter
 
     from medbench.home import models_dir
-    from medbench.run.upkeep import usage
+    from medbench.run import open_cache, usage
 
     spec_set = _load(specs)
     with open_cache(cache) as store:
@@ -133,7 +132,7 @@ def export(
 ) -> None:
     """Export the finished answers, one row per content key, ordered by key, as records
     `medbench parse` reads (`response`, `options`, `lettered`, `aliases`, `finding`)."""
-    from medbench.run.upkeep import export_rows
+    from medbench.run import export_rows, open_cache
 
     folder = _default_specs(specs)
     spec_set = _load(folder) if folder is not None else None

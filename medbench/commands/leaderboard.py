@@ -40,7 +40,7 @@ def publish(
     allow_test_models: AllowTestOpt = False,
 ) -> None:
     """Write leaderboard records (with per-image sidecars) for a scored suite's models."""
-    from medbench.publish.local import publish_results
+    from medbench.publish import publish_results
     from medbench.spec.loading import load_specs
 
     written = publish_results(
@@ -64,8 +64,7 @@ def verify(
 ) -> None:
     """Re-derive every number of every record from its sidecar and today's specs; exit 1 on
     any mismatch."""
-    from medbench.publish.reading import record_paths
-    from medbench.publish.verify import verify_records
+    from medbench.publish import record_paths, verify_records
     from medbench.spec.loading import load_specs
 
     if not folder.is_dir():

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from medbench.score.parsing import ParsedAnswer, matched, parse_answer
+if TYPE_CHECKING:
+    from medbench.score.parsing import ParsedAnswer
 
 
 def _type_name(value: object) -> str:
@@ -46,6 +47,8 @@ def _check(record: dict[str, Any]) -> str | None:
 
 def explain(number: int, record: dict[str, Any], parsed: ParsedAnswer) -> str:
     """One line saying what an answer parsed to, the rule that fired and the text it matched."""
+    from medbench.score.parsing import matched
+
     said = f"{parsed.status} {json.dumps(parsed.label)}" if parsed.label else parsed.status
     span = matched(record["response"], parsed)
     where = f" at {parsed.span[0]}-{parsed.span[1]}: {json.dumps(span)}" if parsed.span else ""
@@ -53,6 +56,8 @@ def explain(number: int, record: dict[str, Any], parsed: ParsedAnswer) -> str:
 
 
 def _parse_line(line: str) -> tuple[dict[str, Any] | None, str | None]:
+    from medbench.score.parsing import parse_answer
+
     try:
         record = json.loads(line)
     except json.JSONDecodeError as e:

@@ -8,9 +8,6 @@ from typing import Annotated
 import typer
 
 from medbench.commands.options import CacheOpt, SpecsArg
-from medbench.home import models_dir
-from medbench.run.prepare import open_cache
-from medbench.spec.loading import load_specs
 
 
 def prompts(
@@ -37,7 +34,10 @@ def prompts(
 ) -> None:
     """Print what MODEL receives for each variant, rendered with its own chat template (from
     its checkpoint or the local HF cache; nothing is downloaded)."""
-    from medbench.checks.received import received_prompts
+    from medbench.checks import received_prompts
+    from medbench.home import models_dir
+    from medbench.run import open_cache
+    from medbench.spec.loading import load_specs
 
     spec_set = load_specs(specs)
     with open_cache(cache) as store:

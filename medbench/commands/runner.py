@@ -22,9 +22,6 @@ from medbench.commands.options import (
     SuiteOpt,
     TasksOpt,
 )
-from medbench.run.backends.base import BackendContext
-from medbench.run.prepare import open_cache
-from medbench.run.prepare import plan_suite as build_plan
 
 
 def parse_batch_size(value: str) -> int | None:
@@ -45,6 +42,9 @@ def plan(
     base: BaseOpt = None,
 ) -> None:
     """Show the jobs a run would do, per model and task, and how many are already cached."""
+    from medbench.run import open_cache
+    from medbench.run import plan_suite as build_plan
+
     with open_cache(cache) as store:
         spec_set, the_plan = build_plan(specs, suite, store, model, task, limit, base=base)
         done = store.finished_keys()
@@ -121,7 +121,8 @@ def run(
     complete run reuses that run's results and site (`--rescore` redoes them).
     `--model hf:ORG/NAME[@REV]` runs a hub model without a spec (answers cached as for a spec
     with the same fields; scored, never published)."""
-    from medbench.publish.job import JobOptions, run_job
+    from medbench.publish import JobOptions, run_job
+    from medbench.run.backends import BackendContext
 
     extra = {"ray_address": address or "", "ray_actors": str(ray_actors or "")}
     context = BackendContext(
@@ -169,7 +170,10 @@ def batch_invariance(
 
     Checks the models given with --model, else every model of the suite but the baselines.
     """
-    from medbench.checks.invariance import check_batch_invariance, checked_models, suite_of
+    from medbench.checks import check_batch_invariance, checked_models, suite_of
+    from medbench.run import open_cache
+    from medbench.run import plan_suite as build_plan
+    from medbench.run.backends import BackendContext
     from medbench.spec.loading import load_specs
 
     spec_set = load_specs(specs)

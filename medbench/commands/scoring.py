@@ -7,8 +7,6 @@ from pathlib import Path
 from rich.console import Console
 
 from medbench.commands.options import CacheOpt, ResultsOpt, SpecsArg, SuiteOpt
-from medbench.run.prepare import open_cache, plan_suite
-from medbench.score.report import score_and_report
 
 
 def score(
@@ -18,6 +16,9 @@ def score(
     results: ResultsOpt = Path("results"),
 ) -> None:
     """Parse and score the suite's cached answers into results/<suite>/ (no GPU needed)."""
+    from medbench.run import open_cache, plan_suite
+    from medbench.score import score_and_report
+
     console = Console(stderr=True)
     with open_cache(cache) as store:
         spec_set, plan = plan_suite(specs, suite, store, None, None, None)

@@ -10,11 +10,8 @@ from typing import Annotated, Any
 import typer
 from pydantic import TypeAdapter
 
-from medbench.data.checks import check_data
-from medbench.data.samples import DATA_ENV
 from medbench.errors import SpecError
-from medbench.spec.loading import load_specs
-from medbench.spec.specs import SPEC_KINDS, Spec
+from medbench.spec import SPEC_KINDS
 
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 
@@ -38,6 +35,9 @@ def validate(
 ) -> None:
     """Check every spec file (schema, references, templates) and the data sources present here
     (folders, label folders, image headers). Exit 2 listing all problems."""
+    from medbench.data import DATA_ENV, check_data
+    from medbench.spec.loading import load_specs
+
     try:
         specs = load_specs(path)
         if not no_data:
@@ -91,6 +91,8 @@ def schema(
 
 def json_schema(kind: str | None) -> dict[str, Any]:
     """The JSON Schema of one kind of spec, or of any spec (a union on `kind`) for None."""
+    from medbench.spec import Spec
+
     if kind is None:
         document = TypeAdapter(Spec).json_schema()
         document["title"] = "medbench spec"

@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING
 from medbench.data.images import DEFAULT_MAX_PIXELS
 from medbench.data.samples import DATA_PREFIX, IMAGE_SUFFIXES
 from medbench.errors import Issue
+from medbench.spec import TABLE_FORMATS, DataSourceSpec, TaskSpec
 from medbench.spec.loading import Document, new_yaml, read
-from medbench.spec.specs import TABLE_FORMATS, DataSourceSpec, TaskSpec
 
 if TYPE_CHECKING:
     from medbench.spec.loading import SpecSet

@@ -12,8 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from medbench.errors import DataError
-from medbench.spec.grouping import MAX_NAME, check_pattern, group_of
-from medbench.spec.specs import TABLE_FORMATS, DataSourceSpec, TaskSpec
+from medbench.spec import MAX_NAME, TABLE_FORMATS, DataSourceSpec, TaskSpec, check_pattern, group_of
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"})
 DATA_ENV = "MEDBENCH_DATA"

@@ -18,7 +18,7 @@ from typing import Any
 from medbench.data.hubcache import SHA_RE, hub_offline, local_ref
 from medbench.errors import DataError
 from medbench.home import medbench_home
-from medbench.spec.specs import (
+from medbench.spec import (
     MAX_OPTION,
     MAX_OPTIONS,
     MAX_QUESTION,

@@ -1,1 +1,18 @@
-"""TODO"""
+"""Publish: leaderboard records, their re-derivation and `verify`, records from results, the
+whole `medbench run` job and the static site. The last stage of the library.
+"""
+
+from __future__ import annotations
+
+from medbench.publish.job import JobOptions, run_job
+from medbench.publish.local import publish_results
+from medbench.publish.reading import record_paths
+from medbench.publish.verify import verify_records
+
+__all__ = [
+    "JobOptions",
+    "publish_results",
+    "record_paths",
+    "run_job",
+    "verify_records",
+]

@@ -10,15 +10,23 @@ from pathlib import Path
 from rich.console import Console
 
 from medbench.publish.local import publish_locally
-from medbench.run import rerun
-from medbench.run.backends.base import BackendContext
-from medbench.run.cache import Cache
-from medbench.run.loop import RunSummary, run_suite
-from medbench.run.plan import Plan
-from medbench.run.prepare import open_cache, plan_suite
-from medbench.run.served import Probing
-from medbench.score.report import score_and_report
-from medbench.spec.adhoc import is_adhoc
+from medbench.run import (
+    Cache,
+    Plan,
+    Probing,
+    RunSummary,
+    clear_stamp,
+    open_cache,
+    plan_suite,
+    reusable,
+    run_inputs,
+    run_outputs,
+    run_suite,
+    write_stamp,
+)
+from medbench.run.backends import BackendContext
+from medbench.score import score_and_report
+from medbench.spec import is_adhoc
 from medbench.spec.loading import SpecSet
 
 
@@ -127,7 +135,7 @@ def _score_and_publish(
     }
 
     def inputs() -> str:
-        return rerun.run_inputs(
+        return run_inputs(
             specs_root=options.specs,
             options=recorded_options,
             job_keys=(job.key for job in the_plan.jobs),
@@ -139,7 +147,7 @@ def _score_and_publish(
     building = options.site and not adhoc
     stamp = None
     if not options.rescore and summary.ran == 0 and summary.complete:
-        stamp = rerun.reusable(folder, inputs(), rerun.run_outputs(results, suite, site=building))
+        stamp = reusable(folder, inputs(), run_outputs(results, suite, site=building))
     if stamp is not None:
         sys.stderr.write(stamp.report)
         console.print(
@@ -148,7 +156,7 @@ def _score_and_publish(
             highlight=False,
         )
         return
-    rerun.clear_stamp(folder)
+    clear_stamp(folder)
     report = Console(stderr=True, record=True)
     probe_context = context if options.probe else None
     score_and_report(spec_set, the_plan, store, results, report, probe_context, context)
@@ -157,5 +165,5 @@ def _score_and_publish(
     if building:
         build_local_site(spec_set, suite, results, report)
     if summary.complete:
-        outputs = rerun.run_outputs(results, suite, site=building)
-        rerun.write_stamp(folder, inputs(), outputs, report.export_text())
+        outputs = run_outputs(results, suite, site=building)
+        write_stamp(folder, inputs(), outputs, report.export_text())

@@ -17,7 +17,7 @@ from typing import Any
 
 import pandas as pd
 
-from medbench.score.likelihood.score import ITEM_COLUMNS, NORMALISATIONS, calibration
+from medbench.score.likelihood import ITEM_COLUMNS, NORMALISATIONS, calibration
 
 SUFFIX = ".likelihood.csv.gz"
 KEYS = ("task", "family", "pipeline", "variant")
@@ -38,7 +38,7 @@ def items_csv(items: pd.DataFrame) -> bytes:
 def read_items_csv(raw: bytes) -> pd.DataFrame:
     """The items of a likelihood sidecar's bytes, every cell checked (ValueError naming the
     first bad row and column)."""
-    from medbench.score.sidecar import decompress
+    from medbench.score import decompress
 
     frame = pd.read_csv(
         io.BytesIO(decompress(raw)), dtype=str, keep_default_na=False, na_values=[""]

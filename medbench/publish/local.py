@@ -20,8 +20,8 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from medbench.publish.record import DatasetInfo, TaskInfo
+    from medbench.spec import SuiteSpec
     from medbench.spec.loading import SpecSet
-    from medbench.spec.specs import SuiteSpec
 
 LOCAL_RECORDS = "leaderboard"
 """`results/<suite>/leaderboard/`: the records `medbench run` publishes locally for the site."""
@@ -74,7 +74,7 @@ def likelihood_items(folder: Path) -> pd.DataFrame | None:
     each model's go beside its record, and its calibration is re-derived from them."""
     import pandas as pd
 
-    from medbench.score.likelihood.stage import FOLDER
+    from medbench.score.likelihood import FOLDER
 
     path = folder / FOLDER / "items.csv"
     if not path.is_file():
@@ -88,7 +88,7 @@ def dataset_info(
     """The fingerprint and image counts of exactly the images the answers are about, and the
     commit sha of each Hub dataset: the one the suite ran on (`revisions`, from its layout),
     else its revision resolved today."""
-    from medbench.data.samples import fingerprint, hub_revision, read_samples, sha256_file
+    from medbench.data import fingerprint, hub_revision, read_samples, sha256_file
     from medbench.publish.record import DatasetInfo
 
     kept, counts, read_at = [], {}, {}
@@ -159,7 +159,7 @@ def check_choice(
 ) -> None:
     """Refuse before writing anything: unknown models, test models, pairs without their base."""
     from medbench.publish.record import SIDECAR_SUFFIX
-    from medbench.score.sidecar import answers_csv
+    from medbench.score import answers_csv
 
     present = set(answers["model"])
     unknown = [m for m in chosen if m not in present]
@@ -210,13 +210,10 @@ def publish_results(
     from medbench.publish.record import RELIABILITY_SUFFIX, Provenance
     from medbench.publish.verify import count_image_processors
     from medbench.publish.writing import write_record
-    from medbench.run.cache import cache_file, default_cache_path
-    from medbench.run.identity import resolve_identity
-    from medbench.run.served import recorded
-    from medbench.score.likelihood.stage import FOLDER as LIKELIHOOD
-    from medbench.score.likelihood.stage import RELIABILITY
-    from medbench.score.scoring import ScoringLayout, score_answers
-    from medbench.score.sidecar import answers_csv, read_answers_csv
+    from medbench.run import cache_file, default_cache_path, recorded, resolve_identity
+    from medbench.score import ScoringLayout, answers_csv, read_answers_csv, score_answers
+    from medbench.score.likelihood import FOLDER as LIKELIHOOD
+    from medbench.score.likelihood import RELIABILITY
 
     suite_spec = specs.suite(suite)
     folder = results / suite

@@ -22,7 +22,7 @@ from medbench.publish.record import (
     _display,
     _show,
 )
-from medbench.spec.specs import ID_PATTERN
+from medbench.spec import ID_PATTERN
 
 _PATTERN_NAMES = {
     ID_PATTERN: "a valid id (a-z, 0-9, '.', '_', '-')",

@@ -26,10 +26,10 @@ from medbench.publish.environment import (
     git_dirty,
     today,
 )
-from medbench.score.scoring import (
+from medbench.score import (
     finite,
 )
-from medbench.spec.specs import ID_PATTERN
+from medbench.spec import ID_PATTERN
 
 RECORD_SCHEMA_VERSION: Literal[3] = 3
 """2: a record and its sidecar's rows carry `parser_version`. 3: the models table gains

@@ -19,17 +19,17 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from medbench.data.samples import Sample, fingerprint, read_samples, sha256_file
+from medbench.data import Sample, fingerprint, read_samples, sha256_file
 from medbench.errors import DataError
+from medbench.score import parse_job_answer
 from medbench.score.parsing import PARSER_VERSION
-from medbench.score.scoring import parse_job_answer
-from medbench.spec.prompts import asked_of, offered_options, options_by_letter
+from medbench.spec import asked_of, offered_options, options_by_letter
 
 if TYPE_CHECKING:
     from medbench.publish.record import Record, Scalar
-    from medbench.score.scoring import ScoreTables
+    from medbench.score import ScoreTables
+    from medbench.spec import TaskSpec
     from medbench.spec.loading import SpecSet
-    from medbench.spec.specs import TaskSpec
 
 MAX_LISTED = 5
 """Mismatches listed per kind of check; the rest are counted."""
@@ -269,8 +269,8 @@ def _likelihood_scores(record: Record, items: pd.DataFrame | None) -> list[pd.Da
     items (none without one): the ladder's rung reads one of them, the stage's `answer`."""
     if items is None or items.empty:
         return [pd.DataFrame()]
-    from medbench.score.likelihood.score import NORMALISATIONS, answers_frame
-    from medbench.score.scoring import ScoringLayout, score_answers
+    from medbench.score import ScoringLayout, score_answers
+    from medbench.score.likelihood import NORMALISATIONS, answers_frame
 
     layout = ScoringLayout.from_json(record.layout.model_dump(mode="json"))
     return [
@@ -293,7 +293,7 @@ def check_ladder(
     to derive them from is a problem."""
     if not record.ladder:
         return []
-    from medbench.score.probe.ladder import _answer_columns
+    from medbench.score.probe import _answer_columns
 
     families = [f for f, kind in record.layout.answer_kinds.items() if kind == "label"]
     scores = tables.scores[tables.scores["model"] == record.model_id]

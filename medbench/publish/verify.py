@@ -11,12 +11,12 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from medbench.errors import RecordError
-from medbench.score.scoring import (
+from medbench.score import (
     IMAGE_PROCESSOR_COLUMN,
     ScoringLayout,
     score_answers,
 )
-from medbench.spec.grouping import check_pattern, group_of
+from medbench.spec import check_pattern, group_of
 
 if TYPE_CHECKING:
     from medbench.spec.loading import SpecSet
@@ -31,7 +31,7 @@ from medbench.publish.record import (
     _show,
 )
 from medbench.publish.writing import table_rows
-from medbench.score.sidecar import MAX_SIDECAR_BYTES, read_answers_csv
+from medbench.score import MAX_SIDECAR_BYTES, read_answers_csv
 
 TOLERANCE = 1e-9
 """Largest absolute difference between a recorded and a re-derived number."""

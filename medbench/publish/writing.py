@@ -25,12 +25,12 @@ from medbench.publish.record import (
     SidecarInfo,
     _plain,
 )
-from medbench.score.scoring import (
+from medbench.score import (
     ScoreTables,
     ScoringLayout,
+    answers_csv,
 )
-from medbench.score.sidecar import answers_csv
-from medbench.spec.specs import ModelSpec
+from medbench.spec import ModelSpec
 
 
 def table_rows(frame: pd.DataFrame, table: str, model: str) -> list[dict[str, Scalar]]:

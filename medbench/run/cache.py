@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from medbench import __version__
-from medbench.data.canonical import canonical_json
+from medbench.data import canonical_json
 from medbench.errors import CacheError
 from medbench.home import medbench_home
 from medbench.run.store import open_store, transaction
@@ -224,7 +224,7 @@ class Cache:
     def hash_file(self, path: Path) -> str:
         """A file's sha256, computed once per (path, size, mtime) and remembered
         (call `flush_hashes` to store new ones)."""
-        from medbench.data.samples import sha256_file
+        from medbench.data import sha256_file
 
         if self._known_hashes is None:
             rows = self._db.execute("SELECT path, size, mtime_ns, sha256 FROM file_hashes")

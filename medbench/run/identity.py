@@ -13,12 +13,19 @@ from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from medbench.data.canonical import canonical_json
-from medbench.data.hubcache import SHA_RE, hub_offline, local_ref
-from medbench.data.samples import confine, data_root, resolve_data_path, sha256_file
+from medbench.data import (
+    SHA_RE,
+    canonical_json,
+    confine,
+    data_root,
+    hub_offline,
+    local_ref,
+    resolve_data_path,
+    sha256_file,
+)
 from medbench.errors import BackendError
 from medbench.run.tinydata import TrainingData, training_data
-from medbench.spec.specs import ModelSpec, check_revision
+from medbench.spec import ModelSpec, check_revision
 
 if TYPE_CHECKING:
     from medbench.run.backends.base import BackendContext

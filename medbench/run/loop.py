@@ -22,7 +22,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from medbench.data.canonical import canonical_json
+from medbench.data import canonical_json
 from medbench.errors import MedbenchError
 from medbench.run.backends.base import BackendContext, Output, Request
 from medbench.run.cache import Cache
@@ -36,8 +36,8 @@ from medbench.run.executors import (
 )
 from medbench.run.plan import Job, Plan
 from medbench.run.served import Change, stale_diagnoses
+from medbench.spec import ORIGINAL_IMAGE
 from medbench.spec.loading import SpecSet
-from medbench.spec.specs import ORIGINAL_IMAGE
 
 STALE_SHOWN = 10
 """How many stale diagnoses a run names (then it counts the rest)."""

@@ -16,21 +16,25 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from medbench.data.canonical import canonical_json
-from medbench.data.samples import Sample, hub_revision, load_samples, sha256_file
+from medbench.data import Sample, canonical_json, hub_revision, load_samples, sha256_file
 from medbench.errors import BackendError, DataError, MedbenchError
 from medbench.run.backends.base import Request
 from medbench.run.cache import CACHE_FORMAT, content_key
 from medbench.run.identity import ModelIdentity, resolve_identity
-from medbench.spec.prompts import ImageRef, Messages, Rendered, asked_of, options_by_letter, render
-from medbench.spec.specs import (
+from medbench.spec import (
     OPTION_LETTERS,
     ORIGINAL_IMAGE,
+    ImageRef,
+    Messages,
     ModelSpec,
     PromptFamilySpec,
+    Rendered,
     SuiteSpec,
     TaskSpec,
     VariantSpec,
+    asked_of,
+    options_by_letter,
+    render,
 )
 
 if TYPE_CHECKING:

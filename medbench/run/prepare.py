@@ -7,8 +7,7 @@ import os
 import sys
 from pathlib import Path
 
-from medbench.data.checks import check_data
-from medbench.data.samples import DATA_ENV
+from medbench.data import DATA_ENV, check_data
 from medbench.errors import DataError, SpecError
 from medbench.home import models_dir
 from medbench.run.cache import Cache, default_cache_path
@@ -35,7 +34,7 @@ def plan_suite(
     """The suite's plan; hosted models' snapshots come from what runs recorded beside the
     cache unless `snapshots` says otherwise (only `run` asks the endpoint). A `models` entry
     `hf:ORG/NAME[@REV]` (and `base`) is an ad hoc model, added to the suite for this plan."""
-    from medbench.spec.adhoc import with_adhoc_models
+    from medbench.spec import with_adhoc_models
 
     specs, models = with_adhoc_models(load_specs(specs_path), suite, models, base)
     for warning in specs.warnings.get(suite, ()):

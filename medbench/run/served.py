@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from medbench.atomic import write_text_atomic
 from medbench.run.cache import content_key
 from medbench.run.identity import openai_identity, served_snapshot
-from medbench.spec.specs import ModelSpec
+from medbench.spec import ModelSpec
 
 if TYPE_CHECKING:
     from medbench.run.cache import Cache

@@ -14,10 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from medbench.data.samples import Hasher, load_samples, sha256_file
+from medbench.data import Hasher, load_samples, sha256_file
 from medbench.errors import BackendError
-from medbench.spec.prompts import ImageRef, Messages, render
-from medbench.spec.specs import ModelSpec, TinySpec
+from medbench.spec import ImageRef, Messages, ModelSpec, TinySpec, render
 
 if TYPE_CHECKING:
     from medbench.spec.loading import SpecSet

@@ -17,18 +17,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from medbench.data.samples import Sample, read_samples
+from medbench.data import Sample, read_samples
 from medbench.errors import DataError, MedbenchError
 from medbench.run.cache import Answer, Cache
-from medbench.spec.loading import SpecSet
-from medbench.spec.prompts import (
+from medbench.spec import (
+    PromptFamilySpec,
+    TaskSpec,
     TemplateError,
+    VariantSpec,
     asked_of,
     offered_options,
     options_by_letter,
     render,
 )
-from medbench.spec.specs import PromptFamilySpec, TaskSpec, VariantSpec
+from medbench.spec.loading import SpecSet
 
 
 @dataclass

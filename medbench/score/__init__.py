@@ -1,1 +1,35 @@
-"""TODO"""
+"""Score: parse answers and turn them into metrics with intervals, fragility, reliance,
+likelihood read-outs, the probe and the knowledge ladder, the terminal report and the
+results folder. Imports only `spec`, `data` and `run`; later stages use the names below.
+"""
+
+from __future__ import annotations
+
+from medbench.score.reliance import original_only
+from medbench.score.report import score_and_report
+from medbench.score.scoring import (
+    IMAGE_PROCESSOR_COLUMN,
+    ScoreTables,
+    ScoringLayout,
+    collect_answers,
+    finite,
+    parse_job_answer,
+    score_answers,
+)
+from medbench.score.sidecar import MAX_SIDECAR_BYTES, answers_csv, decompress, read_answers_csv
+
+__all__ = [
+    "IMAGE_PROCESSOR_COLUMN",
+    "MAX_SIDECAR_BYTES",
+    "ScoreTables",
+    "ScoringLayout",
+    "answers_csv",
+    "collect_answers",
+    "decompress",
+    "finite",
+    "original_only",
+    "parse_job_answer",
+    "read_answers_csv",
+    "score_and_report",
+    "score_answers",
+]

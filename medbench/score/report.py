@@ -8,9 +8,8 @@ from typing import Any
 
 from rich.console import Console
 
-from medbench.run.backends.base import BackendContext
-from medbench.run.cache import Cache
-from medbench.run.plan import Plan
+from medbench.run import Cache, Plan
+from medbench.run.backends import BackendContext
 from medbench.spec.loading import SpecSet
 
 

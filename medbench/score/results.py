@@ -13,9 +13,8 @@ import pandas as pd
 from medbench.score.scoring import SCORES_SCHEMA_VERSION, ScoreTables, ScoringLayout, finite
 
 if TYPE_CHECKING:
-    from medbench.run.backends.base import BackendContext
-    from medbench.run.cache import Cache
-    from medbench.run.plan import Plan
+    from medbench.run import Cache, Plan
+    from medbench.run.backends import BackendContext
     from medbench.spec.loading import SpecSet
 
 RESULT_FILES = (

@@ -25,10 +25,9 @@ from medbench.score.reliance import ORIGINAL, ImageLayout, has_image_variants, s
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from medbench.run.cache import Cache
-    from medbench.run.plan import Plan
+    from medbench.run import Cache, Plan
+    from medbench.spec import TaskSpec
     from medbench.spec.loading import SpecSet
-    from medbench.spec.specs import TaskSpec
 
 SCORES_SCHEMA_VERSION = 4
 """2: answer rows carry `parser_version`. 3: the fragility table gains `all_variants_f1` and
@@ -236,7 +235,7 @@ def parse_job_answer(
 
 def collect_answers(specs: SpecSet, plan: Plan, cache: Cache) -> pd.DataFrame:
     """One row per job of the plan with its stored answer parsed (missing jobs are left out)."""
-    from medbench.run.plan import attach_diagnoses
+    from medbench.run import attach_diagnoses
 
     attach_diagnoses(plan, specs, cache)
     stored = cache.get_many(job.key for job in plan.jobs)

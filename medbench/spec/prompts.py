@@ -5,15 +5,12 @@ from __future__ import annotations
 import string
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from jinja2 import TemplateError
 
 from medbench.spec.sandbox import MAX_RENDERED, PromptEnvironment, new_environment, render_bounded
 from medbench.spec.specs import OPTION_LETTERS, PromptFamilySpec, TaskSpec, VariantSpec
-
-if TYPE_CHECKING:
-    from medbench.data.samples import Sample
 
 TEMPLATE_VARIABLES = (
     "question",
@@ -40,6 +37,16 @@ class SampleQuestion:
 
     question: str | None
     options: tuple[str, ...] = ()
+
+
+class Sample(Protocol):
+    """What prompts read of a data sample (`medbench.data.Sample`): its own question and options."""
+
+    @property
+    def question(self) -> str | None: ...
+
+    @property
+    def options(self) -> tuple[str, ...]: ...
 
 
 def asked_of(task: TaskSpec, sample: Sample | None) -> SampleQuestion | None:

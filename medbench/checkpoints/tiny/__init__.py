@@ -19,7 +19,7 @@ from medbench.checkpoints.tiny.build import (
 )
 from medbench.checkpoints.tiny.tokenizer import CHAT_TEMPLATES, corpus, train_tokenizer
 from medbench.checkpoints.tiny.train import TrainingLog, train_tiny_model
-from medbench.run.tinydata import (
+from medbench.run import (
     TRAIN_RECIPE_VERSION,
     Example,
     StartPoint,

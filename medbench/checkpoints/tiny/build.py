@@ -18,10 +18,10 @@ from medbench.checkpoints.tiny.tokenizer import (
 )
 from medbench.checkpoints.tiny.train import train_tiny_model
 from medbench.errors import BackendError
-from medbench.run.tinydata import TrainingData
+from medbench.run import TrainingData
 
 if TYPE_CHECKING:
-    from medbench.spec.specs import TinySpec
+    from medbench.spec import TinySpec
 
 Arch = Literal["llava", "llava_next", "gemma3", "text"]
 

@@ -15,11 +15,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from medbench.errors import BackendError
-from medbench.spec.specs import TinySpec
+from medbench.spec import TinySpec
 
 if TYPE_CHECKING:
     pass
-from medbench.run.tinydata import Example
+from medbench.run import Example
 
 SPLIT_COST = 256
 """The padded tokens one more forward pass is worth, when a batch is split by length."""
@@ -96,8 +96,8 @@ def _encode(processor: Any, examples: Sequence[Example]) -> tuple[list[_Encoded]
     """Tokenize each distinct prompt once and preprocess each distinct image once."""
     import torch
 
-    from medbench.data.images import ImageError, load_image
-    from medbench.run.backends.hf.chat import conversation, supports_system_role
+    from medbench.data import ImageError, load_image
+    from medbench.run.backends.hf import conversation, supports_system_role
 
     def render_text(turns: list[dict[str, Any]], prompt: bool = True) -> str:
         return str(

@@ -10,8 +10,7 @@ from medbench.data.samples import Sample
 from medbench.data.variants.ablations import mismatched_partners
 from medbench.data.variants.store import ImageStore, transform_payload
 from medbench.data.variants.transforms import DERIVED, transform_image
-from medbench.spec.prompts import ImageRef
-from medbench.spec.specs import ORIGINAL_IMAGE, ImageVariantSpec, SuiteSpec
+from medbench.spec import ORIGINAL_IMAGE, ImageRef, ImageVariantSpec, SuiteSpec
 
 Slot = tuple[str, str, str]
 """(task, sample id, image variant id)."""

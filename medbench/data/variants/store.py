@@ -23,8 +23,7 @@ from medbench.atomic import write_bytes_atomic, write_text_atomic
 from medbench.data.canonical import canonical_json
 from medbench.data.images import load_image
 from medbench.home import medbench_home
-from medbench.spec.prompts import ImageRef
-from medbench.spec.specs import ImageVariantSpec
+from medbench.spec import ImageRef, ImageVariantSpec
 
 IMAGES_FOLDER = "images"
 STORE_FORMAT = 1

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageEnhance, ImageFilter, ImageOps
 
-from medbench.spec.specs import (
+from medbench.spec import (
     BlankVariant,
     BlurVariant,
     BrightnessVariant,

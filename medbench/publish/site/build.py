@@ -19,7 +19,7 @@ from medbench.publish.site.layout import SITE_DIR, MethodsPage
 from medbench.publish.site.pages import model_pages
 from medbench.publish.site.ranking import index_page
 from medbench.publish.site.taskinfo import task_pages
-from medbench.score.sidecar import read_answers_csv
+from medbench.score import read_answers_csv
 from medbench.spec.loading import SpecSet
 
 

@@ -14,14 +14,14 @@ from pathlib import Path
 import pandas as pd
 
 from medbench import __version__
-from medbench.data.samples import Sample
+from medbench.data import Sample
 from medbench.errors import DataError
 from medbench.publish.record import Record
 from medbench.publish.rederive import record_samples
 from medbench.publish.site.context import Site
 from medbench.publish.site.layout import Page
 from medbench.publish.site.samples import sample_files, thumbnail
-from medbench.score.reliance import original_only
+from medbench.score import original_only
 from medbench.spec.loading import SpecSet
 
 MAX_IMAGES = 200
@@ -85,7 +85,7 @@ def _prompts(
     closed-VQA sample's own question and options (none shown where it cannot be read)."""
     if specs is None or task not in specs.tasks or family not in specs.families:
         return {}
-    from medbench.spec.prompts import TemplateError, asked_of, render
+    from medbench.spec import TemplateError, asked_of, render
 
     spec, task_spec = specs.families[family], specs.tasks[task]
     if task_spec.per_sample and sample is None:

@@ -17,7 +17,7 @@ _UNSAFE = re.compile(r"[^a-z0-9._-]+")
 
 def sample_files(specs: SpecSet, task: str) -> dict[str, tuple[Path, str]]:
     """sample id -> (image file, label) of a task's bundled sample (empty without one)."""
-    from medbench.data.samples import load_samples
+    from medbench.data import load_samples
     from medbench.errors import MedbenchError
 
     if task not in specs.tasks or "sample" not in specs.tasks[task].data:

@@ -26,7 +26,7 @@ def task_details(
     specs: SpecSet, task: str, families: list[str], files: dict[str, bytes]
 ) -> TaskDetails | None:
     """The details of a task from today's specs (None when the specs lack it)."""
-    from medbench.spec.prompts import TemplateError, render
+    from medbench.spec import TemplateError, render
 
     spec = specs.tasks.get(task)
     if spec is None:

@@ -6,10 +6,12 @@ import importlib
 from typing import TYPE_CHECKING
 
 from medbench.errors import BackendError
+from medbench.run.backends.base import BackendContext as BackendContext
+from medbench.run.backends.base import Request as Request
 
 if TYPE_CHECKING:
     from medbench.run.backends.base import Backend, BackendContext
-    from medbench.spec.specs import ModelSpec
+    from medbench.spec import ModelSpec
 
 BACKENDS: dict[str, str] = {
     "hf": "medbench.run.backends.hf:HFBackend",

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from medbench.spec.prompts import Messages
+from medbench.spec import Messages
 
 
 @dataclass(frozen=True)

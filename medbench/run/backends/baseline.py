@@ -6,7 +6,7 @@ import hashlib
 from collections.abc import Sequence
 
 from medbench.run.backends.base import BackendContext, Output, Request
-from medbench.spec.specs import ModelSpec
+from medbench.spec import ModelSpec
 
 
 class BaselineBackend:

@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 from medbench.errors import CacheError
 from medbench.run.backends import load_backend
 from medbench.run.backends.base import Backend, BackendContext, Output
-from medbench.run.executors import DEFAULT_BATCH, ModelWork, Sink, batch_ranges, model_failure
+from medbench.run.executors.base import DEFAULT_BATCH, ModelWork, Sink, batch_ranges, model_failure
 
 BUILDERS: dict[str, str] = {"tiny": "medbench.checkpoints.tiny:build_on_first_use"}
 """Model sources whose checkpoint is made on first use: name -> `module:function`, imported

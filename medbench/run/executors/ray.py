@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from medbench.errors import BackendError
 from medbench.run.backends import load_backend
 from medbench.run.backends.base import Backend, BackendContext, Output, Request
-from medbench.run.executors import (
+from medbench.run.executors.base import (
     MODEL_FAILED,
     ModelWork,
     Sink,
@@ -25,7 +25,7 @@ from medbench.run.executors import (
     preferred_batch,
 )
 from medbench.run.executors.local import fail_remaining, prepare_checkpoint
-from medbench.spec.specs import ModelSpec
+from medbench.spec import ModelSpec
 
 if TYPE_CHECKING:
     import pandas as pd

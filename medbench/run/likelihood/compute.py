@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
-from medbench.data.canonical import canonical_json
+from medbench.data import canonical_json
 from medbench.run.backends.base import BackendContext, OptionScores, Request
 from medbench.run.cache import Cache
 from medbench.run.likelihood.jobs import (

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from medbench.run.backends.base import Request
 from medbench.run.cache import content_key
 from medbench.run.plan import Job, Plan, Prompt
-from medbench.spec.specs import ORIGINAL_IMAGE, ModelSpec
+from medbench.spec import ORIGINAL_IMAGE, ModelSpec
 
 if TYPE_CHECKING:
     from medbench.spec.loading import SpecSet

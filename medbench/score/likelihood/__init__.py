@@ -8,18 +8,27 @@ and writes the suite's `likelihood/` results with reliability diagrams (`stage`)
 
 from __future__ import annotations
 
-from medbench.run.likelihood.compute import LikelihoodRun, compute_likelihoods
-from medbench.run.likelihood.jobs import (
+from medbench.run.likelihood import (
     LIKELIHOOD_FORMAT,
     MODE,
     LikelihoodAnswer,
+    LikelihoodRun,
     can_score,
+    compute_likelihoods,
     likelihood_jobs,
     likelihood_key,
     scored_options,
 )
-from medbench.score.likelihood.score import NORMALISATIONS, collect_likelihoods
+from medbench.score.likelihood.score import (
+    ITEM_COLUMNS,
+    NORMALISATIONS,
+    answers_frame,
+    calibration,
+    collect_likelihoods,
+)
 from medbench.score.likelihood.stage import (
+    FOLDER,
+    RELIABILITY,
     LikelihoodResult,
     ladder_scores,
     run_likelihood_stage,
@@ -27,6 +36,12 @@ from medbench.score.likelihood.stage import (
 )
 
 __all__ = [
+    "FOLDER",
+    "ITEM_COLUMNS",
+    "NORMALISATIONS",
+    "RELIABILITY",
+    "answers_frame",
+    "calibration",
     "LIKELIHOOD_FORMAT",
     "MODE",
     "NORMALISATIONS",

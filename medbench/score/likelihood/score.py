@@ -19,13 +19,12 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-from medbench.run.likelihood.jobs import PIPELINE, LikelihoodAnswer, likelihood_jobs
+from medbench.run.likelihood import PIPELINE, LikelihoodAnswer, likelihood_jobs
 from medbench.score import metrics
 from medbench.score.scoring import ANSWER_COLUMNS
 
 if TYPE_CHECKING:
-    from medbench.run.cache import Cache
-    from medbench.run.plan import Job, Plan
+    from medbench.run import Cache, Job, Plan
     from medbench.spec.loading import SpecSet
 
 NORMALISATIONS = ("total", "mean")

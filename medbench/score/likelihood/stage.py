@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from medbench.run.backends.base import BackendContext
-from medbench.run.likelihood.compute import LikelihoodRun, compute_likelihoods
+from medbench.run.backends import BackendContext
+from medbench.run.likelihood import LikelihoodRun, compute_likelihoods
 from medbench.score.likelihood.reliability import Curve, reliability_svg
 from medbench.score.likelihood.score import (
     NORMALISATIONS,
@@ -26,11 +26,10 @@ from medbench.score.likelihood.score import (
     risk_coverage_curves,
 )
 from medbench.score.scoring import ScoreTables, ScoringLayout, score_answers
-from medbench.spec.specs import LikelihoodStage
+from medbench.spec import LikelihoodStage
 
 if TYPE_CHECKING:
-    from medbench.run.cache import Cache
-    from medbench.run.plan import Plan
+    from medbench.run import Cache, Plan
     from medbench.spec.loading import SpecSet
 
 FOLDER = "likelihood"

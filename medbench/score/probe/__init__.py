@@ -20,6 +20,7 @@ from medbench.score.probe.embeddings import (
 from medbench.score.probe.ladder import (
     LADDER_COLUMNS,
     PROBE_COLUMNS,
+    _answer_columns,
     answer_marks,
     ladder_rows,
     reading,
@@ -28,6 +29,7 @@ from medbench.score.probe.ladder import (
 from medbench.score.probe.tsne import MARKS, tsne_svg
 
 __all__ = [
+    "_answer_columns",
     "EMBED_FORMAT",
     "KINDS",
     "LADDER_COLUMNS",

@@ -17,7 +17,7 @@ import numpy as np
 from numpy.typing import NDArray
 from PIL import Image
 
-from medbench.data.images import ImageError, load_image
+from medbench.data import ImageError, load_image
 
 MAX_FOLDS = 5
 PERMUTATIONS = 5

@@ -18,12 +18,10 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from medbench.data.samples import Sample
-from medbench.run.backends.base import BackendContext
-from medbench.run.cache import content_key
-from medbench.run.identity import ModelIdentity
-from medbench.run.store import open_store, transaction
-from medbench.spec.specs import ModelSpec
+from medbench.data import Sample
+from medbench.run import ModelIdentity, content_key, open_store, transaction
+from medbench.run.backends import BackendContext
+from medbench.spec import ModelSpec
 
 EMBED_FORMAT = 1
 """Part of every embedding key and of the store: bump when either changes meaning."""
@@ -171,9 +169,8 @@ def _extract(
     context: BackendContext,
     keys: dict[tuple[str, str], str],
 ) -> dict[str, NDArray[Any]]:
-    from medbench.run.backends.hf.embed import extract
-    from medbench.run.executors import ModelWork
-    from medbench.run.executors.local import prepare_checkpoint
+    from medbench.run.backends.hf import extract
+    from medbench.run.executors import ModelWork, prepare_checkpoint
 
     prepare_checkpoint(ModelWork(spec, identity, []))
     context = identity.context(context)

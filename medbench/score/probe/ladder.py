@@ -24,16 +24,16 @@ import numpy as np
 import pandas as pd
 
 from medbench.errors import BackendError
-from medbench.run.backends.base import BackendContext
+from medbench.run.backends import BackendContext
 from medbench.score.metrics import chance_f1
 from medbench.score.probe.classifier import PIXEL_SIZE, ProbeResult, pixel_features
 from medbench.score.probe.embeddings import EmbeddingStore, can_embed, get_embeddings, store_path
 from medbench.score.probe.memo import ProbeMemo, array_digest, images_digest, memo_path
 from medbench.score.reliance import original_only
-from medbench.spec.specs import ProbeStage
+from medbench.spec import ProbeStage
 
 if TYPE_CHECKING:
-    from medbench.run.plan import Plan
+    from medbench.run import Plan
     from medbench.spec.loading import SpecSet
 
 PIXELS = "pixels"

@@ -20,8 +20,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from medbench.run.cache import content_key
-from medbench.run.store import open_store, transaction
+from medbench.run import content_key, open_store, transaction
 from medbench.score.probe import classifier
 from medbench.score.probe.classifier import ProbeResult
 

@@ -12,11 +12,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from medbench.data.hubcache import SHA_RE, hf_cache_dir
+from medbench.data import SHA_RE, hf_cache_dir
 from medbench.errors import BackendError
 from medbench.run.backends.base import BackendContext
 from medbench.run.identity import resolve_hub_revision
-from medbench.spec.specs import ModelSpec
+from medbench.spec import ModelSpec
 
 ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")
 """What a PEFT adapter folder must hold: its config and safetensors weights (never a pickle)."""

@@ -20,7 +20,7 @@ from typing import Any
 import torch  # noqa: TID253
 from PIL import Image
 
-from medbench.data.images import ImageError, load_image, pad_to_square
+from medbench.data import ImageError, load_image, pad_to_square
 from medbench.run.backends.base import BackendContext, Output, Request
 from medbench.run.backends.hf.chat import (
     Conversation,
@@ -31,8 +31,7 @@ from medbench.run.backends.hf.chat import (
 )
 from medbench.run.backends.hf.loading import Loaded, load
 from medbench.run.batching import MAX_AUTO_BATCH, BatchMemory, BatchSizer
-from medbench.spec.prompts import Messages
-from medbench.spec.specs import GenerationSpec, ModelSpec
+from medbench.spec import GenerationSpec, Messages, ModelSpec
 
 Inputs = dict[str, torch.Tensor]
 

@@ -8,7 +8,7 @@ from typing import Any
 from PIL import Image
 
 from medbench.errors import BackendError
-from medbench.spec.specs import ModelSpec
+from medbench.spec import ModelSpec
 
 Conversation = list[dict[str, Any]]
 

@@ -30,11 +30,11 @@ import numpy as np
 import torch  # noqa: TID253
 from numpy.typing import NDArray
 
-from medbench.data.images import ImageError, load_image
+from medbench.data import ImageError, load_image
 from medbench.errors import BackendError
 from medbench.run.backends.base import BackendContext
 from medbench.run.backends.hf.loading import Loaded, load
-from medbench.spec.specs import ModelSpec
+from medbench.spec import ModelSpec
 
 EMBEDDING_KINDS = ("vision", "projected")
 DEFAULT_EMBED_BATCH = 16

@@ -30,7 +30,7 @@ from typing import Any
 # This package is the backend that needs torch; it is imported only when a model is scored.
 import torch  # noqa: TID253
 
-from medbench.data.images import ImageError, load_image, pad_to_square
+from medbench.data import ImageError, load_image, pad_to_square
 from medbench.run.backends.base import OptionScores, Request
 from medbench.run.backends.hf.backend import HFBackend, _Row
 

@@ -17,11 +17,11 @@ from transformers import (  # noqa: TID253
 )
 from transformers.utils import logging as hf_logging  # noqa: TID253
 
-from medbench.data.hubcache import SHA_RE, hf_cache_dir
+from medbench.data import SHA_RE, hf_cache_dir
 from medbench.errors import BackendError
 from medbench.run.backends.base import BackendContext
 from medbench.run.identity import resolve_hub_revision
-from medbench.spec.specs import ModelSpec
+from medbench.spec import ModelSpec
 
 CONVERT_HINT = (
     "Convert it first with `medbench convert llava-med SRC DST`, then point `path:` at DST "

@@ -13,8 +13,7 @@ from medbench.errors import BackendError
 from medbench.run.backends.base import BackendContext
 from medbench.run.backends.hf.chat import Conversation, model_conversation, system_role
 from medbench.run.backends.hf.loading import check_format, checkpoint_source
-from medbench.spec.prompts import Messages
-from medbench.spec.specs import ModelSpec
+from medbench.spec import Messages, ModelSpec
 
 
 @dataclass
@@ -78,7 +77,7 @@ def load_template(spec: ModelSpec, context: BackendContext) -> Template:
         "local_files_only": True,
     }
     if revision is not None:
-        from medbench.data.hubcache import hf_cache_dir
+        from medbench.data import hf_cache_dir
 
         options["cache_dir"] = str(hf_cache_dir())
     try:

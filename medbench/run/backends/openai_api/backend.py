@@ -10,7 +10,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from time import perf_counter
 from typing import TYPE_CHECKING, Any
 
-from medbench.data.images import ImageError
+from medbench.data import ImageError
 from medbench.errors import BackendError
 from medbench.run.backends.base import BackendContext, Output, Request
 from medbench.run.backends.openai_api.keys import check_key_destination, redact
@@ -28,8 +28,7 @@ from medbench.run.backends.openai_api.wire import (
     parse_completion,
     shorten,
 )
-from medbench.spec.prompts import Messages
-from medbench.spec.specs import ModelSpec, OpenAISpec
+from medbench.spec import Messages, ModelSpec, OpenAISpec
 
 if TYPE_CHECKING:
     import openai

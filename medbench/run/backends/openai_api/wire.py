@@ -13,9 +13,8 @@ from urllib.parse import urlsplit
 
 from PIL import Image
 
-from medbench.data.images import load_image
-from medbench.spec.prompts import Messages
-from medbench.spec.specs import GenerationSpec
+from medbench.data import load_image
+from medbench.spec import GenerationSpec, Messages
 
 PASS_THROUGH_FORMATS = frozenset({"JPEG", "PNG", "WEBP"})
 """Formats every OpenAI-compatible server decodes: their original bytes are sent as they are."""
