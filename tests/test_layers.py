@@ -76,7 +76,9 @@ def test_check_layers_circle_fails(package: Path) -> None:
 def test_check_layers_type_checking_circle_fails(package: Path) -> None:
     plant(
         package / "publish" / "record.py",
-        "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from medbench.publish.verify import x",
+        "from typing import TYPE_CHECKING\n"
+        "if TYPE_CHECKING:\n"
+        "    from medbench.publish.verify import x",
     )
     found = check_layers.problems(package)
     assert any(p.startswith("import circle:") and "publish.record" in p for p in found), found
