@@ -56,8 +56,8 @@ def main() -> None:
     from medbench.run.backends.base import BackendContext, Request
     from medbench.run.backends.hf import HFBackend
     from medbench.run.backends.hf.likelihood import OptionScorer
+    from medbench.spec.model import ModelSpec, TinySpec
     from medbench.spec.prompts import ImageRef, Messages
-    from medbench.spec.specs import ModelSpec, TinySpec
 
     torch.set_num_threads(1)
     root = Path(__file__).resolve().parent.parent

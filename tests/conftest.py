@@ -58,7 +58,7 @@ def tiny_models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _tiny(root: Path, arch: str) -> Path:
     from medbench.checkpoints.tiny import ensure_tiny_model
-    from medbench.spec.specs import TinySpec
+    from medbench.spec.model import TinySpec
 
     return ensure_tiny_model(TinySpec.model_validate({"arch": arch}), root / arch)
 

@@ -11,7 +11,7 @@ from medbench.publish.record import DatasetInfo, EnvironmentInfo, MedbenchInfo, 
 from medbench.publish.writing import write_record
 from medbench.score.parsing import PARSER_VERSION
 from medbench.score.scoring import ANSWER_COLUMNS, ScoreTables, ScoringLayout, score_answers
-from medbench.spec.specs import ModelSpec
+from medbench.spec.model import ModelSpec
 
 TASKS = {
     "brain_tumor_mri": ["glioma", "meningioma", "no_tumor"],

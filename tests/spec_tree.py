@@ -6,7 +6,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from medbench.spec.specs import ModelSpec
+from medbench.spec.model import ModelSpec
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -10,7 +10,7 @@ import pytest
 from medbench.data.samples import load_samples
 from medbench.errors import BackendError, DataError
 from medbench.run.identity import resolve_hub_revision
-from medbench.spec.specs import TaskSpec
+from medbench.spec.task import TaskSpec
 
 
 def task(path: str, fmt: str = "imagefolder") -> TaskSpec:

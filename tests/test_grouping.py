@@ -11,7 +11,7 @@ from medbench.data.samples import load_samples
 from medbench.errors import DataError
 from medbench.spec.grouping import check_pattern, group_of
 from medbench.spec.loading import load_specs
-from medbench.spec.specs import TaskSpec
+from medbench.spec.task import TaskSpec
 
 REPO = Path(__file__).resolve().parent.parent
 KERMANY = r"^(person\d+|(?:NORMAL2-)?IM-\d+)"

@@ -19,8 +19,8 @@ from medbench.errors import BackendError
 from medbench.run.backends import load_backend
 from medbench.run.backends.base import BackendContext, Output, Request
 from medbench.run.backends.hf import HFBackend
+from medbench.spec.model import ModelSpec
 from medbench.spec.prompts import ImageRef, Messages
-from medbench.spec.specs import ModelSpec
 from tests.spec_tree import tiny_model_spec
 
 QUESTION = "Does this image show a tumour? Answer with one of: glioma, meningioma, no tumor."

@@ -22,7 +22,7 @@ from medbench.data.hubcache import hf_cache_dir, hub_offline
 from medbench.errors import BackendError
 from medbench.run.backends.base import BackendContext
 from medbench.run.identity import resolve_hub_revision, resolve_identity
-from medbench.spec.specs import ModelSpec
+from medbench.spec.model import ModelSpec
 
 ROOT = Path(__file__).resolve().parent.parent
 REPO = "medbench-test/tiny-llava"
@@ -184,7 +184,7 @@ def test_load_uses_the_resolved_sha_for_model_and_processor(
 
     from medbench.checkpoints.tiny import ensure_tiny_model
     from medbench.run.backends.hf.loading import load
-    from medbench.spec.specs import TinySpec
+    from medbench.spec.model import TinySpec
 
     torch.set_num_threads(1)
     old = ensure_tiny_model(TinySpec(arch="llava", seed=0), tmp_path / "seed0")

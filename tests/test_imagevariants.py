@@ -31,9 +31,9 @@ from medbench.run.cache import Cache
 from medbench.run.loop import run_plan
 from medbench.run.plan import Job, Plan, make_plan
 from medbench.score.scoring import collect_answers
+from medbench.spec.imagevariants import IMAGE_ABLATIONS, IMAGE_TRANSFORMS, ImageVariantSpec
 from medbench.spec.loading import load_specs
 from medbench.spec.prompts import ImageRef
-from medbench.spec.specs import IMAGE_ABLATIONS, IMAGE_TRANSFORMS, ImageVariantSpec
 from tests.spec_tree import REPO, make_project
 from tests.test_loading import SUITE, load_error, write_tree
 

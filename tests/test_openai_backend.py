@@ -35,8 +35,8 @@ from medbench.run.cache import Cache
 from medbench.run.loop import RunSummary, run_plan
 from medbench.run.plan import Plan, make_plan
 from medbench.spec.loading import load_specs
+from medbench.spec.model import GenerationSpec, ModelSpec
 from medbench.spec.prompts import ImageRef, Messages
-from medbench.spec.specs import GenerationSpec, ModelSpec
 from tests.openai_fakes import (
     MODEL,
     SNAPSHOT,

@@ -11,7 +11,7 @@ from medbench.errors import BackendError
 from medbench.run.backends.base import BackendContext
 from medbench.run.backends.openai_api import OpenAIBackend
 from medbench.run.backends.openai_api.keys import allowed_hosts, redact
-from medbench.spec.specs import ModelSpec
+from medbench.spec.model import ModelSpec
 from tests.openai_fakes import MODEL, FakeServer, error, fake_server
 
 FAST = BackendContext(extra={"openai_backoff_s": "0.01"})

@@ -18,8 +18,8 @@ import pytest
 from medbench.data.images import sha256_file
 from medbench.run.backends.base import BackendContext, Request
 from medbench.run.backends.openai_api import OpenAIBackend
+from medbench.spec.model import ModelSpec
 from medbench.spec.prompts import ImageRef, Messages
-from medbench.spec.specs import ModelSpec
 
 pytestmark = pytest.mark.slow
 

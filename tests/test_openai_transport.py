@@ -12,8 +12,8 @@ import pytest
 
 from medbench.run.backends.base import BackendContext, Request
 from medbench.run.backends.openai_api import OpenAIBackend
+from medbench.spec.model import ModelSpec
 from medbench.spec.prompts import Messages
-from medbench.spec.specs import ModelSpec
 from tests.openai_fakes import MODEL, FakeServer, Reply, completion, fake_server
 
 FAST = BackendContext(extra={"openai_backoff_s": "0.01"})

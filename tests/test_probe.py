@@ -27,7 +27,7 @@ from medbench.score.probe import (
     probe,
     tsne_svg,
 )
-from medbench.spec.specs import ModelSpec
+from medbench.spec.model import ModelSpec
 from tests.spec_tree import tiny_model_spec
 
 ARCHS = ("llava", "llava_next", "gemma3")

@@ -15,7 +15,7 @@ from ruamel.yaml import YAML
 
 from medbench.data.samples import load_samples
 from medbench.spec.loading import load_specs
-from medbench.spec.specs import DataSourceSpec, TaskSpec
+from medbench.spec.task import DataSourceSpec, TaskSpec
 from tests.spec_tree import REPO, full_data_tree
 
 IMAGE = pa.struct([("bytes", pa.binary()), ("path", pa.string())])

@@ -322,7 +322,7 @@ def test_tables_shipped_records_without_hub_data_are_written_unchanged() -> None
 def test_tables_hub_source_needs_revision_and_split() -> None:
     from pydantic import ValidationError
 
-    from medbench.spec.specs import DataSourceSpec
+    from medbench.spec.task import DataSourceSpec
 
     with pytest.raises(ValidationError, match="needs a `revision` and a `split`"):
         DataSourceSpec.model_validate(

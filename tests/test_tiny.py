@@ -21,7 +21,7 @@ from medbench.checkpoints.tiny import (
     marker,
 )
 from medbench.checkpoints.tiny import build as tiny_build
-from medbench.spec.specs import TinySpec
+from medbench.spec.model import TinySpec
 
 ARCHS: tuple[Arch, ...] = ("llava", "llava_next", "gemma3", "text")
 LABEL_WORDS = (

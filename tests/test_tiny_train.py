@@ -25,8 +25,8 @@ from medbench.run.identity import resolve_identity, tiny_checkpoint_dir
 from medbench.run.tinydata import training_examples
 from medbench.score.parsing import parse_answer
 from medbench.spec.loading import SpecSet, load_specs
+from medbench.spec.model import ModelSpec, TinySpec
 from medbench.spec.prompts import ImageRef, render
-from medbench.spec.specs import ModelSpec, TinySpec
 
 REPO = Path(__file__).resolve().parent.parent
 GENERAL, MED = "tiny-gemma3-general", "tiny-gemma3-med"

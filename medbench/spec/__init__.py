@@ -8,7 +8,26 @@ Every later stage reads specs through the names below.
 from __future__ import annotations
 
 from medbench.spec.adhoc import is_adhoc, with_adhoc_models
+from medbench.spec.common import ID_PATTERN, check_revision
 from medbench.spec.grouping import MAX_NAME, check_pattern, group_of
+from medbench.spec.imagevariants import (
+    ORIGINAL_IMAGE,
+    BlankVariant,
+    BlurVariant,
+    BrightnessVariant,
+    ContrastVariant,
+    CropVariant,
+    FlipVariant,
+    GammaVariant,
+    GaussianNoiseVariant,
+    ImageVariantSpec,
+    JpegVariant,
+    NoiseVariant,
+    ResizeVariant,
+    RotateVariant,
+)
+from medbench.spec.model import GenerationSpec, ModelSpec, OpenAISpec, TinySpec
+from medbench.spec.prompt import PromptFamilySpec, VariantSpec
 from medbench.spec.prompts import (
     ImageRef,
     Messages,
@@ -19,41 +38,15 @@ from medbench.spec.prompts import (
     options_by_letter,
     render,
 )
-from medbench.spec.specs import (
-    ID_PATTERN,
+from medbench.spec.suite import SPEC_KINDS, LikelihoodStage, ProbeStage, Spec, SuiteSpec
+from medbench.spec.task import (
     MAX_OPTION,
     MAX_OPTIONS,
     MAX_QUESTION,
     OPTION_LETTERS,
-    ORIGINAL_IMAGE,
-    SPEC_KINDS,
     TABLE_FORMATS,
-    BlankVariant,
-    BlurVariant,
-    BrightnessVariant,
-    ContrastVariant,
-    CropVariant,
     DataSourceSpec,
-    FlipVariant,
-    GammaVariant,
-    GaussianNoiseVariant,
-    GenerationSpec,
-    ImageVariantSpec,
-    JpegVariant,
-    LikelihoodStage,
-    ModelSpec,
-    NoiseVariant,
-    OpenAISpec,
-    ProbeStage,
-    PromptFamilySpec,
-    ResizeVariant,
-    RotateVariant,
-    Spec,
-    SuiteSpec,
     TaskSpec,
-    TinySpec,
-    VariantSpec,
-    check_revision,
 )
 
 __all__ = [

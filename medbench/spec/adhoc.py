@@ -12,7 +12,7 @@ from dataclasses import replace
 
 from medbench.errors import MedbenchError
 from medbench.spec.loading import SpecSet
-from medbench.spec.specs import ModelSpec
+from medbench.spec.model import ModelSpec
 
 PREFIX = "hf:"
 _REF = re.compile(r"^hf:(?P<repo>[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+)(?:@(?P<rev>[A-Za-z0-9_.\-/]+))?$")

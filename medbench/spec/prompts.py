@@ -9,8 +9,9 @@ from typing import Any, Protocol
 
 from jinja2 import TemplateError
 
+from medbench.spec.prompt import PromptFamilySpec, VariantSpec
 from medbench.spec.sandbox import MAX_RENDERED, PromptEnvironment, new_environment, render_bounded
-from medbench.spec.specs import OPTION_LETTERS, PromptFamilySpec, TaskSpec, VariantSpec
+from medbench.spec.task import OPTION_LETTERS, TaskSpec
 
 TEMPLATE_VARIABLES = (
     "question",

@@ -12,14 +12,11 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from medbench.errors import BackendError
-from medbench.spec import TinySpec
-
-if TYPE_CHECKING:
-    pass
 from medbench.run import Example
+from medbench.spec import TinySpec
 
 SPLIT_COST = 256
 """The padded tokens one more forward pass is worth, when a batch is split by length."""

@@ -19,7 +19,10 @@ from medbench.spec.loading._checks import (
 )
 from medbench.spec.loading._document import MAX_FILE_BYTES, MAX_NODES, Document, new_yaml, read
 from medbench.spec.loading._explain import KIND_NAMES, suggest, validate
-from medbench.spec.specs import SPEC_KINDS, ModelSpec, PromptFamilySpec, SuiteSpec, TaskSpec
+from medbench.spec.model import ModelSpec
+from medbench.spec.prompt import PromptFamilySpec
+from medbench.spec.suite import SPEC_KINDS, SuiteSpec
+from medbench.spec.task import TaskSpec
 
 __all__ = [
     "MAX_FILE_BYTES",

@@ -14,6 +14,8 @@ from jinja2.exceptions import SecurityError
 from medbench.errors import Issue
 from medbench.spec.loading._document import Document, Loc, locate, show
 from medbench.spec.loading._explain import KIND_NAMES, suggest
+from medbench.spec.model import ModelSpec
+from medbench.spec.prompt import PromptFamilySpec
 from medbench.spec.prompts import (
     TEMPLATE_VARIABLES,
     SampleQuestion,
@@ -22,7 +24,8 @@ from medbench.spec.prompts import (
     template_context,
 )
 from medbench.spec.sandbox import BudgetError
-from medbench.spec.specs import MAX_OPTIONS, ModelSpec, PromptFamilySpec, SuiteSpec, TaskSpec
+from medbench.spec.suite import SuiteSpec
+from medbench.spec.task import MAX_OPTIONS, TaskSpec
 
 DATA_VAR = "${MEDBENCH_DATA}/"
 LONG_DESCRIPTION = "The image shows a finding that the model describes at length. " * 480
@@ -348,7 +351,7 @@ def _placeholder_question(task: TaskSpec) -> SampleQuestion | None:
     multiple choice, the most options of the longest length the data may hold."""
     if not task.per_sample:
         return None
-    from medbench.spec.specs import MAX_OPTION, MAX_QUESTION
+    from medbench.spec.task import MAX_OPTION, MAX_QUESTION
 
     options = ("o" * MAX_OPTION,) * MAX_OPTIONS if task.answer_type == "multiple_choice" else ()
     return SampleQuestion("q" * MAX_QUESTION, options)

@@ -17,7 +17,7 @@ from ruamel.yaml.nodes import MappingNode, ScalarNode, SequenceNode
 from ruamel.yaml.reader import ReaderError
 
 from medbench.errors import Issue
-from medbench.spec.specs import SPEC_KINDS
+from medbench.spec.suite import SPEC_KINDS
 
 MAX_FILE_BYTES = 256 * 1024
 """Files are rejected above this size, before parsing."""

@@ -11,14 +11,10 @@ from typing import Annotated, Any, Literal, Union, get_args, get_origin
 from pydantic import BaseModel, ValidationError
 
 from medbench.errors import Issue
+from medbench.spec.common import API_KEY_ENV_PATTERN, ID_PATTERN
+from medbench.spec.imagevariants import IMAGE_ABLATIONS, IMAGE_TRANSFORMS
 from medbench.spec.loading._document import Document, Loc, show
-from medbench.spec.specs import (
-    API_KEY_ENV_PATTERN,
-    ID_PATTERN,
-    IMAGE_ABLATIONS,
-    IMAGE_TRANSFORMS,
-    SPEC_KINDS,
-)
+from medbench.spec.suite import SPEC_KINDS
 
 KIND_NAMES = {"task": "task", "prompt_family": "prompt family", "model": "model", "suite": "suite"}
 _EXPECTED = {

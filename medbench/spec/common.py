@@ -1,0 +1,56 @@
+"""What every spec kind shares: the base model (frozen, `extra="forbid"`), ids, texts and
+revisions, each bounded where a stranger's spec could make it large."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictInt,
+)
+
+SCHEMA_VERSION = 1
+ID_PATTERN = r"^[a-z0-9][a-z0-9._-]*$"
+API_KEY_ENV_PATTERN = r"^(OPENAI_API_KEY|MEDBENCH_[A-Z0-9_]+_API_KEY)$"
+"""The environment variables a spec may name as its API key: nothing else is ever read."""
+
+Id = Annotated[str, Field(pattern=ID_PATTERN, max_length=80)]
+Text = Annotated[str, Field(min_length=1, max_length=4000)]
+VariantRef = Annotated[
+    str, Field(pattern=r"^[a-z0-9][a-z0-9._-]*/[a-z0-9][a-z0-9._-]*$", max_length=161)
+]
+"""A variant of a prompt family, written `family/variant`."""
+REVISION_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*(/[A-Za-z0-9_][A-Za-z0-9_.-]*)*$")
+"""A branch or tag name (components joined by `/`, none starting with `.`) or a commit sha."""
+
+
+def check_revision(value: str) -> str:
+    """`value` if it is a branch, tag or commit sha; never a path (no `..`, no leading `/`)."""
+    if len(value) > 200 or not REVISION_RE.match(value) or ".." in value or value.endswith(".lock"):
+        raise ValueError(
+            f"not a branch, tag or 40-character commit sha, got {value[:60]!r}; a revision is "
+            "never a path"
+        )
+    return value
+
+
+Revision = Annotated[str, AfterValidator(check_revision)]
+REPO_PATTERN = r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$"
+"""A Hugging Face repository id, `owner/name`."""
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        use_attribute_docstrings=True,
+        str_strip_whitespace=True,
+    )
+
+
+Seed = Annotated[StrictInt, Field(ge=0, le=2**32 - 1)]

@@ -1,0 +1,67 @@
+"""Prompt family specs: the wordings (variants) a task's question is asked in."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import (
+    Field,
+    StrictBool,
+    model_validator,
+)
+
+from medbench.spec.common import Id, Text, _Spec
+
+VariantKind = Literal[
+    "wording",
+    "guided",
+    "persona",
+    "format",
+    "terse",
+    "option_order",
+    "lettered",
+    "reasoning",
+]
+
+
+class VariantSpec(_Spec):
+    """One wording of a prompt family."""
+
+    id: Id
+    kind: VariantKind
+    """What this variant changes against the reference."""
+    system: str | None = None
+    """Optional system prompt (folded into the first user turn for models without a system role)."""
+    template: Text
+    """Jinja2 template of the user text (sandboxed; see the README for its variables)."""
+    option_order: Literal["spec", "reversed"] = "spec"
+    """Order the answer options are offered in."""
+    lettered: StrictBool = False
+    """Offer options as `A. ...`, `B. ...` and accept letters as answers."""
+
+
+class PromptFamilySpec(_Spec):
+    """A set of prompt variants asking the same question in different ways."""
+
+    schema_version: Literal[1]
+    kind: Literal["prompt_family"]
+    id: Id
+    title: Text
+    description: str = ""
+    answer: Literal["label", "yes_no", "text"]
+    """`label`: one of the task's classes; `yes_no`: is the finding present; `text`: free text."""
+    reference: Id
+    """The variant the others are compared against."""
+    variants: tuple[VariantSpec, ...] = Field(min_length=2)
+
+    @model_validator(mode="after")
+    def _variants_consistent(self) -> PromptFamilySpec:
+        ids = [v.id for v in self.variants]
+        dupes = sorted({i for i in ids if ids.count(i) > 1})
+        if dupes:
+            raise ValueError(f"duplicate variant id {dupes[0]!r}")
+        if self.reference not in ids:
+            raise ValueError(
+                f"reference variant {self.reference!r} is not among the variants ({', '.join(ids)})"
+            )
+        return self
