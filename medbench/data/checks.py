@@ -139,7 +139,8 @@ def _scan_manifest(found: _Found, task: TaskSpec, source: DataSourceSpec, base: 
 def _scan_table(found: _Found, task: TaskSpec, source: DataSourceSpec, base: Path) -> None:
     """A table source read as `load_samples` reads it (its images stored in a scratch folder,
     not in medbench's home); the first problem is kept, at the spec field it is about."""
-    from medbench.data.tables import ColumnError, read_table_source
+    from medbench.data.tablerows import ColumnError
+    from medbench.data.tables import read_table_source
     from medbench.errors import DataError
 
     if not base.exists():
