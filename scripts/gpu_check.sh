@@ -16,7 +16,7 @@
 # real split (CUDA_VISIBLE_DEVICES=0,1); with one GPU it checks the same code path.
 #
 # Exit status 1 if a model failed to load or answer. The same code runs on a tiny model on the
-# CPU in the tests (tests/test_gpu_check.py); this script itself has not been run on a GPU yet.
+# CPU in the tests (tests/checks/test_gpu_check.py); this script itself has not been run on a GPU yet.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-$( [ -x .venv/bin/python ] && echo .venv/bin/python || echo python3 )}"

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from medbench.errors import SpecError
 from medbench.publish.verify import verify_records
 from medbench.spec.loading import load_specs
-from tests.test_loading import VALID_TREE, write_tree
+from tests.spec.test_loading import VALID_TREE, write_tree
 
 CASES = Path(__file__).resolve().parent / "cases"
 RECORD = CASES / "broken_records" / "06_spec_hash_not_a_spec" / "leaderboard" / "quickstart"

@@ -13,7 +13,7 @@ from medbench.spec.grouping import check_pattern, group_of
 from medbench.spec.loading import load_specs
 from medbench.spec.task import TaskSpec
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 KERMANY = r"^(person\d+|(?:NORMAL2-)?IM-\d+)"
 
 

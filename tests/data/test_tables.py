@@ -413,7 +413,7 @@ def test_tables_vqa_suite_scores_and_verifies_its_records(
     from medbench.cli import app
     from medbench.publish.verify import verify_records
     from medbench.score.sidecar import read_answers_csv
-    from tests.test_rederive import forge
+    from tests.publish.test_rederive import forge
 
     project = vqa_project(tmp_path, ("baseline-majority", "baseline-chance"))
     monkeypatch.chdir(project)

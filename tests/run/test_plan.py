@@ -140,7 +140,7 @@ def test_plan_suite_subset_fixes_a_tasks_images_per_class(tmp_path: Path) -> Non
 
 
 def test_plan_paper_suite_states_its_histopathology_subset() -> None:
-    paper = load_specs(Path(__file__).resolve().parent.parent / "specs").suite("paper")
+    paper = load_specs(Path(__file__).resolve().parents[2] / "specs").suite("paper")
     assert sorted(paper.subsets) == ["histopathology"]
     assert paper.limit_per_class_of("histopathology") == 250
     assert paper.limit_per_class_of("pneumonia_cxr") is None

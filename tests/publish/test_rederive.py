@@ -19,7 +19,7 @@ from medbench.score.scoring import ScoringLayout, score_answers
 from medbench.score.sidecar import answers_csv, read_answers_csv
 from medbench.spec.loading import SpecSet, load_specs
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 RECORD = Path("leaderboard/quickstart/baseline-chance.json")
 SIDECAR = "leaderboard/quickstart/baseline-chance.answers.csv.gz"
 

@@ -28,7 +28,7 @@ from medbench.spec.loading import SpecSet, load_specs
 from medbench.spec.model import ModelSpec, TinySpec
 from medbench.spec.prompts import ImageRef, render
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 GENERAL, MED = "tiny-gemma3-general", "tiny-gemma3-med"
 SAMPLE_IMAGES = 176
 """Sample images of the four tasks (16 per class)."""

@@ -34,8 +34,8 @@ from medbench.score.scoring import collect_answers
 from medbench.spec.imagevariants import IMAGE_ABLATIONS, IMAGE_TRANSFORMS, ImageVariantSpec
 from medbench.spec.loading import load_specs
 from medbench.spec.prompts import ImageRef
+from tests.spec.test_loading import SUITE, load_error, write_tree
 from tests.spec_tree import REPO, make_project
-from tests.test_loading import SUITE, load_error, write_tree
 
 # One spec per transform that computes a new image, at settings that visibly change it.
 DERIVED_SPECS: dict[str, dict[str, Any]] = {
@@ -88,7 +88,7 @@ def test_transform_image_gives_the_same_bytes_in_another_process() -> None:
     here = derived_hashes(path)
     code = (
         "import json, sys; from pathlib import Path; "
-        "from tests.test_imagevariants import derived_hashes; "
+        "from tests.data.test_imagevariants import derived_hashes; "
         "print(json.dumps(derived_hashes(Path(sys.argv[1]))))"
     )
     done = subprocess.run(

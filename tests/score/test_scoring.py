@@ -190,7 +190,7 @@ def test_parse_job_answer_reads_a_yes_no_sentence_with_the_task_finding(
 ) -> None:
     from medbench.score.scoring import parse_job_answer
 
-    specs = load_specs(Path(__file__).parent.parent / "specs")
+    specs = load_specs(Path(__file__).resolve().parents[2] / "specs")
     result, parsed = parse_job_answer(
         text, specs.tasks["pneumonia_cxr"], "yes_no", ["yes", "no"], False
     )
@@ -200,7 +200,7 @@ def test_parse_job_answer_reads_a_yes_no_sentence_with_the_task_finding(
 def test_parse_job_answer_maps_a_label_answer_to_its_id() -> None:
     from medbench.score.scoring import parse_job_answer
 
-    specs = load_specs(Path(__file__).parent.parent / "specs")
+    specs = load_specs(Path(__file__).resolve().parents[2] / "specs")
     task = specs.tasks["brain_tumor_mri"]
     options = [label.name for label in task.labels]
     result, parsed = parse_job_answer("There is no brain tumour.", task, "label", options, False)

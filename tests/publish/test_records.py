@@ -438,7 +438,7 @@ def test_verify_records_checks_the_groups_against_the_layouts_pattern(tmp_path: 
     )
 
 
-BROKEN = Path(__file__).resolve().parent / "cases" / "broken_records"
+BROKEN = Path(__file__).resolve().parents[1] / "cases" / "broken_records"
 
 
 @pytest.mark.parametrize("case", sorted(p.name for p in BROKEN.iterdir() if p.is_dir()))

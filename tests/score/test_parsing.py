@@ -18,7 +18,7 @@ from medbench.commands.parse import parse
 from medbench.score import parsing
 from medbench.score.parsing import RULES, ParsedAnswer, decide, lexicon, parse_answer, patterns
 
-CASES_DIR = Path(__file__).parent / "cases" / "parsing"
+CASES_DIR = Path(__file__).parents[1] / "cases" / "parsing"
 CASE_FILES = ("yes_no", "closed", "lettered", "refusals", "unparseable", "negations", "cues")
 REAL_FILES = (
     "sentence_yes_no",

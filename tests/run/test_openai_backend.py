@@ -792,7 +792,7 @@ def test_openai_pinned_snapshot_accepts_its_default_revision_name(
 def test_openai_no_image_job_sends_its_prompt_without_an_image_part(
     server: FakeServer, open_backend: Callable[..., OpenAIBackend], tmp_path: Path
 ) -> None:
-    from tests.test_imagevariants import IMAGE_VARIANTS, plan_of
+    from tests.data.test_imagevariants import IMAGE_VARIANTS, plan_of
 
     plan = plan_of(tmp_path, IMAGE_VARIANTS, models=("tiny-llava",))
     job = next(j for j in plan.jobs if j.image_variant == "none")

@@ -23,8 +23,8 @@ from medbench.run.backends.hf.likelihood import OptionScorer
 from medbench.run.identity import resolve_identity
 from medbench.spec.loading import load_specs
 from medbench.spec.prompts import ImageRef, Messages
+from tests.spec.test_loading import GENERAL_MODEL, load_error, write_tree
 from tests.spec_tree import tiny_model_spec
-from tests.test_loading import GENERAL_MODEL, load_error, write_tree
 
 QUESTION = "Does this image show a tumour? Answer with one of: glioma, meningioma, no tumor."
 OPTIONS = ("glioma", "meningioma", "no tumor")
@@ -440,7 +440,7 @@ def readme_model_examples() -> dict[str, str]:
     """The README's example model specs: yaml blocks whose first line names their file."""
     import re
 
-    text = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    text = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
     blocks = re.findall(r"```yaml\n(# (specs/models/[a-z0-9.-]+\.yaml).*?\n.*?)```", text, re.S)
     return {name: body.replace("<sha>", "0" * 40) for body, name in blocks}
 

@@ -19,8 +19,8 @@ from medbench.commands import validate as validate_cmd
 from medbench.errors import SpecError
 from medbench.spec.loading import MAX_FILE_BYTES, SpecSet, load_specs
 
-REPO = Path(__file__).resolve().parent.parent
-CASES = Path(__file__).resolve().parent / "cases" / "broken_specs"
+REPO = Path(__file__).resolve().parents[2]
+CASES = Path(__file__).resolve().parents[1] / "cases" / "broken_specs"
 HEAVY = ("torch", "transformers", "pandas", "sklearn")
 
 TASK = """\

@@ -26,8 +26,8 @@ from medbench.score.scoring import collect_answers, make_layout
 from medbench.spec.loading import load_specs
 from medbench.spec.prompts import Messages
 from tests.openai_fakes import FakeServer, Reply, completion, fake_server
+from tests.run.test_openai_backend import FAST, model_spec, write_model
 from tests.spec_tree import make_project
-from tests.test_openai_backend import FAST, model_spec, write_model
 
 TOP = [("yes", -0.2), (" no", -1.9), ("A", -2.5), (" A", -3.1), ("B", -3.0)]
 TOP += [("pneumonia", -3.5), ("norm", -4.0)]

@@ -12,7 +12,7 @@ from medbench.cli import app
 from medbench.errors import MedbenchError
 from medbench.spec.loading import load_specs
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 runner = CliRunner()
 PERSONA = "You are an expert in reading chest X-rays with many years of clinical experience."
 QUESTION = "Does this chest X-ray show pneumonia? Answer with one of: pneumonia, normal."

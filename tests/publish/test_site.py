@@ -30,7 +30,7 @@ from tests.leaderboard_data import (
     publish_synthetic,
 )
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 SCRIPT = "<script>alert(1)</script>"
 ATTRIBUTE = '"><img src=x onerror=alert(1)>'
 TWO_TASKS = ["brain_tumor_mri", "pneumonia_cxr"]

@@ -304,7 +304,7 @@ def test_tsne_svg_is_byte_identical_across_processes() -> None:
         "from medbench.score.probe import tsne_svg; x, l, m = tsne_input(); "
         "sys.stdout.write(tsne_svg(x, l, m, 'map'))"
     )
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]
     runs = [
         subprocess.run(
             [sys.executable, "-c", script], cwd=root, check=True, capture_output=True, text=True

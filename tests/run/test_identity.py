@@ -24,7 +24,7 @@ from medbench.run.backends.base import BackendContext
 from medbench.run.identity import resolve_hub_revision, resolve_identity
 from medbench.spec.model import ModelSpec
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 REPO = "medbench-test/tiny-llava"
 STALE = "a" * 40
 """What the local `refs/main` says: the commit downloaded long ago."""

@@ -9,7 +9,7 @@ import pytest
 from medbench.checks.gpu import choose_models, main, sample_requests
 from medbench.spec.loading import load_specs
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_gpu_check_chooses_the_real_models_in_the_hf_cache(tmp_path: Path) -> None:
