@@ -65,15 +65,15 @@ def test_hash_file_is_reused_until_the_file_changes(
     image = tmp_path / "a.jpg"
     image.write_bytes(b"one")
     calls: list[Path] = []
-    import medbench.data.samples
+    import medbench.data
 
-    real = medbench.data.samples.sha256_file
+    real = medbench.data.sha256_file
 
     def counting(path: Path) -> str:
         calls.append(path)
         return real(path)
 
-    monkeypatch.setattr(medbench.data.samples, "sha256_file", counting)
+    monkeypatch.setattr(medbench.data, "sha256_file", counting)
     with Cache(tmp_path / "c.sqlite") as cache:
         first = cache.hash_file(image)
         cache.flush_hashes()

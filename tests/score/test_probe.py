@@ -300,7 +300,7 @@ def test_tsne_svg_is_byte_identical_across_runs() -> None:
 @pytest.mark.slow
 def test_tsne_svg_is_byte_identical_across_processes() -> None:
     script = (
-        "import sys; sys.path.insert(0, 'tests'); from test_probe import tsne_input; "
+        "import sys; sys.path.insert(0, 'tests/score'); from test_probe import tsne_input; "
         "from medbench.score.probe import tsne_svg; x, l, m = tsne_input(); "
         "sys.stdout.write(tsne_svg(x, l, m, 'map'))"
     )
