@@ -1,8 +1,9 @@
 """Benchmark `load_specs` and `medbench validate` on a generated tree of valid spec files.
 
-Run: `.venv/bin/python benchmarks/bench_validate.py [--files 200]`. Prints wall and CPU times
-(CPU time is steadier on a busy machine) and whether torch was imported (it must not be).
-Exits 1 if the valid tree fails validation or validate imports torch.
+Run: `.venv/bin/python benchmarks/bench_validate.py [--quick] [--files 200]`. Prints wall and
+CPU times (CPU time is steadier on a busy machine) and whether torch was imported (it must not
+be). Exits 1 if the valid tree fails validation or validate imports torch. `--quick`: 20 files,
+one run each.
 """
 
 from __future__ import annotations
@@ -177,7 +178,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--files", type=int, default=200)
     parser.add_argument("--repeat", type=int, default=3, help="report the best of N runs")
+    parser.add_argument("--quick", action="store_true", help="20 files, one run each")
     args = parser.parse_args()
+    if args.quick:
+        args.files, args.repeat = 20, 1
     from medbench.spec.loading import load_specs
 
     with tempfile.TemporaryDirectory() as tmp:
