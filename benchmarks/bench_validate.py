@@ -1,12 +1,15 @@
 """Benchmark `load_specs` and `medbench validate` on a generated tree of valid spec files.
 
-Run: `.venv/bin/python benchmarks/bench_validate.py [--files 200]`. Prints wall and CPU times
-(CPU time is steadier on a busy machine) and whether torch was imported (it must not be).
+Run: `.venv/bin/python benchmarks/bench_validate.py [--quick] [--files 200]`. Prints wall and
+CPU times (CPU time is steadier on a busy machine) and whether torch was imported (it must not
+be). Exits 1 if the valid tree fails validation or validate imports torch. `--quick`: 20 files,
+one run each.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import shutil
 import subprocess
@@ -108,8 +111,24 @@ models: [{pick("model", models, 4)}]
 """
 
 
+LABELS = ("normal", "pneumonia", "effusion", "nodule")
+
+
+def _image() -> bytes:
+    """A small PNG: what `validate` checks of each sample image (its header) it can read."""
+    import io
+
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("L", (8, 8), 128).save(out, format="PNG")
+    return out.getvalue()
+
+
 def write_tree(folder: Path, n_files: int = 200) -> Path:
-    """Write `n_files` valid specs (1/4 tasks, 1/4 families, 2/5 models, the rest suites)."""
+    """Write `n_files` valid specs (1/4 tasks, 1/4 families, 2/5 models, the rest suites), and
+    each task's sample data (`data/sample/task-N`, one image per label), which `validate`
+    checks."""
     tasks, families, models = n_files // 4, n_files // 4, (n_files * 2 // 5) // 2 * 2
     suites = n_files - tasks - families - models
     specs = folder / "specs"
@@ -123,6 +142,11 @@ def write_tree(folder: Path, n_files: int = 200) -> Path:
         (specs / group).mkdir(parents=True, exist_ok=True)
         for name, text in files:
             (specs / group / f"{name}.yaml").write_text(text, encoding="utf-8")
+    image = _image()
+    for i in range(tasks):
+        for label in LABELS:
+            (folder / "data" / "sample" / f"task-{i}" / label).mkdir(parents=True)
+            (folder / "data" / "sample" / f"task-{i}" / label / "0.png").write_bytes(image)
     return specs
 
 
@@ -134,11 +158,16 @@ def _validate_command(specs: Path) -> list[str]:
     return [sys.executable, "-c", f"{code}; validate(Path(sys.argv[1]))", str(specs)]
 
 
+def _env() -> dict[str, str]:
+    """This environment without `$MEDBENCH_DATA`: `validate` checks the project's data only."""
+    return {k: v for k, v in os.environ.items() if k != "MEDBENCH_DATA"}
+
+
 def _timed_run(command: list[str]) -> tuple[float, float, subprocess.CompletedProcess[str]]:
     """Wall and CPU seconds (user + system, of the child) of one command."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    done = subprocess.run(command, capture_output=True, text=True)
+    done = subprocess.run(command, capture_output=True, text=True, env=_env())
     wall = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
@@ -149,7 +178,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--files", type=int, default=200)
     parser.add_argument("--repeat", type=int, default=3, help="report the best of N runs")
+    parser.add_argument("--quick", action="store_true", help="20 files, one run each")
     args = parser.parse_args()
+    if args.quick:
+        args.files, args.repeat = 20, 1
     from medbench.spec.loading import load_specs
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -177,9 +209,19 @@ def main() -> None:
             "validate(Path(sys.argv[1])); print('torch' in sys.modules)"
         )
         out = subprocess.run(
-            [sys.executable, "-c", probe, str(specs)], capture_output=True, text=True
+            [sys.executable, "-c", probe, str(specs)], capture_output=True, text=True, env=_env()
         )
-        print(f"torch imported by validate: {out.stdout.strip().splitlines()[-1]}")
+        imported = (out.stdout.strip().splitlines() or ["(no answer)"])[-1]
+        print(f"torch imported by validate: {imported}")
+    problems = []
+    if done.returncode != 0:
+        problems.append(f"validate exited {done.returncode} on a valid tree")
+    if out.returncode != 0 or imported != "False":
+        problems.append(f"the torch probe said {imported!r} (exit {out.returncode}): {out.stderr}")
+    for problem in problems:
+        print(f"FAILED: {problem}")
+    if problems:
+        raise SystemExit(1)
 
 
 if __name__ == "__main__":
