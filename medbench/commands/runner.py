@@ -122,8 +122,13 @@ def run(
     `--model hf:ORG/NAME[@REV]` runs a hub model without a spec (answers cached as for a spec
     with the same fields; scored, never published)."""
     from medbench.publish import JobOptions, run_job
-    from medbench.run.backends import BackendContext
+    from medbench.run.backends import BackendContext, cpu_refusal
+    from medbench.spec.loading import load_specs
 
+    refusal = cpu_refusal(load_specs(specs), suite, model, device, base=base)
+    if refusal is not None:
+        typer.echo(refusal, err=True)
+        raise typer.Exit(2)
     extra = {"ray_address": address or "", "ray_actors": str(ray_actors or "")}
     context = BackendContext(
         device=device,

@@ -7,7 +7,7 @@ Every later stage reads specs through the names below.
 
 from __future__ import annotations
 
-from medbench.spec.adhoc import is_adhoc, with_adhoc_models
+from medbench.spec.adhoc import PREFIX, is_adhoc, with_adhoc_models
 from medbench.spec.common import ID_PATTERN, check_revision
 from medbench.spec.grouping import MAX_NAME, check_pattern, group_of
 from medbench.spec.imagevariants import (
@@ -50,6 +50,7 @@ from medbench.spec.task import (
 )
 
 __all__ = [
+    "PREFIX",
     "ID_PATTERN",
     "MAX_NAME",
     "MAX_OPTION",

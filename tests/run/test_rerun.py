@@ -62,6 +62,7 @@ def test_rerun_unchanged_inputs_reuse_results_site_and_report(
     assert REUSED in second.output
     # the report the first run printed, word for word (the run summary line aside)
     assert "Scores written to results/t/" in second.output
+
     def report(output: str) -> str:  # after the run summary line, whose time varies
         return output.split("Scores written")[0].split("failed")[-1].split("\n", 1)[1]
 
