@@ -339,6 +339,37 @@ def test_option_scorer_retries_alone_the_requests_of_a_batch_out_of_memory(
     ] * 2
 
 
+@pytest.mark.parametrize("share_prefix", [False, True])
+def test_option_scorer_retries_after_the_failed_batch_memory_is_released(
+    share_prefix: bool, tiny_gemma3_dir: Path, sample_images: list[Path], open_backend: Any
+) -> None:
+    from tests.test_hf_backend import FakeGPU
+
+    requests = requests_for(sample_images[:3])
+    scorer = OptionScorer(
+        open_backend("gemma3", tiny_gemma3_dir, batch_size=9), share_prefix=share_prefix
+    )
+    expected = [s.total for s in scorer.score(requests)]
+    name = "_forward_shared" if share_prefix else "_forward"
+    real, sizes, gpu = getattr(scorer, name), [], FakeGPU(capacity=1)
+
+    def forward(batch: list[Any]) -> list[list[float]]:
+        sizes.append(len(batch))
+        activations = gpu.allocate(len(batch))  # held by this frame until it returns
+        if gpu.live > gpu.capacity:
+            raise torch.OutOfMemoryError("CUDA out of memory (fake)")
+        del activations
+        return real(batch)
+
+    setattr(scorer, name, forward)
+    retried = scorer.score(requests)
+    assert [s.error for s in retried] == [None] * 3
+    assert sizes == [3, 1, 1, 1]
+    for a, b in zip(retried, expected, strict=True):
+        np.testing.assert_allclose(a.total, b, rtol=0, atol=1e-6)
+    assert gpu.live == 0
+
+
 # the job kind and the stage
 
 

@@ -80,13 +80,18 @@ class OptionScorer:
                 results[index] = OptionScores(request.options, error=f"{type(e).__name__}: {e}")
         for batch, shared in self._plan(encoded):
             start = perf_counter()
+            failure: str | None = None
             try:
                 totals = self._forward_shared(batch) if shared else self._forward(batch)
             except torch.OutOfMemoryError as e:
+                failure = str(e)
+            if failure is not None:
+                # Retried after the `except` block, as generation does: inside it, the
+                # exception's traceback still holds the failed pass's frames and tensors.
                 self.backend._release_memory()
                 if len(batch) == 1:  # its options alone do not fit: record why
                     index = batch[0].index
-                    error = f"out of memory scoring {len(batch[0].spans)} options: {e}"
+                    error = f"out of memory scoring {len(batch[0].spans)} options: {failure}"
                     results[index] = OptionScores(requests[index].options, error=error)
                     continue
                 for item in batch:  # retry the requests one by one (each still in one pass)
