@@ -150,6 +150,42 @@ def test_hf_backend_adapter_folder_without_safetensors_is_an_error(
         open_backend(tiny_llava_dir, broken)
 
 
+def edited_adapter(lora_dir: Path, out: Path, edit: str) -> Path:
+    """A copy of the adapter with one tensor dropped (`missing`) or one more for a module the
+    base model does not have (`unexpected`)."""
+    from safetensors.torch import load_file, save_file
+
+    shutil.copytree(lora_dir, out)
+    tensors = load_file(out / "adapter_model.safetensors")
+    name = sorted(tensors)[0]
+    if edit == "missing":
+        del tensors[name]
+    else:
+        tensors[name.replace("layers.0.", "layers.99.")] = tensors[name].clone()
+    save_file(tensors, out / "adapter_model.safetensors", metadata={"format": "pt"})
+    return out
+
+
+@pytest.mark.parametrize("edit", ["missing", "unexpected"])
+def test_hf_backend_adapter_with_mismatched_keys_is_refused(
+    edit: str, tiny_llava_dir: Path, lora_dir: Path, open_backend: Any, tmp_path: Path
+) -> None:
+    from safetensors import safe_open
+
+    broken = edited_adapter(lora_dir, tmp_path / "adapter", edit)
+    with safe_open(str(lora_dir / "adapter_model.safetensors"), framework="pt") as weights:
+        name = sorted(weights.keys())[0]
+    key = name if edit == "missing" else name.replace("layers.0.", "layers.99.")
+    message = (
+        f"model tiny-llava: the adapter in {broken} does not fit the base model: 1 {edit} key(s), "
+        f"e.g. {key}; it was saved for other weights (or another layout of them): use the "
+        "adapter made for this base"
+    )
+    with pytest.raises(BackendError) as raised:
+        open_backend(tiny_llava_dir, broken)
+    assert str(raised.value) == message
+
+
 def test_hf_backend_device_map_reaches_from_pretrained_and_the_model_is_not_moved(
     tiny_llava_dir: Path, open_backend: Any, images: list[Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:

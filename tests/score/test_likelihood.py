@@ -343,7 +343,7 @@ def test_option_scorer_retries_alone_the_requests_of_a_batch_out_of_memory(
 def test_option_scorer_retries_after_the_failed_batch_memory_is_released(
     share_prefix: bool, tiny_gemma3_dir: Path, sample_images: list[Path], open_backend: Any
 ) -> None:
-    from tests.test_hf_backend import FakeGPU
+    from tests.run.test_hf_backend import FakeGPU
 
     requests = requests_for(sample_images[:3])
     scorer = OptionScorer(

@@ -4,11 +4,14 @@ The adapter is merged into the base weights (`merge_and_unload`): what is left i
 transformers model, so generation, option likelihoods and embeddings run the same code as for
 any model, at the base model's speed. Merging in bfloat16 rounds the merged weights once;
 that is the numerical noise every bfloat16 run has, not a change of model. Adapters that cannot
-be merged (prompt tuning and other non-LoRA kinds) are refused.
+be merged (prompt tuning and other non-LoRA kinds) are refused, and so is an adapter whose saved
+tensors are not exactly those its config makes over this base model: peft applies such an adapter
+with a warning, and its answers would be neither the base model's nor the adapter's.
 """
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -71,11 +74,16 @@ def apply_adapter(model: Any, spec: ModelSpec, context: BackendContext) -> Any:
 
     folder = adapter_folder(spec, context)
     try:
-        adapted = PeftModel.from_pretrained(model, str(folder), is_trainable=False)
+        with warnings.catch_warnings():
+            # peft only warns of missing keys (and says nothing of unexpected ones): both are
+            # refused below, with the keys named.
+            warnings.filterwarnings("ignore", message="Found missing adapter keys")
+            adapted = PeftModel.from_pretrained(model, str(folder), is_trainable=False)
     except Exception as e:  # a config or weights that do not fit this base model
         raise BackendError(
             f"model {spec.id}: cannot apply the adapter in {folder}: {type(e).__name__}: {e}"
         ) from e
+    check_adapter_keys(spec, folder, adapted)
     if not hasattr(adapted, "merge_and_unload"):
         raise BackendError(f"model {spec.id}: the adapter in {folder} cannot be merged")
     try:
@@ -85,3 +93,26 @@ def apply_adapter(model: Any, spec: ModelSpec, context: BackendContext) -> Any:
             f"model {spec.id}: the adapter in {folder} cannot be merged into the weights "
             f"({type(e).__name__}: {e}); medbench supports LoRA-style adapters"
         ) from e
+
+
+def check_adapter_keys(spec: ModelSpec, folder: Path, adapted: Any) -> None:
+    """Refuse an adapter whose saved tensors are not exactly those that peft, with the adapter's
+    config over this base model, expects (and would save): some missing (left at their
+    initial values) or some unexpected (never applied)."""
+    from peft import get_peft_model_state_dict
+    from safetensors import safe_open
+
+    with safe_open(str(folder / ADAPTER_FILES[1]), framework="pt") as weights:
+        saved = set(weights.keys())
+    expected = set(get_peft_model_state_dict(adapted).keys())
+    problems = [
+        f"{len(keys)} {what} key(s), e.g. {sorted(keys)[0]}"
+        for what, keys in (("missing", expected - saved), ("unexpected", saved - expected))
+        if keys
+    ]
+    if problems:
+        raise BackendError(
+            f"model {spec.id}: the adapter in {folder} does not fit the base model: "
+            f"{' and '.join(problems)}; it was saved for other weights (or another layout of "
+            "them): use the adapter made for this base"
+        )
