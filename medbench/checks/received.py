@@ -25,6 +25,7 @@ from medbench.spec import (
     TaskSpec,
     VariantSpec,
     asked_of,
+    for_model,
     render,
 )
 from medbench.spec.loading import SpecSet, suggest
@@ -103,14 +104,15 @@ def received_prompts(
     asked = asked_of(task, picked)
     shown = picked.id if picked is not None else None
     show = _shower(spec, specs, models_dir, hasher)
+    system = spec.default_system
     received = []
     for family, one in variants:
         images = () if spec.text_only else (IMAGE_PLACEHOLDER,)
-        messages = render(family, one, task, images, asked=asked).messages
+        messages = for_model(render(family, one, task, images, asked=asked).messages, system)
         received.append(ReceivedPrompt(family.id, one.id, one.kind, show(messages), shown))
     if suite is not None and not spec.text_only and spec.backend != "baseline":
         for family, one, image_variant in _without_image(specs.suite(suite), variants):
-            messages = render(family, one, task, (), asked=asked).messages
+            messages = for_model(render(family, one, task, (), asked=asked).messages, system)
             kind = f"{one.kind}, image variant {image_variant}"
             received.append(ReceivedPrompt(family.id, one.id, kind, show(messages), shown))
     return received

@@ -33,6 +33,7 @@ from medbench.spec import (
     TaskSpec,
     VariantSpec,
     asked_of,
+    for_model,
     options_by_letter,
     render,
 )
@@ -117,6 +118,8 @@ class Plan:
     """(task, sample, image variant) -> the images its jobs show instead of the sample's own."""
     dataset_revisions: dict[str, str] = field(default_factory=dict)
     """task -> the commit sha its Hub dataset was read at (tasks with Hub data only)."""
+    systems: dict[str, str] = field(default_factory=dict)
+    """model -> its default system text, sent where a variant has none (models with one)."""
     _by_id: dict[tuple[str, str], Sample] = field(default_factory=dict, repr=False)
 
     def prompt(self, family: str, variant: str, task: str, sample: str) -> Prompt:
@@ -146,7 +149,7 @@ class Plan:
             if job.image_variant == ORIGINAL_IMAGE
             else self.images[(job.task, job.sample, job.image_variant)]
         )
-        messages = Messages(base.system, base.text, images)
+        messages = for_model(Messages(base.system, base.text, images), self.systems.get(job.model))
         return Request(
             job.key,
             messages,
@@ -200,10 +203,15 @@ def _baseline_hints(
 
 
 def _key_parts(
-    identity: ModelIdentity, prompt: Prompt, baseline: bool, replicate: int = 0
+    identity: ModelIdentity,
+    prompt: Prompt,
+    baseline: bool,
+    replicate: int = 0,
+    system: str | None = None,
 ) -> tuple[bytes, bytes]:
-    """Canonical JSON of a job's payload split around its image hash, so keys cost one hash."""
-    messages = prompt.rendered.messages
+    """Canonical JSON of a job's payload split around its image hash, so keys cost one hash.
+    `system`: the model's default system text (only in the messages, where the variant has none)."""
+    messages = for_model(prompt.rendered.messages, system)
     payload: dict[str, Any] = {
         "v": CACHE_FORMAT,
         "model": identity.payload,
@@ -330,17 +338,20 @@ def make_plan(
         identity = identities[m]
         spec = specs.models[m]
         baseline = spec.backend == "baseline"
+        system = spec.default_system
         kinds = [(f, "direct") for f in family_ids]
         if stage is not None and not baseline and not spec.text_only:
             kinds.append((stage.family, "describe"))
         for t in task_ids:
             for f, pipeline in sorted(kinds):
                 for v in sorted(v.id for v in specs.families[f].variants):
-                    shared = _key_parts(identity, prompts[(f, v, t)], baseline)
+                    shared = _key_parts(identity, prompts[(f, v, t)], baseline, 0, system)
                     for s in samples[t]:
                         mine = own.get((f, v, t, s.id))
                         head, tail = (
-                            shared if mine is None else _key_parts(identity, mine, baseline)
+                            shared
+                            if mine is None
+                            else _key_parts(identity, mine, baseline, 0, system)
                         )
                         key = sha256(head + b'"' + s.sha256.encode() + b'"' + tail).hexdigest()
                         jobs.append(Job(key, m, t, f, v, s.id, s.label, pipeline))
@@ -358,6 +369,7 @@ def make_plan(
         models=model_ids,
         unavailable=unavailable,
         dataset_revisions=revisions,
+        systems={m: text for m in identities if (text := specs.models[m].default_system)},
     )
     plan.unreadable.update(unreadable)
     if suite.image_variants:
@@ -390,13 +402,14 @@ def add_image_variant_jobs(plan: Plan, specs: SpecSet, images_dir: Path | None =
     sha256 = hashlib.sha256
     for m in plan.models:
         baseline = specs.models[m].backend == "baseline"
+        system, identity = specs.models[m].default_system, plan.identities[m]
         for t in sorted(plan.samples):
             for f, v in asked:
-                shared = _key_parts(plan.identities[m], plan.prompts[(f, v, t)], baseline)
+                shared = _key_parts(identity, plan.prompts[(f, v, t)], baseline, 0, system)
                 for s in plan.samples[t]:
                     mine = plan.sample_prompts.get((f, v, t, s.id))
                     head, tail = (
-                        shared if mine is None else _key_parts(plan.identities[m], mine, baseline)
+                        shared if mine is None else _key_parts(identity, mine, baseline, 0, system)
                     )
                     for variant in suite.image_variants:
                         slot = (t, s.id, variant.id)
@@ -439,10 +452,13 @@ def _replicates(
             if family.answer == "text":
                 continue
             baseline = specs.models[model].backend == "baseline"
-            shared = _key_parts(identity, prompts[(f, family.reference, t)], baseline, 1)
+            system = specs.models[model].default_system
+            shared = _key_parts(identity, prompts[(f, family.reference, t)], baseline, 1, system)
             for s in subset:
                 mine = own.get((f, family.reference, t, s.id))
-                head, tail = shared if mine is None else _key_parts(identity, mine, baseline, 1)
+                head, tail = (
+                    shared if mine is None else _key_parts(identity, mine, baseline, 1, system)
+                )
                 key = hashlib.sha256(head + b'"' + s.sha256.encode() + b'"' + tail).hexdigest()
                 jobs.append(Job(key, model, t, f, family.reference, s.id, s.label, replicate=1))
     return jobs
@@ -486,7 +502,10 @@ def add_diagnose_jobs(plan: Plan, specs: SpecSet, descriptions: dict[str, str]) 
                 family = specs.families[f]
                 for v in sorted(v.id for v in family.variants):
                     prompt = plan.prompts[(f, v, job.task)]
-                    messages = diagnose_messages(prompt, task, family, v, descriptions[job.key])
+                    messages = for_model(
+                        diagnose_messages(prompt, task, family, v, descriptions[job.key]),
+                        specs.models[diagnoser].default_system,
+                    )
                     key = content_key(
                         {"model": identity.payload, "messages": messages.key_payload()}
                     )

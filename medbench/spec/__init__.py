@@ -34,6 +34,7 @@ from medbench.spec.prompts import (
     Rendered,
     TemplateError,
     asked_of,
+    for_model,
     offered_options,
     options_by_letter,
     render,
@@ -50,6 +51,7 @@ from medbench.spec.task import (
 )
 
 __all__ = [
+    "for_model",
     "PREFIX",
     "ID_PATTERN",
     "MAX_NAME",

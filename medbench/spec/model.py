@@ -169,6 +169,10 @@ class ModelSpec(_Spec):
     it); `fold_into_user`: the system text, a blank line, then the user text, in the user turn;
     `none`: dropped. A model and its `base` must use the same handling, and `template` only
     when both have the same `family` (the same chat template); part of the cache key."""
+    default_system: Text | None = None
+    """The system text the model's own evaluations used, sent when a prompt variant has none (a
+    variant's own, e.g. a persona, replaces it, as LLaVA's conversation code does). It enters
+    the cache key as the rendered messages' system text; a model and its `base` must agree."""
     image_preprocess: Literal["processor", "pad_square"] = "processor"
     """How images reach the model's processor (`hf` backend). `processor`: as they are, so the
     checkpoint's processor resizes (LLaVA-1.5's crops non-square images to a centred square);

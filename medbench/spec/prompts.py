@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import string
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Any, Protocol
 
@@ -89,6 +89,14 @@ class Messages:
             "text": self.text,
             "images": [image.sha256 for image in self.images],
         }
+
+
+def for_model(messages: Messages, default_system: str | None) -> Messages:
+    """The messages a model is sent: its default system text where the variant gives none (a
+    variant's own system text, e.g. a persona's, replaces the default)."""
+    if messages.system is not None or default_system is None:
+        return messages
+    return replace(messages, system=default_system)
 
 
 @dataclass(frozen=True)
@@ -190,6 +198,7 @@ __all__ = [
     "TemplateError",
     "asked_of",
     "environment",
+    "for_model",
     "offered_options",
     "options_by_letter",
     "render",

@@ -71,6 +71,39 @@ def test_plan_variants_rendering_the_same_messages_share_one_key(project: Path) 
             assert keys[(model, "persona", sample)] != key
 
 
+VICUNA_V1 = (
+    "A chat between a curious user and an artificial intelligence assistant. The assistant "
+    "gives helpful, detailed, and polite answers to the user's questions."
+)
+
+
+def test_plan_default_system_is_sent_where_a_variant_has_none(project: Path) -> None:
+    before = {(j.variant, j.sample): j.key for j in _plan(project).jobs if j.model == "tiny-llava"}
+    spec = project / "specs/models/tiny-llava.yaml"
+    spec.write_text(spec.read_text() + f"default_system: {VICUNA_V1}\n")
+    plan = _plan(project)
+    jobs = [j for j in plan.jobs if j.model == "tiny-llava"]
+    for job in jobs:
+        messages = plan.request(job).messages
+        persona = job.variant == "persona"
+        assert (messages.system == VICUNA_V1) is not persona
+        assert (job.key == before[(job.variant, job.sample)]) is persona
+        payload = {
+            "model": plan.identities["tiny-llava"].payload,
+            "messages": messages.key_payload(),
+        }
+        assert job.key == content_key(payload)
+    assert {j.key for j in plan.jobs if j.model == "baseline-chance"} == {
+        j.key
+        for j in _plan(make_project(project.parent / "again", models=("baseline-chance",))).jobs
+    }
+
+
+def test_llava_15_spec_asks_with_the_vicuna_v1_system_text() -> None:
+    specs = load_specs(Path(__file__).resolve().parents[2] / "specs")
+    assert specs.models["llava-1.5-7b"].default_system == VICUNA_V1
+
+
 def test_plan_key_changes_with_generation_parameters(project: Path) -> None:
     before = {j.key for j in _plan(project).jobs if j.model == "tiny-llava"}
     spec = project / "specs/models/tiny-llava.yaml"
@@ -176,3 +209,17 @@ def test_make_plan_noise_floor_replicates_the_reference_variant_of_a_seeded_subs
         (project / "specs" / "suites" / "t.yaml").read_text().replace("noise_floor:", "#")
     )
     assert [j.key for j in _plan(project).jobs] == [j.key for j in plan.jobs if not j.replicate]
+
+
+def test_load_specs_pair_with_different_default_system_is_an_error(project: Path) -> None:
+    from medbench.errors import SpecError
+
+    spec = project / "specs/models/medgemma-4b-it.yaml"
+    spec.write_text(spec.read_text() + "default_system: You are a helpful assistant.\n")
+    with pytest.raises(SpecError) as raised:
+        load_specs(project / "specs")
+    line = len(spec.read_text().splitlines())
+    assert str(raised.value) == (
+        f"{spec}:{line}:17: default_system: `default_system` differs from its base "
+        "'gemma-3-4b-it'. A pair must be asked alike: give both the same text."
+    )

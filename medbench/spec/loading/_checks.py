@@ -191,6 +191,10 @@ def _check_pair(doc: Document, model: ModelSpec, models: dict[str, ModelSpec]) -
         )
         hint = "Set `system_prompt: fold_into_user` (or `none`) on both models."
         yield doc.issue(loc, problem, hint)
+    if model.default_system != base.default_system:
+        where = ("default_system",) if "default_system" in doc.data else ("base",)
+        problem = f"`default_system` differs from its base '{base.id}'."
+        yield doc.issue(where, problem, "A pair must be asked alike: give both the same text.")
 
 
 def _check_suite(
