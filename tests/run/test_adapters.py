@@ -118,7 +118,14 @@ def peft_loglikelihood(
             turns, add_generation_prompt=True, tokenize=True, return_dict=True, return_tensors="pt"
         )
     )
-    option_ids = tokenizer(option, add_special_tokens=False)["input_ids"]
+    # the reply as the tiny LLaVA template writes it: a space after `ASSISTANT:`
+    text = processor.apply_chat_template(
+        conversation(None, QUESTION, [None], system_role=backend.system_role),
+        add_generation_prompt=True,
+        tokenize=False,
+    )
+    head = tokenizer(text, add_special_tokens=False)["input_ids"]
+    option_ids = tokenizer(text + " " + option, add_special_tokens=False)["input_ids"][len(head) :]
     n = inputs["input_ids"].shape[1]
     inputs["input_ids"] = torch.cat([inputs["input_ids"], torch.tensor([option_ids])], dim=1)
     inputs["attention_mask"] = torch.ones_like(inputs["input_ids"])
@@ -132,8 +139,8 @@ def test_option_scorer_with_an_adapter_equals_peft_unmerged(
 ) -> None:
     request = requests_for(images[:1])[0]
     adapted = open_backend(tiny_llava_dir, lora_dir)
-    plain = OptionScorer(open_backend(tiny_llava_dir)).score([request])[0]
-    scores = OptionScorer(adapted).score([request])[0]
+    plain = OptionScorer(open_backend(tiny_llava_dir), case_forms=False).score([request])[0]
+    scores = OptionScorer(adapted, case_forms=False).score([request])[0]
     assert scores.error is None
     want = [peft_loglikelihood(tiny_llava_dir, lora_dir, adapted, images[0], o) for o in OPTIONS]
     assert scores.total == pytest.approx(want, rel=1e-4, abs=1e-4)

@@ -70,15 +70,23 @@ def requests_for(images: list[Path], options: tuple[str, ...] = SHARED_PREFIX) -
     ]
 
 
+REPLY_SEPARATOR = {"llava": " ", "llava_next": " ", "gemma3": ""}
+"""What each tiny template writes between its generation prompt and the assistant's reply
+(`ASSISTANT:` then ` yes`, `[/INST]` then ` yes`, `<start_of_turn>model\n` then `yes`)."""
+
+
 def hand_loglikelihood(backend: HFBackend, request: Request, option: str) -> tuple[float, int]:
-    """One unbatched, unpadded forward pass over prompt + option tokens, all logits kept."""
+    """One unbatched, unpadded forward pass over prompt + reply tokens, all logits kept."""
     loaded = backend._loaded
     image = load_image(request.messages.images[0].path)
     turns = conversation(None, request.messages.text, [image], system_role=backend.system_role)
     prompt = loaded.processor.apply_chat_template(
         turns, add_generation_prompt=True, tokenize=True, return_dict=True, return_tensors="pt"
     )
-    option_ids = loaded.tokenizer(option, add_special_tokens=False)["input_ids"]
+    text = backend.prompt(request.messages)
+    reply = REPLY_SEPARATOR[backend.spec.tiny.arch if backend.spec.tiny else ""] + option
+    head = loaded.tokenizer(text, add_special_tokens=False)["input_ids"]
+    option_ids = loaded.tokenizer(text + reply, add_special_tokens=False)["input_ids"][len(head) :]
     inputs = dict(prompt)
     n = inputs["input_ids"].shape[1]
     inputs["input_ids"] = torch.cat([inputs["input_ids"], torch.tensor([option_ids])], dim=1)
@@ -102,10 +110,11 @@ def test_option_scorer_equals_a_hand_computed_forward_pass(
     [scores] = OptionScorer(backend).score([request])
     assert scores.error is None and scores.merged == (False, False, False)
     for option, total, n in zip(SHARED_PREFIX, scores.total, scores.n_tokens, strict=True):
-        expected, n_expected = hand_loglikelihood(backend, request, option)
-        assert n == n_expected
-        assert total == pytest.approx(expected, abs=1e-5)
-        assert total < 0
+        # the option as offered and capitalised, as the model might write it
+        forms = [hand_loglikelihood(backend, request, o) for o in (option, option.capitalize())]
+        assert n == max(forms)[1]
+        assert total == pytest.approx(float(np.logaddexp(*(t for t, _ in forms))), abs=1e-5)
+        assert max(forms)[0] < total < 0
 
 
 @pytest.mark.parametrize(
@@ -142,7 +151,7 @@ def test_option_scorer_span_of_a_shared_prefix_option_is_exactly_its_tokens(
     tokenizer = backend._loaded.tokenizer
     no, no_tumor = (tokenizer(o, add_special_tokens=False)["input_ids"] for o in SHARED_PREFIX[:2])
     assert no_tumor[: len(no)] == no and len(no_tumor) > len(no)
-    [scores] = OptionScorer(backend).score(requests_for(sample_images[:1]))
+    [scores] = OptionScorer(backend, case_forms=False).score(requests_for(sample_images[:1]))
     assert scores.n_tokens[:2] == (len(no), len(no_tumor))
     # The longer option adds its own further tokens' log-probabilities to the shared ones.
     assert scores.total[1] < scores.total[0]
@@ -160,9 +169,15 @@ def test_option_scorer_is_batch_invariant_on_cpu(
     open_backend: Any,
 ) -> None:
     requests = requests_for(sample_images[::7][:6])
-    one = OptionScorer(open_backend(arch, tiny_dirs[arch], batch_size=1), share_prefix=share_prefix)
+    one = OptionScorer(
+        open_backend(arch, tiny_dirs[arch], batch_size=1),
+        share_prefix=share_prefix,
+        case_forms=False,
+    )
     many = OptionScorer(
-        open_backend(arch, tiny_dirs[arch], batch_size=9), share_prefix=share_prefix
+        open_backend(arch, tiny_dirs[arch], batch_size=9),
+        share_prefix=share_prefix,
+        case_forms=False,
     )
     alone, batched = one.score(requests), many.score(requests)
     # Full sequences: batch size 1 still holds a request's three options in one pass; 9 holds
@@ -203,8 +218,8 @@ def test_option_scorer_shared_prefix_equals_full_sequences(
         )
         for i, path in enumerate(sample_images[::9][:6])
     ]
-    full = OptionScorer(backend, share_prefix=False)
-    shared = OptionScorer(backend)
+    full = OptionScorer(backend, share_prefix=False, case_forms=False)
+    shared = OptionScorer(backend, case_forms=False)
     expected, found = full.score(requests), shared.score(requests)
     # 6 requests x 4 options at 12 rows: full sequences in 2 passes; shared, a prompt pass and
     # an option pass per group of at most 3 requests whose encoded prompts have one shape (2
@@ -233,10 +248,10 @@ def test_option_scorer_single_token_options_need_only_the_prompt_pass(
     for letter in letters:  # each letter adds exactly one token after the prompt
         assert len(tokenizer(text + letter, add_special_tokens=False)["input_ids"]) == len(head) + 1
     requests = requests_for(sample_images[:2], letters)
-    shared = OptionScorer(backend)
+    shared = OptionScorer(backend, case_forms=False)
     found = shared.score(requests)
     assert shared.forward_passes == 1 and all(s.n_tokens == (1, 1, 1) for s in found)
-    expected = OptionScorer(backend, share_prefix=False).score(requests)
+    expected = OptionScorer(backend, share_prefix=False, case_forms=False).score(requests)
     for a, b in zip(expected, found, strict=True):
         np.testing.assert_allclose(a.total, b.total, rtol=0, atol=1e-5)
 
@@ -247,11 +262,13 @@ def test_option_scorer_shares_the_prefix_past_a_sliding_window_shorter_than_the_
 ) -> None:
     backend = open_backend("gemma3", tiny_gemma3_dir)
     requests = requests_for(sample_images[:2])
-    scorer = OptionScorer(backend)
+    scorer = OptionScorer(backend, case_forms=False)
     assert all(scorer._encode(0, r).prompt["input_ids"].shape[1] > 20 for r in requests)
-    default = [s.total for s in OptionScorer(backend, share_prefix=False).score(requests)]
+    default = [
+        s.total for s in OptionScorer(backend, share_prefix=False, case_forms=False).score(requests)
+    ]
     backend._loaded.model.config.text_config.sliding_window = window  # the model's own too
-    expected = OptionScorer(backend, share_prefix=False).score(requests)
+    expected = OptionScorer(backend, share_prefix=False, case_forms=False).score(requests)
     assert [s.total for s in expected] != default  # the window does change the scores
     found = scorer.score(requests)
     assert (scorer.unshared, scorer.forward_passes) == ({}, 2)
@@ -264,7 +281,7 @@ def test_option_scorer_falls_back_to_full_sequences_without_a_kv_cache(
 ) -> None:
     backend = open_backend("gemma3", tiny_gemma3_dir)
     requests = requests_for(sample_images[:2])
-    expected = OptionScorer(backend, share_prefix=False).score(requests)
+    expected = OptionScorer(backend, share_prefix=False, case_forms=False).score(requests)
     model = backend._loaded.model
     forward = model.forward
 
@@ -274,7 +291,7 @@ def test_option_scorer_falls_back_to_full_sequences_without_a_kv_cache(
         return out
 
     model.forward = without_cache
-    scorer = OptionScorer(backend)
+    scorer = OptionScorer(backend, case_forms=False)
     found = scorer.score(requests)
     # the prompt pass that returned no cache, then the batch again as full sequences
     assert (scorer.unshared, scorer.forward_passes) == ({"the model returned no KV cache": 2}, 2)
@@ -287,11 +304,13 @@ def test_option_scorer_batches_at_least_auto_rows_when_the_batch_size_is_automat
     context = BackendContext(device="cpu", checkpoint_dir=tiny_gemma3_dir)
     backend = HFBackend(tiny_model_spec("gemma3", dtype="float32"), context)
     try:
-        scorer = OptionScorer(backend, share_prefix=False)
+        scorer = OptionScorer(backend, share_prefix=False, case_forms=False)
         assert (backend.batch_size, scorer.rows) == (1, AUTO_ROWS)
         scorer.score(requests_for(sample_images[:4], ("yes", "no")))
         assert scorer.forward_passes == 1
-        shared = OptionScorer(backend)  # the four prompts' pass, then the options' pass
+        shared = OptionScorer(
+            backend, case_forms=False
+        )  # the four prompts' pass, then the options' pass
         shared.score(requests_for(sample_images[:4], ("yes", "no")))
         assert shared.forward_passes == 2
     finally:
@@ -316,7 +335,7 @@ def test_option_scorer_retries_alone_the_requests_of_a_batch_out_of_memory(
 ) -> None:
     requests = requests_for(sample_images[:3])
     backend = open_backend("gemma3", tiny_gemma3_dir, batch_size=9)
-    scorer = OptionScorer(backend, share_prefix=share_prefix)
+    scorer = OptionScorer(backend, share_prefix=share_prefix, case_forms=False)
     expected = [s.total for s in scorer.score(requests)]
     name = "_forward_shared" if share_prefix else "_forward"
     real, sizes, fits = getattr(scorer, name), [], [1]
@@ -347,7 +366,9 @@ def test_option_scorer_retries_after_the_failed_batch_memory_is_released(
 
     requests = requests_for(sample_images[:3])
     scorer = OptionScorer(
-        open_backend("gemma3", tiny_gemma3_dir, batch_size=9), share_prefix=share_prefix
+        open_backend("gemma3", tiny_gemma3_dir, batch_size=9),
+        share_prefix=share_prefix,
+        case_forms=False,
     )
     expected = [s.total for s in scorer.score(requests)]
     name = "_forward_shared" if share_prefix else "_forward"
@@ -479,7 +500,7 @@ def test_likelihood_stage_without_a_context_scores_only_what_is_cached(
 def test_likelihood_answer_round_trips_through_json() -> None:
     answer = LikelihoodAnswer(("yes", "no"), (-1.5, -0.25), (2, 1), (False, False))
     text = answer.to_json()
-    assert json.loads(text)["mode"] == "option_tokens"
+    assert json.loads(text)["mode"] == "reply_tokens_cased"
     assert LikelihoodAnswer.from_json(text) == answer
     assert answer.mean == (-0.75, -0.25)
 

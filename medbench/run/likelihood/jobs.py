@@ -25,9 +25,11 @@ if TYPE_CHECKING:
 
 LIKELIHOOD_FORMAT = 1
 """Part of every likelihood key and of the stored answer: bump when either changes meaning."""
-MODE = "option_tokens"
-"""The hf scoring mode: the sum of the log-probabilities of exactly the option's tokens,
-teacher-forced after the chat template's generation prompt (no end-of-turn token)."""
+MODE = "reply_tokens_cased"
+"""The hf scoring mode: the sum of the log-probabilities of the tokens the chat template's
+assistant turn adds for the option beyond the generation prompt (its separator included, its
+end-of-turn not), teacher-forced; log-sum-exp over the option as offered and capitalised (see
+`medbench.run.backends.hf.replies`). Was `option_tokens` (the option's bare text appended)."""
 FIRST_TOKEN_MODE = "first_token_logprobs"
 """The openai scoring mode: the log-probability of the first answer token being the option,
 read from the endpoint's `top_logprobs` (single-token options only; see

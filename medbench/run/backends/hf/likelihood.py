@@ -1,9 +1,11 @@
 """Option log-likelihoods: each offered option teacher-forced as the assistant's reply.
 
 For one request (prompt and image) and its options, the prompt is encoded once through the
-model's own chat template with the generation prompt, exactly as for generation; each option's
-tokens are those that tokenising `prompt + option` adds after the prompt's tokens (checked: the
-prompt's tokens must be unchanged, else the option is tokenised alone).
+model's own chat template with the generation prompt, exactly as for generation; each option is
+scored as the reply the template writes for it, in each of its case forms (`yes` and `Yes`; see
+`medbench.run.backends.hf.replies`): a form's tokens are those that tokenising `prompt + reply`
+adds after the prompt's tokens (checked: the prompt's tokens must be unchanged, else the reply
+is tokenised alone), and an option's score is the log-sum-exp over its forms.
 
 Two ways to run the model, equal to 1e-5 (`share_prefix`):
 - shared prefix (the default): the prompt and image go through the model once per request,
@@ -33,16 +35,20 @@ import torch  # noqa: TID253
 from medbench.data import ImageError, load_image, pad_to_square
 from medbench.run.backends.base import OptionScores, Request
 from medbench.run.backends.hf.backend import HFBackend, _Row
+from medbench.run.backends.hf.replies import case_forms, combine_forms, reply_continuation
 
 
 @dataclass
 class _Encoded:
-    """One request encoded: the prompt's tensors and each option's token ids."""
+    """One request encoded: the prompt's tensors and the token ids of each option's forms."""
 
     index: int
     prompt: dict[str, torch.Tensor]
     spans: list[list[int]]
+    """One row per form of each option, options in order."""
     merged: list[bool]
+    forms: list[int]
+    """Per option, how many consecutive rows of `spans` are its forms."""
 
 
 AUTO_ROWS = 8
@@ -54,9 +60,13 @@ class OptionScorer:
     """Scores options with a loaded HFBackend; counts its forward passes (and the requests
     that could not share their prefix, with why)."""
 
-    def __init__(self, backend: HFBackend, *, share_prefix: bool = True) -> None:
+    def __init__(
+        self, backend: HFBackend, *, share_prefix: bool = True, case_forms: bool = True
+    ) -> None:
         self.backend = backend
         self.share_prefix = share_prefix
+        self.case_forms = case_forms
+        """Score each option's case forms (log-sum-exp); off: the option as offered only."""
         self.forward_passes = 0
         self.unshared: dict[str, int] = {}
         """Why a request was scored as full sequences though sharing was asked -> how often."""
@@ -91,7 +101,7 @@ class OptionScorer:
                 self.backend._release_memory()
                 if len(batch) == 1:  # its options alone do not fit: record why
                     index = batch[0].index
-                    error = f"out of memory scoring {len(batch[0].spans)} options: {failure}"
+                    error = f"out of memory scoring {len(batch[0].forms)} options: {failure}"
                     results[index] = OptionScores(requests[index].options, error=error)
                     continue
                 for item in batch:  # retry the requests one by one (each still in one pass)
@@ -100,11 +110,12 @@ class OptionScorer:
             share = (perf_counter() - start) / len(batch)
             for item, total in zip(batch, totals, strict=True):
                 options = requests[item.index].options
+                combined, counts, best = combine_forms(item.forms, total, item.spans)
                 results[item.index] = OptionScores(
                     options,
-                    tuple(total),
-                    tuple(len(span) for span in item.spans),
-                    tuple(item.merged),
+                    tuple(combined),
+                    tuple(counts),
+                    tuple(item.merged[row] for row in best),
                     seconds=share,
                 )
         return [results[i] for i in range(len(requests))]
@@ -159,22 +170,29 @@ class OptionScorer:
             images = [pad_to_square(image, backend._pad_fill) for image in images]
         turns = backend._conversation(messages, images)  # its system-prompt handling too
         prompt = backend._encode([_Row(index, turns)])
-        text = backend.prompt(messages)
+        placeholders = backend._conversation(messages, [None] * len(images))
+        text = backend._render(placeholders)
         tokenizer = backend._loaded.tokenizer
+        render = backend._loaded.processor.apply_chat_template
         head = _ids(tokenizer, text)
         spans: list[list[int]] = []
         merged: list[bool] = []
+        forms: list[int] = []
         for option in request.options:
-            full = _ids(tokenizer, text + option)
-            if full[: len(head)] == head and len(full) > len(head):
-                spans.append(full[len(head) :])
-                merged.append(False)
-            else:  # the option merged with the prompt's last characters: keep the prompt intact
-                spans.append(_ids(tokenizer, option))
-                merged.append(True)
-            if not spans[-1]:
-                raise ValueError(f"option {option!r} has no tokens")
-        return _Encoded(index, prompt, spans, merged)
+            written = case_forms(option) if self.case_forms else (option,)
+            forms.append(len(written))
+            for form in written:
+                reply = reply_continuation(render, placeholders, text, form, backend.spec.text_only)
+                full = _ids(tokenizer, text + reply)
+                if full[: len(head)] == head and len(full) > len(head):
+                    spans.append(full[len(head) :])
+                    merged.append(False)
+                else:  # the reply merged with the prompt's last characters: keep the prompt
+                    spans.append(_ids(tokenizer, reply))
+                    merged.append(True)
+                if not spans[-1]:
+                    raise ValueError(f"option {form!r} has no tokens")
+        return _Encoded(index, prompt, spans, merged, forms)
 
     def _forward(self, batch: list[_Encoded]) -> list[list[float]]:
         """One forward pass over every option row of the batch; per request, per option, the
