@@ -253,7 +253,8 @@ def test_run_suite_with_a_broken_model_scores_the_others_and_exits_1(tmp_path: P
     (project / "specs/models/broken-llava-med.yaml").write_text(BROKEN_MODEL)
     results = tmp_path / "results"
     args = ["run", str(project / "specs"), "--suite", "t", "--cache", str(tmp_path / "c.sqlite")]
-    options = ["--no-site", "--results", str(results)]
+    # a real model: only --device cpu lets it start here (where it then fails to load)
+    options = ["--no-site", "--results", str(results), "--device", "cpu"]
     result = CliRunner().invoke(app, [*args, *options], env={"COLUMNS": "1000"})
     assert result.exit_code == 1, result.output
     lines = result.output.splitlines()
