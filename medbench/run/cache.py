@@ -19,9 +19,9 @@ from medbench.run.store import open_store, transaction
 
 CACHE_FORMAT = 1
 """Part of every content key and of the database: bump when either changes meaning."""
-CACHE_SCHEMA = 2
+CACHE_SCHEMA = 3
 """The layout of the answers table, migrated in place (keys keep their meaning):
-2 adds how each answer was produced, `batch_size` and `precision`."""
+2 adds how each answer was produced, `batch_size` and `precision`; 3 adds `finish_reason`."""
 CACHE_ENV = "MEDBENCH_CACHE"
 
 _SCHEMA = """
@@ -39,7 +39,8 @@ CREATE TABLE IF NOT EXISTS answers (
     medbench_version TEXT NOT NULL,
     created TEXT NOT NULL,
     batch_size INTEGER,
-    precision TEXT
+    precision TEXT,
+    finish_reason TEXT
 );
 CREATE TABLE IF NOT EXISTS file_hashes (
     path TEXT PRIMARY KEY,
@@ -52,11 +53,12 @@ CREATE TABLE IF NOT EXISTS file_hashes (
 # A finished answer is never replaced; a failed one is replaced by a later try.
 _UPSERT = """
 INSERT INTO answers (key, model, task, family, variant, sample, prompt, output, error, seconds,
-                     batch_size, precision, medbench_version, created)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                     batch_size, precision, finish_reason, medbench_version, created)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT(key) DO UPDATE SET
     output = excluded.output, error = excluded.error, seconds = excluded.seconds,
     batch_size = excluded.batch_size, precision = excluded.precision,
+    finish_reason = excluded.finish_reason,
     medbench_version = excluded.medbench_version, created = excluded.created
 WHERE answers.error IS NOT NULL
 """
@@ -64,7 +66,7 @@ WHERE answers.error IS NOT NULL
 
 _COLUMNS = (
     "key, model, task, family, variant, sample, prompt, output, error, seconds, "
-    "medbench_version, created, batch_size, precision"
+    "medbench_version, created, batch_size, precision, finish_reason"
 )
 """The answers columns in `Answer`'s field order (whatever order a migration left them in)."""
 
@@ -110,6 +112,9 @@ class Answer:
     """How many requests the model answered together with this one (not in the key)."""
     precision: str | None = None
     """The dtype the model computed in, e.g. `bfloat16`; None where unknown (APIs, baselines)."""
+    finish_reason: str | None = None
+    """Why the answer ended: `stop`, or `length` (cut at its token budget: truncated); None
+    where unknown (baselines, answers stored before cache schema 3)."""
 
 
 class Cache:
@@ -140,7 +145,8 @@ class Cache:
                     f"{CACHE_SCHEMA}. Upgrade medbench, or use a new cache file (--cache)."
                 )
             columns = {r[1] for r in self._db.execute("PRAGMA table_info(answers)")}
-            for name, kind in (("batch_size", "INTEGER"), ("precision", "TEXT")):
+            added = (("batch_size", "INTEGER"), ("precision", "TEXT"), ("finish_reason", "TEXT"))
+            for name, kind in added:
                 if name not in columns:
                     self._db.execute(f"ALTER TABLE answers ADD COLUMN {name} {kind}")
             self._db.execute(
@@ -168,9 +174,10 @@ class Cache:
 
     def put_many(self, rows: Iterable[tuple[Any, ...]]) -> None:
         """Store rows (key, model, task, family, variant, sample, prompt, output, error, seconds
-        [, batch_size, precision]) in one transaction: the unit that survives a crash."""
+        [, batch_size, precision, finish_reason]) in one transaction: the unit that survives a
+        crash."""
         created = datetime.now(timezone.utc).isoformat(timespec="seconds")
-        values = [(*row, *(None,) * (12 - len(row)), __version__, created) for row in rows]
+        values = [(*row, *(None,) * (13 - len(row)), __version__, created) for row in rows]
         with self.transaction():
             self._db.executemany(_UPSERT, values)
 

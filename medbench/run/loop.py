@@ -56,6 +56,8 @@ class RunSummary:
     interrupted: bool = False
     failed_models: dict[str, str] = field(default_factory=dict)
     """Models that could not be resolved, built or loaded (or stopped answering): the reason."""
+    truncated: Counter[str] = field(default_factory=Counter)
+    """Prompt family -> answers of this run cut at their token budget (finish reason `length`)."""
 
     @property
     def complete(self) -> bool:
@@ -72,6 +74,11 @@ class RunSummary:
         if self.failed_models:
             out.append(f"{len(self.failed_models)} models failed (the others ran):")
             out.extend(f"  {m}: {why}" for m, why in sorted(self.failed_models.items()))
+        for family, count in sorted((+self.truncated).items()):
+            out.append(
+                f"{count} {family} answers were cut at their token budget (truncated): raise "
+                "the family's `max_new_tokens` (or the model's) to let them finish."
+            )
         if self.interrupted:
             out.append("Interrupted: finished answers are stored; rerun to resume.")
         return out
@@ -342,6 +349,7 @@ def run_plan(
                         output.seconds,
                         output.batch_size or len(requests),
                         output.precision,
+                        output.finish_reason,
                     )
                 )
                 if output.error is not None:
@@ -353,6 +361,7 @@ def run_plan(
                         )
                 else:
                     summary.ran += 1
+                    summary.truncated[job.family] += output.finish_reason == "length"
             cache.put_many(rows)
             elapsed = time.perf_counter() - started
             rate = f"{(summary.ran + summary.failed) / elapsed:.1f} jobs/s" if elapsed > 0 else ""

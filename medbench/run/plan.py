@@ -33,9 +33,11 @@ from medbench.spec import (
     TaskSpec,
     VariantSpec,
     asked_of,
+    budgeted,
     for_model,
     options_by_letter,
     render,
+    token_budget,
 )
 
 if TYPE_CHECKING:
@@ -120,6 +122,8 @@ class Plan:
     """task -> the commit sha its Hub dataset was read at (tasks with Hub data only)."""
     systems: dict[str, str] = field(default_factory=dict)
     """model -> its default system text, sent where a variant has none (models with one)."""
+    budgets: dict[tuple[str, str], int] = field(default_factory=dict)
+    """(model, family) -> the token budget where the family's changes the model's own."""
     _by_id: dict[tuple[str, str], Sample] = field(default_factory=dict, repr=False)
 
     def prompt(self, family: str, variant: str, task: str, sample: str) -> Prompt:
@@ -141,6 +145,7 @@ class Plan:
                 prompt.rendered.options,
                 prompt.positive_options,
                 prompt.majority_option,
+                self.budgets.get((job.model, job.family)),
             )
         sample = self.sample(job.task, job.sample)
         base = prompt.rendered.messages
@@ -156,6 +161,7 @@ class Plan:
             prompt.rendered.options,
             prompt.positive_options,
             prompt.majority_option,
+            self.budgets.get((job.model, job.family)),
         )
 
     def sample(self, task: str, sample_id: str) -> Sample:
@@ -208,13 +214,15 @@ def _key_parts(
     baseline: bool,
     replicate: int = 0,
     system: str | None = None,
+    budget: int | None = None,
 ) -> tuple[bytes, bytes]:
     """Canonical JSON of a job's payload split around its image hash, so keys cost one hash.
-    `system`: the model's default system text (only in the messages, where the variant has none)."""
+    `system`: the model's default system text (only in the messages, where the variant has none);
+    `budget`: the family's token budget where it changes the model's (see `token_budget`)."""
     messages = for_model(prompt.rendered.messages, system)
     payload: dict[str, Any] = {
         "v": CACHE_FORMAT,
-        "model": identity.payload,
+        "model": budgeted(identity.payload, budget),
         "messages": {"system": messages.system, "text": messages.text, "images": [_IMAGE_SLOT]},
     }
     if replicate:
@@ -331,6 +339,12 @@ def make_plan(
     if stage is not None:
         scored += [stage.family, *stage.diagnose_families]
     prompts, own = _render_prompts(specs, sorted(set(scored)), task_ids, samples)
+    budgets = {
+        (m, f): budget
+        for m in identities
+        for f in sorted(set(scored))
+        if (budget := token_budget(specs.models[m], specs.families[f])) is not None
+    }
     jobs: list[Job] = []
     unreadable: dict[str, str] = {}
     sha256 = hashlib.sha256
@@ -345,20 +359,21 @@ def make_plan(
         for t in task_ids:
             for f, pipeline in sorted(kinds):
                 for v in sorted(v.id for v in specs.families[f].variants):
-                    shared = _key_parts(identity, prompts[(f, v, t)], baseline, 0, system)
+                    budget = budgets.get((m, f))
+                    shared = _key_parts(identity, prompts[(f, v, t)], baseline, 0, system, budget)
                     for s in samples[t]:
                         mine = own.get((f, v, t, s.id))
                         head, tail = (
                             shared
                             if mine is None
-                            else _key_parts(identity, mine, baseline, 0, system)
+                            else _key_parts(identity, mine, baseline, 0, system, budget)
                         )
                         key = sha256(head + b'"' + s.sha256.encode() + b'"' + tail).hexdigest()
                         jobs.append(Job(key, m, t, f, v, s.id, s.label, pipeline))
                         if s.error is not None:
                             unreadable[key] = s.error
         if suite.noise_floor is not None:
-            jobs.extend(_replicates(specs, suite, m, identity, prompts, samples, own))
+            jobs.extend(_replicates(specs, suite, m, identity, prompts, samples, own, budgets))
     plan = Plan(
         suite,
         jobs,
@@ -370,6 +385,7 @@ def make_plan(
         unavailable=unavailable,
         dataset_revisions=revisions,
         systems={m: text for m in identities if (text := specs.models[m].default_system)},
+        budgets=budgets,
     )
     plan.unreadable.update(unreadable)
     if suite.image_variants:
@@ -405,11 +421,14 @@ def add_image_variant_jobs(plan: Plan, specs: SpecSet, images_dir: Path | None =
         system, identity = specs.models[m].default_system, plan.identities[m]
         for t in sorted(plan.samples):
             for f, v in asked:
-                shared = _key_parts(identity, plan.prompts[(f, v, t)], baseline, 0, system)
+                budget = plan.budgets.get((m, f))
+                shared = _key_parts(identity, plan.prompts[(f, v, t)], baseline, 0, system, budget)
                 for s in plan.samples[t]:
                     mine = plan.sample_prompts.get((f, v, t, s.id))
                     head, tail = (
-                        shared if mine is None else _key_parts(identity, mine, baseline, 0, system)
+                        shared
+                        if mine is None
+                        else _key_parts(identity, mine, baseline, 0, system, budget)
                     )
                     for variant in suite.image_variants:
                         slot = (t, s.id, variant.id)
@@ -441,6 +460,7 @@ def _replicates(
     prompts: dict[tuple[str, str, str], Prompt],
     samples: dict[str, list[Sample]],
     own: dict[tuple[str, str, str, str], Prompt],
+    budgets: dict[tuple[str, str], int],
 ) -> list[Job]:
     """The replicate jobs of a model: every scored family's reference variant, a second time,
     for each task's noise-floor subset (direct answers only)."""
@@ -452,12 +472,15 @@ def _replicates(
             if family.answer == "text":
                 continue
             baseline = specs.models[model].backend == "baseline"
-            system = specs.models[model].default_system
-            shared = _key_parts(identity, prompts[(f, family.reference, t)], baseline, 1, system)
+            system, budget = specs.models[model].default_system, budgets.get((model, f))
+            reference = prompts[(f, family.reference, t)]
+            shared = _key_parts(identity, reference, baseline, 1, system, budget)
             for s in subset:
                 mine = own.get((f, family.reference, t, s.id))
                 head, tail = (
-                    shared if mine is None else _key_parts(identity, mine, baseline, 1, system)
+                    shared
+                    if mine is None
+                    else _key_parts(identity, mine, baseline, 1, system, budget)
                 )
                 key = hashlib.sha256(head + b'"' + s.sha256.encode() + b'"' + tail).hexdigest()
                 jobs.append(Job(key, model, t, f, family.reference, s.id, s.label, replicate=1))
@@ -506,9 +529,8 @@ def add_diagnose_jobs(plan: Plan, specs: SpecSet, descriptions: dict[str, str]) 
                         diagnose_messages(prompt, task, family, v, descriptions[job.key]),
                         specs.models[diagnoser].default_system,
                     )
-                    key = content_key(
-                        {"model": identity.payload, "messages": messages.key_payload()}
-                    )
+                    model = budgeted(identity.payload, plan.budgets.get((diagnoser, f)))
+                    key = content_key({"model": model, "messages": messages.key_payload()})
                     pipeline = f"described/{job.variant}/{diagnoser}"
                     new = Job(
                         key, diagnoser, job.task, f, v, job.sample, job.label, pipeline, job.model

@@ -34,10 +34,12 @@ from medbench.spec.prompts import (
     Rendered,
     TemplateError,
     asked_of,
+    budgeted,
     for_model,
     offered_options,
     options_by_letter,
     render,
+    token_budget,
 )
 from medbench.spec.suite import SPEC_KINDS, LikelihoodStage, ProbeStage, Spec, SuiteSpec
 from medbench.spec.task import (
@@ -51,6 +53,8 @@ from medbench.spec.task import (
 )
 
 __all__ = [
+    "budgeted",
+    "token_budget",
     "for_model",
     "PREFIX",
     "ID_PATTERN",

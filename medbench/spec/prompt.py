@@ -52,6 +52,10 @@ class PromptFamilySpec(_Spec):
     """`label`: one of the task's classes; `yes_no`: is the finding present; `text`: free text."""
     reference: Id
     """The variant the others are compared against."""
+    max_new_tokens: int | None = Field(default=None, ge=1, le=8192)
+    """The most new tokens a model may write for this family's prompts (a description needs
+    many more than a closed answer), capped by the model's own `generation.max_new_tokens`;
+    absent: the model's. Part of the cache key only where it changes a model's budget."""
     variants: tuple[VariantSpec, ...] = Field(min_length=2)
 
     @model_validator(mode="after")

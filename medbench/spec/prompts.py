@@ -9,6 +9,7 @@ from typing import Any, Protocol
 
 from jinja2 import TemplateError
 
+from medbench.spec.model import ModelSpec
 from medbench.spec.prompt import PromptFamilySpec, VariantSpec
 from medbench.spec.sandbox import MAX_RENDERED, PromptEnvironment, new_environment, render_bounded
 from medbench.spec.task import OPTION_LETTERS, TaskSpec
@@ -97,6 +98,24 @@ def for_model(messages: Messages, default_system: str | None) -> Messages:
     if messages.system is not None or default_system is None:
         return messages
     return replace(messages, system=default_system)
+
+
+def token_budget(model: ModelSpec, family: PromptFamilySpec) -> int | None:
+    """The most new tokens `model` may write for `family`'s prompts where that differs from the
+    model's own `generation.max_new_tokens`: the family's budget capped by the model's. None
+    where the model's own applies (no family budget, a larger one, or a baseline)."""
+    if family.max_new_tokens is None or model.backend == "baseline":
+        return None
+    budget = min(family.max_new_tokens, model.generation.max_new_tokens)
+    return budget if budget != model.generation.max_new_tokens else None
+
+
+def budgeted(payload: dict[str, Any], budget: int | None) -> dict[str, Any]:
+    """A model identity's key payload with a family's token budget in its decoding parameters
+    (unchanged without one: a family budget enters the key only where it changes the answer)."""
+    if budget is None or "generation" not in payload:
+        return payload
+    return {**payload, "generation": {**payload["generation"], "max_new_tokens": budget}}
 
 
 @dataclass(frozen=True)
@@ -197,6 +216,7 @@ __all__ = [
     "SampleQuestion",
     "TemplateError",
     "asked_of",
+    "budgeted",
     "environment",
     "for_model",
     "offered_options",
@@ -204,4 +224,5 @@ __all__ = [
     "render",
     "render_text",
     "template_context",
+    "token_budget",
 ]

@@ -350,22 +350,27 @@ def test_cache_of_schema_1_is_migrated_keeping_its_answers(tmp_path: Path) -> No
             None,
             None,
         )
-        cache.put_many([(*_row("k1", "pneumonia"), 8, "bfloat16")])
+        cache.put_many([(*_row("k1", "pneumonia"), 8, "bfloat16", "length")])
         new = cache.get_many(["k1"])["k1"]
-        assert (new.output, new.batch_size, new.precision) == ("pneumonia", 8, "bfloat16")
-        assert cache.finished_keys() == {"k0", "k1"}
+        assert (new.output, new.batch_size, new.precision, new.finish_reason) == (
+            "pneumonia",
+            8,
+            "bfloat16",
+            "length",
+        )
+        assert (old.finish_reason, cache.finished_keys()) == (None, {"k0", "k1"})
     db = sqlite3.connect(path)
-    assert db.execute("SELECT value FROM meta WHERE name = 'schema'").fetchone() == ("2",)
+    assert db.execute("SELECT value FROM meta WHERE name = 'schema'").fetchone() == ("3",)
 
 
 def test_cache_of_a_newer_schema_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "c.sqlite"
     Cache(path).close()
     db = sqlite3.connect(path)
-    db.execute("UPDATE meta SET value = '3' WHERE name = 'schema'")
+    db.execute("UPDATE meta SET value = '4' WHERE name = 'schema'")
     db.commit()
     db.close()
-    message = f"{path}: answer cache schema 3, this medbench knows up to 2. Upgrade medbench"
+    message = f"{path}: answer cache schema 4, this medbench knows up to 3. Upgrade medbench"
     with pytest.raises(CacheError, match=f"^{re.escape(message)}"):
         Cache(path)
 
@@ -438,3 +443,26 @@ def test_cache_export_gives_a_closed_vqa_answer_its_samples_own_options(
     assert done.exit_code == 0, done.output
     read = [json.loads(line) for line in parsed.read_text().splitlines()]
     assert {r["key"]: (r["status"], r["label"]) for r in read} == expected
+
+
+def test_run_records_why_each_answer_ended_and_counts_truncated_ones(tmp_path: Path) -> None:
+    from medbench.run.backends.base import BackendContext
+    from medbench.run.loop import run_plan
+    from medbench.run.plan import make_plan
+    from medbench.spec.loading import load_specs
+    from tests.spec_tree import make_project
+
+    project = make_project(tmp_path, models=("tiny-llava",), limit_per_class=1)
+    specs = load_specs(project / "specs")
+    with Cache(tmp_path / "c.sqlite") as cache:
+        plan = make_plan(specs, "t", models_dir=tmp_path / "m")
+        context = BackendContext(device="cpu", batch_size=4)
+        summary = run_plan(plan, specs, cache, progress=False, context=context)
+        stored = cache.get_many(j.key for j in plan.jobs)
+    # random weights never end an answer: all 14 are cut at the model's 12 tokens
+    assert {a.finish_reason for a in stored.values()} == {"length"}
+    assert summary.truncated == {"closed_diagnosis": 14}
+    assert summary.lines()[-1] == (
+        "14 closed_diagnosis answers were cut at their token budget (truncated): raise the "
+        "family's `max_new_tokens` (or the model's) to let them finish."
+    )

@@ -7,6 +7,7 @@ import json
 import re
 import shutil
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -536,3 +537,28 @@ def test_image_processor_name_tells_torchvision_from_pil() -> None:
         "torchvision:CLIPImageProcessor"
     )
     assert image_processor_name(SimpleNamespace()) is None
+
+
+def test_hf_backend_cuts_each_row_at_its_own_budget_and_records_why_it_ended(
+    tiny_llava_dir: Path, open_backend: Any, images: list[Path]
+) -> None:
+    requests = [request_for(path, i) for i, path in enumerate(images[:4])]
+    short = texts(
+        open_backend("llava", tiny_llava_dir, generation={"max_new_tokens": 3}).generate(requests)
+    )
+    full = open_backend("llava", tiny_llava_dir).generate(requests)  # the model's 8
+    budgets = [3, None, 3, None]
+    mixed = open_backend("llava", tiny_llava_dir).generate(
+        [replace(r, max_new_tokens=b) for r, b in zip(requests, budgets, strict=True)]
+    )
+    assert texts(mixed) == [short[0], full[1].text, short[2], full[3].text]
+    # random weights never end an answer themselves: every answer ran out of tokens
+    assert {o.finish_reason for o in [*mixed, *full]} == {"length"}
+
+
+def test_cut_rows_stops_at_the_end_token_within_the_budget() -> None:
+    from medbench.run.backends.hf.finish import cut_rows
+
+    rows, reasons = cut_rows([[5, 2, 0, 0], [5, 6, 7, 2], [5, 6, 0, 0]], [4, 3, 4], {2})
+    assert rows == [[5, 2], [5, 6, 7], [5, 6, 0, 0]]
+    assert reasons == ["stop", "length", "length"]

@@ -223,3 +223,22 @@ def test_load_specs_pair_with_different_default_system_is_an_error(project: Path
         f"{spec}:{line}:17: default_system: `default_system` differs from its base "
         "'gemma-3-4b-it'. A pair must be asked alike: give both the same text."
     )
+
+
+def test_plan_family_budget_enters_the_key_only_where_it_changes_the_models(
+    project: Path,
+) -> None:
+    # closed_diagnosis allows 128 new tokens; tiny-llava's own 12 is lower and stays
+    plan = _plan(project)
+    tiny = [j for j in plan.jobs if j.model == "tiny-llava"]
+    assert {plan.request(j).max_new_tokens for j in tiny} == {None}
+    spec = project / "specs/models/tiny-llava.yaml"
+    spec.write_text(spec.read_text().replace("max_new_tokens: 12", "max_new_tokens: 128"))
+    at_budget = {j.key for j in _plan(project).jobs if j.model == "tiny-llava"}
+    spec.write_text(spec.read_text().replace("max_new_tokens: 128", "max_new_tokens: 1024"))
+    wide = _plan(project)
+    jobs = [j for j in wide.jobs if j.model == "tiny-llava"]
+    # a ceiling of 1024 with the family's 128: the answers (and keys) of a 128-token model
+    assert {j.key for j in jobs} == at_budget
+    assert {wide.request(j).max_new_tokens for j in jobs} == {128}
+    assert wide.identities["tiny-llava"].payload["generation"]["max_new_tokens"] == 1024

@@ -22,6 +22,9 @@ class Request:
     """Options that mean the finding is present (used by baselines only)."""
     majority_option: str | None = None
     """The most frequent true answer in the evaluated data (used by the majority baseline)."""
+    max_new_tokens: int | None = None
+    """This request's token budget where its prompt family's differs from the model's own
+    `generation.max_new_tokens` (None: the model's)."""
 
 
 @dataclass(frozen=True)
@@ -41,6 +44,9 @@ class Output:
     logprobs: tuple[tuple[str, float], ...] | None = None
     """The first answer token's most likely tokens with their log-probabilities, when they
     were asked for and the endpoint returned them (openai option scoring); None otherwise."""
+    finish_reason: str | None = None
+    """Why the answer ended: `stop` (the model ended it) or `length` (cut at its token budget:
+    a truncated answer); None where unknown (baselines, failures)."""
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,7 @@ from medbench.run.backends.hf.chat import (
     pad_colour,
     system_role,
 )
+from medbench.run.backends.hf.finish import batch_config, cut_rows, stop_ids
 from medbench.run.backends.hf.loading import Loaded, load
 from medbench.run.batching import MAX_AUTO_BATCH, BatchMemory, BatchSizer
 from medbench.spec import GenerationSpec, Messages, ModelSpec
@@ -42,6 +43,8 @@ class _Row:
 
     index: int
     conversation: Conversation
+    max_new_tokens: int | None = None
+    """The request's own token budget (None: the model's)."""
 
 
 @dataclass
@@ -253,7 +256,8 @@ class HFBackend:
                 continue
             if self._pad_fill is not None:
                 images = [pad_to_square(image, self._pad_fill) for image in images]
-            rows.append(_Row(index, self._conversation(messages, images)))
+            budget = requests[index].max_new_tokens
+            rows.append(_Row(index, self._conversation(messages, images), budget))
         try:
             inputs = self._encode(rows) if rows else None
         except Exception:  # one bad row spoils the batch; _answer encodes rows alone to find it
@@ -308,8 +312,9 @@ class HFBackend:
         holds the frames of the failed call, and with them its tensors on the GPU.
         """
         failure: str | None = None
+        budgets = [row.max_new_tokens or self._generation.max_new_tokens for row in rows]
         try:
-            texts = self._generate(inputs)
+            texts, reasons = self._generate(inputs, budgets)
         except torch.OutOfMemoryError as e:
             failure = str(e)
         del inputs
@@ -317,8 +322,10 @@ class HFBackend:
             self._sizer.fitted(len(rows))
             precision = str(self._loaded.dtype).removeprefix("torch.")
             return {
-                row.index: Output(text=text, batch_size=len(rows), precision=precision)
-                for row, text in zip(rows, texts, strict=True)
+                row.index: Output(
+                    text=text, batch_size=len(rows), precision=precision, finish_reason=reason
+                )
+                for row, text, reason in zip(rows, texts, reasons, strict=True)
             }
         self._release_memory()
         self._sizer.out_of_memory(len(rows))
@@ -332,8 +339,10 @@ class HFBackend:
             answers.update(self._generate_splitting(part, self._encode(part)))
         return answers
 
-    def _generate(self, inputs: Inputs) -> list[str]:
+    def _generate(self, inputs: Inputs, budgets: list[int]) -> tuple[list[str], list[str]]:
+        """Each row's answer, cut at its own budget, and why it ended (`stop` or `length`)."""
         loaded = self._loaded
+        config = batch_config(self._generation, budgets)
         on_device = {
             name: value.to(loaded.device, loaded.dtype)
             if value.is_floating_point()
@@ -343,11 +352,12 @@ class HFBackend:
         if self._generation.do_sample:
             torch.manual_seed(self.spec.generation.seed or 0)
         with torch.inference_mode():
-            generated = loaded.model.generate(**on_device, generation_config=self._generation)
-        new_tokens = generated[:, on_device["input_ids"].shape[1] :].cpu()
+            generated = loaded.model.generate(**on_device, generation_config=config)
+        new_tokens = generated[:, on_device["input_ids"].shape[1] :].cpu().tolist()
+        rows, reasons = cut_rows(new_tokens, budgets, stop_ids(config))
         with self._processor_lock:
-            texts = loaded.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
-        return [str(text).strip() for text in texts]
+            texts = loaded.tokenizer.batch_decode(rows, skip_special_tokens=True)
+        return [str(text).strip() for text in texts], reasons
 
     def _release_memory(self) -> None:
         if self._loaded.device.type == "cuda":

@@ -217,7 +217,7 @@ class OpenAIBackend:
             return Output(
                 text=None, error=f"model {self.spec.id} is text-only and cannot read images"
             )
-        return self._answer(request.messages, extra=extra)
+        return self._answer(request.messages, max_tokens=request.max_new_tokens, extra=extra)
 
     def first_token_logprobs(self, requests: Sequence[Request]) -> list[Output]:
         """Ask for one answer token with its `top_logprobs` per request, in order (they run
@@ -267,6 +267,7 @@ class OpenAIBackend:
                     text=completion.text,
                     seconds=perf_counter() - start,
                     logprobs=completion.top_logprobs if extra else None,
+                    finish_reason=completion.finish_reason,
                 )
             if self._give_up(failure, attempt) or self._stopping.wait(
                 backoff_delay(attempt, self._backoff_s, failure.retry_after)
