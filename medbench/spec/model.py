@@ -173,12 +173,14 @@ class ModelSpec(_Spec):
     """The system text the model's own evaluations used, sent when a prompt variant has none (a
     variant's own, e.g. a persona, replaces it, as LLaVA's conversation code does). It enters
     the cache key as the rendered messages' system text; a model and its `base` must agree."""
-    image_preprocess: Literal["processor", "pad_square"] = "processor"
+    image_preprocess: Literal["processor", "pad_square", "pad_square_grey"] = "processor"
     """How images reach the model's processor (`hf` backend). `processor`: as they are, so the
     checkpoint's processor resizes (LLaVA-1.5's crops non-square images to a centred square);
     `pad_square`: first padded to a centred square with the processor's mean colour, as the
-    original LLaVA-1.5 and LLaVA-Med evaluation code did. Set it to what the model's own
-    evaluation used; part of the cache key when `pad_square`."""
+    original LLaVA-1.5 evaluation code did; `pad_square_grey`: the same, but a greyscale (`L`)
+    file is padded with one grey, `int(255 * mean(image_mean))` (114 for CLIP), as LLaVA-Med's
+    `process_images` pads it before converting to RGB. Set it to what the model's own evaluation
+    used; part of the cache key unless `processor`."""
 
     @model_validator(mode="after")
     def _backend_fields(self) -> ModelSpec:

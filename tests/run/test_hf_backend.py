@@ -15,7 +15,7 @@ import pytest
 import torch
 from PIL import Image
 
-from medbench.data.images import sha256_file
+from medbench.data.images import load_image, sha256_file
 from medbench.errors import BackendError
 from medbench.run.backends import load_backend
 from medbench.run.backends.base import BackendContext, Output, Request
@@ -255,7 +255,10 @@ def test_hf_backend_system_prompt_none_drops_it(
     assert dropped == plain
 
 
-@pytest.mark.parametrize(("setting", "size"), [("processor", (40, 20)), ("pad_square", (40, 40))])
+@pytest.mark.parametrize(
+    ("setting", "size"),
+    [("processor", (40, 20)), ("pad_square", (40, 40)), ("pad_square_grey", (40, 40))],
+)
 def test_hf_backend_image_preprocess_decides_what_the_processor_gets(
     tiny_llava_dir: Path, open_backend: Any, tmp_path: Path, setting: str, size: tuple[int, int]
 ) -> None:
@@ -278,10 +281,28 @@ def test_hf_backend_image_preprocess_decides_what_the_processor_gets(
     (output,) = backend.generate([make_request("Is it normal?", (path,))])
     assert output.error is None
     assert [image.size for image in seen] == [size]
-    if setting == "pad_square":
+    if setting != "processor":
         # LLaVA's expand2square: centred, on the CLIP mean colour truncated to 8 bits
         assert seen[0].getpixel((0, 0)) == (122, 116, 104)
         assert seen[0].getpixel((20, 20)) == (255, 0, 0)
+
+
+@pytest.mark.parametrize(
+    ("setting", "fill"), [("pad_square", (122, 116, 104)), ("pad_square_grey", (114, 114, 114))]
+)
+def test_hf_backend_pad_square_grey_pads_a_greyscale_file_with_grey(
+    tiny_llava_dir: Path, open_backend: Any, tmp_path: Path, setting: str, fill: tuple[int, ...]
+) -> None:
+    path = tmp_path / "xray.png"
+    Image.new("L", (20, 40), 200).save(path)
+    backend = open_backend("llava", tiny_llava_dir, image_preprocess=setting)
+    [padded] = backend._padded(make_request("x", (path,)).messages, [load_image(path)])
+    # LLaVA-Med pads the `L` image with int(255 * mean(CLIP's image_mean)) = 114, then makes RGB
+    assert (padded.size, padded.getpixel((0, 0)), padded.getpixel((10, 20))) == (
+        (40, 40),
+        fill,
+        (200, 200, 200),
+    )
 
 
 def test_hf_backend_halves_the_batch_on_out_of_memory(

@@ -20,17 +20,17 @@ from typing import Any
 import torch  # noqa: TID253
 from PIL import Image
 
-from medbench.data import ImageError, load_image, pad_to_square
+from medbench.data import ImageError, load_image
 from medbench.run.backends.base import BackendContext, Output, Request
 from medbench.run.backends.hf.chat import (
     Conversation,
     image_processor_name,
     model_conversation,
-    pad_colour,
     system_role,
 )
 from medbench.run.backends.hf.finish import batch_config, cut_rows, stop_ids
 from medbench.run.backends.hf.loading import Loaded, load
+from medbench.run.backends.hf.padding import square_padding
 from medbench.run.batching import MAX_AUTO_BATCH, BatchMemory, BatchSizer
 from medbench.spec import GenerationSpec, Messages, ModelSpec
 
@@ -84,9 +84,7 @@ class HFBackend:
         self._system_role = system_role(spec, self._render)
         # Recorded with every answer about images: torchvision and PIL resize differently.
         self.image_processor = image_processor_name(self._loaded.processor)
-        self._pad_fill = (
-            pad_colour(self._loaded.processor) if spec.image_preprocess == "pad_square" else None
-        )
+        self._padding = square_padding(spec, self._loaded.processor)
         self._prefetch = max(1, context.decode_threads)
         self._pool: ThreadPoolExecutor | None = ThreadPoolExecutor(
             max_workers=self._prefetch, thread_name_prefix="medbench-decode"
@@ -117,6 +115,13 @@ class HFBackend:
     def prompt(self, messages: Messages) -> str:
         """The text the chat template makes of `messages`, images left as their placeholders."""
         return self._render(self._conversation(messages, [None] * len(messages.images)))
+
+    def _padded(self, messages: Messages, images: list[Image.Image]) -> list[Image.Image]:
+        """The decoded images of `messages` padded as the spec's `image_preprocess` says."""
+        padding = self._padding
+        if padding is None:
+            return images
+        return [padding.apply(ref.path, i) for ref, i in zip(messages.images, images, strict=True)]
 
     def _images_by(self, request: Request) -> str | None:
         return self.image_processor if request.messages.images else None
@@ -254,8 +259,7 @@ class HFBackend:
             except ImageError as e:
                 failures[index] = f"image {e}"
                 continue
-            if self._pad_fill is not None:
-                images = [pad_to_square(image, self._pad_fill) for image in images]
+            images = self._padded(messages, images)
             budget = requests[index].max_new_tokens
             rows.append(_Row(index, self._conversation(messages, images), budget))
         try:

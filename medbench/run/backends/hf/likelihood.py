@@ -32,7 +32,7 @@ from typing import Any
 # This package is the backend that needs torch; it is imported only when a model is scored.
 import torch  # noqa: TID253
 
-from medbench.data import ImageError, load_image, pad_to_square
+from medbench.data import ImageError, load_image
 from medbench.run.backends.base import OptionScores, Request
 from medbench.run.backends.hf.backend import HFBackend, _Row
 from medbench.run.backends.hf.replies import case_forms, combine_forms, reply_continuation
@@ -166,8 +166,7 @@ class OptionScorer:
         if messages.images and backend.spec.text_only:
             raise ValueError(f"model {backend.spec.id} is text-only and cannot read images")
         images = [load_image(image.path) for image in messages.images]
-        if backend._pad_fill is not None:  # the model's own image handling, as in generation
-            images = [pad_to_square(image, backend._pad_fill) for image in images]
+        images = backend._padded(messages, images)  # the model's own handling, as in generation
         turns = backend._conversation(messages, images)  # its system-prompt handling too
         prompt = backend._encode([_Row(index, turns)])
         placeholders = backend._conversation(messages, [None] * len(images))
