@@ -8,8 +8,10 @@ from collections.abc import Mapping, Sequence
 from medbench.data.images import ImageError
 from medbench.data.samples import Sample
 from medbench.data.variants.ablations import mismatched_partners
-from medbench.data.variants.store import ImageStore, transform_payload
+from medbench.data.variants.store import ImageStore, StoreFullError, transform_payload
 from medbench.data.variants.transforms import DERIVED, transform_image
+from medbench.errors import MedbenchError
+from medbench.home import HOME_ENV
 from medbench.spec import ORIGINAL_IMAGE, ImageRef, ImageVariantSpec, SuiteSpec
 
 Slot = tuple[str, str, str]
@@ -49,6 +51,8 @@ def variant_images(
     left out: it has no job."""
     images: dict[Slot, tuple[ImageRef, ...]] = {}
     errors: dict[Slot, str] = {}
+    derived = sum(spec.transform in DERIVED for spec in suite.image_variants)
+    left = derived * sum(len(s) for s in samples.values())
     for task in sorted(samples):
         for spec in suite.image_variants:
             seed = variant_seed(spec, suite)
@@ -70,12 +74,33 @@ def variant_images(
                             images[slot] = (ImageRef(str(partner.path), partner.sha256),)
                     else:
                         assert spec.transform in DERIVED
-                        images[slot] = (_derive(store, spec, sample, seed),)
+                        images[slot] = (_derive_or_say(store, spec, sample, seed, left),)
+                        left -= 1
                 except ImageError as e:
                     errors[slot] = e.reason if sample.error is not None else str(e)
                     marker = f"{spec.id}:{sample.sha256}"
                     images[slot] = (ImageRef(str(sample.path), marker),)
     return images, errors
+
+
+def _derive_or_say(
+    store: ImageStore, spec: ImageVariantSpec, sample: Sample, seed: int, left: int
+) -> ImageRef:
+    """`_derive`, or, when the disk is full, an error naming the folder and about how much
+    room the `left` images still to derive need (each about the size of the one that failed)."""
+    try:
+        return _derive(store, spec, sample, seed)
+    except StoreFullError as e:
+        need = _megabytes(e.size * left)
+        raise MedbenchError(
+            f"the disk holding {e.folder} is full: planning derives the suite's image variants "
+            f"there, and the {left} still to derive need about {need} more. Free that much "
+            f"space there, or set {HOME_ENV} to a folder on a disk with room."
+        ) from e
+
+
+def _megabytes(size: int) -> str:
+    return f"{max(size, 1) / 1e6:.1f} MB"
 
 
 def _derive(store: ImageStore, spec: ImageVariantSpec, sample: Sample, seed: int) -> ImageRef:

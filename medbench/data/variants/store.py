@@ -9,6 +9,7 @@ image instead of transforming it again.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
 import re
@@ -22,6 +23,7 @@ from PIL import Image
 from medbench.atomic import write_bytes_atomic, write_text_atomic
 from medbench.data.canonical import canonical_json
 from medbench.data.images import load_image
+from medbench.errors import MedbenchError
 from medbench.home import medbench_home
 from medbench.spec import ImageRef, ImageVariantSpec
 
@@ -29,6 +31,17 @@ IMAGES_FOLDER = "images"
 STORE_FORMAT = 1
 """Part of every index entry's name: a change to how images are derived bumps it."""
 _SHA = re.compile(r"^[0-9a-f]{64}$")
+_FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
+class StoreFullError(MedbenchError):
+    """The disk (or quota) of the store's folder ran out while an image was written."""
+
+    def __init__(self, folder: Path, size: int) -> None:
+        self.folder = folder
+        self.size = size
+        """The bytes of the image that did not fit."""
+        super().__init__(f"no space left in {folder} for a derived image of {size} bytes")
 
 
 def images_dir() -> Path:
@@ -89,7 +102,12 @@ class ImageStore:
         data = encode_png(make(load_image(original.path)))
         sha256 = hashlib.sha256(data).hexdigest()
         target = self.path_of(sha256)
-        if not self._holds(sha256):
-            write_bytes_atomic(target, data)
-        write_text_atomic(index, sha256 + "\n")
+        try:
+            if not self._holds(sha256):
+                write_bytes_atomic(target, data)
+            write_text_atomic(index, sha256 + "\n")
+        except OSError as e:
+            if e.errno not in _FULL:
+                raise
+            raise StoreFullError(self.root, len(data)) from e
         return ImageRef(str(target), sha256)
