@@ -2,24 +2,41 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
 # Extra pip arguments for torch, e.g. a CPU-only wheel index on hosted CI runners.
 TORCH_PIP_ARGS ?=
+# `make venv GPU=cu130`: the CUDA build of torch (PyPI's own wheel) and its pinned CUDA runtime
+# from requirements-cu130.lock, in place of the CPU build; every other pin as for the CPU. Later
+# commands keep the build .venv has (`make venv GPU=` goes back to the CPU build).
+GPU ?= $(patsubst $(VENV)/.installed-%,%,$(firstword $(wildcard $(VENV)/.installed-*)))
+TORCH_CUDA := cu130
+STAMP := $(VENV)/.installed$(if $(GPU),-$(GPU),)
 export HF_HUB_OFFLINE ?= 1
 export TRANSFORMERS_NO_ADVISORY_WARNINGS ?= 1
 
 LOCK := requirements.lock
 TORCH_VERSION := 2.13.0
 UV_VERSION := 0.13.9
+ifeq ($(GPU),)
+TORCH_LOCK :=
+TORCH_REQUIREMENTS := "torch==$(TORCH_VERSION)+cpu" $(TORCH_PIP_ARGS)
+else ifeq ($(GPU),$(TORCH_CUDA))
+TORCH_LOCK := requirements-$(TORCH_CUDA).lock
+TORCH_REQUIREMENTS := -r $(TORCH_LOCK)
+else
+$(error GPU=$(GPU): the locked CUDA build of torch $(TORCH_VERSION) is $(TORCH_CUDA); use GPU=$(TORCH_CUDA))
+endif
 
 .PHONY: venv lock check-lock test-latest demo test test-fast check lint format site clean
 
 # Everything from the lock, nothing resolved: --no-deps installs exactly the pinned set, so no
-# resolver can pull a newer release or torch's multi-GB CUDA build. torch (the CPU build) first.
-$(STAMP): $(LOCK) pyproject.toml
+# resolver can pull a newer release or torch's multi-GB CUDA build. torch first: the CPU build,
+# or with GPU=cu130 the CUDA build and its runtime; then the lock's other pins.
+$(STAMP): $(LOCK) $(TORCH_LOCK) pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --no-deps "torch==$(TORCH_VERSION)+cpu" $(TORCH_PIP_ARGS)
-	$(BIN)/pip install --quiet --no-deps -r $(LOCK)
+	rm -f $(VENV)/.installed*
+	$(BIN)/pip install --quiet --no-deps $(TORCH_REQUIREMENTS)
+	grep -v '^torch==' $(LOCK) > $(VENV)/.lock-without-torch.txt
+	$(BIN)/pip install --quiet --no-deps -r $(VENV)/.lock-without-torch.txt
 	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
 	$(BIN)/pip check
 	touch $(STAMP)
@@ -31,7 +48,7 @@ lock:
 	$(PYTHON) -m venv .lock-tools
 	.lock-tools/bin/pip install --quiet "uv==$(UV_VERSION)"
 	.lock-tools/bin/python scripts/lock.py --uv .lock-tools/bin/uv --torch $(TORCH_VERSION) \
-		$(if $(UPGRADE),--upgrade,)
+		--cuda $(TORCH_CUDA) $(if $(UPGRADE),--upgrade,)
 
 ## The tests against the newest releases, unlocked (the weekly drift check), in .venv-latest.
 test-latest:
@@ -42,7 +59,7 @@ test-latest:
 	.venv-latest/bin/pip list --format=freeze
 	.venv-latest/bin/pytest -q
 
-## Check that .venv holds exactly the lock's pins.
+## Check that .venv holds exactly the lock's pins (with GPU=cu130, the CUDA build's too).
 check-lock: $(STAMP)
 	$(BIN)/python scripts/check_lock.py
 

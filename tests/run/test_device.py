@@ -43,7 +43,7 @@ def test_run_real_model_on_cpu_by_default_is_refused_before_planning(tmp_path: P
     assert result.output == (
         "llava-1.5-7b would run on the CPU (days to weeks for a 7B model): --device auto falls "
         "back to the CPU and CUDA is not available here; install a CUDA build of torch "
-        "(`make venv GPU=cu126`), or pass --device cpu to run on the CPU anyway.\n"
+        "(`make venv GPU=cu130`), or pass --device cpu to run on the CPU anyway.\n"
     )
 
 

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from medbench.spec import PREFIX, is_adhoc
 from medbench.spec.loading import SpecSet
 
-CUDA_INSTALL = "make venv GPU=cu126"
+CUDA_INSTALL = "make venv GPU=cu130"
 """The documented command that installs the lock's versions with a CUDA build of torch."""
 
 
