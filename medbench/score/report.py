@@ -13,15 +13,16 @@ from medbench.run.backends import BackendContext
 from medbench.spec.loading import SpecSet
 
 
-def print_ladder(ladder: Any, console: Console) -> None:
-    """The knowledge ladder of each probed model and task, with its one-line reading."""
+def print_ladder(ladder: Any, console: Console, truncated: Any = None) -> None:
+    """The knowledge ladder of each probed model and task, with its one-line reading (and how
+    many of its descriptions were truncated)."""
     from medbench.score.summary import ladder_lines
 
     console.print(
         "[bold]Knowledge ladder[/] (macro-F1, rung by rung: chance, no image, answers, "
         "likelihood, described, best probe, pixels; a rung not measured is left out)"
     )
-    for line in ladder_lines(ladder):
+    for line in ladder_lines(ladder, truncated):
         console.print(line, highlight=False, markup=False)
 
 
@@ -48,7 +49,9 @@ def score_and_report(
     for line in scored.likelihood_lines:
         console.print(line, highlight=False, markup=False, soft_wrap=True)
     if scored.ladder is not None:
-        print_ladder(scored.ladder, console)
+        from medbench.score.truncation import truncated_descriptions
+
+        print_ladder(scored.ladder, console, truncated_descriptions(plan.jobs, cache))
     if scored.missing > 0:
         console.print(
             f"[yellow]{scored.missing} planned answers are not in the cache yet: run the suite."

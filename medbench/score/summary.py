@@ -8,6 +8,7 @@ pipelines follow their model as indented rungs, never as ranked models of their 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any
 
 import pandas as pd
@@ -151,10 +152,13 @@ LADDER_RUNGS = (
 best of them: the better of the two probes)."""
 
 
-def ladder_lines(ladder: pd.DataFrame) -> list[str]:
+def ladder_lines(
+    ladder: pd.DataFrame, truncated: Mapping[tuple[str, str], tuple[int, int]] | None = None
+) -> list[str]:
     """Per probed model and task: every rung measured, in ladder order, and the reading. A rung
     the suite did not measure (no `no_image` variant, no likelihood or describe stage) is left
-    out of the line."""
+    out of the line. `truncated`: per (model, task), the descriptions cut at their token budget
+    and all of them; the described rung says how many were cut."""
     if ladder.empty:
         return []
     probed = ladder[
@@ -168,5 +172,8 @@ def ladder_lines(ladder: pd.DataFrame) -> list[str]:
             values = [v for k in keys if (v := _value(row, k)) is not None]
             if values:
                 rungs.append(f"{name} {max(values):.2f}")
+                cut, total = (truncated or {}).get((str(row["model"]), str(row["task"])), (0, 0))
+                if name == "described" and cut:
+                    rungs[-1] += f" ({cut} of {total} descriptions truncated)"
         lines.append(f"  {row['model']} / {row['task']}: {', '.join(rungs)}: {row['reading']}")
     return lines

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 
 from medbench.score.summary import WIDTH, summary_lines
@@ -136,3 +138,40 @@ def test_ladder_lines_name_every_measured_rung_in_ladder_order() -> None:
         "pixels 0.70: the model prefers the right option but does not say it"
     ]
     assert ladder_lines(ladder.iloc[:0]) == []
+
+
+def test_ladder_lines_flag_truncated_descriptions_on_the_described_rung(tmp_path: Path) -> None:
+    from medbench.run.cache import Cache
+    from medbench.run.plan import Job
+    from medbench.score.summary import ladder_lines
+    from medbench.score.truncation import truncated_descriptions
+
+    jobs = [
+        Job(f"k{i}", "m", "t", "describe_findings", "plain", f"s{i}", "normal", "describe")
+        for i in range(3)
+    ]
+    with Cache(tmp_path / "c.sqlite") as cache:
+        rows = [
+            ("k0", "m", "t", "f", "v", "s0", "{}", "A mass in the", None, 1.0, 1, None, "length")
+        ]
+        rows += [("k1", "m", "t", "f", "v", "s1", "{}", "Clear lungs.", None, 1.0, 1, None, "stop")]
+        cache.put_many(rows)
+        truncated = truncated_descriptions(jobs, cache)
+    assert truncated == {("m", "t"): (1, 2)}
+    ladder = pd.DataFrame(
+        [
+            {
+                "model": "m",
+                "task": "t",
+                "chance_f1": 0.5,
+                "direct_f1_mean": 0.4,
+                "described_f1": 0.6,
+                "probe_vision_f1": 0.9,
+                "reading": "r",
+            }
+        ]
+    )
+    assert ladder_lines(ladder, truncated) == [
+        "  m / t: chance 0.50, answers 0.40, described 0.60 (1 of 2 descriptions truncated), "
+        "probe 0.90: r"
+    ]
