@@ -18,6 +18,7 @@ from medbench.spec.common import (
     Revision,
     Text,
     VariantRef,
+    _absent,
     _Spec,
 )
 
@@ -95,12 +96,6 @@ DeviceMap = Literal["auto", "balanced", "balanced_low_0", "sequential"]
 """accelerate's strategies for spreading one model over the visible GPUs (then CPU memory)."""
 
 
-def _absent(value: object) -> bool:
-    """Fields added after records were published are left out of dumps while unset, so that
-    the dump (records, remembered batch sizes) of a model not using them stays as it was."""
-    return value is None
-
-
 class AdapterSpec(_Spec):
     """A PEFT adapter (LoRA and its kin) applied over a model's base weights."""
 
@@ -169,7 +164,7 @@ class ModelSpec(_Spec):
     it); `fold_into_user`: the system text, a blank line, then the user text, in the user turn;
     `none`: dropped. A model and its `base` must use the same handling, and `template` only
     when both have the same `family` (the same chat template); part of the cache key."""
-    default_system: Text | None = None
+    default_system: Text | None = Field(default=None, exclude_if=_absent)
     """The system text the model's own evaluations used, sent when a prompt variant has none (a
     variant's own, e.g. a persona, replaces it, as LLaVA's conversation code does). It enters
     the cache key as the rendered messages' system text; a model and its `base` must agree."""

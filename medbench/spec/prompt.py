@@ -10,7 +10,7 @@ from pydantic import (
     model_validator,
 )
 
-from medbench.spec.common import Id, Text, _Spec
+from medbench.spec.common import Id, Text, _absent, _Spec
 
 VariantKind = Literal[
     "wording",
@@ -52,7 +52,7 @@ class PromptFamilySpec(_Spec):
     """`label`: one of the task's classes; `yes_no`: is the finding present; `text`: free text."""
     reference: Id
     """The variant the others are compared against."""
-    max_new_tokens: int | None = Field(default=None, ge=1, le=8192)
+    max_new_tokens: int | None = Field(default=None, ge=1, le=8192, exclude_if=_absent)
     """The most new tokens a model may write for this family's prompts (a description needs
     many more than a closed answer), capped by the model's own `generation.max_new_tokens`;
     absent: the model's. Part of the cache key only where it changes a model's budget."""

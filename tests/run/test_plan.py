@@ -242,3 +242,12 @@ def test_plan_family_budget_enters_the_key_only_where_it_changes_the_models(
     assert {j.key for j in jobs} == at_budget
     assert {wide.request(j).max_new_tokens for j in jobs} == {128}
     assert wide.identities["tiny-llava"].payload["generation"]["max_new_tokens"] == 1024
+
+
+def test_spec_dumps_leave_out_an_unset_default_system_and_family_budget(project: Path) -> None:
+    # records and remembered batch sizes hash these dumps: unset new fields must not show
+    specs = load_specs(project / "specs")
+    assert "default_system" not in specs.models["tiny-llava"].model_dump(mode="json")
+    assert specs.models["llava-1.5-7b"].model_dump(mode="json")["default_system"] == VICUNA_V1
+    family = specs.families["closed_diagnosis"].model_copy(update={"max_new_tokens": None})
+    assert "max_new_tokens" not in family.model_dump(mode="json")
