@@ -125,7 +125,7 @@ def run(
     from medbench.run.backends import BackendContext, cpu_refusal
     from medbench.spec.loading import load_specs
 
-    refusal = cpu_refusal(load_specs(specs), suite, model, device, base=base)
+    refusal = cpu_refusal(load_specs(specs), suite, model, device, base=base, executor=executor)
     if refusal is not None:
         typer.echo(refusal, err=True)
         raise typer.Exit(2)

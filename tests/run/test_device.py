@@ -64,6 +64,8 @@ def test_cpu_refusal_spares_test_models_baselines_and_device_cpu(tmp_path: Path)
     specs = load_specs(project / "specs")
     assert cpu_refusal(specs, "t", ["baseline-chance", "tiny-llava"], "auto") is None
     assert cpu_refusal(specs, "t", None, "cpu") is None
+    # on Ray the models run on the cluster's machines, whose GPUs the driver cannot see
+    assert cpu_refusal(specs, "t", None, "auto", executor="ray") is None
     assert cpu_refusal(specs, "t", [f"hf:org/med@{SHA}"], "cpu", base="org/general") is None
     refusal = cpu_refusal(specs, "t", [f"hf:org/med@{SHA}"], "auto", base="org/general")
     assert refusal is not None and refusal.startswith(

@@ -43,11 +43,13 @@ def cpu_refusal(
     device: str,
     *,
     base: str | None = None,
+    executor: str = "local",
 ) -> str | None:
     """Why the run must not start, in one line with the fix, or None: a real model would run on
     the CPU (`--device auto` without CUDA) or on a CUDA device this torch cannot see. Only
-    `--device cpu` runs a real model on the CPU. Decided before anything is resolved or loaded."""
-    if device == "cpu":
+    `--device cpu` runs a real model on the CPU. Decided before anything is resolved or loaded.
+    Under `--executor ray` the models run on the cluster's machines, not here: not decided."""
+    if device == "cpu" or executor != "local":
         return None
     pair = [base if is_adhoc(base) else PREFIX + base] if base else []
     real = real_models(specs, suite, [*(models or ()), *pair])
