@@ -118,3 +118,52 @@ def test_combine_forms_log_sum_exps_each_options_forms() -> None:
     combined, counts, best = combine_forms([2, 1], totals, [[1], [2, 3], [4]])
     assert combined == pytest.approx([math.log(0.5), math.log(0.1)])
     assert (counts, best) == ([2, 1], [1, 2])
+
+
+class _TemplateOnly:
+    """Just enough of an HFBackend for OptionScorer to encode a text-only request's options."""
+
+    def __init__(self, tokenizer: Any) -> None:
+        from types import SimpleNamespace
+
+        self._loaded = SimpleNamespace(tokenizer=tokenizer, processor=tokenizer)
+        self.spec = SimpleNamespace(text_only=False)
+
+    def _padded(self, messages: Any, images: list[Any]) -> list[Any]:
+        return images
+
+    def _conversation(self, messages: Any, images: list[Any]) -> Any:
+        return conversation(messages.system, messages.text, images)
+
+    def _encode(self, rows: Any) -> dict[str, Any]:
+        return {}
+
+    def _render(self, turns: Any) -> str:
+        return str(
+            self._loaded.processor.apply_chat_template(
+                turns, add_generation_prompt=True, tokenize=False
+            )
+        )
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("llava-1.5", [["▁yes"], ["▁Yes"], ["▁no"], ["▁No"]]),
+        ("llava-next-mistral", [["▁yes"], ["▁Yes"], ["▁no"], ["▁No"]]),
+    ],
+)
+def test_option_scorer_encodes_each_case_form_as_the_templates_reply(
+    name: str, expected: list[list[str]], sentencepiece: Any
+) -> None:
+    from medbench.run.backends.base import Request
+    from medbench.run.backends.hf.likelihood import OptionScorer
+    from medbench.spec.prompts import Messages
+
+    sentencepiece.chat_template = TEMPLATES[name]
+    request = Request(
+        "k", Messages(None, "Is there a tumour? Answer yes or no.", ()), ("yes", "no")
+    )
+    encoded = OptionScorer(_TemplateOnly(sentencepiece))._encode(0, request)  # type: ignore[arg-type]
+    assert encoded.forms == [2, 2] and encoded.merged == [False] * 4
+    assert [sentencepiece.convert_ids_to_tokens(span) for span in encoded.spans] == expected
