@@ -61,7 +61,13 @@ def _field(loc: tuple[int | str, ...]) -> str:
 def record_json(record: Record) -> str:
     """A record as published: sorted keys, indent 2, a trailing newline."""
     data = record.model_dump(mode="json", exclude_none=False)
-    optional_fields = ("ladder", "image_processors", "adapter_revision", *OPTIONAL_TABLES)
+    optional_fields = (
+        "ladder",
+        "image_processors",
+        "adapter_revision",
+        "scoring_version",
+        *OPTIONAL_TABLES,
+    )
     for optional in (*optional_fields, "calibration", "likelihood_sidecar"):
         if data[optional] is None:
             del data[optional]

@@ -202,6 +202,9 @@ class Record(_Model):
     layout: LayoutInfo
     parser_version: int
     """`medbench.score.parsing.PARSER_VERSION` of the parser that read the sidecar's answers."""
+    scoring_version: int | None = None
+    """`medbench.score.metrics.SCORING_VERSION` of the scoring that computed the tables (absent:
+    version 1)."""
     sidecar: SidecarInfo
     scores: list[Row]
     fragility: list[Row]

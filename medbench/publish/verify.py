@@ -16,6 +16,7 @@ from medbench.score import (
     ScoringLayout,
     score_answers,
 )
+from medbench.score.metrics import SCORING_VERSION
 from medbench.spec import check_pattern, group_of
 
 if TYPE_CHECKING:
@@ -221,6 +222,11 @@ def verify_record(
         problems.append(
             f"{display}: parser_version: recorded {record.parser_version}, "
             f"the sidecar's rows were parsed by {shown}"
+        )
+    if (record.scoring_version or 1) != SCORING_VERSION:
+        problems.append(
+            f"{display}: scoring_version: recorded {record.scoring_version or 1}, this medbench "
+            f"scores with {SCORING_VERSION}: re-score and republish the record"
         )
     others = sorted(set(answers["model"]) - {record.model_id})
     if others:

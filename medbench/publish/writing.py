@@ -30,6 +30,7 @@ from medbench.score import (
     ScoringLayout,
     answers_csv,
 )
+from medbench.score.metrics import SCORING_VERSION
 from medbench.spec import ModelSpec
 
 
@@ -103,6 +104,7 @@ def write_record(
         image_processors=provenance.image_processors,
         layout=_layout_info(layout),
         parser_version=parser_version(mine),
+        scoring_version=SCORING_VERSION,
         sidecar=SidecarInfo(path=sidecar_path.name, sha256=hashlib.sha256(sidecar).hexdigest()),
         ladder=[{k: _plain(v) for k, v in sorted(row.items())} for row in ladder]
         if ladder

@@ -371,6 +371,7 @@ VARIANT_METRICS = (
     "balanced_accuracy",
     "refusal_rate",
     "unparseable_rate",
+    "kappa",
 )
 FAMILY_METRICS = (
     "disagreement",
@@ -380,7 +381,18 @@ FAMILY_METRICS = (
     "spread",
     "worst_f1",
     "all_variants_f1",
+    "all_variants_kappa",
 )
+
+MODEL_METRICS = {
+    "all_variants_kappa": metrics.mean_all_variants_kappa,  # the headline
+    "all_variants_f1": metrics.mean_all_variants_f1,
+    "mean_kappa": metrics.mean_kappa,
+    "mean_worst_kappa": metrics.mean_worst_kappa,
+    "mean_f1_all": metrics.mean_f1_all,
+    "mean_worst_f1": metrics.mean_worst_f1,
+}
+"""The models table's label-family scores over tasks, each with its stratified CI."""
 
 
 def _score_variants(
@@ -462,21 +474,19 @@ def _score_models(
                 seed=layout.seed,
                 n_boot=layout.n_boot,
                 groups=[m[3] for m in fragile],
+                tasks=[g[1] for g, m in mine if len(layout.variants[g[2]]) >= 2],
+                images=[m[2] for m in fragile],
             )
             row.update(_est("fragility_index", fi))
         tasks = [
-            metrics.TaskAnswers(m[0], m[1], len(layout.classes[g[1]][g[2]]), m[3])
+            metrics.TaskAnswers(m[0], m[1], len(layout.classes[g[1]][g[2]]), m[3], g[1], m[2])
             for g, m in mine
             if layout.answer_kinds[g[2]] == "label"
         ]
         if tasks:
             seed, n_boot = layout.seed, layout.n_boot
-            headline = metrics.mean_all_variants_f1(tasks, seed=seed, n_boot=n_boot)
-            row.update(_est("all_variants_f1", headline))
-            row.update(_est("mean_f1_all", metrics.mean_f1_all(tasks, seed=seed, n_boot=n_boot)))
-            row.update(
-                _est("mean_worst_f1", metrics.mean_worst_f1(tasks, seed=seed, n_boot=n_boot))
-            )
+            for name, of in MODEL_METRICS.items():
+                row.update(_est(name, of(tasks, seed=seed, n_boot=n_boot)))
             # distinct tasks: a task asked by two label families counts once
             row["n_tasks"] = len({g[1] for g, _ in mine if layout.answer_kinds[g[2]] == "label"})
         rows.append(row)

@@ -151,7 +151,9 @@ class ModelSpec(_Spec):
     generation: GenerationSpec = GenerationSpec()
     trust_remote_code: StrictBool = False
     """Refused unless the model id is on `specs/allow_remote_code.txt`."""
-    baseline: Literal["chance", "majority", "always_positive"] | None = None
+    baseline: (
+        Literal["chance", "majority", "always_positive", "always_refuse", "stable_random"] | None
+    ) = None
     tiny: TinySpec | None = None
     openai: OpenAISpec | None = None
     test_model: StrictBool = False
@@ -180,7 +182,10 @@ class ModelSpec(_Spec):
     @model_validator(mode="after")
     def _backend_fields(self) -> ModelSpec:
         if self.backend == "baseline" and self.baseline is None:
-            raise ValueError("backend `baseline` needs `baseline: chance|majority|always_positive`")
+            raise ValueError(
+                "backend `baseline` needs `baseline: "
+                "chance|majority|always_positive|always_refuse|stable_random`"
+            )
         if self.backend != "baseline" and self.baseline is not None:
             raise ValueError("`baseline` is only allowed with `backend: baseline`")
         if self.backend == "openai" and self.openai is None:

@@ -58,6 +58,7 @@ VARIANT_METRICS: dict[str, Metric] = {
     "balanced_accuracy": _variant(metrics.balanced_accuracy),
     "refusal_rate": _variant(metrics.refusal_rate),
     "unparseable_rate": _variant(metrics.unparseable_rate),
+    "kappa": _variant(metrics.kappa),
 }
 FAMILY_METRICS: dict[str, Metric] = {
     "disagreement": lambda t, a, b, k: metrics.disagreement(a),
@@ -67,6 +68,7 @@ FAMILY_METRICS: dict[str, Metric] = {
     "spread": lambda t, a, b, k: metrics.spread(a, t, k),
     "worst_f1": lambda t, a, b, k: metrics.worst_f1(a, t, k),
     "all_variants_f1": lambda t, a, b, k: metrics.all_variants_f1(a, t, k),
+    "all_variants_kappa": lambda t, a, b, k: metrics.all_variants_kappa(a, t, k),
 }
 PAIRED_METRICS: dict[str, Metric] = {
     "paired_f1_difference": lambda t, a, b, k: (
@@ -96,7 +98,13 @@ BOUNDED_0_1 = {
     "all_variants_f1",
     "noise_floor",
 }
-BOUNDED_MINUS_1_1 = {"fleiss_kappa", "paired_f1_difference", "paired_disagreement_difference"}
+BOUNDED_MINUS_1_1 = {
+    "fleiss_kappa",
+    "kappa",
+    "all_variants_kappa",
+    "paired_f1_difference",
+    "paired_disagreement_difference",
+}
 INVARIANT_TO_SAMPLE_ORDER = set(ALL_METRICS)
 INVARIANT_TO_CLASS_RELABELLING = set(ALL_METRICS)
 LIST_OR_ARRAY = set(ALL_METRICS)
@@ -130,7 +138,11 @@ NOT_REGISTERED = {
     "chance_f1",
     "consensus",
     "mean_all_variants_f1",
+    "mean_all_variants_kappa",
+    "mean_kappa",
     "mean_worst_f1",
+    "mean_worst_kappa",
+    "has_skill",
     "confidence",
     "ece",
     "risk_coverage",
@@ -768,3 +780,44 @@ def test_softmax_rows_sum_to_one_and_keep_the_order() -> None:
     p = metrics.softmax([[-1000.0, -1001.0], [0.0, 0.0]])
     assert p.sum(axis=1) == pytest.approx([1.0, 1.0])
     assert p[0, 0] > p[0, 1] and p[1, 0] == p[1, 1]
+
+
+# Families of one task ask the same images: one image resample serves them all.
+
+
+def test_fragility_index_of_a_task_asked_by_two_families_has_one_familys_width(seed: int) -> None:
+    _, answers = make_case(seed, n=64)
+    once = metrics.fragility_index([answers], seed=seed, n_boot=400)
+    twice = metrics.fragility_index(
+        [answers, answers.copy()], seed=seed, n_boot=400, tasks=["t", "t"]
+    )
+    assert twice == once
+    assert twice.hi - twice.lo > 0
+
+
+def test_model_scores_align_a_tasks_families_by_image_id(seed: int) -> None:
+    truth, answers = make_case(seed, n=64)
+    order = np.random.default_rng(seed).permutation(64)
+    ids = np.array([f"img{i:03d}" for i in range(64)])
+    tasks = [
+        TaskAnswers(answers, truth, K, task="t", images=ids),
+        TaskAnswers(answers[order], truth[order], K, task="t", images=ids[order][::1]),
+    ]
+    once = metrics.mean_all_variants_kappa([tasks[0]], seed=seed, n_boot=300)
+    assert metrics.mean_all_variants_kappa(tasks, seed=seed, n_boot=300) == once
+    fi = metrics.fragility_index(
+        [answers, answers[order]], seed=seed, n_boot=300, tasks=["t", "t"], images=[ids, ids[order]]
+    )
+    assert fi == metrics.fragility_index([answers], seed=seed, n_boot=300)
+
+
+def test_model_scores_of_families_with_different_images_need_image_ids() -> None:
+    truth, answers = make_case(0, n=64)
+    tasks = [
+        TaskAnswers(answers, truth, K, task="t"),
+        TaskAnswers(answers[:10], truth[:10], K, task="t"),
+    ]
+    with pytest.raises(
+        ValueError, match="^the entries of task:t hold different images: name them with `images`$"
+    ):
+        metrics.mean_f1_all(tasks)

@@ -21,9 +21,15 @@ FAMILY_METRICS = (
 )
 
 
-RANKED = ("all_variants_f1", "fragility_index", "mean_f1_all", "mean_worst_f1")
-"""The ranking's metric columns: the headline first, then what stands beside it."""
+RANKED = ("all_variants_kappa", "fragility_index", "mean_kappa", "mean_worst_kappa")
+"""The ranking's metric columns: the headline first, then what stands beside it. All are
+chance-corrected (or, fragility, shown only for a model with skill), so that no sort puts a
+model that knows nothing first."""
+HEADLINE = RANKED[0]
 LABELS = {
+    "all_variants_kappa": "All-variants κ [95% CI]",
+    "mean_kappa": "Mean κ [95% CI]",
+    "mean_worst_kappa": "Worst-variant κ [95% CI]",
     "all_variants_f1": "All-variants F1 [95% CI]",
     "fragility_index": "Fragility index [95% CI]",
     "mean_f1_all": "Mean f1_all [95% CI]",

@@ -1,11 +1,14 @@
-"""The index: the ranking by all-variants F1, the per-task table, the chart and the pairs."""
+"""The index: the ranking by all-variants kappa, the per-task table, the chart and the pairs."""
 
 from __future__ import annotations
+
+import math
 
 from medbench import __version__
 from medbench.publish.record import Record, Scalar
 from medbench.publish.site.context import Site, _pairs, _triple
 from medbench.publish.site.layout import (
+    HEADLINE,
     LABELS,
     RANKED,
     Col,
@@ -20,35 +23,49 @@ from medbench.publish.site.reliance import RELIANCE_LABEL, pair_table
 from medbench.publish.site.scatter import Mark, scatter_svg
 
 
+def has_skill(row: dict[str, Scalar]) -> bool:
+    """Whether a model's headline interval lies above 0 (without an interval: its value)."""
+    value, lo = row.get(HEADLINE), row.get(f"{HEADLINE}_lo")
+    if isinstance(lo, float | int) and not isinstance(lo, bool):
+        return float(lo) > 0
+    return isinstance(value, float | int) and not isinstance(value, bool) and float(value) > 0
+
+
+def rank_key(row: dict[str, Scalar]) -> tuple[bool, bool, float, float, str]:
+    """Models with skill first, each part by the headline (highest first), ties by the lower
+    fragility (only with skill: never changing an answer that carries no information is no
+    robustness); a model without a headline last."""
+    a, b = row.get(HEADLINE), row.get("fragility_index")
+    a_ = -float(a) if isinstance(a, float | int) else 0.0
+    skill = has_skill(row)
+    b_ = float(b) if skill and isinstance(b, float | int) else math.inf
+    return a is None, not skill, a_, b_, str(row["model"])
+
+
 def ranked_rows(records: list[Record]) -> Data:
     """One row per model (the direct pipeline: described pipelines are rungs of their model,
-    shown on its page), ranked by the headline all-variants F1, highest first."""
+    shown on its page), ranked by `rank_key`. A model without skill shows no fragility (it
+    reads "–" and sorts last)."""
     data: Data = []
     for record in records:
         for row in record.models:
             if row.get("pipeline") != "direct":
                 continue
-            data.append(
-                {
-                    "model": record.model_id,
-                    "pipeline": "direct",
-                    "title": title_of(record),
-                    "test_model": record.test_model,
-                    **{k: row.get(k) for name in RANKED for k in _triple(name)},
-                    **{
-                        k: row.get(k)
-                        for k in _triple("visual_reliance")
-                        if row.get("visual_reliance") is not None
-                    },
-                }
-            )
-
-    def rank_key(row: dict[str, Scalar]) -> tuple[bool, float, float, str]:
-        a, b = row.get("all_variants_f1"), row.get("fragility_index")
-        a_ = -float(a) if isinstance(a, float | int) else 0.0
-        b_ = float(b) if isinstance(b, float | int) else 0.0
-        return a is None, a_, b_, str(row["model"])
-
+            found: dict[str, Scalar] = {
+                "model": record.model_id,
+                "pipeline": "direct",
+                "title": title_of(record),
+                "test_model": record.test_model,
+                **{k: row.get(k) for name in RANKED for k in _triple(name)},
+                **{
+                    k: row.get(k)
+                    for k in _triple("visual_reliance")
+                    if row.get("visual_reliance") is not None
+                },
+            }
+            if not has_skill(found):
+                found.update(dict.fromkeys(_triple("fragility_index")))
+            data.append(found)
     return [{"rank": i, **row} for i, row in enumerate(sorted(data, key=rank_key), start=1)]
 
 
@@ -57,8 +74,10 @@ def _ranking(site: Site, suite: str, data: Data) -> Table:
     columns = [Col("Rank", "rank", "int"), Col("Model", "model", "model")]
     columns += [Col(LABELS[name], name, "est") for name in RANKED]
     caption = (
-        f"{suite}: models ranked by all-variants F1, highest first (an image counts as right "
-        "only if every wording of the question answers it right; mean over tasks)"
+        f"{suite}: models ranked by all-variants kappa, highest first (chance-corrected: an "
+        "image counts as right only if every wording of the question answers it right, and a "
+        "constant, refusing or random model scores about 0; mean over tasks); models whose "
+        "interval does not lie above 0 come last, without a fragility"
     )
     if any(row.get("visual_reliance") is not None for row in data):
         # Beside the fragility index: how much the answers move when the image is removed.
@@ -72,7 +91,7 @@ def _ranking(site: Site, suite: str, data: Data) -> Table:
 def _per_task_table(
     site: Site, suite: str, records: list[Record], tasks: list[str], ranked: Data
 ) -> Table:
-    """The ranking's models with the all-variants F1 of each task (disagreement per task is on
+    """The ranking's models with the all-variants kappa of each task (disagreement per task is on
     each model's page, in its fragility table)."""
     order = {str(r["model"]): r["rank"] for r in ranked}
     data: Data = []
@@ -81,12 +100,12 @@ def _per_task_table(
             continue
         row: dict[str, Scalar] = {"rank": order[record.model_id], "model": record.model_id}
         for t in tasks:
-            row[f"all_variants_f1.{t}"] = _task_mean(record, "fragility", "all_variants_f1", t)
+            row[f"{HEADLINE}.{t}"] = _task_mean(record, "fragility", HEADLINE, t)
         data.append(row)
     data.sort(key=lambda r: int(r["rank"] or 0))
     columns = [Col("Rank", "rank", "int"), Col("Model", "model", "model", badges=False)]
-    columns += [Col(site.task_title(t), f"all_variants_f1.{t}", task=t) for t in tasks]
-    caption = f"{suite}: all-variants F1 per task (mean over label prompt families)"
+    columns += [Col(site.task_title(t), f"{HEADLINE}.{t}", task=t) for t in tasks]
+    caption = f"{suite}: all-variants kappa per task (mean over label prompt families)"
     return site.table(f"{suite}.per-task", "", caption, columns, data, suite=suite)
 
 
@@ -105,11 +124,11 @@ def _task_mean(record: Record, table: str, name: str, task: str) -> float | None
 
 def _chart(site: Site, suite: str, ranked: Data) -> str:
     """The index chart of a suite's ranked models."""
-    on_chart = {str(r["model"]) for r in ranked if r.get("all_variants_f1") is not None}
+    on_chart = {str(r["model"]) for r in ranked if r.get(HEADLINE) is not None}
     marks = []
     for row in ranked:
         model = str(row["model"])
-        score, frag = row.get("all_variants_f1"), row.get("fragility_index")
+        score, frag = row.get(HEADLINE), row.get("fragility_index")
         if model not in on_chart or not isinstance(score, float | int):
             continue
         spec = site.models[model].model
@@ -124,16 +143,20 @@ def _chart(site: Site, suite: str, ranked: Data) -> str:
                 model=model,
                 title=str(row["title"]),
                 score=float(score),
-                score_lo=opt("all_variants_f1_lo"),
-                score_hi=opt("all_variants_f1_hi"),
+                score_lo=opt(f"{HEADLINE}_lo"),
+                score_hi=opt(f"{HEADLINE}_hi"),
                 fragility=float(frag) if isinstance(frag, float | int) else 0.0,
                 fragility_lo=opt("fragility_index_lo"),
                 fragility_hi=opt("fragility_index_hi"),
                 baseline=spec.get("backend") == "baseline",
                 base=str(base) if isinstance(base, str) and base in on_chart else None,
+                skill=has_skill(row),
             )
         )
-    caption = f"{suite}: all-variants F1 against fragility index, one mark per ranked model"
+    caption = (
+        f"{suite}: all-variants kappa against fragility index, one mark per ranked model "
+        "(a model without skill at fragility 0)"
+    )
     return scatter_svg(marks, caption)
 
 

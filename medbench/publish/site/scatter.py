@@ -32,6 +32,8 @@ class Mark:
     baseline: bool
     base: str | None = None
     """The model this one was fine-tuned from, when it is on the chart too."""
+    skill: bool = True
+    """Whether its headline interval lies above 0; without skill it shows no fragility."""
 
 
 def _esc(text: str) -> str:
@@ -91,7 +93,7 @@ def scatter_svg(marks: list[Mark], caption: str) -> str:
         f'<text class="label" x="{LEFT + plot_w / 2:.1f}" y="{HEIGHT - 10}" '
         'text-anchor="middle">Fragility index (lower is better)</text>',
         f'<text class="label" transform="translate(16 {TOP + plot_h / 2:.1f}) rotate(-90)" '
-        'text-anchor="middle">All-variants F1 (higher is better)</text>',
+        'text-anchor="middle">All-variants kappa (higher is better)</text>',
         "</g>",
     ]
     at = {m.model: m for m in marks}
@@ -136,10 +138,14 @@ def _mark(
 ) -> str:
     cx, cy = fx(mark.fragility), fy(mark.score)
     kind = "baseline" if mark.baseline else "model"
-    tip = (
-        f"{mark.title}{' (baseline)' if mark.baseline else ''}: all-variants F1 "
-        f"{mark.score:.3f}{_interval(mark.score_lo, mark.score_hi)}, fragility index "
+    fragility = (
         f"{mark.fragility:.3f}{_interval(mark.fragility_lo, mark.fragility_hi)}"
+        if mark.skill
+        else "– (no skill: never changing an uninformative answer is no robustness)"
+    )
+    tip = (
+        f"{mark.title}{' (baseline)' if mark.baseline else ''}: all-variants kappa "
+        f"{mark.score:.3f}{_interval(mark.score_lo, mark.score_hi)}, fragility index {fragility}"
     )
     parts = [
         f'<g class="mark {kind}" data-model="{_esc(mark.model)}">',

@@ -18,8 +18,11 @@ frozen dataclasses out. Conventions:
   (variants, or the two models of a pair). Resamples where a metric is undefined are
   left out of its interval. Intervals depend only on the set of (truth, answers) rows,
   not on their order.
-- Per model, tasks weigh equally and each task's images are resampled within it.
-- ``all_variants_f1`` (the headline): macro-F1 of each image's consensus answer, the
+- Per model, entries (task, prompt family) weigh equally and each task's images are
+  resampled within it, one resample shared by every family of the task.
+- ``all_variants_kappa`` (the headline): Cohen's kappa of each image's consensus answer
+  against truth, chance-corrected so that no constant, refusing or random model wins.
+- ``all_variants_f1``: macro-F1 of each image's consensus answer, the
   answer all variants agree on or ``NO_CONSENSUS`` (matching no class) when they differ.
 - Clusters: every bootstrap takes ``groups``, a cluster label per image (the patient, the
   source image of augmented copies). The resamples then draw whole clusters (a cluster
@@ -38,7 +41,12 @@ from medbench.score.metrics._calibration import (
     risk_coverage,
     softmax,
 )
-from medbench.score.metrics._circular import NO_CONSENSUS, all_variants_f1, consensus
+from medbench.score.metrics._circular import (
+    NO_CONSENSUS,
+    all_variants_f1,
+    all_variants_kappa,
+    consensus,
+)
 from medbench.score.metrics._classification import (
     VariantScores,
     accuracy,
@@ -46,6 +54,7 @@ from medbench.score.metrics._classification import (
     chance_f1,
     f1_all,
     f1_answered,
+    kappa,
     refusal_rate,
     score_variant,
     score_variants,
@@ -66,9 +75,13 @@ from medbench.score.metrics._family import (
 from medbench.score.metrics._model import (
     TaskAnswers,
     fragility_index,
+    has_skill,
     mean_all_variants_f1,
+    mean_all_variants_kappa,
     mean_f1_all,
+    mean_kappa,
     mean_worst_f1,
+    mean_worst_kappa,
     worse_than_chance,
 )
 from medbench.score.metrics._noise import noise_floor
@@ -80,12 +93,14 @@ from medbench.score.metrics._paired import (
     paired_f1_difference,
 )
 from medbench.score.metrics._units import Units, as_clusters, group_units
+from medbench.score.metrics._version import SCORING_VERSION
 
 __all__ = [
     "CONFIDENCE",
     "NO_CONSENSUS",
     "ECE_BINS",
     "REFUSAL",
+    "SCORING_VERSION",
     "UNPARSEABLE",
     "Estimate",
     "FamilyScores",
@@ -96,6 +111,7 @@ __all__ = [
     "VariantScores",
     "accuracy",
     "all_variants_f1",
+    "all_variants_kappa",
     "as_clusters",
     "balanced_accuracy",
     "brier",
@@ -110,11 +126,16 @@ __all__ = [
     "flip_rate",
     "fragility_index",
     "group_units",
+    "has_skill",
+    "kappa",
     "mcnemar_clustered",
     "mcnemar_exact",
     "mean_all_variants_f1",
+    "mean_all_variants_kappa",
     "mean_f1_all",
+    "mean_kappa",
     "mean_worst_f1",
+    "mean_worst_kappa",
     "noise_floor",
     "paired_disagreement_difference",
     "paired_f1_difference",

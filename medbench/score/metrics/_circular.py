@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-from medbench.score.metrics._classification import class_features, f1_all_from
+from medbench.score.metrics._classification import class_features, f1_all_from, kappa_from
 from medbench.score.metrics._codes import (
     UNPARSEABLE,
     FeatureArray,
@@ -53,3 +53,20 @@ def all_variants_f1(answers: npt.ArrayLike, truth: npt.ArrayLike, n_classes: int
     check_same_images(len(truth_), len(answers_), "answers")
     features = consensus_features(truth_, answers_, n_classes).astype(np.float64)
     return float(f1_all_from(features.sum(axis=0), n_classes))
+
+
+def all_variants_kappa(answers: npt.ArrayLike, truth: npt.ArrayLike, n_classes: int) -> float:
+    """Cohen's kappa of the consensus answers against truth: the chance-corrected headline.
+
+    ``(p_o - p_e) / (1 - p_e)`` with ``p_o`` the share of images every variant answers
+    right and ``p_e = sum_k p_k q_k``, ``p_k`` the share of images of class k and ``q_k``
+    the share every variant answers k. A constant, refusing, unparseable or random model
+    (stable or not) scores about 0 whatever the class balance; one that flips loses each
+    image it flips on. NaN when ``p_e = 1`` (one class, always answered). With one
+    variant it is Cohen's kappa of that variant.
+    """
+    truth_ = as_truth(truth, n_classes)
+    answers_ = as_answers_for(answers, n_classes)
+    check_same_images(len(truth_), len(answers_), "answers")
+    features = consensus_features(truth_, answers_, n_classes).astype(np.float64)
+    return float(kappa_from(features.sum(axis=0), n_classes))

@@ -76,6 +76,20 @@ def f1_all_from(sums: FloatArray, n_classes: int) -> FloatArray:
     return np.asarray(f1.mean(axis=-1), dtype=np.float64)
 
 
+def kappa_from(sums: FloatArray, n_classes: int) -> FloatArray:
+    """Cohen's kappa ``(p_o - p_e) / (1 - p_e)`` of predictions against truth, NaN if ``p_e = 1``.
+
+    ``p_o = sum_k TP_k / N``, ``p_e = sum_k S_k P_k / N**2``: a refusal or unparseable
+    answer is a category truth never takes, so it adds to neither (scikit-learn's
+    ``cohen_kappa_score`` with those codes as labels gives the same value).
+    """
+    support, tp, predicted, _, _, _ = _split(sums, n_classes)
+    n = support.sum(axis=-1)
+    observed = divide(tp.sum(axis=-1), n, np.nan)
+    expected = divide((support * predicted).sum(axis=-1), n * n, np.nan)
+    return divide(observed - expected, 1.0 - expected, np.nan)
+
+
 def f1_answered_from(sums: FloatArray, n_classes: int) -> FloatArray:
     """``mean_k 2 TP_k / (A_k + P_k)`` over answered images, NaN when none is answered."""
     _, tp, predicted, answered, _, _ = _split(sums, n_classes)
@@ -167,6 +181,16 @@ def accuracy(truth: npt.ArrayLike, pred: npt.ArrayLike, n_classes: int) -> float
     return float(accuracy_from(_observed(truth, pred, n_classes), n_classes))
 
 
+def kappa(truth: npt.ArrayLike, pred: npt.ArrayLike, n_classes: int) -> float:
+    """Cohen's kappa of the predictions against truth, refusal and unparseable as categories.
+
+    ``(p_o - p_e) / (1 - p_e)``, ``p_o`` the accuracy and ``p_e = sum_k p_k q_k`` with
+    ``p_k`` the share of images of class k and ``q_k`` the share predicted k; NaN when
+    ``p_e = 1``. A constant or random guesser scores about 0 whatever the class balance.
+    """
+    return float(kappa_from(_observed(truth, pred, n_classes), n_classes))
+
+
 def balanced_accuracy(truth: npt.ArrayLike, pred: npt.ArrayLike, n_classes: int) -> float:
     """Mean recall over the classes present in truth: ``mean_{k: n_k > 0} TP_k / n_k``.
 
@@ -223,6 +247,8 @@ class VariantScores:
     """Share of images refused."""
     unparseable_rate: Estimate
     """Share of images with an unparseable answer."""
+    kappa: Estimate
+    """Cohen's kappa against truth, refusal and unparseable as categories (NaN if undefined)."""
 
 
 def score_variant(
@@ -299,6 +325,7 @@ _METRICS: dict[str, Callable[[FloatArray, int], FloatArray]] = {
     "balanced_accuracy": balanced_accuracy_from,
     "refusal_rate": refusal_rate_from,
     "unparseable_rate": unparseable_rate_from,
+    "kappa": kappa_from,
 }
 
 
@@ -328,4 +355,5 @@ def _variant_scores(
         balanced_accuracy=found["balanced_accuracy"][variant],
         refusal_rate=found["refusal_rate"][variant],
         unparseable_rate=found["unparseable_rate"][variant],
+        kappa=found["kappa"][variant],
     )

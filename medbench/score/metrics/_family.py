@@ -19,7 +19,12 @@ from medbench.score.metrics._bootstrap import (
     feature_sums,
 )
 from medbench.score.metrics._circular import consensus_features
-from medbench.score.metrics._classification import f1_all_from, variant_f1_from, variant_features
+from medbench.score.metrics._classification import (
+    f1_all_from,
+    kappa_from,
+    variant_f1_from,
+    variant_features,
+)
 from medbench.score.metrics._codes import (
     REFUSAL,
     FeatureArray,
@@ -195,6 +200,8 @@ class FamilyScores:
     """Min ``f1_all`` over variants."""
     all_variants_f1: Estimate
     """Macro-F1 counting an image right only when every variant answers it right."""
+    all_variants_kappa: Estimate
+    """Cohen's kappa of the consensus answers: chance-corrected, the headline's task term."""
     f1_all: tuple[Estimate, ...]
     """``f1_all`` of each variant, in column order."""
     pdr: tuple[Estimate, ...]
@@ -243,6 +250,7 @@ def score_family(
             "spread": f1.max(axis=-1) - f1.min(axis=-1),
             "worst_f1": f1.min(axis=-1),
             "all_variants_f1": f1_all_from(sums[:, offset:width], n_classes),
+            "all_variants_kappa": kappa_from(sums[:, offset:width], n_classes),
             "f1_all": f1,
             "pdr": _pdr(f1, reference),
         }
@@ -259,6 +267,7 @@ def score_family(
         spread=found["spread"][0],
         worst_f1=found["worst_f1"][0],
         all_variants_f1=found["all_variants_f1"][0],
+        all_variants_kappa=found["all_variants_kappa"][0],
         f1_all=tuple(found["f1_all"]),
         pdr=tuple(found["pdr"]),
     )
