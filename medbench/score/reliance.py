@@ -221,6 +221,16 @@ def score_reliance(image_rows: pd.DataFrame, layout: ImageLayout) -> pd.DataFram
     return pd.DataFrame([rows[k] for k in sorted(rows)])
 
 
+def _row_ids(keys: list[tuple[str, str]]) -> NDArray[Any]:
+    """An id per row: its (sample, prompt variant), numbered where a key repeats."""
+    seen: dict[tuple[str, str], int] = {}
+    ids = []
+    for key in keys:
+        seen[key] = seen.get(key, -1) + 1
+        ids.append(f"{key[0]}|{key[1]}|{seen[key]}")
+    return np.array(ids)
+
+
 def score_model_reliance(
     paired: Mapping[tuple[str, ...], Paired], layout: ImageLayout
 ) -> pd.DataFrame:
@@ -241,18 +251,27 @@ def score_model_reliance(
             if not mine:
                 continue
             seed, n_boot = layout.seed, layout.n_boot
+            # the families of a task ask the same images: one resample per task serves them
+            ids = [_row_ids(p.keys) for _, p in mine]
             reliance = metrics.fragility_index(
                 [np.column_stack([p.original, p.changed]) for _, p in mine],
                 seed=seed,
                 n_boot=n_boot,
                 groups=[p.clusters for _, p in mine],
+                tasks=[k[1] for k, _ in mine],
+                images=ids,
             )
             row |= _est(names[ablation], reliance)
             tasks = [
                 metrics.TaskAnswers(
-                    p.changed[:, None], p.truth, len(layout.classes[k[1]][k[2]]), p.clusters
+                    p.changed[:, None],
+                    p.truth,
+                    len(layout.classes[k[1]][k[2]]),
+                    p.clusters,
+                    k[1],
+                    i,
                 )
-                for k, p in mine
+                for (k, p), i in zip(mine, ids, strict=True)
                 if layout.answer_kinds.get(k[2]) == "label"
             ]
             if ablation == "no_image" and tasks:

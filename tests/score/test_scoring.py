@@ -367,3 +367,23 @@ def test_score_answers_rescoring_an_earlier_input_after_another_scores_nothing(
         scoring.score_answers(pd.DataFrame({"model": ["c"] * (n + 3)}), layout)
     scoring.score_answers(results, layout)  # pushed out by the newer inputs
     assert scored[-1] == 2 and len(scored) == 2 + scoring.SCORED_KEPT + 1
+
+
+def test_score_models_share_one_image_resample_across_a_tasks_families() -> None:
+    answers, layout = _patients(grouped=False)
+    once = score_answers(answers, layout).models
+    twice_layout = ScoringLayout(
+        classes={"t": {"f": ["a", "b"], "g": ["a", "b"]}},
+        variants={"f": ["v1", "v2"], "g": ["v1", "v2"]},
+        references={"f": "v1", "g": "v1"},
+        answer_kinds={"f": "label", "g": "label"},
+        pairs=layout.pairs,
+        n_boot=layout.n_boot,
+    )
+    twice = score_answers(
+        pd.concat([answers, answers.assign(family="g")], ignore_index=True), twice_layout
+    ).models
+    # a second family asking the same images the same way adds no information
+    for name in ("fragility_index", "all_variants_kappa", "mean_f1_all"):
+        for suffix in ("", "_lo", "_hi"):
+            assert list(twice[name + suffix]) == pytest.approx(list(once[name + suffix])), name
