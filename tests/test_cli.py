@@ -69,8 +69,8 @@ def test_cli_plan_shows_jobs_and_cached_counts(tmp_path: Path) -> None:
     )
     assert result.exit_code == 0, result.output
     # 4 tasks x 8 images per class (2-4 classes) = 88 images; 12 variants; and the noise
-    # floor's replicates: 4 tasks x 2 reference variants x 8 images
-    assert "0 cached; 1120 distinct answers to compute." in result.output
+    # floor's replicates: 2 reference variants x every image (up to 32 per task: all 88)
+    assert "0 cached; 1232 distinct answers to compute." in result.output
 
 
 def test_cli_plan_shipped_medvqa_suite_plans_offline_with_its_baselines(

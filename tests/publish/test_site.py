@@ -784,3 +784,17 @@ def test_build_site_marks_records_made_with_older_specs(tmp_path: Path) -> None:
         "<dt>Specs changed since</dt><dd>task/pneumonia_cxr (today&#39;s specs differ or are "
         "gone)</dd>"
     ) in page
+
+
+def test_noise_mark_says_when_the_floor_cannot_be_told_apart() -> None:
+    from medbench.publish.site.pages import _noise_mark
+
+    row = {"disagreement_lo": 0.1, "noise_floor": 0.0, "noise_floor_hi": 0.369, "noise_floor_n": 8}
+    assert _noise_mark({**row, "above_noise_floor": True}) == "yes"
+    assert _noise_mark({**row, "above_noise_floor": False}) == (
+        "cannot tell: the floor, measured on 8 images, may reach 0.37"
+    )
+    assert _noise_mark({**row, "noise_floor": 0.2, "above_noise_floor": False}) == (
+        "no: within the noise floor"
+    )
+    assert _noise_mark({**row, "above_noise_floor": None}) is None

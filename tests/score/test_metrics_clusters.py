@@ -194,3 +194,43 @@ def test_groups_of_the_wrong_length_are_rejected_with_a_clear_message() -> None:
         match=r"^groups must label each of the 3 images with its cluster, got shape \(2,\)$",
     ):
         metrics.score_variant([0, 1, 0], [0, 1, 1], 2, groups=["a", "b"])
+
+
+# The noise floor: an interval valid at the replicate set's small size.
+
+
+def test_noise_floor_of_0_in_8_has_the_exact_upper_bound() -> None:
+    first = np.array([0, 1, 0, 1, 0, 1, 0, 1])
+    found = metrics.noise_floor(first, first.copy(), 2, n_boot=500)
+    assert found.value == 0.0
+    # Clopper-Pearson: 1 - 0.025 ** (1 / 8), not the bootstrap's [0, 0]
+    assert found.hi == pytest.approx(1 - 0.025 ** (1 / 8), abs=1e-9)
+    assert found.hi == pytest.approx(0.369, abs=1e-3)
+    assert found.lo == 0.0
+
+
+def test_noise_floor_interval_is_clopper_pearson_of_the_differing_images() -> None:
+    from statsmodels.stats.proportion import proportion_confint
+
+    rng = np.random.default_rng(3)
+    first = rng.integers(0, 3, 40)
+    again = np.where(rng.random(40) < 0.1, (first + 1) % 3, first)
+    found = metrics.noise_floor(first, again, 3, n_boot=500)
+    lo, hi = proportion_confint(int((first != again).sum()), 40, alpha=0.05, method="beta")
+    assert (found.lo, found.hi) == pytest.approx((lo, hi), abs=1e-12)
+
+
+def test_noise_floor_flag_fires_on_pure_noise_at_most_at_the_stated_rate() -> None:
+    # No wording effect at all: every variant is the first answer with 5% random noise, as is
+    # the replicate; "above the floor" must not fire more than 5% of the time.
+    fired = []
+    for seed in range(200):
+        rng = np.random.default_rng(seed)
+        n, v = 32, 4
+        first = rng.integers(0, 2, n)
+        answers = np.where(rng.random((n, v)) < 0.05, 1 - first[:, None], first[:, None])
+        again = np.where(rng.random(n) < 0.05, 1 - first, first)
+        floor = metrics.noise_floor(answers[:8, 0], again[:8], 2, seed=seed, n_boot=200)
+        family = metrics.score_family(answers, first, 2, 0, seed=seed, n_boot=200)
+        fired.append(family.disagreement.lo > floor.hi)
+    assert np.mean(fired) <= 0.05

@@ -179,11 +179,20 @@ def _triple(name: str) -> list[str]:
     return [name, f"{name}_lo", f"{name}_hi"]
 
 
-def _noise_mark(above: Scalar) -> Scalar:
-    """`yes`, or a warning that the fragility is not above the measured noise floor."""
+def _noise_mark(row: dict[str, Scalar]) -> Scalar:
+    """`yes`; or, when the fragility's interval does not clear the floor's upper bound, that
+    the floor was measured on too few images to tell them apart (its point estimate lies below
+    the fragility's interval), or that the fragility is within the noise floor."""
+    above = row.get("above_noise_floor")
     if above is None:
         return None
-    return "yes" if above else "no: within the noise floor"
+    if above:
+        return "yes"
+    floor, lo, hi = row.get("noise_floor"), row.get("disagreement_lo"), row.get("noise_floor_hi")
+    if all(isinstance(x, float | int) for x in (floor, lo, hi)) and float(floor) < float(lo):  # type: ignore[arg-type]
+        n = row.get("noise_floor_n")
+        return f"cannot tell: the floor, measured on {n} images, may reach {float(hi):.2f}"  # type: ignore[arg-type]
+    return "no: within the noise floor"
 
 
 def _pairs(site: Site, name: str, root: str, suite: str, model: str | None = None) -> Table | None:

@@ -134,9 +134,7 @@ def _model_section(site: Site, record: Record) -> Section:
     ]
     if any(r.get("noise_floor") is not None for r in fragility):
         # Beside the disagreement: the noise floor and whether fragility rises above it.
-        fragility = [
-            {**r, "noise_mark": _noise_mark(r.get("above_noise_floor"))} for r in fragility
-        ]
+        fragility = [{**r, "noise_mark": _noise_mark(r)} for r in fragility]
         columns[5:5] = [
             Col("Noise floor [95% CI]", "noise_floor", "est"),
             Col("Above noise floor", "noise_mark", "text"),

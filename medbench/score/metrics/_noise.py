@@ -6,10 +6,12 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import numpy.typing as npt
 
-from medbench.score.metrics._bootstrap import Estimate, bootstrap_summary
+from medbench.score.metrics._bootstrap import CONFIDENCE, Estimate, bootstrap_summary
 from medbench.score.metrics._codes import (
     FloatArray,
     as_predictions,
@@ -32,19 +34,35 @@ def noise_floor(
     """Share of images whose replicate answer differs from the first: ``(1/n) sum_i [a_i != r_i]``.
 
     The disagreement of the two-column matrix (first, replicate), comparable with the
-    fragility (the disagreement of a pair of variants), with a percentile bootstrap CI
-    over images (over clusters with ``groups``). Codes as in ``score_variant``.
+    fragility (the disagreement of a pair of variants). Its interval is the exact
+    Clopper-Pearson 95% interval of the count of differing images (statsmodels' ``beta``
+    method), valid at the few images a replicate set holds: 0 differences in 8 images give
+    [0, 0.369], where the bootstrap gives [0, 0]. With ``groups`` the images of a cluster are
+    not independent, so the interval spans both the exact one and the cluster bootstrap's.
+    NaN with ``n_boot=0``. Codes as in ``score_variant``.
     """
+    from statsmodels.stats.proportion import proportion_confint  # type: ignore[import-untyped, unused-ignore]
+
     a = as_predictions(first, n_classes, name="first")
     r = as_predictions(replicate, n_classes, name="replicate")
     check_same_images(len(a), len(r), "replicate", "first")
     check_n_boot(n_boot)
     clusters = None if groups is None else as_clusters(groups, len(a))
-    units = group_units(np.column_stack([a, r]), clusters)
-    features = units.pool(agreement_features(units.rows))
+    differing = int((a != r).sum())
+    value = differing / len(a)
+    if n_boot == 0:
+        return Estimate(value, math.nan, math.nan)
+    lo, hi = (
+        float(x) for x in proportion_confint(differing, len(a), alpha=1 - CONFIDENCE, method="beta")
+    )
+    if clusters is not None and len(np.unique(clusters)) < len(clusters):
+        units = group_units(np.column_stack([a, r]), clusters)
+        features = units.pool(agreement_features(units.rows))
 
-    def summarise(sums: FloatArray) -> dict[str, FloatArray]:
-        return {"noise_floor": disagreement_from(sums, 2)}
+        def summarise(sums: FloatArray) -> dict[str, FloatArray]:
+            return {"noise_floor": disagreement_from(sums, 2)}
 
-    found = bootstrap_summary(features, units.sizes, summarise, n_boot, np.random.default_rng(seed))
-    return found["noise_floor"][0]
+        rng = np.random.default_rng(seed)
+        boot = bootstrap_summary(features, units.sizes, summarise, n_boot, rng)["noise_floor"][0]
+        lo, hi = min(lo, boot.lo), max(hi, boot.hi)
+    return Estimate(value, lo, hi)

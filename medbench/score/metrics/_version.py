@@ -3,4 +3,5 @@
 SCORING_VERSION = 2
 """Bumped by every change to a published number. 1 (records without the field): before
 issue 27. 2: the chance-corrected headline `all_variants_kappa` with `mean_kappa` and
-`mean_worst_kappa`, and model intervals drawn from one image resample per task."""
+`mean_worst_kappa`, model intervals drawn from one image resample per task, and the noise
+floor's exact (Clopper-Pearson) interval."""
