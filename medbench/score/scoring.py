@@ -530,7 +530,7 @@ def _score_pairs(matrices: dict[Group, Matrix], layout: ScoringLayout) -> pd.Dat
                 # Obuchowski's test only where images share a cluster: it is asymptotic,
                 # McNemar's exact test is exact for independent images.
                 if groups is not None and len(set(groups)) < len(groups):
-                    test = metrics.mcnemar_clustered(right_a, right_b, groups)
+                    test = metrics.mcnemar_clustered(right_a, right_b, groups, seed=layout.seed)
                 else:
                     test = metrics.mcnemar_exact(right_a, right_b)
                 rows.append(
@@ -539,6 +539,7 @@ def _score_pairs(matrices: dict[Group, Matrix], layout: ScoringLayout) -> pd.Dat
                         "variant": variant,
                         **_est("f1_diff", diff),
                         "mcnemar_p": test.p_value,
+                        "test": test.method,
                         "n01": test.n01,
                         "n10": test.n10,
                     }
@@ -548,7 +549,17 @@ def _score_pairs(matrices: dict[Group, Matrix], layout: ScoringLayout) -> pd.Dat
                     ma, mb, seed=layout.seed, n_boot=layout.n_boot, groups=groups
                 )
                 rows.append({**base_row, "variant": "*", **_est("fragility_diff", frag)})
-    return pd.DataFrame(rows)
+    return _with_holm(pd.DataFrame(rows))
+
+
+def _with_holm(pairs: pd.DataFrame) -> pd.DataFrame:
+    """`mcnemar_p_holm`: each p adjusted by Holm's method across the tasks of its (pair,
+    family, pipeline, variant): the pair table asks one question per task."""
+    if pairs.empty or "mcnemar_p" not in pairs.columns:
+        return pairs
+    keys = ["model", "base", "family", "pipeline", "variant"]
+    adjusted = pairs.groupby(keys, sort=False)["mcnemar_p"].transform(metrics.holm)
+    return pairs.assign(mcnemar_p_holm=adjusted)
 
 
 def _noise_floors(

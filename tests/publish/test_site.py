@@ -548,7 +548,7 @@ def test_build_site_pair_summary_tones_differences_whose_interval_excludes_zero(
     for row in rows:
         for name, better in (
             ("f1_diff", "higher"),
-            ("mcnemar_p", None),
+            ("mcnemar_p_holm", None),
             ("fragility_diff", "lower"),
         ):
             lo, hi = row.get(f"{name}_lo"), row.get(f"{name}_hi")
@@ -798,3 +798,12 @@ def test_noise_mark_says_when_the_floor_cannot_be_told_apart() -> None:
         "no: within the noise floor"
     )
     assert _noise_mark({**row, "above_noise_floor": None}) is None
+
+
+def test_build_site_pair_tables_show_raw_and_holm_adjusted_p(site: Path) -> None:
+    page = (site / "models" / "med.html").read_text()
+    table = page[page.index('id="quickstart.med.pairs"') :].split("</table>")[0]
+    assert "p (raw)" in table and "p (Holm, across tasks)" in table
+    index = (site / "index.html").read_text()
+    summary = index[index.index('id="quickstart.pairs"') :].split("</table>")[0]
+    assert "p (Holm, across tasks)" in summary and "p (raw)" not in summary

@@ -143,6 +143,7 @@ NOT_REGISTERED = {
     "mean_worst_f1",
     "mean_worst_kappa",
     "has_skill",
+    "holm",
     "confidence",
     "ece",
     "risk_coverage",
@@ -357,7 +358,7 @@ def test_mcnemar_exact_matches_statsmodels_and_a_binomial_test(seed: int) -> Non
 
 def test_mcnemar_exact_without_discordant_images_has_p_value_1() -> None:
     same = np.array([True, False, True])
-    assert metrics.mcnemar_exact(same, same) == (0.0, 1.0, 0, 0)
+    assert metrics.mcnemar_exact(same, same) == (0.0, 1.0, 0, 0, "mcnemar_exact")
 
 
 def test_paired_differences_are_differences_of_the_metrics(seed: int) -> None:

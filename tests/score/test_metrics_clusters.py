@@ -184,8 +184,39 @@ def test_mcnemar_clustered_is_less_sure_than_mcnemar_for_repeated_images() -> No
 def test_mcnemar_clustered_without_a_difference_has_p_value_1() -> None:
     same = np.array([True, False, True, True])
     assert metrics.mcnemar_clustered(same, same, [0, 0, 1, 1]).p_value == 1.0
-    everywhere = metrics.mcnemar_clustered(same | True, same & False, [0, 0, 1, 1])
-    assert everywhere.p_value == 0.0
+
+
+def test_mcnemar_clustered_with_zero_variance_is_the_exact_cluster_permutation_test() -> None:
+    # 2 patients x 3 images, a right and b wrong on every one: Obuchowski's variance is 0 (it
+    # gave p = 0); swapping the models within each of 2 clusters makes 4 equally likely
+    # outcomes, 2 of them as extreme: p = 0.5.
+    a, b = np.ones(6, dtype=bool), np.zeros(6, dtype=bool)
+    found = metrics.mcnemar_clustered(a, b, [0, 0, 0, 1, 1, 1])
+    assert found.p_value == 0.5
+    assert found.method == "cluster_permutation"
+
+
+def test_mcnemar_clustered_uses_obuchowski_from_30_clusters() -> None:
+    rng = np.random.default_rng(0)
+    groups = np.repeat(np.arange(30), 3)
+    a, b = rng.random(90) < 0.7, rng.random(90) < 0.5
+    assert metrics.mcnemar_clustered(a, b, groups).method == "obuchowski"
+    assert metrics.mcnemar_clustered(a[:87], b[:87], groups[:87]).method == "cluster_permutation"
+
+
+@pytest.mark.parametrize("n_clusters", [5, 12])
+def test_mcnemar_clustered_with_few_clusters_rejects_a_true_null_at_most_5_percent(
+    n_clusters: int,
+) -> None:
+    rejected = []
+    for seed in range(300):
+        rng = np.random.default_rng(seed)
+        groups = np.repeat(np.arange(n_clusters), 4)
+        skill = rng.random(n_clusters)[groups]  # patients differ; the two models do not
+        a, b = rng.random(len(groups)) < skill, rng.random(len(groups)) < skill
+        rejected.append(metrics.mcnemar_clustered(a, b, groups).p_value < 0.05)
+    # Obuchowski's asymptotic test rejected 8-11% here; 300 draws: 0.05 + 2 MC errors
+    assert np.mean(rejected) <= 0.075
 
 
 def test_groups_of_the_wrong_length_are_rejected_with_a_clear_message() -> None:
@@ -234,3 +265,14 @@ def test_noise_floor_flag_fires_on_pure_noise_at_most_at_the_stated_rate() -> No
         family = metrics.score_family(answers, first, 2, 0, seed=seed, n_boot=200)
         fired.append(family.disagreement.lo > floor.hi)
     assert np.mean(fired) <= 0.05
+
+
+def test_holm_matches_statsmodels_and_leaves_missing_tests_out() -> None:
+    from statsmodels.stats.multitest import multipletests
+
+    p = np.array([0.01, np.nan, 0.04, 0.03, 0.2])
+    expected = multipletests(p[~np.isnan(p)], method="holm")[1]
+    found = metrics.holm(p)
+    assert np.isnan(found[1])
+    assert found[~np.isnan(p)] == pytest.approx(expected, abs=1e-12)
+    assert (found[~np.isnan(p)] >= p[~np.isnan(p)]).all()

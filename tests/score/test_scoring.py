@@ -387,3 +387,27 @@ def test_score_models_share_one_image_resample_across_a_tasks_families() -> None
     for name in ("fragility_index", "all_variants_kappa", "mean_f1_all"):
         for suffix in ("", "_lo", "_hi"):
             assert list(twice[name + suffix]) == pytest.approx(list(once[name + suffix])), name
+
+
+def test_score_pairs_name_their_test_and_adjust_p_across_tasks_by_holm() -> None:
+    from statsmodels.stats.multitest import multipletests
+
+    answers, layout = _patients(grouped=True)
+    other = answers.assign(task="u")
+    both = pd.concat([answers, other], ignore_index=True)
+    two_tasks = ScoringLayout(
+        classes={"t": {"f": ["a", "b"]}, "u": {"f": ["a", "b"]}},
+        variants=layout.variants,
+        references=layout.references,
+        answer_kinds=layout.answer_kinds,
+        pairs=layout.pairs,
+        n_boot=50,
+        groups={"t": layout.groups["t"], "u": layout.groups["t"]},
+    )
+    pairs = score_answers(both, two_tasks).pairs
+    tested = pairs[pairs["variant"] == "v1"].sort_values("task")
+    assert list(tested["test"]) == ["obuchowski", "obuchowski"]  # 30 patients: enough
+    expected = multipletests(tested["mcnemar_p"].to_numpy(), method="holm")[1]
+    assert list(tested["mcnemar_p_holm"]) == pytest.approx(list(expected))
+    few = score_answers(both[both["group"].isin([f"p{i}" for i in range(12)])], two_tasks).pairs
+    assert set(few.loc[few["variant"] == "v1", "test"]) == {"cluster_permutation"}

@@ -24,6 +24,7 @@ from medbench.publish.site.layout import (
     num,
     title_of,
 )
+from medbench.score.metrics import MIN_CLUSTERS_ASYMPTOTIC
 from medbench.spec.loading import SpecSet
 
 
@@ -232,12 +233,21 @@ def _pairs(site: Site, name: str, root: str, suite: str, model: str | None = Non
         Col("Task", "task", "text"),
         Col("Prompt (family/reference)", "prompt", "text"),
         Col("Δ f1_all [95% CI]", "f1_diff", "est", better="higher"),
-        Col("McNemar p", "mcnemar_p"),
         Col("Δ fragility [95% CI]", "fragility_diff", "est", better="lower"),
     ]
+    # the index's summary (many pairs) shows the adjusted p; a model's page both
+    p_columns = [Col("p (Holm, across tasks)", "mcnemar_p_holm")]
+    if model is not None:
+        p_columns.insert(0, Col("p (raw)", "mcnemar_p"))
+    if any(row.get("test") not in (None, "mcnemar_exact") for row in data):
+        p_columns.insert(0, Col("Test", "test", "text"))
+    columns[5:5] = p_columns
     caption = (
         f"{suite}: pair summary, medical model minus its base per task and prompt family "
-        "(paired bootstrap CIs; toned where the interval excludes 0)"
+        "(paired bootstrap CIs; toned where the interval excludes 0). The test of paired "
+        "correctness is McNemar's exact test for independent images; for clustered images "
+        f"Obuchowski's (obuchowski) from {MIN_CLUSTERS_ASYMPTOTIC} clusters, the exact cluster "
+        "permutation test (cluster_permutation) below; p adjusted by Holm's method across tasks"
     )
     return site.table(name, root, caption, columns, data, row_task=True, suite=suite)
 

@@ -28,7 +28,9 @@ frozen dataclasses out. Conventions:
   source image of augmented copies). The resamples then draw whole clusters (a cluster
   bootstrap; paired functions keep both sides of every image of a cluster together), and
   with every cluster a singleton the intervals equal the unclustered ones for the same
-  seed. ``mcnemar_clustered`` is Obuchowski's test, McNemar's for clustered images.
+  seed. ``mcnemar_clustered`` is Obuchowski's test, McNemar's for clustered images, with
+  fewer than ``MIN_CLUSTERS_ASYMPTOTIC`` clusters (or a zero variance) the exact cluster
+  permutation test; ``holm`` adjusts the pair table's p-values across tasks.
 """
 
 from medbench.score.metrics._bootstrap import CONFIDENCE, Estimate
@@ -86,7 +88,9 @@ from medbench.score.metrics._model import (
 )
 from medbench.score.metrics._noise import noise_floor
 from medbench.score.metrics._paired import (
+    MIN_CLUSTERS_ASYMPTOTIC,
     McNemarResult,
+    holm,
     mcnemar_clustered,
     mcnemar_exact,
     paired_disagreement_difference,
@@ -96,9 +100,11 @@ from medbench.score.metrics._units import Units, as_clusters, group_units
 from medbench.score.metrics._version import SCORING_VERSION
 
 __all__ = [
+    "MIN_CLUSTERS_ASYMPTOTIC",
     "CONFIDENCE",
     "NO_CONSENSUS",
     "ECE_BINS",
+    "MIN_CLUSTERS_ASYMPTOTIC",
     "REFUSAL",
     "SCORING_VERSION",
     "UNPARSEABLE",
@@ -126,6 +132,7 @@ __all__ = [
     "flip_rate",
     "fragility_index",
     "group_units",
+    "holm",
     "has_skill",
     "kappa",
     "mcnemar_clustered",

@@ -8,8 +8,7 @@
 
 from __future__ import annotations
 
-import math
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -92,16 +91,27 @@ def paired_disagreement_difference(
 
 
 class McNemarResult(NamedTuple):
-    """McNemar's exact test on paired correctness."""
+    """A paired test of correctness: McNemar's exact test, or a clustered one."""
 
     statistic: float
-    """``min(n01, n10)`` for the exact test; Obuchowski's ``X2`` for the clustered one."""
+    """``min(n01, n10)`` for the exact test; Obuchowski's ``X2``; for the cluster permutation
+    test ``sum_c (x_c - y_c)``, the difference in images right."""
     p_value: float
-    """Two-sided exact binomial p-value of ``n01`` vs ``n10`` under p = 1/2."""
+    """Two-sided p-value (exact binomial of ``n01`` vs ``n10`` under p = 1/2 for McNemar's)."""
     n01: int
     """Images model a got wrong and model b right."""
     n10: int
     """Images model a got right and model b wrong."""
+    method: str = "mcnemar_exact"
+    """`mcnemar_exact`, `obuchowski` or `cluster_permutation`: which test gave ``p_value``."""
+
+
+MIN_CLUSTERS_ASYMPTOTIC = 30
+"""Fewer clusters than this: Obuchowski's chi-square reference is anticonservative (8% false
+positives at 12 clusters, 11% at 5), so the exact cluster permutation test replaces it."""
+
+PERMUTATIONS = 9999
+"""Random sign flips of the cluster permutation test beyond ``2**C`` (below: all of them)."""
 
 
 def _correctness(
@@ -139,40 +149,84 @@ def mcnemar_exact(correct_a: npt.ArrayLike, correct_b: npt.ArrayLike) -> McNemar
 
 
 def mcnemar_clustered(
-    correct_a: npt.ArrayLike, correct_b: npt.ArrayLike, groups: npt.ArrayLike
+    correct_a: npt.ArrayLike, correct_b: npt.ArrayLike, groups: npt.ArrayLike, *, seed: int = 0
 ) -> McNemarResult:
-    """Obuchowski's (1998) test that two models' accuracies differ, for clustered images.
+    """A test that two models' accuracies differ, for images in C clusters (patients).
 
-    With ``x_c``, ``y_c`` the images of cluster c (of ``n_c``, out of N in C clusters)
-    that models a and b got right, ``p_a = sum_c x_c / N`` and ``p_b = sum_c y_c / N``,
-    ``d_c = (x_c - y_c) - n_c (p_a - p_b)`` and
-    ``var = C / (C - 1) * sum_c d_c**2 / N**2``, the statistic
+    With at least ``MIN_CLUSTERS_ASYMPTOTIC`` clusters and a positive variance, Obuchowski's
+    (1998) test: with ``x_c``, ``y_c`` the images of cluster c (of ``n_c``, out of N) that
+    models a and b got right, ``p_a = sum_c x_c / N``, ``p_b = sum_c y_c / N``,
+    ``d_c = (x_c - y_c) - n_c (p_a - p_b)`` and ``var = C / (C - 1) * sum_c d_c**2 / N**2``,
     ``X2 = (p_a - p_b)**2 / var`` is referred to chi-square with 1 degree of freedom.
-    When ``var = 0`` (every cluster differs by the same share, or C = 1) p is 1 if the
-    accuracies are equal and 0 (``X2`` infinite) otherwise.
-    """
-    from scipy.stats import chi2
 
+    Otherwise (few clusters, or a zero variance estimate, where the chi-square reference
+    would give p = 0) the cluster permutation test: under the null the two models' results
+    are exchangeable within each cluster, so each ``x_c - y_c`` is as likely to have either
+    sign; p is the share of the ``2**C`` sign flips (or ``PERMUTATIONS`` random ones, seeded)
+    whose ``|sum_c +-(x_c - y_c)|`` reaches the observed one (scipy's ``permutation_test``
+    with ``permutation_type="samples"``). p is 1 when no image differs.
+    """
     a, b = _correctness(correct_a, correct_b)
     clusters = as_clusters(groups, len(a))
     n_clusters = int(clusters.max()) + 1 if len(clusters) else 0
-    n = max(len(a), 1)
     x = np.bincount(clusters, weights=a, minlength=n_clusters)
     y = np.bincount(clusters, weights=b, minlength=n_clusters)
-    sizes = np.bincount(clusters, minlength=n_clusters)
-    difference = (x.sum() - y.sum()) / n if n else 0.0
-    residual = (x - y) - sizes * difference
-    variance = (
-        n_clusters / (n_clusters - 1) * float((residual**2).sum()) / n**2 if n_clusters > 1 else 0.0
+    counts = {"n01": int((~a & b).sum()), "n10": int((a & ~b).sum())}
+    if not (x != y).any():
+        return McNemarResult(0.0, 1.0, **counts, method="cluster_permutation")
+    if n_clusters >= MIN_CLUSTERS_ASYMPTOTIC:
+        found = _obuchowski(x, y, np.bincount(clusters, minlength=n_clusters), n_clusters)
+        if found is not None:
+            statistic, p_value = found
+            return McNemarResult(statistic, p_value, **counts, method="obuchowski")
+    from scipy.stats import permutation_test
+
+    def total(u: npt.NDArray[np.float64], v: npt.NDArray[np.float64], axis: int) -> Any:
+        return np.sum(u - v, axis=axis)
+
+    result = permutation_test(
+        (x, y),
+        total,
+        permutation_type="samples",
+        vectorized=True,
+        n_resamples=PERMUTATIONS,
+        alternative="two-sided",
+        rng=np.random.default_rng(seed),
     )
-    if variance > 0:
-        statistic = difference**2 / variance
-        p_value = float(chi2.sf(statistic, 1))
-    else:
-        statistic, p_value = (0.0, 1.0) if difference == 0 else (math.inf, 0.0)
     return McNemarResult(
-        statistic=float(statistic),
-        p_value=p_value,
-        n01=int((~a & b).sum()),
-        n10=int((a & ~b).sum()),
+        float(result.statistic),
+        min(1.0, float(result.pvalue)),
+        **counts,
+        method="cluster_permutation",
     )
+
+
+def _obuchowski(
+    x: npt.NDArray[Any], y: npt.NDArray[Any], sizes: npt.NDArray[Any], c: int
+) -> tuple[float, float] | None:
+    """Obuchowski's ``(X2, p)``, or None when its variance estimate is 0."""
+    from scipy.stats import chi2
+
+    n = float(sizes.sum())
+    difference = (x.sum() - y.sum()) / n
+    residual = (x - y) - sizes * difference
+    variance = c / (c - 1) * float((residual**2).sum()) / n**2
+    if variance <= 0:
+        return None
+    statistic = difference**2 / variance
+    return float(statistic), float(chi2.sf(statistic, 1))
+
+
+def holm(p_values: npt.ArrayLike) -> npt.NDArray[np.float64]:
+    """Holm's step-down adjustment of a family of p-values (statsmodels' ``multipletests``).
+
+    NaN entries (no test) are left out of the family and stay NaN.
+    """
+    from statsmodels.stats.multitest import multipletests  # type: ignore[import-untyped, unused-ignore]
+
+    p = np.asarray(p_values, dtype=np.float64)
+    adjusted = np.full(p.shape, np.nan)
+    present = ~np.isnan(p)
+    if present.any():
+        adjusted[present] = multipletests(p[present], method="holm")[1]
+    return adjusted
