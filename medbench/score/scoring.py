@@ -420,7 +420,11 @@ def _score_variants(
         row["chance_f1"] = chance
         for name in VARIANT_METRICS:
             row.update(_est(name, getattr(scores, name)))
-        row["worse_than_chance"] = bool(metrics.worse_than_chance(scores.f1_all.hi, chance))
+        counts = np.bincount(truth, minlength=len(classes))
+        row["chance_p"] = metrics.chance_p_value(scores.f1_all.value, counts, seed=layout.seed)
+        row["worse_than_chance"] = metrics.worse_than_chance(
+            scores.f1_all.value, counts, seed=layout.seed
+        )
         rows.append(row)
     return pd.DataFrame(rows)
 

@@ -136,6 +136,7 @@ NOT_REGISTERED = {
     "as_clusters",
     "brier",
     "chance_f1",
+    "chance_p_value",
     "consensus",
     "mean_all_variants_f1",
     "mean_all_variants_kappa",
@@ -386,10 +387,35 @@ def test_chance_f1_matches_uniform_random_guessers(seed: int) -> None:
     assert metrics.chance_f1(counts) == pytest.approx(empirical, abs=0.01)
 
 
-def test_worse_than_chance_needs_the_whole_interval_below_chance() -> None:
-    assert metrics.worse_than_chance(0.2, 0.25)
-    assert not metrics.worse_than_chance(0.25, 0.25)
-    assert not metrics.worse_than_chance(float("nan"), 0.25)
+def test_worse_than_chance_compares_with_the_guessers_distribution_at_n() -> None:
+    counts = np.array([8, 8])
+    assert metrics.worse_than_chance(0.0, counts)  # no image right: p = 1/256 or so
+    assert not metrics.worse_than_chance(0.45, counts)
+    assert not metrics.worse_than_chance(float("nan"), counts)
+
+
+def test_chance_p_value_is_the_share_of_guessers_at_or_below_the_score() -> None:
+    counts = np.array([5, 3, 2])
+    rng = np.random.default_rng(11)
+    truth = np.repeat(np.arange(3), counts)
+    guessed = [metrics.f1_all(truth, rng.integers(0, 3, 10), 3) for _ in range(4000)]
+    for score in (0.1, 0.2, 0.3, 0.4):
+        expected = np.mean(np.array(guessed) <= score + 1e-12)
+        assert metrics.chance_p_value(score, counts) == pytest.approx(expected, abs=0.03)
+
+
+@pytest.mark.parametrize("counts", [(8, 8), (8, 8, 8), (8, 8, 8, 8)])
+def test_worse_than_chance_flags_a_true_random_guesser_at_most_2_5_percent(
+    counts: tuple[int, ...],
+) -> None:
+    k = len(counts)
+    truth = np.repeat(np.arange(k), counts)
+    flagged = []
+    for seed in range(1500):
+        guess = np.random.default_rng(seed).integers(0, k, len(truth))
+        flagged.append(metrics.worse_than_chance(metrics.f1_all(truth, guess, k), counts))
+    # one-sided 2.5%, with two Monte Carlo standard errors (the bootstrap CI's rule: 5.4-9.1%)
+    assert np.mean(flagged) <= 0.025 + 2 * np.sqrt(0.025 * 0.975 / 1500)
 
 
 # Scores with bootstrap intervals.

@@ -43,6 +43,7 @@ from medbench.score.metrics._calibration import (
     risk_coverage,
     softmax,
 )
+from medbench.score.metrics._chance import chance_p_value, worse_than_chance
 from medbench.score.metrics._circular import (
     NO_CONSENSUS,
     all_variants_f1,
@@ -84,7 +85,6 @@ from medbench.score.metrics._model import (
     mean_kappa,
     mean_worst_f1,
     mean_worst_kappa,
-    worse_than_chance,
 )
 from medbench.score.metrics._noise import noise_floor
 from medbench.score.metrics._paired import (
@@ -122,6 +122,7 @@ __all__ = [
     "balanced_accuracy",
     "brier",
     "chance_f1",
+    "chance_p_value",
     "consensus",
     "confidence",
     "disagreement",

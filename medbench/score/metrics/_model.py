@@ -322,14 +322,6 @@ def mean_all_variants_kappa(
     return _over_tasks(tasks, _consensus(kappa_from), seed, n_boot)
 
 
-def worse_than_chance(ci_hi: float, chance: float) -> bool:
-    """Whether a score is credibly below chance: its CI's upper end is under it.
-
-    False when ``ci_hi`` is NaN (no interval, no claim).
-    """
-    return not math.isnan(ci_hi) and ci_hi < chance
-
-
 def has_skill(estimate: Estimate) -> bool:
     """Whether a chance-corrected score's interval lies above 0 (NaN interval: its value)."""
     if math.isnan(estimate.lo):
