@@ -255,6 +255,26 @@ def test_probe_takes_k_from_the_smallest_class(
     assert np.isnan(result.f1) == (k == 0)
 
 
+def _patients(seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """30 patients x 4 images: features that identify the patient and say nothing of the
+    label beyond that (each patient's label is random)."""
+    rng = np.random.default_rng(seed)
+    groups = np.repeat(np.arange(30), 4)
+    labels = rng.permutation(np.repeat(["a", "b"], 15))[groups]
+    x = np.eye(30)[groups] * 5.0 + rng.normal(scale=0.1, size=(120, 30))
+    return x, labels, groups
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_probe_with_groups_folds_by_patient(seed: int) -> None:
+    x, y, groups = _patients(seed)
+    # image-level folds put a patient's other images in training: the patient is recognised
+    assert probe(x, y, seed=seed, permutations=1).f1 >= 0.95
+    grouped = probe(x, y, seed=seed, permutations=1, groups=groups)
+    assert grouped.f1 <= 0.7  # patient identity carries no signal to unseen patients
+    assert grouped.k == 5
+
+
 def test_probe_leaves_out_rows_with_non_finite_features() -> None:
     x, y = blobs(0, n_per_class=10)
     x[[0, 15]] = np.nan
@@ -375,3 +395,27 @@ def test_probe_memo_keeps_tsne_maps_byte_identical(
         monkeypatch.undo()
         assert memo.tsne(x, labels, ["wrong"] * len(y), "a map", seed=0) != svg
     assert svg == tsne_svg(x, labels, marks, "a map", seed=0)
+
+
+def test_sample_groups_names_each_samples_cluster_only_for_a_grouped_task() -> None:
+    from medbench.score.probe.classifier import sample_groups
+
+    plain = [Sample("a", Path("a.png"), "x", "0" * 64), Sample("b", Path("b.png"), "y", "1" * 64)]
+    assert sample_groups(plain) is None
+    grouped = [
+        Sample("a", Path("a.png"), "x", "0" * 64, group="p1"),
+        Sample("b", Path("b.png"), "y", "1" * 64),
+    ]
+    assert sample_groups(grouped) == ["group:p1", "sample:b"]
+
+
+def test_probe_memo_keys_grouped_probes_apart(tmp_path: Path) -> None:
+    from medbench.score.probe.memo import ProbeMemo
+
+    x, y, groups = _patients(0)
+    with ProbeMemo(tmp_path / "memo.sqlite") as memo:
+        plain = memo.probe("f", lambda: x, list(y), seed=0, folds=None)
+        grouped = memo.probe(
+            "f", lambda: x, list(y), seed=0, folds=None, groups=list(map(str, groups))
+        )
+    assert plain.f1 >= 0.95 and grouped.f1 <= 0.7

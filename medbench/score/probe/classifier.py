@@ -1,7 +1,8 @@
 """The linear probe: can a logistic regression tell the classes apart from these features?
 
-Scored by stratified k-fold cross-validation with macro-F1, against the same probe fitted on
-shuffled labels. A model-free reference probes downsampled raw pixels.
+Scored by stratified k-fold cross-validation with macro-F1 (grouped folds, by patient or
+source image, where the task has groups), against the same probe fitted on shuffled labels. A
+model-free reference probes downsampled raw pixels.
 """
 
 from __future__ import annotations
@@ -11,13 +12,16 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
 from PIL import Image
 
 from medbench.data import ImageError, load_image
+
+if TYPE_CHECKING:
+    from medbench.data import Sample
 
 MAX_FOLDS = 5
 PERMUTATIONS = 5
@@ -52,17 +56,25 @@ def _pipeline(seed: int) -> Any:
     return make_pipeline(StandardScaler(), LogisticRegression(max_iter=MAX_ITER, random_state=seed))
 
 
-def _cross_validate(x: NDArray[Any], y: NDArray[Any], k: int, seed: int) -> NDArray[Any]:
-    """Macro-F1 of each of k stratified folds (shuffled with `seed`)."""
+def _cross_validate(
+    x: NDArray[Any], y: NDArray[Any], k: int, seed: int, groups: NDArray[Any] | None = None
+) -> NDArray[Any]:
+    """Macro-F1 of each of k stratified folds (shuffled with `seed`); with `groups`, no group
+    has images on both sides of a fold (scikit-learn's StratifiedGroupKFold)."""
     from sklearn.base import clone
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.metrics import f1_score
-    from sklearn.model_selection import StratifiedKFold
+    from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
     classes = np.unique(y)
     scores = []
     template = _pipeline(seed)
-    for train, test in StratifiedKFold(k, shuffle=True, random_state=seed).split(x, y):
+    splitter = (
+        StratifiedKFold(k, shuffle=True, random_state=seed)
+        if groups is None
+        else StratifiedGroupKFold(k, shuffle=True, random_state=seed)
+    )
+    for train, test in splitter.split(x, y, groups):
         model = clone(template)
         with warnings.catch_warnings():
             # A probe stopped at the iteration limit still scores its folds fairly.
@@ -92,12 +104,15 @@ def probe(
     seed: int = 0,
     folds: int | None = None,
     permutations: int = PERMUTATIONS,
+    groups: Sequence[str] | NDArray[Any] | None = None,
 ) -> ProbeResult:
     """Standardise, then logistic regression, scored by stratified k-fold macro-F1.
 
     k is `folds` (default 5), at most the smallest class's size; a class with fewer than 2
-    images (or a single class) gives NaN scores with k = 0. Rows with non-finite features (images
-    that could not be embedded) are left out. Deterministic for a seed.
+    images (or a single class) gives NaN scores with k = 0. With `groups` (a patient or source
+    image per row) the folds are grouped, so that a probe cannot score by recognising the
+    patient, and k is also at most the smallest class's number of groups. Rows with non-finite
+    features (images that could not be embedded) are left out. Deterministic for a seed.
     """
     features = np.asarray(x, dtype=np.float64)
     labels = np.asarray(y)
@@ -108,21 +123,32 @@ def probe(
         )
     keep = np.isfinite(features).all(axis=1)
     features, labels = features[keep], labels[keep]
-    _, counts = np.unique(labels, return_counts=True)
+    clusters = None if groups is None else np.asarray(groups)[keep]
+    classes, counts = np.unique(labels, return_counts=True)
+    if clusters is not None:  # a class is only as many folds deep as its patients
+        counts = np.array([len(np.unique(clusters[labels == c])) for c in classes])
     smallest = int(counts.min()) if len(counts) else 0
     k = min(folds or MAX_FOLDS, smallest)
     if len(counts) < 2 or k < 2 or features.shape[1] == 0:
         nan = float("nan")
         return ProbeResult(nan, nan, nan, nan, 0, len(labels), len(counts))
-    scores = _cross_validate(features, labels, k, seed)
+    scores = _cross_validate(features, labels, k, seed, clusters)
     lo, hi = _t_interval(scores)
     rng = np.random.default_rng(seed)
     shuffled = [
-        float(_cross_validate(features, rng.permutation(labels), k, seed).mean())
+        float(_cross_validate(features, rng.permutation(labels), k, seed, clusters).mean())
         for _ in range(permutations)
     ]
     permutation_f1 = float(np.mean(shuffled)) if shuffled else float("nan")
     return ProbeResult(float(scores.mean()), lo, hi, permutation_f1, k, len(labels), len(counts))
+
+
+def sample_groups(samples: Sequence[Sample]) -> list[str] | None:
+    """Each sample's cluster (patient, source image) for grouped probe folds; None when the
+    task declares no groups (a sample without one is a cluster of its own)."""
+    if all(s.group is None for s in samples):
+        return None
+    return [f"group:{s.group}" if s.group is not None else f"sample:{s.id}" for s in samples]
 
 
 def pixel_features(paths: Sequence[Path], size: int = PIXEL_SIZE) -> NDArray[Any]:
@@ -139,4 +165,12 @@ def pixel_features(paths: Sequence[Path], size: int = PIXEL_SIZE) -> NDArray[Any
     return out
 
 
-__all__ = ["MAX_FOLDS", "PERMUTATIONS", "PIXEL_SIZE", "ProbeResult", "pixel_features", "probe"]
+__all__ = [
+    "MAX_FOLDS",
+    "PERMUTATIONS",
+    "PIXEL_SIZE",
+    "ProbeResult",
+    "pixel_features",
+    "probe",
+    "sample_groups",
+]

@@ -26,7 +26,7 @@ import pandas as pd
 from medbench.errors import BackendError
 from medbench.run.backends import BackendContext
 from medbench.score.metrics import chance_f1
-from medbench.score.probe.classifier import PIXEL_SIZE, ProbeResult, pixel_features
+from medbench.score.probe.classifier import PIXEL_SIZE, ProbeResult, pixel_features, sample_groups
 from medbench.score.probe.embeddings import EmbeddingStore, can_embed, get_embeddings, store_path
 from medbench.score.probe.memo import ProbeMemo, array_digest, images_digest, memo_path
 from medbench.score.reliance import original_only
@@ -395,6 +395,7 @@ def run_probe_stage(
                 [s.label for s in samples],
                 seed=stage.seed,
                 folds=stage.folds,
+                groups=sample_groups(samples),
             )
             dim = 3 * PIXEL_SIZE * PIXEL_SIZE
             rows.append(_probe_row(ALL_MODELS, t, PIXELS, dim, chance[t], result))
@@ -461,6 +462,7 @@ def _embedding_probes(
                         labels,
                         seed=stage.seed,
                         folds=stage.folds,
+                        groups=sample_groups(samples),
                     )
                     rows.append(_probe_row(m, t, kind, x.shape[1], chance[t], result))
                 kind = "vision" if "vision" in stage.embeddings else stage.embeddings[0]

@@ -103,9 +103,11 @@ class ProbeMemo:
         *,
         seed: int,
         folds: int | None,
+        groups: Sequence[str] | None = None,
     ) -> ProbeResult:
         """`classifier.probe` of the features `compute` returns, whose content `features`
-        names (an `array_digest`, or what the features are made from)."""
+        names (an `array_digest`, or what the features are made from); grouped folds with
+        `groups` (part of the key only then, so ungrouped probes keep their keys)."""
         settings = {
             "seed": seed,
             "folds": folds,
@@ -117,11 +119,12 @@ class ProbeMemo:
         key = content_key(
             {"memo": "probe", "format": MEMO_FORMAT, "features": features, "labels": list(labels)}
             | {"settings": settings}
+            | ({"groups": list(groups)} if groups is not None else {})
         )
         stored = self._get(key)
         if stored is not None:
             return ProbeResult(**json.loads(stored))
-        result = classifier.probe(compute(), list(labels), seed=seed, folds=folds)
+        result = classifier.probe(compute(), list(labels), seed=seed, folds=folds, groups=groups)
         self._put(key, "probe", json.dumps(asdict(result), sort_keys=True))
         return result
 
