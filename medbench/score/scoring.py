@@ -375,6 +375,7 @@ VARIANT_METRICS = (
 )
 FAMILY_METRICS = (
     "disagreement",
+    "prompt_sensitivity",
     "flip_rate",
     "refusal_flip_rate",
     "fleiss_kappa",

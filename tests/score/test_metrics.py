@@ -62,6 +62,7 @@ VARIANT_METRICS: dict[str, Metric] = {
 }
 FAMILY_METRICS: dict[str, Metric] = {
     "disagreement": lambda t, a, b, k: metrics.disagreement(a),
+    "prompt_sensitivity": lambda t, a, b, k: metrics.prompt_sensitivity(a, t, k),
     "flip_rate": lambda t, a, b, k: metrics.flip_rate(a),
     "refusal_flip_rate": lambda t, a, b, k: metrics.refusal_flip_rate(a),
     "fleiss_kappa": lambda t, a, b, k: metrics.fleiss_kappa(a),
@@ -91,6 +92,7 @@ BOUNDED_0_1 = {
     "refusal_rate",
     "unparseable_rate",
     "disagreement",
+    "prompt_sensitivity",
     "flip_rate",
     "refusal_flip_rate",
     "spread",
@@ -848,3 +850,29 @@ def test_model_scores_of_families_with_different_images_need_image_ids() -> None
         ValueError, match="^the entries of task:t hold different images: name them with `images`$"
     ):
         metrics.mean_f1_all(tasks)
+
+
+def _pss_loop(truth: np.ndarray, answers: np.ndarray) -> float:
+    """ProSA's PromptSensiScore as written: a plain loop over images and variant pairs."""
+    per_image = []
+    for y, row in zip(truth.tolist(), answers.tolist(), strict=True):
+        pairs = list(itertools.combinations(row, 2))
+        per_image.append(np.mean([abs((u == y) - (v == y)) for u, v in pairs]))
+    return float(np.mean(per_image))
+
+
+def test_prompt_sensitivity_matches_prosas_definition(seed: int) -> None:
+    truth, answers = make_case(seed)
+    assert metrics.prompt_sensitivity(answers, truth, K) == pytest.approx(
+        _pss_loop(truth, answers), abs=1e-12
+    )
+    scores = metrics.score_family(answers, truth, K, 0, seed=seed, n_boot=200)
+    assert scores.prompt_sensitivity.value == pytest.approx(_pss_loop(truth, answers), abs=1e-12)
+    assert scores.prompt_sensitivity.lo <= scores.prompt_sensitivity.value
+
+
+def test_prompt_sensitivity_counts_only_changes_of_correctness() -> None:
+    truth = np.array([0, 0])
+    answers = np.array([[1, 2, REFUSAL], [0, 0, 0]])  # wrong three ways; right every time
+    assert metrics.prompt_sensitivity(answers, truth, 3) == 0.0
+    assert metrics.disagreement(answers) == pytest.approx(0.5)

@@ -13,6 +13,7 @@ SITE_DIR = Path(__file__).resolve().parents[3] / "site"
 Data = list[dict[str, Scalar]]
 FAMILY_METRICS = (
     "disagreement",
+    "prompt_sensitivity",
     "flip_rate",
     "refusal_flip_rate",
     "fleiss_kappa",

@@ -91,6 +91,39 @@ def fleiss_kappa_from(sums: FloatArray, n_variants: int) -> FloatArray:
     return divide(observed - expected, 1.0 - expected, np.nan)
 
 
+def sensitivity_features(truth: IntArray, answers: IntArray) -> FeatureArray:
+    """Per-image (N, 1): ``c (V - c)``, the variant pairs of which one answers right and one
+    not, c being the variants that answer the image right."""
+    right: IntArray = (answers == truth[:, None]).sum(axis=1).astype(np.int64)
+    features: FeatureArray = (right * (answers.shape[1] - right))[:, None].astype(np.float32)
+    return features
+
+
+def prompt_sensitivity_from(
+    differing: FloatArray | np.float64, n_images: FloatArray | np.float64, n_variants: int
+) -> FloatArray:
+    """``sum_i c_i (V - c_i) / (N V (V-1) / 2)``."""
+    return np.asarray(differing / (n_images * n_variants * (n_variants - 1) / 2), np.float64)
+
+
+def prompt_sensitivity(answers: npt.ArrayLike, truth: npt.ArrayLike, n_classes: int) -> float:
+    """ProSA's PromptSensiScore: mean over images of the mean over variant pairs of
+    ``|correct(a_iu) - correct(a_iv)|``.
+
+    ``(1/N) sum_i (2 / (V (V-1))) sum_{u<v} |[a_iu = y_i] - [a_iv = y_i]|``. Unlike
+    ``disagreement``, which counts any change of answer, it counts only changes of
+    correctness: a switch between two wrong answers (or a refusal and a wrong answer) adds
+    nothing.
+    """
+    answers_, truth_ = _family_inputs(answers, truth, n_classes)
+    if answers_.shape[1] < 2:
+        raise ValueError(f"answers must have at least 2 variant columns, got {answers_.shape[1]}")
+    sums = feature_sums(
+        np.hstack([np.ones((len(truth_), 1), np.float32), sensitivity_features(truth_, answers_)])
+    )
+    return float(prompt_sensitivity_from(sums[1], sums[0], answers_.shape[1]))
+
+
 def disagreement(answers: npt.ArrayLike) -> float:
     """Mean over the ``V (V-1) / 2`` variant pairs of the share of images answered differently.
 
@@ -188,6 +221,8 @@ class FamilyScores:
     """Column of the reference variant that ``pdr`` compares against."""
     disagreement: Estimate
     """Mean share of images answered differently by a pair of variants (the fragility)."""
+    prompt_sensitivity: Estimate
+    """ProSA's PromptSensiScore: the same over changes of correctness only."""
     flip_rate: Estimate
     """Share of images whose answer is not the same under every variant."""
     refusal_flip_rate: Estimate
@@ -234,16 +269,21 @@ def score_family(
     clusters = None if groups is None else as_clusters(groups, len(truth_))
     units = group_units(np.column_stack([truth_, answers_]), clusters)
     rows = units.rows
-    agreement = agreement_features(rows[:, 1:])
+    agreement = np.hstack(
+        [agreement_features(rows[:, 1:]), sensitivity_features(rows[:, 0], rows[:, 1:])]
+    )
     lead = np.hstack([agreement, consensus_features(rows[:, 0], rows[:, 1:], n_classes)])
     features = units.pool(variant_features(rows[:, 0], rows[:, 1:], n_classes, lead=lead))
     offset, width = agreement.shape[1], lead.shape[1]
 
     def summarise(sums: FloatArray) -> dict[str, FloatArray]:
-        agree = sums[:, :offset]
+        agree = sums[:, : offset - 1]
         f1 = variant_f1_from(sums[:, width:], n_classes, n_variants)
         return {
             "disagreement": disagreement_from(agree, n_variants),
+            "prompt_sensitivity": prompt_sensitivity_from(
+                sums[:, offset - 1], sums[:, _ONES], n_variants
+            ),
             "flip_rate": flip_rate_from(agree),
             "refusal_flip_rate": refusal_flip_rate_from(agree),
             "fleiss_kappa": fleiss_kappa_from(agree, n_variants),
@@ -261,6 +301,7 @@ def score_family(
         n_variants=n_variants,
         reference=reference,
         disagreement=found["disagreement"][0],
+        prompt_sensitivity=found["prompt_sensitivity"][0],
         flip_rate=found["flip_rate"][0],
         refusal_flip_rate=found["refusal_flip_rate"][0],
         fleiss_kappa=found["fleiss_kappa"][0],
