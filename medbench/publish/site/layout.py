@@ -30,11 +30,11 @@ HEADLINE = RANKED[0]
 LABELS = {
     "all_variants_kappa": "All-variants κ [95% CI]",
     "mean_kappa": "Mean κ [95% CI]",
-    "mean_worst_kappa": "Worst-variant κ [95% CI]",
+    "mean_worst_kappa": "Worst-variant κ (no CI)",
     "all_variants_f1": "All-variants F1 [95% CI]",
     "fragility_index": "Fragility index [95% CI]",
     "mean_f1_all": "Mean f1_all [95% CI]",
-    "mean_worst_f1": "Worst-variant f1_all [95% CI]",
+    "mean_worst_f1": "Worst-variant f1_all (no CI)",
 }
 
 

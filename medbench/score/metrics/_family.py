@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -209,6 +210,13 @@ def pdr(answers: npt.ArrayLike, truth: npt.ArrayLike, n_classes: int, reference:
     return _pdr(f1, reference)
 
 
+def _without_interval(estimate: Estimate) -> Estimate:
+    """A max or min over variants with no interval: its resamples are biased (the maximum of
+    noisy F1s rises, the minimum falls), so a percentile interval can miss its own point value
+    and almost never covers a true spread of 0. Reported as a point value only."""
+    return Estimate(estimate.value, math.nan, math.nan)
+
+
 @dataclass(frozen=True)
 class FamilyScores:
     """Fragility of one (model, task, prompt family) across its variants, with 95% CIs."""
@@ -230,9 +238,9 @@ class FamilyScores:
     fleiss_kappa: Estimate
     """Fleiss' kappa with variants as raters (NaN when undefined)."""
     spread: Estimate
-    """Max minus min ``f1_all`` over variants."""
+    """Max minus min ``f1_all`` over variants (no interval: an extreme-value statistic)."""
     worst_f1: Estimate
-    """Min ``f1_all`` over variants."""
+    """Min ``f1_all`` over variants (no interval: an extreme-value statistic)."""
     all_variants_f1: Estimate
     """Macro-F1 counting an image right only when every variant answers it right."""
     all_variants_kappa: Estimate
@@ -305,8 +313,8 @@ def score_family(
         flip_rate=found["flip_rate"][0],
         refusal_flip_rate=found["refusal_flip_rate"][0],
         fleiss_kappa=found["fleiss_kappa"][0],
-        spread=found["spread"][0],
-        worst_f1=found["worst_f1"][0],
+        spread=_without_interval(found["spread"][0]),
+        worst_f1=_without_interval(found["worst_f1"][0]),
         all_variants_f1=found["all_variants_f1"][0],
         all_variants_kappa=found["all_variants_kappa"][0],
         f1_all=tuple(found["f1_all"]),

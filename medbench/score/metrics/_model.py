@@ -277,11 +277,14 @@ def mean_f1_all(tasks: Sequence[TaskAnswers], *, seed: int = 0, n_boot: int = 10
 
 
 def mean_worst_f1(tasks: Sequence[TaskAnswers], *, seed: int = 0, n_boot: int = 1000) -> Estimate:
-    """Mean over tasks of the task's worst-variant ``f1_all``, with a stratified CI.
+    """Mean over tasks of the task's worst-variant ``f1_all``, without an interval.
 
-    ``(1/T) sum_t min_v f1_all(truth_t, answers_t[:, v])``.
+    ``(1/T) sum_t min_v f1_all(truth_t, answers_t[:, v])``: a minimum over variants, biased
+    low in every resample, so a percentile interval would miss its own point value (NaN
+    bounds; ``n_boot`` is only validated).
     """
-    return _over_tasks(tasks, _per_variant(f1_all_from, _min), seed, n_boot)
+    check_n_boot(n_boot)
+    return _over_tasks(tasks, _per_variant(f1_all_from, _min), seed, 0)
 
 
 def mean_kappa(tasks: Sequence[TaskAnswers], *, seed: int = 0, n_boot: int = 1000) -> Estimate:
@@ -295,8 +298,10 @@ def mean_kappa(tasks: Sequence[TaskAnswers], *, seed: int = 0, n_boot: int = 100
 def mean_worst_kappa(
     tasks: Sequence[TaskAnswers], *, seed: int = 0, n_boot: int = 1000
 ) -> Estimate:
-    """Mean over tasks of the task's worst-variant Cohen's kappa, with a stratified CI."""
-    return _over_tasks(tasks, _per_variant(kappa_from, _min), seed, n_boot)
+    """Mean over tasks of the task's worst-variant Cohen's kappa, without an interval (an
+    extreme-value statistic, as ``mean_worst_f1``)."""
+    check_n_boot(n_boot)
+    return _over_tasks(tasks, _per_variant(kappa_from, _min), seed, 0)
 
 
 def mean_all_variants_f1(
