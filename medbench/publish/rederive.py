@@ -41,6 +41,7 @@ LADDER_ANSWER_COLUMNS = (
     "direct_best_variant",
     "described_f1",
     "described_best",
+    "described_f1_mean",
 )
 """The ladder columns that follow from the answers (the probe columns need the embeddings)."""
 

@@ -97,7 +97,8 @@ def one_thread() -> Iterator[None]:
             0.5,
             "the encoder separates the classes (vision probe 0.81) but the answers are near "
             "chance (0.34): the knowledge is lost after the encoder; describing first recovers "
-            "some (0.50); raw pixels separate the classes better (0.99)",
+            "some (0.50, mean over its pipelines and wordings, as the answers' mean); raw pixels "
+            "separate the classes better (0.99)",
         ),
         (
             0.5,
@@ -422,3 +423,19 @@ def test_ladder_rows_put_the_no_image_rung_below_the_answers() -> None:
         "; without the image it scores 0.80: the answers barely use the image"
     )
     assert list(ladder_rows(scores, probes, ["closed"]).columns) == LADDER_COLUMNS
+
+
+def test_ladder_compares_the_described_mean_with_the_direct_mean() -> None:
+    # the best of 14 describe-then-diagnose pipelines beats the direct mean by selection alone
+    described = [0.8] + [0.5] * 13
+    scores = pd.DataFrame(
+        [score_row("m", "closed", "plain", "direct", 0.5)]
+        + [
+            score_row("m", "closed", "plain", f"described/f/llm{i:02d}", f1)
+            for i, f1 in enumerate(described)
+        ]
+    )
+    ladder = ladder_rows(scores, pd.DataFrame(columns=PROBE_COLUMNS), ["closed"]).iloc[0]
+    assert ladder["described_f1"] == 0.8  # the best, beside the direct best
+    assert ladder["described_f1_mean"] == pytest.approx(sum(described) / len(described))
+    assert "describing first recovers" not in ladder["reading"]

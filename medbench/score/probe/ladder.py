@@ -70,6 +70,7 @@ LADDER_COLUMNS = [
     "likelihood_best_variant",
     "described_f1",
     "described_best",
+    "described_f1_mean",
     "probe_vision_f1",
     "probe_vision_f1_lo",
     "probe_vision_f1_hi",
@@ -105,9 +106,11 @@ def reading(
 ) -> str:
     """One line on where the knowledge is lost, from fixed thresholds (see the constants).
 
-    `answers` is the direct `f1_all` (mean over variants); `likelihood` the same of the
-    likelihood answers; `probes` maps an embedding to its probe F1, the best of which speaks
-    for the encoder; `no_image` is the F1 of the answers given without the image.
+    `answers` is the direct `f1_all` (mean over variants); `likelihood` and `described` the
+    same of the likelihood and describe-then-diagnose answers (mean against mean: the best of
+    many pipelines would beat the mean by selection alone); `probes` maps an embedding to its
+    probe F1, the best of which speaks for the encoder; `no_image` is the F1 of the answers
+    given without the image.
     """
     c, a = _num(chance), _num(answers)
     line = _encoder_reading(c, a, probes)
@@ -125,7 +128,10 @@ def reading(
     elif not math.isnan(lk) and not math.isnan(a) and lk <= a - NEAR_CHANCE:
         line += f"; its option likelihoods ({lk:.2f}) know less than it says"
     if not math.isnan(a) and d >= a + NEAR_CHANCE:
-        line += f"; describing first recovers some ({d:.2f})"
+        line += (
+            f"; describing first recovers some ({d:.2f}, mean over its pipelines and wordings, "
+            "as the answers' mean)"
+        )
     found = [f for f in (_num(f) for f in probes.values()) if not math.isnan(f)]
     if found and x >= max(found) + NEAR_CHANCE:
         line += f"; raw pixels separate the classes better ({x:.2f})"
@@ -218,7 +224,7 @@ def _answer_columns(
 def _scored_columns(scores: pd.DataFrame, families: Sequence[str]) -> pd.DataFrame:
     columns = ["model", "task", "chance_f1", "direct_f1_mean", "direct_f1_best"]
     columns += ["direct_best_variant", "likelihood_f1_mean", "likelihood_f1_best"]
-    columns += ["likelihood_best_variant", "described_f1", "described_best"]
+    columns += ["likelihood_best_variant", "described_f1", "described_best", "described_f1_mean"]
     if scores.empty:
         return pd.DataFrame(columns=columns)
     rows = scores[scores["family"].isin(list(families))].copy()
@@ -245,6 +251,10 @@ def _scored_columns(scores: pd.DataFrame, families: Sequence[str]) -> pd.DataFra
                 "likelihood_best_variant": likely_name,
                 "described_f1": described_f1,
                 "described_best": described_name,
+                # like with like: the reading compares this mean with the direct mean
+                "described_f1_mean": (
+                    _num(described["f1_all"].mean()) if len(described) else math.nan
+                ),
             }
         )
     return pd.DataFrame(out, columns=columns)
@@ -301,7 +311,7 @@ def ladder_rows(
             _num(row.get("direct_f1_mean")),
             found,
             row["pixel_f1"],
-            _num(row.get("described_f1")),
+            _num(row.get("described_f1_mean")),
             _num(row.get("likelihood_f1_mean")),
             _num(row.get(NO_IMAGE_COLUMN)),
         )
