@@ -49,8 +49,9 @@ INTERVALS: dict[str, Interval] = {
     "score_family.disagreement": lambda t, a, b, g, s: (
         metrics.score_family(a, t, K, 0, seed=s, groups=g).disagreement
     ),
-    "score_family.worst_f1": lambda t, a, b, g, s: (
-        metrics.score_family(a, t, K, 0, seed=s, groups=g).worst_f1
+    # (worst_f1, an extreme-value statistic, has no interval any more)
+    "score_family.all_variants_kappa": lambda t, a, b, g, s: (
+        metrics.score_family(a, t, K, 0, seed=s, groups=g).all_variants_kappa
     ),
     "paired_f1_difference": lambda t, a, b, g, s: metrics.paired_f1_difference(
         t, a[:, 0], b[:, 0], K, seed=s, groups=g
@@ -276,3 +277,24 @@ def test_holm_matches_statsmodels_and_leaves_missing_tests_out() -> None:
     assert np.isnan(found[1])
     assert found[~np.isnan(p)] == pytest.approx(expected, abs=1e-12)
     assert (found[~np.isnan(p)] >= p[~np.isnan(p)]).all()
+
+
+# Small samples: the expanded percentile interval.
+
+
+@pytest.mark.parametrize("n_units", [5, 12, 32, 1000])
+def test_percentile_interval_is_expanded_for_few_resampling_units(n_units: int) -> None:
+    from scipy.stats import norm, t
+
+    from medbench.score.metrics._bootstrap import percentile_intervals
+
+    samples = np.random.default_rng(0).normal(size=(4000, 1))
+    lo, hi = percentile_intervals(samples, n_units=n_units)
+    # Hesterberg's expanded percentile interval: the quantiles at
+    # Phi(-sqrt(n / (n - 1)) t_{n-1, 0.975}) and its complement
+    tail = norm.cdf(-np.sqrt(n_units / (n_units - 1)) * t.ppf(0.975, n_units - 1))
+    assert (lo[0], hi[0]) == pytest.approx(
+        tuple(np.quantile(samples[:, 0], [tail, 1 - tail])), abs=1e-12
+    )
+    plain_lo, plain_hi = percentile_intervals(samples)
+    assert lo[0] <= plain_lo[0] and hi[0] >= plain_hi[0]

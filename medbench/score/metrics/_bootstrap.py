@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ import numpy.typing as npt
 from medbench.score.metrics._codes import FeatureArray, FloatArray, IntArray
 
 CONFIDENCE = 0.95
-"""Coverage of every bootstrap interval (2.5th to 97.5th percentile)."""
+"""Coverage of every bootstrap interval (2.5th to 97.5th percentile, expanded for few units)."""
 
 _CHUNK_ELEMENTS = 1 << 22
 """Most resample-by-image cells held at once (4 Mi: 32 MiB per int64 array)."""
@@ -136,16 +137,37 @@ def _single_threaded_blas() -> AbstractContextManager[object]:
     return limit
 
 
-def percentile_intervals(samples: FloatArray) -> tuple[FloatArray, FloatArray]:
+def expanded_tail(n_units: int | None) -> float:
+    """The lower quantile of a ``CONFIDENCE`` interval from ``n_units`` resampling units.
+
+    Hesterberg's (2015) expanded percentile interval: the bootstrap distribution of a mean is
+    too narrow by about ``sqrt((n - 1) / n)`` and has normal rather than t tails, so its
+    percentile interval undercovers at small n (0.92 at 32 images, 0.79 at 12 clusters). The
+    quantiles are taken at ``Phi(-sqrt(n / (n - 1)) t_{n-1, (1 + CONFIDENCE) / 2})``: 0.0191
+    for 32 units, 0.0108 for 12, 0.025 in the limit. None (or fewer than 2 units): 0.025.
+    """
+    plain = (1.0 - CONFIDENCE) / 2.0
+    if n_units is None or n_units < 2:
+        return plain
+    from scipy.stats import norm, t
+
+    z = math.sqrt(n_units / (n_units - 1)) * float(t.ppf(1.0 - plain, n_units - 1))
+    return float(norm.cdf(-z))
+
+
+def percentile_intervals(
+    samples: FloatArray, n_units: int | None = None
+) -> tuple[FloatArray, FloatArray]:
     """Central ``CONFIDENCE`` percentile interval of each column of (B, M) samples.
 
-    NaN samples (resamples where the metric is undefined) are left out; a column with
-    no other sample gets a NaN interval.
+    With ``n_units`` (the images or clusters a resample draws) the interval is the expanded
+    percentile interval (see ``expanded_tail``). NaN samples (resamples where the metric is
+    undefined) are left out; a column with no other sample gets a NaN interval.
     """
     n_metrics = samples.shape[1]
     lo = np.full(n_metrics, np.nan)
     hi = np.full(n_metrics, np.nan)
-    tail = 100.0 * (1.0 - CONFIDENCE) / 2.0
+    tail = 100.0 * expanded_tail(n_units)
     missing = np.isnan(samples)
     clean = ~missing.any(axis=0) & (samples.shape[0] > 0)
     if clean.any():
@@ -157,9 +179,12 @@ def percentile_intervals(samples: FloatArray) -> tuple[FloatArray, FloatArray]:
     return lo, hi
 
 
-def estimates(values: FloatArray, samples: FloatArray) -> list[Estimate]:
-    """One ``Estimate`` per metric from point values (M,) and bootstrap samples (B, M)."""
-    lo, hi = percentile_intervals(samples)
+def estimates(
+    values: FloatArray, samples: FloatArray, n_units: int | None = None
+) -> list[Estimate]:
+    """One ``Estimate`` per metric from point values (M,) and bootstrap samples (B, M), with
+    the expanded percentile interval for ``n_units`` resampling units (when given)."""
+    lo, hi = percentile_intervals(samples, n_units)
     return [
         Estimate(value=float(v), lo=float(low), hi=float(high))
         for v, low, high in zip(values, lo, hi, strict=True)
@@ -179,7 +204,9 @@ def bootstrap_summary(
 ) -> dict[str, list[Estimate]]:
     """Point values and intervals of named metrics, all on one shared set of resamples.
 
-    Each name maps to one ``Estimate`` per metric value (one for a scalar metric).
+    ``sizes`` counts the resampling units (images or clusters) of each group; the intervals
+    are expanded for their number. Each name maps to one ``Estimate`` per metric value (one
+    for a scalar metric).
     """
     observed, resampled = bootstrap_sums(features, sizes, n_boot, rng)
     point = summarise(observed[None, :])
@@ -189,6 +216,7 @@ def bootstrap_summary(
     found = estimates(
         np.hstack([point[name].reshape(-1) for name in names]),
         np.hstack([boot[name].reshape(n_boot, w) for name, w in zip(names, widths, strict=True)]),
+        int(sizes.sum()),
     )
     bounds = np.cumsum([0, *widths])
     return {name: found[bounds[i] : bounds[i + 1]] for i, name in enumerate(names)}

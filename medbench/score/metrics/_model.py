@@ -130,17 +130,19 @@ def _stratified(entries: list[_Entry], metric: TaskMetric, seed: int, n_boot: in
     """Mean over entries of a per-entry metric; one image resample per task serves its entries."""
     rng = np.random.default_rng(seed)
     per_entry: dict[int, tuple[float, FloatArray]] = {}
+    n_units = 0
     for task in dict.fromkeys(e.task for e in entries):
         members = [i for i, e in enumerate(entries) if e.task == task]
         mine = [entries[i] for i in members]
         units, features, parts = _joint(mine, metric)
+        n_units += units.n_units
         observed, resampled = bootstrap_sums(features, units.sizes, n_boot, rng)
         for i, (part, of_sums) in zip(members, parts, strict=True):
             per_entry[i] = (float(of_sums(observed[part])), of_sums(resampled[:, part]))
     found = [per_entry[i] for i in range(len(entries))]
     value = np.mean([point for point, _ in found], keepdims=True)
     samples = np.mean([samples for _, samples in found], axis=0)
-    return estimates(value, samples[:, None])[0]
+    return estimates(value, samples[:, None], n_units)[0]
 
 
 def _entries(tasks: Sequence[TaskAnswers], n_boot: int, *, with_truth: bool) -> list[_Entry]:

@@ -55,7 +55,9 @@ def paired_f1_difference(
     def difference(sums: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
         return f1_all_from(sums[..., :width], n_classes) - f1_all_from(sums[..., width:], n_classes)
 
-    return estimates(difference(observed[None, :]), difference(resampled)[:, None])[0]
+    return estimates(difference(observed[None, :]), difference(resampled)[:, None], units.n_units)[
+        0
+    ]
 
 
 def paired_disagreement_difference(
@@ -87,7 +89,9 @@ def paired_disagreement_difference(
     def difference(sums: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
         return disagreement_from(sums[..., :split], n_a) - disagreement_from(sums[..., split:], n_b)
 
-    return estimates(difference(observed[None, :]), difference(resampled)[:, None])[0]
+    return estimates(difference(observed[None, :]), difference(resampled)[:, None], units.n_units)[
+        0
+    ]
 
 
 class McNemarResult(NamedTuple):

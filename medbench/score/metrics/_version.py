@@ -6,4 +6,5 @@ issue 27. 2 (issue 27): the chance-corrected headline `all_variants_kappa` with 
 and `mean_worst_kappa`; model intervals drawn from one image resample per task; the noise
 floor's exact (Clopper-Pearson) interval; the cluster permutation test below 30 clusters and
 the pairs' Holm-adjusted p; "worse than chance" against the chance distribution at N; new
-columns `prompt_sensitivity`, `chance_p`, `kappa`, `test`, `mcnemar_p_holm`."""
+columns `prompt_sensitivity`, `chance_p`, `kappa`, `test`, `mcnemar_p_holm`; extreme-value
+statistics without an interval; expanded percentile intervals."""
