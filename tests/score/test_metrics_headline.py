@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from sklearn.metrics import cohen_kappa_score
@@ -174,3 +176,43 @@ def test_mean_kappa_and_worst_kappa_are_the_mean_and_min_over_variants(seed: int
     task = [TaskAnswers(answers, truth, 3)]
     assert metrics.mean_kappa(task, n_boot=50).value == pytest.approx(np.mean(per_variant))
     assert metrics.mean_worst_kappa(task, n_boot=50).value == pytest.approx(min(per_variant))
+
+
+QUICKSTART_BASELINES = (
+    "baseline-chance",
+    "baseline-majority",
+    "baseline-always-positive",
+    "baseline-always-refuse",
+    "baseline-stable-random",
+)
+
+
+def test_headline_of_every_quickstart_baseline_shows_no_skill(tmp_path: Path) -> None:
+    from medbench.run.cache import Cache
+    from medbench.run.loop import run_plan
+    from medbench.run.plan import make_plan
+    from medbench.score.scoring import collect_answers, make_layout, score_answers
+    from medbench.spec.loading import load_specs
+    from tests.spec_tree import make_project
+
+    project = make_project(
+        tmp_path,
+        tasks=("brain_tumor_mri", "pneumonia_cxr", "skin_lesion", "histopathology"),
+        families=("closed_diagnosis", "finding_present"),
+        models=QUICKSTART_BASELINES,
+        limit_per_class=8,
+    )
+    specs = load_specs(project / "specs")
+    with Cache(tmp_path / "c.sqlite") as cache:
+        plan = make_plan(specs, "t", models_dir=tmp_path / "models")
+        run_plan(plan, specs, cache, progress=False)
+        answers = collect_answers(specs, plan, cache)
+    models = score_answers(answers, make_layout(specs, plan)).models.set_index("model")
+    for name in QUICKSTART_BASELINES:
+        row = models.loc[name]
+        assert row["all_variants_kappa_lo"] <= 0.0, name  # its interval contains 0 or lies below
+        assert abs(row["all_variants_kappa"]) < 0.15, name
+    # never changing an uninformative answer is no robustness: 0 fragility, and no skill
+    assert models.loc["baseline-stable-random", "fragility_index"] == 0.0
+    refusals = answers[answers["model"] == "baseline-always-refuse"]["status"]
+    assert set(refusals) == {"refusal"}
