@@ -99,11 +99,26 @@ def models_by(built: tuple[Path, Path], name: str) -> list[tuple[float, str]]:
     return [(float(r.models[0][name] or 0), str(r.model["title"])) for r in records]
 
 
+def ranked(built: tuple[Path, Path]) -> list[tuple[bool, float, float | None, str]]:
+    """(skilled, headline, fragility shown, title) of each model in the index's order: models
+    whose headline interval lies above 0 first, by the headline; no fragility without skill."""
+    records = [read_record(p) for p in sorted(built[0].glob("*/*.json"))]
+    rows = []
+    for r in records:
+        row = r.models[0]
+        skilled = float(row["all_variants_kappa_lo"] or 0) > 0  # type: ignore[arg-type]
+        fragility = float(row["fragility_index"]) if skilled else None  # type: ignore[arg-type]
+        rows.append(
+            (skilled, float(row["all_variants_kappa"] or 0), fragility, str(r.model["title"]))
+        )  # type: ignore[arg-type]
+    return sorted(rows, key=lambda x: (not x[0], -x[1]))
+
+
 def test_index_ranks_as_the_records_say(
     page: Page, site_url: str, built: tuple[Path, Path]
 ) -> None:
     page.goto(site_url)
-    expected = [title for _, title in sorted(models_by(built, "all_variants_f1"), reverse=True)]
+    expected = [title for *_, title in ranked(built)]
     models = [m.removesuffix(" test model") for m in column(page, RANKING, 1)]
     assert models == expected
     assert column(page, RANKING, 0) == ["1", "2", "3", "4"]
@@ -115,7 +130,11 @@ def test_sorting_by_click_and_keyboard_sets_aria_sort(
 ) -> None:
     page.goto(site_url)
     headers = page.locator(f"{RANKING} thead th")
-    by_f1 = sorted(models_by(built, "fragility_index"))
+    order = ranked(built)
+    # a model without skill shows no fragility: last in either order, in the ranking's order
+    shown = sorted((f, t) for _, _, f, t in order if f is not None)
+    hidden = [t for _, _, f, t in order if f is None]
+    by_f1 = [(0.0, t) for t in [t for _, t in shown] + hidden]
     headers.nth(3).get_by_role("button").click()
     expect(headers.nth(3)).to_have_attribute("aria-sort", "ascending")
     expect(headers.nth(2)).not_to_have_attribute("aria-sort", "descending")
@@ -125,8 +144,8 @@ def test_sorting_by_click_and_keyboard_sets_aria_sort(
     headers.nth(3).get_by_role("button").click()
     expect(headers.nth(3)).to_have_attribute("aria-sort", "descending")
     assert [m.removesuffix(" test model") for m in column(page, RANKING, 1)] == [
-        t for _, t in by_f1
-    ][::-1]
+        t for _, t in shown[::-1]
+    ] + hidden
     model_button = headers.nth(1).get_by_role("button")
     model_button.focus()
     page.keyboard.press("Enter")
@@ -308,6 +327,8 @@ def test_quickstart_site_build_shows_the_models_of_the_run(
         "baseline-chance",
         "baseline-majority",
         "baseline-always-positive",
+        "baseline-always-refuse",
+        "baseline-stable-random",
     ]
     assert sorted(ranked("_site_run")) == sorted(expected)
     assert ranked("_site") == ranked("_site_run")
@@ -329,8 +350,8 @@ def test_quickstart_specialised_model_ranks_first_and_general_flips_are_listed(
     assert box is not None and box["x"] + box["width"] <= 1280
     first = page.locator(f"{RANKING} tbody tr").first.locator("th a")
     expect(first).to_have_attribute("href", "models/tiny-gemma3-med.html")
-    expect(page.locator("svg.chart g.mark")).to_have_count(5)
-    expect(page.locator("svg.chart g.mark.baseline")).to_have_count(3)
+    expect(page.locator("svg.chart g.mark")).to_have_count(7)
+    expect(page.locator("svg.chart g.mark.baseline")).to_have_count(5)
     page.screenshot(path=ARTEFACTS / "quickstart-index.png", full_page=True)
     page.goto(url + "models/tiny-gemma3-general.html")
     page.screenshot(path=ARTEFACTS / "quickstart-model.png", full_page=True)

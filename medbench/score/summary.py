@@ -1,7 +1,8 @@
 """The terminal summary of a scored suite: one row per model, readable at 80 columns.
 
-Rows are ranked by the headline score (all-variants F1); model ids are never cut: an id
-too long for its column gets a line of its own, its numbers on the next. Described
+Rows are ranked as the site ranks them: by the headline score (all-variants kappa), the
+models whose interval lies above 0 first (the others show no fragility); model ids are never
+cut: an id too long for its column gets a line of its own, its numbers on the next. Described
 pipelines follow their model as indented rungs, never as ranked models of their own.
 """
 
@@ -15,7 +16,7 @@ import pandas as pd
 
 WIDTH = 80
 """Columns the summary fits in."""
-_HEADS = ("all-variants F1", "fragil", "mean F1", "refused", "unparsed")
+_HEADS = ("all-var. kappa", "fragil", "mean F1", "refused", "unparsed")
 _WIDTHS = (16, 6, 7, 7, 8)
 _RANK = 3
 
@@ -52,11 +53,28 @@ def _rates(scores: pd.DataFrame, model: str, pipeline: str) -> tuple[float | Non
     return found[0], found[1]
 
 
+def _skilled(row: dict[str, Any]) -> bool:
+    """Whether the headline's interval lies above 0 (without an interval: its value)."""
+    lo, value = _value(row, "all_variants_kappa_lo"), _value(row, "all_variants_kappa")
+    return (lo if lo is not None else (value if value is not None else 0.0)) > 0
+
+
+def _shows_fragility(row: dict[str, Any]) -> bool:
+    """No fragility for a model whose headline shows no skill (none measured: shown)."""
+    return _value(row, "all_variants_kappa") is None or _skilled(row)
+
+
+def _rank_key(row: dict[str, Any]) -> tuple[bool, float, str]:
+    """Skilled models first, each part by the headline, highest first (missing last)."""
+    value = _value(row, "all_variants_kappa")
+    return not _skilled(row), -(value if value is not None else -2.0), str(row["model"])
+
+
 def _numbers(row: dict[str, Any], scores: pd.DataFrame) -> list[str]:
     refused, unparsed = _rates(scores, str(row["model"]), str(row["pipeline"]))
     return [
-        _est(row, "all_variants_f1"),
-        _num(_value(row, "fragility_index")),
+        _est(row, "all_variants_kappa"),
+        _num(_value(row, "fragility_index") if _shows_fragility(row) else None),
         _num(_value(row, "mean_f1_all")),
         _num(refused),
         _num(unparsed),
@@ -105,8 +123,9 @@ def summary_lines(
     score (its pipelines beneath it), and a legend; none wider than `WIDTH`."""
     name_width = WIDTH - _RANK - 2 - sum(_WIDTHS) - (len(_WIDTHS) - 1)
     lines = [
-        f"suite {suite}: ranked by all-variants F1 (an image counts only if every",
-        "variant answers it right), 95% CI; fragility = disagreement across variants",
+        f"suite {suite}: ranked by all-variants kappa (chance-corrected; an image",
+        "counts only if every variant answers it right), 95% CI; fragility =",
+        "disagreement, shown only where the kappa interval lies above 0",
         _line("#", "model", list(_HEADS), name_width),
     ]
     rows: list[dict[str, Any]] = (
@@ -115,7 +134,7 @@ def summary_lines(
         else [{str(k): v for k, v in r.items()} for r in models.to_dict("records")]
     )
     direct = [r for r in rows if r.get("pipeline") == "direct"]
-    direct.sort(key=lambda r: (-(_value(r, "all_variants_f1") or -1.0), str(r["model"])))
+    direct.sort(key=_rank_key)
     for rank, row in enumerate(direct, start=1):
         model = str(row["model"])
         name = model + (" *" if model in test_models else "")
@@ -144,7 +163,7 @@ LADDER_RUNGS = (
     ("no image", ("no_image_f1",)),
     ("answers", ("direct_f1_mean",)),
     ("likelihood", ("likelihood_f1_mean",)),
-    ("described", ("described_f1",)),
+    ("described", ("described_f1_mean",)),
     ("probe", ("probe_vision_f1", "probe_projected_f1")),
     ("pixels", ("pixel_f1",)),
 )

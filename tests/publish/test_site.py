@@ -807,3 +807,65 @@ def test_build_site_pair_tables_show_raw_and_holm_adjusted_p(site: Path) -> None
     index = (site / "index.html").read_text()
     summary = index[index.index('id="quickstart.pairs"') :].split("</table>")[0]
     assert "p (Holm, across tasks)" in summary and "p (raw)" not in summary
+
+
+def _degenerate(answers: pd.DataFrame, model: str, kind: str, seed: int) -> pd.DataFrame:
+    """A copy of `answers`' first model answering as a degenerate (or a skilled) model."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    rows = answers[answers["model"] == answers["model"].iloc[0]].copy()
+    rows["model"] = model
+    options = rows["truth"].map(lambda t: ["yes", "no"] if t in ("yes", "no") else None)
+    rows["error"], rows["text"], rows["rule"] = None, "x", "rule"
+    choices = [o if o is not None else TASKS[t] for o, t in zip(options, rows["task"], strict=True)]
+    if kind == "refuse":
+        rows["status"], rows["parsed"] = "refusal", None
+    elif kind == "constant":
+        rows["status"], rows["parsed"] = "answer", [c[0] for c in choices]
+    elif kind == "stable_coin_flip":  # one pick per image, kept under every wording
+        pick = {s: rng.random() for s in rows["sample"].unique()}
+        rows["status"] = "answer"
+        rows["parsed"] = [
+            c[int(pick[s] * len(c))] for c, s in zip(choices, rows["sample"], strict=True)
+        ]
+    else:  # right 80% of the time under every wording, errors independent
+        right = rng.random(len(rows)) < 0.8
+        wrong = [c[1] if c[0] == t else c[0] for c, t in zip(choices, rows["truth"], strict=True)]
+        rows["status"] = "answer"
+        rows["parsed"] = np.where(right, rows["truth"], wrong)
+    rows["correct"] = rows["parsed"] == rows["truth"]
+    return rows
+
+
+def test_build_site_no_sort_puts_a_degenerate_model_first(tmp_path: Path) -> None:
+    tasks = list(TASKS)
+    base = make_answers(["m"], tasks, n_images=24)
+    kinds = {"skilled": "right_80", "refuse": "refuse", "constant": "constant"}
+    kinds["coin"] = "stable_coin_flip"
+    answers = pd.concat(
+        [_degenerate(base, name, kind, i) for i, (name, kind) in enumerate(kinds.items())],
+        ignore_index=True,
+    )
+    layout = make_layout(tasks, [], n_boot=200)
+    tables = score_answers(answers, layout)
+    for name in kinds:
+        write_record(
+            tmp_path / "board",
+            suite="quickstart",
+            spec=model_spec(name),
+            answers=answers,
+            tables=tables,
+            layout=layout,
+            provenance=provenance(tasks, n_images=24),
+            allow_test_models=True,
+        )
+    build_site(tmp_path / "board", tmp_path / "out")
+    rows = json.loads((tmp_path / "out" / "data" / "quickstart.ranking.json").read_text())
+    assert rows[0]["model"] == "skilled"
+    for row in rows[1:]:
+        assert row["fragility_index"] is None, row["model"]  # shown as "–", sorted last
+    for column in ("all_variants_kappa", "mean_kappa", "mean_worst_kappa", "fragility_index"):
+        present = [r for r in rows if r[column] is not None]
+        best = (min if column == "fragility_index" else max)(present, key=lambda r: r[column])
+        assert best["model"] == "skilled", column

@@ -13,9 +13,9 @@ def _model(model: str, pipeline: str, headline: float, lo: float, hi: float, fi:
     return {
         "model": model,
         "pipeline": pipeline,
-        "all_variants_f1": headline,
-        "all_variants_f1_lo": lo,
-        "all_variants_f1_hi": hi,
+        "all_variants_kappa": headline,
+        "all_variants_kappa_lo": lo,
+        "all_variants_kappa_hi": hi,
         "fragility_index": fi,
         "mean_f1_all": f1,
     }
@@ -27,6 +27,20 @@ def _scores(
     return [
         {"model": model, "pipeline": pipeline, "refusal_rate": refusal, "unparseable_rate": u}
         for u in (unparseable - 0.01, unparseable + 0.01)
+    ]
+
+
+def test_summary_lines_hide_fragility_and_rank_last_a_model_without_skill() -> None:
+    models = pd.DataFrame(
+        [
+            _model("baseline-stable-random", "direct", 0.01, -0.05, 0.07, 0.0, 0.5),
+            _model("tiny-gemma3-general", "direct", 0.02, 0.01, 0.05, 0.42, 0.55),
+        ]
+    )
+    lines = summary_lines("q", models, pd.DataFrame(), set())
+    assert lines[4:] == [
+        "  1 tiny-gemma3-general         0.02 [0.01-0.05]   0.42    0.55       -        -",
+        "  2 baseline-stable-random      0.01 [-0.05-0.07]      -    0.50       -        -",
     ]
 
 
@@ -50,9 +64,10 @@ def test_summary_lines_rank_by_headline_with_full_ids_within_80_columns() -> Non
     tests = {"tiny-gemma3-general", "tiny-gemma3-med", "baseline-always-positive"}
     lines = summary_lines("quickstart", models, scores, tests)
     assert lines == [
-        "suite quickstart: ranked by all-variants F1 (an image counts only if every",
-        "variant answers it right), 95% CI; fragility = disagreement across variants",
-        "  # model                        all-variants F1 fragil mean F1 refused unparsed",
+        "suite quickstart: ranked by all-variants kappa (chance-corrected; an image",
+        "counts only if every variant answers it right), 95% CI; fragility =",
+        "disagreement, shown only where the kappa interval lies above 0",
+        "  # model                         all-var. kappa fragil mean F1 refused unparsed",
         "  1 tiny-gemma3-med *           0.83 [0.78-0.88]   0.05    0.86    0.00     0.02",
         "      + described/radiologist/tiny-text",
         "                                0.20 [0.10-0.30]   0.30    0.30    0.00     0.50",
@@ -69,7 +84,7 @@ def test_summary_lines_rank_by_headline_with_full_ids_within_80_columns() -> Non
 def test_summary_lines_show_dashes_for_missing_numbers() -> None:
     models = pd.DataFrame([{"model": "m", "pipeline": "direct", "fragility_index": 0.1}])
     lines = summary_lines("s", models, pd.DataFrame(), set())
-    assert lines[3:] == [
+    assert lines[4:] == [
         "  1 m                                          -   0.10       -       -        -"
     ]
 

@@ -63,7 +63,7 @@ def ranked_rows(records: list[Record]) -> Data:
                     if row.get("visual_reliance") is not None
                 },
             }
-            if not has_skill(found):
+            if found.get(HEADLINE) is not None and not has_skill(found):
                 found.update(dict.fromkeys(_triple("fragility_index")))
             data.append(found)
     return [{"rank": i, **row} for i, row in enumerate(sorted(data, key=rank_key), start=1)]
