@@ -126,6 +126,20 @@ def test_verify_records_parser_version_must_match_the_sidecar(board: Path) -> No
     ]
 
 
+def test_verify_records_reports_a_record_scored_by_another_scoring_version(board: Path) -> None:
+    from medbench.score.metrics import SCORING_VERSION
+
+    path = board / "quickstart" / "med.json"
+    data = load(path)
+    assert data["scoring_version"] == SCORING_VERSION
+    del data["scoring_version"]  # as records published before scoring versions
+    save(path, data)
+    assert verify_records(board)[0] == (
+        f"leaderboard/quickstart/med.json: scoring_version: recorded 1, this medbench scores "
+        f"with {SCORING_VERSION}: re-score and republish the record"
+    )
+
+
 def test_write_record_refuses_answers_of_mixed_parser_versions(tmp_path: Path) -> None:
     answers = make_answers(["gen"], TASKS)
     answers.loc[answers.index[0], "parser_version"] = 1
