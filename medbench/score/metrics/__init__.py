@@ -12,8 +12,10 @@ frozen dataclasses out. Conventions:
 - Across variants codes are compared as-is: refusal and unparseable are answers.
   ``refusal_flip_rate`` counts an unparseable answer as not refused. Fleiss' kappa
   uses the codes as categories (unused ones change nothing).
-- Intervals are 95% percentile bootstraps over images, from
-  ``np.random.default_rng(seed)`` with ``n_boot`` resamples (0: NaN intervals). All
+- Intervals are 95% expanded percentile bootstraps over images (Hesterberg's: wider for
+  few images or clusters), from ``np.random.default_rng(seed)`` with ``n_boot`` resamples
+  (0: NaN intervals). Extreme-value statistics (spread, worst-variant scores) have none; the
+  noise floor's is the exact Clopper-Pearson interval. All
   metrics of one call share the resamples, which keep each image's answers together
   (variants, or the two models of a pair). Resamples where a metric is undefined are
   left out of its interval. Intervals depend only on the set of (truth, answers) rows,
