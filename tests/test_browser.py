@@ -100,17 +100,18 @@ def models_by(built: tuple[Path, Path], name: str) -> list[tuple[float, str]]:
 
 
 def ranked(built: tuple[Path, Path]) -> list[tuple[bool, float, float | None, str]]:
-    """(skilled, headline, fragility shown, title) of each model in the index's order: models
-    whose headline interval lies above 0 first, by the headline; no fragility without skill."""
+    """(skilled, sort key, fragility shown, title) of each model in the index's order: models
+    whose headline interval lies above 0 first, by the headline, then the others by their mean
+    kappa; no fragility without skill."""
     records = [read_record(p) for p in sorted(built[0].glob("*/*.json"))]
     rows = []
     for r in records:
         row = r.models[0]
         skilled = float(row["all_variants_kappa_lo"] or 0) > 0  # type: ignore[arg-type]
         fragility = float(row["fragility_index"]) if skilled else None  # type: ignore[arg-type]
-        rows.append(
-            (skilled, float(row["all_variants_kappa"] or 0), fragility, str(r.model["title"]))
-        )  # type: ignore[arg-type]
+        # with skill: by the headline; without: by the mean kappa of single wordings
+        key = float(row["all_variants_kappa" if skilled else "mean_kappa"] or 0)  # type: ignore[arg-type]
+        rows.append((skilled, key, fragility, str(r.model["title"])))
     return sorted(rows, key=lambda x: (not x[0], -x[1]))
 
 

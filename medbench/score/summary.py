@@ -65,9 +65,11 @@ def _shows_fragility(row: dict[str, Any]) -> bool:
 
 
 def _rank_key(row: dict[str, Any]) -> tuple[bool, float, str]:
-    """Skilled models first, each part by the headline, highest first (missing last)."""
-    value = _value(row, "all_variants_kappa")
-    return not _skilled(row), -(value if value is not None else -2.0), str(row["model"])
+    """As the site ranks: skilled models first by the headline, then the others by their mean
+    kappa (the headline cannot tell them apart), highest first (missing last)."""
+    skilled = _skilled(row)
+    value = _value(row, "all_variants_kappa" if skilled else "mean_kappa")
+    return not skilled, -(value if value is not None else -2.0), str(row["model"])
 
 
 def _numbers(row: dict[str, Any], scores: pd.DataFrame) -> list[str]:

@@ -216,3 +216,20 @@ def test_headline_of_every_quickstart_baseline_shows_no_skill(tmp_path: Path) ->
     assert models.loc["baseline-stable-random", "fragility_index"] == 0.0
     refusals = answers[answers["model"] == "baseline-always-refuse"]["status"]
     assert set(refusals) == {"refusal"}
+
+
+def test_rank_key_orders_models_without_skill_by_their_mean_kappa() -> None:
+    # the quickstart's figures: the general demo model is right under single wordings but
+    # never under all seven, so its headline is 0 like a baseline's; stable random is 0.005
+    rows = [
+        {"model": "stable-random", "all_variants_kappa": 0.005, "all_variants_kappa_lo": -0.18}
+        | {"mean_kappa": 0.005, "fragility_index": 0.0},
+        {"model": "general", "all_variants_kappa": 0.0, "all_variants_kappa_lo": 0.0}
+        | {"mean_kappa": 0.236, "fragility_index": 0.46},
+        {"model": "majority", "all_variants_kappa": 0.0, "all_variants_kappa_lo": 0.0}
+        | {"mean_kappa": 0.0, "fragility_index": 0.0},
+        {"model": "med", "all_variants_kappa": 0.553, "all_variants_kappa_lo": 0.438}
+        | {"mean_kappa": 0.777, "fragility_index": 0.05},
+    ]
+    ranking = [str(r["model"]) for r in sorted(rows, key=rank_key)]
+    assert ranking == ["med", "general", "stable-random", "majority"]

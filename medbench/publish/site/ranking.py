@@ -32,14 +32,16 @@ def has_skill(row: dict[str, Scalar]) -> bool:
 
 
 def rank_key(row: dict[str, Scalar]) -> tuple[bool, bool, float, float, str]:
-    """Models with skill first, each part by the headline (highest first), ties by the lower
-    fragility (only with skill: never changing an answer that carries no information is no
-    robustness); a model without a headline last."""
-    a, b = row.get(HEADLINE), row.get("fragility_index")
-    a_ = -float(a) if isinstance(a, float | int) else 0.0
+    """Models with skill first, by the headline (highest first), ties by the lower fragility;
+    then the models without skill, whose headline cannot be told from 0, by their mean kappa
+    (the chance-corrected skill of single wordings: a model right under each wording but
+    never under all of them comes before one that knows nothing); no headline last."""
+    a, b, m = row.get(HEADLINE), row.get("fragility_index"), row.get("mean_kappa")
     skill = has_skill(row)
+    first = a if skill else m
+    first_ = -float(first) if isinstance(first, float | int) else math.inf
     b_ = float(b) if skill and isinstance(b, float | int) else math.inf
-    return a is None, not skill, a_, b_, str(row["model"])
+    return a is None, not skill, first_, b_, str(row["model"])
 
 
 def ranked_rows(records: list[Record]) -> Data:
