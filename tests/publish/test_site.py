@@ -800,6 +800,9 @@ def test_noise_mark_says_when_the_floor_cannot_be_told_apart() -> None:
         "no: within the noise floor"
     )
     assert _noise_mark({**row, "above_noise_floor": None}) is None
+    assert _noise_mark({**row, "noise_floor_n": 16.0, "above_noise_floor": False}) == (
+        "cannot tell: the floor, measured on 16 images, may reach 0.37"
+    )
 
 
 def test_build_site_pair_tables_show_raw_and_holm_adjusted_p(site: Path) -> None:

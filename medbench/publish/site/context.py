@@ -192,6 +192,7 @@ def _noise_mark(row: dict[str, Scalar]) -> Scalar:
     floor, lo, hi = row.get("noise_floor"), row.get("disagreement_lo"), row.get("noise_floor_hi")
     if all(isinstance(x, float | int) for x in (floor, lo, hi)) and float(floor) < float(lo):  # type: ignore[arg-type]
         n = row.get("noise_floor_n")
+        n = int(n) if isinstance(n, float | int) and not isinstance(n, bool) else n
         return f"cannot tell: the floor, measured on {n} images, may reach {float(hi):.2f}"  # type: ignore[arg-type]
     return "no: within the noise floor"
 
