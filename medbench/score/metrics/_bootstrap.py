@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
@@ -137,6 +138,7 @@ def _single_threaded_blas() -> AbstractContextManager[object]:
     return limit
 
 
+@functools.lru_cache(maxsize=1024)
 def expanded_tail(n_units: int | None) -> float:
     """The lower quantile of a ``CONFIDENCE`` interval from ``n_units`` resampling units.
 
