@@ -180,7 +180,7 @@ def test_ladder_lines_flag_truncated_descriptions_on_the_described_rung(tmp_path
                 "task": "t",
                 "chance_f1": 0.5,
                 "direct_f1_mean": 0.4,
-                "described_f1": 0.6,
+                "described_f1_mean": 0.6,
                 "probe_vision_f1": 0.9,
                 "reading": "r",
             }
