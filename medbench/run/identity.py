@@ -232,6 +232,13 @@ def with_adapter(
     return replace(identity, payload=payload, adapter_revision=revision, adapter_dir=folder)
 
 
+def placeholder_identity(spec: ModelSpec) -> ModelIdentity:
+    """A stand-in identity for a model that cannot be resolved here (its revision unknown), to
+    count what its jobs would cost: its keys are never those of real answers."""
+    weights = {"repo": spec.repo or spec.path or spec.id, "unresolved": spec.revision}
+    return ModelIdentity(_payload(spec, weights), f"unresolved:{spec.revision}")
+
+
 def resolve_identity(
     spec: ModelSpec,
     root: Path,

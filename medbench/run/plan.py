@@ -20,7 +20,7 @@ from medbench.data import Sample, canonical_json, hub_revision, load_samples, sh
 from medbench.errors import BackendError, DataError, MedbenchError
 from medbench.run.backends.base import Request
 from medbench.run.cache import CACHE_FORMAT, content_key
-from medbench.run.identity import ModelIdentity, resolve_identity
+from medbench.run.identity import ModelIdentity, placeholder_identity, resolve_identity
 from medbench.spec import (
     OPTION_LETTERS,
     ORIGINAL_IMAGE,
@@ -279,12 +279,15 @@ def make_plan(
     hasher: Callable[[Path], str] = sha256_file,
     snapshots: Callable[[ModelSpec], str | None] | None = None,
     images_dir: Path | None = None,
+    placeholders: bool = False,
 ) -> Plan:
     """Expand suite x tasks x families x variants x samples x models into sorted jobs.
 
     `snapshots` gives the served snapshot of `openai` models without a pinned one (see
     `medbench.run.served`); planning itself never contacts an endpoint. A suite's image variants
-    are derived into `images_dir` (default: the one in medbench's home folder)."""
+    are derived into `images_dir` (default: the one in medbench's home folder). With
+    `placeholders`, a model whose identity cannot be resolved (a hub revision offline) is still
+    planned, under a placeholder identity, for counting its cost; it stays in `unavailable`."""
     suite = specs.suite(suite_id)
     model_ids = sorted(_select(suite.models, models, "model", suite.id))
     task_ids = sorted(_select(suite.tasks, tasks, "task", suite.id))
@@ -318,6 +321,8 @@ def make_plan(
             )
         except (BackendError, DataError) as e:  # this model cannot run; the others can
             unavailable[m] = str(e)
+            if placeholders:
+                identities[m] = placeholder_identity(specs.models[m])
     model_ids = [m for m in model_ids if m in identities]
     scored = list(family_ids)
     if stage is not None:
