@@ -38,6 +38,7 @@ from medbench.spec import (
 )
 
 if TYPE_CHECKING:
+    from medbench.data.variants import Recipe
     from medbench.run.cache import Cache
     from medbench.spec.loading import SpecSet
 
@@ -117,6 +118,11 @@ class Plan:
     """(task, sample, image variant) -> the images its jobs show instead of the sample's own."""
     dataset_revisions: dict[str, str] = field(default_factory=dict)
     """task -> the commit sha its Hub dataset was read at (tasks with Hub data only)."""
+    recipes: dict[str, Recipe] = field(default_factory=dict)
+    """Recipe key -> how to make a derived image its jobs show (derived by the run, for the
+    answers it lacks: `medbench.run.imagejobs.derive_for`)."""
+    images_dir: Path | None = None
+    """The derived-image store's folder (None: the one in medbench's home folder)."""
     _by_id: dict[tuple[str, str], Sample] = field(default_factory=dict, repr=False)
 
     def prompt(self, family: str, variant: str, task: str, sample: str) -> Prompt:
@@ -199,7 +205,7 @@ def _baseline_hints(
     return positive, names[majority]
 
 
-def _key_parts(
+def key_parts(
     identity: ModelIdentity, prompt: Prompt, baseline: bool, replicate: int = 0
 ) -> tuple[bytes, bytes]:
     """Canonical JSON of a job's payload split around its image hash, so keys cost one hash."""
@@ -284,8 +290,9 @@ def make_plan(
     """Expand suite x tasks x families x variants x samples x models into sorted jobs.
 
     `snapshots` gives the served snapshot of `openai` models without a pinned one (see
-    `medbench.run.served`); planning itself never contacts an endpoint. A suite's image variants
-    are derived into `images_dir` (default: the one in medbench's home folder). With
+    `medbench.run.served`); planning itself never contacts an endpoint. A suite's derived images
+    are named by their recipes, never made here: the run derives those its missing answers need
+    into `images_dir` (default: the one in medbench's home folder). With
     `placeholders`, a model whose identity cannot be resolved (a hub revision offline) is still
     planned, under a placeholder identity, for counting its cost; it stays in `unavailable`."""
     suite = specs.suite(suite_id)
@@ -341,12 +348,10 @@ def make_plan(
         for t in task_ids:
             for f, pipeline in sorted(kinds):
                 for v in sorted(v.id for v in specs.families[f].variants):
-                    shared = _key_parts(identity, prompts[(f, v, t)], baseline)
+                    shared = key_parts(identity, prompts[(f, v, t)], baseline)
                     for s in samples[t]:
                         mine = own.get((f, v, t, s.id))
-                        head, tail = (
-                            shared if mine is None else _key_parts(identity, mine, baseline)
-                        )
+                        head, tail = shared if mine is None else key_parts(identity, mine, baseline)
                         key = sha256(head + b'"' + s.sha256.encode() + b'"' + tail).hexdigest()
                         jobs.append(Job(key, m, t, f, v, s.id, s.label, pipeline))
                         if s.error is not None:
@@ -374,16 +379,19 @@ def add_image_variant_jobs(plan: Plan, specs: SpecSet, images_dir: Path | None =
     """Append the jobs of the suite's image variants: each closed family's reference variant
     (or every variant, with `image_variant_prompts: all`) asked about each variant's image.
 
-    A job's key is the original job's with the variant's image hash in place of the sample's
-    (no image for `no_image`), so the original jobs' keys never change. A baseline's jobs keep
+    A job's key is the original job's with the variant's image in place of the sample's: a
+    derived image by its recipe (its source's hash, the transform, the code and library
+    versions: nothing is derived here), an ablation's original image by its hash, no image for
+    `no_image`; so the original jobs' keys never change. A baseline's jobs keep
     the original key: baselines never look at the image, and so answer every variant alike."""
     from medbench.data.variants import ImageStore, variant_images
     from medbench.data.variants import images_dir as default_images_dir
 
     suite = plan.suite
-    store = ImageStore(images_dir if images_dir is not None else default_images_dir())
-    images, errors = variant_images(suite, plan.samples, store)
+    plan.images_dir = images_dir if images_dir is not None else default_images_dir()
+    images, errors, recipes = variant_images(suite, plan.samples, ImageStore(plan.images_dir))
     plan.images.update(images)
+    plan.recipes.update(recipes)
     asked = []
     for f in sorted(suite.prompt_families):
         family = specs.families[f]
@@ -393,28 +401,34 @@ def add_image_variant_jobs(plan: Plan, specs: SpecSet, images_dir: Path | None =
         variants = [v.id for v in family.variants] if every else [family.reference]
         asked += [(f, v) for v in sorted(variants)]
     sha256 = hashlib.sha256
+    # each slot's images as they enter a key, once: (image variant id, inner bytes, slot)
+    shown: dict[tuple[str, str], list[tuple[str, bytes, tuple[str, str, str]]]] = {}
+    for t in sorted(plan.samples):
+        for s in plan.samples[t]:
+            shown[(t, s.id)] = [
+                (v.id, b"".join(b'"' + i.sha256.encode() + b'"' for i in images[slot]), slot)
+                for v in suite.image_variants
+                if (slot := (t, s.id, v.id)) in images
+            ]
+    jobs = plan.jobs
     for m in plan.models:
         baseline = specs.models[m].backend == "baseline"
         for t in sorted(plan.samples):
             for f, v in asked:
-                shared = _key_parts(plan.identities[m], plan.prompts[(f, v, t)], baseline)
+                shared = key_parts(plan.identities[m], plan.prompts[(f, v, t)], baseline)
                 for s in plan.samples[t]:
                     mine = plan.sample_prompts.get((f, v, t, s.id))
                     head, tail = (
-                        shared if mine is None else _key_parts(plan.identities[m], mine, baseline)
+                        shared if mine is None else key_parts(plan.identities[m], mine, baseline)
                     )
-                    for variant in suite.image_variants:
-                        slot = (t, s.id, variant.id)
-                        if slot not in images:
-                            continue
-                        shown = images[slot] if not baseline else (ImageRef("", s.sha256),)
-                        inner = b"".join(b'"' + i.sha256.encode() + b'"' for i in shown)
-                        key = sha256(head + inner + tail).hexdigest()
-                        plan.jobs.append(
-                            Job(key, m, t, f, v, s.id, s.label, image_variant=variant.id)
-                        )
-                        if slot in errors and not baseline:
-                            plan.unreadable[key] = errors[slot]
+                    if baseline:  # a baseline never looks at the image: the original's key
+                        key = sha256(head + b'"' + s.sha256.encode() + b'"' + tail).hexdigest()
+                    for variant, inner, slot in shown[(t, s.id)]:
+                        if not baseline:
+                            key = sha256(head + inner + tail).hexdigest()
+                            if slot in errors:
+                                plan.unreadable[key] = errors[slot]
+                        jobs.append(Job(key, m, t, f, v, s.id, s.label, image_variant=variant))
 
 
 def noise_floor_samples(suite: SuiteSpec, task: str, samples: list[Sample]) -> list[Sample]:
@@ -444,10 +458,10 @@ def _replicates(
             if family.answer == "text":
                 continue
             baseline = specs.models[model].backend == "baseline"
-            shared = _key_parts(identity, prompts[(f, family.reference, t)], baseline, 1)
+            shared = key_parts(identity, prompts[(f, family.reference, t)], baseline, 1)
             for s in subset:
                 mine = own.get((f, family.reference, t, s.id))
-                head, tail = shared if mine is None else _key_parts(identity, mine, baseline, 1)
+                head, tail = shared if mine is None else key_parts(identity, mine, baseline, 1)
                 key = hashlib.sha256(head + b'"' + s.sha256.encode() + b'"' + tail).hexdigest()
                 jobs.append(Job(key, model, t, f, family.reference, s.id, s.label, replicate=1))
     return jobs

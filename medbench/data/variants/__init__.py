@@ -2,19 +2,36 @@
 
 from medbench.data.variants.ablations import mismatched_partners
 from medbench.data.variants.derive import (
+    Recipe,
     Slot,
+    derive_images,
+    derive_png,
     image_transforms,
     image_variant_kinds,
     variant_images,
     variant_seed,
 )
-from medbench.data.variants.store import ImageStore, encode_png, images_dir, transform_payload
+from medbench.data.variants.store import (
+    DERIVE_VERSION,
+    DerivedBytesError,
+    ImageStore,
+    encode_png,
+    images_dir,
+    recipe_key,
+    transform_payload,
+)
 from medbench.data.variants.transforms import DERIVED, transform_image
 
 __all__ = [
     "DERIVED",
+    "DERIVE_VERSION",
+    "DerivedBytesError",
     "ImageStore",
+    "Recipe",
     "Slot",
+    "derive_images",
+    "derive_png",
+    "recipe_key",
     "encode_png",
     "image_transforms",
     "image_variant_kinds",

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
-from medbench.data.images import ImageError
+from medbench.data.images import ImageError, load_image
 from medbench.data.samples import Sample
 from medbench.data.variants.ablations import mismatched_partners
-from medbench.data.variants.store import ImageStore, transform_payload
+from medbench.data.variants.store import ImageStore, encode_png, recipe_keys, transform_payload
 from medbench.data.variants.transforms import DERIVED, transform_image
 from medbench.spec import ORIGINAL_IMAGE, ImageRef, ImageVariantSpec, SuiteSpec
 
@@ -37,11 +38,27 @@ def image_transforms(suite: SuiteSpec) -> dict[str, str | None]:
     return found
 
 
+@dataclass(frozen=True)
+class Recipe:
+    """How to make one derived image: a transform of a source image."""
+
+    key: str
+    """The recipe's hash (`recipe_key`): the derived image's name and its part of a job key."""
+    source: ImageRef
+    spec: ImageVariantSpec
+    seed: int
+
+    @property
+    def transform(self) -> dict[str, object]:
+        return transform_payload(self.spec, self.seed)
+
+
 def variant_images(
     suite: SuiteSpec, samples: Mapping[str, Sequence[Sample]], store: ImageStore
-) -> tuple[dict[Slot, tuple[ImageRef, ...]], dict[Slot, str]]:
-    """The images each (task, sample, variant) shows (none for `no_image`), deriving and
-    storing the transformed ones; and why a slot's image could not be made.
+) -> tuple[dict[Slot, tuple[ImageRef, ...]], dict[Slot, str], dict[str, Recipe]]:
+    """The images each (task, sample, variant) shows (none for `no_image`), a transformed one
+    by its recipe (derived later, by `derive_images`, never here); why a slot's image cannot be
+    made (an unreadable original); and each recipe by its key.
 
     A slot that failed shows the unreadable original under a marker hash unique to the slot
     (its job then fails in the backend, as the original's does). A `mismatched` slot without
@@ -49,9 +66,12 @@ def variant_images(
     left out: it has no job."""
     images: dict[Slot, tuple[ImageRef, ...]] = {}
     errors: dict[Slot, str] = {}
+    recipes: dict[str, Recipe] = {}
     for task in sorted(samples):
         for spec in suite.image_variants:
             seed = variant_seed(spec, suite)
+            payload = transform_payload(spec, seed)
+            keyed = recipe_keys(payload) if spec.transform in DERIVED else None
             partners = (
                 mismatched_partners(samples[task], seed, task)
                 if spec.transform == "mismatched"
@@ -69,19 +89,38 @@ def variant_images(
                         if partner is not None:
                             images[slot] = (ImageRef(str(partner.path), partner.sha256),)
                     else:
-                        assert spec.transform in DERIVED
-                        images[slot] = (_derive(store, spec, sample, seed),)
+                        assert keyed is not None
+                        key = keyed(sample.sha256)
+                        source = ImageRef(str(sample.path), sample.sha256)
+                        recipes[key] = Recipe(key, source, spec, seed)
+                        images[slot] = (ImageRef(store.recipe_file(key), key),)
                 except ImageError as e:
                     errors[slot] = e.reason if sample.error is not None else str(e)
                     marker = f"{spec.id}:{sample.sha256}"
                     images[slot] = (ImageRef(str(sample.path), marker),)
-    return images, errors
+    return images, errors, recipes
 
 
-def _derive(store: ImageStore, spec: ImageVariantSpec, sample: Sample, seed: int) -> ImageRef:
-    original = ImageRef(str(sample.path), sample.sha256)
-    return store.derive(
-        original,
-        transform_payload(spec, seed),
-        lambda image: transform_image(spec, image, seed=seed, content_sha256=sample.sha256),
+def derive_png(recipe: Recipe) -> bytes:
+    """The derived image of `recipe`, as the store keeps it (PNG bytes)."""
+    image = load_image(recipe.source.path)
+    made = transform_image(
+        recipe.spec, image, seed=recipe.seed, content_sha256=recipe.source.sha256
     )
+    return encode_png(made)
+
+
+def derive_images(
+    recipes: Sequence[Recipe], store: ImageStore, workers: int | None = None
+) -> dict[str, str]:
+    """Derive into `store` every recipe whose image it lacks; returns why a recipe could not be
+    derived (an unreadable source, bytes that differ from those recorded), by key."""
+    failed: dict[str, str] = {}
+    for recipe in recipes:
+        if store.is_derived(recipe.key):
+            continue
+        try:
+            store.put_derived(recipe.key, derive_png(recipe), recipe.source.path)
+        except ImageError as e:
+            failed[recipe.key] = str(e)
+    return failed

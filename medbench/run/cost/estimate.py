@@ -177,8 +177,9 @@ class _ImageTokens:
             if not shown:
                 return 0
             # a derived image has its source's size (less a crop); an ablation shows an original
-            paths = [i.path if Path(i.path).is_file() and not _derived(i.path) else
-                     str(sample.path) for i in shown]  # fmt: skip
+            recipes = self.plan.recipes
+            paths = [recipes[i.sha256].source.path if i.sha256 in recipes else i.path
+                     for i in shown]  # fmt: skip
         if not rule.needs_size:
             return rule.fixed * len(paths)
         total = 0
@@ -189,10 +190,6 @@ class _ImageTokens:
                 width, height = (max(1, round(side * scale)) for side in size)
                 total += rule.tokens(width, height)
         return total
-
-
-def _derived(path: str) -> bool:
-    return Path(path).suffix == ".png" and len(Path(path).stem) == 64
 
 
 def decode_budget(specs: SpecSet, job: Job) -> int:
