@@ -7,7 +7,6 @@ from pathlib import Path
 
 import PIL
 import pytest
-from PIL import Image
 
 from medbench.data.images import load_image
 from medbench.data.variants import (
@@ -83,8 +82,7 @@ def test_derive_for_makes_the_images_once_and_checks_their_bytes(tmp_path: Path)
             seed=recipe.seed,
             content_sha256=recipe.source.sha256,
         )
-        with Image.open(image.path) as stored:
-            assert stored.tobytes() == expected.tobytes()
+        assert load_image(image.path).tobytes() == expected.tobytes()
     stamp = {j.key: Path(plan.request(j).messages.images[0].path).stat().st_mtime_ns for j in jobs}
     time.sleep(0.01)
     derive_for(plan, jobs)  # already there: nothing is derived again

@@ -3,14 +3,24 @@
 from __future__ import annotations
 
 import json
+import multiprocessing
+import os
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+
+from PIL import Image
 
 from medbench.data.images import ImageError, load_image
 from medbench.data.samples import Sample
 from medbench.data.variants.ablations import mismatched_partners
-from medbench.data.variants.store import ImageStore, encode_png, recipe_keys, transform_payload
-from medbench.data.variants.transforms import DERIVED, transform_image
+from medbench.data.variants.store import (
+    ImageStore,
+    encode_pnm,
+    recipe_keys,
+    transform_payload,
+)
+from medbench.data.variants.transforms import DERIVED, apply_transform, as_grey_if_grey
 from medbench.spec import ORIGINAL_IMAGE, ImageRef, ImageVariantSpec, SuiteSpec
 
 Slot = tuple[str, str, str]
@@ -101,26 +111,63 @@ def variant_images(
     return images, errors, recipes
 
 
-def derive_png(recipe: Recipe) -> bytes:
-    """The derived image of `recipe`, as the store keeps it (PNG bytes)."""
-    image = load_image(recipe.source.path)
-    made = transform_image(
-        recipe.spec, image, seed=recipe.seed, content_sha256=recipe.source.sha256
+def derive_bytes(recipe: Recipe, source: Image.Image | None = None) -> bytes:
+    """The derived image of `recipe`, as the store keeps it (netpbm bytes); `source` is its
+    source image already decoded (and made grey if it is grey: `as_grey_if_grey`)."""
+    if source is None:
+        source = as_grey_if_grey(load_image(recipe.source.path))
+    made = apply_transform(
+        recipe.spec, source, seed=recipe.seed, content_sha256=recipe.source.sha256
     )
-    return encode_png(made)
+    return encode_pnm(made)
+
+
+def derive_from_one_source(store: ImageStore, recipes: Sequence[Recipe]) -> dict[str, str]:
+    """Derive the missing recipes of one source image, decoding it once; why any failed."""
+    todo = [r for r in recipes if not store.is_derived(r.key)]
+    if not todo:
+        return {}
+    try:
+        source = as_grey_if_grey(load_image(todo[0].source.path))
+    except ImageError as e:
+        return dict.fromkeys((r.key for r in todo), str(e))
+    failed: dict[str, str] = {}
+    for recipe in todo:
+        try:
+            store.put_derived(recipe.key, derive_bytes(recipe, source), recipe.source.path)
+        except ImageError as e:
+            failed[recipe.key] = str(e)
+    return failed
+
+
+def _derive_group(job: tuple[ImageStore, list[Recipe]]) -> dict[str, str]:
+    return derive_from_one_source(*job)
+
+
+PARALLEL_FROM = 4
+"""Fewer source images than this are derived in this process (a pool costs a second to start)."""
 
 
 def derive_images(
     recipes: Sequence[Recipe], store: ImageStore, workers: int | None = None
 ) -> dict[str, str]:
-    """Derive into `store` every recipe whose image it lacks; returns why a recipe could not be
-    derived (an unreadable source, bytes that differ from those recorded), by key."""
-    failed: dict[str, str] = {}
+    """Derive into `store` every recipe whose image it lacks, each source image decoded once,
+    the sources spread over `workers` processes (default: every core); returns why a recipe
+    could not be derived (an unreadable source, bytes that differ from those recorded), by
+    key. Each worker holds one source and one derived image at a time, and writes each
+    derived image as it is made."""
+    by_source: dict[str, list[Recipe]] = {}
     for recipe in recipes:
-        if store.is_derived(recipe.key):
-            continue
-        try:
-            store.put_derived(recipe.key, derive_png(recipe), recipe.source.path)
-        except ImageError as e:
-            failed[recipe.key] = str(e)
+        by_source.setdefault(recipe.source.path, []).append(recipe)
+    groups = [(store, group) for _, group in sorted(by_source.items())]
+    workers = min(workers or os.cpu_count() or 1, len(groups))
+    failed: dict[str, str] = {}
+    if workers <= 1 or len(groups) < PARALLEL_FROM:
+        for group in groups:
+            failed.update(_derive_group(group))
+        return failed
+    context = multiprocessing.get_context("spawn")  # never fork a process that holds torch
+    with ProcessPoolExecutor(workers, mp_context=context) as pool:
+        for found in pool.map(_derive_group, groups, chunksize=4):
+            failed.update(found)
     return failed

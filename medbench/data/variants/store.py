@@ -4,8 +4,8 @@ A derived image is named, before it exists, by its **recipe**: the hash of its s
 content hash, the transform and its parameters, `DERIVE_VERSION` (the transform code's version)
 and the versions of Pillow and numpy (Pillow's encoders and filters change between releases).
 Plans key jobs by the recipe, so planning never decodes an image; the run derives the images
-its missing answers need into `<home>/images/derived/<r[:2]>/<r>.png` (a PNG encoded with fixed
-settings and no metadata) and records the bytes' sha256 in `<home>/images/recipes/<r>`: a
+its missing answers need into `<home>/images/derived/<r[:2]>/<r>.pnm` (raw netpbm: a grey
+image stays grey) and records the bytes' sha256 in `<home>/images/recipes/<r>`: a
 recipe derived again (a file lost or cut short) must give the same bytes, else it is an error.
 
 `<home>/images/index/<k>` and `<home>/images/<sha[:2]>/<sha>.png` are the layout before recipes
@@ -35,9 +35,10 @@ from medbench.spec import ImageRef, ImageVariantSpec
 IMAGES_FOLDER = "images"
 STORE_FORMAT = 1
 """Part of every (pre-recipe) index entry's name."""
-DERIVE_VERSION = 1
+DERIVE_VERSION = 2
 """The transform code's version, part of every recipe: bump it when a transform (or the PNG
-encoding) changes the bytes it makes."""
+encoding) changes the bytes it makes. 2: grey images derived and stored grey (netpbm, not
+PNG), Gaussian noise drawn as rounded integers."""
 _SHA = re.compile(r"^[0-9a-f]{64}$")
 
 
@@ -46,12 +47,25 @@ def images_dir() -> Path:
     return medbench_home() / IMAGES_FOLDER
 
 
-def encode_png(image: Image.Image) -> bytes:
-    """`image` as PNG bytes that depend on its pixels only (no metadata, fixed settings)."""
-    plain = Image.fromarray(np.asarray(image.convert("RGB")), "RGB")
+def encode_png(image: Image.Image, *, compress_level: int = 6) -> bytes:
+    """`image` as PNG bytes that depend on its pixels only (no metadata, fixed settings); an
+    `L` image stays grey (it decodes to the same RGB pixels), any other becomes RGB."""
+    mode = "L" if image.mode == "L" else "RGB"
+    plain = Image.fromarray(np.asarray(image.convert(mode)), mode)
     buffer = io.BytesIO()
-    plain.save(buffer, format="PNG", optimize=False, compress_level=6)
+    plain.save(buffer, format="PNG", optimize=False, compress_level=compress_level)
     return buffer.getvalue()
+
+
+def encode_pnm(image: Image.Image) -> bytes:
+    """`image` as binary netpbm bytes (PGM for an `L` image, else PPM): a header and the raw
+    pixels, so writing costs a copy (PNG's filters and zlib took most of a derivation's time).
+    The bytes depend on the pixels only."""
+    mode = "L" if image.mode == "L" else "RGB"
+    plain = image if image.mode == mode else image.convert(mode)
+    width, height = plain.size
+    magic = b"P5" if mode == "L" else b"P6"
+    return magic + f"\n{width} {height}\n255\n".encode() + plain.tobytes()
 
 
 def transform_payload(spec: ImageVariantSpec, seed: int | None) -> dict[str, Any]:
@@ -115,7 +129,7 @@ class ImageStore:
 
     def recipe_file(self, recipe: str) -> str:
         """`recipe_path` as text (planning names every derived image of a suite)."""
-        return f"{self.root}{os.sep}derived{os.sep}{recipe[:2]}{os.sep}{recipe}.png"
+        return f"{self.root}{os.sep}derived{os.sep}{recipe[:2]}{os.sep}{recipe}.pnm"
 
     def _recorded(self, recipe: str) -> str | None:
         path = self.root / "recipes" / recipe
@@ -133,7 +147,7 @@ class ImageStore:
         )
 
     def put_derived(self, recipe: str, data: bytes, source: str) -> Path:
-        """Store the derived bytes of `recipe` (PNG), checked against the bytes recorded for
+        """Store the derived bytes of `recipe` (netpbm), checked against the bytes recorded for
         it before, if any; raises DerivedBytesError when they differ."""
         sha256 = hashlib.sha256(data).hexdigest()
         known = self._recorded(recipe)
