@@ -71,7 +71,8 @@ def previous_keys(plan: Plan, jobs: Sequence[Job]) -> dict[str, tuple[str, str, 
         if old is None:
             continue
         prompt = plan.prompt_of(job)
-        head, tail = key_parts(plan.identities[job.model], prompt, False)
+        budget = plan.budgets.get((job.model, job.family))
+        head, tail = key_parts(plan.identities[job.model], prompt, False, 0, budget)
         then = hashlib.sha256(head + b'"' + old.encode() + b'"' + tail).hexdigest()
         found[job.key] = (then, old, recipe.key)
     return found

@@ -33,8 +33,10 @@ from medbench.spec import (
     TaskSpec,
     VariantSpec,
     asked_of,
+    budgeted,
     options_by_letter,
     render,
+    token_budget,
 )
 
 if TYPE_CHECKING:
@@ -123,6 +125,8 @@ class Plan:
     answers it lacks: `medbench.run.imagejobs.derive_for`)."""
     images_dir: Path | None = None
     """The derived-image store's folder (None: the one in medbench's home folder)."""
+    budgets: dict[tuple[str, str], int] = field(default_factory=dict)
+    """(model, family) -> the token budget where the family's changes the model's own."""
     _by_id: dict[tuple[str, str], Sample] = field(default_factory=dict, repr=False)
 
     def prompt(self, family: str, variant: str, task: str, sample: str) -> Prompt:
@@ -144,6 +148,7 @@ class Plan:
                 prompt.rendered.options,
                 prompt.positive_options,
                 prompt.majority_option,
+                self.budgets.get((job.model, job.family)),
             )
         sample = self.sample(job.task, job.sample)
         base = prompt.rendered.messages
@@ -159,6 +164,7 @@ class Plan:
             prompt.rendered.options,
             prompt.positive_options,
             prompt.majority_option,
+            self.budgets.get((job.model, job.family)),
         )
 
     def sample(self, task: str, sample_id: str) -> Sample:
@@ -206,13 +212,18 @@ def _baseline_hints(
 
 
 def key_parts(
-    identity: ModelIdentity, prompt: Prompt, baseline: bool, replicate: int = 0
+    identity: ModelIdentity,
+    prompt: Prompt,
+    baseline: bool,
+    replicate: int = 0,
+    budget: int | None = None,
 ) -> tuple[bytes, bytes]:
-    """Canonical JSON of a job's payload split around its image hash, so keys cost one hash."""
+    """Canonical JSON of a job's payload split around its image hash, so keys cost one hash.
+    `budget`: the family's token budget where it changes the model's (see `token_budget`)."""
     messages = prompt.rendered.messages
     payload: dict[str, Any] = {
         "v": CACHE_FORMAT,
-        "model": identity.payload,
+        "model": budgeted(identity.payload, budget),
         "messages": {"system": messages.system, "text": messages.text, "images": [_IMAGE_SLOT]},
     }
     if replicate:
@@ -335,6 +346,12 @@ def make_plan(
     if stage is not None:
         scored += [stage.family, *stage.diagnose_families]
     prompts, own = _render_prompts(specs, sorted(set(scored)), task_ids, samples)
+    budgets = {
+        (m, f): budget
+        for m in identities
+        for f in sorted(set(scored))
+        if (budget := token_budget(specs.models[m], specs.families[f])) is not None
+    }
     jobs: list[Job] = []
     unreadable: dict[str, str] = {}
     sha256 = hashlib.sha256
@@ -347,17 +364,22 @@ def make_plan(
             kinds.append((stage.family, "describe"))
         for t in task_ids:
             for f, pipeline in sorted(kinds):
+                budget = budgets.get((m, f))
                 for v in sorted(v.id for v in specs.families[f].variants):
-                    shared = key_parts(identity, prompts[(f, v, t)], baseline)
+                    shared = key_parts(identity, prompts[(f, v, t)], baseline, 0, budget)
                     for s in samples[t]:
                         mine = own.get((f, v, t, s.id))
-                        head, tail = shared if mine is None else key_parts(identity, mine, baseline)
+                        head, tail = (
+                            shared
+                            if mine is None
+                            else key_parts(identity, mine, baseline, 0, budget)
+                        )
                         key = sha256(head + b'"' + s.sha256.encode() + b'"' + tail).hexdigest()
                         jobs.append(Job(key, m, t, f, v, s.id, s.label, pipeline))
                         if s.error is not None:
                             unreadable[key] = s.error
         if suite.noise_floor is not None:
-            jobs.extend(_replicates(specs, suite, m, identity, prompts, samples, own))
+            jobs.extend(_replicates(specs, suite, m, identity, prompts, samples, own, budgets))
     plan = Plan(
         suite,
         jobs,
@@ -368,6 +390,7 @@ def make_plan(
         models=model_ids,
         unavailable=unavailable,
         dataset_revisions=revisions,
+        budgets=budgets,
     )
     plan.unreadable.update(unreadable)
     if suite.image_variants:
@@ -415,11 +438,12 @@ def add_image_variant_jobs(plan: Plan, specs: SpecSet, images_dir: Path | None =
         baseline = specs.models[m].backend == "baseline"
         for t in sorted(plan.samples):
             for f, v in asked:
-                shared = key_parts(plan.identities[m], plan.prompts[(f, v, t)], baseline)
+                identity, budget = plan.identities[m], plan.budgets.get((m, f))
+                shared = key_parts(identity, plan.prompts[(f, v, t)], baseline, 0, budget)
                 for s in plan.samples[t]:
                     mine = plan.sample_prompts.get((f, v, t, s.id))
                     head, tail = (
-                        shared if mine is None else key_parts(plan.identities[m], mine, baseline)
+                        shared if mine is None else key_parts(identity, mine, baseline, 0, budget)
                     )
                     if baseline:  # a baseline never looks at the image: the original's key
                         key = sha256(head + b'"' + s.sha256.encode() + b'"' + tail).hexdigest()
@@ -447,6 +471,7 @@ def _replicates(
     prompts: dict[tuple[str, str, str], Prompt],
     samples: dict[str, list[Sample]],
     own: dict[tuple[str, str, str, str], Prompt],
+    budgets: dict[tuple[str, str], int],
 ) -> list[Job]:
     """The replicate jobs of a model: every scored family's reference variant, a second time,
     for each task's noise-floor subset (direct answers only)."""
@@ -458,10 +483,13 @@ def _replicates(
             if family.answer == "text":
                 continue
             baseline = specs.models[model].backend == "baseline"
-            shared = key_parts(identity, prompts[(f, family.reference, t)], baseline, 1)
+            budget = budgets.get((model, f))
+            shared = key_parts(identity, prompts[(f, family.reference, t)], baseline, 1, budget)
             for s in subset:
                 mine = own.get((f, family.reference, t, s.id))
-                head, tail = shared if mine is None else key_parts(identity, mine, baseline, 1)
+                head, tail = (
+                    shared if mine is None else key_parts(identity, mine, baseline, 1, budget)
+                )
                 key = hashlib.sha256(head + b'"' + s.sha256.encode() + b'"' + tail).hexdigest()
                 jobs.append(Job(key, model, t, f, family.reference, s.id, s.label, replicate=1))
     return jobs
@@ -506,9 +534,8 @@ def add_diagnose_jobs(plan: Plan, specs: SpecSet, descriptions: dict[str, str]) 
                 for v in sorted(v.id for v in family.variants):
                     prompt = plan.prompts[(f, v, job.task)]
                     messages = diagnose_messages(prompt, task, family, v, descriptions[job.key])
-                    key = content_key(
-                        {"model": identity.payload, "messages": messages.key_payload()}
-                    )
+                    model = budgeted(identity.payload, plan.budgets.get((diagnoser, f)))
+                    key = content_key({"model": model, "messages": messages.key_payload()})
                     pipeline = f"described/{job.variant}/{diagnoser}"
                     new = Job(
                         key, diagnoser, job.task, f, v, job.sample, job.label, pipeline, job.model

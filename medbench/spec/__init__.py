@@ -34,9 +34,11 @@ from medbench.spec.prompts import (
     Rendered,
     TemplateError,
     asked_of,
+    budgeted,
     offered_options,
     options_by_letter,
     render,
+    token_budget,
 )
 from medbench.spec.suite import SPEC_KINDS, LikelihoodStage, ProbeStage, Spec, SuiteSpec
 from medbench.spec.task import (
@@ -50,6 +52,8 @@ from medbench.spec.task import (
 )
 
 __all__ = [
+    "budgeted",
+    "token_budget",
     "ID_PATTERN",
     "MAX_NAME",
     "MAX_OPTION",

@@ -40,6 +40,11 @@ class VariantSpec(_Spec):
     """Offer options as `A. ...`, `B. ...` and accept letters as answers."""
 
 
+def _absent(value: object) -> bool:
+    """Left out of spec dumps when unset, so that the spec hashes of families without it stay."""
+    return value is None
+
+
 class PromptFamilySpec(_Spec):
     """A set of prompt variants asking the same question in different ways."""
 
@@ -52,6 +57,10 @@ class PromptFamilySpec(_Spec):
     """`label`: one of the task's classes; `yes_no`: is the finding present; `text`: free text."""
     reference: Id
     """The variant the others are compared against."""
+    max_new_tokens: int | None = Field(default=None, ge=1, le=8192, exclude_if=_absent)
+    """The most new tokens a model may write for this family's prompts (a description needs
+    many more than a closed answer), capped by the model's own `generation.max_new_tokens`;
+    absent: the model's. Part of the cache key only where it changes a model's budget."""
     variants: tuple[VariantSpec, ...] = Field(min_length=2)
 
     @model_validator(mode="after")

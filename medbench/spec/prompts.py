@@ -9,6 +9,7 @@ from typing import Any, Protocol
 
 from jinja2 import TemplateError
 
+from medbench.spec.model import ModelSpec
 from medbench.spec.prompt import PromptFamilySpec, VariantSpec
 from medbench.spec.sandbox import MAX_RENDERED, PromptEnvironment, new_environment, render_bounded
 from medbench.spec.task import OPTION_LETTERS, TaskSpec
@@ -89,6 +90,24 @@ class Messages:
             "text": self.text,
             "images": [image.sha256 for image in self.images],
         }
+
+
+def token_budget(model: ModelSpec, family: PromptFamilySpec) -> int | None:
+    """The most new tokens `model` may write for `family`'s prompts where that differs from the
+    model's own `generation.max_new_tokens`: the family's budget capped by the model's. None
+    where the model's own applies (no family budget, a larger one, or a baseline)."""
+    if family.max_new_tokens is None or model.backend == "baseline":
+        return None
+    budget = min(family.max_new_tokens, model.generation.max_new_tokens)
+    return budget if budget != model.generation.max_new_tokens else None
+
+
+def budgeted(payload: dict[str, Any], budget: int | None) -> dict[str, Any]:
+    """A model identity's key payload with a family's token budget in its decoding parameters
+    (unchanged without one: a family budget enters the key only where it changes the answer)."""
+    if budget is None or "generation" not in payload:
+        return payload
+    return {**payload, "generation": {**payload["generation"], "max_new_tokens": budget}}
 
 
 @dataclass(frozen=True)
@@ -181,6 +200,8 @@ def render(
 
 
 __all__ = [
+    "budgeted",
+    "token_budget",
     "MAX_RENDERED",
     "TEMPLATE_VARIABLES",
     "ImageRef",

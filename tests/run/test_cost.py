@@ -87,7 +87,7 @@ def test_plan_cost_counts_generations_tokens_likelihoods_and_llm_calls(tmp_path:
     # prompt (one key) for every image
     assert llava.generations == 4 * (7 + 2) + 1
     assert llava.image_tokens == 4 * 9 * 576
-    assert llava.decode_budget_tokens == llava.generations * 128
+    assert llava.decode_budget_tokens == (4 * 7 + 1) * 64 + 4 * 2 * 128  # closed: 64 each
     assert llava.likelihood_requests == 4 * 7
     assert llava.llm_calls == 4 * 2 * 7  # each description diagnosed under 7 wordings
     assert llava.prefill_tokens > llava.image_tokens
@@ -182,3 +182,13 @@ def test_make_full_tree_writes_the_real_datasets_sizes(tmp_path: Path) -> None:
     first = next((out / "chest_xray" / "test" / "NORMAL").iterdir())
     with Image.open(first) as image:
         assert image.size[0] > 1000
+
+
+def test_plan_cost_decode_budget_follows_each_familys_budget(tmp_path: Path) -> None:
+    project = _project(tmp_path)
+    specs = load_specs(project / "specs")
+    plan = make_plan(specs, "t", models_dir=tmp_path / "m", placeholders=True)
+    llava = next(m for m in plan_cost(plan, specs, folder_of=lambda m: None).models
+                 if m.id == "llava-1.5-7b")  # fmt: skip
+    # 28 closed generations at the family's 64, 8 descriptions and 1 no-image at the model's 128
+    assert llava.decode_budget_tokens == 28 * 64 + 8 * 128 + 1 * 64

@@ -536,3 +536,17 @@ def test_image_processor_name_tells_torchvision_from_pil() -> None:
         "torchvision:CLIPImageProcessor"
     )
     assert image_processor_name(SimpleNamespace()) is None
+
+
+def test_hf_backend_cuts_each_request_at_its_own_budget(
+    open_backend: Any, tiny_llava_dir: Path, images: list[Path]
+) -> None:
+    from dataclasses import replace
+
+    backend = open_backend("llava", tiny_llava_dir, generation={"max_new_tokens": 8})
+    plain = make_request(QUESTION, (images[0],))
+    cut = replace(plain, key="cut", max_new_tokens=3)
+    full, short = texts(backend.generate([plain, cut]))
+    assert full is not None and short is not None
+    assert full.startswith(short) and len(short) < len(full)
+    assert texts(backend.generate([cut])) == [short]  # alone or beside a longer budget

@@ -176,3 +176,28 @@ def test_make_plan_noise_floor_replicates_the_reference_variant_of_a_seeded_subs
         (project / "specs" / "suites" / "t.yaml").read_text().replace("noise_floor:", "#")
     )
     assert [j.key for j in _plan(project).jobs] == [j.key for j in plan.jobs if not j.replicate]
+
+
+def test_plan_family_budget_keys_only_the_models_whose_budget_it_lowers(tmp_path: Path) -> None:
+    from medbench.spec import token_budget
+
+    project = make_project(tmp_path, models=("llava-1.5-7b", "tiny-llava", "baseline-chance"))
+    specs = load_specs(project / "specs")
+    family = specs.families["closed_diagnosis"]
+    assert family.max_new_tokens == 64
+    assert token_budget(specs.models["llava-1.5-7b"], family) == 64  # its own is 128
+    assert token_budget(specs.models["tiny-llava"], family) is None  # its own 12 is lower
+    assert token_budget(specs.models["baseline-chance"], family) is None
+    plan = make_plan(specs, "t", models_dir=tmp_path / "m", placeholders=True)
+    assert plan.budgets == {("llava-1.5-7b", "closed_diagnosis"): 64}
+    job = next(j for j in plan.jobs if j.model == "llava-1.5-7b")
+    assert plan.request(job).max_new_tokens == 64
+    tiny = next(j for j in plan.jobs if j.model == "tiny-llava")
+    assert plan.request(tiny).max_new_tokens is None
+    unbudgeted = specs.families["closed_diagnosis"].model_copy(update={"max_new_tokens": None})
+    specs.families["closed_diagnosis"] = unbudgeted
+    before = make_plan(specs, "t", models_dir=tmp_path / "m", placeholders=True)
+    keys = {(j.model, j.variant, j.sample): j.key for j in before.jobs}
+    for j in plan.jobs:
+        changed = keys[(j.model, j.variant, j.sample)] != j.key
+        assert changed == (j.model == "llava-1.5-7b")

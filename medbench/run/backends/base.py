@@ -22,6 +22,9 @@ class Request:
     """Options that mean the finding is present (used by baselines only)."""
     majority_option: str | None = None
     """The most frequent true answer in the evaluated data (used by the majority baseline)."""
+    max_new_tokens: int | None = None
+    """This request's token budget where its prompt family's differs from the model's own
+    `generation.max_new_tokens` (None: the model's)."""
 
 
 @dataclass(frozen=True)

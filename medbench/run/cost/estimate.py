@@ -22,7 +22,7 @@ from medbench.run.cost.calibration import Calibration
 from medbench.run.cost.tokens import ImageRule, TextCounter, checkpoint_folder, image_rule
 from medbench.run.likelihood import likelihood_jobs, scored_options
 from medbench.run.plan import Job, Plan
-from medbench.spec import ORIGINAL_IMAGE
+from medbench.spec import ORIGINAL_IMAGE, token_budget
 
 if TYPE_CHECKING:
     from medbench.spec.loading import SpecSet
@@ -193,8 +193,9 @@ class _ImageTokens:
 
 
 def decode_budget(specs: SpecSet, job: Job) -> int:
-    """The most tokens a job may generate."""
-    return specs.models[job.model].generation.max_new_tokens
+    """The most tokens a job may generate: its family's budget, capped by the model's own."""
+    model = specs.models[job.model]
+    return token_budget(model, specs.families[job.family]) or model.generation.max_new_tokens
 
 
 def plan_cost(

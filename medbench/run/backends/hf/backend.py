@@ -42,6 +42,8 @@ class _Row:
 
     index: int
     conversation: Conversation
+    max_new_tokens: int | None = None
+    """The request's own token budget (None: the model's)."""
 
 
 @dataclass
@@ -253,7 +255,8 @@ class HFBackend:
                 continue
             if self._pad_fill is not None:
                 images = [pad_to_square(image, self._pad_fill) for image in images]
-            rows.append(_Row(index, self._conversation(messages, images)))
+            budget = requests[index].max_new_tokens
+            rows.append(_Row(index, self._conversation(messages, images), budget))
         try:
             inputs = self._encode(rows) if rows else None
         except Exception:  # one bad row spoils the batch; _answer encodes rows alone to find it
@@ -308,8 +311,9 @@ class HFBackend:
         holds the frames of the failed call, and with them its tensors on the GPU.
         """
         failure: str | None = None
+        budgets = [row.max_new_tokens or self._generation.max_new_tokens for row in rows]
         try:
-            texts = self._generate(inputs)
+            texts = self._generate(inputs, budgets)
         except torch.OutOfMemoryError as e:
             failure = str(e)
         del inputs
@@ -332,8 +336,14 @@ class HFBackend:
             answers.update(self._generate_splitting(part, self._encode(part)))
         return answers
 
-    def _generate(self, inputs: Inputs) -> list[str]:
+    def _generate(self, inputs: Inputs, budgets: list[int]) -> list[str]:
+        """Each row's answer, cut at its own budget: the batch decodes to its largest budget,
+        and greedy decoding gives a row the same first tokens whatever the limit."""
         loaded = self._loaded
+        config = self._generation
+        if max(budgets) != config.max_new_tokens:
+            config = copy.deepcopy(config)
+            config.max_new_tokens = max(budgets)
         on_device = {
             name: value.to(loaded.device, loaded.dtype)
             if value.is_floating_point()
@@ -343,8 +353,9 @@ class HFBackend:
         if self._generation.do_sample:
             torch.manual_seed(self.spec.generation.seed or 0)
         with torch.inference_mode():
-            generated = loaded.model.generate(**on_device, generation_config=self._generation)
-        new_tokens = generated[:, on_device["input_ids"].shape[1] :].cpu()
+            generated = loaded.model.generate(**on_device, generation_config=config)
+        new = generated[:, on_device["input_ids"].shape[1] :].cpu().tolist()
+        new_tokens = [row[:budget] for row, budget in zip(new, budgets, strict=True)]
         with self._processor_lock:
             texts = loaded.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
         return [str(text).strip() for text in texts]
