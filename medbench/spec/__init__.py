@@ -40,7 +40,14 @@ from medbench.spec.prompts import (
     render,
     token_budget,
 )
-from medbench.spec.suite import SPEC_KINDS, LikelihoodStage, ProbeStage, Spec, SuiteSpec
+from medbench.spec.suite import (
+    SPEC_KINDS,
+    ImageVariantsSubset,
+    LikelihoodStage,
+    ProbeStage,
+    Spec,
+    SuiteSpec,
+)
 from medbench.spec.task import (
     MAX_OPTION,
     MAX_OPTIONS,
@@ -52,6 +59,7 @@ from medbench.spec.task import (
 )
 
 __all__ = [
+    "ImageVariantsSubset",
     "budgeted",
     "token_budget",
     "ID_PATTERN",

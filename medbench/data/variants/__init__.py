@@ -8,6 +8,7 @@ from medbench.data.variants.derive import (
     derive_images,
     image_transforms,
     image_variant_kinds,
+    image_variant_samples,
     variant_images,
     variant_seed,
 )
@@ -37,6 +38,7 @@ __all__ = [
     "encode_pnm",
     "image_transforms",
     "image_variant_kinds",
+    "image_variant_samples",
     "images_dir",
     "mismatched_partners",
     "transform_image",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import random
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -48,6 +49,24 @@ def image_transforms(suite: SuiteSpec) -> dict[str, str | None]:
     return found
 
 
+def image_variant_samples(suite: SuiteSpec, task: str, samples: Sequence[Sample]) -> list[Sample]:
+    """The samples of `task` that the suite's image variants are asked about: all of them, or
+    with `image_variants_subset` a seeded draw of `per_class` per class (the same for every
+    model and variant), in the samples' order."""
+    subset = suite.image_variants_subset
+    if subset is None:
+        return list(samples)
+    by_label: dict[str, list[Sample]] = {}
+    for sample in samples:
+        by_label.setdefault(sample.label, []).append(sample)
+    rng = random.Random(f"{suite.seed}:image_variants:{task}")
+    chosen: set[str] = set()
+    for label in sorted(by_label):
+        group = sorted(by_label[label], key=lambda s: s.id)
+        chosen.update(s.id for s in rng.sample(group, min(subset.per_class, len(group))))
+    return [s for s in samples if s.id in chosen]
+
+
 @dataclass(frozen=True)
 class Recipe:
     """How to make one derived image: a transform of a source image."""
@@ -66,7 +85,8 @@ class Recipe:
 def variant_images(
     suite: SuiteSpec, samples: Mapping[str, Sequence[Sample]], store: ImageStore
 ) -> tuple[dict[Slot, tuple[ImageRef, ...]], dict[Slot, str], dict[str, Recipe]]:
-    """The images each (task, sample, variant) shows (none for `no_image`), a transformed one
+    """The images each (task, sample, variant) shows (none for `no_image`; only the samples of
+    `image_variant_samples`), a transformed one
     by its recipe (derived later, by `derive_images`, never here); why a slot's image cannot be
     made (an unreadable original); and each recipe by its key.
 
@@ -87,7 +107,7 @@ def variant_images(
                 if spec.transform == "mismatched"
                 else {}
             )
-            for sample in samples[task]:
+            for sample in image_variant_samples(suite, task, samples[task]):
                 slot = (task, sample.id, spec.id)
                 try:
                     if sample.error is not None:
