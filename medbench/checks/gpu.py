@@ -6,6 +6,8 @@ Run as `python -m medbench.checks.gpu [--model M ...] [--device cpu --dtype floa
 options exist so that the tests can run the same code on a tiny model. `--device-map auto`
 loads each model spread over every visible GPU by accelerate (the models' `device_map`), for a
 maintainer checking a model too big for one GPU; peak memory is then summed over the GPUs.
+Where vLLM is installed (on a GPU), each model also answers the same requests through the
+`vllm` backend: its load time, images/s and how many answers differ from the hf backend's.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from medbench.checks.calibrate import gpu_name, measure_speed
+from medbench.checks.vllm_check import check_vllm, vllm_available
 from medbench.data import hf_cache_dir, load_samples
 from medbench.errors import MedbenchError
 from medbench.run import default_cache_path, resolve_identity
@@ -48,6 +51,8 @@ class Result:
     """With a device map: the strategy and the devices the model was spread over."""
     speed: Speed | None = None
     """With `--calibration`: the measured prefill and decode speeds."""
+    texts: tuple[str | None, ...] = ()
+    """The answers at the automatic batch size (compared with vLLM's, when installed)."""
 
     def line(self) -> str:
         peak = f"{self.peak_mib:.0f} MiB" if self.peak_mib is not None else "n/a (not CUDA)"
@@ -169,7 +174,19 @@ def check_model(
         backend.close()
     differ = sum(a != b for a, b in zip(one, auto, strict=True))
     n = len(requests)
-    return Result(model_id, load_s, n / one_s, size, n / auto_s, peak, differ, n, placement, speed)
+    return Result(
+        model_id,
+        load_s,
+        n / one_s,
+        size,
+        n / auto_s,
+        peak,
+        differ,
+        n,
+        placement,
+        speed,
+        tuple(auto),
+    )
 
 
 def timed(backend: Any, requests: list[Request]) -> tuple[list[str | None], float]:
@@ -251,6 +268,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             continue
         checked += 1
         print(result.line(), flush=True)
+        if vllm_available() and args.device != "cpu":
+            try:
+                texts = list(result.texts)
+                print(check_vllm(specs, model_id, requests, texts, args.dtype, state), flush=True)
+            except Exception as e:  # the hf check stands; vLLM's failure is reported
+                print(f"{model_id} (vllm): FAILED: {type(e).__name__}: {e}", flush=True)
         if result.speed is not None:
             speeds[model_id] = result.speed
             print(

@@ -197,6 +197,8 @@ def _payload(spec: ModelSpec, weights: dict[str, Any]) -> dict[str, Any]:
         "dtype": spec.dtype,
         "generation": spec.generation.model_dump(mode="json"),
     }
+    if spec.backend == "vllm":  # its answers can differ from transformers': the engine is keyed
+        payload["engine"] = {"vllm": _version("vllm")}
     # How prompts and images reach the model; keyed only when not the default, so that the
     # keys of models using the defaults stay what they were before these settings existed.
     if spec.system_prompt != "template":

@@ -192,3 +192,16 @@ def test_plan_cost_decode_budget_follows_each_familys_budget(tmp_path: Path) -> 
                  if m.id == "llava-1.5-7b")  # fmt: skip
     # 28 closed generations at the family's 64, 8 descriptions and 1 no-image at the model's 128
     assert llava.decode_budget_tokens == 28 * 64 + 8 * 128 + 1 * 64
+
+
+def test_plan_cost_counts_a_prefix_vllm_shares_once(tmp_path: Path) -> None:
+    project = _project(tmp_path)
+    specs = load_specs(project / "specs")
+    llava = specs.models["llava-1.5-7b"]
+    specs.models["llava-1.5-7b"] = llava.model_copy(update={"backend": "vllm"})
+    plan = make_plan(specs, "t", models_dir=tmp_path / "m", placeholders=True)
+    cost = next(m for m in plan_cost(plan, specs, folder_of=lambda m: None).models
+                if m.id == "llava-1.5-7b")  # fmt: skip
+    # per image: one prefix without a system text, one with the persona's, one per describe
+    # wording's system text (radiologist) or none (shared with the closed family's)
+    assert cost.image_tokens == 4 * 3 * 576

@@ -3,10 +3,11 @@ the decode budget, the likelihood requests and the text-LLM calls; GPU-hours fro
 calibration when there is one.
 
 Prefill counts each distinct generation's prompt once (its text tokens and its images' tokens;
-the hf backend shares no prefix between generations); the decode budget is the sum of each
-distinct generation's `max_new_tokens` (an upper bound: answers stop early). Baselines cost
-nothing and are left out; a diagnoser's calls are counted with the model whose descriptions it
-reads.
+the hf backend shares no prefix between generations, vLLM's prefix caching shares an image's
+tokens between the prompts that open alike: the same system text, the same image); the decode
+budget is the sum of each distinct generation's `max_new_tokens` (an upper bound: answers stop
+early). Baselines cost nothing and are left out; a diagnoser's calls are counted with the model
+whose descriptions it reads.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from PIL import Image
 
 from medbench.run.cost.calibration import Calibration
 from medbench.run.cost.tokens import ImageRule, TextCounter, checkpoint_folder, image_rule
+from medbench.run.likelihood import PIPELINE as LIKELIHOOD
 from medbench.run.likelihood import likelihood_jobs, scored_options
 from medbench.run.plan import Job, Plan
 from medbench.spec import ORIGINAL_IMAGE, token_budget
@@ -215,10 +217,8 @@ def plan_cost(
 
     scored, _ = likelihood_jobs(plan, specs)
     by_model: dict[str, list[Job]] = {}
-    for job in plan.jobs:
+    for job in [*plan.jobs, *scored]:
         by_model.setdefault(job.model, []).append(job)
-    for job in scored:
-        by_model.setdefault(job.model, [])
     stage = plan.suite.describe
     per_description = 0
     if stage is not None:
@@ -227,38 +227,12 @@ def plan_cost(
         per_description = len(diagnosers) * variants
     costs: list[ModelCost] = []
     for model in plan.models:
-        spec = specs.models[model]
-        if spec.backend == "baseline":
+        if specs.models[model].backend == "baseline":
             continue
-        folder = files(model)
-        rule = None if spec.text_only else image_rule(spec.family, folder)
-        text = TextCounter(folder)
-        images = _ImageTokens(plan, specs, rule)
-        cost = ModelCost(model, image_rule=rule.source if rule else "none", text_tokens=text.source)
-        seen: set[str] = set()
-        for job in by_model.get(model, []):
-            if job.pipeline == "describe":
-                cost.llm_calls += per_description
-            if job.key in seen:
-                continue
-            seen.add(job.key)
-            messages = plan.prompt_of(job).rendered.messages
-            image = images.of(job)
-            cost.generations += 1
-            cost.image_tokens += image
-            cost.prefill_tokens += image + text.count((messages.system or "") + messages.text)
-            cost.decode_budget_tokens += decode_budget(specs, job)
-        for job in scored:
-            if job.model != model:
-                continue
-            prompt = plan.prompt_of(job)
-            messages = prompt.rendered.messages
-            options = sum(text.count(o) for o in scored_options(prompt))
-            cost.likelihood_requests += 1
-            cost.likelihood_scored_tokens += options
-            cost.likelihood_prefill_tokens += (
-                images.of(job) + text.count((messages.system or "") + messages.text) + options
-            )
+        cost = _model_cost(plan, specs, model, by_model.get(model, []), files(model))
+        cost.llm_calls = per_description * sum(
+            j.pipeline == "describe" for j in by_model.get(model, [])
+        )
         if calibration is not None and model in calibration.models:
             speed = calibration.models[model]
             seconds = (cost.prefill_tokens + cost.likelihood_prefill_tokens) / (
@@ -269,3 +243,42 @@ def plan_cost(
     placeholders = sorted(m for m in plan.unavailable if m in plan.identities)
     gpu = calibration.gpu if calibration is not None else None
     return PlanCost(costs, gpu, placeholders)
+
+
+def _model_cost(
+    plan: Plan, specs: SpecSet, model: str, jobs: list[Job], folder: Path | None
+) -> ModelCost:
+    """One model's generations and likelihood requests, counted (see the module)."""
+    spec = specs.models[model]
+    rule = None if spec.text_only else image_rule(spec.family, folder)
+    text = TextCounter(folder)
+    images = _ImageTokens(plan, specs, rule)
+    cost = ModelCost(model, image_rule=rule.source if rule else "none", text_tokens=text.source)
+    seen: set[str] = set()
+    # vLLM's prefix caching computes a shared prefix once: the system text and the image open
+    # an image-first prompt, so the wordings of one image share its image tokens
+    shares = spec.backend == "vllm"
+    prefixes: set[tuple[str | None, str, str, str]] = set()
+    for job in jobs:
+        prompt = plan.prompt_of(job)
+        messages = prompt.rendered.messages
+        prompt_tokens = text.count((messages.system or "") + messages.text)
+        if job.pipeline == LIKELIHOOD:
+            options = sum(text.count(o) for o in scored_options(prompt))
+            cost.likelihood_requests += 1
+            cost.likelihood_scored_tokens += options
+            cost.likelihood_prefill_tokens += images.of(job) + prompt_tokens + options
+            continue
+        if job.key in seen:
+            continue
+        seen.add(job.key)
+        image = images.of(job)
+        if shares:
+            prefix = (messages.system, job.task, job.sample, job.image_variant)
+            image = 0 if prefix in prefixes else image
+            prefixes.add(prefix)
+        cost.generations += 1
+        cost.image_tokens += image
+        cost.prefill_tokens += image + prompt_tokens
+        cost.decode_budget_tokens += decode_budget(specs, job)
+    return cost
