@@ -441,13 +441,16 @@ def add_image_variant_jobs(plan: Plan, specs: SpecSet, images_dir: Path | None =
                 identity, budget = plan.identities[m], plan.budgets.get((m, f))
                 shared = key_parts(identity, plan.prompts[(f, v, t)], baseline, 0, budget)
                 for s in plan.samples[t]:
+                    slots = shown[(t, s.id)]
+                    if not slots:  # outside the image variants' subset
+                        continue
                     mine = plan.sample_prompts.get((f, v, t, s.id))
                     head, tail = (
                         shared if mine is None else key_parts(identity, mine, baseline, 0, budget)
                     )
                     if baseline:  # a baseline never looks at the image: the original's key
                         key = sha256(head + b'"' + s.sha256.encode() + b'"' + tail).hexdigest()
-                    for variant, inner, slot in shown[(t, s.id)]:
+                    for variant, inner, slot in slots:
                         if not baseline:
                             key = sha256(head + inner + tail).hexdigest()
                             if slot in errors:
