@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from medbench.run.cache import Cache, cache_file, content_key, default_cache_path
 from medbench.run.identity import ModelIdentity, resolve_identity
+from medbench.run.imagejobs import carry_over_answers, derive_for
 from medbench.run.loop import RunSummary, run_plan, run_suite
 from medbench.run.plan import Job, Plan, attach_diagnoses
 from medbench.run.prepare import open_cache, plan_suite
@@ -26,6 +27,8 @@ from medbench.run.tinydata import (
 from medbench.run.upkeep import Usage, by_model, export_rows, usage
 
 __all__ = [
+    "carry_over_answers",
+    "derive_for",
     "clear_stamp",
     "reusable",
     "run_inputs",
