@@ -257,7 +257,7 @@ def run_suite(
     summary = run_plan(plan, specs, cache, **options)
     if plan.suite.describe is None or summary.interrupted:
         return summary
-    from medbench.run.plan import attach_diagnoses
+    from medbench.run.diagnose import attach_diagnoses
 
     before = len(plan.jobs)
     attach_diagnoses(plan, specs, cache)
