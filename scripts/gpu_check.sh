@@ -17,6 +17,8 @@
 #
 # Exit status 1 if a model failed to load or answer. The same code runs on a tiny model on the
 # CPU in the tests (tests/checks/test_gpu_check.py); this script itself has not been run on a GPU yet.
+# With --calibration FILE it also measures each model's prefill and decode tokens/s and writes
+# them to FILE, for `medbench plan --suite paper --cost --calibration FILE` (GPU-hours).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-$( [ -x .venv/bin/python ] && echo .venv/bin/python || echo python3 )}"

@@ -6,6 +6,8 @@ Run as `python -m medbench.checks.gpu [--model M ...] [--device cpu --dtype floa
 options exist so that the tests can run the same code on a tiny model. `--device-map auto`
 loads each model spread over every visible GPU by accelerate (the models' `device_map`), for a
 maintainer checking a model too big for one GPU; peak memory is then summed over the GPUs.
+Where vLLM is installed (on a GPU), each model also answers the same requests through the
+`vllm` backend: its load time, images/s and how many answers differ from the hf backend's.
 """
 
 from __future__ import annotations
@@ -18,10 +20,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from medbench.checks.calibrate import gpu_name, measure_speed
+from medbench.checks.vllm_check import check_vllm, vllm_available
 from medbench.data import hf_cache_dir, load_samples
 from medbench.errors import MedbenchError
 from medbench.run import default_cache_path, resolve_identity
 from medbench.run.backends import BackendContext, Request
+from medbench.run.cost import Calibration, Speed, checkpoint_folder, write_calibration
 from medbench.spec import ImageRef, Messages, ModelSpec, render
 from medbench.spec.loading import SpecSet, load_specs
 
@@ -44,6 +49,10 @@ class Result:
     answers: int
     placement: str | None = None
     """With a device map: the strategy and the devices the model was spread over."""
+    speed: Speed | None = None
+    """With `--calibration`: the measured prefill and decode speeds."""
+    texts: tuple[str | None, ...] = ()
+    """The answers at the automatic batch size (compared with vLLM's, when installed)."""
 
     def line(self) -> str:
         peak = f"{self.peak_mib:.0f} MiB" if self.peak_mib is not None else "n/a (not CUDA)"
@@ -125,6 +134,7 @@ def check_model(
     dtype: str,
     state: Path,
     device_map: str | None = None,
+    calibrate: bool = False,
 ) -> Result:
     """Load one model, answer the requests at batch 1 and then at the automatic size."""
     from medbench.run.backends.hf import HFBackend
@@ -154,11 +164,29 @@ def check_model(
         auto, auto_s = timed(backend, requests)
         size = backend.sizer.size if backend.sizer.settled else backend.sizer.largest_fit
         peak = peak_mib(device)
+        speed = None
+        if calibrate:
+            folder = identity.checkpoint_dir or checkpoint_folder(
+                None, spec.repo, identity.revision
+            )
+            speed = measure_speed(backend, spec, folder, requests)
     finally:
         backend.close()
     differ = sum(a != b for a, b in zip(one, auto, strict=True))
     n = len(requests)
-    return Result(model_id, load_s, n / one_s, size, n / auto_s, peak, differ, n, placement)
+    return Result(
+        model_id,
+        load_s,
+        n / one_s,
+        size,
+        n / auto_s,
+        peak,
+        differ,
+        n,
+        placement,
+        speed,
+        tuple(auto),
+    )
 
 
 def timed(backend: Any, requests: list[Request]) -> tuple[list[str | None], float]:
@@ -202,6 +230,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="Spread each model over every visible GPU (accelerate), as a spec's `device_map`.",
     )
     parser.add_argument("--budget-s", type=float, default=DEFAULT_BUDGET_S)
+    parser.add_argument(
+        "--calibration",
+        type=Path,
+        help="Also measure prefill and decode tokens/s and write them to this file "
+        "(for `medbench plan --cost --calibration FILE`).",
+    )
     args = parser.parse_args(argv)
     specs = load_specs(args.specs)
     chosen, skipped = choose_models(specs, args.model, hf_cache_dir())
@@ -211,6 +245,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     state = default_cache_path().parent
     started = time.perf_counter()
     checked, failed = 0, 0
+    speeds: dict[str, Speed] = {}
     for model_id in chosen:
         if time.perf_counter() - started > args.budget_s:
             print(f"skip {model_id}: the time budget of {args.budget_s:g} s is spent", flush=True)
@@ -218,7 +253,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             continue
         try:
             result = check_model(
-                specs, model_id, requests, args.device, args.dtype, state, args.device_map
+                specs,
+                model_id,
+                requests,
+                args.device,
+                args.dtype,
+                state,
+                args.device_map,
+                calibrate=args.calibration is not None,
             )
         except Exception as e:  # one model failing never stops the check
             failed += 1
@@ -226,6 +268,23 @@ def main(argv: Sequence[str] | None = None) -> int:
             continue
         checked += 1
         print(result.line(), flush=True)
+        if vllm_available() and args.device != "cpu":
+            try:
+                texts = list(result.texts)
+                print(check_vllm(specs, model_id, requests, texts, args.dtype, state), flush=True)
+            except Exception as e:  # the hf check stands; vLLM's failure is reported
+                print(f"{model_id} (vllm): FAILED: {type(e).__name__}: {e}", flush=True)
+        if result.speed is not None:
+            speeds[model_id] = result.speed
+            print(
+                f"{model_id}: prefill {result.speed.prefill_tokens_per_s:,.0f} tokens/s, "
+                f"decode {result.speed.decode_tokens_per_s:,.0f} tokens/s "
+                f"(batch {result.speed.batch_size})",
+                flush=True,
+            )
+    if args.calibration is not None and speeds:
+        write_calibration(args.calibration, Calibration(gpu_name(args.device), speeds))
+        print(f"calibration written to {args.calibration}", flush=True)
     print(f"{checked} models checked, {failed} failed, {len(skipped)} skipped.")
     return 1 if failed else 0
 

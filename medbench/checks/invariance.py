@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from medbench.errors import MedbenchError
-from medbench.run import Job, Plan
+from medbench.run import Job, Plan, derive_for
 from medbench.run.backends import BackendContext, Request
 from medbench.spec.loading import SpecSet
 
@@ -74,6 +74,8 @@ def check_batch_invariance(
     jobs = list({job.key: job for job in plan.jobs if job.model == model}.values())
     step = max(1, len(jobs) // n)
     chosen = jobs[::step][:n]
+    derive_for(plan, chosen)  # the derived images of image-variant jobs are made on demand
+    chosen = [job for job in chosen if job.key not in plan.unreadable]
     requests = [plan.request(job) for job in chosen]
     work = ModelWork(specs.models[model], plan.identities[model], requests)
     prepare_checkpoint(work)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from pathlib import Path
 from typing import Annotated, Literal
@@ -40,10 +41,40 @@ def plan(
     limit: LimitOpt = None,
     cache: CacheOpt = None,
     base: BaseOpt = None,
+    cost: Annotated[
+        bool,
+        typer.Option(
+            "--cost",
+            help="Show what the run would cost per model: distinct generations, prefill "
+            "tokens, decode budget, likelihood requests, text-LLM calls (and GPU-hours with "
+            "--calibration).",
+        ),
+    ] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="With --cost: print the cost as JSON.")
+    ] = False,
+    calibration: Annotated[
+        Path | None,
+        typer.Option(help="With --cost: a GPU calibration file from the GPU check (GPU-hours)."),
+    ] = None,
 ) -> None:
-    """Show the jobs a run would do, per model and task, and how many are already cached."""
+    """Show the jobs a run would do, per model and task, and how many are already cached.
+
+    `--cost` shows what the run would cost instead (models whose revision cannot be resolved
+    here are counted under a placeholder revision)."""
     from medbench.run import open_cache
     from medbench.run import plan_suite as build_plan
+
+    if cost or as_json:
+        from medbench.run.cost import report_lines, suite_cost
+
+        with open_cache(cache) as store:
+            found = suite_cost(specs, suite, store, model, task, limit, calibration)
+        if as_json:
+            typer.echo(json.dumps(found.to_json(), indent=2, sort_keys=True))
+        else:
+            typer.echo("\n".join(report_lines(found)))
+        return
 
     with open_cache(cache) as store:
         spec_set, the_plan = build_plan(specs, suite, store, model, task, limit, base=base)

@@ -8,9 +8,11 @@ likelihood requests. Imports only `spec` and `data`; later stages use the names 
 from __future__ import annotations
 
 from medbench.run.cache import Cache, cache_file, content_key, default_cache_path
+from medbench.run.diagnose import attach_diagnoses
 from medbench.run.identity import ModelIdentity, resolve_identity
+from medbench.run.imagejobs import carry_over_answers, derive_for
 from medbench.run.loop import RunSummary, run_plan, run_suite
-from medbench.run.plan import Job, Plan, attach_diagnoses
+from medbench.run.plan import Job, Plan
 from medbench.run.prepare import open_cache, plan_suite
 from medbench.run.rerun import clear_stamp, reusable, run_inputs, run_outputs, write_stamp
 from medbench.run.served import Probing, recorded
@@ -26,6 +28,8 @@ from medbench.run.tinydata import (
 from medbench.run.upkeep import Usage, by_model, export_rows, usage
 
 __all__ = [
+    "carry_over_answers",
+    "derive_for",
     "clear_stamp",
     "reusable",
     "run_inputs",

@@ -197,6 +197,8 @@ def _payload(spec: ModelSpec, weights: dict[str, Any]) -> dict[str, Any]:
         "dtype": spec.dtype,
         "generation": spec.generation.model_dump(mode="json"),
     }
+    if spec.backend == "vllm":  # its answers can differ from transformers': the engine is keyed
+        payload["engine"] = {"vllm": _version("vllm")}
     # How prompts and images reach the model; keyed only when not the default, so that the
     # keys of models using the defaults stay what they were before these settings existed.
     if spec.system_prompt != "template":
@@ -230,6 +232,13 @@ def with_adapter(
         described = {"repo": adapter.repo, "revision": revision}
     payload = {**identity.payload, "weights": {**identity.payload["weights"], "adapter": described}}
     return replace(identity, payload=payload, adapter_revision=revision, adapter_dir=folder)
+
+
+def placeholder_identity(spec: ModelSpec) -> ModelIdentity:
+    """A stand-in identity for a model that cannot be resolved here (its revision unknown), to
+    count what its jobs would cost: its keys are never those of real answers."""
+    weights = {"repo": spec.repo or spec.path or spec.id, "unresolved": spec.revision}
+    return ModelIdentity(_payload(spec, weights), f"unresolved:{spec.revision}")
 
 
 def resolve_identity(

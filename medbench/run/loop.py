@@ -34,6 +34,7 @@ from medbench.run.executors import (
     automatic_batch,
     preferred_batch,
 )
+from medbench.run.imagejobs import carry_over_answers, derive_for
 from medbench.run.plan import Job, Plan
 from medbench.run.served import Change, stale_diagnoses
 from medbench.spec import ORIGINAL_IMAGE
@@ -154,7 +155,8 @@ def pending_work(
 ) -> tuple[list[ModelWork], list[Job], int]:
     """Cache misses of `jobs` (default: the whole plan) grouped by model, one request per
     distinct key, in the batches of `cut_batches` (at `batch_size`, else the backend's
-    preferred one); the first job of each key; and how many jobs were cached.
+    preferred one); the first job of each key; and how many jobs were cached. The derived
+    images of the misses are made here, in parallel (planning only names them).
 
     A backend that finds its own batch size (HF with `--batch-size auto`) gets the requests
     in the same order but no planned batches: its batches then follow the memory it finds,
@@ -175,8 +177,10 @@ def pending_work(
         sizes: list[int] = []
         planned = batch_size is not None or not automatic_batch(spec)
         size = (batch_size or preferred_batch(spec)) if planned else len(mine)
-        for batch in cut_batches(mine, size):
-            missing = [job for job in batch if job.key not in done]
+        cut = [[job for job in batch if job.key not in done] for batch in cut_batches(mine, size)]
+        if spec.backend != "baseline":  # a baseline never looks at an image
+            derive_for(plan, [job for batch in cut for job in batch])
+        for missing in cut:
             first_jobs.extend(missing)
             # an unreadable image fails without a model
             readable = [job for job in missing if job.key not in plan.unreadable]
@@ -260,7 +264,7 @@ def run_suite(
     summary = run_plan(plan, specs, cache, **options)
     if plan.suite.describe is None or summary.interrupted:
         return summary
-    from medbench.run.plan import attach_diagnoses
+    from medbench.run.diagnose import attach_diagnoses
 
     before = len(plan.jobs)
     attach_diagnoses(plan, specs, cache)
@@ -314,6 +318,9 @@ def run_plan(
     context = context or BackendContext()
     started = time.perf_counter()
     chosen = plan.jobs if jobs is None else jobs
+    carried = carry_over_answers(plan, cache, chosen)
+    if carried:
+        console.print(f"{carried} image-variant answers carried over to their recipe keys")
     work, first_jobs, cached = pending_work(plan, specs, cache, chosen, context.batch_size)
     job_of = {job.key: job for job in first_jobs}
     summary = RunSummary(planned=len(chosen), cached=cached)

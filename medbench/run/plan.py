@@ -3,7 +3,8 @@
 Direct jobs ask a model about an image. A suite's describe stage adds two chained kinds:
 `describe` jobs (a VLM writes a description of the image) and, once those are answered,
 `diagnose` jobs (a text-only model answers the closed question from the description alone,
-keyed by the description's text, so a changed description reruns only its diagnoses).
+keyed by the description's text, so a changed description reruns only its diagnoses: see
+`medbench.run.diagnose`).
 """
 
 from __future__ import annotations
@@ -19,8 +20,8 @@ from typing import TYPE_CHECKING, Any
 from medbench.data import Sample, canonical_json, hub_revision, load_samples, sha256_file
 from medbench.errors import BackendError, DataError, MedbenchError
 from medbench.run.backends.base import Request
-from medbench.run.cache import CACHE_FORMAT, content_key
-from medbench.run.identity import ModelIdentity, resolve_identity
+from medbench.run.cache import CACHE_FORMAT
+from medbench.run.identity import ModelIdentity, placeholder_identity, resolve_identity
 from medbench.spec import (
     OPTION_LETTERS,
     ORIGINAL_IMAGE,
@@ -41,7 +42,7 @@ from medbench.spec import (
 )
 
 if TYPE_CHECKING:
-    from medbench.run.cache import Cache
+    from medbench.data.variants import Recipe
     from medbench.spec.loading import SpecSet
 
 _IMAGE_SLOT = "\u0000image\u0000"
@@ -74,10 +75,6 @@ class Job:
     def evaluated(self) -> str:
         """The model whose answer this is, for scoring."""
         return self.subject or self.model
-
-
-DESCRIBED_FRAME = 'Here is a description of a {modality}: "{description}"\n\n'
-"""Put before a diagnose prompt whose template does not place `{{ description }}` itself."""
 
 
 @dataclass(frozen=True)
@@ -122,6 +119,11 @@ class Plan:
     """task -> the commit sha its Hub dataset was read at (tasks with Hub data only)."""
     systems: dict[str, str] = field(default_factory=dict)
     """model -> its default system text, sent where a variant has none (models with one)."""
+    recipes: dict[str, Recipe] = field(default_factory=dict)
+    """Recipe key -> how to make a derived image its jobs show (derived by the run, for the
+    answers it lacks: `medbench.run.imagejobs.derive_for`)."""
+    images_dir: Path | None = None
+    """The derived-image store's folder (None: the one in medbench's home folder)."""
     budgets: dict[tuple[str, str], int] = field(default_factory=dict)
     """(model, family) -> the token budget where the family's changes the model's own."""
     _by_id: dict[tuple[str, str], Sample] = field(default_factory=dict, repr=False)
@@ -208,17 +210,17 @@ def _baseline_hints(
     return positive, names[majority]
 
 
-def _key_parts(
+def key_parts(
     identity: ModelIdentity,
     prompt: Prompt,
     baseline: bool,
     replicate: int = 0,
-    system: str | None = None,
     budget: int | None = None,
+    system: str | None = None,
 ) -> tuple[bytes, bytes]:
     """Canonical JSON of a job's payload split around its image hash, so keys cost one hash.
-    `system`: the model's default system text (only in the messages, where the variant has none);
-    `budget`: the family's token budget where it changes the model's (see `token_budget`)."""
+    `budget`: the family's token budget where it changes the model's (see `token_budget`);
+    `system`: the model's default system text (only in the messages, where the variant has none)."""
     messages = for_model(prompt.rendered.messages, system)
     payload: dict[str, Any] = {
         "v": CACHE_FORMAT,
@@ -295,12 +297,16 @@ def make_plan(
     hasher: Callable[[Path], str] = sha256_file,
     snapshots: Callable[[ModelSpec], str | None] | None = None,
     images_dir: Path | None = None,
+    placeholders: bool = False,
 ) -> Plan:
     """Expand suite x tasks x families x variants x samples x models into sorted jobs.
 
     `snapshots` gives the served snapshot of `openai` models without a pinned one (see
-    `medbench.run.served`); planning itself never contacts an endpoint. A suite's image variants
-    are derived into `images_dir` (default: the one in medbench's home folder)."""
+    `medbench.run.served`); planning itself never contacts an endpoint. A suite's derived images
+    are named by their recipes, never made here: the run derives those its missing answers need
+    into `images_dir` (default: the one in medbench's home folder). With
+    `placeholders`, a model whose identity cannot be resolved (a hub revision offline) is still
+    planned, under a placeholder identity, for counting its cost; it stays in `unavailable`."""
     suite = specs.suite(suite_id)
     model_ids = sorted(_select(suite.models, models, "model", suite.id))
     task_ids = sorted(_select(suite.tasks, tasks, "task", suite.id))
@@ -334,6 +340,8 @@ def make_plan(
             )
         except (BackendError, DataError) as e:  # this model cannot run; the others can
             unavailable[m] = str(e)
+            if placeholders:
+                identities[m] = placeholder_identity(specs.models[m])
     model_ids = [m for m in model_ids if m in identities]
     scored = list(family_ids)
     if stage is not None:
@@ -358,15 +366,16 @@ def make_plan(
             kinds.append((stage.family, "describe"))
         for t in task_ids:
             for f, pipeline in sorted(kinds):
+                budget = budgets.get((m, f))
                 for v in sorted(v.id for v in specs.families[f].variants):
                     budget = budgets.get((m, f))
-                    shared = _key_parts(identity, prompts[(f, v, t)], baseline, 0, system, budget)
+                    shared = key_parts(identity, prompts[(f, v, t)], baseline, 0, budget, system)
                     for s in samples[t]:
                         mine = own.get((f, v, t, s.id))
                         head, tail = (
                             shared
                             if mine is None
-                            else _key_parts(identity, mine, baseline, 0, system, budget)
+                            else key_parts(identity, mine, baseline, 0, budget, system)
                         )
                         key = sha256(head + b'"' + s.sha256.encode() + b'"' + tail).hexdigest()
                         jobs.append(Job(key, m, t, f, v, s.id, s.label, pipeline))
@@ -397,16 +406,19 @@ def add_image_variant_jobs(plan: Plan, specs: SpecSet, images_dir: Path | None =
     """Append the jobs of the suite's image variants: each closed family's reference variant
     (or every variant, with `image_variant_prompts: all`) asked about each variant's image.
 
-    A job's key is the original job's with the variant's image hash in place of the sample's
-    (no image for `no_image`), so the original jobs' keys never change. A baseline's jobs keep
+    A job's key is the original job's with the variant's image in place of the sample's: a
+    derived image by its recipe (its source's hash, the transform, the code and library
+    versions: nothing is derived here), an ablation's original image by its hash, no image for
+    `no_image`; so the original jobs' keys never change. A baseline's jobs keep
     the original key: baselines never look at the image, and so answer every variant alike."""
     from medbench.data.variants import ImageStore, variant_images
     from medbench.data.variants import images_dir as default_images_dir
 
     suite = plan.suite
-    store = ImageStore(images_dir if images_dir is not None else default_images_dir())
-    images, errors = variant_images(suite, plan.samples, store)
+    plan.images_dir = images_dir if images_dir is not None else default_images_dir()
+    images, errors, recipes = variant_images(suite, plan.samples, ImageStore(plan.images_dir))
     plan.images.update(images)
+    plan.recipes.update(recipes)
     asked = []
     for f in sorted(suite.prompt_families):
         family = specs.families[f]
@@ -416,32 +428,41 @@ def add_image_variant_jobs(plan: Plan, specs: SpecSet, images_dir: Path | None =
         variants = [v.id for v in family.variants] if every else [family.reference]
         asked += [(f, v) for v in sorted(variants)]
     sha256 = hashlib.sha256
+    # each slot's images as they enter a key, once: (image variant id, inner bytes, slot)
+    shown: dict[tuple[str, str], list[tuple[str, bytes, tuple[str, str, str]]]] = {}
+    for t in sorted(plan.samples):
+        for s in plan.samples[t]:
+            shown[(t, s.id)] = [
+                (v.id, b"".join(b'"' + i.sha256.encode() + b'"' for i in images[slot]), slot)
+                for v in suite.image_variants
+                if (slot := (t, s.id, v.id)) in images
+            ]
+    jobs = plan.jobs
     for m in plan.models:
         baseline = specs.models[m].backend == "baseline"
         system, identity = specs.models[m].default_system, plan.identities[m]
         for t in sorted(plan.samples):
             for f, v in asked:
-                budget = plan.budgets.get((m, f))
-                shared = _key_parts(identity, plan.prompts[(f, v, t)], baseline, 0, system, budget)
+                identity, budget = plan.identities[m], plan.budgets.get((m, f))
+                shared = key_parts(identity, plan.prompts[(f, v, t)], baseline, 0, budget, system)
                 for s in plan.samples[t]:
+                    slots = shown[(t, s.id)]
+                    if not slots:  # outside the image variants' subset
+                        continue
                     mine = plan.sample_prompts.get((f, v, t, s.id))
                     head, tail = (
                         shared
                         if mine is None
-                        else _key_parts(identity, mine, baseline, 0, system, budget)
+                        else key_parts(identity, mine, baseline, 0, budget, system)
                     )
-                    for variant in suite.image_variants:
-                        slot = (t, s.id, variant.id)
-                        if slot not in images:
-                            continue
-                        shown = images[slot] if not baseline else (ImageRef("", s.sha256),)
-                        inner = b"".join(b'"' + i.sha256.encode() + b'"' for i in shown)
-                        key = sha256(head + inner + tail).hexdigest()
-                        plan.jobs.append(
-                            Job(key, m, t, f, v, s.id, s.label, image_variant=variant.id)
-                        )
-                        if slot in errors and not baseline:
-                            plan.unreadable[key] = errors[slot]
+                    if baseline:  # a baseline never looks at the image: the original's key
+                        key = sha256(head + b'"' + s.sha256.encode() + b'"' + tail).hexdigest()
+                    for variant, inner, slot in slots:
+                        if not baseline:
+                            key = sha256(head + inner + tail).hexdigest()
+                            if slot in errors:
+                                plan.unreadable[key] = errors[slot]
+                        jobs.append(Job(key, m, t, f, v, s.id, s.label, image_variant=variant))
 
 
 def noise_floor_samples(suite: SuiteSpec, task: str, samples: list[Sample]) -> list[Sample]:
@@ -474,86 +495,17 @@ def _replicates(
             baseline = specs.models[model].backend == "baseline"
             system, budget = specs.models[model].default_system, budgets.get((model, f))
             reference = prompts[(f, family.reference, t)]
-            shared = _key_parts(identity, reference, baseline, 1, system, budget)
+            shared = key_parts(identity, reference, baseline, 1, budget, system)
             for s in subset:
                 mine = own.get((f, family.reference, t, s.id))
                 head, tail = (
                     shared
                     if mine is None
-                    else _key_parts(identity, mine, baseline, 1, system, budget)
+                    else key_parts(identity, mine, baseline, 1, budget, system)
                 )
                 key = hashlib.sha256(head + b'"' + s.sha256.encode() + b'"' + tail).hexdigest()
                 jobs.append(Job(key, model, t, f, family.reference, s.id, s.label, replicate=1))
     return jobs
-
-
-def diagnose_messages(
-    prompt: Prompt, task: TaskSpec, family: PromptFamilySpec, variant: str, description: str
-) -> Messages:
-    """A diagnose prompt: the variant rendered with the description, as text only."""
-    spec = next(v for v in family.variants if v.id == variant)
-    rendered = render(family, spec, task, (), description=description)
-    text = rendered.messages.text
-    if "description" not in spec.template:
-        text = DESCRIBED_FRAME.format(modality=task.modality, description=description) + text
-    return Messages(rendered.messages.system, text, ())
-
-
-def add_diagnose_jobs(plan: Plan, specs: SpecSet, descriptions: dict[str, str]) -> int:
-    """Append the diagnose jobs of every answered describe job; returns how many were added.
-
-    `descriptions` maps a describe job's key to its stored text (finished answers only).
-    """
-    stage = plan.suite.describe
-    if stage is None:
-        return 0
-    # A diagnosis is one (pipeline, subject, task, family, variant, sample); its key may be
-    # shared with others (two images described alike): the answer is, the job is not.
-    known = {
-        (j.pipeline, j.subject, j.task, j.family, j.variant, j.sample)
-        for j in plan.jobs
-        if j.pipeline.startswith("described/")
-    }
-    added: list[Job] = []
-    for job in plan.jobs:
-        if job.pipeline != "describe" or job.key not in descriptions:
-            continue
-        task = specs.tasks[job.task]
-        for diagnoser in sorted(d for d in stage.diagnosers if d in plan.identities):
-            identity = plan.identities[diagnoser]
-            for f in sorted(stage.diagnose_families):
-                family = specs.families[f]
-                for v in sorted(v.id for v in family.variants):
-                    prompt = plan.prompts[(f, v, job.task)]
-                    messages = for_model(
-                        diagnose_messages(prompt, task, family, v, descriptions[job.key]),
-                        specs.models[diagnoser].default_system,
-                    )
-                    model = budgeted(identity.payload, plan.budgets.get((diagnoser, f)))
-                    key = content_key({"model": model, "messages": messages.key_payload()})
-                    pipeline = f"described/{job.variant}/{diagnoser}"
-                    new = Job(
-                        key, diagnoser, job.task, f, v, job.sample, job.label, pipeline, job.model
-                    )
-                    slot = (pipeline, job.model, job.task, f, v, job.sample)
-                    if slot in known:
-                        continue
-                    known.add(slot)
-                    plan.diagnoses[key] = messages
-                    added.append(new)
-    plan.jobs.extend(added)
-    return len(added)
-
-
-def attach_diagnoses(plan: Plan, specs: SpecSet, cache: Cache) -> int:
-    """Add the diagnose jobs of every describe job whose description is in the cache."""
-    stored = cache.get_many(job.key for job in plan.jobs if job.pipeline == "describe")
-    descriptions = {
-        key: answer.output
-        for key, answer in stored.items()
-        if answer.error is None and answer.output is not None
-    }
-    return add_diagnose_jobs(plan, specs, descriptions)
 
 
 def _select(

@@ -30,10 +30,12 @@ def plan_suite(
     limit: int | None,
     snapshots: SnapshotSource | None = None,
     base: str | None = None,
+    placeholders: bool = False,
 ) -> tuple[SpecSet, Plan]:
     """The suite's plan; hosted models' snapshots come from what runs recorded beside the
     cache unless `snapshots` says otherwise (only `run` asks the endpoint). A `models` entry
-    `hf:ORG/NAME[@REV]` (and `base`) is an ad hoc model, added to the suite for this plan."""
+    `hf:ORG/NAME[@REV]` (and `base`) is an ad hoc model, added to the suite for this plan.
+    `placeholders`: see `make_plan` (for counting a plan's cost, never for running it)."""
     from medbench.spec import with_adhoc_models
 
     specs, models = with_adhoc_models(load_specs(specs_path), suite, models, base)
@@ -49,6 +51,7 @@ def plan_suite(
             limit=limit,
             hasher=cache.hash_file,
             snapshots=snapshots or recorded(cache.path.parent),
+            placeholders=placeholders,
         )
     except DataError:
         # The same problems, all of them, at the spec fields they are about.

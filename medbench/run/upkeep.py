@@ -58,8 +58,9 @@ def _unpinned_endpoint(specs: SpecSet, models: list[str]) -> str | None:
 
 def usage(specs: SpecSet, cache: Cache, models_dir: Path) -> Usage:
     """Plan every suite (no model is loaded, no endpoint asked) and collect the keys it uses."""
+    from medbench.run.diagnose import attach_diagnoses
     from medbench.run.likelihood.jobs import likelihood_jobs
-    from medbench.run.plan import attach_diagnoses, make_plan
+    from medbench.run.plan import make_plan
 
     found = Usage()
     for suite_id in sorted(specs.suites):

@@ -41,7 +41,14 @@ from medbench.spec.prompts import (
     render,
     token_budget,
 )
-from medbench.spec.suite import SPEC_KINDS, LikelihoodStage, ProbeStage, Spec, SuiteSpec
+from medbench.spec.suite import (
+    SPEC_KINDS,
+    ImageVariantsSubset,
+    LikelihoodStage,
+    ProbeStage,
+    Spec,
+    SuiteSpec,
+)
 from medbench.spec.task import (
     MAX_OPTION,
     MAX_OPTIONS,
@@ -57,6 +64,9 @@ __all__ = [
     "token_budget",
     "for_model",
     "PREFIX",
+    "ImageVariantsSubset",
+    "budgeted",
+    "token_budget",
     "ID_PATTERN",
     "MAX_NAME",
     "MAX_OPTION",

@@ -123,7 +123,10 @@ class ModelSpec(_Spec):
     id: Id
     title: Text
     description: str = ""
-    backend: Literal["hf", "baseline", "openai"]
+    backend: Literal["hf", "baseline", "openai", "vllm"]
+    """`hf`: transformers; `vllm`: in-process vLLM on a GPU (the `vllm` extra), with the same
+    checkpoint fields and prompt settings as `hf`; `openai`: an OpenAI-compatible endpoint;
+    `baseline`: a reference answerer without a model."""
     family: Id
     """Architecture family, e.g. `gemma3`, `llava`."""
     base: Id | None = None
@@ -191,20 +194,23 @@ class ModelSpec(_Spec):
         if self.backend == "openai" and self.openai is None:
             raise ValueError("backend `openai` needs an `openai:` block (base_url, model)")
         if (
-            self.backend == "hf"
+            self.backend in ("hf", "vllm")
             and sum(x is not None for x in (self.repo, self.path, self.tiny)) != 1
         ):
-            raise ValueError("backend `hf` needs exactly one of `repo`, `path` or `tiny`")
+            raise ValueError(
+                f"backend `{self.backend}` needs exactly one of `repo`, `path` or `tiny`"
+            )
         if self.backend != "hf" and (self.adapter is not None or self.device_map is not None):
             raise ValueError("`adapter` and `device_map` only apply to `backend: hf` models")
         if self.tiny is not None and not self.test_model:
             raise ValueError("a `tiny` model must be marked `test_model: true`")
         if self.base == self.id:
             raise ValueError("`base` names the model itself")
-        if self.backend != "hf" and (
+        if self.backend not in ("hf", "vllm") and (
             self.system_prompt != "template" or self.image_preprocess != "processor"
         ):
             raise ValueError(
-                "`system_prompt` and `image_preprocess` only apply to `backend: hf` models"
+                "`system_prompt` and `image_preprocess` only apply to `backend: hf` and "
+                "`backend: vllm` models"
             )
         return self

@@ -208,6 +208,8 @@ def render(
 
 
 __all__ = [
+    "budgeted",
+    "token_budget",
     "MAX_RENDERED",
     "TEMPLATE_VARIABLES",
     "ImageRef",

@@ -52,6 +52,15 @@ class NoiseFloorSpec(_Spec):
     """How many images of each task (a seeded subset, the same for every model) to replicate."""
 
 
+class ImageVariantsSubset(_Spec):
+    """The seeded, stratified subset of each task's images that the image variants are asked
+    about (the original images are all asked)."""
+
+    per_class: StrictInt = Field(ge=1, le=100_000)
+    """Images per class of each task, drawn with the suite's `seed`; a class with fewer gives
+    all of its own."""
+
+
 class LikelihoodStage(_Spec):
     """Option log-likelihoods: which offered option does the model itself find most likely?"""
 
@@ -86,6 +95,9 @@ class SuiteSpec(_Spec):
     image_variants: tuple[ImageVariantSpec, ...] = Field(default=(), max_length=64)
     """Transformed images and image ablations, each asked with the same prompts as the
     original image (see `image_variant_prompts`)."""
+    image_variants_subset: ImageVariantsSubset | None = None
+    """Ask the image variants about a seeded, stratified subset of each task's images only
+    (absent: every image): image fragility needs fewer images than the prompt-side scores."""
     image_variant_prompts: Literal["reference", "all"] = "reference"
     """Which variants of each (closed) prompt family the image variants are asked with:
     each family's `reference` variant (the default, to bound the cost) or all of them."""

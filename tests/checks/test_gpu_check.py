@@ -85,3 +85,19 @@ def test_gpu_check_script_is_valid_bash_that_runs_the_module() -> None:
     script = REPO / "scripts" / "gpu_check.sh"
     subprocess.run(["bash", "-n", str(script)], check=True)
     assert "-m medbench.checks.gpu --device cuda --dtype bfloat16" in script.read_text()
+
+
+def test_gpu_check_calibration_writes_the_speeds_plan_cost_reads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from medbench.run.cost import read_calibration
+
+    monkeypatch.setenv("MEDBENCH_CACHE", str(tmp_path / "c.sqlite"))
+    out = tmp_path / "calibration.json"
+    argv = ["--specs", str(REPO / "specs"), "--model", "tiny-llava", "--images", "2"]
+    assert main([*argv, "--device", "cpu", "--dtype", "float32", "--calibration", str(out)]) == 0
+    calibration = read_calibration(out)
+    assert calibration.gpu == "cpu"
+    speed = calibration.models["tiny-llava"]
+    assert speed.prefill_tokens_per_s > 0 and speed.decode_tokens_per_s > 0
+    assert f"calibration written to {out}" in capsys.readouterr().out

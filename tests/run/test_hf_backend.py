@@ -583,3 +583,17 @@ def test_cut_rows_stops_at_the_end_token_within_the_budget() -> None:
     rows, reasons = cut_rows([[5, 2, 0, 0], [5, 6, 7, 2], [5, 6, 0, 0]], [4, 3, 4], {2})
     assert rows == [[5, 2], [5, 6, 7], [5, 6, 0, 0]]
     assert reasons == ["stop", "length", "length"]
+
+
+def test_hf_backend_cuts_each_request_at_its_own_budget(
+    open_backend: Any, tiny_llava_dir: Path, images: list[Path]
+) -> None:
+    from dataclasses import replace
+
+    backend = open_backend("llava", tiny_llava_dir, generation={"max_new_tokens": 8})
+    plain = make_request(QUESTION, (images[0],))
+    cut = replace(plain, key="cut", max_new_tokens=3)
+    full, short = texts(backend.generate([plain, cut]))
+    assert full is not None and short is not None
+    assert full.startswith(short) and len(short) < len(full)
+    assert texts(backend.generate([cut])) == [short]  # alone or beside a longer budget

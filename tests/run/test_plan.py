@@ -251,3 +251,28 @@ def test_spec_dumps_leave_out_an_unset_default_system_and_family_budget(project:
     assert specs.models["llava-1.5-7b"].model_dump(mode="json")["default_system"] == VICUNA_V1
     family = specs.families["closed_diagnosis"].model_copy(update={"max_new_tokens": None})
     assert "max_new_tokens" not in family.model_dump(mode="json")
+
+
+def test_plan_family_budget_keys_only_the_models_whose_budget_it_lowers(tmp_path: Path) -> None:
+    from medbench.spec import token_budget
+
+    project = make_project(tmp_path, models=("llava-1.5-7b", "tiny-llava", "baseline-chance"))
+    specs = load_specs(project / "specs")
+    family = specs.families["closed_diagnosis"]
+    assert family.max_new_tokens == 128
+    assert token_budget(specs.models["llava-1.5-7b"], family) == 128  # its own is 1024
+    assert token_budget(specs.models["tiny-llava"], family) is None  # its own 12 is lower
+    assert token_budget(specs.models["baseline-chance"], family) is None
+    plan = make_plan(specs, "t", models_dir=tmp_path / "m", placeholders=True)
+    assert plan.budgets == {("llava-1.5-7b", "closed_diagnosis"): 128}
+    job = next(j for j in plan.jobs if j.model == "llava-1.5-7b")
+    assert plan.request(job).max_new_tokens == 128
+    tiny = next(j for j in plan.jobs if j.model == "tiny-llava")
+    assert plan.request(tiny).max_new_tokens is None
+    unbudgeted = specs.families["closed_diagnosis"].model_copy(update={"max_new_tokens": None})
+    specs.families["closed_diagnosis"] = unbudgeted
+    before = make_plan(specs, "t", models_dir=tmp_path / "m", placeholders=True)
+    keys = {(j.model, j.variant, j.sample): j.key for j in before.jobs}
+    for j in plan.jobs:
+        changed = keys[(j.model, j.variant, j.sample)] != j.key
+        assert changed == (j.model == "llava-1.5-7b")

@@ -9,8 +9,9 @@ from rich.console import Console
 
 from medbench.run import identity
 from medbench.run.cache import Cache
+from medbench.run.diagnose import attach_diagnoses
 from medbench.run.loop import RunSummary, run_suite
-from medbench.run.plan import Plan, attach_diagnoses, make_plan
+from medbench.run.plan import Plan, make_plan
 from medbench.run.served import Probing, SnapshotLog, recorded
 from medbench.spec.loading import load_specs
 from tests.openai_fakes import FakeServer, completion, fake_server

@@ -124,7 +124,7 @@ def test_describe_failed_description_is_tried_once_per_run(project: Path, tmp_pa
 def test_describe_identical_descriptions_keep_one_diagnosis_per_image(
     project: Path, tmp_path: Path
 ) -> None:
-    from medbench.run.plan import add_diagnose_jobs
+    from medbench.run.diagnose import add_diagnose_jobs
 
     specs = load_specs(project / "specs")
     plan = make_plan(specs, "t", models_dir=tmp_path / "models")

@@ -2,22 +2,43 @@
 
 from medbench.data.variants.ablations import mismatched_partners
 from medbench.data.variants.derive import (
+    Recipe,
     Slot,
+    derive_bytes,
+    derive_images,
     image_transforms,
     image_variant_kinds,
+    image_variant_samples,
     variant_images,
     variant_seed,
 )
-from medbench.data.variants.store import ImageStore, encode_png, images_dir, transform_payload
+from medbench.data.variants.store import (
+    DERIVE_VERSION,
+    DerivedBytesError,
+    ImageStore,
+    encode_png,
+    encode_pnm,
+    images_dir,
+    recipe_key,
+    transform_payload,
+)
 from medbench.data.variants.transforms import DERIVED, transform_image
 
 __all__ = [
     "DERIVED",
+    "DERIVE_VERSION",
+    "DerivedBytesError",
     "ImageStore",
+    "Recipe",
     "Slot",
+    "derive_images",
+    "derive_bytes",
+    "recipe_key",
     "encode_png",
+    "encode_pnm",
     "image_transforms",
     "image_variant_kinds",
+    "image_variant_samples",
     "images_dir",
     "mismatched_partners",
     "transform_image",

@@ -3,15 +3,25 @@
 from __future__ import annotations
 
 import json
+import multiprocessing
+import os
+import random
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 
-from medbench.data.images import ImageError
+from PIL import Image
+
+from medbench.data.images import ImageError, load_image
 from medbench.data.samples import Sample
 from medbench.data.variants.ablations import mismatched_partners
-from medbench.data.variants.store import ImageStore, StoreFullError, transform_payload
-from medbench.data.variants.transforms import DERIVED, transform_image
-from medbench.errors import MedbenchError
-from medbench.home import HOME_ENV
+from medbench.data.variants.store import (
+    ImageStore,
+    encode_pnm,
+    recipe_keys,
+    transform_payload,
+)
+from medbench.data.variants.transforms import DERIVED, apply_transform, as_grey_if_grey
 from medbench.spec import ORIGINAL_IMAGE, ImageRef, ImageVariantSpec, SuiteSpec
 
 Slot = tuple[str, str, str]
@@ -39,11 +49,46 @@ def image_transforms(suite: SuiteSpec) -> dict[str, str | None]:
     return found
 
 
+def image_variant_samples(suite: SuiteSpec, task: str, samples: Sequence[Sample]) -> list[Sample]:
+    """The samples of `task` that the suite's image variants are asked about: all of them, or
+    with `image_variants_subset` a seeded draw of `per_class` per class (the same for every
+    model and variant), in the samples' order."""
+    subset = suite.image_variants_subset
+    if subset is None:
+        return list(samples)
+    by_label: dict[str, list[Sample]] = {}
+    for sample in samples:
+        by_label.setdefault(sample.label, []).append(sample)
+    rng = random.Random(f"{suite.seed}:image_variants:{task}")
+    chosen: set[str] = set()
+    for label in sorted(by_label):
+        group = sorted(by_label[label], key=lambda s: s.id)
+        chosen.update(s.id for s in rng.sample(group, min(subset.per_class, len(group))))
+    return [s for s in samples if s.id in chosen]
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How to make one derived image: a transform of a source image."""
+
+    key: str
+    """The recipe's hash (`recipe_key`): the derived image's name and its part of a job key."""
+    source: ImageRef
+    spec: ImageVariantSpec
+    seed: int
+
+    @property
+    def transform(self) -> dict[str, object]:
+        return transform_payload(self.spec, self.seed)
+
+
 def variant_images(
     suite: SuiteSpec, samples: Mapping[str, Sequence[Sample]], store: ImageStore
-) -> tuple[dict[Slot, tuple[ImageRef, ...]], dict[Slot, str]]:
-    """The images each (task, sample, variant) shows (none for `no_image`), deriving and
-    storing the transformed ones; and why a slot's image could not be made.
+) -> tuple[dict[Slot, tuple[ImageRef, ...]], dict[Slot, str], dict[str, Recipe]]:
+    """The images each (task, sample, variant) shows (none for `no_image`; only the samples of
+    `image_variant_samples`), a transformed one
+    by its recipe (derived later, by `derive_images`, never here); why a slot's image cannot be
+    made (an unreadable original); and each recipe by its key.
 
     A slot that failed shows the unreadable original under a marker hash unique to the slot
     (its job then fails in the backend, as the original's does). A `mismatched` slot without
@@ -51,17 +96,18 @@ def variant_images(
     left out: it has no job."""
     images: dict[Slot, tuple[ImageRef, ...]] = {}
     errors: dict[Slot, str] = {}
-    derived = sum(spec.transform in DERIVED for spec in suite.image_variants)
-    left = derived * sum(len(s) for s in samples.values())
+    recipes: dict[str, Recipe] = {}
     for task in sorted(samples):
         for spec in suite.image_variants:
             seed = variant_seed(spec, suite)
+            payload = transform_payload(spec, seed)
+            keyed = recipe_keys(payload) if spec.transform in DERIVED else None
             partners = (
                 mismatched_partners(samples[task], seed, task)
                 if spec.transform == "mismatched"
                 else {}
             )
-            for sample in samples[task]:
+            for sample in image_variant_samples(suite, task, samples[task]):
                 slot = (task, sample.id, spec.id)
                 try:
                     if sample.error is not None:
@@ -73,40 +119,75 @@ def variant_images(
                         if partner is not None:
                             images[slot] = (ImageRef(str(partner.path), partner.sha256),)
                     else:
-                        assert spec.transform in DERIVED
-                        images[slot] = (_derive_or_say(store, spec, sample, seed, left),)
-                        left -= 1
+                        assert keyed is not None
+                        key = keyed(sample.sha256)
+                        source = ImageRef(str(sample.path), sample.sha256)
+                        recipes[key] = Recipe(key, source, spec, seed)
+                        images[slot] = (ImageRef(store.recipe_file(key), key),)
                 except ImageError as e:
                     errors[slot] = e.reason if sample.error is not None else str(e)
                     marker = f"{spec.id}:{sample.sha256}"
                     images[slot] = (ImageRef(str(sample.path), marker),)
-    return images, errors
+    return images, errors, recipes
 
 
-def _derive_or_say(
-    store: ImageStore, spec: ImageVariantSpec, sample: Sample, seed: int, left: int
-) -> ImageRef:
-    """`_derive`, or, when the disk is full, an error naming the folder and about how much
-    room the `left` images still to derive need (each about the size of the one that failed)."""
-    try:
-        return _derive(store, spec, sample, seed)
-    except StoreFullError as e:
-        need = _megabytes(e.size * left)
-        raise MedbenchError(
-            f"the disk holding {e.folder} is full: planning derives the suite's image variants "
-            f"there, and the {left} still to derive need about {need} more. Free that much "
-            f"space there, or set {HOME_ENV} to a folder on a disk with room."
-        ) from e
-
-
-def _megabytes(size: int) -> str:
-    return f"{max(size, 1) / 1e6:.1f} MB"
-
-
-def _derive(store: ImageStore, spec: ImageVariantSpec, sample: Sample, seed: int) -> ImageRef:
-    original = ImageRef(str(sample.path), sample.sha256)
-    return store.derive(
-        original,
-        transform_payload(spec, seed),
-        lambda image: transform_image(spec, image, seed=seed, content_sha256=sample.sha256),
+def derive_bytes(recipe: Recipe, source: Image.Image | None = None) -> bytes:
+    """The derived image of `recipe`, as the store keeps it (netpbm bytes); `source` is its
+    source image already decoded (and made grey if it is grey: `as_grey_if_grey`)."""
+    if source is None:
+        source = as_grey_if_grey(load_image(recipe.source.path))
+    made = apply_transform(
+        recipe.spec, source, seed=recipe.seed, content_sha256=recipe.source.sha256
     )
+    return encode_pnm(made)
+
+
+def derive_from_one_source(store: ImageStore, recipes: Sequence[Recipe]) -> dict[str, str]:
+    """Derive the missing recipes of one source image, decoding it once; why any failed."""
+    todo = [r for r in recipes if not store.is_derived(r.key)]
+    if not todo:
+        return {}
+    try:
+        source = as_grey_if_grey(load_image(todo[0].source.path))
+    except ImageError as e:
+        return dict.fromkeys((r.key for r in todo), str(e))
+    failed: dict[str, str] = {}
+    for recipe in todo:
+        try:
+            store.put_derived(recipe.key, derive_bytes(recipe, source), recipe.source.path)
+        except ImageError as e:
+            failed[recipe.key] = str(e)
+    return failed
+
+
+def _derive_group(job: tuple[ImageStore, list[Recipe]]) -> dict[str, str]:
+    return derive_from_one_source(*job)
+
+
+PARALLEL_FROM = 4
+"""Fewer source images than this are derived in this process (a pool costs a second to start)."""
+
+
+def derive_images(
+    recipes: Sequence[Recipe], store: ImageStore, workers: int | None = None
+) -> dict[str, str]:
+    """Derive into `store` every recipe whose image it lacks, each source image decoded once,
+    the sources spread over `workers` processes (default: every core); returns why a recipe
+    could not be derived (an unreadable source, bytes that differ from those recorded), by
+    key. Each worker holds one source and one derived image at a time, and writes each
+    derived image as it is made."""
+    by_source: dict[str, list[Recipe]] = {}
+    for recipe in recipes:
+        by_source.setdefault(recipe.source.path, []).append(recipe)
+    groups = [(store, group) for _, group in sorted(by_source.items())]
+    workers = min(workers or os.cpu_count() or 1, len(groups))
+    failed: dict[str, str] = {}
+    if workers <= 1 or len(groups) < PARALLEL_FROM:
+        for group in groups:
+            failed.update(_derive_group(group))
+        return failed
+    context = multiprocessing.get_context("spawn")  # never fork a process that holds torch
+    with ProcessPoolExecutor(workers, mp_context=context) as pool:
+        for found in pool.map(_derive_group, groups, chunksize=4):
+            failed.update(found)
+    return failed

@@ -18,6 +18,7 @@ BACKENDS: dict[str, str] = {
     "hf": "medbench.run.backends.hf:HFBackend",
     "baseline": "medbench.run.backends.baseline:BaselineBackend",
     "openai": "medbench.run.backends.openai_api:OpenAIBackend",
+    "vllm": "medbench.run.backends.vllm_engine:VLLMBackend",
 }
 
 
