@@ -419,3 +419,17 @@ def test_probe_memo_keys_grouped_probes_apart(tmp_path: Path) -> None:
             "f", lambda: x, list(y), seed=0, folds=None, groups=list(map(str, groups))
         )
     assert plain.f1 >= 0.95 and grouped.f1 <= 0.7
+
+
+def test_probe_grouped_folds_leaving_a_class_out_of_training_give_nan() -> None:
+    from medbench.score.probe.classifier import probe
+
+    # two patients per class, one of them holding most images: with 2 grouped folds some
+    # training set can lack a class; the probe says it cannot fold instead of raising
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(12, 3))
+    y = np.array(["a"] * 6 + ["b"] * 6)
+    groups = np.array(["p1"] * 5 + ["p2"] + ["p3"] * 5 + ["p4"])
+    results = [probe(x, y, folds=2, groups=groups, seed=s, permutations=2) for s in range(8)]
+    assert all(r.k in (0, 2) for r in results)
+    assert all(np.isnan(r.f1) == (r.k == 0) for r in results)

@@ -75,6 +75,9 @@ def _cross_validate(
         else StratifiedGroupKFold(k, shuffle=True, random_state=seed)
     )
     for train, test in splitter.split(x, y, groups):
+        if len(np.unique(y[train])) < 2:
+            # few patients: folding by patient left a class out of a training set
+            raise _Unfoldable
         model = clone(template)
         with warnings.catch_warnings():
             # A probe stopped at the iteration limit still scores its folds fairly.
@@ -85,6 +88,10 @@ def _cross_validate(
             f1_score(y[test], predicted, labels=classes, average="macro", zero_division=0)
         )
     return np.asarray(scores, dtype=np.float64)
+
+
+class _Unfoldable(Exception):
+    """A fold's training set holds one class only (too few patients per class to fold)."""
 
 
 def _t_interval(scores: NDArray[Any]) -> tuple[float, float]:
@@ -129,16 +136,22 @@ def probe(
         counts = np.array([len(np.unique(clusters[labels == c])) for c in classes])
     smallest = int(counts.min()) if len(counts) else 0
     k = min(folds or MAX_FOLDS, smallest)
+    nan = float("nan")
     if len(counts) < 2 or k < 2 or features.shape[1] == 0:
-        nan = float("nan")
         return ProbeResult(nan, nan, nan, nan, 0, len(labels), len(counts))
-    scores = _cross_validate(features, labels, k, seed, clusters)
+    try:
+        scores = _cross_validate(features, labels, k, seed, clusters)
+    except _Unfoldable:
+        return ProbeResult(nan, nan, nan, nan, 0, len(labels), len(counts))
     lo, hi = _t_interval(scores)
     rng = np.random.default_rng(seed)
-    shuffled = [
-        float(_cross_validate(features, rng.permutation(labels), k, seed, clusters).mean())
-        for _ in range(permutations)
-    ]
+    shuffled = []
+    for _ in range(permutations):
+        try:
+            folded = _cross_validate(features, rng.permutation(labels), k, seed, clusters)
+        except _Unfoldable:
+            continue  # a shuffle that leaves a class out of a fold is not a null draw to count
+        shuffled.append(float(folded.mean()))
     permutation_f1 = float(np.mean(shuffled)) if shuffled else float("nan")
     return ProbeResult(float(scores.mean()), lo, hi, permutation_f1, k, len(labels), len(counts))
 
