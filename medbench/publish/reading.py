@@ -10,7 +10,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from medbench.errors import RecordError
-from medbench.publish.jsonpos import position
+from medbench.publish.jsonpos import line_col, position, repeated_key
 from medbench.publish.record import (
     ID_RE,
     MAPS_SUFFIX,
@@ -85,10 +85,18 @@ def read_record(path: Path) -> Record:
     if len(raw) > MAX_RECORD_BYTES:
         limit = MAX_RECORD_BYTES // (1024 * 1024)
         raise RecordError(f"{display}:1:1: the record is over the {limit} MiB limit")
+    text = raw.decode("utf-8", errors="replace")
+    repeated = repeated_key(text)
+    if repeated is not None:
+        loc, pos = repeated
+        line, col = line_col(text, pos)
+        raise RecordError(
+            f"{display}:{line}:{col}: {_field(tuple(loc))}: the key is repeated in its object; "
+            "write each key once (a JSON reader keeps only the last)"
+        )
     try:
         return Record.model_validate_json(raw)
     except ValidationError as e:
-        text = raw.decode("utf-8", errors="replace")
         raise RecordError("\n".join(_issue(display, text, err) for err in e.errors())) from e
 
 

@@ -12,11 +12,12 @@ import json
 import math
 import os
 import re
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import pandas as pd
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainValidator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainValidator, field_validator
 
 from medbench import __version__
 from medbench.publish.environment import (
@@ -64,11 +65,22 @@ Scalar = bool | int | float | str | None
 ID_RE = re.compile(ID_PATTERN)
 ID_COLUMNS = ("model", "base", "task", "family", "variant", "image_variant")
 """Row columns that hold ids (a pair's `variant` may also be `*`, every variant)."""
+MAX_INT = 2**53
+"""Largest whole number a row may hold (JSON's exact integers): a larger one is refused."""
+ROW_KEYS: dict[str, tuple[str, ...]] = {
+    **TABLE_KEYS,
+    "ladder": ("model", "task"),
+    "calibration": ("task", "family", "pipeline", "variant"),
+}
+"""Every table of a record and the columns that identify one of its rows: no two rows of a
+table may share them (a repeated row would count twice on the site)."""
 
 
 def _scalar(value: Any) -> Scalar:
     if isinstance(value, float) and not math.isfinite(value):
         raise ValueError(f"expected a finite number, got {json.dumps(value)}")
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_INT:
+        raise ValueError(f"expected a whole number within ±2**53, got {_show(value)}")
     if value is None or isinstance(value, bool | int | float | str):
         return value
     raise ValueError(f"expected a number, a string, true, false or null, got {_show(value)}")
@@ -86,6 +98,42 @@ def _row_ids(row: dict[str, Scalar]) -> dict[str, Scalar]:
 
 Row = Annotated[dict[str, Annotated[Scalar, PlainValidator(_scalar)]], AfterValidator(_row_ids)]
 """One table row: column -> number, string, boolean or null (a NaN is written as null)."""
+
+
+def _past_date(value: str) -> str:
+    """`value` if it is a real calendar day no later than tomorrow (UTC: a record made today
+    anywhere on earth is not refused)."""
+    try:
+        day = date.fromisoformat(value)
+    except ValueError:
+        raise ValueError(f"not a real date, got {_show(value)}; write YYYY-MM-DD") from None
+    latest = datetime.now(timezone.utc).date() + timedelta(days=1)
+    if day > latest:
+        raise ValueError(
+            f"a date in the future, got {_show(value)}; a record says when it was made"
+        )
+    if day.year < 2020:
+        raise ValueError(f"a date before medbench existed, got {_show(value)}")
+    return value
+
+
+Date = Annotated[str, Field(pattern=r"^\d{4}-\d{2}-\d{2}$"), AfterValidator(_past_date)]
+"""The day a record was made: a real day, not in the future."""
+
+
+def unique_rows(table: str, rows: list[dict[str, Scalar]] | None) -> list[dict[str, Scalar]] | None:
+    """`rows` if no two of them share the table's key (ROW_KEYS); otherwise a ValueError naming
+    both rows."""
+    seen: dict[tuple[Scalar, ...], int] = {}
+    for i, row in enumerate(rows or []):
+        key = tuple(row.get(k) for k in ROW_KEYS[table])
+        if key in seen:
+            named = ", ".join(f"{k}={v}" for k, v in zip(ROW_KEYS[table], key, strict=True))
+            raise ValueError(
+                f"rows {seen[key]} and {i} are the same row ({named}); publish each row once"
+            )
+        seen[key] = i
+    return rows
 
 
 class _Model(BaseModel):
@@ -110,7 +158,7 @@ class TaskInfo(_Model):
 
     title: str
     modality: str
-    difficulty: int
+    difficulty: int = Field(ge=1, le=10)
     homepage: str | None = None
     license: str | None = None
 
@@ -175,7 +223,7 @@ class Provenance(_Model):
         )
     )
     environment: EnvironmentInfo = Field(default_factory=collect_environment)
-    date: str = Field(default_factory=today, pattern=r"^\d{4}-\d{2}-\d{2}$")
+    date: Date = Field(default_factory=today)
     image_processors: ImageProcessors | None = None
     """`backend:Class` of the image processor -> number of answers it preprocessed."""
 
@@ -198,9 +246,9 @@ class Record(_Model):
     tasks: dict[Id, TaskInfo]
     medbench: MedbenchInfo
     environment: EnvironmentInfo
-    date: str = Field(pattern=r"^\d{4}-\d{2}-\d{2}$")
+    date: Date
     layout: LayoutInfo
-    parser_version: int
+    parser_version: int = Field(ge=1, le=1_000_000)
     """`medbench.score.parsing.PARSER_VERSION` of the parser that read the sidecar's answers."""
     sidecar: SidecarInfo
     scores: list[Row]
@@ -226,6 +274,11 @@ class Record(_Model):
     re-derived by `verify` from the likelihood sidecar."""
     likelihood_sidecar: LikelihoodSidecarInfo | None = None
     """The model's option scores, beside the record, that the calibration comes from."""
+
+    @field_validator(*ROW_KEYS)
+    @classmethod
+    def _rows_once(cls, rows: list[Row] | None, info: Any) -> list[Row] | None:
+        return unique_rows(info.field_name, rows)
 
 
 def _display(path: Path) -> str:

@@ -1,0 +1,138 @@
+"""Tests of what a record may not smuggle past `verify`: repeated keys and rows, impossible
+dates, numbers beyond what a reader holds exactly, and sidecar cells that overflow."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from medbench.errors import RecordError
+from medbench.publish.reading import read_record
+from medbench.publish.verify import verify_records
+from tests.leaderboard_data import model_spec, publish_synthetic
+
+TASKS = ["brain_tumor_mri", "pneumonia_cxr"]
+SPECS = [
+    model_spec("gen"),
+    model_spec("med", base="gen", medical=True),
+    model_spec("tiny", test_model=True),
+]
+
+
+@pytest.fixture(scope="module")
+def published_once(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("published") / "leaderboard"
+    publish_synthetic(folder, SPECS, TASKS, n_images=12, n_boot=20)
+    return folder
+
+
+@pytest.fixture
+def board(published_once: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    shutil.copytree(published_once, tmp_path / "leaderboard")
+    monkeypatch.chdir(tmp_path)
+    return Path("leaderboard")
+
+
+def edit(path: Path, change: Any) -> None:
+    data = json.loads(path.read_text())
+    change(data)
+    path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def line_of(path: Path, start: str) -> int:
+    """The number of the first line of `path` that starts with `start`."""
+    lines = path.read_text().splitlines()
+    return next(i for i, line in enumerate(lines, 1) if line.startswith(start))
+
+
+def test_read_record_repeated_key_is_refused_at_its_line(board: Path) -> None:
+    path = board / "quickstart" / "tiny.json"
+    text = path.read_text()
+    path.write_text(
+        text.replace('\n  "test_model": true', '\n  "test_model": false,\n  "test_model": true')
+    )
+    line = line_of(path, '  "test_model": true')
+    message = (
+        f"leaderboard/quickstart/tiny.json:{line}:3: test_model: the key is repeated in its "
+        "object; write each key once (a JSON reader keeps only the last)"
+    )
+    with pytest.raises(RecordError, match=f"^{re.escape(message)}$"):
+        read_record(path)
+    assert verify_records(board) == [message]
+
+
+def test_read_record_repeated_key_inside_a_row_names_the_row(board: Path) -> None:
+    path = board / "quickstart" / "tiny.json"
+    path.write_text(path.read_text().replace('"f1_all": ', '"f1_all": 1.0, "f1_all": ', 1))
+    [problem] = verify_records(board)
+    assert problem.endswith(
+        ": scores[0].f1_all: the key is repeated in its object; write each key once (a JSON "
+        "reader keeps only the last)"
+    )
+
+
+def test_read_record_repeated_row_is_refused(board: Path) -> None:
+    path = board / "quickstart" / "gen.json"
+    edit(path, lambda d: d["scores"].append(dict(d["scores"][0])))
+    rows = json.loads(path.read_text())["scores"]
+    row, line = rows[0], line_of(path, '  "scores": [')
+    [problem] = verify_records(board)
+    assert problem == (
+        f"leaderboard/quickstart/gen.json:{line}:13: scores: rows 0 and "
+        f"{len(rows) - 1} are the same row (model=gen, "
+        f"task={row['task']}, family={row['family']}, variant={row['variant']}, "
+        "pipeline=direct); publish each row once"
+    )
+
+
+@pytest.mark.parametrize(
+    ("date", "problem"),
+    [
+        (
+            "9999-12-31",
+            'date: a date in the future, got "9999-12-31"; a record says when it was made',
+        ),
+        ("2026-02-30", 'date: not a real date, got "2026-02-30"; write YYYY-MM-DD'),
+        ("1970-01-01", 'date: a date before medbench existed, got "1970-01-01"'),
+    ],
+)
+def test_read_record_impossible_date_is_refused(board: Path, date: str, problem: str) -> None:
+    path = board / "quickstart" / "gen.json"
+    edit(path, lambda d: d.update(date=date))
+    line = line_of(path, '  "date": ')
+    assert verify_records(board) == [f"leaderboard/quickstart/gen.json:{line}:11: {problem}"]
+
+
+def test_read_record_integer_beyond_2_53_is_refused(board: Path) -> None:
+    path = board / "quickstart" / "gen.json"
+    edit(path, lambda d: d["scores"][1].update(n=10**30))
+    line = line_of(path, '      "n": 1000000000000000000000000000000')
+    assert verify_records(board) == [
+        f"leaderboard/quickstart/gen.json:{line}:12: scores[1].n: expected a whole number within "
+        "±2**53, got 1000000000000000000000000000000"
+    ]
+
+
+def test_verify_records_sidecar_integer_overflow_is_a_problem(board: Path) -> None:
+    folder = board / "quickstart"
+    sidecar = folder / "tiny.answers.csv.gz"
+    lines = gzip.decompress(sidecar.read_bytes()).decode().split("\r\n")
+    header = lines[0].split(",")
+    cells = lines[1].split(",")
+    cells[header.index("replicate")] = str(10**30)
+    lines[1] = ",".join(cells)
+    sidecar.write_bytes(gzip.compress("\r\n".join(lines).encode(), mtime=0))
+    digest = hashlib.sha256(sidecar.read_bytes()).hexdigest()
+    edit(folder / "tiny.json", lambda d: d["sidecar"].update(sha256=digest))
+    assert verify_records(board) == [
+        "leaderboard/quickstart/tiny.json: sidecar.path: tiny.answers.csv.gz is not a valid "
+        "sidecar: row 1: column 'replicate': expected a whole number below 10**9, got "
+        "'1000000000000000000000000000000'"
+    ]
