@@ -197,6 +197,7 @@ def verify_record(
     """Re-derive every number of a record from its sidecar (and its base's, for the pairs);
     with `specs`, also the parses, truths and spec hashes (what could not be checked is
     appended to `notes`)."""
+    from medbench.publish.claims import check_model
     from medbench.publish.rederive import against_specs, check_ladder
 
     display = _display(path)
@@ -255,6 +256,8 @@ def verify_record(
     problems.extend(check_calibration(display, record, items, unread))
     sidecar = _display(path.parent / record.sidecar.path)
     found = against_specs(display, sidecar, record, answers, specs)
+    if specs is not None:
+        found.problems.extend(check_model(display, record, specs).problems)
     if notes is not None:
         notes.extend(found.notes)
     return problems + found.problems

@@ -12,11 +12,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from rich.console import Console
 
 from medbench.errors import RecordError
+from medbench.publish.local import publish_results
 from medbench.publish.reading import read_record
 from medbench.publish.verify import verify_records
+from medbench.run.cache import Cache
+from medbench.run.loop import run_plan
+from medbench.run.plan import make_plan
+from medbench.score.report import score_and_report
+from medbench.spec.loading import load_specs
 from tests.leaderboard_data import model_spec, publish_synthetic
+from tests.spec_tree import make_project
 
 TASKS = ["brain_tumor_mri", "pneumonia_cxr"]
 SPECS = [
@@ -136,3 +144,56 @@ def test_verify_records_sidecar_integer_overflow_is_a_problem(board: Path) -> No
         "sidecar: row 1: column 'replicate': expected a whole number below 10**9, got "
         "'1000000000000000000000000000000'"
     ]
+
+
+@pytest.fixture
+def project_board(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A project with specs whose two baselines' records are published into leaderboard/t."""
+    project = make_project(
+        tmp_path,
+        tasks=("pneumonia_cxr",),
+        families=("closed_diagnosis",),
+        models=("baseline-chance", "baseline-majority"),
+        limit_per_class=2,
+    )
+    monkeypatch.chdir(project)
+    specs = load_specs(Path("specs"))
+    with Cache(tmp_path / "c.sqlite") as cache:
+        plan = make_plan(specs, "t", models_dir=tmp_path / "models")
+        run_plan(plan, specs, cache, progress=False)
+        score_and_report(specs, plan, cache, Path("results"), Console(quiet=True))
+    publish_results(specs, "t", Path("results"), Path("leaderboard"))
+    return Path("leaderboard")
+
+
+def test_verify_records_model_block_must_match_the_model_spec(project_board: Path) -> None:
+    path = project_board / "t" / "baseline-chance.json"
+    assert verify_records(project_board, load_specs(Path("specs"))) == []
+
+    def claim(data: dict[str, Any]) -> None:
+        data["model"].update(title="MedGemma 27B (Google)", medical=True)
+        data.update(test_model=True)
+
+    edit(path, claim)
+    spec = "specs/models/baseline-chance.yaml"
+    hint = "the spec is the truth: republish the model from it"
+    assert verify_records(project_board, load_specs(Path("specs"))) == [
+        f"leaderboard/t/baseline-chance.json: test_model: recorded true, {spec} says false; {hint}",
+        f"leaderboard/t/baseline-chance.json: model.medical: recorded true, {spec} says false; "
+        f"{hint}",
+        f'leaderboard/t/baseline-chance.json: model.title: recorded "MedGemma 27B (Google)", '
+        f'{spec} says "Baseline: chance"; {hint}',
+    ]
+
+
+def test_verify_records_model_without_a_spec_is_a_problem(project_board: Path) -> None:
+    Path("specs/models/baseline-majority.yaml").unlink()
+    Path("specs/suites/t.yaml").write_text(
+        Path("specs/suites/t.yaml").read_text().replace(", baseline-majority", "")
+    )
+    problems = verify_records(project_board, load_specs(Path("specs")))
+    assert (
+        "leaderboard/t/baseline-majority.json: model: no spec of model 'baseline-majority' "
+        "today; a record is published with its model's spec "
+        "(specs/models/baseline-majority.yaml)"
+    ) in problems
