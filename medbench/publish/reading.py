@@ -136,7 +136,7 @@ def read_maps(record_path: Path, suffix: str = MAPS_SUFFIX) -> dict[str, bytes]:
     for path in sorted(folder.glob("*.svg")) if folder.is_dir() else []:
         if path.is_symlink() or not path.is_file():
             raise RecordError(f"{_display(path)}: refusing a {what} that is a link or not a file")
-        if not ID_RE.match(path.stem):
+        if not ID_RE.fullmatch(path.stem):
             raise RecordError(f"{_display(path)}: a {what} is named by its task id")
         try:
             maps[path.stem] = clean_svg(path.read_bytes())

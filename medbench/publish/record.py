@@ -91,7 +91,7 @@ def _row_ids(row: dict[str, Scalar]) -> dict[str, Scalar]:
         value = row.get(column)
         if value is None or value == "*" and column == "variant":
             continue
-        if not isinstance(value, str) or len(value) > 80 or not ID_RE.match(value):
+        if not isinstance(value, str) or len(value) > 80 or not ID_RE.fullmatch(value):
             raise ValueError(f"column '{column}' is not a valid id, got {_show(value)}")
     return row
 

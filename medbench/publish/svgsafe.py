@@ -70,7 +70,7 @@ def _style(text: str) -> str:
         name, colon, value = (part.strip() for part in declaration.partition(":"))
         if not colon or name not in STYLE_PROPERTIES:
             raise ValueError(f"style property {name!r} is not allowed")
-        if not (_PLAIN.match(value) or _LOCAL_URL.match(value)):
+        if not (_PLAIN.fullmatch(value) or _LOCAL_URL.fullmatch(value)):
             raise ValueError(f"style value {value[:40]!r} of {name!r} is not allowed")
         out.append(f"{name}: {value}")
     return "; ".join(out)
@@ -108,11 +108,14 @@ def _copy(source: ET.Element, count: list[int]) -> ET.Element:
             element.set("style", _style(value))
             continue
         pattern = ATTRIBUTES.get(key)
-        if pattern is None or not pattern.match(value):
+        if pattern is None or not pattern.fullmatch(value):
             shown = key.replace(f"{{{XLINK_NS}}}", "xlink:")
             raise ValueError(f"attribute {shown!r}={value[:40]!r} on '{name}' is not allowed")
         element.set(key, value)
     text = source.text or ""
+    if name == "style" and len(source):
+        # CSS after a child (its tail) would be copied unchecked: a style sheet is text only
+        raise ValueError("a <style> element holds CSS rules only, no elements")
     element.text = _stylesheet(text) if name == "style" else text
     for child in source:
         copied = _copy(child, count)

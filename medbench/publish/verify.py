@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gzip
-import hashlib
 import math
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -20,6 +19,7 @@ from medbench.spec import check_pattern, group_of
 
 if TYPE_CHECKING:
     from medbench.spec.loading import SpecSet
+from medbench.publish.files import figure_problems, read_sidecar, sidecar_bytes
 from medbench.publish.reading import _placement, read_record, record_paths
 from medbench.publish.record import (
     SIDECAR_SUFFIX,
@@ -31,7 +31,6 @@ from medbench.publish.record import (
     _show,
 )
 from medbench.publish.writing import table_rows
-from medbench.score import MAX_SIDECAR_BYTES, read_answers_csv
 
 TOLERANCE = 1e-9
 """Largest absolute difference between a recorded and a re-derived number."""
@@ -73,24 +72,6 @@ def compare_rows(
             named = ", ".join(f"{k}={v}" for k, v in zip(keys, key, strict=True))
             problems.append(f"{display}: {table}: the re-derived row ({named}) is not recorded")
     return problems
-
-
-def _sidecar(folder: Path, name: str, sha256: str | None) -> pd.DataFrame:
-    return read_answers_csv(_sidecar_bytes(folder, name, sha256))
-
-
-def _sidecar_bytes(folder: Path, name: str, sha256: str | None) -> bytes:
-    """A sidecar's bytes: not a link, bounded, and of the recorded hash (when one is given)."""
-    if (folder / name).is_symlink():
-        raise RecordError(f"sidecar.path: {name} is a link; a sidecar is a file of its own")
-    with (folder / name).open("rb") as f:
-        raw = f.read(MAX_SIDECAR_BYTES + 1)
-    if len(raw) > MAX_SIDECAR_BYTES:
-        raise ValueError(f"it is over {MAX_SIDECAR_BYTES // (1024 * 1024)} MiB")
-    actual = hashlib.sha256(raw).hexdigest()
-    if sha256 is not None and actual != sha256:
-        raise RecordError(f"sidecar.sha256: recorded {sha256}, the file {name} has {actual}")
-    return raw
 
 
 def count_image_processors(answers: pd.DataFrame, model: str) -> dict[str, int] | None:
@@ -156,7 +137,7 @@ def likelihood_items(
             f"{display}: likelihood_sidecar.path: expected '{expected}', got '{info.path}'"
         ]
     try:
-        raw = _sidecar_bytes(path.parent, info.path, info.sha256)
+        raw = sidecar_bytes(path.parent, info.path, info.sha256)
         items = read_items_csv(raw)
     except RecordError as e:
         return None, [f"{display}: likelihood_{e}"]
@@ -201,9 +182,9 @@ def verify_record(
     from medbench.publish.rederive import against_specs, check_ladder
 
     display = _display(path)
-    problems = _placement(path, record)
+    problems = _placement(path, record) + figure_problems(path)
     try:
-        answers = _sidecar(path.parent, record.sidecar.path, record.sidecar.sha256)
+        answers = read_sidecar(path.parent, record.sidecar.path, record.sidecar.sha256)
     except OSError as e:
         return [
             *problems,
@@ -237,7 +218,7 @@ def verify_record(
         except RecordError:
             expected = None  # reported when the base's own record is verified
         try:
-            frames.append(_sidecar(path.parent, f"{base}{SIDECAR_SUFFIX}", expected))
+            frames.append(read_sidecar(path.parent, f"{base}{SIDECAR_SUFFIX}", expected))
         except (OSError, ValueError, EOFError, gzip.BadGzipFile, RecordError) as e:
             name = f"{base}{SIDECAR_SUFFIX}"
             return [*problems, f"{display}: pairs: cannot use the base's sidecar {name}: {e}"]

@@ -56,13 +56,15 @@ class ModelIdentity:
         """`context` set to load exactly these weights: the checkpoint folder, or the commit sha
         (and the adapter's folder, or its commit sha)."""
         hub_sha = (
-            self.revision if self.checkpoint_dir is None and SHA_RE.match(self.revision) else None
+            self.revision
+            if self.checkpoint_dir is None and SHA_RE.fullmatch(self.revision)
+            else None
         )
         adapter_sha = (
             self.adapter_revision
             if self.adapter_dir is None
             and self.adapter_revision is not None
-            and SHA_RE.match(self.adapter_revision)
+            and SHA_RE.fullmatch(self.adapter_revision)
             else None
         )
         return replace(
@@ -88,7 +90,7 @@ def resolve_hub_revision(repo: str, revision: str) -> str:
     Online, the hub's answer wins over the local ref: a local `refs/main` goes stale as soon as
     the repository gets a new commit, and answers would be filed under the old sha.
     """
-    if SHA_RE.match(revision):
+    if SHA_RE.fullmatch(revision):
         return revision
     try:
         check_revision(revision)
@@ -117,7 +119,7 @@ def resolve_hub_revision(repo: str, revision: str) -> str:
             f"Check the network and HF_TOKEN (gated models){local_hint}, "
             f"or pin `revision:` to a commit sha."
         ) from e
-    if not sha or not SHA_RE.match(str(sha)):
+    if not sha or not SHA_RE.fullmatch(str(sha)):
         raise BackendError(f"{repo}@{revision}: the hub reported no commit sha (got {sha!r}).")
     return str(sha)
 

@@ -31,7 +31,12 @@ REVISION_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*(/[A-Za-z0-9_][A-Za-z0-9_
 
 def check_revision(value: str) -> str:
     """`value` if it is a branch, tag or commit sha; never a path (no `..`, no leading `/`)."""
-    if len(value) > 200 or not REVISION_RE.match(value) or ".." in value or value.endswith(".lock"):
+    if (
+        len(value) > 200
+        or not REVISION_RE.fullmatch(value)
+        or ".." in value
+        or value.endswith(".lock")
+    ):
         raise ValueError(
             f"not a branch, tag or 40-character commit sha, got {value[:60]!r}; a revision is "
             "never a path"

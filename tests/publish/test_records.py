@@ -453,10 +453,10 @@ def test_broken_record_case_reports_the_expected_message(
 def test_verify_records_sidecar_bomb_is_refused_unexpanded(
     board: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import medbench.publish.verify
+    import medbench.publish.files
     import medbench.score.sidecar
 
-    monkeypatch.setattr(medbench.publish.verify, "MAX_SIDECAR_BYTES", 1024 * 1024)
+    monkeypatch.setattr(medbench.publish.files, "MAX_SIDECAR_BYTES", 1024 * 1024)
     monkeypatch.setattr(medbench.score.sidecar, "MAX_SIDECAR_BYTES", 1024 * 1024)
     path = board / "quickstart" / "tiny.json"
     bomb = gzip.compress(b"model,task\n" + b"0" * (8 * 1024 * 1024), mtime=0)

@@ -95,7 +95,7 @@ def pages(folder: Path) -> dict[str, Page]:
 
 def test_build_site_writes_every_page(site: Path) -> None:
     assert sorted(pages(site)) == [
-        *(f"flips/quickstart.{m}.{t}.html" for m in ("gen", "med", "tiny") for t in TWO_TASKS),
+        *(f"flips/quickstart~{m}~{t}.html" for m in ("gen", "med", "tiny") for t in TWO_TASKS),
         "index.html",
         "methods.html",
         "models/gen.html",
@@ -111,9 +111,9 @@ def test_build_site_writes_every_page(site: Path) -> None:
         "style.css",
     ]
     assert sorted(p.name for p in (site / "charts").iterdir()) == [
-        "quickstart.gen.svg",
-        "quickstart.med.svg",
-        "quickstart.tiny.svg",
+        "quickstart~gen.svg",
+        "quickstart~med.svg",
+        "quickstart~tiny.svg",
     ]
 
 
@@ -141,7 +141,7 @@ def test_build_site_titles_render_as_text(site: Path) -> None:
     assert f"<h1>{ATTRIBUTE}</h1>" not in task and "<h1>&#34;&gt;&lt;img" in task
     model = (site / "models" / "tiny.html").read_text()
     assert "<h1>&lt;script&gt;alert(1)&lt;/script&gt;</h1>" in model
-    svg = (site / "charts" / "quickstart.tiny.svg").read_text()
+    svg = (site / "charts" / "quickstart~tiny.svg").read_text()
     assert "<script" not in svg and "&lt;script&gt;alert(1)&lt;/script&gt;" in svg
 
 
@@ -195,14 +195,14 @@ def test_build_site_tables_have_captions_scopes_and_downloads(site: Path) -> Non
 def test_build_site_index_ranks_by_all_variants_f1(board: Path, site: Path) -> None:
     records = [read_record(p) for p in sorted(board.glob("*/*.json"))]
     expected = sorted(records, key=lambda r: -r.models[0]["all_variants_f1"])  # type: ignore[operator]
-    rows = json.loads((site / "data" / "quickstart.ranking.json").read_text())
+    rows = json.loads((site / "data" / "quickstart~ranking.json").read_text())
     assert [row["model"] for row in rows] == [r.model_id for r in expected]
     assert [row["rank"] for row in rows] == [1, 2, 3]
     assert [row["all_variants_f1"] for row in rows] == [
         r.models[0]["all_variants_f1"] for r in expected
     ]
     index = (site / "index.html").read_text()
-    table = index[index.index('id="quickstart.ranking"') :].split("</table>")[0]
+    table = index[index.index('id="quickstart~ranking"') :].split("</table>")[0]
     linked = re.findall(r'href="models/([^"]+)\.html"', table)
     assert linked == [r.model_id for r in expected]
 
@@ -212,7 +212,7 @@ def test_build_site_marks_test_models(site: Path) -> None:
     assert note in (site / "index.html").read_text()
     assert note in (site / "models" / "tiny.html").read_text()
     assert note not in (site / "models" / "gen.html").read_text()
-    rows = json.loads((site / "data" / "quickstart.ranking.json").read_text())
+    rows = json.loads((site / "data" / "quickstart~ranking.json").read_text())
     assert {row["model"]: row["test_model"] for row in rows} == {
         "gen": False,
         "med": False,
@@ -222,7 +222,7 @@ def test_build_site_marks_test_models(site: Path) -> None:
 
 def test_build_site_model_page_shows_heatmap_pairs_and_rates(site: Path) -> None:
     page = (site / "models" / "med.html").read_text()
-    assert '<img src="../charts/quickstart.med.svg" alt="Heatmap of f1_all of Medical 4B' in page
+    assert '<img src="../charts/quickstart~med.svg" alt="Heatmap of f1_all of Medical 4B' in page
     for caption in (
         "scores per task and prompt variant",
         "fragility across the variants",
@@ -230,7 +230,7 @@ def test_build_site_model_page_shows_heatmap_pairs_and_rates(site: Path) -> None
     ):
         assert caption in page
     assert "Refusal rate" in page and "Unparseable rate" in page
-    svg = (site / "charts" / "quickstart.med.svg").read_text()
+    svg = (site / "charts" / "quickstart~med.svg").read_text()
     assert "<title>Heatmap of f1_all of Medical 4B" in svg
     assert "dc:date" not in svg and "<!DOCTYPE" not in svg
     assert "medical model minus its base" in (site / "models" / "gen.html").read_text()
@@ -336,7 +336,7 @@ def test_build_site_index_is_under_200_kb_for_50_models_and_4_tasks(tmp_path: Pa
     size = (tmp_path / "out" / "index.html").stat().st_size
     print(f"index.html for 50 models x 4 tasks: {size} bytes")
     assert size < 200_000
-    rows = json.loads((tmp_path / "out" / "data" / "quickstart.ranking.json").read_text())
+    rows = json.loads((tmp_path / "out" / "data" / "quickstart~ranking.json").read_text())
     assert len(rows) == 50
 
 
@@ -370,8 +370,8 @@ def test_build_site_shows_published_tsne_maps_on_the_model_page(tmp_path: Path) 
     build_site(tmp_path / "board", tmp_path / "out")
     page = Page((tmp_path / "out" / "models" / "gen.html").read_text())
     maps = [a["src"] for tag, a in page.tags if tag == "img" and "tsne" in (a.get("src") or "")]
-    assert maps == ["../charts/quickstart.gen.tsne.pneumonia_cxr.svg"]
-    assert (tmp_path / "out" / "charts" / "quickstart.gen.tsne.pneumonia_cxr.svg").read_bytes() == (
+    assert maps == ["../charts/quickstart~gen~tsne~pneumonia_cxr.svg"]
+    assert (tmp_path / "out" / "charts" / "quickstart~gen~tsne~pneumonia_cxr.svg").read_bytes() == (
         b'<?xml version="1.0" encoding="utf-8"?>\n<svg xmlns="http://www.w3.org/2000/svg" '
         b'xmlns:xlink="http://www.w3.org/1999/xlink"><title>map</title>'
         b'<use xlink:href="#m0" /></svg>\n'
@@ -445,11 +445,11 @@ def test_build_site_refuses_a_reliability_diagram_that_could_run_script(tmp_path
     build_site(tmp_path / "board", tmp_path / "out")
     page = Page((tmp_path / "out" / "models" / "gen.html").read_text())
     srcs = [a["src"] for tag, a in page.tags if tag == "img" and "reliab" in (a.get("src") or "")]
-    assert srcs == ["../charts/quickstart.gen.reliability.pneumonia_cxr.svg"]
-    chart = tmp_path / "out" / "charts" / "quickstart.gen.reliability.pneumonia_cxr.svg"
+    assert srcs == ["../charts/quickstart~gen~reliability~pneumonia_cxr.svg"]
+    chart = tmp_path / "out" / "charts" / "quickstart~gen~reliability~pneumonia_cxr.svg"
     assert (
         chart.read_bytes()
-        == (tmp_path / "out" / "charts" / "quickstart.gen.tsne.pneumonia_cxr.svg").read_bytes()
+        == (tmp_path / "out" / "charts" / "quickstart~gen~tsne~pneumonia_cxr.svg").read_bytes()
     )
 
 
@@ -499,7 +499,7 @@ def test_build_site_chart_has_one_mark_per_ranked_model_and_an_arrow_per_pair(
     build_site(tmp_path / "board", tmp_path / "out")
     index = (tmp_path / "out" / "index.html").read_text()
     svg = index[index.index('<svg class="chart"') : index.index("</svg>")]
-    rows = json.loads((tmp_path / "out" / "data" / "quickstart.ranking.json").read_text())
+    rows = json.loads((tmp_path / "out" / "data" / "quickstart~ranking.json").read_text())
     marks = re.findall(r'<g class="mark (model|baseline)" data-model="([^"]+)"><title>([^<]+)', svg)
     assert sorted(m for _, m, _ in marks) == sorted(str(r["model"]) for r in rows)
     assert {m: kind for kind, m, _ in marks} == {
@@ -523,9 +523,9 @@ def test_build_site_chart_has_one_mark_per_ranked_model_and_an_arrow_per_pair(
 def test_build_site_pair_summary_tones_differences_whose_interval_excludes_zero(
     site: Path,
 ) -> None:
-    rows = json.loads((site / "data" / "quickstart.pairs.json").read_text())
+    rows = json.loads((site / "data" / "quickstart~pairs.json").read_text())
     index = (site / "index.html").read_text()
-    table = index[index.index('id="quickstart.pairs"') :].split("</table>")[0]
+    table = index[index.index('id="quickstart~pairs"') :].split("</table>")[0]
     cells = re.findall(r'<td data-sort="[^"]*"(?: class="(better|worse)")?>', table)
     expected = []
     for row in rows:
@@ -556,13 +556,13 @@ def test_build_site_shows_local_records_beside_published_ones(tmp_path: Path) ->
     ranked = {
         suite: [
             r["model"]
-            for r in json.loads((tmp_path / "out" / "data" / f"{suite}.ranking.json").read_text())
+            for r in json.loads((tmp_path / "out" / "data" / f"{suite}~ranking.json").read_text())
         ]
         for suite in ("quickstart", "other")
     }
     assert sorted(ranked["quickstart"]) == ["gen", "med", "tiny"]
     assert ranked["other"] == ["x"]
-    table = index[index.index('id="quickstart.ranking"') :].split("</table>")[0]
+    table = index[index.index('id="quickstart~ranking"') :].split("</table>")[0]
     local_rows = re.findall(
         r'href="models/([^"]+)\.html"[^>]*>[^<]*</a>((?: <strong class="badge">[^<]+</strong>)*)',
         table,
@@ -583,7 +583,7 @@ def test_build_site_flip_viewer_lists_every_flipped_image_with_prompts(
 ) -> None:
     specs = load_specs(REPO / "specs")
     build_site(board, tmp_path / "out", specs=specs)
-    page = (tmp_path / "out" / "flips" / "quickstart.gen.pneumonia_cxr.html").read_text()
+    page = (tmp_path / "out" / "flips" / "quickstart~gen~pneumonia_cxr.html").read_text()
     answers = make_answers(["gen", "med", "tiny"], TWO_TASKS)
     mine = answers[
         (answers.model == "gen") & (answers.task == "pneumonia_cxr") & (answers.status != "error")
@@ -604,7 +604,7 @@ def test_build_site_flip_viewer_lists_every_flipped_image_with_prompts(
     assert f"<pre>{text.messages.text}</pre>" in page
     assert "<pre>I cannot diagnose this.</pre>" in page and "<td>refusal</td>" in page
     model = (tmp_path / "out" / "models" / "gen.html").read_text()
-    assert 'href="../flips/quickstart.gen.pneumonia_cxr.html"' in model
+    assert 'href="../flips/quickstart~gen~pneumonia_cxr.html"' in model
 
 
 def test_build_site_flip_viewer_shows_each_closed_vqa_samples_own_prompt(
@@ -628,7 +628,7 @@ def test_build_site_flip_viewer_shows_each_closed_vqa_samples_own_prompt(
     variants = [v.id for v in specs.families["closed_vqa"].variants]
     checked = 0
     for task in ("pmc_vqa_choice", "vqa_rad_yes_no"):
-        page = (tmp_path / "out" / "flips" / f"t.baseline-chance.{task}.html").read_text()
+        page = (tmp_path / "out" / "flips" / f"t~baseline-chance~{task}.html").read_text()
         assert "option A" not in page and specs.tasks[task].question not in page
         for sample in re.findall(r'<article class="flip" aria-label="Image ([^"]+)">', page):
             article = page.split(f'aria-label="Image {sample}">', 1)[1].split("</article>")[0]

@@ -4,12 +4,18 @@ its CSV downloads, and anything `verify` would refuse."""
 from __future__ import annotations
 
 import csv
+import json
+import re
+import shutil
 from pathlib import Path
 
 import pytest
 
+from medbench.errors import RecordError
 from medbench.publish.site import build_site
 from medbench.publish.site.context import FORMULA_STARTS
+from medbench.publish.svgsafe import clean_svg
+from medbench.publish.verify import verify_records
 from tests.leaderboard_data import model_spec, publish_synthetic
 
 TASKS = ["brain_tumor_mri", "pneumonia_cxr"]
@@ -46,3 +52,79 @@ def test_build_site_csv_downloads_never_start_a_text_cell_with_a_formula(
     assert f"'{FORMULA}" in cells
     assert "'@SUM(1+1)" in cells
     assert [c for c in cells if c.startswith(FORMULA_STARTS) and not _is_number(c)] == []
+
+
+MAP = (
+    b'<?xml version="1.0"?>\n<svg xmlns="http://www.w3.org/2000/svg"><title>map</title>'
+    b'<rect x="1" y="1"/></svg>\n'
+)
+
+
+@pytest.fixture
+def copied(board: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A copy of the board in `leaderboard/` of the working directory, with maps for gen."""
+    shutil.copytree(board, tmp_path / "leaderboard")
+    monkeypatch.chdir(tmp_path)
+    maps = Path("leaderboard/quickstart/gen.tsne")
+    maps.mkdir()
+    (maps / "pneumonia_cxr.svg").write_bytes(MAP)
+    return Path("leaderboard")
+
+
+def test_verify_records_refuses_the_maps_the_site_build_refuses(copied: Path) -> None:
+    maps = copied / "quickstart" / "gen.tsne"
+    (maps / "pneumonia_cxr.svg").write_bytes(MAP.replace(b"<title>", b"<script>1</script><title>"))
+    message = (
+        "leaderboard/quickstart/gen.tsne/pneumonia_cxr.svg: refusing the SVG: element 'script' "
+        "is not allowed"
+    )
+    assert verify_records(copied) == [message]
+    with pytest.raises(RecordError, match=f"^{re.escape(message)}$"):
+        build_site(copied, Path("out"))
+
+
+def test_read_maps_name_ending_in_a_newline_is_refused(copied: Path) -> None:
+    maps = copied / "quickstart" / "gen.tsne"
+    (maps / "pneumonia_cxr.svg").rename(maps / "pneumonia_cxr\n.svg")
+    problem = "leaderboard/quickstart/gen.tsne/pneumonia_cxr\n.svg: a map is named by its task id"
+    assert verify_records(copied) == [problem]
+
+
+@pytest.mark.parametrize(
+    "style",
+    [
+        b"<style><g/>* {fill: url(https://example.org/x)}</style>",
+        b"<style>rect {fill: red}<title>t</title>@import url(//example.org/x.css);</style>",
+    ],
+)
+def test_clean_svg_css_after_a_child_of_style_is_refused(style: bytes) -> None:
+    with pytest.raises(ValueError, match=r"^a <style> element holds CSS rules only, no elements$"):
+        clean_svg(MAP.replace(b"<title>", style + b"<title>"))
+
+
+def test_build_site_dotted_ids_never_share_a_file(tmp_path: Path) -> None:
+    board = tmp_path / "leaderboard"
+    publish_synthetic(board, [model_spec("gen.m")], TASKS, suite="q", n_images=6, n_boot=10)
+    publish_synthetic(board, [model_spec("m")], TASKS, suite="q.gen", n_images=6, n_boot=10)
+    written = build_site(board, tmp_path / "out")
+    scores = {
+        path.name: {row["model"] for row in json.loads(path.read_text())}
+        for path in written
+        if path.name.endswith("scores.json")
+    }
+    assert scores == {"q~gen.m~scores.json": {"gen.m"}, "q.gen~m~scores.json": {"m"}}
+    assert len({p.name for p in written if p.parent.name == "charts"}) == 2
+
+
+def test_build_site_refuses_a_sidecar_that_is_a_link(copied: Path) -> None:
+    sidecar = copied / "quickstart" / "gen.answers.csv.gz"
+    sidecar.unlink()
+    sidecar.symlink_to("med.answers.csv.gz")
+    problem = "gen.answers.csv.gz is a link; a sidecar is a file of its own"
+    assert verify_records(copied) == [f"leaderboard/quickstart/gen.json: sidecar.path: {problem}"]
+    message = (
+        "leaderboard/quickstart/gen.json: cannot read its sidecar "
+        f"gen.answers.csv.gz: sidecar.path: {problem}"
+    )
+    with pytest.raises(RecordError, match=f"^{re.escape(message)}$"):
+        build_site(copied, Path("out"))

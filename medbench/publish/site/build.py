@@ -9,7 +9,8 @@ from pathlib import Path
 import pandas as pd
 
 from medbench import __version__
-from medbench.errors import MedbenchError
+from medbench.errors import MedbenchError, RecordError
+from medbench.publish.files import read_sidecar
 from medbench.publish.local import LOCAL_RECORDS
 from medbench.publish.reading import load_records, read_maps
 from medbench.publish.record import RELIABILITY_SUFFIX, Record
@@ -19,7 +20,6 @@ from medbench.publish.site.layout import SITE_DIR, MethodsPage
 from medbench.publish.site.pages import model_pages
 from medbench.publish.site.ranking import index_page
 from medbench.publish.site.taskinfo import task_pages
-from medbench.score import read_answers_csv
 from medbench.spec.loading import SpecSet
 
 
@@ -58,11 +58,12 @@ def gather_records(
 
 
 def _answers(path: Path, record: Record) -> pd.DataFrame:
-    """A record's per-image answers (its sidecar), for the flip viewer."""
+    """A record's per-image answers (its sidecar), for the flip viewer, read as `verify` reads
+    them (not a link, bounded, of the recorded hash)."""
     try:
-        return read_answers_csv((path.parent / record.sidecar.path).read_bytes())
-    except (OSError, ValueError, EOFError) as e:
-        raise MedbenchError(f"{path}: cannot read its sidecar {record.sidecar.path}: {e}") from e
+        return read_sidecar(path.parent, record.sidecar.path, record.sidecar.sha256)
+    except (OSError, ValueError, EOFError, RecordError) as e:
+        raise RecordError(f"{path}: cannot read its sidecar {record.sidecar.path}: {e}") from e
 
 
 def _load(folder: Path) -> list[tuple[Path, Record]]:
