@@ -9,6 +9,7 @@ from typing import Any
 
 import pandas as pd
 
+from medbench.atomic import write_bytes_atomic, write_text_atomic
 from medbench.errors import RecordError
 from medbench.publish.reading import record_json
 from medbench.publish.record import (
@@ -79,7 +80,7 @@ def write_record(
     mine = answers[answers["model"] == spec.id]
     sidecar = answers_csv(mine)
     sidecar_path = target / f"{spec.id}{SIDECAR_SUFFIX}"
-    sidecar_path.write_bytes(sidecar)
+    write_bytes_atomic(sidecar_path, sidecar)
     fields: dict[str, Any] = {
         name: table_rows(getattr(tables, name), name, spec.id) for name in TABLE_KEYS
     }
@@ -112,7 +113,7 @@ def write_record(
         **fields,
     )
     path = target / f"{spec.id}.json"
-    path.write_text(record_json(record), encoding="utf-8")
+    write_text_atomic(path, record_json(record))
     return path
 
 
@@ -136,7 +137,7 @@ def _write_likelihood(
     if mine is None or mine.empty:
         return None, None
     raw = items_csv(mine)
-    path.write_bytes(raw)
+    write_bytes_atomic(path, raw)
     rows = [
         {k: _plain(v) for k, v in sorted(r.items())} for r in calibration_rows(read_items_csv(raw))
     ]

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from rich.console import Console
 
+import medbench.atomic
 from medbench.errors import RecordError
 from medbench.publish.local import publish_results
 from medbench.publish.reading import read_record
@@ -197,3 +198,19 @@ def test_verify_records_model_without_a_spec_is_a_problem(project_board: Path) -
         "today; a record is published with its model's spec "
         "(specs/models/baseline-majority.yaml)"
     ) in problems
+
+
+def test_write_record_interrupted_leaves_the_old_record_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    board = tmp_path / "leaderboard"
+    [path] = publish_synthetic(board, [model_spec("gen")], TASKS, n_images=6, n_boot=10)
+    before = {p.name: p.read_bytes() for p in path.parent.iterdir()}
+
+    def interrupted(source: object, target: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(medbench.atomic.os, "replace", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        publish_synthetic(board, [model_spec("gen")], TASKS, n_images=6, n_boot=10, seed=1)
+    assert {p.name: p.read_bytes() for p in path.parent.iterdir()} == before

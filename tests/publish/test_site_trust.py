@@ -7,10 +7,12 @@ import csv
 import json
 import re
 import shutil
+import threading
 from pathlib import Path
 
 import pytest
 
+from medbench.atomic import folder_lock
 from medbench.errors import RecordError
 from medbench.publish.site import build_site
 from medbench.publish.site.context import FORMULA_STARTS
@@ -128,3 +130,49 @@ def test_build_site_refuses_a_sidecar_that_is_a_link(copied: Path) -> None:
     )
     with pytest.raises(RecordError, match=f"^{re.escape(message)}$"):
         build_site(copied, Path("out"))
+
+
+def _tree(folder: Path) -> dict[str, bytes]:
+    return {
+        p.relative_to(folder).as_posix(): p.read_bytes() for p in folder.rglob("*") if p.is_file()
+    }
+
+
+def test_build_site_interrupted_leaves_the_old_site_whole(
+    board: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "_site"
+    build_site(board, out)
+    before = _tree(out)
+    written = []
+    real = Path.write_bytes
+
+    def crash_after_five(self: Path, data: bytes) -> int:
+        if len(written) == 5:
+            raise KeyboardInterrupt
+        written.append(self)
+        return real(self, data)
+
+    monkeypatch.setattr(Path, "write_bytes", crash_after_five)
+    with pytest.raises(KeyboardInterrupt):
+        build_site(board, out)
+    assert _tree(out) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["._site.lock", "_site"]
+
+
+def test_build_site_waits_for_a_build_in_progress(board: Path, tmp_path: Path) -> None:
+    out = tmp_path / "_site"
+    done = threading.Event()
+
+    def build() -> None:
+        build_site(board, out)
+        done.set()
+
+    with folder_lock(out):
+        worker = threading.Thread(target=build)
+        worker.start()
+        assert not done.wait(3.0)
+        assert not out.exists()
+    worker.join(60)
+    assert done.is_set()
+    assert (out / "index.html").is_file()

@@ -1,4 +1,5 @@
-"""Build the site: validate every record, render all pages in memory, then replace the output."""
+"""Build the site: validate every record, render all pages in memory, write them into a new
+folder beside the output and swap it in (under a lock: two builds never mix their files)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from medbench import __version__
+from medbench.atomic import folder_lock, staging_folder, swap_folder
 from medbench.errors import MedbenchError, RecordError
 from medbench.publish.files import read_sidecar
 from medbench.publish.local import LOCAL_RECORDS
@@ -111,12 +113,16 @@ def build_site(
             site.files[f"static/{path.name}"] = path.read_bytes()
     for name in sorted(site.files):
         _check_name(out, name)
-    if out.exists():
-        shutil.rmtree(out)
-    for name in sorted(site.files):
-        (out / name).parent.mkdir(parents=True, exist_ok=True)
-        _check_name(out, name)  # again, now that the folders exist: none may be a link
-        (out / name).write_bytes(site.files[name])
+    with folder_lock(out):  # a second build waits, then swaps in its own whole tree
+        staged = staging_folder(out)
+        try:
+            for name in sorted(site.files):
+                (staged / name).parent.mkdir(parents=True, exist_ok=True)
+                _check_name(staged, name)  # again, now that the folders exist: none is a link
+                (staged / name).write_bytes(site.files[name])
+            swap_folder(staged, out)
+        finally:
+            shutil.rmtree(staged, ignore_errors=True)
     return [out / name for name in sorted(site.files)]
 
 
