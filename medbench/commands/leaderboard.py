@@ -64,11 +64,13 @@ def verify(
 ) -> None:
     """Re-derive every number of every record from its sidecar and today's specs; exit 1 on
     any mismatch."""
-    from medbench.publish import record_paths, verify_records
+    from medbench.publish import nothing_verified, record_paths, verify_records
     from medbench.spec.loading import load_specs
 
     if not folder.is_dir():
         raise RecordError(f"{folder}: no such leaderboard folder.")
+    if not record_paths(folder):
+        raise RecordError(nothing_verified(folder))
     if specs is None and Path("specs").is_dir():
         specs = Path("specs")
     notes: list[str] = []

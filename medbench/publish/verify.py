@@ -258,3 +258,14 @@ def verify_records(
             continue
         problems.extend(verify_record(path, record, specs, notes))
     return problems
+
+
+def nothing_verified(folder: Path) -> str:
+    """Why a folder without records verifies nothing, and which folder to give instead."""
+    hint = "give the leaderboard folder, which holds `<suite>/<model>.json` records"
+    if any(p.is_file() for p in folder.glob("*.json")):
+        hint = (
+            "it looks like one suite's folder: give its leaderboard, "
+            f"`medbench verify {folder.parent}`"
+        )
+    return f"{folder}: nothing verified: no records in this folder; {hint}."

@@ -8,7 +8,12 @@ likelihood requests. Imports only `spec` and `data`; later stages use the names 
 from __future__ import annotations
 
 from medbench.run.cache import Cache, cache_file, content_key, default_cache_path
-from medbench.run.identity import ModelIdentity, resolve_identity
+from medbench.run.identity import (
+    TEST_MODEL_MARKER,
+    ModelIdentity,
+    marked_test_model,
+    resolve_identity,
+)
 from medbench.run.loop import RunSummary, run_plan, run_suite
 from medbench.run.plan import Job, Plan, attach_diagnoses
 from medbench.run.prepare import open_cache, plan_suite
@@ -26,6 +31,7 @@ from medbench.run.tinydata import (
 from medbench.run.upkeep import Usage, by_model, export_rows, usage
 
 __all__ = [
+    "TEST_MODEL_MARKER",
     "clear_stamp",
     "reusable",
     "run_inputs",
@@ -52,6 +58,7 @@ __all__ = [
     "open_store",
     "plan_suite",
     "recorded",
+    "marked_test_model",
     "resolve_identity",
     "run_plan",
     "run_suite",

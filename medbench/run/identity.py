@@ -33,6 +33,9 @@ if TYPE_CHECKING:
 
 TINY_RECIPE_VERSION = 1
 """Bump when the tiny-model builder changes what it writes for the same spec."""
+TEST_MODEL_MARKER = "medbench_tiny.json"
+"""The file in a checkpoint that medbench built (`tiny-model`, a demonstration model); its
+`"test_model": true` says the weights are random or a demonstration, whatever a spec says."""
 CHECKPOINT_SUFFIXES = (".json", ".safetensors", ".bin", ".model", ".txt", ".jinja", ".py")
 
 
@@ -304,3 +307,17 @@ def _weights_identity(
     assert spec.repo is not None
     sha = resolve_hub_revision(spec.repo, spec.revision)
     return ModelIdentity(_payload(spec, {"repo": spec.repo, "revision": sha}), sha)
+
+
+def marked_test_model(checkpoint_dir: Path | None) -> bool:
+    """Whether a checkpoint's own marker (TEST_MODEL_MARKER) says it is a test model."""
+    import json
+
+    marker = checkpoint_dir / TEST_MODEL_MARKER if checkpoint_dir is not None else None
+    if marker is None or marker.is_symlink() or not marker.is_file():
+        return False
+    try:
+        found = json.loads(marker.read_text(encoding="utf-8")[:100_000])
+    except (OSError, ValueError):
+        return True  # a marker that cannot be read is no proof of real weights
+    return not isinstance(found, dict) or found.get("test_model") is not False

@@ -12,13 +12,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import typer
 from rich.console import Console
+from typer.testing import CliRunner
 
 import medbench.atomic
+from medbench.commands.leaderboard import publish, verify
 from medbench.errors import RecordError
-from medbench.publish.local import publish_results
+from medbench.publish.local import check_markers, publish_results
 from medbench.publish.reading import read_record
 from medbench.publish.verify import verify_records
+from medbench.run import ModelIdentity
 from medbench.run.cache import Cache
 from medbench.run.loop import run_plan
 from medbench.run.plan import make_plan
@@ -214,3 +218,45 @@ def test_write_record_interrupted_leaves_the_old_record_whole(
     with pytest.raises(KeyboardInterrupt):
         publish_synthetic(board, [model_spec("gen")], TASKS, n_images=6, n_boot=10, seed=1)
     assert {p.name: p.read_bytes() for p in path.parent.iterdir()} == before
+
+
+@pytest.mark.parametrize(
+    ("folder", "hint"),
+    [
+        ("empty", "give the leaderboard folder, which holds `<suite>/<model>.json` records"),
+        (
+            "leaderboard/quickstart",
+            "it looks like one suite's folder: give its leaderboard, `medbench verify leaderboard`",
+        ),
+    ],
+)
+def test_verify_command_nothing_verified_is_an_error(board: Path, folder: str, hint: str) -> None:
+    Path("empty").mkdir()
+    app = typer.Typer()
+    app.command()(verify)
+    app.command()(publish)
+    result = CliRunner().invoke(app, ["verify", folder, "--specs", "empty"])
+    assert result.exit_code == 1
+    assert isinstance(result.exception, RecordError)
+    assert (
+        str(result.exception) == f"{folder}: nothing verified: no records in this folder; {hint}."
+    )
+
+
+def test_publish_results_refuses_a_checkpoint_marked_as_a_test_model(
+    project_board: Path, tmp_path: Path
+) -> None:
+    checkpoint = Path("data/models/gen")
+    checkpoint.mkdir(parents=True)
+    (checkpoint / "medbench_tiny.json").write_text('{"test_model": true}\n')
+    identity = ModelIdentity(payload={}, revision="local:x", checkpoint_dir=checkpoint)
+    specs = load_specs(Path("specs"))
+    with pytest.raises(RecordError) as raised:
+        check_markers(specs, {"baseline-chance": identity})
+    assert str(raised.value) == (
+        "baseline-chance: the checkpoint's own medbench_tiny.json says it is a test model (random "
+        "or demonstration weights), but its spec lacks `test_model: true`. Add `test_model: true` "
+        "to the spec (and pass --allow-test-models), or point `path:` at real weights."
+    )
+    (checkpoint / "medbench_tiny.json").write_text('{"test_model": false}\n')
+    check_markers(specs, {"baseline-chance": identity})
