@@ -11,7 +11,7 @@ from medbench.commands import audit, cache, leaderboard, runner, scoring, valida
 from medbench.commands import parse as parse_cmd
 from medbench.commands import prompts as prompts_cmd
 from medbench.commands.convert import convert_app
-from medbench.errors import MedbenchError, SpecError
+from medbench.errors import MedbenchError, SpecError, printable
 
 app = typer.Typer(
     name="medbench",
@@ -61,8 +61,8 @@ def main() -> None:
     try:
         app()
     except SpecError as e:
-        print(e, file=sys.stderr)
+        print(printable(str(e)), file=sys.stderr)
         sys.exit(2)
     except MedbenchError as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(printable(f"error: {e}"), file=sys.stderr)
         sys.exit(1)
