@@ -16,6 +16,8 @@ SVG_NS = "http://www.w3.org/2000/svg"
 XLINK_NS = "http://www.w3.org/1999/xlink"
 MAX_SVG_BYTES = 4 * 1024 * 1024
 MAX_ELEMENTS = 50_000
+MAX_DEPTH = 64
+"""Deepest nesting of elements (matplotlib's figures nest a few levels)."""
 ELEMENTS = frozenset(
     {"svg", "title", "desc", "defs", "style", "g", "path", "use", "clipPath", "rect"}
     | {"circle", "ellipse", "line", "polyline", "polygon", "text", "tspan"}
@@ -97,10 +99,12 @@ def _local(tag: str) -> str:
     return name
 
 
-def _copy(source: ET.Element, count: list[int]) -> ET.Element:
+def _copy(source: ET.Element, count: list[int], depth: int = 1) -> ET.Element:
     count[0] += 1
     if count[0] > MAX_ELEMENTS:
         raise ValueError(f"over {MAX_ELEMENTS} elements")
+    if depth > MAX_DEPTH:
+        raise ValueError(f"elements nested over {MAX_DEPTH} deep")
     name = _local(source.tag)
     element = ET.Element(f"{{{SVG_NS}}}{name}")
     for key, value in source.attrib.items():
@@ -118,7 +122,7 @@ def _copy(source: ET.Element, count: list[int]) -> ET.Element:
         raise ValueError("a <style> element holds CSS rules only, no elements")
     element.text = _stylesheet(text) if name == "style" else text
     for child in source:
-        copied = _copy(child, count)
+        copied = _copy(child, count, depth + 1)
         copied.tail = child.tail
         element.append(copied)
     return element
