@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import sys
+from pathlib import Path
 
 import typer
 
@@ -65,4 +67,16 @@ def main() -> None:
         sys.exit(2)
     except MedbenchError as e:
         print(printable(f"error: {e}"), file=sys.stderr)
+        sys.exit(1)
+    except OSError as e:
+        if e.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        where = Path(e.filename).parent if e.filename else Path.cwd()
+        print(
+            printable(
+                f"error: no space left on the device while writing {e.filename or 'a file'}. "
+                f"Free space in {where} and run again: the answers cached so far are kept."
+            ),
+            file=sys.stderr,
+        )
         sys.exit(1)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sqlite3
 from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -171,8 +172,15 @@ class Cache:
         [, batch_size, precision]) in one transaction: the unit that survives a crash."""
         created = datetime.now(timezone.utc).isoformat(timespec="seconds")
         values = [(*row, *(None,) * (12 - len(row)), __version__, created) for row in rows]
-        with self.transaction():
-            self._db.executemany(_UPSERT, values)
+        try:
+            with self.transaction():
+                self._db.executemany(_UPSERT, values)
+        except (sqlite3.OperationalError, OSError) as e:
+            # A full disk: the transaction rolled back, every answer stored before is kept.
+            raise CacheError(
+                f"{self.path}: cannot store answers ({e}). Free space in {self.path.parent} "
+                "and run again: the answers stored so far are kept."
+            ) from e
 
     def get_many(self, keys: Iterable[str]) -> dict[str, Answer]:
         """The stored rows for these keys (missing keys are absent)."""
