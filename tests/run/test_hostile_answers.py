@@ -69,3 +69,23 @@ def test_run_plan_full_disk_is_a_cache_error_naming_the_folder(
         with pytest.raises(CacheError) as raised:
             run_plan(plan, specs, cache, progress=False)
     assert str(raised.value) == message
+
+
+def test_main_full_disk_names_the_file_and_its_folder(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import errno
+
+    import medbench.cli
+
+    def full() -> None:
+        raise OSError(errno.ENOSPC, "No space left on device", "results/t/scores.csv")
+
+    monkeypatch.setattr(medbench.cli, "app", full)
+    with pytest.raises(SystemExit) as raised:
+        medbench.cli.main()
+    assert raised.value.code == 1
+    assert capsys.readouterr().err == (
+        "error: no space left on the device while writing results/t/scores.csv. Free space in "
+        "results/t and run again: the answers cached so far are kept.\n"
+    )
