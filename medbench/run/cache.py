@@ -50,17 +50,28 @@ CREATE TABLE IF NOT EXISTS file_hashes (
 );
 """
 
-# A finished answer is never replaced; a failed one is replaced by a later try.
+_TYPES = {
+    **dict.fromkeys(("model", "task", "family", "variant", "sample", "prompt"), "'text'"),
+    **dict.fromkeys(("medbench_version", "created"), "'text'"),
+    **dict.fromkeys(("output", "error", "precision"), "'text', 'null'"),
+    "seconds": "'real', 'integer'",
+    "batch_size": "'integer', 'null'",
+}
+"""The SQLite types each answers column may hold (`_answer` reads a row only of these)."""
+_MALFORMED = "(" + " OR ".join(f"typeof({{t}}{c}) NOT IN ({k})" for c, k in _TYPES.items()) + ")"
+"""A row whose cells `_answer` would not read as they are (a hand-edited or hostile cache)."""
+# A finished answer is never replaced; a failed or malformed one is replaced by a later try.
 _UPSERT = """
 INSERT INTO answers (key, model, task, family, variant, sample, prompt, output, error, seconds,
                      batch_size, precision, medbench_version, created)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT(key) DO UPDATE SET
+    model = excluded.model, task = excluded.task, family = excluded.family,
+    variant = excluded.variant, sample = excluded.sample, prompt = excluded.prompt,
     output = excluded.output, error = excluded.error, seconds = excluded.seconds,
     batch_size = excluded.batch_size, precision = excluded.precision,
     medbench_version = excluded.medbench_version, created = excluded.created
-WHERE answers.error IS NOT NULL
-"""
+WHERE answers.error IS NOT NULL OR """ + _MALFORMED.format(t="answers.")
 
 
 _COLUMNS = (
@@ -111,6 +122,38 @@ class Answer:
     """How many requests the model answered together with this one (not in the key)."""
     precision: str | None = None
     """The dtype the model computed in, e.g. `bfloat16`; None where unknown (APIs, baselines)."""
+
+
+_TEXT, _OPTIONAL_TEXT = frozenset({0, 1, 2, 3, 4, 5, 6, 10, 11}), frozenset({7, 8, 13})
+_NAMES = [name.strip() for name in _COLUMNS.split(",")]
+
+
+def _answer(row: tuple[Any, ...]) -> Answer:
+    """A stored row as an Answer. A row whose cells are not of their column's type (a hand-edited
+    or hostile cache: bytes for a text, a text for a number) becomes a failed answer saying
+    which column, so scoring reads it as missing and the next run answers it again."""
+    bad = [
+        _NAMES[i]
+        for i, value in enumerate(row)
+        if (i in _TEXT and not isinstance(value, str))
+        or (i in _OPTIONAL_TEXT and value is not None and not isinstance(value, str))
+        or (i == 9 and (isinstance(value, bool) or not isinstance(value, int | float)))
+        or (
+            i == 12
+            and value is not None
+            and (isinstance(value, bool) or not isinstance(value, int))
+        )
+    ]
+    if not bad:
+        return Answer(*row)
+    key, model, task, family, variant, sample, prompt = (
+        v if isinstance(v, str) else repr(v)[:80] for v in row[:7]
+    )
+    version, created = (v if isinstance(v, str) else "" for v in row[10:12])
+    error = f"the cached row is malformed (column {', '.join(bad)}); the next run answers it again"
+    return Answer(
+        key, model, task, family, variant, sample, prompt, None, error, 0.0, version, created
+    )
 
 
 class Cache:
@@ -165,7 +208,8 @@ class Cache:
 
     def finished_keys(self) -> set[str]:
         """Keys of every answer stored without error."""
-        return {row[0] for row in self._db.execute("SELECT key FROM answers WHERE error IS NULL")}
+        query = f"SELECT key FROM answers WHERE error IS NULL AND NOT {_MALFORMED.format(t='')}"
+        return {row[0] for row in self._db.execute(query)}
 
     def put_many(self, rows: Iterable[tuple[Any, ...]]) -> None:
         """Store rows (key, model, task, family, variant, sample, prompt, output, error, seconds
@@ -192,7 +236,7 @@ class Cache:
             for row in self._db.execute(
                 f"SELECT {_COLUMNS} FROM answers WHERE key IN ({marks})", chunk
             ):
-                found[row[0]] = Answer(*row)
+                found[row[0]] = _answer(row)
         return found
 
     def delete(self, keys: Iterable[str]) -> int:
@@ -210,7 +254,7 @@ class Cache:
     def iter_answers(self) -> Iterator[Answer]:
         """Every stored row, ordered by key."""
         for row in self._db.execute(f"SELECT {_COLUMNS} FROM answers ORDER BY key"):
-            yield Answer(*row)
+            yield _answer(row)
 
     def stats(self) -> dict[str, Any]:
         """Counts per model: answers, failures, seconds spent."""

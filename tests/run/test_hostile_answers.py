@@ -89,3 +89,31 @@ def test_main_full_disk_names_the_file_and_its_folder(
         "error: no space left on the device while writing results/t/scores.csv. Free space in "
         "results/t and run again: the answers cached so far are kept.\n"
     )
+
+
+def test_cache_malformed_rows_read_as_failed_and_are_answered_again(
+    project: Path, tmp_path: Path
+) -> None:
+    specs = load_specs(project / "specs")
+    with Cache(tmp_path / "c.sqlite") as cache:
+        plan = make_plan(specs, "t", models_dir=tmp_path / "models", hasher=cache.hash_file)
+        run_plan(plan, specs, cache, progress=False)
+        keys = sorted(j.key for j in plan.jobs)[:3]
+    db = sqlite3.connect(tmp_path / "c.sqlite")
+    db.execute("UPDATE answers SET output = ? WHERE key = ?", (b"\xff\xfe", keys[0]))
+    db.execute("UPDATE answers SET seconds = 'abc', model = ? WHERE key = ?", (b"m", keys[1]))
+    db.execute("UPDATE answers SET precision = ? WHERE key = ?", (b"\x00", keys[2]))
+    db.commit()
+    db.close()
+    with Cache(tmp_path / "c.sqlite") as cache:
+        read = cache.get_many(keys)
+        assert [read[k].error for k in keys] == [
+            "the cached row is malformed (column output); the next run answers it again",
+            "the cached row is malformed (column model, seconds); the next run answers it again",
+            "the cached row is malformed (column precision); the next run answers it again",
+        ]
+        assert not set(keys) & cache.finished_keys()
+        assert [a.model for a in cache.iter_answers() if a.key == keys[1]] == ["b'm'"]
+        summary = run_plan(plan, specs, cache, progress=False)
+        assert summary.ran == 3
+        assert all(a.error is None for a in cache.get_many(keys).values())
