@@ -61,6 +61,15 @@ def verify(
             "(default: specs/ if present).",
         ),
     ] = None,
+    rerun: Annotated[
+        int,
+        typer.Option(
+            "--rerun",
+            help="Ask each record's model again for N random answers, where the model is "
+            "available here at the record's revision, and compare the texts (needs specs).",
+            min=0,
+        ),
+    ] = 0,
 ) -> None:
     """Re-derive every number of every record from its sidecar and today's specs; exit 1 on
     any mismatch."""
@@ -76,7 +85,7 @@ def verify(
     notes: list[str] = []
     if specs is None:
         notes.append("no specs: answer texts, truths and spec hashes not checked (see --specs)")
-    problems = verify_records(folder, load_specs(specs) if specs else None, notes)
+    problems = verify_records(folder, load_specs(specs) if specs else None, notes, rerun)
     for note in notes:
         typer.echo(f"note: {note}", err=True)
     for problem in problems:

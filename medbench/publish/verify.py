@@ -18,6 +18,7 @@ from medbench.score import (
 from medbench.spec import check_pattern, group_of
 
 if TYPE_CHECKING:
+    from medbench.publish.rederive import Findings
     from medbench.spec.loading import SpecSet
 from medbench.publish.files import figure_problems, read_sidecar, sidecar_bytes
 from medbench.publish.reading import _placement, read_record, record_paths
@@ -173,13 +174,17 @@ def check_calibration(
 
 
 def verify_record(
-    path: Path, record: Record, specs: SpecSet | None = None, notes: list[str] | None = None
+    path: Path,
+    record: Record,
+    specs: SpecSet | None = None,
+    notes: list[str] | None = None,
+    rerun: int = 0,
 ) -> list[str]:
     """Re-derive every number of a record from its sidecar (and its base's, for the pairs);
-    with `specs`, also the parses, truths and spec hashes (what could not be checked is
-    appended to `notes`)."""
-    from medbench.publish.claims import check_model
-    from medbench.publish.rederive import against_specs, check_ladder
+    with `specs`, also the parses, truths, spec hashes and model spec, and with `rerun`, ask
+    the model again for that many answers (`reask`); what could not be checked is appended to
+    `notes`."""
+    from medbench.publish.rederive import check_ladder
 
     display = _display(path)
     problems = _placement(path, record) + figure_problems(path)
@@ -235,20 +240,43 @@ def verify_record(
     items, unread = likelihood_items(display, path, record)
     problems.extend(check_ladder(display, record, tables, _same, items))
     problems.extend(check_calibration(display, record, items, unread))
-    sidecar = _display(path.parent / record.sidecar.path)
-    found = against_specs(display, sidecar, record, answers, specs)
-    if specs is not None:
-        found.problems.extend(check_model(display, record, specs).problems)
+    found = _spec_checks(display, path, record, answers, specs, rerun)
     if notes is not None:
         notes.extend(found.notes)
     return problems + found.problems
 
 
+def _spec_checks(
+    display: str,
+    path: Path,
+    record: Record,
+    answers: pd.DataFrame,
+    specs: SpecSet | None,
+    rerun: int,
+) -> Findings:
+    """Every check that needs today's specs: the answers (`against_specs`), the model block
+    (`check_model`) and, with `rerun`, the model itself (`reask`)."""
+    from medbench.publish.claims import check_model
+    from medbench.publish.reask import reask
+    from medbench.publish.rederive import against_specs
+
+    sidecar = _display(path.parent / record.sidecar.path)
+    found = against_specs(display, sidecar, record, answers, specs)
+    if specs is None:
+        return found
+    found.problems.extend(check_model(display, record, specs).problems)
+    if rerun > 0:
+        asked = reask(display, path, record, specs, rerun)
+        found.problems.extend(asked.problems)
+        found.notes.extend(asked.notes)
+    return found
+
+
 def verify_records(
-    folder: Path, specs: SpecSet | None = None, notes: list[str] | None = None
+    folder: Path, specs: SpecSet | None = None, notes: list[str] | None = None, rerun: int = 0
 ) -> list[str]:
     """Every problem of every record under a leaderboard folder (an empty list: all verified);
-    see `verify_record` for `specs` and `notes`."""
+    see `verify_record` for `specs`, `notes` and `rerun`."""
     problems: list[str] = []
     for path in record_paths(folder):
         try:
@@ -256,7 +284,7 @@ def verify_records(
         except RecordError as e:
             problems.extend(str(e).splitlines())
             continue
-        problems.extend(verify_record(path, record, specs, notes))
+        problems.extend(verify_record(path, record, specs, notes, rerun))
     return problems
 
 

@@ -15,7 +15,7 @@ from medbench.run.identity import (
     resolve_identity,
 )
 from medbench.run.loop import RunSummary, run_plan, run_suite
-from medbench.run.plan import Job, Plan, attach_diagnoses
+from medbench.run.plan import Job, Plan, attach_diagnoses, make_plan
 from medbench.run.prepare import open_cache, plan_suite
 from medbench.run.rerun import clear_stamp, reusable, run_inputs, run_outputs, write_stamp
 from medbench.run.served import Probing, recorded
@@ -58,6 +58,7 @@ __all__ = [
     "open_store",
     "plan_suite",
     "recorded",
+    "make_plan",
     "marked_test_model",
     "resolve_identity",
     "run_plan",

@@ -26,6 +26,7 @@ from medbench.run import ModelIdentity
 from medbench.run.cache import Cache
 from medbench.run.loop import run_plan
 from medbench.run.plan import make_plan
+from medbench.score import answers_csv, read_answers_csv
 from medbench.score.report import score_and_report
 from medbench.spec.loading import load_specs
 from tests.leaderboard_data import model_spec, publish_synthetic
@@ -260,3 +261,30 @@ def test_publish_results_refuses_a_checkpoint_marked_as_a_test_model(
     )
     (checkpoint / "medbench_tiny.json").write_text('{"test_model": false}\n')
     check_markers(specs, {"baseline-chance": identity})
+
+
+def test_verify_records_rerun_catches_answers_the_model_never_gave(project_board: Path) -> None:
+    specs = load_specs(Path("specs"))
+    notes: list[str] = []
+    assert verify_records(project_board, specs, notes, rerun=1000) == []
+    assert "leaderboard/t/baseline-majority.json: rerun: 28 answers re-asked, all as recorded" in (
+        notes
+    )
+    folder = project_board / "t"
+    sidecar = folder / "baseline-majority.answers.csv.gz"
+    frame = read_answers_csv(sidecar.read_bytes())
+    wrong = (frame["pipeline"] == "direct") & (frame["text"] != frame["truth"])
+    first = frame.index[wrong & (frame["family"] == "closed_diagnosis")][0]
+    truth, given = str(frame.loc[first, "truth"]), str(frame.loc[first, "text"])
+    frame.loc[first, ["text", "parsed", "status", "correct"]] = [truth, truth, "answer", True]
+    sidecar.write_bytes(answers_csv(frame))
+    digest = hashlib.sha256(sidecar.read_bytes()).hexdigest()
+    edit(folder / "baseline-majority.json", lambda d: d["sidecar"].update(sha256=digest))
+    row = frame.loc[first]
+    problems = verify_records(project_board, specs, [], rerun=1000)
+    assert (
+        f"leaderboard/t/baseline-majority.json: rerun: 1 of 28 re-asked answers differ from the "
+        f"sidecar (first: pneumonia_cxr/closed_diagnosis/{row['variant']}/{row['sample']}: "
+        f"recorded {truth!r}, the model answers {given!r}); these answers did not come from this "
+        "model as the specs ask it"
+    ) in problems
