@@ -29,6 +29,8 @@ _ID = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]{0,80}$")
 _LOCAL = re.compile(r"^#[A-Za-z_][A-Za-z0-9_.\-]{0,80}$")
 _LOCAL_URL = re.compile(r"^url\(#[A-Za-z_][A-Za-z0-9_.\-]{0,80}\)$")
 _PLAIN = re.compile(r"^[A-Za-z0-9 #.,%'\-]{0,300}$")
+_REMOTE = re.compile(r"url\(\s*['\"]?\s*(?!#)|@import", re.IGNORECASE)
+"""A CSS reference to anything but an element of the map itself."""
 _LENGTH = re.compile(r"^[0-9.]+(pt|px|%)?$")
 ATTRIBUTES: dict[str, re.Pattern[str]] = {
     "width": _LENGTH,
@@ -144,4 +146,7 @@ def clean_svg(data: bytes) -> bytes:
     ET.register_namespace("xlink", XLINK_NS)
     tree = _copy(root, [0])
     text = ET.tostring(tree, encoding="unicode")
+    if _REMOTE.search(text):
+        # Every part was checked; this is the last word: nothing that fetches may leave here.
+        raise ValueError("a reference to another document (url() or @import) is not allowed")
     return ('<?xml version="1.0" encoding="utf-8"?>\n' + text + "\n").encode("utf-8")

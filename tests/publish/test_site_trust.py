@@ -176,3 +176,13 @@ def test_build_site_waits_for_a_build_in_progress(board: Path, tmp_path: Path) -
     worker.join(60)
     assert done.is_set()
     assert (out / "index.html").is_file()
+
+
+def test_clean_svg_never_lets_a_remote_reference_out() -> None:
+    with pytest.raises(
+        ValueError, match=r"^a reference to another document \(url\(\) or @import\) is not allowed$"
+    ):
+        clean_svg(MAP.replace(b"<title>map</title>", b"<title>url(https://example.org/x)</title>"))
+    assert b"url(#c0)" in clean_svg(
+        MAP.replace(b'<rect x="1"', b'<rect clip-path="url(#c0)" x="1"')
+    )
