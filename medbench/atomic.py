@@ -65,5 +65,11 @@ def swap_folder(staged: Path, folder: Path) -> None:
     old = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.old-")) / "tree"
     if folder.exists():
         os.replace(folder, old)
-    os.replace(staged, folder)
-    shutil.rmtree(old.parent, ignore_errors=True)
+    try:
+        os.replace(staged, folder)
+    except BaseException:
+        if old.exists():
+            os.replace(old, folder)  # the old tree back in place, whole
+        raise
+    finally:
+        shutil.rmtree(old.parent, ignore_errors=True)

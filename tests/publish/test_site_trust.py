@@ -186,3 +186,26 @@ def test_clean_svg_never_lets_a_remote_reference_out() -> None:
     assert b"url(#c0)" in clean_svg(
         MAP.replace(b'<rect x="1"', b'<rect clip-path="url(#c0)" x="1"')
     )
+
+
+def test_swap_folder_failed_rename_puts_the_old_tree_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import medbench.atomic
+
+    folder, staged = tmp_path / "_site", tmp_path / "new"
+    folder.mkdir()
+    (folder / "index.html").write_text("old")
+    staged.mkdir()
+    real = medbench.atomic.os.replace
+
+    def fail_the_swap(source: Path, target: Path) -> None:
+        if Path(source) == staged:
+            raise OSError(28, "No space left on device")
+        real(source, target)
+
+    monkeypatch.setattr(medbench.atomic.os, "replace", fail_the_swap)
+    with pytest.raises(OSError):
+        medbench.atomic.swap_folder(staged, folder)
+    assert (folder / "index.html").read_text() == "old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["_site", "new"]
