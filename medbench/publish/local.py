@@ -227,10 +227,11 @@ def publish_results(
 ) -> list[Path]:
     """Write `out/<suite>/<model>.json` (and sidecars, maps) for a scored suite's models."""
     from medbench.home import models_dir as shared_models_dir
+    from medbench.publish.reask import planned_keys
     from medbench.publish.record import RELIABILITY_SUFFIX, Provenance
     from medbench.publish.verify import count_image_processors
     from medbench.publish.writing import write_record
-    from medbench.run import cache_file, default_cache_path, recorded, resolve_identity
+    from medbench.run import cache_file, default_cache_path, make_plan, recorded, resolve_identity
     from medbench.score import ScoringLayout, answers_csv, read_answers_csv, score_answers
     from medbench.score.likelihood import FOLDER as LIKELIHOOD
     from medbench.score.likelihood import RELIABILITY
@@ -257,6 +258,9 @@ def publish_results(
         for m in chosen
     }
     check_markers(specs, identities)
+    plan = make_plan(
+        specs, suite, models_dir=built, models=chosen, snapshots=recorded(snapshots_at)
+    )
     written = []
     for model_id in chosen:
         spec = specs.model(model_id)
@@ -280,6 +284,7 @@ def publish_results(
             allow_test_models=allow_test_models,
             ladder=ladder_rows(folder, model_id),
             likelihood=items,
+            answer_keys=planned_keys(plan.jobs, model_id, rows),
         )
         copy_maps(folder / "tsne" / model_id, path)
         copy_maps(folder / LIKELIHOOD / RELIABILITY / model_id, path, RELIABILITY_SUFFIX)

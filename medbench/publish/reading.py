@@ -62,7 +62,7 @@ def record_json(record: Record) -> str:
     """A record as published: sorted keys, indent 2, a trailing newline."""
     data = record.model_dump(mode="json", exclude_none=False)
     optional_fields = ("ladder", "image_processors", "adapter_revision", *OPTIONAL_TABLES)
-    for optional in (*optional_fields, "calibration", "likelihood_sidecar"):
+    for optional in (*optional_fields, "calibration", "likelihood_sidecar", "run"):
         if data[optional] is None:
             del data[optional]
     if data["layout"]["image_variants"] is None:

@@ -12,29 +12,42 @@ any difference is a forgery; a real model on other hardware may differ in a rare
 from __future__ import annotations
 
 import random
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import pandas as pd
+
 from medbench.errors import MedbenchError
 from medbench.publish.files import read_sidecar
+from medbench.publish.record import keys_digest
 from medbench.publish.rederive import Findings
 
 if TYPE_CHECKING:
     from medbench.publish.record import Record
+    from medbench.run import Job
     from medbench.spec.loading import SpecSet
 
 ROW_KEY = ("task", "family", "variant", "sample", "replicate", "image_variant")
 """The sidecar columns that name one direct answer, as a job of the plan names it."""
 
 
-def _recorded(path: Path, record: Record) -> dict[tuple[Any, ...], str]:
-    """The record's direct, answered rows: their job's names -> the recorded text."""
-    answers = read_sidecar(path.parent, record.sidecar.path, record.sidecar.sha256)
-    rows = answers[(answers["pipeline"] == "direct") & answers["error"].isna()]
+def answered(answers: pd.DataFrame, model: str) -> dict[tuple[str, ...], str]:
+    """A model's direct, answered rows of a sidecar: their job's names -> the text."""
+    rows = answers[
+        (answers["model"] == model) & (answers["pipeline"] == "direct") & answers["error"].isna()
+    ]
     return {
         tuple(str(row[c]) for c in ROW_KEY): "" if row["text"] is None else str(row["text"])
         for row in rows.to_dict("records")
     }
+
+
+def planned_keys(jobs: Iterable[Job], model: str, answers: pd.DataFrame) -> list[str]:
+    """The cache keys, as the plan's `jobs` key them, of `model`'s direct answers in
+    `answers`: what a record names its run's answers by (`RunInfo.answer_keys`)."""
+    names = answered(answers, model)
+    return [j.key for j in jobs if j.pipeline == "direct" and j.model == model and _key(j) in names]
 
 
 def reask(display: str, path: Path, record: Record, specs: SpecSet, n: int) -> Findings:
@@ -59,7 +72,8 @@ def reask(display: str, path: Path, record: Record, specs: SpecSet, n: int) -> F
             )
             return out
         plan = make_plan(specs, record.suite, models_dir=models_dir(), models=[record.model_id])
-        recorded = _recorded(path, record)
+        answers = read_sidecar(path.parent, record.sidecar.path, record.sidecar.sha256)
+        recorded = answered(answers, record.model_id)
         jobs = [
             j
             for j in plan.jobs
@@ -74,6 +88,13 @@ def reask(display: str, path: Path, record: Record, specs: SpecSet, n: int) -> F
     except (MedbenchError, OSError, ValueError) as e:
         out.notes.append(f"{display}: rerun: the model cannot be asked here: {e}")
         return out
+    keys = planned_keys(plan.jobs, record.model_id, answers)
+    if record.run is not None and keys_digest(keys) != record.run.answer_keys:
+        out.problems.append(
+            f"{display}: run.answer_keys: the answers' cache keys are not those today's plan "
+            f"gives them ({len(keys)} planned, {record.run.n_answers} recorded): the record was "
+            "made with other prompts, images or weights than today's specs ask"
+        )
     differ = [
         (j, o.text) for j, o in zip(chosen, outputs, strict=True) if o.text != recorded[_key(j)]
     ]

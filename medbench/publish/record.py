@@ -8,16 +8,26 @@ so a record cannot claim what its answers do not show.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
 import re
+from collections.abc import Iterable
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import pandas as pd
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainValidator, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    field_validator,
+    model_validator,
+)
 
 from medbench import __version__
 from medbench.publish.environment import (
@@ -32,11 +42,13 @@ from medbench.score import (
 )
 from medbench.spec import ID_PATTERN
 
-RECORD_SCHEMA_VERSION: Literal[3] = 3
+RECORD_SCHEMA_VERSION: Literal[4] = 4
 """2: a record and its sidecar's rows carry `parser_version`. 3: the models table gains
 `all_variants_f1` and `mean_worst_f1`, the fragility table `all_variants_f1` (each with its CI);
 the layout says which tasks are clustered, the sidecar holds each image's group and the
-noise-floor replicates (`replicate` 1), and fragility rows carry the noise floor."""
+noise-floor replicates (`replicate` 1), and fragility rows carry the noise floor. 4: the record
+names the run that made its answers (`run`: the suite, medbench's version and commit, and the
+sha256 of its answers' cache keys). Records of version 3 are still read and verified."""
 SPEC_REF_PATTERN = r"^(task|prompt_family|model|suite)/[a-z0-9][a-z0-9._-]*$"
 SIDECAR_SUFFIX = ".answers.csv.gz"
 TABLE_KEYS: dict[str, tuple[str, ...]] = {
@@ -228,10 +240,28 @@ class Provenance(_Model):
     """`backend:Class` of the image processor -> number of answers it preprocessed."""
 
 
-class Record(_Model):
-    """One model's published result on one suite (record schema version 3)."""
+class RunInfo(_Model):
+    """The run that produced a record's answers (record schema version 4)."""
 
-    schema_version: Literal[3]
+    suite: Id
+    medbench_version: str = Field(max_length=100)
+    git_commit: str | None = Field(max_length=100)
+    answer_keys: Sha256
+    """sha256 over the sorted cache keys (one a line) of the model's direct answers in the
+    sidecar, as the suite's plan keys them: `verify --rerun` plans them again and compares."""
+    n_answers: Count
+    """How many answers those keys name."""
+
+
+def keys_digest(keys: Iterable[str]) -> str:
+    """The sha256 a record names its answers' cache keys by: over the sorted keys, a line each."""
+    return hashlib.sha256("".join(f"{k}\n" for k in sorted(keys)).encode()).hexdigest()
+
+
+class Record(_Model):
+    """One model's published result on one suite (record schema version 4, or 3 without `run`)."""
+
+    schema_version: Literal[3, 4]
     suite: Id
     model_id: Id
     model: dict[str, Any]
@@ -274,6 +304,16 @@ class Record(_Model):
     re-derived by `verify` from the likelihood sidecar."""
     likelihood_sidecar: LikelihoodSidecarInfo | None = None
     """The model's option scores, beside the record, that the calibration comes from."""
+    run: RunInfo | None = None
+    """The run that made the answers: required from schema version 4, absent before."""
+
+    @model_validator(mode="after")
+    def _run_named(self) -> Record:
+        if (self.schema_version >= 4) != (self.run is not None):
+            raise ValueError(
+                "run: a record of schema version 4 names its run, one of version 3 does not"
+            )
+        return self
 
     @field_validator(*ROW_KEYS)
     @classmethod

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +23,11 @@ from medbench.publish.record import (
     Provenance,
     Record,
     Row,
+    RunInfo,
     Scalar,
     SidecarInfo,
     _plain,
+    keys_digest,
 )
 from medbench.score import (
     ScoreTables,
@@ -64,11 +67,13 @@ def write_record(
     allow_test_models: bool = False,
     ladder: list[dict[str, Any]] | None = None,
     likelihood: pd.DataFrame | None = None,
+    answer_keys: Sequence[str] = (),
 ) -> Path:
     """Write `folder/<suite>/<model>.json` and its answers sidecar; return the record's path.
 
     `answers` may hold other models' rows: only this model's are kept. `tables` are the
-    scores of `answers` (with the base model's rows, for the pairs) under `layout`.
+    scores of `answers` (with the base model's rows, for the pairs) under `layout`;
+    `answer_keys` the cache keys of the model's direct answers, which the record names.
     """
     if spec.test_model and not allow_test_models:
         raise RecordError(
@@ -110,6 +115,13 @@ def write_record(
         else None,
         calibration=calibration,
         likelihood_sidecar=likelihood_sidecar,
+        run=RunInfo(
+            suite=suite,
+            medbench_version=provenance.medbench.version,
+            git_commit=provenance.medbench.git_commit,
+            answer_keys=keys_digest(answer_keys),
+            n_answers=len(answer_keys),
+        ),
         **fields,
     )
     path = target / f"{spec.id}.json"

@@ -288,3 +288,30 @@ def test_verify_records_rerun_catches_answers_the_model_never_gave(project_board
         f"recorded {truth!r}, the model answers {given!r}); these answers did not come from this "
         "model as the specs ask it"
     ) in problems
+
+
+def test_publish_results_record_names_the_run_of_its_answers(project_board: Path) -> None:
+    record = read_record(project_board / "t" / "baseline-majority.json")
+    assert record.schema_version == 4 and record.run is not None
+    assert (record.run.suite, record.run.n_answers) == ("t", 28)
+    assert record.run.medbench_version == record.medbench.version
+    path = project_board / "t" / "baseline-majority.json"
+    edit(path, lambda d: d["run"].update(answer_keys="0" * 64))
+    problems = verify_records(project_board, load_specs(Path("specs")), [], rerun=1)
+    assert problems == [
+        "leaderboard/t/baseline-majority.json: run.answer_keys: the answers' cache keys are not "
+        "those today's plan gives them (28 planned, 28 recorded): the record was made with other "
+        "prompts, images or weights than today's specs ask"
+    ]
+
+
+def test_read_record_of_schema_version_3_reads_without_run(board: Path) -> None:
+    path = board / "quickstart" / "gen.json"
+    edit(path, lambda d: d.update(schema_version=3))
+    assert verify_records(board) == [
+        "leaderboard/quickstart/gen.json:1:1: run: a record of schema version 4 names its run, "
+        "one of version 3 does not"
+    ]
+    edit(path, lambda d: d.pop("run"))
+    assert verify_records(board) == []
+    assert read_record(Path(__file__).parents[2] / "leaderboard/quickstart/baseline-chance.json")

@@ -194,7 +194,7 @@ def test_verify_records_pairs_need_the_base_sidecar(board: Path) -> None:
             lambda d: d["dataset"]["n_images"].update(pneumonia_cxr="30"),
             'dataset.n_images.pneumonia_cxr: input should be a valid integer, got "30"',
         ),
-        (lambda d: d.update(schema_version=2), "schema_version: input should be 3, got 2"),
+        (lambda d: d.update(schema_version=2), "schema_version: input should be 3 or 4, got 2"),
         (lambda d: d.pop("parser_version"), "parser_version: field required"),
         (lambda d: d.update(score=1), "score: extra inputs are not permitted, got 1"),
     ],
