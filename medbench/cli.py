@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import sys
+from pathlib import Path
 
 import typer
 
@@ -11,7 +13,7 @@ from medbench.commands import audit, cache, leaderboard, runner, scoring, valida
 from medbench.commands import parse as parse_cmd
 from medbench.commands import prompts as prompts_cmd
 from medbench.commands.convert import convert_app
-from medbench.errors import MedbenchError, SpecError
+from medbench.errors import MedbenchError, SpecError, printable
 
 app = typer.Typer(
     name="medbench",
@@ -61,8 +63,20 @@ def main() -> None:
     try:
         app()
     except SpecError as e:
-        print(e, file=sys.stderr)
+        print(printable(str(e)), file=sys.stderr)
         sys.exit(2)
     except MedbenchError as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(printable(f"error: {e}"), file=sys.stderr)
+        sys.exit(1)
+    except OSError as e:
+        if e.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        where = Path(e.filename).parent if e.filename else Path.cwd()
+        print(
+            printable(
+                f"error: no space left on the device while writing {e.filename or 'a file'}. "
+                f"Free space in {where} and run again: the answers cached so far are kept."
+            ),
+            file=sys.stderr,
+        )
         sys.exit(1)

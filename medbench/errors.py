@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from dataclasses import dataclass
 
 
@@ -49,3 +51,34 @@ class CacheError(MedbenchError):
 
 class RecordError(MedbenchError):
     """A leaderboard record is malformed or does not match its sidecar."""
+
+
+_WORKFLOW_COMMAND = re.compile(r"^([ \t]*)(?=::)", re.M)
+
+
+def printable(text: str) -> str:
+    """`text` safe to print to a terminal or a CI log: control and invisible characters (an
+    escape sequence, a bidi override, a zero-width space) written as `\\x1b`-style escapes, and
+    a line that would start with `::` (a GitHub workflow command) led by a backslash. Newlines
+    and tabs are kept."""
+    out = "".join(
+        ch if ch in "\n\t" or unicodedata.category(ch) not in _HIDDEN else _escape(ch)
+        for ch in text
+    )
+    return _WORKFLOW_COMMAND.sub(lambda m: f"{m.group(1)}\\", out) if "::" in out else out
+
+
+_HIDDEN = frozenset({"Cc", "Cf", "Cs", "Co", "Zl", "Zp"})
+"""Unicode categories that print as nothing or act on the terminal: controls, formats (zero-width
+and bidi characters), surrogates, private use, line and paragraph separators."""
+
+
+def _escape(ch: str) -> str:
+    code = ord(ch)
+    return (
+        f"\\x{code:02x}"
+        if code < 0x100
+        else f"\\u{code:04x}"
+        if code < 0x10000
+        else f"\\U{code:08x}"
+    )

@@ -31,8 +31,8 @@ ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
     "--disable-component-update", "--no-first-run", "--disable-sync", "--disable-quic",
 ]  # fmt: skip
-RANKING = '[id="quickstart.ranking"]'
-PER_TASK = '[id="quickstart.per-task"]'
+RANKING = '[id="quickstart~ranking"]'
+PER_TASK = '[id="quickstart~per-task"]'
 REPO = Path(__file__).resolve().parent.parent
 ARTEFACTS = REPO / "test-results" / "browser"
 """Screenshots of the pages, kept as the test run's artefacts."""
@@ -250,7 +250,7 @@ def test_screenshots_of_index_model_task_and_flip_pages(page: Page, site_url: st
         "synthetic-index": "",
         "synthetic-model": "models/med.html",
         "synthetic-task": "tasks/pneumonia_cxr.html",
-        "synthetic-flips": "flips/quickstart.gen.pneumonia_cxr.html",
+        "synthetic-flips": "flips/quickstart~gen~pneumonia_cxr.html",
     }
     for name, path in shots.items():
         page.goto(site_url + path)
@@ -319,7 +319,7 @@ def test_quickstart_site_build_shows_the_models_of_the_run(
     def ranked(site: str) -> list[str]:
         import json
 
-        rows = json.loads((project / site / "data" / "quickstart.ranking.json").read_text())
+        rows = json.loads((project / site / "data" / "quickstart~ranking.json").read_text())
         return [str(r["model"]) for r in rows]
 
     expected = [

@@ -54,7 +54,7 @@ def test_run_end_to_end_writes_results_ladder_records_and_site(tmp_path: Path) -
     page = (project / "_site" / "models" / "tiny-llava.html").read_text()
     assert "knowledge ladder" in page
     assert (results / "leaderboard" / "t" / "tiny-llava.tsne" / "skin_lesion.svg").is_file()
-    assert 'src="../charts/t.tiny-llava.tsne.skin_lesion.svg"' in page
+    assert 'src="../charts/t~tiny-llava~tsne~skin_lesion.svg"' in page
     assert "Site built: open _site/index.html" in done.stderr
     # One rule for what the site shows: `site build` after `run` gives the same site.
     first = {

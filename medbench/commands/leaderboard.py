@@ -61,20 +61,31 @@ def verify(
             "(default: specs/ if present).",
         ),
     ] = None,
+    rerun: Annotated[
+        int,
+        typer.Option(
+            "--rerun",
+            help="Ask each record's model again for N random answers, where the model is "
+            "available here at the record's revision, and compare the texts (needs specs).",
+            min=0,
+        ),
+    ] = 0,
 ) -> None:
     """Re-derive every number of every record from its sidecar and today's specs; exit 1 on
     any mismatch."""
-    from medbench.publish import record_paths, verify_records
+    from medbench.publish import nothing_verified, record_paths, verify_records
     from medbench.spec.loading import load_specs
 
     if not folder.is_dir():
         raise RecordError(f"{folder}: no such leaderboard folder.")
+    if not record_paths(folder):
+        raise RecordError(nothing_verified(folder))
     if specs is None and Path("specs").is_dir():
         specs = Path("specs")
     notes: list[str] = []
     if specs is None:
         notes.append("no specs: answer texts, truths and spec hashes not checked (see --specs)")
-    problems = verify_records(folder, load_specs(specs) if specs else None, notes)
+    problems = verify_records(folder, load_specs(specs) if specs else None, notes, rerun)
     for note in notes:
         typer.echo(f"note: {note}", err=True)
     for problem in problems:

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from medbench.commands.options import CacheOpt, SpecsArg
+from medbench.errors import printable
 
 
 def prompts(
@@ -55,5 +56,5 @@ def prompts(
         if i:
             typer.echo("")
         asked = f", sample {prompt.sample}" if prompt.sample is not None else ""
-        typer.echo(f"=== {prompt.family}/{prompt.variant} ({prompt.kind}{asked})")
-        typer.echo(prompt.text)
+        typer.echo(printable(f"=== {prompt.family}/{prompt.variant} ({prompt.kind}{asked})"))
+        typer.echo(printable(prompt.text))

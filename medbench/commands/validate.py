@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 from pydantic import TypeAdapter
 
-from medbench.errors import SpecError
+from medbench.errors import SpecError, printable
 from medbench.spec import SPEC_KINDS
 
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
@@ -47,11 +47,11 @@ def validate(
                 raise SpecError(issues)
     except SpecError as e:
         for issue in e.issues:
-            typer.echo(str(issue), err=True)
+            typer.echo(printable(str(issue)), err=True)
         raise typer.Exit(2) from None
     for suite in sorted(specs.warnings):
         for warning in specs.warnings[suite]:
-            typer.echo(f"warning: {warning}", err=True)
+            typer.echo(printable(f"warning: {warning}"), err=True)
     variants = sum(len(family.variants) for family in specs.families.values())
     counts = [
         _count(len(specs.tasks), "task"),

@@ -43,7 +43,7 @@ def local_ref(
     if not ref.is_file() or not os.path.realpath(ref).startswith(os.path.realpath(refs) + os.sep):
         return None
     cached = ref.read_text(encoding="utf-8", errors="replace")[:100].strip()
-    if not SHA_RE.match(cached):
+    if not SHA_RE.fullmatch(cached):
         raise error(
             f"{repo}@{revision}: the Hugging Face cache's ref {ref} does not hold a commit sha."
         )

@@ -138,7 +138,7 @@ def resolve_dataset_revision(repo: str, revision: str) -> str:
             f"hub ({type(e).__name__}). Check the network, set HF_HUB_OFFLINE=1 to use the local "
             "cache, or pin `revision` to the 40-character commit sha."
         ) from e
-    if not sha or not SHA_RE.match(str(sha)):
+    if not sha or not SHA_RE.fullmatch(str(sha)):
         raise DataError(f"{repo}@{revision}: the Hub gave no commit sha (got {sha!r}).")
     return str(sha)
 

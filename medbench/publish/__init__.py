@@ -7,10 +7,11 @@ from __future__ import annotations
 from medbench.publish.job import JobOptions, run_job
 from medbench.publish.local import publish_results
 from medbench.publish.reading import record_paths
-from medbench.publish.verify import verify_records
+from medbench.publish.verify import nothing_verified, verify_records
 
 __all__ = [
     "JobOptions",
+    "nothing_verified",
     "publish_results",
     "record_paths",
     "run_job",

@@ -108,6 +108,46 @@ def run_job(options: JobOptions, context: BackendContext, console: Console) -> i
     return 1 if summary.failed_models or summary.failed else 0
 
 
+NARROWED = "narrowed"
+"""`results/<suite>/narrowed/`: where a narrowed or failed run's scores go, beside the suite's."""
+
+
+def narrowing(options: JobOptions, summary: RunSummary, folder: Path) -> list[str]:
+    """Why a run's scores must not replace the suite's results: its options narrowed it, or
+    jobs failed while the suite's folder holds the results of an earlier run (none: they may)."""
+    why = [f"--model {m}" for m in options.models or []]
+    why += [f"--task {t}" for t in options.tasks or []]
+    why += [f"--limit {options.limit}"] if options.limit is not None else []
+    if not summary.complete and (folder / "layout.json").is_file():
+        why.append(f"{summary.failed} jobs and {len(summary.failed_models)} models failed")
+    return why
+
+
+def score_beside(
+    options: JobOptions,
+    spec_set: SpecSet,
+    the_plan: Plan,
+    store: Cache,
+    context: BackendContext,
+    why: list[str],
+    console: Console,
+) -> Path:
+    """Score a narrowed or failed run into `results/<suite>/narrowed/<suite>/`, leaving the
+    suite's own results (and its local records and site) as they were, and say so."""
+    beside = options.results / the_plan.suite.id / NARROWED
+    report = Console(stderr=True)
+    probe_context = context if options.probe else None
+    out = score_and_report(spec_set, the_plan, store, beside, report, probe_context, context)
+    console.print(
+        f"This run was narrowed ({', '.join(why)}): its scores are in {out}/, beside the "
+        f"suite's results in {options.results / the_plan.suite.id}/, which it left as they "
+        "were (no local records, no site). Run the whole suite to score it all.",
+        highlight=False,
+        markup=False,
+    )
+    return out
+
+
 def _score_and_publish(
     options: JobOptions,
     spec_set: SpecSet,
@@ -117,10 +157,15 @@ def _score_and_publish(
     summary: RunSummary,
     console: Console,
 ) -> None:
-    """Score and build the site, unless the last complete run's outputs can be reused."""
+    """Score and build the site, unless the last complete run's outputs can be reused; a
+    narrowed or failed run is scored beside the suite's results (see `score_beside`)."""
     results, suite = options.results, options.suite
     adhoc = [m for m in (options.models or []) if is_adhoc(m)]
     folder = results / the_plan.suite.id
+    why = narrowing(options, summary, folder)
+    if why:
+        score_beside(options, spec_set, the_plan, store, context, why, console)
+        return
     recorded_options = {
         "suite": suite,
         "models": options.models,

@@ -49,7 +49,7 @@ def read_items_csv(raw: bytes) -> pd.DataFrame:
     for i, row in enumerate(frame.to_dict("records")):
         try:
             _check({str(k): v for k, v in row.items()})
-        except (ValueError, TypeError) as e:
+        except (ValueError, TypeError, OverflowError) as e:
             raise ValueError(f"row {i + 1}: {e}") from e
     frame["truth_option"] = frame["truth_option"].astype(int)
     frame["merged"] = frame["merged"].map({"True": True, "False": False}).astype(bool)

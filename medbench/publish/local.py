@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from medbench.publish.record import DatasetInfo, TaskInfo
+    from medbench.run import ModelIdentity
     from medbench.spec import SuiteSpec
     from medbench.spec.loading import SpecSet
 
@@ -195,6 +196,25 @@ def check_choice(
             )
 
 
+def check_markers(specs: SpecSet, identities: dict[str, ModelIdentity]) -> None:
+    """Refuse a model whose checkpoint says it is a test model (its own marker file) while its
+    spec does not: random weights must never publish as a real result."""
+    from medbench.run import TEST_MODEL_MARKER, marked_test_model
+
+    unmarked = sorted(
+        m
+        for m, identity in identities.items()
+        if marked_test_model(identity.checkpoint_dir) and not specs.model(m).test_model
+    )
+    if unmarked:
+        raise RecordError(
+            f"{', '.join(unmarked)}: the checkpoint's own {TEST_MODEL_MARKER} says it is a test "
+            "model (random or demonstration weights), but its spec lacks `test_model: true`. Add "
+            "`test_model: true` to the spec (and pass --allow-test-models), or point `path:` at "
+            "real weights."
+        )
+
+
 def publish_results(
     specs: SpecSet,
     suite: str,
@@ -207,10 +227,11 @@ def publish_results(
 ) -> list[Path]:
     """Write `out/<suite>/<model>.json` (and sidecars, maps) for a scored suite's models."""
     from medbench.home import models_dir as shared_models_dir
+    from medbench.publish.reask import planned_keys
     from medbench.publish.record import RELIABILITY_SUFFIX, Provenance
     from medbench.publish.verify import count_image_processors
     from medbench.publish.writing import write_record
-    from medbench.run import cache_file, default_cache_path, recorded, resolve_identity
+    from medbench.run import cache_file, default_cache_path, make_plan, recorded, resolve_identity
     from medbench.score import ScoringLayout, answers_csv, read_answers_csv, score_answers
     from medbench.score.likelihood import FOLDER as LIKELIHOOD
     from medbench.score.likelihood import RELIABILITY
@@ -230,12 +251,20 @@ def publish_results(
     built = models_dir or shared_models_dir()
     items = likelihood_items(folder)
     snapshots_at = cache_file(default_cache_path()).parent  # where runs record snapshots
+    identities = {
+        m: resolve_identity(
+            specs.model(m), specs.root, built, specs=specs, snapshots=recorded(snapshots_at)
+        )
+        for m in chosen
+    }
+    check_markers(specs, identities)
+    plan = make_plan(
+        specs, suite, models_dir=built, models=chosen, snapshots=recorded(snapshots_at)
+    )
     written = []
     for model_id in chosen:
         spec = specs.model(model_id)
-        identity = resolve_identity(
-            spec, specs.root, built, specs=specs, snapshots=recorded(snapshots_at)
-        )
+        identity = identities[model_id]
         provenance = Provenance(
             revision=identity.revision,
             adapter_revision=identity.adapter_revision,
@@ -255,6 +284,7 @@ def publish_results(
             allow_test_models=allow_test_models,
             ladder=ladder_rows(folder, model_id),
             likelihood=items,
+            answer_keys=planned_keys(plan.jobs, model_id, rows),
         )
         copy_maps(folder / "tsne" / model_id, path)
         copy_maps(folder / LIKELIHOOD / RELIABILITY / model_id, path, RELIABILITY_SUFFIX)

@@ -10,7 +10,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from medbench.errors import RecordError
-from medbench.publish.jsonpos import position
+from medbench.publish.jsonpos import line_col, position, repeated_key
 from medbench.publish.record import (
     ID_RE,
     MAPS_SUFFIX,
@@ -68,7 +68,7 @@ def record_json(record: Record) -> str:
         "scoring_version",
         *OPTIONAL_TABLES,
     )
-    for optional in (*optional_fields, "calibration", "likelihood_sidecar"):
+    for optional in (*optional_fields, "calibration", "likelihood_sidecar", "run"):
         if data[optional] is None:
             del data[optional]
     if data["layout"]["image_variants"] is None:
@@ -91,10 +91,18 @@ def read_record(path: Path) -> Record:
     if len(raw) > MAX_RECORD_BYTES:
         limit = MAX_RECORD_BYTES // (1024 * 1024)
         raise RecordError(f"{display}:1:1: the record is over the {limit} MiB limit")
+    text = raw.decode("utf-8", errors="replace")
+    repeated = repeated_key(text)
+    if repeated is not None:
+        loc, pos = repeated
+        line, col = line_col(text, pos)
+        raise RecordError(
+            f"{display}:{line}:{col}: {_field(tuple(loc))}: the key is repeated in its object; "
+            "write each key once (a JSON reader keeps only the last)"
+        )
     try:
         return Record.model_validate_json(raw)
     except ValidationError as e:
-        text = raw.decode("utf-8", errors="replace")
         raise RecordError("\n".join(_issue(display, text, err) for err in e.errors())) from e
 
 
@@ -134,7 +142,7 @@ def read_maps(record_path: Path, suffix: str = MAPS_SUFFIX) -> dict[str, bytes]:
     for path in sorted(folder.glob("*.svg")) if folder.is_dir() else []:
         if path.is_symlink() or not path.is_file():
             raise RecordError(f"{_display(path)}: refusing a {what} that is a link or not a file")
-        if not ID_RE.match(path.stem):
+        if not ID_RE.fullmatch(path.stem):
             raise RecordError(f"{_display(path)}: a {what} is named by its task id")
         try:
             maps[path.stem] = clean_svg(path.read_bytes())

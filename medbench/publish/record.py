@@ -8,15 +8,26 @@ so a record cannot claim what its answers do not show.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
 import re
+from collections.abc import Iterable
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import pandas as pd
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainValidator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    field_validator,
+    model_validator,
+)
 
 from medbench import __version__
 from medbench.publish.environment import (
@@ -31,11 +42,13 @@ from medbench.score import (
 )
 from medbench.spec import ID_PATTERN
 
-RECORD_SCHEMA_VERSION: Literal[3] = 3
+RECORD_SCHEMA_VERSION: Literal[4] = 4
 """2: a record and its sidecar's rows carry `parser_version`. 3: the models table gains
 `all_variants_f1` and `mean_worst_f1`, the fragility table `all_variants_f1` (each with its CI);
 the layout says which tasks are clustered, the sidecar holds each image's group and the
-noise-floor replicates (`replicate` 1), and fragility rows carry the noise floor."""
+noise-floor replicates (`replicate` 1), and fragility rows carry the noise floor. 4: the record
+names the run that made its answers (`run`: the suite, medbench's version and commit, and the
+sha256 of its answers' cache keys). Records of version 3 are still read and verified."""
 SPEC_REF_PATTERN = r"^(task|prompt_family|model|suite)/[a-z0-9][a-z0-9._-]*$"
 SIDECAR_SUFFIX = ".answers.csv.gz"
 TABLE_KEYS: dict[str, tuple[str, ...]] = {
@@ -64,11 +77,22 @@ Scalar = bool | int | float | str | None
 ID_RE = re.compile(ID_PATTERN)
 ID_COLUMNS = ("model", "base", "task", "family", "variant", "image_variant")
 """Row columns that hold ids (a pair's `variant` may also be `*`, every variant)."""
+MAX_INT = 2**53
+"""Largest whole number a row may hold (JSON's exact integers): a larger one is refused."""
+ROW_KEYS: dict[str, tuple[str, ...]] = {
+    **TABLE_KEYS,
+    "ladder": ("model", "task"),
+    "calibration": ("task", "family", "pipeline", "variant"),
+}
+"""Every table of a record and the columns that identify one of its rows: no two rows of a
+table may share them (a repeated row would count twice on the site)."""
 
 
 def _scalar(value: Any) -> Scalar:
     if isinstance(value, float) and not math.isfinite(value):
         raise ValueError(f"expected a finite number, got {json.dumps(value)}")
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_INT:
+        raise ValueError(f"expected a whole number within ±2**53, got {_show(value)}")
     if value is None or isinstance(value, bool | int | float | str):
         return value
     raise ValueError(f"expected a number, a string, true, false or null, got {_show(value)}")
@@ -79,13 +103,49 @@ def _row_ids(row: dict[str, Scalar]) -> dict[str, Scalar]:
         value = row.get(column)
         if value is None or value == "*" and column == "variant":
             continue
-        if not isinstance(value, str) or len(value) > 80 or not ID_RE.match(value):
+        if not isinstance(value, str) or len(value) > 80 or not ID_RE.fullmatch(value):
             raise ValueError(f"column '{column}' is not a valid id, got {_show(value)}")
     return row
 
 
 Row = Annotated[dict[str, Annotated[Scalar, PlainValidator(_scalar)]], AfterValidator(_row_ids)]
 """One table row: column -> number, string, boolean or null (a NaN is written as null)."""
+
+
+def _past_date(value: str) -> str:
+    """`value` if it is a real calendar day no later than tomorrow (UTC: a record made today
+    anywhere on earth is not refused)."""
+    try:
+        day = date.fromisoformat(value)
+    except ValueError:
+        raise ValueError(f"not a real date, got {_show(value)}; write YYYY-MM-DD") from None
+    latest = datetime.now(timezone.utc).date() + timedelta(days=1)
+    if day > latest:
+        raise ValueError(
+            f"a date in the future, got {_show(value)}; a record says when it was made"
+        )
+    if day.year < 2020:
+        raise ValueError(f"a date before medbench existed, got {_show(value)}")
+    return value
+
+
+Date = Annotated[str, Field(pattern=r"^\d{4}-\d{2}-\d{2}$"), AfterValidator(_past_date)]
+"""The day a record was made: a real day, not in the future."""
+
+
+def unique_rows(table: str, rows: list[dict[str, Scalar]] | None) -> list[dict[str, Scalar]] | None:
+    """`rows` if no two of them share the table's key (ROW_KEYS); otherwise a ValueError naming
+    both rows."""
+    seen: dict[tuple[Scalar, ...], int] = {}
+    for i, row in enumerate(rows or []):
+        key = tuple(row.get(k) for k in ROW_KEYS[table])
+        if key in seen:
+            named = ", ".join(f"{k}={v}" for k, v in zip(ROW_KEYS[table], key, strict=True))
+            raise ValueError(
+                f"rows {seen[key]} and {i} are the same row ({named}); publish each row once"
+            )
+        seen[key] = i
+    return rows
 
 
 class _Model(BaseModel):
@@ -110,7 +170,7 @@ class TaskInfo(_Model):
 
     title: str
     modality: str
-    difficulty: int
+    difficulty: int = Field(ge=1, le=10)
     homepage: str | None = None
     license: str | None = None
 
@@ -175,15 +235,33 @@ class Provenance(_Model):
         )
     )
     environment: EnvironmentInfo = Field(default_factory=collect_environment)
-    date: str = Field(default_factory=today, pattern=r"^\d{4}-\d{2}-\d{2}$")
+    date: Date = Field(default_factory=today)
     image_processors: ImageProcessors | None = None
     """`backend:Class` of the image processor -> number of answers it preprocessed."""
 
 
-class Record(_Model):
-    """One model's published result on one suite (record schema version 3)."""
+class RunInfo(_Model):
+    """The run that produced a record's answers (record schema version 4)."""
 
-    schema_version: Literal[3]
+    suite: Id
+    medbench_version: str = Field(max_length=100)
+    git_commit: str | None = Field(max_length=100)
+    answer_keys: Sha256
+    """sha256 over the sorted cache keys (one a line) of the model's direct answers in the
+    sidecar, as the suite's plan keys them: `verify --rerun` plans them again and compares."""
+    n_answers: Count
+    """How many answers those keys name."""
+
+
+def keys_digest(keys: Iterable[str]) -> str:
+    """The sha256 a record names its answers' cache keys by: over the sorted keys, a line each."""
+    return hashlib.sha256("".join(f"{k}\n" for k in sorted(keys)).encode()).hexdigest()
+
+
+class Record(_Model):
+    """One model's published result on one suite (record schema version 4, or 3 without `run`)."""
+
+    schema_version: Literal[3, 4]
     suite: Id
     model_id: Id
     model: dict[str, Any]
@@ -198,9 +276,9 @@ class Record(_Model):
     tasks: dict[Id, TaskInfo]
     medbench: MedbenchInfo
     environment: EnvironmentInfo
-    date: str = Field(pattern=r"^\d{4}-\d{2}-\d{2}$")
+    date: Date
     layout: LayoutInfo
-    parser_version: int
+    parser_version: int = Field(ge=1, le=1_000_000)
     """`medbench.score.parsing.PARSER_VERSION` of the parser that read the sidecar's answers."""
     scoring_version: int | None = None
     """`medbench.score.metrics.SCORING_VERSION` of the scoring that computed the tables (absent:
@@ -229,6 +307,21 @@ class Record(_Model):
     re-derived by `verify` from the likelihood sidecar."""
     likelihood_sidecar: LikelihoodSidecarInfo | None = None
     """The model's option scores, beside the record, that the calibration comes from."""
+    run: RunInfo | None = None
+    """The run that made the answers: required from schema version 4, absent before."""
+
+    @model_validator(mode="after")
+    def _run_named(self) -> Record:
+        if (self.schema_version >= 4) != (self.run is not None):
+            raise ValueError(
+                "run: a record of schema version 4 names its run, one of version 3 does not"
+            )
+        return self
+
+    @field_validator(*ROW_KEYS)
+    @classmethod
+    def _rows_once(cls, rows: list[Row] | None, info: Any) -> list[Row] | None:
+        return unique_rows(info.field_name, rows)
 
 
 def _display(path: Path) -> str:

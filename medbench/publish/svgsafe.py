@@ -16,6 +16,8 @@ SVG_NS = "http://www.w3.org/2000/svg"
 XLINK_NS = "http://www.w3.org/1999/xlink"
 MAX_SVG_BYTES = 4 * 1024 * 1024
 MAX_ELEMENTS = 50_000
+MAX_DEPTH = 64
+"""Deepest nesting of elements (matplotlib's figures nest a few levels)."""
 ELEMENTS = frozenset(
     {"svg", "title", "desc", "defs", "style", "g", "path", "use", "clipPath", "rect"}
     | {"circle", "ellipse", "line", "polyline", "polygon", "text", "tspan"}
@@ -27,6 +29,8 @@ _ID = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]{0,80}$")
 _LOCAL = re.compile(r"^#[A-Za-z_][A-Za-z0-9_.\-]{0,80}$")
 _LOCAL_URL = re.compile(r"^url\(#[A-Za-z_][A-Za-z0-9_.\-]{0,80}\)$")
 _PLAIN = re.compile(r"^[A-Za-z0-9 #.,%'\-]{0,300}$")
+_REMOTE = re.compile(r"url\(\s*['\"]?\s*(?!#)|@import", re.IGNORECASE)
+"""A CSS reference to anything but an element of the map itself."""
 _LENGTH = re.compile(r"^[0-9.]+(pt|px|%)?$")
 ATTRIBUTES: dict[str, re.Pattern[str]] = {
     "width": _LENGTH,
@@ -70,7 +74,7 @@ def _style(text: str) -> str:
         name, colon, value = (part.strip() for part in declaration.partition(":"))
         if not colon or name not in STYLE_PROPERTIES:
             raise ValueError(f"style property {name!r} is not allowed")
-        if not (_PLAIN.match(value) or _LOCAL_URL.match(value)):
+        if not (_PLAIN.fullmatch(value) or _LOCAL_URL.fullmatch(value)):
             raise ValueError(f"style value {value[:40]!r} of {name!r} is not allowed")
         out.append(f"{name}: {value}")
     return "; ".join(out)
@@ -97,10 +101,12 @@ def _local(tag: str) -> str:
     return name
 
 
-def _copy(source: ET.Element, count: list[int]) -> ET.Element:
+def _copy(source: ET.Element, count: list[int], depth: int = 1) -> ET.Element:
     count[0] += 1
     if count[0] > MAX_ELEMENTS:
         raise ValueError(f"over {MAX_ELEMENTS} elements")
+    if depth > MAX_DEPTH:
+        raise ValueError(f"elements nested over {MAX_DEPTH} deep")
     name = _local(source.tag)
     element = ET.Element(f"{{{SVG_NS}}}{name}")
     for key, value in source.attrib.items():
@@ -108,14 +114,17 @@ def _copy(source: ET.Element, count: list[int]) -> ET.Element:
             element.set("style", _style(value))
             continue
         pattern = ATTRIBUTES.get(key)
-        if pattern is None or not pattern.match(value):
+        if pattern is None or not pattern.fullmatch(value):
             shown = key.replace(f"{{{XLINK_NS}}}", "xlink:")
             raise ValueError(f"attribute {shown!r}={value[:40]!r} on '{name}' is not allowed")
         element.set(key, value)
     text = source.text or ""
+    if name == "style" and len(source):
+        # CSS after a child (its tail) would be copied unchecked: a style sheet is text only
+        raise ValueError("a <style> element holds CSS rules only, no elements")
     element.text = _stylesheet(text) if name == "style" else text
     for child in source:
-        copied = _copy(child, count)
+        copied = _copy(child, count, depth + 1)
         copied.tail = child.tail
         element.append(copied)
     return element
@@ -137,4 +146,7 @@ def clean_svg(data: bytes) -> bytes:
     ET.register_namespace("xlink", XLINK_NS)
     tree = _copy(root, [0])
     text = ET.tostring(tree, encoding="unicode")
+    if _REMOTE.search(text):
+        # Every part was checked; this is the last word: nothing that fetches may leave here.
+        raise ValueError("a reference to another document (url() or @import) is not allowed")
     return ('<?xml version="1.0" encoding="utf-8"?>\n' + text + "\n").encode("utf-8")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gzip
-import hashlib
 import math
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -20,7 +19,9 @@ from medbench.score.metrics import SCORING_VERSION
 from medbench.spec import check_pattern, group_of
 
 if TYPE_CHECKING:
+    from medbench.publish.rederive import Findings
     from medbench.spec.loading import SpecSet
+from medbench.publish.files import figure_problems, read_sidecar, sidecar_bytes
 from medbench.publish.reading import _placement, read_record, record_paths
 from medbench.publish.record import (
     SIDECAR_SUFFIX,
@@ -32,7 +33,6 @@ from medbench.publish.record import (
     _show,
 )
 from medbench.publish.writing import table_rows
-from medbench.score import MAX_SIDECAR_BYTES, read_answers_csv
 
 TOLERANCE = 1e-9
 """Largest absolute difference between a recorded and a re-derived number."""
@@ -74,24 +74,6 @@ def compare_rows(
             named = ", ".join(f"{k}={v}" for k, v in zip(keys, key, strict=True))
             problems.append(f"{display}: {table}: the re-derived row ({named}) is not recorded")
     return problems
-
-
-def _sidecar(folder: Path, name: str, sha256: str | None) -> pd.DataFrame:
-    return read_answers_csv(_sidecar_bytes(folder, name, sha256))
-
-
-def _sidecar_bytes(folder: Path, name: str, sha256: str | None) -> bytes:
-    """A sidecar's bytes: not a link, bounded, and of the recorded hash (when one is given)."""
-    if (folder / name).is_symlink():
-        raise RecordError(f"sidecar.path: {name} is a link; a sidecar is a file of its own")
-    with (folder / name).open("rb") as f:
-        raw = f.read(MAX_SIDECAR_BYTES + 1)
-    if len(raw) > MAX_SIDECAR_BYTES:
-        raise ValueError(f"it is over {MAX_SIDECAR_BYTES // (1024 * 1024)} MiB")
-    actual = hashlib.sha256(raw).hexdigest()
-    if sha256 is not None and actual != sha256:
-        raise RecordError(f"sidecar.sha256: recorded {sha256}, the file {name} has {actual}")
-    return raw
 
 
 def count_image_processors(answers: pd.DataFrame, model: str) -> dict[str, int] | None:
@@ -157,7 +139,7 @@ def likelihood_items(
             f"{display}: likelihood_sidecar.path: expected '{expected}', got '{info.path}'"
         ]
     try:
-        raw = _sidecar_bytes(path.parent, info.path, info.sha256)
+        raw = sidecar_bytes(path.parent, info.path, info.sha256)
         items = read_items_csv(raw)
     except RecordError as e:
         return None, [f"{display}: likelihood_{e}"]
@@ -193,17 +175,22 @@ def check_calibration(
 
 
 def verify_record(
-    path: Path, record: Record, specs: SpecSet | None = None, notes: list[str] | None = None
+    path: Path,
+    record: Record,
+    specs: SpecSet | None = None,
+    notes: list[str] | None = None,
+    rerun: int = 0,
 ) -> list[str]:
     """Re-derive every number of a record from its sidecar (and its base's, for the pairs);
-    with `specs`, also the parses, truths and spec hashes (what could not be checked is
-    appended to `notes`)."""
-    from medbench.publish.rederive import against_specs, check_ladder
+    with `specs`, also the parses, truths, spec hashes and model spec, and with `rerun`, ask
+    the model again for that many answers (`reask`); what could not be checked is appended to
+    `notes`."""
+    from medbench.publish.rederive import check_ladder
 
     display = _display(path)
-    problems = _placement(path, record)
+    problems = _placement(path, record) + figure_problems(path)
     try:
-        answers = _sidecar(path.parent, record.sidecar.path, record.sidecar.sha256)
+        answers = read_sidecar(path.parent, record.sidecar.path, record.sidecar.sha256)
     except OSError as e:
         return [
             *problems,
@@ -242,7 +229,7 @@ def verify_record(
         except RecordError:
             expected = None  # reported when the base's own record is verified
         try:
-            frames.append(_sidecar(path.parent, f"{base}{SIDECAR_SUFFIX}", expected))
+            frames.append(read_sidecar(path.parent, f"{base}{SIDECAR_SUFFIX}", expected))
         except (OSError, ValueError, EOFError, gzip.BadGzipFile, RecordError) as e:
             name = f"{base}{SIDECAR_SUFFIX}"
             return [*problems, f"{display}: pairs: cannot use the base's sidecar {name}: {e}"]
@@ -259,18 +246,43 @@ def verify_record(
     items, unread = likelihood_items(display, path, record)
     problems.extend(check_ladder(display, record, tables, _same, items))
     problems.extend(check_calibration(display, record, items, unread))
-    sidecar = _display(path.parent / record.sidecar.path)
-    found = against_specs(display, sidecar, record, answers, specs)
+    found = _spec_checks(display, path, record, answers, specs, rerun)
     if notes is not None:
         notes.extend(found.notes)
     return problems + found.problems
 
 
+def _spec_checks(
+    display: str,
+    path: Path,
+    record: Record,
+    answers: pd.DataFrame,
+    specs: SpecSet | None,
+    rerun: int,
+) -> Findings:
+    """Every check that needs today's specs: the answers (`against_specs`), the model block
+    (`check_model`) and, with `rerun`, the model itself (`reask`)."""
+    from medbench.publish.claims import check_model
+    from medbench.publish.reask import reask
+    from medbench.publish.rederive import against_specs
+
+    sidecar = _display(path.parent / record.sidecar.path)
+    found = against_specs(display, sidecar, record, answers, specs)
+    if specs is None:
+        return found
+    found.problems.extend(check_model(display, record, specs).problems)
+    if rerun > 0:
+        asked = reask(display, path, record, specs, rerun)
+        found.problems.extend(asked.problems)
+        found.notes.extend(asked.notes)
+    return found
+
+
 def verify_records(
-    folder: Path, specs: SpecSet | None = None, notes: list[str] | None = None
+    folder: Path, specs: SpecSet | None = None, notes: list[str] | None = None, rerun: int = 0
 ) -> list[str]:
     """Every problem of every record under a leaderboard folder (an empty list: all verified);
-    see `verify_record` for `specs` and `notes`."""
+    see `verify_record` for `specs`, `notes` and `rerun`."""
     problems: list[str] = []
     for path in record_paths(folder):
         try:
@@ -278,5 +290,16 @@ def verify_records(
         except RecordError as e:
             problems.extend(str(e).splitlines())
             continue
-        problems.extend(verify_record(path, record, specs, notes))
+        problems.extend(verify_record(path, record, specs, notes, rerun))
     return problems
+
+
+def nothing_verified(folder: Path) -> str:
+    """Why a folder without records verifies nothing, and which folder to give instead."""
+    hint = "give the leaderboard folder, which holds `<suite>/<model>.json` records"
+    if any(p.is_file() for p in folder.glob("*.json")):
+        hint = (
+            "it looks like one suite's folder: give its leaderboard, "
+            f"`medbench verify {folder.parent}`"
+        )
+    return f"{folder}: nothing verified: no records in this folder; {hint}."

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from medbench.atomic import write_bytes_atomic, write_text_atomic
 from medbench.errors import RecordError
 from medbench.publish.reading import record_json
 from medbench.publish.record import (
@@ -21,9 +23,11 @@ from medbench.publish.record import (
     Provenance,
     Record,
     Row,
+    RunInfo,
     Scalar,
     SidecarInfo,
     _plain,
+    keys_digest,
 )
 from medbench.score import (
     ScoreTables,
@@ -64,11 +68,13 @@ def write_record(
     allow_test_models: bool = False,
     ladder: list[dict[str, Any]] | None = None,
     likelihood: pd.DataFrame | None = None,
+    answer_keys: Sequence[str] = (),
 ) -> Path:
     """Write `folder/<suite>/<model>.json` and its answers sidecar; return the record's path.
 
     `answers` may hold other models' rows: only this model's are kept. `tables` are the
-    scores of `answers` (with the base model's rows, for the pairs) under `layout`.
+    scores of `answers` (with the base model's rows, for the pairs) under `layout`;
+    `answer_keys` the cache keys of the model's direct answers, which the record names.
     """
     if spec.test_model and not allow_test_models:
         raise RecordError(
@@ -80,7 +86,7 @@ def write_record(
     mine = answers[answers["model"] == spec.id]
     sidecar = answers_csv(mine)
     sidecar_path = target / f"{spec.id}{SIDECAR_SUFFIX}"
-    sidecar_path.write_bytes(sidecar)
+    write_bytes_atomic(sidecar_path, sidecar)
     fields: dict[str, Any] = {
         name: table_rows(getattr(tables, name), name, spec.id) for name in TABLE_KEYS
     }
@@ -111,10 +117,17 @@ def write_record(
         else None,
         calibration=calibration,
         likelihood_sidecar=likelihood_sidecar,
+        run=RunInfo(
+            suite=suite,
+            medbench_version=provenance.medbench.version,
+            git_commit=provenance.medbench.git_commit,
+            answer_keys=keys_digest(answer_keys),
+            n_answers=len(answer_keys),
+        ),
         **fields,
     )
     path = target / f"{spec.id}.json"
-    path.write_text(record_json(record), encoding="utf-8")
+    write_text_atomic(path, record_json(record))
     return path
 
 
@@ -138,7 +151,7 @@ def _write_likelihood(
     if mine is None or mine.empty:
         return None, None
     raw = items_csv(mine)
-    path.write_bytes(raw)
+    write_bytes_atomic(path, raw)
     rows = [
         {k: _plain(v) for k, v in sorted(r.items())} for r in calibration_rows(read_items_csv(raw))
     ]

@@ -9,10 +9,15 @@ from __future__ import annotations
 
 from medbench.run.cache import Cache, cache_file, content_key, default_cache_path
 from medbench.run.diagnose import attach_diagnoses
-from medbench.run.identity import ModelIdentity, resolve_identity
+from medbench.run.identity import (
+    TEST_MODEL_MARKER,
+    ModelIdentity,
+    marked_test_model,
+    resolve_identity,
+)
 from medbench.run.imagejobs import carry_over_answers, derive_for
 from medbench.run.loop import RunSummary, run_plan, run_suite
-from medbench.run.plan import Job, Plan
+from medbench.run.plan import Job, Plan, make_plan
 from medbench.run.prepare import open_cache, plan_suite
 from medbench.run.rerun import clear_stamp, reusable, run_inputs, run_outputs, write_stamp
 from medbench.run.served import Probing, recorded
@@ -30,6 +35,7 @@ from medbench.run.upkeep import Usage, by_model, export_rows, usage
 __all__ = [
     "carry_over_answers",
     "derive_for",
+    "TEST_MODEL_MARKER",
     "clear_stamp",
     "reusable",
     "run_inputs",
@@ -56,6 +62,8 @@ __all__ = [
     "open_store",
     "plan_suite",
     "recorded",
+    "make_plan",
+    "marked_test_model",
     "resolve_identity",
     "run_plan",
     "run_suite",

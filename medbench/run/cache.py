@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sqlite3
 from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -50,18 +51,29 @@ CREATE TABLE IF NOT EXISTS file_hashes (
 );
 """
 
-# A finished answer is never replaced; a failed one is replaced by a later try.
+_TYPES = {
+    **dict.fromkeys(("model", "task", "family", "variant", "sample", "prompt"), "'text'"),
+    **dict.fromkeys(("medbench_version", "created"), "'text'"),
+    **dict.fromkeys(("output", "error", "precision"), "'text', 'null'"),
+    "seconds": "'real', 'integer'",
+    "batch_size": "'integer', 'null'",
+}
+"""The SQLite types each answers column may hold (`_answer` reads a row only of these)."""
+_MALFORMED = "(" + " OR ".join(f"typeof({{t}}{c}) NOT IN ({k})" for c, k in _TYPES.items()) + ")"
+"""A row whose cells `_answer` would not read as they are (a hand-edited or hostile cache)."""
+# A finished answer is never replaced; a failed or malformed one is replaced by a later try.
 _UPSERT = """
 INSERT INTO answers (key, model, task, family, variant, sample, prompt, output, error, seconds,
                      batch_size, precision, finish_reason, medbench_version, created)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT(key) DO UPDATE SET
+    model = excluded.model, task = excluded.task, family = excluded.family,
+    variant = excluded.variant, sample = excluded.sample, prompt = excluded.prompt,
     output = excluded.output, error = excluded.error, seconds = excluded.seconds,
     batch_size = excluded.batch_size, precision = excluded.precision,
     finish_reason = excluded.finish_reason,
     medbench_version = excluded.medbench_version, created = excluded.created
-WHERE answers.error IS NOT NULL
-"""
+WHERE answers.error IS NOT NULL OR """ + _MALFORMED.format(t="answers.")
 
 
 _COLUMNS = (
@@ -117,6 +129,38 @@ class Answer:
     where unknown (baselines, answers stored before cache schema 3)."""
 
 
+_TEXT, _OPTIONAL_TEXT = frozenset({0, 1, 2, 3, 4, 5, 6, 10, 11}), frozenset({7, 8, 13})
+_NAMES = [name.strip() for name in _COLUMNS.split(",")]
+
+
+def _answer(row: tuple[Any, ...]) -> Answer:
+    """A stored row as an Answer. A row whose cells are not of their column's type (a hand-edited
+    or hostile cache: bytes for a text, a text for a number) becomes a failed answer saying
+    which column, so scoring reads it as missing and the next run answers it again."""
+    bad = [
+        _NAMES[i]
+        for i, value in enumerate(row)
+        if (i in _TEXT and not isinstance(value, str))
+        or (i in _OPTIONAL_TEXT and value is not None and not isinstance(value, str))
+        or (i == 9 and (isinstance(value, bool) or not isinstance(value, int | float)))
+        or (
+            i == 12
+            and value is not None
+            and (isinstance(value, bool) or not isinstance(value, int))
+        )
+    ]
+    if not bad:
+        return Answer(*row)
+    key, model, task, family, variant, sample, prompt = (
+        v if isinstance(v, str) else repr(v)[:80] for v in row[:7]
+    )
+    version, created = (v if isinstance(v, str) else "" for v in row[10:12])
+    error = f"the cached row is malformed (column {', '.join(bad)}); the next run answers it again"
+    return Answer(
+        key, model, task, family, variant, sample, prompt, None, error, 0.0, version, created
+    )
+
+
 class Cache:
     """The answer store. Safe for several processes at once (WAL, busy timeout, upserts)."""
 
@@ -170,7 +214,8 @@ class Cache:
 
     def finished_keys(self) -> set[str]:
         """Keys of every answer stored without error."""
-        return {row[0] for row in self._db.execute("SELECT key FROM answers WHERE error IS NULL")}
+        query = f"SELECT key FROM answers WHERE error IS NULL AND NOT {_MALFORMED.format(t='')}"
+        return {row[0] for row in self._db.execute(query)}
 
     def put_many(self, rows: Iterable[tuple[Any, ...]]) -> None:
         """Store rows (key, model, task, family, variant, sample, prompt, output, error, seconds
@@ -178,8 +223,15 @@ class Cache:
         crash."""
         created = datetime.now(timezone.utc).isoformat(timespec="seconds")
         values = [(*row, *(None,) * (13 - len(row)), __version__, created) for row in rows]
-        with self.transaction():
-            self._db.executemany(_UPSERT, values)
+        try:
+            with self.transaction():
+                self._db.executemany(_UPSERT, values)
+        except (sqlite3.OperationalError, OSError) as e:
+            # A full disk: the transaction rolled back, every answer stored before is kept.
+            raise CacheError(
+                f"{self.path}: cannot store answers ({e}). Free space in {self.path.parent} "
+                "and run again: the answers stored so far are kept."
+            ) from e
 
     def get_many(self, keys: Iterable[str]) -> dict[str, Answer]:
         """The stored rows for these keys (missing keys are absent)."""
@@ -191,7 +243,7 @@ class Cache:
             for row in self._db.execute(
                 f"SELECT {_COLUMNS} FROM answers WHERE key IN ({marks})", chunk
             ):
-                found[row[0]] = Answer(*row)
+                found[row[0]] = _answer(row)
         return found
 
     def delete(self, keys: Iterable[str]) -> int:
@@ -209,7 +261,7 @@ class Cache:
     def iter_answers(self) -> Iterator[Answer]:
         """Every stored row, ordered by key."""
         for row in self._db.execute(f"SELECT {_COLUMNS} FROM answers ORDER BY key"):
-            yield Answer(*row)
+            yield _answer(row)
 
     def stats(self) -> dict[str, Any]:
         """Counts per model: answers, failures, seconds spent."""

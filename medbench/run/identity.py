@@ -33,6 +33,9 @@ if TYPE_CHECKING:
 
 TINY_RECIPE_VERSION = 1
 """Bump when the tiny-model builder changes what it writes for the same spec."""
+TEST_MODEL_MARKER = "medbench_tiny.json"
+"""The file in a checkpoint that medbench built (`tiny-model`, a demonstration model); its
+`"test_model": true` says the weights are random or a demonstration, whatever a spec says."""
 CHECKPOINT_SUFFIXES = (".json", ".safetensors", ".bin", ".model", ".txt", ".jinja", ".py")
 
 
@@ -56,13 +59,15 @@ class ModelIdentity:
         """`context` set to load exactly these weights: the checkpoint folder, or the commit sha
         (and the adapter's folder, or its commit sha)."""
         hub_sha = (
-            self.revision if self.checkpoint_dir is None and SHA_RE.match(self.revision) else None
+            self.revision
+            if self.checkpoint_dir is None and SHA_RE.fullmatch(self.revision)
+            else None
         )
         adapter_sha = (
             self.adapter_revision
             if self.adapter_dir is None
             and self.adapter_revision is not None
-            and SHA_RE.match(self.adapter_revision)
+            and SHA_RE.fullmatch(self.adapter_revision)
             else None
         )
         return replace(
@@ -88,7 +93,7 @@ def resolve_hub_revision(repo: str, revision: str) -> str:
     Online, the hub's answer wins over the local ref: a local `refs/main` goes stale as soon as
     the repository gets a new commit, and answers would be filed under the old sha.
     """
-    if SHA_RE.match(revision):
+    if SHA_RE.fullmatch(revision):
         return revision
     try:
         check_revision(revision)
@@ -117,7 +122,7 @@ def resolve_hub_revision(repo: str, revision: str) -> str:
             f"Check the network and HF_TOKEN (gated models){local_hint}, "
             f"or pin `revision:` to a commit sha."
         ) from e
-    if not sha or not SHA_RE.match(str(sha)):
+    if not sha or not SHA_RE.fullmatch(str(sha)):
         raise BackendError(f"{repo}@{revision}: the hub reported no commit sha (got {sha!r}).")
     return str(sha)
 
@@ -311,3 +316,17 @@ def _weights_identity(
     assert spec.repo is not None
     sha = resolve_hub_revision(spec.repo, spec.revision)
     return ModelIdentity(_payload(spec, {"repo": spec.repo, "revision": sha}), sha)
+
+
+def marked_test_model(checkpoint_dir: Path | None) -> bool:
+    """Whether a checkpoint's own marker (TEST_MODEL_MARKER) says it is a test model."""
+    import json
+
+    marker = checkpoint_dir / TEST_MODEL_MARKER if checkpoint_dir is not None else None
+    if marker is None or marker.is_symlink() or not marker.is_file():
+        return False
+    try:
+        found = json.loads(marker.read_text(encoding="utf-8")[:100_000])
+    except (OSError, ValueError):
+        return True  # a marker that cannot be read is no proof of real weights
+    return not isinstance(found, dict) or found.get("test_model") is not False

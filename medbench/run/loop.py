@@ -8,7 +8,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from rich.console import Console
@@ -301,6 +301,25 @@ def say_stale_diagnoses(
             console.print(f"  ... and {len(stale) - STALE_SHOWN} more", highlight=False)
 
 
+BAD_TEXT = "the answer is not valid Unicode"
+"""The error of an answer whose text holds a lone surrogate (SQLite cannot store it as is)."""
+
+
+def storable(output: Output) -> Output:
+    """`output` as the cache can store it: a text holding a lone surrogate is kept with it
+    escaped (`\\udc80`) and marked failed, so that one bad answer never loses its batch."""
+    text = output.text
+    if text is None or output.error is not None:
+        return output
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as e:
+        escaped = text.encode("utf-8", "backslashreplace").decode("utf-8")
+        error = f"{BAD_TEXT}: a lone surrogate at character {e.start}; its text is kept escaped"
+        return replace(output, text=escaped, error=error)
+    return output
+
+
 def run_plan(
     plan: Plan,
     specs: SpecSet,
@@ -333,8 +352,9 @@ def run_plan(
 
         def sink(requests: Sequence[Request], outputs: Sequence[Output]) -> None:
             rows = []
-            for request, output in zip(requests, outputs, strict=True):
+            for request, raw in zip(requests, outputs, strict=True):
                 job = job_of[request.key]
+                output = storable(raw)
                 stored: dict[str, Any] = {
                     **request.messages.key_payload(),
                     "paths": [i.path for i in request.messages.images],

@@ -64,10 +64,24 @@ def read_answers_csv(raw: bytes) -> pd.DataFrame:
         frame["group"] = None
     for name, default in IMAGE_COLUMNS.items():  # a sidecar without them: original images
         frame[name] = frame[name].fillna(default) if name in frame.columns else default
-    frame["replicate"] = frame["replicate"].astype(int) if "replicate" in frame.columns else 0
+    frame["replicate"] = _whole(frame, "replicate") if "replicate" in frame.columns else 0
     missing = [c for c in ANSWER_COLUMNS if c not in frame.columns]
     if missing:
         raise ValueError(f"the sidecar lacks column(s) {', '.join(missing)}")
     frame["correct"] = frame["correct"].map({"True": True, "False": False}).astype(bool)
-    frame["parser_version"] = frame["parser_version"].astype(int)
+    frame["parser_version"] = _whole(frame, "parser_version")
     return frame[ANSWER_COLUMNS]
+
+
+def _whole(frame: pd.DataFrame, column: str) -> pd.Series:
+    """A column of small whole numbers (0 to 999,999,999): anything else is a ValueError naming
+    the first bad row, never an overflow."""
+    cells = frame[column]
+    good = cells.fillna("").str.fullmatch(r"[0-9]{1,9}")
+    if not good.all():
+        row = int(good.to_numpy().argmin())
+        value = cells.iloc[row]
+        raise ValueError(
+            f"row {row + 1}: column '{column}': expected a whole number below 10**9, got {value!r}"
+        )
+    return cells.astype(int)

@@ -30,7 +30,7 @@ def adhoc_id(repo: str) -> str:
 
 def adhoc_spec(ref: str, base: str | None = None) -> ModelSpec:
     """The model spec of `hf:ORG/NAME[@REV]` (revision `main` when left out)."""
-    match = _REF.match(ref)
+    match = _REF.fullmatch(ref)
     if match is None:
         raise MedbenchError(
             f"--model {ref}: expected hf:ORG/NAME or hf:ORG/NAME@REVISION (a branch, tag or "

@@ -16,6 +16,7 @@ from medbench.spec.common import (
     REPO_PATTERN,
     Id,
     Revision,
+    Seed,
     Text,
     VariantRef,
     _absent,
@@ -30,15 +31,15 @@ class GenerationSpec(_Spec):
     do_sample: StrictBool = False
     temperature: float | None = Field(default=None, ge=0.0, le=2.0)
     top_p: float | None = Field(default=None, gt=0.0, le=1.0)
-    seed: int | None = None
-    """Sampling seed; only meaningful with `do_sample: true`."""
+    seed: Seed | None = None
+    """Sampling seed (0 to 2**32-1); only meaningful with `do_sample: true`."""
 
 
 class TinySpec(_Spec):
     """A small local model medbench builds on first use (tests and the quickstart)."""
 
     arch: Literal["llava", "llava_next", "gemma3", "text"]
-    seed: int = 0
+    seed: Seed = 0
     train: StrictBool = False
     """Fine-tune on the sample images so the model answers in words (a demonstration model)."""
     train_variants: tuple[VariantRef, ...] = ()

@@ -176,7 +176,11 @@ def template_context(
         "lettered_options": [f"{letters[i]}. {o}" for i, o in enumerate(options)],
         "positive": [label.name for label in positive],
         "signs": [sign for label in positive for sign in label.signs],
-        "label_signs": [{"name": label.name, "signs": list(label.signs)} for label in task.labels],
+        # Only the classes that have signs: a class without any would render an empty clause
+        # ("normal: .") in a guided prompt.
+        "label_signs": [
+            {"name": label.name, "signs": list(label.signs)} for label in task.labels if label.signs
+        ],
         "description": description if description is not None else "",
     }
 

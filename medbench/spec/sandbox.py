@@ -10,14 +10,16 @@ render stops once it has run for `MAX_RENDER_SECONDS`.
 from __future__ import annotations
 
 import re
+import string
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from functools import wraps
 from typing import Any
 
-from jinja2 import StrictUndefined, Template
+from jinja2 import StrictUndefined, Template, nodes
+from jinja2.compiler import CodeGenerator, Frame
 from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
@@ -30,9 +32,10 @@ MAX_WIDTH = 1_000
 MAX_RENDER_SECONDS = 1.0
 """Longest a template may take to render."""
 SIZED_METHODS = frozenset({"center", "ljust", "rjust", "zfill", "expandtabs", "replace"})
-_FORMAT_NUMBERS = re.compile(
-    r"%[-+ #0]*(\d*)(?:\.(\d+))?|\{[^{}]*:[^{}]*?(\d+)(?:\.(\d+))?[^{}]*\}"
-)
+_PERCENT = re.compile(r"%[-+ #0]*(\*|\d*)(?:\.(\*|\d*))?")
+"""A `%` conversion's flags, width and precision: each match starts at a `%` and stops at the
+first character that is none of these, so a scan is linear in the text."""
+_SPEC_NUMBER = re.compile(r"\d+")
 
 
 class BudgetError(SecurityError, MedbenchError):
@@ -47,13 +50,27 @@ def _check_sizes(args: tuple[Any, ...], kwargs: dict[str, Any], what: str) -> No
 
 def _check_format(text: str) -> None:
     """Refuse `%`-style and `{:...}` format widths or precisions over MAX_WIDTH, and widths
-    taken from arguments (`%*d`, `{:{}}`), which cannot be checked here."""
-    if re.search(r"%[-+ #0]*\*|%[-+ #0]*\d*\.\*|\{[^{}]*:[^{}]*\{", text):
+    taken from arguments (`%*d`, `{:{}}`), which cannot be checked here. Linear in the text
+    (a stranger's template may hold a long run of `{:` or `%`)."""
+    for match in _PERCENT.finditer(text):
+        _check_widths(match.groups())
+    if "{" not in text:
+        return
+    try:
+        fields = list(string.Formatter().parse(text))
+    except ValueError:
+        return  # not a `{}` format string: `str.format` refuses it itself
+    for _, _, spec, _ in fields:
+        _check_widths(_SPEC_NUMBER.findall(spec or ""), spec)
+
+
+def _check_widths(numbers: Iterable[str | None], spec: str | None = None) -> None:
+    if (spec is not None and "{" in spec) or any(n == "*" for n in numbers):
         raise BudgetError("a format width taken from an argument is not allowed")
-    for match in _FORMAT_NUMBERS.finditer(text):
-        for number in match.groups():
-            if number and int(number) > MAX_WIDTH:
-                raise BudgetError(f"a format width of {number}, over the limit of {MAX_WIDTH}")
+    for number in numbers:
+        if number and (len(number) > 6 or int(number) > MAX_WIDTH):
+            shown = number if len(number) <= 12 else number[:12] + "..."
+            raise BudgetError(f"a format width of {shown}, over the limit of {MAX_WIDTH}")
 
 
 def _replaced_size(text: Any, old: Any, new: Any) -> int:
@@ -86,9 +103,25 @@ def _bounded_filter(name: str, function: Callable[..., Any]) -> Callable[..., An
             _check_format(values[0])
         if name == "replace" and len(values) >= 3:
             _check_replace(_replaced_size(*values[:3]), f"the filter `{name}`")
+        if name == "join" and values:
+            separator = values[1] if len(values) > 1 else kwargs.get("d", "")
+            _joined_size(values[0], separator, f"the filter `{name}`")
         return _check_result(function(*args, **kwargs), f"the filter `{name}`")
 
     return bounded
+
+
+def _joined_size(items: Any, separator: Any, what: str) -> None:
+    """Refuse joining `items` (strings or lists of them) into over MAX_RENDERED characters,
+    counted before anything is built."""
+    if not isinstance(items, str | list | tuple):
+        return
+    step = len(separator) if isinstance(separator, str) else 0
+    size = 0
+    for item in items:
+        size += (len(item) if isinstance(item, str | list | tuple) else 20) + step
+        if size > MAX_RENDERED:
+            raise BudgetError(f"{what} would build over {MAX_RENDERED} characters")
 
 
 def _built_size(operator: str, left: Any, right: Any) -> int:
@@ -102,6 +135,21 @@ def _built_size(operator: str, left: Any, right: Any) -> int:
     return 0
 
 
+class _BoundedCodeGenerator(CodeGenerator):
+    """Compiles `~` (concatenation) to the environment's `bounded_join` instead of Jinja's
+    unbounded `str_join`; the sandbox does not intercept `~` otherwise."""
+
+    def visit_Concat(self, node: nodes.Concat, frame: Frame) -> None:
+        if frame.eval_ctx.volatile or frame.eval_ctx.autoescape:
+            super().visit_Concat(node, frame)
+            return
+        self.write("environment.bounded_join((")
+        for arg in node.nodes:
+            self.visit(arg, frame)
+            self.write(", ")
+        self.write("))")
+
+
 class PromptEnvironment(ImmutableSandboxedEnvironment):
     """The sandbox, with every size bounded and no `lipsum` (it builds text on demand)."""
 
@@ -111,6 +159,13 @@ class PromptEnvironment(ImmutableSandboxedEnvironment):
         super().__init__(**options)
         self.globals.pop("lipsum", None)
         self.filters = {name: _bounded_filter(name, f) for name, f in self.filters.items()}
+
+    code_generator_class = _BoundedCodeGenerator
+
+    def bounded_join(self, parts: tuple[Any, ...]) -> str:
+        """What `a ~ b ~ ...` builds, refused before it passes MAX_RENDERED characters."""
+        _joined_size(tuple(str(part) for part in parts), "", "the operator `~`")
+        return "".join(str(part) for part in parts)
 
     def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
         if operator == "**" and isinstance(right, int) and abs(right) > 64:

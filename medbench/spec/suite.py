@@ -11,7 +11,7 @@ from pydantic import (
     model_validator,
 )
 
-from medbench.spec.common import Id, Text, _Spec
+from medbench.spec.common import Id, Seed, Text, _Spec
 from medbench.spec.imagevariants import ImageVariantSpec
 from medbench.spec.model import ModelSpec
 from medbench.spec.prompt import PromptFamilySpec
@@ -32,7 +32,7 @@ class ProbeStage(_Spec):
 
     embeddings: tuple[Literal["vision", "projected"], ...] = ("vision", "projected")
     folds: int | None = Field(default=None, ge=2, le=20)
-    seed: int = 0
+    seed: Seed = 0
 
 
 class TaskSubset(_Spec):
@@ -83,7 +83,7 @@ class SuiteSpec(_Spec):
     models: tuple[Id, ...] = Field(min_length=1)
     limit_per_class: int | None = Field(default=None, ge=1)
     """Subsample at most this many images per class (seeded)."""
-    seed: int = 0
+    seed: Seed = 0
     subsets: dict[Id, TaskSubset] = {}
     """Tasks evaluated on a fixed, stated subset of their images, by task id."""
     describe: DescribeStage | None = None

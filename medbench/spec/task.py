@@ -11,7 +11,7 @@ from pydantic import (
     model_validator,
 )
 
-from medbench.spec.common import REPO_PATTERN, Id, Revision, Text, _Spec
+from medbench.spec.common import REPO_PATTERN, Id, LabelName, Revision, Text, VisibleText, _Spec
 from medbench.spec.grouping import MAX_PATTERN, check_pattern
 
 Column = Annotated[str, Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_ .-]*$", max_length=64)]
@@ -25,13 +25,13 @@ class LabelSpec(_Spec):
 
     id: Id
     """Stable identifier of the class, as in the dataset folder names."""
-    name: Text
+    name: LabelName
     """Display name shown to the model in prompts, e.g. `no tumor`."""
-    aliases: tuple[Text, ...] = ()
+    aliases: tuple[LabelName, ...] = ()
     """Extra words the answer parser accepts for this class."""
     positive: StrictBool = False
     """True for a class that counts as the finding being present (yes/no prompts)."""
-    signs: tuple[Text, ...] = ()
+    signs: tuple[VisibleText, ...] = ()
     """Clinical signs of this class, offered by `guided` prompt variants."""
 
 

@@ -208,7 +208,7 @@ def test_verify_records_pairs_need_the_base_sidecar(board: Path) -> None:
             lambda d: d["dataset"]["n_images"].update(pneumonia_cxr="30"),
             'dataset.n_images.pneumonia_cxr: input should be a valid integer, got "30"',
         ),
-        (lambda d: d.update(schema_version=2), "schema_version: input should be 3, got 2"),
+        (lambda d: d.update(schema_version=2), "schema_version: input should be 3 or 4, got 2"),
         (lambda d: d.pop("parser_version"), "parser_version: field required"),
         (lambda d: d.update(score=1), "score: extra inputs are not permitted, got 1"),
     ],
@@ -467,10 +467,10 @@ def test_broken_record_case_reports_the_expected_message(
 def test_verify_records_sidecar_bomb_is_refused_unexpanded(
     board: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import medbench.publish.verify
+    import medbench.publish.files
     import medbench.score.sidecar
 
-    monkeypatch.setattr(medbench.publish.verify, "MAX_SIDECAR_BYTES", 1024 * 1024)
+    monkeypatch.setattr(medbench.publish.files, "MAX_SIDECAR_BYTES", 1024 * 1024)
     monkeypatch.setattr(medbench.score.sidecar, "MAX_SIDECAR_BYTES", 1024 * 1024)
     path = board / "quickstart" / "tiny.json"
     bomb = gzip.compress(b"model,task\n" + b"0" * (8 * 1024 * 1024), mtime=0)

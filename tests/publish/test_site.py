@@ -96,7 +96,7 @@ def pages(folder: Path) -> dict[str, Page]:
 
 def test_build_site_writes_every_page(site: Path) -> None:
     assert sorted(pages(site)) == [
-        *(f"flips/quickstart.{m}.{t}.html" for m in ("gen", "med", "tiny") for t in TWO_TASKS),
+        *(f"flips/quickstart~{m}~{t}.html" for m in ("gen", "med", "tiny") for t in TWO_TASKS),
         "index.html",
         "methods.html",
         "models/gen.html",
@@ -112,9 +112,9 @@ def test_build_site_writes_every_page(site: Path) -> None:
         "style.css",
     ]
     assert sorted(p.name for p in (site / "charts").iterdir()) == [
-        "quickstart.gen.svg",
-        "quickstart.med.svg",
-        "quickstart.tiny.svg",
+        "quickstart~gen.svg",
+        "quickstart~med.svg",
+        "quickstart~tiny.svg",
     ]
 
 
@@ -142,7 +142,7 @@ def test_build_site_titles_render_as_text(site: Path) -> None:
     assert f"<h1>{ATTRIBUTE}</h1>" not in task and "<h1>&#34;&gt;&lt;img" in task
     model = (site / "models" / "tiny.html").read_text()
     assert "<h1>&lt;script&gt;alert(1)&lt;/script&gt;</h1>" in model
-    svg = (site / "charts" / "quickstart.tiny.svg").read_text()
+    svg = (site / "charts" / "quickstart~tiny.svg").read_text()
     assert "<script" not in svg and "&lt;script&gt;alert(1)&lt;/script&gt;" in svg
 
 
@@ -205,7 +205,7 @@ def test_build_site_index_ranks_skilled_models_by_all_variants_kappa(
         return not skilled, -float(row["all_variants_kappa" if skilled else "mean_kappa"])  # type: ignore[arg-type]
 
     expected = sorted(records, key=key)
-    rows = json.loads((site / "data" / "quickstart.ranking.json").read_text())
+    rows = json.loads((site / "data" / "quickstart~ranking.json").read_text())
     assert [row["model"] for row in rows] == [r.model_id for r in expected]
     assert [row["rank"] for row in rows] == [1, 2, 3]
     assert [row["all_variants_kappa"] for row in rows] == [
@@ -216,7 +216,7 @@ def test_build_site_index_ranks_skilled_models_by_all_variants_kappa(
         shown = record.models[0]["fragility_index"] if skilled else None
         assert row["fragility_index"] == shown
     index = (site / "index.html").read_text()
-    table = index[index.index('id="quickstart.ranking"') :].split("</table>")[0]
+    table = index[index.index('id="quickstart~ranking"') :].split("</table>")[0]
     linked = re.findall(r'href="models/([^"]+)\.html"', table)
     assert linked == [r.model_id for r in expected]
 
@@ -226,7 +226,7 @@ def test_build_site_marks_test_models(site: Path) -> None:
     assert note in (site / "index.html").read_text()
     assert note in (site / "models" / "tiny.html").read_text()
     assert note not in (site / "models" / "gen.html").read_text()
-    rows = json.loads((site / "data" / "quickstart.ranking.json").read_text())
+    rows = json.loads((site / "data" / "quickstart~ranking.json").read_text())
     assert {row["model"]: row["test_model"] for row in rows} == {
         "gen": False,
         "med": False,
@@ -236,7 +236,7 @@ def test_build_site_marks_test_models(site: Path) -> None:
 
 def test_build_site_model_page_shows_heatmap_pairs_and_rates(site: Path) -> None:
     page = (site / "models" / "med.html").read_text()
-    assert '<img src="../charts/quickstart.med.svg" alt="Heatmap of f1_all of Medical 4B' in page
+    assert '<img src="../charts/quickstart~med.svg" alt="Heatmap of f1_all of Medical 4B' in page
     for caption in (
         "scores per task and prompt variant",
         "fragility across the variants",
@@ -244,7 +244,7 @@ def test_build_site_model_page_shows_heatmap_pairs_and_rates(site: Path) -> None
     ):
         assert caption in page
     assert "Refusal rate" in page and "Unparseable rate" in page
-    svg = (site / "charts" / "quickstart.med.svg").read_text()
+    svg = (site / "charts" / "quickstart~med.svg").read_text()
     assert "<title>Heatmap of f1_all of Medical 4B" in svg
     assert "dc:date" not in svg and "<!DOCTYPE" not in svg
     assert "medical model minus its base" in (site / "models" / "gen.html").read_text()
@@ -350,7 +350,7 @@ def test_build_site_index_is_under_200_kb_for_50_models_and_4_tasks(tmp_path: Pa
     size = (tmp_path / "out" / "index.html").stat().st_size
     print(f"index.html for 50 models x 4 tasks: {size} bytes")
     assert size < 200_000
-    rows = json.loads((tmp_path / "out" / "data" / "quickstart.ranking.json").read_text())
+    rows = json.loads((tmp_path / "out" / "data" / "quickstart~ranking.json").read_text())
     assert len(rows) == 50
 
 
@@ -384,8 +384,8 @@ def test_build_site_shows_published_tsne_maps_on_the_model_page(tmp_path: Path) 
     build_site(tmp_path / "board", tmp_path / "out")
     page = Page((tmp_path / "out" / "models" / "gen.html").read_text())
     maps = [a["src"] for tag, a in page.tags if tag == "img" and "tsne" in (a.get("src") or "")]
-    assert maps == ["../charts/quickstart.gen.tsne.pneumonia_cxr.svg"]
-    assert (tmp_path / "out" / "charts" / "quickstart.gen.tsne.pneumonia_cxr.svg").read_bytes() == (
+    assert maps == ["../charts/quickstart~gen~tsne~pneumonia_cxr.svg"]
+    assert (tmp_path / "out" / "charts" / "quickstart~gen~tsne~pneumonia_cxr.svg").read_bytes() == (
         b'<?xml version="1.0" encoding="utf-8"?>\n<svg xmlns="http://www.w3.org/2000/svg" '
         b'xmlns:xlink="http://www.w3.org/1999/xlink"><title>map</title>'
         b'<use xlink:href="#m0" /></svg>\n'
@@ -459,11 +459,11 @@ def test_build_site_refuses_a_reliability_diagram_that_could_run_script(tmp_path
     build_site(tmp_path / "board", tmp_path / "out")
     page = Page((tmp_path / "out" / "models" / "gen.html").read_text())
     srcs = [a["src"] for tag, a in page.tags if tag == "img" and "reliab" in (a.get("src") or "")]
-    assert srcs == ["../charts/quickstart.gen.reliability.pneumonia_cxr.svg"]
-    chart = tmp_path / "out" / "charts" / "quickstart.gen.reliability.pneumonia_cxr.svg"
+    assert srcs == ["../charts/quickstart~gen~reliability~pneumonia_cxr.svg"]
+    chart = tmp_path / "out" / "charts" / "quickstart~gen~reliability~pneumonia_cxr.svg"
     assert (
         chart.read_bytes()
-        == (tmp_path / "out" / "charts" / "quickstart.gen.tsne.pneumonia_cxr.svg").read_bytes()
+        == (tmp_path / "out" / "charts" / "quickstart~gen~tsne~pneumonia_cxr.svg").read_bytes()
     )
 
 
@@ -513,7 +513,7 @@ def test_build_site_chart_has_one_mark_per_ranked_model_and_an_arrow_per_pair(
     build_site(tmp_path / "board", tmp_path / "out")
     index = (tmp_path / "out" / "index.html").read_text()
     svg = index[index.index('<svg class="chart"') : index.index("</svg>")]
-    rows = json.loads((tmp_path / "out" / "data" / "quickstart.ranking.json").read_text())
+    rows = json.loads((tmp_path / "out" / "data" / "quickstart~ranking.json").read_text())
     marks = re.findall(r'<g class="mark (model|baseline)" data-model="([^"]+)"><title>([^<]+)', svg)
     assert sorted(m for _, m, _ in marks) == sorted(str(r["model"]) for r in rows)
     assert {m: kind for kind, m, _ in marks} == {
@@ -542,9 +542,9 @@ def test_build_site_chart_has_one_mark_per_ranked_model_and_an_arrow_per_pair(
 def test_build_site_pair_summary_tones_differences_whose_interval_excludes_zero(
     site: Path,
 ) -> None:
-    rows = json.loads((site / "data" / "quickstart.pairs.json").read_text())
+    rows = json.loads((site / "data" / "quickstart~pairs.json").read_text())
     index = (site / "index.html").read_text()
-    table = index[index.index('id="quickstart.pairs"') :].split("</table>")[0]
+    table = index[index.index('id="quickstart~pairs"') :].split("</table>")[0]
     cells = re.findall(r'<td data-sort="[^"]*"(?: class="(better|worse)")?>', table)
     expected = []
     for row in rows:
@@ -575,13 +575,13 @@ def test_build_site_shows_local_records_beside_published_ones(tmp_path: Path) ->
     ranked = {
         suite: [
             r["model"]
-            for r in json.loads((tmp_path / "out" / "data" / f"{suite}.ranking.json").read_text())
+            for r in json.loads((tmp_path / "out" / "data" / f"{suite}~ranking.json").read_text())
         ]
         for suite in ("quickstart", "other")
     }
     assert sorted(ranked["quickstart"]) == ["gen", "med", "tiny"]
     assert ranked["other"] == ["x"]
-    table = index[index.index('id="quickstart.ranking"') :].split("</table>")[0]
+    table = index[index.index('id="quickstart~ranking"') :].split("</table>")[0]
     local_rows = re.findall(
         r'href="models/([^"]+)\.html"[^>]*>[^<]*</a>((?: <strong class="badge">[^<]+</strong>)*)',
         table,
@@ -602,7 +602,7 @@ def test_build_site_flip_viewer_lists_every_flipped_image_with_prompts(
 ) -> None:
     specs = load_specs(REPO / "specs")
     build_site(board, tmp_path / "out", specs=specs)
-    page = (tmp_path / "out" / "flips" / "quickstart.gen.pneumonia_cxr.html").read_text()
+    page = (tmp_path / "out" / "flips" / "quickstart~gen~pneumonia_cxr.html").read_text()
     answers = make_answers(["gen", "med", "tiny"], TWO_TASKS)
     mine = answers[
         (answers.model == "gen") & (answers.task == "pneumonia_cxr") & (answers.status != "error")
@@ -623,7 +623,7 @@ def test_build_site_flip_viewer_lists_every_flipped_image_with_prompts(
     assert f"<pre>{text.messages.text}</pre>" in page
     assert "<pre>I cannot diagnose this.</pre>" in page and "<td>refusal</td>" in page
     model = (tmp_path / "out" / "models" / "gen.html").read_text()
-    assert 'href="../flips/quickstart.gen.pneumonia_cxr.html"' in model
+    assert 'href="../flips/quickstart~gen~pneumonia_cxr.html"' in model
 
 
 def test_build_site_flip_viewer_shows_each_closed_vqa_samples_own_prompt(
@@ -647,7 +647,7 @@ def test_build_site_flip_viewer_shows_each_closed_vqa_samples_own_prompt(
     variants = [v.id for v in specs.families["closed_vqa"].variants]
     checked = 0
     for task in ("pmc_vqa_choice", "vqa_rad_yes_no"):
-        page = (tmp_path / "out" / "flips" / f"t.baseline-chance.{task}.html").read_text()
+        page = (tmp_path / "out" / "flips" / f"t~baseline-chance~{task}.html").read_text()
         assert "option A" not in page and specs.tasks[task].question not in page
         for sample in re.findall(r'<article class="flip" aria-label="Image ([^"]+)">', page):
             article = page.split(f'aria-label="Image {sample}">', 1)[1].split("</article>")[0]

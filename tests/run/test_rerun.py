@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
@@ -157,3 +158,21 @@ def test_read_stamp_unreadable_or_foreign_is_none(tmp_path: Path) -> None:
     rerun.write_stamp(tmp_path, "i", "o", "report\n")
     assert rerun.reusable(tmp_path, "i", "o") is not None
     assert rerun.reusable(tmp_path, "i", "other") is None
+
+
+def test_run_narrowed_never_shrinks_the_suites_results(project: Path) -> None:
+    run("--no-site")
+    kept = {p: p.read_bytes() for p in Path("results/t").rglob("*") if p.is_file()}
+    narrowed = run("--no-site", "--model", "baseline-chance", "--limit", "1")
+    assert {p: p.read_bytes() for p in kept} == kept
+    beside = Path("results/t/narrowed/t")
+    assert sorted(set(pd.read_csv(beside / "models.csv")["model"])) == ["baseline-chance"]
+    assert sorted(set(pd.read_csv("results/t/models.csv")["model"])) == [
+        "baseline-chance",
+        "baseline-majority",
+    ]
+    assert (
+        "This run was narrowed (--model baseline-chance, --limit 1): its scores are in "
+        "results/t/narrowed/t/, beside the suite's results in results/t/, which it left as they "
+        "were (no local records, no site). Run the whole suite to score it all."
+    ) in " ".join(narrowed.output.split())

@@ -613,14 +613,14 @@ def test_run_command_publishes_reliability_diagrams_and_calibration_on_the_model
     assert record_path.with_name(record.likelihood_sidecar.path).is_file()
     assert verify_records(project / "results/t/leaderboard") == []
     # on the site: the diagram (rebuilt from the SVG allow-list) and the calibration table
-    chart = project / "_site/charts/t.tiny-gemma3.reliability.pneumonia_cxr.svg"
+    chart = project / "_site/charts/t~tiny-gemma3~reliability~pneumonia_cxr.svg"
     svg = chart.read_text()
     assert "<title>tiny-gemma3 on pneumonia_cxr: reliability of option probabilities" in svg
     assert "<script" not in svg
     page = (project / "_site/models/tiny-gemma3.html").read_text()
-    assert '<img src="../charts/t.tiny-gemma3.reliability.pneumonia_cxr.svg" alt=' in page
+    assert '<img src="../charts/t~tiny-gemma3~reliability~pneumonia_cxr.svg" alt=' in page
     assert "t: calibration of the option probabilities" in page
-    data = json.loads((project / "_site/data/t.tiny-gemma3.calibration.json").read_text())
+    data = json.loads((project / "_site/data/t~tiny-gemma3~calibration.json").read_text())
     assert len(data) == 28 and {r["pipeline"] for r in data} == {
         "likelihood/total",
         "likelihood/mean",

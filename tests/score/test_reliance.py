@@ -285,15 +285,15 @@ def test_site_shows_image_variants_and_visual_reliance_escaped(
     ):
         assert caption in page
     assert "Visual reliance, no image [95% CI]" in page
-    rows = json.loads(Path("_site/data/quickstart.eye.reliance.json").read_text())
+    rows = json.loads(Path("_site/data/quickstart~eye~reliance.json").read_text())
     assert [(r["task"], r["reliance_no_image"], r["reliance_blank"]) for r in rows] == [
         ("t", 0.5, 0.125)
     ]
     index = Path("_site/index.html").read_text()
     assert "Visual reliance [95% CI]" in index
-    ranking = json.loads(Path("_site/data/quickstart.ranking.json").read_text())
+    ranking = json.loads(Path("_site/data/quickstart~ranking.json").read_text())
     assert {r["model"]: r["visual_reliance"] for r in ranking} == {"eye": 0.5, "blind": 0.0}
-    assert Path("_site/data/quickstart.reliance-pairs.json").is_file()
+    assert Path("_site/data/quickstart~reliance-pairs.json").is_file()
 
 
 def test_results_hold_the_image_tables_only_where_measured(tmp_path: Path) -> None:

@@ -106,3 +106,25 @@ def test_render_text_has_no_lipsum_global() -> None:
 
     with pytest.raises(UndefinedError, match=r"^'lipsum' is undefined$"):
         render_text("{{ lipsum(1000) }}", BUDGET_CONTEXT)
+
+
+def test_render_guided_variant_leaves_out_a_class_without_signs() -> None:
+    from pathlib import Path
+
+    from medbench.spec.loading import load_specs
+    from medbench.spec.prompts import render
+
+    specs = load_specs(Path(__file__).resolve().parents[2] / "specs")
+    task = specs.tasks["pneumonia_cxr"]
+    labels = tuple(
+        label.model_copy(update={"signs": ()}) if label.id == "normal" else label
+        for label in task.labels
+    )
+    family = specs.families["closed_diagnosis"]
+    guided = next(v for v in family.variants if v.id == "guided")
+    rendered = render(family, guided, task.model_copy(update={"labels": labels}), ())
+    assert rendered.messages.text == (
+        "Does this chest X-ray show pneumonia? Consider these signs: pneumonia: focal lobar "
+        "consolidation, air bronchograms, patchy or interstitial opacities, pleural effusion, "
+        "silhouette sign. Answer with one of: pneumonia, normal."
+    )

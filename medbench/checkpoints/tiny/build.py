@@ -18,14 +18,14 @@ from medbench.checkpoints.tiny.tokenizer import (
 )
 from medbench.checkpoints.tiny.train import train_tiny_model
 from medbench.errors import BackendError
-from medbench.run import TrainingData
+from medbench.run import TEST_MODEL_MARKER, TrainingData
 
 if TYPE_CHECKING:
     from medbench.spec import TinySpec
 
 Arch = Literal["llava", "llava_next", "gemma3", "text"]
 
-MARKER = "medbench_tiny.json"
+MARKER = TEST_MODEL_MARKER
 BUILDER_VERSION = 1
 """Bump when a build changes, so that folders built by an older medbench are rebuilt."""
 

@@ -199,7 +199,7 @@ class ImageStore:
         is used without decoding the original. Raises ImageError for an unreadable original."""
         index = self._index(original.sha256, transform)
         known = index.read_text(encoding="utf-8").strip() if index.is_file() else ""
-        if _SHA.match(known) and self._holds(known):
+        if _SHA.fullmatch(known) and self._holds(known):
             return ImageRef(str(self.path_of(known)), known)
         data = encode_png(make(load_image(original.path)))
         sha256 = hashlib.sha256(data).hexdigest()

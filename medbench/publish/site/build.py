@@ -1,4 +1,5 @@
-"""Build the site: validate every record, render all pages in memory, then replace the output."""
+"""Build the site: validate every record, render all pages in memory, write them into a new
+folder beside the output and swap it in (under a lock: two builds never mix their files)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ from pathlib import Path
 import pandas as pd
 
 from medbench import __version__
-from medbench.errors import MedbenchError
+from medbench.atomic import folder_lock, staging_folder, swap_folder
+from medbench.errors import MedbenchError, RecordError
+from medbench.publish.files import read_sidecar
 from medbench.publish.local import LOCAL_RECORDS
 from medbench.publish.reading import load_records, read_maps
 from medbench.publish.record import RELIABILITY_SUFFIX, Record
@@ -19,7 +22,6 @@ from medbench.publish.site.layout import SITE_DIR, MethodsPage
 from medbench.publish.site.pages import model_pages
 from medbench.publish.site.ranking import index_page
 from medbench.publish.site.taskinfo import task_pages
-from medbench.score import read_answers_csv
 from medbench.spec.loading import SpecSet
 
 
@@ -58,11 +60,12 @@ def gather_records(
 
 
 def _answers(path: Path, record: Record) -> pd.DataFrame:
-    """A record's per-image answers (its sidecar), for the flip viewer."""
+    """A record's per-image answers (its sidecar), for the flip viewer, read as `verify` reads
+    them (not a link, bounded, of the recorded hash)."""
     try:
-        return read_answers_csv((path.parent / record.sidecar.path).read_bytes())
-    except (OSError, ValueError, EOFError) as e:
-        raise MedbenchError(f"{path}: cannot read its sidecar {record.sidecar.path}: {e}") from e
+        return read_sidecar(path.parent, record.sidecar.path, record.sidecar.sha256)
+    except (OSError, ValueError, EOFError, RecordError) as e:
+        raise RecordError(f"{path}: cannot read its sidecar {record.sidecar.path}: {e}") from e
 
 
 def _load(folder: Path) -> list[tuple[Path, Record]]:
@@ -110,12 +113,16 @@ def build_site(
             site.files[f"static/{path.name}"] = path.read_bytes()
     for name in sorted(site.files):
         _check_name(out, name)
-    if out.exists():
-        shutil.rmtree(out)
-    for name in sorted(site.files):
-        (out / name).parent.mkdir(parents=True, exist_ok=True)
-        _check_name(out, name)  # again, now that the folders exist: none may be a link
-        (out / name).write_bytes(site.files[name])
+    with folder_lock(out):  # a second build waits, then swaps in its own whole tree
+        staged = staging_folder(out)
+        try:
+            for name in sorted(site.files):
+                (staged / name).parent.mkdir(parents=True, exist_ok=True)
+                _check_name(staged, name)  # again, now that the folders exist: none is a link
+                (staged / name).write_bytes(site.files[name])
+            swap_folder(staged, out)
+        finally:
+            shutil.rmtree(staged, ignore_errors=True)
     return [out / name for name in sorted(site.files)]
 
 

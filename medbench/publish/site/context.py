@@ -27,6 +27,19 @@ from medbench.publish.site.layout import (
 from medbench.score.metrics import MIN_CLUSTERS_ASYMPTOTIC
 from medbench.spec.loading import SpecSet
 
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+"""How a spreadsheet formula starts: a published CSV text cell never does."""
+
+
+def csv_cell(value: Scalar) -> Scalar:
+    """A cell as a published CSV holds it: null as empty, and a text that a spreadsheet would
+    run as a formula quoted with a leading `'` (numbers are written as they are)."""
+    if value is None:
+        return ""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
 
 class Site:
     """The output being assembled in memory (relative path -> bytes) and what pages share."""
@@ -135,7 +148,7 @@ class Site:
         text = io.StringIO()
         writer = csv.DictWriter(text, keys, lineterminator="\n")
         writer.writeheader()
-        writer.writerows({k: "" if v is None else v for k, v in row.items()} for row in data)
+        writer.writerows({k: csv_cell(v) for k, v in row.items()} for row in data)
         self.files[f"data/{name}.csv"] = text.getvalue().encode("utf-8")
         self.files[f"data/{name}.json"] = (
             json.dumps(data, sort_keys=True, indent=1) + "\n"

@@ -19,7 +19,7 @@ from medbench.errors import DataError
 from medbench.publish.record import Record
 from medbench.publish.rederive import record_samples
 from medbench.publish.site.context import Site
-from medbench.publish.site.layout import Page
+from medbench.publish.site.layout import Page, file_stem
 from medbench.publish.site.samples import sample_files, thumbnail
 from medbench.score import original_only
 from medbench.spec.loading import SpecSet
@@ -70,7 +70,7 @@ class FlipPage(Page):
 
 def flip_path(record: Record, task: str) -> str:
     """The flip viewer's path from the site root."""
-    return f"flips/{record.suite}.{record.model_id}.{task}.html"
+    return f"flips/{file_stem(record.suite, record.model_id, task)}.html"
 
 
 def _outcome(row: dict[str, object]) -> str:

@@ -11,6 +11,16 @@ from medbench.publish.record import Record, Scalar
 SITE_DIR = Path(__file__).resolve().parents[3] / "site"
 """The repository's `site/` folder: `templates/` (Jinja2) and `static/` (CSS, JS, icon)."""
 Data = list[dict[str, Scalar]]
+SEPARATOR = "~"
+"""Joins the parts of a site file's name: no id holds it, so no two models', suites' or tasks'
+files share a name (with a dot, model `a.b` of suite `q` met model `b` of suite `q.a`)."""
+
+
+def file_stem(*parts: str) -> str:
+    """The name of a site file (before its extension) from its ids and fixed words."""
+    return SEPARATOR.join(parts)
+
+
 FAMILY_METRICS = (
     "disagreement",
     "prompt_sensitivity",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from medbench.publish.record import Record
-from medbench.publish.site.layout import Col, Data, Table, title_of
+from medbench.publish.site.layout import Col, Data, Table, file_stem, title_of
 
 if TYPE_CHECKING:
     from medbench.publish.site.context import Site
@@ -29,7 +29,7 @@ def reliability_figures(site: Site, record: Record, name: str) -> list[tuple[str
     the site; (src, alt, task title) of each, in task order."""
     figures = []
     for task, svg in sorted(site.reliability.get((record.suite, record.model_id), {}).items()):
-        path = f"charts/{name}.reliability.{task}.svg"
+        path = f"charts/{file_stem(name, 'reliability', task)}.svg"
         site.files[path] = svg
         alt = (
             f"Reliability diagram of {title_of(record)} on {site.task_title(task)}: accuracy "
@@ -52,7 +52,7 @@ def calibration_table(site: Site, record: Record, name: str) -> Table | None:
         "options): ECE over 10 equal-width bins, Brier score, area under the risk-coverage "
         "curve; variant * pools every variant of the family"
     )
-    return site.table(f"{name}.calibration", "../", caption, CALIBRATION_COLUMNS, rows)
+    return site.table(file_stem(name, "calibration"), "../", caption, CALIBRATION_COLUMNS, rows)
 
 
 __all__ = ["CALIBRATION_COLUMNS", "calibration_table", "reliability_figures"]

@@ -18,6 +18,7 @@ from medbench.publish.site.layout import (
     ModelPage,
     Section,
     Table,
+    file_stem,
     title_of,
 )
 from medbench.publish.site.likelihood import calibration_table, reliability_figures
@@ -94,14 +95,14 @@ def _reliance_tables(site: Site, record: Record, name: str, root: str) -> list[T
     pairs = reliance.pair_table(site.records, record.suite, record.model_id)
     specs += [pairs] if pairs is not None else []
     return [
-        site.table(f"{name}.{table}", root, caption, columns, rows)
+        site.table(file_stem(name, table), root, caption, columns, rows)
         for table, caption, columns, rows in specs
     ]
 
 
 def _model_section(site: Site, record: Record) -> Section:
     suite, model, root = record.suite, record.model_id, "../"
-    name = f"{suite}.{model}"
+    name = file_stem(suite, model)
     scores = sorted(record.scores, key=_key("task", "family", "variant", "pipeline"))
     columns = [
         Col("Task", "task", "head"),
@@ -119,7 +120,11 @@ def _model_section(site: Site, record: Record) -> Section:
     ]
     tables = [
         site.table(
-            f"{name}.scores", root, f"{suite}: scores per task and prompt variant", columns, scores
+            file_stem(name, "scores"),
+            root,
+            f"{suite}: scores per task and prompt variant",
+            columns,
+            scores,
         )
     ]
     fragility = sorted(record.fragility, key=_key("task", "family", "pipeline"))
@@ -140,8 +145,8 @@ def _model_section(site: Site, record: Record) -> Section:
             Col("Above noise floor", "noise_mark", "text"),
         ]
     caption = f"{suite}: fragility across the variants of each prompt family"
-    tables.append(site.table(f"{name}.fragility", root, caption, columns, fragility))
-    pairs = _pairs(site, f"{name}.pairs", root, suite, model)
+    tables.append(site.table(file_stem(name, "fragility"), root, caption, columns, fragility))
+    pairs = _pairs(site, file_stem(name, "pairs"), root, suite, model)
     tables += [pairs] if pairs else []
     tables += _reliance_tables(site, record, name, root)
     if len(record.models) > 1:
@@ -154,7 +159,7 @@ def _model_section(site: Site, record: Record) -> Section:
             f"{suite}: the model's rungs: its own answers (direct) and each describe-then-"
             "diagnose pipeline (the model describes, a text model diagnoses)"
         )
-        tables.append(site.table(f"{name}.pipelines", root, caption, columns, rungs))
+        tables.append(site.table(file_stem(name, "pipelines"), root, caption, columns, rungs))
     if record.ladder:
         keys = ladder_keys(record.ladder)
         columns = [Col(k.replace("_", " "), k, "head" if k == "task" else "num") for k in keys]
@@ -162,7 +167,9 @@ def _model_section(site: Site, record: Record) -> Section:
             f"{suite}: knowledge ladder (chance, generated answers, likelihood answers, describe "
             "then diagnose, probe)"
         )
-        tables.append(site.table(f"{name}.ladder", root, caption, columns, list(record.ladder)))
+        tables.append(
+            site.table(file_stem(name, "ladder"), root, caption, columns, list(record.ladder))
+        )
     calibration = calibration_table(site, record, name)
     tables += [calibration] if calibration else []
     tasks = sorted({str(r.get("task")) for r in record.scores}, key=site.tasks.index)
@@ -180,7 +187,7 @@ def _model_section(site: Site, record: Record) -> Section:
     site.files[chart] = heatmap_svg(grid, tasks, [f"{f}/{v}" for f, v in _variants(record)], alt)
     maps = []
     for task, svg in sorted(site.maps.get((suite, record.model_id), {}).items()):
-        path = f"charts/{name}.tsne.{task}.svg"
+        path = f"charts/{file_stem(name, 'tsne', task)}.svg"
         site.files[path] = svg
         alt_map = (
             f"t-SNE map of {title_of(record)}'s vision embeddings on {site.task_title(task)}: "

@@ -16,6 +16,7 @@ from medbench.publish.site.layout import (
     IndexPage,
     Section,
     Table,
+    file_stem,
     mean,
     title_of,
 )
@@ -86,7 +87,14 @@ def _ranking(site: Site, suite: str, data: Data) -> Table:
         columns.insert(4, Col(RELIANCE_LABEL, "visual_reliance", "est"))
         caption += "; visual reliance: the share of answers that change without the image"
     return site.table(
-        f"{suite}.ranking", "", caption, columns, data, sorted_by=2, order="descending", suite=suite
+        file_stem(suite, "ranking"),
+        "",
+        caption,
+        columns,
+        data,
+        sorted_by=2,
+        order="descending",
+        suite=suite,
     )
 
 
@@ -108,7 +116,7 @@ def _per_task_table(
     columns = [Col("Rank", "rank", "int"), Col("Model", "model", "model", badges=False)]
     columns += [Col(site.task_title(t), f"{HEADLINE}.{t}", task=t) for t in tasks]
     caption = f"{suite}: all-variants kappa per task (mean over label prompt families)"
-    return site.table(f"{suite}.per-task", "", caption, columns, data, suite=suite)
+    return site.table(file_stem(suite, "per-task"), "", caption, columns, data, suite=suite)
 
 
 def _task_mean(record: Record, table: str, name: str, task: str) -> float | None:
@@ -171,12 +179,14 @@ def index_page(site: Site, suites: dict[str, list[Record]]) -> None:
             _ranking(site, suite, ranked),
             _per_task_table(site, suite, records, tasks, ranked),
         ]
-        pairs = _pairs(site, f"{suite}.pairs", "", suite)
+        pairs = _pairs(site, file_stem(suite, "pairs"), "", suite)
         tables += [pairs] if pairs else []
         found = pair_table(records, suite)
         if found is not None:
             table, caption, columns, rows = found
-            tables.append(site.table(f"{suite}.{table}", "", caption, columns, rows, suite=suite))
+            tables.append(
+                site.table(file_stem(suite, table), "", caption, columns, rows, suite=suite)
+            )
         sections.append(
             Section(
                 suite,

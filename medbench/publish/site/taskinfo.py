@@ -14,6 +14,7 @@ from medbench.publish.site.layout import (
     TaskDetails,
     TaskPage,
     Wording,
+    file_stem,
     num,
 )
 from medbench.publish.site.samples import sample_files, thumbnail
@@ -138,7 +139,7 @@ def _task_section(site: Site, suite: str, task: str, records: list[Record]) -> S
     note = "Chance f1_all: " + ", ".join(f"{f} {c}" for f, c in chance) + "."
     caption = f"{suite}: models by prompt variant, f1_all with 95% CI"
     table = site.table(
-        f"{suite}.task-{task}",
+        file_stem(suite, f"task-{task}"),
         "../",
         caption,
         columns,

@@ -29,6 +29,10 @@ in `lexicon.py`:
 - `no_option`: nothing names an offered option (unparseable): off-topic or truncated text.
 
 Yes/no options are read from "yes"/"no" only by the first three rules, never elsewhere.
+
+A reply is read up to its first `MAX_PARSED_CHARS` characters (far beyond what a model writes
+under the specs' `max_new_tokens`): the rest is never scanned, so a stranger's 300,000-character
+"answer" in a sidecar costs `verify` no more than that, and every rule is linear in what it reads.
 """
 
 from __future__ import annotations
@@ -38,9 +42,20 @@ from collections.abc import Mapping, Sequence
 from medbench.score.parsing.decide import RULES, ParsedAnswer, Rule, Status, parse_cached
 from medbench.score.parsing.patterns import normalize
 
-__all__ = ["PARSER_VERSION", "RULES", "ParsedAnswer", "Rule", "Status", "parse_answer", "matched"]
+__all__ = [
+    "MAX_PARSED_CHARS",
+    "PARSER_VERSION",
+    "RULES",
+    "ParsedAnswer",
+    "Rule",
+    "Status",
+    "parse_answer",
+    "matched",
+]
 
 PARSER_VERSION = 2
+MAX_PARSED_CHARS = 32_768
+"""The most characters of a reply the parser reads (its start); see the package docstring."""
 """Bumped whenever a change to the rules or lexicons can change a parse (1: the regex module)."""
 
 
@@ -64,7 +79,8 @@ def parse_answer(
         frozen = tuple(
             sorted((k, (v,) if isinstance(v, str) else tuple(v)) for k, v in aliases.items())
         )
-    return parse_cached(text, tuple(options), lettered, frozen, finding or None)
+    read = text[:MAX_PARSED_CHARS]
+    return parse_cached(read, tuple(options), lettered, frozen, finding or None)
 
 
 def matched(text: str, parsed: ParsedAnswer) -> str | None:

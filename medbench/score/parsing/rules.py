@@ -4,6 +4,7 @@ whether it declines. `decide.py` tries them in order; each returns what it found
 
 from __future__ import annotations
 
+import bisect
 import re
 from typing import Literal
 
@@ -49,8 +50,31 @@ def _letter_at(
     return letter, paired, after.end if after is not None else m.end(1)
 
 
+class _Index:
+    """What every committing phrase of one reply looks up, found once (a reply may repeat
+    "the answer is" thousands of times: each phrase then costs a search, not a scan)."""
+
+    def __init__(self, norm: str, mentions: list[Mention]) -> None:
+        # SENT_END matches one character, decided by it and the next one: the first match at
+        # or after a position is the first of these at or after it.
+        self.ends = [e.start() for e in SENT_END.finditer(norm)]
+        self.starts = {x.start: x for x in mentions}
+        self.order = sorted(range(len(mentions)), key=lambda i: mentions[i].start)
+        self.keys = [mentions[i].start for i in self.order]
+        self.mentions = mentions
+
+    def sentence_end(self, start: int, default: int) -> int:
+        i = bisect.bisect_left(self.ends, start)
+        return self.ends[i] if i < len(self.ends) else default
+
+    def between(self, start: int, end: int) -> list[Mention]:
+        """The mentions starting in [start, end), in their original order."""
+        lo, hi = bisect.bisect_left(self.keys, start), bisect.bisect_left(self.keys, end)
+        return [self.mentions[i] for i in sorted(self.order[lo:hi])]
+
+
 def _commit(
-    norm: str, m: re.Match[str], mt: Matcher, mentions: list[Mention], lettered: bool
+    norm: str, m: re.Match[str], mt: Matcher, index: _Index, lettered: bool
 ) -> Found | None:
     """What one committing phrase commits to, if anything."""
     kind = m.lastgroup
@@ -61,12 +85,12 @@ def _commit(
     if kind == "but" or (kind == "conn" and mt.text_re is None):
         return None
     start = _skip(SEG_LEAD, norm, m.end())
-    starts = {x.start: x for x in mentions}
+    starts = index.starts
     letter = _letter_at(norm, start, mt, starts) if lettered else None
     if kind == "conn" and letter is None and _skip(CONN_LEAD, norm, start) not in starts:
         return None  # "so the left lung is normal" commits to nothing; "therefore, glioma" does
-    end = next((e.start() for e in SENT_END.finditer(norm, start)), len(norm))
-    named = [x for x in mentions if start <= x.start < end]
+    end = index.sentence_end(start, len(norm))
+    named = index.between(start, end)
     labels, _ = asserted(named)
     last = max((x.end for x in named), default=m.end())
     if letter is not None:
@@ -85,8 +109,9 @@ def final_answer(
     """The last committing phrase that names an option ("the answer is", "Impression:")."""
     if patterns.COMMIT_HINTS.isdisjoint(words):
         return None
+    index = _Index(norm, mentions)
     for m in reversed(list(COMMIT.finditer(norm))):
-        found = _commit(norm, m, mt, mentions, lettered)
+        found = _commit(norm, m, mt, index, lettered)
         if found is not None:
             return found
     return None

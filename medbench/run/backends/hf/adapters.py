@@ -34,7 +34,7 @@ def adapter_folder(spec: ModelSpec, context: BackendContext) -> Path:
         folder = context.adapter_dir
     elif adapter.repo is not None:
         sha = context.adapter_revision or resolve_hub_revision(adapter.repo, adapter.revision)
-        if not SHA_RE.match(sha):
+        if not SHA_RE.fullmatch(sha):
             raise BackendError(
                 f"model {spec.id}: loading the adapter needs a resolved commit sha, got {sha!r}"
             )

@@ -80,7 +80,7 @@ def checkpoint_source(spec: ModelSpec, context: BackendContext) -> tuple[str, st
         return str(context.checkpoint_dir), None
     if spec.repo is not None:
         sha = context.revision or resolve_hub_revision(spec.repo, spec.revision)
-        if not SHA_RE.match(sha):
+        if not SHA_RE.fullmatch(sha):
             raise BackendError(
                 f"model {spec.id}: loading needs a resolved commit sha, got revision {sha!r}"
             )
