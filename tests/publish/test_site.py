@@ -807,10 +807,10 @@ def test_noise_mark_says_when_the_floor_cannot_be_told_apart() -> None:
 
 def test_build_site_pair_tables_show_raw_and_holm_adjusted_p(site: Path) -> None:
     page = (site / "models" / "med.html").read_text()
-    table = page[page.index('id="quickstart.med.pairs"') :].split("</table>")[0]
+    table = page[page.index('id="quickstart~med~pairs"') :].split("</table>")[0]
     assert "p (raw)" in table and "p (Holm, across tasks)" in table
     index = (site / "index.html").read_text()
-    summary = index[index.index('id="quickstart.pairs"') :].split("</table>")[0]
+    summary = index[index.index('id="quickstart~pairs"') :].split("</table>")[0]
     assert "p (Holm, across tasks)" in summary and "p (raw)" not in summary
 
 
@@ -866,7 +866,7 @@ def test_build_site_no_sort_puts_a_degenerate_model_first(tmp_path: Path) -> Non
             allow_test_models=True,
         )
     build_site(tmp_path / "board", tmp_path / "out")
-    rows = json.loads((tmp_path / "out" / "data" / "quickstart.ranking.json").read_text())
+    rows = json.loads((tmp_path / "out" / "data" / "quickstart~ranking.json").read_text())
     assert rows[0]["model"] == "skilled"
     for row in rows[1:]:
         assert row["fragility_index"] is None, row["model"]  # shown as "–", sorted last
