@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -223,6 +224,66 @@ def test_index_reads_at_390_px(page: Page, site_url: str) -> None:
     assert chart is not None and chart["width"] <= 390
 
 
+PAGES = (
+    "index.html",
+    "models/med.html",
+    "tasks/pneumonia_cxr.html",
+    "flips/quickstart.gen.pneumonia_cxr.html",
+    "methods.html",
+)
+SMALLEST_TEXT = """() => {
+  const sizes = [];
+  document.querySelectorAll("svg text").forEach(t => {
+    const svg = t.ownerSVGElement, box = svg.getBoundingClientRect();
+    const scale = box.width / (svg.viewBox.baseVal.width || box.width);
+    sizes.push(parseFloat(getComputedStyle(t).fontSize) * scale);
+  });
+  return sizes.length ? Math.min(...sizes) : null;
+}"""
+
+
+def smallest_figure_text(page: Page, site: Path, path: str) -> float | None:
+    """The smallest text of the page's SVG images, in CSS px as shown (viewBox units scaled)."""
+    found = []
+    for src, width in page.locator("img[src$='.svg']").evaluate_all(
+        "imgs => imgs.map(i => [i.getAttribute('src'), i.getBoundingClientRect().width])"
+    ):
+        text = ((site / path).parent / str(src)).resolve().read_text()
+        view = float(re.search(r'viewBox="0 0 ([\d.]+)', text).group(1))  # type: ignore[union-attr]
+        sizes = [float(s) for s in re.findall(r"font-size: ([\d.]+)px", text)]
+        found += [size * float(width) / view for size in sizes]
+    return min(found, default=None)
+
+
+@pytest.mark.parametrize("width", [390, 1280])
+@pytest.mark.parametrize("path", PAGES)
+def test_page_fits_the_viewport_and_its_chart_text_is_legible(
+    page: Page, site_url: str, built: tuple[Path, Path], path: str, width: int
+) -> None:
+    page.set_viewport_size({"width": width, "height": 844})
+    page.goto(site_url + path)
+    assert page.evaluate("document.documentElement.scrollWidth") <= width
+    for text in (page.evaluate(SMALLEST_TEXT), smallest_figure_text(page, built[1], path)):
+        assert text is None or text >= 11, text
+    for caption in page.locator("p.caption").all():  # captions stand outside the scroll box
+        box = caption.bounding_box()
+        assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= width
+
+
+def test_prompts_wrap_at_word_boundaries_at_390_px(page: Page, site_url: str) -> None:
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.goto(site_url + "flips/quickstart.gen.pneumonia_cxr.html")
+    prompt = page.locator("table.flip-answers td pre").first
+    words = prompt.inner_text().split()
+    lines = prompt.evaluate(
+        """pre => { const r = document.createRange(); r.selectNodeContents(pre);
+        return r.getClientRects().length; }"""
+    )
+    assert lines < len(words)  # whole words share lines; no line holds a piece of a word
+    box = prompt.bounding_box()
+    assert box is not None and box["width"] > 250
+
+
 def test_screenshots_of_index_model_task_and_flip_pages(page: Page, site_url: str) -> None:
     ARTEFACTS.mkdir(parents=True, exist_ok=True)
     page.set_viewport_size({"width": 1280, "height": 800})
@@ -232,10 +293,13 @@ def test_screenshots_of_index_model_task_and_flip_pages(page: Page, site_url: st
         "synthetic-task": "tasks/pneumonia_cxr.html",
         "synthetic-flips": "flips/quickstart.gen.pneumonia_cxr.html",
     }
-    for name, path in shots.items():
-        page.goto(site_url + path)
-        page.screenshot(path=ARTEFACTS / f"{name}.png", full_page=True)
-        assert (ARTEFACTS / f"{name}.png").stat().st_size > 10_000
+    for width in (1280, 390):
+        page.set_viewport_size({"width": width, "height": 800})
+        for name, path in shots.items():
+            page.goto(site_url + path)
+            shot = ARTEFACTS / f"{name}-{width}.png"
+            page.screenshot(path=shot, full_page=True)
+            assert shot.stat().st_size > 10_000
     page.goto(site_url + "models/med.html")
     expect(page.locator("figure img").first).to_be_visible()
     assert page.locator("figure img").first.evaluate("img => img.naturalWidth") > 0

@@ -176,8 +176,10 @@ def test_build_site_makes_no_external_reference(site: Path) -> None:
 
 def test_build_site_tables_have_captions_scopes_and_downloads(site: Path) -> None:
     for name, page in pages(site).items():
-        tags = [tag for tag, _ in page.tags]
-        assert tags.count("table") == tags.count("caption"), name
+        # Each table is labelled by a caption above its scroll box, never cut by the box.
+        ids = {attrs.get("id") for _, attrs in page.tags}
+        tables = [attrs for tag, attrs in page.tags if tag == "table"]
+        assert all(a.get("aria-labelledby") in ids for a in tables), name
         assert all(
             attrs.get("scope") in ("col", "row") for tag, attrs in page.tags if tag == "th"
         ), name
@@ -602,7 +604,7 @@ def test_build_site_flip_viewer_lists_every_flipped_image_with_prompts(
 
     text = render(specs.families["closed_diagnosis"], plain, specs.tasks["pneumonia_cxr"], ())
     assert f"<pre>{text.messages.text}</pre>" in page
-    assert "<pre>I cannot diagnose this.</pre>" in page and "<td>refusal</td>" in page
+    assert "<pre>I cannot diagnose this.</pre>" in page and ">refusal</td>" in page
     model = (tmp_path / "out" / "models" / "gen.html").read_text()
     assert 'href="../flips/quickstart.gen.pneumonia_cxr.html"' in model
 

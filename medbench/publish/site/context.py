@@ -100,7 +100,6 @@ class Site:
                 self.badges(suite, str(v)) if col.badges else (),
                 header=col.key == "model",
                 task=col.task,
-                hover=f"{text} ({v})",
             )
         if not col.numeric:
             return Cell("–" if v is None else str(v), header=col.kind == "head", task=col.task)

@@ -128,6 +128,8 @@ class Section:
     """Reliability diagrams of the option probabilities: (src, alt, task title)."""
     svg: str | None = None
     """An inline chart, built element by element by `scatter_svg` (no record text unescaped)."""
+    chart_key: list[tuple[str, str, str]] = field(default_factory=list)
+    """(rank, title, model id) of the chart's marks: what each rank label names."""
     links: list[tuple[str, str]] = field(default_factory=list)
     """(href, text) of pages this section leads to (the flip viewers of a model)."""
 

@@ -173,13 +173,13 @@ def _model_section(site: Site, record: Record) -> Section:
         for r in record.scores
         if r.get("pipeline") == "direct"
     }
-    grid = [[by_cell.get((t, f, v)) for f, v in _variants(record)] for t in tasks]
+    grid = [[by_cell.get((t, f, v)) for t in tasks] for f, v in _variants(record)]
     alt = (
         f"Heatmap of f1_all of {title_of(record)} on suite {suite}: "
-        "tasks by prompt variants (numbers in the scores table)"
+        "prompt variants by tasks (numbers in the scores table)"
     )
     chart = f"charts/{name}.svg"
-    site.files[chart] = heatmap_svg(grid, tasks, [f"{f}/{v}" for f, v in _variants(record)], alt)
+    site.files[chart] = heatmap_svg(grid, [f"{f}/{v}" for f, v in _variants(record)], tasks, alt)
     maps = []
     for task, svg in sorted(site.maps.get((suite, record.model_id), {}).items()):
         path = f"charts/{name}.tsne.{task}.svg"

@@ -103,6 +103,15 @@ def _task_mean(record: Record, table: str, name: str, task: str) -> float | None
     )
 
 
+def chart_key(ranked: Data) -> list[tuple[str, str, str]]:
+    """(rank, title, model) of each model on the chart: the key to its rank labels."""
+    return [
+        (str(r["rank"]), str(r["title"]), str(r["model"]))
+        for r in ranked
+        if isinstance(r.get("all_variants_f1"), float | int)
+    ]
+
+
 def _chart(site: Site, suite: str, ranked: Data) -> str:
     """The index chart of a suite's ranked models."""
     on_chart = {str(r["model"]) for r in ranked if r.get("all_variants_f1") is not None}
@@ -131,6 +140,7 @@ def _chart(site: Site, suite: str, ranked: Data) -> str:
                 fragility_hi=opt("fragility_index_hi"),
                 baseline=spec.get("backend") == "baseline",
                 base=str(base) if isinstance(base, str) and base in on_chart else None,
+                rank=rank if isinstance(rank := row.get("rank"), int) else 0,
             )
         )
     caption = f"{suite}: all-variants F1 against fragility index, one mark per ranked model"
@@ -159,6 +169,7 @@ def index_page(site: Site, suites: dict[str, list[Record]]) -> None:
                 test_models=any(r.test_model for r in records),
                 local=any((suite, r.model_id) in site.local for r in records),
                 svg=_chart(site, suite, ranked),
+                chart_key=chart_key(ranked),
             )
         )
     titles = [(t, site.task_title(t)) for t in site.tasks]

@@ -4,6 +4,8 @@ Built element by element from a fixed vocabulary (svg, title, desc, g, line, cir
 path, text, defs, marker), every text escaped and every number formatted here, so the
 markup holds nothing a record could inject. Each mark has its `<title>`; CI whiskers run
 along both axes; an arrow joins each medical model to its base; baselines are squares.
+A mark is labelled by its rank (the key below the chart names the models): marks that sit
+together share one label, so labels never overlap each other or a long title.
 """
 
 from __future__ import annotations
@@ -13,8 +15,9 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
-WIDTH, HEIGHT = 720, 420
-LEFT, RIGHT, TOP, BOTTOM = 64, 24, 20, 52
+WIDTH, HEIGHT = 440, 340
+"""With 14-unit text (style.css), scaled to a phone's 358 px the text is 11.4 px."""
+LEFT, RIGHT, TOP, BOTTOM = 58, 26, 14, 58
 
 
 @dataclass(frozen=True)
@@ -32,6 +35,8 @@ class Mark:
     baseline: bool
     base: str | None = None
     """The model this one was fine-tuned from, when it is on the chart too."""
+    rank: int = 0
+    """The mark's label: its rank in the table (0: none)."""
 
 
 def _esc(text: str) -> str:
@@ -76,7 +81,7 @@ def scatter_svg(marks: list[Mark], caption: str) -> str:
         out.append(
             f'<line class="grid" x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{_f(y(v))}" y2="{_f(y(v))}"/>'
         )
-        out.append(f'<text x="{LEFT - 8}" y="{_f(y(v) + 4)}" text-anchor="end">{v:.1f}</text>')
+        out.append(f'<text x="{LEFT - 6}" y="{_f(y(v) + 5)}" text-anchor="end">{v:.1f}</text>')
     steps = round(x_max * 10)
     for i in range(steps + 1):
         v = i / 10
@@ -85,12 +90,12 @@ def scatter_svg(marks: list[Mark], caption: str) -> str:
         gx = _f(x(v))
         out.append(f'<line class="grid" x1="{gx}" x2="{gx}" y1="{TOP}" y2="{HEIGHT - BOTTOM}"/>')
         out.append(
-            f'<text x="{_f(x(v))}" y="{HEIGHT - BOTTOM + 18}" text-anchor="middle">{v:.1f}</text>'
+            f'<text x="{_f(x(v))}" y="{HEIGHT - BOTTOM + 20}" text-anchor="middle">{v:.1f}</text>'
         )
     out += [
         f'<text class="label" x="{LEFT + plot_w / 2:.1f}" y="{HEIGHT - 10}" '
         'text-anchor="middle">Fragility index (lower is better)</text>',
-        f'<text class="label" transform="translate(16 {TOP + plot_h / 2:.1f}) rotate(-90)" '
+        f'<text class="label" transform="translate(18 {TOP + plot_h / 2:.1f}) rotate(-90)" '
         'text-anchor="middle">All-variants F1 (higher is better)</text>',
         "</g>",
     ]
@@ -104,27 +109,49 @@ def scatter_svg(marks: list[Mark], caption: str) -> str:
             f'x2="{_f(x(mark.fragility))}" y2="{_f(y(mark.score))}" marker-end="url(#arrow)">'
             f"<title>{_esc(base.title)} to its medical fine-tune {_esc(mark.title)}</title></line>"
         )
-    placed: list[tuple[float, float]] = []
+    labels = _labels(marks, x, y)
     for mark in sorted(marks, key=lambda m: (-m.score, m.fragility, m.model)):
-        out.append(_mark(mark, x, y, _label_y(x(mark.fragility), y(mark.score) - 7, placed)))
+        out.append(_mark(mark, x, y, labels.get(mark.model)))
     out.append("</svg>")
     return "\n".join(out)
 
 
-LABEL_CHARS = 30
-"""Longest mark label; the full title is in the mark's <title> and the table."""
+NEAR = 12.0
+"""Marks closer than this (in chart units) share one label."""
 
 
-def _label_y(lx: float, ly: float, placed: list[tuple[float, float]]) -> float:
-    """A label's baseline, moved down until it clears the labels placed before it."""
-    while any(abs(lx - px) < 170 and abs(ly - py) < 13 for px, py in placed):
-        ly += 13
-    placed.append((lx, ly))
-    return ly
-
-
-def _short(title: str) -> str:
-    return title if len(title) <= LABEL_CHARS else title[: LABEL_CHARS - 1] + "…"
+def _labels(
+    marks: list[Mark], fx: Callable[[float], float], fy: Callable[[float], float]
+) -> dict[str, tuple[float, float, str]]:
+    """model -> (x, y, text) of the one label of each group of marks that sit together (the
+    first of the group carries it); a label is moved down until it clears the ones before."""
+    groups: list[list[Mark]] = []
+    for mark in sorted(marks, key=lambda m: (m.rank, m.model)):
+        at = (fx(mark.fragility), fy(mark.score))
+        for group in groups:
+            first = group[0]
+            if math.dist(at, (fx(first.fragility), fy(first.score))) < NEAR:
+                group.append(mark)
+                break
+        else:
+            groups.append([mark])
+    found: dict[str, tuple[float, float, str]] = {}
+    placed: list[tuple[float, float, float]] = []
+    for group in groups:
+        first = group[0]
+        text = ",".join(str(m.rank) for m in group if m.rank)
+        if not text:
+            continue
+        lx, ly = fx(first.fragility) + 9, fy(first.score) - 7
+        if lx + 9 * len(text) > WIDTH:  # near the right edge: the label goes to the left
+            lx = fx(first.fragility) - 9 - 8.5 * len(text)
+        ly = max(ly, TOP + 12)
+        width = 8.5 * len(text)
+        while any(abs(lx - px) < max(width, pw) and abs(ly - py) < 15 for px, py, pw in placed):
+            ly += 15
+        placed.append((lx, ly, width))
+        found[first.model] = (lx, ly, text)
+    return found
 
 
 def _interval(lo: float | None, hi: float | None) -> str:
@@ -132,7 +159,10 @@ def _interval(lo: float | None, hi: float | None) -> str:
 
 
 def _mark(
-    mark: Mark, fx: Callable[[float], float], fy: Callable[[float], float], label_y: float
+    mark: Mark,
+    fx: Callable[[float], float],
+    fy: Callable[[float], float],
+    label: tuple[float, float, str] | None,
 ) -> str:
     cx, cy = fx(mark.fragility), fy(mark.score)
     kind = "baseline" if mark.baseline else "model"
@@ -159,6 +189,8 @@ def _mark(
         parts.append(f'<rect x="{_f(cx - 5)}" y="{_f(cy - 5)}" width="10" height="10"/>')
     else:
         parts.append(f'<circle cx="{_f(cx)}" cy="{_f(cy)}" r="6"/>')
-    parts.append(f'<text x="{_f(cx + 9)}" y="{_f(label_y)}">{_esc(_short(mark.title))}</text>')
+    if label is not None:
+        lx, ly, text = label
+        parts.append(f'<text x="{_f(lx)}" y="{_f(ly)}">{_esc(text)}</text>')
     parts.append("</g>")
     return "".join(parts)
