@@ -413,3 +413,20 @@ def test_quickstart_specialised_model_ranks_first_and_general_flips_are_listed(
     page.goto(url + "tasks/pneumonia_cxr.html")
     expect(page.locator(".examples img").first).to_be_visible()
     page.screenshot(path=ARTEFACTS / "quickstart-task.png", full_page=True)
+
+
+def test_every_column_header_links_to_a_definition_that_exists(page: Page, site_url: str) -> None:
+    targets: set[str] = set()
+    for path in ("index.html", "models/med.html", "tasks/pneumonia_cxr.html"):
+        page.goto(site_url + path)
+        headers = page.locator("table.sortable thead th")
+        assert headers.count() > 0
+        for i in range(headers.count()):
+            link = headers.nth(i).locator("a.def")
+            expect(link).to_have_count(1)
+            targets.add(urljoin(site_url + path, str(link.get_attribute("href"))))
+    for target in sorted(targets):
+        page.goto(target)
+        anchor = urlsplit(target).fragment
+        expect(page.locator(f'[id="{anchor}"]')).to_have_count(1)
+        expect(page.locator(f'[id="{anchor}"]')).to_be_visible()

@@ -37,8 +37,11 @@
     Array.prototype.forEach.call(table.tHead.rows[0].cells, function (header, index) {
       var button = document.createElement("button");
       button.type = "button";
-      while (header.firstChild) button.appendChild(header.firstChild);
-      header.appendChild(button);
+      // The label goes into the button; the link to the column's definition stays beside it.
+      var label = header.querySelector(".h") || header;
+      while (label.firstChild) button.appendChild(label.firstChild);
+      if (label === header) header.appendChild(button);
+      else header.replaceChild(button, label);
       var numeric = header.getAttribute("data-type") === "number";
       button.addEventListener("click", function () { sortBy(table, index, numeric, header); });
     });

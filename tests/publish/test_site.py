@@ -764,3 +764,52 @@ def test_build_site_marks_records_made_with_older_specs(tmp_path: Path) -> None:
         "<dt>Specs changed since</dt><dd>task/pneumonia_cxr (today&#39;s specs differ or are "
         "gone)</dd>"
     ) in page
+
+
+METHODS = Path(__file__).resolve().parents[2] / "site" / "templates" / "methods.html"
+
+
+def methods_ids() -> set[str]:
+    return set(re.findall(r'\bid="([^"]+)"', METHODS.read_text()))
+
+
+def test_glossary_anchors_exist_on_the_methods_page() -> None:
+    from medbench.publish.site.glossary import DEFINED
+
+    assert sorted(set(DEFINED.values()) - methods_ids()) == []
+
+
+def test_every_column_the_site_can_show_has_a_definition() -> None:
+    from medbench.publish.site.glossary import definition
+    from medbench.publish.site.layout import FAMILY_METRICS, RANKED
+    from medbench.publish.site.likelihood import CALIBRATION_COLUMNS
+    from medbench.publish.site.reliance import (
+        IMAGE_VARIANT_COLUMNS,
+        RELIANCE_COLUMNS,
+        RELIANCE_PAIR_COLUMNS,
+    )
+    from medbench.score.probe.ladder import LADDER_COLUMNS, NO_IMAGE_COLUMN
+
+    keys = [*FAMILY_METRICS, *RANKED, "visual_reliance", NO_IMAGE_COLUMN, "noise_floor"]
+    keys += [c.key for c in [*CALIBRATION_COLUMNS, *IMAGE_VARIANT_COLUMNS, *RELIANCE_COLUMNS]]
+    keys += [c.key for c in RELIANCE_PAIR_COLUMNS]
+    keys += LADDER_COLUMNS
+    assert [k for k in keys if definition(k) is None] == []
+    assert definition("all_variants_f1.pneumonia_cxr") == "all_variants_f1"
+    assert definition("closed_diagnosis/plain") == "f1_all"
+    assert definition("no_such_metric") is None
+
+
+def test_build_site_every_column_header_links_to_its_definition(site: Path) -> None:
+    ids = methods_ids()
+    headers = 0
+    for name in pages(site):
+        html = (site / name).read_text()
+        for header in re.findall(r'<th scope="col"[^>]*>.*?</th>', html):
+            if "data-key=" not in header:
+                continue  # the flip viewer's and task wordings' fixed tables
+            headers += 1
+            link = re.search(r'<a class="def" href="([^"#]*)#([^"]+)"', header)
+            assert link is not None, (name, header)
+            assert link.group(1).endswith("methods.html") and link.group(2) in ids, (name, header)
+    assert headers > 50

@@ -13,6 +13,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from medbench.publish.record import Record, Scalar
 from medbench.publish.rederive import spec_changes
+from medbench.publish.site.glossary import definition
 from medbench.publish.site.layout import (
     SITE_DIR,
     Cell,
@@ -146,7 +147,13 @@ class Site:
             for row in data
         ]
         csv_href, json_href = f"{root}data/{name}.csv", f"{root}data/{name}.json"
-        return Table(name, caption, columns, rows, sorted_by, order, csv_href, json_href, note)
+        defs = [
+            f"{root}methods.html#{anchor}" if (anchor := definition(c.key)) else None
+            for c in columns
+        ]
+        return Table(
+            name, caption, columns, rows, sorted_by, order, csv_href, json_href, note, defs
+        )
 
 
 def _tone(col: Col, lo: Scalar, hi: Scalar) -> str | None:

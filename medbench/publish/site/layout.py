@@ -108,6 +108,8 @@ class Table:
     csv: str
     json: str
     note: str = ""
+    defs: list[str | None] = field(default_factory=list)
+    """Per column, the link to its definition on the methods page (None: none)."""
 
 
 @dataclass(frozen=True)
