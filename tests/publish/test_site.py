@@ -813,3 +813,22 @@ def test_build_site_every_column_header_links_to_its_definition(site: Path) -> N
             assert link is not None, (name, header)
             assert link.group(1).endswith("methods.html") and link.group(2) in ids, (name, header)
     assert headers > 50
+
+
+def test_build_site_a_freshly_published_record_is_not_local(tmp_path: Path) -> None:
+    """`medbench publish` copies a run's record into the leaderboard: the run's local copy
+    (the same answers, a later date) is the published record, not a local, unpublished one."""
+    published, results = tmp_path / "leaderboard", tmp_path / "results"
+    local = results / "quickstart" / "leaderboard"
+    publish_synthetic(local, [model_spec("gen")], TWO_TASKS, n_images=8, n_boot=10)
+    shutil.copytree(local, published)
+    path = next(local.glob("*/gen.json"))
+    data = json.loads(path.read_text())
+    data["date"] = "2027-01-01"
+    path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    build_site(published, tmp_path / "out", results=results)
+    assert "local, unpublished" not in (tmp_path / "out" / "index.html").read_text()
+    data["revision"] = "f" * 40
+    path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    build_site(published, tmp_path / "again", results=results)
+    assert "local, unpublished" in (tmp_path / "again" / "index.html").read_text()

@@ -52,9 +52,28 @@ def gather_records(
     local: set[tuple[str, str]] = set()
     for folder in local_folders(results) if results is not None else []:
         for path, record in load_records(folder):
-            chosen[(record.suite, record.model_id)] = (path, record)
-            local.add((record.suite, record.model_id))
+            key = (record.suite, record.model_id)
+            if key in chosen and same_results(chosen[key][1], record):
+                continue  # already published (`medbench publish` copied it): not local
+            chosen[key] = (path, record)
+            local.add(key)
     return [chosen[key] for key in sorted(chosen)], local
+
+
+def same_results(published: Record, fresh: Record) -> bool:
+    """Whether a local record holds the published one's results: the same per-image answers
+    (and option scores) of the same model revision under the same specs; its date and
+    environment may differ."""
+
+    def sha(info: object) -> object:
+        return getattr(info, "sha256", None)
+
+    return (
+        sha(published.sidecar) == sha(fresh.sidecar)
+        and sha(published.likelihood_sidecar) == sha(fresh.likelihood_sidecar)
+        and published.revision == fresh.revision
+        and published.spec_hashes == fresh.spec_hashes
+    )
 
 
 def _answers(path: Path, record: Record) -> pd.DataFrame:
