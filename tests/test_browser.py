@@ -143,11 +143,60 @@ def test_sorting_by_click_and_keyboard_sets_aria_sort(
 def test_task_filter_hides_other_tasks(page: Page, site_url: str) -> None:
     page.goto(site_url)
     page.get_by_label("Show task").select_option("pneumonia_cxr")
-    expect(page.locator(f'{PER_TASK} th[data-task="brain_tumor_mri"]')).to_be_hidden()
-    expect(page.locator(f'{PER_TASK} th[data-task="pneumonia_cxr"]')).to_be_visible()
+    expect(page.locator(f'{PER_TASK} th[data-task="brain_tumor_mri"]').first).to_be_hidden()
+    expect(page.locator(f'{PER_TASK} th[data-task="pneumonia_cxr"]').first).to_be_visible()
     expect(page.locator('tr[data-task="brain_tumor_mri"]').first).to_be_hidden()
     page.get_by_label("Show task").select_option("")
-    expect(page.locator(f'{PER_TASK} th[data-task="brain_tumor_mri"]')).to_be_visible()
+    expect(page.locator(f'{PER_TASK} th[data-task="brain_tumor_mri"]').first).to_be_visible()
+
+
+def test_sort_and_task_filter_state_round_trips_through_the_url(
+    page: Page, site_url: str, built: tuple[Path, Path]
+) -> None:
+    page.goto(site_url + "index.html?sort=fragility_index&dir=asc")
+    headers = page.locator(f"{RANKING} thead th")
+    expect(headers.nth(3)).to_have_attribute("aria-sort", "ascending")
+    by_fragility = [t for _, t in sorted(models_by(built, "fragility_index"))]
+    assert [m.removesuffix(" test model") for m in column(page, RANKING, 1)] == by_fragility
+    headers.nth(2).get_by_role("button").click()  # all-variants F1, ascending
+    assert page.url.endswith("index.html?sort=all_variants_f1&dir=asc")
+    page.get_by_label("Show task").select_option("pneumonia_cxr")
+    assert page.url.endswith("?sort=all_variants_f1&dir=asc&task=pneumonia_cxr")
+    # One task: its ranking and chart replace the all-task ones, sorted by its own column.
+    expect(page.locator(RANKING)).to_be_hidden()
+    expect(page.locator("figure[data-view='all']")).to_be_hidden()
+    expect(page.locator("figure[data-task-view='pneumonia_cxr'] img")).to_be_visible()
+    expect(page.locator("figure[data-task-view='brain_tumor_mri']")).to_be_hidden()
+    per_task = page.locator(f"{PER_TASK} thead th[data-key='all_variants_f1.pneumonia_cxr']")
+    expect(per_task).to_have_attribute("aria-sort", "ascending")
+    link = page.url
+    page.goto("about:blank")
+    page.goto(link)  # the link reproduces the view
+    expect(page.get_by_label("Show task")).to_have_value("pneumonia_cxr")
+    expect(page.locator(RANKING)).to_be_hidden()
+    expect(per_task).to_have_attribute("aria-sort", "ascending")
+    scores = page.locator(f"{PER_TASK} tbody tr").evaluate_all(
+        "rows => rows.map(r => r.querySelector('[data-task=pneumonia_cxr]').dataset.sort)"
+    )
+    assert [float(x) for x in scores] == sorted(float(x) for x in scores)
+    page.get_by_label("Show task").select_option("")
+    expect(page.locator(RANKING)).to_be_visible()
+    assert page.url.endswith("index.html?sort=all_variants_f1&dir=asc")
+
+
+def test_model_filters_hide_rows_and_live_in_the_url(page: Page, site_url: str) -> None:
+    page.goto(site_url + "index.html?kind=medical")
+    expect(page.get_by_label("Models", exact=True)).to_have_value("medical")
+    expect(page.locator(f"{RANKING} tbody tr:visible")).to_have_count(1)
+    expect(page.locator(f"{RANKING} tbody tr:visible th a")).to_have_text("Medical 4B")
+    page.get_by_label("Models", exact=True).select_option("")
+    page.get_by_label("Test models").uncheck()
+    assert page.url.endswith("index.html?test=no")
+    expect(page.locator(f"{RANKING} tbody tr:visible")).to_have_count(3)
+    expect(page.locator(f"{RANKING} tbody tr[data-test='yes']")).to_be_hidden()
+    page.goto(site_url + "index.html?modality=no-such-modality&family=no-such-family")
+    expect(page.get_by_label("Modality")).to_have_value("")  # unknown values are ignored
+    expect(page.locator(f"{RANKING} tbody tr:visible")).to_have_count(4)
 
 
 def test_every_link_loads_and_nothing_leaves_localhost(

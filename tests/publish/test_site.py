@@ -106,11 +106,12 @@ def test_build_site_writes_every_page(site: Path) -> None:
     ]
     assert sorted(p.name for p in (site / "static").iterdir()) == [
         "favicon.svg",
-        "filter.js",
         "sort.js",
         "style.css",
+        "view.js",
     ]
     assert sorted(p.name for p in (site / "charts").iterdir()) == [
+        *(f"quickstart.chart.{t}.svg" for t in TWO_TASKS),
         "quickstart.gen.svg",
         "quickstart.med.svg",
         "quickstart.tiny.svg",

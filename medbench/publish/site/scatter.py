@@ -53,8 +53,18 @@ def _limit(marks: list[Mark]) -> float:
     return min(1.0, math.ceil(top * 10 + 0.5) / 10)
 
 
-def scatter_svg(marks: list[Mark], caption: str) -> str:
-    """The chart as an inline SVG element (a string of markup)."""
+STANDALONE_STYLE = (
+    "<style>svg{font:14px system-ui,sans-serif}.grid{stroke:#e5e8eb}.label{font-weight:600}"
+    ".whisker{stroke:#57606a;stroke-width:1.5}.mark circle{fill:#0b5cad}"
+    ".mark.baseline rect{fill:#9aa4ad;stroke:#57606a}.mark text{fill:#1b1f24;font-weight:700}"
+    ".pair{stroke:#8a4b00;stroke-width:2}.arrowhead{fill:#8a4b00}</style>"
+)
+"""The site's chart rules (style.css), for a chart written as a file of its own."""
+
+
+def scatter_svg(marks: list[Mark], caption: str, *, standalone: bool = False) -> str:
+    """The chart as an inline SVG element (a string of markup); `standalone`: as a file of its
+    own (an `<img>`), with its namespace, size and style, and ids of its own."""
     x_max = _limit(marks)
     plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
 
@@ -64,13 +74,19 @@ def scatter_svg(marks: list[Mark], caption: str) -> str:
     def y(v: float) -> float:
         return TOP + plot_h * (1.0 - min(max(v, 0.0), 1.0))
 
+    head = (
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}" '
+        if standalone
+        else '<svg class="chart" '
+    )
     out = [
-        f'<svg class="chart" role="img" viewBox="0 0 {WIDTH} {HEIGHT}" '
+        f'{head}role="img" viewBox="0 0 {WIDTH} {HEIGHT}" '
         'aria-labelledby="chart-title chart-desc">',
         f'<title id="chart-title">{_esc(caption)}</title>',
         '<desc id="chart-desc">Up is better (more images right under every wording); '
         "left is better (answers change less when the prompt is reworded). Squares are "
         "baselines; an arrow runs from a general model to its medical fine-tune.</desc>",
+        STANDALONE_STYLE if standalone else "",
         '<defs><marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" '
         'markerHeight="7" orient="auto-start-reverse"><path d="M 0 0 L 10 5 L 0 10 z" '
         'class="arrowhead"/></marker></defs>',
