@@ -227,7 +227,10 @@ def test_every_link_loads_and_nothing_leaves_localhost(
                 response = page.request.get(target)
                 assert response.ok, f"{url} links to {link}: HTTP {response.status}"
     assert failed == []
-    assert len(done) == 1 + 4 + 2 + 1 + 4 * 2  # index, models, tasks, methods, flip viewers
+    viewers = sum(1 for u in done if "/compare/" in u)
+    assert viewers >= 2 * 2  # per task: every model and the pair, one page or more
+    # index, models, tasks, methods, flip viewers, then the comparison viewers
+    assert len(done) == 1 + 4 + 2 + 1 + 4 * 2 + viewers
     assert {urlsplit(u).hostname for u in requests} == {"127.0.0.1"}
     assert any(u.endswith("/static/sort.js") for u in requests)
 
@@ -279,6 +282,8 @@ PAGES = (
     "tasks/pneumonia_cxr.html",
     "flips/quickstart.gen.pneumonia_cxr.html",
     "methods.html",
+    "compare/quickstart.pneumonia_cxr.all.1.html",
+    "compare/quickstart.pneumonia_cxr.med-vs-gen.1.html",
 )
 SMALLEST_TEXT = """() => {
   const sizes = [];
@@ -479,3 +484,33 @@ def test_every_column_header_links_to_a_definition_that_exists(page: Page, site_
         anchor = urlsplit(target).fragment
         expect(page.locator(f'[id="{anchor}"]')).to_have_count(1)
         expect(page.locator(f'[id="{anchor}"]')).to_be_visible()
+
+
+@pytest.mark.parametrize("width", [390, 1280])
+def test_comparison_viewer_shows_both_models_of_a_pair_with_changes_marked(
+    page: Page, site_url: str, width: int
+) -> None:
+    page.set_viewport_size({"width": width, "height": 844})
+    page.goto(site_url + "models/med.html")
+    page.get_by_role("link", name="against its medical fine-tune").first.click()
+    assert "/compare/quickstart." in page.url and ".med-vs-gen.1.html" in page.url
+    assert page.evaluate("document.documentElement.scrollWidth") <= width
+    first = page.locator("article.compare").first
+    heads = first.locator("table.compare-answers thead th a")
+    expect(heads).to_have_text(["General 4B", "Medical 4B"])
+    rows = first.locator("table.compare-answers tbody tr")
+    assert rows.count() >= 2
+    expect(rows.first.locator("td")).to_have_count(2)
+    changed = page.locator("table.compare-answers td.changed")
+    assert changed.count() > 0
+    expect(changed.first).to_be_visible()
+    colour = changed.first.evaluate("td => getComputedStyle(td).backgroundColor")
+    plain = first.locator("tr.reference td").first.evaluate(
+        "td => getComputedStyle(td).backgroundColor"
+    )
+    assert colour != plain  # a changed answer stands out
+    expect(page.locator("nav.pager").first).to_be_visible()
+    second = page.locator("nav.pager").first.get_by_role("link", name="2")
+    if second.count():
+        second.click()
+        assert page.url.endswith(".med-vs-gen.2.html")

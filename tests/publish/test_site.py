@@ -94,7 +94,7 @@ def pages(folder: Path) -> dict[str, Page]:
 
 
 def test_build_site_writes_every_page(site: Path) -> None:
-    assert sorted(pages(site)) == [
+    assert sorted(p for p in pages(site) if not p.startswith("compare/")) == [
         *(f"flips/quickstart.{m}.{t}.html" for m in ("gen", "med", "tiny") for t in TWO_TASKS),
         "index.html",
         "methods.html",
@@ -833,3 +833,47 @@ def test_build_site_a_freshly_published_record_is_not_local(tmp_path: Path) -> N
     path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
     build_site(published, tmp_path / "again", results=results)
     assert "local, unpublished" in (tmp_path / "again" / "index.html").read_text()
+
+
+def test_build_site_comparison_viewer_shows_every_model_and_marks_changed_answers(
+    site: Path,
+) -> None:
+    viewers = sorted(p for p in pages(site) if p.startswith("compare/"))
+    for task in TWO_TASKS:
+        assert f"compare/quickstart.{task}.all.1.html" in viewers
+        assert f"compare/quickstart.{task}.med-vs-gen.1.html" in viewers
+    page = (site / "compare" / "quickstart.pneumonia_cxr.all.1.html").read_text()
+    for model in ("gen", "med", "tiny"):
+        assert f'<a href="../models/{model}.html">' in page
+    assert '<td class="changed"' in page and "(reference)" in page
+    pair = Page((site / "compare" / "quickstart.pneumonia_cxr.med-vs-gen.1.html").read_text())
+    heads = [a.get("href") for t, a in pair.tags if t == "a" and "models/" in (a.get("href") or "")]
+    assert heads[:2] == ["../models/gen.html", "../models/med.html"]
+    # every image's table has one row per wording: no replicate, no duplicate
+    for article in page.split("<article")[1:]:
+        rows = re.findall(r'<tr(?: class="reference")?><th scope="row">([^<]+)<', article)
+        assert rows and len(rows) == len(set(rows))
+    for start in ("index.html", "tasks/pneumonia_cxr.html", "models/med.html"):
+        links = Page((site / start).read_text()).links()
+        assert any("compare/quickstart.pneumonia_cxr.all.1.html" in link for link in links), start
+    assert any(
+        "compare/quickstart.pneumonia_cxr.med-vs-gen.1.html" in link
+        for link in Page((site / "models" / "gen.html").read_text()).links()
+    )
+
+
+def test_flipped_leaves_out_the_noise_floor_replicate() -> None:
+    from medbench.publish.site.flips import flipped
+
+    def row(variant: str, parsed: str, replicate: int) -> dict[str, object]:
+        return {
+            "family": "f", "sample": "s1", "variant": variant, "truth": "a", "parsed": parsed,
+            "status": "answer", "pipeline": "direct", "image_variant": "original",
+            "replicate": replicate,
+        }  # fmt: skip
+
+    answers = pd.DataFrame([row("plain", "a", 0), row("plain", "b", 1), row("guided", "a", 0)])
+    assert flipped(answers) == []  # a replicate that differs is noise, not a flip
+    answers = pd.DataFrame([row("plain", "a", 0), row("plain", "a", 1), row("guided", "b", 0)])
+    [(_, _, _, rows)] = flipped(answers)
+    assert [r["variant"] for r in rows] == ["guided", "plain"]

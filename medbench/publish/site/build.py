@@ -13,6 +13,7 @@ from medbench.errors import MedbenchError
 from medbench.publish.local import LOCAL_RECORDS
 from medbench.publish.reading import load_records, read_maps
 from medbench.publish.record import RELIABILITY_SUFFIX, Record
+from medbench.publish.site.compare import compare_pages
 from medbench.publish.site.context import Site
 from medbench.publish.site.flips import flip_pages
 from medbench.publish.site.layout import SITE_DIR, MethodsPage
@@ -114,6 +115,7 @@ def build_site(
     suites: dict[str, list[Record]] = {}
     for record in records:
         suites.setdefault(record.suite, []).append(record)
+    compare_pages(site)
     index_page(site, suites)
     flip_pages(site)
     model_pages(site)

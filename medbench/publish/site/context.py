@@ -51,6 +51,8 @@ class Site:
         """(suite, model) -> the record's per-image answer rows (its sidecar)."""
         self.flip_links: dict[tuple[str, str], list[tuple[str, str]]] = {}
         """(suite, model) -> (path from the root, text) of its flip viewers."""
+        self.compare_links: dict[tuple[str, str], list[tuple[str, str]]] = {}
+        """(suite, task) -> (path from the root, text) of its comparison viewers."""
         self.models = {r.model_id: r for r in records}
         self.stale = {
             (r.suite, r.model_id): tuple(ref for ref, _, _ in changed)

@@ -139,6 +139,8 @@ class Section:
     the index's task filter picks that task."""
     links: list[tuple[str, str]] = field(default_factory=list)
     """(href, text) of pages this section leads to (the flip viewers of a model)."""
+    compare: list[tuple[str, str]] = field(default_factory=list)
+    """(href, text) of the image-by-image comparison viewers this section leads to."""
 
 
 @dataclass(frozen=True)

@@ -198,11 +198,18 @@ def _model_section(site: Site, record: Record) -> Section:
         record.test_model,
     )
     links = [(root + path, text) for path, text in site.flip_links.get((suite, model), [])]
+    compare = []
+    for task in tasks:
+        views = site.compare_links.get((suite, task), [])
+        mine = [v for v in views[1:] if f".{model}-vs-" in v[0] or f"-vs-{model}." in v[0]]
+        compare += [(root + href, f"{site.task_title(task)}: {text}") for href, text in views[:1]]
+        compare += [(root + href, f"{site.task_title(task)}: {text}") for href, text in mine]
     return replace(
         section,
         maps=maps,
         reliability=reliability_figures(site, record, name),
         links=links,
+        compare=compare,
         local=(suite, model) in site.local,
     )
 

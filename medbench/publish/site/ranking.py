@@ -235,6 +235,11 @@ def index_page(site: Site, suites: dict[str, list[Record]]) -> None:
                 svg=_chart(site, suite, ranked),
                 chart_key=chart_key(ranked),
                 task_charts=_task_charts(site, suite, records, tasks, ranked),
+                compare=[
+                    (links[0][0], site.task_title(t))
+                    for t in tasks
+                    if (links := site.compare_links.get((suite, t)))
+                ],
             )
         )
     titles = [(t, site.task_title(t)) for t in site.tasks]
