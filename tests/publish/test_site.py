@@ -184,7 +184,9 @@ def test_build_site_tables_have_captions_scopes_and_downloads(site: Path) -> Non
         assert all(
             attrs.get("scope") in ("col", "row") for tag, attrs in page.tags if tag == "th"
         ), name
-        downloads = [link for link in page.links() if "/data/" in f"/{link}"]
+        downloads = [
+            link for link in page.links() if "/data/" in f"/{link}" and "/all." not in f"/{link}"
+        ]
         sortable = [a for t, a in page.tags if t == "table" and a.get("class") == "sortable"]
         assert len(downloads) == 2 * len(sortable), name
     index = Page((site / "index.html").read_text())
@@ -877,3 +879,25 @@ def test_flipped_leaves_out_the_noise_floor_replicate() -> None:
     answers = pd.DataFrame([row("plain", "a", 0), row("plain", "a", 1), row("guided", "b", 0)])
     [(_, _, _, rows)] = flipped(answers)
     assert [r["variant"] for r in rows] == ["guided", "plain"]
+
+
+def test_build_site_whole_download_holds_every_record_and_meets_its_schema(
+    board: Path, site: Path
+) -> None:
+    jsonschema = pytest.importorskip("jsonschema")
+    schema = json.loads((site / "data" / "all.schema.json").read_text())
+    data = json.loads((site / "data" / "all.json").read_text())
+    jsonschema.Draft202012Validator.check_schema(schema)
+    jsonschema.validate(data, schema, cls=jsonschema.Draft202012Validator)
+    records = {p.stem: json.loads(p.read_text()) for p in sorted(board.glob("*/*.json"))}
+    shown = {e["record"]["model_id"]: e["record"] for e in data["records"]}
+    assert sorted(shown) == sorted(records)
+    for model, record in records.items():
+        for table in ("scores", "fragility", "models", "pairs"):
+            assert shown[model][table] == record[table], (model, table)
+    assert not any(e["local"] for e in data["records"])
+    broken = {**data, "records": [{"local": "no", "record": {}}]}
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(broken, schema, cls=jsonschema.Draft202012Validator)
+    links = Page((site / "index.html").read_text()).links()
+    assert "data/all.json" in links and "data/all.schema.json" in links

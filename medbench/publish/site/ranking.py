@@ -20,6 +20,7 @@ from medbench.publish.site.layout import (
 )
 from medbench.publish.site.reliance import RELIANCE_LABEL, pair_table
 from medbench.publish.site.scatter import Mark, scatter_svg
+from medbench.publish.site.whole import whole_data
 
 
 def ranked_rows(records: list[Record]) -> Data:
@@ -250,4 +251,5 @@ def index_page(site: Site, suites: dict[str, list[Record]]) -> None:
     page = IndexPage(
         "Leaderboard", "", site.build_date, __version__, sections, titles, modalities, families
     )
+    whole_data(site)
     site.page("index.html", "index.html", page)
