@@ -901,3 +901,33 @@ def test_build_site_whole_download_holds_every_record_and_meets_its_schema(
         jsonschema.validate(broken, schema, cls=jsonschema.Draft202012Validator)
     links = Page((site / "index.html").read_text()).links()
     assert "data/all.json" in links and "data/all.schema.json" in links
+
+
+def test_build_site_model_page_leads_with_its_card(site: Path) -> None:
+    page = (site / "models" / "med.html").read_text()
+    card = page[page.index('<section class="card"') : page.index("</section>")]
+    assert page.index('<section class="card"') < page.index('id="suite-quickstart"')
+    terms = re.findall(r"<dt>([^<]+)</dt>", card)
+    assert terms == [
+        "Model id",
+        "Weights",
+        "Resolved revision",
+        "Architecture family",
+        "Medical fine-tune",
+        "Pair",
+        "Test model",
+        "Precision and decoding",
+        "Evaluated",
+        "Record",
+        "Spec",
+    ]
+    assert 'the medical fine-tune of <a href="gen.html">General 4B</a>' in card
+    assert '<a href="../records/quickstart.med.json">quickstart (JSON)</a>' in card
+    assert "leaderboard/quickstart/med.json in the repository" in card
+    assert "specs/models/med.yaml" in card
+    copy = json.loads((site / "records" / "quickstart.med.json").read_text())
+    assert copy["model_id"] == "med" and copy["scores"]
+    general = (site / "models" / "gen.html").read_text()
+    assert '<dd>the base of <a href="med.html">Medical 4B</a></dd>' in general
+    tiny = (site / "models" / "tiny.html").read_text()
+    assert "<dd>yes: random or demonstration weights, not a real result</dd>" in tiny

@@ -170,6 +170,8 @@ class ModelPage(Page):
     test_model: bool
     description: str
     facts: list[tuple[str, str]]
+    card: list[tuple[str, str, list[tuple[str, str]]]] = field(default_factory=list)
+    """The model card: (term, text, links after the text) of what a reader needs first."""
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ from dataclasses import replace
 from medbench import __version__
 from medbench.publish.record import Record, Scalar
 from medbench.publish.site import reliance
+from medbench.publish.site.card import model_card
 from medbench.publish.site.charts import heatmap_svg
 from medbench.publish.site.context import Site, _key, _noise_mark, _pairs, _variants
 from medbench.publish.site.layout import (
@@ -217,12 +218,8 @@ def _model_section(site: Site, record: Record) -> Section:
 def model_pages(site: Site) -> None:
     for model, first in sorted(site.models.items()):
         spec = first.model
-        facts = [
-            ("Model id", model),
-            ("Architecture family", str(spec.get("family", "–"))),
-            ("Medical fine-tune", "yes" if spec.get("medical") else "no"),
-            ("Base model", str(spec.get("base") or "–")),
-        ]
+        card = model_card(site, model)
+        facts = [(term, text) for term, text, _ in card]
         sections = [_model_section(site, r) for r in site.records if r.model_id == model]
         page = ModelPage(
             title_of(first),
@@ -233,5 +230,6 @@ def model_pages(site: Site) -> None:
             first.test_model,
             str(spec.get("description") or ""),
             facts,
+            card,
         )
         site.page(f"models/{model}.html", "model.html", page)
