@@ -212,3 +212,18 @@ def test_cli_site_serve_does_not_say_it_replaces_its_folder() -> None:
     build = runner.invoke(app, ["site", "build", "--help"])
     assert "replaced" not in serve.output
     assert "replaced" in build.output
+
+
+def test_cli_site_build_outside_a_project_says_where_to_run_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    from medbench.errors import RecordError
+
+    result = runner.invoke(app, ["site", "build"])
+    assert isinstance(result.exception, RecordError)  # the entry point prints it, exits 1
+    assert str(result.exception) == (
+        "leaderboard: no such leaderboard folder, and no local results in results/. Run from "
+        "the project root (the folder holding leaderboard/ and specs/), or pass --leaderboard."
+    )
+    assert not (tmp_path / "_site").exists()
