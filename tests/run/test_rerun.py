@@ -62,6 +62,7 @@ def test_rerun_unchanged_inputs_reuse_results_site_and_report(
     assert REUSED in second.output
     # the report the first run printed, word for word (the run summary line aside)
     assert "Scores written to results/t/" in second.output
+
     def report(output: str) -> str:  # after the run summary line, whose time varies
         return output.split("Scores written")[0].split("failed")[-1].split("\n", 1)[1]
 
@@ -156,3 +157,12 @@ def test_read_stamp_unreadable_or_foreign_is_none(tmp_path: Path) -> None:
     rerun.write_stamp(tmp_path, "i", "o", "report\n")
     assert rerun.reusable(tmp_path, "i", "o") is not None
     assert rerun.reusable(tmp_path, "i", "other") is None
+
+
+def test_score_command_writes_results_to_stdout_and_progress_to_stderr(project: Path) -> None:
+    run()
+    scored = CliRunner().invoke(app, ["score", "specs", "--suite", "t"])
+    assert scored.exit_code == 0, scored.output
+    assert "baseline-chance" in scored.stdout and "baseline-majority" in scored.stdout
+    assert "Scores written to results/t/" in scored.stderr
+    assert "Scores written" not in scored.stdout
