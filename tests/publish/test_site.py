@@ -931,3 +931,20 @@ def test_build_site_model_page_leads_with_its_card(site: Path) -> None:
     assert '<dd>the base of <a href="med.html">Medical 4B</a></dd>' in general
     tiny = (site / "models" / "tiny.html").read_text()
     assert "<dd>yes: random or demonstration weights, not a real result</dd>" in tiny
+
+
+def test_compare_pages_show_at_most_max_images(
+    board: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from medbench.publish.site import compare
+
+    monkeypatch.setattr(compare, "MAX_IMAGES", 7)
+    build_site(board, tmp_path / "out")
+    viewers = sorted((tmp_path / "out" / "compare").glob("quickstart.pneumonia_cxr.all.*.html"))
+    assert [p.name for p in viewers] == [
+        "quickstart.pneumonia_cxr.all.1.html",
+        "quickstart.pneumonia_cxr.all.2.html",
+    ]
+    last = viewers[-1].read_text()
+    assert last.count('<article class="compare"') == 1
+    assert "more images are not shown here" in last

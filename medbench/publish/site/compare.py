@@ -20,6 +20,8 @@ from medbench.publish.site.samples import thumbnail
 
 PAGE_SIZE = 6
 """Images per page: a few phone screens each."""
+MAX_IMAGES = 300
+"""Most images shown per task and view (50 pages); the rest are in the records' sidecars."""
 ORIGINAL = "original"
 MAX_TIP = 300
 """Longest raw answer shown on hover."""
@@ -68,6 +70,8 @@ class ComparePage(Page):
     views: list[tuple[str, str]]
     """(href, text) of the task's other views: all models, each pair."""
     n_images: int
+    n_hidden: int = 0
+    """Images past `MAX_IMAGES`, not shown."""
 
 
 def compare_path(suite: str, task: str, view: str = "all", page: int = 1) -> str:
@@ -142,7 +146,8 @@ def _view_pages(
     views: list[tuple[str, str]],
 ) -> None:
     found = [_answers(site, r, task) for r in records]
-    samples = sorted({k[0] for answers in found for k in answers})
+    every = sorted({k[0] for answers in found for k in answers})
+    samples = every[:MAX_IMAGES]
     truths = {k[0]: str(row["label"]) for answers in found for k, row in answers.items()}
     pictures = sample_images(site.specs, records[0], task)
     chunks = [samples[i : i + PAGE_SIZE] for i in range(0, len(samples), PAGE_SIZE)] or [[]]
@@ -176,6 +181,7 @@ def _view_pages(
             current=n,
             views=views,
             n_images=len(samples),
+            n_hidden=len(every) - len(samples),
         )
         site.page(compare_path(suite, task, view, n), "compare.html", page)
 
