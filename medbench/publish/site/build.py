@@ -62,19 +62,11 @@ def gather_records(
 
 
 def same_results(published: Record, fresh: Record) -> bool:
-    """Whether a local record holds the published one's results: the same per-image answers
-    (and option scores) of the same model revision under the same specs; its date and
-    environment may differ."""
-
-    def sha(info: object) -> object:
-        return getattr(info, "sha256", None)
-
-    return (
-        sha(published.sidecar) == sha(fresh.sidecar)
-        and sha(published.likelihood_sidecar) == sha(fresh.likelihood_sidecar)
-        and published.revision == fresh.revision
-        and published.spec_hashes == fresh.spec_hashes
-    )
+    """Whether a local record holds the published one's results (as after `medbench publish`):
+    the same answers, tables and provenance but for when, where and with which medbench build
+    it was made."""
+    made = {"date", "environment", "medbench"}
+    return published.model_dump(exclude=made) == fresh.model_dump(exclude=made)
 
 
 def _answers(path: Path, record: Record) -> pd.DataFrame:
