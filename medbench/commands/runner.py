@@ -73,7 +73,7 @@ def plan(
         identity = the_plan.identities[m]
         revision = identity.revision[:12]
         if identity.adapter_revision is not None:
-            revision += f" + adapter {identity.adapter_revision[:12]}"
+            revision += f" + adapter {identity.adapter_revision[:16]}"
         table.add_row(m, revision, t, str(n), str(cached[(m, t)]), str(n - cached[(m, t)]))
     Console().print(table)
     unique = len({job.key for job in the_plan.jobs if job.key not in done})
