@@ -120,9 +120,14 @@ def scatter_svg(marks: list[Mark], caption: str, *, standalone: bool = False) ->
         base = at.get(mark.base or "")
         if base is None:
             continue
+        x1, y1, x2, y2 = x(base.fragility), y(base.score), x(mark.fragility), y(mark.score)
+        length = math.hypot(x2 - x1, y2 - y1)
+        if length > 2 * GAP:  # end at the mark's edge, so that the arrowhead shows
+            dx, dy = (x2 - x1) * GAP / length, (y2 - y1) * GAP / length
+            x1, y1, x2, y2 = x1 + dx, y1 + dy, x2 - dx, y2 - dy
         out.append(
-            f'<line class="pair" x1="{_f(x(base.fragility))}" y1="{_f(y(base.score))}" '
-            f'x2="{_f(x(mark.fragility))}" y2="{_f(y(mark.score))}" marker-end="url(#arrow)">'
+            f'<line class="pair" x1="{_f(x1)}" y1="{_f(y1)}" '
+            f'x2="{_f(x2)}" y2="{_f(y2)}" marker-end="url(#arrow)">'
             f"<title>{_esc(base.title)} to its medical fine-tune {_esc(mark.title)}</title></line>"
         )
     labels = _labels(marks, x, y)
@@ -132,6 +137,8 @@ def scatter_svg(marks: list[Mark], caption: str, *, standalone: bool = False) ->
     return "\n".join(out)
 
 
+GAP = 8.0
+"""How far a pair's arrow stops short of each mark's centre (a mark's radius is 6)."""
 NEAR = 12.0
 """Marks closer than this (in chart units) share one label."""
 
