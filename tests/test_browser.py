@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -162,11 +163,60 @@ def test_sorting_by_click_and_keyboard_sets_aria_sort(
 def test_task_filter_hides_other_tasks(page: Page, site_url: str) -> None:
     page.goto(site_url)
     page.get_by_label("Show task").select_option("pneumonia_cxr")
-    expect(page.locator(f'{PER_TASK} th[data-task="brain_tumor_mri"]')).to_be_hidden()
-    expect(page.locator(f'{PER_TASK} th[data-task="pneumonia_cxr"]')).to_be_visible()
+    expect(page.locator(f'{PER_TASK} th[data-task="brain_tumor_mri"]').first).to_be_hidden()
+    expect(page.locator(f'{PER_TASK} th[data-task="pneumonia_cxr"]').first).to_be_visible()
     expect(page.locator('tr[data-task="brain_tumor_mri"]').first).to_be_hidden()
     page.get_by_label("Show task").select_option("")
-    expect(page.locator(f'{PER_TASK} th[data-task="brain_tumor_mri"]')).to_be_visible()
+    expect(page.locator(f'{PER_TASK} th[data-task="brain_tumor_mri"]').first).to_be_visible()
+
+
+def test_sort_and_task_filter_state_round_trips_through_the_url(
+    page: Page, site_url: str, built: tuple[Path, Path]
+) -> None:
+    page.goto(site_url + "index.html?sort=fragility_index&dir=asc")
+    headers = page.locator(f"{RANKING} thead th")
+    expect(headers.nth(3)).to_have_attribute("aria-sort", "ascending")
+    by_fragility = [t for _, t in sorted(models_by(built, "fragility_index"))]
+    assert [m.removesuffix(" test model") for m in column(page, RANKING, 1)] == by_fragility
+    headers.nth(2).get_by_role("button").click()  # all-variants F1, ascending
+    assert page.url.endswith("index.html?sort=all_variants_f1&dir=asc")
+    page.get_by_label("Show task").select_option("pneumonia_cxr")
+    assert page.url.endswith("?sort=all_variants_f1&dir=asc&task=pneumonia_cxr")
+    # One task: its ranking and chart replace the all-task ones, sorted by its own column.
+    expect(page.locator(RANKING)).to_be_hidden()
+    expect(page.locator("figure[data-view='all']")).to_be_hidden()
+    expect(page.locator("figure[data-task-view='pneumonia_cxr'] img")).to_be_visible()
+    expect(page.locator("figure[data-task-view='brain_tumor_mri']")).to_be_hidden()
+    per_task = page.locator(f"{PER_TASK} thead th[data-key='all_variants_f1.pneumonia_cxr']")
+    expect(per_task).to_have_attribute("aria-sort", "ascending")
+    link = page.url
+    page.goto("about:blank")
+    page.goto(link)  # the link reproduces the view
+    expect(page.get_by_label("Show task")).to_have_value("pneumonia_cxr")
+    expect(page.locator(RANKING)).to_be_hidden()
+    expect(per_task).to_have_attribute("aria-sort", "ascending")
+    scores = page.locator(f"{PER_TASK} tbody tr").evaluate_all(
+        "rows => rows.map(r => r.querySelector('[data-task=pneumonia_cxr]').dataset.sort)"
+    )
+    assert [float(x) for x in scores] == sorted(float(x) for x in scores)
+    page.get_by_label("Show task").select_option("")
+    expect(page.locator(RANKING)).to_be_visible()
+    assert page.url.endswith("index.html?sort=all_variants_f1&dir=asc")
+
+
+def test_model_filters_hide_rows_and_live_in_the_url(page: Page, site_url: str) -> None:
+    page.goto(site_url + "index.html?kind=medical")
+    expect(page.get_by_label("Models", exact=True)).to_have_value("medical")
+    expect(page.locator(f"{RANKING} tbody tr:visible")).to_have_count(1)
+    expect(page.locator(f"{RANKING} tbody tr:visible th a")).to_have_text("Medical 4B")
+    page.get_by_label("Models", exact=True).select_option("")
+    page.get_by_label("Test models").uncheck()
+    assert page.url.endswith("index.html?test=no")
+    expect(page.locator(f"{RANKING} tbody tr:visible")).to_have_count(3)
+    expect(page.locator(f"{RANKING} tbody tr[data-test='yes']")).to_be_hidden()
+    page.goto(site_url + "index.html?modality=no-such-modality&family=no-such-family")
+    expect(page.get_by_label("Modality")).to_have_value("")  # unknown values are ignored
+    expect(page.locator(f"{RANKING} tbody tr:visible")).to_have_count(4)
 
 
 def test_every_link_loads_and_nothing_leaves_localhost(
@@ -197,7 +247,10 @@ def test_every_link_loads_and_nothing_leaves_localhost(
                 response = page.request.get(target)
                 assert response.ok, f"{url} links to {link}: HTTP {response.status}"
     assert failed == []
-    assert len(done) == 1 + 4 + 2 + 1 + 4 * 2  # index, models, tasks, methods, flip viewers
+    viewers = sum(1 for u in done if "/compare/" in u)
+    assert viewers >= 2 * 2  # per task: every model and the pair, one page or more
+    # index, models, tasks, methods, flip viewers, then the comparison viewers
+    assert len(done) == 1 + 4 + 2 + 1 + 4 * 2 + viewers
     assert {urlsplit(u).hostname for u in requests} == {"127.0.0.1"}
     assert any(u.endswith("/static/sort.js") for u in requests)
 
@@ -243,6 +296,68 @@ def test_index_reads_at_390_px(page: Page, site_url: str) -> None:
     assert chart is not None and chart["width"] <= 390
 
 
+PAGES = (
+    "index.html",
+    "models/med.html",
+    "tasks/pneumonia_cxr.html",
+    "flips/quickstart.gen.pneumonia_cxr.html",
+    "methods.html",
+    "compare/quickstart.pneumonia_cxr.all.1.html",
+    "compare/quickstart.pneumonia_cxr.med-vs-gen.1.html",
+)
+SMALLEST_TEXT = """() => {
+  const sizes = [];
+  document.querySelectorAll("svg text").forEach(t => {
+    const svg = t.ownerSVGElement, box = svg.getBoundingClientRect();
+    const scale = box.width / (svg.viewBox.baseVal.width || box.width);
+    sizes.push(parseFloat(getComputedStyle(t).fontSize) * scale);
+  });
+  return sizes.length ? Math.min(...sizes) : null;
+}"""
+
+
+def smallest_figure_text(page: Page, site: Path, path: str) -> float | None:
+    """The smallest text of the page's SVG images, in CSS px as shown (viewBox units scaled)."""
+    found = []
+    for src, width in page.locator("img[src$='.svg']").evaluate_all(
+        "imgs => imgs.map(i => [i.getAttribute('src'), i.getBoundingClientRect().width])"
+    ):
+        text = ((site / path).parent / str(src)).resolve().read_text()
+        view = float(re.search(r'viewBox="0 0 ([\d.]+)', text).group(1))  # type: ignore[union-attr]
+        sizes = [float(s) for s in re.findall(r"font-size: ([\d.]+)px", text)]
+        found += [size * float(width) / view for size in sizes]
+    return min(found, default=None)
+
+
+@pytest.mark.parametrize("width", [390, 1280])
+@pytest.mark.parametrize("path", PAGES)
+def test_page_fits_the_viewport_and_its_chart_text_is_legible(
+    page: Page, site_url: str, built: tuple[Path, Path], path: str, width: int
+) -> None:
+    page.set_viewport_size({"width": width, "height": 844})
+    page.goto(site_url + path)
+    assert page.evaluate("document.documentElement.scrollWidth") <= width
+    for text in (page.evaluate(SMALLEST_TEXT), smallest_figure_text(page, built[1], path)):
+        assert text is None or text >= 11, text
+    for caption in page.locator("p.caption").all():  # captions stand outside the scroll box
+        box = caption.bounding_box()
+        assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= width
+
+
+def test_prompts_wrap_at_word_boundaries_at_390_px(page: Page, site_url: str) -> None:
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.goto(site_url + "flips/quickstart.gen.pneumonia_cxr.html")
+    prompt = page.locator("table.flip-answers td pre").first
+    words = prompt.inner_text().split()
+    lines = prompt.evaluate(
+        """pre => { const r = document.createRange(); r.selectNodeContents(pre);
+        return r.getClientRects().length; }"""
+    )
+    assert lines < len(words)  # whole words share lines; no line holds a piece of a word
+    box = prompt.bounding_box()
+    assert box is not None and box["width"] > 250
+
+
 def test_screenshots_of_index_model_task_and_flip_pages(page: Page, site_url: str) -> None:
     ARTEFACTS.mkdir(parents=True, exist_ok=True)
     page.set_viewport_size({"width": 1280, "height": 800})
@@ -252,10 +367,13 @@ def test_screenshots_of_index_model_task_and_flip_pages(page: Page, site_url: st
         "synthetic-task": "tasks/pneumonia_cxr.html",
         "synthetic-flips": "flips/quickstart~gen~pneumonia_cxr.html",
     }
-    for name, path in shots.items():
-        page.goto(site_url + path)
-        page.screenshot(path=ARTEFACTS / f"{name}.png", full_page=True)
-        assert (ARTEFACTS / f"{name}.png").stat().st_size > 10_000
+    for width in (1280, 390):
+        page.set_viewport_size({"width": width, "height": 800})
+        for name, path in shots.items():
+            page.goto(site_url + path)
+            shot = ARTEFACTS / f"{name}-{width}.png"
+            page.screenshot(path=shot, full_page=True)
+            assert shot.stat().st_size > 10_000
     page.goto(site_url + "models/med.html")
     expect(page.locator("figure img").first).to_be_visible()
     assert page.locator("figure img").first.evaluate("img => img.naturalWidth") > 0
@@ -371,3 +489,50 @@ def test_quickstart_specialised_model_ranks_first_and_general_flips_are_listed(
     page.goto(url + "tasks/pneumonia_cxr.html")
     expect(page.locator(".examples img").first).to_be_visible()
     page.screenshot(path=ARTEFACTS / "quickstart-task.png", full_page=True)
+
+
+def test_every_column_header_links_to_a_definition_that_exists(page: Page, site_url: str) -> None:
+    targets: set[str] = set()
+    for path in ("index.html", "models/med.html", "tasks/pneumonia_cxr.html"):
+        page.goto(site_url + path)
+        headers = page.locator("table.sortable thead th")
+        assert headers.count() > 0
+        for i in range(headers.count()):
+            link = headers.nth(i).locator("a.def")
+            expect(link).to_have_count(1)
+            targets.add(urljoin(site_url + path, str(link.get_attribute("href"))))
+    for target in sorted(targets):
+        page.goto(target)
+        anchor = urlsplit(target).fragment
+        expect(page.locator(f'[id="{anchor}"]')).to_have_count(1)
+        expect(page.locator(f'[id="{anchor}"]')).to_be_visible()
+
+
+@pytest.mark.parametrize("width", [390, 1280])
+def test_comparison_viewer_shows_both_models_of_a_pair_with_changes_marked(
+    page: Page, site_url: str, width: int
+) -> None:
+    page.set_viewport_size({"width": width, "height": 844})
+    page.goto(site_url + "models/med.html")
+    page.get_by_role("link", name="against its medical fine-tune").first.click()
+    assert "/compare/quickstart." in page.url and ".med-vs-gen.1.html" in page.url
+    assert page.evaluate("document.documentElement.scrollWidth") <= width
+    first = page.locator("article.compare").first
+    heads = first.locator("table.compare-answers thead th a")
+    expect(heads).to_have_text(["General 4B", "Medical 4B"])
+    rows = first.locator("table.compare-answers tbody tr")
+    assert rows.count() >= 2
+    expect(rows.first.locator("td")).to_have_count(2)
+    changed = page.locator("table.compare-answers td.changed")
+    assert changed.count() > 0
+    expect(changed.first).to_be_visible()
+    colour = changed.first.evaluate("td => getComputedStyle(td).backgroundColor")
+    plain = first.locator("tr.reference td").first.evaluate(
+        "td => getComputedStyle(td).backgroundColor"
+    )
+    assert colour != plain  # a changed answer stands out
+    expect(page.locator("nav.pager").first).to_be_visible()
+    second = page.locator("nav.pager").first.get_by_role("link", name="2")
+    if second.count():
+        second.click()
+        assert page.url.endswith(".med-vs-gen.2.html")

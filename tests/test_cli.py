@@ -212,3 +212,43 @@ def test_cli_site_serve_does_not_say_it_replaces_its_folder() -> None:
     build = runner.invoke(app, ["site", "build", "--help"])
     assert "replaced" not in serve.output
     assert "replaced" in build.output
+
+
+def test_cli_site_build_outside_a_project_says_where_to_run_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    from medbench.errors import RecordError
+
+    result = runner.invoke(app, ["site", "build"])
+    assert isinstance(result.exception, RecordError)  # the entry point prints it, exits 1
+    assert str(result.exception) == (
+        "leaderboard: no such leaderboard folder, and no local results in results/. Run from "
+        "the project root (the folder holding leaderboard/ and specs/), or pass --leaderboard."
+    )
+    assert not (tmp_path / "_site").exists()
+
+
+def test_cli_plan_fits_80_columns_without_cutting_ids(tmp_path: Path) -> None:
+    models = ["baseline-always-positive", "tiny-gemma3-general"]
+    result = runner.invoke(
+        app,
+        [
+            "plan",
+            str(REPO / "specs"),
+            "--suite",
+            "quickstart",
+            *(f"--model={m}" for m in models),
+            "--cache",
+            str(tmp_path / "c.sqlite"),
+        ],
+        env={"COLUMNS": "80", "MEDBENCH_HOME": str(tmp_path / "home"), "HF_HUB_OFFLINE": "1"},
+    )
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert max(map(len, lines)) <= 80
+    rows = [line.split() for line in lines]
+    assert {r[0] for r in rows if r and r[0] in models} == set(models)
+    tasks = {"brain_tumor_mri", "pneumonia_cxr", "skin_lesion", "histopathology"}
+    assert {word for r in rows for word in r if word in tasks} == tasks
+    assert "…" not in "".join(w for r in rows if r and r[0] in models for w in r[:1])

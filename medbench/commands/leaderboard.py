@@ -123,6 +123,14 @@ def build(
     )
     spec_set = load_specs(spec_folder) if spec_folder is not None else None
     local = None if published_only else results
+    if not leaderboard.is_dir() and (local is None or not local.is_dir()):
+        # Run from another folder, the build would silently publish an empty site.
+        raise RecordError(
+            f"{leaderboard}: no such leaderboard folder"
+            + ("" if local is None else f", and no local results in {local}/")
+            + ". Run from the project root (the folder holding leaderboard/ and specs/), or "
+            "pass --leaderboard."
+        )
     written = build_site(leaderboard, out, specs=spec_set, results=local)
     typer.echo(f"{len(written)} files written to {out}/ (open {out / 'index.html'})")
 

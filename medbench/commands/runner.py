@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import typer
+from rich.box import SIMPLE
 from rich.console import Console
 from rich.table import Table
 
@@ -84,14 +85,24 @@ def plan(
     for job in the_plan.jobs:
         total[(job.model, job.task)] += 1
         cached[(job.model, job.task)] += job.key in done
-    table = Table(title=f"suite {suite}: {len(the_plan.jobs)} jobs")
+    # Fits 80 columns: ids are never cut (the revision, a sha prefix, gives way first).
+    table = Table(title=f"suite {suite}: {len(the_plan.jobs)} jobs", box=SIMPLE, pad_edge=False)
+    widest = {
+        "model": max((len(m) for m, _ in total), default=5),
+        "task": max((len(t) for _, t in total), default=4),
+    }
     for column in ("model", "revision", "task", "jobs", "cached", "to run"):
+        numeric = column in {"jobs", "cached", "to run"}
         table.add_column(
-            column, justify="right" if column in {"jobs", "cached", "to run"} else "left"
+            column,
+            justify="right" if numeric else "left",
+            min_width=widest.get(column),
+            no_wrap=column != "revision",
+            overflow="ellipsis" if column == "revision" else "fold",
         )
     for (m, t), n in sorted(total.items()):
         identity = the_plan.identities[m]
-        revision = identity.revision[:16]
+        revision = identity.revision[:12]
         if identity.adapter_revision is not None:
             revision += f" + adapter {identity.adapter_revision[:16]}"
         table.add_row(m, revision, t, str(n), str(cached[(m, t)]), str(n - cached[(m, t)]))

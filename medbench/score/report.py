@@ -34,24 +34,27 @@ def score_and_report(
     console: Console,
     probe_context: BackendContext | None = None,
     likelihood_context: BackendContext | None = None,
+    out: Console | None = None,
 ) -> Path:
     """Score a plan's cached answers into `results/<suite>/` and print the summary; with
     `probe_context`, also run the suite's probe stage (it may load the models); with
     `likelihood_context`, compute the likelihood stage's missing option scores (else only
-    the cached ones are scored)."""
+    the cached ones are scored). The results (summary, likelihood, ladder) go to `out`
+    (default: `console`), progress and notes to `console`."""
     from medbench.score.results import score_suite
     from medbench.score.summary import summary_lines
 
+    report = out or console
     scored = score_suite(specs, plan, cache, results, probe_context, likelihood_context)
     tables = scored.tables
     for line in summary_lines(plan.suite.id, tables.models, tables.scores, scored.test_models):
-        console.print(line, highlight=False, markup=False, soft_wrap=True)
+        report.print(line, highlight=False, markup=False, soft_wrap=True)
     for line in scored.likelihood_lines:
-        console.print(line, highlight=False, markup=False, soft_wrap=True)
+        report.print(line, highlight=False, markup=False, soft_wrap=True)
     if scored.ladder is not None:
         from medbench.score.truncation import truncated_descriptions
 
-        print_ladder(scored.ladder, console, truncated_descriptions(plan.jobs, cache))
+        print_ladder(scored.ladder, report, truncated_descriptions(plan.jobs, cache))
     if scored.missing > 0:
         console.print(
             f"[yellow]{scored.missing} planned answers are not in the cache yet: run the suite."

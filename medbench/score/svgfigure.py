@@ -14,7 +14,19 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-RC = {"svg.hashsalt": "medbench", "svg.fonttype": "none", "font.size": 8}
+RC = {"svg.hashsalt": "medbench", "svg.fonttype": "none", "font.size": 10}
+"""Figures are drawn at most `MAX_WIDTH` inches wide with text of at least 10 pt, so that a
+figure scaled down to a phone's column (about 350 px) keeps its text at 11 px or more."""
+MAX_WIDTH = 4.4
+
+
+def wrap_title(text: str, width: float, size: float = 10) -> str:
+    """`text` broken at word boundaries into lines that fit `width` inches at `size` pt (a
+    character is about 0.55 em wide): a figure's title is never cut at its edge."""
+    import textwrap
+
+    chars = max(12, int(width * 72 / (0.55 * size)))
+    return "\n".join(textwrap.wrap(text, chars, break_long_words=False, break_on_hyphens=False))
 
 
 @contextmanager
@@ -42,4 +54,4 @@ def figure_svg(figure: Any, title: str) -> str:
     )
 
 
-__all__ = ["figure_style", "figure_svg"]
+__all__ = ["MAX_WIDTH", "figure_style", "figure_svg", "wrap_title"]

@@ -95,7 +95,7 @@ def pages(folder: Path) -> dict[str, Page]:
 
 
 def test_build_site_writes_every_page(site: Path) -> None:
-    assert sorted(pages(site)) == [
+    assert sorted(p for p in pages(site) if not p.startswith("compare/")) == [
         *(f"flips/quickstart~{m}~{t}.html" for m in ("gen", "med", "tiny") for t in TWO_TASKS),
         "index.html",
         "methods.html",
@@ -107,11 +107,12 @@ def test_build_site_writes_every_page(site: Path) -> None:
     ]
     assert sorted(p.name for p in (site / "static").iterdir()) == [
         "favicon.svg",
-        "filter.js",
         "sort.js",
         "style.css",
+        "view.js",
     ]
     assert sorted(p.name for p in (site / "charts").iterdir()) == [
+        *(f"quickstart~chart~{t}.svg" for t in TWO_TASKS),
         "quickstart~gen.svg",
         "quickstart~med.svg",
         "quickstart~tiny.svg",
@@ -177,12 +178,16 @@ def test_build_site_makes_no_external_reference(site: Path) -> None:
 
 def test_build_site_tables_have_captions_scopes_and_downloads(site: Path) -> None:
     for name, page in pages(site).items():
-        tags = [tag for tag, _ in page.tags]
-        assert tags.count("table") == tags.count("caption"), name
+        # Each table is labelled by a caption above its scroll box, never cut by the box.
+        ids = {attrs.get("id") for _, attrs in page.tags}
+        tables = [attrs for tag, attrs in page.tags if tag == "table"]
+        assert all(a.get("aria-labelledby") in ids for a in tables), name
         assert all(
             attrs.get("scope") in ("col", "row") for tag, attrs in page.tags if tag == "th"
         ), name
-        downloads = [link for link in page.links() if "/data/" in f"/{link}"]
+        downloads = [
+            link for link in page.links() if "/data/" in f"/{link}" and "/all." not in f"/{link}"
+        ]
         sortable = [a for t, a in page.tags if t == "table" and a.get("class") == "sortable"]
         assert len(downloads) == 2 * len(sortable), name
     index = Page((site / "index.html").read_text())
@@ -621,7 +626,7 @@ def test_build_site_flip_viewer_lists_every_flipped_image_with_prompts(
 
     text = render(specs.families["closed_diagnosis"], plain, specs.tasks["pneumonia_cxr"], ())
     assert f"<pre>{text.messages.text}</pre>" in page
-    assert "<pre>I cannot diagnose this.</pre>" in page and "<td>refusal</td>" in page
+    assert "<pre>I cannot diagnose this.</pre>" in page and ">refusal</td>" in page
     model = (tmp_path / "out" / "models" / "gen.html").read_text()
     assert 'href="../flips/quickstart~gen~pneumonia_cxr.html"' in model
 
@@ -874,3 +879,184 @@ def test_build_site_no_sort_puts_a_degenerate_model_first(tmp_path: Path) -> Non
         present = [r for r in rows if r[column] is not None]
         best = (min if column == "fragility_index" else max)(present, key=lambda r: r[column])
         assert best["model"] == "skilled", column
+
+
+METHODS = Path(__file__).resolve().parents[2] / "site" / "templates" / "methods.html"
+
+
+def methods_ids() -> set[str]:
+    return set(re.findall(r'\bid="([^"]+)"', METHODS.read_text()))
+
+
+def test_glossary_anchors_exist_on_the_methods_page() -> None:
+    from medbench.publish.site.glossary import DEFINED
+
+    assert sorted(set(DEFINED.values()) - methods_ids()) == []
+
+
+def test_every_column_the_site_can_show_has_a_definition() -> None:
+    from medbench.publish.site.glossary import definition
+    from medbench.publish.site.layout import FAMILY_METRICS, RANKED
+    from medbench.publish.site.likelihood import CALIBRATION_COLUMNS
+    from medbench.publish.site.reliance import (
+        IMAGE_VARIANT_COLUMNS,
+        RELIANCE_COLUMNS,
+        RELIANCE_PAIR_COLUMNS,
+    )
+    from medbench.score.probe.ladder import LADDER_COLUMNS, NO_IMAGE_COLUMN
+
+    keys = [*FAMILY_METRICS, *RANKED, "visual_reliance", NO_IMAGE_COLUMN, "noise_floor"]
+    keys += [c.key for c in [*CALIBRATION_COLUMNS, *IMAGE_VARIANT_COLUMNS, *RELIANCE_COLUMNS]]
+    keys += [c.key for c in RELIANCE_PAIR_COLUMNS]
+    keys += LADDER_COLUMNS
+    assert [k for k in keys if definition(k) is None] == []
+    assert definition("all_variants_f1.pneumonia_cxr") == "all_variants_f1"
+    assert definition("closed_diagnosis/plain") == "f1_all"
+    assert definition("no_such_metric") is None
+
+
+def test_build_site_every_column_header_links_to_its_definition(site: Path) -> None:
+    ids = methods_ids()
+    headers = 0
+    for name in pages(site):
+        html = (site / name).read_text()
+        for header in re.findall(r'<th scope="col"[^>]*>.*?</th>', html):
+            if "data-key=" not in header:
+                continue  # the flip viewer's and task wordings' fixed tables
+            headers += 1
+            link = re.search(r'<a class="def" href="([^"#]*)#([^"]+)"', header)
+            assert link is not None, (name, header)
+            assert link.group(1).endswith("methods.html") and link.group(2) in ids, (name, header)
+    assert headers > 50
+
+
+def test_build_site_a_freshly_published_record_is_not_local(tmp_path: Path) -> None:
+    """`medbench publish` copies a run's record into the leaderboard: the run's local copy
+    (the same answers, a later date) is the published record, not a local, unpublished one."""
+    published, results = tmp_path / "leaderboard", tmp_path / "results"
+    local = results / "quickstart" / "leaderboard"
+    publish_synthetic(local, [model_spec("gen")], TWO_TASKS, n_images=8, n_boot=10)
+    shutil.copytree(local, published)
+    path = next(local.glob("*/gen.json"))
+    data = json.loads(path.read_text())
+    data["date"] = "2026-01-02"
+    path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    build_site(published, tmp_path / "out", results=results)
+    assert "local, unpublished" not in (tmp_path / "out" / "index.html").read_text()
+    data["revision"] = "f" * 40
+    path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    build_site(published, tmp_path / "again", results=results)
+    assert "local, unpublished" in (tmp_path / "again" / "index.html").read_text()
+
+
+def test_build_site_comparison_viewer_shows_every_model_and_marks_changed_answers(
+    site: Path,
+) -> None:
+    viewers = sorted(p for p in pages(site) if p.startswith("compare/"))
+    for task in TWO_TASKS:
+        assert f"compare/quickstart~{task}~all~1.html" in viewers
+        assert f"compare/quickstart~{task}~med-vs-gen~1.html" in viewers
+    page = (site / "compare" / "quickstart~pneumonia_cxr~all~1.html").read_text()
+    for model in ("gen", "med", "tiny"):
+        assert f'<a href="../models/{model}.html">' in page
+    assert '<td class="changed"' in page and "(reference)" in page
+    pair = Page((site / "compare" / "quickstart~pneumonia_cxr~med-vs-gen~1.html").read_text())
+    heads = [a.get("href") for t, a in pair.tags if t == "a" and "models/" in (a.get("href") or "")]
+    assert heads[:2] == ["../models/gen.html", "../models/med.html"]
+    # every image's table has one row per wording: no replicate, no duplicate
+    for article in page.split("<article")[1:]:
+        rows = re.findall(r'<tr(?: class="reference")?><th scope="row">([^<]+)<', article)
+        assert rows and len(rows) == len(set(rows))
+    for start in ("index.html", "tasks/pneumonia_cxr.html", "models/med.html"):
+        links = Page((site / start).read_text()).links()
+        assert any("compare/quickstart~pneumonia_cxr~all~1.html" in link for link in links), start
+    assert any(
+        "compare/quickstart~pneumonia_cxr~med-vs-gen~1.html" in link
+        for link in Page((site / "models" / "gen.html").read_text()).links()
+    )
+
+
+def test_flipped_leaves_out_the_noise_floor_replicate() -> None:
+    from medbench.publish.site.flips import flipped
+
+    def row(variant: str, parsed: str, replicate: int) -> dict[str, object]:
+        return {
+            "family": "f", "sample": "s1", "variant": variant, "truth": "a", "parsed": parsed,
+            "status": "answer", "pipeline": "direct", "image_variant": "original",
+            "replicate": replicate,
+        }  # fmt: skip
+
+    answers = pd.DataFrame([row("plain", "a", 0), row("plain", "b", 1), row("guided", "a", 0)])
+    assert flipped(answers) == []  # a replicate that differs is noise, not a flip
+    answers = pd.DataFrame([row("plain", "a", 0), row("plain", "a", 1), row("guided", "b", 0)])
+    [(_, _, _, rows)] = flipped(answers)
+    assert [r["variant"] for r in rows] == ["guided", "plain"]
+
+
+def test_build_site_whole_download_holds_every_record_and_meets_its_schema(
+    board: Path, site: Path
+) -> None:
+    jsonschema = pytest.importorskip("jsonschema")
+    schema = json.loads((site / "data" / "all.schema.json").read_text())
+    data = json.loads((site / "data" / "all.json").read_text())
+    jsonschema.Draft202012Validator.check_schema(schema)
+    jsonschema.validate(data, schema, cls=jsonschema.Draft202012Validator)
+    records = {p.stem: json.loads(p.read_text()) for p in sorted(board.glob("*/*.json"))}
+    shown = {e["record"]["model_id"]: e["record"] for e in data["records"]}
+    assert sorted(shown) == sorted(records)
+    for model, record in records.items():
+        for table in ("scores", "fragility", "models", "pairs"):
+            assert shown[model][table] == record[table], (model, table)
+    assert not any(e["local"] for e in data["records"])
+    broken = {**data, "records": [{"local": "no", "record": {}}]}
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(broken, schema, cls=jsonschema.Draft202012Validator)
+    links = Page((site / "index.html").read_text()).links()
+    assert "data/all.json" in links and "data/all.schema.json" in links
+
+
+def test_build_site_model_page_leads_with_its_card(site: Path) -> None:
+    page = (site / "models" / "med.html").read_text()
+    card = page[page.index('<section class="card"') : page.index("</section>")]
+    assert page.index('<section class="card"') < page.index('id="suite-quickstart"')
+    terms = re.findall(r"<dt>([^<]+)</dt>", card)
+    assert terms == [
+        "Model id",
+        "Weights",
+        "Resolved revision",
+        "Architecture family",
+        "Medical fine-tune",
+        "Pair",
+        "Test model",
+        "Precision and decoding",
+        "Evaluated",
+        "Record",
+        "Spec",
+    ]
+    assert 'the medical fine-tune of <a href="gen.html">General 4B</a>' in card
+    assert '<a href="../records/quickstart.med.json">quickstart (JSON)</a>' in card
+    assert "leaderboard/quickstart/med.json in the repository" in card
+    assert "specs/models/med.yaml" in card
+    copy = json.loads((site / "records" / "quickstart.med.json").read_text())
+    assert copy["model_id"] == "med" and copy["scores"]
+    general = (site / "models" / "gen.html").read_text()
+    assert '<dd>the base of <a href="med.html">Medical 4B</a></dd>' in general
+    tiny = (site / "models" / "tiny.html").read_text()
+    assert "<dd>yes: random or demonstration weights, not a real result</dd>" in tiny
+
+
+def test_compare_pages_show_at_most_max_images(
+    board: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from medbench.publish.site import compare
+
+    monkeypatch.setattr(compare, "MAX_IMAGES", 7)
+    build_site(board, tmp_path / "out")
+    viewers = sorted((tmp_path / "out" / "compare").glob("quickstart~pneumonia_cxr~all~*.html"))
+    assert [p.name for p in viewers] == [
+        "quickstart~pneumonia_cxr~all~1.html",
+        "quickstart~pneumonia_cxr~all~2.html",
+    ]
+    last = viewers[-1].read_text()
+    assert last.count('<article class="compare"') == 1
+    assert "more images are not shown here" in last

@@ -176,3 +176,12 @@ def test_run_narrowed_never_shrinks_the_suites_results(project: Path) -> None:
         "results/t/narrowed/t/, beside the suite's results in results/t/, which it left as they "
         "were (no local records, no site). Run the whole suite to score it all."
     ) in " ".join(narrowed.output.split())
+
+
+def test_score_command_writes_results_to_stdout_and_progress_to_stderr(project: Path) -> None:
+    run()
+    scored = CliRunner().invoke(app, ["score", "specs", "--suite", "t"])
+    assert scored.exit_code == 0, scored.output
+    assert "baseline-chance" in scored.stdout and "baseline-majority" in scored.stdout
+    assert "Scores written to results/t/" in scored.stderr
+    assert "Scores written" not in scored.stdout

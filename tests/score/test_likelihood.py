@@ -631,7 +631,11 @@ def test_run_command_publishes_reliability_diagrams_and_calibration_on_the_model
     assert record.ladder is not None
     assert record.ladder[0]["likelihood_f1_mean"] == pytest.approx(expected, abs=1e-9)
     assert "t: knowledge ladder (chance, generated answers, likelihood answers" in page
-    assert '<th scope="col" data-type="number">likelihood f1 mean</th>' in page
+    assert (
+        '<th scope="col" data-key="likelihood_f1_mean" data-type="number">'
+        '<span class="h">likelihood f1 mean</span> '
+        '<a class="def" href="../methods.html#rung-likelihood"'
+    ) in page
     assert "reliability" not in (project / "_site/models/baseline-chance.html").read_text()
     # verify re-derives the rung from the option scores: a forged value is named
     forged = json.loads(record_path.read_text())

@@ -16,6 +16,7 @@ from medbench.publish.files import read_sidecar
 from medbench.publish.local import LOCAL_RECORDS
 from medbench.publish.reading import load_records, read_maps
 from medbench.publish.record import RELIABILITY_SUFFIX, Record
+from medbench.publish.site.compare import compare_pages
 from medbench.publish.site.context import Site
 from medbench.publish.site.flips import flip_pages
 from medbench.publish.site.layout import SITE_DIR, MethodsPage
@@ -54,9 +55,20 @@ def gather_records(
     local: set[tuple[str, str]] = set()
     for folder in local_folders(results) if results is not None else []:
         for path, record in load_records(folder):
-            chosen[(record.suite, record.model_id)] = (path, record)
-            local.add((record.suite, record.model_id))
+            key = (record.suite, record.model_id)
+            if key in chosen and same_results(chosen[key][1], record):
+                continue  # already published (`medbench publish` copied it): not local
+            chosen[key] = (path, record)
+            local.add(key)
     return [chosen[key] for key in sorted(chosen)], local
+
+
+def same_results(published: Record, fresh: Record) -> bool:
+    """Whether a local record holds the published one's results (as after `medbench publish`):
+    the same answers, tables and provenance but for when, where and with which medbench build
+    it was made."""
+    made = {"date", "environment", "medbench"}
+    return published.model_dump(exclude=made) == fresh.model_dump(exclude=made)
 
 
 def _answers(path: Path, record: Record) -> pd.DataFrame:
@@ -98,6 +110,7 @@ def build_site(
     suites: dict[str, list[Record]] = {}
     for record in records:
         suites.setdefault(record.suite, []).append(record)
+    compare_pages(site)
     index_page(site, suites)
     flip_pages(site)
     model_pages(site)

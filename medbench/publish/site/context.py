@@ -13,6 +13,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from medbench.publish.record import Record, Scalar
 from medbench.publish.rederive import spec_changes
+from medbench.publish.site.glossary import definition
 from medbench.publish.site.layout import (
     SITE_DIR,
     Cell,
@@ -64,6 +65,8 @@ class Site:
         """(suite, model) -> the record's per-image answer rows (its sidecar)."""
         self.flip_links: dict[tuple[str, str], list[tuple[str, str]]] = {}
         """(suite, model) -> (path from the root, text) of its flip viewers."""
+        self.compare_links: dict[tuple[str, str], list[tuple[str, str]]] = {}
+        """(suite, task) -> (path from the root, text) of its comparison viewers."""
         self.models = {r.model_id: r for r in records}
         self.stale = {
             (r.suite, r.model_id): tuple(ref for ref, _, _ in changed)
@@ -114,7 +117,6 @@ class Site:
                 self.badges(suite, str(v)) if col.badges else (),
                 header=col.key == "model",
                 task=col.task,
-                hover=f"{text} ({v})",
             )
         if not col.numeric:
             return Cell("–" if v is None else str(v), header=col.kind == "head", task=col.task)
@@ -161,7 +163,13 @@ class Site:
             for row in data
         ]
         csv_href, json_href = f"{root}data/{name}.csv", f"{root}data/{name}.json"
-        return Table(name, caption, columns, rows, sorted_by, order, csv_href, json_href, note)
+        defs = [
+            f"{root}methods.html#{anchor}" if (anchor := definition(c.key)) else None
+            for c in columns
+        ]
+        return Table(
+            name, caption, columns, rows, sorted_by, order, csv_href, json_href, note, defs
+        )
 
 
 def _tone(col: Col, lo: Scalar, hi: Scalar) -> str | None:

@@ -115,7 +115,7 @@ def _asked_samples(specs: SpecSet | None, record: Record, task: str) -> dict[str
         return {}
 
 
-def _sample_files(specs: SpecSet | None, record: Record, task: str) -> dict[str, Path]:
+def sample_images(specs: SpecSet | None, record: Record, task: str) -> dict[str, Path]:
     """sample id -> image file, for the bundled sample only (its licences allow copies)."""
     if specs is None or record.dataset.source != "sample":
         return {}
@@ -127,6 +127,8 @@ def flipped(answers: pd.DataFrame) -> list[tuple[str, str, str, list[dict[str, o
     variants of a family (direct pipeline, original images, failed jobs left out), sorted."""
     answers = original_only(answers)
     rows = answers[(answers["pipeline"] == "direct") & (answers["status"] != "error")]
+    if "replicate" in rows.columns:  # the noise floor's second answer is not a wording
+        rows = rows[rows["replicate"].fillna(0) == 0]
     found = []
     for (family, sample), group in rows.groupby(["family", "sample"], sort=True):
         records = [
@@ -151,7 +153,7 @@ def flip_page(
     `base` is (task title, build date, version).
     """
     mine = answers[answers["task"] == task]
-    pictures = _sample_files(specs, record, task)
+    pictures = sample_images(specs, record, task)
     asked = _asked_samples(specs, record, task)
     order = {f: record.layout.variants.get(f, []) for f in record.layout.variants}
     groups: dict[str, list[FlippedImage]] = {}

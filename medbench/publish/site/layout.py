@@ -125,6 +125,10 @@ class Table:
     csv: str
     json: str
     note: str = ""
+    defs: list[str | None] = field(default_factory=list)
+    """Per column, the link to its definition on the methods page (None: none)."""
+    row_attrs: list[dict[str, str]] = field(default_factory=list)
+    """Per row, `data-*` attributes the index's filters read (model family, kind, test)."""
 
 
 @dataclass(frozen=True)
@@ -145,8 +149,15 @@ class Section:
     """Reliability diagrams of the option probabilities: (src, alt, task title)."""
     svg: str | None = None
     """An inline chart, built element by element by `scatter_svg` (no record text unescaped)."""
+    chart_key: list[tuple[str, str, str]] = field(default_factory=list)
+    """(rank, title, model id) of the chart's marks: what each rank label names."""
+    task_charts: list[tuple[str, str, str]] = field(default_factory=list)
+    """(task, src, alt) of the chart of one task, shown in place of the all-task chart when
+    the index's task filter picks that task."""
     links: list[tuple[str, str]] = field(default_factory=list)
     """(href, text) of pages this section leads to (the flip viewers of a model)."""
+    compare: list[tuple[str, str]] = field(default_factory=list)
+    """(href, text) of the image-by-image comparison viewers this section leads to."""
 
 
 @dataclass(frozen=True)
@@ -165,6 +176,10 @@ class Page:
 class IndexPage(Page):
     tasks: list[tuple[str, str]]
     """(id, title) of every task: the task filter and the task links."""
+    modalities: dict[str, str] = field(default_factory=dict)
+    """task id -> its imaging modality: the modality filter."""
+    families: list[str] = field(default_factory=list)
+    """The models' architecture families: the family filter."""
 
 
 @dataclass(frozen=True)
@@ -172,6 +187,8 @@ class ModelPage(Page):
     test_model: bool
     description: str
     facts: list[tuple[str, str]]
+    card: list[tuple[str, str, list[tuple[str, str]]]] = field(default_factory=list)
+    """The model card: (term, text, links after the text) of what a reader needs first."""
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ from dataclasses import replace
 from medbench import __version__
 from medbench.publish.record import Record, Scalar
 from medbench.publish.site import reliance
+from medbench.publish.site.card import model_card
 from medbench.publish.site.charts import heatmap_svg
 from medbench.publish.site.context import Site, _key, _noise_mark, _pairs, _variants
 from medbench.publish.site.layout import (
@@ -178,13 +179,13 @@ def _model_section(site: Site, record: Record) -> Section:
         for r in record.scores
         if r.get("pipeline") == "direct"
     }
-    grid = [[by_cell.get((t, f, v)) for f, v in _variants(record)] for t in tasks]
+    grid = [[by_cell.get((t, f, v)) for t in tasks] for f, v in _variants(record)]
     alt = (
         f"Heatmap of f1_all of {title_of(record)} on suite {suite}: "
-        "tasks by prompt variants (numbers in the scores table)"
+        "prompt variants by tasks (numbers in the scores table)"
     )
     chart = f"charts/{name}.svg"
-    site.files[chart] = heatmap_svg(grid, tasks, [f"{f}/{v}" for f, v in _variants(record)], alt)
+    site.files[chart] = heatmap_svg(grid, [f"{f}/{v}" for f, v in _variants(record)], tasks, alt)
     maps = []
     for task, svg in sorted(site.maps.get((suite, record.model_id), {}).items()):
         path = f"charts/{file_stem(name, 'tsne', task)}.svg"
@@ -203,11 +204,18 @@ def _model_section(site: Site, record: Record) -> Section:
         record.test_model,
     )
     links = [(root + path, text) for path, text in site.flip_links.get((suite, model), [])]
+    compare = []
+    for task in tasks:
+        views = site.compare_links.get((suite, task), [])
+        mine = [v for v in views[1:] if f"~{model}-vs-" in v[0] or f"-vs-{model}~" in v[0]]
+        compare += [(root + href, f"{site.task_title(task)}: {text}") for href, text in views[:1]]
+        compare += [(root + href, f"{site.task_title(task)}: {text}") for href, text in mine]
     return replace(
         section,
         maps=maps,
         reliability=reliability_figures(site, record, name),
         links=links,
+        compare=compare,
         local=(suite, model) in site.local,
     )
 
@@ -215,12 +223,8 @@ def _model_section(site: Site, record: Record) -> Section:
 def model_pages(site: Site) -> None:
     for model, first in sorted(site.models.items()):
         spec = first.model
-        facts = [
-            ("Model id", model),
-            ("Architecture family", str(spec.get("family", "–"))),
-            ("Medical fine-tune", "yes" if spec.get("medical") else "no"),
-            ("Base model", str(spec.get("base") or "–")),
-        ]
+        card = model_card(site, model)
+        facts = [(term, text) for term, text, _ in card]
         sections = [_model_section(site, r) for r in site.records if r.model_id == model]
         page = ModelPage(
             title_of(first),
@@ -231,5 +235,6 @@ def model_pages(site: Site) -> None:
             first.test_model,
             str(spec.get("description") or ""),
             facts,
+            card,
         )
         site.page(f"models/{model}.html", "model.html", page)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 from medbench import __version__
 from medbench.publish.record import Record, Scalar
@@ -22,6 +23,7 @@ from medbench.publish.site.layout import (
 )
 from medbench.publish.site.reliance import RELIANCE_LABEL, pair_table
 from medbench.publish.site.scatter import Mark, scatter_svg
+from medbench.publish.site.whole import whole_data
 
 
 def has_skill(row: dict[str, Scalar]) -> bool:
@@ -86,7 +88,7 @@ def _ranking(site: Site, suite: str, data: Data) -> Table:
         # Beside the fragility index: how much the answers move when the image is removed.
         columns.insert(4, Col(RELIANCE_LABEL, "visual_reliance", "est"))
         caption += "; visual reliance: the share of answers that change without the image"
-    return site.table(
+    table = site.table(
         file_stem(suite, "ranking"),
         "",
         caption,
@@ -96,6 +98,7 @@ def _ranking(site: Site, suite: str, data: Data) -> Table:
         order="descending",
         suite=suite,
     )
+    return replace(table, row_attrs=[model_attrs(site, str(r["model"])) for r in data])
 
 
 def _per_task_table(
@@ -111,12 +114,31 @@ def _per_task_table(
         row: dict[str, Scalar] = {"rank": order[record.model_id], "model": record.model_id}
         for t in tasks:
             row[f"{HEADLINE}.{t}"] = _task_mean(record, "fragility", HEADLINE, t)
+            row[f"fragility_index.{t}"] = _task_mean(record, "fragility", "disagreement", t)
         data.append(row)
     data.sort(key=lambda r: int(r["rank"] or 0))
     columns = [Col("Rank", "rank", "int"), Col("Model", "model", "model", badges=False)]
-    columns += [Col(site.task_title(t), f"{HEADLINE}.{t}", task=t) for t in tasks]
-    caption = f"{suite}: all-variants kappa per task (mean over label prompt families)"
-    return site.table(file_stem(suite, "per-task"), "", caption, columns, data, suite=suite)
+    for t in tasks:
+        title = site.task_title(t)
+        columns += [
+            Col(f"{title}: all-variants kappa", f"{HEADLINE}.{t}", task=t),
+            Col(f"{title}: fragility", f"fragility_index.{t}", task=t),
+        ]
+    caption = (
+        f"{suite}: all-variants kappa and fragility index per task (kappa: mean over label "
+        "prompt families; fragility: mean disagreement over the task's families)"
+    )
+    table = site.table(file_stem(suite, "per-task"), "", caption, columns, data, suite=suite)
+    return replace(table, row_attrs=[model_attrs(site, str(r["model"])) for r in data])
+
+
+def model_attrs(site: Site, model: str) -> dict[str, str]:
+    """What the index's row filters read of a model: its family, kind and test flag."""
+    spec = site.models[model].model
+    kind = "medical" if spec.get("medical") else "general"
+    kind = "baseline" if kind == "general" and spec.get("backend") == "baseline" else kind
+    test = "yes" if site.models[model].test_model else "no"
+    return {"family": str(spec.get("family") or "–"), "kind": kind, "test": test}
 
 
 def _task_mean(record: Record, table: str, name: str, task: str) -> float | None:
@@ -130,6 +152,15 @@ def _task_mean(record: Record, table: str, name: str, task: str) -> float | None
         and row.get("pipeline") == "direct"
         and (not label_only or kinds.get(str(row.get("family"))) == "label")
     )
+
+
+def chart_key(ranked: Data) -> list[tuple[str, str, str]]:
+    """(rank, title, model) of each model on the chart: the key to its rank labels."""
+    return [
+        (str(r["rank"]), str(r["title"]), str(r["model"]))
+        for r in ranked
+        if isinstance(r.get(HEADLINE), float | int)
+    ]
 
 
 def _chart(site: Site, suite: str, ranked: Data) -> str:
@@ -161,6 +192,7 @@ def _chart(site: Site, suite: str, ranked: Data) -> str:
                 baseline=spec.get("backend") == "baseline",
                 base=str(base) if isinstance(base, str) and base in on_chart else None,
                 skill=has_skill(row),
+                rank=rank if isinstance(rank := row.get("rank"), int) else 0,
             )
         )
     caption = (
@@ -168,6 +200,48 @@ def _chart(site: Site, suite: str, ranked: Data) -> str:
         "(a model without skill at fragility 0)"
     )
     return scatter_svg(marks, caption)
+
+
+def _task_charts(
+    site: Site, suite: str, records: list[Record], tasks: list[str], ranked: Data
+) -> list[tuple[str, str, str]]:
+    """One chart per task (its all-variants kappa against its mean disagreement, no intervals),
+    written as a file: (task, src, alt) of each."""
+    rank = {str(r["model"]): r["rank"] for r in ranked}
+    found = []
+    for task in tasks:
+        marks = []
+        for record in records:
+            score = _task_mean(record, "fragility", HEADLINE, task)
+            frag = _task_mean(record, "fragility", "disagreement", task)
+            if record.model_id not in rank or score is None or frag is None:
+                continue
+            spec = record.model
+            base = spec.get("base")
+            marks.append(
+                Mark(
+                    model=record.model_id,
+                    title=title_of(record),
+                    score=score,
+                    score_lo=None,
+                    score_hi=None,
+                    fragility=frag,
+                    fragility_lo=None,
+                    fragility_hi=None,
+                    baseline=spec.get("backend") == "baseline",
+                    base=str(base) if isinstance(base, str) else None,
+                    rank=int(str(rank[record.model_id])),
+                )
+            )
+        if not marks:
+            continue
+        on_chart = {m.model for m in marks}
+        marks = [m if m.base in on_chart else replace(m, base=None) for m in marks]
+        alt = f"{suite}: all-variants kappa against fragility on {site.task_title(task)}"
+        path = f"charts/{file_stem(suite, 'chart', task)}.svg"
+        site.files[path] = scatter_svg(marks, alt, standalone=True).encode("utf-8")
+        found.append((task, path, alt))
+    return found
 
 
 def index_page(site: Site, suites: dict[str, list[Record]]) -> None:
@@ -194,11 +268,22 @@ def index_page(site: Site, suites: dict[str, list[Record]]) -> None:
                 test_models=any(r.test_model for r in records),
                 local=any((suite, r.model_id) in site.local for r in records),
                 svg=_chart(site, suite, ranked),
+                chart_key=chart_key(ranked),
+                task_charts=_task_charts(site, suite, records, tasks, ranked),
+                compare=[
+                    (links[0][0], site.task_title(t))
+                    for t in tasks
+                    if (links := site.compare_links.get((suite, t)))
+                ],
             )
         )
     titles = [(t, site.task_title(t)) for t in site.tasks]
-    site.page(
-        "index.html",
-        "index.html",
-        IndexPage("Leaderboard", "", site.build_date, __version__, sections, titles),
+    modalities = {
+        t: next(r.tasks[t].modality for r in site.records if t in r.tasks) for t in site.tasks
+    }
+    families = sorted({str(r.model.get("family") or "–") for r in site.records})
+    page = IndexPage(
+        "Leaderboard", "", site.build_date, __version__, sections, titles, modalities, families
     )
+    whole_data(site)
+    site.page("index.html", "index.html", page)

@@ -138,7 +138,7 @@ class ProbeMemo:
         seed: int,
     ) -> str:
         """`tsne_svg` of the embeddings `x`, remembered by content."""
-        from medbench.score.probe.tsne import tsne_svg
+        from medbench.score.probe.tsne import DRAWING, tsne_svg
 
         key = content_key(
             {
@@ -149,6 +149,7 @@ class ProbeMemo:
                 "marks": list(marks),
                 "title": title,
                 "seed": seed,
+                "drawing": DRAWING,
                 "versions": _versions("scikit-learn", "numpy", "matplotlib"),
             }
         )

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from medbench.score.svgfigure import figure_style, figure_svg
+from medbench.score.svgfigure import MAX_WIDTH, figure_style, figure_svg, wrap_title
 
 MARKS: dict[str, tuple[str, str]] = {
     "right": ("o", "right"),
@@ -21,6 +21,8 @@ MARKS: dict[str, tuple[str, str]] = {
     "unknown": ("D", "no answer"),
 }
 """Mark -> (matplotlib marker, legend text)."""
+DRAWING = 2
+"""The map's drawing, part of its memo key: bump when the same input draws differently."""
 COLOURS = (
     "#1b9e77",
     "#d95f02",
@@ -95,12 +97,17 @@ def _draw(positions: NDArray[Any], labels: list[str], marks: list[str], title: s
     classes = sorted(set(labels))
     colour = {c: COLOURS[i % len(COLOURS)] for i, c in enumerate(classes)}
     with figure_style():
-        # The legend gets the room its longest entry needs (about 0.068 in a character at 8 pt).
-        texts = [*classes, *(text for _, text in MARKS.values()), "true label; answer"]
-        plot, legend = 4.4, 0.6 + 0.068 * max(len(t) for t in texts)
-        width = 0.2 + plot + 0.1 + legend
-        figure = Figure(figsize=(width, 4.2))
-        figure.subplots_adjust(0.2 / width, 0.03, (0.2 + plot) / width, 0.92)
+        # The legend goes below the map, two columns, so that the figure stays MAX_WIDTH wide
+        # (legible when scaled to a phone); the title wraps at word boundaries.
+        heading = wrap_title(title, MAX_WIDTH - 0.3)
+        kinds = [m for m in MARKS if m in marks]
+        legend_rows = (len(classes) + len(kinds) + 1) // 2 + 1
+        top, plot, bottom = 0.2 + 0.18 * (heading.count("\n") + 1), 3.6, 0.3 + 0.2 * legend_rows
+        height = top + plot + bottom
+        figure = Figure(figsize=(MAX_WIDTH, height))
+        figure.subplots_adjust(
+            0.1 / MAX_WIDTH, bottom / height, 1 - 0.1 / MAX_WIDTH, 1 - top / height
+        )
         axes = figure.add_subplot()
         for mark, (marker, _) in MARKS.items():
             for c in classes:
@@ -121,20 +128,21 @@ def _draw(positions: NDArray[Any], labels: list[str], marks: list[str], title: s
                     )
         axes.set_xticks([])
         axes.set_yticks([])
-        axes.set_title(title, fontsize=8, loc="left")
+        axes.set_title(heading, loc="left", fontsize=10)
         handles = [
             Line2D([], [], color=colour[c], marker="o", linestyle="", label=c) for c in classes
         ]
         handles += [
-            Line2D([], [], color="grey", marker=marker, linestyle="", label=text)
-            for mark, (marker, text) in MARKS.items()
-            if mark in marks
+            Line2D([], [], color="grey", marker=MARKS[mark][0], linestyle="", label=MARKS[mark][1])
+            for mark in kinds
         ]
         figure.legend(
             handles=handles,
-            loc="upper left",
-            bbox_to_anchor=((0.3 + plot) / width, 0.92),
-            title="true label; answer",
+            loc="lower left",
+            bbox_to_anchor=(0.1 / MAX_WIDTH, 0.05 / height),
+            ncols=2,
+            title="colour: true label; marker: answer",
+            frameon=False,
         )
         return figure_svg(figure, title)
 
