@@ -33,7 +33,7 @@ from medbench.run.backends.base import BackendContext  # noqa: E402
 from medbench.run.cache import Cache  # noqa: E402
 from medbench.run.executors.local import prepare_checkpoint  # noqa: E402
 from medbench.run.loop import pending_work, run_plan  # noqa: E402
-from medbench.run.plan import Plan, make_plan  # noqa: E402
+from medbench.run.plan import Plan, make_plan
 from medbench.spec.loading import SpecSet, load_specs  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent

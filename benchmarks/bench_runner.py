@@ -38,7 +38,7 @@ from medbench.run.backends.base import BackendContext  # noqa: E402
 from medbench.run.backends.hf import HFBackend  # noqa: E402
 from medbench.run.cache import Cache  # noqa: E402
 from medbench.run.loop import run_plan  # noqa: E402
-from medbench.run.plan import make_plan  # noqa: E402
+from medbench.run.plan import make_plan
 from medbench.spec.loading import load_specs  # noqa: E402
 from tests.spec_tree import make_project  # noqa: E402
 

@@ -23,9 +23,10 @@ import time
 import numpy as np
 import pandas as pd
 
+from medbench.score.answers import ANSWER_COLUMNS, ScoringLayout
 from medbench.score.parsing import PARSER_VERSION, parse_answer
 from medbench.score.reliance import ORIGINAL
-from medbench.score.scoring import ANSWER_COLUMNS, ScoreTables, ScoringLayout, score_answers
+from medbench.score.scoring import ScoreTables, score_answers
 
 LABELS = {
     "t0": ["glioma", "meningioma", "no tumor", "pituitary tumor"],

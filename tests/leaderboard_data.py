@@ -9,8 +9,9 @@ import pandas as pd
 
 from medbench.publish.record import DatasetInfo, EnvironmentInfo, MedbenchInfo, Provenance, TaskInfo
 from medbench.publish.writing import write_record
+from medbench.score.answers import ANSWER_COLUMNS, ScoringLayout
 from medbench.score.parsing import PARSER_VERSION
-from medbench.score.scoring import ANSWER_COLUMNS, ScoreTables, ScoringLayout, score_answers
+from medbench.score.scoring import ScoreTables, score_answers
 from medbench.spec.model import ModelSpec
 
 TASKS = {

@@ -5,7 +5,7 @@ ones the record was made with.
 
 `verify` re-scores a record from its sidecar; a sidecar forged consistently (parsed equal to
 truth, tables re-derived) would still verify without these checks. The parser is called
-the way scoring calls it (`medbench.score.scoring.parse_job_answer`, over the public
+the way scoring calls it (`medbench.score.answers.parse_job_answer`, over the public
 `medbench.score.parsing.parse_answer`); a record parsed by another `parser_version` than today's is
 stale (an error: its texts would not re-parse the same), like one made with changed prompts.
 """

@@ -16,8 +16,9 @@ from medbench.run.identity import (
     resolve_identity,
 )
 from medbench.run.imagejobs import carry_over_answers, derive_for
+from medbench.run.jobs import Job
 from medbench.run.loop import RunSummary, run_plan, run_suite
-from medbench.run.plan import Job, Plan, make_plan
+from medbench.run.plan import Plan, make_plan
 from medbench.run.prepare import open_cache, plan_suite
 from medbench.run.rerun import clear_stamp, reusable, run_inputs, run_outputs, write_stamp
 from medbench.run.served import Probing, recorded

@@ -7,7 +7,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from medbench.run.cache import content_key
-from medbench.run.plan import Job, Plan, Prompt
+from medbench.run.jobs import Job, Prompt
+from medbench.run.plan import Plan
 from medbench.spec import Messages, PromptFamilySpec, TaskSpec, budgeted, for_model, render
 
 if TYPE_CHECKING:

@@ -14,7 +14,8 @@ import hashlib
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from medbench.run.plan import Job, Plan, key_parts
+from medbench.run.jobs import Job, key_parts
+from medbench.run.plan import Plan
 from medbench.spec import ORIGINAL_IMAGE
 
 if TYPE_CHECKING:

@@ -35,7 +35,8 @@ from medbench.run.executors import (
     preferred_batch,
 )
 from medbench.run.imagejobs import carry_over_answers, derive_for
-from medbench.run.plan import Job, Plan
+from medbench.run.jobs import Job
+from medbench.run.plan import Plan
 from medbench.run.served import Change, stale_diagnoses
 from medbench.spec import ORIGINAL_IMAGE
 from medbench.spec.loading import SpecSet

@@ -5,17 +5,15 @@ results folder. Imports only `spec`, `data` and `run`; later stages use the name
 
 from __future__ import annotations
 
-from medbench.score.reliance import original_only
-from medbench.score.report import score_and_report
-from medbench.score.scoring import (
+from medbench.score.answers import (
     IMAGE_PROCESSOR_COLUMN,
-    ScoreTables,
     ScoringLayout,
     collect_answers,
-    finite,
     parse_job_answer,
-    score_answers,
 )
+from medbench.score.reliance import original_only
+from medbench.score.report import score_and_report
+from medbench.score.scoring import ScoreTables, finite, score_answers
 from medbench.score.sidecar import MAX_SIDECAR_BYTES, answers_csv, decompress, read_answers_csv
 
 __all__ = [

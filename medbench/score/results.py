@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from medbench.score.scoring import SCORES_SCHEMA_VERSION, ScoreTables, ScoringLayout, finite
+from medbench.score.answers import ScoringLayout
+from medbench.score.scoring import SCORES_SCHEMA_VERSION, ScoreTables, finite
 
 if TYPE_CHECKING:
     from medbench.run import Cache, Plan
@@ -110,7 +111,8 @@ def score_suite(
     """Score a plan's cached answers into `results/<suite>/`; with `probe_context`, also run
     the suite's probe stage (it may load the models); score the likelihood stage, computing
     its missing option scores with `likelihood_context`."""
-    from medbench.score.scoring import collect_answers, make_layout, score_answers
+    from medbench.score.answers import collect_answers, make_layout
+    from medbench.score.scoring import score_answers
 
     answers = collect_answers(specs, plan, cache)
     planned = {

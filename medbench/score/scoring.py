@@ -1,9 +1,5 @@
-"""Predictions -> tables: parse every answer, then score variants, families, models and pairs.
-
-`collect_answers` joins a plan with the cache (one row per job); `score_answers` turns those
-rows into the published tables and needs nothing but the rows and a `ScoringLayout`, so a
-leaderboard record can be re-derived from its sidecar alone.
-"""
+"""Score tables: the answers of a suite turned into per-variant, per-family, per-model, pair
+and noise-floor tables with intervals (remembered for the same input)."""
 
 from __future__ import annotations
 
@@ -11,23 +7,16 @@ import hashlib
 import json
 import math
 from dataclasses import dataclass, field, fields
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
-from numpy.typing import NDArray
 
-from medbench.data.variants import image_transforms, image_variant_kinds
 from medbench.score import metrics
-from medbench.score.parsing import PARSER_VERSION, ParsedAnswer, parse_answer
-from medbench.score.reliance import ORIGINAL, ImageLayout, has_image_variants, score_images
-
-if TYPE_CHECKING:
-    from collections.abc import Sequence
-
-    from medbench.run import Cache, Plan
-    from medbench.spec import TaskSpec
-    from medbench.spec.loading import SpecSet
+from medbench.score.answers import ScoringLayout, with_image_columns
+from medbench.score.matrices import Group, Matrix, _encode, _est, _group_labels, _groups, _matrix
+from medbench.score.pairs import _score_pairs
+from medbench.score.reliance import ORIGINAL, has_image_variants, score_images
 
 SCORES_SCHEMA_VERSION = 4
 """2: answer rows carry `parser_version`. 3: the fragility table gains `all_variants_f1` and
@@ -36,105 +25,6 @@ gain `group` (and `replicate`), layout.json gains `groups` (clustered tasks). 4:
 `image_variant` and `image_transform`; with image variants, layout.json gains
 `image_variants`, the models table visual reliance, and `image_variants.csv`, `reliance.csv`
 and `reliance_pairs.csv` are written."""
-IMAGE_PROCESSOR_COLUMN = "image_processor"
-IMAGE_VARIANT_COLUMN = "image_variant"
-"""`original`, or the id of the suite's image variant the answer is about."""
-IMAGE_TRANSFORM_COLUMN = "image_transform"
-"""The image variant's transform and parameters as JSON text (empty for the original)."""
-ANSWER_COLUMNS = [
-    "model",
-    "task",
-    "family",
-    "variant",
-    "pipeline",
-    "sample",
-    "label",
-    "truth",
-    "text",
-    "error",
-    "status",
-    "parsed",
-    "rule",
-    "parser_version",
-    "correct",
-    "group",
-    "replicate",
-    "image_variant",
-    "image_transform",
-]
-"""`group`: the image's cluster (patient) where its task's data source declares groups;
-`replicate`: 1 for a noise-floor replicate of a reference answer, else 0; `image_variant`:
-the image variant the answer saw (`original`: the untouched image), `image_transform` its
-transform and parameters as JSON text (empty for the original)."""
-IMAGE_COLUMNS = {"image_variant": ORIGINAL, "image_transform": ""}
-"""The image columns and their value where a frame (or an old sidecar) lacks them."""
-
-
-@dataclass(frozen=True)
-class ScoringLayout:
-    """What scoring needs beyond the answers: classes, variant order, references, pairs."""
-
-    classes: dict[str, dict[str, list[str]]]
-    """task -> family -> the classes in the family's answer space (label ids or yes/no)."""
-    variants: dict[str, list[str]]
-    """family -> variant ids in spec order."""
-    references: dict[str, str]
-    """family -> its reference variant."""
-    answer_kinds: dict[str, str]
-    """family -> `label` or `yes_no`."""
-    pairs: list[tuple[str, str]] = field(default_factory=list)
-    """(model, base) pairs both present in the suite."""
-    seed: int = 0
-    n_boot: int = 1000
-    groups: dict[str, str] = field(default_factory=dict)
-    """task -> how its images are grouped (e.g. `pattern ^(person\\d+)`), for clustered tasks
-    only: their bootstraps resample groups and their paired tests are Obuchowski's."""
-    image_variants: dict[str, str] = field(default_factory=dict)
-    """image variant id -> its transform (`jpeg`, ...) or ablation (`no_image`, `blank`, ...)."""
-    dataset_revisions: dict[str, str] = field(default_factory=dict)
-    """task -> the commit sha its Hub dataset was read at (tasks with Hub data only)."""
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "classes": self.classes,
-            "variants": self.variants,
-            "references": self.references,
-            "answer_kinds": self.answer_kinds,
-            "pairs": [list(p) for p in self.pairs],
-            "seed": self.seed,
-            "n_boot": self.n_boot,
-            "groups": self.groups,
-            # absent when empty: a layout without image variants reads as before
-            **({"image_variants": self.image_variants} if self.image_variants else {}),
-            **({"dataset_revisions": self.dataset_revisions} if self.dataset_revisions else {}),
-        }
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> ScoringLayout:
-        return cls(
-            classes=data["classes"],
-            variants=data["variants"],
-            references=data["references"],
-            answer_kinds=data["answer_kinds"],
-            pairs=[(a, b) for a, b in data["pairs"]],
-            seed=data["seed"],
-            n_boot=data["n_boot"],
-            groups=dict(data.get("groups") or {}),
-            image_variants=dict(data.get("image_variants") or {}),
-            dataset_revisions=dict(data.get("dataset_revisions") or {}),
-        )
-
-    def image_layout(self) -> ImageLayout:
-        """What image-variant scoring needs of this layout."""
-        return ImageLayout(
-            classes=self.classes,
-            transforms=self.image_variants,
-            answer_kinds=self.answer_kinds,
-            clustered=frozenset(self.groups),
-            pairs=list(self.pairs),
-            seed=self.seed,
-            n_boot=self.n_boot,
-        )
 
 
 @dataclass
@@ -160,210 +50,6 @@ class ScoreTables:
     """Per (model, base, task, family, pipeline): the pair's reliance and no-image F1 difference."""
 
 
-def make_layout(specs: SpecSet, plan: Plan) -> ScoringLayout:
-    """The scoring layout of a plan: scored families only (`text` families are not scored)."""
-    suite = plan.suite
-    classes: dict[str, dict[str, list[str]]] = {}
-    variants: dict[str, list[str]] = {}
-    references: dict[str, str] = {}
-    kinds: dict[str, str] = {}
-    for f in sorted(suite.prompt_families):
-        family = specs.families[f]
-        if family.answer == "text":
-            continue
-        variants[f] = [v.id for v in family.variants]
-        references[f] = family.reference
-        kinds[f] = family.answer
-        for t in sorted(plan.samples):
-            task = specs.tasks[t]
-            labels = [label.id for label in task.labels]
-            classes.setdefault(t, {})[f] = ["yes", "no"] if family.answer == "yes_no" else labels
-    models = set(plan.models)
-    pairs = sorted(
-        (m, specs.models[m].base or "")
-        for m in models
-        if specs.models[m].base is not None and specs.models[m].base in models
-    )
-    groups = {
-        t: source.group.describe()
-        for t in sorted(plan.samples)
-        if (source := specs.tasks[t].data.get(suite.data)) is not None and source.group is not None
-    }
-    return ScoringLayout(
-        classes,
-        variants,
-        references,
-        kinds,
-        pairs,
-        seed=suite.seed,
-        groups=groups,
-        image_variants=image_variant_kinds(suite),
-        dataset_revisions=dict(plan.dataset_revisions),
-    )
-
-
-def parse_job_answer(
-    text: str,
-    task: TaskSpec,
-    answer_kind: str,
-    options: Sequence[str],
-    lettered: bool,
-    by_option: Sequence[tuple[str, str]] = (),
-) -> tuple[ParsedAnswer, str | None]:
-    """Parse one reply as scoring does: (the parse, the class it answers or None).
-
-    A yes/no reply is read with the task's finding and its positive (yes) and negative (no)
-    label names and aliases, so that a sentence answers it ("a normal chest X-ray": no).
-    A multiple-choice sample's reply is read against its own options (`by_option`: offered
-    option -> the label of its letter in the data).
-    """
-    if by_option:
-        result = parse_answer(text, options, lettered=lettered)
-        letter_of = dict(by_option)
-        return result, letter_of[result.label] if result.label is not None else None
-    if answer_kind == "yes_no":
-        names: dict[str, list[str]] = {"yes": [], "no": []}
-        for lab in task.labels:
-            names["yes" if lab.positive else "no"] += [lab.name, *lab.aliases]
-        result = parse_answer(text, ("yes", "no"), aliases=names, finding=task.finding)
-        return result, result.label
-    aliases = {lab.name: list(lab.aliases) for lab in task.labels}
-    result = parse_answer(text, options, lettered=lettered, aliases=aliases)
-    label_of = {lab.name: lab.id for lab in task.labels}
-    return result, label_of[result.label] if result.label is not None else None
-
-
-def collect_answers(specs: SpecSet, plan: Plan, cache: Cache) -> pd.DataFrame:
-    """One row per job of the plan with its stored answer parsed (missing jobs are left out)."""
-    from medbench.run import attach_diagnoses
-
-    attach_diagnoses(plan, specs, cache)
-    stored = cache.get_many(job.key for job in plan.jobs)
-    rows = []
-    processors: list[str | None] = []
-    transforms = image_transforms(plan.suite)
-    for job in plan.jobs:
-        answer = stored.get(job.key)
-        family = specs.families[job.family]
-        if answer is None or family.answer == "text":
-            continue
-        task = specs.tasks[job.task]
-        prompt = plan.prompt_of(job)
-        label = next(label for label in task.labels if label.id == job.label)
-        truth = ("yes" if label.positive else "no") if family.answer == "yes_no" else job.label
-        status, parsed, rule = "error", None, "job_failed"
-        if answer.error is None:
-            result, parsed = parse_job_answer(
-                answer.output or "",
-                task,
-                family.answer,
-                prompt.rendered.options,
-                prompt.rendered.lettered,
-                prompt.by_option,
-            )
-            status, rule = result.status, result.rule
-        rows.append(
-            (
-                job.evaluated,
-                job.task,
-                job.family,
-                job.variant,
-                job.pipeline,
-                job.sample,
-                job.label,
-                truth,
-                answer.output,
-                answer.error,
-                status,
-                parsed,
-                rule,
-                PARSER_VERSION,
-                parsed == truth,
-                plan.sample(job.task, job.sample).group,
-                job.replicate,
-                job.image_variant,
-                transforms[job.image_variant] or "",
-            )
-        )
-        processors.append(image_processor_of(answer.prompt))
-    frame = pd.DataFrame(rows, columns=ANSWER_COLUMNS)
-    # Beside the scored columns (not in record sidecars): what preprocessed each answer's images.
-    frame[IMAGE_PROCESSOR_COLUMN] = pd.Series(processors, dtype="object")
-    return frame
-
-
-def image_processor_of(stored_prompt: str) -> str | None:
-    """The image processor a cached answer records (`backend:Class`), or None."""
-    try:
-        value = json.loads(stored_prompt).get("image_processor")
-    except (ValueError, AttributeError):
-        return None
-    return value if isinstance(value, str) else None
-
-
-def _groups(frame: pd.DataFrame, keys: list[str]) -> dict[tuple[str, ...], NDArray[Any]]:
-    if frame.empty:
-        return {}
-    found: dict[Any, Any] = frame.groupby(keys, sort=True).indices
-    return {tuple(str(k) for k in key): np.asarray(index) for key, index in found.items()}
-
-
-def _encode(answers: pd.DataFrame, layout: ScoringLayout) -> pd.DataFrame:
-    """The scored rows (failed jobs left out) with integer codes: `_t` truth, `_p` answer
-    (a class index, REFUSAL or UNPARSEABLE), computed once per (task, family)."""
-    ok = answers[answers["status"] != "error"].reset_index(drop=True)
-    truth = np.zeros(len(ok), dtype=np.int64)
-    pred = np.full(len(ok), metrics.UNPARSEABLE, dtype=np.int64)
-    status = ok["status"].to_numpy()
-    for (task, family), index in _groups(ok, ["task", "family"]).items():
-        classes = layout.classes[task][family]
-        truth[index] = pd.Categorical(ok["truth"].to_numpy()[index], categories=classes).codes
-        parsed = pd.Categorical(ok["parsed"].to_numpy()[index], categories=classes).codes
-        pred[index] = np.where(
-            status[index] == "refusal",
-            metrics.REFUSAL,
-            np.where((status[index] == "answer") & (parsed >= 0), parsed, metrics.UNPARSEABLE),
-        )
-    return ok.assign(_t=truth, _p=pred)
-
-
-def _est(prefix: str, e: metrics.Estimate) -> dict[str, float]:
-    return {prefix: e.value, f"{prefix}_lo": e.lo, f"{prefix}_hi": e.hi}
-
-
-def _matrix(frame: pd.DataFrame, variants: list[str], clustered: bool) -> Matrix:
-    """(images x variants) answer codes over the images answered under every variant,
-    rows sorted by sample id; `frame` holds encoded rows of one (model, task, family)."""
-    samples, sample_index = np.unique(frame["sample"].to_numpy(dtype=str), return_inverse=True)
-    column = pd.Categorical(frame["variant"].to_numpy(), categories=variants).codes
-    matrix = np.full((len(samples), len(variants)), metrics.UNPARSEABLE, dtype=np.int64)
-    seen = np.zeros((len(samples), len(variants)), dtype=bool)
-    matrix[sample_index, column] = frame["_p"].to_numpy()
-    seen[sample_index, column] = True
-    truth = np.zeros(len(samples), dtype=np.int64)
-    truth[sample_index] = frame["_t"].to_numpy()
-    complete = seen.all(axis=1)
-    groups: NDArray[Any] | None = None
-    if clustered:
-        labels = np.empty(len(samples), dtype=object)
-        labels[sample_index] = _group_labels(frame)
-        groups = labels[complete]
-    return matrix[complete], truth[complete], [str(s) for s in samples[complete]], groups
-
-
-def _group_labels(frame: pd.DataFrame) -> NDArray[Any]:
-    """Each row's cluster label: its `group`, or its sample id where it has none."""
-    group = frame["group"].to_numpy(dtype=object)
-    sample = frame["sample"].to_numpy(dtype=object)
-    missing = pd.isna(group)
-    return np.where(missing, "sample:" + sample.astype(str), "group:" + group.astype(str))
-
-
-Group = tuple[str, str, str, str]
-"""(model, task, family, pipeline)."""
-Matrix = tuple[NDArray[Any], NDArray[Any], list[str], NDArray[Any] | None]
-"""Answer codes (images x variants), truth codes, sample ids, cluster labels (None for an
-unclustered task): complete images only."""
 VARIANT_METRICS = (
     "f1_all",
     "f1_answered",
@@ -498,75 +184,6 @@ def _score_models(
     return pd.DataFrame(rows)
 
 
-def _pair(
-    a: Matrix, b: Matrix
-) -> tuple[NDArray[Any], NDArray[Any], NDArray[Any], NDArray[Any] | None]:
-    """The two models' answer matrices, the truth and the clusters over the images both
-    answered."""
-    common, ia, ib = np.intersect1d(np.array(a[2]), np.array(b[2]), return_indices=True)
-    return a[0][ia], b[0][ib], a[1][ia], None if a[3] is None else a[3][ia]
-
-
-def _score_pairs(matrices: dict[Group, Matrix], layout: ScoringLayout) -> pd.DataFrame:
-    rows = []
-    for model, base in layout.pairs:
-        for group in sorted(g for g in matrices if g[0] == model):
-            _, task, family, pipeline = group
-            other = matrices.get((base, task, family, pipeline))
-            if other is None:
-                continue
-            ma, mb, truth, groups = _pair(matrices[group], other)
-            if len(truth) == 0:
-                continue
-            classes, variants = layout.classes[task][family], layout.variants[family]
-            base_row: dict[str, Any] = {"model": model, "base": base, "task": task}
-            base_row |= {"family": family, "pipeline": pipeline, "n": len(truth)}
-            for j, variant in enumerate(variants):
-                diff = metrics.paired_f1_difference(
-                    truth,
-                    ma[:, j],
-                    mb[:, j],
-                    len(classes),
-                    seed=layout.seed,
-                    n_boot=layout.n_boot,
-                    groups=groups,
-                )
-                right_a, right_b = ma[:, j] == truth, mb[:, j] == truth
-                # Obuchowski's test only where images share a cluster: it is asymptotic,
-                # McNemar's exact test is exact for independent images.
-                if groups is not None and len(set(groups)) < len(groups):
-                    test = metrics.mcnemar_clustered(right_a, right_b, groups, seed=layout.seed)
-                else:
-                    test = metrics.mcnemar_exact(right_a, right_b)
-                rows.append(
-                    {
-                        **base_row,
-                        "variant": variant,
-                        **_est("f1_diff", diff),
-                        "mcnemar_p": test.p_value,
-                        "test": test.method,
-                        "n01": test.n01,
-                        "n10": test.n10,
-                    }
-                )
-            if len(variants) >= 2:
-                frag = metrics.paired_disagreement_difference(
-                    ma, mb, seed=layout.seed, n_boot=layout.n_boot, groups=groups
-                )
-                rows.append({**base_row, "variant": "*", **_est("fragility_diff", frag)})
-    return _with_holm(pd.DataFrame(rows))
-
-
-def _with_holm(pairs: pd.DataFrame) -> pd.DataFrame:
-    """`mcnemar_p_holm`: each p adjusted by Holm's method across the tasks of its (pair,
-    family, pipeline, variant): the pair table asks one question per task."""
-    if pairs.empty or "mcnemar_p" not in pairs.columns:
-        return pairs
-    keys = ["model", "base", "family", "pipeline", "variant"]
-    adjusted = pairs.groupby(keys, sort=False)["mcnemar_p"].transform(metrics.holm)
-    return pairs.assign(mcnemar_p_holm=adjusted)
-
-
 def _noise_floors(
     encoded: pd.DataFrame, matrices: dict[Group, Matrix], layout: ScoringLayout
 ) -> pd.DataFrame:
@@ -646,17 +263,6 @@ def score_answers(answers: pd.DataFrame, layout: ScoringLayout) -> ScoreTables:
 
 def _frames(tables: ScoreTables) -> tuple[pd.DataFrame, ...]:
     return tuple(getattr(tables, f.name) for f in fields(tables))
-
-
-def with_image_columns(answers: pd.DataFrame) -> pd.DataFrame:
-    """The rows with the image columns, filled where a frame or an old sidecar lacks them (or
-    holds an empty value): every such answer saw the original image."""
-    for name, default in IMAGE_COLUMNS.items():
-        if name not in answers.columns:
-            answers = answers.assign(**{name: default})
-        elif answers[name].isna().any():
-            answers = answers.assign(**{name: answers[name].fillna(default)})
-    return answers
 
 
 def _score(answers: pd.DataFrame, layout: ScoringLayout) -> ScoreTables:

@@ -11,11 +11,7 @@ import io
 
 import pandas as pd
 
-from medbench.score.scoring import (
-    ANSWER_COLUMNS,
-    IMAGE_COLUMNS,
-    with_image_columns,
-)
+from medbench.score.answers import ANSWER_COLUMNS, IMAGE_COLUMNS, with_image_columns
 
 SORT_ANSWERS = [
     "model",

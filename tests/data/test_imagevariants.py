@@ -29,9 +29,10 @@ from medbench.data.variants import (
 )
 from medbench.run.cache import Cache
 from medbench.run.imagejobs import derive_for
+from medbench.run.jobs import Job
 from medbench.run.loop import run_plan
-from medbench.run.plan import Job, Plan, make_plan
-from medbench.score.scoring import collect_answers
+from medbench.run.plan import Plan, make_plan
+from medbench.score.answers import collect_answers
 from medbench.spec.imagevariants import IMAGE_ABLATIONS, IMAGE_TRANSFORMS, ImageVariantSpec
 from medbench.spec.loading import load_specs
 from medbench.spec.prompts import ImageRef

@@ -261,7 +261,7 @@ def test_tables_hub_dataset_sha_is_planned_scored_recorded_and_shown(
     from medbench.publish.reading import read_record
     from medbench.publish.site.pages import _provenance
     from medbench.publish.verify import verify_records
-    from medbench.score.scoring import make_layout
+    from medbench.score.answers import make_layout
 
     project = make_project(tmp_path)
     features = datasets.Features(
@@ -385,7 +385,7 @@ def _vqa_project_plan(tmp_path: Path) -> Plan:
 def test_tables_multiple_choice_reply_parses_to_its_options_letter(
     tmp_path: Path, reply: str, variant: str, expected: str | None
 ) -> None:
-    from medbench.score.scoring import parse_job_answer
+    from medbench.score.answers import parse_job_answer
 
     project = vqa_project(tmp_path)
     specs = load_specs(project / "specs")
@@ -484,7 +484,7 @@ def test_tables_options_column_renders_parses_and_scores_like_options_columns(
 
     from medbench.cli import app
     from medbench.publish.verify import verify_records
-    from medbench.score.scoring import parse_job_answer
+    from medbench.score.answers import parse_job_answer
     from medbench.score.sidecar import read_answers_csv
 
     project = vqa_project(tmp_path, ("baseline-majority", "baseline-chance"))

@@ -15,8 +15,9 @@ from medbench.publish.reading import read_record
 from medbench.publish.record import TABLE_KEYS
 from medbench.publish.verify import verify_records
 from medbench.publish.writing import table_rows
+from medbench.score.answers import ScoringLayout
 from medbench.score.metrics._version import SCORING_VERSION
-from medbench.score.scoring import ScoringLayout, score_answers
+from medbench.score.scoring import score_answers
 from medbench.score.sidecar import answers_csv, read_answers_csv
 from medbench.spec.loading import SpecSet, load_specs
 

@@ -404,7 +404,7 @@ def test_cache_export_gives_a_closed_vqa_answer_its_samples_own_options(
 
     from medbench.cli import app
     from medbench.run.plan import make_plan
-    from medbench.score.scoring import parse_job_answer
+    from medbench.score.answers import parse_job_answer
     from medbench.spec.loading import load_specs
     from tests.spec_tree import vqa_project
 

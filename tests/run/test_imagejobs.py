@@ -17,8 +17,9 @@ from medbench.data.variants import (
 )
 from medbench.run.cache import Cache
 from medbench.run.imagejobs import carry_over_answers, derive_for, recipes_of
+from medbench.run.jobs import key_parts
 from medbench.run.loop import run_plan
-from medbench.run.plan import Plan, key_parts, make_plan
+from medbench.run.plan import Plan, make_plan
 from medbench.spec.loading import load_specs
 from tests.spec_tree import make_project
 

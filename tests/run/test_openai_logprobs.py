@@ -21,8 +21,8 @@ from medbench.run.backends.openai_api.logprobs import (
 )
 from medbench.run.cache import Cache
 from medbench.run.plan import make_plan
+from medbench.score.answers import collect_answers, make_layout
 from medbench.score.likelihood import compute_likelihoods, run_likelihood_stage
-from medbench.score.scoring import collect_answers, make_layout
 from medbench.spec.loading import load_specs
 from medbench.spec.prompts import Messages
 from tests.openai_fakes import FakeServer, Reply, completion, fake_server

@@ -328,7 +328,7 @@ def test_run_probe_stage_leaves_out_a_model_that_cannot_load(project: Path, tmp_
 def test_run_stores_the_image_processor_with_each_answer(project: Path, tmp_path: Path) -> None:
     import json
 
-    from medbench.score.scoring import collect_answers
+    from medbench.score.answers import collect_answers
 
     with Cache(tmp_path / "c.sqlite") as cache:
         plan, _ = _run(project, cache)
@@ -431,7 +431,8 @@ def test_check_batch_invariance_prints_each_flip_with_its_prompt(
 
 
 def _scored(project: Path, cache: Cache, **kwargs: object) -> tuple[object, object]:
-    from medbench.score.scoring import collect_answers, make_layout, score_answers
+    from medbench.score.answers import collect_answers, make_layout
+    from medbench.score.scoring import score_answers
 
     specs = load_specs(project / "specs")
     plan, summary = _run(project, cache, **kwargs)

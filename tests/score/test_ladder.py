@@ -16,9 +16,10 @@ from medbench.run.backends.base import BackendContext
 from medbench.run.cache import Cache
 from medbench.run.loop import run_plan
 from medbench.run.plan import make_plan
+from medbench.score.answers import collect_answers, make_layout
 from medbench.score.probe import LADDER_COLUMNS, PROBE_COLUMNS, answer_marks, ladder_rows, reading
 from medbench.score.probe.embeddings import EmbeddingStore, store_path
-from medbench.score.scoring import collect_answers, make_layout, score_answers
+from medbench.score.scoring import score_answers
 from medbench.spec.loading import load_specs
 from tests.spec_tree import make_project
 

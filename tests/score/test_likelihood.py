@@ -21,6 +21,7 @@ from medbench.run.backends.hf.chat import conversation
 from medbench.run.backends.hf.likelihood import AUTO_ROWS, OptionScorer, OptionScores
 from medbench.run.cache import Cache
 from medbench.run.plan import make_plan
+from medbench.score.answers import collect_answers, make_layout
 from medbench.score.likelihood import (
     LikelihoodAnswer,
     collect_likelihoods,
@@ -29,7 +30,6 @@ from medbench.score.likelihood import (
     run_likelihood_stage,
 )
 from medbench.score.likelihood.score import answers_frame, moves, risk_coverage_curves
-from medbench.score.scoring import collect_answers, make_layout
 from medbench.spec.loading import load_specs
 from medbench.spec.prompts import ImageRef, Messages
 from tests.spec_tree import make_project, tiny_model_spec

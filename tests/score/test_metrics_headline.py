@@ -191,7 +191,8 @@ def test_headline_of_every_quickstart_baseline_shows_no_skill(tmp_path: Path) ->
     from medbench.run.cache import Cache
     from medbench.run.loop import run_plan
     from medbench.run.plan import make_plan
-    from medbench.score.scoring import collect_answers, make_layout, score_answers
+    from medbench.score.answers import collect_answers, make_layout
+    from medbench.score.scoring import score_answers
     from medbench.spec.loading import load_specs
     from tests.spec_tree import make_project
 

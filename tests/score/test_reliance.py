@@ -11,8 +11,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from medbench.score.answers import ANSWER_COLUMNS, ScoringLayout
 from medbench.score.parsing import PARSER_VERSION
-from medbench.score.scoring import ANSWER_COLUMNS, ScoringLayout, score_answers
+from medbench.score.scoring import score_answers
 
 TRUTH = {"s1": "a", "s2": "a", "s3": "b", "s4": "b"}
 TRANSFORMS = {"blank": "blank", "jpeg": "jpeg", "no_image": "no_image"}

@@ -11,9 +11,10 @@ from sklearn.metrics import f1_score
 from medbench.run.cache import Cache
 from medbench.run.loop import run_plan
 from medbench.run.plan import make_plan
+from medbench.score.answers import ScoringLayout, collect_answers, make_layout
 from medbench.score.parsing import PARSER_VERSION
 from medbench.score.report import score_and_report
-from medbench.score.scoring import ScoringLayout, collect_answers, make_layout, score_answers
+from medbench.score.scoring import score_answers
 from medbench.spec.loading import load_specs
 from tests.spec_tree import make_project
 
@@ -143,7 +144,7 @@ def test_score_answers_counts_refusals_as_wrong_and_skips_failed_jobs() -> None:
                     "",
                 )
             )
-    from medbench.score.scoring import ANSWER_COLUMNS
+    from medbench.score.answers import ANSWER_COLUMNS
 
     tables = score_answers(pd.DataFrame(rows, columns=ANSWER_COLUMNS), layout)
     v1 = tables.scores[tables.scores.variant == "v1"].iloc[0]
@@ -188,7 +189,7 @@ def test_collect_answers_leaves_out_jobs_not_yet_run(tmp_path: Path) -> None:
 def test_parse_job_answer_reads_a_yes_no_sentence_with_the_task_finding(
     text: str, expected: tuple[str, str | None, str]
 ) -> None:
-    from medbench.score.scoring import parse_job_answer
+    from medbench.score.answers import parse_job_answer
 
     specs = load_specs(Path(__file__).resolve().parents[2] / "specs")
     result, parsed = parse_job_answer(
@@ -198,7 +199,7 @@ def test_parse_job_answer_reads_a_yes_no_sentence_with_the_task_finding(
 
 
 def test_parse_job_answer_maps_a_label_answer_to_its_id() -> None:
-    from medbench.score.scoring import parse_job_answer
+    from medbench.score.answers import parse_job_answer
 
     specs = load_specs(Path(__file__).resolve().parents[2] / "specs")
     task = specs.tasks["brain_tumor_mri"]
@@ -307,7 +308,7 @@ def _patients(grouped: bool) -> tuple[pd.DataFrame, ScoringLayout]:
                         + ("answer", parsed, "r", PARSER_VERSION, parsed == truth, f"p{patient}", 0)
                         + ("original", "")
                     )
-    from medbench.score.scoring import ANSWER_COLUMNS
+    from medbench.score.answers import ANSWER_COLUMNS
 
     layout = ScoringLayout(
         classes={"t": {"f": ["a", "b"]}},
@@ -348,13 +349,13 @@ def test_score_answers_rescoring_an_earlier_input_after_another_scores_nothing(
 
     scored: list[int] = []
 
-    def fake(answers: pd.DataFrame, layout: scoring.ScoringLayout) -> scoring.ScoreTables:
+    def fake(answers: pd.DataFrame, layout: ScoringLayout) -> scoring.ScoreTables:
         scored.append(len(answers))
         return scoring.ScoreTables(*(pd.DataFrame({"n": [len(answers)]}),) * 4)
 
     monkeypatch.setattr(scoring, "_score", fake)
     monkeypatch.setattr(scoring, "_SCORED", {})
-    layout = scoring.ScoringLayout(classes={}, variants={}, references={}, answer_kinds={})
+    layout = ScoringLayout(classes={}, variants={}, references={}, answer_kinds={})
     results = pd.DataFrame({"model": ["a", "b"], "text": ["x", "y"]})
     likelihood = pd.DataFrame({"model": ["a"], "text": ["z"]})
     # a run: its answers, its likelihood answers, its answers again for the local site

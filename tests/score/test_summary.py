@@ -157,7 +157,7 @@ def test_ladder_lines_name_every_measured_rung_in_ladder_order() -> None:
 
 def test_ladder_lines_flag_truncated_descriptions_on_the_described_rung(tmp_path: Path) -> None:
     from medbench.run.cache import Cache
-    from medbench.run.plan import Job
+    from medbench.run.jobs import Job
     from medbench.score.summary import ladder_lines
     from medbench.score.truncation import truncated_descriptions
 

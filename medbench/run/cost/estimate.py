@@ -21,9 +21,10 @@ from PIL import Image
 
 from medbench.run.cost.calibration import Calibration
 from medbench.run.cost.tokens import ImageRule, TextCounter, checkpoint_folder, image_rule
+from medbench.run.jobs import Job
 from medbench.run.likelihood import PIPELINE as LIKELIHOOD
 from medbench.run.likelihood import likelihood_jobs, scored_options
-from medbench.run.plan import Job, Plan
+from medbench.run.plan import Plan
 from medbench.spec import ORIGINAL_IMAGE, token_budget
 
 if TYPE_CHECKING:

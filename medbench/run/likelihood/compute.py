@@ -10,13 +10,14 @@ from typing import TYPE_CHECKING, Protocol
 from medbench.data import canonical_json
 from medbench.run.backends.base import BackendContext, OptionScores, Request
 from medbench.run.cache import Cache
+from medbench.run.jobs import Job
 from medbench.run.likelihood.jobs import (
     MODES,
     LikelihoodAnswer,
     likelihood_jobs,
     likelihood_request,
 )
-from medbench.run.plan import Job, Plan
+from medbench.run.plan import Plan
 
 if TYPE_CHECKING:
     from medbench.spec.loading import SpecSet

@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 from medbench.run.backends.base import Request
 from medbench.run.cache import content_key
-from medbench.run.plan import Job, Plan, Prompt
+from medbench.run.jobs import Job, Prompt
+from medbench.run.plan import Plan
 from medbench.spec import ORIGINAL_IMAGE, ModelSpec
 
 if TYPE_CHECKING:

@@ -21,7 +21,7 @@ from numpy.typing import NDArray
 
 from medbench.run.likelihood import PIPELINE, LikelihoodAnswer, likelihood_jobs
 from medbench.score import metrics
-from medbench.score.scoring import ANSWER_COLUMNS
+from medbench.score.answers import ANSWER_COLUMNS
 
 if TYPE_CHECKING:
     from medbench.run import Cache, Job, Plan

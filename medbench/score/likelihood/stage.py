@@ -14,6 +14,7 @@ import pandas as pd
 
 from medbench.run.backends import BackendContext
 from medbench.run.likelihood import LikelihoodRun, compute_likelihoods
+from medbench.score.answers import ScoringLayout
 from medbench.score.likelihood.reliability import Curve, reliability_svg
 from medbench.score.likelihood.score import (
     NORMALISATIONS,
@@ -25,7 +26,7 @@ from medbench.score.likelihood.score import (
     probabilities,
     risk_coverage_curves,
 )
-from medbench.score.scoring import ScoreTables, ScoringLayout, score_answers
+from medbench.score.scoring import ScoreTables, score_answers
 from medbench.spec import LikelihoodStage
 
 if TYPE_CHECKING:

@@ -23,9 +23,9 @@ from medbench.score.probe.ladder import (
     _answer_columns,
     answer_marks,
     ladder_rows,
-    reading,
     run_probe_stage,
 )
+from medbench.score.probe.reading import reading
 from medbench.score.probe.tsne import MARKS, tsne_svg
 
 __all__ = [
