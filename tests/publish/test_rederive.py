@@ -68,11 +68,6 @@ def forge(edit: Callable[[pd.DataFrame], None], record: Path = RECORD) -> None:
     record.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
-@pytest.mark.xfail(
-    reason="leaderboard/ was scored before scoring version 2 (issue 27): passes again once the "
-    "maintainer republishes the quickstart records",
-    strict=False,
-)
 def test_verify_published_records_re_derive_against_todays_specs(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -771,11 +771,6 @@ def test_ladder_keys_order_the_columns_by_rung_then_the_reading() -> None:
     ]
 
 
-@pytest.mark.xfail(
-    reason="leaderboard/ predates the quickstart's always-refuse and stable-random baselines "
-    "(issue 27): passes again once the maintainer republishes the quickstart records",
-    strict=False,
-)
 def test_build_site_marks_records_made_with_older_specs(tmp_path: Path) -> None:
     shutil.copytree(REPO / "specs", tmp_path / "specs")
     current = tmp_path / "current"

@@ -252,11 +252,6 @@ def test_record_without_image_variants_has_no_image_fields(tmp_path: Path) -> No
     assert set(rows["image_variant"]) == {"original"} and set(rows["image_transform"]) == {""}
 
 
-@pytest.mark.xfail(
-    reason="leaderboard/ was scored before scoring version 2 (issue 27): passes again once the "
-    "maintainer republishes the quickstart records",
-    strict=False,
-)
 def test_published_records_verify() -> None:
     from medbench.publish.verify import verify_records
     from medbench.spec.loading import load_specs
