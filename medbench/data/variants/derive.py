@@ -17,11 +17,14 @@ from medbench.data.samples import Sample
 from medbench.data.variants.ablations import mismatched_partners
 from medbench.data.variants.store import (
     ImageStore,
+    StoreFullError,
     encode_pnm,
     recipe_keys,
     transform_payload,
 )
 from medbench.data.variants.transforms import DERIVED, apply_transform, as_grey_if_grey
+from medbench.errors import MedbenchError
+from medbench.home import HOME_ENV
 from medbench.spec import ORIGINAL_IMAGE, ImageRef, ImageVariantSpec, SuiteSpec
 
 Slot = tuple[str, str, str]
@@ -157,7 +160,19 @@ def derive_from_one_source(store: ImageStore, recipes: Sequence[Recipe]) -> dict
             store.put_derived(recipe.key, derive_bytes(recipe, source), recipe.source.path)
         except ImageError as e:
             failed[recipe.key] = str(e)
+        except StoreFullError as e:
+            # a plain MedbenchError: it crosses the process pool whole, message and all
+            raise MedbenchError(
+                f"the disk holding {e.folder} is full: the run derives the images its image "
+                f"variants show there (this one needed {_megabytes(e.size)}). Free space there, "
+                f"or set {HOME_ENV} to a folder on a disk with room; the answers stored so far "
+                "are kept."
+            ) from None
     return failed
+
+
+def _megabytes(size: int) -> str:
+    return f"{max(size, 1) / 1e6:.1f} MB"
 
 
 def _derive_group(job: tuple[ImageStore, list[Recipe]]) -> dict[str, str]:

@@ -171,9 +171,14 @@ class ImageStore:
                 f"before ({known[:12]}): the transform is not deterministic here",
             )
         target = self.recipe_path(recipe)
-        write_bytes_atomic(target, data)
-        if known is None:
-            write_text_atomic(self.root / "recipes" / recipe, sha256 + "\n")
+        try:
+            write_bytes_atomic(target, data)
+            if known is None:
+                write_text_atomic(self.root / "recipes" / recipe, sha256 + "\n")
+        except OSError as e:
+            if e.errno not in _FULL:
+                raise
+            raise StoreFullError(self.root, len(data)) from e
         return target
 
     def derived_before(self, original_sha256: str, transform: dict[str, Any]) -> str | None:
