@@ -178,16 +178,16 @@ def test_sort_and_task_filter_state_round_trips_through_the_url(
     expect(headers.nth(3)).to_have_attribute("aria-sort", "ascending")
     by_fragility = [t for _, t in sorted(models_by(built, "fragility_index"))]
     assert [m.removesuffix(" test model") for m in column(page, RANKING, 1)] == by_fragility
-    headers.nth(2).get_by_role("button").click()  # all-variants F1, ascending
-    assert page.url.endswith("index.html?sort=all_variants_f1&dir=asc")
+    headers.nth(2).get_by_role("button").click()  # all-variants kappa, ascending
+    assert page.url.endswith("index.html?sort=all_variants_kappa&dir=asc")
     page.get_by_label("Show task").select_option("pneumonia_cxr")
-    assert page.url.endswith("?sort=all_variants_f1&dir=asc&task=pneumonia_cxr")
+    assert page.url.endswith("?sort=all_variants_kappa&dir=asc&task=pneumonia_cxr")
     # One task: its ranking and chart replace the all-task ones, sorted by its own column.
     expect(page.locator(RANKING)).to_be_hidden()
     expect(page.locator("figure[data-view='all']")).to_be_hidden()
     expect(page.locator("figure[data-task-view='pneumonia_cxr'] img")).to_be_visible()
     expect(page.locator("figure[data-task-view='brain_tumor_mri']")).to_be_hidden()
-    per_task = page.locator(f"{PER_TASK} thead th[data-key='all_variants_f1.pneumonia_cxr']")
+    per_task = page.locator(f"{PER_TASK} thead th[data-key='all_variants_kappa.pneumonia_cxr']")
     expect(per_task).to_have_attribute("aria-sort", "ascending")
     link = page.url
     page.goto("about:blank")
@@ -201,7 +201,7 @@ def test_sort_and_task_filter_state_round_trips_through_the_url(
     assert [float(x) for x in scores] == sorted(float(x) for x in scores)
     page.get_by_label("Show task").select_option("")
     expect(page.locator(RANKING)).to_be_visible()
-    assert page.url.endswith("index.html?sort=all_variants_f1&dir=asc")
+    assert page.url.endswith("index.html?sort=all_variants_kappa&dir=asc")
 
 
 def test_model_filters_hide_rows_and_live_in_the_url(page: Page, site_url: str) -> None:
@@ -300,10 +300,10 @@ PAGES = (
     "index.html",
     "models/med.html",
     "tasks/pneumonia_cxr.html",
-    "flips/quickstart.gen.pneumonia_cxr.html",
+    "flips/quickstart~gen~pneumonia_cxr.html",
     "methods.html",
-    "compare/quickstart.pneumonia_cxr.all.1.html",
-    "compare/quickstart.pneumonia_cxr.med-vs-gen.1.html",
+    "compare/quickstart~pneumonia_cxr~all~1.html",
+    "compare/quickstart~pneumonia_cxr~med-vs-gen~1.html",
 )
 SMALLEST_TEXT = """() => {
   const sizes = [];
@@ -346,7 +346,7 @@ def test_page_fits_the_viewport_and_its_chart_text_is_legible(
 
 def test_prompts_wrap_at_word_boundaries_at_390_px(page: Page, site_url: str) -> None:
     page.set_viewport_size({"width": 390, "height": 844})
-    page.goto(site_url + "flips/quickstart.gen.pneumonia_cxr.html")
+    page.goto(site_url + "flips/quickstart~gen~pneumonia_cxr.html")
     prompt = page.locator("table.flip-answers td pre").first
     words = prompt.inner_text().split()
     lines = prompt.evaluate(
@@ -515,7 +515,7 @@ def test_comparison_viewer_shows_both_models_of_a_pair_with_changes_marked(
     page.set_viewport_size({"width": width, "height": 844})
     page.goto(site_url + "models/med.html")
     page.get_by_role("link", name="against its medical fine-tune").first.click()
-    assert "/compare/quickstart." in page.url and ".med-vs-gen.1.html" in page.url
+    assert "/compare/quickstart~" in page.url and "~med-vs-gen~1.html" in page.url
     assert page.evaluate("document.documentElement.scrollWidth") <= width
     first = page.locator("article.compare").first
     heads = first.locator("table.compare-answers thead th a")
@@ -535,4 +535,4 @@ def test_comparison_viewer_shows_both_models_of_a_pair_with_changes_marked(
     second = page.locator("nav.pager").first.get_by_role("link", name="2")
     if second.count():
         second.click()
-        assert page.url.endswith(".med-vs-gen.2.html")
+        assert page.url.endswith("~med-vs-gen~2.html")

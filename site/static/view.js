@@ -51,7 +51,7 @@
 
   function primary(section) {
     // The table the sort applies to: the ranking, or the per-task table for one task.
-    var id = task.value ? ".per-task" : ".ranking";
+    var id = task.value ? "~per-task" : "~ranking";
     return section.querySelector('table[id$="' + id + '"]');
   }
 
@@ -79,7 +79,7 @@
     document.querySelectorAll('[data-view="all"]').forEach(function (element) {
       element.hidden = task.value !== "";
     });
-    document.querySelectorAll('table[id$=".ranking"]').forEach(function (table) {
+    document.querySelectorAll('table[id$="~ranking"]').forEach(function (table) {
       table.closest(".table-block").hidden = task.value !== "";
     });
     var rows = 0, hidden = 0;

@@ -236,7 +236,9 @@ def test_resolve_identity_keys_prompt_and_image_handling_only_when_not_default(
 def test_model_spec_prompt_and_image_handling_only_for_hf_models() -> None:
     from pydantic import ValidationError
 
-    with pytest.raises(ValidationError, match="only apply to `backend: hf` models"):
+    with pytest.raises(
+        ValidationError, match="only apply to `backend: hf` and `backend: vllm` models"
+    ):
         ModelSpec.model_validate(
             {
                 "schema_version": 1,
