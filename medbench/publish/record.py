@@ -32,6 +32,7 @@ from pydantic import (
 from medbench import __version__
 from medbench.publish.environment import (
     EnvironmentInfo,
+    Sha256,
     collect_environment,
     git_commit,
     git_dirty,
@@ -68,7 +69,6 @@ MAX_RECORD_BYTES = 32 * 1024 * 1024
 MAX_N_BOOT = 100_000
 """Most bootstrap resamples a record may ask `verify` to redo."""
 Id = Annotated[str, Field(pattern=ID_PATTERN, max_length=80)]
-Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 CommitSha = Annotated[str, Field(pattern=r"^[0-9a-f]{40}$")]
 SpecRef = Annotated[str, Field(pattern=SPEC_REF_PATTERN, max_length=100)]
 """`kind/id` of a spec file."""

@@ -50,7 +50,8 @@
   }
 
   function primary(section) {
-    // The table the sort applies to: the ranking, or the per-task table for one task.
+    // The table the sort applies to: the ranking, or the per-task table for one task (ids join
+    // the suite and the table with "~", `medbench.publish.site.layout.SEPARATOR`).
     var id = task.value ? "~per-task" : "~ranking";
     return section.querySelector('table[id$="' + id + '"]');
   }

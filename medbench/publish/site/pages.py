@@ -15,6 +15,7 @@ from medbench.publish.site.layout import (
     FAMILY_METRICS,
     LABELS,
     RANKED,
+    SEPARATOR,
     Col,
     ModelPage,
     Section,
@@ -207,7 +208,11 @@ def _model_section(site: Site, record: Record) -> Section:
     compare = []
     for task in tasks:
         views = site.compare_links.get((suite, task), [])
-        mine = [v for v in views[1:] if f"~{model}-vs-" in v[0] or f"-vs-{model}~" in v[0]]
+        mine = [
+            v
+            for v in views[1:]
+            if f"{SEPARATOR}{model}-vs-" in v[0] or f"-vs-{model}{SEPARATOR}" in v[0]
+        ]
         compare += [(root + href, f"{site.task_title(task)}: {text}") for href, text in views[:1]]
         compare += [(root + href, f"{site.task_title(task)}: {text}") for href, text in mine]
     return replace(
