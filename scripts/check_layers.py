@@ -92,7 +92,7 @@ def imported_modules(
         return dotted or None
 
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
-    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    tree = _tree(path)
     for node in _imports(tree, typing):
         if isinstance(node, ast.Import):
             targets = [alias.name for alias in node.names]
@@ -112,10 +112,16 @@ def imported_modules(
 
 
 @functools.cache
+def _tree(path: Path) -> ast.Module:
+    """A module's syntax tree, parsed once however often it is asked about."""
+    return ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+
+
+@functools.cache
 def _bound(path: Path) -> frozenset[str]:
     """Names a module binds at its top level (imports, definitions, assignments)."""
     names: set[str] = set()
-    for node in ast.parse(path.read_text(encoding="utf-8")).body:
+    for node in _tree(path).body:
         if isinstance(node, ast.Import | ast.ImportFrom):
             names.update((a.asname or a.name).split(".")[0] for a in node.names)
         elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
