@@ -72,7 +72,7 @@ def make_answers(
                             model, task, family, variant, "direct", sample, label, truth, text,
                             "timeout" if status == "error" else None, status, parsed,
                             "rule" if status != "error" else "job_failed", PARSER_VERSION,
-                            parsed == truth, None, 0, "original", "",
+                            parsed == truth, None, 0, "original", "", float("nan"),
                         ))  # fmt: skip
     return pd.DataFrame(rows, columns=ANSWER_COLUMNS)
 

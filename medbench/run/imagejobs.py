@@ -33,7 +33,7 @@ def recipes_of(plan: Plan, job: Job) -> list[Recipe]:
     """The recipes of the derived images `job` shows (none for an original image)."""
     if job.image_variant == ORIGINAL_IMAGE:
         return []
-    shown = plan.images.get((job.task, job.sample, job.image_variant), ())
+    shown = plan.images.get(plan.image_slot(job), ())
     return [plan.recipes[ref.sha256] for ref in shown if ref.sha256 in plan.recipes]
 
 
@@ -68,6 +68,8 @@ def previous_keys(plan: Plan, jobs: Sequence[Job]) -> dict[str, tuple[str, str, 
         if len(recipes) != 1 or job.replicate:
             continue
         [recipe] = recipes
+        if recipe.view is not None:  # the store before recipes derived at the file only
+            continue
         old = store.derived_before(recipe.source.sha256, recipe.transform)
         if old is None:
             continue

@@ -38,7 +38,7 @@ from medbench.spec import (
 )
 
 if TYPE_CHECKING:
-    from medbench.data.variants import Recipe
+    from medbench.data.variants import InputView, Recipe
     from medbench.spec.loading import SpecSet
 from medbench.run.jobs import Job, Prompt, _baseline_hints, _replicates, key_parts
 
@@ -65,8 +65,15 @@ class Plan:
     with the reason: they have no jobs; the others are planned all the same."""
     unreadable: dict[str, str] = field(default_factory=dict)
     """Content key of a job whose image could not be read -> why (it fails without a model)."""
-    images: dict[tuple[str, str, str], tuple[ImageRef, ...]] = field(default_factory=dict)
-    """(task, sample, image variant) -> the images its jobs show instead of the sample's own."""
+    images: dict[tuple[str, str, str, str], tuple[ImageRef, ...]] = field(default_factory=dict)
+    """(task, sample, image variant, view) -> the images its jobs show instead of the sample's
+    own; the view is the model's input the variant is applied at (`views`)."""
+    views: dict[str, str] = field(default_factory=dict)
+    """model -> the `InputView.token` its image variants are applied at, for each model that
+    sees images at a known input (`image_variants_at: model_input`)."""
+    blind_view: str = ""
+    """The view under which the other models' image-variant jobs find their images: the
+    file (`""`), or any view when every model that looks has one (a baseline never looks)."""
     dataset_revisions: dict[str, str] = field(default_factory=dict)
     """task -> the commit sha its Hub dataset was read at (tasks with Hub data only)."""
     systems: dict[str, str] = field(default_factory=dict)
@@ -89,6 +96,15 @@ class Plan:
         """The rendered prompt of a job."""
         return self.prompt(job.family, job.variant, job.task, job.sample)
 
+    def image_slot(self, job: Job) -> tuple[str, str, str, str]:
+        """The key of `plan.images` of an image-variant job."""
+        return (
+            job.task,
+            job.sample,
+            job.image_variant,
+            self.views.get(job.model, self.blind_view),
+        )
+
     def request(self, job: Job) -> Request:
         """The backend request of a job: messages with the sample's image, or the description."""
         prompt = self.prompt_of(job)
@@ -106,7 +122,7 @@ class Plan:
         images = (
             (ImageRef(str(sample.path), sample.sha256),)
             if job.image_variant == ORIGINAL_IMAGE
-            else self.images[(job.task, job.sample, job.image_variant)]
+            else self.images[self.image_slot(job)]
         )
         messages = for_model(Messages(base.system, base.text, images), self.systems.get(job.model))
         return Request(
@@ -321,7 +337,10 @@ def add_image_variant_jobs(plan: Plan, specs: SpecSet, images_dir: Path | None =
 
     suite = plan.suite
     plan.images_dir = images_dir if images_dir is not None else default_images_dir()
-    images, errors, recipes = variant_images(suite, plan.samples, ImageStore(plan.images_dir))
+    views = _model_views(plan, specs)
+    images, errors, recipes = variant_images(
+        suite, plan.samples, ImageStore(plan.images_dir), list(views.values())
+    )
     plan.images.update(images)
     plan.recipes.update(recipes)
     asked = []
@@ -334,16 +353,18 @@ def add_image_variant_jobs(plan: Plan, specs: SpecSet, images_dir: Path | None =
         asked += [(f, v) for v in sorted(variants)]
     sha256 = hashlib.sha256
     # each slot's images as they enter a key, once: (image variant id, inner bytes, slot)
-    shown: dict[tuple[str, str], list[tuple[str, bytes, tuple[str, str, str]]]] = {}
-    for t in sorted(plan.samples):
-        for s in plan.samples[t]:
-            shown[(t, s.id)] = [
-                (v.id, b"".join(b'"' + i.sha256.encode() + b'"' for i in images[slot]), slot)
-                for v in suite.image_variants
-                if (slot := (t, s.id, v.id)) in images
-            ]
+    shown: dict[tuple[str, str, str], list[tuple[str, bytes, tuple[str, str, str, str]]]] = {}
+    for task, s, token in (
+        (t, s, v) for t in sorted(plan.samples) for s in plan.samples[t] for v in views
+    ):
+        shown[(task, s.id, token)] = [
+            (v.id, b"".join(b'"' + i.sha256.encode() + b'"' for i in images[slot]), slot)
+            for v in suite.image_variants
+            if (slot := (task, s.id, v.id, token)) in images
+        ]
     jobs = plan.jobs
     for m in plan.models:
+        token = plan.views.get(m, plan.blind_view)
         baseline = specs.models[m].backend == "baseline"
         system, identity = specs.models[m].default_system, plan.identities[m]
         for t in sorted(plan.samples):
@@ -351,7 +372,7 @@ def add_image_variant_jobs(plan: Plan, specs: SpecSet, images_dir: Path | None =
                 identity, budget = plan.identities[m], plan.budgets.get((m, f))
                 shared = key_parts(identity, plan.prompts[(f, v, t)], baseline, 0, budget, system)
                 for s in plan.samples[t]:
-                    slots = shown[(t, s.id)]
+                    slots = shown[(t, s.id, token)]
                     if not slots:  # outside the image variants' subset
                         continue
                     mine = plan.sample_prompts.get((f, v, t, s.id))
@@ -368,6 +389,26 @@ def add_image_variant_jobs(plan: Plan, specs: SpecSet, images_dir: Path | None =
                             if slot in errors:
                                 plan.unreadable[key] = errors[slot]
                         jobs.append(Job(key, m, t, f, v, s.id, s.label, image_variant=variant))
+
+
+def _model_views(plan: Plan, specs: SpecSet) -> dict[str, InputView | None]:
+    """Each view the suite's image variants are applied at, by token (`""`: the file, for the
+    models that look without a known view); fills `plan.views` and `plan.blind_view`."""
+    from medbench.run.views import input_view
+
+    views: dict[str, InputView | None] = {}
+    at_file = plan.suite.image_variants_at == "file"
+    for m in plan.models:
+        view = None if at_file else input_view(specs.models[m])
+        if view is not None:
+            views[view.token] = view
+            plan.views[m] = view.token
+        elif specs.models[m].backend != "baseline":
+            views[""] = None
+    if not views:
+        views[""] = None
+    plan.blind_view = "" if "" in views else next(iter(views))
+    return views
 
 
 def _select(

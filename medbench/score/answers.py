@@ -14,9 +14,9 @@ from medbench.score.parsing import PARSER_VERSION, ParsedAnswer, parse_answer
 from medbench.score.reliance import ORIGINAL, ImageLayout
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
 
-    from medbench.run import Cache, Plan
+    from medbench.run import Cache, Job, Plan
     from medbench.spec import TaskSpec
     from medbench.spec.loading import SpecSet
 
@@ -46,12 +46,19 @@ ANSWER_COLUMNS = [
     "replicate",
     "image_variant",
     "image_transform",
+    "image_ssim",
 ]
 """`group`: the image's cluster (patient) where its task's data source declares groups;
 `replicate`: 1 for a noise-floor replicate of a reference answer, else 0; `image_variant`:
 the image variant the answer saw (`original`: the untouched image), `image_transform` its
-transform and parameters as JSON text (empty for the original)."""
-IMAGE_COLUMNS = {"image_variant": ORIGINAL, "image_transform": ""}
+transform and parameters as JSON text (empty for the original), `image_ssim` the SSIM between
+the original and the varied image as the model receives them (empty where not measured: the
+original, an ablation without an image, a model that sees no image)."""
+IMAGE_COLUMNS: dict[str, Any] = {
+    "image_variant": ORIGINAL,
+    "image_transform": "",
+    "image_ssim": float("nan"),
+}
 """The image columns and their value where a frame (or an old sidecar) lacks them."""
 
 
@@ -204,6 +211,7 @@ def collect_answers(specs: SpecSet, plan: Plan, cache: Cache) -> pd.DataFrame:
     rows = []
     processors: list[str | None] = []
     transforms = image_transforms(plan.suite)
+    ssim_of = _received_ssim(plan)
     for job in plan.jobs:
         answer = stored.get(job.key)
         family = specs.families[job.family]
@@ -245,6 +253,7 @@ def collect_answers(specs: SpecSet, plan: Plan, cache: Cache) -> pd.DataFrame:
                 job.replicate,
                 job.image_variant,
                 transforms[job.image_variant] or "",
+                ssim_of(job),
             )
         )
         processors.append(image_processor_of(answer.prompt))
@@ -252,6 +261,33 @@ def collect_answers(specs: SpecSet, plan: Plan, cache: Cache) -> pd.DataFrame:
     # Beside the scored columns (not in record sidecars): what preprocessed each answer's images.
     frame[IMAGE_PROCESSOR_COLUMN] = pd.Series(processors, dtype="object")
     return frame
+
+
+def _received_ssim(plan: Plan) -> Callable[[Job], float]:
+    """The `image_ssim` of a job: its derived image's SSIM against the original as the model
+    receives them, from the image store (NaN for the original, an ablation without a derived
+    image, a model that sees no image, or an image not measured)."""
+    from medbench.data.variants import ImageStore, images_dir
+
+    store = ImageStore(plan.images_dir if plan.images_dir is not None else images_dir())
+    blind = {m for m, i in plan.identities.items() if i.payload.get("backend") == "baseline"}
+    if plan.suite.image_variants_at == "model_input":  # a model without a view: not measured
+        blind |= set(plan.models) - set(plan.views)
+    memo: dict[str, float] = {}
+
+    def of(job: Job) -> float:
+        if job.image_variant == ORIGINAL or job.model in blind:
+            return float("nan")
+        shown = plan.images.get(plan.image_slot(job), ())
+        if len(shown) != 1 or shown[0].sha256 not in plan.recipes:
+            return float("nan")
+        key = shown[0].sha256
+        if key not in memo:
+            value = store.ssim(key)
+            memo[key] = round(value, 4) if value is not None else float("nan")
+        return memo[key]
+
+    return of
 
 
 def image_processor_of(stored_prompt: str) -> str | None:
@@ -269,6 +305,9 @@ def with_image_columns(answers: pd.DataFrame) -> pd.DataFrame:
     for name, default in IMAGE_COLUMNS.items():
         if name not in answers.columns:
             answers = answers.assign(**{name: default})
+        elif name == "image_ssim":  # a number, empty where not measured
+            values = pd.to_numeric(answers[name], errors="coerce").astype(float)
+            answers = answers.assign(**{name: values})
         elif answers[name].isna().any():
             answers = answers.assign(**{name: answers[name].fillna(default)})
     return answers

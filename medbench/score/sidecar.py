@@ -59,14 +59,32 @@ def read_answers_csv(raw: bytes) -> pd.DataFrame:
     if "group" not in frame.columns:  # record schema version 1: no groups, no replicates
         frame["group"] = None
     for name, default in IMAGE_COLUMNS.items():  # a sidecar without them: original images
-        frame[name] = frame[name].fillna(default) if name in frame.columns else default
+        if name == "image_ssim":
+            frame[name] = frame[name] if name in frame.columns else None
+        else:
+            frame[name] = frame[name].fillna(default) if name in frame.columns else default
     frame["replicate"] = _whole(frame, "replicate") if "replicate" in frame.columns else 0
+    frame["image_ssim"] = _similarity(frame["image_ssim"])
     missing = [c for c in ANSWER_COLUMNS if c not in frame.columns]
     if missing:
         raise ValueError(f"the sidecar lacks column(s) {', '.join(missing)}")
     frame["correct"] = frame["correct"].map({"True": True, "False": False}).astype(bool)
     frame["parser_version"] = _whole(frame, "parser_version")
     return frame[ANSWER_COLUMNS]
+
+
+def _similarity(cells: pd.Series) -> pd.Series:
+    """The `image_ssim` column as floats in [-1, 1] (empty: not measured); anything else is a
+    ValueError naming the first bad row."""
+    values = pd.to_numeric(cells, errors="coerce").astype(float)
+    bad = (cells.notna() & values.isna()) | ~(values.isna() | values.between(-1.0, 1.0))
+    if bad.any():
+        row = int(bad.to_numpy().argmax())
+        raise ValueError(
+            f"row {row + 1}: column 'image_ssim': expected an SSIM between -1 and 1, "
+            f"got {cells.iloc[row]!r}"
+        )
+    return values
 
 
 def _whole(frame: pd.DataFrame, column: str) -> pd.Series:

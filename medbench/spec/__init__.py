@@ -26,7 +26,7 @@ from medbench.spec.imagevariants import (
     ResizeVariant,
     RotateVariant,
 )
-from medbench.spec.model import GenerationSpec, ModelSpec, OpenAISpec, TinySpec
+from medbench.spec.model import GenerationSpec, ImageInputSpec, ModelSpec, OpenAISpec, TinySpec
 from medbench.spec.prompt import PromptFamilySpec, VariantSpec
 from medbench.spec.prompts import (
     ImageRef,
@@ -86,6 +86,7 @@ __all__ = [
     "GammaVariant",
     "GaussianNoiseVariant",
     "GenerationSpec",
+    "ImageInputSpec",
     "ImageRef",
     "ImageVariantSpec",
     "JpegVariant",

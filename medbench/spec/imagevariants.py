@@ -11,7 +11,7 @@ from pydantic import (
     StrictInt,
 )
 
-from medbench.spec.common import Id, Seed, _Spec
+from medbench.spec.common import Id, Seed, _absent, _Spec
 
 ORIGINAL_IMAGE = "original"
 """The image-variant id of the untouched image (never an `image_variants` id)."""
@@ -29,6 +29,9 @@ ImageVariantId = Annotated[Id, AfterValidator(_not_original)]
 class _ImageVariant(_Spec):
     id: ImageVariantId
     """Names the variant in answers and tables; unique in the suite, never `original`."""
+    tasks: tuple[Id, ...] = Field(default=(), exclude_if=_absent)
+    """The suite's tasks this variant is applied to (absent: all of them), e.g. an MRI
+    artefact on the MRI task only."""
 
 
 class JpegVariant(_ImageVariant):

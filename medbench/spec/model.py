@@ -116,6 +116,19 @@ class AdapterSpec(_Spec):
         return self
 
 
+class ImageInputSpec(_Spec):
+    """How the model's processor makes its input from an image file, where its family's rule
+    does not apply (see `medbench.data.variants.views`): image variants are applied there."""
+
+    fit: Literal["squash", "crop", "pad", "shortest", "file"]
+    """`squash`: resized to `width` x `height`; `crop`: shortest side to `width`, centre crop;
+    `pad`: centred on a square of the processor's mean colour, then resized; `shortest`:
+    within `height` x `height`, then shortest side to `width`; `file`: unknown, so image
+    variants are applied to the file at its own resolution."""
+    width: StrictInt = Field(default=336, ge=8, le=8192)
+    height: StrictInt = Field(default=336, ge=8, le=8192)
+
+
 class ModelSpec(_Spec):
     """A model to evaluate, and how to load it."""
 
@@ -182,6 +195,11 @@ class ModelSpec(_Spec):
     file is padded with one grey, `int(255 * mean(image_mean))` (114 for CLIP), as LLaVA-Med's
     `process_images` pads it before converting to RGB. Set it to what the model's own evaluation
     used; part of the cache key unless `processor`."""
+
+    image_input: ImageInputSpec | None = Field(default=None, exclude_if=_absent)
+    """The model's input image geometry, where its `family`'s documented one (LLaVA 336-px
+    crop or pad, LLaVA-NeXT tiles, Gemma 3 896-px squash, an API's 768-px rule) is not it.
+    Image variants are applied at the model's input, so this is part of their images' keys."""
 
     @model_validator(mode="after")
     def _backend_fields(self) -> ModelSpec:

@@ -98,6 +98,10 @@ class SuiteSpec(_Spec):
     image_variants_subset: ImageVariantsSubset | None = None
     """Ask the image variants about a seeded, stratified subset of each task's images only
     (absent: every image): image fragility needs fewer images than the prompt-side scores."""
+    image_variants_at: Literal["model_input", "file"] = "model_input"
+    """Where the image variants are applied: to the image as each model receives it (after
+    its processor's resize, crop or padding: the same strength for every model, on a 384-px
+    sample as on a 2,000-px scan), or to the file at its own resolution (the earlier behaviour)."""
     image_variant_prompts: Literal["reference", "all"] = "reference"
     """Which variants of each (closed) prompt family the image variants are asked with:
     each family's `reference` variant (the default, to bound the cost) or all of them."""
@@ -113,6 +117,13 @@ class SuiteSpec(_Spec):
         dupes = sorted({i for i in ids if ids.count(i) > 1})
         if dupes:
             raise ValueError(f"image_variants lists {dupes[0]!r} twice")
+        for variant in self.image_variants:
+            outside = [t for t in variant.tasks if t not in self.tasks]
+            if outside:
+                raise ValueError(
+                    f"image variant {variant.id!r} names task {outside[0]!r}, which is not "
+                    f"among the suite's tasks ({', '.join(self.tasks)})"
+                )
         unknown = sorted(set(self.subsets) - set(self.tasks))
         if unknown:
             raise ValueError(

@@ -208,7 +208,7 @@ def test_store_writes_each_image_once_named_by_its_hash(tmp_path: Path) -> None:
         (
             "{id: f, transform: flip, quality: 30}",
             "10:30",
-            "quality: unknown field. Allowed fields: id, transform, axis.",
+            "quality: unknown field. Allowed fields: id, tasks, transform, axis.",
         ),
         (
             "{id: original, transform: blank}",
@@ -492,3 +492,27 @@ def test_run_and_score_with_an_image_variants_subset(
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     assert (tmp_path / "results" / "t").is_dir()
+
+
+def test_plan_image_variant_tasks_limit_it_to_those_tasks(tmp_path: Path) -> None:
+    project = make_project(
+        tmp_path,
+        tasks=("pneumonia_cxr", "skin_lesion"),
+        models=("tiny-llava",),
+        suite_extra="image_variants:\n"
+        "  - {id: j, transform: jpeg, quality: 30, tasks: [skin_lesion]}\n"
+        "  - {id: b, transform: blank}\n",
+    )
+    specs = load_specs(project / "specs")
+    plan = make_plan(specs, "t", models_dir=tmp_path / "m", images_dir=tmp_path / "images")
+    tasks = {v: {j.task for j in plan.jobs if j.image_variant == v} for v in ("j", "b")}
+    assert tasks == {"j": {"skin_lesion"}, "b": {"pneumonia_cxr", "skin_lesion"}}
+    # `tasks` is where the variant applies, not what it does: the recorded transform omits it
+    assert image_transforms(plan.suite)["j"] == '{"quality":30,"transform":"jpeg"}'
+
+
+def test_image_variant_tasks_outside_the_suite_is_a_located_error(tmp_path: Path) -> None:
+    suite = SUITE + "image_variants:\n  - {id: j, transform: jpeg, quality: 30, tasks: [brain]}\n"
+    message = load_error(write_tree(tmp_path, {"specs/suites/demo.yaml": suite}))
+    assert message.startswith(f"{tmp_path}/specs/suites/demo.yaml:")
+    assert "image variant 'j' names task 'brain', which is not among the suite's tasks" in message

@@ -152,6 +152,23 @@ def test_verify_records_sidecar_integer_overflow_is_a_problem(board: Path) -> No
     ]
 
 
+def test_verify_records_sidecar_ssim_out_of_range_is_a_problem(board: Path) -> None:
+    folder = board / "quickstart"
+    sidecar = folder / "tiny.answers.csv.gz"
+    lines = gzip.decompress(sidecar.read_bytes()).decode().split("\r\n")
+    header = lines[0].split(",")
+    cells = lines[1].split(",")
+    cells[header.index("image_ssim")] = "=1+2"
+    lines[1] = ",".join(cells)
+    sidecar.write_bytes(gzip.compress("\r\n".join(lines).encode(), mtime=0))
+    digest = hashlib.sha256(sidecar.read_bytes()).hexdigest()
+    edit(folder / "tiny.json", lambda d: d["sidecar"].update(sha256=digest))
+    assert verify_records(board) == [
+        "leaderboard/quickstart/tiny.json: sidecar.path: tiny.answers.csv.gz is not a valid "
+        "sidecar: row 1: column 'image_ssim': expected an SSIM between -1 and 1, got '=1+2'"
+    ]
+
+
 @pytest.fixture
 def project_board(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A project with specs whose two baselines' records are published into leaderboard/t."""

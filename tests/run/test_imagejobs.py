@@ -30,8 +30,10 @@ VARIANTS = """image_variants:
 """
 
 
-def _plan(tmp_path: Path, models: tuple[str, ...] = ("tiny-llava",)) -> Plan:
-    project = make_project(tmp_path, models=models, suite_extra=VARIANTS)
+def _plan(
+    tmp_path: Path, models: tuple[str, ...] = ("tiny-llava",), extra: str = ""
+) -> Plan:
+    project = make_project(tmp_path, models=models, suite_extra=VARIANTS + extra)
     specs = load_specs(project / "specs")
     return make_plan(specs, "t", models_dir=tmp_path / "m", images_dir=tmp_path / "images")
 
@@ -77,13 +79,16 @@ def test_derive_for_makes_the_images_once_and_checks_their_bytes(tmp_path: Path)
         recorded = (tmp_path / "images" / "recipes" / image.sha256).read_text().strip()
         assert hashlib.sha256(data).hexdigest() == recorded
         [recipe] = recipes_of(plan, job)
+        # applied at the model's input: tiny LLaVA's processor crops to a centred 32-px square
+        assert recipe.view is not None and recipe.view.token == "crop:32x32"
+        seen = recipe.view.apply(load_image(recipe.source.path))
         expected = transform_image(
-            recipe.spec,
-            load_image(recipe.source.path),
-            seed=recipe.seed,
-            content_sha256=recipe.source.sha256,
+            recipe.spec, seen, seed=recipe.seed, content_sha256=recipe.source.sha256
         )
         assert load_image(image.path).tobytes() == expected.tobytes()
+        assert load_image(image.path).size == (32, 32)
+        measured = store.ssim(image.sha256)
+        assert measured is not None and 0.0 < measured < 1.0
     stamp = {j.key: Path(plan.request(j).messages.images[0].path).stat().st_mtime_ns for j in jobs}
     time.sleep(0.01)
     derive_for(plan, jobs)  # already there: nothing is derived again
@@ -97,7 +102,8 @@ def test_derive_for_makes_the_images_once_and_checks_their_bytes(tmp_path: Path)
 
 
 def test_carry_over_answers_keeps_a_warm_caches_image_variant_answers(tmp_path: Path) -> None:
-    plan = _plan(tmp_path)
+    # the store before recipes derived at the file's own resolution only
+    plan = _plan(tmp_path, extra="image_variants_at: file\n")
     job = next(j for j in plan.jobs if j.image_variant == "jpeg30")
     [recipe] = recipes_of(plan, job)
     store = ImageStore(tmp_path / "images")

@@ -12,6 +12,7 @@ from medbench.data.variants.derive import (
     variant_images,
     variant_seed,
 )
+from medbench.data.variants.similarity import ssim
 from medbench.data.variants.store import (
     DERIVE_VERSION,
     DerivedBytesError,
@@ -23,12 +24,14 @@ from medbench.data.variants.store import (
     transform_payload,
 )
 from medbench.data.variants.transforms import DERIVED, transform_image
+from medbench.data.variants.views import InputView
 
 __all__ = [
     "DERIVED",
     "DERIVE_VERSION",
     "DerivedBytesError",
     "ImageStore",
+    "InputView",
     "Recipe",
     "Slot",
     "derive_images",
@@ -41,6 +44,7 @@ __all__ = [
     "image_variant_samples",
     "images_dir",
     "mismatched_partners",
+    "ssim",
     "transform_image",
     "transform_payload",
     "variant_images",

@@ -6,7 +6,7 @@ import json
 import multiprocessing
 import os
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
@@ -15,6 +15,7 @@ from PIL import Image
 from medbench.data.images import ImageError, load_image
 from medbench.data.samples import Sample
 from medbench.data.variants.ablations import mismatched_partners
+from medbench.data.variants.similarity import ssim
 from medbench.data.variants.store import (
     ImageStore,
     StoreFullError,
@@ -23,12 +24,14 @@ from medbench.data.variants.store import (
     transform_payload,
 )
 from medbench.data.variants.transforms import DERIVED, apply_transform, as_grey_if_grey
+from medbench.data.variants.views import InputView
 from medbench.errors import MedbenchError
 from medbench.home import HOME_ENV
 from medbench.spec import ORIGINAL_IMAGE, ImageRef, ImageVariantSpec, SuiteSpec
 
-Slot = tuple[str, str, str]
-"""(task, sample id, image variant id)."""
+Slot = tuple[str, str, str, str]
+"""(task, sample id, image variant id, view): the view is an `InputView.token` (the model's
+input the variant is applied at), empty for the file itself."""
 
 
 def variant_seed(spec: ImageVariantSpec, suite: SuiteSpec) -> int:
@@ -79,6 +82,8 @@ class Recipe:
     source: ImageRef
     spec: ImageVariantSpec
     seed: int
+    view: InputView | None = None
+    """The model input the transform is applied at (None: the file as it is)."""
 
     @property
     def transform(self) -> dict[str, object]:
@@ -86,12 +91,16 @@ class Recipe:
 
 
 def variant_images(
-    suite: SuiteSpec, samples: Mapping[str, Sequence[Sample]], store: ImageStore
+    suite: SuiteSpec,
+    samples: Mapping[str, Sequence[Sample]],
+    store: ImageStore,
+    views: Sequence[InputView | None] = (None,),
 ) -> tuple[dict[Slot, tuple[ImageRef, ...]], dict[Slot, str], dict[str, Recipe]]:
-    """The images each (task, sample, variant) shows (none for `no_image`; only the samples of
-    `image_variant_samples`), a transformed one
+    """The images each (task, sample, variant, view) shows (none for `no_image`; only the
+    samples of `image_variant_samples`, and of the variant's `tasks`), a transformed one
     by its recipe (derived later, by `derive_images`, never here); why a slot's image cannot be
-    made (an unreadable original); and each recipe by its key.
+    made (an unreadable original); and each recipe by its key. Each of `views` (the models'
+    inputs; None: the file) gets its own derived images.
 
     A slot that failed shows the unreadable original under a marker hash unique to the slot
     (its job then fails in the backend, as the original's does). A `mismatched` slot without
@@ -100,54 +109,87 @@ def variant_images(
     images: dict[Slot, tuple[ImageRef, ...]] = {}
     errors: dict[Slot, str] = {}
     recipes: dict[str, Recipe] = {}
-    for task in sorted(samples):
-        for spec in suite.image_variants:
-            seed = variant_seed(spec, suite)
-            payload = transform_payload(spec, seed)
-            keyed = recipe_keys(payload) if spec.transform in DERIVED else None
-            partners = (
-                mismatched_partners(samples[task], seed, task)
-                if spec.transform == "mismatched"
-                else {}
-            )
-            for sample in image_variant_samples(suite, task, samples[task]):
-                slot = (task, sample.id, spec.id)
-                try:
-                    if sample.error is not None:
-                        raise ImageError(sample.path, sample.error)
-                    if spec.transform == "no_image":
-                        images[slot] = ()
-                    elif spec.transform == "mismatched":
-                        partner = partners.get(sample.id)
-                        if partner is not None:
-                            images[slot] = (ImageRef(str(partner.path), partner.sha256),)
-                    else:
-                        assert keyed is not None
-                        key = keyed(sample.sha256)
-                        source = ImageRef(str(sample.path), sample.sha256)
-                        recipes[key] = Recipe(key, source, spec, seed)
-                        images[slot] = (ImageRef(store.recipe_file(key), key),)
-                except ImageError as e:
-                    errors[slot] = e.reason if sample.error is not None else str(e)
-                    marker = f"{spec.id}:{sample.sha256}"
-                    images[slot] = (ImageRef(str(sample.path), marker),)
+    keyers: dict[tuple[str, str], Callable[[str], str]] = {}
+    partners_of: dict[tuple[str, str], dict[str, Sample]] = {}
+    first = views[0].token if views and views[0] is not None else ""
+    for task, spec, view in (
+        (t, s, v) for t in sorted(samples) for s in suite.image_variants for v in views
+    ):
+        if spec.tasks and task not in spec.tasks:
+            continue
+        seed = variant_seed(spec, suite)
+        token = view.token if view is not None else ""
+        keyed = None
+        if spec.transform in DERIVED:
+            keyed = keyers.get((spec.id, token))
+            if keyed is None:
+                payload = transform_payload(spec, seed)
+                keyed = recipe_keys({**payload, "at": token} if token else payload)
+                keyers[(spec.id, token)] = keyed
+        partners = (
+            mismatched_partners(samples[task], seed, task)
+            if spec.transform == "mismatched" and token == first
+            else partners_of.get((task, spec.id), {})
+        )
+        partners_of[(task, spec.id)] = partners
+        for sample in image_variant_samples(suite, task, samples[task]):
+            slot = (task, sample.id, spec.id, token)
+            try:
+                if sample.error is not None:
+                    raise ImageError(sample.path, sample.error)
+                if spec.transform == "no_image":
+                    images[slot] = ()
+                elif spec.transform == "mismatched":
+                    partner = partners.get(sample.id)
+                    if partner is not None:
+                        images[slot] = (ImageRef(str(partner.path), partner.sha256),)
+                else:
+                    assert keyed is not None
+                    key = keyed(sample.sha256)
+                    source = ImageRef(str(sample.path), sample.sha256)
+                    recipes[key] = Recipe(key, source, spec, seed, view)
+                    images[slot] = (ImageRef(store.recipe_file(key), key),)
+            except ImageError as e:
+                errors[slot] = e.reason if sample.error is not None else str(e)
+                marker = f"{spec.id}:{sample.sha256}"
+                images[slot] = (ImageRef(str(sample.path), marker),)
     return images, errors, recipes
 
 
 def derive_bytes(recipe: Recipe, source: Image.Image | None = None) -> bytes:
     """The derived image of `recipe`, as the store keeps it (netpbm bytes); `source` is its
     source image already decoded (and made grey if it is grey: `as_grey_if_grey`)."""
+    return encode_pnm(derive_image(recipe, source)[1])
+
+
+def derive_image(
+    recipe: Recipe, source: Image.Image | None = None
+) -> tuple[Image.Image, Image.Image]:
+    """(the source as the recipe's view receives it, the derived image) of `recipe`."""
     if source is None:
         source = as_grey_if_grey(load_image(recipe.source.path))
-    made = apply_transform(
-        recipe.spec, source, seed=recipe.seed, content_sha256=recipe.source.sha256
-    )
-    return encode_pnm(made)
+    seen = recipe.view.apply(source) if recipe.view is not None else source
+    made = apply_transform(recipe.spec, seen, seed=recipe.seed, content_sha256=recipe.source.sha256)
+    return seen, made
+
+
+def received_ssim(recipe: Recipe, seen: Image.Image, made: Image.Image) -> float:
+    """The SSIM between the source and the derived image as the model receives them: a derived
+    image of another size (a crop) is first brought to the view (or to the source's size)."""
+    if made.size != seen.size:
+        made = (
+            recipe.view.apply(made)
+            if recipe.view is not None
+            else made.resize(seen.size, Image.Resampling.BICUBIC)
+        )
+        if made.size != seen.size:
+            made = made.resize(seen.size, Image.Resampling.BICUBIC)
+    return ssim(seen, made)
 
 
 def derive_from_one_source(store: ImageStore, recipes: Sequence[Recipe]) -> dict[str, str]:
     """Derive the missing recipes of one source image, decoding it once; why any failed."""
-    todo = [r for r in recipes if not store.is_derived(r.key)]
+    todo = [r for r in recipes if not store.is_derived(r.key) or store.ssim(r.key) is None]
     if not todo:
         return {}
     try:
@@ -157,7 +199,9 @@ def derive_from_one_source(store: ImageStore, recipes: Sequence[Recipe]) -> dict
     failed: dict[str, str] = {}
     for recipe in todo:
         try:
-            store.put_derived(recipe.key, derive_bytes(recipe, source), recipe.source.path)
+            seen, made = derive_image(recipe, source)
+            store.put_derived(recipe.key, encode_pnm(made), recipe.source.path)
+            store.put_ssim(recipe.key, received_ssim(recipe, seen, made))
         except ImageError as e:
             failed[recipe.key] = str(e)
         except StoreFullError as e:

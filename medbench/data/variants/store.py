@@ -7,6 +7,8 @@ Plans key jobs by the recipe, so planning never decodes an image; the run derive
 its missing answers need into `<home>/images/derived/<r[:2]>/<r>.pnm` (raw netpbm: a grey
 image stays grey) and records the bytes' sha256 in `<home>/images/recipes/<r>`: a
 recipe derived again (a file lost or cut short) must give the same bytes, else it is an error.
+The SSIM between the derived image and its source, both as the model receives them, is kept
+in `<home>/images/ssim/<r[:2]>/<r>`: the results show it beside each variant's scores.
 
 `<home>/images/index/<k>` and `<home>/images/<sha[:2]>/<sha>.png` are the layout before recipes
 (images named by their bytes' hash, found through an index of the original's hash and the
@@ -83,7 +85,7 @@ def encode_pnm(image: Image.Image) -> bytes:
 
 def transform_payload(spec: ImageVariantSpec, seed: int | None) -> dict[str, Any]:
     """The transform and its parameters (the seed resolved), as recorded with each answer."""
-    payload = spec.model_dump(mode="json", exclude={"id"})
+    payload = spec.model_dump(mode="json", exclude={"id", "tasks"})
     if "seed" in payload:
         payload["seed"] = seed
     return payload
@@ -180,6 +182,27 @@ class ImageStore:
                 raise
             raise StoreFullError(self.root, len(data)) from e
         return target
+
+    def put_ssim(self, recipe: str, value: float) -> None:
+        """Record the SSIM of `recipe`'s image against its source as the model receives it."""
+        try:
+            write_text_atomic(self._ssim_path(recipe), f"{value:.6f}\n")
+        except OSError as e:
+            if e.errno not in _FULL:
+                raise
+            raise StoreFullError(self.root, 16) from e
+
+    def ssim(self, recipe: str) -> float | None:
+        """The SSIM recorded for `recipe` (None: not measured, or not a number in [-1, 1])."""
+        path = self._ssim_path(recipe)
+        try:
+            value = float(path.read_text(encoding="utf-8").strip()[:32])
+        except (OSError, ValueError):
+            return None
+        return value if -1.0 <= value <= 1.0 else None
+
+    def _ssim_path(self, recipe: str) -> Path:
+        return self.root / "ssim" / recipe[:2] / recipe
 
     def derived_before(self, original_sha256: str, transform: dict[str, Any]) -> str | None:
         """The bytes' hash the pre-recipe store recorded for a variant of an original (None:

@@ -176,7 +176,7 @@ class _ImageTokens:
         if job.image_variant == ORIGINAL_IMAGE:
             paths = [str(sample.path)]
         else:
-            shown = self.plan.images.get((job.task, job.sample, job.image_variant), ())
+            shown = self.plan.images.get(self.plan.image_slot(job), ())
             if not shown:
                 return 0
             # a derived image has its source's size (less a crop); an ablation shows an original

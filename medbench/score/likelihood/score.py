@@ -176,6 +176,7 @@ def answers_frame(items: pd.DataFrame, norm: str) -> pd.DataFrame:
                 0,  # not a noise-floor replicate
                 "original",  # option likelihoods are scored on the original image
                 "",
+                float("nan"),  # no image variant: no SSIM
             )
         )
     return pd.DataFrame(rows, columns=ANSWER_COLUMNS)
