@@ -38,7 +38,7 @@ def _row(model: str, variant: str, sample: str, image: str, parsed: str | None) 
     return (
         (model, "t", "f", variant, "direct", sample, truth, truth, parsed or "I cannot")
         + (None, status, parsed, "r", PARSER_VERSION, parsed == truth, None, 0)
-        + (image, transform)
+        + (image, transform, float("nan"))
     )
 
 
@@ -163,8 +163,8 @@ def test_reliance_pairs_differ_by_the_hand_computed_amounts() -> None:
 
 def test_prompt_tables_read_only_the_original_images() -> None:
     with_images = score_answers(_frame(_eye()), _layout())
-    plain = _frame([r for r in _eye() if r[-2] == "original"]).drop(
-        columns=["image_variant", "image_transform"]
+    plain = _frame([r for r in _eye() if r[-3] == "original"]).drop(
+        columns=["image_variant", "image_transform", "image_ssim"]
     )
     without = score_answers(plain, _layout())
     for name in ("scores", "fragility", "pairs"):

@@ -142,6 +142,7 @@ def test_score_answers_counts_refusals_as_wrong_and_skips_failed_jobs() -> None:
                     0,
                     "original",
                     "",
+                    float("nan"),
                 )
             )
     from medbench.score.answers import ANSWER_COLUMNS
@@ -306,7 +307,7 @@ def _patients(grouped: bool) -> tuple[pd.DataFrame, ScoringLayout]:
                     rows.append(
                         (model, "t", "f", variant, "direct", sample, truth, truth, parsed, None)
                         + ("answer", parsed, "r", PARSER_VERSION, parsed == truth, f"p{patient}", 0)
-                        + ("original", "")
+                        + ("original", "", float("nan"))
                     )
     from medbench.score.answers import ANSWER_COLUMNS
 
