@@ -9,7 +9,7 @@ whose family has no rule (its variants are applied to the file as before).
 
 from __future__ import annotations
 
-from medbench.data.variants.views import InputView
+from medbench.data.variants import InputView
 from medbench.spec import ModelSpec
 
 TINY_SIDE = 32
