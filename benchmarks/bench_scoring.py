@@ -7,9 +7,10 @@ With --clustered every task's images come in patients of 4 (a `group` column, an
 layout's `groups`), so every bootstrap resamples patients; --pairs adds 5 (model, base) pairs
 (paired bootstraps, and Obuchowski's test when clustered); --image-variants adds the
 quickstart's four image variants (two transforms, two ablations), each asked with the reference
-variant, so the image-variant tables and visual reliance are scored too. The answers table has
-every column of `ANSWER_COLUMNS`, as `collect_answers` makes it. Exits 1 if a table lacks a
-row or has one too many (one per model, task, variant, pair, image variant, as the case may be).
+variant, so the image-variant tables, visual reliance and the four quadrants are scored too.
+The answers table has every column of `ANSWER_COLUMNS`, as `collect_answers` makes it. Exits 1
+if a table lacks a row or has one too many (one per model, task, variant, pair, image variant,
+as the case may be).
 --quick: 8,000 answers with every option on (clustered, pairs, image variants), in seconds.
 Run: .venv/bin/python benchmarks/bench_scoring.py [--quick] [--jobs N] [--clustered] [--pairs]
 [--image-variants]
@@ -162,6 +163,8 @@ def problems(tables: ScoreTables, layout: ScoringLayout, n_images: int) -> list[
     if layout.image_variants:
         expected["image_variants"] = models * tasks * (1 + len(layout.image_variants))
         expected["reliance"] = models * tasks
+        expected["quadrants"] = models * tasks
+        expected["quadrant_models"] = models
     found = []
     for name, rows in expected.items():
         table = getattr(tables, name)

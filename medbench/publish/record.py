@@ -60,9 +60,21 @@ TABLE_KEYS: dict[str, tuple[str, ...]] = {
     "image_variants": ("model", "task", "family", "pipeline", "image_variant"),
     "reliance": ("model", "task", "family", "pipeline"),
     "reliance_pairs": ("model", "base", "task", "family", "pipeline"),
+    "severity": ("model", "task", "family", "pipeline", "perturbation", "severity"),
+    "severity_models": ("model", "pipeline"),
+    "quadrants": ("model", "task", "family", "pipeline"),
+    "quadrant_models": ("model", "pipeline"),
 }
 """The published tables and the columns that identify one of their rows."""
-OPTIONAL_TABLES = ("image_variants", "reliance", "reliance_pairs")
+OPTIONAL_TABLES = (
+    "image_variants",
+    "reliance",
+    "reliance_pairs",
+    "severity",
+    "severity_models",
+    "quadrants",
+    "quadrant_models",
+)
 """Tables a record holds only where its answers saw image variants (absent: none)."""
 MAX_RECORD_BYTES = 32 * 1024 * 1024
 """Records are refused above this size, before parsing."""
@@ -298,6 +310,16 @@ class Record(_Model):
     """Per (task, family, pipeline): visual reliance and F1 without the image, when measured."""
     reliance_pairs: list[Row] | None = None
     """Pair rows of visual reliance where this model is the medical model, when measured."""
+    severity: list[Row] | None = None
+    """Per (task, family, pipeline, perturbation, severity): the severity curves and each
+    curve's rAUC, when some image variant has a severity."""
+    severity_models: list[Row] | None = None
+    """Per pipeline: the mean rAUC over the model's curves, when measured."""
+    quadrants: list[Row] | None = None
+    """Per (task, family, pipeline): the shares of images that are ideal, fragile, dangerous
+    or worst, when an ablation was asked."""
+    quadrant_models: list[Row] | None = None
+    """Per pipeline: the quadrant shares over tasks, when measured."""
     image_processors: ImageProcessors | None = None
     """`backend:Class` of the image processor (torchvision or PIL, which resize differently)
     -> number of answers it preprocessed; absent for models that read no images."""

@@ -126,6 +126,7 @@ class ScoringLayout:
             pairs=list(self.pairs),
             seed=self.seed,
             n_boot=self.n_boot,
+            references=dict(self.references),
         )
 
 

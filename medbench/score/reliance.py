@@ -5,11 +5,16 @@ An answer's `image_variant` names the image it saw: `original`, a harmless trans
 answer with the original-image answer to the same sample under the same prompt variant; the
 bootstraps resample whole images (or the task's clusters), since one image is asked under
 several prompt variants. The input is `scoring`'s encoded rows (codes `_t`, `_p`); the metrics
-are `medbench.score.metrics`' own (no bootstrap of its own here).
+are `medbench.score.metrics`' own (no bootstrap of its own here). Beside each image variant's
+scores stand its `severity` (from its transform's JSON, where it has one) and `ssim`: the mean
+over the variant's distinct images of `image_ssim`, the SSIM between the original and the
+varied image as the model received them (NaN where unknown: ablations, old answers).
 """
 
 from __future__ import annotations
 
+import json
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,6 +32,9 @@ ABLATIONS = ("no_image", "blank")
 IMAGE_KEYS = ["model", "task", "family", "pipeline", "image_variant"]
 RELIANCE_KEYS = ["model", "task", "family", "pipeline"]
 RELIANCE_PAIR_KEYS = ["model", "base", "task", "family", "pipeline"]
+SSIM_COLUMN = "image_ssim"
+"""The answers' SSIM between the original and the varied image as the model received it (NaN
+for the original, `no_image`, `mismatched` or where unknown; frames without it: all NaN)."""
 
 
 @dataclass(frozen=True)
@@ -44,6 +52,8 @@ class ImageLayout:
     pairs: list[tuple[str, str]] = field(default_factory=list)
     seed: int = 0
     n_boot: int = 1000
+    references: dict[str, str] = field(default_factory=dict)
+    """family -> its reference prompt variant (the one ablations are asked under)."""
 
 
 @dataclass(frozen=True)
@@ -61,20 +71,6 @@ class Paired:
     """The image (or the task's cluster) of each row: what the bootstrap resamples."""
 
 
-@dataclass
-class ImageTables:
-    """The image-variant tables (all empty when every answer saw the original image)."""
-
-    image_variants: pd.DataFrame = field(default_factory=pd.DataFrame)
-    """Per (model, task, family, pipeline, image variant): F1 and image fragility, with CIs."""
-    reliance: pd.DataFrame = field(default_factory=pd.DataFrame)
-    """Per (model, task, family, pipeline): visual reliance and F1 without the image."""
-    models: pd.DataFrame = field(default_factory=pd.DataFrame)
-    """Per (model, pipeline): visual reliance and no-image F1 over tasks, with CIs."""
-    reliance_pairs: pd.DataFrame = field(default_factory=pd.DataFrame)
-    """Per (model, base, task, family, pipeline): medical model minus its base."""
-
-
 def has_image_variants(answers: pd.DataFrame) -> bool:
     """Whether any answer saw something else than the original image."""
     return "image_variant" in answers.columns and bool(
@@ -87,6 +83,67 @@ def original_only(answers: pd.DataFrame) -> pd.DataFrame:
     if "image_variant" not in answers.columns:
         return answers
     return answers[answers["image_variant"].fillna(ORIGINAL) == ORIGINAL]
+
+
+def describe_transform(text: str) -> tuple[str, int | None]:
+    """An image variant's perturbation and severity from its transform's JSON text.
+
+    The perturbation is the transform's name with its parameters other than `severity`, sorted
+    (`exposure(direction=under)`), or the bare name where it has none (`bias_field`); the
+    severity is the whole number under `severity`, or None where there is none (`jpeg`,
+    `rotate`, ... and the ablations: perturbations of their own, on no curve).
+    """
+    try:
+        data = json.loads(text) if text else {}
+    except ValueError:
+        return "", None
+    if not isinstance(data, dict):
+        return "", None
+    params = {str(k): v for k, v in data.items()}
+    name = str(params.pop("transform", ""))
+    level = params.pop("severity", None)
+    if isinstance(level, float) and level.is_integer():
+        level = int(level)
+    if level is not None and (isinstance(level, bool) or not isinstance(level, int)):
+        params["severity"], level = level, None  # not a level: shown as a parameter
+    if params:
+        shown = (f"{k}={_parameter(v)}" for k, v in sorted(params.items()))
+        name += f"({','.join(shown)})"
+    return name, level
+
+
+def _parameter(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+def transforms_of(encoded: pd.DataFrame) -> dict[str, str]:
+    """Image variant id -> its transform's JSON text, as the answers carry it."""
+    if encoded.empty or "image_transform" not in encoded.columns:
+        return {}
+    texts = encoded[["image_variant", "image_transform"]].dropna()
+    texts = texts[texts["image_transform"] != ""]
+    first = texts.groupby("image_variant", sort=True)["image_transform"].first()
+    return {str(k): str(v) for k, v in first.items()}
+
+
+def mean_ssim(encoded: pd.DataFrame) -> dict[tuple[str, str, str], float]:
+    """(model, task, image variant) -> the mean `image_ssim` over its distinct images (each
+    image's answers averaged first); left out where no image has one."""
+    if encoded.empty or SSIM_COLUMN not in encoded.columns:
+        return {}
+    keys = ["model", "task", "image_variant", "sample"]
+    frame = encoded[keys].assign(_ssim=pd.to_numeric(encoded[SSIM_COLUMN], errors="coerce"))
+    per_image = frame.groupby(keys, sort=True)["_ssim"].mean()
+    per_variant = per_image.groupby(level=[0, 1, 2], sort=True).mean()
+    found: dict[tuple[str, str, str], float] = {}
+    for (model, task, image_variant), value in zip(
+        per_variant.index, per_variant.to_numpy(dtype=float), strict=True
+    ):
+        if not math.isnan(value):
+            found[(str(model), str(task), str(image_variant))] = float(value)
+    return found
 
 
 def _est(prefix: str, e: metrics.Estimate) -> dict[str, float]:
@@ -147,22 +204,29 @@ def _original_rows(encoded: pd.DataFrame, layout: ImageLayout) -> list[dict[str,
         )
         row: dict[str, Any] = {"model": model, "task": task, "family": family}
         row |= {"pipeline": pipeline, "image_variant": ORIGINAL, "transform": ORIGINAL}
+        row["severity"] = None
         row |= {"n": len(part), "n_images": int(part["sample"].nunique())}
         rows.append(row | _est("f1_all", scores.f1_all))
     return rows
 
 
 def score_image_variants(
-    paired: Mapping[tuple[str, ...], Paired], layout: ImageLayout
+    paired: Mapping[tuple[str, ...], Paired],
+    layout: ImageLayout,
+    transforms: Mapping[str, str] | None = None,
+    ssim: Mapping[tuple[str, str, str], float] | None = None,
 ) -> list[dict[str, Any]]:
     """Per image variant: its F1, the original's F1 on the same answers, their difference and
-    the image fragility (the share of answers that differ from the original's), with CIs."""
+    the image fragility (the share of answers that differ from the original's), with CIs; its
+    severity (from `transforms`, id -> JSON text) and mean SSIM (`ssim`, see `mean_ssim`)."""
     rows = []
     for key, p in sorted(paired.items()):
         model, task, family, pipeline, image_variant = key
         row: dict[str, Any] = dict(zip(IMAGE_KEYS, key, strict=True))
         row["transform"] = layout.transforms.get(image_variant, "")
+        row["severity"] = describe_transform((transforms or {}).get(image_variant, ""))[1]
         row["n"], row["n_images"] = len(p.keys), len({s for s, _ in p.keys})
+        row["ssim"] = (ssim or {}).get((model, task, image_variant), math.nan)
         if not p.keys:
             rows.append(row)
             continue
@@ -340,21 +404,3 @@ def score_reliance_pairs(
             row |= _est("no_image_f1_diff", f1) | {"no_image_f1_p": f1_test.p_value}
             rows.append(row)
     return pd.DataFrame(rows)
-
-
-def score_images(encoded: pd.DataFrame, layout: ImageLayout) -> ImageTables:
-    """Every image-variant table from the encoded answers of every image variant (replicates
-    and failed jobs left out)."""
-    if not has_image_variants(encoded):
-        return ImageTables()
-    paired = pair_answers(encoded, layout.clustered)
-    image_rows = pd.DataFrame(
-        _original_rows(encoded, layout) + score_image_variants(paired, layout)
-    )
-    image_rows = image_rows.sort_values(IMAGE_KEYS, kind="stable").reset_index(drop=True)
-    return ImageTables(
-        image_variants=image_rows,
-        reliance=score_reliance(image_rows, layout),
-        models=score_model_reliance(paired, layout),
-        reliance_pairs=score_reliance_pairs(paired, layout),
-    )

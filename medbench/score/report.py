@@ -42,12 +42,14 @@ def score_and_report(
     the cached ones are scored). The results (summary, likelihood, ladder) go to `out`
     (default: `console`), progress and notes to `console`."""
     from medbench.score.results import score_suite
-    from medbench.score.summary import summary_lines
+    from medbench.score.summary import robustness_lines, summary_lines
 
     report = out or console
     scored = score_suite(specs, plan, cache, results, probe_context, likelihood_context)
     tables = scored.tables
-    for line in summary_lines(plan.suite.id, tables.models, tables.scores, scored.test_models):
+    lines = summary_lines(plan.suite.id, tables.models, tables.scores, scored.test_models)
+    lines += robustness_lines(tables.severity_models, tables.quadrant_models)
+    for line in lines:
         report.print(line, highlight=False, markup=False, soft_wrap=True)
     for line in scored.likelihood_lines:
         report.print(line, highlight=False, markup=False, soft_wrap=True)

@@ -27,8 +27,17 @@ RESULT_FILES = (
     "layout.json",
     "summary.json",
 )
-IMAGE_FILES = ("image_variants.csv", "reliance.csv", "reliance_pairs.csv")
-"""Written only where some answers saw image variants (transforms or ablations)."""
+IMAGE_FILES = (
+    "image_variants.csv",
+    "reliance.csv",
+    "reliance_pairs.csv",
+    "severity.csv",
+    "severity_models.csv",
+    "quadrants.csv",
+    "quadrant_models.csv",
+)
+"""Written only where some answers saw image variants (transforms or ablations) and the table
+has rows: reliance and quadrants need an ablation, severity curves a variant with a severity."""
 PROBE_FILES = ("probe.csv", "ladder.csv", "tsne/")
 """Written by the probe stage (`medbench run` on a suite with `probe:`)."""
 

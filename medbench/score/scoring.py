@@ -14,17 +14,20 @@ import pandas as pd
 
 from medbench.score import metrics
 from medbench.score.answers import ScoringLayout, with_image_columns
+from medbench.score.images import ImageTables, score_images
 from medbench.score.matrices import Group, Matrix, _encode, _est, _group_labels, _groups, _matrix
 from medbench.score.pairs import _score_pairs
-from medbench.score.reliance import ORIGINAL, has_image_variants, score_images
+from medbench.score.reliance import ORIGINAL, has_image_variants
 
-SCORES_SCHEMA_VERSION = 4
+SCORES_SCHEMA_VERSION = 5
 """2: answer rows carry `parser_version`. 3: the fragility table gains `all_variants_f1` and
 the noise floor, the models table `all_variants_f1` and `mean_worst_f1` (with CIs); answers
 gain `group` (and `replicate`), layout.json gains `groups` (clustered tasks). 4: answers gain
 `image_variant` and `image_transform`; with image variants, layout.json gains
 `image_variants`, the models table visual reliance, and `image_variants.csv`, `reliance.csv`
-and `reliance_pairs.csv` are written."""
+and `reliance_pairs.csv` are written. 5: `image_variants.csv` gains `severity` and `ssim`;
+with ablations, `quadrants.csv` and `quadrant_models.csv` are written, with severity levels
+`severity.csv` and `severity_models.csv`."""
 
 
 @dataclass
@@ -48,6 +51,16 @@ class ScoreTables:
     """Per (model, task, family, pipeline): visual reliance and F1 without the image."""
     reliance_pairs: pd.DataFrame = field(default_factory=pd.DataFrame)
     """Per (model, base, task, family, pipeline): the pair's reliance and no-image F1 difference."""
+    severity: pd.DataFrame = field(default_factory=pd.DataFrame)
+    """Per (model, task, family, pipeline, perturbation, severity): F1, image fragility and
+    SSIM along each severity curve, and the curve's rAUC (`medbench.score.severity`)."""
+    severity_models: pd.DataFrame = field(default_factory=pd.DataFrame)
+    """Per (model, pipeline): the mean rAUC over its curves, with its CI."""
+    quadrants: pd.DataFrame = field(default_factory=pd.DataFrame)
+    """Per (model, task, family, pipeline): the shares of images that are ideal, fragile,
+    dangerous or worst (`medbench.score.quadrants`)."""
+    quadrant_models: pd.DataFrame = field(default_factory=pd.DataFrame)
+    """Per (model, pipeline): the quadrant shares over tasks, images pooled."""
 
 
 VARIANT_METRICS = (
@@ -285,9 +298,9 @@ def _score(answers: pd.DataFrame, layout: ScoringLayout) -> ScoreTables:
     images = (
         score_images(_encode(every_image, layout), layout.image_layout())
         if has_image_variants(every_image)
-        else None
+        else ImageTables()
     )
-    if images is not None and not images.models.empty and not models.empty:
+    if not images.models.empty and not models.empty:
         models = models.merge(images.models, on=["model", "pipeline"], how="left")
     return ScoreTables(
         scores=_score_variants(answers, encoded, layout),
@@ -297,9 +310,13 @@ def _score(answers: pd.DataFrame, layout: ScoringLayout) -> ScoreTables:
         ),
         models=models,
         pairs=_score_pairs(matrices, layout),
-        image_variants=images.image_variants if images is not None else pd.DataFrame(),
-        reliance=images.reliance if images is not None else pd.DataFrame(),
-        reliance_pairs=images.reliance_pairs if images is not None else pd.DataFrame(),
+        image_variants=images.image_variants,
+        reliance=images.reliance,
+        reliance_pairs=images.reliance_pairs,
+        severity=images.severity,
+        severity_models=images.severity_models,
+        quadrants=images.quadrants,
+        quadrant_models=images.quadrant_models,
     )
 
 

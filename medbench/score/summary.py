@@ -113,6 +113,38 @@ def reliance_lines(models: pd.DataFrame) -> list[str]:
     return ["visual reliance: answers changed with no image / a blank image; F1 no image", *lines]
 
 
+def robustness_lines(severity_models: pd.DataFrame, quadrant_models: pd.DataFrame) -> list[str]:
+    """A heading and one line per model (direct pipeline) with image quadrants or severity
+    curves: its `dangerous` share (images answered the same under every wording and without
+    the image, 95% CI) and its mean rAUC (95% CI); numbers on a line of their own where an id
+    is too long. None where neither was measured."""
+    found: dict[str, list[str]] = {}
+    for frame, name, what in (
+        (quadrant_models, "dangerous", "dangerous"),
+        (severity_models, "rauc", "rAUC"),
+    ):
+        if frame.empty or name not in frame.columns:
+            continue
+        for record in frame.to_dict("records"):
+            row = {str(k): v for k, v in record.items()}
+            if row.get("pipeline") == "direct" and _value(row, name) is not None:
+                found.setdefault(str(row["model"]), []).append(f"{what} {_est(row, name)}")
+    lines = []
+    for model in sorted(found):
+        numbers, head = ", ".join(found[model]), f"  {model}:"
+        if len(head) + 1 + len(numbers) <= WIDTH:
+            lines.append(f"{head} {numbers}")
+        else:
+            lines += [head, f"    {numbers}"]
+    if not lines:
+        return []
+    return [
+        "image robustness: dangerous = share of images answered alike under every",
+        "wording and without the image; rAUC = F1 under graded perturbations / clean F1",
+        *lines,
+    ]
+
+
 def _line(rank: str, name: str, cells: list[str], name_width: int) -> str:
     numbers = " ".join(c.rjust(w) for c, w in zip(cells, _WIDTHS, strict=True))
     return f"{rank:>{_RANK}} {name:<{name_width}} {numbers}".rstrip()

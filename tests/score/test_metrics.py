@@ -143,6 +143,7 @@ NOT_REGISTERED = {
     "mean_all_variants_f1",
     "mean_all_variants_kappa",
     "mean_kappa",
+    "mean_relative_f1",
     "mean_worst_f1",
     "mean_worst_kappa",
     "has_skill",
@@ -157,6 +158,7 @@ NOT_REGISTERED = {
     "mcnemar_exact",
     "mean_f1_all",
     "pdr",
+    "pooled_shares",
     "score_family",
     "score_variant",
     "score_variants",
@@ -897,3 +899,64 @@ def test_prompt_sensitivity_counts_only_changes_of_correctness() -> None:
     answers = np.array([[1, 2, REFUSAL], [0, 0, 0]])  # wrong three ways; right every time
     assert metrics.prompt_sensitivity(answers, truth, 3) == 0.0
     assert metrics.disagreement(answers) == pytest.approx(0.5)
+
+
+def test_mean_relative_f1_is_the_mean_over_levels_of_f1_relative_to_the_clean_f1(
+    seed: int,
+) -> None:
+    truth, answers = make_case(seed)
+    clean = metrics.f1_all(truth, answers[:, 0], K)
+    # level 2 did not ask the first ten images: its F1 is over the others
+    levels = answers[:, :3].copy()
+    levels[:10, 2] = metrics.NOT_ASKED
+    expected = np.mean(
+        [
+            metrics.f1_all(truth, answers[:, 1], K) / clean,
+            metrics.f1_all(truth[10:], answers[10:, 2], K) / clean,
+        ]
+    )
+    found, left_out = metrics.mean_relative_f1(
+        [TaskAnswers(levels, truth, K)], seed=seed, n_boot=200
+    )
+    assert found.value == pytest.approx(expected, abs=1e-12) and left_out == 0
+    assert found.lo <= found.value <= found.hi
+    order = np.random.default_rng(seed).permutation(len(truth))
+    again, _ = metrics.mean_relative_f1(
+        [TaskAnswers(levels[order], truth[order], K)], seed=seed, n_boot=200
+    )
+    assert again == found  # the order of the images changes nothing
+
+
+def test_mean_relative_f1_leaves_out_entries_whose_clean_f1_is_zero() -> None:
+    truth = np.array([0, 1, 0, 1])
+    right = np.column_stack([truth, truth])
+    refused = np.column_stack([np.full(4, REFUSAL), truth])
+    found, left_out = metrics.mean_relative_f1(
+        [TaskAnswers(right, truth, 2), TaskAnswers(refused, truth, 2)], n_boot=50
+    )
+    assert (found.value, left_out) == (1.0, 1)
+    found, left_out = metrics.mean_relative_f1([TaskAnswers(refused, truth, 2)], n_boot=50)
+    assert np.isnan(found.value) and left_out == 1
+
+
+def test_mean_relative_f1_needs_every_clean_answer_and_a_level() -> None:
+    truth = np.array([0, 1])
+    gap = np.array([[metrics.NOT_ASKED, 0], [1, 1]])
+    with pytest.raises(
+        ValueError,
+        match=r"^tasks\[0\]\.answers: the clean column must answer every image and each level "
+        r"at least one$",
+    ):
+        metrics.mean_relative_f1([TaskAnswers(gap, truth, 2)])
+    with pytest.raises(ValueError, match=r"at least one level, got shape \(2, 1\)$"):
+        metrics.mean_relative_f1([TaskAnswers(truth[:, None], truth, 2)])
+
+
+def test_pooled_shares_pool_images_over_entries(seed: int) -> None:
+    first, second = np.array([0, 1, 2, 3]), np.array([2, 2])
+    shares = metrics.pooled_shares([first, second], 4, seed=seed, n_boot=200, tasks=["t", "u"])
+    assert [s.value for s in shares] == pytest.approx([1 / 6, 1 / 6, 3 / 6, 1 / 6])
+    for s in shares:
+        assert 0.0 <= s.lo <= s.value <= s.hi <= 1.0
+    bare = metrics.pooled_shares([first], 4, n_boot=0)
+    assert all(np.isnan(s.lo) and np.isnan(s.hi) for s in bare)

@@ -300,8 +300,14 @@ def test_results_hold_the_image_tables_only_where_measured(tmp_path: Path) -> No
     written = write_results(
         tmp_path, "q", answers, score_answers(answers, _layout()), _layout(), []
     )
-    # no pair in this layout: no reliance_pairs.csv
-    assert [p.name for p in written] == [*RESULT_FILES, "image_variants.csv", "reliance.csv"]
+    # no pair in this layout: no reliance_pairs.csv; no severity level: no severity tables
+    assert [p.name for p in written] == [
+        *RESULT_FILES,
+        "image_variants.csv",
+        "reliance.csv",
+        "quadrants.csv",
+        "quadrant_models.csv",
+    ]
     reliance = pd.read_csv(tmp_path / "reliance.csv")
     assert list(reliance["reliance_no_image"]) == [0.5]
     assert json.loads((tmp_path / "layout.json").read_text())["image_variants"] == TRANSFORMS

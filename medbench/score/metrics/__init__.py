@@ -33,6 +33,10 @@ frozen dataclasses out. Conventions:
   seed. ``mcnemar_clustered`` is Obuchowski's test, McNemar's for clustered images, with
   fewer than ``MIN_CLUSTERS_ASYMPTOTIC`` clusters (or a zero variance) the exact cluster
   permutation test; ``holm`` adjusts the pair table's p-values across tasks.
+- Robustness: ``mean_relative_f1`` is the mean over entries of F1 under each severity level
+  relative to the clean image's F1, the clean and perturbed answers of an image resampled
+  together; ``pooled_shares`` the share of each category among the images of all entries
+  pooled. Both resample each task's images within it, as the per-model means do.
 """
 
 from medbench.score.metrics._bootstrap import CONFIDENCE, Estimate
@@ -99,6 +103,7 @@ from medbench.score.metrics._paired import (
     paired_disagreement_difference,
     paired_f1_difference,
 )
+from medbench.score.metrics._robustness import NOT_ASKED, mean_relative_f1, pooled_shares
 from medbench.score.metrics._units import Units, as_clusters, group_units
 from medbench.score.metrics._version import SCORING_VERSION
 
@@ -106,6 +111,7 @@ __all__ = [
     "MIN_CLUSTERS_ASYMPTOTIC",
     "CONFIDENCE",
     "NO_CONSENSUS",
+    "NOT_ASKED",
     "ECE_BINS",
     "MIN_CLUSTERS_ASYMPTOTIC",
     "REFUSAL",
@@ -145,12 +151,14 @@ __all__ = [
     "mean_all_variants_kappa",
     "mean_f1_all",
     "mean_kappa",
+    "mean_relative_f1",
     "mean_worst_f1",
     "mean_worst_kappa",
     "noise_floor",
     "paired_disagreement_difference",
     "paired_f1_difference",
     "pdr",
+    "pooled_shares",
     "prompt_sensitivity",
     "refusal_flip_rate",
     "refusal_rate",
