@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +49,7 @@ def _row(
     transform = "" if image == "original" else f'{{"transform":"{ABLATIONS[image]}"}}'
     values = (model, task, "f", variant, "direct", sample, truth, truth, parsed or "I cannot")
     values += (None, status, parsed, "r", PARSER_VERSION, parsed == truth, group, 0)
-    return dict(zip(ANSWER_COLUMNS, (*values, image, transform), strict=True))
+    return dict(zip(ANSWER_COLUMNS, (*values, image, transform, math.nan), strict=True))
 
 
 def _image(

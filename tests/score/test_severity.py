@@ -55,9 +55,7 @@ def _row(
     transform = "" if image == "original" else json.dumps(TRANSFORMS[image], sort_keys=True)
     values = (model, "t", "f", variant, "direct", sample, truth, truth, parsed or "I cannot")
     values += (None, status, parsed, "r", PARSER_VERSION, parsed == truth, group, 0)
-    return dict(zip(ANSWER_COLUMNS, (*values, image, transform), strict=True)) | {
-        "image_ssim": ssim
-    }
+    return dict(zip(ANSWER_COLUMNS, (*values, image, transform, ssim), strict=True))
 
 
 def _model(
