@@ -30,9 +30,7 @@ VARIANTS = """image_variants:
 """
 
 
-def _plan(
-    tmp_path: Path, models: tuple[str, ...] = ("tiny-llava",), extra: str = ""
-) -> Plan:
+def _plan(tmp_path: Path, models: tuple[str, ...] = ("tiny-llava",), extra: str = "") -> Plan:
     project = make_project(tmp_path, models=models, suite_extra=VARIANTS + extra)
     specs = load_specs(project / "specs")
     return make_plan(specs, "t", models_dir=tmp_path / "m", images_dir=tmp_path / "images")
