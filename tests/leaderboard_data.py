@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Collection
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -25,24 +28,63 @@ FAMILIES = {
     "finding_present": ["plain", "terse"],
 }
 KINDS = {"closed_diagnosis": "label", "finding_present": "yes_no"}
+IMAGE_VARIANTS: dict[str, tuple[dict[str, Any], tuple[str, ...]]] = {
+    "bias-field-2": ({"transform": "bias_field", "severity": 2}, ("brain_tumor_mri",)),
+    "bias-field-4": ({"transform": "bias_field", "severity": 4}, ("brain_tumor_mri",)),
+    "under-2": ({"transform": "exposure", "direction": "under", "severity": 2}, ()),
+    "under-4": ({"transform": "exposure", "direction": "under", "severity": 4}, ()),
+    "no-image": ({"transform": "no_image"}, ()),
+    "blank": ({"transform": "blank"}, ()),
+}
+"""The synthetic suite's image variants, asked with each family's reference wording: id ->
+(transform and parameters, the tasks it is asked on: every task when empty). Two perturbations
+at severities 2 and 4 (a per-task one and one for every task) and the two ablations, so that
+scoring makes severity curves and four quadrants."""
 
 
 def make_layout(
-    tasks: list[str], pairs: list[tuple[str, str]], *, n_boot: int = 100, seed: int = 0
+    tasks: list[str],
+    pairs: list[tuple[str, str]],
+    *,
+    n_boot: int = 100,
+    seed: int = 0,
+    image_variants: bool = False,
 ) -> ScoringLayout:
+    """The synthetic suite's layout; `image_variants`: with IMAGE_VARIANTS."""
     classes = {
         t: {f: (["yes", "no"] if KINDS[f] == "yes_no" else TASKS[t]) for f in FAMILIES}
         for t in tasks
     }
     variants = {f: list(v) for f, v in FAMILIES.items()}
     references = dict.fromkeys(FAMILIES, "plain")
-    return ScoringLayout(classes, variants, references, dict(KINDS), sorted(pairs), seed, n_boot)
+    transforms = (
+        {i: str(spec["transform"]) for i, (spec, _) in IMAGE_VARIANTS.items()}
+        if image_variants
+        else {}
+    )
+    return ScoringLayout(
+        classes,
+        variants,
+        references,
+        dict(KINDS),
+        sorted(pairs),
+        seed,
+        n_boot,
+        image_variants=transforms,
+    )
 
 
 def make_answers(
-    models: list[str], tasks: list[str], *, n_images: int = 30, seed: int = 0
+    models: list[str],
+    tasks: list[str],
+    *,
+    n_images: int = 30,
+    seed: int = 0,
+    image_models: Collection[str] = (),
 ) -> pd.DataFrame:
-    """Seeded random answers: mostly right or wrong labels, some refusals, unparseables, errors."""
+    """Seeded random answers: mostly right or wrong labels, some refusals, unparseables, errors;
+    the models of `image_models` answer IMAGE_VARIANTS too (the original-image answers are the
+    same either way)."""
     rng = np.random.default_rng(seed)
     rows = []
     for m, model in enumerate(models):
@@ -74,7 +116,43 @@ def make_answers(
                             "rule" if status != "error" else "job_failed", PARSER_VERSION,
                             parsed == truth, None, 0, "original", "", float("nan"),
                         ))  # fmt: skip
+    rows += _image_variant_rows(rows, image_models, seed)
     return pd.DataFrame(rows, columns=ANSWER_COLUMNS)
+
+
+def _image_variant_rows(
+    original: list[tuple[Any, ...]], models: Collection[str], seed: int
+) -> list[tuple[Any, ...]]:
+    """The answers of `models` to IMAGE_VARIANTS under each family's reference wording: at
+    severity s the original answer is kept with probability 1 - 0.12 s, else drawn again (right
+    less often); without the image (both ablations alike) a model keeps its answer for a share
+    of the images that differs by model (it answers those without looking), else answers the
+    first option."""
+    rng = np.random.default_rng(seed + 1)  # a stream of its own: the originals do not change
+    rows = []
+    for row in original:
+        model, task, family, variant, _, sample, label, truth = row[:8]
+        if model not in models or variant != "plain" or row[10] == "error":
+            continue
+        options = ["yes", "no"] if KINDS[family] == "yes_no" else TASKS[task]
+        looks = rng.random() > 0.25 + 0.5 * (sum(map(ord, model)) % 10) / 10
+        for image_variant, (spec, only) in IMAGE_VARIANTS.items():
+            if only and task not in only:
+                continue
+            severity = spec.get("severity")
+            status, parsed, text = row[10], row[11], row[8]
+            if severity is not None and rng.random() > 1 - 0.12 * severity:
+                parsed = truth if rng.random() < 0.7 - 0.1 * severity else str(rng.choice(options))
+                status, text = "answer", f"The answer is {parsed}."
+            elif severity is None and looks:
+                status, parsed, text = "answer", options[0], f"The answer is {options[0]}."
+            ssim = 1 - 0.09 * severity - 0.03 * rng.random() if severity else float("nan")
+            rows.append((
+                model, task, family, variant, "direct", sample, label, truth, text, None, status,
+                parsed, "rule", PARSER_VERSION, parsed == truth, None, 0, image_variant,
+                json.dumps(spec, sort_keys=True), ssim,
+            ))  # fmt: skip
+    return rows
 
 
 def model_spec(
@@ -147,12 +225,15 @@ def publish_synthetic(
     seed: int = 0,
     dates: dict[str, str] | None = None,
     task_titles: dict[str, str] | None = None,
+    image_models: Collection[str] = (),
 ) -> list[Path]:
-    """Score synthetic answers of `specs` and write their records (test models allowed)."""
+    """Score synthetic answers of `specs` and write their records (test models allowed); the
+    models of `image_models` answer IMAGE_VARIANTS too, so that their records carry image
+    variants, severity curves and four quadrants."""
     ids = [s.id for s in specs]
     pairs = [(s.id, s.base) for s in specs if s.base is not None and s.base in ids]
-    layout = make_layout(tasks, pairs, n_boot=n_boot, seed=seed)
-    answers = make_answers(ids, tasks, n_images=n_images, seed=seed)
+    layout = make_layout(tasks, pairs, n_boot=n_boot, seed=seed, image_variants=bool(image_models))
+    answers = make_answers(ids, tasks, n_images=n_images, seed=seed, image_models=image_models)
     tables = score_answers(answers, layout)
     return [
         write_record(

@@ -60,7 +60,12 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
         model_spec("tiny", title="Tiny demo", test_model=True),
     ]
     publish_synthetic(
-        root / "leaderboard", specs, ["brain_tumor_mri", "pneumonia_cxr"], n_images=20, n_boot=20
+        root / "leaderboard",
+        specs,
+        ["brain_tumor_mri", "pneumonia_cxr"],
+        n_images=20,
+        n_boot=20,
+        image_models=["gen", "med", "tiny"],  # severity curves and quadrants; "other" has none
     )
     build_site(root / "leaderboard", root / "_site")
     return root / "leaderboard", root / "_site"
@@ -296,6 +301,73 @@ def test_index_reads_at_390_px(page: Page, site_url: str) -> None:
     assert chart is not None and chart["width"] <= 390
 
 
+def test_index_sorts_by_the_dangerous_share_with_models_without_it_last(
+    page: Page, site_url: str, built: tuple[Path, Path]
+) -> None:
+    page.goto(site_url)
+    header = page.locator(f"{RANKING} thead th[data-key='dangerous']")
+    expect(header).to_have_count(1)
+    expect(header.locator("a.def")).to_have_attribute("href", "methods.html#dangerous")
+    index = page.locator(f"{RANKING} thead th").evaluate_all(
+        "ths => ths.findIndex(th => th.dataset.key === 'dangerous')"
+    )
+    records = {str(r.model["title"]): r for r in map(read_record, built[0].glob("*/*.json"))}
+
+    def shown() -> list[tuple[str, float | None]]:
+        cells = page.locator(f"{RANKING} tbody tr").evaluate_all(
+            f"rows => rows.map(r => [r.cells[1].querySelector('a').textContent, "
+            f"r.cells[{index}].dataset.sort])"
+        )
+        return [(str(t), float(v) if v else None) for t, v in cells]
+
+    header.get_by_role("button").click()
+    expect(header).to_have_attribute("aria-sort", "ascending")
+    values = shown()
+    present = [v for _, v in values if v is not None]
+    assert len(present) >= 2 and present == sorted(present)
+    assert values[len(present) :] == [(t, None) for t, v in values if v is None]
+    for title, value in values:  # the record's share, for a model with skill only
+        found = records[title].quadrant_models
+        if value is not None:
+            assert found is not None and abs(float(found[0]["dangerous"]) - value) < 1e-6  # type: ignore[arg-type]
+    assert "Other 7B" in [t for t, v in values if v is None]  # it answered no image variant
+    header.get_by_role("button").click()
+    expect(header).to_have_attribute("aria-sort", "descending")
+    again = shown()
+    assert [v for _, v in again if v is not None] == present[::-1]
+    assert [v for _, v in again[len(present) :]] == [None] * (len(again) - len(present))
+
+
+def test_model_page_shows_a_severity_chart_per_task_and_the_quadrant_table(
+    page: Page, site_url: str, built: tuple[Path, Path]
+) -> None:
+    record = read_record(built[0] / "quickstart" / "med.json")
+    direct = [r for r in record.severity or [] if r["pipeline"] == "direct"]
+    curves = {(r["task"], r["family"], r["perturbation"]) for r in direct}
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.goto(site_url + "models/med.html")
+    charts = page.locator("svg.curves")
+    expect(charts).to_have_count(len({r["task"] for r in direct}))
+    expect(charts.first).to_be_visible()
+    expect(page.locator("svg.curves path.point")).to_have_count(len(direct))
+    expect(page.locator("svg.curves g.series")).to_have_count(len(curves))
+    expect(page.locator("svg.curves g.entry")).to_have_count(len(curves))
+    for i in range(charts.count()):
+        box = charts.nth(i).bounding_box()
+        assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 390
+    quadrants = page.locator('[id="quickstart~med~quadrants"]')
+    expect(quadrants).to_be_visible()
+    expect(quadrants.locator("tbody tr")).to_have_count(len(record.quadrants or []))
+    expect(page.locator('[id="quickstart~med~severity"] tbody tr')).to_have_count(
+        len(record.severity or [])
+    )
+    expect(page.locator("p.summary").first).to_contain_text("Dangerous quadrant: 0.")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    page.goto(site_url + "models/other.html")
+    expect(page.locator("svg.curves")).to_have_count(0)
+    expect(page.locator('[id="quickstart~other~quadrants"]')).to_have_count(0)
+
+
 PAGES = (
     "index.html",
     "models/med.html",
@@ -489,6 +561,41 @@ def test_quickstart_specialised_model_ranks_first_and_general_flips_are_listed(
     page.goto(url + "tasks/pneumonia_cxr.html")
     expect(page.locator(".examples img").first).to_be_visible()
     page.screenshot(path=ARTEFACTS / "quickstart-task.png", full_page=True)
+
+
+@pytest.mark.slow
+def test_quickstart_scores_ssim_severity_curves_and_quadrants_and_the_site_shows_them(
+    page: Page, quickstart: tuple[Path, str]
+) -> None:
+    import pandas as pd
+
+    from medbench.spec.imagevariants import IMAGE_ABLATIONS
+
+    project, url = quickstart
+    results = project / "results" / "quickstart"
+    images = pd.read_csv(results / "image_variants.csv")
+    tiny = images[images["model"].isin(["tiny-gemma3-general", "tiny-gemma3-med"])]
+    varied = tiny[~tiny["transform"].isin(["original", *IMAGE_ABLATIONS])]
+    assert not varied.empty
+    # measured on the image as each model receives it, for every transformed variant
+    assert varied["ssim"].notna().all() and varied["ssim"].between(0, 1).all()
+    severity = pd.read_csv(results / "severity.csv")
+    quadrants = pd.read_csv(results / "quadrants.csv")
+    med = "tiny-gemma3-med"
+    direct = severity[(severity["model"] == med) & (severity["pipeline"] == "direct")]
+    assert not direct.empty and (quadrants["model"] == med).any()
+    assert set(direct["severity"]) >= {0, 2, 4}
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.goto(url + f"models/{med}.html")
+    expect(page.locator("svg.curves").first).to_be_visible()
+    expect(page.locator("svg.curves path.point")).to_have_count(len(direct))
+    table = page.locator(f'[id="quickstart~{med}~quadrants"]')
+    expect(table).to_be_visible()
+    expect(table.locator("tbody tr")).to_have_count(int((quadrants["model"] == med).sum()))
+    expect(page.locator("p.summary").first).to_contain_text("Dangerous quadrant")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    ARTEFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=ARTEFACTS / "quickstart-model-severity.png", full_page=True)
 
 
 def test_every_column_header_links_to_a_definition_that_exists(page: Page, site_url: str) -> None:

@@ -6,6 +6,7 @@ import json
 import os
 import re
 import shutil
+import xml.etree.ElementTree as ET
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -58,7 +59,8 @@ class Page(HTMLParser):
 
 @pytest.fixture(scope="module")
 def board(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Three records (a pair and a test model whose title tries to inject a script)."""
+    """Three records (a pair and a test model whose title tries to inject a script); the
+    medical and the test model answer image variants too (severity curves, four quadrants)."""
     folder = tmp_path_factory.mktemp("board") / "leaderboard"
     specs = [
         model_spec("gen", title="General 4B"),
@@ -67,7 +69,12 @@ def board(tmp_path_factory: pytest.TempPathFactory) -> Path:
     ]
     dates = {"gen": "2026-01-15", "med": "2026-02-01", "tiny": "2026-01-20"}
     publish_synthetic(
-        folder, specs, TWO_TASKS, dates=dates, task_titles={"pneumonia_cxr": ATTRIBUTE}
+        folder,
+        specs,
+        TWO_TASKS,
+        dates=dates,
+        task_titles={"pneumonia_cxr": ATTRIBUTE},
+        image_models=["med", "tiny"],
     )
     return folder
 
@@ -898,11 +905,13 @@ def test_every_column_the_site_can_show_has_a_definition() -> None:
         RELIANCE_COLUMNS,
         RELIANCE_PAIR_COLUMNS,
     )
+    from medbench.publish.site.robustness import QUADRANT_COLUMNS, SEVERITY_COLUMNS
     from medbench.score.probe.ladder import LADDER_COLUMNS, NO_IMAGE_COLUMN
 
     keys = [*FAMILY_METRICS, *RANKED, "visual_reliance", NO_IMAGE_COLUMN, "noise_floor"]
     keys += [c.key for c in [*CALIBRATION_COLUMNS, *IMAGE_VARIANT_COLUMNS, *RELIANCE_COLUMNS]]
-    keys += [c.key for c in RELIANCE_PAIR_COLUMNS]
+    keys += [c.key for c in [*RELIANCE_PAIR_COLUMNS, *SEVERITY_COLUMNS, *QUADRANT_COLUMNS]]
+    keys += ["dangerous", "rauc"]
     keys += LADDER_COLUMNS
     assert [k for k in keys if definition(k) is None] == []
     assert definition("all_variants_f1.pneumonia_cxr") == "all_variants_f1"
@@ -1055,3 +1064,174 @@ def test_compare_pages_show_at_most_max_images(
     last = viewers[-1].read_text()
     assert last.count('<article class="compare"') == 1
     assert "more images are not shown here" in last
+
+
+# Severity curves, SSIM at the model's input and the four quadrants.
+
+
+def _charts(html: str) -> list[str]:
+    return re.findall(r'<svg class="curves".*?</svg>', html, flags=re.S)
+
+
+def _allowed(svg: str) -> ET.Element:
+    """The chart parsed as XML, every element and attribute checked against the allow-lists."""
+    from medbench.publish.site.curves import ATTRIBUTES, ELEMENTS
+
+    root = ET.fromstring(svg)
+    for element in root.iter():
+        assert element.tag in ELEMENTS, element.tag
+        assert set(element.attrib) <= ATTRIBUTES, element.attrib
+    return root
+
+
+def _points(root: ET.Element) -> list[ET.Element]:
+    return [e for e in root.iter("path") if e.get("class") == "point"]
+
+
+def test_curves_svg_is_allow_listed_markup_with_a_mark_per_level_and_escaped_text() -> None:
+    from medbench.publish.site.curves import Point, Series, curves_svg
+
+    hostile = Series(
+        "closed_diagnosis",
+        SCRIPT,
+        [Point(0, 0.9, 0.8, 1.0, 1.0), Point(2, 0.7, None, None, None)],
+        0.8,
+        0.7,
+        0.9,
+    )
+    other = Series(
+        "finding_present", "bias_field", [Point(4, 0.5, 0.4, 0.6, 0.6)], None, None, None
+    )
+    svg = curves_svg([hostile, other], ATTRIBUTE)
+    root = _allowed(svg)
+    assert "<script" not in svg and "<img" not in svg
+    assert root.findtext("title") == ATTRIBUTE  # escaped in the markup, the same text as read
+    assert len(_points(root)) == 3
+    assert [e.get("class") for e in root.iter("g") if "series" in str(e.get("class"))] == [
+        "series s0 d0",
+        "series s1 d1",
+    ]
+    tips = [p.findtext("title") for p in _points(root)]
+    assert tips[0] == (
+        f"{SCRIPT}, closed_diagnosis, severity 0: f1_all 0.90 [0.80, 1.00], SSIM 1.00"
+    )
+    assert tips[2] == "bias_field, finding_present, severity 4: f1_all 0.50 [0.40, 0.60], SSIM 0.60"
+    key = [t.text for t in root.iter("text") if t.get("class") == "sub"]
+    assert key == ["closed_diagnosis: rAUC 0.80 [0.70, 0.90]", "finding_present: rAUC –"]
+    whiskers = [e for e in root.iter("line") if e.get("class") == "whisker"]
+    assert len(whiskers) == 2  # a level without an interval has none
+
+
+def test_curves_svg_refuses_an_element_or_attribute_off_its_lists() -> None:
+    from medbench.publish.site.curves import _el
+
+    with pytest.raises(ValueError, match=r"^element 'script' is not allowed in a severity chart$"):
+        _el("script")
+    with pytest.raises(
+        ValueError, match=r"^attribute 'onload' is not allowed in a severity chart$"
+    ):
+        _el("g", {"onload": "x"})
+
+
+def test_build_site_model_page_shows_severity_curves_quadrants_and_ssim(
+    board: Path, site: Path
+) -> None:
+    record = read_record(board / "quickstart" / "med.json")
+    assert record.severity and record.quadrants and record.quadrant_models
+    page = (site / "models" / "med.html").read_text()
+    charts = _charts(page)
+    direct = [r for r in record.severity if r["pipeline"] == "direct"]
+    assert len(charts) == len({r["task"] for r in direct}) == 2
+    assert sum(len(_points(_allowed(svg))) for svg in charts) == len(direct)
+    for stem in ("severity", "quadrants", "image-variants"):
+        assert f'id="quickstart~med~{stem}"' in page
+    assert "SSIM at the model&#39;s input" in page and 'data-key="ssim"' in page
+    assert 'data-key="severity"' in page and 'data-key="rauc"' in page
+    for quadrant in ("ideal", "fragile", "dangerous", "worst"):
+        assert f'<th scope="col" data-key="{quadrant}"' in page
+    rows = json.loads((site / "data" / "quickstart~med~quadrants.json").read_text())
+    assert rows == sorted(record.quadrants, key=lambda r: (r["task"], r["family"]))
+    row = record.quadrant_models[0]
+    assert (
+        f"Dangerous quadrant: {row['dangerous']:.3f} [{row['dangerous_lo']:.3f}, "
+        f"{row['dangerous_hi']:.3f}] of {row['n_images']} images over 2 tasks"
+    ) in page
+    ssim = json.loads((site / "data" / "quickstart~med~image-variants.json").read_text())
+    varied = [r for r in ssim if r["severity"] is not None]
+    assert varied and all(0 < r["ssim"] < 1 for r in varied)
+
+
+def test_build_site_severity_charts_escape_record_text(site: Path) -> None:
+    page = (site / "models" / "tiny.html").read_text()
+    charts = _charts(page)
+    assert charts
+    for svg in charts:
+        assert _allowed(svg).findtext("title", "").startswith(f"{SCRIPT} on ")
+    assert "<script>alert" not in page
+    assert f"<figcaption>{ATTRIBUTE}</figcaption>" not in page
+    assert "<figcaption>&#34;&gt;&lt;img src=x onerror=alert(1)&gt;</figcaption>" in page
+
+
+def test_build_site_model_page_without_severity_or_quadrants_shows_neither(site: Path) -> None:
+    page = (site / "models" / "gen.html").read_text()
+    assert _charts(page) == []
+    assert "~severity" not in page and "~quadrants" not in page
+    assert "Dangerous quadrant" not in page and 'class="curves-grid"' not in page
+
+
+def test_build_site_index_shows_dangerous_and_rauc_for_skilled_models(
+    board: Path, site: Path
+) -> None:
+    from medbench.publish.site.ranking import has_skill
+
+    records = {r.model_id: r for r in (read_record(p) for p in board.glob("*/*.json"))}
+    rows = json.loads((site / "data" / "quickstart~ranking.json").read_text())
+    for row in rows:
+        record = records[row["model"]]
+        for table, name in (("quadrant_models", "dangerous"), ("severity_models", "rauc")):
+            found = getattr(record, table)
+            if not found:
+                assert name not in row, (row["model"], name)
+                continue
+            shown = found[0][name] if has_skill(row) else None
+            assert row[name] == shown, (row["model"], name)
+    assert any(r.get("dangerous") is not None for r in rows)
+    index = (site / "index.html").read_text()
+    table = index[index.index('id="quickstart~ranking"') :].split("</table>")[0]
+    keys = re.findall(r'<th scope="col" data-key="([^"]+)"', table)
+    assert keys == [
+        "rank",
+        "model",
+        "all_variants_kappa",
+        "fragility_index",
+        "visual_reliance",
+        "dangerous",
+        "rauc",
+        "mean_kappa",
+        "mean_worst_kappa",
+    ]
+    header = re.search(r'<th scope="col" data-key="dangerous".*?</th>', table)
+    assert header is not None
+    assert '<span class="h">Dangerous [95% CI]</span>' in header.group(0)
+    assert 'href="methods.html#dangerous"' in header.group(0)
+
+
+def test_build_site_index_without_quadrants_has_no_dangerous_column(tmp_path: Path) -> None:
+    specs = [model_spec("gen"), model_spec("other")]
+    publish_synthetic(tmp_path / "board", specs, TWO_TASKS, n_images=12, n_boot=20)
+    build_site(tmp_path / "board", tmp_path / "out")
+    index = (tmp_path / "out" / "index.html").read_text()
+    assert 'data-key="dangerous"' not in index and 'data-key="rauc"' not in index
+    assert 'data-key="visual_reliance"' not in index
+
+
+def test_methods_page_defines_ssim_severity_rauc_and_the_quadrants() -> None:
+    text = METHODS.read_text()
+    for anchor in ("ssim", "severity", "relative_f1", "rauc", "quadrants", "dangerous"):
+        assert f'id="{anchor}"' in text
+    assert "scikit-image's Gaussian-window form" in text
+    assert "calibrated by SSIM bands at the model's input" in text
+    assert (
+        "A low flip rate alone is not safety: a 2026 study of radiology VLMs found 98.5% of one "
+        "model's consistent answers in the dangerous quadrant."
+    ) in text

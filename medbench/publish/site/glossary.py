@@ -66,6 +66,18 @@ DEFINED = {
     "reliance_diff": "reliance-pairs",
     "reliance_p": "reliance-pairs",
     "no_image_f1_p": "reliance-pairs",
+    # severity curves and the four quadrants
+    "ssim": "ssim",
+    "severity": "severity",
+    "perturbation": "severity",
+    "relative_f1": "relative_f1",
+    "rauc": "rauc",
+    "reference": "col-variant",
+    "ablation": "quadrants",
+    "ideal": "quadrants",
+    "fragile": "quadrants",
+    "worst": "quadrants",
+    "dangerous": "dangerous",
     # likelihood answers and calibration
     "mean_confidence": "confidence",
     "ece": "ece",

@@ -158,6 +158,10 @@ class Section:
     """(href, text) of pages this section leads to (the flip viewers of a model)."""
     compare: list[tuple[str, str]] = field(default_factory=list)
     """(href, text) of the image-by-image comparison viewers this section leads to."""
+    curves: list[tuple[str, str]] = field(default_factory=list)
+    """(task title, inline SVG built by `curves_svg`) of the severity chart of each task."""
+    summary: list[str] = field(default_factory=list)
+    """Lines summing up image-side robustness: the dangerous quadrant and the rAUC."""
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ from dataclasses import replace
 
 from medbench import __version__
 from medbench.publish.record import Record, Scalar
-from medbench.publish.site import reliance
+from medbench.publish.site import reliance, robustness
 from medbench.publish.site.card import model_card
 from medbench.publish.site.charts import heatmap_svg
 from medbench.publish.site.context import Site, _key, _noise_mark, _pairs, _variants
@@ -92,10 +92,12 @@ def _provenance(record: Record, stale: tuple[str, ...] = ()) -> list[tuple[str, 
 
 
 def _reliance_tables(site: Site, record: Record, name: str, root: str) -> list[Table]:
-    """The model's image-variant tables and its visual-reliance pairs, where measured."""
+    """The model's image-variant tables, its visual-reliance pairs, severity curves and four
+    quadrants, where measured."""
     specs = reliance.model_tables(record)
     pairs = reliance.pair_table(site.records, record.suite, record.model_id)
     specs += [pairs] if pairs is not None else []
+    specs += robustness.model_tables(record)
     return [
         site.table(file_stem(name, table), root, caption, columns, rows)
         for table, caption, columns, rows in specs
@@ -222,6 +224,8 @@ def _model_section(site: Site, record: Record) -> Section:
         links=links,
         compare=compare,
         local=(suite, model) in site.local,
+        curves=robustness.curve_charts(record, {t: site.task_title(t) for t in tasks}),
+        summary=robustness.summary(record),
     )
 
 

@@ -22,6 +22,7 @@ from medbench.publish.site.layout import (
     title_of,
 )
 from medbench.publish.site.reliance import RELIANCE_LABEL, pair_table
+from medbench.publish.site.robustness import DANGEROUS_LABEL, RAUC_LABEL
 from medbench.publish.site.scatter import Mark, scatter_svg
 from medbench.publish.site.whole import whole_data
 
@@ -47,10 +48,26 @@ def rank_key(row: dict[str, Scalar]) -> tuple[bool, bool, float, float, str]:
     return a is None, not skill, first_, b_, str(row["model"])
 
 
+GATED = ("fragility_index", "dangerous", "rauc")
+"""Columns a model without skill shows as "–" (sorted last): never changing an uninformative
+answer is no robustness, and an answer that changes with the image is no merit when the
+answer is a guess (a random pick seeded by the image is never dangerous)."""
+
+
+def _robustness(record: Record) -> dict[str, Scalar]:
+    """The direct pipeline's dangerous share and rAUC, with their CIs, where measured."""
+    found: dict[str, Scalar] = {}
+    for table, name in (("quadrant_models", "dangerous"), ("severity_models", "rauc")):
+        for row in getattr(record, table) or []:
+            if row.get("pipeline") == "direct":
+                found |= {k: row.get(k) for k in _triple(name)}
+    return found
+
+
 def ranked_rows(records: list[Record]) -> Data:
     """One row per model (the direct pipeline: described pipelines are rungs of their model,
-    shown on its page), ranked by `rank_key`. A model without skill shows no fragility (it
-    reads "–" and sorts last)."""
+    shown on its page), ranked by `rank_key`. A model without skill shows no fragility,
+    dangerous share or rAUC (each reads "–" and sorts last)."""
     data: Data = []
     for record in records:
         for row in record.models:
@@ -68,8 +85,10 @@ def ranked_rows(records: list[Record]) -> Data:
                     if row.get("visual_reliance") is not None
                 },
             }
+            found |= _robustness(record)
             if found.get(HEADLINE) is not None and not has_skill(found):
-                found.update(dict.fromkeys(_triple("fragility_index")))
+                for name in (n for n in GATED if n in found):
+                    found.update(dict.fromkeys(_triple(name)))
             data.append(found)
     return [{"rank": i, **row} for i, row in enumerate(sorted(data, key=rank_key), start=1)]
 
@@ -84,10 +103,23 @@ def _ranking(site: Site, suite: str, data: Data) -> Table:
         "constant, refusing or random model scores about 0; mean over tasks); models whose "
         "interval does not lie above 0 come last, without a fragility"
     )
+    beside = []  # the fragility index's neighbours: what the image does to the answers
     if any(row.get("visual_reliance") is not None for row in data):
-        # Beside the fragility index: how much the answers move when the image is removed.
-        columns.insert(4, Col(RELIANCE_LABEL, "visual_reliance", "est"))
+        beside.append(Col(RELIANCE_LABEL, "visual_reliance", "est"))
         caption += "; visual reliance: the share of answers that change without the image"
+    if any("dangerous" in row for row in data):
+        beside.append(Col(DANGEROUS_LABEL, "dangerous", "est"))
+        caption += (
+            "; dangerous: the share of images answered the same under every wording and "
+            "without the image (lower is better; none without skill)"
+        )
+    if any("rauc" in row for row in data):
+        beside.append(Col(RAUC_LABEL, "rauc", "est"))
+        caption += (
+            "; rAUC: F1 on degraded images relative to the original image (higher is better; "
+            "none without skill)"
+        )
+    columns[4:4] = beside
     table = site.table(
         file_stem(suite, "ranking"),
         "",

@@ -15,6 +15,8 @@ IMAGE_VARIANT_COLUMNS = [
     Col("Pipeline", "pipeline", "text"),
     Col("Image variant", "image_variant", "text"),
     Col("Transform", "transform", "text"),
+    Col("Severity", "severity", "int"),
+    Col("SSIM at the model's input", "ssim"),
     Col("Answers", "n", "int"),
     Col("f1_all [95% CI]", "f1_all", "est"),
     Col("Δ f1_all vs original [95% CI]", "f1_diff", "est", better="higher"),
@@ -55,7 +57,9 @@ def model_tables(record: Record) -> list[Spec]:
     if rows:
         caption = (
             f"{suite}: f1_all under each image variant (answers paired with the original "
-            "image's under the same prompt; image fragility: the share that differ from them)"
+            "image's under the same prompt; image fragility: the share that differ from them), "
+            "with its severity and the SSIM between the original and the varied image as the "
+            "model receives them"
         )
         found.append(("image-variants", caption, IMAGE_VARIANT_COLUMNS, rows))
     rows = _sorted(record.reliance, "task", "family", "pipeline")

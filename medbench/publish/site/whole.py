@@ -48,8 +48,9 @@ def whole_schema() -> dict[str, Any]:
             "records": {
                 "type": "array",
                 "description": "Every record, sorted by suite then model: its tables (scores, "
-                "fragility, models, pairs, ladder, image variants, reliance, calibration) and "
-                "provenance, as published (see the methods page for each column).",
+                "fragility, models, pairs, ladder, image variants, reliance, severity curves, "
+                "quadrants, calibration) and provenance, as published (see the methods page "
+                "for each column).",
                 "items": {"$ref": "#/$defs/Entry"},
             },
         },
