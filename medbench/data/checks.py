@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from medbench.data.images import DEFAULT_MAX_PIXELS
+from medbench.data.images import pixel_problem
 from medbench.data.samples import DATA_PREFIX, IMAGE_SUFFIXES
 from medbench.errors import Issue
 from medbench.spec import TABLE_FORMATS, DataSourceSpec, TaskSpec
@@ -176,9 +176,9 @@ def image_problem(path: Path) -> str | None:
     Image.MAX_IMAGE_PIXELS = None  # the explicit limit below applies, as in medbench.data.images
     try:
         with Image.open(path) as image:
-            width, height = image.size
-            if width * height > DEFAULT_MAX_PIXELS:
-                return f"over the pixel limit ({width} x {height})"
+            problem = pixel_problem(image)
+            if problem is not None:
+                return problem
             image.verify()
     except FileNotFoundError:
         return "no such file"

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import struct
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -13,6 +15,9 @@ from medbench.errors import MedbenchError
 
 DEFAULT_MAX_PIXELS = 50_000_000
 """Larger images are refused before decoding (a decompression bomb, or not a medical image)."""
+_TIFF_TILE_WIDTH, _TIFF_TILE_LENGTH = 322, 323
+_WIDE_BAND_PIXELS = 1 << 20
+"""Pixels of a 16-bit, 32-bit or float image scaled at once (8 MB of float64)."""
 
 _ALPHA_MODES = frozenset({"LA", "La", "PA", "RGBA", "RGBa"})
 _SIXTEEN_BIT_MODES = frozenset({"I;16", "I;16L", "I;16B", "I;16N"})
@@ -35,13 +40,13 @@ def load_image(path: str | Path, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Ima
     Image.MAX_IMAGE_PIXELS = None
     try:
         with Image.open(path) as image:
-            width, height = image.size
-            if width * height > max_pixels:
-                raise ImageError(path, f"over the pixel limit ({width} x {height} > {max_pixels})")
+            problem = pixel_problem(image, max_pixels)
+            if problem is not None:
+                raise ImageError(path, problem)
             image.load()
             bits = png_significant_bits(path) if image.format == "PNG" else None
-            upright = ImageOps.exif_transpose(image)
-            return to_rgb(upright, bits=bits)
+            ImageOps.exif_transpose(image, in_place=True)  # a copy (200 MB at the limit) if not
+            return to_rgb(image, bits=bits)
     except ImageError:
         raise
     except FileNotFoundError as e:
@@ -57,6 +62,39 @@ def load_image(path: str | Path, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Ima
         raise ImageError(path, reason) from e
     except Exception as e:  # a format plugin may fail in any way on a hostile file
         raise ImageError(path, f"cannot be decoded ({type(e).__name__}: {e})") from e
+
+
+def pixel_problem(image: Image.Image, max_pixels: int = DEFAULT_MAX_PIXELS) -> str | None:
+    """Why decoding an opened image would make more than `max_pixels` pixels, read from its header
+    alone (None: it would not).
+
+    Only the first frame is ever decoded (`load_image` never seeks), and Pillow's `size` is already
+    the canvas its first frame is drawn on (a GIF frame larger than its screen widens it). A tiled
+    TIFF is decoded a whole tile at a time, so its tile counts as well: a 16 x 16 image of
+    46,336 x 46,336 tiles, 150 bytes on disk, allocated 2 GB before it was refused.
+    """
+    width, height = image.size
+    if width * height > max_pixels:
+        return f"over the pixel limit ({width} x {height} > {max_pixels})"
+    tags = getattr(image, "tag_v2", None)
+    if tags is not None:
+        tile = tags.get(_TIFF_TILE_WIDTH), tags.get(_TIFF_TILE_LENGTH)
+        if all(isinstance(side, int) for side in tile) and tile[0] * tile[1] > max_pixels:
+            return f"over the pixel limit (TIFF tiles of {tile[0]} x {tile[1]} > {max_pixels})"
+    return None
+
+
+def bytes_pixel_problem(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> str | None:
+    """`pixel_problem` of an image held in memory (None also where its header cannot be read:
+    decoding it fails the same way, with nothing allocated)."""
+    Image.MAX_IMAGE_PIXELS = None  # the explicit limit applies, as in `load_image`
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            return pixel_problem(image, max_pixels)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        return f"over the pixel limit ({e})"
+    except Exception:  # a format plugin may fail in any way on a hostile header
+        return None
 
 
 def to_rgb(image: Image.Image, *, bits: int | None = None) -> Image.Image:
@@ -88,17 +126,32 @@ def _wide_to_rgb(image: Image.Image, bits: int | None = None) -> Image.Image:
     X-ray PNG), and scaled as 16-bit their 0..4095 would come out as 0..16 of 255, nearly
     black. Anything else is stretched from its own minimum to its maximum.
     """
-    values = np.asarray(image, dtype=np.float64)
-    low, high = (float(values.min()), float(values.max())) if values.size else (0.0, 0.0)
+    # read in bands of rows: whole-image float64 copies of a 50-megapixel float TIFF took 1.9 GB
+    width, height = image.size
+    rows = max(1, _WIDE_BAND_PIXELS // max(1, width))
+    boxes = [(0, top, width, min(top + rows, height)) for top in range(0, height, rows)]
+    low, high = 0.0, 0.0
+    if width and height:
+        extremes = np.array([_extremes(np.asarray(image.crop(box))) for box in boxes])
+        low, high = float(np.min(extremes[:, 0])), float(np.max(extremes[:, 1]))
     integer = image.mode in _SIXTEEN_BIT_MODES or (
         image.mode == "I" and low >= 0 and high <= _SIXTEEN_BIT_MAX
     )
     if integer:
         depth = bits if bits is not None and 1 <= bits <= 16 else _depth_holding(high)
         low, high = 0.0, float(2**depth - 1)
-    scaled = np.zeros_like(values) if high <= low else (values - low) * (255.0 / (high - low))
-    grey = np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
+    grey = np.zeros((height, width), dtype=np.uint8)
+    if high > low:  # (not when either is NaN: the image is then black, as it always was)
+        for box in boxes:
+            band = np.asarray(image.crop(box)).astype(np.float64)
+            band -= low
+            band *= 255.0 / (high - low)
+            grey[box[1] : box[3]] = np.clip(np.rint(band, out=band), 0, 255, out=band)
     return Image.fromarray(grey).convert("RGB")
+
+
+def _extremes(values: np.ndarray[Any, Any]) -> tuple[float, float]:
+    return float(values.min()), float(values.max())
 
 
 def _depth_holding(value: float) -> int:
@@ -159,8 +212,10 @@ def sha256_file(path: str | Path, *, chunk_size: int = 1 << 20) -> str:
 __all__ = [
     "DEFAULT_MAX_PIXELS",
     "ImageError",
+    "bytes_pixel_problem",
     "load_image",
     "pad_to_square",
+    "pixel_problem",
     "png_significant_bits",
     "sha256_file",
     "to_rgb",

@@ -1,5 +1,10 @@
 """One table row -> a sample: its image bytes, label, question and options, checked column by
-column against what the task's spec says the table holds."""
+column against what the task's spec says the table holds.
+
+Each cell's size is checked in Arrow before it is read into Python (`tablecells`): a text cell
+holds at most `MAX_CELL_BYTES`, an image `MAX_IMAGE_BYTES`, and an image's header must declare no
+more than `DEFAULT_MAX_PIXELS` pixels (as an image file's) before its bytes are stored.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from medbench.data.images import bytes_pixel_problem
+from medbench.data.tablecells import binary_cells, cell_bytes, first_over
 from medbench.data.tableimages import MAX_IMAGE_BYTES, image_suffix, store_image
 from medbench.errors import DataError
 from medbench.spec import (
@@ -21,6 +28,10 @@ from medbench.spec import (
 
 MAX_ID = 200
 """Characters of one sample id."""
+MAX_CELL_BYTES = 64 << 10
+"""Bytes of one text cell (a label, id, question, group, or all the options of a row): far above
+what any is allowed to hold once read (a question holds at most 2,000 characters), so that a cell
+of megabytes is refused before it is read into Python."""
 
 
 class ColumnError(DataError):
@@ -47,56 +58,63 @@ class TableRow:
 class _Reader:
     """Turns record batches into rows, checking each column's type and each value."""
 
-    def __init__(
-        self, task: TaskSpec, source: DataSourceSpec, where: str, features: Any, images: Path
-    ) -> None:
+    def __init__(self, task: TaskSpec, source: DataSourceSpec, where: str, images: Path) -> None:
         self.task, self.source, self.where, self.images = task, source, where, images
         self.labels = {label.id for label in task.labels}
-        self.class_names = _class_names(features, source.label_column)
+        self.class_names: list[str] = []
+        self.fields = column_fields(source)
         self.count = 0
-        self.checked = False
 
-    def check_columns(self, schema: Any) -> None:
+    def read_features(self, features: Any) -> None:
+        """Take the label column's class names from a `datasets` table's features."""
+        self.class_names = _class_names(features, self.source.label_column)
+
+    def check_columns(self, schema: Any, where: str | None = None) -> None:
+        """Check that the table's (or one file's) schema holds each named column, of its type."""
         import pyarrow as pa
 
-        s = self.source
-        fields = {
-            "image_column": s.image_column,
-            "label_column": s.label_column,
-            "id_column": s.id_column,
-            "question_column": s.question_column,
-            "options_column": s.options_column,
-            "group": s.group.column if s.group is not None else None,
-        }
-        checks = [*fields.items(), *(("options_columns", c) for c in s.options_columns)]
+        where = where or self.where
         names = list(schema.names)
-        for field, column in checks:
-            if column is None:
-                continue
+        for field, column in named_columns(self.source):
             if column not in names:
                 raise ColumnError(
-                    f"{self.where}: no column {column!r} (columns: {', '.join(names)}).", field
+                    f"{where}: no column {column!r} (columns: {', '.join(names)}).", field
                 )
             kind = schema.field(column).type
             expected = _expected(field)
             if not _fits(pa, kind, field):
                 raise ColumnError(
-                    f"{self.where}: column {column!r} holds {kind}, expected {expected}.", field
+                    f"{where}: column {column!r} holds {kind}, expected {expected}.", field
                 )
-        self.checked = True
 
     def rows(self, batch: Any) -> Iterator[TableRow]:
-        s = self.source
-        columns = {name: batch.column(name).to_pylist() for name in batch.schema.names}
+        s, where = self.source, self.where
+        texts = [name for name in batch.schema.names if name != s.image_column]
+        for name in texts:
+            sizes = cell_bytes(batch.column(name))
+            first = first_over(sizes, MAX_CELL_BYTES)
+            if first is not None:
+                raise ColumnError(
+                    f"{where}: row {self.count + first}: column {name!r} holds {sizes[first]} "
+                    f"bytes, over the {MAX_CELL_BYTES} of a text cell.",
+                    self.fields[name],
+                )
+        columns = {name: batch.column(name).to_pylist() for name in texts}
+        images = binary_cells(batch.column(s.image_column))
+        image_sizes = cell_bytes(images)
         for i in range(batch.num_rows):
             index = self.count
             self.count += 1
-            at = f"{self.where}: row {index}"
+            at = f"{where}: row {index}"
             options = self._options(columns, i, at)
             label = self._label(columns[s.label_column][i], options, at)
             if label is None:
                 continue
-            data = _image_bytes(columns[s.image_column][i], at)
+            if image_sizes[i] > MAX_IMAGE_BYTES:
+                raise ColumnError(
+                    f"{at}: the image is over {MAX_IMAGE_BYTES} bytes.", "image_column"
+                )
+            data = _image_bytes(images[i].as_py(), at)
             path, sha = store_image(data, self.images)
             yield TableRow(
                 self._id(columns, i, index, at),
@@ -186,6 +204,28 @@ class _Reader:
         return group
 
 
+def named_columns(source: DataSourceSpec) -> list[tuple[str, str]]:
+    """(spec field, column) of each column the source names, in the spec's order."""
+    fields = {
+        "image_column": source.image_column,
+        "label_column": source.label_column,
+        "id_column": source.id_column,
+        "question_column": source.question_column,
+        "options_column": source.options_column,
+        "group": source.group.column if source.group is not None else None,
+    }
+    named = [*fields.items(), *(("options_columns", c) for c in source.options_columns)]
+    return [(field, column) for field, column in named if column is not None]
+
+
+def column_fields(source: DataSourceSpec) -> dict[str, str]:
+    """Each column the source names -> the spec field naming it (the first, if several do)."""
+    fields: dict[str, str] = {}
+    for field, column in named_columns(source):
+        fields.setdefault(column, field)
+    return fields
+
+
 def _expected(field: str) -> str:
     return {
         "image_column": "an image (struct of bytes and path) or binary",
@@ -219,19 +259,19 @@ def _class_names(features: Any, column: str | None) -> list[str]:
     return [str(n) for n in names] if isinstance(names, list) else []
 
 
-def _image_bytes(value: object, at: str) -> bytes:
-    data = value.get("bytes") if isinstance(value, dict) else value
+def _image_bytes(data: object, at: str) -> bytes:
     if not isinstance(data, bytes) or not data:
         raise ColumnError(
             f"{at}: the image has no bytes (an image stored as a path is not read).",
             "image_column",
         )
-    if len(data) > MAX_IMAGE_BYTES:
-        raise ColumnError(f"{at}: the image is over {MAX_IMAGE_BYTES} bytes.", "image_column")
     if image_suffix(data) is None:
         raise ColumnError(
             f"{at}: the image bytes are not PNG, JPEG, BMP, TIFF or WebP.", "image_column"
         )
+    problem = bytes_pixel_problem(data)
+    if problem is not None:  # a decompression bomb: refused before its bytes are stored
+        raise ColumnError(f"{at}: the image is {problem}.", "image_column")
     return data
 
 

@@ -3,7 +3,8 @@
 Each image is written once to a content-addressed file (`<sha256>.<ext>`) in medbench's home
 folder (`tableimages`), so that a sample read from a table has a path like any other and the
 same cache key as the same image read from a folder: everything downstream reads `Sample.path`.
-How a row's columns become a sample is `tablerows`.
+How a row's columns become a sample is `tablerows`; how a parquet file is read within bounds,
+`tablefiles`.
 """
 
 from __future__ import annotations
@@ -14,17 +15,21 @@ from pathlib import Path
 from typing import Any
 
 from medbench.data.hubcache import SHA_RE, hub_offline, local_ref
+from medbench.data.tablefiles import (
+    BATCH,
+    MAX_ROWS,
+    MAX_TABLE_BYTES,
+    bounded_batches,
+    parquet_batches,
+    size_text,
+)
 from medbench.data.tableimages import table_images_dir
-from medbench.data.tablerows import ColumnError, TableRow, _Reader
+from medbench.data.tablerows import ColumnError, TableRow, _Reader, column_fields
 from medbench.errors import DataError
 from medbench.spec import (
     DataSourceSpec,
     TaskSpec,
 )
-
-MAX_ROWS = 200_000
-"""Rows one table source may hold."""
-BATCH = 256
 
 
 def read_table_source(
@@ -33,25 +38,24 @@ def read_table_source(
     """Every row of a table source as samples' rows; `base` is the confined local path (None
     for a Hub dataset). Raises `ColumnError` naming the spec field a problem is about."""
     where = str(base) if base is not None else source.location
-    batches, features = _open(source, base, where)
-    reader = _Reader(task, source, where, features, images or table_images_dir())
+    reader = _Reader(task, source, where, images or table_images_dir())
     rows: list[TableRow] = []
-    for batch in batches:
-        if not rows and not reader.checked:
-            reader.check_columns(batch.schema)
+    for batch in _batches(source, base, where, reader):
         rows.extend(reader.rows(batch))
         if reader.count > MAX_ROWS:
             raise DataError(f"{where}: over {MAX_ROWS} rows. Read a smaller split.")
     return rows
 
 
-def _open(source: DataSourceSpec, base: Path | None, where: str) -> tuple[Iterator[Any], Any]:
-    """The source's record batches (pyarrow) and its `datasets` features (or None)."""
-    if source.format == "parquet":
+def _batches(
+    source: DataSourceSpec, base: Path | None, where: str, reader: _Reader
+) -> Iterator[Any]:
+    """The record batches (pyarrow) of the columns the source names, each file's or dataset's
+    columns checked first."""
+    fields = column_fields(source)
+    if source.format == "parquet" or (base is not None and base.is_file()):
         assert base is not None
-        return _parquet_batches([base], where), None
-    if base is not None and base.is_file():
-        return _parquet_batches([base], where), None
+        return parquet_batches([base], where, source.image_column, fields, reader.check_columns)
     saved = base is None or any(
         (base / n).is_file() for n in ("dataset_info.json", "dataset_dict.json")
     )
@@ -60,28 +64,13 @@ def _open(source: DataSourceSpec, base: Path | None, where: str) -> tuple[Iterat
         files = sorted(p for p in base.rglob("*.parquet") if p.is_file()) if base.is_dir() else []
         if not files:
             raise ColumnError(f"{where}: no saved dataset and no parquet files here.", "path")
-        return _parquet_batches(files, where), None
+        return parquet_batches(files, where, source.image_column, fields, reader.check_columns)
     dataset = _load_dataset(source, base, where)
-    columns = [c for c in _columns(source) if c in dataset.column_names]
-    return dataset.select_columns(columns).with_format("arrow").iter(batch_size=BATCH), (
-        dataset.features
-    )
-
-
-def _parquet_batches(files: list[Path], where: str) -> Iterator[Any]:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    for file in files:
-        if not file.is_file():
-            raise ColumnError(f"{where}: parquet file not found.", "path")
-        try:
-            handle = pq.ParquetFile(file)
-        except (pa.ArrowException, OSError) as e:
-            raise ColumnError(f"{file}: not a readable parquet file ({e}).", "path") from e
-        if handle.metadata.num_rows > MAX_ROWS:
-            raise DataError(f"{file}: over {MAX_ROWS} rows. Read a smaller split.")
-        yield from handle.iter_batches(batch_size=BATCH)
+    reader.read_features(dataset.features)
+    reader.check_columns(dataset.features.arrow_schema)
+    batches = dataset.select_columns(list(fields)).with_format("arrow").iter(batch_size=BATCH)
+    problem = f"{where}: the named columns hold over {size_text(MAX_TABLE_BYTES)}."
+    return bounded_batches(batches, MAX_TABLE_BYTES, f"{problem} Read a smaller split.")
 
 
 def _load_dataset(source: DataSourceSpec, base: Path | None, where: str) -> Any:
@@ -141,16 +130,3 @@ def resolve_dataset_revision(repo: str, revision: str) -> str:
     if not sha or not SHA_RE.fullmatch(str(sha)):
         raise DataError(f"{repo}@{revision}: the Hub gave no commit sha (got {sha!r}).")
     return str(sha)
-
-
-def _columns(source: DataSourceSpec) -> list[str]:
-    named = (
-        source.image_column,
-        source.label_column,
-        source.id_column,
-        source.question_column,
-        source.options_column,
-        *source.options_columns,
-        source.group.column if source.group is not None else None,
-    )
-    return list(dict.fromkeys(c for c in named if c is not None))

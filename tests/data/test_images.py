@@ -3,21 +3,28 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import re
+import time
+import tracemalloc
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from medbench.data.checks import image_problem
 from medbench.data.images import (
     ImageError,
+    bytes_pixel_problem,
     load_image,
     pad_to_square,
     png_significant_bits,
     sha256_file,
 )
 from medbench.errors import MedbenchError
+from tests.image_bombs import png_declaring, tiff_declaring
 
 RED = (255, 0, 0)
 BLUE = (0, 0, 255)
@@ -243,3 +250,68 @@ def test_pad_to_square_centres_the_image_on_the_fill_colour() -> None:
     assert [tall.getpixel((x, 1)) for x in range(3)] == [(0, 0, 0), (0, 0, 255), (0, 0, 0)]
     same = Image.new("RGB", (4, 4))
     assert pad_to_square(same, (1, 2, 3)) is same
+
+
+def _elapsed_and_peak(run: Callable[[], object]) -> tuple[float, float]:
+    """Seconds `run` took and the megabytes Python (numpy included) held at its peak."""
+    tracemalloc.start()
+    start = time.perf_counter()
+    try:
+        run()
+    finally:
+        seconds = time.perf_counter() - start
+        peak = tracemalloc.get_traced_memory()[1] / 2**20
+        tracemalloc.stop()
+    return seconds, peak
+
+
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [
+        (tiff_declaring(20_000, 20_000), "over the pixel limit (20000 x 20000 > 50000000)"),
+        (
+            tiff_declaring(16, 16, tile=46_336),
+            "over the pixel limit (TIFF tiles of 46336 x 46336 > 50000000)",
+        ),
+        (png_declaring(100_000, 100_000), "over the pixel limit (100000 x 100000 > 50000000)"),
+    ],
+    ids=["tiff-size", "tiff-tiles", "png-size"],
+)
+def test_load_image_bomb_is_refused_from_its_header(
+    tmp_path: Path, data: bytes, reason: str
+) -> None:
+    # each file is under 200 bytes; the TIFF's tiles allocated 2 GB before they were checked
+    path = tmp_path / "bomb.tif"
+    path.write_bytes(data)
+    with pytest.raises(ImageError, match=error_for(path, reason)):
+        load_image(path)
+    assert image_problem(path) == reason  # what `validate` says of it
+    assert bytes_pixel_problem(data) == reason  # what a table's cell is refused with
+    seconds, peak = _elapsed_and_peak(lambda: pytest.raises(ImageError, load_image, path))
+    assert seconds < 1 and peak < 1, (seconds, peak)
+
+
+def test_load_image_tiff_tiles_within_the_pixel_limit_decode(tmp_path: Path) -> None:
+    path = tmp_path / "tiled.tif"
+    path.write_bytes(tiff_declaring(16, 16, tile=16))
+    assert load_image(path).size == (16, 16)
+
+
+def test_bytes_pixel_problem_of_an_unreadable_header_is_left_to_decoding() -> None:
+    assert bytes_pixel_problem(b"\x89PNG\r\n\x1a\n" + b"\0" * 20) is None
+    data = io.BytesIO()
+    noise(8).save(data, format="PNG")
+    assert bytes_pixel_problem(data.getvalue()) is None
+
+
+def test_load_image_float_tiff_is_scaled_in_bands(tmp_path: Path) -> None:
+    # a 7,000 x 7,000 float TIFF of 298 KB took 1.9 GB as whole-image float64 copies
+    # (here: 16 megapixels, 100 KB; 488 MB before, 35 MB now)
+    path = tmp_path / "float.tif"
+    gradient = Image.linear_gradient("L").resize((4000, 4000)).convert("F")
+    gradient.save(path, compression="tiff_deflate")
+    assert path.stat().st_size < 200_000
+    seconds, peak = _elapsed_and_peak(lambda: load_image(path))
+    assert seconds < 10 and peak < 48, (seconds, peak)
+    image = load_image(path)
+    assert (image.getpixel((0, 0)), image.getpixel((0, 3999))) == ((0, 0, 0), (255, 255, 255))

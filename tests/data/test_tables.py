@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
+import time
+import tracemalloc
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -10,9 +16,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from medbench.data.tablerows import ColumnError
 from medbench.errors import DataError, Issue
 from medbench.run.plan import Plan, make_plan
 from medbench.spec.loading import load_specs
+from tests.image_bombs import png_declaring, tiff_declaring, zero_bmp
 from tests.spec_tree import make_project, vqa_project
 
 IMAGE = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
@@ -586,3 +594,260 @@ def test_tables_yes_no_family_cannot_ask_a_multiple_choice_task(tmp_path: Path) 
         SpecError, match="yes/no family 'finding_present' cannot ask multiple-choice"
     ):
         load_specs(project / "specs")
+
+
+SECONDS = 5.0
+"""Wall-clock bound of reading one hostile table (generous for a busy 2-core machine)."""
+
+
+@dataclass
+class _Reads:
+    """What reading parquet files asked of pyarrow: each file's columns, and the most bytes Arrow
+    held (beyond what it held before) while a batch was out."""
+
+    columns: list[Any] = field(default_factory=list)
+    batch_rows: list[int] = field(default_factory=list)
+    arrow_bytes: int = 0
+
+
+@pytest.fixture
+def reads(monkeypatch: pytest.MonkeyPatch) -> _Reads:
+    seen = _Reads()
+    iter_batches = pq.ParquetFile.iter_batches
+
+    def spy(self: pq.ParquetFile, *args: Any, **kwargs: Any) -> Iterator[Any]:
+        seen.columns.append(kwargs.get("columns"))
+        before = pa.total_allocated_bytes()
+        for batch in iter_batches(self, *args, **kwargs):
+            seen.arrow_bytes = max(seen.arrow_bytes, pa.total_allocated_bytes() - before)
+            seen.batch_rows.append(batch.num_rows)
+            yield batch
+
+    monkeypatch.setattr(pq.ParquetFile, "iter_batches", spy)
+    return seen
+
+
+def _hostile(
+    project: Path,
+    rows: list[dict[str, Any]] | pa.Table,
+    schema: pa.Schema | None = None,
+    **options: Any,
+) -> Path:
+    """The task's sample source made a parquet file of `rows`, compressed as the Hub's are."""
+    path = project / "data" / "t.parquet"
+    table = (
+        rows
+        if isinstance(rows, pa.Table)
+        else pa.Table.from_pylist(rows, schema=schema or _schema())
+    )
+    pq.write_table(table, path, compression="zstd", **options)
+    _table_task(project, f"format: parquet\npath: data/t.parquet\n{MAPPED}")
+    return path
+
+
+def _problems(project: Path) -> list[tuple[str, str]]:
+    """What `validate` says of the task's data: (field, problem)."""
+    from medbench.data.checks import check_data
+
+    found = check_data(load_specs(project / "specs"), None, ["pneumonia_cxr"])
+    return [(issue.field, issue.problem) for issue in found]
+
+
+def _read(project: Path, images: Path) -> Callable[[], object]:
+    """Reads the task's table source, storing its images in `images`."""
+    from medbench.data.tables import read_table_source
+
+    task = load_specs(project / "specs").tasks["pneumonia_cxr"]
+    path = project / "data" / "t.parquet"
+    return lambda: read_table_source(task, task.data["sample"], path, images)
+
+
+def _bounded(run: Callable[[], object]) -> tuple[object, float, float]:
+    """What `run` returned or raised, its seconds, and the megabytes Python held at its peak."""
+    tracemalloc.start()
+    start = time.perf_counter()
+    try:
+        result: object = run()
+    except DataError as e:
+        result = e
+    finally:
+        seconds = time.perf_counter() - start
+        peak = tracemalloc.get_traced_memory()[1] / 2**20
+        tracemalloc.stop()
+    return result, seconds, peak
+
+
+def test_tables_parquet_unused_column_is_never_read(tmp_path: Path, reads: _Reads) -> None:
+    # before, a 512 MiB value in a column no field names was read whole: 2.2 GB at `validate`
+    project = make_project(tmp_path)
+    rows = _rows(project)
+    rows[0]["scan"] = b"\0" * (64 << 20)
+    path = _hostile(project, rows, _schema().append(pa.field("scan", pa.binary())))
+    del rows
+    assert path.stat().st_size < 1 << 20
+    found, seconds, peak = _bounded(_read(project, tmp_path / "images"))
+    assert isinstance(found, list) and len(found) == len(_images(project))
+    assert reads.columns == [["image.bytes", "label", "name", "patient"]]
+    assert reads.arrow_bytes < 16 << 20 and peak < 16 and seconds < SECONDS, (
+        reads.arrow_bytes,
+        peak,
+        seconds,
+    )
+
+
+def test_tables_parquet_compression_bomb_is_refused_from_its_metadata(
+    tmp_path: Path, reads: _Reads
+) -> None:
+    # before, 8 such BMPs in a 507 KB file took 2.3 GB and wrote 457 MB at `validate`
+    project = make_project(tmp_path)
+    rows = _rows(project)
+    for i, side in enumerate((2828, 2827, 2826)):  # 24 MB of black pixels each
+        rows[i]["image"] = {"bytes": zero_bmp(side), "path": None}
+    path = _hostile(project, rows)
+    del rows
+    assert path.stat().st_size < 1 << 20
+    [(where, problem)] = _problems(project)
+    assert where == "data.sample.path"
+    assert re.fullmatch(
+        rf"{re.escape(str(path))}: the named columns decompress from [\d.]+ KiB to \d\d\.\d MiB, "
+        r"over 100 times their size on disk \(and over 64\.0 MiB\)\. "
+        r"Store the images compressed \(PNG or JPEG\)\.",
+        problem,
+    ), problem
+    images = tmp_path / "images"
+    refused, seconds, peak = _bounded(_read(project, images))
+    assert isinstance(refused, ColumnError) and str(refused) == problem
+    assert reads.columns == [] and not images.exists()
+    assert seconds < SECONDS and peak < 16, (seconds, peak)
+
+
+def test_tables_parquet_value_repeated_on_many_rows_is_refused_as_it_decodes(
+    tmp_path: Path, reads: _Reads
+) -> None:
+    # stored once in the column's dictionary, an 8 MB image on 320 rows passes the metadata's
+    # sizes; before, it was read as 2.5 GB of bytes per batch of 256 rows (8.3 GB, 41 s)
+    project = make_project(tmp_path)
+    rows = [{k: v for k, v in row.items() if k != "image"} for row in _rows(project) * 10]
+    table = pa.Table.from_pylist(rows, schema=_schema().remove(0))
+    repeated = pa.DictionaryArray.from_arrays(pa.array([0] * len(rows)), [zero_bmp(1633)])
+    nulls = pa.nulls(len(rows), pa.string())
+    table = table.add_column(
+        0, "image", pa.StructArray.from_arrays([repeated, nulls], ["bytes", "path"])
+    )
+    path = _hostile(project, table, store_schema=False)  # read back as plain binary
+    del rows, table, repeated
+    [(where, problem)] = _problems(project)
+    assert where == "data.sample.path"
+    assert re.fullmatch(
+        rf"{re.escape(str(path))}: the named columns decode to over 64\.0 MiB from [\d.]+ KiB on "
+        r"disk \(at most 100 times it\): a value repeats on many rows, or the file's metadata "
+        r"understates its sizes\.",
+        problem,
+    ), problem
+    images = tmp_path / "images"
+    refused, seconds, peak = _bounded(_read(project, images))
+    assert isinstance(refused, ColumnError) and str(refused) == problem and not images.exists()
+    assert reads.arrow_bytes < 32 << 20 and peak < 16 and seconds < SECONDS, (
+        reads.arrow_bytes,
+        peak,
+        seconds,
+    )
+
+
+@pytest.mark.parametrize(
+    ("bound", "field", "problem"),
+    [
+        (
+            "MAX_COLUMN_CHUNK_BYTES",
+            "data.sample.image_column",
+            r"column 'image', row group 0: [\d.]+ KiB uncompressed, over the 64\.0 KiB one column "
+            r"may hold in a row group\. Write the file in smaller row groups\.",
+        ),
+        (
+            "MAX_TABLE_BYTES",
+            "data.sample.path",
+            r"the named columns hold [\d.]+ KiB uncompressed, over the 64\.0 KiB one file may "
+            r"hold\. Split the table into files\.",
+        ),
+    ],
+    ids=["column-chunk", "file"],
+)
+def test_tables_parquet_over_a_size_bound_is_refused_before_reading(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    reads: _Reads,
+    bound: str,
+    field: str,
+    problem: str,
+) -> None:
+    from medbench.data import tablefiles
+
+    monkeypatch.setattr(tablefiles, bound, 64 << 10)  # the sample's images hold 400 KiB
+    project = make_project(tmp_path)
+    path = _hostile(project, _rows(project))
+    [(where, said)] = _problems(project)
+    assert where == field
+    assert re.fullmatch(rf"{re.escape(str(path))}: {problem}", said), said
+    assert reads.columns == []
+
+
+def test_tables_parquet_batch_rows_are_sized_from_the_metadata(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, reads: _Reads
+) -> None:
+    from medbench.data import tablefiles
+
+    monkeypatch.setattr(tablefiles, "MAX_BATCH_BYTES", 64 << 10)  # a few of the sample's images
+    project = make_project(tmp_path)
+    _hostile(project, _rows(project))
+    found = _read(project, tmp_path / "images")()
+    assert isinstance(found, list) and len(found) == sum(reads.batch_rows) == 32
+    assert 1 < max(reads.batch_rows) < 16, reads.batch_rows
+
+
+@pytest.mark.parametrize(
+    ("bomb", "reason"),
+    [
+        (png_declaring(100_000, 100_000), "over the pixel limit (100000 x 100000 > 50000000)"),
+        (
+            tiff_declaring(16, 16, tile=46_336),
+            "over the pixel limit (TIFF tiles of 46336 x 46336 > 50000000)",
+        ),
+    ],
+    ids=["png-size", "tiff-tiles"],
+)
+def test_tables_image_over_the_pixel_limit_is_refused_before_it_is_stored(
+    tmp_path: Path, bomb: bytes, reason: str
+) -> None:
+    project = make_project(tmp_path)
+    rows = _rows(project)
+    rows[3]["image"] = {"bytes": bomb, "path": None}
+    path = _hostile(project, rows)
+    problem = f"{path}: row 3: the image is {reason}."
+    assert _problems(project) == [("data.sample.image_column", problem)]
+    images = tmp_path / "images"
+    refused, seconds, peak = _bounded(_read(project, images))
+    assert isinstance(refused, ColumnError) and str(refused) == problem
+    stored = sorted(p.name.split(".")[0] for p in images.iterdir())
+    assert len(stored) == 3 and hashlib.sha256(bomb).hexdigest() not in stored
+    assert seconds < SECONDS and peak < 16, (seconds, peak)
+
+
+def test_tables_text_cell_over_its_bound_is_refused_before_it_is_read(tmp_path: Path) -> None:
+    project = make_project(tmp_path)
+    rows = _rows(project)
+    rows[5]["name"] = "x" * (1 << 20)
+    path = _hostile(project, rows)
+    problem = f"{path}: row 5: column 'name' holds 1048576 bytes, over the 65536 of a text cell."
+    assert _problems(project) == [("data.sample.id_column", problem)]
+
+
+def test_tables_image_over_its_byte_bound_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from medbench.data import tablerows
+
+    monkeypatch.setattr(tablerows, "MAX_IMAGE_BYTES", 1000)  # each sample image holds more
+    project = make_project(tmp_path)
+    path = _hostile(project, _rows(project))
+    problem = f"{path}: row 0: the image is over 1000 bytes."
+    assert _problems(project) == [("data.sample.image_column", problem)]
