@@ -1,10 +1,18 @@
 import filecmp
+import shutil
+import socket
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import get_args
 
 import pytest
+import typer
+from typer._click.core import Command
 from typer.testing import CliRunner
 
 from medbench.cli import app
+from medbench.home import project_folder
+from tests.spec_tree import make_project
 
 REPO = Path(__file__).resolve().parent.parent
 runner = CliRunner()
@@ -25,32 +33,33 @@ def test_cli_committed_schemas_are_up_to_date(tmp_path: Path) -> None:
     assert (mismatch, errors) == ([], []), "run `medbench schema --out schemas` and commit"
 
 
-@pytest.mark.parametrize(
-    "command",
-    [
-        [],
-        ["validate"],
-        ["schema"],
-        ["plan"],
-        ["run"],
-        ["score"],
-        ["parse"],
-        ["audit-parse"],
-        ["cache", "stats"],
-        ["cache", "export"],
-        ["check", "batch-invariance"],
-        ["tiny-model"],
-        ["convert", "llava-med"],
-        ["publish"],
-        ["verify"],
-        ["site", "build"],
-        ["site", "serve"],
-    ],
-)
-def test_cli_every_command_has_help(command: list[str]) -> None:
+def _commands(command: Command, path: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    """Every command's words after `medbench`, groups included (`()`: medbench itself)."""
+    found = [path]
+    for name, sub in sorted(getattr(command, "commands", {}).items()):
+        found += _commands(sub, (*path, name))
+    return found
+
+
+COMMANDS = _commands(typer.main.get_command(app))
+
+
+def _named(command: tuple[str, ...]) -> str:
+    return " ".join(("medbench", *command))
+
+
+def test_cli_commands_are_found() -> None:
+    assert {(), ("run",), ("cache",), ("cache", "prune"), ("site", "build")} <= set(COMMANDS)
+    assert len(COMMANDS) == 23
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=_named)
+def test_cli_every_command_help_has_an_example_and_plain_flags(command: tuple[str, ...]) -> None:
     result = runner.invoke(app, [*command, "--help"])
     assert result.exit_code == 0, result.output
-    assert "Usage:" in result.output
+    assert result.output.startswith("Usage: ")
+    assert f"\n  Example: {_named(command)}" in result.output
+    assert "<bool>" not in result.output
 
 
 def test_cli_plan_shows_jobs_and_cached_counts(tmp_path: Path) -> None:
@@ -186,7 +195,6 @@ def test_cli_plan_locates_a_missing_data_folder_in_the_task_spec(
 def test_cli_site_serve_on_a_busy_port_says_so_without_traceback(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    import socket
     import sys
 
     from medbench.cli import main
@@ -214,21 +222,6 @@ def test_cli_site_serve_does_not_say_it_replaces_its_folder() -> None:
     assert "replaced" in build.output
 
 
-def test_cli_site_build_outside_a_project_says_where_to_run_it(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.chdir(tmp_path)
-    from medbench.errors import RecordError
-
-    result = runner.invoke(app, ["site", "build"])
-    assert isinstance(result.exception, RecordError)  # the entry point prints it, exits 1
-    assert str(result.exception) == (
-        "leaderboard: no such leaderboard folder, and no local results in results/. Run from "
-        "the project root (the folder holding leaderboard/ and specs/), or pass --leaderboard."
-    )
-    assert not (tmp_path / "_site").exists()
-
-
 def test_cli_plan_fits_80_columns_without_cutting_ids(tmp_path: Path) -> None:
     models = ["baseline-always-positive", "tiny-gemma3-general"]
     result = runner.invoke(
@@ -252,3 +245,265 @@ def test_cli_plan_fits_80_columns_without_cutting_ids(tmp_path: Path) -> None:
     tasks = {"brain_tumor_mri", "pneumonia_cxr", "skin_lesion", "histopathology"}
     assert {word for r in rows for word in r if word in tasks} == tasks
     assert "…" not in "".join(w for r in rows if r and r[0] in models for w in r[:1])
+
+
+# One exit-status convention for every command (README "Exit codes"): 2 for a usage, spec or
+# data error, 1 for failed work; each printed on one line per problem, `where: what. What to do.`
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """The current folder: a project with suite `t` (baseline-chance on the pneumonia sample),
+    an answer cache and a medbench home of its own."""
+    root = make_project(tmp_path)
+    monkeypatch.chdir(root)
+    monkeypatch.setenv("MEDBENCH_CACHE", str(tmp_path / "c.sqlite"))
+    monkeypatch.setenv("MEDBENCH_HOME", str(tmp_path / "home"))
+    yield root
+
+
+def _with_specs(specs: str) -> dict[str, list[str]]:
+    """Every command that reads a spec folder, given `specs`."""
+    return {
+        "validate": ["validate", specs],
+        "plan": ["plan", specs, "-s", "t"],
+        "run": ["run", specs, "-s", "t"],
+        "score": ["score", specs, "-s", "t"],
+        "prompts": ["prompts", specs, "-m", "baseline-chance", "-t", "pneumonia_cxr"],
+        "audit-parse": ["audit-parse", specs, "-s", "t", "--judge", "baseline-chance"],
+        "check batch-invariance": ["check", "batch-invariance", specs, "-s", "t"],
+        "cache stats": ["cache", "stats", "--specs", specs],
+        "cache prune": ["cache", "prune", "--specs", specs],
+        "cache export": ["cache", "export", "out.jsonl", "--specs", specs],
+        "publish": ["publish", "-s", "t", "--specs", specs],
+        "verify": ["verify", str(REPO / "leaderboard"), "--specs", specs],
+        "site build": ["site", "build", "--specs", specs],
+    }
+
+
+SPEC_COMMANDS = sorted(_with_specs("specs"))
+
+
+def test_cli_spec_commands_are_every_command_with_a_spec_folder() -> None:
+    reads_specs = {
+        " ".join(c)
+        for c in COMMANDS
+        if any(p.name == "specs" or "--specs" in getattr(p, "opts", ()) for p in _command(c).params)
+    }
+    assert reads_specs | {"validate"} == set(SPEC_COMMANDS)  # validate's argument is PATH
+
+
+def _command(words: tuple[str, ...]) -> Command:
+    command = typer.main.get_command(app)
+    for word in words:
+        command = command.commands[word]  # type: ignore[attr-defined]
+    return command
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=_named)
+def test_cli_unknown_option_exits_2_on_one_line(command: tuple[str, ...]) -> None:
+    result = runner.invoke(app, [*command, "--bogus"])
+    assert result.exit_code == 2
+    assert result.stderr.startswith(f"--bogus: {_named(command)} has no such option.")
+    assert result.stderr.endswith(f" See '{_named(command)} --help'.\n")
+    assert result.stderr.count("\n") == 1
+
+
+def test_cli_executor_choices_are_the_executors() -> None:
+    from medbench.commands.options import Executor
+    from medbench.run.executors import EXECUTORS
+
+    assert get_args(Executor) == tuple(EXECUTORS)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["plan", "--limit", "0"], "--limit: Input should be greater than or equal to 1."),
+        (["audit-parse"], "--judge: medbench audit-parse needs this option."),
+        (["prompts", "-t", "x"], "--model: medbench prompts needs this option."),
+        (["tiny-model", "vit", "out"], "arch: 'vit' is not one of 'llava', 'llava_next', "
+         "'gemma3', 'text'."),
+        (["run", "--executor", "dask"], "--executor: 'dask' is not one of 'local', 'ray'."),
+        (["nosuch"], "medbench: No such command 'nosuch'."),
+    ],
+)  # fmt: skip
+def test_cli_bad_argument_exits_2_saying_which(args: list[str], message: str) -> None:
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2
+    command = "medbench" if args == ["nosuch"] else f"medbench {args[0]}"
+    assert result.stderr == f"{message} See '{command} --help'.\n"
+
+
+@pytest.mark.parametrize("name", SPEC_COMMANDS)
+@pytest.mark.usefixtures("project")
+def test_cli_missing_spec_folder_exits_2(name: str) -> None:
+    result = runner.invoke(app, _with_specs("nowhere")[name])
+    assert (result.exit_code, result.stderr) == (
+        2,
+        "nowhere: no such file or folder. Give the spec folder (specs/ in the project) or a spec "
+        "file.\n",
+    )
+
+
+@pytest.mark.parametrize("name", SPEC_COMMANDS)
+def test_cli_invalid_spec_exits_2_as_validate_reports_it(project: Path, name: str) -> None:
+    (project / "specs/models/broken.yaml").write_text("schema_version: 1\nkind: model\nid: x\n")
+    validate = runner.invoke(app, ["validate", "specs", "--no-data"])
+    assert validate.exit_code == 2
+    assert validate.stderr.startswith("specs/models/broken.yaml:")
+    result = runner.invoke(app, _with_specs("specs")[name])
+    assert (result.exit_code, result.stderr) == (2, validate.stderr)
+
+
+SUITE_COMMANDS = {
+    "plan": ["plan", "specs"],
+    "run": ["run", "specs"],
+    "score": ["score", "specs"],
+    "prompts": ["prompts", "specs", "-m", "baseline-chance", "-t", "pneumonia_cxr"],
+    "audit-parse": ["audit-parse", "specs", "--judge", "baseline-chance"],
+    "check batch-invariance": ["check", "batch-invariance", "specs"],
+    "publish": ["publish"],
+}
+
+
+def test_cli_suite_commands_are_every_command_with_a_suite() -> None:
+    has_suite = {
+        " ".join(c) for c in COMMANDS if any("--suite" in p.opts for p in _command(c).params)
+    }
+    assert has_suite == set(SUITE_COMMANDS)
+
+
+@pytest.mark.parametrize("name", sorted(SUITE_COMMANDS))
+@pytest.mark.parametrize("given", [["--suite", "nope"], ["-s", "nope"], ["--suite=nope"]])
+@pytest.mark.usefixtures("project")
+def test_cli_unknown_suite_exits_2_naming_the_option(name: str, given: list[str]) -> None:
+    result = runner.invoke(app, [*SUITE_COMMANDS[name], *given])
+    assert (result.exit_code, result.stderr) == (
+        2,
+        "--suite: 'nope' is not a suite in specs/. Choose from: t.\n",
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["plan", "specs", "-s", "t", "-m", "nope"], "--model: 'nope' is not a model of suite t."),
+        (["run", "specs", "-s", "t", "-m", "nope"], "--model: 'nope' is not a model of suite t."),
+        (["check", "batch-invariance", "specs", "-s", "t", "-m", "nope"],
+         "--model: 'nope' is not a model of suite t."),
+        (["prompts", "specs", "-m", "nope", "-t", "pneumonia_cxr"],
+         "--model: 'nope' is not a model in specs/."),
+        (["prompts", "specs", "-m", "baseline-chance", "-t", "nope"],
+         "--task: 'nope' is not a task in specs/."),
+        (["plan", "specs", "-s", "t", "-t", "nope"], "--task: 'nope' is not a task of suite t."),
+        (["audit-parse", "specs", "-s", "t", "--judge", "nope"],
+         "--judge: 'nope' is not a model in specs/."),
+    ],
+)  # fmt: skip
+@pytest.mark.usefixtures("project")
+def test_cli_unknown_id_exits_2_naming_the_option(args: list[str], message: str) -> None:
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2
+    assert result.stderr.startswith(message + " ")
+    assert result.stderr.count("\n") == 1
+
+
+@pytest.mark.usefixtures("project")
+def test_cli_publish_unknown_model_or_unscored_suite_exits_2() -> None:
+    result = runner.invoke(app, ["publish", "-s", "t"])
+    assert (result.exit_code, result.stderr) == (
+        2,
+        "results/t: no answers.parquet or layout.json. Score the suite first: `medbench score`.\n",
+    )
+    assert runner.invoke(app, ["run", "specs", "-s", "t", "--no-site", "--no-probe"]).exit_code == 0
+    result = runner.invoke(app, ["publish", "-s", "t", "-m", "nope"])
+    assert (result.exit_code, result.stderr) == (
+        2,
+        "--model: 'nope' is not a model with answers in results/t. Choose from: baseline-chance.\n",
+    )
+
+
+def _bad_record(folder: Path) -> list[str]:
+    (folder / "board/t").mkdir(parents=True)
+    (folder / "board/t/x.json").write_text("[]")
+    return ["verify", "board"]
+
+
+def _corrupt_cache(folder: Path) -> list[str]:
+    (folder / "c.sqlite").write_text("not a database")
+    return ["cache", "stats", "--cache", "c.sqlite"]
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (_bad_record, "board/t/x.json:1:1: input should be an object, got []\n"),
+        (_corrupt_cache, "error: c.sqlite: cannot open the answer cache (file is not a database)."),
+    ],
+)
+def test_cli_failed_work_exits_1(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, make: Callable[[Path], list[str]], message: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, make(tmp_path))
+    assert result.exit_code == 1
+    assert message in result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_cli_site_build_from_a_subfolder_builds_the_projects_site(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shutil.copytree(REPO / "leaderboard", tmp_path / "leaderboard")
+    (tmp_path / "docs/notes").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path / "docs/notes")
+    result = runner.invoke(app, ["site", "build"])
+    assert result.exit_code == 0, result.output
+    assert result.stderr == f"using the project in {tmp_path}\n"
+    assert result.stdout.endswith(" files written to ../../_site/ (open ../../_site/index.html)\n")
+    assert (tmp_path / "_site/index.html").is_file()
+    assert not Path("_site").exists()
+
+
+def test_cli_site_build_outside_a_project_exits_2_saying_where_it_looked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if project_folder(tmp_path) is not None:
+        pytest.skip("a folder above the test's holds leaderboard/, results/ or specs/")
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, ["site", "build"])
+    assert (result.exit_code, result.stderr) == (
+        2,
+        f"{tmp_path}: not in a medbench project: no leaderboard/, results/ or specs/ here or in "
+        "any folder above. Run it in the project, or give the folders: --leaderboard DIR (or "
+        "--results DIR) and --out DIR.\n",
+    )
+    assert list(tmp_path.iterdir()) == []
+    result = runner.invoke(app, ["site", "build", "--leaderboard", "board", "--out", "site"])
+    assert (result.exit_code, result.stderr) == (
+        2,
+        "board: no such leaderboard folder, and no local results in results/. Give the folder "
+        "of published records with --leaderboard, or the results of `medbench run` with "
+        "--results.\n",
+    )
+
+
+def _readme_exit_code_examples() -> list[tuple[str, str]]:
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    section = text[text.index("### Exit codes") : text.index("## Contributing")]
+    block = section.split("```console\n")[1].split("```")[0]
+    examples = []
+    for example in block.split("$ medbench ")[1:]:
+        command, said = example.split("\n", 1)
+        examples.append((command, said))
+    return examples
+
+
+@pytest.mark.parametrize(("command", "said"), _readme_exit_code_examples())
+def test_cli_readme_exit_code_examples_say_what_they_show(
+    command: str, said: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(REPO)
+    result = runner.invoke(app, command.split())
+    assert (result.exit_code, result.stderr) == (2, said)

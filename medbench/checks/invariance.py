@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from medbench.errors import MedbenchError
+from medbench.errors import UsageError
 from medbench.run import Job, Plan, derive_for
 from medbench.run.backends import BackendContext, Request
 from medbench.spec.loading import SpecSet
@@ -35,17 +35,15 @@ class InvarianceReport:
 def suite_of(specs: SpecSet, models: Sequence[str]) -> str:
     """The one suite that lists every model of `models` (an error names the candidates)."""
     if not models:
-        raise MedbenchError("name a suite with --suite, or the models to check with --model.")
+        raise UsageError("name a suite with --suite, or the models to check with --model.")
     wanted = set(models)
     suites = sorted(s.id for s in specs.suites.values() if wanted <= set(s.models))
     if len(suites) == 1:
         return suites[0]
     shown = ", ".join(sorted(wanted))
     if not suites:
-        raise MedbenchError(f"no suite lists {shown}. Name one with --suite.")
-    raise MedbenchError(
-        f"several suites list {shown} ({', '.join(suites)}). Name one with --suite."
-    )
+        raise UsageError(f"no suite lists {shown}. Name one with --suite.")
+    raise UsageError(f"several suites list {shown} ({', '.join(suites)}). Name one with --suite.")
 
 
 def checked_models(specs: SpecSet, plan: Plan, models: Sequence[str]) -> list[str]:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from medbench.data import Sample, read_samples, sha256_file
-from medbench.errors import MedbenchError
+from medbench.errors import MedbenchError, UnknownIdError, UsageError
 from medbench.run import resolve_identity
 from medbench.run.backends import BackendContext
 from medbench.spec import (
@@ -67,10 +67,11 @@ def select_variants(
     ]
     if len(found) == 1:
         return found
-    known = ", ".join(f"{f.id}/{v.id}" for f, v in pairs)
     if not found:
-        raise MedbenchError(f"no prompt variant {variant!r}. Choose from: {known}.")
-    raise MedbenchError(f"variant {variant!r} is in several families: write it family/variant.")
+        known = [f"{f.id}/{v.id}" for f, v in pairs]
+        scope = f"of suite {suite}" if suite is not None else "in the specs"
+        raise UnknownIdError("prompt variant", variant, known, scope)
+    raise UsageError(f"variant {variant!r} is in several families: write it family/variant.")
 
 
 def received_prompts(
@@ -97,7 +98,7 @@ def received_prompts(
             *chosen.models,
             *(chosen.describe.diagnosers if chosen.describe else ()),
         ):
-            raise MedbenchError(f"model {model_id!r} is not in suite {suite!r}.")
+            raise UsageError(f"model {model_id!r} is not in suite {suite!r}.")
     variants = select_variants(specs, suite, variant)
     source = specs.suite(suite).data if suite is not None else "sample"
     picked = _asked_sample(specs, task, source, sample)
@@ -122,9 +123,7 @@ def _asked_sample(specs: SpecSet, task: TaskSpec, source: str, sample: str | Non
     """The sample whose own question is shown, for a closed-VQA task (None for the others)."""
     if not task.per_sample:
         if sample is not None:
-            raise MedbenchError(
-                f"task {task.id!r} asks every image the same question: drop --sample."
-            )
+            raise UsageError(f"task {task.id!r} asks every image the same question: drop --sample.")
         return None
     if source not in task.data:
         raise MedbenchError(f"task {task.id!r} has no {source!r} data to take a question from.")
@@ -134,9 +133,7 @@ def _asked_sample(specs: SpecSet, task: TaskSpec, source: str, sample: str | Non
     by_id = {s.id: s for s in samples}
     if sample not in by_id:
         hint = suggest(sample, sorted(by_id), "Its samples")
-        raise MedbenchError(
-            f"task {task.id!r} has no sample {sample!r} in its {source} data. {hint}"
-        )
+        raise UsageError(f"task {task.id!r} has no sample {sample!r} in its {source} data. {hint}")
     return by_id[sample]
 
 

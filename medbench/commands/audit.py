@@ -16,22 +16,22 @@ def audit_parse(
     suite: SuiteOpt = "quickstart",
     judge: Annotated[
         str, typer.Option("--judge", help="Model id of the judge (any backend).")
-    ] = "",
+    ] = ...,  # type: ignore[assignment]
     n: Annotated[int, typer.Option("--n", min=1, help="Answers to sample, by rule.")] = 200,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the sample.")] = 0,
     cache: CacheOpt = None,
 ) -> None:
     """Send a sample of the suite's parsed answers (stratified by rule) to a judge model and
-    report agreement per rule and the answers where they differ. Scores never use it."""
+    report agreement per rule and the answers where they differ. Scores never use it.
+
+    Example: medbench audit-parse specs -s quickstart --judge gpt-5.1 --n 200
+    """
     from medbench.checks import agreement, judge_jobs, read_judgements, sample_by_rule
     from medbench.home import models_dir
     from medbench.run import open_cache, run_plan
     from medbench.run import plan_suite as build_plan
     from medbench.score import collect_answers
 
-    if not judge:
-        typer.echo("error: --judge MODEL is required", err=True)
-        raise typer.Exit(2)
     console = Console(stderr=True)
     with open_cache(cache) as store:
         spec_set, plan = build_plan(specs, suite, store, None, None, None)

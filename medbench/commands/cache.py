@@ -16,7 +16,11 @@ if TYPE_CHECKING:
     from medbench.run import Usage
     from medbench.spec.loading import SpecSet
 
-app = typer.Typer(help="Inspect, prune and export the answer cache.", no_args_is_help=True)
+app = typer.Typer(
+    help="Inspect, prune and export the answer cache.\n\nExample: medbench cache stats",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
 
 CacheSpecsOpt = Annotated[
     Path,
@@ -54,7 +58,10 @@ def stats(
         ),
     ] = None,
 ) -> None:
-    """Per model: answers, failures, model time, and rows no current spec produces."""
+    """Per model: answers, failures, model time, and rows no current spec produces.
+
+    Example: medbench cache stats --specs specs
+    """
     from medbench.home import models_dir
     from medbench.run import Usage, by_model, open_cache, usage
 
@@ -92,7 +99,10 @@ def prune(
 ) -> None:
     """Remove the rows no suite of the current specs produces (a changed prompt, a removed
     model); suites that cannot be planned here keep all their models' rows. Answers of an
-    `audit-parse` judge come from no suite: they are removed too (see --dry-run)."""
+    `audit-parse` judge come from no suite: they are removed too (see --dry-run).
+
+    Example: medbench cache prune --dry-run
+    """
     from collections import Counter
 
     from medbench.home import models_dir
@@ -131,7 +141,10 @@ def export(
     failed: Annotated[bool, typer.Option("--failed", help="Export failed rows too.")] = False,
 ) -> None:
     """Export the finished answers, one row per content key, ordered by key, as records
-    `medbench parse` reads (`response`, `options`, `lettered`, `aliases`, `finding`)."""
+    `medbench parse` reads (`response`, `options`, `lettered`, `aliases`, `finding`).
+
+    Example: medbench cache export answers.jsonl --format jsonl
+    """
     from medbench.run import export_rows, open_cache
 
     folder = _default_specs(specs)

@@ -7,14 +7,17 @@ from typing import Annotated
 
 import typer
 
-from medbench.checkpoints.convert import ConversionError, convert_llava_med
+from medbench.checkpoints.convert import convert_llava_med
 
-convert_app = typer.Typer(no_args_is_help=True)
+convert_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None)
 
 
 @convert_app.callback()
 def _group() -> None:
-    """Convert checkpoints that transformers cannot load into the Hugging Face layout."""
+    """Convert checkpoints that transformers cannot load into the Hugging Face layout.
+
+    Example: medbench convert llava-med llava-med-7b/ converted/
+    """
 
 
 @convert_app.command("llava-med")
@@ -51,19 +54,17 @@ def llava_med(
     with the mean colour before CLIP, LLaVA-Med's chat template, and
     medbench_conversion.json (revision and sha256 of every file read).
     Then point a model spec's `path:` at DST, with `checkpoint_format: hf`.
+
+    Example: medbench convert llava-med llava-med-7b/ converted/
     """
-    try:
-        conversion = convert_llava_med(
-            src,
-            dst,
-            vision_tower=vision_tower,
-            revision=revision,
-            overwrite=overwrite,
-            progress=lambda message: typer.echo(message, err=True),
-        )
-    except ConversionError as e:
-        typer.echo(f"error: {e}", err=True)
-        raise typer.Exit(2) from None
+    conversion = convert_llava_med(
+        src,
+        dst,
+        vision_tower=vision_tower,
+        revision=revision,
+        overwrite=overwrite,
+        progress=lambda message: typer.echo(message, err=True),
+    )
     record = conversion.record
     revision_text = record["source"]["revision"] or "unknown (pass --revision to record it)"
     typer.echo(

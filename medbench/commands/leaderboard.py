@@ -8,13 +8,29 @@ from typing import Annotated
 import typer
 
 from medbench.commands.options import ModelsOpt, SuiteOpt
-from medbench.errors import RecordError
+from medbench.errors import RecordError, UsageError
 
 ResultsOpt = Annotated[Path, typer.Option("--results", help="Folder of `medbench score` outputs.")]
 SpecsOpt = Annotated[Path, typer.Option("--specs", help="Spec folder.")]
-LeaderboardOpt = Annotated[Path, typer.Option("--leaderboard", help="Folder of published records.")]
+IN_PROJECT = (
+    "in the project: the nearest folder, from here up, holding leaderboard/, results/ or specs/"
+)
+LeaderboardOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--leaderboard",
+        help=f"Folder of published records (default: leaderboard/ {IN_PROJECT}).",
+        show_default=False,
+    ),
+]
 SiteOpt = Annotated[
-    Path, typer.Option("--out", help="Folder to build the site into (its old content is replaced).")
+    Path | None,
+    typer.Option(
+        "--out",
+        help="Folder to build the site into (its old content is replaced; default: _site/ in "
+        "the project).",
+        show_default=False,
+    ),
 ]
 AllowTestOpt = Annotated[
     bool,
@@ -25,7 +41,10 @@ AllowTestOpt = Annotated[
 ]
 
 site_app = typer.Typer(
-    help="Build or serve the static leaderboard site.", no_args_is_help=True, add_completion=False
+    help="Build or serve the static leaderboard site.\n\nExample: medbench site build",
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode=None,
 )
 
 
@@ -39,7 +58,10 @@ def publish(
     ] = Path("leaderboard"),
     allow_test_models: AllowTestOpt = False,
 ) -> None:
-    """Write leaderboard records (with per-image sidecars) for a scored suite's models."""
+    """Write leaderboard records (with per-image sidecars) for a scored suite's models.
+
+    Example: medbench publish --suite quickstart --model baseline-chance
+    """
     from medbench.publish import publish_results
     from medbench.spec.loading import load_specs
 
@@ -72,12 +94,17 @@ def verify(
     ] = 0,
 ) -> None:
     """Re-derive every number of every record from its sidecar and today's specs; exit 1 on
-    any mismatch."""
+    any mismatch.
+
+    Example: medbench verify leaderboard --specs specs
+    """
     from medbench.publish import nothing_verified, record_paths, verify_records
     from medbench.spec.loading import load_specs
 
     if not folder.is_dir():
-        raise RecordError(f"{folder}: no such leaderboard folder.")
+        raise UsageError(
+            "no such leaderboard folder. Give the folder of published records.", str(folder)
+        )
     if not record_paths(folder):
         raise RecordError(nothing_verified(folder))
     if specs is None and Path("specs").is_dir():
@@ -96,40 +123,56 @@ def verify(
 
 
 def build(
-    leaderboard: LeaderboardOpt = Path("leaderboard"),
-    out: SiteOpt = Path("_site"),
+    leaderboard: LeaderboardOpt = None,
+    out: SiteOpt = None,
     specs: Annotated[
         Path | None,
-        typer.Option("--specs", help="Spec folder for task details (default: specs/ if present)."),
+        typer.Option(
+            "--specs",
+            help="Spec folder for task details (default: specs/ in the project, if present).",
+        ),
     ] = None,
     results: Annotated[
-        Path,
+        Path | None,
         typer.Option(
-            "--results", help="Folder whose `<suite>/leaderboard/` local records are shown too."
+            "--results",
+            help="Folder whose `<suite>/leaderboard/` local records are shown too "
+            "(default: results/ in the project).",
+            show_default=False,
         ),
-    ] = Path("results"),
+    ] = None,
     published_only: Annotated[
         bool,
         typer.Option("--published-only", help="Leave out the local records of `medbench run`."),
     ] = False,
 ) -> None:
     """Build the static leaderboard site: the published records, plus the local results of
-    `medbench run` (marked "local, unpublished") unless --published-only."""
+    `medbench run` (marked "local, unpublished") unless --published-only.
+
+    Run anywhere in the project: the folders not given are those of the nearest folder, from
+    here up, holding leaderboard/, results/ or specs/.
+
+    Example: medbench site build --out _site
+    """
     from medbench.publish.site import build_site
     from medbench.spec.loading import load_specs
 
-    spec_folder = (
-        specs if specs is not None else (Path("specs") if Path("specs").is_dir() else None)
-    )
+    given = leaderboard is not None or results is not None
+    project = _project(given, "--leaderboard DIR (or --results DIR) and --out DIR")
+    leaderboard = leaderboard or project / "leaderboard"
+    out = out or project / "_site"
+    spec_folder = specs or (project / "specs" if (project / "specs").is_dir() else None)
     spec_set = load_specs(spec_folder) if spec_folder is not None else None
-    local = None if published_only else results
+    local = None if published_only else results or project / "results"
     if not leaderboard.is_dir() and (local is None or not local.is_dir()):
-        # Run from another folder, the build would silently publish an empty site.
-        raise RecordError(
-            f"{leaderboard}: no such leaderboard folder"
+        # An empty site would replace the published one without a word.
+        raise UsageError(
+            "no such leaderboard folder"
             + ("" if local is None else f", and no local results in {local}/")
-            + ". Run from the project root (the folder holding leaderboard/ and specs/), or "
-            "pass --leaderboard."
+            + ". Give the folder of published records with --leaderboard"
+            + ("" if local is None else ", or the results of `medbench run` with --results")
+            + ".",
+            str(leaderboard),
         )
     written = build_site(leaderboard, out, specs=spec_set, results=local)
     typer.echo(f"{len(written)} files written to {out}/ (open {out / 'index.html'})")
@@ -137,15 +180,42 @@ def build(
 
 def serve(
     out: Annotated[
-        Path, typer.Option("--out", help="Folder of the built site to serve (read only).")
-    ] = Path("_site"),
+        Path | None,
+        typer.Option(
+            "--out",
+            help="Folder of the built site to serve, read only (default: _site/ in the project).",
+            show_default=False,
+        ),
+    ] = None,
     host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 8000,
 ) -> None:
-    """Serve the built site locally (http.server)."""
+    """Serve the built site locally (http.server).
+
+    Example: medbench site serve --port 8000
+    """
     from medbench.publish.site import serve as serve_site
 
-    serve_site(out, host, port)
+    serve_site(out or _project(False, "--out DIR") / "_site", host, port)
+
+
+def _project(given: bool, options: str) -> Path:
+    """The project folder the defaults are in (`.` if there is none and the folders that must
+    exist are `given`); else an error naming where it looked and the `options` to give."""
+    from medbench.home import PROJECT_FOLDERS, project_folder
+
+    found = project_folder(Path.cwd())
+    if found is None and not given:
+        *first, last = (f"{name}/" for name in PROJECT_FOLDERS)
+        folders = f"{', '.join(first)} or {last}"
+        raise UsageError(
+            f"not in a medbench project: no {folders} here or in any folder above. Run it in "
+            f"the project, or give the folders: {options}.",
+            str(Path.cwd()),
+        )
+    if found is not None and found != Path("."):
+        typer.echo(f"using the project in {found.resolve()}", err=True)
+    return found or Path(".")
 
 
 site_app.command("build")(build)

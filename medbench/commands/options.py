@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 
@@ -54,8 +54,11 @@ BaseOpt = Annotated[
         show_default=False,
     ),
 ]
+Executor = Literal["local", "ray"]
+"""The names of `medbench.run.executors.EXECUTORS`, checked as the options are parsed."""
 ExecutorOpt = Annotated[
-    str, typer.Option("--executor", help="`local` (in-process) or `ray` (needs medbench[ray]).")
+    Executor,
+    typer.Option("--executor", help="`local` (in-process) or `ray` (needs medbench[ray])."),
 ]
 
 

@@ -107,6 +107,8 @@ def parse(
     Keeps every input field and adds `status`, `label` and `rule`; `--explain` says why.
 
     Reports every malformed line as `file:line: problem` and then writes nothing.
+
+    Example: medbench parse answers.jsonl --explain
     """
     try:
         lines = input.read_text(encoding="utf-8").splitlines()

@@ -34,7 +34,10 @@ def prompts(
     cache: CacheOpt = None,
 ) -> None:
     """Print what MODEL receives for each variant, rendered with its own chat template (from
-    its checkpoint or the local HF cache; nothing is downloaded)."""
+    its checkpoint or the local HF cache; nothing is downloaded).
+
+    Example: medbench prompts specs --model llava-1.5-7b --task pneumonia_cxr
+    """
     from medbench.checks import received_prompts
     from medbench.home import models_dir
     from medbench.run import open_cache

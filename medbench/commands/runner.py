@@ -62,7 +62,10 @@ def plan(
     """Show the jobs a run would do, per model and task, and how many are already cached.
 
     `--cost` shows what the run would cost instead (models whose revision cannot be resolved
-    here are counted under a placeholder revision)."""
+    here are counted under a placeholder revision).
+
+    Example: medbench plan specs --suite quickstart --model baseline-chance
+    """
     from medbench.run import open_cache
     from medbench.run import plan_suite as build_plan
 
@@ -162,7 +165,10 @@ def run(
     A rerun that finds every answer cached and every other input unchanged since the last
     complete run reuses that run's results and site (`--rescore` redoes them).
     `--model hf:ORG/NAME[@REV]` runs a hub model without a spec (answers cached as for a spec
-    with the same fields; scored, never published)."""
+    with the same fields; scored, never published).
+
+    Example: medbench run specs --suite quickstart
+    """
     from medbench.publish import JobOptions, run_job
     from medbench.run.backends import BackendContext, cpu_refusal
     from medbench.spec.loading import load_specs
@@ -197,7 +203,12 @@ def run(
         raise typer.Exit(status)
 
 
-check_app = typer.Typer(help="Self-checks of a model's behaviour.", no_args_is_help=True)
+check_app = typer.Typer(
+    help="Self-checks of a model's behaviour.\n\n"
+    "Example: medbench check batch-invariance --model tiny-gemma3 --n 8",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
 
 
 @check_app.command("batch-invariance")
@@ -216,6 +227,8 @@ def batch_invariance(
     """Answer the same jobs at batch size 1 and N (no cache) and print every flip with its prompt.
 
     Checks the models given with --model, else every model of the suite but the baselines.
+
+    Example: medbench check batch-invariance --model tiny-gemma3 --n 8
     """
     from medbench.checks import check_batch_invariance, checked_models, suite_of
     from medbench.run import open_cache
@@ -258,7 +271,10 @@ def tiny_model(
         int, typer.Option(help="Random seed: the same seed gives the same weights.")
     ] = 0,
 ) -> None:
-    """Build a tiny RANDOM-WEIGHT test model of a real architecture (for tests and demos)."""
+    """Build a tiny RANDOM-WEIGHT test model of a real architecture (for tests and demos).
+
+    Example: medbench tiny-model llava models/tiny-llava --seed 0
+    """
     from medbench.checkpoints.tiny import build_tiny_model
 
     path = build_tiny_model(arch, out, seed=seed)

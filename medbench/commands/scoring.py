@@ -18,7 +18,10 @@ def score(
     """Parse and score the suite's cached answers into results/<suite>/ (no GPU needed).
 
     The results (summary, likelihood, knowledge ladder) go to stdout, progress and notes to
-    stderr: `medbench score specs --suite quickstart > summary.txt`."""
+    stderr: `medbench score specs --suite quickstart > summary.txt`.
+
+    Example: medbench score specs --suite quickstart
+    """
     from medbench.run import open_cache, plan_suite
     from medbench.score import score_and_report
 

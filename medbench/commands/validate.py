@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 from pydantic import TypeAdapter
 
-from medbench.errors import SpecError, printable
+from medbench.errors import SpecError, UnknownIdError, printable
 from medbench.spec import SPEC_KINDS
 
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
@@ -34,7 +34,10 @@ def validate(
     ] = False,
 ) -> None:
     """Check every spec file (schema, references, templates) and the data sources present here
-    (folders, label folders, image headers). Exit 2 listing all problems."""
+    (folders, label folders, image headers). Exit 2 listing all problems.
+
+    Example: medbench validate specs --no-data
+    """
     from medbench.data import DATA_ENV, check_data
     from medbench.spec.loading import load_specs
 
@@ -73,10 +76,12 @@ def schema(
         typer.Option("--out", "-o", help="Write `<kind>.schema.json` files into this folder."),
     ] = None,
 ) -> None:
-    """Print or write the JSON Schema of spec files, for editors' YAML language servers."""
+    """Print or write the JSON Schema of spec files, for editors' YAML language servers.
+
+    Example: medbench schema task --out schemas
+    """
     if kind is not None and kind not in SPEC_KINDS:
-        typer.echo(f"unknown kind '{kind}'. Valid kinds: {', '.join(SPEC_KINDS)}.", err=True)
-        raise typer.Exit(2)
+        raise UnknownIdError("spec kind", kind, list(SPEC_KINDS), where="kind")
     kinds = [kind] if kind is not None else list(SPEC_KINDS)
     if out is None:
         document = json_schema(kind) if kind is not None else json_schema(None)

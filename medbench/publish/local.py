@@ -14,7 +14,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from medbench.errors import RecordError
+from medbench.errors import RecordError, UnknownIdError, UsageError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -34,9 +34,8 @@ def read_results(folder: Path) -> tuple[pd.DataFrame, dict[str, Any]]:
 
     missing = [n for n in ("answers.parquet", "layout.json") if not (folder / n).is_file()]
     if missing:
-        raise RecordError(
-            f"{folder}: no {' or '.join(missing)}. Score the suite first: `medbench score`."
-        )
+        problem = f"no {' or '.join(missing)}. Score the suite first: `medbench score`."
+        raise UsageError(problem, str(folder))
     answers = pd.read_parquet(folder / "answers.parquet")
     return answers, json.loads((folder / "layout.json").read_text(encoding="utf-8"))
 
@@ -165,10 +164,8 @@ def check_choice(
     present = set(answers["model"])
     unknown = [m for m in chosen if m not in present]
     if unknown:
-        known = ", ".join(sorted(present)) or "none"
-        raise RecordError(
-            f"no answers of {', '.join(unknown)} in results/{suite} (models: {known})."
-        )
+        scope = f"with answers in results/{suite}"
+        raise UnknownIdError("model", unknown[0], sorted(present), scope)
     specless = [m for m in chosen if m not in specs.models]
     if specless:
         raise RecordError(

@@ -23,7 +23,7 @@ from rich.progress import (
 )
 
 from medbench.data import canonical_json
-from medbench.errors import MedbenchError
+from medbench.errors import UnknownIdError
 from medbench.run.backends.base import BackendContext, Output, Request
 from medbench.run.cache import Cache
 from medbench.run.executors import (
@@ -90,7 +90,7 @@ def load_executor(name: str) -> Executor:
     """The executor named `name` (imported lazily: Ray is optional)."""
     target = EXECUTORS.get(name)
     if target is None:
-        raise MedbenchError(f"unknown executor {name!r}. Choose from: {', '.join(EXECUTORS)}.")
+        raise UnknownIdError("executor", name, list(EXECUTORS))
     module_name, class_name = target.split(":")
     executor: Executor = getattr(importlib.import_module(module_name), class_name)()
     return executor

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from medbench.data import Sample, hub_revision, load_samples, sha256_file
-from medbench.errors import BackendError, DataError, MedbenchError
+from medbench.errors import BackendError, DataError, UnknownIdError
 from medbench.run.backends.base import Request
 from medbench.run.identity import ModelIdentity, placeholder_identity, resolve_identity
 from medbench.spec import (
@@ -418,8 +418,5 @@ def _select(
         return list(available)
     unknown = [c for c in chosen if c not in available]
     if unknown:
-        raise MedbenchError(
-            f"suite {suite}: {unknown[0]!r} is not a {what} of this suite. "
-            f"Choose from: {', '.join(available)}."
-        )
+        raise UnknownIdError(what, unknown[0], list(available), f"of suite {suite}")
     return list(dict.fromkeys(chosen))

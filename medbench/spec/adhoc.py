@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import replace
 
-from medbench.errors import MedbenchError
+from medbench.errors import UsageError
 from medbench.spec.loading import SpecSet
 from medbench.spec.model import ModelSpec
 
@@ -32,9 +32,9 @@ def adhoc_spec(ref: str, base: str | None = None) -> ModelSpec:
     """The model spec of `hf:ORG/NAME[@REV]` (revision `main` when left out)."""
     match = _REF.fullmatch(ref)
     if match is None:
-        raise MedbenchError(
-            f"--model {ref}: expected hf:ORG/NAME or hf:ORG/NAME@REVISION (a branch, tag or "
-            "commit sha)."
+        raise UsageError(
+            "expected hf:ORG/NAME or hf:ORG/NAME@REVISION (a branch, tag or commit sha).",
+            f"--model {ref}",
         )
     repo = match["repo"]
     fields = {
@@ -59,7 +59,7 @@ def with_adhoc_models(
     model selection naming them by id. Without an ad hoc model, both come back unchanged."""
     refs = list(models or ())
     if base is not None and not any(is_adhoc(r) for r in refs):
-        raise MedbenchError("--base pairs an ad hoc model: give --model hf:ORG/NAME as well.")
+        raise UsageError("--base pairs an ad hoc model: give --model hf:ORG/NAME as well.")
     if not any(is_adhoc(r) for r in refs):
         return specs, models
     added: dict[str, ModelSpec] = {}
@@ -76,7 +76,7 @@ def with_adhoc_models(
         chosen.append(spec.id if spec is not None else ref)
     clash = sorted(set(added) & set(specs.models))
     if clash:
-        raise MedbenchError(
+        raise UsageError(
             f"ad hoc model {clash[0]}: a spec with this id exists; use --model {clash[0]}."
         )
     suite = specs.suite(suite_id)

@@ -21,7 +21,6 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-import typer
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -31,7 +30,7 @@ from medbench.checkpoints.convert import plan as plan_module
 from medbench.checkpoints.convert.processor import CHAT_TEMPLATE, build_processor, image_processor
 from medbench.checkpoints.convert.processor import tower_config as read_tower_config
 from medbench.checkpoints.convert.source import find_revision
-from medbench.commands.convert import convert_app
+from medbench.cli import app
 
 TEXT = {
     "hidden_size": 64,
@@ -600,8 +599,6 @@ def test_cli_converts_with_a_vision_tower_option_and_exits_2_on_errors(
 ) -> None:
     src, tower = copy_of
     _edit_config(src, mm_vision_tower=HUB_NAME)
-    app = typer.Typer()
-    app.add_typer(convert_app, name="convert")  # as medbench's CLI mounts it
     runner = CliRunner()
     dst = tmp_path / "out"
     result = runner.invoke(

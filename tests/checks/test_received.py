@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from medbench.checks.received import received_prompts
 from medbench.cli import app
-from medbench.errors import MedbenchError
+from medbench.errors import MedbenchError, UnknownIdError
 from medbench.spec.loading import load_specs
 
 REPO = Path(__file__).resolve().parents[2]
@@ -77,7 +77,9 @@ def test_received_prompts_ambiguous_or_unknown_variant_is_an_error(tmp_path: Pat
         received_prompts(
             specs, "baseline-chance", "pneumonia_cxr", models_dir=tmp_path, variant="plain"
         )
-    with pytest.raises(MedbenchError, match=r"^no prompt variant 'closed_diagnosis/nope'\. "):
+    with pytest.raises(
+        UnknownIdError, match=r"^'closed_diagnosis/nope' is not a prompt variant in the specs\. "
+    ):
         received_prompts(
             specs,
             "baseline-chance",

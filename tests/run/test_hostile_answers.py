@@ -77,11 +77,13 @@ def test_main_full_disk_names_the_file_and_its_folder(
     import errno
 
     import medbench.cli
+    import medbench.spec.loading
 
-    def full() -> None:
+    def full(path: Path) -> None:
         raise OSError(errno.ENOSPC, "No space left on device", "results/t/scores.csv")
 
-    monkeypatch.setattr(medbench.cli, "app", full)
+    monkeypatch.setattr(medbench.spec.loading, "load_specs", full)
+    monkeypatch.setattr("sys.argv", ["medbench", "validate"])
     with pytest.raises(SystemExit) as raised:
         medbench.cli.main()
     assert raised.value.code == 1

@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from medbench.errors import MedbenchError
+from medbench.errors import UnknownIdError
 from medbench.run.cache import content_key
 from medbench.run.plan import Plan, limit_samples, make_plan
 from medbench.spec.loading import load_specs
@@ -121,9 +121,8 @@ def test_plan_limit_keeps_every_class(project: Path) -> None:
 
 def test_plan_unknown_model_names_the_choices(project: Path) -> None:
     with pytest.raises(
-        MedbenchError,
-        match=r"^suite t: 'nope' is not a model of this suite\. "
-        r"Choose from: baseline-chance, tiny-llava\.$",
+        UnknownIdError,
+        match=r"^'nope' is not a model of suite t\. Choose from: baseline-chance, tiny-llava\.$",
     ):
         _plan(project, models=["nope"])
 

@@ -15,8 +15,9 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
+from medbench.cli import Medbench
 from medbench.commands import validate as validate_cmd
-from medbench.errors import SpecError
+from medbench.errors import SpecError, UnknownIdError, UsageError
 from medbench.spec.loading import MAX_FILE_BYTES, SpecSet, load_specs
 
 REPO = Path(__file__).resolve().parents[2]
@@ -176,20 +177,30 @@ def test_unknown_suite_id_suggests_a_close_one(
     monkeypatch.chdir(tmp_path)
     specs = load_specs(write_tree(Path(".")))
     with pytest.raises(
-        SpecError, match=r"^specs:1:1: suite: unknown suite 'dem'. Did you mean 'demo'\?$"
+        UnknownIdError, match=r"^'dem' is not a suite in specs/\. Did you mean 'demo'\?$"
     ):
         specs.suite("dem")
 
 
 def test_missing_folder_is_one_issue(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
-    assert load_error(Path("nowhere")) == "nowhere:1:1: no such file or folder."
+    with pytest.raises(UsageError) as caught:
+        load_specs(Path("nowhere"))
+    assert str(caught.value) == (
+        "nowhere: no such file or folder. Give the spec folder (specs/ in the project) or a spec "
+        "file."
+    )
 
 
 def test_folder_without_yaml_is_one_issue(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     Path("specs").mkdir()
-    assert load_error(Path("specs")) == "specs:1:1: no spec files (*.yaml, *.yml) in this folder."
+    with pytest.raises(UsageError) as caught:
+        load_specs(Path("specs"))
+    assert str(caught.value) == (
+        "specs: no spec files (*.yaml, *.yml) in this folder. Give the spec folder (specs/ in the "
+        "project) or a spec file."
+    )
 
 
 def test_absolute_paths_outside_the_cwd_are_shown_as_given(tmp_path: Path) -> None:
@@ -314,7 +325,7 @@ def test_validate_of_200_files_imports_no_torch(tmp_path: Path) -> None:
 
 
 def _app() -> typer.Typer:
-    app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+    app = typer.Typer(cls=Medbench, add_completion=False, pretty_exceptions_enable=False)
     app.command()(validate_cmd.validate)
     app.command()(validate_cmd.schema)
     return app
@@ -365,7 +376,7 @@ def test_schema_command_writes_one_file_per_kind(tmp_path: Path) -> None:
 def test_schema_command_rejects_an_unknown_kind() -> None:
     result = CliRunner().invoke(_app(), ["schema", "taks"])
     assert result.exit_code == 2
-    assert result.stderr == "unknown kind 'taks'. Valid kinds: task, prompt_family, model, suite.\n"
+    assert result.stderr == "kind: 'taks' is not a spec kind. Did you mean 'task'?\n"
 
 
 def test_repo_specs_are_valid() -> None:

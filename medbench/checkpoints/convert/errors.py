@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from medbench.errors import MedbenchError
+from medbench.errors import EXIT_USAGE, MedbenchError
 
 
 class ConversionError(MedbenchError):
     """A source checkpoint cannot be converted faithfully; nothing was written."""
+
+    exit_code = EXIT_USAGE

@@ -9,7 +9,7 @@ from typing import TypeVar
 
 from ruamel.yaml import YAML
 
-from medbench.errors import Issue, SpecError
+from medbench.errors import Issue, SpecError, UnknownIdError, UsageError
 from medbench.spec.loading._checks import (
     ALLOW_REMOTE_CODE,
     check_ids,
@@ -95,10 +95,8 @@ class SpecSet:
     def _get(self, table: dict[str, S], kind: str, spec_id: str) -> S:
         if spec_id in table:
             return table[spec_id]
-        name = KIND_NAMES[kind]
-        hint = suggest(spec_id, sorted(table), f"Known {name}s") or f"No {name}s are defined."
-        problem = f"unknown {name} '{spec_id}'."
-        raise SpecError([Issue(_display(self.source), 1, 1, kind, problem, hint)])
+        shown = _display(self.source) + ("/" if self.source.is_dir() else "")
+        raise UnknownIdError(KIND_NAMES[kind], spec_id, sorted(table), f"in {shown}")
 
 
 def load_specs(path: Path) -> SpecSet:
@@ -140,11 +138,14 @@ def load_specs(path: Path) -> SpecSet:
     )
 
 
+_GIVE_SPECS = "Give the spec folder (specs/ in the project) or a spec file."
+
+
 def _discover(path: Path) -> list[Path]:
     if path.is_file():
         return [path]
     if not path.is_dir():
-        raise SpecError([Issue(_display(path), 1, 1, "", "no such file or folder.")])
+        raise UsageError(f"no such file or folder. {_GIVE_SPECS}", _display(path))
     files = sorted(
         p
         for p in path.rglob("*")
@@ -153,8 +154,8 @@ def _discover(path: Path) -> list[Path]:
         and p.is_file()
     )
     if not files:
-        raise SpecError(
-            [Issue(_display(path), 1, 1, "", "no spec files (*.yaml, *.yml) in this folder.")]
+        raise UsageError(
+            f"no spec files (*.yaml, *.yml) in this folder. {_GIVE_SPECS}", _display(path)
         )
     return files
 
