@@ -1,18 +1,33 @@
-"""SSIM of two images: Wang et al.'s form, its small-image window and its refusals."""
+"""Medical perturbations and SSIM: each physical effect on synthetic images, determinism,
+severities refused out of range, and the SSIM bands each severity is calibrated into."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 from PIL import Image
+from pydantic import ValidationError
+from typer.testing import CliRunner
 
+from medbench.data.variants import medical
 from medbench.data.variants.similarity import ssim
+from medbench.data.variants.transforms import apply_transform
+from tests.data.test_imagevariants import SHA, variant
+from tests.spec.test_loading import SUITE, _app, write_tree
 
+MEDICAL = ("bias_field", "motion", "exposure", "illumination", "stain")
+SEEDED = ("bias_field", "motion", "stain")
 RNG = np.random.default_rng(7)
 NOISE = RNG.integers(0, 256, size=(40, 48, 3), dtype=np.uint8)
 """A random colour image 48 wide and 40 high (not square: each side is its own scale)."""
+
+
+def perturb(name: str, image: Image.Image, seed: int = 0, sha: str = SHA, **fields: Any) -> Any:
+    spec = variant(name, **{"severity": 3, **fields})
+    return apply_transform(spec, image, seed=seed, content_sha256=sha)
 
 
 def pixels(image: Image.Image) -> np.ndarray[Any, np.dtype[np.float64]]:
@@ -62,3 +77,187 @@ def test_ssim_of_a_small_image_uses_the_largest_window_that_fits() -> None:
 def test_ssim_refuses_images_of_two_sizes() -> None:
     with pytest.raises(ValueError, match=r"^SSIM compares images of one size, got"):
         ssim(grey(0, 16), grey(0, 17))
+
+
+# Each physical effect
+
+
+def test_bias_field_is_smooth() -> None:
+    out = perturb("bias_field", grey(200), severity=5)
+    log_ratio = np.log(pixels(out) / 200)
+    span = float(log_ratio.max() - log_ratio.min())
+    steps = np.abs(np.diff(log_ratio, axis=0)).mean() + np.abs(np.diff(log_ratio, axis=1)).mean()
+    assert span > 1.0  # a strong field ...
+    assert steps < span / 20  # ... changing little from a pixel to the next
+
+
+def test_bias_field_is_multiplicative() -> None:
+    low, high = (pixels(perturb("bias_field", grey(level), severity=2)) for level in (60, 120))
+    assert not np.array_equal(low, np.full_like(low, 60))
+    # the same gain at either level, up to the rounding to whole grey levels
+    assert np.abs(low / 60 - high / 120).max() <= 0.5 / 60 + 0.5 / 120
+
+
+def bright_square(side: int = 64) -> Image.Image:
+    """A bright square on black, a quarter of the side wide, a little left of the centre."""
+    image = np.zeros((side, side), dtype=np.uint8)
+    q = side // 8
+    image[3 * q : 5 * q, 5 * q // 2 : 9 * q // 2] = 200
+    return Image.fromarray(image, "L")
+
+
+def test_motion_ghosts_the_object_along_the_phase_direction() -> None:
+    square = bright_square()
+    out = pixels(perturb("motion", square, severity=5))
+    inside = pixels(square) > 0
+    columns = inside.any(axis=0)[None, :].repeat(64, axis=0)
+    # energy leaves the square up and down its own columns (the phase direction), never sideways
+    assert out[columns & ~inside].sum() > 0.05 * out[inside].sum()
+    assert out[~columns].max() == 0
+
+
+def test_motion_ghosts_more_at_a_higher_severity() -> None:
+    square = bright_square(256)  # 257 lines drawn: some are moved even at severity 1
+    change = [
+        np.abs(pixels(perturb("motion", square, severity=s)) - pixels(square)).sum()
+        for s in (1, 3, 5)
+    ]
+    assert 0 < change[0] < change[1] < change[2]
+
+
+def ramp() -> Image.Image:
+    return Image.fromarray(np.tile(np.arange(256, dtype=np.uint8), (8, 1)), "L")
+
+
+@pytest.mark.parametrize("direction", ["over", "under"])
+def test_exposure_moves_the_grey_levels_in_order_and_clips(direction: str) -> None:
+    out = pixels(perturb("exposure", ramp(), severity=4, direction=direction))[0]
+    level = np.arange(256.0)
+    assert np.all(np.diff(out) >= 0)  # the order of grey levels is kept
+    if direction == "over":
+        assert np.all(out >= level) and out.mean() > level.mean() + 20
+        assert out[200] == 255  # whites clip
+    else:
+        assert np.all(out <= level) and out.mean() < level.mean() - 20
+        assert out[40] == 0  # blacks clip
+
+
+def test_exposure_acts_on_each_channel_alike() -> None:
+    colour = Image.fromarray(NOISE, "RGB")
+    out = perturb("exposure", colour)
+    for c in range(3):
+        alone = perturb("exposure", Image.fromarray(NOISE[..., c], "L"))
+        assert np.array_equal(np.asarray(out)[..., c], np.asarray(alone))
+
+
+def test_illumination_darkens_the_corners_more_than_the_centre() -> None:
+    out = pixels(perturb("illumination", grey(200, 65), severity=5))
+    assert out[32, 32] >= 199
+    assert out[0, 0] < 0.6 * 200
+    assert out[0, 32] < out[16, 32] < out[32, 32]
+
+
+@pytest.mark.parametrize(("cast", "warmer"), [("warm", True), ("cool", False)])
+def test_illumination_casts_its_colour_on_a_colour_image(cast: str, warmer: bool) -> None:
+    white = Image.new("RGB", (64, 64), (200, 200, 200))
+    red, green, blue = pixels(perturb("illumination", white, cast=cast)).mean(axis=(0, 1))
+    assert (red > green > blue) == warmer
+    assert (blue > green > red) == (not warmer)
+
+
+def tissue() -> Image.Image:
+    """A slide: glass (near-white, 230 to 255) with purple nuclei and pink stroma on it."""
+    rng = np.random.default_rng(3)
+    image = rng.integers(230, 256, size=(64, 64, 3)).astype(np.uint8)
+    image[8:30, 8:30] = (110, 60, 150)  # haematoxylin-rich
+    image[34:60, 20:56] = (220, 130, 190)  # eosin-rich
+    return Image.fromarray(image, "RGB")
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_stain_keeps_the_glass_white_and_recolours_the_tissue(seed: int) -> None:
+    slide = tissue()
+    before = pixels(slide)
+    out = pixels(perturb("stain", slide, seed=seed, severity=5))
+    glass = (before >= 230).all(axis=-1)
+    assert (out[glass] >= 220).all()
+    for block in (np.s_[8:30, 8:30], np.s_[34:60, 20:56]):
+        assert np.abs(out[block] - before[block]).max() >= 8
+
+
+def test_stain_of_a_grey_image_is_grey_with_its_structure() -> None:
+    image = Image.fromarray(np.asarray(tissue().convert("L")), "L")
+    out = perturb("stain", image, severity=5)
+    assert out.mode == "L"
+    assert np.corrcoef(pixels(out).ravel(), pixels(image).ravel())[0, 1] > 0.9
+
+
+# Every medical transform
+
+
+@pytest.mark.parametrize("mode", ["L", "RGB"])
+@pytest.mark.parametrize("name", MEDICAL)
+def test_medical_transform_keeps_size_and_mode(name: str, mode: str) -> None:
+    image = Image.fromarray(NOISE, "RGB").convert(mode)
+    for severity in (1, 5):
+        out = perturb(name, image, severity=severity)
+        assert (out.size, out.mode) == ((48, 40), mode)
+    assert not np.array_equal(np.asarray(out), np.asarray(image))
+
+
+@pytest.mark.parametrize("name", MEDICAL)
+def test_medical_transform_is_deterministic(name: str) -> None:
+    image = Image.fromarray(NOISE, "RGB")
+
+    def made(seed: int, sha: str = SHA) -> bytes:
+        return perturb(name, image, seed=seed, sha=sha).tobytes()  # type: ignore[no-any-return]
+
+    assert made(1) == made(1)
+    assert (len({made(1), made(2), made(1, "1" * 64)}) == 3) == (name in SEEDED)
+
+
+@pytest.mark.parametrize("severity", [0, 6])
+@pytest.mark.parametrize("name", MEDICAL)
+def test_severity_outside_one_to_five_is_refused(name: str, severity: int) -> None:
+    bound = "greater than or equal to 1" if severity == 0 else "less than or equal to 5"
+    with pytest.raises(ValidationError, match=f"severity\n  Input should be {bound}"):
+        variant(name, severity=severity)
+
+
+def test_severity_must_be_an_integer() -> None:
+    with pytest.raises(ValidationError, match="severity\n  Input should be a valid integer"):
+        variant("motion", severity="3")
+    with pytest.raises(ValidationError, match="severity\n  Field required"):
+        variant("stain")
+
+
+def test_validate_locates_a_severity_out_of_range(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    suite = SUITE + "image_variants:\n  - {id: m, transform: motion, severity: 7}\n"
+    write_tree(Path("."), {"specs/suites/demo.yaml": suite})
+    result = CliRunner().invoke(_app(), ["validate", "specs", "--no-data"])
+    assert result.exit_code == 2
+    assert result.stderr == (
+        "specs/suites/demo.yaml:10:42: image_variants.0.severity: expected a number <= 5, got 7.\n"
+    )
+
+
+# Severity calibration
+
+
+def test_severity_bands_fall_with_severity_and_cover_every_table() -> None:
+    bands = [medical.SEVERITY_SSIM[s] for s in range(1, 6)]
+    assert all(low < high for low, high in bands)
+    assert all(below[1] <= above[0] for above, below in zip(bands, bands[1:], strict=False))
+    tables = [
+        medical.BIAS_FIELD_LOG_GAIN,
+        medical.MOTION_LINES,
+        *medical.EXPOSURE_SHIFT.values(),
+        *medical.ILLUMINATION_FALLOFF.values(),
+        medical.STAIN_SPREAD,
+    ]
+    for table in tables:
+        assert list(table) == [1, 2, 3, 4, 5]
+        assert all(a < b for a, b in zip(table.values(), list(table.values())[1:], strict=False))
