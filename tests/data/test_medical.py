@@ -3,6 +3,12 @@ severities refused out of range, and the SSIM bands each severity is calibrated 
 
 from __future__ import annotations
 
+import functools
+import multiprocessing
+import os
+import subprocess
+import sys
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -12,11 +18,13 @@ from PIL import Image
 from pydantic import ValidationError
 from typer.testing import CliRunner
 
+from medbench.data.images import load_image, sha256_file
 from medbench.data.variants import medical
 from medbench.data.variants.similarity import ssim
-from medbench.data.variants.transforms import apply_transform
+from medbench.data.variants.transforms import apply_transform, as_grey_if_grey
 from tests.data.test_imagevariants import SHA, variant
 from tests.spec.test_loading import SUITE, _app, write_tree
+from tests.spec_tree import REPO
 
 MEDICAL = ("bias_field", "motion", "exposure", "illumination", "stain")
 SEEDED = ("bias_field", "motion", "stain")
@@ -261,3 +269,68 @@ def test_severity_bands_fall_with_severity_and_cover_every_table() -> None:
     for table in tables:
         assert list(table) == [1, 2, 3, 4, 5]
         assert all(a < b for a, b in zip(table.values(), list(table.values())[1:], strict=False))
+
+
+@functools.lru_cache(maxsize=1)
+def sample(task: str, side: int) -> tuple[tuple[Image.Image, str], ...]:
+    """The sample images of `task`, grey ones grey, resized to `side` square (bicubic)."""
+    paths = sorted(p for p in (REPO / "data" / "sample" / task).glob("*/*") if p.is_file())
+    square = (side, side)
+    return tuple(
+        (as_grey_if_grey(load_image(p)).resize(square, Image.Resampling.BICUBIC), sha256_file(p))
+        for p in paths
+    )
+
+
+def ssim_sum(job: tuple[str, int, str, dict[str, Any], int, int]) -> float:
+    """The sum of the SSIMs of a variant (`name`, `fields`) on every `parts`-th sample image
+    of `task` from the `part`-th, resized to `side` px (seed 0)."""
+    task, side, name, fields, part, parts = job
+    images = sample(task, side)[part::parts]
+    spec = variant(name, **fields)
+    made = (apply_transform(spec, im, seed=0, content_sha256=sha) for im, sha in images)
+    return sum(ssim(im, out) for (im, _), out in zip(images, made, strict=True))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("side", [336, 896])
+@pytest.mark.parametrize(
+    ("name", "fields", "task"),
+    [
+        ("bias_field", {}, "brain_tumor_mri"),
+        ("motion", {}, "brain_tumor_mri"),
+        ("exposure", {"direction": "over"}, "pneumonia_cxr"),
+        ("exposure", {"direction": "under"}, "pneumonia_cxr"),
+        ("illumination", {"cast": "warm"}, "skin_lesion"),
+        ("illumination", {"cast": "cool"}, "skin_lesion"),
+        ("stain", {}, "histopathology"),
+    ],
+)
+def test_severity_mean_ssim_on_the_samples_falls_in_its_band(
+    name: str, fields: dict[str, str], task: str, side: int
+) -> None:
+    # SSIM at 896 px takes most of a minute per fault on one core: share the images out
+    parts = os.cpu_count() or 1
+    severities = range(1, 6)
+    jobs = [
+        (task, side, name, {**fields, "severity": s}, part, parts)
+        for s in severities
+        for part in range(parts)
+    ]
+    with ProcessPoolExecutor(parts, mp_context=multiprocessing.get_context("spawn")) as pool:
+        sums = list(pool.map(ssim_sum, jobs))
+    count = len(sample(task, side))
+    means = [sum(sums[i * parts : (i + 1) * parts]) / count for i in range(len(severities))]
+    bands = [medical.SEVERITY_SSIM[s] for s in severities]
+    assert all(low < m < high for m, (low, high) in zip(means, bands, strict=True)), means
+
+
+def test_calibrate_severities_quick_runs() -> None:
+    done = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "calibrate_severities.py"), "--quick"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count("  table: {1: ") == 7
