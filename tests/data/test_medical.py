@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import multiprocessing
 import os
+import re
 import subprocess
 import sys
 from concurrent.futures import ProcessPoolExecutor
@@ -16,6 +17,7 @@ import numpy as np
 import pytest
 from PIL import Image
 from pydantic import ValidationError
+from ruamel.yaml import YAML
 from typer.testing import CliRunner
 
 from medbench.data.images import load_image, sha256_file
@@ -269,6 +271,15 @@ def test_severity_bands_fall_with_severity_and_cover_every_table() -> None:
     for table in tables:
         assert list(table) == [1, 2, 3, 4, 5]
         assert all(a < b for a, b in zip(table.values(), list(table.values())[1:], strict=False))
+
+
+def test_readme_examples_of_medical_variants_are_valid() -> None:
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    blocks = [b for b in re.findall(r"```yaml\n(.*?)```", readme, re.S) if "severity" in b]
+    assert blocks
+    for block in blocks:
+        for entry in YAML(typ="safe").load(block)["image_variants"]:
+            assert variant(**{"id": "x", **entry}).transform in MEDICAL
 
 
 @functools.lru_cache(maxsize=1)
