@@ -118,6 +118,58 @@ class BlurVariant(_ImageVariant):
     """Blur radius in pixels."""
 
 
+class _SeverityVariant(_ImageVariant):
+    severity: StrictInt = Field(ge=1, le=5)
+    """1 (slight) to 5 (strong); each level's strength is a fixed physical parameter,
+    calibrated to a band of SSIM on the sample images (`medbench.data.variants.medical`)."""
+
+
+class BiasFieldVariant(_SeverityVariant):
+    """MRI intensity inhomogeneity: the image times a smooth seeded gain field."""
+
+    transform: Literal["bias_field"]
+    seed: Seed | None = None
+    """Field seed (mixed with each image's hash); left out, the suite's `seed`."""
+
+
+class MotionVariant(_SeverityVariant):
+    """MRI motion ghosting: seeded k-space lines acquired with the object displaced along the
+    phase-encoding (vertical) direction."""
+
+    transform: Literal["motion"]
+    seed: Seed | None = None
+    """Seed of the corrupted lines (mixed with each image's hash); left out, the suite's
+    `seed`."""
+
+
+class ExposureVariant(_SeverityVariant):
+    """X-ray exposure error: a shifted display window level, narrowed, with clipping."""
+
+    transform: Literal["exposure"]
+    direction: Literal["under", "over"] = "over"
+    """`over` brightens the image and clips its whites, `under` darkens it and clips its
+    blacks."""
+
+
+class IlluminationVariant(_SeverityVariant):
+    """Dermoscope lighting: a colour cast and a radial fall-off of light toward the corners."""
+
+    transform: Literal["illumination"]
+    cast: Literal["warm", "cool"] = "warm"
+    """`warm` takes light from blue (and half as much from green), `cool` from red (and
+    green); a grey image gets the fall-off only."""
+
+
+class StainVariant(_SeverityVariant):
+    """Histology stain variation: seeded scale and shift of the haematoxylin, eosin and DAB
+    amounts (colour deconvolution); the unstained background is kept."""
+
+    transform: Literal["stain"]
+    seed: Seed | None = None
+    """Seed of the stain changes (mixed with each image's hash); left out, the suite's
+    `seed`."""
+
+
 class NoImageVariant(_ImageVariant):
     """Ablation: the same prompt with no image at all."""
 
@@ -158,6 +210,11 @@ ImageVariantSpec = Annotated[
     | GammaVariant
     | GaussianNoiseVariant
     | BlurVariant
+    | BiasFieldVariant
+    | MotionVariant
+    | ExposureVariant
+    | IlluminationVariant
+    | StainVariant
     | NoImageVariant
     | BlankVariant
     | MismatchedVariant
@@ -168,6 +225,7 @@ ImageVariantSpec = Annotated[
 IMAGE_TRANSFORMS = (
     *("jpeg", "resize", "rotate", "flip", "crop", "contrast", "brightness", "gamma"),
     *("gaussian_noise", "blur"),
+    *("bias_field", "motion", "exposure", "illumination", "stain"),
 )
 """Image variants that change the image's pixels."""
 IMAGE_ABLATIONS = ("no_image", "blank", "mismatched", "noise")

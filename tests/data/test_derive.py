@@ -30,7 +30,8 @@ def _grey_rgb(side: int = 96, seed: int = 0) -> Image.Image:
     return Image.fromarray(np.stack([grey] * 3, axis=-1), "RGB")
 
 
-@pytest.mark.parametrize("name", sorted(set(DERIVED_SPECS) - {"jpeg"}))
+# `illumination` casts a colour and `stain` stains: a grey image gets neither (see transforms)
+@pytest.mark.parametrize("name", sorted(set(DERIVED_SPECS) - {"jpeg", "illumination", "stain"}))
 def test_apply_transform_on_grey_gives_the_rgb_results_pixels(name: str) -> None:
     rgb = _grey_rgb()
     grey = as_grey_if_grey(rgb)

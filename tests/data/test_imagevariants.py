@@ -51,6 +51,11 @@ DERIVED_SPECS: dict[str, dict[str, Any]] = {
     "gamma": {"gamma": 2.0},
     "gaussian_noise": {"sigma": 8.0, "seed": 3},
     "blur": {"radius": 2.0},
+    "bias_field": {"severity": 3, "seed": 3},
+    "motion": {"severity": 3, "seed": 3},
+    "exposure": {"severity": 3},
+    "illumination": {"severity": 3},
+    "stain": {"severity": 3, "seed": 3},
     "blank": {},
     "noise": {"seed": 3},
 }

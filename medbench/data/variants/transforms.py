@@ -3,12 +3,15 @@
 Each takes the decoded original (upright 8-bit RGB, as `medbench.data.images.load_image` makes it)
 and returns a new RGB image; the random ones draw from a numpy Generator seeded by the
 variant's seed and the original's content hash, so that each image gets its own noise and the
-same noise in every process.
+same noise in every process. The medical perturbations (bias field, motion, exposure,
+illumination, stain) live in `medbench.data.variants.medical`.
 
 `apply_transform` does the same on a grey (`L`) image when the original is grey, which is
-three times less work: every transform but the noises acts on each channel alike (Pillow's
-contrast reads the grey mean either way), so its result is the RGB result's grey; the noises
-draw per channel, so they make RGB from the grey image.
+three times less work: every transform but the noises, `illumination` and `stain` acts on each
+channel alike (Pillow's contrast reads the grey mean either way), so its result is the RGB
+result's grey; the noises draw per channel, so they make RGB from the grey image; a grey image
+has no colour to cast or stain, so `illumination` gives it the fall-off alone and `stain` the
+grey of its stained RGB.
 """
 
 from __future__ import annotations
@@ -22,20 +25,26 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageEnhance, ImageFilter, ImageOps
 
+from medbench.data.variants import medical
 from medbench.spec import (
+    BiasFieldVariant,
     BlankVariant,
     BlurVariant,
     BrightnessVariant,
     ContrastVariant,
     CropVariant,
+    ExposureVariant,
     FlipVariant,
     GammaVariant,
     GaussianNoiseVariant,
+    IlluminationVariant,
     ImageVariantSpec,
     JpegVariant,
+    MotionVariant,
     NoiseVariant,
     ResizeVariant,
     RotateVariant,
+    StainVariant,
 )
 
 _RESAMPLE = {
@@ -128,6 +137,30 @@ def _rounded_gaussian(sigma: float) -> np.ndarray[Any, np.dtype[np.int16]]:
     return table
 
 
+def _bias_field(
+    spec: BiasFieldVariant, image: Image.Image, rng: np.random.Generator
+) -> Image.Image:
+    return medical.add_bias_field(image, medical.BIAS_FIELD_LOG_GAIN[spec.severity], rng)
+
+
+def _motion(spec: MotionVariant, image: Image.Image, rng: np.random.Generator) -> Image.Image:
+    return medical.add_motion(image, medical.MOTION_LINES[spec.severity], rng)
+
+
+def _exposure(spec: ExposureVariant, image: Image.Image) -> Image.Image:
+    shift = medical.EXPOSURE_SHIFT[spec.direction][spec.severity]
+    return medical.shift_exposure(image, shift, spec.direction)
+
+
+def _illumination(spec: IlluminationVariant, image: Image.Image) -> Image.Image:
+    falloff = medical.ILLUMINATION_FALLOFF[spec.cast][spec.severity]
+    return medical.light_unevenly(image, falloff, spec.cast)
+
+
+def _stain(spec: StainVariant, image: Image.Image, rng: np.random.Generator) -> Image.Image:
+    return medical.vary_stain(image, medical.STAIN_SPREAD[spec.severity], rng)
+
+
 def _blank(spec: BlankVariant, image: Image.Image) -> Image.Image:
     pixels = np.asarray(image)
     bands = 1 if pixels.ndim == 2 else pixels.shape[2]
@@ -152,10 +185,15 @@ _PLAIN: dict[str, Callable[[Any, Image.Image], Image.Image]] = {
     "brightness": _brightness,
     "gamma": _gamma,
     "blur": _blur,
+    "exposure": _exposure,
+    "illumination": _illumination,
     "blank": _blank,
 }
 _SEEDED: dict[str, Callable[[Any, Image.Image, np.random.Generator], Image.Image]] = {
     "gaussian_noise": _gaussian_noise,
+    "bias_field": _bias_field,
+    "motion": _motion,
+    "stain": _stain,
     "noise": _noise,
 }
 DERIVED = frozenset(_PLAIN) | frozenset(_SEEDED)
@@ -174,7 +212,7 @@ def apply_transform(
     spec: ImageVariantSpec, image: Image.Image, *, seed: int, content_sha256: str
 ) -> Image.Image:
     """`transform_image` of an RGB or grey (`L`) image: a grey image gives a grey result,
-    but for the noises (see the module)."""
+    but for the noises (see the module, and for `illumination` and `stain`)."""
     if spec.transform in _SEEDED:
         return _SEEDED[spec.transform](spec, image, generator(seed, content_sha256))
     if spec.transform in _PLAIN:
