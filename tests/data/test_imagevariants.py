@@ -521,3 +521,18 @@ def test_image_variant_tasks_outside_the_suite_is_a_located_error(tmp_path: Path
     message = load_error(write_tree(tmp_path, {"specs/suites/demo.yaml": suite}))
     assert message.startswith(f"{tmp_path}/specs/suites/demo.yaml:")
     assert "image variant 'j' names task 'brain', which is not among the suite's tasks" in message
+
+
+def test_plan_stain_recipe_follows_the_scikit_image_version(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    extra = "image_variants:\n  - {id: s, transform: stain, severity: 2}\n"
+
+    def keys(folder: str) -> set[str]:
+        plan = plan_of(tmp_path / folder, extra, models=("tiny-llava",))
+        return {j.key for j in plan.jobs if j.image_variant == "s"}
+
+    before = keys("a")
+    assert before == keys("b")
+    monkeypatch.setattr("medbench.data.variants.derive._scikit_image_version", lambda: "0.0")
+    assert not keys("c") & before

@@ -29,6 +29,9 @@ from medbench.errors import MedbenchError
 from medbench.home import HOME_ENV
 from medbench.spec import ORIGINAL_IMAGE, ImageRef, ImageVariantSpec, SuiteSpec
 
+SCIKIT_IMAGE_TRANSFORMS = frozenset({"stain"})
+"""Transforms whose pixels come from scikit-image (its version joins their recipes)."""
+
 Slot = tuple[str, str, str, str]
 """(task, sample id, image variant id, view): the view is an `InputView.token` (the model's
 input the variant is applied at), empty for the file itself."""
@@ -124,7 +127,11 @@ def variant_images(
             keyed = keyers.get((spec.id, token))
             if keyed is None:
                 payload = transform_payload(spec, seed)
-                keyed = recipe_keys({**payload, "at": token} if token else payload)
+                if token:
+                    payload["at"] = token
+                if spec.transform in SCIKIT_IMAGE_TRANSFORMS:
+                    payload["scikit-image"] = _scikit_image_version()
+                keyed = recipe_keys(payload)
                 keyers[(spec.id, token)] = keyed
         partners = (
             mismatched_partners(samples[task], seed, task)
@@ -154,6 +161,12 @@ def variant_images(
                 marker = f"{spec.id}:{sample.sha256}"
                 images[slot] = (ImageRef(str(sample.path), marker),)
     return images, errors, recipes
+
+
+def _scikit_image_version() -> str:
+    from importlib.metadata import version
+
+    return version("scikit-image")
 
 
 def derive_bytes(recipe: Recipe, source: Image.Image | None = None) -> bytes:
