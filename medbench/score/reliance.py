@@ -88,8 +88,9 @@ def original_only(answers: pd.DataFrame) -> pd.DataFrame:
 def describe_transform(text: str) -> tuple[str, int | None]:
     """An image variant's perturbation and severity from its transform's JSON text.
 
-    The perturbation is the transform's name with its parameters other than `severity`, sorted
-    (`exposure(direction=under)`), or the bare name where it has none (`bias_field`); the
+    The perturbation is the transform's name with its parameters other than `severity` and
+    `seed` (a draw, not a physical setting), sorted (`exposure(direction=under)`), or the bare
+    name where it has none (`bias_field`); the
     severity is the whole number under `severity`, or None where there is none (`jpeg`,
     `rotate`, ... and the ablations: perturbations of their own, on no curve).
     """
@@ -102,6 +103,7 @@ def describe_transform(text: str) -> tuple[str, int | None]:
     params = {str(k): v for k, v in data.items()}
     name = str(params.pop("transform", ""))
     level = params.pop("severity", None)
+    params.pop("seed", None)
     if isinstance(level, float) and level.is_integer():
         level = int(level)
     if level is not None and (isinstance(level, bool) or not isinstance(level, int)):

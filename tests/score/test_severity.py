@@ -303,3 +303,24 @@ def test_results_and_records_hold_the_severity_tables(
     assert verify_records(Path("leaderboard")) == [
         "leaderboard/quickstart/m.json: severity_models[0].rauc: recorded 0.9, re-derived 0.75"
     ]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ('{"severity":2,"transform":"bias_field","seed":0}', ("bias_field", 2)),
+        (
+            '{"direction":"under","severity":4,"transform":"exposure"}',
+            ("exposure(direction=under)", 4),
+        ),
+        ('{"quality":30,"transform":"jpeg"}', ("jpeg(quality=30)", None)),
+        ('{"severity":"high","transform":"stain"}', ("stain(severity=high)", None)),
+        ("not json", ("", None)),
+    ],
+)
+def test_describe_transform_names_the_physics_without_seed_or_severity(
+    text: str, expected: tuple[str, int | None]
+) -> None:
+    from medbench.score.reliance import describe_transform
+
+    assert describe_transform(text) == expected
