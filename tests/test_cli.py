@@ -157,9 +157,11 @@ def test_cli_plan_paper_needs_neither_the_openai_key_nor_the_network(
     # the image variants, with each family's reference wording: for each VLM 12 derived
     # images x 2 families x 22 images, and one no-image answer per family and task (2 x 4);
     # the mismatched images are other samples' own (their answers are planned already), and
-    # baselines keep the original keys: 2332 + 5 x (528 + 8) = 5012
+    # baselines keep the original keys: 2332 + 5 x (528 + 8) = 5012; and the medical
+    # perturbations on their own task's images (8 brain MRI, 4 chest X-ray, 4 skin, 6 slides):
+    # 5 x 2 families x (10 x 8 + 10 x 4 + 5 x 4 + 5 x 6) = 1700, so 6712
     lines = result.output.splitlines()
-    assert lines[-2] == "0 cached; 5012 distinct answers to compute."
+    assert lines[-2] == "0 cached; 6712 distinct answers to compute."
     assert lines[-1].startswith(
         "histopathology: a fixed subset of 250 images per class (seed 0): LC25000's 15,000 "
         "lung images are augmentations"
