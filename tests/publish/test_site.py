@@ -1230,7 +1230,18 @@ def test_methods_page_defines_ssim_severity_rauc_and_the_quadrants() -> None:
     for anchor in ("ssim", "severity", "relative_f1", "rauc", "quadrants", "dangerous"):
         assert f'id="{anchor}"' in text
     assert "scikit-image's Gaussian-window form" in text
-    assert "calibrated by SSIM bands at the model's input" in text
+    from medbench.data.variants.medical import SEVERITY_SSIM
+
+    # the bands the methods page states are the ones the severities are calibrated to
+    def shown(value: float) -> str:  # two decimals at least: 0.60, 0.925
+        digits = f"{value:.3f}".rstrip("0")
+        return digits.ljust(4, "0")
+
+    stated = ", ".join(
+        f"{level}: {shown(low)}&ndash;{shown(high)}"
+        for level, (low, high) in sorted(SEVERITY_SSIM.items())
+    )
+    assert f"({stated}; " in text
     assert (
         "A low flip rate alone is not safety: a 2026 study of radiology VLMs found 98.5% of one "
         "model's consistent answers in the dangerous quadrant."
