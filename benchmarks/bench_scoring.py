@@ -55,6 +55,8 @@ IMAGE_VARIANTS = {
     "blank": ("blank", '{"transform":"blank"}'),
 }
 """The quickstart suite's image variants (`image_transforms` of its spec)."""
+SSIM = {"jpeg-q30": 0.87, "rotate-10": 0.59, "blank": 0.07}
+"""Each image variant's SSIM at the model's input (about the quickstart's on brain MRI)."""
 KEPT = {"jpeg": 0.9, "rotate": 0.85, "no_image": 0.3, "blank": 0.3}
 """The share of an image variant's answers that keep the original image's answer."""
 QUICK_JOBS = 8_000
@@ -93,6 +95,7 @@ def synthetic(
                 "text": texts,
                 "image_variant": image,
                 "image_transform": IMAGE_VARIANTS[image][1] if image != ORIGINAL else "",
+                "image_ssim": SSIM.get(image, float("nan")),
             }
         )
 
