@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -128,7 +129,9 @@ def test_index_ranks_as_the_records_say(
     expected = [title for *_, title in ranked(built)]
     models = [m.removesuffix(" test model") for m in column(page, RANKING, 1)]
     assert models == expected
-    assert column(page, RANKING, 0) == ["1", "2", "3", "4"]
+    rows = json.loads((built[1] / "data" / "quickstart~ranking.json").read_text())
+    assert column(page, RANKING, 0) == [row["rank_range"] for row in rows]
+    assert [row["rank"] for row in rows] == [1, 2, 3, 4]
     expect(page.locator(f"{RANKING} thead th").nth(2)).to_have_attribute("aria-sort", "descending")
 
 

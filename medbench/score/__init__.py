@@ -11,6 +11,7 @@ from medbench.score.answers import (
     collect_answers,
     parse_job_answer,
 )
+from medbench.score.ranks import Rank, order_key, rank_rows
 from medbench.score.reliance import original_only
 from medbench.score.report import score_and_report
 from medbench.score.scoring import ScoreTables, finite, score_answers
@@ -19,14 +20,17 @@ from medbench.score.sidecar import MAX_SIDECAR_BYTES, answers_csv, decompress, r
 __all__ = [
     "IMAGE_PROCESSOR_COLUMN",
     "MAX_SIDECAR_BYTES",
+    "Rank",
     "ScoreTables",
     "ScoringLayout",
     "answers_csv",
     "collect_answers",
     "decompress",
     "finite",
+    "order_key",
     "original_only",
     "parse_job_answer",
+    "rank_rows",
     "read_answers_csv",
     "score_and_report",
     "score_answers",

@@ -1,7 +1,8 @@
 """The terminal summary of a scored suite: one row per model, readable at 80 columns.
 
-Rows are ranked as the site ranks them: by the headline score (all-variants kappa), the
-models whose interval lies above 0 first (the others show no fragility); model ids are never
+Rows are ranked as the site ranks them (`medbench.score.ranks`): by the headline score
+(all-variants kappa), the models whose interval lies above 0 first (the others show no
+fragility), each rank a range where 95% intervals overlap; model ids are never
 cut: an id too long for its column gets a line of its own, its numbers on the next. Described
 pipelines follow their model as indented rungs, never as ranked models of their own.
 """
@@ -14,11 +15,14 @@ from typing import Any
 
 import pandas as pd
 
+from medbench.score.ranks import rank_rows, skilled
+
 WIDTH = 80
 """Columns the summary fits in."""
 _HEADS = ("all-var. kappa", "fragil", "mean F1", "refused", "unparsed")
 _WIDTHS = (16, 6, 7, 7, 8)
 _RANK = 3
+"""The rank column's least width (wider where a rank range needs it, the ids' column narrower)."""
 
 
 def _value(row: dict[str, Any], name: str) -> float | None:
@@ -53,23 +57,9 @@ def _rates(scores: pd.DataFrame, model: str, pipeline: str) -> tuple[float | Non
     return found[0], found[1]
 
 
-def _skilled(row: dict[str, Any]) -> bool:
-    """Whether the headline's interval lies above 0 (without an interval: its value)."""
-    lo, value = _value(row, "all_variants_kappa_lo"), _value(row, "all_variants_kappa")
-    return (lo if lo is not None else (value if value is not None else 0.0)) > 0
-
-
 def _shows_fragility(row: dict[str, Any]) -> bool:
     """No fragility for a model whose headline shows no skill (none measured: shown)."""
-    return _value(row, "all_variants_kappa") is None or _skilled(row)
-
-
-def _rank_key(row: dict[str, Any]) -> tuple[bool, float, str]:
-    """As the site ranks: skilled models first by the headline, then the others by their mean
-    kappa (the headline cannot tell them apart), highest first (missing last)."""
-    skilled = _skilled(row)
-    value = _value(row, "all_variants_kappa" if skilled else "mean_kappa")
-    return not skilled, -(value if value is not None else -2.0), str(row["model"])
+    return _value(row, "all_variants_kappa") is None or skilled(row)
 
 
 def _numbers(row: dict[str, Any], scores: pd.DataFrame) -> list[str]:
@@ -145,9 +135,9 @@ def robustness_lines(severity_models: pd.DataFrame, quadrant_models: pd.DataFram
     ]
 
 
-def _line(rank: str, name: str, cells: list[str], name_width: int) -> str:
+def _line(rank: str, name: str, cells: list[str], widths: tuple[int, int]) -> str:
     numbers = " ".join(c.rjust(w) for c, w in zip(cells, _WIDTHS, strict=True))
-    return f"{rank:>{_RANK}} {name:<{name_width}} {numbers}".rstrip()
+    return f"{rank:>{widths[0]}} {name:<{widths[1]}} {numbers}".rstrip()
 
 
 def summary_lines(
@@ -155,24 +145,26 @@ def summary_lines(
 ) -> list[str]:
     """The summary's lines: a title, a header, one row per model ranked by the headline
     score (its pipelines beneath it), and a legend; none wider than `WIDTH`."""
-    name_width = WIDTH - _RANK - 2 - sum(_WIDTHS) - (len(_WIDTHS) - 1)
-    lines = [
-        f"suite {suite}: ranked by all-variants kappa (chance-corrected; an image",
-        "counts only if every variant answers it right), 95% CI; fragility =",
-        "disagreement, shown only where the kappa interval lies above 0",
-        _line("#", "model", list(_HEADS), name_width),
-    ]
     rows: list[dict[str, Any]] = (
         []
         if models.empty
         else [{str(k): v for k, v in r.items()} for r in models.to_dict("records")]
     )
-    direct = [r for r in rows if r.get("pipeline") == "direct"]
-    direct.sort(key=_rank_key)
-    for rank, row in enumerate(direct, start=1):
+    ranked = rank_rows([r for r in rows if r.get("pipeline") == "direct"])
+    rank_width = max([_RANK, *(len(rank.text) for _, rank in ranked)])
+    name_width = WIDTH - rank_width - 2 - sum(_WIDTHS) - (len(_WIDTHS) - 1)
+    widths = (rank_width, name_width)
+    lines = [
+        f"suite {suite}: ranked by all-variants kappa (chance-corrected; an image",
+        "counts only if every variant answers it right), 95% CI; fragility =",
+        "disagreement, shown only where the kappa interval lies above 0",
+        _line("#", "model", list(_HEADS), widths),
+    ]
+    direct = [row for row, _ in ranked]
+    for row, rank in ranked:
         model = str(row["model"])
         name = model + (" *" if model in test_models else "")
-        entries = [(str(rank), name, row)]
+        entries = [(rank.text, name, row)]
         rungs = sorted(
             (r for r in rows if r.get("model") == model and r.get("pipeline") != "direct"),
             key=lambda r: str(r["pipeline"]),
@@ -181,10 +173,12 @@ def summary_lines(
         for shown_rank, shown, data in entries:
             cells = _numbers(data, scores)
             if len(shown) <= name_width:
-                lines.append(_line(shown_rank, shown, cells, name_width))
+                lines.append(_line(shown_rank, shown, cells, widths))
             else:
-                lines.append(f"{shown_rank:>{_RANK}} {shown}")
-                lines.append(_line("", "", cells, name_width))
+                lines.append(f"{shown_rank:>{rank_width}} {shown}")
+                lines.append(_line("", "", cells, widths))
+    if any(rank.best != rank.worst for _, rank in ranked):
+        lines.append("# a–b: a rank range, where the models' 95% kappa intervals overlap")
     if any(r.get("model") in test_models for r in direct):
         lines.append("* test model: random or demonstration weights, not a real result")
     if len(direct) < len(rows):

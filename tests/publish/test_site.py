@@ -220,6 +220,9 @@ def test_build_site_index_ranks_skilled_models_by_all_variants_kappa(
     rows = json.loads((site / "data" / "quickstart~ranking.json").read_text())
     assert [row["model"] for row in rows] == [r.model_id for r in expected]
     assert [row["rank"] for row in rows] == [1, 2, 3]
+    for row in rows:  # the range its 95% interval allows, shown where it is not one rank
+        best, worst = row["rank_best"], row["rank_worst"]
+        assert row["rank_range"] == (str(best) if best == worst else f"{best}–{worst}")
     assert [row["all_variants_kappa"] for row in rows] == [
         r.models[0]["all_variants_kappa"] for r in expected
     ]

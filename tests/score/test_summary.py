@@ -39,8 +39,9 @@ def test_summary_lines_hide_fragility_and_rank_last_a_model_without_skill() -> N
     )
     lines = summary_lines("q", models, pd.DataFrame(), set())
     assert lines[4:] == [
-        "  1 tiny-gemma3-general         0.02 [0.01-0.05]   0.42    0.55       -        -",
-        "  2 baseline-stable-random      0.01 [-0.05-0.07]      -    0.50       -        -",
+        "1–2 tiny-gemma3-general         0.02 [0.01-0.05]   0.42    0.55       -        -",
+        "1–2 baseline-stable-random      0.01 [-0.05-0.07]      -    0.50       -        -",
+        "# a–b: a rank range, where the models' 95% kappa intervals overlap",
     ]
 
 

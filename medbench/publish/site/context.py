@@ -121,6 +121,8 @@ class Site:
         if not col.numeric:
             return Cell("–" if v is None else str(v), header=col.kind == "head", task=col.task)
         sort = "" if v is None or isinstance(v, bool | str) else f"{v:.9g}"
+        if col.kind == "rank":
+            return Cell(str(row.get("rank_range") or num(v, 0)), sort, task=col.task)
         lo, hi = row.get(f"{col.key}_lo"), row.get(f"{col.key}_hi")
         ci = (
             f"[{num(lo)}, {num(hi)}]"

@@ -79,7 +79,8 @@ class TaskDetails:
 
 @dataclass(frozen=True)
 class Col:
-    """How to show one column: `text`, `int`, `num`, `est` (value [lo, hi]), `model` or `head`."""
+    """How to show one column: `text`, `int`, `num`, `est` (value [lo, hi]), `rank` (the
+    row's `rank_range` text, sorted by its integer `rank`), `model` or `head`."""
 
     label: str
     key: str
@@ -93,7 +94,7 @@ class Col:
 
     @property
     def numeric(self) -> bool:
-        return self.kind in ("int", "num", "est")
+        return self.kind in ("int", "num", "est", "rank")
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import replace
 
 from medbench import __version__
@@ -25,6 +24,7 @@ from medbench.publish.site.reliance import RELIANCE_LABEL, pair_table
 from medbench.publish.site.robustness import DANGEROUS_LABEL, RAUC_LABEL
 from medbench.publish.site.scatter import Mark, scatter_svg
 from medbench.publish.site.whole import whole_data
+from medbench.score import order_key, rank_rows
 
 
 def has_skill(row: dict[str, Scalar]) -> bool:
@@ -35,17 +35,8 @@ def has_skill(row: dict[str, Scalar]) -> bool:
     return isinstance(value, float | int) and not isinstance(value, bool) and float(value) > 0
 
 
-def rank_key(row: dict[str, Scalar]) -> tuple[bool, bool, float, float, str]:
-    """Models with skill first, by the headline (highest first), ties by the lower fragility;
-    then the models without skill, whose headline cannot be told from 0, by their mean kappa
-    (the chance-corrected skill of single wordings: a model right under each wording but
-    never under all of them comes before one that knows nothing); no headline last."""
-    a, b, m = row.get(HEADLINE), row.get("fragility_index"), row.get("mean_kappa")
-    skill = has_skill(row)
-    first = a if skill else m
-    first_ = -float(first) if isinstance(first, float | int) else math.inf
-    b_ = float(b) if skill and isinstance(b, float | int) else math.inf
-    return a is None, not skill, first_, b_, str(row["model"])
+rank_key = order_key
+"""The order of the ranking: the terminal summary's (`medbench.score.order_key`)."""
 
 
 GATED = ("fragility_index", "dangerous", "rauc")
@@ -66,8 +57,10 @@ def _robustness(record: Record) -> dict[str, Scalar]:
 
 def ranked_rows(records: list[Record]) -> Data:
     """One row per model (the direct pipeline: described pipelines are rungs of their model,
-    shown on its page), ranked by `rank_key`. A model without skill shows no fragility,
-    dangerous share or rAUC (each reads "–" and sorts last)."""
+    shown on its page), ranked by `medbench.score.rank_rows`: `rank` the position,
+    `rank_best`/`rank_worst` the range its 95% interval allows, `rank_range` its text. A
+    model without skill shows no fragility, dangerous share or rAUC (each reads "–" and sorts
+    last)."""
     data: Data = []
     for record in records:
         for row in record.models:
@@ -90,18 +83,28 @@ def ranked_rows(records: list[Record]) -> Data:
                 for name in (n for n in GATED if n in found):
                     found.update(dict.fromkeys(_triple(name)))
             data.append(found)
-    return [{"rank": i, **row} for i, row in enumerate(sorted(data, key=rank_key), start=1)]
+    return [
+        {
+            "rank": rank.position,
+            "rank_best": rank.best,
+            "rank_worst": rank.worst,
+            "rank_range": rank.text,
+            **row,
+        }
+        for row, rank in rank_rows(data)
+    ]
 
 
 def _ranking(site: Site, suite: str, data: Data) -> Table:
     """Models ranked by the headline score, with fragility, mean and worst f1_all beside it."""
-    columns = [Col("Rank", "rank", "int"), Col("Model", "model", "model")]
+    columns = [Col("Rank", "rank", "rank"), Col("Model", "model", "model")]
     columns += [Col(LABELS[name], name, "est") for name in RANKED]
     caption = (
         f"{suite}: models ranked by all-variants kappa, highest first (chance-corrected: an "
         "image counts as right only if every wording of the question answers it right, and a "
         "constant, refusing or random model scores about 0; mean over tasks); models whose "
-        "interval does not lie above 0 come last, without a fragility"
+        "interval does not lie above 0 come last, without a fragility; a rank a–b is a range: "
+        "the models whose 95% intervals overlap this one's could stand above or below it"
     )
     beside = []  # the fragility index's neighbours: what the image does to the answers
     if any(row.get("visual_reliance") is not None for row in data):
@@ -138,18 +141,23 @@ def _per_task_table(
 ) -> Table:
     """The ranking's models with the all-variants kappa of each task (disagreement per task is on
     each model's page, in its fragility table)."""
-    order = {str(r["model"]): r["rank"] for r in ranked}
+    order = {str(r["model"]): r for r in ranked}
     data: Data = []
     for record in records:
         if record.model_id not in order:
             continue
-        row: dict[str, Scalar] = {"rank": order[record.model_id], "model": record.model_id}
+        rank = order[record.model_id]
+        row: dict[str, Scalar] = {
+            "rank": rank["rank"],
+            "rank_range": rank["rank_range"],
+            "model": record.model_id,
+        }
         for t in tasks:
             row[f"{HEADLINE}.{t}"] = _task_mean(record, "fragility", HEADLINE, t)
             row[f"fragility_index.{t}"] = _task_mean(record, "fragility", "disagreement", t)
         data.append(row)
     data.sort(key=lambda r: int(r["rank"] or 0))
-    columns = [Col("Rank", "rank", "int"), Col("Model", "model", "model", badges=False)]
+    columns = [Col("Rank", "rank", "rank"), Col("Model", "model", "model", badges=False)]
     for t in tasks:
         title = site.task_title(t)
         columns += [
