@@ -10,14 +10,13 @@ whose family has no rule (its variants are applied to the file as before).
 from __future__ import annotations
 
 from medbench.data.variants import InputView
+from medbench.run.cost.tokens import LLAVA_NEXT_PINPOINTS
 from medbench.spec import ModelSpec
 
 TINY_SIDE = 32
 """The input side of medbench's tiny test models (`medbench.checkpoints.tiny`)."""
 TINY_PINPOINTS = ((32, 64), (64, 32), (64, 64), (96, 32), (32, 96))
 """The tiny LLaVA-NeXT's grid resolutions (height, width)."""
-LLAVA_NEXT_PINPOINTS = ((336, 672), (672, 336), (672, 672), (1008, 336), (336, 1008))
-"""llava-hf/llava-v1.6-*'s `image_grid_pinpoints` (height, width)."""
 CLIP_FILL = (122, 116, 104)
 """CLIP's mean colour truncated to 8 bits: LLaVA's square padding."""
 CLIP_GREY = 114

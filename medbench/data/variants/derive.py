@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import multiprocessing
 import os
@@ -113,8 +114,11 @@ def variant_images(
     errors: dict[Slot, str] = {}
     recipes: dict[str, Recipe] = {}
     keyers: dict[tuple[str, str], Callable[[str], str]] = {}
-    partners_of: dict[tuple[str, str], dict[str, Sample]] = {}
-    first = views[0].token if views and views[0] is not None else ""
+
+    @functools.cache
+    def partners_of(task: str, seed: int) -> dict[str, Sample]:  # the same for every view
+        return mismatched_partners(samples[task], seed, task)
+
     for task, spec, view in (
         (t, s, v) for t in sorted(samples) for s in suite.image_variants for v in views
     ):
@@ -133,12 +137,7 @@ def variant_images(
                     payload["scikit-image"] = _scikit_image_version()
                 keyed = recipe_keys(payload)
                 keyers[(spec.id, token)] = keyed
-        partners = (
-            mismatched_partners(samples[task], seed, task)
-            if spec.transform == "mismatched" and token == first
-            else partners_of.get((task, spec.id), {})
-        )
-        partners_of[(task, spec.id)] = partners
+        partners = partners_of(task, seed) if spec.transform == "mismatched" else {}
         for sample in image_variant_samples(suite, task, samples[task]):
             slot = (task, sample.id, spec.id, token)
             try:
@@ -189,14 +188,10 @@ def derive_image(
 def received_ssim(recipe: Recipe, seen: Image.Image, made: Image.Image) -> float:
     """The SSIM between the source and the derived image as the model receives them: a derived
     image of another size (a crop) is first brought to the view (or to the source's size)."""
+    if made.size != seen.size and recipe.view is not None:
+        made = recipe.view.apply(made)
     if made.size != seen.size:
-        made = (
-            recipe.view.apply(made)
-            if recipe.view is not None
-            else made.resize(seen.size, Image.Resampling.BICUBIC)
-        )
-        if made.size != seen.size:
-            made = made.resize(seen.size, Image.Resampling.BICUBIC)
+        made = made.resize(seen.size, Image.Resampling.BICUBIC)
     return ssim(seen, made)
 
 

@@ -55,11 +55,15 @@ class InputView:
         """The view as a short stable text: part of a derived image's recipe."""
         text = f"{self.fit}:{self.width}x{self.height}"
         if self.fit == "pad":
-            grey = sum(self.fill) // 3 if self.grey is None else self.grey
-            text += ":fill=" + ",".join(map(str, self.fill)) + f":grey={grey}"
+            text += ":fill=" + ",".join(map(str, self.fill)) + f":grey={self.pad_grey}"
         if self.fit == "anyres":
             text += ":" + ",".join(f"{h}x{w}" for h, w in self.pinpoints)
         return text
+
+    @property
+    def pad_grey(self) -> int:
+        """`pad`'s padding of a greyscale image."""
+        return sum(self.fill) // 3 if self.grey is None else self.grey
 
     def size_of(self, width: int, height: int) -> tuple[int, int]:
         """The model input's (width, height) for a file of this size."""
@@ -89,12 +93,7 @@ class InputView:
             return big.crop((left, top, left + self.width, top + self.height))
         if self.fit == "pad":
             side = max(width, height)
-            if image.mode == "L":
-                colour: int | tuple[int, int, int] = (
-                    sum(self.fill) // 3 if self.grey is None else self.grey
-                )
-            else:
-                colour = self.fill
+            colour = self.pad_grey if image.mode == "L" else self.fill
             square = Image.new(image.mode, (side, side), colour)
             square.paste(image, ((side - width) // 2, (side - height) // 2))
             return _resized(square, (self.width, self.height))
