@@ -21,6 +21,7 @@ from medbench.publish.site.layout import (
     Data,
     Page,
     Table,
+    interval,
     mean,
     num,
     title_of,
@@ -124,11 +125,7 @@ class Site:
         if col.kind == "rank":
             return Cell(str(row.get("rank_range") or num(v, 0)), sort, task=col.task)
         lo, hi = row.get(f"{col.key}_lo"), row.get(f"{col.key}_hi")
-        ci = (
-            f"[{num(lo)}, {num(hi)}]"
-            if col.kind == "est" and lo is not None and hi is not None
-            else None
-        )
+        ci = interval(row, col.key) if col.kind == "est" else None
         return Cell(
             num(v, 0 if col.kind == "int" else 3), sort, ci, task=col.task, tone=_tone(col, lo, hi)
         )

@@ -216,6 +216,12 @@ def num(value: Scalar, digits: int = 3) -> str:
     return f"{value:.{digits}f}"
 
 
+def interval(row: dict[str, Scalar], key: str) -> str | None:
+    """`key`'s 95% interval in a row, as `[lo, hi]` (None where the row has no bounds)."""
+    lo, hi = row.get(f"{key}_lo"), row.get(f"{key}_hi")
+    return None if lo is None or hi is None else f"[{num(lo)}, {num(hi)}]"
+
+
 def mean(values: Iterable[Scalar]) -> float | None:
     numbers = [float(v) for v in values if isinstance(v, int | float) and not isinstance(v, bool)]
     return sum(numbers) / len(numbers) if numbers else None

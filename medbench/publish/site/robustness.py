@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from medbench.publish.record import Record, Scalar
 from medbench.publish.site.curves import Point, Series, curves_svg
-from medbench.publish.site.layout import Col, Data, num, title_of
+from medbench.publish.site.layout import Col, Data, interval, num, title_of
 
 Spec = tuple[str, str, list[Col], Data]
 """A table to render: its name (after the page's), caption, columns and rows."""
@@ -81,9 +81,8 @@ def _pipelines(rows: list[dict[str, Scalar]] | None) -> list[dict[str, Scalar]]:
 
 
 def _estimate(row: dict[str, Scalar], name: str) -> str:
-    lo, hi = row.get(f"{name}_lo"), row.get(f"{name}_hi")
-    interval = "" if lo is None or hi is None else f" [{num(lo)}, {num(hi)}]"
-    return f"{num(row.get(name))}{interval}"
+    bounds = interval(row, name)
+    return num(row.get(name)) + (f" {bounds}" if bounds else "")
 
 
 def summary(record: Record) -> list[str]:
