@@ -134,38 +134,34 @@ def test_read_record_integer_beyond_2_53_is_refused(board: Path) -> None:
     ]
 
 
-def test_verify_records_sidecar_integer_overflow_is_a_problem(board: Path) -> None:
+@pytest.mark.parametrize(
+    ("column", "value", "problem"),
+    [
+        (
+            "replicate",
+            str(10**30),
+            "expected a whole number below 10**9, got '1000000000000000000000000000000'",
+        ),
+        ("image_ssim", "=1+2", "expected an SSIM between -1 and 1, got '=1+2'"),
+    ],
+    ids=["integer_overflow", "ssim_out_of_range"],
+)
+def test_verify_records_sidecar_bad_cell_is_a_problem(
+    board: Path, column: str, value: str, problem: str
+) -> None:
     folder = board / "quickstart"
     sidecar = folder / "tiny.answers.csv.gz"
     lines = gzip.decompress(sidecar.read_bytes()).decode().split("\r\n")
     header = lines[0].split(",")
     cells = lines[1].split(",")
-    cells[header.index("replicate")] = str(10**30)
+    cells[header.index(column)] = value
     lines[1] = ",".join(cells)
     sidecar.write_bytes(gzip.compress("\r\n".join(lines).encode(), mtime=0))
     digest = hashlib.sha256(sidecar.read_bytes()).hexdigest()
     edit(folder / "tiny.json", lambda d: d["sidecar"].update(sha256=digest))
     assert verify_records(board) == [
         "leaderboard/quickstart/tiny.json: sidecar.path: tiny.answers.csv.gz is not a valid "
-        "sidecar: row 1: column 'replicate': expected a whole number below 10**9, got "
-        "'1000000000000000000000000000000'"
-    ]
-
-
-def test_verify_records_sidecar_ssim_out_of_range_is_a_problem(board: Path) -> None:
-    folder = board / "quickstart"
-    sidecar = folder / "tiny.answers.csv.gz"
-    lines = gzip.decompress(sidecar.read_bytes()).decode().split("\r\n")
-    header = lines[0].split(",")
-    cells = lines[1].split(",")
-    cells[header.index("image_ssim")] = "=1+2"
-    lines[1] = ",".join(cells)
-    sidecar.write_bytes(gzip.compress("\r\n".join(lines).encode(), mtime=0))
-    digest = hashlib.sha256(sidecar.read_bytes()).hexdigest()
-    edit(folder / "tiny.json", lambda d: d["sidecar"].update(sha256=digest))
-    assert verify_records(board) == [
-        "leaderboard/quickstart/tiny.json: sidecar.path: tiny.answers.csv.gz is not a valid "
-        "sidecar: row 1: column 'image_ssim': expected an SSIM between -1 and 1, got '=1+2'"
+        f"sidecar: row 1: column '{column}': {problem}"
     ]
 
 

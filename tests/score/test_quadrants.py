@@ -14,6 +14,7 @@ from medbench.score.parsing import PARSER_VERSION
 from medbench.score.quadrants import QUADRANTS
 from medbench.score.scoring import score_answers
 from medbench.score.summary import WIDTH, robustness_lines
+from tests.score.frames import one_row
 
 TRUTH = {"s1": "a", "s2": "a", "s3": "b", "s4": "b"}
 ABLATIONS = {"no-image": "no_image", "blank": "blank"}
@@ -71,15 +72,6 @@ def _image(
     ]
 
 
-def _one(frame: pd.DataFrame, **where: Any) -> pd.Series:
-    mask = pd.Series(True, index=frame.index)
-    for k, v in where.items():
-        mask &= frame[k] == v
-    found = frame[mask]
-    assert len(found) == 1, where
-    return found.iloc[0]
-
-
 def _score(rows: list[dict[str, Any]], layout: ScoringLayout | None = None) -> Any:
     return score_answers(pd.DataFrame(rows), layout or _layout())
 
@@ -92,11 +84,11 @@ def test_a_model_answering_alike_without_the_image_is_all_dangerous() -> None:
         for row in _image("blind", sample, [answer] * 3, {"no-image": answer, "blank": answer})
     ]
     tables = _score(rows)
-    row = _one(tables.quadrants, model="blind")
+    row = one_row(tables.quadrants, model="blind")
     assert (row.dangerous, row.dangerous_lo, row.dangerous_hi) == (1.0, 1.0, 1.0)
     assert (row.ideal, row.fragile, row.worst) == (0.0, 0.0, 0.0)
     assert (row.n_images, row.reference, row.ablation) == (4, "v2", "no_image+blank")
-    model = _one(tables.quadrant_models, model="blind")
+    model = one_row(tables.quadrant_models, model="blind")
     assert (model.dangerous, model.n_images, model.n_tasks) == (1.0, 4, 1)
 
 
@@ -111,7 +103,7 @@ def _one_in_each() -> list[dict[str, Any]]:
 
 
 def test_each_quadrant_is_hand_computed() -> None:
-    row = _one(_score(_one_in_each()).quadrants, model="m")
+    row = one_row(_score(_one_in_each()).quadrants, model="m")
     for name in QUADRANTS:
         assert row[name] == pytest.approx(0.25), name
         assert 0.0 <= row[f"{name}_lo"] <= row[name] <= row[f"{name}_hi"] <= 1.0
@@ -122,7 +114,7 @@ def test_each_quadrant_is_hand_computed() -> None:
 def test_refusals_under_every_wording_are_consistent() -> None:
     rows = _image("m", "s1", [None, None, None], {"no-image": None})
     rows += _image("m", "s2", [None, None, "a"], {"no-image": "a"})
-    row = _one(_score(rows).quadrants, model="m")
+    row = one_row(_score(rows).quadrants, model="m")
     # s1 refuses alike with and without the image: dangerous; s2 differs across wordings and
     # its reference answer (a refusal) differs from its no-image answer: fragile
     assert (row.dangerous, row.fragile, row.n_images) == (0.5, 0.5, 2)
@@ -139,14 +131,14 @@ def test_images_without_two_wordings_or_an_ablation_are_left_out() -> None:
     rows += _image("m", "s3", ["b", "b", "b"], {})
     rows += _image("m", "s4", ["b", "a", "b"], {})
     rows.append(_row("m", "t", "v1", "s4", "no-image", "b"))
-    row = _one(_score(rows).quadrants, model="m")
+    row = one_row(_score(rows).quadrants, model="m")
     assert (row.n_images, row.dangerous) == (1, 1.0)
 
 
 def test_either_ablation_changing_the_answer_is_reliance() -> None:
     rows = _image("m", "s1", ["a", "a", "a"], {"no-image": "a", "blank": "b"})
     rows += _image("m", "s2", ["a", "a", "a"], {"blank": "a"})
-    row = _one(_score(rows).quadrants, model="m")
+    row = one_row(_score(rows).quadrants, model="m")
     # s1: same without the image but not with a blank one: it looks; s2: blank alone, same
     assert (row.ideal, row.dangerous, row.ablation) == (0.5, 0.5, "no_image+blank")
 
@@ -157,7 +149,7 @@ def test_blank_serves_where_no_image_was_not_asked() -> None:
         if r["image_variant"] == "no-image":
             r["image_variant"], r["image_transform"] = "blank", '{"transform":"blank"}'
     tables = _score(rows, _layout({"blank": "blank"}))
-    row = _one(tables.quadrants, model="m")
+    row = one_row(tables.quadrants, model="m")
     assert (row.dangerous, row.ablation) == (0.25, "blank")
 
 
@@ -174,8 +166,8 @@ def test_model_shares_pool_the_images_of_its_tasks() -> None:
     rows += _image("m", "s1", ["a", "a", "a"], {"no-image": "a"}, task="u")
     rows += _image("m", "s3", ["b", "b", "b"], {"no-image": "b"}, task="u")
     tables = _score(rows)
-    assert _one(tables.quadrants, task="u").dangerous == 1.0
-    model = _one(tables.quadrant_models, model="m")
+    assert one_row(tables.quadrants, task="u").dangerous == 1.0
+    model = one_row(tables.quadrant_models, model="m")
     # 1 of t's 4 images and both of u's: 3 of 6 (the mean of the shares would be 0.625)
     assert model.dangerous == pytest.approx(0.5) and model.worst == pytest.approx(1 / 6)
     assert (model.n_images, model.n_tasks) == (6, 2)

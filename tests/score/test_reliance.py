@@ -14,6 +14,7 @@ import pytest
 from medbench.score.answers import ANSWER_COLUMNS, ScoringLayout
 from medbench.score.parsing import PARSER_VERSION
 from medbench.score.scoring import score_answers
+from tests.score.frames import one_row
 
 TRUTH = {"s1": "a", "s2": "a", "s3": "b", "s4": "b"}
 TRANSFORMS = {"blank": "blank", "jpeg": "jpeg", "no_image": "no_image"}
@@ -72,18 +73,9 @@ def _frame(rows: list[tuple]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=ANSWER_COLUMNS)
 
 
-def _one(frame: pd.DataFrame, **where: str) -> pd.Series:
-    mask = pd.Series(True, index=frame.index)
-    for k, v in where.items():
-        mask &= frame[k] == v
-    found = frame[mask]
-    assert len(found) == 1, where
-    return found.iloc[0]
-
-
 def test_reliance_of_a_model_reading_the_image_is_hand_computed() -> None:
     tables = score_answers(_frame(_eye()), _layout())
-    row = _one(tables.reliance, model="eye")
+    row = one_row(tables.reliance, model="eye")
     # Without the image it says `a` to all 8 (sample, variant) pairs: s3 and s4 change, 4/8.
     assert row.reliance_no_image == pytest.approx(0.5)
     # Blank: only (s1, v1) changes (to a refusal): 1/8.
@@ -94,7 +86,7 @@ def test_reliance_of_a_model_reading_the_image_is_hand_computed() -> None:
     assert row.no_image_f1_diff == pytest.approx(1 / 3 - 1)
     assert row.n_no_image == 8 and row.n_blank == 8
     assert row.reliance_no_image_lo <= 0.5 <= row.reliance_no_image_hi
-    model = _one(tables.models, model="eye")
+    model = one_row(tables.models, model="eye")
     assert model.visual_reliance == pytest.approx(0.5)
     assert model.visual_reliance_blank == pytest.approx(1 / 8)
     assert model.mean_no_image_f1 == pytest.approx(1 / 3)
@@ -102,7 +94,7 @@ def test_reliance_of_a_model_reading_the_image_is_hand_computed() -> None:
 
 def test_image_fragility_of_a_transform_is_hand_computed() -> None:
     tables = score_answers(_frame(_eye()), _layout())
-    jpeg = _one(tables.image_variants, model="eye", image_variant="jpeg")
+    jpeg = one_row(tables.image_variants, model="eye", image_variant="jpeg")
     assert jpeg["transform"] == "jpeg"
     assert (jpeg.n, jpeg.n_images) == (8, 4)
     assert jpeg.image_fragility == pytest.approx(1 / 8)
@@ -110,19 +102,19 @@ def test_image_fragility_of_a_transform_is_hand_computed() -> None:
     assert jpeg.f1_all == pytest.approx((8 / 9 + 6 / 7) / 2)
     assert jpeg.f1_original == pytest.approx(1.0)
     assert jpeg.f1_diff == pytest.approx((8 / 9 + 6 / 7) / 2 - 1)
-    original = _one(tables.image_variants, model="eye", image_variant="original")
+    original = one_row(tables.image_variants, model="eye", image_variant="original")
     assert (original.n, original.f1_all) == (8, 1.0)
     assert math.isnan(original.get("image_fragility", math.nan))
 
 
 def test_reliance_of_a_model_ignoring_the_image_is_exactly_zero() -> None:
     tables = score_answers(_frame(_blind()), _layout())
-    row = _one(tables.reliance, model="blind")
+    row = one_row(tables.reliance, model="blind")
     for name in ("reliance_no_image", "reliance_blank"):
         assert (row[name], row[f"{name}_lo"], row[f"{name}_hi"]) == (0.0, 0.0, 0.0)
     assert row.no_image_f1 == row.image_f1 == pytest.approx(0.5)
     assert row.no_image_f1_diff == 0.0
-    assert _one(tables.models, model="blind").visual_reliance == 0.0
+    assert one_row(tables.models, model="blind").visual_reliance == 0.0
 
 
 def test_reliance_of_a_published_baseline_is_exactly_zero() -> None:
@@ -152,7 +144,7 @@ def test_reliance_of_a_published_baseline_is_exactly_zero() -> None:
 
 def test_reliance_pairs_differ_by_the_hand_computed_amounts() -> None:
     tables = score_answers(_frame(_eye() + _blind()), _layout(pairs=[("eye", "blind")]))
-    row = _one(tables.reliance_pairs, model="eye", base="blind")
+    row = one_row(tables.reliance_pairs, model="eye", base="blind")
     assert row.n == 8
     assert row.reliance_diff == pytest.approx(0.5)
     # Without the image: eye 1/3; blind says a, b, a, b to a, a, b, b: 1/2 per class.

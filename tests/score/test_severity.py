@@ -14,6 +14,7 @@ from medbench.score.answers import ANSWER_COLUMNS, ScoringLayout
 from medbench.score.parsing import PARSER_VERSION
 from medbench.score.reliance import describe_transform
 from medbench.score.scoring import score_answers
+from tests.score.frames import one_row
 
 TRUTH = {"s1": "a", "s2": "a", "s3": "b", "s4": "b"}
 HALF = {"s1": "a", "s2": "b", "s3": "a", "s4": "b"}
@@ -100,15 +101,6 @@ def _halving() -> list[dict[str, Any]]:
     )
 
 
-def _one(frame: pd.DataFrame, **where: Any) -> pd.Series:
-    mask = pd.Series(True, index=frame.index)
-    for k, v in where.items():
-        mask &= frame[k] == v
-    found = frame[mask]
-    assert len(found) == 1, where
-    return found.iloc[0]
-
-
 @pytest.mark.parametrize(
     ("transform", "expected"),
     [
@@ -146,12 +138,12 @@ def test_image_variants_carry_severity_and_the_mean_ssim_over_images() -> None:
     tables = score_answers(pd.DataFrame(rows), _layout())
     image = tables.image_variants
     assert str(image["severity"].dtype) == "Int64"
-    assert _one(image, image_variant="over-5").severity == 5
-    assert pd.isna(_one(image, image_variant="jpeg").severity)
-    assert pd.isna(_one(image, image_variant="original").severity)
-    assert _one(image, image_variant="over-5").ssim == pytest.approx((0.3 + 0.5 + 0.5) / 3)
-    assert _one(image, image_variant="over-1").ssim == pytest.approx(0.9)
-    assert math.isnan(_one(image, image_variant="no_image").ssim)
+    assert one_row(image, image_variant="over-5").severity == 5
+    assert pd.isna(one_row(image, image_variant="jpeg").severity)
+    assert pd.isna(one_row(image, image_variant="original").severity)
+    assert one_row(image, image_variant="over-5").ssim == pytest.approx((0.3 + 0.5 + 0.5) / 3)
+    assert one_row(image, image_variant="over-1").ssim == pytest.approx(0.9)
+    assert math.isnan(one_row(image, image_variant="no_image").ssim)
     assert list(image.columns)[-1] == "ssim"
 
 
@@ -159,7 +151,7 @@ def test_frames_without_the_ssim_column_score_nan_ssim() -> None:
     frame = pd.DataFrame(_halving()).drop(columns=["image_ssim"])
     tables = score_answers(frame, _layout())
     assert tables.image_variants["ssim"].isna().all()
-    assert math.isnan(_one(tables.severity, perturbation="bias_field", severity=3).ssim)
+    assert math.isnan(one_row(tables.severity, perturbation="bias_field", severity=3).ssim)
 
 
 def test_severity_curve_of_a_halving_f1_is_hand_computed() -> None:
@@ -186,8 +178,8 @@ def test_severity_curve_of_a_halving_f1_is_hand_computed() -> None:
 def test_levels_read_their_numbers_off_the_image_variant_rows() -> None:
     tables = score_answers(pd.DataFrame(_halving()), _layout())
     for name in ("over-1", "over-5", "under-2", "bias-3"):
-        level = _one(tables.severity, image_variant=name)
-        image = _one(tables.image_variants, image_variant=name)
+        level = one_row(tables.severity, image_variant=name)
+        image = one_row(tables.image_variants, image_variant=name)
         for column in ("n", "n_images", "f1_all", "f1_all_lo", "f1_all_hi", "image_fragility"):
             assert level[column] == image[column], (name, column)
 
@@ -207,7 +199,7 @@ def test_other_parameters_make_other_curves_and_no_severity_makes_none() -> None
 
 def test_model_rauc_is_the_mean_over_curves() -> None:
     tables = score_answers(pd.DataFrame(_halving()), _layout())
-    row = _one(tables.severity_models, model="m")
+    row = one_row(tables.severity_models, model="m")
     # exposure over (1 + 1/2) / 2, underexposure 1/2, bias field 1
     assert row.rauc == pytest.approx((0.75 + 0.5 + 1.0) / 3)
     assert row.rauc_lo <= row.rauc <= row.rauc_hi
@@ -222,7 +214,7 @@ def test_rauc_with_a_clean_f1_of_zero_is_nan_and_counted() -> None:
     assert list(curve["severity"]) == [0, 1]
     assert curve["rauc"].isna().all() and curve["relative_f1"].isna().all()
     assert curve.iloc[0].f1_all == 0.0
-    row = _one(tables.severity_models, model="r")
+    row = one_row(tables.severity_models, model="r")
     assert math.isnan(row.rauc) and (row.n_curves, row.n_curves_undefined) == (0, 1)
 
 
