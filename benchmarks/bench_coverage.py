@@ -3,11 +3,12 @@
 Run ``python benchmarks/bench_coverage.py [--reps R] [--n-boot B] [--quick]``. Every setting
 is simulated through medbench's own functions (the ones scoring calls) on data whose truth is
 known: independent and clustered images (N = 32 and 100; 12 and 50 clusters of 4 images,
-intra-cluster correlation 0.2), null pairs, noise-only fragility and a random guesser. Each
-line prints a rate with its Monte Carlo standard error ``sqrt(p (1 - p) / R)`` and the target:
-coverage of a 95% interval within 0.93-0.97 (at least 0.90 at N = 32 and 12 clusters), false
-rejections of a two-sided test at most 0.05, of a one-sided flag at most 0.025. ``--quick``
-(CI) runs 60 repetitions of 200 resamples: a smoke test of the code, not of the figures.
+intra-cluster correlation 0.2), null pairs and pairs 0.1 apart, noise-only fragility and a
+random guesser. Each line prints a rate with its Monte Carlo standard error
+``sqrt(p (1 - p) / R)`` and the target: coverage of a 95% interval within 0.93-0.97 (at least
+0.90 at N = 32 and 12 clusters), false rejections of a two-sided test at most 0.05, of a
+one-sided flag at most 0.025. ``--quick`` (CI) runs 60 repetitions of 200 resamples: a smoke
+test of the code, not of the figures.
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ ICC = 0.2
 """Intra-cluster correlation of being right, for clustered images (Beta-distributed skill)."""
 FLIP = 0.1
 """Chance that a variant changes an image's answer (a binary task: to the other class)."""
+GAP = 0.1
+"""How much better the better model of a non-null pair is (its accuracy minus the other's)."""
 NOISE = 0.05
 """Answer noise of a replicate and of every variant when no wording has any effect."""
 
@@ -143,6 +146,36 @@ def _null_pair(
     return truth, np.where(right_a, truth, 1 - truth), np.where(right_b, truth, 1 - truth)
 
 
+def _better_pair(
+    rng: np.random.Generator, n: int, clusters: int | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Model a right with chance s (mean ``ACCURACY + GAP``), model b with chance
+    ``s * ACCURACY / (ACCURACY + GAP)`` (mean ``ACCURACY``; with clusters s is the patient's
+    skill, shared): with balanced truth and symmetric errors f1_all equals accuracy, so the
+    true difference is ``GAP``."""
+    truth = _truth(n)
+    if clusters is None:
+        skill = np.full(n, ACCURACY + GAP)
+    else:
+        better = ACCURACY + GAP
+        a = better * (1 / ICC - 1)
+        skill = np.repeat(rng.beta(a, (1 - better) * (1 / ICC - 1), clusters), n // clusters)
+    right_a = rng.random(n) < skill
+    right_b = rng.random(n) < skill * ACCURACY / (ACCURACY + GAP)
+    return truth, np.where(right_a, truth, 1 - truth), np.where(right_b, truth, 1 - truth)
+
+
+def paired_interval_covers(n: int, clusters: int | None, n_boot: int) -> Callable[[int], bool]:
+    def run(seed: int) -> bool:
+        truth, a, b = _better_pair(np.random.default_rng(seed), n, clusters)
+        found = metrics.paired_f1_difference(
+            truth, a, b, K, seed=seed, n_boot=n_boot, groups=_groups(n, clusters)
+        )
+        return _covers(found, GAP)
+
+    return run
+
+
 def paired_interval_excludes_0(n: int, clusters: int | None, n_boot: int) -> Callable[[int], bool]:
     def run(seed: int) -> bool:
         truth, a, b = _null_pair(np.random.default_rng(seed), n, clusters)
@@ -210,6 +243,12 @@ def settings(n_boot: int) -> list[Setting]:
             Setting(label, "fragility CI covers", target, fragility_coverage(n, clusters, n_boot)),
             Setting(
                 label, "headline kappa CI covers", target, headline_coverage(n, clusters, n_boot)
+            ),
+            Setting(
+                label,
+                "paired F1 CI covers (gap 0.1)",
+                target,
+                paired_interval_covers(n, clusters, n_boot),
             ),
             Setting(
                 label,
