@@ -824,6 +824,16 @@ def test_build_site_pair_tables_show_raw_and_holm_adjusted_p(site: Path) -> None
     assert "p (Holm, across tasks)" in summary and "p (raw)" not in summary
 
 
+def test_build_site_pair_tables_say_which_interval_and_test_few_clusters_get(site: Path) -> None:
+    index = (site / "index.html").read_text()
+    caption = index[index.index('id="quickstart~pairs-caption"') :].split("</p>")[0]
+    assert (
+        "for clustered images in fewer than 30 clusters, the Δ f1_all CI of the exact cluster "
+        "swap test" in caption
+    )
+    assert "the exact cluster permutation test (cluster_permutation) below" in caption
+
+
 def _degenerate(answers: pd.DataFrame, model: str, kind: str, seed: int) -> pd.DataFrame:
     """A copy of `answers`' first model answering as a degenerate (or a skilled) model."""
     import numpy as np

@@ -157,6 +157,7 @@ NOT_REGISTERED = {
     "mcnemar_clustered",
     "mcnemar_exact",
     "mean_f1_all",
+    "paired_f1_test",
     "pdr",
     "pooled_shares",
     "score_family",

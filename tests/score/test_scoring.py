@@ -11,6 +11,7 @@ from sklearn.metrics import f1_score
 from medbench.run.cache import Cache
 from medbench.run.loop import run_plan
 from medbench.run.plan import make_plan
+from medbench.score import metrics
 from medbench.score.answers import ScoringLayout, collect_answers, make_layout
 from medbench.score.parsing import PARSER_VERSION
 from medbench.score.report import score_and_report
@@ -341,6 +342,21 @@ def test_score_answers_resamples_patients_of_a_grouped_task() -> None:
     # McNemar's exact test counts 6 images per patient as independent; Obuchowski's does not
     p_clustered, p_plain = clustered.pairs["mcnemar_p"].iloc[0], plain.pairs["mcnemar_p"].iloc[0]
     assert p_plain < p_clustered / 10
+
+
+def test_score_pairs_with_few_patients_give_the_cluster_swap_interval() -> None:
+    answers, layout = _patients(grouped=True)
+    few = answers[answers["group"].isin([f"p{i}" for i in range(12)])]
+    row = score_answers(few, layout).pairs.query("variant == 'v1'").iloc[0]
+    asked = few[few["variant"] == "v1"].sort_values("sample")
+    med, gen = (asked[asked["model"] == m] for m in ("med", "gen"))
+    code = {"a": 0, "b": 1}
+    swap = metrics.paired_f1_test(
+        med["truth"].map(code), med["parsed"].map(code), gen["parsed"].map(code), 2, med["group"]
+    ).estimate
+    assert (row["f1_diff"], row["f1_diff_lo"], row["f1_diff_hi"]) == pytest.approx(
+        (swap.value, swap.lo, swap.hi), abs=1e-12
+    )
 
 
 def test_score_answers_rescoring_an_earlier_input_after_another_scores_nothing(

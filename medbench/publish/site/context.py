@@ -265,7 +265,9 @@ def _pairs(site: Site, name: str, root: str, suite: str, model: str | None = Non
     columns[5:5] = p_columns
     caption = (
         f"{suite}: pair summary, medical model minus its base per task and prompt family "
-        "(paired bootstrap CIs; toned where the interval excludes 0). The test of paired "
+        "(paired bootstrap CIs; for clustered images in fewer than "
+        f"{MIN_CLUSTERS_ASYMPTOTIC} clusters, the Δ f1_all CI of the exact cluster swap test; "
+        "toned where the interval excludes 0). The test of paired "
         "correctness is McNemar's exact test for independent images; for clustered images "
         f"Obuchowski's (obuchowski) from {MIN_CLUSTERS_ASYMPTOTIC} clusters, the exact cluster "
         "permutation test (cluster_permutation) below; p adjusted by Holm's method across tasks"

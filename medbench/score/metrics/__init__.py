@@ -32,7 +32,9 @@ frozen dataclasses out. Conventions:
   with every cluster a singleton the intervals equal the unclustered ones for the same
   seed. ``mcnemar_clustered`` is Obuchowski's test, McNemar's for clustered images, with
   fewer than ``MIN_CLUSTERS_ASYMPTOTIC`` clusters (or a zero variance) the exact cluster
-  permutation test; ``holm`` adjusts the pair table's p-values across tasks.
+  permutation test; ``holm`` adjusts the pair table's p-values across tasks. With as few
+  clusters the paired F1 difference's interval is the one ``paired_f1_test`` (the exact
+  cluster swap test) does not reject, which excludes 0 exactly when its p is below 0.05.
 - Robustness: ``mean_relative_f1`` is the mean over entries of F1 under each severity level
   relative to the clean image's F1, the clean and perturbed answers of an image resampled
   together; ``pooled_shares`` the share of each category among the images of all entries
@@ -102,8 +104,10 @@ from medbench.score.metrics._paired import (
     mcnemar_exact,
     paired_disagreement_difference,
     paired_f1_difference,
+    paired_f1_test,
 )
 from medbench.score.metrics._robustness import NOT_ASKED, mean_relative_f1, pooled_shares
+from medbench.score.metrics._swap import SwapTest
 from medbench.score.metrics._units import Units, as_clusters, group_units
 from medbench.score.metrics._version import SCORING_VERSION
 
@@ -121,6 +125,7 @@ __all__ = [
     "FamilyScores",
     "McNemarResult",
     "RiskCoverage",
+    "SwapTest",
     "TaskAnswers",
     "Units",
     "VariantScores",
@@ -157,6 +162,7 @@ __all__ = [
     "noise_floor",
     "paired_disagreement_difference",
     "paired_f1_difference",
+    "paired_f1_test",
     "pdr",
     "pooled_shares",
     "prompt_sensitivity",

@@ -7,4 +7,6 @@ and `mean_worst_kappa`; model intervals drawn from one image resample per task; 
 floor's exact (Clopper-Pearson) interval; the cluster permutation test below 30 clusters and
 the pairs' Holm-adjusted p; "worse than chance" against the chance distribution at N; new
 columns `prompt_sensitivity`, `chance_p`, `kappa`, `test`, `mcnemar_p_holm`; extreme-value
-statistics without an interval; expanded percentile intervals."""
+statistics without an interval; expanded percentile intervals; below 30 clusters, the paired
+F1 difference's interval from the exact cluster swap test (no published record had such a
+row, so none changed)."""
