@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
 import time
 
 from medbench.checks.deadline import Send
@@ -37,3 +39,16 @@ def finishes(check: ModelCheck, send: Send) -> None:
     send(Loaded(0.2, "float32"))
     send(Answered(1, False, 2.0, ("a",)))
     send(Answered(2, True, 4.0, ("a",)))
+
+
+def starts_a_helper_and_hangs(argument: object, send: Send) -> None:
+    """Starts a helper process (as vLLM starts its engine), says its pid, then hangs."""
+    helper = subprocess.Popen(["sleep", "600"])
+    send(helper.pid)
+    time.sleep(600)
+
+
+def dies(argument: object, send: Send) -> None:
+    """Says one thing, then its process dies without a word (as a crash in native code)."""
+    send("before")
+    os._exit(3)
