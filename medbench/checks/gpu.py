@@ -108,7 +108,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--specs", type=Path, default=Path("specs"))
     parser.add_argument("--model", action="append", default=[], help="Check only this model.")
     parser.add_argument("--images", type=int, default=16, help="Sample images (x 2 variants).")
-    parser.add_argument("--device", default="cuda")
+    parser.add_argument("--device", default="cuda", help="cuda, cuda:N, or cpu (tiny models).")
     parser.add_argument(
         "--device-map",
         choices=["auto", "balanced", "balanced_low_0", "sequential"],
@@ -120,7 +120,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=DEFAULT_BUDGET_S,
         help="The whole check's time; each model gets its share of what is left.",
     )
-    parser.add_argument("--template-test", type=Path, default=TEST_FILE)
+    parser.add_argument(
+        "--template-test",
+        type=Path,
+        default=TEST_FILE,
+        help="The real-template prompt test run by pytest first (default: %(default)s).",
+    )
     parser.add_argument(
         "--calibration",
         type=Path,
