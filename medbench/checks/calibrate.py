@@ -4,6 +4,7 @@ of the whole batch, for `medbench plan --cost --calibration`."""
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from typing import Any
 
 from medbench.run.backends import Request
@@ -28,17 +29,11 @@ def prompt_tokens(spec: ModelSpec, folder: Any, requests: list[Request]) -> int:
 
 
 def measure_speed(backend: Any, spec: ModelSpec, folder: Any, requests: list[Request]) -> Speed:
-    """Time `requests` at the backend's batch size with one new token (prefill) and with the
-    spec's budget (prefill and decode): the difference is the decode."""
-    generation = backend._generation
-    budget = generation.max_new_tokens
-    generation.max_new_tokens = 1
-    try:
-        started = time.perf_counter()
-        backend.generate(requests)
-        prefill_s = max(time.perf_counter() - started, 1e-9)
-    finally:
-        generation.max_new_tokens = budget
+    """Time `requests` at the backend's batch size with one new token (prefill) and with their
+    own budgets (prefill and decode): the difference is the decode."""
+    started = time.perf_counter()
+    backend.generate([replace(r, max_new_tokens=1) for r in requests])
+    prefill_s = max(time.perf_counter() - started, 1e-9)
     started = time.perf_counter()
     outputs = backend.generate(requests)
     total_s = time.perf_counter() - started

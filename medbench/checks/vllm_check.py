@@ -1,5 +1,6 @@
 """The GPU check's vLLM section (when vLLM is installed): the same requests answered by the
-`vllm` backend, its speed, and how many answers differ from the hf backend's."""
+`vllm` backend (in the spec's own dtype), its speed, and how many answers differ from the hf
+backend's."""
 
 from __future__ import annotations
 
@@ -22,11 +23,10 @@ def check_vllm(
     model_id: str,
     requests: list[Request],
     hf_answers: list[str | None],
-    dtype: str,
     state: Path,
 ) -> str:
-    """One line: the vLLM backend's load time, images/s and answers that differ from hf's."""
-    spec = specs.models[model_id].model_copy(update={"backend": "vllm", "dtype": dtype})
+    """One line: the vLLM backend's load time, requests/s and answers that differ from hf's."""
+    spec = specs.models[model_id].model_copy(update={"backend": "vllm"})
     identity = resolve_identity(spec, specs.root, state / "models", specs=specs)
     started = time.perf_counter()
     backend = load_backend(spec, identity.context(BackendContext(device="cuda")))
@@ -40,6 +40,6 @@ def check_vllm(
     texts = [o.text for o in outputs]
     differ = sum(a != b for a, b in zip(texts, hf_answers, strict=True))
     return (
-        f"{model_id} (vllm): load {load_s:.1f} s; {len(requests) / seconds:.2f} images/s; "
+        f"{model_id} (vllm): load {load_s:.1f} s; {len(requests) / seconds:.2f} requests/s; "
         f"{differ} of {len(requests)} answers differ from the hf backend's"
     )

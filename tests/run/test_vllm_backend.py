@@ -3,6 +3,7 @@ needs a GPU): the prompts medbench renders, the images, the sampling parameters,
 
 from __future__ import annotations
 
+import re
 import sys
 import types
 from dataclasses import dataclass, field, replace
@@ -137,10 +138,10 @@ def test_vllm_identity_keys_the_engine_apart_from_hf(tmp_path: Path) -> None:
     }
 
 
-def test_gpu_check_vllm_section_compares_answers_with_hf(
+def test_gpu_check_vllm_section_compares_answers_with_hf_in_the_spec_dtype(
     engine: FakeEngine, tmp_path: Path
 ) -> None:
-    from medbench.checks.gpu import sample_requests
+    from medbench.checks.gpu_steps import sample_requests
     from medbench.checks.vllm_check import check_vllm
     from medbench.run.executors import ModelWork, prepare_checkpoint
     from medbench.spec.loading import load_specs
@@ -151,8 +152,10 @@ def test_gpu_check_vllm_section_compares_answers_with_hf(
     identity = resolve_identity(spec, specs.root, tmp_path / "models", specs=specs)
     prepare_checkpoint(ModelWork(spec, identity, []))
     requests = sample_requests(specs, 2)
-    line = check_vllm(specs, "tiny-llava", requests, ["answer 0", "x", "y", "z"], "bfloat16",
-                      tmp_path)  # fmt: skip
-    assert line.startswith("tiny-llava (vllm): load ")
-    assert line.endswith("3 of 4 answers differ from the hf backend's")
-    assert engine.init["dtype"] == "bfloat16"
+    line = check_vllm(specs, "tiny-llava", requests, ["answer 0", "x", "y", "z"], tmp_path)
+    assert re.fullmatch(
+        r"tiny-llava \(vllm\): load \d+\.\d s; \d+\.\d\d requests/s; 3 of 4 answers differ "
+        r"from the hf backend's",
+        line,
+    ), line
+    assert engine.init["dtype"] == spec.dtype == "float32"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from medbench.run.backends.hf.backend import HFBackend
 from medbench.run.backends.hf.chat import conversation, supports_system_role
 from medbench.run.backends.hf.embed import extract
+from medbench.run.backends.hf.likelihood import OptionScorer
 from medbench.run.backends.hf.loading import load, resolve_device, resolve_dtype
 from medbench.run.backends.hf.received import load_template
 
@@ -14,6 +15,7 @@ __all__ = [
     "load_template",
     "supports_system_role",
     "HFBackend",
+    "OptionScorer",
     "conversation",
     "load",
     "resolve_device",
