@@ -3,6 +3,7 @@ and the t-SNE map."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -168,30 +169,42 @@ def test_embed_images_is_the_mean_of_the_tokens_the_language_model_reads(
         np.testing.assert_allclose(got[kind], expected[kind], rtol=0, atol=1e-5)
 
 
-def _wide(tmp_path: Path, source: Path) -> Path:
+def _wide(tmp_path: Path, source: Path, mode: str = "RGB") -> Path:
     from PIL import Image
 
     wide = tmp_path / "wide.png"
-    image = Image.open(source).convert("RGB")
+    image = Image.open(source).convert(mode)
     image.resize((image.width * 2, image.height)).save(wide)
     return wide
 
 
-@pytest.mark.parametrize("arch", ARCHS)
+@pytest.mark.parametrize(
+    ("arch", "preprocess", "mode"),
+    [
+        ("llava", "pad_square", "RGB"),
+        ("llava_next", "pad_square", "RGB"),
+        ("gemma3", "pad_square", "RGB"),
+        ("llava", "pad_square_grey", "L"),
+    ],
+)
 def test_embed_images_pads_as_generation_does(
-    arch: str, tiny_dirs: dict[str, Path], sample_images: list[Path], tmp_path: Path
+    arch: str,
+    preprocess: str,
+    mode: str,
+    tiny_dirs: dict[str, Path],
+    sample_images: list[Path],
+    tmp_path: Path,
 ) -> None:
-    from PIL import Image
-
+    from medbench.data.images import load_image
     from medbench.run.backends.hf.embed import embed_images
     from medbench.run.backends.hf.padding import square_padding
 
     loaded = loaded_model(arch, tiny_dirs[arch])
-    wide = _wide(tmp_path, sample_images[0])
-    padding = square_padding(model_spec(arch, image_preprocess="pad_square"), loaded.processor)
+    wide = _wide(tmp_path, sample_images[0], mode)
+    padding = square_padding(model_spec(arch, image_preprocess=preprocess), loaded.processor)
     assert padding is not None
     padded = tmp_path / "padded.png"
-    padding.apply(wide, Image.open(wide).convert("RGB")).save(padded)
+    padding.apply(wide, load_image(wide)).save(padded)
     kinds = ["vision", "projected"]
     plain = embed_images(loaded, [wide], kinds)
     got = embed_images(loaded, [wide], kinds, padding=padding)
@@ -241,6 +254,23 @@ def test_embed_images_gives_nan_rows_for_undecodable_images(
         loaded_model("llava", tiny_llava_dir), [sample_images[0], broken], ["vision"], 8
     )
     assert np.isfinite(out["vision"][0]).all() and np.isnan(out["vision"][1]).all()
+
+
+def test_embed_batch_refuses_a_model_without_the_rule() -> None:
+    import torch
+
+    from medbench.errors import BackendError
+    from medbench.run.backends.hf.embed import embed_batch
+
+    class Qwen2VL:  # a vision-language model without a LLaVA-style multi-modal projector
+        visual = object()
+
+    expected = (
+        "Qwen2VL has no multi-modal projector; medbench embeds images only for the LLaVA, "
+        "LLaVA-NeXT and Gemma 3 families"
+    )
+    with pytest.raises(BackendError, match=f"^{re.escape(expected)}$"):
+        embed_batch(Qwen2VL(), {"pixel_values": torch.zeros(1, 3, 8, 8)}, ["vision"])
 
 
 def test_embed_images_rejects_an_unknown_kind(tiny_llava_dir: Path) -> None:
