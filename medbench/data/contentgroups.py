@@ -25,7 +25,6 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -145,7 +144,7 @@ def group_by_content(
     an image without a sha256 (unreadable) is its own group."""
     store = HashStore(store_path or medbench_home() / STORE_NAME)
     try:
-        known: dict[str, Any] = store.get_many([sha for _, _, sha in images if sha is not None])
+        known = store.get_many([sha for _, _, sha in images if sha is not None])
         new: dict[str, NDArray[np.uint64]] = {}
         for _, path, sha in images:
             if sha is not None and sha not in known and sha not in new:
