@@ -16,8 +16,8 @@ a flipped copy and near-copies (`notumor/Te-no_0164`, `_0253`, `_0259`, at 6 to 
 are grouped. Copies rotated by other angles, cropped or rescaled in one direction are not found.
 
 Hashes are stored by image sha256 and `HASH_VERSION` in `<medbench home>/content_hashes.sqlite`,
-so a rerun reads no image; comparing n images costs n^2 / 2 popcounts of 8 x 256 bits (seconds
-for 15,000).
+so a rerun reads no image. Comparing n images costs n^2 / 2 comparisons (the paper's 750 in a
+fraction of a second; 5,000 random hashes took 2 s on a busy 2-core machine).
 """
 
 from __future__ import annotations
@@ -81,10 +81,15 @@ def group_copies(ids: Sequence[str], hashes: Sequence[NDArray[np.uint64] | None]
     known = [i for i, h in enumerate(hashes) if h is not None]
     if known:
         table = np.stack([hashes[i] for i in known])  # type: ignore[misc]
+        # A pair within MAX_DISTANCE bits of 256 is within it in the first 64 too: those pick
+        # the candidates (about a quarter of random pairs), the whole hash decides.
+        head = np.ascontiguousarray(table[:, :, 0])
         for at, i in enumerate(known[:-1]):
-            near = np.bitwise_count(table[at, 0] ^ table[at + 1 :]).sum(axis=-1).min(axis=-1)
-            for offset in np.flatnonzero(near <= MAX_DISTANCE):
-                a, b = root(i), root(known[at + 1 + int(offset)])
+            near = np.bitwise_count(head[at, 0] ^ head[at + 1 :]).min(axis=-1)
+            candidates = at + 1 + np.flatnonzero(near <= MAX_DISTANCE)
+            bits = np.bitwise_count(table[at, 0] ^ table[candidates]).sum(axis=-1).min(axis=-1)
+            for other in candidates[bits <= MAX_DISTANCE]:
+                a, b = root(i), root(known[int(other)])
                 parent[max(a, b)] = min(a, b)
     first: dict[int, str] = {}
     for i in sorted(range(len(ids)), key=lambda i: ids[i]):
