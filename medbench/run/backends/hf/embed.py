@@ -104,7 +104,7 @@ def read_tokens(
     if pack is None or "image_sizes" not in inputs:
         return list(features)
     sizes = inputs["image_sizes"]
-    crops = [int(n) for n in _crop_counts(inner, inputs)]
+    crops = _crop_counts(inner, inputs)
     per_image = torch.split(features, crops, dim=0)
     strategy = inner.config.vision_feature_select_strategy
     packed, _ = pack(per_image, sizes, vision_feature_select_strategy=strategy, image_newline=None)
