@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import hashlib
 import json
 import os
 import random
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +19,7 @@ from medbench.spec import MAX_NAME, TABLE_FORMATS, DataSourceSpec, TaskSpec, che
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"})
 DATA_ENV = "MEDBENCH_DATA"
 DATA_PREFIX = "${MEDBENCH_DATA}"
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 Hasher = Callable[[Path], str]
 Row = tuple[str, Path, str, str | None]
@@ -198,7 +201,7 @@ def load_samples(
     if source.format in TABLE_FORMATS:
         if source.repo is not None and revision is not None:
             source = source.model_copy(update={"revision": revision})
-        return _table_samples(task, source, root, limit_per_class, seed)
+        return _content_groups(source, _table_samples(task, source, root, limit_per_class, seed))
     assert source.path is not None
     base = resolve_data_path(source.path, root)
     inside = data_root(source.path, root)
@@ -214,9 +217,33 @@ def load_samples(
         dupe = min(i for i in set(ids) if ids.count(i) > 1)
         raise DataError(f"{base}: two images share the sample id {dupe!r}.")
     rows = _subsample(sorted(rows), limit_per_class, seed)
-    return [
-        _sample(sample_id, path, label, hasher, group) for sample_id, path, label, group in rows
-    ]
+    return _content_groups(
+        source,
+        [_sample(sample_id, path, label, hasher, group) for sample_id, path, label, group in rows],
+    )
+
+
+def _content_groups(source: DataSourceSpec, samples: list[Sample]) -> list[Sample]:
+    """The samples grouped by content where the source asks for it (`group: {by: content}`):
+    among the images evaluated, after subsampling."""
+    if source.group is None or source.group.by != "content":
+        return samples
+    from medbench.data.contentgroups import group_by_content
+
+    groups = group_by_content([(s.id, s.path, _content_sha(s)) for s in samples])
+    return [dataclasses.replace(s, group=g) for s, g in zip(samples, groups, strict=True)]
+
+
+def _content_sha(sample: Sample) -> str | None:
+    """The image's sha256: the sample's own, or computed where its hasher gave none (`""`)."""
+    if sample.error is not None:
+        return None
+    if _SHA256.match(sample.sha256):
+        return sample.sha256
+    try:
+        return sha256_file(sample.path)
+    except OSError:
+        return None
 
 
 def hub_revision(task: TaskSpec, source_name: str, recorded: str | None = None) -> str | None:

@@ -45,6 +45,11 @@ class GroupSpec(_Spec):
     `^(person\\d+)` for Kermany's `person100_bacteria_475.jpeg`. Every name must match."""
     column: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=64)
     """For csv manifests: the column naming each image's group."""
+    by: Literal["content"] | None = None
+    """`content`: group the evaluated images by what they show, not by name: images that are
+    rotations by multiples of 90 degrees or flips of one another (after re-encoding) share a
+    group, found by a perceptual hash (`medbench.data.contentgroups`), e.g. LC25000's
+    augmented copies of one original. Computed when the samples are loaded."""
 
     @field_validator("pattern")
     @classmethod
@@ -55,12 +60,14 @@ class GroupSpec(_Spec):
 
     @model_validator(mode="after")
     def _one_way(self) -> GroupSpec:
-        if (self.pattern is None) == (self.column is None):
-            raise ValueError("a group needs exactly one of `pattern` or `column`")
+        if [self.pattern, self.column, self.by].count(None) != 2:
+            raise ValueError("a group needs exactly one of `pattern`, `column` or `by`")
         return self
 
     def describe(self) -> str:
         """How the groups are read, in words (stored in records)."""
+        if self.by == "content":
+            return "content: rotations and flips of one image"
         return f"pattern {self.pattern}" if self.pattern is not None else f"column {self.column}"
 
 

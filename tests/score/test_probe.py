@@ -3,6 +3,7 @@ and the t-SNE map."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -19,6 +20,7 @@ from medbench.run.backends.base import BackendContext
 from medbench.run.identity import ModelIdentity
 from medbench.score.metrics import chance_f1
 from medbench.score.probe import (
+    EMBED_RULE,
     EmbeddingStore,
     can_embed,
     embedding_key,
@@ -80,25 +82,149 @@ def test_embed_images_gives_one_vector_per_image_and_kind(
     assert not np.allclose(out["vision"][0], out["vision"][1])
 
 
-@pytest.mark.parametrize(("arch", "pooled"), [("llava", "cls"), ("gemma3", "mean")])
-def test_embed_images_vision_is_cls_for_clip_and_mean_of_patches_for_siglip(
-    arch: str, pooled: str, tiny_dirs: dict[str, Path], sample_images: list[Path]
-) -> None:
+def _by_hand(arch: str, loaded: Any, images: list[Path]) -> dict[str, np.ndarray]:
+    """Each image's embeddings computed through the model's own tower, projector and (for
+    LLaVA-NeXT) transformers' own feature packing, newline rows then dropped."""
     import torch
 
     from medbench.data.images import load_image
-    from medbench.run.backends.hf.embed import embed_images, vision_tower
+
+    model, config = loaded.model, loaded.model.config
+    inputs = loaded.processor.image_processor(
+        images=[load_image(p) for p in images], return_tensors="pt"
+    )
+    tower = model.model.vision_tower
+    vision, projected = [], []
+    with torch.inference_mode():
+        if arch == "gemma3":
+            hidden = tower(pixel_values=inputs["pixel_values"]).last_hidden_state
+            tokens = model.get_image_features(pixel_values=inputs["pixel_values"]).pooler_output
+            assert hidden.shape[1] == 16 * tokens.shape[1]  # 4x4 patches pooled into a token
+            return {"vision": hidden.mean(dim=1).numpy(), "projected": tokens.mean(dim=1).numpy()}
+        assert (config.vision_feature_layer, config.vision_feature_select_strategy) == (
+            -2,
+            "default",
+        )
+        options = {"image_sizes": inputs["image_sizes"]} if arch == "llava_next" else {}
+        packed = model.get_image_features(pixel_values=inputs["pixel_values"], **options)
+        for i, tokens in enumerate(packed.pooler_output):
+            if arch == "llava_next":
+                newline = (tokens == model.model.image_newline).all(dim=-1)
+                assert 0 < int(newline.sum()) < len(tokens)
+                tokens = tokens[~newline]
+                crops = inputs["pixel_values"][i][: _crop_count(model, inputs["image_sizes"][i])]
+            else:
+                crops = inputs["pixel_values"][i : i + 1]
+            penultimate = tower(pixel_values=crops, output_hidden_states=True).hidden_states[-2]
+            patches = penultimate[:, 1:]
+            if arch == "llava_next":
+                patches = _unpadded(model, patches, inputs["image_sizes"][i])
+            assert len(patches.reshape(-1, patches.shape[-1])) == len(tokens)
+            vision.append(patches.reshape(-1, patches.shape[-1]).mean(dim=0))
+            projected.append(tokens.mean(dim=0))
+    return {"vision": torch.stack(vision).numpy(), "projected": torch.stack(projected).numpy()}
+
+
+def _crop_count(model: Any, size: Any) -> int:
+    from transformers.models.llava_next.modeling_llava_next import image_size_to_num_patches
+
+    config = model.config
+    return int(
+        image_size_to_num_patches(
+            size, config.image_grid_pinpoints, config.vision_config.image_size
+        )
+    )
+
+
+def _unpadded(model: Any, patches: Any, size: Any) -> Any:
+    """The whole image's tokens, then the crops' tokens on their grid less the padding rows or
+    columns (LLaVA-NeXT's `spatial_unpad`)."""
+    import torch
+    from transformers.models.llava_next.modeling_llava_next import (
+        get_anyres_image_grid_shape,
+        unpad_image,
+    )
+
+    config = model.config
+    side = config.vision_config.image_size // config.vision_config.patch_size
+    rows, cols = get_anyres_image_grid_shape(
+        size, config.image_grid_pinpoints, config.vision_config.image_size
+    )
+    grid = patches[1:].reshape(rows, cols, side, side, -1).permute(4, 0, 2, 1, 3)
+    grid = unpad_image(grid.reshape(-1, rows * side, cols * side), size)
+    return torch.cat([patches[0], grid.flatten(1).T])
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_embed_images_is_the_mean_of_the_tokens_the_language_model_reads(
+    arch: str, tiny_dirs: dict[str, Path], sample_images: list[Path]
+) -> None:
+    from medbench.run.backends.hf.embed import embed_images
 
     loaded = loaded_model(arch, tiny_dirs[arch])
-    images = sample_images[:2]
-    pixels = loaded.processor.image_processor(
-        images=[load_image(p) for p in images], return_tensors="pt"
-    )["pixel_values"]
-    with torch.inference_mode():
-        out = vision_tower(loaded.model)(pixel_values=pixels)
-    expected = out.pooler_output if pooled == "cls" else out.last_hidden_state.mean(dim=1)
-    got = embed_images(loaded, images, ["vision"])["vision"]
-    np.testing.assert_allclose(got, expected.numpy(), rtol=0, atol=1e-6)
+    images = [sample_images[0], sample_images[-1]]
+    expected = _by_hand(arch, loaded, images)
+    got = embed_images(loaded, images, ["vision", "projected"])
+    for kind in ("vision", "projected"):
+        np.testing.assert_allclose(got[kind], expected[kind], rtol=0, atol=1e-5)
+
+
+def _wide(tmp_path: Path, source: Path, mode: str = "RGB") -> Path:
+    from PIL import Image
+
+    wide = tmp_path / "wide.png"
+    image = Image.open(source).convert(mode)
+    image.resize((image.width * 2, image.height)).save(wide)
+    return wide
+
+
+@pytest.mark.parametrize(
+    ("arch", "preprocess", "mode"),
+    [
+        ("llava", "pad_square", "RGB"),
+        ("llava_next", "pad_square", "RGB"),
+        ("gemma3", "pad_square", "RGB"),
+        ("llava", "pad_square_grey", "L"),
+    ],
+)
+def test_embed_images_pads_as_generation_does(
+    arch: str,
+    preprocess: str,
+    mode: str,
+    tiny_dirs: dict[str, Path],
+    sample_images: list[Path],
+    tmp_path: Path,
+) -> None:
+    from medbench.data.images import load_image
+    from medbench.run.backends.hf.embed import embed_images
+    from medbench.run.backends.hf.padding import square_padding
+
+    loaded = loaded_model(arch, tiny_dirs[arch])
+    wide = _wide(tmp_path, sample_images[0], mode)
+    padding = square_padding(model_spec(arch, image_preprocess=preprocess), loaded.processor)
+    assert padding is not None
+    padded = tmp_path / "padded.png"
+    padding.apply(wide, load_image(wide)).save(padded)
+    kinds = ["vision", "projected"]
+    plain = embed_images(loaded, [wide], kinds)
+    got = embed_images(loaded, [wide], kinds, padding=padding)
+    by_file = embed_images(loaded, [padded], kinds)
+    for kind in kinds:
+        assert not np.allclose(got[kind], plain[kind], atol=1e-3)
+        np.testing.assert_allclose(got[kind], by_file[kind], rtol=0, atol=1e-6)
+
+
+def test_extract_pads_as_the_spec_says(
+    tiny_llava_dir: Path, sample_images: list[Path], tmp_path: Path
+) -> None:
+    from medbench.run.backends.hf.embed import extract
+
+    wide = _wide(tmp_path, sample_images[0])
+    context = BackendContext(device="cpu", checkpoint_dir=tiny_llava_dir)
+    plain = extract(model_spec("llava"), context, [wide], ["vision"])
+    spec = model_spec("llava", image_preprocess="pad_square")
+    padded = extract(spec, context, [wide], ["vision"])
+    assert not np.allclose(plain["vision"], padded["vision"], atol=1e-3)
 
 
 @pytest.mark.parametrize("arch", ARCHS)
@@ -128,6 +254,23 @@ def test_embed_images_gives_nan_rows_for_undecodable_images(
         loaded_model("llava", tiny_llava_dir), [sample_images[0], broken], ["vision"], 8
     )
     assert np.isfinite(out["vision"][0]).all() and np.isnan(out["vision"][1]).all()
+
+
+def test_embed_batch_refuses_a_model_without_the_rule() -> None:
+    import torch
+
+    from medbench.errors import BackendError
+    from medbench.run.backends.hf.embed import embed_batch
+
+    class Qwen2VL:  # a vision-language model without a LLaVA-style multi-modal projector
+        visual = object()
+
+    expected = (
+        "Qwen2VL has no multi-modal projector; medbench embeds images only for the LLaVA, "
+        "LLaVA-NeXT and Gemma 3 families"
+    )
+    with pytest.raises(BackendError, match=f"^{re.escape(expected)}$"):
+        embed_batch(Qwen2VL(), {"pixel_values": torch.zeros(1, 3, 8, 8)}, ["vision"])
 
 
 def test_embed_images_rejects_an_unknown_kind(tiny_llava_dir: Path) -> None:
@@ -186,6 +329,7 @@ def test_embedding_key_changes_with_kind_weights_and_image_but_not_decoding() ->
 
     base = embedding_key("vision", identity("a", 8), "0" * 64)
     assert embedding_key("vision", identity("a", 128), "0" * 64) == base
+    assert embedding_key("vision", identity("a", 8), "0" * 64, rule=EMBED_RULE - 1) != base
     assert embedding_key("projected", identity("a", 8), "0" * 64) != base
     assert embedding_key("vision", identity("b", 8), "0" * 64) != base
     assert embedding_key("vision", identity("a", 8), "1" * 64) != base

@@ -9,6 +9,7 @@ from __future__ import annotations
 from medbench.score.probe.classifier import ProbeResult, pixel_features, probe
 from medbench.score.probe.embeddings import (
     EMBED_FORMAT,
+    EMBED_RULE,
     KINDS,
     Embeddings,
     EmbeddingStore,
@@ -31,6 +32,7 @@ from medbench.score.probe.tsne import MARKS, tsne_svg
 __all__ = [
     "_answer_columns",
     "EMBED_FORMAT",
+    "EMBED_RULE",
     "KINDS",
     "LADDER_COLUMNS",
     "MARKS",

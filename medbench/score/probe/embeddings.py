@@ -1,7 +1,8 @@
 """Image embeddings of the evaluated models, content-addressed in their own SQLite store.
 
-A vector is keyed by what changes it: the embedding kind, the model's identity (less its
-decoding parameters, which the vision tower never sees) and the image's sha256. It is stored
+A vector is keyed by what changes it: the embedding kind, the rule that pools it
+(`EMBED_RULE`), the model's identity (less its decoding parameters, which the vision tower never
+sees; with its `image_preprocess`, which pads the image first) and the image's sha256. It is stored
 as float16 bytes and always read back through float16, so that a first run and a cached rerun
 return the same numbers. Extraction needs torch; this module imports it only when a vector is
 missing.
@@ -25,6 +26,11 @@ from medbench.spec import ModelSpec
 
 EMBED_FORMAT = 1
 """Part of every embedding key and of the store: bump when either changes meaning."""
+EMBED_RULE = 2
+"""The version of the rule that makes an image's vector (in `medbench.run.backends.hf.embed`'s
+docstring), part of every key: bump when it changes. 1: CLIP's CLS or SigLIP's mean patch, and the
+mean of all projected tokens, images never padded; 2: the projector's input and output, padded as
+for generation, averaged over the tokens the language model reads, without image newlines."""
 STORE_NAME = "embeddings.sqlite"
 KINDS = ("vision", "projected")
 
@@ -47,12 +53,13 @@ def store_path(cache_path: Path) -> Path:
     return cache_path.parent / STORE_NAME
 
 
-def embedding_key(kind: str, identity: ModelIdentity, image_sha256: str) -> str:
-    """The content key of one image's embedding of one kind by one model."""
+def embedding_key(
+    kind: str, identity: ModelIdentity, image_sha256: str, *, rule: int = EMBED_RULE
+) -> str:
+    """The content key of one image's embedding of one kind by one model, made by `rule`."""
     model = {k: v for k, v in identity.payload.items() if k != "generation"}
-    return content_key(
-        {"embedding": kind, "model": model, "image": image_sha256, "embed_format": EMBED_FORMAT}
-    )
+    payload = {"embedding": kind, "model": model, "image": image_sha256}
+    return content_key({**payload, "embed_format": EMBED_FORMAT, "embed_rule": rule})
 
 
 class EmbeddingStore:
@@ -197,6 +204,7 @@ def _stack(vectors: list[Any]) -> NDArray[Any]:
 
 __all__ = [
     "EMBED_FORMAT",
+    "EMBED_RULE",
     "KINDS",
     "STORE_NAME",
     "EmbeddingStore",

@@ -1,19 +1,24 @@
-"""Image embeddings of a Hugging Face VLM: its vision tower's output and what its LM receives.
+"""Image embeddings of a Hugging Face VLM: what its language model reads of an image.
 
-Two kinds, per image, as float32 vectors:
+One rule for every family (its version is `EMBED_RULE` of `medbench.score.probe.embeddings`, part
+of every embedding key). Per image:
 
-- `vision`: the vision tower's own embedding of the image. CLIP towers (LLaVA, LLaVA-NeXT) give
-  their CLS token after the final layer norm (`pooler_output`), the token CLIP was trained to
-  pool into; other towers (SigLIP in Gemma 3, which drops SigLIP's attention-pooling head) give
-  the mean of their patch tokens. LLaVA-NeXT's image processor cuts an image into the whole
-  image resized to the tower's resolution (tile 0) plus high-resolution crops; `vision` embeds
-  tile 0 only, so that it is the same view of the image as LLaVA's.
-- `projected`: `model.get_image_features(...)`, the image tokens the language model reads,
-  averaged over tokens. For LLaVA-NeXT these are all the tokens of every crop (and the row-end
-  newline tokens), exactly what the LM receives.
+1. the image is decoded by `medbench.data.images.load_image`, padded to a square where the spec's
+   `image_preprocess` says so (`medbench.run.backends.hf.padding`, as for generation), and
+   prepared by the checkpoint's own image processor;
+2. `vision`: the features the model's multi-modal projector takes: for LLaVA and LLaVA-NeXT the
+   vision tower's hidden state at the config's `vision_feature_layer` (CLIP's penultimate layer;
+   several layers concatenated where it lists several), its CLS token dropped under the
+   `default` `vision_feature_select_strategy`; for Gemma 3, SigLIP's last hidden state;
+3. `projected`: those features through the projector: the image tokens in the language model's
+   embedding space;
+4. each is the mean over the image tokens the language model reads: every token for LLaVA and
+   Gemma 3 (Gemma 3's projector average-pools its SigLIP patches into 256 tokens; `vision` is the
+   mean of all the patches); for LLaVA-NeXT the whole image's tile plus the high-resolution
+   crops' tokens left after unpadding (transformers' `pack_image_features`), never the
+   image-newline tokens that end each row (one learned vector, the same for every image).
 
-Images are decoded by `medbench.data.images.load_image` and prepared by the checkpoint's own image
-processor, as for generation. An image that cannot be decoded gets a row of NaN.
+An image that cannot be decoded gets a row of NaN. A family without this rule is refused.
 """
 
 from __future__ import annotations
@@ -34,13 +39,11 @@ from medbench.data import ImageError, load_image
 from medbench.errors import BackendError
 from medbench.run.backends.base import BackendContext
 from medbench.run.backends.hf.loading import Loaded, load
+from medbench.run.backends.hf.padding import Padding, square_padding
 from medbench.spec import ModelSpec
 
 EMBEDDING_KINDS = ("vision", "projected")
 DEFAULT_EMBED_BATCH = 16
-
-_CLS_TOWERS = frozenset({"clip_vision_model", "clip"})
-"""Vision towers whose embedding is their pooled CLS token; the others are mean-pooled."""
 
 
 def vision_tower(model: Any) -> Any:
@@ -58,33 +61,91 @@ def vision_tower(model: Any) -> Any:
     raise BackendError(f"{type(model).__name__} has no vision tower to embed images with")
 
 
-def _vision(model: Any, pixels: torch.Tensor) -> torch.Tensor:
+def _inner(model: Any) -> Any:
+    """The part of a `...ForConditionalGeneration` model that holds tower and projector."""
+    inner = getattr(model, "model", model)
+    if getattr(inner, "multi_modal_projector", None) is None:
+        raise BackendError(
+            f"{type(model).__name__} has no multi-modal projector; medbench embeds images only "
+            "for the LLaVA, LLaVA-NeXT and Gemma 3 families"
+        )
+    return inner
+
+
+def projector_input(model: Any, pixels: torch.Tensor) -> torch.Tensor:
+    """(crops, tokens, dim): what the projector takes of a batch of crops (see the docstring)."""
+    inner = _inner(model)
+    config = inner.config
     tower = vision_tower(model)
-    base = pixels[:, 0] if pixels.dim() == 5 else pixels
-    out = tower(pixel_values=base)
-    model_type = getattr(getattr(tower, "config", None), "model_type", "")
-    pooled = getattr(out, "pooler_output", None)
-    if model_type in _CLS_TOWERS and pooled is not None:
-        result: torch.Tensor = pooled
-        return result
-    hidden: torch.Tensor = out.last_hidden_state
-    return hidden.mean(dim=1)
+    if config.model_type == "gemma3":
+        hidden: torch.Tensor = tower(pixel_values=pixels).last_hidden_state
+        return hidden
+    layer = getattr(config, "vision_feature_layer", None)
+    strategy = getattr(config, "vision_feature_select_strategy", None)
+    if layer is None or strategy not in ("default", "full"):
+        raise BackendError(
+            f"{type(model).__name__}: the config names no `vision_feature_layer` and "
+            "`vision_feature_select_strategy`; medbench embeds images only for the LLaVA, "
+            "LLaVA-NeXT and Gemma 3 families"
+        )
+    states = tower(pixel_values=pixels, output_hidden_states=True).hidden_states
+    layers = [layer] if isinstance(layer, int) else list(layer)
+    chosen = [states[i][:, 1:] if strategy == "default" else states[i] for i in layers]
+    return torch.cat(chosen, dim=-1)
 
 
-def _projected(model: Any, inputs: dict[str, torch.Tensor], n_images: int) -> torch.Tensor:
-    options = {"image_sizes": inputs["image_sizes"]} if "image_sizes" in inputs else {}
-    result = model.get_image_features(pixel_values=inputs["pixel_values"], **options)
-    # transformers 5 wraps the projected tokens as `pooler_output`; older versions return them.
-    features = getattr(result, "pooler_output", result)
-    if isinstance(features, torch.Tensor) and features.dim() == 3:
-        return features.mean(dim=1)
-    if isinstance(features, (list, tuple)) and len(features) == n_images:
-        return torch.stack([f.reshape(-1, f.shape[-1]).mean(dim=0) for f in features])
-    shape = getattr(features, "shape", None) or [getattr(f, "shape", None) for f in features]
-    raise BackendError(
-        f"{type(model).__name__}.get_image_features gave an unexpected shape {shape} for "
-        f"{n_images} images; expected (images, tokens, dim) or one (tokens, dim) per image"
-    )
+def read_tokens(
+    model: Any, features: torch.Tensor, inputs: dict[str, torch.Tensor]
+) -> list[torch.Tensor]:
+    """Per image, (tokens, dim): the tokens of `features` (one row per crop, as given by
+    `projector_input` or the projector) that the language model reads, newlines left out."""
+    inner = _inner(model)
+    pack = getattr(inner, "pack_image_features", None)
+    if pack is None or "image_sizes" not in inputs:
+        return list(features)
+    sizes = inputs["image_sizes"]
+    crops = _crop_counts(inner, inputs)
+    per_image = torch.split(features, crops, dim=0)
+    strategy = inner.config.vision_feature_select_strategy
+    packed, _ = pack(per_image, sizes, vision_feature_select_strategy=strategy, image_newline=None)
+    return list(packed)
+
+
+def _crop_counts(inner: Any, inputs: dict[str, torch.Tensor]) -> list[int]:
+    from transformers.models.llava_next.modeling_llava_next import image_size_to_num_patches
+
+    config = inner.config
+    return [
+        image_size_to_num_patches(
+            image_size=size,
+            grid_pinpoints=config.image_grid_pinpoints,
+            patch_size=config.vision_config.image_size,
+        )
+        for size in inputs["image_sizes"]
+    ]
+
+
+def _crops(model: Any, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+    """(crops, channels, h, w): every crop of the batch, LLaVA-NeXT's padded crop slots left out."""
+    pixels = inputs["pixel_values"]
+    if pixels.dim() != 5:
+        return pixels
+    counts = _crop_counts(_inner(model), inputs)
+    return torch.cat([image[:n] for image, n in zip(pixels, counts, strict=True)], dim=0)
+
+
+def embed_batch(
+    model: Any, inputs: dict[str, torch.Tensor], kinds: Sequence[str]
+) -> dict[str, torch.Tensor]:
+    """kind -> (images, dim): the batch's embeddings of each kind, by the module's rule."""
+    features = projector_input(model, _crops(model, inputs))
+    staged = {"vision": features}
+    if "projected" in kinds:
+        staged["projected"] = _inner(model).multi_modal_projector(features)
+    return {
+        kind: torch.stack([t.mean(dim=0) for t in read_tokens(model, staged[kind], inputs)])
+        for kind in kinds
+    }
 
 
 def _encode(loaded: Loaded, images: list[Any]) -> dict[str, torch.Tensor]:
@@ -111,8 +172,10 @@ def embed_images(
     paths: Sequence[Path],
     kinds: Sequence[str],
     batch_size: int = DEFAULT_EMBED_BATCH,
+    padding: Padding | None = None,
 ) -> dict[str, NDArray[Any]]:
-    """Embed each image: kind -> (len(paths), dim) float32, NaN rows for undecodable images."""
+    """Embed each image: kind -> (len(paths), dim) float32, NaN rows for undecodable images;
+    `padding`: how generation pads the model's images (None: not at all)."""
     unknown = sorted(set(kinds) - set(EMBEDDING_KINDS))
     if unknown:
         raise ValueError(
@@ -124,20 +187,17 @@ def embed_images(
         images, rows = [], []
         for index in range(start, min(start + batch_size, len(paths))):
             try:
-                images.append(load_image(paths[index]))
+                image = load_image(paths[index])
+                images.append(image if padding is None else padding.apply(paths[index], image))
                 rows.append(index)
             except ImageError:
                 failed.append(index)
         if not images:
             continue
         with torch.inference_mode():
-            inputs = _encode(loaded, images)
-            for kind in kinds:
-                if kind == "vision":
-                    vectors = _vision(loaded.model, inputs["pixel_values"])
-                else:
-                    vectors = _projected(loaded.model, inputs, len(images))
-                parts[kind].append(vectors.float().cpu().numpy())
+            vectors = embed_batch(loaded.model, _encode(loaded, images), kinds)
+        for kind in kinds:
+            parts[kind].append(vectors[kind].float().cpu().numpy())
     decoded = np.setdiff1d(np.arange(len(paths)), np.array(failed, dtype=np.int64))
     result: dict[str, NDArray[Any]] = {}
     for kind in kinds:
@@ -154,11 +214,16 @@ def extract(
     paths: Sequence[Path],
     kinds: Sequence[str],
 ) -> dict[str, NDArray[Any]]:
-    """Load the model once (as generation does), embed every image, and free the model."""
+    """Load the model once (as generation does), embed every image (padded as generation pads
+    it), and free the model."""
     loaded = load(spec, context)
     try:
         return embed_images(
-            loaded, paths, kinds, batch_size=context.batch_size or DEFAULT_EMBED_BATCH
+            loaded,
+            paths,
+            kinds,
+            batch_size=context.batch_size or DEFAULT_EMBED_BATCH,
+            padding=square_padding(spec, loaded.processor),
         )
     finally:
         device = loaded.device
@@ -168,4 +233,13 @@ def extract(
             torch.cuda.empty_cache()
 
 
-__all__ = ["DEFAULT_EMBED_BATCH", "EMBEDDING_KINDS", "embed_images", "extract", "vision_tower"]
+__all__ = [
+    "DEFAULT_EMBED_BATCH",
+    "EMBEDDING_KINDS",
+    "embed_batch",
+    "embed_images",
+    "extract",
+    "projector_input",
+    "read_tokens",
+    "vision_tower",
+]
