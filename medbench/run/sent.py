@@ -41,15 +41,18 @@ def shown(messages: Messages) -> str:
 
 def _askings(task: TaskSpec) -> list[tuple[str, SampleQuestion | None]]:
     """Each distinct way a task's samples are asked, by name: the task's question, or a
-    sample's own question with each count of options it may offer."""
+    sample's own question (marked; the task's, shown as it is, where no source gives one)
+    with each count of options it may offer."""
     if not task.per_sample:
         return [("", None)]
+    own = any(source.question_column is not None for source in task.data.values())
+    question = QUESTION_MARK if own else None
     if task.answer_type != "multiple_choice":
-        return [("", SampleQuestion(QUESTION_MARK))]
+        return [("", SampleQuestion(question))]
     return [
         (
             f"{count} options",
-            SampleQuestion(QUESTION_MARK, tuple(option_mark(i + 1) for i in range(count))),
+            SampleQuestion(question, tuple(option_mark(i + 1) for i in range(count))),
         )
         for count in range(MIN_OPTIONS, MAX_OPTIONS + 1)
     ]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from medbench.run.diagnose import diagnose_messages
 from medbench.run.plan import make_plan
 from medbench.run.sent import prompts_sent, shown
@@ -35,9 +37,15 @@ def _add_variant(project: Path, family: str, variant: str) -> None:
     path.write_text(path.read_text().rstrip("\n") + "\n" + variant)
 
 
-def test_prompts_sent_filled_in_are_every_prompt_the_plan_sends(tmp_path: Path) -> None:
+@pytest.mark.parametrize("own_question", [True, False])
+def test_prompts_sent_filled_in_are_every_prompt_the_plan_sends(
+    tmp_path: Path, own_question: bool
+) -> None:
     project = vqa_project(tmp_path)
     _add_variant(project, "closed_vqa", SLY_VQA)
+    if not own_question:  # multiple choice on the task's question: shown as it is
+        task = project / "specs" / "tasks" / "pmc_vqa_choice.yaml"
+        task.write_text(task.read_text().replace("    question_column: question\n", ""))
     specs = load_specs(project / "specs")
     sent = prompts_sent(specs)
     plan = make_plan(specs, "t", models_dir=tmp_path / "m")
@@ -51,6 +59,8 @@ def test_prompts_sent_filled_in_are_every_prompt_the_plan_sends(tmp_path: Path) 
         cases.add((job.variant, case))
     assert ("sly", "") in cases  # the yes/no task's samples were asked the sly variant
     assert sent[("closed_vqa", "sly", "pmc_vqa_choice", "4 options")].startswith("Pick the first")
+    shown_question = "\u27easample question\u27eb" if own_question else "Answer the question about"
+    assert sent[("closed_vqa", "plain", "pmc_vqa_choice", "3 options")].startswith(shown_question)
     assert sent[("closed_vqa", "sly", "vqa_rad_yes_no", "")].startswith("Say yes.")
 
 
