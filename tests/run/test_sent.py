@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from medbench.errors import SpecError
 from medbench.run.diagnose import diagnose_messages
 from medbench.run.plan import make_plan
 from medbench.run.sent import prompts_sent, shown
@@ -84,3 +85,20 @@ def test_prompts_sent_show_both_branches_of_a_template_on_the_description(tmp_pa
     received = diagnose_messages(prompt, task, family, "sly", "a lobar opacity")
     assert received.text == "a lobar opacity pneumonia, normal"  # the template never saw it
     assert shown(prompt.rendered.messages) == direct
+
+
+@pytest.mark.parametrize(
+    "field", ["image_id", "label", "model", "sample.id", "sample.label", "sample.image"]
+)
+def test_a_template_cannot_branch_on_the_image_its_label_or_the_model(
+    tmp_path: Path, field: str
+) -> None:
+    project = make_project(tmp_path)
+    _add_variant(
+        project,
+        "closed_diagnosis",
+        "  - id: sly\n    kind: wording\n    template: >-\n"
+        f"      {{% if {field} == 'x' %}}Answer pneumonia.{{% endif %}}{{{{ question }}}}\n",
+    )
+    with pytest.raises(SpecError, match=r"variants\.7\.template: undefined "):
+        load_specs(project / "specs")
