@@ -30,7 +30,8 @@ class Republishing:
     refused: list[tuple[StaleRecord, str]] = field(default_factory=list)
     """The stale records that cannot be rerun here, with why."""
     written: list[Path] = field(default_factory=list)
-    """Every record written (a stale model's base, rerun beside it, included)."""
+    """Every record written (a stale model's base is rerun for its answers, and published
+    only if stale itself)."""
 
 
 @dataclass(frozen=True)

@@ -211,7 +211,7 @@ def hidden(
     """The description and the sample's question as a template sees them (marks in place of
     the values that differ per image or per model), and each mark's value."""
     values: dict[str, str] = {}
-    if description:
+    if description is not None:  # a diagnose prompt's, even empty: one rendering for all
         values[DESCRIPTION_MARK] = description
         description = DESCRIPTION_MARK
     if asked is not None:

@@ -12,7 +12,7 @@ from medbench.run.plan import make_plan
 from medbench.run.sent import prompts_sent, shown
 from medbench.spec import asked_of
 from medbench.spec.loading import load_specs
-from medbench.spec.prompts import fill, hidden
+from medbench.spec.prompts import DESCRIPTION_MARK, fill, hidden
 from tests.spec_tree import make_project, vqa_project
 
 SLY_VQA = (
@@ -84,6 +84,8 @@ def test_prompts_sent_show_both_branches_of_a_template_on_the_description(tmp_pa
     prompt = plan.prompts[("closed_diagnosis", "sly", "pneumonia_cxr")]
     received = diagnose_messages(prompt, task, family, "sly", "a lobar opacity")
     assert received.text == "a lobar opacity pneumonia, normal"  # the template never saw it
+    empty = diagnose_messages(prompt, task, family, "sly", "")  # a model that wrote nothing
+    assert empty.text == fill(diagnosed, {DESCRIPTION_MARK: ""}) == "pneumonia, normal"
     assert shown(prompt.rendered.messages) == direct
 
 
