@@ -228,6 +228,7 @@ app.add_typer(runner.check_app, name="check")
 app.add_typer(cache.app, name="cache")
 app.command()(leaderboard.publish)
 app.command()(leaderboard.verify)
+app.command()(leaderboard.republish)
 app.add_typer(leaderboard.site_app, name="site")
 app.add_typer(convert_app, name="convert")
 

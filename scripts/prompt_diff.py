@@ -2,7 +2,9 @@
 
 CI writes the output to the pull request's job summary, so that reviewers read the prompts a
 spec change produces, not only the YAML that produces them. Every variant of every prompt
-family is rendered for every task, at the base commit (a temporary git worktree) and here.
+family is rendered for every task, at the base commit (a temporary git worktree) and here,
+by the plan's own rendering (`medbench.run.sent`): each rendering, with its marks filled in,
+is exactly what every image and model is sent (a template cannot branch on a marked value).
 
     python scripts/prompt_diff.py --base origin/main >> "$GITHUB_STEP_SUMMARY"
 """
@@ -17,29 +19,21 @@ import tempfile
 from pathlib import Path
 
 from medbench.errors import MedbenchError
+from medbench.run.sent import prompts_sent
 from medbench.spec.loading import load_specs
-from medbench.spec.prompts import render
 
-Rendered = dict[tuple[str, str, str], str]
-DESCRIPTION = "[the model's description of the image]"
+Rendered = dict[tuple[str, str, str, str], str]
+MARKS_NOTE = (
+    "Text in \u27ea\u27eb stands for what differs per image or per model (a model's "
+    "description, a sample's own question or options): filled in after rendering, so a "
+    "template cannot branch on it. A model's default system text is sent where a variant "
+    "has none."
+)
 
 
 def rendered_prompts(specs_dir: Path) -> Rendered:
-    """(family, variant, task) -> the rendered system and user text of every variant."""
-    specs = load_specs(specs_dir)
-    prompts: Rendered = {}
-    for family in specs.families.values():
-        for variant in family.variants:
-            for task in specs.tasks.values():
-                try:
-                    messages = render(family, variant, task, (), DESCRIPTION).messages
-                    text = (
-                        f"[system] {messages.system}\n" if messages.system else ""
-                    ) + messages.text
-                except Exception as e:  # a template that fails to render is shown, not hidden
-                    text = f"[render error] {type(e).__name__}: {e}"
-                prompts[(family.id, variant.id, task.id)] = text
-    return prompts
+    """(family, variant, task, case) -> every distinct prompt the specs may send."""
+    return prompts_sent(load_specs(specs_dir))
 
 
 def base_prompts(base: str, specs_dir: Path) -> tuple[Rendered, str | None]:
@@ -59,22 +53,26 @@ def base_prompts(base: str, specs_dir: Path) -> tuple[Rendered, str | None]:
 
 
 def markdown(before: Rendered, after: Rendered, note: str | None) -> str:
-    lines = ["## Rendered prompts changed by this pull request", ""]
+    lines = ["## Rendered prompts changed by this pull request", "", MARKS_NOTE, ""]
     if note:
         lines += [f"> {note}", ""]
     changed = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
     if not changed:
         return "\n".join([*lines, "No rendered prompt changes.", ""])
     lines += [f"{len(changed)} rendered prompt(s) differ (family / variant / task).", ""]
-    for family, variant, task in changed:
-        old, new = before.get((family, variant, task)), after.get((family, variant, task))
+    for family, variant, task, case in changed:
+        old, new = (
+            before.get((family, variant, task, case)),
+            after.get((family, variant, task, case)),
+        )
         status = "added" if old is None else "removed" if new is None else "changed"
         diff = difflib.unified_diff(
             (old or "").splitlines(), (new or "").splitlines(), "base", "this PR", lineterm="", n=50
         )
+        where = f" on <code>{task}</code>" if task else ""
+        when = f" ({case})" if case else ""
         lines += [
-            f"<details><summary><code>{family}/{variant}</code> on <code>{task}</code>: "
-            f"{status}</summary>",
+            f"<details><summary><code>{family}/{variant}</code>{where}{when}: {status}</summary>",
             "",
             "```diff",
             *list(diff)[2:],

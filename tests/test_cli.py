@@ -50,7 +50,7 @@ def _named(command: tuple[str, ...]) -> str:
 
 def test_cli_commands_are_found() -> None:
     assert {(), ("run",), ("cache",), ("cache", "prune"), ("site", "build")} <= set(COMMANDS)
-    assert len(COMMANDS) == 23
+    assert len(COMMANDS) == 24
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=_named)
@@ -279,6 +279,7 @@ def _with_specs(specs: str) -> dict[str, list[str]]:
         "cache export": ["cache", "export", "out.jsonl", "--specs", specs],
         "publish": ["publish", "-s", "t", "--specs", specs],
         "verify": ["verify", str(REPO / "leaderboard"), "--specs", specs],
+        "republish": ["republish", str(REPO / "leaderboard"), "--specs", specs, "--dry-run"],
         "site build": ["site", "build", "--specs", specs],
     }
 

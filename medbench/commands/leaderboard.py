@@ -1,4 +1,5 @@
-"""`medbench publish`, `verify`, `site build` and `site serve`: the leaderboard's commands."""
+"""`medbench publish`, `verify`, `republish`, `site build` and `site serve`: the leaderboard's
+commands."""
 
 from __future__ import annotations
 
@@ -6,8 +7,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.console import Console
 
-from medbench.commands.options import ModelsOpt, SuiteOpt
+from medbench.commands.options import CacheOpt, DeviceOpt, ModelsOpt, SuiteOpt
 from medbench.errors import RecordError, UsageError
 
 ResultsOpt = Annotated[Path, typer.Option("--results", help="Folder of `medbench score` outputs.")]
@@ -120,6 +122,56 @@ def verify(
     if problems:
         raise typer.Exit(1)
     typer.echo(f"{len(record_paths(folder))} records verified")
+
+
+def republish(
+    folder: Annotated[Path, typer.Argument(help="Leaderboard folder.")] = Path("leaderboard"),
+    specs: Annotated[Path, typer.Option("--specs", help="Today's spec folder.")] = Path("specs"),
+    dry_run: Annotated[
+        bool,
+        typer.Option("--dry-run", help="List what would be rerun and republished; run nothing."),
+    ] = False,
+    device: DeviceOpt = "auto",
+    cache: CacheOpt = None,
+) -> None:
+    """Rerun and republish the published records that today's specs make stale (a prompt
+    variant added, a task edited: `medbench validate` names them). Each stale record's model
+    is run on its suite where it can run here (a baseline always; a real model needs its
+    weights), and the suite's records are swapped in whole. Exit 1 if some stale record
+    could not be rerun (each is named, with why).
+
+    Example: medbench republish leaderboard --dry-run
+    """
+    from medbench.publish import republish_stale
+    from medbench.run.backends import BackendContext
+
+    if not folder.is_dir():
+        raise UsageError(
+            "no such leaderboard folder. Give the folder of published records.", str(folder)
+        )
+    done = republish_stale(
+        specs,
+        folder,
+        context=BackendContext(device=device),
+        console=Console(stderr=True),
+        cache=cache,
+        dry_run=dry_run,
+    )
+    if not done.stale:
+        typer.echo(f"No record under {folder}/ is stale: nothing to republish.")
+        return
+    for record in done.rerun:
+        verb = "would rerun and republish" if dry_run else "reran and republished"
+        typer.echo(f"{record.display}: {verb} (stale: {', '.join(record.changed)})")
+    for record, why in done.refused:
+        typer.echo(f"{record.display}: cannot rerun: {why}", err=True)
+    if done.refused:
+        typer.echo(
+            f"{len(done.refused)} of {len(done.stale)} stale records were not rerun: run their "
+            "models where they are available, or publish them by hand (`medbench publish`).",
+            err=True,
+        )
+        raise typer.Exit(1)
 
 
 def build(

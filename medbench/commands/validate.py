@@ -5,13 +5,16 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from pydantic import TypeAdapter
 
 from medbench.errors import SpecError, UnknownIdError, printable
 from medbench.spec import SPEC_KINDS
+
+if TYPE_CHECKING:
+    from medbench.spec.loading import SpecSet
 
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 
@@ -34,7 +37,8 @@ def validate(
     ] = False,
 ) -> None:
     """Check every spec file (schema, references, templates) and the data sources present here
-    (folders, label folders, image headers). Exit 2 listing all problems.
+    (folders, label folders, image headers). Exit 2 listing all problems. Warn (exit 0) of the
+    project's published records (leaderboard/) the specs make stale.
 
     Example: medbench validate specs --no-data
     """
@@ -55,6 +59,8 @@ def validate(
     for suite in sorted(specs.warnings):
         for warning in specs.warnings[suite]:
             typer.echo(printable(f"warning: {warning}"), err=True)
+    for line in _stale_records(specs.root / "leaderboard", specs):
+        typer.echo(printable(f"warning: {line}"), err=True)
     variants = sum(len(family.variants) for family in specs.families.values())
     counts = [
         _count(len(specs.tasks), "task"),
@@ -64,6 +70,16 @@ def validate(
         _count(len(specs.suites), "suite"),
     ]
     typer.echo(f"{', '.join(counts)}: all valid")
+
+
+def _stale_records(leaderboard: Path, specs: SpecSet) -> list[str]:
+    """The project's published records these specs make stale (a warning: `verify` fails on
+    a changed prompt family, and `medbench republish` reruns them)."""
+    if not any(leaderboard.glob("*/*.json")):
+        return []
+    from medbench.publish import stale_warnings
+
+    return stale_warnings(leaderboard, specs)
 
 
 def schema(

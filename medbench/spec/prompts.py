@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import string
 from dataclasses import dataclass, replace
 from functools import lru_cache
@@ -11,7 +12,13 @@ from jinja2 import TemplateError
 
 from medbench.spec.model import ModelSpec
 from medbench.spec.prompt import PromptFamilySpec, VariantSpec
-from medbench.spec.sandbox import MAX_RENDERED, PromptEnvironment, new_environment, render_bounded
+from medbench.spec.sandbox import (
+    MAX_RENDERED,
+    BudgetError,
+    PromptEnvironment,
+    new_environment,
+    render_bounded,
+)
 from medbench.spec.task import OPTION_LETTERS, TaskSpec
 
 TEMPLATE_VARIABLES = (
@@ -31,6 +38,19 @@ TEMPLATE_VARIABLES = (
 """Names a template may use; `description` is only set for text-only diagnose prompts;
 `sample` holds `question` and `options`: the sample's own where its task reads them from the
 data (closed VQA), else the task's question and the offered options."""
+
+DESCRIPTION_MARK = "\u27eadescription\u27eb"
+QUESTION_MARK = "\u27easample question\u27eb"
+_MARK = re.compile("\u27ea(?:description|sample question|option [1-9])\u27eb")
+"""What a template sees of a value that differs per image or per model: a model's description,
+a sample's own question and options. A template can place such a value but never read it (the
+real text is filled in after rendering), so it cannot branch on it: a prompt rendered with the
+marks, as `scripts/prompt_diff.py` shows it, is the prompt every image and model is sent."""
+
+
+def option_mark(number: int) -> str:
+    """The mark of a sample's own option `number` (from 1, in the data's order)."""
+    return f"\u27eaoption {number}\u27eb"
 
 
 @dataclass(frozen=True)
@@ -185,14 +205,59 @@ def template_context(
     }
 
 
+def hidden(
+    task: TaskSpec, description: str | None, asked: SampleQuestion | None
+) -> tuple[str | None, SampleQuestion | None, dict[str, str]]:
+    """The description and the sample's question as a template sees them (marks in place of
+    the values that differ per image or per model), and each mark's value."""
+    values: dict[str, str] = {}
+    if description is not None:  # a diagnose prompt's, even empty: one rendering for all
+        values[DESCRIPTION_MARK] = description
+        description = DESCRIPTION_MARK
+    if asked is not None:
+        # A sample without its own question is asked the task's: marked all the same, so that
+        # the rendering never depends on which samples have one.
+        values[QUESTION_MARK] = asked.question or task.question
+        marks = tuple(option_mark(i + 1) for i in range(len(asked.options)))
+        values.update(zip(marks, asked.options, strict=True))
+        asked = SampleQuestion(QUESTION_MARK, marks)
+    return description, asked, values
+
+
+def marked_context(
+    family: PromptFamilySpec,
+    variant: VariantSpec,
+    task: TaskSpec,
+    description: str | None = None,
+    asked: SampleQuestion | None = None,
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """What a variant's template sees (the per-image and per-model values as marks), and the
+    values `render_text` fills in for the marks."""
+    shown, seen, values = hidden(task, description, asked)
+    return template_context(task, offered_options(task, variant, family, seen), shown, seen), values
+
+
+def fill(text: str, values: dict[str, str]) -> str:
+    """A rendering with each mark replaced by its value, in one pass (a value holding a mark
+    is not filled again); bounded as the rendering itself is."""
+    if not values:
+        return text
+    marks = _MARK.findall(text)
+    size = len(text) + sum(len(values.get(m, m)) - len(m) for m in marks)
+    if size > MAX_RENDERED:  # counted before anything is built
+        raise BudgetError(f"the template renders over {MAX_RENDERED} characters")
+    return _MARK.sub(lambda m: values.get(m.group(0), m.group(0)), text).strip()
+
+
 @lru_cache(maxsize=4096)
 def _compile(source: str) -> Any:
     return environment().from_string(source)
 
 
-def render_text(source: str, context: dict[str, Any]) -> str:
-    """Render one template string; raises jinja2.TemplateError on any problem."""
-    return render_bounded(_compile(source), context).strip()
+def render_text(source: str, context: dict[str, Any], values: dict[str, str] | None = None) -> str:
+    """Render one template string, then fill in the marked `values` (see `hidden`); raises
+    jinja2.TemplateError on any problem."""
+    return fill(render_bounded(_compile(source), context).strip(), values or {})
 
 
 def render(
@@ -203,18 +268,21 @@ def render(
     description: str | None = None,
     asked: SampleQuestion | None = None,
 ) -> Rendered:
-    """Render a variant for a task (or one of its samples' own question) and its image(s)."""
+    """Render a variant for a task (or one of its samples' own question) and its image(s).
+
+    The template sees the description and a sample's own question and options only as marks
+    (`hidden`), filled in after rendering: it cannot branch on them."""
     options = offered_options(task, variant, family, asked)
-    context = template_context(task, options, description, asked)
-    text = render_text(variant.template, context)
-    system = render_text(variant.system, context) if variant.system else None
+    context, values = marked_context(family, variant, task, description, asked)
+    text = render_text(variant.template, context, values)
+    system = render_text(variant.system, context, values) if variant.system else None
     return Rendered(Messages(system, text, images), options, variant.lettered)
 
 
 __all__ = [
-    "budgeted",
-    "token_budget",
+    "DESCRIPTION_MARK",
     "MAX_RENDERED",
+    "QUESTION_MARK",
     "TEMPLATE_VARIABLES",
     "ImageRef",
     "Messages",
@@ -224,8 +292,12 @@ __all__ = [
     "asked_of",
     "budgeted",
     "environment",
+    "fill",
     "for_model",
+    "hidden",
+    "marked_context",
     "offered_options",
+    "option_mark",
     "options_by_letter",
     "render",
     "render_text",

@@ -151,14 +151,18 @@ class _BoundedCodeGenerator(CodeGenerator):
 
 
 class PromptEnvironment(ImmutableSandboxedEnvironment):
-    """The sandbox, with every size bounded and no `lipsum` (it builds text on demand)."""
+    """The sandbox, with every size bounded, no `lipsum` (it builds text on demand) and no
+    `random` filter: a prompt is a function of its inputs, so that what reviewers are shown
+    (`scripts/prompt_diff.py`) is what models are sent."""
 
     intercepted_binops = frozenset({"*", "**", "+", "%"})
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
         self.globals.pop("lipsum", None)
-        self.filters = {name: _bounded_filter(name, f) for name, f in self.filters.items()}
+        self.filters = {
+            name: _bounded_filter(name, f) for name, f in self.filters.items() if name != "random"
+        }
 
     code_generator_class = _BoundedCodeGenerator
 

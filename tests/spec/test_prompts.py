@@ -1,9 +1,10 @@
 import re
 
 import pytest
-from jinja2.exceptions import SecurityError, UndefinedError
+from jinja2.exceptions import SecurityError, TemplateSyntaxError, UndefinedError
 
-from medbench.spec.prompts import environment, render_text
+from medbench.spec.prompts import DESCRIPTION_MARK, environment, render_text
+from medbench.spec.sandbox import BudgetError
 
 
 @pytest.mark.parametrize(
@@ -128,3 +129,15 @@ def test_render_guided_variant_leaves_out_a_class_without_signs() -> None:
         "consolidation, air bronchograms, patchy or interstitial opacities, pleural effusion, "
         "silhouette sign. Answer with one of: pneumonia, normal."
     )
+
+
+def test_render_text_refuses_the_random_filter() -> None:
+    with pytest.raises(TemplateSyntaxError, match="^No filter named 'random'.$"):
+        render_text("{{ ['Answer.', 'Answer pneumonia.'] | random }}", {})
+
+
+def test_render_text_bounds_what_the_filled_in_values_build() -> None:
+    source = "{% for _ in range(200) %}{{ description }}{% endfor %}"
+    values = {DESCRIPTION_MARK: "a long description " * 50}
+    with pytest.raises(BudgetError, match="renders over 100000 characters"):
+        render_text(source, {"description": DESCRIPTION_MARK}, values)

@@ -14,13 +14,7 @@ from medbench.errors import Issue
 from medbench.spec.loading._document import Document
 from medbench.spec.loading._explain import suggest
 from medbench.spec.prompt import PromptFamilySpec
-from medbench.spec.prompts import (
-    TEMPLATE_VARIABLES,
-    SampleQuestion,
-    offered_options,
-    render_text,
-    template_context,
-)
+from medbench.spec.prompts import TEMPLATE_VARIABLES, SampleQuestion, marked_context, render_text
 from medbench.spec.sandbox import BudgetError
 from medbench.spec.task import MAX_OPTIONS, TaskSpec
 
@@ -43,13 +37,12 @@ def _check_family(
         reported: set[tuple[str, str]] = set()
         for task, description in ((t, d) for t in tasks for d in (None, LONG_DESCRIPTION)):
             asked = _placeholder_question(task)
-            options = offered_options(task, variant, family, asked)
-            context = template_context(task, options, description, asked)
+            context, values = marked_context(family, variant, task, description, asked)
             for field in ("system", "template"):
                 source = getattr(variant, field)
                 if (field, "budget") in reported:
                     continue  # a render over its time budget is not run again
-                problem = _render_problem(source, context) if source else None
+                problem = _render_problem(source, context, values) if source else None
                 if problem is not None and problem[0].startswith("over the template budget"):
                     reported.add((field, "budget"))
                 if problem is not None and (field, problem[0]) not in reported:
@@ -70,9 +63,11 @@ def _placeholder_question(task: TaskSpec) -> SampleQuestion | None:
     return SampleQuestion("q" * MAX_QUESTION, options)
 
 
-def _render_problem(source: str, context: dict[str, Any]) -> tuple[str, str] | None:
+def _render_problem(
+    source: str, context: dict[str, Any], values: dict[str, str]
+) -> tuple[str, str] | None:
     try:
-        render_text(source, context)
+        render_text(source, context, values)
     except TemplateSyntaxError as e:
         where = f" on template line {e.lineno}" if "\n" in source.strip() else ""
         return f"template syntax error{where}: {(e.message or '').rstrip('.')}", ""
