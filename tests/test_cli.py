@@ -80,6 +80,8 @@ def test_cli_plan_shows_jobs_and_cached_counts(tmp_path: Path) -> None:
     # 4 tasks x 8 images per class (2-4 classes) = 88 images; 12 variants; and the noise
     # floor's replicates: 2 reference variants x every image (up to 32 per task: all 88)
     assert "0 cached; 1232 distinct answers to compute." in result.output
+    # the plan is the result: all of it on stdout (`medbench plan ... > plan.txt`)
+    assert "baseline-chance" in result.stdout and result.stderr == ""
 
 
 def test_cli_plan_shipped_medvqa_suite_plans_offline_with_its_baselines(
@@ -462,7 +464,9 @@ def test_cli_site_build_from_a_subfolder_builds_the_projects_site(
     monkeypatch.chdir(tmp_path / "docs/notes")
     result = runner.invoke(app, ["site", "build"])
     assert result.exit_code == 0, result.output
-    assert result.stderr == f"using the project in {tmp_path}\n"
+    using, building = result.stderr.splitlines()
+    assert using == f"using the project in {tmp_path}"
+    assert building.startswith("✓ building the site in ../../_site/ 0:00:")  # its progress
     assert result.stdout.endswith(" files written to ../../_site/ (open ../../_site/index.html)\n")
     assert (tmp_path / "_site/index.html").is_file()
     assert not Path("_site").exists()

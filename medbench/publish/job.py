@@ -22,6 +22,7 @@ from medbench.run import (
     run_inputs,
     run_outputs,
     run_suite,
+    step,
     write_stamp,
 )
 from medbench.run.backends import BackendContext
@@ -35,8 +36,9 @@ def build_local_site(specs: SpecSet, suite: str, results: Path, console: Console
     published record in `leaderboard/`, plus the local records of every suite run here."""
     from medbench.publish.site import build_site
 
-    publish_locally(specs, suite, results)
     out = Path("_site")
+    with step("local records"):
+        publish_locally(specs, suite, results)
     build_site(Path("leaderboard"), out, specs=specs, results=results)
     index = out / "index.html"
     console.print(f"Site built: open {index} (or run `medbench site serve`).")
