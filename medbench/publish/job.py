@@ -139,7 +139,9 @@ def score_beside(
     beside = options.results / the_plan.suite.id / NARROWED
     report = Console(stderr=True)
     probe_context = context if options.probe else None
-    out = score_and_report(spec_set, the_plan, store, beside, report, probe_context, context)
+    out = score_and_report(
+        spec_set, the_plan, store, beside, report, probe_context, context, out=Console()
+    )
     console.print(
         f"This run was narrowed ({', '.join(why)}): its scores are in {out}/, beside the "
         f"suite's results in {options.results / the_plan.suite.id}/, which it left as they "
@@ -196,7 +198,7 @@ def _score_and_publish(
     if not options.rescore and summary.ran == 0 and summary.complete:
         stamp = reusable(folder, inputs(), run_outputs(results, suite, site=building))
     if stamp is not None:
-        sys.stderr.write(stamp.report)
+        sys.stdout.write(stamp.report)
         console.print(
             f"Nothing changed since the complete run of {stamp.created}: its results and "
             "site are reused (--rescore redoes them).",
@@ -204,13 +206,16 @@ def _score_and_publish(
         )
         return
     clear_stamp(folder)
-    report = Console(stderr=True, record=True)
+    report = Console(stderr=True)  # progress and notes; the results go to stdout
+    printed = Console(record=True)
     probe_context = context if options.probe else None
-    score_and_report(spec_set, the_plan, store, results, report, probe_context, context)
+    score_and_report(
+        spec_set, the_plan, store, results, report, probe_context, context, out=printed
+    )
     if options.site and adhoc:
         report.print(f"No local site: {', '.join(adhoc)} has no spec, so it is never published.")
     if building:
         build_local_site(spec_set, suite, results, report)
     if summary.complete:
         outputs = run_outputs(results, suite, site=building)
-        write_stamp(folder, inputs(), outputs, report.export_text())
+        write_stamp(folder, inputs(), outputs, printed.export_text())
