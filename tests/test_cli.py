@@ -1,4 +1,5 @@
 import filecmp
+import re
 import shutil
 import socket
 from collections.abc import Callable, Iterator
@@ -168,6 +169,16 @@ def test_cli_plan_paper_needs_neither_the_openai_key_nor_the_network(
         "histopathology: a fixed subset of 250 images per class (seed 0): LC25000's 15,000 "
         "lung images are augmentations"
     )
+    # on an 80-column terminal: ids whole, the note wrapped at word boundaries, indented
+    terminal = {"COLUMNS": "80", "TTY_COMPATIBLE": "1", "NO_COLOR": "1"}
+    styled = runner.invoke(app, args, env=terminal).output
+    shown = re.sub("\x1b\\[[0-9;]*m", "", styled).splitlines()
+    assert max(map(len, shown)) <= 80
+    assert any(line.split()[:1] == ["llava-med-v1.5-mistral-7b"] for line in shown)
+    note = shown[shown.index(lines[-2]) + 1 :]
+    assert note[0].startswith("histopathology: ") and len(note) > 1
+    assert all(line.startswith("    ") for line in note[1:])
+    assert " ".join(line.strip() for line in note) == lines[-1]
 
 
 def test_cli_plan_locates_a_missing_data_folder_in_the_task_spec(
