@@ -33,12 +33,16 @@ DESCRIPTION_MIN = 12
 """The description gives way (with an ellipsis) down to this; then optional columns go."""
 DROPPED_FIRST = ("percent", "rate", "remaining", "elapsed", "details")
 """The optional columns, in the order they give way on a narrow terminal (counts never do)."""
+BROKEN = "broken"
+"""The field of a step that ended by an exception."""
 
 
 class _Mark(SpinnerColumn):
-    """A spinner while the step runs, a tick once it is done."""
+    """A spinner while the step runs, a tick once it is done, a cross if it raised."""
 
     def render(self, task: Task) -> RenderableType:
+        if task.fields.get(BROKEN):
+            return Text("✗", style="red")
         if task.finished or task.stop_time is not None:
             return Text("✓", style="green")
         return super().render(task)
@@ -75,8 +79,9 @@ class _Remaining(TimeRemainingColumn):
 
 
 class FittedProgress(Progress):
-    """rich's Progress, laid out to the console's width: numbers are never cut; the
-    description shrinks first (with an ellipsis), then the bar, then optional columns go."""
+    """rich's Progress, laid out to the console's width: numbers are never cut; the bar
+    gives way first (down to 10 columns), then the description (with an ellipsis, down to
+    12), then the optional columns, one by one."""
 
     def __init__(self, console: Console, *, disable: bool = False) -> None:
         self.bar = BarColumn(bar_width=BAR_WIDTHS[1])
@@ -192,6 +197,9 @@ def step(
     task = progress.add_task(description, total=total, **fields)
     try:
         yield Step(progress, task)
+    except BaseException:
+        progress.update(task, broken=True)  # the field BROKEN names
+        raise
     finally:
         progress.stop_task(task)
         if owner:

@@ -99,3 +99,11 @@ def test_step_disabled_writes_nothing_nor_does_a_step_inside_it() -> None:
             inner.advance(2)
         run.advance(3)
     assert out.getvalue() == ""
+
+
+def test_step_that_raises_ends_with_a_cross() -> None:
+    out = io.StringIO()
+    console = Console(file=out, width=80)
+    with pytest.raises(RuntimeError, match="^disk full$"), step("scoring", console=console):
+        raise RuntimeError("disk full")
+    assert out.getvalue().split() == ["✗", "scoring", "0:00:00"]
