@@ -9,6 +9,9 @@ TORCH_PIP_ARGS ?=
 # commands keep the build .venv has (`make venv GPU=` goes back to the CPU build).
 GPU ?= $(patsubst $(VENV)/.installed-%,%,$(firstword $(wildcard $(VENV)/.installed-*)))
 TORCH_CUDA := cu130
+# Said before installing: how long `make venv` took, measured on a busy 2-core machine (224 s,
+# torch's wheel from local disk, the 128 other pins downloaded).
+INSTALL_TIME := about 4 minutes on a busy 2-core machine, more on a slow network
 STAMP := $(VENV)/.installed$(if $(GPU),-$(GPU),)
 export HF_HUB_OFFLINE ?= 1
 export TRANSFORMERS_NO_ADVISORY_WARNINGS ?= 1
@@ -32,14 +35,19 @@ endif
 # resolver can pull a newer release or torch's multi-GB CUDA build. torch first: the CPU build,
 # or with GPU=cu130 the CUDA build and its runtime; then the lock's other pins.
 $(STAMP): $(LOCK) $(TORCH_LOCK) pyproject.toml
+	@echo "make venv: installing the locked environment into $(VENV)/ (about 2.4 GB; $(INSTALL_TIME))"
 	$(PYTHON) -m venv $(VENV)
 	rm -f $(VENV)/.installed*
+	@echo "make venv: 1/3 torch $(TORCH_VERSION)$(if $(GPU), ($(GPU)),) (the largest part)"
 	$(BIN)/pip install --quiet --no-deps $(TORCH_REQUIREMENTS)
 	grep -v '^torch==' $(LOCK) > $(VENV)/.lock-without-torch.txt
+	@echo "make venv: 2/3 the $$(grep -c == $(VENV)/.lock-without-torch.txt) other pins of $(LOCK)"
 	$(BIN)/pip install --quiet --no-deps -r $(VENV)/.lock-without-torch.txt
+	@echo "make venv: 3/3 medbench itself, then pip check"
 	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
 	$(BIN)/pip check
 	touch $(STAMP)
+	@echo "make venv: done"
 
 venv: $(STAMP)
 

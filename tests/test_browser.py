@@ -469,7 +469,7 @@ def quickstart(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path,
     run = [sys.executable, "-m", "medbench", "run", "specs", "--suite", "quickstart"]
     done = subprocess.run(run, cwd=project, env=env, capture_output=True, text=True, timeout=3000)
     assert done.returncode == 0, done.stderr[-3000:]
-    (project / "run.out").write_text(done.stdout + done.stderr)  # the summary goes to stderr
+    (project / "run.out").write_text(done.stdout + done.stderr)  # the summary, then the notes
     shutil.move(project / "_site", project / "_site_run")
     build = [sys.executable, "-m", "medbench", "site", "build"]
     done = subprocess.run(build, cwd=project, env=env, capture_output=True, text=True, timeout=600)

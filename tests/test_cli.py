@@ -1,4 +1,5 @@
 import filecmp
+import re
 import shutil
 import socket
 from collections.abc import Callable, Iterator
@@ -80,6 +81,8 @@ def test_cli_plan_shows_jobs_and_cached_counts(tmp_path: Path) -> None:
     # 4 tasks x 8 images per class (2-4 classes) = 88 images; 12 variants; and the noise
     # floor's replicates: 2 reference variants x every image (up to 32 per task: all 88)
     assert "0 cached; 1232 distinct answers to compute." in result.output
+    # the plan is the result: all of it on stdout (`medbench plan ... > plan.txt`)
+    assert "baseline-chance" in result.stdout and result.stderr == ""
 
 
 def test_cli_plan_shipped_medvqa_suite_plans_offline_with_its_baselines(
@@ -166,6 +169,16 @@ def test_cli_plan_paper_needs_neither_the_openai_key_nor_the_network(
         "histopathology: a fixed subset of 250 images per class (seed 0): LC25000's 15,000 "
         "lung images are augmentations"
     )
+    # on an 80-column terminal: ids whole, the note wrapped at word boundaries, indented
+    terminal = {"COLUMNS": "80", "TTY_COMPATIBLE": "1", "NO_COLOR": "1"}
+    styled = runner.invoke(app, args, env=terminal).output
+    shown = re.sub("\x1b\\[[0-9;]*m", "", styled).splitlines()
+    assert max(map(len, shown)) <= 80
+    assert any(line.split()[:1] == ["llava-med-v1.5-mistral-7b"] for line in shown)
+    note = shown[shown.index(lines[-2]) + 1 :]
+    assert note[0].startswith("histopathology: ") and len(note) > 1
+    assert all(line.startswith("    ") for line in note[1:])
+    assert " ".join(line.strip() for line in note) == lines[-1]
 
 
 def test_cli_plan_locates_a_missing_data_folder_in_the_task_spec(
@@ -463,7 +476,9 @@ def test_cli_site_build_from_a_subfolder_builds_the_projects_site(
     monkeypatch.chdir(tmp_path / "docs/notes")
     result = runner.invoke(app, ["site", "build"])
     assert result.exit_code == 0, result.output
-    assert result.stderr == f"using the project in {tmp_path}\n"
+    using, building = result.stderr.splitlines()
+    assert using == f"using the project in {tmp_path}"
+    assert building.startswith("✓ building the site in ../../_site/ 0:00:")  # its progress
     assert result.stdout.endswith(" files written to ../../_site/ (open ../../_site/index.html)\n")
     assert (tmp_path / "_site/index.html").is_file()
     assert not Path("_site").exists()

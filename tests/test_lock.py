@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import importlib.util
 import re
+import shutil
+import subprocess
 from pathlib import Path
 from types import ModuleType
 
@@ -80,3 +82,25 @@ def test_split_lock_gives_the_cuda_lock_torch_and_its_runtime() -> None:
         ["torch==2.13.0", "nvidia-cublas==13.1.1.3 ; sys_platform == 'linux'"]
         + ["triton==3.7.1 ; sys_platform == 'linux'"],
     )
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
+def test_make_venv_says_what_it_installs_and_how_long_it_takes(tmp_path: Path) -> None:
+    venv = tmp_path / "venv"
+    dry = ["make", "-n", "-B", "-C", str(REPO), "venv", f"VENV={venv}", "GPU="]
+    said = [
+        line.removeprefix('echo "').removesuffix('"')
+        for line in subprocess.run(
+            dry, capture_output=True, text=True, check=True
+        ).stdout.splitlines()
+        if line.startswith('echo "make venv: ')
+    ]
+    assert said == [
+        f"make venv: installing the locked environment into {venv}/ (about 2.4 GB; about 4 "
+        "minutes on a busy 2-core machine, more on a slow network)",
+        "make venv: 1/3 torch 2.13.0 (the largest part)",
+        f"make venv: 2/3 the $(grep -c == {venv}/.lock-without-torch.txt) other pins of "
+        "requirements.lock",
+        "make venv: 3/3 medbench itself, then pip check",
+        "make venv: done",
+    ]

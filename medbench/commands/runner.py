@@ -68,6 +68,7 @@ def plan(
     """
     from medbench.run import open_cache
     from medbench.run import plan_suite as build_plan
+    from medbench.score import print_line
 
     if cost or as_json:
         from medbench.run.cost import report_lines, suite_cost
@@ -109,17 +110,19 @@ def plan(
         if identity.adapter_revision is not None:
             revision += f" + adapter {identity.adapter_revision[:16]}"
         table.add_row(m, revision, t, str(n), str(cached[(m, t)]), str(n - cached[(m, t)]))
-    Console().print(table)
+    console = Console()
+    console.print(table)
     unique = len({job.key for job in the_plan.jobs if job.key not in done})
     typer.echo(f"{sum(cached.values())} cached; {unique} distinct answers to compute.")
     for task_id, subset in sorted(the_plan.suite.subsets.items()):
         if task_id in the_plan.samples:
-            typer.echo(
+            print_line(
+                console,
                 f"{task_id}: a fixed subset of {subset.per_class} images per class "
-                f"(seed {the_plan.suite.seed}): {subset.reason}"
+                f"(seed {the_plan.suite.seed}): {subset.reason}",
             )
     for m, why in sorted(the_plan.unavailable.items()):
-        typer.echo(f"unavailable: {m}: {why}")
+        print_line(console, f"unavailable: {m}: {why}")
     if the_plan.unavailable:
         raise typer.Exit(1)
 

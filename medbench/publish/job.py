@@ -22,6 +22,7 @@ from medbench.run import (
     run_inputs,
     run_outputs,
     run_suite,
+    step,
     write_stamp,
 )
 from medbench.run.backends import BackendContext
@@ -35,8 +36,9 @@ def build_local_site(specs: SpecSet, suite: str, results: Path, console: Console
     published record in `leaderboard/`, plus the local records of every suite run here."""
     from medbench.publish.site import build_site
 
-    publish_locally(specs, suite, results)
     out = Path("_site")
+    with step("local records"):
+        publish_locally(specs, suite, results)
     build_site(Path("leaderboard"), out, specs=specs, results=results)
     index = out / "index.html"
     console.print(f"Site built: open {index} (or run `medbench site serve`).")
@@ -137,7 +139,9 @@ def score_beside(
     beside = options.results / the_plan.suite.id / NARROWED
     report = Console(stderr=True)
     probe_context = context if options.probe else None
-    out = score_and_report(spec_set, the_plan, store, beside, report, probe_context, context)
+    out = score_and_report(
+        spec_set, the_plan, store, beside, report, probe_context, context, out=Console()
+    )
     console.print(
         f"This run was narrowed ({', '.join(why)}): its scores are in {out}/, beside the "
         f"suite's results in {options.results / the_plan.suite.id}/, which it left as they "
@@ -194,7 +198,7 @@ def _score_and_publish(
     if not options.rescore and summary.ran == 0 and summary.complete:
         stamp = reusable(folder, inputs(), run_outputs(results, suite, site=building))
     if stamp is not None:
-        sys.stderr.write(stamp.report)
+        sys.stdout.write(stamp.report)
         console.print(
             f"Nothing changed since the complete run of {stamp.created}: its results and "
             "site are reused (--rescore redoes them).",
@@ -202,13 +206,16 @@ def _score_and_publish(
         )
         return
     clear_stamp(folder)
-    report = Console(stderr=True, record=True)
+    report = Console(stderr=True)  # progress and notes; the results go to stdout
+    printed = Console(record=True)
     probe_context = context if options.probe else None
-    score_and_report(spec_set, the_plan, store, results, report, probe_context, context)
+    score_and_report(
+        spec_set, the_plan, store, results, report, probe_context, context, out=printed
+    )
     if options.site and adhoc:
         report.print(f"No local site: {', '.join(adhoc)} has no spec, so it is never published.")
     if building:
         build_local_site(spec_set, suite, results, report)
     if summary.complete:
         outputs = run_outputs(results, suite, site=building)
-        write_stamp(folder, inputs(), outputs, report.export_text())
+        write_stamp(folder, inputs(), outputs, printed.export_text())

@@ -20,6 +20,7 @@ from medbench.run.jobs import Job
 from medbench.run.loop import RunSummary, run_plan, run_suite
 from medbench.run.plan import Plan, make_plan
 from medbench.run.prepare import open_cache, plan_suite
+from medbench.run.progress import Step, step
 from medbench.run.rerun import clear_stamp, reusable, run_inputs, run_outputs, write_stamp
 from medbench.run.served import Probing, recorded
 from medbench.run.store import open_store, transaction
@@ -50,6 +51,7 @@ __all__ = [
     "Plan",
     "Probing",
     "RunSummary",
+    "Step",
     "StartPoint",
     "TrainingData",
     "Usage",
@@ -68,6 +70,7 @@ __all__ = [
     "resolve_identity",
     "run_plan",
     "run_suite",
+    "step",
     "training_data",
     "training_examples",
     "transaction",

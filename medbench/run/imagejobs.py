@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from medbench.run.jobs import Job, key_parts
 from medbench.run.plan import Plan
+from medbench.run.progress import step
 from medbench.spec import ORIGINAL_IMAGE
 
 if TYPE_CHECKING:
@@ -51,7 +52,8 @@ def derive_for(plan: Plan, jobs: Sequence[Job], workers: int | None = None) -> i
             users.setdefault(recipe.key, []).append(job)
     if not needed:
         return 0
-    failed = derive_images(list(needed.values()), _store(plan), workers=workers)
+    with step(f"deriving {len(needed)} image variants"):
+        failed = derive_images(list(needed.values()), _store(plan), workers=workers)
     for key, why in failed.items():
         for job in users[key]:
             plan.unreadable.setdefault(job.key, why)

@@ -12,15 +12,6 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TaskProgressColumn,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 
 from medbench.data import canonical_json
 from medbench.errors import UnknownIdError
@@ -37,6 +28,7 @@ from medbench.run.executors import (
 from medbench.run.imagejobs import carry_over_answers, derive_for
 from medbench.run.jobs import Job
 from medbench.run.plan import Plan
+from medbench.run.progress import step
 from medbench.run.served import Change, stale_diagnoses
 from medbench.spec import ORIGINAL_IMAGE
 from medbench.spec.loading import SpecSet
@@ -225,22 +217,6 @@ class _StopFlag:
             signal.signal(signal.SIGINT, previous)
 
 
-def _progress(console: Console, enabled: bool) -> Progress:
-    return Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TaskProgressColumn(),
-        TextColumn("{task.fields[hits]} cached, {task.fields[failed]} failed"),
-        TextColumn("{task.fields[rate]}"),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=console,
-        disable=not enabled,
-        transient=False,
-    )
-
-
 def run_suite(
     plan: Plan,
     specs: SpecSet,
@@ -348,8 +324,14 @@ def run_plan(
     broken = [job for job in first_jobs if job.key in plan.unreadable]
     todo = sum(len(w.requests) for w in work) + len(broken)
     stop = _StopFlag(console)
-    with _progress(console, progress) as bar, stop.installed():
-        task = bar.add_task(f"suite {plan.suite.id}", total=todo, hits=cached, failed=0, rate="")
+    running = step(
+        f"suite {plan.suite.id}",
+        total=todo,
+        console=console,
+        enabled=progress,
+        details=f"{cached} cached, 0 failed",
+    )
+    with running as bar, stop.installed():
 
         def sink(requests: Sequence[Request], outputs: Sequence[Output]) -> None:
             rows = []
@@ -393,7 +375,8 @@ def run_plan(
             cache.put_many(rows)
             elapsed = time.perf_counter() - started
             rate = f"{(summary.ran + summary.failed) / elapsed:.1f} jobs/s" if elapsed > 0 else ""
-            bar.update(task, advance=len(rows), failed=summary.failed, rate=rate)
+            details = f"{cached} cached, {summary.failed} failed"
+            bar.advance(len(rows), details=details, rate=rate)
 
         if broken:
             failed = [Output(text=None, error=plan.unreadable[job.key]) for job in broken]

@@ -13,7 +13,7 @@ from medbench.score.answers import (
 )
 from medbench.score.ranks import Rank, order_key, rank_rows
 from medbench.score.reliance import original_only
-from medbench.score.report import score_and_report
+from medbench.score.report import print_line, score_and_report
 from medbench.score.scoring import ScoreTables, finite, score_answers
 from medbench.score.sidecar import MAX_SIDECAR_BYTES, answers_csv, decompress, read_answers_csv
 
@@ -32,6 +32,7 @@ __all__ = [
     "parse_job_answer",
     "rank_rows",
     "read_answers_csv",
+    "print_line",
     "score_and_report",
     "score_answers",
 ]

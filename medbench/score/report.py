@@ -3,6 +3,7 @@ likelihood read-out and the knowledge ladder."""
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,30 @@ from rich.console import Console
 from medbench.run import Cache, Plan
 from medbench.run.backends import BackendContext
 from medbench.spec.loading import SpecSet
+
+HANGING = 4
+"""How much deeper than its first line a wrapped line's continuation starts."""
+
+
+def print_line(console: Console, line: str) -> None:
+    """One line of the report: on a terminal, wrapped at word boundaries with its continuation
+    indented under its start (so that two lines never run together, and no word is cut); in a
+    file or a pipe, whole, for grep."""
+    if not console.is_terminal:
+        console.print(line, highlight=False, markup=False, soft_wrap=True)
+        return
+    body = line.lstrip(" ")
+    lead = " " * (len(line) - len(body))
+    parts = textwrap.wrap(
+        body,
+        width=console.width,
+        initial_indent=lead,
+        subsequent_indent=lead + " " * HANGING,
+        break_long_words=False,
+        break_on_hyphens=False,
+    )
+    for part in parts or [""]:
+        console.print(part, highlight=False, markup=False, soft_wrap=True)
 
 
 def print_ladder(ladder: Any, console: Console, truncated: Any = None) -> None:
@@ -23,7 +48,7 @@ def print_ladder(ladder: Any, console: Console, truncated: Any = None) -> None:
         "likelihood, described, best probe, pixels; a rung not measured is left out)"
     )
     for line in ladder_lines(ladder, truncated):
-        console.print(line, highlight=False, markup=False)
+        print_line(console, line)
 
 
 def score_and_report(
@@ -49,10 +74,8 @@ def score_and_report(
     tables = scored.tables
     lines = summary_lines(plan.suite.id, tables.models, tables.scores, scored.test_models)
     lines += robustness_lines(tables.severity_models, tables.quadrant_models)
-    for line in lines:
-        report.print(line, highlight=False, markup=False, soft_wrap=True)
-    for line in scored.likelihood_lines:
-        report.print(line, highlight=False, markup=False, soft_wrap=True)
+    for line in [*lines, *scored.likelihood_lines]:
+        print_line(report, line)
     if scored.ladder is not None:
         from medbench.score.truncation import truncated_descriptions
 

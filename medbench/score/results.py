@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from medbench.run import step
 from medbench.score.answers import ScoringLayout
 from medbench.score.scoring import SCORES_SCHEMA_VERSION, ScoreTables, finite
 
@@ -123,32 +124,37 @@ def score_suite(
     from medbench.score.answers import collect_answers, make_layout
     from medbench.score.scoring import score_answers
 
-    answers = collect_answers(specs, plan, cache)
+    with step("scoring the answers"):
+        answers = collect_answers(specs, plan, cache)
+        layout = make_layout(specs, plan)
+        tables = score_answers(as_sidecar_rows(answers), layout)
+        out = results / plan.suite.id
+        test_models = {m for m in plan.models if specs.models[m].test_model}
+        write_results(out, plan.suite.id, answers, tables, layout, sorted(test_models))
     planned = {
         (j.evaluated, j.task, j.family, j.variant, j.pipeline, j.sample)
         for j in plan.jobs
         if specs.families[j.family].answer != "text"
     }
-    layout = make_layout(specs, plan)
-    tables = score_answers(as_sidecar_rows(answers), layout)
-    out = results / plan.suite.id
-    test_models = {m for m in plan.models if specs.models[m].test_model}
-    write_results(out, plan.suite.id, answers, tables, layout, sorted(test_models))
     ladder = None
     scores = tables.scores
     lines: tuple[str, ...] = ()
     if plan.suite.likelihood is not None:
         from medbench.score.likelihood import ladder_scores, run_likelihood_stage, summary_lines
 
-        result = run_likelihood_stage(specs, plan, cache, answers, layout, out, likelihood_context)
+        with step("likelihood stage"):
+            result = run_likelihood_stage(
+                specs, plan, cache, answers, layout, out, likelihood_context
+            )
         lines = tuple(summary_lines(result))
         scores = pd.concat([scores, ladder_scores(result)], ignore_index=True)
     if probe_context is not None and plan.suite.probe is not None:
         from medbench.score.probe.ladder import run_probe_stage
 
-        ladder = run_probe_stage(
-            specs, plan, cache.path, answers, scores, out, probe_context, tables.reliance
-        )
+        with step("probe stage"):
+            ladder = run_probe_stage(
+                specs, plan, cache.path, answers, scores, out, probe_context, tables.reliance
+            )
     missing = len(planned) - len(answers)
     return ScoredSuite(out, answers, tables, layout, missing, test_models, ladder, lines)
 

@@ -182,10 +182,18 @@ def ensure(specs: SpecSet, model_id: str, root: Path) -> Path:
 
 
 def test_ensure_trains_the_start_model_first_and_once(
-    specs: SpecSet, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tiny_models_dir: Path
+    specs: SpecSet,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    tiny_models_dir: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     short = with_tiny(with_tiny(specs, GENERAL, steps=3), MED, steps=2)
     folder = ensure(short, MED, tmp_path)
+    # each fine-tuning shows its steps on stderr (one line each where it is not a terminal)
+    shown = [line.split() for line in capsys.readouterr().err.splitlines()]
+    done = [words[3] for words in shown if words[:2] == ["✓", "fine-tuning"]]
+    assert done == ["3/3", "2/2"]  # the start model first
     identity = resolve_identity(short.models[GENERAL], short.root, tmp_path, specs=short)
     general = identity.checkpoint_dir
     assert general is not None

@@ -274,6 +274,7 @@ def test_verify_command_counts_records_and_fails_on_problems(board: Path) -> Non
         "note: no specs: answer texts, truths and spec hashes not checked (see --specs)\n"
         "3 records verified\n",
     )
+    assert result.stdout == "3 records verified\n"  # the notes and problems go to stderr
     (board / "quickstart" / "tiny.json").write_text("[]")
     result = CliRunner().invoke(app, ["verify", "leaderboard"])
     assert result.exit_code == 1

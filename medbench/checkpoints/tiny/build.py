@@ -18,7 +18,7 @@ from medbench.checkpoints.tiny.tokenizer import (
 )
 from medbench.checkpoints.tiny.train import train_tiny_model
 from medbench.errors import BackendError
-from medbench.run import TEST_MODEL_MARKER, TrainingData
+from medbench.run import TEST_MODEL_MARKER, TrainingData, step
 
 if TYPE_CHECKING:
     from medbench.spec import TinySpec
@@ -85,6 +85,9 @@ def build_on_first_use(
     if not (folder / MARKER).is_file():
         what = "fine-tuning it on the sample" if spec.train else "random weights"
         print(f"Building tiny model {model_id} ({what}), once.", file=sys.stderr)
+        with step(f"tiny model {model_id}"):
+            ensure_tiny_model(spec, folder, training=training)
+        return
     ensure_tiny_model(spec, folder, training=training)
 
 

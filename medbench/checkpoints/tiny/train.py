@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from medbench.errors import BackendError
-from medbench.run import Example
+from medbench.run import Example, step
 from medbench.spec import TinySpec
 
 SPLIT_COST = 256
@@ -224,33 +224,35 @@ def _fit(
     optimizer = torch.optim.AdamW(model.parameters(), lr=spec.lr)
     warmup = max(1, spec.steps // 10)
     schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: min(1.0, (step + 1) / warmup) * (1.0 - step / max(1, spec.steps))
+        optimizer, lambda i: min(1.0, (i + 1) / warmup) * (1.0 - i / max(1, spec.steps))
     )
     model.train()
     lengths = [item.tokens["input_ids"].shape[0] for item in encoded]
     answered = [int((item.tokens["labels"][1:] != _IGNORE).sum()) for item in encoded]
     batches = _batches(len(encoded), spec.batch_size, generator)
     losses: list[float] = []
-    for _ in range(spec.steps):
-        chosen = next(batches)
-        total = sum(answered[i] for i in chosen)
-        optimizer.zero_grad(set_to_none=True)
-        step_loss = 0.0
-        for part in _split_by_length(chosen, lengths):
-            batch = _collate([encoded[i] for i in part], pixels, pad_id)
-            labels = batch.pop("labels")
-            logits = model(**batch).logits
-            # Summed, then divided by the whole batch's answer tokens: the mean over the batch.
-            loss: Any = cross_entropy(
-                logits[:, :-1].reshape(-1, logits.shape[-1]),
-                labels[:, 1:].reshape(-1),
-                ignore_index=_IGNORE,
-                reduction="sum",
-            ) / max(1, total)
-            loss.backward()
-            step_loss += float(loss.item())
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        schedule.step()
-        losses.append(step_loss)
+    with step("fine-tuning", total=spec.steps) as shown:
+        for _ in range(spec.steps):
+            chosen = next(batches)
+            total = sum(answered[i] for i in chosen)
+            optimizer.zero_grad(set_to_none=True)
+            step_loss = 0.0
+            for part in _split_by_length(chosen, lengths):
+                batch = _collate([encoded[i] for i in part], pixels, pad_id)
+                labels = batch.pop("labels")
+                logits = model(**batch).logits
+                # Summed, then divided by the whole batch's answer tokens: the batch's mean.
+                loss: Any = cross_entropy(
+                    logits[:, :-1].reshape(-1, logits.shape[-1]),
+                    labels[:, 1:].reshape(-1),
+                    ignore_index=_IGNORE,
+                    reduction="sum",
+                ) / max(1, total)
+                loss.backward()
+                step_loss += float(loss.item())
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            schedule.step()
+            losses.append(step_loss)
+            shown.advance(details=f"loss {step_loss:.3f}")
     return losses

@@ -23,6 +23,7 @@ from medbench.publish.site.layout import SITE_DIR, MethodsPage
 from medbench.publish.site.pages import model_pages
 from medbench.publish.site.ranking import index_page
 from medbench.publish.site.taskinfo import task_pages
+from medbench.run import step
 from medbench.spec.loading import SpecSet
 
 
@@ -95,6 +96,11 @@ def build_site(
 
     With `results`, the local records of `medbench run` are shown too (see `gather_records`).
     """
+    with step(f"building the site in {out}/"):
+        return _build(leaderboard, out, specs, results)
+
+
+def _build(leaderboard: Path, out: Path, specs: SpecSet | None, results: Path | None) -> list[Path]:
     found, local = gather_records(leaderboard, results)
     records = [r for _, r in found]
     maps = {(r.suite, r.model_id): read_maps(path) for path, r in found}

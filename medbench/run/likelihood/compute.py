@@ -18,6 +18,7 @@ from medbench.run.likelihood.jobs import (
     likelihood_request,
 )
 from medbench.run.plan import Plan
+from medbench.run.progress import Step, step
 
 if TYPE_CHECKING:
     from medbench.spec.loading import SpecSet
@@ -75,7 +76,8 @@ def compute_likelihoods(
     if context is None:
         return run
     for model, by_key in sorted(todo.items()):
-        _score_model(plan, specs, cache, context, model, list(by_key.values()), run)
+        with step(f"likelihood {model}", total=len(by_key)) as shown:
+            _score_model(plan, specs, cache, context, model, list(by_key.values()), run, shown)
     return run
 
 
@@ -87,6 +89,7 @@ def _score_model(
     model: str,
     jobs: Sequence[Job],
     run: LikelihoodRun,
+    shown: Step,
 ) -> None:
     from medbench.run.backends import load_backend
     from medbench.run.executors import ModelWork
@@ -120,6 +123,7 @@ def _score_model(
                     for job, request, score in zip(chunk, requests, scores, strict=True)
                 ]
             )
+            shown.advance(len(chunk))
         run.forward_passes += scorer.forward_passes
         unshared = getattr(scorer, "unshared", None)
         if unshared:

@@ -20,7 +20,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from medbench.data import Sample
-from medbench.run import ModelIdentity, content_key, open_store, transaction
+from medbench.run import ModelIdentity, content_key, open_store, step, transaction
 from medbench.run.backends import BackendContext
 from medbench.spec import ModelSpec
 
@@ -182,7 +182,8 @@ def _extract(
     prepare_checkpoint(ModelWork(spec, identity, []))
     context = identity.context(context)
     shas = sorted(missing)
-    vectors = extract(spec, context, [missing[sha] for sha in shas], kinds)
+    with step(f"{spec.id}: embedding {len(shas)} images"):
+        vectors = extract(spec, context, [missing[sha] for sha in shas], kinds)
     rows: list[tuple[str, str, str, str, NDArray[Any]]] = []
     for kind in kinds:
         for sha, vector in zip(shas, vectors[kind], strict=True):

@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from medbench.errors import BackendError
+from medbench.run import step
 from medbench.run.backends import BackendContext
 from medbench.score.metrics import chance_f1
 from medbench.score.probe.classifier import PIXEL_SIZE, ProbeResult, pixel_features, sample_groups
@@ -296,7 +297,7 @@ def run_probe_stage(
         for t in tasks
     }
     rows: list[dict[str, Any]] = []
-    with ProbeMemo(memo_path(cache_path)) as memo:
+    with ProbeMemo(memo_path(cache_path)) as memo, step("pixel probes", len(tasks)) as shown:
         for t in tasks:
             samples = plan.samples[t]
             made_of = f"{PIXELS}/{PIXEL_SIZE}/{images_digest([s.sha256 for s in samples])}"
@@ -310,6 +311,7 @@ def run_probe_stage(
             )
             dim = 3 * PIXEL_SIZE * PIXEL_SIZE
             rows.append(_probe_row(ALL_MODELS, t, PIXELS, dim, chance[t], result))
+            shown.advance()
         maps = _embedding_probes(specs, plan, cache_path, answers, context, memo, rows, chance)
     probes = pd.DataFrame(rows, columns=PROBE_COLUMNS).sort_values(["model", "task", "embedding"])
     ladder = ladder_rows(scores, probes, label_families, reliance)
@@ -359,33 +361,36 @@ def _embedding_probes(
             except BackendError as e:  # as in the run: a model that cannot load is left out
                 print(f"probe: {m} left out: {e}", file=sys.stderr)
                 continue
-            start = 0
-            for t in tasks:
-                samples = plan.samples[t]
-                part = slice(start, start + len(samples))
-                start += len(samples)
-                labels = [s.label for s in samples]
-                for kind in stage.embeddings:
-                    x = embedded.arrays[kind][part]
-                    result = memo.probe(
-                        array_digest(x),
-                        partial(np.asarray, x),
+            shown = step(f"{m}: probes and maps", len(tasks))
+            with shown as bar:
+                start = 0
+                for t in tasks:
+                    samples = plan.samples[t]
+                    part = slice(start, start + len(samples))
+                    start += len(samples)
+                    labels = [s.label for s in samples]
+                    for kind in stage.embeddings:
+                        x = embedded.arrays[kind][part]
+                        result = memo.probe(
+                            array_digest(x),
+                            partial(np.asarray, x),
+                            labels,
+                            seed=stage.seed,
+                            folds=stage.folds,
+                            groups=sample_groups(samples),
+                        )
+                        rows.append(_probe_row(m, t, kind, x.shape[1], chance[t], result))
+                    kind = "vision" if "vision" in stage.embeddings else stage.embeddings[0]
+                    marks = answer_marks(answers, m, t, mark_family, reference)
+                    title = f"{m} on {t}: t-SNE of {kind} embeddings, coloured by true label"
+                    maps[f"{m}/{t}.svg"] = memo.tsne(
+                        embedded.arrays[kind][part],
                         labels,
+                        [marks.get(s.id, "unknown") for s in samples],
+                        title,
                         seed=stage.seed,
-                        folds=stage.folds,
-                        groups=sample_groups(samples),
                     )
-                    rows.append(_probe_row(m, t, kind, x.shape[1], chance[t], result))
-                kind = "vision" if "vision" in stage.embeddings else stage.embeddings[0]
-                marks = answer_marks(answers, m, t, mark_family, reference)
-                title = f"{m} on {t}: t-SNE of {kind} embeddings, coloured by true label"
-                maps[f"{m}/{t}.svg"] = memo.tsne(
-                    embedded.arrays[kind][part],
-                    labels,
-                    [marks.get(s.id, "unknown") for s in samples],
-                    title,
-                    seed=stage.seed,
-                )
+                    bar.advance()
     return maps
 
 
