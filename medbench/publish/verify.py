@@ -21,6 +21,7 @@ from medbench.spec import check_pattern, group_of
 if TYPE_CHECKING:
     from medbench.publish.rederive import Findings
     from medbench.spec.loading import SpecSet
+from medbench.publish.claims import check_run
 from medbench.publish.files import figure_problems, read_sidecar, sidecar_bytes
 from medbench.publish.reading import _placement, read_record, record_paths
 from medbench.publish.record import (
@@ -234,6 +235,7 @@ def verify_record(
             name = f"{base}{SIDECAR_SUFFIX}"
             return [*problems, f"{display}: pairs: cannot use the base's sidecar {name}: {e}"]
     problems.extend(image_processor_problems(display, record))
+    problems.extend(check_run(display, record, answers))
     layout = ScoringLayout.from_json(record.layout.model_dump(mode="json"))
     problems.extend(_group_problems(display, answers, layout))
     try:
@@ -260,21 +262,32 @@ def _spec_checks(
     specs: SpecSet | None,
     rerun: int,
 ) -> Findings:
-    """Every check that needs today's specs: the answers (`against_specs`), the model block
-    (`check_model`) and, with `rerun`, the model itself (`reask`)."""
+    """Every check that needs today's specs: the answers (`against_specs`), the marks of
+    written answers (`check_forgery`), the model block (`check_model`) and the model itself
+    (`reask`): a baseline's every answer, another model's `rerun` random ones."""
     from medbench.publish.claims import check_model
+    from medbench.publish.forgery import check_forgery
     from medbench.publish.reask import reask
     from medbench.publish.rederive import against_specs
 
     sidecar = _display(path.parent / record.sidecar.path)
     found = against_specs(display, sidecar, record, answers, specs)
+    forged = check_forgery(sidecar, record, answers, specs)
+    found.problems.extend(forged.problems)
+    found.notes.extend(forged.notes)
     if specs is None:
         return found
     found.problems.extend(check_model(display, record, specs).problems)
-    if rerun > 0:
+    spec = specs.models.get(record.model_id)
+    if spec is not None and spec.backend == "baseline":
+        # deterministic and cheap: every answer is re-derived, not a sample
+        asked = reask(display, path, record, specs, len(answers), label="baseline")
+    elif rerun > 0:
         asked = reask(display, path, record, specs, rerun)
-        found.problems.extend(asked.problems)
-        found.notes.extend(asked.notes)
+    else:
+        return found
+    found.problems.extend(asked.problems)
+    found.notes.extend(asked.notes)
     return found
 
 
