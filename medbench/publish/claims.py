@@ -52,6 +52,19 @@ def check_model(display: str, record: Record, specs: SpecSet) -> Findings:
     return out
 
 
+REPRODUCED_BACKENDS = frozenset({"baseline"})
+"""Backends whose every answer `verify` re-derives itself (the baseline backend is
+deterministic and needs no weights): a record of any other backend is contributed."""
+
+
+def contributed(record: Record) -> bool:
+    """Whether a record's answers are taken on trust: every record but a baseline's, whose
+    answers `verify` asks its backend for again, one by one. A pull request cannot make a record
+    look reproduced: `verify` compares the record's model block with the model's spec, and a
+    baseline's answers that its backend does not give fail."""
+    return record.model.get("backend") not in REPRODUCED_BACKENDS
+
+
 def check_run(display: str, record: Record, answers: pd.DataFrame) -> list[str]:
     """Where the record's `run` does not name this record's suite, medbench build or number of
     direct answers (none for a record of schema version 3, which names no run)."""
