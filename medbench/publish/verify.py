@@ -12,6 +12,7 @@ import pandas as pd
 from medbench.errors import RecordError
 from medbench.score import (
     IMAGE_PROCESSOR_COLUMN,
+    ScoreTables,
     ScoringLayout,
     score_answers,
 )
@@ -186,8 +187,6 @@ def verify_record(
     with `specs`, also the parses, truths, spec hashes and model spec, and with `rerun`, ask
     the model again for that many answers (`reask`); what could not be checked is appended to
     `notes`."""
-    from medbench.publish.rederive import check_ladder
-
     display = _display(path)
     problems = _placement(path, record) + figure_problems(path)
     try:
@@ -246,12 +245,31 @@ def verify_record(
         derived = table_rows(getattr(tables, name), name, record.model_id)
         problems.extend(compare_rows(display, name, getattr(record, name) or [], derived))
     items, unread = likelihood_items(display, path, record)
-    problems.extend(check_ladder(display, record, tables, _same, items))
+    ladder = _ladder_checks(display, record, tables, items, specs)
+    problems.extend(ladder.problems)
     problems.extend(check_calibration(display, record, items, unread))
     found = _spec_checks(display, path, record, answers, specs, rerun)
     if notes is not None:
-        notes.extend(found.notes)
+        notes.extend(ladder.notes + found.notes)
     return problems + found.problems
+
+
+def _ladder_checks(
+    display: str,
+    record: Record,
+    tables: ScoreTables,
+    items: pd.DataFrame | None,
+    specs: SpecSet | None,
+) -> Findings:
+    """The ladder's answer and likelihood columns (`check_ladder`), its readings and its probe
+    columns (`rungs`); the pixel rung, which needs the data, is among the spec checks."""
+    from medbench.publish.rederive import check_ladder
+    from medbench.publish.rungs import check_probe_columns, check_readings
+
+    found = check_probe_columns(display, record, specs)
+    found.problems[:0] = check_ladder(display, record, tables, _same, items)
+    found.problems.extend(check_readings(display, record))
+    return found
 
 
 def _spec_checks(
@@ -269,6 +287,7 @@ def _spec_checks(
     from medbench.publish.forgery import check_forgery
     from medbench.publish.reask import reask
     from medbench.publish.rederive import against_specs
+    from medbench.publish.rungs import check_pixel_rung
 
     sidecar = _display(path.parent / record.sidecar.path)
     found = against_specs(display, sidecar, record, answers, specs)
@@ -278,6 +297,9 @@ def _spec_checks(
     if specs is None:
         return found
     found.problems.extend(check_model(display, record, specs).problems)
+    pixels = check_pixel_rung(display, record, answers, specs, _same)
+    found.problems.extend(pixels.problems)
+    found.notes.extend(pixels.notes)
     spec = specs.models.get(record.model_id)
     if spec is not None and spec.backend == "baseline":
         # deterministic and cheap: every answer is re-derived, not a sample

@@ -240,3 +240,18 @@ def test_build_site_marks_contributed_records_and_not_reproduced_baselines(tmp_p
     methods = (tmp_path / "out" / "methods.html").read_text()
     assert 'id="trust"' in methods and "a record cannot prove that its answers came" in methods
     assert not re.search(r"(?:src|href)=\"(?:https?:)?//", index + page)
+
+
+def test_build_site_refuses_a_probe_that_verify_refuses(copied: Path) -> None:
+    path = copied / "quickstart" / "gen.json"
+    data = json.loads(path.read_text())
+    data["ladder"] = [{"task": "pneumonia_cxr", "probe_vision_f1": 0.99}]
+    path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    problem = (
+        "leaderboard/quickstart/gen.json: ladder[0].probe_vision_f1: recorded 0.99, but medbench "
+        "extracts no image embeddings from a baseline model: no such probe exists. Publish the "
+        "ladder as `medbench run` wrote it"
+    )
+    assert verify_records(copied) == [problem]
+    with pytest.raises(RecordError, match=f"^{re.escape(problem)}$"):
+        build_site(copied, Path("out"))

@@ -440,3 +440,13 @@ def test_ladder_compares_the_described_mean_with_the_direct_mean() -> None:
     assert ladder["described_f1"] == 0.8  # the best, beside the direct best
     assert ladder["described_f1_mean"] == pytest.approx(sum(described) / len(described))
     assert "describing first recovers" not in ladder["reading"]
+
+
+def test_ladder_rows_reading_is_the_one_its_written_columns_give() -> None:
+    # 0.6 + one ulp is above chance + 0.1; ladder.csv writes it as 0.6, which is not
+    above = math.nextafter(0.6, 1.0)
+    scores = pd.DataFrame([score_row("m", "closed", "plain", "direct", above)])
+    ladder = ladder_rows(scores, pd.DataFrame(columns=PROBE_COLUMNS), ["closed"])
+    assert ladder.iloc[0]["reading"] == (
+        "the answers are near chance (0.60, chance 0.50); no encoder probe"
+    )

@@ -15,7 +15,7 @@ from medbench.errors import MedbenchError, RecordError
 from medbench.publish.files import read_sidecar
 from medbench.publish.local import LOCAL_RECORDS
 from medbench.publish.reading import load_records, read_maps
-from medbench.publish.record import RELIABILITY_SUFFIX, Record
+from medbench.publish.record import RELIABILITY_SUFFIX, Record, _display
 from medbench.publish.site.compare import compare_pages
 from medbench.publish.site.context import Site
 from medbench.publish.site.flips import flip_pages
@@ -80,6 +80,20 @@ def _answers(path: Path, record: Record) -> pd.DataFrame:
         raise RecordError(f"{path}: cannot read its sidecar {record.sidecar.path}: {e}") from e
 
 
+def _check_ladders(found: list[tuple[Path, Record]], specs: SpecSet | None) -> None:
+    """Refuse the ladder values `verify` refuses without the data: a probe that cannot exist, a
+    reading its columns do not give (the site renders both)."""
+    from medbench.publish.rungs import check_probe_columns, check_readings
+
+    problems = []
+    for path, record in found:
+        display = _display(path)
+        problems += check_probe_columns(display, record, specs).problems
+        problems += check_readings(display, record)
+    if problems:
+        raise RecordError("\n".join(problems))
+
+
 def _load(folder: Path) -> list[tuple[Path, Record]]:
     return load_records(folder) if folder.is_dir() else []
 
@@ -96,6 +110,7 @@ def build_site(
     With `results`, the local records of `medbench run` are shown too (see `gather_records`).
     """
     found, local = gather_records(leaderboard, results)
+    _check_ladders(found, specs)
     records = [r for _, r in found]
     maps = {(r.suite, r.model_id): read_maps(path) for path, r in found}
     reliability = {(r.suite, r.model_id): read_maps(path, RELIABILITY_SUFFIX) for path, r in found}

@@ -6,7 +6,7 @@ seeing and answering? Extraction needs torch and imports it only when a vector i
 
 from __future__ import annotations
 
-from medbench.score.probe.classifier import ProbeResult, pixel_features, probe
+from medbench.score.probe.classifier import ProbeResult, pixel_features, probe, sample_groups
 from medbench.score.probe.embeddings import (
     EMBED_FORMAT,
     KINDS,
@@ -47,6 +47,7 @@ __all__ = [
     "probe",
     "reading",
     "run_probe_stage",
+    "sample_groups",
     "store_path",
     "tsne_svg",
 ]

@@ -208,13 +208,13 @@ def ladder_rows(
             fallback = pd.concat([mine["chance_f1"], pixels[pixels["task"] == task]["chance_f1"]])
             row["chance_f1"] = _num(fallback.iloc[0]) if len(fallback) else math.nan
         row["reading"] = reading(
-            row["chance_f1"],
-            _num(row.get("direct_f1_mean")),
-            found,
-            row["pixel_f1"],
-            _num(row.get("described_f1_mean")),
-            _num(row.get("likelihood_f1_mean")),
-            _num(row.get(NO_IMAGE_COLUMN)),
+            _written(row["chance_f1"]),
+            _written(row.get("direct_f1_mean")),
+            {kind: _written(f1) for kind, f1 in found.items()},
+            _written(row["pixel_f1"]),
+            _written(row.get("described_f1_mean")),
+            _written(row.get("likelihood_f1_mean")),
+            _written(row.get(NO_IMAGE_COLUMN)),
         )
         rows.append(row)
     return pd.DataFrame(rows, columns=columns)
@@ -269,8 +269,18 @@ def _probe_row(
     }
 
 
+FLOAT_FORMAT = "%.10g"
+"""How probe.csv and ladder.csv write numbers: a record holds them so."""
+
+
+def _written(value: Any) -> float:
+    """A number as `ladder.csv` holds it, so that the reading computed here is the one its
+    written columns give (`verify` recomputes it from them)."""
+    return float(FLOAT_FORMAT % _num(value))
+
+
 def _write_csv(frame: pd.DataFrame, path: Path) -> None:
-    frame.to_csv(path, index=False, lineterminator="\n", float_format="%.10g")
+    frame.to_csv(path, index=False, lineterminator="\n", float_format=FLOAT_FORMAT)
 
 
 def run_probe_stage(
