@@ -1,12 +1,15 @@
 """Re-derive the knowledge ladder's rungs that do not follow from the answers: the raw-pixel
-probe, the encoder probes' absence, and each row's one-line reading.
+probe, the encoder probes, and each row's one-line reading.
 
 The pixel rung does not depend on the model: it is the suite's probe fitted on the task's own
 images, so `verify` fits it again from the data (as it checks truths). An encoder probe needs
 the model's image embeddings: a model medbench cannot embed (a baseline, an API, a text-only
 model), or a suite whose probe stage embeds nothing, has no probe, so any value there is a
-forgery; an embeddable model's probe columns are noted as not re-derived. The reading is a
-function of the row's own columns, and is recomputed from them.
+forgery. An embeddable model's probe is scored from each image's out-of-fold prediction, which
+the record holds (`probe_predictions`), as its answers: `verify` scores them again against the
+sidecar's labels and refuses probe columns without them (the predictions themselves are taken
+on trust, as the answers are). The reading is a function of the row's own columns, and is
+recomputed from them.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 from pydantic import ValidationError
 
@@ -23,7 +27,15 @@ from medbench.data import sha256_file
 from medbench.errors import DataError
 from medbench.publish.record import _show
 from medbench.publish.rederive import Findings, record_samples
-from medbench.score.probe import can_embed, pixel_features, probe, reading, sample_groups
+from medbench.score.probe import (
+    can_embed,
+    fold_scores,
+    pixel_features,
+    probe,
+    reading,
+    sample_groups,
+    summarise,
+)
 from medbench.spec import ModelSpec, ProbeStage
 
 if TYPE_CHECKING:
@@ -58,31 +70,82 @@ def _why_no_probe(record: Record, kind: str, specs: SpecSet | None) -> str | Non
     return None
 
 
-def check_probe_columns(display: str, record: Record, specs: SpecSet | None) -> Findings:
+def check_probe_columns(
+    display: str,
+    record: Record,
+    specs: SpecSet | None,
+    answers: pd.DataFrame,
+    same: Callable[[Scalar, Scalar], bool],
+) -> Findings:
     """A probe value where the model has no embeddings of that kind is a problem; an
-    embeddable model's probe values are noted as taken on trust."""
+    embeddable model's probe columns are re-scored from the record's out-of-fold predictions
+    against the sidecar's labels (`answers`), and refused without them."""
     out = Findings()
-    trusted = False
     for i, row in enumerate(record.ladder or []):
         for kind in PROBE_KINDS:
             column = f"probe_{kind}_f1"
-            given = [c for c in (column, f"{column}_lo", f"{column}_hi") if row.get(c) is not None]
+            columns = (column, f"{column}_lo", f"{column}_hi")
+            given = [c for c in columns if row.get(c) is not None]
             if not given:
                 continue
             why = _why_no_probe(record, kind, specs)
-            if why is None:
-                trusted = True
+            if why is not None:
+                out.problems.append(
+                    f"{display}: ladder[{i}].{given[0]}: recorded {_show(row[given[0]])}, but "
+                    f"{why}: no such probe exists. Publish the ladder as `medbench run` wrote it"
+                )
                 continue
-            out.problems.append(
-                f"{display}: ladder[{i}].{given[0]}: recorded {_show(row[given[0]])}, but "
-                f"{why}: no such probe exists. Publish the ladder as `medbench run` wrote it"
-            )
-    if trusted:
-        out.notes.append(
-            f"{display}: ladder: the encoder probe columns are not re-derived (they need the "
-            "model's image embeddings); they are taken on trust, as the answers are"
-        )
+            where = f"{display}: ladder[{i}].{column}"
+            derived = _rescored(record, answers, str(row.get("task")), kind)
+            if isinstance(derived, str):
+                out.problems.append(f"{where}: cannot be re-derived: {derived}")
+                continue
+            out.notes += derived[1]
+            for name, value in zip(columns, derived[0], strict=True):
+                mine = None if math.isnan(value) else value
+                if name in row and not same(row[name], mine):
+                    out.problems.append(
+                        f"{display}: ladder[{i}].{name}: recorded {_show(row.get(name))}, the "
+                        f"probe's predictions score {_shown(mine)}"
+                    )
     return out
+
+
+def _rescored(
+    record: Record, answers: pd.DataFrame, task: str, kind: str
+) -> tuple[tuple[float, float, float], list[str]] | str:
+    """The F1 and interval of the `kind` probe on `task`, from the record's out-of-fold
+    predictions and the sidecar's labels, with notes; or why they cannot be re-scored."""
+    rows = [
+        r
+        for r in record.probe_predictions or []
+        if r.get("task") == task and r.get("embedding") == kind
+    ]
+    if not rows:
+        return "the record holds no probe predictions for it; republish the model"
+    answered = answers[answers["task"] == task].drop_duplicates("sample")
+    label_of = dict(zip(answered["sample"].astype(str), answered["label"].astype(str), strict=True))
+    samples = [str(r.get("sample")) for r in rows]
+    folds = [r.get("fold") for r in rows]
+    unknown = sorted(set(samples) - set(label_of))
+    if unknown:
+        return f"its predictions name image {unknown[0]!r}, which the sidecar does not answer"
+    if not all(isinstance(f, int) and not isinstance(f, bool) and 0 <= f < 100 for f in folds):
+        return "a prediction's fold is not a whole number from 0 to 99"
+    notes = []
+    if len(samples) < len(label_of):
+        notes.append(
+            f"the {kind} probe on {task} predicted {len(samples)} of the {len(label_of)} "
+            "answered images (images that could not be embedded are left out)"
+        )
+    derived = summarise(
+        fold_scores(
+            np.asarray([label_of[s] for s in samples]),
+            np.asarray([str(r.get("predicted")) for r in rows]),
+            np.asarray(folds),
+        )
+    )
+    return derived, notes
 
 
 def check_readings(display: str, record: Record) -> list[str]:

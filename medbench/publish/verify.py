@@ -245,7 +245,7 @@ def verify_record(
         derived = table_rows(getattr(tables, name), name, record.model_id)
         problems.extend(compare_rows(display, name, getattr(record, name) or [], derived))
     items, unread = likelihood_items(display, path, record)
-    ladder = _ladder_checks(display, record, tables, items, specs)
+    ladder = _ladder_checks(display, record, tables, items, specs, answers)
     problems.extend(ladder.problems)
     problems.extend(check_calibration(display, record, items, unread))
     found = _spec_checks(display, path, record, answers, specs, rerun)
@@ -260,13 +260,14 @@ def _ladder_checks(
     tables: ScoreTables,
     items: pd.DataFrame | None,
     specs: SpecSet | None,
+    answers: pd.DataFrame,
 ) -> Findings:
     """The ladder's answer and likelihood columns (`check_ladder`), its readings and its probe
     columns (`rungs`); the pixel rung, which needs the data, is among the spec checks."""
     from medbench.publish.rederive import check_ladder
     from medbench.publish.rungs import check_probe_columns, check_readings
 
-    found = check_probe_columns(display, record, specs)
+    found = check_probe_columns(display, record, specs, answers, _same)
     found.problems[:0] = check_ladder(display, record, tables, _same, items)
     found.problems.extend(check_readings(display, record))
     return found

@@ -8,9 +8,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
+from sklearn.metrics import f1_score
 
 from medbench.publish.verify import verify_records
+from medbench.score import read_answers_csv
 from medbench.score.probe import reading
 from medbench.spec.loading import SpecSet
 from tests.leaderboard_data import model_spec, publish_synthetic
@@ -76,7 +79,7 @@ def test_verify_records_pixel_rung_is_fitted_again_from_the_tasks_images(
     ]
 
 
-def test_verify_records_probe_of_an_embeddable_model_is_a_note(
+def test_verify_records_probe_of_an_embeddable_model_is_re_scored_from_its_predictions(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)
@@ -84,13 +87,42 @@ def test_verify_records_probe_of_an_embeddable_model_is_a_note(
     real = model_spec("real").model_copy(
         update={"backend": "hf", "baseline": None, "repo": "org/real"}
     )
-    [path] = publish_synthetic(board, [real], ["pneumonia_cxr"], n_images=6, n_boot=10)
+    [path] = publish_synthetic(board, [real], ["pneumonia_cxr"], n_images=12, n_boot=10)
+    answers = read_answers_csv(path.with_name("real.answers.csv.gz").read_bytes())
+    labels = answers.drop_duplicates("sample").sort_values("sample")
+    # three folds; the probe misses the first image of each fold
+    rows = [
+        {"task": "pneumonia_cxr", "embedding": "vision", "sample": sample, "fold": i % 3}
+        | {"predicted": label if i >= 3 else "wrong"}
+        for i, (sample, label) in enumerate(zip(labels["sample"], labels["label"], strict=True))
+    ]
+    truth = np.asarray([r["predicted"] for r in rows], dtype=object)
+    truth[:3] = labels["label"].iloc[:3]
+    folds = [
+        f1_score(
+            [t for t, r in zip(truth, rows, strict=True) if r["fold"] == f],
+            [r["predicted"] for r in rows if r["fold"] == f],
+            labels=sorted(set(labels["label"])),
+            average="macro",
+            zero_division=0,
+        )
+        for f in range(3)
+    ]
+    f1 = float(np.mean(folds))
     data = json.loads(path.read_text())
-    data["ladder"] = [{"task": "pneumonia_cxr", "probe_vision_f1": 0.8}]
+    data["ladder"] = [{"task": "pneumonia_cxr", "probe_vision_f1": f1}]
+    data["probe_predictions"] = rows
     path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
-    notes: list[str] = []
-    assert verify_records(board, None, notes) == []
-    assert notes == [
-        f"{path}: ladder: the encoder probe columns are not re-derived (they need the model's "
-        "image embeddings); they are taken on trust, as the answers are"
+    assert verify_records(board) == []
+
+    data["ladder"][0]["probe_vision_f1"] = 0.99
+    path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    assert verify_records(board) == [
+        f"{path}: ladder[0].probe_vision_f1: recorded 0.99, the probe's predictions score {f1:.10g}"
+    ]
+    del data["probe_predictions"]
+    path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    assert verify_records(board) == [
+        f"{path}: ladder[0].probe_vision_f1: cannot be re-derived: the record holds no probe "
+        "predictions for it; republish the model"
     ]

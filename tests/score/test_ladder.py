@@ -17,7 +17,14 @@ from medbench.run.cache import Cache
 from medbench.run.loop import run_plan
 from medbench.run.plan import make_plan
 from medbench.score.answers import collect_answers, make_layout
-from medbench.score.probe import LADDER_COLUMNS, PROBE_COLUMNS, answer_marks, ladder_rows, reading
+from medbench.score.probe import (
+    LADDER_COLUMNS,
+    PREDICTION_COLUMNS,
+    PROBE_COLUMNS,
+    answer_marks,
+    ladder_rows,
+    reading,
+)
 from medbench.score.probe.embeddings import EmbeddingStore, store_path
 from medbench.score.scoring import score_answers
 from medbench.spec.loading import load_specs
@@ -358,7 +365,20 @@ def stage(tmp_path_factory: pytest.TempPathFactory, tiny_models_dir: Path) -> di
 def test_run_probe_stage_writes_the_ladder_probes_and_maps(stage: dict[str, Any]) -> None:
     out, ladder = stage["outputs"][0]
     files = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
-    assert files == ["ladder.csv", "probe.csv", "tsne/tiny-llava/pneumonia_cxr.svg"]
+    assert files == [
+        "ladder.csv",
+        "probe.csv",
+        "probe_predictions.csv",
+        "tsne/tiny-llava/pneumonia_cxr.svg",
+    ]
+    predicted = pd.read_csv(out / "probe_predictions.csv", keep_default_na=False)
+    assert list(predicted.columns) == PREDICTION_COLUMNS
+    # one out-of-fold prediction per image and embedding of the embeddable model only
+    assert sorted(set(zip(predicted["model"], predicted["embedding"], strict=True))) == [
+        ("tiny-llava", "projected"),
+        ("tiny-llava", "vision"),
+    ]
+    assert len(predicted) == 2 * stage["n"]
     assert list(ladder.columns) == LADDER_COLUMNS
     assert list(zip(ladder["model"], ladder["task"], strict=True)) == [
         ("baseline-chance", "pneumonia_cxr"),

@@ -80,15 +80,22 @@ def _answers(path: Path, record: Record) -> pd.DataFrame:
         raise RecordError(f"{path}: cannot read its sidecar {record.sidecar.path}: {e}") from e
 
 
-def _check_ladders(found: list[tuple[Path, Record]], specs: SpecSet | None) -> None:
-    """Refuse the ladder values `verify` refuses without the data: a probe that cannot exist, a
-    reading its columns do not give (the site renders both)."""
+def _check_ladders(
+    found: list[tuple[Path, Record]],
+    specs: SpecSet | None,
+    answers: dict[tuple[str, str], pd.DataFrame],
+) -> None:
+    """Refuse the ladder values `verify` refuses without the data: a probe that cannot exist or
+    that its predictions do not score, a reading its columns do not give (the site renders
+    them)."""
     from medbench.publish.rungs import check_probe_columns, check_readings
+    from medbench.publish.verify import _same
 
     problems = []
     for path, record in found:
         display = _display(path)
-        problems += check_probe_columns(display, record, specs).problems
+        mine = answers[(record.suite, record.model_id)]
+        problems += check_probe_columns(display, record, specs, mine, _same).problems
         problems += check_readings(display, record)
     if problems:
         raise RecordError("\n".join(problems))
@@ -110,11 +117,11 @@ def build_site(
     With `results`, the local records of `medbench run` are shown too (see `gather_records`).
     """
     found, local = gather_records(leaderboard, results)
-    _check_ladders(found, specs)
     records = [r for _, r in found]
     maps = {(r.suite, r.model_id): read_maps(path) for path, r in found}
     reliability = {(r.suite, r.model_id): read_maps(path, RELIABILITY_SUFFIX) for path, r in found}
     answers = {(r.suite, r.model_id): _answers(path, r) for path, r in found}
+    _check_ladders(found, specs, answers)
     _check_out(out, leaderboard)
     if results is not None:
         _check_out(out, results)

@@ -6,7 +6,14 @@ seeing and answering? Extraction needs torch and imports it only when a vector i
 
 from __future__ import annotations
 
-from medbench.score.probe.classifier import ProbeResult, pixel_features, probe, sample_groups
+from medbench.score.probe.classifier import (
+    ProbeResult,
+    fold_scores,
+    pixel_features,
+    probe,
+    sample_groups,
+    summarise,
+)
 from medbench.score.probe.embeddings import (
     EMBED_FORMAT,
     KINDS,
@@ -19,6 +26,7 @@ from medbench.score.probe.embeddings import (
 )
 from medbench.score.probe.ladder import (
     LADDER_COLUMNS,
+    PREDICTION_COLUMNS,
     PROBE_COLUMNS,
     _answer_columns,
     answer_marks,
@@ -33,6 +41,7 @@ __all__ = [
     "EMBED_FORMAT",
     "KINDS",
     "LADDER_COLUMNS",
+    "PREDICTION_COLUMNS",
     "MARKS",
     "PROBE_COLUMNS",
     "EmbeddingStore",
@@ -47,7 +56,9 @@ __all__ = [
     "probe",
     "reading",
     "run_probe_stage",
+    "fold_scores",
     "sample_groups",
+    "summarise",
     "store_path",
     "tsne_svg",
 ]
