@@ -39,7 +39,10 @@ MIN_IMAGES = 8
 can share any pattern by chance."""
 LONG_TEXT = 60
 """Characters from which a free-text answer is long: a prompt change changes some token of it
-(short answers, "Glioma." or "Yes.", are legitimately the same under every wording)."""
+(short answers, "Glioma." or "Yes.", are legitimately the same under every wording). The real
+closed answers kept as parser cases run to 121 characters at the 90th percentile: long answers
+are common, and they follow their prompt (a lettered wording is answered with a letter, a
+guided one echoes its signs)."""
 ECHO_NOTE_SHARE = 0.25
 """Share of a task's images echoed under every wording from which a note is given."""
 _EDGES = re.compile(r"^[\s\"'*`.:;,!]+|[\s\"'*`.:;,!]+$")
