@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Collection
 from pathlib import Path
@@ -10,6 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from medbench.publish.reask import answered
 from medbench.publish.record import DatasetInfo, EnvironmentInfo, MedbenchInfo, Provenance, TaskInfo
 from medbench.publish.writing import write_record
 from medbench.score.answers import ANSWER_COLUMNS, ScoringLayout
@@ -250,9 +252,16 @@ def publish_synthetic(
                 task_titles=task_titles,
             ),
             allow_test_models=True,
+            answer_keys=answer_keys(answers, spec.id),
         )
         for spec in specs
     ]
+
+
+def answer_keys(answers: pd.DataFrame, model: str) -> list[str]:
+    """Stand-in cache keys of a model's synthetic direct answers, one per answer, as a run's
+    plan names them (`RunInfo.answer_keys`)."""
+    return [hashlib.sha256(repr(names).encode()).hexdigest() for names in answered(answers, model)]
 
 
 def publish_many(folder: Path, n_pairs: int, tasks: list[str], *, n_images: int = 12) -> None:
@@ -282,4 +291,5 @@ def publish_many(folder: Path, n_pairs: int, tasks: list[str], *, n_images: int 
                 tables=renamed,
                 layout=ScoringLayout(**{**vars(layout), "pairs": [(names["m"], names["g"])]}),
                 provenance=provenance(tasks, n_images=n_images),
+                answer_keys=answer_keys(answers, spec.id),
             )

@@ -90,7 +90,8 @@ def verify(
         typer.Option(
             "--rerun",
             help="Ask each record's model again for N random answers, where the model is "
-            "available here at the record's revision, and compare the texts (needs specs).",
+            "available here at the record's revision, and compare the texts (needs specs; a "
+            "baseline's answers are always all re-derived).",
             min=0,
         ),
     ] = 0,

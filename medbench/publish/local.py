@@ -69,6 +69,20 @@ def ladder_rows(folder: Path, model: str) -> list[dict[str, Any]] | None:
     return [{str(k): None if pd.isna(v) else v for k, v in row.items()} for row in plain] or None
 
 
+def probe_predictions(folder: Path, model: str) -> list[dict[str, Any]] | None:
+    """This model's probes' out-of-fold predictions, when the suite's probe stage wrote them."""
+    import pandas as pd
+
+    path = folder / "probe_predictions.csv"
+    if not path.is_file():
+        return None
+    frame = pd.read_csv(path, dtype={"sample": str, "predicted": str}, keep_default_na=False)
+    rows = frame[frame["model"] == model].drop(columns="model")
+    return [
+        {str(k): v for k, v in r.items()} for r in rows.astype(object).to_dict("records")
+    ] or None
+
+
 def likelihood_items(folder: Path) -> pd.DataFrame | None:
     """The likelihood stage's items (`likelihood/items.csv`, cells as text), when it ran:
     each model's go beside its record, and its calibration is re-derived from them."""
@@ -280,6 +294,7 @@ def publish_results(
             provenance=provenance,
             allow_test_models=allow_test_models,
             ladder=ladder_rows(folder, model_id),
+            probe_predictions=probe_predictions(folder, model_id),
             likelihood=items,
             answer_keys=planned_keys(plan.jobs, model_id, rows),
         )

@@ -63,6 +63,7 @@ def record_json(record: Record) -> str:
     data = record.model_dump(mode="json", exclude_none=False)
     optional_fields = (
         "ladder",
+        "probe_predictions",
         "image_processors",
         "adapter_revision",
         "scoring_version",

@@ -50,10 +50,12 @@ def planned_keys(jobs: Iterable[Job], model: str, answers: pd.DataFrame) -> list
     return [j.key for j in jobs if j.pipeline == "direct" and j.model == model and _key(j) in names]
 
 
-def reask(display: str, path: Path, record: Record, specs: SpecSet, n: int) -> Findings:
+def reask(
+    display: str, path: Path, record: Record, specs: SpecSet, n: int, label: str = "rerun"
+) -> Findings:
     """Re-ask `n` random direct jobs of the record (seeded by its sidecar's hash) of its model,
     where the model is available here at the record's revision; each differing text is a
-    problem, what could not be re-asked a note."""
+    problem, what could not be re-asked a note (each message names the check by `label`)."""
     from medbench.home import models_dir
     from medbench.run import make_plan, resolve_identity
     from medbench.run.backends import BackendContext, load_backend
@@ -61,17 +63,23 @@ def reask(display: str, path: Path, record: Record, specs: SpecSet, n: int) -> F
     out = Findings()
     spec = specs.models.get(record.model_id)
     if spec is None or record.suite not in specs.suites:
-        out.notes.append(f"{display}: rerun: no spec of its model or suite today: not re-asked")
+        out.notes.append(f"{display}: {label}: no spec of its model or suite today: not re-asked")
         return out
     try:
         identity = resolve_identity(spec, specs.root, models_dir(), specs=specs)
         if identity.revision != record.revision:
             out.notes.append(
-                f"{display}: rerun: the model here is at revision {identity.revision}, the "
+                f"{display}: {label}: the model here is at revision {identity.revision}, the "
                 f"record's at {record.revision}: not re-asked"
             )
             return out
-        plan = make_plan(specs, record.suite, models_dir=models_dir(), models=[record.model_id])
+        plan = make_plan(
+            specs,
+            record.suite,
+            models_dir=models_dir(),
+            models=[record.model_id],
+            dataset_revisions=record.dataset.revisions,
+        )
         answers = read_sidecar(path.parent, record.sidecar.path, record.sidecar.sha256)
         recorded = answered(answers, record.model_id)
         jobs = [
@@ -80,13 +88,19 @@ def reask(display: str, path: Path, record: Record, specs: SpecSet, n: int) -> F
             if j.pipeline == "direct" and _key(j) in recorded and j.model == record.model_id
         ]
         chosen = random.Random(record.sidecar.sha256).sample(jobs, min(n, len(jobs)))
+        # the run asks a key once, with its first job, and every job of the key reads that
+        # answer (a baseline's image-variant jobs keep their original job's key)
+        asked = {j.key: j for j in reversed(plan.jobs) if j.model == record.model_id}
+        unique = sorted({j.key for j in chosen})
         backend = load_backend(spec, identity.context(BackendContext()))
         try:
-            outputs = backend.generate([plan.request(j) for j in chosen])
+            given = backend.generate([plan.request(asked[k]) for k in unique])
         finally:
             backend.close()
+        by_key = dict(zip(unique, given, strict=True))
+        outputs = [by_key[j.key] for j in chosen]
     except (MedbenchError, OSError, ValueError) as e:
-        out.notes.append(f"{display}: rerun: the model cannot be asked here: {e}")
+        out.notes.append(f"{display}: {label}: the model cannot be asked here: {e}")
         return out
     keys = planned_keys(plan.jobs, record.model_id, answers)
     if record.run is not None and keys_digest(keys) != record.run.answer_keys:
@@ -101,13 +115,13 @@ def reask(display: str, path: Path, record: Record, specs: SpecSet, n: int) -> F
     if differ:
         job, text = differ[0]
         out.problems.append(
-            f"{display}: rerun: {len(differ)} of {len(chosen)} re-asked answers differ from the "
+            f"{display}: {label}: {len(differ)} of {len(chosen)} re-asked answers differ from the "
             f"sidecar (first: {job.task}/{job.family}/{job.variant}/{job.sample}: recorded "
             f"{recorded[_key(job)]!r}, the model answers {text!r}); these answers did not come "
             "from this model as the specs ask it"
         )
     else:
-        out.notes.append(f"{display}: rerun: {len(chosen)} answers re-asked, all as recorded")
+        out.notes.append(f"{display}: {label}: {len(chosen)} answers re-asked, all as recorded")
     return out
 
 

@@ -94,6 +94,7 @@ MAX_INT = 2**53
 ROW_KEYS: dict[str, tuple[str, ...]] = {
     **TABLE_KEYS,
     "ladder": ("model", "task"),
+    "probe_predictions": ("task", "embedding", "sample"),
     "calibration": ("task", "family", "pipeline", "variant"),
 }
 """Every table of a record and the columns that identify one of its rows: no two rows of a
@@ -304,6 +305,10 @@ class Record(_Model):
     ladder: list[Row] | None = None
     """Knowledge ladder rows per task (closed, likelihood, describe, probe, chance), when
     measured."""
+    probe_predictions: list[Row] | None = None
+    """Per (task, embedding, sample): the fold the probe predicted the image in and the label it
+    predicted, from which `verify` re-scores the ladder's probe columns; present where the
+    ladder has encoder probes."""
     image_variants: list[Row] | None = None
     """Per (task, family, pipeline, image variant): F1 and image fragility, when measured."""
     reliance: list[Row] | None = None

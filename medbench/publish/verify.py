@@ -12,6 +12,7 @@ import pandas as pd
 from medbench.errors import RecordError
 from medbench.score import (
     IMAGE_PROCESSOR_COLUMN,
+    ScoreTables,
     ScoringLayout,
     score_answers,
 )
@@ -21,6 +22,7 @@ from medbench.spec import check_pattern, group_of
 if TYPE_CHECKING:
     from medbench.publish.rederive import Findings
     from medbench.spec.loading import SpecSet
+from medbench.publish.claims import check_run
 from medbench.publish.files import figure_problems, read_sidecar, sidecar_bytes
 from medbench.publish.reading import _placement, read_record, record_paths
 from medbench.publish.record import (
@@ -185,8 +187,6 @@ def verify_record(
     with `specs`, also the parses, truths, spec hashes and model spec, and with `rerun`, ask
     the model again for that many answers (`reask`); what could not be checked is appended to
     `notes`."""
-    from medbench.publish.rederive import check_ladder
-
     display = _display(path)
     problems = _placement(path, record) + figure_problems(path)
     try:
@@ -234,6 +234,7 @@ def verify_record(
             name = f"{base}{SIDECAR_SUFFIX}"
             return [*problems, f"{display}: pairs: cannot use the base's sidecar {name}: {e}"]
     problems.extend(image_processor_problems(display, record))
+    problems.extend(check_run(display, record, answers))
     layout = ScoringLayout.from_json(record.layout.model_dump(mode="json"))
     problems.extend(_group_problems(display, answers, layout))
     try:
@@ -244,12 +245,32 @@ def verify_record(
         derived = table_rows(getattr(tables, name), name, record.model_id)
         problems.extend(compare_rows(display, name, getattr(record, name) or [], derived))
     items, unread = likelihood_items(display, path, record)
-    problems.extend(check_ladder(display, record, tables, _same, items))
+    ladder = _ladder_checks(display, record, tables, items, specs, answers)
+    problems.extend(ladder.problems)
     problems.extend(check_calibration(display, record, items, unread))
     found = _spec_checks(display, path, record, answers, specs, rerun)
     if notes is not None:
-        notes.extend(found.notes)
+        notes.extend(ladder.notes + found.notes)
     return problems + found.problems
+
+
+def _ladder_checks(
+    display: str,
+    record: Record,
+    tables: ScoreTables,
+    items: pd.DataFrame | None,
+    specs: SpecSet | None,
+    answers: pd.DataFrame,
+) -> Findings:
+    """The ladder's answer and likelihood columns (`check_ladder`), its readings and its probe
+    columns (`rungs`); the pixel rung, which needs the data, is among the spec checks."""
+    from medbench.publish.rederive import check_ladder
+    from medbench.publish.rungs import check_probe_columns, check_readings
+
+    found = check_probe_columns(display, record, specs, answers, _same)
+    found.problems[:0] = check_ladder(display, record, tables, _same, items)
+    found.problems.extend(check_readings(display, record))
+    return found
 
 
 def _spec_checks(
@@ -260,21 +281,36 @@ def _spec_checks(
     specs: SpecSet | None,
     rerun: int,
 ) -> Findings:
-    """Every check that needs today's specs: the answers (`against_specs`), the model block
-    (`check_model`) and, with `rerun`, the model itself (`reask`)."""
+    """Every check that needs today's specs: the answers (`against_specs`), the marks of
+    written answers (`check_forgery`), the model block (`check_model`) and the model itself
+    (`reask`): a baseline's every answer, another model's `rerun` random ones."""
     from medbench.publish.claims import check_model
+    from medbench.publish.forgery import check_forgery
     from medbench.publish.reask import reask
     from medbench.publish.rederive import against_specs
+    from medbench.publish.rungs import check_pixel_rung
 
     sidecar = _display(path.parent / record.sidecar.path)
     found = against_specs(display, sidecar, record, answers, specs)
+    forged = check_forgery(sidecar, record, answers, specs)
+    found.problems.extend(forged.problems)
+    found.notes.extend(forged.notes)
     if specs is None:
         return found
     found.problems.extend(check_model(display, record, specs).problems)
-    if rerun > 0:
+    pixels = check_pixel_rung(display, record, answers, specs, _same)
+    found.problems.extend(pixels.problems)
+    found.notes.extend(pixels.notes)
+    spec = specs.models.get(record.model_id)
+    if spec is not None and spec.backend == "baseline":
+        # deterministic and cheap: every answer is re-derived, not a sample
+        asked = reask(display, path, record, specs, len(answers), label="baseline")
+    elif rerun > 0:
         asked = reask(display, path, record, specs, rerun)
-        found.problems.extend(asked.problems)
-        found.notes.extend(asked.notes)
+    else:
+        return found
+    found.problems.extend(asked.problems)
+    found.notes.extend(asked.notes)
     return found
 
 

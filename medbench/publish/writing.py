@@ -67,6 +67,7 @@ def write_record(
     provenance: Provenance,
     allow_test_models: bool = False,
     ladder: list[dict[str, Any]] | None = None,
+    probe_predictions: list[dict[str, Any]] | None = None,
     likelihood: pd.DataFrame | None = None,
     answer_keys: Sequence[str] = (),
 ) -> Path:
@@ -114,6 +115,11 @@ def write_record(
         sidecar=SidecarInfo(path=sidecar_path.name, sha256=hashlib.sha256(sidecar).hexdigest()),
         ladder=[{k: _plain(v) for k, v in sorted(row.items())} for row in ladder]
         if ladder
+        else None,
+        probe_predictions=[
+            {k: _plain(v) for k, v in sorted(row.items())} for row in probe_predictions
+        ]
+        if probe_predictions
         else None,
         calibration=calibration,
         likelihood_sidecar=likelihood_sidecar,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -219,6 +219,7 @@ def make_plan(
     snapshots: Callable[[ModelSpec], str | None] | None = None,
     images_dir: Path | None = None,
     placeholders: bool = False,
+    dataset_revisions: Mapping[str, str] | None = None,
 ) -> Plan:
     """Expand suite x tasks x families x variants x samples x models into sorted jobs.
 
@@ -227,13 +228,18 @@ def make_plan(
     are named by their recipes, never made here: the run derives those its missing answers need
     into `images_dir` (default: the one in medbench's home folder). With
     `placeholders`, a model whose identity cannot be resolved (a hub revision offline) is still
-    planned, under a placeholder identity, for counting its cost; it stays in `unavailable`."""
+    planned, under a placeholder identity, for counting its cost; it stays in `unavailable`.
+    `dataset_revisions` (task -> commit sha, as a record names them) reads each task's Hub
+    dataset at that commit instead of at its revision resolved today."""
     suite = specs.suite(suite_id)
     model_ids = sorted(_select(suite.models, models, "model", suite.id))
     task_ids = sorted(_select(suite.tasks, tasks, "task", suite.id))
     family_ids = sorted(suite.prompt_families)
+    pinned = dataset_revisions or {}
     revisions = {
-        t: sha for t in task_ids if (sha := hub_revision(specs.tasks[t], suite.data)) is not None
+        t: sha
+        for t in task_ids
+        if (sha := hub_revision(specs.tasks[t], suite.data, pinned.get(t))) is not None
     }
     samples = {
         t: limit_samples(

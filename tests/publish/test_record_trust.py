@@ -276,12 +276,15 @@ def test_publish_results_refuses_a_checkpoint_marked_as_a_test_model(
     check_markers(specs, {"baseline-chance": identity})
 
 
-def test_verify_records_rerun_catches_answers_the_model_never_gave(project_board: Path) -> None:
+def test_verify_records_baseline_answers_its_backend_never_gave_are_caught(
+    project_board: Path,
+) -> None:
     specs = load_specs(Path("specs"))
     notes: list[str] = []
-    assert verify_records(project_board, specs, notes, rerun=1000) == []
-    assert "leaderboard/t/baseline-majority.json: rerun: 28 answers re-asked, all as recorded" in (
-        notes
+    assert verify_records(project_board, specs, notes) == []
+    assert (
+        "leaderboard/t/baseline-majority.json: baseline: 28 answers re-asked, all as recorded"
+        in notes
     )
     folder = project_board / "t"
     sidecar = folder / "baseline-majority.answers.csv.gz"
@@ -294,9 +297,9 @@ def test_verify_records_rerun_catches_answers_the_model_never_gave(project_board
     digest = hashlib.sha256(sidecar.read_bytes()).hexdigest()
     edit(folder / "baseline-majority.json", lambda d: d["sidecar"].update(sha256=digest))
     row = frame.loc[first]
-    problems = verify_records(project_board, specs, [], rerun=1000)
+    problems = verify_records(project_board, specs, [])
     assert (
-        f"leaderboard/t/baseline-majority.json: rerun: 1 of 28 re-asked answers differ from the "
+        f"leaderboard/t/baseline-majority.json: baseline: 1 of 28 re-asked answers differ from the "
         f"sidecar (first: pneumonia_cxr/closed_diagnosis/{row['variant']}/{row['sample']}: "
         f"recorded {truth!r}, the model answers {given!r}); these answers did not come from this "
         "model as the specs ask it"
@@ -310,7 +313,7 @@ def test_publish_results_record_names_the_run_of_its_answers(project_board: Path
     assert record.run.medbench_version == record.medbench.version
     path = project_board / "t" / "baseline-majority.json"
     edit(path, lambda d: d["run"].update(answer_keys="0" * 64))
-    problems = verify_records(project_board, load_specs(Path("specs")), [], rerun=1)
+    problems = verify_records(project_board, load_specs(Path("specs")), [])
     assert problems == [
         "leaderboard/t/baseline-majority.json: run.answer_keys: the answers' cache keys are not "
         "those today's plan gives them (28 planned, 28 recorded): the record was made with other "

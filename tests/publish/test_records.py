@@ -31,6 +31,7 @@ from medbench.score.report import score_and_report
 from medbench.score.scoring import score_answers
 from medbench.spec.loading import load_specs
 from tests.leaderboard_data import (
+    answer_keys,
     make_answers,
     make_layout,
     model_spec,
@@ -153,6 +154,7 @@ def test_write_record_refuses_answers_of_mixed_parser_versions(tmp_path: Path) -
             suite="quickstart",
             spec=SPECS[0],
             answers=answers,
+            answer_keys=answer_keys(answers, SPECS[0].id),
             tables=score_answers(answers, layout),
             layout=layout,
             provenance=provenance(TASKS),
@@ -441,6 +443,7 @@ def test_verify_records_checks_the_groups_against_the_layouts_pattern(tmp_path: 
             suite="quickstart",
             spec=model_spec("gen"),
             answers=frame,
+            answer_keys=answer_keys(frame, "gen"),
             tables=score_answers(frame, layout),
             layout=layout,
             provenance=provenance(["pneumonia_cxr"]),
@@ -551,6 +554,7 @@ def test_write_record_publishes_the_likelihood_sidecar_and_its_calibration(
         suite="quickstart",
         spec=SPECS[2],
         answers=answers,
+        answer_keys=answer_keys(answers, SPECS[2].id),
         tables=score_answers(answers, layout),
         layout=layout,
         provenance=provenance(TASKS),
@@ -581,6 +585,7 @@ def test_verify_records_re_derives_calibration_from_the_likelihood_sidecar(board
         suite="quickstart",
         spec=SPECS[2],
         answers=answers,
+        answer_keys=answer_keys(answers, SPECS[2].id),
         tables=score_answers(answers, layout),
         layout=layout,
         provenance=provenance(TASKS),

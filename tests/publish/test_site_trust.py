@@ -211,3 +211,47 @@ def test_swap_folder_failed_rename_puts_the_old_tree_back(
         medbench.atomic.swap_folder(staged, folder)
     assert (folder / "index.html").read_text() == "old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["_site", "new"]
+
+
+def test_build_site_marks_contributed_records_and_not_reproduced_baselines(tmp_path: Path) -> None:
+    board = tmp_path / "leaderboard"
+    real = model_spec("real", title="<b>Real</b> model").model_copy(
+        update={"backend": "hf", "baseline": None, "repo": "org/real"}
+    )
+    publish_synthetic(board, [real, model_spec("chance")], TASKS, n_images=6, n_boot=10)
+    build_site(board, tmp_path / "out")
+    index = (tmp_path / "out" / "index.html").read_text()
+    table = index[index.index('id="quickstart~ranking"') :].split("</table>")[0]
+    rows = re.findall(
+        r'href="models/([^"]+)\.html"[^>]*>[^<]*</a>((?: <strong class="badge">[^<]+</strong>)*)',
+        table,
+    )
+    assert dict(rows) == {
+        "real": ' <strong class="badge">contributed</strong>',
+        "chance": "",
+    }
+    assert "&lt;b&gt;Real&lt;/b&gt; model" in index and "<b>Real</b>" not in index
+    assert 'Rows marked <strong class="badge">contributed</strong> hold answers' in index
+    assert '<a href="methods.html#trust">how records are checked</a>' in index
+    page = (tmp_path / "out" / "models" / "real.html").read_text()
+    assert '<strong class="badge">contributed</strong> Its answers are published' in page
+    assert "cannot prove the model gave them" in page
+    assert 'badge">contributed' not in (tmp_path / "out" / "models" / "chance.html").read_text()
+    methods = (tmp_path / "out" / "methods.html").read_text()
+    assert 'id="trust"' in methods and "a record cannot prove that its answers came" in methods
+    assert not re.search(r"(?:src|href)=\"(?:https?:)?//", index + page)
+
+
+def test_build_site_refuses_a_probe_that_verify_refuses(copied: Path) -> None:
+    path = copied / "quickstart" / "gen.json"
+    data = json.loads(path.read_text())
+    data["ladder"] = [{"task": "pneumonia_cxr", "probe_vision_f1": 0.99}]
+    path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    problem = (
+        "leaderboard/quickstart/gen.json: ladder[0].probe_vision_f1: recorded 0.99, but medbench "
+        "extracts no image embeddings from a baseline model: no such probe exists. Publish the "
+        "ladder as `medbench run` wrote it"
+    )
+    assert verify_records(copied) == [problem]
+    with pytest.raises(RecordError, match=f"^{re.escape(problem)}$"):
+        build_site(copied, Path("out"))

@@ -445,7 +445,13 @@ def test_write_record_keeps_the_adapter_revision_only_when_there_is_one(tmp_path
     from medbench.publish.verify import verify_records
     from medbench.publish.writing import write_record
     from medbench.score.scoring import score_answers
-    from tests.leaderboard_data import make_answers, make_layout, model_spec, provenance
+    from tests.leaderboard_data import (
+        answer_keys,
+        make_answers,
+        make_layout,
+        model_spec,
+        provenance,
+    )
 
     tasks = ["pneumonia_cxr"]
     layout = make_layout(tasks, [])
@@ -458,6 +464,7 @@ def test_write_record_keeps_the_adapter_revision_only_when_there_is_one(tmp_path
             suite="quickstart",
             spec=model_spec(model_id),
             answers=answers,
+            answer_keys=answer_keys(answers, model_id),
             tables=tables,
             layout=layout,
             provenance=provenance(tasks, n_images=6).model_copy(

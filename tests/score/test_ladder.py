@@ -17,7 +17,14 @@ from medbench.run.cache import Cache
 from medbench.run.loop import run_plan
 from medbench.run.plan import make_plan
 from medbench.score.answers import collect_answers, make_layout
-from medbench.score.probe import LADDER_COLUMNS, PROBE_COLUMNS, answer_marks, ladder_rows, reading
+from medbench.score.probe import (
+    LADDER_COLUMNS,
+    PREDICTION_COLUMNS,
+    PROBE_COLUMNS,
+    answer_marks,
+    ladder_rows,
+    reading,
+)
 from medbench.score.probe.embeddings import EmbeddingStore, store_path
 from medbench.score.scoring import score_answers
 from medbench.spec.loading import load_specs
@@ -358,7 +365,20 @@ def stage(tmp_path_factory: pytest.TempPathFactory, tiny_models_dir: Path) -> di
 def test_run_probe_stage_writes_the_ladder_probes_and_maps(stage: dict[str, Any]) -> None:
     out, ladder = stage["outputs"][0]
     files = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
-    assert files == ["ladder.csv", "probe.csv", "tsne/tiny-llava/pneumonia_cxr.svg"]
+    assert files == [
+        "ladder.csv",
+        "probe.csv",
+        "probe_predictions.csv",
+        "tsne/tiny-llava/pneumonia_cxr.svg",
+    ]
+    predicted = pd.read_csv(out / "probe_predictions.csv", keep_default_na=False)
+    assert list(predicted.columns) == PREDICTION_COLUMNS
+    # one out-of-fold prediction per image and embedding of the embeddable model only
+    assert sorted(set(zip(predicted["model"], predicted["embedding"], strict=True))) == [
+        ("tiny-llava", "projected"),
+        ("tiny-llava", "vision"),
+    ]
+    assert len(predicted) == 2 * stage["n"]
     assert list(ladder.columns) == LADDER_COLUMNS
     assert list(zip(ladder["model"], ladder["task"], strict=True)) == [
         ("baseline-chance", "pneumonia_cxr"),
@@ -440,3 +460,13 @@ def test_ladder_compares_the_described_mean_with_the_direct_mean() -> None:
     assert ladder["described_f1"] == 0.8  # the best, beside the direct best
     assert ladder["described_f1_mean"] == pytest.approx(sum(described) / len(described))
     assert "describing first recovers" not in ladder["reading"]
+
+
+def test_ladder_rows_reading_is_the_one_its_written_columns_give() -> None:
+    # 0.6 + one ulp is above chance + 0.1; ladder.csv writes it as 0.6, which is not
+    above = math.nextafter(0.6, 1.0)
+    scores = pd.DataFrame([score_row("m", "closed", "plain", "direct", above)])
+    ladder = ladder_rows(scores, pd.DataFrame(columns=PROBE_COLUMNS), ["closed"])
+    assert ladder.iloc[0]["reading"] == (
+        "the answers are near chance (0.60, chance 0.50); no encoder probe"
+    )

@@ -372,6 +372,28 @@ def test_probe_separates_well_separated_classes(seed: int) -> None:
     assert abs(result.permutation_f1 - chance_f1([20, 20, 20])) <= 0.1
 
 
+def test_probe_predictions_give_its_f1_and_leave_unembedded_rows_out() -> None:
+    from sklearn.metrics import f1_score
+
+    x, y = blobs(0, n_per_class=10, spread=1.0)
+    x[3] = np.nan  # an image that could not be embedded
+    result = probe(x, y, seed=0)
+    assert (result.predicted[3], result.fold[3], result.n) == ("", -1, 29)
+    kept = [i for i in range(len(y)) if i != 3]
+    per_fold = [
+        f1_score(
+            [y[i] for i in kept if result.fold[i] == f],
+            [result.predicted[i] for i in kept if result.fold[i] == f],
+            labels=["a", "b", "c"],
+            average="macro",
+            zero_division=0,
+        )
+        for f in range(result.k)
+    ]
+    assert sorted(set(result.fold) - {-1}) == list(range(result.k)) == [0, 1, 2, 3, 4]
+    assert result.f1 == pytest.approx(float(np.mean(per_fold)), abs=1e-12)
+
+
 @pytest.mark.parametrize("seed", [0, 1, 2, 3, 4])
 def test_probe_on_shuffled_labels_stays_within_chance(seed: int) -> None:
     x, y = blobs(seed)

@@ -235,7 +235,7 @@ def test_results_and_records_hold_the_quadrant_tables(
     from medbench.publish.verify import verify_records
     from medbench.publish.writing import write_record
     from medbench.score.results import write_results
-    from tests.leaderboard_data import model_spec, provenance
+    from tests.leaderboard_data import answer_keys, model_spec, provenance
 
     answers = pd.DataFrame(_one_in_each())
     layout = _layout()
@@ -249,6 +249,7 @@ def test_results_and_records_hold_the_quadrant_tables(
         suite="quickstart",
         spec=model_spec("m"),
         answers=answers,
+        answer_keys=answer_keys(answers, "m"),
         tables=tables,
         layout=layout,
         provenance=provenance(["t"], n_images=4),

@@ -177,7 +177,7 @@ def test_layout_without_image_variants_writes_no_key() -> None:
 
 def _publish(folder: Path) -> list[Path]:
     from medbench.publish.writing import write_record
-    from tests.leaderboard_data import model_spec, provenance
+    from tests.leaderboard_data import answer_keys, model_spec, provenance
 
     answers = _frame(_eye() + _blind())
     layout = _layout(pairs=[("eye", "blind")], n_boot=50)
@@ -189,6 +189,7 @@ def _publish(folder: Path) -> list[Path]:
             suite="quickstart",
             spec=spec,
             answers=answers,
+            answer_keys=answer_keys(answers, spec.id),
             tables=tables,
             layout=layout,
             provenance=provenance(["t"], n_images=4),

@@ -257,7 +257,7 @@ def test_results_and_records_hold_the_severity_tables(
     from medbench.publish.verify import verify_records
     from medbench.publish.writing import write_record
     from medbench.score.results import write_results
-    from tests.leaderboard_data import model_spec, provenance
+    from tests.leaderboard_data import answer_keys, model_spec, provenance
 
     answers = pd.DataFrame(_halving()).drop(columns=["image_ssim"])
     layout = _layout(n_boot=50)
@@ -280,6 +280,7 @@ def test_results_and_records_hold_the_severity_tables(
         suite="quickstart",
         spec=model_spec("m"),
         answers=answers,
+        answer_keys=answer_keys(answers, "m"),
         tables=tables,
         layout=layout,
         provenance=provenance(["t"], n_images=4),

@@ -15,7 +15,7 @@ from medbench.errors import MedbenchError, RecordError
 from medbench.publish.files import read_sidecar
 from medbench.publish.local import LOCAL_RECORDS
 from medbench.publish.reading import load_records, read_maps
-from medbench.publish.record import RELIABILITY_SUFFIX, Record
+from medbench.publish.record import RELIABILITY_SUFFIX, Record, _display
 from medbench.publish.site.compare import compare_pages
 from medbench.publish.site.context import Site
 from medbench.publish.site.flips import flip_pages
@@ -81,6 +81,27 @@ def _answers(path: Path, record: Record) -> pd.DataFrame:
         raise RecordError(f"{path}: cannot read its sidecar {record.sidecar.path}: {e}") from e
 
 
+def _check_ladders(
+    found: list[tuple[Path, Record]],
+    specs: SpecSet | None,
+    answers: dict[tuple[str, str], pd.DataFrame],
+) -> None:
+    """Refuse the ladder values `verify` refuses without the data: a probe that cannot exist or
+    that its predictions do not score, a reading its columns do not give (the site renders
+    them)."""
+    from medbench.publish.rungs import check_probe_columns, check_readings
+    from medbench.publish.verify import _same
+
+    problems = []
+    for path, record in found:
+        display = _display(path)
+        mine = answers[(record.suite, record.model_id)]
+        problems += check_probe_columns(display, record, specs, mine, _same).problems
+        problems += check_readings(display, record)
+    if problems:
+        raise RecordError("\n".join(problems))
+
+
 def _load(folder: Path) -> list[tuple[Path, Record]]:
     return load_records(folder) if folder.is_dir() else []
 
@@ -106,6 +127,7 @@ def _build(leaderboard: Path, out: Path, specs: SpecSet | None, results: Path | 
     maps = {(r.suite, r.model_id): read_maps(path) for path, r in found}
     reliability = {(r.suite, r.model_id): read_maps(path, RELIABILITY_SUFFIX) for path, r in found}
     answers = {(r.suite, r.model_id): _answers(path, r) for path, r in found}
+    _check_ladders(found, specs, answers)
     _check_out(out, leaderboard)
     if results is not None:
         _check_out(out, results)

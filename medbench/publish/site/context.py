@@ -11,6 +11,7 @@ from collections.abc import Callable
 import pandas as pd
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
+from medbench.publish.claims import contributed
 from medbench.publish.record import Record, Scalar
 from medbench.publish.rederive import spec_changes
 from medbench.publish.site.glossary import definition
@@ -99,7 +100,13 @@ class Site:
         record = self.models.get(model)
         found: tuple[str, ...] = ("test model",) if record is not None and record.test_model else ()
         found += ("made with older specs",) if (suite, model) in self.stale else ()
-        return found + (("local, unpublished",) if (suite, model) in self.local else ())
+        if (suite, model) in self.local:
+            return found + ("local, unpublished",)
+        return found + (("contributed",) if record is not None and contributed(record) else ())
+
+    def any_contributed(self, suite: str, records: list[Record]) -> bool:
+        """Whether any published record of `records` (of `suite`) is contributed."""
+        return any(contributed(r) and (suite, r.model_id) not in self.local for r in records)
 
     def cell(self, col: Col, row: dict[str, Scalar], root: str, suite: str | None = None) -> Cell:
         v = row.get(col.key)

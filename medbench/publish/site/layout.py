@@ -142,6 +142,8 @@ class Section:
     chart: str | None = None
     chart_alt: str = ""
     test_models: bool = False
+    contributed: bool = False
+    """Whether the section shows published records whose answers are taken on trust."""
     local: bool = False
     """Whether the section shows local, unpublished records."""
     maps: list[tuple[str, str, str]] = field(default_factory=list)
@@ -194,6 +196,8 @@ class ModelPage(Page):
     facts: list[tuple[str, str]]
     card: list[tuple[str, str, list[tuple[str, str]]]] = field(default_factory=list)
     """The model card: (term, text, links after the text) of what a reader needs first."""
+    contributed: bool = False
+    """Whether the model's published answers are taken on trust (`claims.contributed`)."""
 
 
 @dataclass(frozen=True)

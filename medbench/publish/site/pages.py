@@ -245,5 +245,6 @@ def model_pages(site: Site) -> None:
             str(spec.get("description") or ""),
             facts,
             card,
+            contributed=site.any_contributed(first.suite, [first]),
         )
         site.page(f"models/{model}.html", "model.html", page)

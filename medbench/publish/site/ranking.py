@@ -306,6 +306,7 @@ def index_page(site: Site, suites: dict[str, list[Record]]) -> None:
                 suite,
                 tables,
                 test_models=any(r.test_model for r in records),
+                contributed=site.any_contributed(suite, records),
                 local=any((suite, r.model_id) in site.local for r in records),
                 svg=_chart(site, suite, ranked),
                 chart_key=chart_key(ranked),

@@ -149,7 +149,13 @@ def _task_section(site: Site, suite: str, task: str, records: list[Record]) -> S
         note=note,
     )
     compare = [("../" + href, text) for href, text in site.compare_links.get((suite, task), [])]
-    return Section(suite, [table], test_models=any(r.test_model for r in records), compare=compare)
+    return Section(
+        suite,
+        [table],
+        test_models=any(r.test_model for r in records),
+        contributed=site.any_contributed(suite, records),
+        compare=compare,
+    )
 
 
 def task_pages(site: Site, suites: dict[str, list[Record]]) -> None:

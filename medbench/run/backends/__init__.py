@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from medbench.errors import BackendError
 from medbench.run.backends.base import BackendContext as BackendContext
 from medbench.run.backends.base import Request as Request
+from medbench.run.backends.baseline import REFUSAL_TEXT as REFUSAL_TEXT
 from medbench.run.backends.device import cpu_refusal as cpu_refusal
 
 if TYPE_CHECKING:

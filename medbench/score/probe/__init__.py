@@ -6,7 +6,14 @@ seeing and answering? Extraction needs torch and imports it only when a vector i
 
 from __future__ import annotations
 
-from medbench.score.probe.classifier import ProbeResult, pixel_features, probe
+from medbench.score.probe.classifier import (
+    ProbeResult,
+    fold_scores,
+    pixel_features,
+    probe,
+    sample_groups,
+    summarise,
+)
 from medbench.score.probe.embeddings import (
     EMBED_FORMAT,
     EMBED_RULE,
@@ -20,6 +27,7 @@ from medbench.score.probe.embeddings import (
 )
 from medbench.score.probe.ladder import (
     LADDER_COLUMNS,
+    PREDICTION_COLUMNS,
     PROBE_COLUMNS,
     _answer_columns,
     answer_marks,
@@ -35,6 +43,7 @@ __all__ = [
     "EMBED_RULE",
     "KINDS",
     "LADDER_COLUMNS",
+    "PREDICTION_COLUMNS",
     "MARKS",
     "PROBE_COLUMNS",
     "EmbeddingStore",
@@ -49,6 +58,9 @@ __all__ = [
     "probe",
     "reading",
     "run_probe_stage",
+    "fold_scores",
+    "sample_groups",
+    "summarise",
     "store_path",
     "tsne_svg",
 ]

@@ -46,6 +46,11 @@ class ProbeResult:
     n: int
     """Images probed (rows with non-finite features are left out)."""
     n_classes: int
+    predicted: tuple[str, ...] = ()
+    """Per input row, the label predicted by the probe fitted on the other folds ("" for a row
+    left out, or when the probe could not run): what the F1 is scored from."""
+    fold: tuple[int, ...] = ()
+    """Per input row, the fold it was predicted in (-1 where `predicted` is "")."""
 
 
 def _pipeline(seed: int) -> Any:
@@ -56,25 +61,48 @@ def _pipeline(seed: int) -> Any:
     return make_pipeline(StandardScaler(), LogisticRegression(max_iter=MAX_ITER, random_state=seed))
 
 
-def _cross_validate(
-    x: NDArray[Any], y: NDArray[Any], k: int, seed: int, groups: NDArray[Any] | None = None
-) -> NDArray[Any]:
-    """Macro-F1 of each of k stratified folds (shuffled with `seed`); with `groups`, no group
-    has images on both sides of a fold (scikit-learn's StratifiedGroupKFold)."""
-    from sklearn.base import clone
-    from sklearn.exceptions import ConvergenceWarning
+def fold_scores(y: NDArray[Any], predicted: NDArray[Any], fold: NDArray[Any]) -> NDArray[Any]:
+    """Macro-F1 of each fold's out-of-fold predictions, over every class of `y` (a class absent
+    from a fold's test images counts as 0, as scikit-learn's `zero_division=0` has it)."""
     from sklearn.metrics import f1_score
-    from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
     classes = np.unique(y)
-    scores = []
+    return np.asarray(
+        [
+            f1_score(
+                y[fold == f], predicted[fold == f], labels=classes, average="macro", zero_division=0
+            )
+            for f in np.unique(fold)
+        ],
+        dtype=np.float64,
+    )
+
+
+def summarise(scores: NDArray[Any]) -> tuple[float, float, float]:
+    """The mean of the folds' F1 and its 95% t-interval: a probe's `f1`, `f1_lo`, `f1_hi`."""
+    lo, hi = _t_interval(scores)
+    return float(scores.mean()), lo, hi
+
+
+def _cross_validate(
+    x: NDArray[Any], y: NDArray[Any], k: int, seed: int, groups: NDArray[Any] | None = None
+) -> tuple[NDArray[Any], NDArray[Any]]:
+    """Each image's out-of-fold prediction and its fold, over k stratified folds (shuffled with
+    `seed`); with `groups`, no group has images on both sides of a fold (scikit-learn's
+    StratifiedGroupKFold)."""
+    from sklearn.base import clone
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
+
+    predicted = np.empty(len(y), dtype=object)
+    fold = np.full(len(y), -1, dtype=np.int64)
     template = _pipeline(seed)
     splitter = (
         StratifiedKFold(k, shuffle=True, random_state=seed)
         if groups is None
         else StratifiedGroupKFold(k, shuffle=True, random_state=seed)
     )
-    for train, test in splitter.split(x, y, groups):
+    for i, (train, test) in enumerate(splitter.split(x, y, groups)):
         if len(np.unique(y[train])) < 2:
             # few patients: folding by patient left a class out of a training set
             raise _Unfoldable
@@ -83,11 +111,9 @@ def _cross_validate(
             # A probe stopped at the iteration limit still scores its folds fairly.
             warnings.simplefilter("ignore", ConvergenceWarning)
             model.fit(x[train], y[train])
-        predicted = model.predict(x[test])
-        scores.append(
-            f1_score(y[test], predicted, labels=classes, average="macro", zero_division=0)
-        )
-    return np.asarray(scores, dtype=np.float64)
+        predicted[test] = model.predict(x[test])
+        fold[test] = i
+    return predicted, fold
 
 
 class _Unfoldable(Exception):
@@ -140,20 +166,33 @@ def probe(
     if len(counts) < 2 or k < 2 or features.shape[1] == 0:
         return ProbeResult(nan, nan, nan, nan, 0, len(labels), len(counts))
     try:
-        scores = _cross_validate(features, labels, k, seed, clusters)
+        predicted, fold = _cross_validate(features, labels, k, seed, clusters)
     except _Unfoldable:
         return ProbeResult(nan, nan, nan, nan, 0, len(labels), len(counts))
-    lo, hi = _t_interval(scores)
+    f1, lo, hi = summarise(fold_scores(labels, predicted, fold))
     rng = np.random.default_rng(seed)
     shuffled = []
     for _ in range(permutations):
+        permuted = rng.permutation(labels)
         try:
-            folded = _cross_validate(features, rng.permutation(labels), k, seed, clusters)
+            folded = fold_scores(permuted, *_cross_validate(features, permuted, k, seed, clusters))
         except _Unfoldable:
             continue  # a shuffle that leaves a class out of a fold is not a null draw to count
         shuffled.append(float(folded.mean()))
     permutation_f1 = float(np.mean(shuffled)) if shuffled else float("nan")
-    return ProbeResult(float(scores.mean()), lo, hi, permutation_f1, k, len(labels), len(counts))
+    kept = iter(zip(predicted.tolist(), fold.tolist(), strict=True))
+    each = [next(kept) if ok else ("", -1) for ok in np.asarray(keep, dtype=bool).reshape(-1)]
+    return ProbeResult(
+        f1,
+        lo,
+        hi,
+        permutation_f1,
+        k,
+        len(labels),
+        len(counts),
+        tuple(str(p) for p, _ in each),
+        tuple(int(f) for _, f in each),
+    )
 
 
 def sample_groups(samples: Sequence[Sample]) -> list[str] | None:
@@ -185,5 +224,7 @@ __all__ = [
     "ProbeResult",
     "pixel_features",
     "probe",
+    "fold_scores",
     "sample_groups",
+    "summarise",
 ]

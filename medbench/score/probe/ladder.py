@@ -80,6 +80,9 @@ LADDER_COLUMNS = [
     "pixel_f1_hi",
     "reading",
 ]
+PREDICTION_COLUMNS = ["model", "task", "embedding", "sample", "fold", "predicted"]
+"""`probe_predictions.csv`: each probed image's out-of-fold prediction by a model's probe,
+from which a record's probe F1 is re-derived (`medbench.publish.rungs`)."""
 NO_IMAGE_COLUMN = "no_image_f1"
 """The no-image rung, after `chance_f1`: mean over label families of the F1 of the answers
 given without the image (a ladder has it only where the suite measured it)."""
@@ -209,13 +212,13 @@ def ladder_rows(
             fallback = pd.concat([mine["chance_f1"], pixels[pixels["task"] == task]["chance_f1"]])
             row["chance_f1"] = _num(fallback.iloc[0]) if len(fallback) else math.nan
         row["reading"] = reading(
-            row["chance_f1"],
-            _num(row.get("direct_f1_mean")),
-            found,
-            row["pixel_f1"],
-            _num(row.get("described_f1_mean")),
-            _num(row.get("likelihood_f1_mean")),
-            _num(row.get(NO_IMAGE_COLUMN)),
+            _written(row["chance_f1"]),
+            _written(row.get("direct_f1_mean")),
+            {kind: _written(f1) for kind, f1 in found.items()},
+            _written(row["pixel_f1"]),
+            _written(row.get("described_f1_mean")),
+            _written(row.get("likelihood_f1_mean")),
+            _written(row.get(NO_IMAGE_COLUMN)),
         )
         rows.append(row)
     return pd.DataFrame(rows, columns=columns)
@@ -259,7 +262,7 @@ def answer_marks(
 def _probe_row(
     model: str, task: str, kind: str, dim: int, chance: float, r: ProbeResult
 ) -> dict[str, Any]:
-    fields = asdict(r)
+    fields = {k: v for k, v in asdict(r).items() if k not in ("predicted", "fold")}
     return {
         "model": model,
         "task": task,
@@ -270,8 +273,18 @@ def _probe_row(
     }
 
 
+FLOAT_FORMAT = "%.10g"
+"""How probe.csv and ladder.csv write numbers: a record holds them so."""
+
+
+def _written(value: Any) -> float:
+    """A number as `ladder.csv` holds it, so that the reading computed here is the one its
+    written columns give (`verify` recomputes it from them)."""
+    return float(FLOAT_FORMAT % _num(value))
+
+
 def _write_csv(frame: pd.DataFrame, path: Path) -> None:
-    frame.to_csv(path, index=False, lineterminator="\n", float_format="%.10g")
+    frame.to_csv(path, index=False, lineterminator="\n", float_format=FLOAT_FORMAT)
 
 
 def run_probe_stage(
@@ -312,12 +325,16 @@ def run_probe_stage(
             dim = 3 * PIXEL_SIZE * PIXEL_SIZE
             rows.append(_probe_row(ALL_MODELS, t, PIXELS, dim, chance[t], result))
             shown.advance()
-        maps = _embedding_probes(specs, plan, cache_path, answers, context, memo, rows, chance)
+        predicted: list[dict[str, Any]] = []
+        maps = _embedding_probes(
+            specs, plan, cache_path, answers, context, memo, rows, chance, predicted
+        )
     probes = pd.DataFrame(rows, columns=PROBE_COLUMNS).sort_values(["model", "task", "embedding"])
     ladder = ladder_rows(scores, probes, label_families, reliance)
     out.mkdir(parents=True, exist_ok=True)
     _write_csv(probes, out / "probe.csv")
     _write_csv(ladder, out / "ladder.csv")
+    _write_csv(pd.DataFrame(predicted, columns=PREDICTION_COLUMNS), out / "probe_predictions.csv")
     shutil.rmtree(out / "tsne", ignore_errors=True)
     for name, svg in sorted(maps.items()):
         path = out / "tsne" / name
@@ -335,8 +352,10 @@ def _embedding_probes(
     memo: ProbeMemo,
     rows: list[dict[str, Any]],
     chance: dict[str, float],
+    predicted: list[dict[str, Any]],
 ) -> dict[str, str]:
-    """Probe each embeddable model's embeddings per task (rows appended); its t-SNE maps."""
+    """Probe each embeddable model's embeddings per task (rows appended, and each image's
+    out-of-fold prediction to `predicted`); its t-SNE maps."""
     stage = plan.suite.probe or ProbeStage()
     label_families = [f for f in plan.suite.prompt_families if specs.families[f].answer == "label"]
     mark_family = label_families[0] if label_families else None
@@ -380,6 +399,11 @@ def _embedding_probes(
                             groups=sample_groups(samples),
                         )
                         rows.append(_probe_row(m, t, kind, x.shape[1], chance[t], result))
+                        predicted += [
+                            dict(zip(PREDICTION_COLUMNS, (m, t, kind, s.id, f, p), strict=True))
+                            for s, f, p in zip(samples, result.fold, result.predicted, strict=False)
+                            if f >= 0
+                        ]
                     kind = "vision" if "vision" in stage.embeddings else stage.embeddings[0]
                     marks = answer_marks(answers, m, t, mark_family, reference)
                     title = f"{m} on {t}: t-SNE of {kind} embeddings, coloured by true label"
@@ -397,6 +421,7 @@ def _embedding_probes(
 __all__ = [
     "ALL_MODELS",
     "LADDER_COLUMNS",
+    "PREDICTION_COLUMNS",
     "NEAR_CHANCE",
     "PIXELS",
     "PROBE_COLUMNS",

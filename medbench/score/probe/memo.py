@@ -26,6 +26,9 @@ from medbench.score.probe.classifier import ProbeResult
 
 MEMO_FORMAT = 1
 """Part of every key and of the store: bump when a probe or a map changes for the same input."""
+PROBE_RESULT = 2
+"""Part of a probe's key: what a stored probe result holds (2: each image's out-of-fold
+prediction and fold), so results stored before are refitted rather than read short."""
 STORE_NAME = "probes.sqlite"
 
 _SCHEMA = """
@@ -114,6 +117,7 @@ class ProbeMemo:
             "max_folds": classifier.MAX_FOLDS,
             "permutations": classifier.PERMUTATIONS,
             "max_iter": classifier.MAX_ITER,
+            "result": PROBE_RESULT,
             "versions": _versions("scikit-learn", "numpy"),
         }
         key = content_key(
@@ -123,7 +127,9 @@ class ProbeMemo:
         )
         stored = self._get(key)
         if stored is not None:
-            return ProbeResult(**json.loads(stored))
+            fields = json.loads(stored)
+            fields.update(predicted=tuple(fields["predicted"]), fold=tuple(fields["fold"]))
+            return ProbeResult(**fields)
         result = classifier.probe(compute(), list(labels), seed=seed, folds=folds, groups=groups)
         self._put(key, "probe", json.dumps(asdict(result), sort_keys=True))
         return result
