@@ -27,7 +27,7 @@ from medbench.errors import MedbenchError
 from medbench.run import default_cache_path, resolve_identity
 from medbench.run.backends import BackendContext, Request
 from medbench.run.cost import Calibration, Speed, checkpoint_folder, write_calibration
-from medbench.spec import ImageRef, Messages, ModelSpec, render
+from medbench.spec import ImageRef, ModelSpec, render
 from medbench.spec.loading import SpecSet, load_specs
 
 FAMILY = "closed_diagnosis"
@@ -119,10 +119,10 @@ def sample_requests(specs: SpecSet, images: int) -> list[Request]:
     requests = []
     for task_id, sample in picked:
         for variant in variants:
-            base = render(family, variant, specs.tasks[task_id], ()).messages
             image = ImageRef(str(sample.path), sample.sha256)
+            messages = render(family, variant, specs.tasks[task_id], (image,)).messages
             key = f"{task_id}/{sample.id}/{variant.id}"
-            requests.append(Request(key, Messages(base.system, base.text, (image,))))
+            requests.append(Request(key, messages))
     return requests
 
 

@@ -32,7 +32,7 @@ from medbench.spec.imagevariants import (
     StainVariant,
 )
 from medbench.spec.model import GenerationSpec, ImageInputSpec, ModelSpec, OpenAISpec, TinySpec
-from medbench.spec.prompt import PromptFamilySpec, VariantSpec
+from medbench.spec.prompt import ImagePosition, PromptFamilySpec, VariantSpec
 from medbench.spec.prompts import (
     ImageRef,
     Messages,
@@ -43,6 +43,7 @@ from medbench.spec.prompts import (
     for_model,
     offered_options,
     options_by_letter,
+    placed,
     render,
     token_budget,
 )
@@ -94,6 +95,7 @@ __all__ = [
     "GaussianNoiseVariant",
     "GenerationSpec",
     "ImageInputSpec",
+    "ImagePosition",
     "IlluminationVariant",
     "ImageRef",
     "ImageVariantSpec",
@@ -123,6 +125,7 @@ __all__ = [
     "is_adhoc",
     "offered_options",
     "options_by_letter",
+    "placed",
     "render",
     "with_adhoc_models",
 ]

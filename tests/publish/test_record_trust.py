@@ -280,7 +280,7 @@ def test_verify_records_rerun_catches_answers_the_model_never_gave(project_board
     specs = load_specs(Path("specs"))
     notes: list[str] = []
     assert verify_records(project_board, specs, notes, rerun=1000) == []
-    assert "leaderboard/t/baseline-majority.json: rerun: 28 answers re-asked, all as recorded" in (
+    assert "leaderboard/t/baseline-majority.json: rerun: 32 answers re-asked, all as recorded" in (
         notes
     )
     folder = project_board / "t"
@@ -296,7 +296,7 @@ def test_verify_records_rerun_catches_answers_the_model_never_gave(project_board
     row = frame.loc[first]
     problems = verify_records(project_board, specs, [], rerun=1000)
     assert (
-        f"leaderboard/t/baseline-majority.json: rerun: 1 of 28 re-asked answers differ from the "
+        f"leaderboard/t/baseline-majority.json: rerun: 1 of 32 re-asked answers differ from the "
         f"sidecar (first: pneumonia_cxr/closed_diagnosis/{row['variant']}/{row['sample']}: "
         f"recorded {truth!r}, the model answers {given!r}); these answers did not come from this "
         "model as the specs ask it"
@@ -306,14 +306,14 @@ def test_verify_records_rerun_catches_answers_the_model_never_gave(project_board
 def test_publish_results_record_names_the_run_of_its_answers(project_board: Path) -> None:
     record = read_record(project_board / "t" / "baseline-majority.json")
     assert record.schema_version == 4 and record.run is not None
-    assert (record.run.suite, record.run.n_answers) == ("t", 28)
+    assert (record.run.suite, record.run.n_answers) == ("t", 32)
     assert record.run.medbench_version == record.medbench.version
     path = project_board / "t" / "baseline-majority.json"
     edit(path, lambda d: d["run"].update(answer_keys="0" * 64))
     problems = verify_records(project_board, load_specs(Path("specs")), [], rerun=1)
     assert problems == [
         "leaderboard/t/baseline-majority.json: run.answer_keys: the answers' cache keys are not "
-        "those today's plan gives them (28 planned, 28 recorded): the record was made with other "
+        "those today's plan gives them (32 planned, 32 recorded): the record was made with other "
         "prompts, images or weights than today's specs ask"
     ]
 

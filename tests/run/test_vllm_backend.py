@@ -156,3 +156,31 @@ def test_gpu_check_vllm_section_compares_answers_with_hf(
     assert line.startswith("tiny-llava (vllm): load ")
     assert line.endswith("3 of 4 answers differ from the hf backend's")
     assert engine.init["dtype"] == "bfloat16"
+
+
+@pytest.mark.parametrize(
+    ("arch", "expected"),
+    [
+        ("llava", f"<s>USER: {QUESTION}\n<image> ASSISTANT:"),
+        ("gemma3", f"<bos><start_of_turn>user\n{QUESTION}<start_of_image><end_of_turn>\n"),
+    ],
+)
+def test_vllm_backend_renders_the_image_after_the_text_where_the_variant_puts_it(
+    engine: FakeEngine,
+    arch: str,
+    expected: str,
+    tiny_models_dir: Path,
+    sample_images: list[Path],
+) -> None:
+    from tests.conftest import _tiny
+
+    folder = _tiny(tiny_models_dir, arch)
+    backend = load_backend(
+        tiny_model_spec(arch, backend="vllm"), BackendContext(checkpoint_dir=folder)
+    )
+    image = sample_images[0]
+    messages = Messages(None, QUESTION, (ImageRef(str(image), sha256_file(image)),), "after_text")
+    backend.generate([Request("a", messages)])
+    [(prompts, _)] = engine.calls
+    assert prompts[0]["prompt"].startswith(expected)
+    assert isinstance(prompts[0]["multi_modal_data"]["image"], Image.Image)

@@ -1,7 +1,7 @@
 """VLLMBackend: medbench renders each prompt itself and vLLM generates.
 
 The prompt text is the model's own chat template applied by its transformers processor, with
-medbench's settings (where the system text goes, the image before the text, LLaVA's square
+medbench's settings (where the system text goes, where the image goes, LLaVA's square
 padding), exactly as the hf backend renders it; the decoded image goes beside it as
 multi-modal data, and vLLM's processor turns it into the image tokens. Prefix caching is on, so
 the wordings of one image share the image's prefill. Sampling follows the spec: greedy unless
@@ -21,7 +21,12 @@ from PIL import Image
 from medbench.data import ImageError, load_image, pad_to_square
 from medbench.errors import BackendError
 from medbench.run.backends.base import BackendContext, Output, Request
-from medbench.run.backends.hf.chat import model_conversation, pad_colour, system_role
+from medbench.run.backends.hf.chat import (
+    hoisted_image_token,
+    model_conversation,
+    pad_colour,
+    system_role,
+)
 from medbench.run.backends.hf.loading import checkpoint_source
 from medbench.spec import GenerationSpec, ModelSpec
 
@@ -64,6 +69,7 @@ class VLLMBackend:
         source, revision = checkpoint_source(spec, context)
         self._processor = AutoProcessor.from_pretrained(source, revision=revision)  # type: ignore[no-untyped-call]
         self._system_role = system_role(spec, self._render)
+        self._image_token = hoisted_image_token(self._render, self._processor)
         self._pad_fill = (
             pad_colour(self._processor) if spec.image_preprocess == "pad_square" else None
         )
@@ -88,7 +94,7 @@ class VLLMBackend:
         messages = request.messages
         placeholders = [None] * len(images)
         turns = model_conversation(
-            self.spec, self._system_role, messages.system, messages.text, placeholders
+            self.spec, self._system_role, messages, placeholders, self._image_token
         )
         prompt: dict[str, Any] = {"prompt": self._render(turns)}
         if images:
