@@ -184,3 +184,20 @@ def test_vllm_backend_renders_the_image_after_the_text_where_the_variant_puts_it
     [(prompts, _)] = engine.calls
     assert prompts[0]["prompt"].startswith(expected)
     assert isinstance(prompts[0]["multi_modal_data"]["image"], Image.Image)
+
+
+def test_vllm_backend_pads_a_greyscale_file_with_llava_meds_grey(
+    engine: FakeEngine, tiny_llava_dir: Path, tmp_path: Path
+) -> None:
+    path = tmp_path / "xray.png"
+    Image.new("L", (20, 40), 200).save(path)
+    spec = tiny_model_spec("llava", backend="vllm", image_preprocess="pad_square_grey")
+    backend = load_backend(spec, BackendContext(checkpoint_dir=tiny_llava_dir))
+    backend.generate([_request("a", path)])
+    [(prompts, _)] = engine.calls
+    shown = prompts[0]["multi_modal_data"]["image"]
+    assert (shown.size, shown.getpixel((0, 0)), shown.getpixel((10, 20))) == (
+        (40, 40),
+        (114, 114, 114),
+        (200, 200, 200),
+    )

@@ -32,7 +32,7 @@ from medbench.run.backends.hf.chat import (
 )
 from medbench.run.backends.hf.finish import batch_config, cut_rows, stop_ids
 from medbench.run.backends.hf.loading import Loaded, load
-from medbench.run.backends.hf.padding import square_padding
+from medbench.run.backends.padding import square_padding
 from medbench.run.batching import MAX_AUTO_BATCH, BatchMemory, BatchSizer
 from medbench.spec import GenerationSpec, Messages, ModelSpec
 

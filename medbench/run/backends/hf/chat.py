@@ -145,17 +145,6 @@ def system_role(spec: ModelSpec, render: Callable[[Conversation], str]) -> bool:
     return True
 
 
-def pad_colour(processor: Any) -> tuple[int, int, int]:
-    """The colour square padding fills with: the image processor's mean, as 8-bit RGB
-    (what the original LLaVA code pads with), or black when the processor has no mean."""
-    mean = getattr(getattr(processor, "image_processor", None), "image_mean", None)
-    if not mean or len(mean) != 3:
-        return (0, 0, 0)
-    # truncated, not rounded, like the original code: CLIP's mean becomes (122, 116, 104)
-    red, green, blue = (int(float(channel) * 255) for channel in mean)
-    return (red, green, blue)
-
-
 def image_processor_name(processor: Any) -> str | None:
     """`backend:Class` of a processor's image processor: transformers picks torchvision when it
     is installed, else PIL, and the two resize differently. None for a tokenizer."""

@@ -18,16 +18,16 @@ from typing import Any
 
 from PIL import Image
 
-from medbench.data import ImageError, load_image, pad_to_square
+from medbench.data import ImageError, load_image
 from medbench.errors import BackendError
 from medbench.run.backends.base import BackendContext, Output, Request
 from medbench.run.backends.hf.chat import (
     hoisted_image_token,
     model_conversation,
-    pad_colour,
     system_role,
 )
 from medbench.run.backends.hf.loading import checkpoint_source
+from medbench.run.backends.padding import square_padding
 from medbench.spec import GenerationSpec, ModelSpec
 
 PREFERRED_BATCH = 256
@@ -70,9 +70,7 @@ class VLLMBackend:
         self._processor = AutoProcessor.from_pretrained(source, revision=revision)  # type: ignore[no-untyped-call]
         self._system_role = system_role(spec, self._render)
         self._image_token = hoisted_image_token(self._render, self._processor)
-        self._pad_fill = (
-            pad_colour(self._processor) if spec.image_preprocess == "pad_square" else None
-        )
+        self._padding = square_padding(spec, self._processor)
         dtype = "auto" if spec.dtype == "auto" else spec.dtype
         self._llm = vllm.LLM(
             model=source,
@@ -102,9 +100,10 @@ class VLLMBackend:
         return prompt
 
     def _images(self, request: Request) -> list[Image.Image]:
-        images = [load_image(image.path) for image in request.messages.images]
-        if self._pad_fill is not None:
-            images = [pad_to_square(image, self._pad_fill) for image in images]
+        refs = request.messages.images
+        images = [load_image(image.path) for image in refs]
+        if self._padding is not None:
+            images = [self._padding.apply(r.path, i) for r, i in zip(refs, images, strict=True)]
         return images
 
     def generate(self, requests: Sequence[Request]) -> list[Output]:

@@ -1,4 +1,5 @@
-"""Square padding of images before the processor, as each model's own evaluation code did.
+"""Square padding of images before the processor, as each model's own evaluation code did
+(without torch: the hf and vLLM backends share it).
 
 `pad_square`: LLaVA-1.5's `expand2square` on the RGB image, filled with the processor's mean
 colour truncated to 8 bits (CLIP's: (122, 116, 104)). `pad_square_grey`: the same for colour
@@ -16,7 +17,6 @@ from typing import Any
 from PIL import Image
 
 from medbench.data import pad_to_square
-from medbench.run.backends.hf.chat import pad_colour
 from medbench.spec import ModelSpec
 
 
@@ -48,6 +48,17 @@ def square_padding(spec: ModelSpec, processor: Any) -> Padding | None:
     return Padding(fill, grey)
 
 
+def pad_colour(processor: Any) -> tuple[int, int, int]:
+    """The colour square padding fills with: the image processor's mean, as 8-bit RGB
+    (what the original LLaVA code pads with), or black when the processor has no mean."""
+    mean = getattr(getattr(processor, "image_processor", None), "image_mean", None)
+    if not mean or len(mean) != 3:
+        return (0, 0, 0)
+    # truncated, not rounded, like the original code: CLIP's mean becomes (122, 116, 104)
+    red, green, blue = (int(float(channel) * 255) for channel in mean)
+    return (red, green, blue)
+
+
 def source_mode(path: str | Path) -> str | None:
     """The PIL mode of the image file (its header only), or None when it cannot be opened."""
     try:
@@ -57,4 +68,4 @@ def source_mode(path: str | Path) -> str | None:
         return None
 
 
-__all__ = ["Padding", "source_mode", "square_padding"]
+__all__ = ["Padding", "pad_colour", "source_mode", "square_padding"]
