@@ -509,3 +509,28 @@ def test_cli_readme_exit_code_examples_say_what_they_show(
     monkeypatch.chdir(REPO)
     result = runner.invoke(app, command.split())
     assert (result.exit_code, result.stderr) == (2, said)
+
+
+def test_cli_validate_notes_what_an_openai_model_cannot_apply_client_side(tmp_path: Path) -> None:
+    project = make_project(tmp_path)
+    (project / "specs/models/served-llava.yaml").write_text(
+        "schema_version: 1\nkind: model\nid: served-llava\ntitle: LLaVA-1.5 served by vLLM\n"
+        "backend: openai\nfamily: llava\nsystem_prompt: fold_into_user\n"
+        "image_preprocess: pad_square\ndtype: float16\n"
+        "openai: {base_url: 'http://127.0.0.1:8000/v1', model: llava-hf/llava-1.5-7b-hf}\n"
+    )
+    result = runner.invoke(app, ["validate", str(project / "specs"), "--no-data"])
+    assert result.exit_code == 0, result.output
+    notes = [line for line in result.stderr.splitlines() if line.startswith("note: ")]
+    assert notes == [
+        "note: specs/models/gpt-5.1.yaml: model gpt-5.1: not applied client-side: the chat "
+        "template (the server renders the messages with its own, unchecked); `system_prompt: "
+        "template` (a system message is sent; whether the server's template keeps it is not "
+        "checked, as the hf backend checks it).",
+        "note: specs/models/served-llava.yaml: model served-llava: not applied client-side: the "
+        "chat template (the server renders the messages with its own, unchecked); the image "
+        "processor's resizing (the server's processor makes the model's input); an image after "
+        "the text where the server's template writes images first (llava-hf's do): the image "
+        "part is sent after the text; the processor's mean colour (the padding uses CLIP's, "
+        "(122, 116, 104)); `dtype: float16` (the server's own).",
+    ]
