@@ -78,9 +78,9 @@ def test_cli_plan_shows_jobs_and_cached_counts(tmp_path: Path) -> None:
         ],
     )
     assert result.exit_code == 0, result.output
-    # 4 tasks x 8 images per class (2-4 classes) = 88 images; 12 variants; and the noise
+    # 4 tasks x 8 images per class (2-4 classes) = 88 images; 14 variants; and the noise
     # floor's replicates: 2 reference variants x every image (up to 32 per task: all 88)
-    assert "0 cached; 1232 distinct answers to compute." in result.output
+    assert "0 cached; 1408 distinct answers to compute." in result.output
     # the plan is the result: all of it on stdout (`medbench plan ... > plan.txt`)
     assert "baseline-chance" in result.stdout and result.stderr == ""
 
@@ -108,11 +108,11 @@ def test_cli_plan_shipped_medvqa_suite_plans_offline_with_its_baselines(
     )
     assert result.exit_code == 0, result.output
     # the sample tables' closed questions: VQA-RAD 30 (of 36 rows, 6 open ones skipped),
-    # PathVQA 36, PMC-VQA 24; 5 closed_vqa variants, and the reference variant again without
-    # the image and with a blank one: 90 x (5 + 2) jobs per baseline. Baselines answer an
-    # image variant with the original's key: 90 x 5 distinct answers each.
-    assert "suite medvqa: 1890 jobs" in result.output
-    assert "0 cached; 1350 distinct answers to compute." in result.output
+    # PathVQA 36, PMC-VQA 24; 6 closed_vqa variants, and the reference variant again without
+    # the image and with a blank one: 90 x (6 + 2) jobs per baseline. Baselines answer an
+    # image variant with the original's key: 90 x 6 distinct answers each.
+    assert "suite medvqa: 2160 jobs" in result.output
+    assert "0 cached; 1620 distinct answers to compute." in result.output
     assert "unavailable" not in result.output
 
 
@@ -156,15 +156,15 @@ def test_cli_plan_paper_needs_neither_the_openai_key_nor_the_network(
     result = runner.invoke(app, args, env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
     assert "OPENAI_API_KEY" not in result.output
-    # 22 images: 5 VLMs x 14 variants (12 + 2 describe) and 3 baselines x 12 variants = 2332;
+    # 22 images: 5 VLMs x 16 variants (14 + 2 describe) and 3 baselines x 14 variants = 2684;
     # the image variants, with each family's reference wording: for each VLM 12 derived
     # images x 2 families x 22 images, and one no-image answer per family and task (2 x 4);
     # the mismatched images are other samples' own (their answers are planned already), and
-    # baselines keep the original keys: 2332 + 5 x (528 + 8) = 5012; and the medical
+    # baselines keep the original keys: 2684 + 5 x (528 + 8) = 5364; and the medical
     # perturbations on their own task's images (8 brain MRI, 4 chest X-ray, 4 skin, 6 slides):
-    # 5 x 2 families x (10 x 8 + 10 x 4 + 5 x 4 + 5 x 6) = 1700, so 6712
+    # 5 x 2 families x (10 x 8 + 10 x 4 + 5 x 4 + 5 x 6) = 1700, so 7064
     lines = result.output.splitlines()
-    assert lines[-2] == "0 cached; 6712 distinct answers to compute."
+    assert lines[-2] == "0 cached; 7064 distinct answers to compute."
     assert lines[-1].startswith(
         "histopathology: a fixed subset of 250 images per class (seed 0): LC25000's 15,000 "
         "lung images are augmentations"
@@ -525,3 +525,28 @@ def test_cli_readme_exit_code_examples_say_what_they_show(
     monkeypatch.chdir(REPO)
     result = runner.invoke(app, command.split())
     assert (result.exit_code, result.stderr) == (2, said)
+
+
+def test_cli_validate_notes_what_an_openai_model_cannot_apply_client_side(tmp_path: Path) -> None:
+    project = make_project(tmp_path)
+    (project / "specs/models/served-llava.yaml").write_text(
+        "schema_version: 1\nkind: model\nid: served-llava\ntitle: LLaVA-1.5 served by vLLM\n"
+        "backend: openai\nfamily: llava\nsystem_prompt: fold_into_user\n"
+        "image_preprocess: pad_square\ndtype: float16\n"
+        "openai: {base_url: 'http://127.0.0.1:8000/v1', model: llava-hf/llava-1.5-7b-hf}\n"
+    )
+    result = runner.invoke(app, ["validate", str(project / "specs"), "--no-data"])
+    assert result.exit_code == 0, result.output
+    notes = [line for line in result.stderr.splitlines() if line.startswith("note: ")]
+    assert notes == [
+        "note: specs/models/gpt-5.1.yaml: model gpt-5.1: not applied client-side: the chat "
+        "template (the server renders the messages with its own, unchecked); `system_prompt: "
+        "template` (a system message is sent; whether the server's template keeps it is not "
+        "checked, as the hf backend checks it).",
+        "note: specs/models/served-llava.yaml: model served-llava: not applied client-side: the "
+        "chat template (the server renders the messages with its own, unchecked); the image "
+        "processor's resizing (the server's processor makes the model's input); an image after "
+        "the text where the server's template writes images first (llava-hf's do): the image "
+        "part is sent after the text; the processor's mean colour (the padding uses CLIP's, "
+        "(122, 116, 104)); `dtype: float16` (the server's own).",
+    ]

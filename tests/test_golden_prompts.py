@@ -41,11 +41,14 @@ def shipped_messages() -> list[tuple[str, Messages]]:
     ]
 
 
+def case_of(messages: Messages) -> str:
+    """The format a message takes: with or without a system prompt, the image before or after."""
+    after = "_image_after" if messages.image_after else ""
+    return f"{'with' if messages.system else 'without'}_system{after}"
+
+
 def expected(formats: dict[str, str], messages: Messages) -> str:
-    if messages.system:
-        form = formats["with_system"].replace("{system}", messages.system)
-    else:
-        form = formats["without_system"]
+    form = formats[case_of(messages)].replace("{system}", messages.system or "")
     return form.replace("{text}", messages.text)
 
 
@@ -57,6 +60,7 @@ def test_golden_prompts_cover_every_shipped_real_model() -> None:
         assert golden["setting"] in golden["formats"]
     assert any(m.system for _, m in shipped_messages())
     assert any(not m.system for _, m in shipped_messages())
+    assert any(m.image_after for _, m in shipped_messages())
 
 
 @pytest.mark.parametrize("model_id", sorted(GOLDEN))
@@ -102,7 +106,7 @@ def test_golden_prompts_tiny_template_claiming_the_format(
     differs = set(GOLDEN[model_id].get("tiny_differs", ()))
     for name, messages in shipped_messages():
         want = expected(formats, messages)
-        case = f"{setting}.{'with' if messages.system else 'without'}_system"
+        case = f"{setting}.{case_of(messages)}"
         if case in differs:
             # a known, listed difference of the tiny template: keep the list true
             assert template.received(messages) != want, name

@@ -38,11 +38,13 @@ def validate(
 ) -> None:
     """Check every spec file (schema, references, templates) and the data sources present here
     (folders, label folders, image headers). Exit 2 listing all problems. Warn (exit 0) of the
-    project's published records (leaderboard/) the specs make stale.
+    project's published records (leaderboard/) the specs make stale. Notes name what an
+    `openai` model's endpoint does itself, beyond medbench's reach (its chat template, resizing).
 
     Example: medbench validate specs --no-data
     """
     from medbench.data import DATA_ENV, check_data
+    from medbench.run.backends.openai_api import unapplied_settings
     from medbench.spec.loading import load_specs
 
     try:
@@ -61,6 +63,14 @@ def validate(
             typer.echo(printable(f"warning: {warning}"), err=True)
     for line in _stale_records(specs.root / "leaderboard", specs):
         typer.echo(printable(f"warning: {line}"), err=True)
+    for model_id in sorted(specs.models):
+        unapplied = unapplied_settings(specs.models[model_id])
+        if unapplied:
+            where = specs.files[("model", model_id)].path.as_posix()
+            line = (
+                f"note: {where}: model {model_id}: not applied client-side: {'; '.join(unapplied)}."
+            )
+            typer.echo(printable(line), err=True)
     variants = sum(len(family.variants) for family in specs.families.values())
     counts = [
         _count(len(specs.tasks), "task"),

@@ -55,7 +55,7 @@ def add_diagnose_jobs(plan: Plan, specs: SpecSet, descriptions: dict[str, str]) 
             identity = plan.identities[diagnoser]
             for f in sorted(stage.diagnose_families):
                 family = specs.families[f]
-                for v in sorted(v.id for v in family.variants):
+                for v in sorted(v.id for v in family.text_variants()):
                     prompt = plan.prompts[(f, v, job.task)]
                     messages = for_model(
                         diagnose_messages(prompt, task, family, v, descriptions[job.key]),

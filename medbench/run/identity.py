@@ -177,6 +177,11 @@ def openai_identity(spec: ModelSpec, snapshot: str | None) -> ModelIdentity:
         value = getattr(spec.openai, name)
         if value is not None:
             endpoint[name] = value
+    # Images go where the prompt places them (before the text unless a variant says otherwise,
+    # as on the hf backend); they used to follow the text, so a model that reads images is keyed
+    # apart from those answers. A text-only model's requests did not change: its keys stay.
+    if not spec.text_only:
+        endpoint["content_order"] = "image_position"
     return ModelIdentity(_payload(spec, endpoint), snapshot or spec.openai.model)
 
 

@@ -20,6 +20,7 @@ from medbench.spec import (
     TaskSpec,
     budgeted,
     for_model,
+    placed,
 )
 
 if TYPE_CHECKING:
@@ -104,7 +105,9 @@ def key_parts(
     payload: dict[str, Any] = {
         "v": CACHE_FORMAT,
         "model": budgeted(identity.payload, budget),
-        "messages": {"system": messages.system, "text": messages.text, "images": [_IMAGE_SLOT]},
+        "messages": placed(
+            {"system": messages.system, "text": messages.text, "images": [_IMAGE_SLOT]}, messages
+        ),
     }
     if replicate:
         payload["replicate"] = replicate

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -124,7 +124,7 @@ class Plan:
             if job.image_variant == ORIGINAL_IMAGE
             else self.images[self.image_slot(job)]
         )
-        messages = for_model(Messages(base.system, base.text, images), self.systems.get(job.model))
+        messages = for_model(replace(base, images=images), self.systems.get(job.model))
         return Request(
             job.key,
             messages,

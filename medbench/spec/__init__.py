@@ -32,7 +32,7 @@ from medbench.spec.imagevariants import (
     StainVariant,
 )
 from medbench.spec.model import GenerationSpec, ImageInputSpec, ModelSpec, OpenAISpec, TinySpec
-from medbench.spec.prompt import PromptFamilySpec, VariantSpec
+from medbench.spec.prompt import ImagePosition, PromptFamilySpec, VariantSpec
 from medbench.spec.prompts import (
     DESCRIPTION_MARK,
     QUESTION_MARK,
@@ -47,6 +47,7 @@ from medbench.spec.prompts import (
     offered_options,
     option_mark,
     options_by_letter,
+    placed,
     render,
     token_budget,
 )
@@ -98,6 +99,7 @@ __all__ = [
     "GaussianNoiseVariant",
     "GenerationSpec",
     "ImageInputSpec",
+    "ImagePosition",
     "IlluminationVariant",
     "DESCRIPTION_MARK",
     "QUESTION_MARK",
@@ -131,6 +133,7 @@ __all__ = [
     "offered_options",
     "option_mark",
     "options_by_letter",
+    "placed",
     "render",
     "with_adhoc_models",
 ]

@@ -178,9 +178,10 @@ class ModelSpec(_Spec):
     text_only: StrictBool = False
     """A text-only language model (a diagnoser in the describe pipeline)."""
     system_prompt: Literal["template", "fold_into_user", "none"] = "template"
-    """Where a variant's system prompt goes (`hf` backend). `template`: a system turn, rendered
-    however the model's chat template renders one (an error if the template refuses or drops
-    it); `fold_into_user`: the system text, a blank line, then the user text, in the user turn;
+    """Where a variant's system prompt goes. `template`: a system turn, rendered however the
+    model's chat template renders one (an error if the template refuses or drops it; an `openai`
+    endpoint sends a system message, and its server's template places it unchecked);
+    `fold_into_user`: the system text, a blank line, then the user text, in the user turn;
     `none`: dropped. A model and its `base` must use the same handling, and `template` only
     when both have the same `family` (the same chat template); part of the cache key."""
     default_system: Text | None = Field(default=None, exclude_if=_absent)
@@ -188,13 +189,14 @@ class ModelSpec(_Spec):
     variant's own, e.g. a persona, replaces it, as LLaVA's conversation code does). It enters
     the cache key as the rendered messages' system text; a model and its `base` must agree."""
     image_preprocess: Literal["processor", "pad_square", "pad_square_grey"] = "processor"
-    """How images reach the model's processor (`hf` backend). `processor`: as they are, so the
-    checkpoint's processor resizes (LLaVA-1.5's crops non-square images to a centred square);
-    `pad_square`: first padded to a centred square with the processor's mean colour, as the
-    original LLaVA-1.5 evaluation code did; `pad_square_grey`: the same, but a greyscale (`L`)
-    file is padded with one grey, `int(255 * mean(image_mean))` (114 for CLIP), as LLaVA-Med's
-    `process_images` pads it before converting to RGB. Set it to what the model's own evaluation
-    used; part of the cache key unless `processor`."""
+    """How images reach the model's processor. `processor`: as they are, so the checkpoint's
+    processor resizes (LLaVA-1.5's crops non-square images to a centred square); `pad_square`:
+    first padded to a centred square with the processor's mean colour, as the original LLaVA-1.5
+    evaluation code did; `pad_square_grey`: the same, but a greyscale (`L`) file is padded with
+    one grey, `int(255 * mean(image_mean))` (114 for CLIP), as LLaVA-Med's `process_images` pads
+    it before converting to RGB. An `openai` endpoint pads the image bytes it sends, with CLIP's
+    mean colour (the server's processor is out of reach). Set it to what the model's own
+    evaluation used; part of the cache key unless `processor`."""
 
     image_input: ImageInputSpec | None = Field(default=None, exclude_if=_absent)
     """The model's input image geometry, where its `family`'s documented one (LLaVA 336-px
@@ -225,11 +227,11 @@ class ModelSpec(_Spec):
             raise ValueError("a `tiny` model must be marked `test_model: true`")
         if self.base == self.id:
             raise ValueError("`base` names the model itself")
-        if self.backend not in ("hf", "vllm") and (
+        if self.backend == "baseline" and (
             self.system_prompt != "template" or self.image_preprocess != "processor"
         ):
             raise ValueError(
-                "`system_prompt` and `image_preprocess` only apply to `backend: hf` and "
-                "`backend: vllm` models"
+                "`system_prompt` and `image_preprocess` only apply to models (`backend: hf`, "
+                "`vllm` or `openai`)"
             )
         return self

@@ -21,7 +21,12 @@ VariantKind = Literal[
     "option_order",
     "lettered",
     "reasoning",
+    "image_position",
 ]
+
+ImagePosition = Literal["before_text", "after_text"]
+"""Where the image goes in the user turn: before the text (medbench's default, Gemma 3's card)
+or after it (MedGemma's card)."""
 
 
 class VariantSpec(_Spec):
@@ -38,6 +43,20 @@ class VariantSpec(_Spec):
     """Order the answer options are offered in."""
     lettered: StrictBool = False
     """Offer options as `A. ...`, `B. ...` and accept letters as answers."""
+    image_position: ImagePosition = "before_text"
+    """Where the image goes in the user turn: `before_text` (the default) or `after_text`. Part
+    of the cache key only when `after_text`; a text-only prompt (a diagnosis from a description)
+    has no image to place, so an `after_text` variant is left out of the describe pipeline's
+    diagnoses."""
+
+    @model_validator(mode="after")
+    def _kind_changes_something(self) -> VariantSpec:
+        if self.kind == "image_position" and "image_position" not in self.model_fields_set:
+            raise ValueError(
+                "a variant of kind `image_position` needs `image_position: after_text` (or "
+                "`before_text`): without it, it asks exactly what its wording does"
+            )
+        return self
 
 
 class PromptFamilySpec(_Spec):
@@ -57,6 +76,11 @@ class PromptFamilySpec(_Spec):
     many more than a closed answer), capped by the model's own `generation.max_new_tokens`;
     absent: the model's. Part of the cache key only where it changes a model's budget."""
     variants: tuple[VariantSpec, ...] = Field(min_length=2)
+
+    def text_variants(self) -> tuple[VariantSpec, ...]:
+        """The variants a prompt without an image (a diagnosis from a description) is asked in:
+        one that only moves the image would ask exactly what its wording does."""
+        return tuple(v for v in self.variants if v.image_position == "before_text")
 
     @model_validator(mode="after")
     def _variants_consistent(self) -> PromptFamilySpec:

@@ -11,7 +11,7 @@ from typing import Any, Protocol
 from jinja2 import TemplateError
 
 from medbench.spec.model import ModelSpec
-from medbench.spec.prompt import PromptFamilySpec, VariantSpec
+from medbench.spec.prompt import ImagePosition, PromptFamilySpec, VariantSpec
 from medbench.spec.sandbox import (
     MAX_RENDERED,
     BudgetError,
@@ -102,14 +102,30 @@ class Messages:
     system: str | None
     text: str
     images: tuple[ImageRef, ...] = ()
+    image_position: ImagePosition = "before_text"
+    """Where the images go in the user turn, against the text."""
+
+    @property
+    def image_after(self) -> bool:
+        """Whether the images go after the text (the default is before it)."""
+        return self.image_position == "after_text"
 
     def key_payload(self) -> dict[str, Any]:
         """What of the messages changes the answer: texts and image hashes, never paths."""
-        return {
+        payload: dict[str, Any] = {
             "system": self.system,
             "text": self.text,
             "images": [image.sha256 for image in self.images],
         }
+        return placed(payload, self)
+
+
+def placed(payload: dict[str, Any], messages: Messages) -> dict[str, Any]:
+    """A messages key payload with the image position where it is not the default (so that the
+    keys of image-first prompts stay what they were before the position existed)."""
+    if messages.image_after:
+        payload["image_position"] = messages.image_position
+    return payload
 
 
 def for_model(messages: Messages, default_system: str | None) -> Messages:
@@ -276,7 +292,9 @@ def render(
     context, values = marked_context(family, variant, task, description, asked)
     text = render_text(variant.template, context, values)
     system = render_text(variant.system, context, values) if variant.system else None
-    return Rendered(Messages(system, text, images), options, variant.lettered)
+    return Rendered(
+        Messages(system, text, images, variant.image_position), options, variant.lettered
+    )
 
 
 __all__ = [
@@ -299,6 +317,7 @@ __all__ = [
     "offered_options",
     "option_mark",
     "options_by_letter",
+    "placed",
     "render",
     "render_text",
     "template_context",

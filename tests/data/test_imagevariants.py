@@ -400,7 +400,7 @@ def test_collect_answers_rows_carry_the_image_variant_and_its_transform(tmp_path
         run_plan(plan, specs, cache, progress=False)
         answers = collect_answers(specs, plan, cache)
     assert answers["image_variant"].value_counts().to_dict() == {
-        "original": 7 * 4,
+        "original": 8 * 4,
         **dict.fromkeys(("jpeg30", "rot10", "none", "blank", "other"), 4),
     }
     transforms = dict(zip(answers["image_variant"], answers["image_transform"], strict=True))
@@ -475,7 +475,7 @@ def test_plan_image_variants_subset_asks_a_seeded_stratified_subset(tmp_path: Pa
     added = [j for j in plan.jobs if j.image_variant != "original"]
     assert {j.sample for j in added} == {s.id for s in chosen}
     assert len(added) == 2 * 2 * 5  # 2 families x 2 images x 5 image variants
-    assert len([j for j in plan.jobs if j.image_variant == "original"]) == 12 * 4
+    assert len([j for j in plan.jobs if j.image_variant == "original"]) == 14 * 4
     again = plan_of(tmp_path / "again", extra, models=("baseline-chance",))
     assert [j.key for j in again.jobs] == [j.key for j in plan.jobs]
 

@@ -283,7 +283,7 @@ def test_verify_records_baseline_answers_its_backend_never_gave_are_caught(
     notes: list[str] = []
     assert verify_records(project_board, specs, notes) == []
     assert (
-        "leaderboard/t/baseline-majority.json: baseline: 28 answers re-asked, all as recorded"
+        "leaderboard/t/baseline-majority.json: baseline: 32 answers re-asked, all as recorded"
         in notes
     )
     folder = project_board / "t"
@@ -299,7 +299,7 @@ def test_verify_records_baseline_answers_its_backend_never_gave_are_caught(
     row = frame.loc[first]
     problems = verify_records(project_board, specs, [])
     assert (
-        f"leaderboard/t/baseline-majority.json: baseline: 1 of 28 re-asked answers differ from the "
+        f"leaderboard/t/baseline-majority.json: baseline: 1 of 32 re-asked answers differ from the "
         f"sidecar (first: pneumonia_cxr/closed_diagnosis/{row['variant']}/{row['sample']}: "
         f"recorded {truth!r}, the model answers {given!r}); these answers did not come from this "
         "model as the specs ask it"
@@ -309,14 +309,14 @@ def test_verify_records_baseline_answers_its_backend_never_gave_are_caught(
 def test_publish_results_record_names_the_run_of_its_answers(project_board: Path) -> None:
     record = read_record(project_board / "t" / "baseline-majority.json")
     assert record.schema_version == 4 and record.run is not None
-    assert (record.run.suite, record.run.n_answers) == ("t", 28)
+    assert (record.run.suite, record.run.n_answers) == ("t", 32)
     assert record.run.medbench_version == record.medbench.version
     path = project_board / "t" / "baseline-majority.json"
     edit(path, lambda d: d["run"].update(answer_keys="0" * 64))
     problems = verify_records(project_board, load_specs(Path("specs")), [])
     assert problems == [
         "leaderboard/t/baseline-majority.json: run.answer_keys: the answers' cache keys are not "
-        "those today's plan gives them (28 planned, 28 recorded): the record was made with other "
+        "those today's plan gives them (32 planned, 32 recorded): the record was made with other "
         "prompts, images or weights than today's specs ask"
     ]
 

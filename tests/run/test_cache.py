@@ -239,9 +239,9 @@ def test_cache_prune_removes_only_rows_no_suite_produces(
     assert done.stdout.endswith("2 rows removed.\n")
     with Cache(cache) as store:
         left = list(store.iter_answers())
-    assert len(left) == before - 2 == 4 * 12  # 4 images x 12 variants
+    assert len(left) == before - 2 == 4 * 14  # 4 images x 14 variants
     rerun = CliRunner().invoke(app, ["plan", "specs", "-s", "t", "--cache", str(cache)])
-    assert rerun.stdout.endswith("48 cached; 0 distinct answers to compute.\n")
+    assert rerun.stdout.endswith("56 cached; 0 distinct answers to compute.\n")
 
 
 def test_cache_prune_keeps_the_rows_of_a_suite_it_cannot_plan(
@@ -389,8 +389,8 @@ def test_run_records_the_batch_size_each_answer_was_produced_at(tmp_path: Path) 
         run_plan(plan, specs, cache, progress=False, context=BackendContext(batch_size=4))
         stored = cache.get_many(j.key for j in plan.jobs)
     sizes = sorted(a.batch_size or 0 for a in stored.values())
-    # 7 variants x 6 images = 42 keys in batches of 4: ten of 4 and one of 2
-    assert (sizes.count(4), sizes.count(2), len(sizes)) == (40, 2, 42)
+    # 8 variants x 6 images = 48 keys in batches of 4: twelve of 4
+    assert (sizes.count(4), len(sizes)) == (48, 48)
     assert {a.precision for a in stored.values()} == {None}
 
 
@@ -459,10 +459,10 @@ def test_run_records_why_each_answer_ended_and_counts_truncated_ones(tmp_path: P
         context = BackendContext(device="cpu", batch_size=4)
         summary = run_plan(plan, specs, cache, progress=False, context=context)
         stored = cache.get_many(j.key for j in plan.jobs)
-    # random weights never end an answer: all 14 are cut at the model's 12 tokens
+    # random weights never end an answer: all 16 are cut at the model's 12 tokens
     assert {a.finish_reason for a in stored.values()} == {"length"}
-    assert summary.truncated == {"closed_diagnosis": 14}
+    assert summary.truncated == {"closed_diagnosis": 16}
     assert summary.lines()[-1] == (
-        "14 closed_diagnosis answers were cut at their token budget (truncated): raise the "
+        "16 closed_diagnosis answers were cut at their token budget (truncated): raise the "
         "family's `max_new_tokens` (or the model's) to let them finish."
     )

@@ -83,16 +83,17 @@ def test_plan_cost_counts_generations_tokens_likelihoods_and_llm_calls(tmp_path:
     by_id = {m.id: m for m in cost.models}
     assert sorted(by_id) == ["gemma-3-4b-it", "llava-1.5-7b"]  # baselines cost nothing
     llava = by_id["llava-1.5-7b"]
-    # 4 images: 7 closed + 2 describe wordings; the reference asked without an image is one
+    # 4 images: 8 closed + 2 describe wordings; the reference asked without an image is one
     # prompt (one key) for every image
-    assert llava.generations == 4 * (7 + 2) + 1
-    assert llava.image_tokens == 4 * 9 * 576
-    assert llava.decode_budget_tokens == (4 * 7 + 1) * 128 + 4 * 2 * 1024  # closed: 128 each
-    assert llava.likelihood_requests == 4 * 7
-    assert llava.llm_calls == 4 * 2 * 7  # each description diagnosed under 7 wordings
+    assert llava.generations == 4 * (8 + 2) + 1
+    assert llava.image_tokens == 4 * 10 * 576
+    assert llava.decode_budget_tokens == (4 * 8 + 1) * 128 + 4 * 2 * 1024  # closed: 128 each
+    assert llava.likelihood_requests == 4 * 8
+    # each description diagnosed under the 7 wordings that do not only move the image
+    assert llava.llm_calls == 4 * 2 * 7
     assert llava.prefill_tokens > llava.image_tokens
     assert (llava.image_rule, llava.text_tokens) == ("family rule", "estimate")
-    assert by_id["gemma-3-4b-it"].image_tokens == 4 * 9 * 256
+    assert by_id["gemma-3-4b-it"].image_tokens == 4 * 10 * 256
     assert cost.placeholders == ["gemma-3-4b-it", "llava-1.5-7b"]
     assert cost.gpu_hours is None
 
@@ -190,8 +191,8 @@ def test_plan_cost_decode_budget_follows_each_familys_budget(tmp_path: Path) -> 
     plan = make_plan(specs, "t", models_dir=tmp_path / "m", placeholders=True)
     llava = next(m for m in plan_cost(plan, specs, folder_of=lambda m: None).models
                  if m.id == "llava-1.5-7b")  # fmt: skip
-    # 28 closed generations and 1 no-image at the family's 128, 8 descriptions at their 1024
-    assert llava.decode_budget_tokens == 28 * 128 + 8 * 1024 + 1 * 128
+    # 32 closed generations and 1 no-image at the family's 128, 8 descriptions at their 1024
+    assert llava.decode_budget_tokens == 32 * 128 + 8 * 1024 + 1 * 128
 
 
 def test_plan_cost_counts_a_prefix_vllm_shares_once(tmp_path: Path) -> None:

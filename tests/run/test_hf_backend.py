@@ -597,3 +597,75 @@ def test_hf_backend_cuts_each_request_at_its_own_budget(
     assert full is not None and short is not None
     assert full.startswith(short) and len(short) < len(full)
     assert texts(backend.generate([cut])) == [short]  # alone or beside a longer budget
+
+
+@pytest.mark.parametrize(
+    ("arch", "expected"),
+    [
+        # llava-hf's LLaVA-1.5 and LLaVA-NeXT templates write every image part first: the image
+        # goes into the text as its token after a line break, as LLaVA's own code writes it
+        ("llava", "<s>USER: Is it normal?\n<image> ASSISTANT:"),
+        ("llava_next", "<s>[INST] Is it normal?\n<image> [/INST]"),
+        # Gemma 3's template follows the order of the content parts
+        (
+            "gemma3",
+            "<bos><start_of_turn>user\nIs it normal?<start_of_image><end_of_turn>\n"
+            "<start_of_turn>model\n",
+        ),
+    ],
+)
+def test_hf_backend_image_after_text_renders_the_image_after_the_text(
+    arch: str, expected: str, tiny_models_dir: Path, open_backend: Any, images: list[Path]
+) -> None:
+    from tests.conftest import _tiny
+
+    backend = open_backend(arch, _tiny(tiny_models_dir, arch))
+    messages = Messages(None, "Is it normal?", (ImageRef(str(images[0]), "x"),), "after_text")
+    assert backend.prompt(messages) == expected
+
+
+def test_hf_backend_template_following_the_content_order_gets_image_parts_after_the_text(
+    tiny_llava_dir: Path, open_backend: Any, images: list[Path], tmp_path: Path
+) -> None:
+    folder = tmp_path / "in-order"
+    shutil.copytree(tiny_llava_dir, folder)
+    (folder / "chat_template.jinja").write_text(NO_SYSTEM_TEMPLATE)
+    backend = open_backend("llava", folder, system_prompt="fold_into_user")
+    messages = Messages(None, "Is it normal?", (ImageRef(str(images[0]), "x"),), "after_text")
+    assert backend.prompt(messages) == "<s>[INST] Is it normal?<image>\n [/INST]"
+
+
+@pytest.mark.parametrize("arch", ["llava", "gemma3"])
+def test_hf_backend_image_after_text_encodes_the_image_tokens_after_the_text(
+    arch: str, tiny_models_dir: Path, open_backend: Any, images: list[Path]
+) -> None:
+    from tests.conftest import _tiny
+
+    backend = open_backend(arch, _tiny(tiny_models_dir, arch))
+    ref = (ImageRef(str(images[0]), sha256_file(images[0])),)
+    tokenizer = backend._loaded.tokenizer
+    image_id = tokenizer.convert_tokens_to_ids(backend._loaded.processor.image_token)
+    question = tokenizer("Is it normal?", add_special_tokens=False).input_ids
+    first = {}
+    for position in ("before_text", "after_text"):
+        messages = Messages(None, "Is it normal?", ref, position)  # type: ignore[arg-type]
+        row = backend._row(0, messages, backend._padded(messages, [load_image(images[0])]))
+        first[position] = backend._encode([row])["input_ids"][0].tolist().index(image_id)
+    # the question's tokens moved before the image's (give or take a merged space)
+    assert first["after_text"] - first["before_text"] >= len(question) - 1 > 1
+
+
+def test_hf_backend_image_after_text_answers_alike_in_any_batch(
+    tiny_llava_dir: Path, open_backend: Any, images: list[Path]
+) -> None:
+    backend = open_backend("llava", tiny_llava_dir)
+    refs = [(ImageRef(str(path), sha256_file(path)),) for path in images[:3]]
+    requests = [
+        Request("a", Messages(None, QUESTION, refs[0], "after_text")),
+        Request("b", Messages(None, QUESTION, refs[1])),
+        Request("c", Messages(None, QUESTION, refs[2], "after_text")),
+    ]
+    together = backend.generate(requests)
+    alone = [backend.generate([request])[0] for request in requests]
+    assert [o.error for o in together] == [None, None, None]
+    assert texts(together) == texts(alone)

@@ -233,11 +233,11 @@ def test_resolve_identity_keys_prompt_and_image_handling_only_when_not_default(
     }
 
 
-def test_model_spec_prompt_and_image_handling_only_for_hf_models() -> None:
+def test_model_spec_prompt_and_image_handling_not_for_baselines() -> None:
     from pydantic import ValidationError
 
     with pytest.raises(
-        ValidationError, match="only apply to `backend: hf` and `backend: vllm` models"
+        ValidationError, match=r"only apply to models \(`backend: hf`, `vllm` or `openai`\)"
     ):
         ModelSpec.model_validate(
             {

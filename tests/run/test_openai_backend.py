@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from PIL import Image
 
 from medbench.data.images import sha256_file
 from medbench.errors import BackendError
@@ -32,6 +33,7 @@ from medbench.run.backends.openai_api import (
 )
 from medbench.run.backends.openai_api.wire import MalformedResponse, generation_fields
 from medbench.run.cache import Cache
+from medbench.run.identity import openai_identity
 from medbench.run.loop import RunSummary, run_plan
 from medbench.run.plan import Plan, make_plan
 from medbench.spec.loading import load_specs
@@ -127,7 +129,7 @@ def test_openai_sends_the_system_turn_and_images_as_data_urls(
     [sent] = server.received
     assert sent["model"] == MODEL
     assert sent["messages"][0] == {"role": "system", "content": SYSTEM}
-    text, picture = sent["messages"][1]["content"]
+    picture, text = sent["messages"][1]["content"]  # the image first, as on the hf backend
     assert text == {"type": "text", "text": "Pneumonia?"}
     url = picture["image_url"]["url"]
     assert url.startswith("data:image/jpeg;base64,")
@@ -483,8 +485,6 @@ def test_openai_text_only_model_refuses_images(
 
 
 def test_openai_images_needing_conversion_go_as_png(tmp_path: Path) -> None:
-    from PIL import Image
-
     path = tmp_path / "sixteen.png"
     Image.new("I;16", (4, 3), 40000).save(path)
     url = image_data_url(path)
@@ -754,10 +754,13 @@ def test_openai_spec_refuses_loose_reasoning_settings(field: str, value: Any) ->
 
 
 def test_identity_holds_reasoning_settings_only_when_set() -> None:
-    from medbench.run.identity import openai_identity
-
     plain = openai_identity(model_spec("http://h/v1"), SNAPSHOT).payload["weights"]
-    assert plain == {"base_url": "http://h/v1", "model": MODEL, "snapshot": SNAPSHOT}
+    assert plain == {
+        "base_url": "http://h/v1",
+        "model": MODEL,
+        "snapshot": SNAPSHOT,
+        "content_order": "image_position",
+    }
     spec = model_spec("http://h/v1", reasoning_effort="none", max_completion_tokens=64)
     assert openai_identity(spec, SNAPSHOT).payload["weights"] == {
         **plain,
@@ -810,5 +813,106 @@ def test_openai_no_image_job_sends_its_prompt_without_an_image_part(
     [seen] = [c for c in contents if not isinstance(c, str)]
     text = plan.request(job).messages.text
     assert bare == text
-    assert [part["type"] for part in seen] == ["text", "image_url"]
-    assert seen[0]["text"] == text
+    assert [part["type"] for part in seen] == ["image_url", "text"]
+    assert seen[1]["text"] == text
+
+
+# The hf backend's settings, applied client-side
+
+
+@pytest.mark.parametrize(
+    ("setting", "expected"),
+    [
+        ("template", [{"role": "system", "content": SYSTEM}, "Pneumonia?"]),
+        ("fold_into_user", [f"{SYSTEM}\n\nPneumonia?"]),
+        ("none", ["Pneumonia?"]),
+    ],
+)
+def test_openai_places_the_system_text_as_the_spec_says(
+    server: FakeServer,
+    sample_images: list[Path],
+    setting: str,
+    expected: list[Any],
+) -> None:
+    spec = model_spec(server.url).model_copy(update={"system_prompt": setting})
+    backend = OpenAIBackend(spec, FAST)
+    try:
+        backend.generate([request("Pneumonia?", sample_images[0], system=SYSTEM)])
+    finally:
+        backend.close()
+    [sent] = server.received
+    turns = sent["messages"]
+    assert turns[:-1] == expected[:-1]
+    assert turns[-1]["content"][-1] == {"type": "text", "text": expected[-1]}
+
+
+def test_openai_sends_the_image_after_the_text_where_the_variant_puts_it(
+    server: FakeServer, open_backend: Callable[..., OpenAIBackend], sample_images: list[Path]
+) -> None:
+    ref = ImageRef(str(sample_images[0]), sha256_file(sample_images[0]))
+    backend = open_backend(server.url)
+    backend.generate([Request("a", Messages(None, "Pneumonia?", (ref,), "after_text"))])
+    [sent] = server.received
+    text, picture = sent["messages"][-1]["content"]
+    assert text == {"type": "text", "text": "Pneumonia?"}
+    assert picture["image_url"]["url"].startswith("data:image/jpeg;base64,")
+
+
+def _sent_image(sent: dict[str, Any]) -> Image.Image:
+    [picture] = [p for p in sent["messages"][-1]["content"] if p["type"] == "image_url"]
+    head, data = picture["image_url"]["url"].split(",", 1)
+    assert head == "data:image/png;base64"  # padded pixels go losslessly
+    return Image.open(io.BytesIO(base64.b64decode(data)))
+
+
+@pytest.mark.parametrize(
+    ("setting", "mode", "fill"),
+    [
+        ("pad_square", "RGB", (122, 116, 104)),
+        ("pad_square_grey", "RGB", (122, 116, 104)),
+        ("pad_square_grey", "L", (114, 114, 114)),
+    ],
+)
+def test_openai_pads_the_image_bytes_as_image_preprocess_says(
+    server: FakeServer, tmp_path: Path, setting: str, mode: str, fill: tuple[int, ...]
+) -> None:
+    path = tmp_path / "wide.png"
+    Image.new(mode, (40, 20), 200 if mode == "L" else (200, 10, 10)).save(path)
+    spec = model_spec(server.url).model_copy(update={"image_preprocess": setting})
+    backend = OpenAIBackend(spec, FAST)
+    try:
+        [output] = backend.generate([request("Pneumonia?", path)])
+    finally:
+        backend.close()
+    assert output.error is None
+    sent = _sent_image(server.received[0]).convert("RGB")
+    inside = (200, 200, 200) if mode == "L" else (200, 10, 10)
+    # CLIP's mean colour (LLaVA's padding), or LLaVA-Med's grey for a greyscale file
+    assert (sent.size, sent.getpixel((0, 0)), sent.getpixel((20, 39)), sent.getpixel((20, 20))) == (
+        (40, 40),
+        fill,
+        fill,
+        inside,
+    )
+
+
+def test_openai_square_image_goes_unpadded_as_its_own_bytes(
+    server: FakeServer, tmp_path: Path
+) -> None:
+    square = tmp_path / "square.jpg"
+    Image.new("RGB", (30, 30), (200, 10, 10)).save(square)
+    spec = model_spec(server.url).model_copy(update={"image_preprocess": "pad_square"})
+    backend = OpenAIBackend(spec, FAST)
+    try:
+        backend.generate([request("Pneumonia?", square)])
+    finally:
+        backend.close()
+    [picture] = server.received[0]["messages"][-1]["content"][:1]
+    assert base64.b64decode(picture["image_url"]["url"].split(",", 1)[1]) == square.read_bytes()
+
+
+def test_openai_identity_keys_the_content_order_of_models_that_read_images() -> None:
+    reads = openai_identity(model_spec("http://127.0.0.1:1/v1"), None)
+    text_only = model_spec("http://127.0.0.1:1/v1").model_copy(update={"text_only": True})
+    assert reads.payload["weights"]["content_order"] == "image_position"
+    assert "content_order" not in openai_identity(text_only, None).payload["weights"]

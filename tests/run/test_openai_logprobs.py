@@ -143,11 +143,11 @@ def test_likelihood_stage_scores_an_openai_model_and_leaves_out_a_family_it_cann
         with Cache(tmp_path / "answers.sqlite") as cache:
             plan = make_plan(specs, "t", models_dir=tmp_path / "models")
             run = compute_likelihoods(plan, specs, cache, FAST)
-            # 4 images x (7 closed_diagnosis + 5 finding_present variants), one request each
-            assert (run.planned, run.ran, run.failed, run.skipped) == (48, 48, 0, {})
-            assert len(server.received) == run.forward_passes == 48
+            # 4 images x (8 closed_diagnosis + 6 finding_present variants), one request each
+            assert (run.planned, run.ran, run.failed, run.skipped) == (56, 56, 0, {})
+            assert len(server.received) == run.forward_passes == 56
             again = compute_likelihoods(plan, specs, cache, FAST)
-            assert (again.cached, again.forward_passes, len(server.received)) == (48, 0, 48)
+            assert (again.cached, again.forward_passes, len(server.received)) == (56, 0, 56)
             result = run_likelihood_stage(
                 specs,
                 plan,
@@ -166,7 +166,7 @@ def test_likelihood_stage_scores_an_openai_model_and_leaves_out_a_family_it_cann
     assert why.startswith(f"{where} model fake-api: option 'normal' (task pneumonia_cxr, image ")
     assert why.endswith(f"): {MULTI_TOKEN}; the family is not scored by likelihood for this model.")
     items = result.items
-    assert set(items["family"]) == {"finding_present"} and len(items) == 20
+    assert set(items["family"]) == {"finding_present"} and len(items) == 24
     assert {tuple(json.loads(t)) for t in items["total"]} == {(-0.2, -1.9)}
     scores = result.tables.scores
     assert set(scores["family"]) == {"finding_present"} and (scores["n"] == 4).all()
@@ -185,8 +185,8 @@ def test_likelihood_stage_skips_an_openai_model_whose_endpoint_returns_no_logpro
             plan = make_plan(specs, "t", models_dir=tmp_path / "models")
             run = compute_likelihoods(plan, specs, cache, FAST)
             assert cache.finished_keys() == set()  # nothing stored: a later run asks again
-    assert (run.planned, run.ran, run.failed, len(server.received)) == (48, 0, 0, 1)
+    assert (run.planned, run.ran, run.failed, len(server.received)) == (56, 0, 0, 1)
     assert run.lines() == [  # the one request sent is the one forward pass
-        "likelihood: 48 jobs planned: 0 cached, 0 ran, 0 failed, 1 forward passes.",
+        "likelihood: 56 jobs planned: 0 cached, 0 ran, 0 failed, 1 forward passes.",
         f"  fake-api: not scored: {NO_LOGPROBS}.",
     ]

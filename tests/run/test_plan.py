@@ -21,8 +21,8 @@ def project(tmp_path: Path) -> Path:
 
 def test_make_plan_expands_every_axis_in_sorted_order(project: Path) -> None:
     plan = _plan(project)
-    # 2 models x 1 task x 7 variants x 4 images (2 per class)
-    assert len(plan.jobs) == 2 * 7 * 4
+    # 2 models x 1 task x 8 variants x 4 images (2 per class)
+    assert len(plan.jobs) == 2 * 8 * 4
     order = [(j.model, j.task, j.family, j.variant, j.sample) for j in plan.jobs]
     assert order == sorted(order)
     assert [j.key for j in _plan(project).jobs] == [j.key for j in plan.jobs]
@@ -275,3 +275,53 @@ def test_plan_family_budget_keys_only_the_models_whose_budget_it_lowers(tmp_path
     for j in plan.jobs:
         changed = keys[(j.model, j.variant, j.sample)] != j.key
         assert changed == (j.model == "llava-1.5-7b")
+
+
+def test_plan_image_after_text_variant_has_its_own_key_and_leaves_the_others_unchanged(
+    project: Path,
+) -> None:
+    plan = _plan(project)
+    jobs = {(j.model, j.variant, j.sample): j for j in plan.jobs if j.model == "tiny-llava"}
+    assert {v for _, v, _ in jobs} >= {"plain", "image-after"}
+    for (model, variant, sample), job in jobs.items():
+        messages = plan.request(job).messages
+        payload = {
+            "model": plan.identities[model].payload,
+            "messages": {
+                "system": messages.system,
+                "text": messages.text,
+                "images": [image.sha256 for image in messages.images],
+            },
+        }
+        if variant != "image-after":  # an image-first job's key is what it was before
+            assert messages.image_position == "before_text"
+            assert job.key == content_key(payload)
+            continue
+        plain = jobs[(model, "plain", sample)]
+        assert messages.image_position == "after_text"
+        assert messages.text == plan.request(plain).messages.text
+        assert job.key != plain.key
+        placed = {**payload, "messages": {**payload["messages"], "image_position": "after_text"}}
+        assert job.key == content_key(placed)
+
+
+def test_plan_quickstart_asks_every_closed_family_with_the_image_after_the_text(
+    tmp_path: Path,
+) -> None:
+    specs = load_specs(Path(__file__).resolve().parents[2] / "specs")
+    plan = make_plan(specs, "quickstart", models_dir=tmp_path, models=["baseline-majority"])
+    asked = {(j.family, j.variant) for j in plan.jobs}
+    assert {f for f, v in asked if v == "image-after"} == {"closed_diagnosis", "finding_present"}
+    assert not any(v == "image-after" for f, v in asked if f == "describe_findings")
+
+
+def test_variant_of_kind_image_position_must_say_where_the_image_goes(project: Path) -> None:
+    from medbench.errors import SpecError
+
+    family = project / "specs/prompts/closed_diagnosis.yaml"
+    family.write_text(family.read_text().replace("    image_position: after_text\n", ""))
+    with pytest.raises(SpecError) as raised:
+        load_specs(project / "specs")
+    assert "a variant of kind `image_position` needs `image_position: after_text`" in str(
+        raised.value
+    )

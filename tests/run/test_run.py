@@ -115,7 +115,7 @@ def test_run_corrupt_images_fail_only_their_jobs(project: Path, tmp_path: Path) 
     assert by_sample["normal/IM-9900-zz_16bit"] == {True}
     ok = [s for s in by_sample if not s.startswith("normal/IM-9900-zz_")]
     assert all(by_sample[s] == {True} for s in ok)
-    assert summary.failed == 2 * 7  # type: ignore[attr-defined]
+    assert summary.failed == 2 * 8  # type: ignore[attr-defined]
 
 
 @pytest.mark.slow
@@ -449,16 +449,16 @@ def test_run_noise_floor_is_exactly_0_on_cpu_and_its_replicates_are_cached(
     with Cache(tmp_path / "c.sqlite") as cache:
         # a fixed batch size: the runner plans the batches (`auto` lets the backend size them)
         first, tables = _scored(project, cache, context=BackendContext(batch_size=8))
-        assert (first.ran, first.planned) == (28 + 4, 28 + 4)  # type: ignore[attr-defined]
+        assert (first.ran, first.planned) == (32 + 4, 32 + 4)  # type: ignore[attr-defined]
         plan = _plan(project, cache)
         stored = cache.get_many(j.key for j in plan.jobs)
         _, second = _run(project, cache)
-    assert (second.ran, second.cached) == (0, 32)  # type: ignore[attr-defined]
-    # the replicates ran in a batch of their own (4), the first answers in batches of 8
+    assert (second.ran, second.cached) == (0, 36)  # type: ignore[attr-defined]
+    # the replicates ran in a batch of their own (4), the 32 first answers in batches of 8
     sizes = {j.replicate: set() for j in plan.jobs}
     for job in plan.jobs:
         sizes[job.replicate].add((stored[job.key].batch_size, stored[job.key].precision))
-    assert sizes == {0: {(8, "float32"), (4, "float32")}, 1: {(4, "float32")}}
+    assert sizes == {0: {(8, "float32")}, 1: {(4, "float32")}}
     row = tables.fragility.iloc[0]  # type: ignore[attr-defined]
     assert (row["noise_floor_n"], row["noise_floor"]) == (4, 0.0)
     # 0 differences in 4 images: Clopper-Pearson's exact 95% interval, [0, 1 - 0.025 ** (1 / 4)]
@@ -506,11 +506,11 @@ def test_run_image_unreadable_while_hashing_fails_only_its_jobs(tmp_path: Path) 
         summary = run_plan(plan, specs, cache, progress=False)
         stored = cache.get_many(j.key for j in plan.jobs)
     broken = [j for j in plan.jobs if j.sample == f"normal/{bad.stem}"]
-    assert len(broken) == 7 and summary.failed == 7 and summary.ran == len(plan.jobs) - 7
+    assert len(broken) == 8 and summary.failed == 8 and summary.ran == len(plan.jobs) - 8
     assert {stored[j.key].error for j in broken} == {
         f"image cannot be read: {bad} (Input/output error)"
     }
-    assert dict(summary.failures) == {"image cannot be read": 7}
+    assert dict(summary.failures) == {"image cannot be read": 8}
 
 
 def test_run_command_exits_1_and_says_how_many_jobs_failed(
@@ -532,7 +532,7 @@ def test_run_command_exits_1_and_says_how_many_jobs_failed(
     argv = ["run", str(project / "specs"), "--suite", "t", "--cache", str(tmp_path / "c.sqlite")]
     result = CliRunner().invoke(app, [*argv, "--no-score"])
     assert result.exit_code == 1, result.output
-    total = 7 * len(list((project / "data/sample/pneumonia_cxr").rglob("*.jpg")))
+    total = 8 * len(list((project / "data/sample/pneumonia_cxr").rglob("*.jpg")))
     assert result.output.splitlines()[-1] == (
-        f"7 of {total} jobs failed (not stored as answers); rerun to retry them."
+        f"8 of {total} jobs failed (not stored as answers); rerun to retry them."
     )

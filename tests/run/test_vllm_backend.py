@@ -159,3 +159,48 @@ def test_gpu_check_vllm_section_compares_answers_with_hf_in_the_spec_dtype(
         line,
     ), line
     assert engine.init["dtype"] == spec.dtype == "float32"
+
+
+@pytest.mark.parametrize(
+    ("arch", "expected"),
+    [
+        ("llava", f"<s>USER: {QUESTION}\n<image> ASSISTANT:"),
+        ("gemma3", f"<bos><start_of_turn>user\n{QUESTION}<start_of_image><end_of_turn>\n"),
+    ],
+)
+def test_vllm_backend_renders_the_image_after_the_text_where_the_variant_puts_it(
+    engine: FakeEngine,
+    arch: str,
+    expected: str,
+    tiny_models_dir: Path,
+    sample_images: list[Path],
+) -> None:
+    from tests.conftest import _tiny
+
+    folder = _tiny(tiny_models_dir, arch)
+    backend = load_backend(
+        tiny_model_spec(arch, backend="vllm"), BackendContext(checkpoint_dir=folder)
+    )
+    image = sample_images[0]
+    messages = Messages(None, QUESTION, (ImageRef(str(image), sha256_file(image)),), "after_text")
+    backend.generate([Request("a", messages)])
+    [(prompts, _)] = engine.calls
+    assert prompts[0]["prompt"].startswith(expected)
+    assert isinstance(prompts[0]["multi_modal_data"]["image"], Image.Image)
+
+
+def test_vllm_backend_pads_a_greyscale_file_with_llava_meds_grey(
+    engine: FakeEngine, tiny_llava_dir: Path, tmp_path: Path
+) -> None:
+    path = tmp_path / "xray.png"
+    Image.new("L", (20, 40), 200).save(path)
+    spec = tiny_model_spec("llava", backend="vllm", image_preprocess="pad_square_grey")
+    backend = load_backend(spec, BackendContext(checkpoint_dir=tiny_llava_dir))
+    backend.generate([_request("a", path)])
+    [(prompts, _)] = engine.calls
+    shown = prompts[0]["multi_modal_data"]["image"]
+    assert (shown.size, shown.getpixel((0, 0)), shown.getpixel((10, 20))) == (
+        (40, 40),
+        (114, 114, 114),
+        (200, 200, 200),
+    )

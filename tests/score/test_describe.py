@@ -49,7 +49,8 @@ def test_describe_then_diagnose_runs_both_stages_and_scores_them(
     with Cache(tmp_path / "c.sqlite") as cache:
         plan, summary = _run(project, cache)
         diagnose = [j for j in plan.jobs if j.pipeline.startswith("described/")]
-        # 4 descriptions x 1 diagnoser x 7 closed variants
+        # 4 descriptions x 1 diagnoser x 7 closed variants (a description has no image to
+        # place: the image-after variant is not asked of it)
         assert len(diagnose) == 4 * 7
         assert {j.model for j in diagnose} == {"tiny-text"}
         assert {j.evaluated for j in diagnose} == {"tiny-llava"}
@@ -113,8 +114,8 @@ def test_describe_failed_description_is_tried_once_per_run(project: Path, tmp_pa
     broken = [
         j for j in plan.jobs if j.sample == "normal/IM-9900-zz_broken" and j.model == "tiny-llava"
     ]
-    # 7 closed variants + 2 describe variants fail once each; no diagnosis is planned for them
-    assert len(broken) == 7 + 2
+    # 8 closed variants + 2 describe variants fail once each; no diagnosis is planned for them
+    assert len(broken) == 8 + 2
     assert summary.failed == len(broken)
     assert not any(
         j.sample == "normal/IM-9900-zz_broken" for j in plan.jobs if j.model == "tiny-text"

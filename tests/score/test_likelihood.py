@@ -414,8 +414,8 @@ def test_likelihood_jobs_mirror_closed_direct_jobs_with_their_own_keys(
     plan = make_plan(specs, "t", models_dir=tmp_path / "models")
     jobs, skipped = likelihood_jobs(plan, specs)
     direct = [j for j in plan.jobs if j.model == "tiny-gemma3"]
-    # 4 images x (7 closed_diagnosis + 5 finding_present variants); the baseline is left out
-    assert (len(jobs), len(direct), skipped) == (48, 48, {})
+    # 4 images x (8 closed_diagnosis + 6 finding_present variants); the baseline is left out
+    assert (len(jobs), len(direct), skipped) == (56, 56, {})
     assert {j.pipeline for j in jobs} == {"likelihood"}
     assert not {j.key for j in jobs} & {j.key for j in plan.jobs}
     # the options are part of the key: `reversed` offers the same options in another order
@@ -445,17 +445,17 @@ def test_likelihood_stage_scores_stores_and_a_cached_rerun_makes_no_forward_pass
     with Cache(tmp_path / "cache" / "answers.sqlite") as cache:
         plan = make_plan(specs, "t", models_dir=tmp_path / "cache" / "models")
         first = compute_likelihoods(plan, specs, cache, context)
-        assert (first.planned, first.cached, first.ran, first.failed) == (48, 0, 48, 0)
+        assert (first.planned, first.cached, first.ran, first.failed) == (56, 0, 56, 0)
         assert first.forward_passes > 0
         again = compute_likelihoods(plan, specs, cache, context)
-        assert (again.cached, again.ran, again.forward_passes) == (48, 0, 0)
+        assert (again.cached, again.ran, again.forward_passes) == (56, 0, 0)
         items = collect_likelihoods(specs, plan, cache)
         answers = collect_answers(specs, plan, cache)
         result = run_likelihood_stage(
             specs, plan, cache, answers, make_layout(specs, plan), tmp_path / "out", context
         )
     assert result.run.forward_passes == 0
-    assert len(items) == 48
+    assert len(items) == 56
     row = items[(items["family"] == "closed_diagnosis") & (items["variant"] == "lettered")].iloc[0]
     assert json.loads(row["options"]) == ["A", "B"]
     assert json.loads(row["classes"]) == ["pneumonia", "normal"]
@@ -483,7 +483,7 @@ def test_likelihood_stage_scores_stores_and_a_cached_rerun_makes_no_forward_pass
     calib = result.calibration
     pooled = calib[(calib["variant"] == "*") & (calib["pipeline"] == "likelihood/total")]
     assert sorted(pooled["family"]) == ["closed_diagnosis", "finding_present"]
-    assert list(pooled["n"]) == [28, 20]
+    assert list(pooled["n"]) == [32, 24]
 
 
 def test_likelihood_stage_without_a_context_scores_only_what_is_cached(
@@ -493,7 +493,7 @@ def test_likelihood_stage_without_a_context_scores_only_what_is_cached(
     with Cache(tmp_path / "answers.sqlite") as cache:
         plan = make_plan(specs, "t", models_dir=tmp_path / "models")
         run = compute_likelihoods(plan, specs, cache, None)
-        assert (run.planned, run.cached, run.ran, run.forward_passes) == (48, 0, 0, 0)
+        assert (run.planned, run.cached, run.ran, run.forward_passes) == (56, 0, 0, 0)
         assert collect_likelihoods(specs, plan, cache).empty
 
 
@@ -546,12 +546,12 @@ def test_run_command_computes_then_score_command_rereads_the_likelihood_stage(
     common = ["specs", "--suite", "t", "--cache", str(cache), "--results", "results"]
     run = CliRunner().invoke(app, ["run", *common, "--no-site", "--device", "cpu"])
     assert run.exit_code == 0, run.output
-    assert "likelihood: 48 jobs planned: 0 cached, 48 ran, 0 failed" in run.output
+    assert "likelihood: 56 jobs planned: 0 cached, 56 ran, 0 failed" in run.output
     assert "  tiny-gemma3 / pneumonia_cxr: likelihood f1_all " in run.output
     first = (project / "results/t/likelihood/calibration.csv").read_bytes()
     again = CliRunner().invoke(app, ["score", *common])
     assert again.exit_code == 0, again.output
-    assert "likelihood: 48 jobs planned: 48 cached, 0 ran, 0 failed, 0 forward passes." in (
+    assert "likelihood: 56 jobs planned: 56 cached, 0 ran, 0 failed, 0 forward passes." in (
         again.output
     )
     assert (project / "results/t/likelihood/calibration.csv").read_bytes() == first
@@ -567,7 +567,7 @@ def test_likelihood_jobs_leave_out_image_variants(project: Path, tmp_path: Path)
     plan = make_plan(specs, "t", models_dir=tmp_path / "models", images_dir=tmp_path / "images")
     jobs, _ = likelihood_jobs(plan, specs)
     assert any(j.image_variant == "flip" for j in plan.jobs)
-    assert len(jobs) == 48
+    assert len(jobs) == 56
     assert {j.image_variant for j in jobs} == {"original"}
 
 
@@ -594,8 +594,8 @@ def test_run_command_publishes_reliability_diagrams_and_calibration_on_the_model
     calibration = pd.read_csv(project / "results/t/likelihood/calibration.csv")
     mine = calibration[calibration["model"] == "tiny-gemma3"]
     record = read_record(record_path)
-    # (7 closed_diagnosis variants + `*`, 5 finding_present variants + `*`) x 2 normalisations
-    assert record.calibration is not None and len(record.calibration) == len(mine) == 28
+    # (8 closed_diagnosis variants + `*`, 6 finding_present variants + `*`) x 2 normalisations
+    assert record.calibration is not None and len(record.calibration) == len(mine) == 32
     pooled = mine[(mine["variant"] == "*") & (mine["pipeline"] == "likelihood/total")]
     by_family = {
         r["family"]: r
@@ -621,7 +621,7 @@ def test_run_command_publishes_reliability_diagrams_and_calibration_on_the_model
     assert '<img src="../charts/t~tiny-gemma3~reliability~pneumonia_cxr.svg" alt=' in page
     assert "t: calibration of the option probabilities" in page
     data = json.loads((project / "_site/data/t~tiny-gemma3~calibration.json").read_text())
-    assert len(data) == 28 and {r["pipeline"] for r in data} == {
+    assert len(data) == 32 and {r["pipeline"] for r in data} == {
         "likelihood/total",
         "likelihood/mean",
     }

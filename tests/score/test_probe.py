@@ -197,7 +197,7 @@ def test_embed_images_pads_as_generation_does(
 ) -> None:
     from medbench.data.images import load_image
     from medbench.run.backends.hf.embed import embed_images
-    from medbench.run.backends.hf.padding import square_padding
+    from medbench.run.backends.padding import square_padding
 
     loaded = loaded_model(arch, tiny_dirs[arch])
     wide = _wide(tmp_path, sample_images[0], mode)

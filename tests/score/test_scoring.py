@@ -52,8 +52,8 @@ def test_score_writes_every_result_file(scored: tuple[Path, Path]) -> None:
         ]
     )
     answers = pd.read_parquet(out / "answers.parquet")
-    # 2 models x 2 tasks x (7 + 5 variants) x 8 images
-    assert len(answers) == 2 * 2 * 12 * 8
+    # 2 models x 2 tasks x (8 + 6 variants) x 8 images
+    assert len(answers) == 2 * 2 * 14 * 8
     assert set(answers["status"]) == {"answer"}
 
 
@@ -243,7 +243,7 @@ def test_run_scores_its_answers_once_for_results_and_local_site(
     assert len(calls) == 1
     assert verify_records(project / "results/t/leaderboard") == []
     published = pd.read_csv(project / "results/t/scores.csv")
-    assert len(published) == 2 * 7  # two baselines x the closed family's seven variants
+    assert len(published) == 2 * 8  # two baselines x the closed family's eight variants
 
 
 def test_score_answers_returns_copies_of_remembered_tables(scored: tuple[Path, Path]) -> None:

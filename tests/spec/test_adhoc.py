@@ -90,8 +90,8 @@ def test_cli_plan_of_an_adhoc_model_counts_its_jobs(tmp_path: Path) -> None:
         ],
     )
     assert result.exit_code == 0, result.output
-    # 2 models x 4 images x 7 variants of the closed family
-    assert result.output.endswith("0 cached; 56 distinct answers to compute.\n")
+    # 2 models x 4 images x 8 variants of the closed family
+    assert result.output.endswith("0 cached; 64 distinct answers to compute.\n")
 
 
 def test_publish_refuses_an_adhoc_model_and_says_how_to_publish_it(tmp_path: Path) -> None:

@@ -104,7 +104,7 @@ def _encode(processor: Any, examples: Sequence[Example]) -> tuple[list[_Encoded]
     system_role = supports_system_role(render_text)
     image_index: dict[str, int] = {}
     images: list[Any] = []
-    prompts: dict[tuple[str | None, str, str], dict[str, Any]] = {}
+    prompts: dict[tuple[str | None, str, str, str], dict[str, Any]] = {}
     encoded: list[_Encoded] = []
     for example in examples:
         messages = example.messages
@@ -118,10 +118,14 @@ def _encode(processor: Any, examples: Sequence[Example]) -> tuple[list[_Encoded]
                 continue  # an image that cannot be decoded is left out of the training
             image_index[path] = len(images)
             images.append(image)
-        key = (messages.system, messages.text, example.target)
+        key = (messages.system, messages.text, messages.image_position, example.target)
         if key not in prompts:
             turns = conversation(
-                messages.system, messages.text, [images[image_index[path]]], system_role=system_role
+                messages.system,
+                messages.text,
+                [images[image_index[path]]],
+                system_role=system_role,
+                image_after=messages.image_after,
             )
             prompts[key] = _answer_tokens(
                 processor, turns, images[image_index[path]], example.target, render_text

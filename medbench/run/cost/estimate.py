@@ -224,7 +224,7 @@ def plan_cost(
     per_description = 0
     if stage is not None:
         diagnosers = [d for d in stage.diagnosers if d in plan.identities]
-        variants = sum(len(specs.families[f].variants) for f in stage.diagnose_families)
+        variants = sum(len(specs.families[f].text_variants()) for f in stage.diagnose_families)
         per_description = len(diagnosers) * variants
     costs: list[ModelCost] = []
     for model in plan.models:

@@ -24,13 +24,15 @@ from medbench.data import ImageError, load_image
 from medbench.run.backends.base import BackendContext, Output, Request
 from medbench.run.backends.hf.chat import (
     Conversation,
+    hoisted_image_token,
     image_processor_name,
+    inlined,
     model_conversation,
     system_role,
 )
 from medbench.run.backends.hf.finish import batch_config, cut_rows, stop_ids
 from medbench.run.backends.hf.loading import Loaded, load
-from medbench.run.backends.hf.padding import square_padding
+from medbench.run.backends.padding import square_padding
 from medbench.run.batching import MAX_AUTO_BATCH, BatchMemory, BatchSizer
 from medbench.spec import GenerationSpec, Messages, ModelSpec
 
@@ -45,6 +47,9 @@ class _Row:
     conversation: Conversation
     max_new_tokens: int | None = None
     """The request's own token budget (None: the model's)."""
+    images: list[Image.Image] = field(default_factory=list)
+    """Images the conversation writes into its text as image tokens (after the text, for a
+    template that puts image parts first): given to the processor beside the rendered text."""
 
 
 @dataclass
@@ -82,6 +87,9 @@ class HFBackend:
             self._loaded.model, spec.generation, self._loaded.tokenizer
         )
         self._system_role = system_role(spec, self._render)
+        self._image_token = (
+            None if spec.text_only else hoisted_image_token(self._render, self._loaded.processor)
+        )
         # Recorded with every answer about images: torchvision and PIL resize differently.
         self.image_processor = image_processor_name(self._loaded.processor)
         self._padding = square_padding(spec, self._loaded.processor)
@@ -129,9 +137,18 @@ class HFBackend:
     def _conversation(
         self, messages: Messages, images: Sequence[Image.Image | None]
     ) -> Conversation:
-        return model_conversation(
-            self.spec, self._system_role, messages.system, messages.text, images
-        )
+        return model_conversation(self.spec, self._system_role, messages, images, self._image_token)
+
+    def _row(
+        self,
+        index: int,
+        messages: Messages,
+        images: Sequence[Image.Image],
+        max_new_tokens: int | None = None,
+    ) -> _Row:
+        """A request's row: its conversation, and the images its text holds as tokens."""
+        own = list(images) if inlined(messages, images, self._image_token) else []
+        return _Row(index, self._conversation(messages, images), max_new_tokens, own)
 
     def generate(self, requests: Sequence[Request]) -> list[Output]:
         """Answer each request in order; while one batch generates, the next ones are decoded."""
@@ -261,7 +278,7 @@ class HFBackend:
                 continue
             images = self._padded(messages, images)
             budget = requests[index].max_new_tokens
-            rows.append(_Row(index, self._conversation(messages, images), budget))
+            rows.append(self._row(index, messages, images, budget))
         try:
             inputs = self._encode(rows) if rows else None
         except Exception:  # one bad row spoils the batch; _answer encodes rows alone to find it
@@ -271,7 +288,9 @@ class HFBackend:
     def _encode(self, rows: Sequence[_Row]) -> Inputs:
         conversations = [row.conversation for row in rows]
         with self._processor_lock:
-            if self._text_only:
+            if any(row.images for row in rows):
+                encoded = self._encode_inlined(rows)
+            elif self._text_only:
                 encoded = self._loaded.processor.apply_chat_template(
                     conversations,
                     add_generation_prompt=True,
@@ -293,6 +312,21 @@ class HFBackend:
         if self._text_only:
             inputs.pop("token_type_ids", None)
         return inputs
+
+    def _encode_inlined(self, rows: Sequence[_Row]) -> Any:
+        """Rows some of whose images are tokens in their text, encoded as `apply_chat_template`
+        encodes a batch: the rendered texts and each row's images through the processor, its
+        special tokens added unless the template wrote BOS itself."""
+        texts = [self._render(row.conversation) for row in rows]
+        images = [row.images or _image_parts(row.conversation) for row in rows]
+        bos = self._loaded.tokenizer.bos_token
+        return self._loaded.processor(
+            text=texts,
+            images=images if any(images) else None,
+            padding=True,
+            return_tensors="pt",
+            add_special_tokens=not (bos and texts[0].startswith(bos)),
+        )
 
     def _answer(self, batch: _Batch) -> dict[int, Output]:
         if batch.inputs is not None:
@@ -405,3 +439,14 @@ def device_key(loaded: Loaded) -> str:
     index = device.index if device.index is not None else torch.cuda.current_device()
     properties = torch.cuda.get_device_properties(index)
     return f"cuda:{index} {properties.name} {properties.total_memory // 2**20} MiB {dtype}"
+
+
+def _image_parts(turns: Conversation) -> list[Image.Image]:
+    """The decoded images of a conversation's image parts, in order."""
+    return [
+        part["image"]
+        for turn in turns
+        if isinstance(turn["content"], list)
+        for part in turn["content"]
+        if part.get("type") == "image" and part.get("image") is not None
+    ]

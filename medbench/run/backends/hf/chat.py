@@ -1,18 +1,21 @@
-"""Chat conversations in the transformers format, with the system prompt where the spec says."""
+"""Chat conversations in the transformers format, with the system prompt where the spec says
+and the image where the prompt variant says."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from PIL import Image
 
 from medbench.errors import BackendError
-from medbench.spec import ModelSpec
+from medbench.spec import Messages, ModelSpec
 
 Conversation = list[dict[str, Any]]
 
 SYSTEM_PROBE = "medbench-system-probe"
+IMAGE_PROBE = "medbench-image-probe"
 
 
 def conversation(
@@ -22,8 +25,10 @@ def conversation(
     *,
     system_role: bool = True,
     text_only: bool = False,
+    image_after: bool = False,
 ) -> Conversation:
-    """One user turn (images first, then text), after an optional system turn.
+    """One user turn (images first, then text; text first with `image_after`), after an
+    optional system turn.
 
     Without `system_role` the system prompt is folded into the start of the user text.
     Text-only models get plain string contents, which every tokenizer template accepts.
@@ -35,7 +40,10 @@ def conversation(
     turns: Conversation = []
     if system:
         turns.append({"role": "system", "content": system if text_only else [_text(system)]})
-    content: Any = text if text_only else [*map(_image, images), _text(text)]
+    parts = list(map(_image, images))
+    content: Any = (
+        text if text_only else [_text(text), *parts] if image_after else [*parts, _text(text)]
+    )
     turns.append({"role": "user", "content": content})
     return turns
 
@@ -43,19 +51,39 @@ def conversation(
 def model_conversation(
     spec: ModelSpec,
     system_role: bool,
-    system: str | None,
-    text: str,
+    messages: Messages,
     images: Sequence[Image.Image | None] = (),
+    image_token: str | None = None,
 ) -> Conversation:
-    """The conversation `spec` gets: its `system_prompt` setting applied (dropped for `none`,
-    folded into the user text unless `system_role`)."""
+    """The conversation `spec` gets for `messages`: its `system_prompt` setting applied (dropped
+    for `none`, folded into the user text unless `system_role`), the images where the messages
+    place them.
+
+    `image_token`: the model's image token where its chat template writes every image before
+    the text whatever their order (`hoisted_image_token`). Images after the text then go into the
+    user text as that token after a line break, as LLaVA's own code writes its image token, and
+    the conversation holds no image parts: the caller gives the images to the processor itself
+    (`inlined`).
+    """
+    text = messages.text
+    if inlined(messages, images, image_token):
+        text = "\n".join([text, *[str(image_token)] * len(images)])
+        images = ()
     return conversation(
-        None if spec.system_prompt == "none" else system,
+        None if spec.system_prompt == "none" else messages.system,
         text,
         images,
         system_role=system_role,
         text_only=spec.text_only,
+        image_after=messages.image_after,
     )
+
+
+def inlined(
+    messages: Messages, images: Sequence[Image.Image | None], image_token: str | None
+) -> bool:
+    """Whether `model_conversation` writes the images into the user text as `image_token`."""
+    return image_token is not None and messages.image_after and bool(images)
 
 
 def _text(text: str) -> dict[str, str]:
@@ -80,6 +108,26 @@ def supports_system_role(render: Callable[[Conversation], str], *, text_only: bo
     return SYSTEM_PROBE in rendered
 
 
+def hoisted_image_token(render: Callable[[Conversation], str], processor: Any) -> str | None:
+    """The processor's image token when the chat template writes images before the text
+    whatever their order in the content (llava-hf's LLaVA-1.5 and LLaVA-NeXT templates "render
+    all images first"), else None (Gemma 3's follows the order).
+
+    The probe renders one text with and without an image after it: where the two renderings
+    part is where the template put the image.
+    """
+    token = getattr(processor, "image_token", None)
+    if not isinstance(token, str) or not token:
+        return None
+    try:
+        with_image = render(conversation(None, IMAGE_PROBE, [None], image_after=True))
+        without = render(conversation(None, IMAGE_PROBE))
+    except Exception:  # a template that cannot render an image has no order to follow
+        return None
+    parted = len(os.path.commonprefix([with_image, without]))
+    return token if parted <= without.find(IMAGE_PROBE) else None
+
+
 def system_role(spec: ModelSpec, render: Callable[[Conversation], str]) -> bool:
     """Whether a system prompt goes in a system turn, as the spec's `system_prompt` says.
 
@@ -95,17 +143,6 @@ def system_role(spec: ModelSpec, render: Callable[[Conversation], str]) -> bool:
             "text goes at the start of the user turn) or `none` (it is dropped)."
         )
     return True
-
-
-def pad_colour(processor: Any) -> tuple[int, int, int]:
-    """The colour square padding fills with: the image processor's mean, as 8-bit RGB
-    (what the original LLaVA code pads with), or black when the processor has no mean."""
-    mean = getattr(getattr(processor, "image_processor", None), "image_mean", None)
-    if not mean or len(mean) != 3:
-        return (0, 0, 0)
-    # truncated, not rounded, like the original code: CLIP's mean becomes (122, 116, 104)
-    red, green, blue = (int(float(channel) * 255) for channel in mean)
-    return (red, green, blue)
 
 
 def image_processor_name(processor: Any) -> str | None:

@@ -39,7 +39,7 @@ from medbench.data import ImageError, load_image
 from medbench.errors import BackendError
 from medbench.run.backends.base import BackendContext
 from medbench.run.backends.hf.loading import Loaded, load
-from medbench.run.backends.hf.padding import Padding, square_padding
+from medbench.run.backends.padding import Padding, square_padding
 from medbench.spec import ModelSpec
 
 EMBEDDING_KINDS = ("vision", "projected")

@@ -34,7 +34,7 @@ import torch  # noqa: TID253
 
 from medbench.data import ImageError, load_image
 from medbench.run.backends.base import OptionScores, Request
-from medbench.run.backends.hf.backend import HFBackend, _Row
+from medbench.run.backends.hf.backend import HFBackend
 from medbench.run.backends.hf.replies import case_forms, combine_forms, reply_continuation
 
 
@@ -167,8 +167,8 @@ class OptionScorer:
             raise ValueError(f"model {backend.spec.id} is text-only and cannot read images")
         images = [load_image(image.path) for image in messages.images]
         images = backend._padded(messages, images)  # the model's own handling, as in generation
-        turns = backend._conversation(messages, images)  # its system-prompt handling too
-        prompt = backend._encode([_Row(index, turns)])
+        # its system-prompt handling and image placement too
+        prompt = backend._encode([backend._row(index, messages, images)])
         placeholders = backend._conversation(messages, [None] * len(images))
         text = backend._render(placeholders)
         tokenizer = backend._loaded.tokenizer

@@ -11,7 +11,12 @@ from typing import Any
 
 from medbench.errors import BackendError
 from medbench.run.backends.base import BackendContext
-from medbench.run.backends.hf.chat import Conversation, model_conversation, system_role
+from medbench.run.backends.hf.chat import (
+    Conversation,
+    hoisted_image_token,
+    model_conversation,
+    system_role,
+)
 from medbench.run.backends.hf.loading import check_format, checkpoint_source
 from medbench.spec import Messages, ModelSpec
 
@@ -26,6 +31,9 @@ class Template:
     system_role: bool
     adds_bos: bool
     """Whether tokenizing adds the BOS token the rendered text lacks (llava-hf, Mistral)."""
+    image_token: str | None = None
+    """The image token, where the template writes image parts before the text whatever their
+    order (`hoisted_image_token`): an image after the text is written as it."""
 
     def received(self, messages: Messages) -> str:
         """The text the model's input ids spell, images as their unexpanded placeholders.
@@ -34,11 +42,7 @@ class Template:
         with BOS; a tokenizer's own chat-template tokenizing never adds them.
         """
         turns = model_conversation(
-            self.spec,
-            self.system_role,
-            messages.system,
-            messages.text,
-            [None] * len(messages.images),
+            self.spec, self.system_role, messages, [None] * len(messages.images), self.image_token
         )
         text = _render(self.processor, turns)
         bos = getattr(self._tokenizer, "bos_token", None)
@@ -93,5 +97,10 @@ def load_template(spec: ModelSpec, context: BackendContext) -> Template:
     if getattr(processor, "chat_template", None) is None:
         raise BackendError(f"model {spec.id}: {source} has no chat template; medbench needs one")
     tokenizer = processor if spec.text_only else processor.tokenizer
-    role = system_role(spec, lambda turns: _render(processor, turns))
-    return Template(spec, processor, role, _adds_bos(tokenizer, spec.text_only))
+
+    def render(turns: Conversation) -> str:
+        return _render(processor, turns)
+
+    role = system_role(spec, render)
+    token = None if spec.text_only else hoisted_image_token(render, processor)
+    return Template(spec, processor, role, _adds_bos(tokenizer, spec.text_only), token)

@@ -10,6 +10,7 @@ from medbench.run.backends.openai_api.retry import (
     backoff_delay,
     retry_after,
 )
+from medbench.run.backends.openai_api.unapplied import unapplied_settings
 from medbench.run.backends.openai_api.wire import chat_messages, image_data_url, parse_completion
 
 __all__ = [
@@ -24,4 +25,5 @@ __all__ = [
     "image_data_url",
     "parse_completion",
     "retry_after",
+    "unapplied_settings",
 ]

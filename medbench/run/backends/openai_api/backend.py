@@ -28,6 +28,7 @@ from medbench.run.backends.openai_api.wire import (
     parse_completion,
     shorten,
 )
+from medbench.run.backends.padding import client_padding
 from medbench.spec import Messages, ModelSpec, OpenAISpec
 
 if TYPE_CHECKING:
@@ -58,6 +59,7 @@ class OpenAIBackend:
         """The model name the server reports in its answers, once one has arrived (or after
         `probe()`). Hosted APIs name a dated snapshot here, local servers their checkpoint."""
         self._backoff_s = backoff_base(spec, context)
+        self._padding = client_padding(spec)
         self._stopping = threading.Event()
         self._lock = threading.Lock()
         self._out_of_quota: str | None = None
@@ -318,7 +320,8 @@ class OpenAIBackend:
             fields["max_completion_tokens"] = self.endpoint.max_completion_tokens
         if self.endpoint.reasoning_effort is not None:
             fields["reasoning_effort"] = self.endpoint.reasoning_effort
-        return {"model": self.endpoint.model, "messages": chat_messages(messages), **fields}
+        turns = chat_messages(messages, self.spec.system_prompt, self._padding)
+        return {"model": self.endpoint.model, "messages": turns, **fields}
 
     def _saw_model(self, model: str | None) -> None:
         if model is not None:

@@ -8,13 +8,16 @@ import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from PIL import Image
 
 from medbench.data import load_image
+from medbench.run.backends.padding import Padding
 from medbench.spec import GenerationSpec, Messages
+
+SystemPrompt = Literal["template", "fold_into_user", "none"]
 
 PASS_THROUGH_FORMATS = frozenset({"JPEG", "PNG", "WEBP"})
 """Formats every OpenAI-compatible server decodes: their original bytes are sent as they are."""
@@ -47,18 +50,22 @@ class Completion:
     answer carries `logprobs` (None: it carries none, or none that can be read)."""
 
 
-def image_data_url(path: str | Path) -> str:
+def image_data_url(path: str | Path, padding: Padding | None = None) -> str:
     """A `data:` URL of an image that `load_image` decodes (ImageError otherwise).
 
     JPEG, PNG and WebP files in grey or RGB without an EXIF rotation go as their original bytes;
-    any other file goes as a lossless PNG of what `load_image` makes of it, so that the server
-    sees the same upright RGB pixels as the other backends.
+    any other file, and any image `padding` pads to a square, goes as a lossless PNG of what
+    `load_image` makes of it, so that the server sees the same upright RGB pixels as the other
+    backends.
     """
     image = load_image(path)
     data = Path(path).read_bytes()
     with Image.open(io.BytesIO(data)) as raw:
         kind, mode = raw.format, raw.mode
         orientation = raw.getexif().get(_EXIF_ORIENTATION, 1)
+    if padding is not None:
+        padded = padding.apply(path, image)
+        kind, image = (None, padded) if padded is not image else (kind, image)
     if kind in PASS_THROUGH_FORMATS and mode in PASS_THROUGH_MODES and orientation == 1:
         mime = Image.MIME[kind]
     else:
@@ -68,22 +75,36 @@ def image_data_url(path: str | Path) -> str:
     return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
 
 
-def chat_messages(messages: Messages) -> list[dict[str, Any]]:
-    """A system turn when there is a system prompt, then one user turn: text, then the images.
+def chat_messages(
+    messages: Messages,
+    system_prompt: SystemPrompt = "template",
+    padding: Padding | None = None,
+) -> list[dict[str, Any]]:
+    """A system turn when there is a system prompt, then one user turn: the images and the text
+    in the order the messages place them (images first by default), as the hf backend asks.
 
-    A request without images sends its text as a plain string, which text-only servers accept.
+    `system_prompt` is the model spec's setting: `template` sends a system turn (the server's
+    chat template places it), `fold_into_user` puts the system text and a blank line before the
+    user text, `none` drops it. `padding`: the model's square padding of the image bytes. A
+    request without images sends its text as a plain string, which text-only servers accept.
     """
+    system, text = messages.system, messages.text
+    if system_prompt == "none":
+        system = None
+    elif system and system_prompt == "fold_into_user":
+        system, text = None, f"{system}\n\n{text}"
     turns: list[dict[str, Any]] = []
-    if messages.system:
-        turns.append({"role": "system", "content": messages.system})
+    if system:
+        turns.append({"role": "system", "content": system})
     if not messages.images:
-        turns.append({"role": "user", "content": messages.text})
+        turns.append({"role": "user", "content": text})
         return turns
-    content: list[dict[str, Any]] = [{"type": "text", "text": messages.text}]
-    content += [
-        {"type": "image_url", "image_url": {"url": image_data_url(image.path)}}
+    images = [
+        {"type": "image_url", "image_url": {"url": image_data_url(image.path, padding)}}
         for image in messages.images
     ]
+    words = {"type": "text", "text": text}
+    content = [words, *images] if messages.image_after else [*images, words]
     turns.append({"role": "user", "content": content})
     return turns
 

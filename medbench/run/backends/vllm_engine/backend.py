@@ -1,7 +1,7 @@
 """VLLMBackend: medbench renders each prompt itself and vLLM generates.
 
 The prompt text is the model's own chat template applied by its transformers processor, with
-medbench's settings (where the system text goes, the image before the text, LLaVA's square
+medbench's settings (where the system text goes, where the image goes, LLaVA's square
 padding), exactly as the hf backend renders it; the decoded image goes beside it as
 multi-modal data, and vLLM's processor turns it into the image tokens. Prefix caching is on, so
 the wordings of one image share the image's prefill. Sampling follows the spec: greedy unless
@@ -18,11 +18,16 @@ from typing import Any
 
 from PIL import Image
 
-from medbench.data import ImageError, load_image, pad_to_square
+from medbench.data import ImageError, load_image
 from medbench.errors import BackendError
 from medbench.run.backends.base import BackendContext, Output, Request
-from medbench.run.backends.hf.chat import model_conversation, pad_colour, system_role
+from medbench.run.backends.hf.chat import (
+    hoisted_image_token,
+    model_conversation,
+    system_role,
+)
 from medbench.run.backends.hf.loading import checkpoint_source
+from medbench.run.backends.padding import square_padding
 from medbench.spec import GenerationSpec, ModelSpec
 
 PREFERRED_BATCH = 256
@@ -64,9 +69,8 @@ class VLLMBackend:
         source, revision = checkpoint_source(spec, context)
         self._processor = AutoProcessor.from_pretrained(source, revision=revision)  # type: ignore[no-untyped-call]
         self._system_role = system_role(spec, self._render)
-        self._pad_fill = (
-            pad_colour(self._processor) if spec.image_preprocess == "pad_square" else None
-        )
+        self._image_token = hoisted_image_token(self._render, self._processor)
+        self._padding = square_padding(spec, self._processor)
         dtype = "auto" if spec.dtype == "auto" else spec.dtype
         self._llm = vllm.LLM(
             model=source,
@@ -88,7 +92,7 @@ class VLLMBackend:
         messages = request.messages
         placeholders = [None] * len(images)
         turns = model_conversation(
-            self.spec, self._system_role, messages.system, messages.text, placeholders
+            self.spec, self._system_role, messages, placeholders, self._image_token
         )
         prompt: dict[str, Any] = {"prompt": self._render(turns)}
         if images:
@@ -96,9 +100,10 @@ class VLLMBackend:
         return prompt
 
     def _images(self, request: Request) -> list[Image.Image]:
-        images = [load_image(image.path) for image in request.messages.images]
-        if self._pad_fill is not None:
-            images = [pad_to_square(image, self._pad_fill) for image in images]
+        refs = request.messages.images
+        images = [load_image(image.path) for image in refs]
+        if self._padding is not None:
+            images = [self._padding.apply(r.path, i) for r, i in zip(refs, images, strict=True)]
         return images
 
     def generate(self, requests: Sequence[Request]) -> list[Output]:
