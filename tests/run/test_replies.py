@@ -135,6 +135,9 @@ class _TemplateOnly:
     def _conversation(self, messages: Any, images: list[Any]) -> Any:
         return conversation(messages.system, messages.text, images)
 
+    def _row(self, index: int, messages: Any, images: list[Any]) -> Any:
+        return None
+
     def _encode(self, rows: Any) -> dict[str, Any]:
         return {}
 
