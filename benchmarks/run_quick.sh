@@ -11,7 +11,7 @@ export HF_HUB_OFFLINE=1 OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}" LC_NUMERIC=C
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 
 benchmarks=(bench_likelihood bench_metrics bench_plan bench_ray bench_runner bench_scoring
-  bench_validate bench_coverage)
+  bench_validate bench_coverage bench_prefix)
 seconds() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", b - a }'; }
 lines=()
 all_start=$EPOCHREALTIME

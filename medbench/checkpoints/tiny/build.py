@@ -7,6 +7,7 @@ import os
 import shutil
 import sys
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -30,6 +31,32 @@ BUILDER_VERSION = 1
 """Bump when a build changes, so that folders built by an older medbench are rebuilt."""
 
 IMAGE_SIZE = 32
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """The image side of a build: the sizes that decide how many tokens an image becomes."""
+
+    image_size: int
+    """The CLIP tower's input side: LLaVA's image, each of LLaVA-NeXT's tiles."""
+    patch: int
+    """The CLIP tower's patch side."""
+    gemma_image: int
+    """Gemma 3's input side (a squashed square)."""
+    gemma_patch: int
+    gemma_tokens: int
+    """Gemma 3's tokens per image: its patches pooled to a square of this many."""
+    positions: int
+    """The language model's most positions."""
+    gemma_window: int
+    """Gemma 3's sliding window (longer than any prompt, as the real model's)."""
+
+
+TINY = Geometry(IMAGE_SIZE, 8, IMAGE_SIZE, 4, 4, 512, 512)
+"""The tests' models: 16 image tokens for LLaVA, 4 for Gemma 3, 32-px tiles for LLaVA-NeXT."""
+REAL = Geometry(336, 14, 896, 14, 256, 4096, 1024)
+"""The real models' image geometry (tiny weights otherwise): 576 image tokens for LLaVA-1.5,
+LLaVA-NeXT's 336-px tiles, 256 for Gemma 3 at 896 px, so that prompts are as long as theirs."""
 _TEXT_SIZES: dict[str, Any] = {
     "hidden_size": 32,
     "intermediate_size": 64,
@@ -176,8 +203,11 @@ def _replace_dir(staging: Path, out_dir: Path, expected: dict[str, Any]) -> None
             raise
 
 
-def build_tiny_model(arch: Arch, out_dir: Path, *, seed: int = 0) -> Path:
-    """Write a tiny random-weight checkpoint of `arch` (model and processor) into `out_dir`."""
+def build_tiny_model(
+    arch: Arch, out_dir: Path, *, seed: int = 0, geometry: Geometry = TINY
+) -> Path:
+    """Write a tiny random-weight checkpoint of `arch` (model and processor) into `out_dir`;
+    `geometry=REAL` gives it the real models' image-token counts (its marker says so)."""
     import torch
 
     builders = {"llava": _llava, "llava_next": _llava_next, "gemma3": _gemma3, "text": _text}
@@ -187,12 +217,23 @@ def build_tiny_model(arch: Arch, out_dir: Path, *, seed: int = 0) -> Path:
         )
     out_dir.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(seed)
-    model, processor = builders[arch]()
+    model, processor = builders[arch](geometry)
     model.generation_config.do_sample = False
+    if geometry != TINY:  # prompts longer than the tiny tokenizers' 512 (no warning per prompt)
+        getattr(processor, "tokenizer", processor).model_max_length = geometry.positions
     model.save_pretrained(out_dir)
     processor.save_pretrained(out_dir)
-    (out_dir / MARKER).write_text(json.dumps(marker(arch, seed), sort_keys=True, indent=2) + "\n")
+    written = marker(arch, seed) | ({} if geometry == TINY else {"geometry": "real"})
+    (out_dir / MARKER).write_text(json.dumps(written, sort_keys=True, indent=2) + "\n")
     return out_dir
+
+
+def _text_sizes(geometry: Geometry) -> dict[str, Any]:
+    return {**_TEXT_SIZES, "max_position_embeddings": geometry.positions}
+
+
+def _vision_sizes(image_size: int) -> dict[str, Any]:
+    return {**_VISION_SIZES, "image_size": image_size}
 
 
 def _token_ids(tokenizer: Any) -> dict[str, Any]:
@@ -204,15 +245,15 @@ def _token_ids(tokenizer: Any) -> dict[str, Any]:
     }
 
 
-def _clip_processor() -> Any:
+def _clip_processor(side: int) -> Any:
     from transformers.models.clip.image_processing_pil_clip import CLIPImageProcessorPil
 
     return CLIPImageProcessorPil(
-        size={"shortest_edge": IMAGE_SIZE}, crop_size={"height": IMAGE_SIZE, "width": IMAGE_SIZE}
+        size={"shortest_edge": side}, crop_size={"height": side, "width": side}
     )
 
 
-def _llava() -> tuple[Any, Any]:
+def _llava(geometry: Geometry) -> tuple[Any, Any]:
     """LLaVA-1.5 layout: CLIP vision tower, MLP projector, Llama (Vicuna) language model."""
     from transformers import (
         CLIPVisionConfig,
@@ -224,19 +265,20 @@ def _llava() -> tuple[Any, Any]:
 
     template = CHAT_TEMPLATES["vicuna"]
     tokenizer = llama_tokenizer(template)
+    side, patch = geometry.image_size, geometry.patch
     config = LlavaConfig(
-        vision_config=CLIPVisionConfig(**_VISION_SIZES, patch_size=8, projection_dim=32),
-        text_config=LlamaConfig(**_TEXT_SIZES, **_token_ids(tokenizer)),
+        vision_config=CLIPVisionConfig(**_vision_sizes(side), patch_size=patch, projection_dim=32),
+        text_config=LlamaConfig(**_text_sizes(geometry), **_token_ids(tokenizer)),
         image_token_index=tokenizer.convert_tokens_to_ids("<image>"),
-        image_seq_length=16,
+        image_seq_length=(side // patch) ** 2,
         vision_feature_select_strategy="default",
         vision_feature_layer=-2,
     )
     model = LlavaForConditionalGeneration(config)
     processor = LlavaProcessor(  # type: ignore[no-untyped-call]
-        image_processor=_clip_processor(),
+        image_processor=_clip_processor(side),
         tokenizer=tokenizer,
-        patch_size=8,
+        patch_size=patch,
         vision_feature_select_strategy="default",
         num_additional_image_tokens=1,
         chat_template=template,
@@ -244,7 +286,13 @@ def _llava() -> tuple[Any, Any]:
     return model, processor
 
 
-def _llava_next() -> tuple[Any, Any]:
+def llava_next_pinpoints(geometry: Geometry) -> list[list[int]]:
+    """The real model's tile grids (336-px tiles) in tiles of the geometry's side."""
+    side = geometry.image_size
+    return [[side * h, side * w] for h, w in ((1, 2), (2, 1), (2, 2), (3, 1), (1, 3))]
+
+
+def _llava_next(geometry: Geometry) -> tuple[Any, Any]:
     """LLaVA-NeXT (1.6) layout: any-resolution tiles over a CLIP tower, Mistral language model."""
     from transformers import (
         CLIPVisionConfig,
@@ -260,10 +308,13 @@ def _llava_next() -> tuple[Any, Any]:
     template = CHAT_TEMPLATES["mistral"]
     tokenizer = llama_tokenizer(template)
     # The real model's pinpoints (336 px tiles) scaled down to 32 px tiles.
-    pinpoints = [[32, 64], [64, 32], [64, 64], [96, 32], [32, 96]]
+    side, patch = geometry.image_size, geometry.patch
+    pinpoints = llava_next_pinpoints(geometry)
     config = LlavaNextConfig(
-        vision_config=CLIPVisionConfig(**_VISION_SIZES, patch_size=8, projection_dim=32),
-        text_config=MistralConfig(**_TEXT_SIZES, **_token_ids(tokenizer), sliding_window=None),
+        vision_config=CLIPVisionConfig(**_vision_sizes(side), patch_size=patch, projection_dim=32),
+        text_config=MistralConfig(
+            **_text_sizes(geometry), **_token_ids(tokenizer), sliding_window=None
+        ),
         image_token_index=tokenizer.convert_tokens_to_ids("<image>"),
         image_grid_pinpoints=pinpoints,
         vision_feature_select_strategy="default",
@@ -271,14 +322,14 @@ def _llava_next() -> tuple[Any, Any]:
     )
     model = LlavaNextForConditionalGeneration(config)
     image_processor = LlavaNextImageProcessorPil(
-        size={"shortest_edge": IMAGE_SIZE},
-        crop_size={"height": IMAGE_SIZE, "width": IMAGE_SIZE},
+        size={"shortest_edge": side},
+        crop_size={"height": side, "width": side},
         image_grid_pinpoints=pinpoints,
     )
     processor = LlavaNextProcessor(  # type: ignore[no-untyped-call]
         image_processor=image_processor,
         tokenizer=tokenizer,
-        patch_size=8,
+        patch_size=patch,
         vision_feature_select_strategy="default",
         num_additional_image_tokens=1,
         chat_template=template,
@@ -286,7 +337,7 @@ def _llava_next() -> tuple[Any, Any]:
     return model, processor
 
 
-def _gemma3() -> tuple[Any, Any]:
+def _gemma3(geometry: Geometry) -> tuple[Any, Any]:
     """Gemma 3 layout: SigLIP vision tower, pooled to a few soft tokens, Gemma 3 language model."""
     import torch
     from transformers import (
@@ -312,18 +363,19 @@ def _gemma3() -> tuple[Any, Any]:
     )
     ids = _token_ids(tokenizer)
     end_of_turn = tokenizer.convert_tokens_to_ids("<end_of_turn>")
-    tokens_per_image = 4  # (32 px / 4 px patches) = 8 patches a side, pooled 4x4 into 2x2 tokens
+    # tiny: (32 px / 4 px patches) = 8 patches a side, pooled 4x4 into 2x2 tokens
+    side, tokens_per_image = geometry.gemma_image, geometry.gemma_tokens
     text_config = Gemma3TextConfig(
-        **{**_TEXT_SIZES, "num_attention_heads": 2, "num_key_value_heads": 1},
+        **{**_text_sizes(geometry), "num_attention_heads": 2, "num_key_value_heads": 1},
         **{**ids, "eos_token_id": [ids["eos_token_id"], end_of_turn]},
         head_dim=16,
         query_pre_attn_scalar=16,
         # Like the real model's 1024, the window is longer than any prompt: a window shorter than a
         # left-padded prompt would see fewer real tokens in a batch than alone.
-        sliding_window=512,
+        sliding_window=geometry.gemma_window,
     )
     config = Gemma3Config(
-        vision_config=SiglipVisionConfig(**_VISION_SIZES, patch_size=4),
+        vision_config=SiglipVisionConfig(**_vision_sizes(side), patch_size=geometry.gemma_patch),
         text_config=text_config,
         mm_tokens_per_image=tokens_per_image,
         boi_token_index=tokenizer.convert_tokens_to_ids("<start_of_image>"),
@@ -337,7 +389,7 @@ def _gemma3() -> tuple[Any, Any]:
         std=config.initializer_range or 0.02,
     )
     model.generation_config.eos_token_id = [ids["eos_token_id"], end_of_turn]
-    image_processor = Gemma3ImageProcessorPil(size={"height": IMAGE_SIZE, "width": IMAGE_SIZE})
+    image_processor = Gemma3ImageProcessorPil(size={"height": side, "width": side})
     processor = Gemma3Processor(
         image_processor=image_processor,
         tokenizer=tokenizer,
@@ -347,11 +399,11 @@ def _gemma3() -> tuple[Any, Any]:
     return model, processor
 
 
-def _text() -> tuple[Any, Any]:
+def _text(geometry: Geometry) -> tuple[Any, Any]:
     """A text-only Llama chat model (a diagnoser in the describe pipeline)."""
     from transformers import LlamaConfig, LlamaForCausalLM
 
     tokenizer = llama_tokenizer(CHAT_TEMPLATES["vicuna"])
-    config = LlamaConfig(**_TEXT_SIZES, **_token_ids(tokenizer))
+    config = LlamaConfig(**_text_sizes(geometry), **_token_ids(tokenizer))
     model = LlamaForCausalLM(config)  # type: ignore[no-untyped-call,unused-ignore]
     return model, tokenizer

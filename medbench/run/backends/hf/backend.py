@@ -32,6 +32,16 @@ from medbench.run.backends.hf.chat import (
 )
 from medbench.run.backends.hf.finish import batch_config, cut_rows, stop_ids
 from medbench.run.backends.hf.loading import Loaded, load
+from medbench.run.backends.hf.prefix import (
+    NoCache,
+    Prefill,
+    Sharing,
+    generate_shared,
+    image_count,
+    plan_sharing,
+    real_tokens,
+    whole_images,
+)
 from medbench.run.backends.padding import square_padding
 from medbench.run.batching import MAX_AUTO_BATCH, BatchMemory, BatchSizer
 from medbench.spec import GenerationSpec, Messages, ModelSpec
@@ -99,6 +109,11 @@ class HFBackend:
         )
         # Tokenizers keep their padding settings as mutable state: one encode or decode at a time.
         self._processor_lock = threading.Lock()
+        self.share_prefix = True
+        """Compute the prefix that a batch's rows share (their image, the tokens before it)
+        once, and generate each row from it (see `medbench.run.backends.hf.prefix`)."""
+        self.prefill = Prefill()
+        self._said: set[str] = set()
 
     @property
     def batch_size(self) -> int:
@@ -166,7 +181,8 @@ class HFBackend:
         the caller can store it while the next batches are decoded in the background.
 
         `sizes`: the lengths of the consecutive batches to generate (the runner's, at a fixed
-        batch size); None: runs of the backend's batch size, found automatically if unset."""
+        batch size); None: runs of the backend's batch size, found automatically if unset, cut
+        between two images where one lies within it (an image's prompts share a prefix)."""
         if self._pool is None:
             raise RuntimeError("HFBackend.stream called after close()")
         pool = self._pool
@@ -184,7 +200,7 @@ class HFBackend:
                 stop = (
                     next(planned)
                     if planned is not None
-                    else min(cursor + self._sizer.size, len(requests))
+                    else whole_images(requests, cursor, cursor + self._sizer.size)
                 )
                 chunk = range(cursor, stop)
                 cursor = chunk.stop
@@ -351,8 +367,9 @@ class HFBackend:
         """
         failure: str | None = None
         budgets = [row.max_new_tokens or self._generation.max_new_tokens for row in rows]
+        images = [image_count(row.conversation) + len(row.images) for row in rows]
         try:
-            texts, reasons = self._generate(inputs, budgets)
+            texts, reasons = self._generate(inputs, budgets, images)
         except torch.OutOfMemoryError as e:
             failure = str(e)
         del inputs
@@ -377,25 +394,72 @@ class HFBackend:
             answers.update(self._generate_splitting(part, self._encode(part)))
         return answers
 
-    def _generate(self, inputs: Inputs, budgets: list[int]) -> tuple[list[str], list[str]]:
-        """Each row's answer, cut at its own budget, and why it ended (`stop` or `length`)."""
+    def _generate(
+        self, inputs: Inputs, budgets: list[int], images: list[int]
+    ) -> tuple[list[str], list[str]]:
+        """Each row's answer, cut at its own budget, and why it ended (`stop` or `length`);
+        from the prefixes the rows share where they can (`images`: each row's image count)."""
         loaded = self._loaded
         config = batch_config(self._generation, budgets)
-        on_device = {
+        sharing = self._sharing(inputs, images, config.max_new_tokens)
+        if self._generation.do_sample:
+            torch.manual_seed(self.spec.generation.seed or 0)
+        prompts = real_tokens(inputs)
+        generated: torch.Tensor | None = None
+        if sharing is not None:
+            try:
+                generated, width = generate_shared(
+                    loaded.model, sharing, config, self._pad_id, self.to_device
+                )
+            except NoCache:
+                self._say_once("the model returned no KV cache: prompts are computed in full")
+            else:
+                self.prefill.computed += sharing.prefill_tokens
+                self.prefill.shared_batches += 1
+        if generated is None:
+            on_device = self.to_device(inputs)
+            with torch.inference_mode():
+                generated = loaded.model.generate(**on_device, generation_config=config)
+            width = on_device["input_ids"].shape[1]
+            self.prefill.computed += prompts
+        self.prefill.prompts += prompts
+        new_tokens = generated[:, width:].cpu().tolist()
+        rows, reasons = cut_rows(new_tokens, budgets, stop_ids(config))
+        with self._processor_lock:
+            texts = loaded.tokenizer.batch_decode(rows, skip_special_tokens=True)
+        return [str(text).strip() for text in texts], reasons
+
+    def _sharing(self, inputs: Inputs, images: list[int], budget: int) -> Sharing | None:
+        """How the batch's rows share prefixes; None (full prompts) where nothing is shared,
+        and where something could be but cannot, said once per reason."""
+        if not self.share_prefix or not any(images) or len(images) < 2:
+            return None
+        planned = plan_sharing(self._loaded.model, inputs, images, budget)
+        if isinstance(planned, str):
+            self._say_once(
+                f"a batch shares no prefix ({planned}): its prompts are computed in full"
+            )
+            return None
+        return planned
+
+    def to_device(self, inputs: Inputs) -> Inputs:
+        """`inputs` on the model's device, floating-point ones in its dtype."""
+        loaded = self._loaded
+        return {
             name: value.to(loaded.device, loaded.dtype)
             if value.is_floating_point()
             else value.to(loaded.device)
             for name, value in inputs.items()
         }
-        if self._generation.do_sample:
-            torch.manual_seed(self.spec.generation.seed or 0)
-        with torch.inference_mode():
-            generated = loaded.model.generate(**on_device, generation_config=config)
-        new_tokens = generated[:, on_device["input_ids"].shape[1] :].cpu().tolist()
-        rows, reasons = cut_rows(new_tokens, budgets, stop_ids(config))
-        with self._processor_lock:
-            texts = loaded.tokenizer.batch_decode(rows, skip_special_tokens=True)
-        return [str(text).strip() for text in texts], reasons
+
+    @property
+    def _pad_id(self) -> int:
+        return int(self._loaded.tokenizer.pad_token_id or 0)
+
+    def _say_once(self, message: str) -> None:
+        if message not in self._said:
+            self._said.add(message)
+            self._say(message)
 
     def _release_memory(self) -> None:
         if self._loaded.device.type == "cuda":

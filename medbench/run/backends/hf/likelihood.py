@@ -35,6 +35,7 @@ import torch  # noqa: TID253
 from medbench.data import ImageError, load_image
 from medbench.run.backends.base import OptionScores, Request
 from medbench.run.backends.hf.backend import HFBackend
+from medbench.run.backends.hf.prefix import TOKEN_FIELDS
 from medbench.run.backends.hf.replies import case_forms, combine_forms, reply_continuation
 
 
@@ -231,7 +232,7 @@ class OptionScorer:
             }
         )
         keep = torch.tensor(wanted, dtype=torch.long)
-        on_device = self._on_device(inputs)
+        on_device = self.backend.to_device(inputs)
         with torch.inference_mode():
             logits = loaded.model(**on_device, logits_to_keep=keep.to(loaded.device)).logits
         self.forward_passes += 1
@@ -256,7 +257,7 @@ class OptionScorer:
         length = prompt["input_ids"].shape[1]
         rest = max(len(span) for _, span in rows) - 1
         with torch.inference_mode():
-            out = model(**self._on_device(prompt), use_cache=True, logits_to_keep=1)
+            out = model(**self.backend.to_device(prompt), use_cache=True, logits_to_keep=1)
             self.forward_passes += 1
             first = torch.log_softmax(out.logits[:, -1].float(), dim=-1).cpu()
             picked: list[list[torch.Tensor]] = [[first[b, span[0]]] for b, span in rows]
@@ -292,15 +293,6 @@ class OptionScorer:
             totals.setdefault(b, []).append(float(torch.stack(tokens).double().sum()))
         return [totals[b] for b in range(len(batch))]
 
-    def _on_device(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        loaded = self.backend._loaded
-        return {
-            name: value.to(loaded.device, loaded.dtype)
-            if value.is_floating_point()
-            else value.to(loaded.device)
-            for name, value in inputs.items()
-        }
-
 
 def _ids(tokenizer: Any, text: str) -> list[int]:
     """Token ids of text that already holds its special tokens (the chat template's)."""
@@ -311,10 +303,7 @@ def _stackable(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
     """Whether two requests' tensors can share a batch (same names, same image shapes)."""
     if a.keys() != b.keys():
         return False
-    return all(a[k].shape[1:] == b[k].shape[1:] for k in a if k not in _TOKEN_FIELDS)
-
-
-_TOKEN_FIELDS = ("input_ids", "attention_mask", "token_type_ids", "mm_token_type_ids")
+    return all(a[k].shape[1:] == b[k].shape[1:] for k in a if k not in TOKEN_FIELDS)
 
 
 __all__ = ["AUTO_ROWS", "OptionScorer", "OptionScores"]
