@@ -27,10 +27,10 @@ from medbench.run.executors import (
 )
 from medbench.run.imagejobs import carry_over_answers, derive_for
 from medbench.run.jobs import Job
+from medbench.run.layout import cut_batches, prompt_length
 from medbench.run.plan import Plan
 from medbench.run.progress import step
 from medbench.run.served import Change, stale_diagnoses
-from medbench.spec import ORIGINAL_IMAGE
 from medbench.spec.loading import SpecSet
 
 STALE_SHOWN = 10
@@ -88,57 +88,6 @@ def load_executor(name: str) -> Executor:
     return executor
 
 
-def _batch_order(job: Job) -> tuple[object, ...]:
-    """Where a job stands in its model's batch layout: one image's prompts side by side, the
-    original images' jobs before the image variants' (so that adding image variants to a
-    suite leaves the original jobs' batches as they were)."""
-    return (
-        job.image_variant != ORIGINAL_IMAGE,
-        job.task,
-        job.sample,
-        job.subject,
-        job.pipeline,
-        job.family,
-        job.variant,
-        job.image_variant,
-    )
-
-
-def cut_batches(jobs: Sequence[Job], size: int) -> list[list[Job]]:
-    """The batches of one model's jobs, cut from all of them, cached or not.
-
-    Jobs are laid out by (task, sample, subject, pipeline, family, variant) - every prompt
-    of one image side by side - one job per distinct key (the first), and each task's run is
-    cut into consecutive batches of `size` keys; the jobs of image variants come after the
-    original images' (laid out and cut the same way), never in their batches. A job's batch
-    thus depends only on the planned jobs of its model and task and on the batch size, never
-    on what is cached: the runner sends a batch's missing jobs together and never with
-    another batch's. A cold run and a resumed one (the cache stores whole batches) then
-    answer every job in the same batch with the same batch-mates; a job retried after a
-    failure runs with its batch's other missing jobs only.
-
-    Noise-floor replicates come after, in batches of their own: ordered by key (a fixed
-    shuffle), so that each meets batch-mates of other images and tasks, not the ones its
-    first answer had.
-    """
-    batches: list[list[Job]] = []
-    seen: set[str] = set()
-    run: tuple[bool, str] | None = None
-    for job in sorted((j for j in jobs if not j.replicate), key=_batch_order):
-        if job.key in seen:
-            continue
-        seen.add(job.key)
-        here = (job.image_variant != ORIGINAL_IMAGE, job.task)
-        if here != run or len(batches[-1]) == size:
-            batches.append([])
-            run = here
-        batches[-1].append(job)
-    replicates = sorted({j.key: j for j in jobs if j.replicate and j.key not in seen}.items())
-    for start in range(0, len(replicates), size):
-        batches.append([job for _, job in replicates[start : start + size]])
-    return batches
-
-
 def pending_work(
     plan: Plan,
     specs: SpecSet,
@@ -170,7 +119,8 @@ def pending_work(
         sizes: list[int] = []
         planned = batch_size is not None or not automatic_batch(spec)
         size = (batch_size or preferred_batch(spec)) if planned else len(mine)
-        cut = [[job for job in batch if job.key not in done] for batch in cut_batches(mine, size)]
+        layout = cut_batches(mine, size, prompt_length(plan, spec))
+        cut = [[job for job in batch if job.key not in done] for batch in layout]
         if spec.backend != "baseline":  # a baseline never looks at an image
             derive_for(plan, [job for batch in cut for job in batch])
         for missing in cut:

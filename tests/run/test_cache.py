@@ -389,7 +389,8 @@ def test_run_records_the_batch_size_each_answer_was_produced_at(tmp_path: Path) 
         run_plan(plan, specs, cache, progress=False, context=BackendContext(batch_size=4))
         stored = cache.get_many(j.key for j in plan.jobs)
     sizes = sorted(a.batch_size or 0 for a in stored.values())
-    # 8 variants x 6 images = 48 keys in batches of 4: twelve of 4
+    # 8 variants x 6 images = 48 keys in batches of 4: an image's 8 prompts alone pass 4, so
+    # each image fills two batches of its own
     assert (sizes.count(4), len(sizes)) == (48, 48)
     assert {a.precision for a in stored.values()} == {None}
 

@@ -86,14 +86,16 @@ def test_plan_cost_counts_generations_tokens_likelihoods_and_llm_calls(tmp_path:
     # 4 images: 8 closed + 2 describe wordings; the reference asked without an image is one
     # prompt (one key) for every image
     assert llava.generations == 4 * (8 + 2) + 1
-    assert llava.image_tokens == 4 * 10 * 576
-    assert llava.decode_budget_tokens == (4 * 8 + 1) * 128 + 4 * 2 * 1024  # closed: 128 each
+    # the hf backend computes each image's prefix once per system text; the image-after
+    # wording shares none (see the shared-prefix test)
+    assert llava.image_tokens == 4 * 4 * 576
+    assert llava.decode_budget_tokens == (4 * 8 + 1) * 64 + 4 * 2 * 200  # closed: 64 each
     assert llava.likelihood_requests == 4 * 8
     # each description diagnosed under the 7 wordings that do not only move the image
     assert llava.llm_calls == 4 * 2 * 7
     assert llava.prefill_tokens > llava.image_tokens
     assert (llava.image_rule, llava.text_tokens) == ("family rule", "estimate")
-    assert by_id["gemma-3-4b-it"].image_tokens == 4 * 10 * 256
+    assert by_id["gemma-3-4b-it"].image_tokens == 4 * 4 * 256
     assert cost.placeholders == ["gemma-3-4b-it", "llava-1.5-7b"]
     assert cost.gpu_hours is None
 
@@ -191,18 +193,20 @@ def test_plan_cost_decode_budget_follows_each_familys_budget(tmp_path: Path) -> 
     plan = make_plan(specs, "t", models_dir=tmp_path / "m", placeholders=True)
     llava = next(m for m in plan_cost(plan, specs, folder_of=lambda m: None).models
                  if m.id == "llava-1.5-7b")  # fmt: skip
-    # 32 closed generations and 1 no-image at the family's 128, 8 descriptions at their 1024
-    assert llava.decode_budget_tokens == 32 * 128 + 8 * 1024 + 1 * 128
+    # 32 closed generations and 1 no-image at the family's 64, 8 descriptions at their 200
+    assert llava.decode_budget_tokens == 32 * 64 + 8 * 200 + 1 * 64
 
 
-def test_plan_cost_counts_a_prefix_vllm_shares_once(tmp_path: Path) -> None:
+@pytest.mark.parametrize("backend", ["hf", "vllm"])
+def test_plan_cost_counts_a_shared_prefix_once(tmp_path: Path, backend: str) -> None:
     project = _project(tmp_path)
     specs = load_specs(project / "specs")
     llava = specs.models["llava-1.5-7b"]
-    specs.models["llava-1.5-7b"] = llava.model_copy(update={"backend": "vllm"})
+    specs.models["llava-1.5-7b"] = llava.model_copy(update={"backend": backend})
     plan = make_plan(specs, "t", models_dir=tmp_path / "m", placeholders=True)
     cost = next(m for m in plan_cost(plan, specs, folder_of=lambda m: None).models
                 if m.id == "llava-1.5-7b")  # fmt: skip
     # per image: one prefix without a system text, one with the persona's, one per describe
-    # wording's system text (radiologist) or none (shared with the closed family's)
-    assert cost.image_tokens == 4 * 3 * 576
+    # wording's system text (radiologist) or none (shared with the closed family's); the
+    # image-after wording (`image_position: after_text`) shares none: its image counts whole
+    assert cost.image_tokens == 4 * (3 + 1) * 576

@@ -227,19 +227,19 @@ def test_load_specs_pair_with_different_default_system_is_an_error(project: Path
 def test_plan_family_budget_enters_the_key_only_where_it_changes_the_models(
     project: Path,
 ) -> None:
-    # closed_diagnosis allows 128 new tokens; tiny-llava's own 12 is lower and stays
+    # closed_diagnosis allows 64 new tokens; tiny-llava's own 12 is lower and stays
     plan = _plan(project)
     tiny = [j for j in plan.jobs if j.model == "tiny-llava"]
     assert {plan.request(j).max_new_tokens for j in tiny} == {None}
     spec = project / "specs/models/tiny-llava.yaml"
-    spec.write_text(spec.read_text().replace("max_new_tokens: 12", "max_new_tokens: 128"))
+    spec.write_text(spec.read_text().replace("max_new_tokens: 12", "max_new_tokens: 64"))
     at_budget = {j.key for j in _plan(project).jobs if j.model == "tiny-llava"}
-    spec.write_text(spec.read_text().replace("max_new_tokens: 128", "max_new_tokens: 1024"))
+    spec.write_text(spec.read_text().replace("max_new_tokens: 64", "max_new_tokens: 1024"))
     wide = _plan(project)
     jobs = [j for j in wide.jobs if j.model == "tiny-llava"]
-    # a ceiling of 1024 with the family's 128: the answers (and keys) of a 128-token model
+    # a ceiling of 1024 with the family's 64: the answers (and keys) of a 64-token model
     assert {j.key for j in jobs} == at_budget
-    assert {wide.request(j).max_new_tokens for j in jobs} == {128}
+    assert {wide.request(j).max_new_tokens for j in jobs} == {64}
     assert wide.identities["tiny-llava"].payload["generation"]["max_new_tokens"] == 1024
 
 
@@ -258,14 +258,14 @@ def test_plan_family_budget_keys_only_the_models_whose_budget_it_lowers(tmp_path
     project = make_project(tmp_path, models=("llava-1.5-7b", "tiny-llava", "baseline-chance"))
     specs = load_specs(project / "specs")
     family = specs.families["closed_diagnosis"]
-    assert family.max_new_tokens == 128
-    assert token_budget(specs.models["llava-1.5-7b"], family) == 128  # its own is 1024
+    assert family.max_new_tokens == 64
+    assert token_budget(specs.models["llava-1.5-7b"], family) == 64  # its own is 1024
     assert token_budget(specs.models["tiny-llava"], family) is None  # its own 12 is lower
     assert token_budget(specs.models["baseline-chance"], family) is None
     plan = make_plan(specs, "t", models_dir=tmp_path / "m", placeholders=True)
-    assert plan.budgets == {("llava-1.5-7b", "closed_diagnosis"): 128}
+    assert plan.budgets == {("llava-1.5-7b", "closed_diagnosis"): 64}
     job = next(j for j in plan.jobs if j.model == "llava-1.5-7b")
-    assert plan.request(job).max_new_tokens == 128
+    assert plan.request(job).max_new_tokens == 64
     tiny = next(j for j in plan.jobs if j.model == "tiny-llava")
     assert plan.request(tiny).max_new_tokens is None
     unbudgeted = specs.families["closed_diagnosis"].model_copy(update={"max_new_tokens": None})

@@ -454,7 +454,8 @@ def test_run_noise_floor_is_exactly_0_on_cpu_and_its_replicates_are_cached(
         stored = cache.get_many(j.key for j in plan.jobs)
         _, second = _run(project, cache)
     assert (second.ran, second.cached) == (0, 36)  # type: ignore[attr-defined]
-    # the replicates ran in a batch of their own (4), the 32 first answers in batches of 8
+    # the replicates ran in a batch of their own (4), the 32 first answers in batches of 8: each
+    # image's 8 wordings, never split between batches (its prefix computed once)
     sizes = {j.replicate: set() for j in plan.jobs}
     for job in plan.jobs:
         sizes[job.replicate].add((stored[job.key].batch_size, stored[job.key].precision))

@@ -3,11 +3,11 @@ the decode budget, the likelihood requests and the text-LLM calls; GPU-hours fro
 calibration when there is one.
 
 Prefill counts each distinct generation's prompt once (its text tokens and its images' tokens;
-the hf backend shares no prefix between generations, vLLM's prefix caching shares an image's
-tokens between the prompts that open alike: the same system text, the same image); the decode
-budget is the sum of each distinct generation's `max_new_tokens` (an upper bound: answers stop
-early). Baselines cost nothing and are left out; a diagnoser's calls are counted with the model
-whose descriptions it reads.
+the hf backend's shared prefixes and vLLM's prefix caching compute an image's tokens once for
+the prompts that open alike: the same system text, the same image, the image before the text);
+the decode budget is the sum of each distinct generation's `max_new_tokens` (an upper bound:
+answers stop early). Baselines cost nothing and are left out; a diagnoser's calls are counted
+with the model whose descriptions it reads.
 """
 
 from __future__ import annotations
@@ -17,15 +17,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from PIL import Image
-
 from medbench.run.cost.calibration import Calibration
-from medbench.run.cost.tokens import ImageRule, TextCounter, checkpoint_folder, image_rule
+from medbench.run.cost.images import ImageTokens
+from medbench.run.cost.tokens import TextCounter, checkpoint_folder, image_rule
 from medbench.run.jobs import Job
 from medbench.run.likelihood import PIPELINE as LIKELIHOOD
 from medbench.run.likelihood import likelihood_jobs, scored_options
 from medbench.run.plan import Plan
-from medbench.spec import ORIGINAL_IMAGE, token_budget
+from medbench.spec import Messages, token_budget
 
 if TYPE_CHECKING:
     from medbench.spec.loading import SpecSet
@@ -137,7 +136,8 @@ def report_lines(cost: PlanCost) -> list[str]:
             + ", ".join(cost.placeholders)
         )
     lines.append(
-        "decode budget: the sum of each distinct generation's max_new_tokens (an upper bound)"
+        "decode budget: the sum of each distinct generation's max_new_tokens (an upper bound); "
+        "prefill: an image's prefix once per system text where the backend shares it (hf, vllm)"
     )
     if cost.gpu:
         lines.append(f"GPU-hours estimated from speeds measured on {cost.gpu}")
@@ -146,53 +146,14 @@ def report_lines(cost: PlanCost) -> list[str]:
     return lines
 
 
-def image_size(path: str) -> tuple[int, int] | None:
-    """An image file's (width, height) from its header, without decoding (None: unreadable)."""
-    try:
-        with Image.open(path) as image:
-            return image.size
-    except Exception:  # an unreadable image: its job fails, it costs no image tokens
-        return None
+SHARING_BACKENDS = ("hf", "vllm")
+"""Backends that compute the prefix an image's prompts share once."""
 
 
-class _ImageTokens:
-    """Image tokens of each job's images under one model's rule, each size read once."""
-
-    def __init__(self, plan: Plan, specs: SpecSet, rule: ImageRule | None) -> None:
-        self.plan, self.rule = plan, rule
-        self.kinds = {v.id: v for v in plan.suite.image_variants}
-        self._sizes: dict[str, tuple[int, int] | None] = {}
-
-    def size(self, path: str) -> tuple[int, int] | None:
-        if path not in self._sizes:
-            self._sizes[path] = image_size(path)
-        return self._sizes[path]
-
-    def of(self, job: Job) -> int:
-        rule = self.rule
-        if rule is None:
-            return 0
-        sample = self.plan.sample(job.task, job.sample)
-        if job.image_variant == ORIGINAL_IMAGE:
-            paths = [str(sample.path)]
-        else:
-            shown = self.plan.images.get(self.plan.image_slot(job), ())
-            if not shown:
-                return 0
-            # a derived image has its source's size (less a crop); an ablation shows an original
-            recipes = self.plan.recipes
-            paths = [recipes[i.sha256].source.path if i.sha256 in recipes else i.path
-                     for i in shown]  # fmt: skip
-        if not rule.needs_size:
-            return rule.fixed * len(paths)
-        total = 0
-        scale = getattr(self.kinds.get(job.image_variant), "fraction", 1.0)
-        for path in paths:
-            size = self.size(path)
-            if size is not None:
-                width, height = (max(1, round(side * scale)) for side in size)
-                total += rule.tokens(width, height)
-        return total
+def text_first(messages: Messages) -> bool:
+    """Whether the user text comes before the image (an `image_position: after_text` variant):
+    such a prompt shares no prefix with the image-first wordings, so its image is counted."""
+    return getattr(messages, "image_position", "before_text") == "after_text"
 
 
 def decode_budget(specs: SpecSet, job: Job) -> int:
@@ -253,12 +214,13 @@ def _model_cost(
     spec = specs.models[model]
     rule = None if spec.text_only else image_rule(spec.family, folder)
     text = TextCounter(folder)
-    images = _ImageTokens(plan, specs, rule)
+    images = ImageTokens(plan, rule)
     cost = ModelCost(model, image_rule=rule.source if rule else "none", text_tokens=text.source)
     seen: set[str] = set()
-    # vLLM's prefix caching computes a shared prefix once: the system text and the image open
-    # an image-first prompt, so the wordings of one image share its image tokens
-    shares = spec.backend == "vllm"
+    # A shared prefix is computed once: the system text and the image open an image-first
+    # prompt, so the wordings of one image share its image tokens (vLLM's prefix caching; the
+    # hf backend's shared prefixes, the runner keeping an image's prompts in one batch)
+    shares = spec.backend in SHARING_BACKENDS and not spec.text_only
     prefixes: set[tuple[str | None, str, str, str]] = set()
     for job in jobs:
         prompt = plan.prompt_of(job)
@@ -274,8 +236,9 @@ def _model_cost(
             continue
         seen.add(job.key)
         image = images.of(job)
-        if shares:
-            prefix = (messages.system, job.task, job.sample, job.image_variant)
+        if shares and not text_first(messages):
+            system = None if spec.system_prompt == "none" else messages.system
+            prefix = (system, job.task, job.sample, job.image_variant)
             image = 0 if prefix in prefixes else image
             prefixes.add(prefix)
         cost.generations += 1
