@@ -272,15 +272,17 @@ def test_ray_stop_ends_the_run_after_the_batch_in_flight(ray_session: Any, tmp_p
     specs = load_specs(project / "specs")
     with Cache(tmp_path / "c.sqlite") as cache:
         plan = make_plan(specs, "t", models_dir=tmp_path / "models", hasher=cache.hash_file)
-        work, _, _ = pending_work(plan, specs, cache, batch_size=4)  # as run_plan cuts them
+        # batches of one image's 7 wordings, all full (Ray may bundle a short block with the
+        # next one), as run_plan cuts them
+        work, _, _ = pending_work(plan, specs, cache, batch_size=7)
     batches: list[list[Output]] = []
 
     def sink(requests: Any, outputs: Any) -> None:
         batches.append(list(outputs))
 
-    RayExecutor().execute(work, BackendContext(batch_size=4), sink, lambda: bool(batches))
-    assert len(work[0].requests) > 4
-    assert [len(b) for b in batches] == [4]
+    RayExecutor().execute(work, BackendContext(batch_size=7), sink, lambda: bool(batches))
+    assert len(work[0].requests) > 7
+    assert [len(b) for b in batches] == [7]
     assert all(o.error is None for o in batches[0])
 
 
