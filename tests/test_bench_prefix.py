@@ -15,7 +15,9 @@ def test_bench_prefix_quick_shares_prefixes_with_the_same_answers(
 ) -> None:
     assert bench_prefix.main(["--quick"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].startswith("shared image prefix: closed_diagnosis (7 wordings) x 2 images")
+    assert lines[0].startswith(
+        "shared image prefix: closed_diagnosis (7 image-first wordings) x 2 images"
+    )
     rows = {line.split()[0]: line for line in lines[2:]}
     assert set(rows) == {*bench_prefix.ARCHS, "all"}
     for arch in bench_prefix.ARCHS:

@@ -22,9 +22,9 @@ ARCHS = ["llava", "llava_next", "gemma3"]
 
 
 def family_requests(images: list[Path], family: str = "closed_diagnosis") -> list[Request]:
-    """Every wording of a shipped family about each image (its persona has its own system text),
-    in the runner's order: one image's wordings side by side."""
-    return bench_prefix.family_requests(REPO, images, family)
+    """Every wording of a shipped family about each image (its persona has its own system text;
+    its image-after wording shares nothing), in the runner's order: one image's side by side."""
+    return bench_prefix.family_requests(REPO, images, family, image_after=True)
 
 
 def texts(outputs: list[Output]) -> list[str | None]:
@@ -159,25 +159,25 @@ def test_an_untested_model_family_shares_nothing() -> None:
 def test_out_of_memory_halves_a_shared_batch_and_shares_again(
     tiny_llava_dir: Path, open_backend: Any, images: list[Path]
 ) -> None:
-    requests = family_requests(images[:2])  # 14 requests, two images
+    requests = family_requests(images[:2])  # 16 requests, two images
     expected = texts(open_backend("llava", tiny_llava_dir, share=False).generate(requests))
     backend = open_backend("llava", tiny_llava_dir)
     model = backend._loaded.model
     real_generate = model.generate
     sizes: list[int] = []
 
-    def generate_at_most_seven(**inputs: Any) -> Any:
+    def generate_at_most_eight(**inputs: Any) -> Any:
         sizes.append(int(inputs["input_ids"].shape[0]))
-        if sizes[-1] > 7:
+        if sizes[-1] > 8:
             raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
         assert inputs["past_key_values"] is not None  # each half still shares its image
         return real_generate(**inputs)
 
-    model.generate = generate_at_most_seven
+    model.generate = generate_at_most_eight
     outputs = backend.generate(requests)
     assert texts(outputs) == expected
-    assert sizes == [14, 7, 7]
-    assert {o.batch_size for o in outputs} == {7}
+    assert sizes == [16, 8, 8]
+    assert {o.batch_size for o in outputs} == {8}
 
 
 def test_an_automatic_batch_ends_between_two_images() -> None:

@@ -24,7 +24,7 @@ from medbench.run.jobs import Job
 from medbench.run.likelihood import PIPELINE as LIKELIHOOD
 from medbench.run.likelihood import likelihood_jobs, scored_options
 from medbench.run.plan import Plan
-from medbench.spec import Messages, token_budget
+from medbench.spec import token_budget
 
 if TYPE_CHECKING:
     from medbench.spec.loading import SpecSet
@@ -150,12 +150,6 @@ SHARING_BACKENDS = ("hf", "vllm")
 """Backends that compute the prefix an image's prompts share once."""
 
 
-def text_first(messages: Messages) -> bool:
-    """Whether the user text comes before the image (an `image_position: after_text` variant):
-    such a prompt shares no prefix with the image-first wordings, so its image is counted."""
-    return getattr(messages, "image_position", "before_text") == "after_text"
-
-
 def decode_budget(specs: SpecSet, job: Job) -> int:
     """The most tokens a job may generate: its family's budget, capped by the model's own."""
     model = specs.models[job.model]
@@ -236,7 +230,7 @@ def _model_cost(
             continue
         seen.add(job.key)
         image = images.of(job)
-        if shares and not text_first(messages):
+        if shares and not messages.image_after:  # text first: its prefix is its own
             system = None if spec.system_prompt == "none" else messages.system
             prefix = (system, job.task, job.sample, job.image_variant)
             image = 0 if prefix in prefixes else image
