@@ -42,12 +42,12 @@ def test_verify_records_baseline_is_re_derived_whole_from_its_backend(project: S
     notes: list[str] = []
     problems = verify_records(Path("leaderboard"), project, notes)
     pattern = (
-        rf"{RECORD}: baseline: {changed} of 2288 re-asked answers differ from the sidecar "
+        rf"{RECORD}: baseline: {changed} of 2464 re-asked answers differ from the sidecar "
         r"\(first: [^)]*\); these answers did not come from this model as the specs ask it"
     )
     assert [p for p in problems if re.fullmatch(pattern, p)], problems
     other = RECORD.with_name("baseline-stable-random.json")
-    assert f"{other}: baseline: 2288 answers re-asked, all as recorded" in notes
+    assert f"{other}: baseline: 2464 answers re-asked, all as recorded" in notes
 
 
 def test_verify_records_refusing_baseline_that_answers_is_a_problem_without_specs(
@@ -62,7 +62,7 @@ def test_verify_records_refusing_baseline_that_answers_is_a_problem_without_spec
     first = read_answers_csv(REFUSE.with_name("baseline-always-refuse.answers.csv.gz").read_bytes())
     row = first[first["pipeline"] == "direct"].iloc[0]
     assert verify_records(Path("leaderboard")) == [
-        "leaderboard/quickstart/baseline-always-refuse.answers.csv.gz: text: 1 of 2112 answers of "
+        "leaderboard/quickstart/baseline-always-refuse.answers.csv.gz: text: 1 of 2288 answers of "
         "a baseline that always refuses are not its refusal (first: "
         f"{row['task']}/{row['family']}/{row['variant']}/{row['sample']}: {row['text']!r}); a "
         "baseline answers deterministically"
@@ -107,7 +107,7 @@ def test_verify_records_truth_in_its_own_words_for_every_image_is_a_note(
     notes: list[str] = []
     verify_records(Path("leaderboard"), project, notes)
     assert (
-        f"{SIDECAR}: task brain_tumor_mri: every answer (384, under every wording) is its "
+        f"{SIDECAR}: task brain_tumor_mri: every answer (448, under every wording) is its "
         "image's true label, word for word: a perfect model answers so, and so do labels copied "
         "into the texts; verify cannot tell them apart"
     ) in notes
@@ -161,5 +161,5 @@ def test_verify_records_run_must_name_the_records_suite_and_answers(project: Spe
     hint = "a record names the run that made its answers: republish it from that run"
     assert verify_records(Path("leaderboard")) == [
         f'{RECORD}: run.suite: recorded "paper", the record\'s suite "quickstart"; {hint}',
-        f"{RECORD}: run.n_answers: recorded 2000, the sidecar holds 2288; {hint}",
+        f"{RECORD}: run.n_answers: recorded 2000, the sidecar holds 2464; {hint}",
     ]
